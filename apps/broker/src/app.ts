@@ -1,0 +1,57 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Container } from './container.ts';
+import { installAuth } from './http/auth.ts';
+import { installErrorHandling } from './http/error-handler.ts';
+import { installOpenApi } from './http/openapi.ts';
+import './http/types.ts';
+import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
+import { auditRoutes } from './modules/audit/audit.routes.ts';
+import { healthRoutes } from './modules/health/health.routes.ts';
+import { providersRoutes } from './modules/providers/providers.routes.ts';
+import { VERSION } from './version.ts';
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
+
+/** Builds the Fastify app without listening (tests call `inject`). */
+export async function buildApp(container: Container, logger: Logger): Promise<FastifyInstance> {
+  const { config } = container;
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: config.http.bodyLimit,
+    // The client address comes from the socket unless the hop is a configured proxy.
+    trustProxy: config.http.trustedProxies.length > 0 ? [...config.http.trustedProxies] : false,
+    // Accept a caller's request id only when it is a plain token; otherwise make our own.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    reply.header('cache-control', 'no-store');
+    reply.header('x-content-type-options', 'nosniff');
+  });
+  installErrorHandling(app);
+  container.metrics.install(app);
+  installAuth(app, { adminKeys: container.adminKeys, allowedCidrs: config.http.allowedCidrs });
+  await installOpenApi(app, config.http.baseUrl, VERSION);
+
+  healthRoutes(app, {
+    db: container.db,
+    secrets: container.secrets,
+    metrics: container.metrics,
+    metricsPublic: config.http.metricsPublic,
+  });
+  providersRoutes(app, { providers: container.providers });
+  adminKeysRoutes(app, { adminKeys: container.adminKeys });
+  auditRoutes(app, { audit: container.audit });
+  return app;
+}

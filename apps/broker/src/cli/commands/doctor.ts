@@ -1,0 +1,161 @@
+import { ConfigError, loadConfig } from '../../config/load.ts';
+import { buildContainer } from '../../container.ts';
+import { type ResolvedKeys, resolveKeys } from '../../crypto/key-file.ts';
+import { type Database, openDatabase } from '../../db/client.ts';
+import { migrationStatus } from '../../db/migrate.ts';
+import { ciphertextKeyUsage } from '../../modules/keys/rewrap.ts';
+import type { Io } from '../output.ts';
+
+type Level = 'ok' | 'warn' | 'fail';
+interface Finding {
+  level: Level;
+  check: string;
+  message: string;
+  fix?: string;
+}
+
+const reason = (error: unknown) =>
+  (error instanceof Error ? error.message : String(error)).split('\n')[0]!.slice(0, 300);
+
+/**
+ * `nexus doctor`: checks configuration, key ring, database, migrations, secret backend and admin
+ * access, and says for each problem how to fix it. Exit 1 when anything fails.
+ */
+export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Promise<number> {
+  const findings: Finding[] = [];
+  const add = (level: Level, check: string, message: string, fix?: string) =>
+    findings.push({ level, check, message, ...(fix ? { fix } : {}) });
+  let db: Database | undefined;
+  try {
+    let config: ReturnType<typeof loadConfig>;
+    try {
+      config = loadConfig(env);
+      add('ok', 'config', `mode ${config.mode}, data directory ${config.dataDir}`);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      for (const problem of error.problems) add('fail', 'config', problem, 'see docs/configuration.md');
+      return report(io, findings, json);
+    }
+
+    let keys: ResolvedKeys | undefined;
+    try {
+      keys = resolveKeys({ ...config, keys: { ...config.keys, generateIfMissing: false } });
+      const where = keys.source.kind === 'file' ? `key file ${keys.source.path}` : 'environment';
+      add(
+        'ok',
+        'keys',
+        `${keys.ring.kids.length} encryption key(s) from ${where}; primary ${keys.ring.primaryKid}`,
+      );
+      if (config.mode !== 'production' && keys.source.kind === 'file') {
+        add(
+          'warn',
+          'keys',
+          'using a development key file',
+          'in production set ENCRYPTION_KEY and STATE_KEY, or NEXUS_KEY_FILE',
+        );
+      }
+    } catch (error) {
+      add('fail', 'keys', reason(error), 'generate keys with `nexus keys generate`');
+    }
+
+    db = openDatabase(config.database);
+    let migrated = false;
+    try {
+      await db.ping();
+      add('ok', 'database', `${db.dialect} reachable`);
+      const status = await migrationStatus(db);
+      if (status.pending.length > 0)
+        add(
+          'warn',
+          'migrations',
+          `${status.pending.length} pending: ${status.pending.join(', ')}`,
+          'run `nexus migrate`',
+        );
+      else {
+        migrated = true;
+        add('ok', 'migrations', `${status.applied.length} applied, checksums match`);
+      }
+    } catch (error) {
+      add(
+        'fail',
+        'database',
+        reason(error),
+        config.database.kind === 'postgres'
+          ? 'check DATABASE_URL and that PostgreSQL accepts connections'
+          : 'check NEXUS_DATA_DIR is writable',
+      );
+    }
+
+    if (keys !== undefined && migrated) {
+      const container = buildContainer(config, { keys, db });
+      try {
+        await container.secrets.healthCheck();
+        add('ok', 'secret backend', `${container.secrets.kind} reachable`);
+      } catch (error) {
+        add('fail', 'secret backend', reason(error), 'check SECRET_BACKEND and its settings');
+      }
+      const usage = await ciphertextKeyUsage(db);
+      for (const [kid, count] of usage) {
+        if (kid === keys.ring.primaryKid) continue;
+        if (keys.ring.key(kid) === undefined) {
+          add(
+            'fail',
+            'ciphertexts',
+            `${count} stored secret(s) use key ${kid}, which is not in the key ring`,
+            'add that key back to ENCRYPTION_KEYS (or the key file)',
+          );
+        } else {
+          add(
+            'warn',
+            'ciphertexts',
+            `${count} stored secret(s) still use older key ${kid}`,
+            'run `nexus keys rewrap`',
+          );
+        }
+      }
+      const admins = await container.adminKeys.countLive();
+      if (admins === 0)
+        add(
+          'warn',
+          'admin keys',
+          'no admin API key exists: nobody can use the admin API',
+          'run `nexus admin-keys create --name <name>`',
+        );
+      else add('ok', 'admin keys', `${admins} live admin key(s)`);
+    }
+
+    if (config.mode === 'production') {
+      if (config.allowedReturnDomains.length === 0)
+        add(
+          'warn',
+          'access',
+          'ALLOWED_RETURN_DOMAINS is empty: no consent flow can return to an application',
+          'list your application hosts',
+        );
+      if (config.http.metricsPublic)
+        add(
+          'warn',
+          'access',
+          '/metrics is served without authentication',
+          'unset NEXUS_METRICS_PUBLIC unless a private network protects it',
+        );
+    }
+    return report(io, findings, json);
+  } finally {
+    await db?.close();
+  }
+}
+
+function report(io: Io, findings: readonly Finding[], json: boolean): number {
+  const failed = findings.some((f) => f.level === 'fail');
+  if (json) io.out(JSON.stringify({ ok: !failed, findings }));
+  else {
+    const mark = { ok: ' ok ', warn: 'WARN', fail: 'FAIL' } as const;
+    for (const f of findings) {
+      io.out(`[${mark[f.level]}] ${f.check}: ${f.message}`);
+      if (f.fix && f.level !== 'ok') io.out(`       fix: ${f.fix}`);
+    }
+    io.out(failed ? '\nSome checks failed.' : '\nAll checks passed.');
+  }
+  return failed ? 1 : 0;
+}

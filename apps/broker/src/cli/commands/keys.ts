@@ -1,0 +1,108 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { encodeKey, newKey, readKeyFile, writeKeyFile } from '../../crypto/key-file.ts';
+import { keyIdOf } from '../../crypto/keyring.ts';
+import { rewrap } from '../../modules/keys/rewrap.ts';
+import { CliExit, configOrExit, containerOrExit, requireMigrated } from '../context.ts';
+import { type Io, progressBar } from '../output.ts';
+
+/** `nexus keys generate [--file PATH]`: a new 32-byte key on stdout, or a new key file. */
+export function keysGenerate(io: Io, options: { file: string | undefined }): number {
+  if (options.file === undefined) {
+    io.out(encodeKey(newKey()));
+    return 0;
+  }
+  const path = resolve(options.file);
+  if (existsSync(path))
+    throw new CliExit(
+      `${path} already exists; refusing to overwrite a key file (that would lose its keys)`,
+      1,
+    );
+  writeKeyFile(path, { encryptionKeys: [newKey()], stateKey: newKey() });
+  io.out(
+    `Wrote ${path} (mode 0600). Point NEXUS_KEY_FILE at it, and back it up: losing it loses every stored secret.`,
+  );
+  return 0;
+}
+
+/**
+ * `nexus keys rotate`: a new primary encryption key. For a key file the file is updated in place;
+ * for keys in the environment the new value is printed with the roll-out steps (the broker cannot
+ * edit your deployment's environment).
+ */
+export function keysRotate(io: Io, env: NodeJS.ProcessEnv): number {
+  const config = configOrExit(env);
+  const key = newKey();
+  const kid = keyIdOf(key.reveal());
+  if (config.keys.encryptionKeys !== undefined) {
+    io.out(
+      [
+        `New key ${kid}:`,
+        '',
+        `  ${encodeKey(key)}`,
+        '',
+        'Keys come from the environment, so roll it out in steps (no replica may see a ciphertext it cannot open):',
+        '  1. Append it to ENCRYPTION_KEYS on every replica (current primary stays first) and restart them.',
+        '  2. Move it to the front of ENCRYPTION_KEYS (it becomes the primary) and restart them.',
+        '  3. Run `nexus keys rewrap` to re-encrypt stored secrets under it.',
+        '  4. Remove the old key once `nexus doctor` reports no ciphertext uses it.',
+      ].join('\n'),
+    );
+    return 0;
+  }
+  const path = config.keys.keyFile;
+  if (path === undefined || !existsSync(path)) {
+    throw new CliExit(
+      'no key file to rotate: set NEXUS_KEY_FILE, or start the broker once in development to generate one',
+      2,
+    );
+  }
+  const material = readKeyFile(path, config.mode === 'production');
+  writeKeyFile(path, { encryptionKeys: [key, ...material.encryptionKeys], stateKey: material.stateKey });
+  io.out(
+    `Added key ${kid} as the primary in ${path}; ${material.encryptionKeys.length} older key(s) still decrypt.`,
+  );
+  io.out('Restart the broker, then run `nexus keys rewrap` to re-encrypt stored secrets under the new key.');
+  return 0;
+}
+
+/** `nexus keys rewrap`: re-encrypts every stored secret under the primary; Ctrl-C stops after the current batch. */
+export async function keysRewrap(
+  io: Io,
+  env: NodeJS.ProcessEnv,
+  options: { batchSize: number; json: boolean },
+): Promise<number> {
+  const config = configOrExit(env);
+  const container = containerOrExit(config);
+  const controller = new AbortController();
+  const onSignal = () => {
+    io.err('\nstopping after the current batch; run `nexus keys rewrap` again to resume');
+    controller.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await requireMigrated(container);
+    const bar = progressBar(io, 'rewrap');
+    const result = await rewrap(container.db, container.keys.ring, {
+      batchSize: options.batchSize,
+      signal: controller.signal,
+      onProgress: (p) => bar.update(p.scanned, p.total),
+    });
+    bar.done();
+    if (options.json) io.out(JSON.stringify({ primary: container.keys.ring.primaryKid, ...result }));
+    else {
+      io.out(
+        `Primary key ${container.keys.ring.primaryKid}: ${result.rewrapped} re-encrypted, ${result.alreadyCurrent} already current, ${result.failed.length} failed.`,
+      );
+      for (const f of result.failed.slice(0, 20)) io.err(`  cannot open ${f.table} ${f.id}: ${f.reason}`);
+      if (result.interrupted) io.out('Interrupted: run `nexus keys rewrap` again to finish.');
+    }
+    if (result.interrupted) return 130;
+    return result.failed.length > 0 ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await container.close();
+  }
+}

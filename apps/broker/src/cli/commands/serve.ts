@@ -1,0 +1,83 @@
+import { buildApp } from '../../app.ts';
+import { migrate, migrationStatus } from '../../db/migrate.ts';
+import { createLogger } from '../../http/logger.ts';
+import { CliExit, configOrExit, containerOrExit, warnDevelopmentKeys } from '../context.ts';
+import type { Io } from '../output.ts';
+
+export interface ServeOptions {
+  readonly migrate: boolean;
+}
+
+/** `nexus serve`: migrate (unless disabled), bootstrap an admin key in development, listen. */
+export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOptions): Promise<number> {
+  const config = configOrExit(env);
+  const logger = createLogger(config.logLevel);
+  const container = containerOrExit(config);
+  try {
+    warnDevelopmentKeys(io, container);
+    if (config.autoMigrate && options.migrate) {
+      const result = await migrate(container.db);
+      if (result.applied.length > 0) logger.info({ applied: result.applied }, 'migrations applied');
+    } else {
+      const status = await migrationStatus(container.db);
+      if (status.pending.length > 0) {
+        throw new CliExit(
+          `pending migrations (${status.pending.join(', ')}) and automatic migration is off: run \`nexus migrate\``,
+          2,
+        );
+      }
+    }
+    await bootstrapAdminKey(io, container, logger);
+    const app = await buildApp(container, logger);
+    await app.listen({ host: config.http.host, port: config.http.port });
+    const address = app.server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
+    logger.info(
+      {
+        url: `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`,
+        mode: config.mode,
+        database: container.db.dialect,
+        ready_ms: Math.round(process.uptime() * 1000),
+      },
+      'nexus ready',
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        resolve();
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+    await app.close();
+    return 0;
+  } finally {
+    await container.close();
+  }
+}
+
+async function bootstrapAdminKey(
+  io: Io,
+  container: ReturnType<typeof containerOrExit>,
+  logger: ReturnType<typeof createLogger>,
+) {
+  if ((await container.adminKeys.countLive()) > 0) return;
+  if (container.config.mode === 'production') {
+    logger.warn('no admin API key exists: create one with `nexus admin-keys create --name <name>`');
+    return;
+  }
+  const created = await container.adminKeys.create({ actor: 'system:bootstrap' }, 'bootstrap');
+  // Printed once to the terminal (not the JSON log): it is the only copy.
+  io.err(
+    [
+      '',
+      'An admin API key was created for this development broker. It is shown only once:',
+      '',
+      `    ${created.key}`,
+      '',
+      'Send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`. Revoke it with',
+      `\`nexus admin-keys revoke bootstrap\` once you have created your own.`,
+      '',
+    ].join('\n'),
+  );
+}

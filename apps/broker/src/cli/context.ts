@@ -1,0 +1,66 @@
+import { type Config, ConfigError, loadConfig } from '../config/load.ts';
+import { buildContainer, type Container } from '../container.ts';
+import { KeyFileError } from '../crypto/key-file.ts';
+import { migrationStatus } from '../db/migrate.ts';
+import type { Io } from './output.ts';
+
+/** Thrown by commands to stop with a message and an exit code, without a stack trace. */
+export class CliExit extends Error {
+  readonly code: number;
+  constructor(message: string, code = 1) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export function configOrExit(env: NodeJS.ProcessEnv): Config {
+  try {
+    return loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError)
+      throw new CliExit(`${error.message}\n\nSee docs/configuration.md for every variable.`, 2);
+    throw error;
+  }
+}
+
+export function containerOrExit(config: Config): Container {
+  try {
+    return buildContainer(config);
+  } catch (error) {
+    if (error instanceof KeyFileError) throw new CliExit(`Key ring: ${error.message}`, 2);
+    throw error;
+  }
+}
+
+/** Commands other than `migrate` need an up-to-date schema; say how to get one. */
+export async function requireMigrated(container: Container): Promise<void> {
+  const status = await migrationStatus(container.db);
+  if (status.pending.length > 0) {
+    throw new CliExit(
+      `The database has ${status.pending.length} pending migration(s) (${status.pending.join(', ')}). Run \`nexus migrate\` first.`,
+      2,
+    );
+  }
+}
+
+/** Warns on every development start: these keys are for a laptop, not for production. */
+export function warnDevelopmentKeys(io: Io, container: Container): void {
+  const { keys, config } = container;
+  if (keys.source.kind !== 'file' || config.mode === 'production') return;
+  if (keys.generated) {
+    io.err(
+      [
+        '',
+        '!!! ==================================================================== !!!',
+        `!!!  Generated development keys in ${keys.source.path}`,
+        '!!!  They encrypt every stored secret: losing the file loses the secrets. !!!',
+        '!!!  Never use generated keys in production: set ENCRYPTION_KEY and       !!!',
+        '!!!  STATE_KEY (from `nexus keys generate`) and NEXUS_ENV=production.     !!!',
+        '!!! ==================================================================== !!!',
+        '',
+      ].join('\n'),
+    );
+  } else {
+    io.err(`warning: using development keys from ${keys.source.path} (not for production)`);
+  }
+}

@@ -1,0 +1,128 @@
+import { parseArgs } from 'node:util';
+import { VERSION } from '../version.ts';
+import { adminKeysCommand } from './commands/admin-keys.ts';
+import { auditVerify } from './commands/audit.ts';
+import { doctor } from './commands/doctor.ts';
+import { keysGenerate, keysRewrap, keysRotate } from './commands/keys.ts';
+import { migrateCommand } from './commands/migrate.ts';
+import { serve } from './commands/serve.ts';
+import { CliExit } from './context.ts';
+import { type Io, processIo } from './output.ts';
+
+const HELP = `nexus ${VERSION}: a credential broker for AI agents
+
+Usage: nexus <command> [options]
+
+Broker
+  serve [--no-migrate]              run the broker (configuration from the environment)
+  migrate [--status]                apply pending database migrations (--status: list, exit 3 if pending)
+  doctor                            check configuration, keys, database and access; say how to fix problems
+
+Keys
+  keys generate [--file PATH]       print a new 32-byte key (for ENCRYPTION_KEY, STATE_KEY), or write a key file
+  keys rotate                       add a new primary encryption key
+  keys rewrap [--batch-size N]      re-encrypt every stored secret under the primary key (resumable)
+
+Access
+  admin-keys create --name NAME     create an admin API key (printed once)
+  admin-keys list [--all]           list admin keys (--all includes revoked ones)
+  admin-keys revoke ID|NAME         revoke an admin key
+
+Audit
+  audit verify                      verify the audit log's hash chain
+
+Global options: --json (machine-readable output), --help, --version
+Configuration reference: docs/configuration.md`;
+
+/** Runs one command; returns the exit code. Unexpected errors print a message, never key material. */
+export async function main(
+  argv: readonly string[],
+  io: Io = processIo,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    io.err(`${(error as Error).message}\n\nRun \`nexus --help\` for usage.`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, sub, ...rest] = positionals;
+  const json = values.json === true;
+  try {
+    if (values.version) {
+      io.out(VERSION);
+      return 0;
+    }
+    if (values.help || command === undefined || command === 'help') {
+      io.out(HELP);
+      return 0;
+    }
+    switch (command) {
+      case 'serve':
+        return await serve(io, env, { migrate: values['no-migrate'] !== true });
+      case 'migrate':
+        return await migrateCommand(io, env, { status: values.status === true, json });
+      case 'doctor':
+        return await doctor(io, env, json);
+      case 'keys':
+        if (sub === 'generate') return keysGenerate(io, { file: values.file });
+        if (sub === 'rotate') return keysRotate(io, env);
+        if (sub === 'rewrap')
+          return await keysRewrap(io, env, { batchSize: positiveInt(values['batch-size'], 200), json });
+        break;
+      case 'admin-keys':
+        if (sub === 'create') {
+          if (values.name === undefined) throw new CliExit('admin-keys create: --name is required', 2);
+          return await adminKeysCommand(io, env, { verb: 'create', name: values.name }, json);
+        }
+        if (sub === 'list')
+          return await adminKeysCommand(io, env, { verb: 'list', all: values.all === true }, json);
+        if (sub === 'revoke') {
+          if (rest[0] === undefined) throw new CliExit('admin-keys revoke: give the key id or name', 2);
+          return await adminKeysCommand(io, env, { verb: 'revoke', ref: rest[0] }, json);
+        }
+        break;
+      case 'audit':
+        if (sub === 'verify') return await auditVerify(io, env, json);
+        break;
+    }
+    io.err(`unknown command: ${positionals.join(' ')}\n\nRun \`nexus --help\` for usage.`);
+    return 2;
+  } catch (error) {
+    if (error instanceof CliExit) {
+      io.err(error.message);
+      return error.code;
+    }
+    io.err(`nexus: ${(error as Error).message ?? String(error)}`);
+    return 1;
+  }
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' },
+      json: { type: 'boolean' },
+      'no-migrate': { type: 'boolean' },
+      status: { type: 'boolean' },
+      file: { type: 'string' },
+      name: { type: 'string' },
+      all: { type: 'boolean' },
+      'batch-size': { type: 'string' },
+    },
+  });
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000)
+    throw new CliExit('--batch-size must be a whole number from 1 to 10000', 2);
+  return n;
+}

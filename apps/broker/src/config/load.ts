@@ -1,0 +1,254 @@
+import { isIP } from 'node:net';
+import { resolve } from 'node:path';
+import type * as z from 'zod';
+import { envSchema, type ParsedEnv, SECRET_VARIABLES } from './schema.ts';
+import { decodeBase64Strict, SecretBytes } from './secret-value.ts';
+
+function describeIssue(issue: z.core.$ZodIssue | undefined): string {
+  if (issue === undefined) return 'invalid value';
+  if (issue.code === 'invalid_type')
+    return issue.expected === 'number' ? 'must be a whole number' : `must be a ${issue.expected}`;
+  if (issue.code === 'invalid_value') return `must be one of ${issue.values.map(String).join(', ')}`;
+  if (issue.code === 'too_big')
+    return `must be at most ${String(issue.maximum)}${issue.origin === 'string' ? ' characters' : ''}`;
+  if (issue.code === 'too_small')
+    return `must be at least ${String(issue.minimum)}${issue.origin === 'string' ? ' characters' : ''}`;
+  return issue.message;
+}
+
+export type RunMode = 'development' | 'production' | 'test';
+
+export interface NamedApiKey {
+  readonly name: string;
+  readonly key: SecretBytes;
+}
+
+export type DatabaseConfig =
+  | { readonly kind: 'sqlite'; readonly file: string }
+  | { readonly kind: 'postgres'; readonly url: SecretBytes; readonly poolMax: number };
+
+/** The validated, frozen configuration handed to `buildContainer`. Nothing else reads the environment. */
+export interface Config {
+  readonly mode: RunMode;
+  readonly dataDir: string;
+  readonly logLevel: string;
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly baseUrl: string;
+    readonly redirectPath: string;
+    readonly bodyLimit: number;
+    readonly trustedProxies: readonly string[];
+    readonly allowedCidrs: readonly string[];
+    readonly metricsPublic: boolean;
+  };
+  readonly database: DatabaseConfig;
+  readonly autoMigrate: boolean;
+  readonly redisUrl: SecretBytes | undefined;
+  readonly keys: {
+    /** Explicit key ring from the environment, primary first; undefined when keys come from a file. */
+    readonly encryptionKeys: readonly SecretBytes[] | undefined;
+    readonly stateKey: SecretBytes | undefined;
+    /** Key file to read (explicit `NEXUS_KEY_FILE`, or the generated development file). */
+    readonly keyFile: string | undefined;
+    /** Development only: create the key file when it does not exist. */
+    readonly generateIfMissing: boolean;
+  };
+  readonly apiKeys: readonly NamedApiKey[];
+  readonly allowedReturnDomains: readonly string[];
+  readonly secretBackend: { readonly kind: 'internal' };
+  readonly discoveryTtlSeconds: number;
+  readonly auditBatchMax: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const KEY_HINT = 'generate one with `nexus keys generate`';
+
+function decodeKey(name: string, value: string, problems: string[]): SecretBytes | undefined {
+  const bytes = decodeBase64Strict(value);
+  if (bytes === undefined || bytes.length !== 32) {
+    // Never echo the value: it is (meant to be) a secret.
+    problems.push(`${name}: must be 32 random bytes encoded as base64 (44 characters); ${KEY_HINT}`);
+    return undefined;
+  }
+  return new SecretBytes(bytes);
+}
+
+function checkCidrs(name: string, entries: readonly string[], problems: string[]): void {
+  for (const entry of entries) {
+    const [addr, prefix, extra] = entry.split('/');
+    const family = isIP(addr ?? '');
+    const max = family === 6 ? 128 : 32;
+    const bits = prefix === undefined ? max : Number(prefix);
+    if (family === 0 || extra !== undefined || !Number.isInteger(bits) || bits < 0 || bits > max) {
+      problems.push(`${name}: "${entry.slice(0, 64)}" is not an IP address or CIDR range such as 10.0.0.0/8`);
+    }
+  }
+}
+
+const HOST_PATTERN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+function parseApiKeys(raw: { API_KEY?: string; API_KEYS?: string[] }, problems: string[]): NamedApiKey[] {
+  const keys: NamedApiKey[] = [];
+  const check = (name: string, key: string, variable: string) => {
+    if (key.length < 24) {
+      problems.push(
+        `${variable}: the key named "${name}" is shorter than 24 characters; use \`nexus admin-keys create\` or 32 random bytes`,
+      );
+      return;
+    }
+    if (keys.some((k) => k.name === name)) {
+      problems.push(`${variable}: the key name "${name}" is used twice`);
+      return;
+    }
+    keys.push({ name, key: new SecretBytes(new TextEncoder().encode(key)) });
+  };
+  if (raw.API_KEY !== undefined && raw.API_KEY.length > 0) check('env:API_KEY', raw.API_KEY, 'API_KEY');
+  raw.API_KEYS?.forEach((entry, index) => {
+    const colon = entry.indexOf(':');
+    const named = colon > 0 && /^[A-Za-z0-9_.-]{1,64}$/.test(entry.slice(0, colon));
+    check(
+      named ? `env:${entry.slice(0, colon)}` : `env:API_KEYS[${index}]`,
+      named ? entry.slice(colon + 1) : entry,
+      'API_KEYS',
+    );
+  });
+  return keys;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    !(value instanceof SecretBytes) &&
+    !Object.isFrozen(value)
+  ) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Parses and validates the environment once. Pure: reads only `env`, touches no files.
+ * Throws a `ConfigError` listing every problem at once, each naming the variable and the fix.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, cwd = process.cwd()): Config {
+  // Empty strings mean "unset", as most deployment tools write them.
+  const input = Object.fromEntries(
+    Object.keys(envSchema.shape)
+      .map((name) => [name, env[name]] as const)
+      .filter(([, value]) => value !== undefined && value !== ''),
+  );
+  // Each variable is parsed on its own so that one bad value does not hide the others.
+  const problems: string[] = [];
+  const parsed: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(envSchema.shape)) {
+    const result = (schema as z.ZodType).safeParse(input[name]);
+    if (result.success) {
+      parsed[name] = result.data;
+      continue;
+    }
+    const shown = SECRET_VARIABLES.has(name) ? '' : ` (got "${String(input[name]).slice(0, 40)}")`;
+    problems.push(`${name}: ${describeIssue(result.error.issues[0])}${shown}`);
+  }
+  const e = parsed as ParsedEnv;
+  const mode: RunMode =
+    e.NEXUS_ENV ??
+    (e.NODE_ENV === 'production' ? 'production' : e.NODE_ENV === 'test' ? 'test' : 'development');
+  const dataDir = resolve(cwd, e.NEXUS_DATA_DIR ?? '.nexus');
+
+  let encryptionKeys: SecretBytes[] | undefined;
+  if (e.ENCRYPTION_KEYS !== undefined && e.ENCRYPTION_KEYS.length > 0) {
+    encryptionKeys = [];
+    e.ENCRYPTION_KEYS.forEach((value, i) => {
+      const key = decodeKey(`ENCRYPTION_KEYS[${i}]`, value, problems);
+      if (key) encryptionKeys?.push(key);
+    });
+  } else if (e.ENCRYPTION_KEY !== undefined) {
+    const key = decodeKey('ENCRYPTION_KEY', e.ENCRYPTION_KEY, problems);
+    encryptionKeys = key ? [key] : [];
+  }
+  const stateKey = e.STATE_KEY === undefined ? undefined : decodeKey('STATE_KEY', e.STATE_KEY, problems);
+  const explicitKeyFile = e.NEXUS_KEY_FILE === undefined ? undefined : resolve(cwd, e.NEXUS_KEY_FILE);
+
+  if (mode === 'production' && explicitKeyFile === undefined) {
+    if (encryptionKeys === undefined) {
+      problems.push(
+        `ENCRYPTION_KEY: required in production (or ENCRYPTION_KEYS, or NEXUS_KEY_FILE); ${KEY_HINT} and keep it safe: losing it makes every stored secret unreadable`,
+      );
+    }
+    if (e.STATE_KEY === undefined)
+      problems.push(`STATE_KEY: required in production (or NEXUS_KEY_FILE); ${KEY_HINT}`);
+  }
+
+  const apiKeys = parseApiKeys(e, problems);
+  checkCidrs('ALLOWED_CIDRS', e.ALLOWED_CIDRS ?? [], problems);
+  checkCidrs('TRUSTED_PROXIES', e.TRUSTED_PROXIES ?? [], problems);
+  const allowedReturnDomains = (e.ALLOWED_RETURN_DOMAINS ?? []).map((d) => d.toLowerCase());
+  for (const domain of allowedReturnDomains) {
+    if (!HOST_PATTERN.test(domain) || domain.length > 253) {
+      problems.push(
+        `ALLOWED_RETURN_DOMAINS: "${domain.slice(0, 64)}" is not a host name or *.suffix pattern (no scheme, port or path)`,
+      );
+    }
+  }
+  if (mode === 'production' && e.BASE_URL === undefined && !('BASE_URL' in input)) {
+    problems.push(
+      'BASE_URL: required in production: the public https URL users and providers reach the broker at',
+    );
+  } else if (mode === 'production' && e.BASE_URL?.startsWith('http://')) {
+    problems.push('BASE_URL: must use https in production');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const hostForUrl = e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST;
+  const config: Config = {
+    mode,
+    dataDir,
+    logLevel: e.LOG_LEVEL,
+    http: {
+      host: e.HOST,
+      port: e.PORT,
+      baseUrl: (e.BASE_URL ?? `http://${hostForUrl}:${e.PORT}`).replace(/\/+$/, ''),
+      redirectPath: e.REDIRECT_PATH,
+      bodyLimit: e.NEXUS_BODY_LIMIT_BYTES,
+      trustedProxies: e.TRUSTED_PROXIES,
+      allowedCidrs: e.ALLOWED_CIDRS,
+      metricsPublic: e.NEXUS_METRICS_PUBLIC,
+    },
+    database:
+      e.DATABASE_URL === undefined
+        ? { kind: 'sqlite', file: resolve(dataDir, 'nexus.db') }
+        : {
+            kind: 'postgres',
+            url: new SecretBytes(new TextEncoder().encode(e.DATABASE_URL)),
+            poolMax: e.DATABASE_POOL_MAX,
+          },
+    autoMigrate: e.NEXUS_AUTO_MIGRATE,
+    redisUrl: e.REDIS_URL === undefined ? undefined : new SecretBytes(new TextEncoder().encode(e.REDIS_URL)),
+    keys: {
+      encryptionKeys,
+      stateKey,
+      keyFile:
+        explicitKeyFile ??
+        (encryptionKeys === undefined || stateKey === undefined ? resolve(dataDir, 'keys.json') : undefined),
+      generateIfMissing: mode !== 'production' && explicitKeyFile === undefined,
+    },
+    apiKeys,
+    allowedReturnDomains,
+    secretBackend: { kind: e.SECRET_BACKEND },
+    discoveryTtlSeconds: e.NEXUS_DISCOVERY_TTL_SECONDS,
+    auditBatchMax: e.NEXUS_AUDIT_BATCH_MAX,
+  };
+  return deepFreeze(config);
+}

@@ -1,0 +1,228 @@
+import * as z from 'zod';
+
+/**
+ * Every environment variable the broker reads, with its meaning. `docs/configuration.md` is
+ * generated from this table (`npm run docs:config`), and a test fails when the two differ.
+ * Values are parsed here; cross-field rules and secret decoding live in `load.ts`.
+ */
+const list = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .transform((s) =>
+      s
+        .split(',')
+        .map((part) => part.trim())
+        .filter((part) => part.length > 0),
+    );
+
+const bool = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] });
+
+export interface EnvVarDoc {
+  readonly name: string;
+  readonly description: string;
+  readonly default?: string;
+  readonly group: string;
+  readonly secret?: boolean;
+}
+
+export const envSchema = z.object({
+  NEXUS_ENV: z
+    .enum(['development', 'production', 'test'])
+    .optional()
+    .describe(
+      'Run mode. `production` refuses to start without explicit keys; `development` generates keys into the data directory. Falls back to `NODE_ENV`, then `development`.',
+    ),
+  NODE_ENV: z
+    .string()
+    .max(32)
+    .optional()
+    .describe('Read only to detect `production` when `NEXUS_ENV` is unset.'),
+  NEXUS_DATA_DIR: z
+    .string()
+    .min(1)
+    .max(1024)
+    .default('./.nexus')
+    .describe('Directory for the embedded SQLite database and, in development, generated keys.'),
+  HOST: z.string().min(1).max(255).default('127.0.0.1').describe('Address the HTTP listener binds to.'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('TCP port of the HTTP listener.'),
+  BASE_URL: z
+    .url({ protocol: /^https?$/ })
+    .max(2048)
+    .optional()
+    .describe('Public URL of the broker (used to build callback URLs). Defaults to `http://HOST:PORT`.'),
+  REDIRECT_PATH: z
+    .string()
+    .max(256)
+    .regex(/^\/[A-Za-z0-9/_.-]*$/, 'must be an absolute path such as /auth/callback')
+    .default('/auth/callback')
+    .describe('Path of the OAuth callback under `BASE_URL`.'),
+  DATABASE_URL: z
+    .string()
+    .max(4096)
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional()
+    .describe('PostgreSQL connection string. When unset the broker uses a SQLite file in `NEXUS_DATA_DIR`.'),
+  DATABASE_POOL_MAX: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(500)
+    .default(10)
+    .describe('Maximum PostgreSQL connections per broker process.'),
+  NEXUS_AUTO_MIGRATE: bool
+    .default(true)
+    .describe('Apply pending migrations at start-up. Set to false to run `nexus migrate` yourself.'),
+  REDIS_URL: z
+    .string()
+    .max(4096)
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional()
+    .describe('Optional Redis for a shared cache. The in-process cache is used when unset.'),
+  ENCRYPTION_KEY: z
+    .string()
+    .max(256)
+    .optional()
+    .describe(
+      '32 random bytes, base64: the key that encrypts stored secrets. Generate with `nexus keys generate`.',
+    ),
+  ENCRYPTION_KEYS: list(8192)
+    .optional()
+    .describe(
+      'Key ring for rotation: comma-separated base64 keys, the first is the primary (used for new writes), the others still decrypt. Takes precedence over `ENCRYPTION_KEY`.',
+    ),
+  NEXUS_KEY_FILE: z
+    .string()
+    .max(1024)
+    .optional()
+    .describe(
+      'Path to a key file (JSON, mode 0600) holding the key ring and state key, as written by `nexus keys generate --file`. Used when no key variables are set.',
+    ),
+  STATE_KEY: z
+    .string()
+    .max(256)
+    .optional()
+    .describe(
+      '32 random bytes, base64: signs the OAuth `state` parameter. Generate with `nexus keys generate`.',
+    ),
+  API_KEY: z
+    .string()
+    .max(512)
+    .optional()
+    .describe(
+      'An admin API key accepted in addition to keys created with `nexus admin-keys create` (audited as `env:API_KEY`).',
+    ),
+  API_KEYS: list(16384)
+    .optional()
+    .describe(
+      'Several admin API keys, comma-separated, each `name:key` or just `key` (audited as `env:<name>`).',
+    ),
+  ALLOWED_RETURN_DOMAINS: list(8192)
+    .default([])
+    .describe(
+      'Hosts a consent flow may redirect back to: exact hosts and `*.suffix` wildcards. Empty means none (localhost is allowed only in development).',
+    ),
+  ALLOWED_CIDRS: list(8192)
+    .default([])
+    .describe('When set, admin routes answer only clients whose address is inside one of these CIDR ranges.'),
+  TRUSTED_PROXIES: list(8192)
+    .default([])
+    .describe(
+      'CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed. Empty: the client address is always the socket address.',
+    ),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .default('info')
+    .describe('Minimum level of the JSON logs written to stdout.'),
+  SECRET_BACKEND: z
+    .enum(['internal'])
+    .default('internal')
+    .describe('Where provider client secrets are stored. `internal`: encrypted in the broker database.'),
+  NEXUS_METRICS_PUBLIC: bool
+    .default(false)
+    .describe('Serve `/metrics` without an admin key (for a scraper on a private network).'),
+  NEXUS_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(10 * 1024 * 1024)
+    .default(256 * 1024)
+    .describe('Largest request body accepted, in bytes; larger bodies get 413.'),
+  NEXUS_DISCOVERY_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(86400)
+    .default(3600)
+    .describe('How long a fetched OpenID discovery document is cached.'),
+  NEXUS_AUDIT_BATCH_MAX: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .default(200)
+    .describe('Most audit events written in one group commit.'),
+});
+
+export type EnvInput = z.input<typeof envSchema>;
+export type ParsedEnv = z.output<typeof envSchema>;
+
+const groups: Record<string, string> = {
+  NEXUS_ENV: 'General',
+  NODE_ENV: 'General',
+  NEXUS_DATA_DIR: 'General',
+  LOG_LEVEL: 'General',
+  HOST: 'HTTP',
+  PORT: 'HTTP',
+  BASE_URL: 'HTTP',
+  REDIRECT_PATH: 'HTTP',
+  NEXUS_BODY_LIMIT_BYTES: 'HTTP',
+  NEXUS_METRICS_PUBLIC: 'HTTP',
+  DATABASE_URL: 'Storage',
+  DATABASE_POOL_MAX: 'Storage',
+  NEXUS_AUTO_MIGRATE: 'Storage',
+  REDIS_URL: 'Storage',
+  SECRET_BACKEND: 'Storage',
+  ENCRYPTION_KEY: 'Keys',
+  ENCRYPTION_KEYS: 'Keys',
+  NEXUS_KEY_FILE: 'Keys',
+  STATE_KEY: 'Keys',
+  API_KEY: 'Access control',
+  API_KEYS: 'Access control',
+  ALLOWED_RETURN_DOMAINS: 'Access control',
+  ALLOWED_CIDRS: 'Access control',
+  TRUSTED_PROXIES: 'Access control',
+  NEXUS_DISCOVERY_TTL_SECONDS: 'Providers',
+  NEXUS_AUDIT_BATCH_MAX: 'Audit',
+};
+
+/** Variables whose values are never echoed in errors or docs. */
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
+  'ENCRYPTION_KEY',
+  'ENCRYPTION_KEYS',
+  'STATE_KEY',
+  'API_KEY',
+  'API_KEYS',
+  'DATABASE_URL',
+  'REDIS_URL',
+]);
+
+/** The variable table, in schema order, for generated documentation. */
+export function describeEnv(): EnvVarDoc[] {
+  const docs: EnvVarDoc[] = [];
+  for (const [name, schema] of Object.entries(envSchema.shape)) {
+    const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as {
+      default?: unknown;
+      description?: string;
+    };
+    const def = json.default;
+    docs.push({
+      name,
+      description: schema.description ?? '',
+      ...(def === undefined ? {} : { default: Array.isArray(def) ? def.join(',') : String(def) }),
+      group: groups[name] ?? 'Other',
+      ...(SECRET_VARIABLES.has(name) ? { secret: true } : {}),
+    });
+  }
+  return docs;
+}

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Config } from '../config/load.ts';
+import { decodeBase64Strict, SecretBytes } from '../config/secret-value.ts';
+import { createKeyRing, type KeyRing } from './keyring.ts';
+
+/**
+ * The key file: JSON `{version: 1, encryption_keys: [base64...], state_key: base64}`, primary
+ * encryption key first, mode 0600. Development generates one in the data directory; production
+ * uses one only when `NEXUS_KEY_FILE` names it.
+ */
+export interface KeyMaterial {
+  readonly encryptionKeys: readonly SecretBytes[];
+  readonly stateKey: SecretBytes;
+}
+
+export interface ResolvedKeys {
+  readonly ring: KeyRing;
+  readonly stateKey: SecretBytes;
+  /** Where the encryption keys came from, for `keys rotate` and `doctor`. */
+  readonly source: { readonly kind: 'env' } | { readonly kind: 'file'; readonly path: string };
+  /** True when this call created the key file (first development start). */
+  readonly generated: boolean;
+}
+
+export class KeyFileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'KeyFileError';
+  }
+}
+
+export function newKey(): SecretBytes {
+  return new SecretBytes(new Uint8Array(randomBytes(32)));
+}
+
+export function encodeKey(key: SecretBytes): string {
+  return Buffer.from(key.reveal()).toString('base64');
+}
+
+export function readKeyFile(path: string, strictPermissions: boolean): KeyMaterial {
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0 && strictPermissions) {
+    throw new KeyFileError(
+      `${path} is readable by other users (mode ${mode.toString(8)}); run: chmod 600 ${path}`,
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    throw new KeyFileError(`${path} is not valid JSON; restore it from your backup`);
+  }
+  const file = parsed as { version?: unknown; encryption_keys?: unknown; state_key?: unknown };
+  const decode = (value: unknown, what: string) => {
+    const bytes = typeof value === 'string' ? decodeBase64Strict(value) : undefined;
+    if (bytes === undefined || bytes.length !== 32)
+      throw new KeyFileError(`${path}: ${what} is not a 32-byte base64 key`);
+    return new SecretBytes(bytes);
+  };
+  if (file.version !== 1 || !Array.isArray(file.encryption_keys) || file.encryption_keys.length === 0) {
+    throw new KeyFileError(`${path}: expected {"version": 1, "encryption_keys": [...], "state_key": "..."}`);
+  }
+  return {
+    encryptionKeys: file.encryption_keys.map((k, i) => decode(k, `encryption_keys[${i}]`)),
+    stateKey: decode(file.state_key, 'state_key'),
+  };
+}
+
+/** Writes the key file atomically (temp file + rename) with mode 0600 in a 0700 directory. */
+export function writeKeyFile(path: string, material: KeyMaterial): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const body = JSON.stringify(
+    {
+      version: 1,
+      encryption_keys: material.encryptionKeys.map(encodeKey),
+      state_key: encodeKey(material.stateKey),
+    },
+    null,
+    2,
+  );
+  const temp = `${path}.${process.pid}.tmp`;
+  writeFileSync(temp, `${body}\n`, { mode: 0o600 });
+  chmodSync(temp, 0o600);
+  renameSync(temp, path);
+}
+
+/**
+ * Builds the key ring from the environment or the key file; in development creates the file on
+ * first start. Errors say exactly what to set or run.
+ */
+export function resolveKeys(config: Config): ResolvedKeys {
+  const { encryptionKeys, stateKey, keyFile, generateIfMissing } = config.keys;
+  let fromFile: KeyMaterial | undefined;
+  let generated = false;
+  if (keyFile !== undefined && (encryptionKeys === undefined || stateKey === undefined)) {
+    if (!existsSync(keyFile)) {
+      if (!generateIfMissing) {
+        throw new KeyFileError(
+          `key file ${keyFile} does not exist. Set ENCRYPTION_KEY and STATE_KEY (generate each with \`nexus keys generate\`), or create the file with \`nexus keys generate --file ${keyFile}\``,
+        );
+      }
+      fromFile = { encryptionKeys: [newKey()], stateKey: newKey() };
+      writeKeyFile(keyFile, fromFile);
+      generated = true;
+    } else {
+      fromFile = readKeyFile(keyFile, config.mode === 'production');
+    }
+  }
+  const ringKeys = encryptionKeys ?? fromFile?.encryptionKeys;
+  const state = stateKey ?? fromFile?.stateKey;
+  if (ringKeys === undefined || ringKeys.length === 0 || state === undefined) {
+    throw new KeyFileError('no encryption key: set ENCRYPTION_KEY and STATE_KEY, or NEXUS_KEY_FILE');
+  }
+  return {
+    ring: createKeyRing(ringKeys),
+    stateKey: state,
+    source:
+      encryptionKeys !== undefined || keyFile === undefined
+        ? { kind: 'env' }
+        : { kind: 'file', path: keyFile },
+    generated,
+  };
+}

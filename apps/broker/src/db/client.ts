@@ -1,0 +1,118 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import type { DatabaseConfig } from '../config/load.ts';
+import type { DB } from './schema.ts';
+import { openSqlite } from './sqlite-driver.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+/** Runs SQL text outside Kysely: multi-statement migration scripts and the ledger. */
+export interface ScriptSession {
+  exec(sql: string): Promise<void>;
+  /** `?` placeholders on both dialects. */
+  query<T>(sql: string, params?: readonly unknown[]): Promise<T[]>;
+}
+
+export interface Database {
+  readonly kysely: Kysely<DB>;
+  readonly dialect: Dialect;
+  /** Cheap reachability check for `/ready` and `doctor`. */
+  ping(): Promise<void>;
+  /**
+   * Runs `fn` on one dedicated session. On PostgreSQL the session holds an advisory lock, so two
+   * replicas starting together do not both migrate.
+   */
+  scriptSession<T>(fn: (session: ScriptSession) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+const MIGRATION_LOCK = 7_264_013_310; // arbitrary, fixed: pg_advisory_lock key for migrations
+
+function toPgPlaceholders(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+function openPostgres(url: string, poolMax: number): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolMax,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 5_000,
+    // Bounded statements and no transaction left open by a crashed request.
+    statement_timeout: 30_000,
+    idle_in_transaction_session_timeout: 60_000,
+    types: {
+      // BIGINT columns hold epoch milliseconds and sequence numbers, all below 2^53.
+      getTypeParser: ((oid: number, format?: string) =>
+        oid === 20
+          ? (v: string) => Number(v)
+          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client losing its connection must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    kysely,
+    dialect: 'postgres',
+    async ping() {
+      await pool.query('SELECT 1');
+    },
+    async scriptSession(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+        try {
+          return await fn({
+            exec: async (sql) => {
+              await client.query(sql);
+            },
+            query: async <T>(sql: string, params: readonly unknown[] = []) =>
+              (await client.query(toPgPlaceholders(sql), [...params])).rows as T[],
+          });
+        } finally {
+          await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+        }
+      } finally {
+        client.release();
+      }
+    },
+    async close() {
+      await kysely.destroy();
+    },
+  };
+}
+
+function openSqliteDatabase(file: string): Database {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const { kysely: driverDb, raw } = openSqlite(file);
+  const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: driverDb }) });
+  return {
+    kysely,
+    dialect: 'sqlite',
+    async ping() {
+      raw.prepare('SELECT 1').get();
+    },
+    async scriptSession(fn) {
+      return fn({
+        exec: async (sql) => {
+          raw.exec(sql);
+        },
+        query: async <T>(sql: string, params: readonly unknown[] = []) =>
+          raw.prepare(sql).all(...(params as never[])) as T[],
+      });
+    },
+    async close() {
+      await kysely.destroy();
+    },
+  };
+}
+
+export function openDatabase(config: DatabaseConfig): Database {
+  return config.kind === 'postgres'
+    ? openPostgres(new TextDecoder().decode(config.url.reveal()), config.poolMax)
+    : openSqliteDatabase(config.file);
+}

@@ -1,0 +1,84 @@
+import type { Generated } from 'kysely';
+
+/*
+ * Row types of every table, kept in step with `migrations/`. Portable column types only:
+ * timestamps are epoch milliseconds (BIGINT), JSON is TEXT, flags are nullable timestamps
+ * (`revoked_at`, `deleted_at`), bytes are BLOB (BYTEA on PostgreSQL).
+ */
+
+export interface MigrationsTable {
+  id: string;
+  checksum: string;
+  applied_at: number;
+}
+
+export interface AdminKeysTable {
+  id: string;
+  name: string;
+  key_hash: string;
+  created_at: number;
+  created_by: string;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface ProvidersTable {
+  id: string;
+  name: string;
+  auth_type: string;
+  /** JSON of the profile without secrets. */
+  profile: string;
+  version: number;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+export interface ProviderAliasesTable {
+  alias: string;
+  provider_id: string;
+  created_at: number;
+}
+
+export interface SecretStoreTable {
+  path: string;
+  version: number;
+  value: Uint8Array;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  id: string;
+  occurred_at: number;
+  actor: string;
+  action: string;
+  resource_type: string;
+  resource_id: string | null;
+  outcome: string;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: string | null;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditChainTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export interface DB {
+  nexus_migrations: MigrationsTable;
+  admin_keys: AdminKeysTable;
+  providers: ProvidersTable;
+  provider_aliases: ProviderAliasesTable;
+  secret_store: SecretStoreTable;
+  audit_events: AuditEventsTable;
+  audit_chain: AuditChainTable;
+}
+
+export type { Generated };

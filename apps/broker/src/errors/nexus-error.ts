@@ -1,0 +1,58 @@
+/**
+ * The one error type of the broker. `code` is the stable wire contract, `message` is written
+ * for the caller, `detail` is internal (logged, never sent). Mapping to HTTP happens once, in
+ * `http/error-handler.ts`.
+ */
+export interface ErrorSpec {
+  readonly status: number;
+  readonly message: string;
+}
+
+export type ErrorCatalog = Readonly<Record<string, ErrorSpec>>;
+
+export interface NexusErrorOptions {
+  /** Replaces the catalogue message; must stay safe to show to the caller. */
+  message?: string;
+  /** Internal explanation: logged with the request id, never sent. */
+  detail?: string;
+  /** Structured, caller-safe details (validation paths, allowed values). */
+  details?: unknown;
+  cause?: unknown;
+}
+
+export class NexusError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly detail: string | undefined;
+  readonly details: unknown;
+
+  constructor(code: string, status: number, message: string, options: NexusErrorOptions = {}) {
+    super(options.message ?? message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'NexusError';
+    this.code = code;
+    this.status = status;
+    this.detail = options.detail;
+    this.details = options.details;
+  }
+
+  /** Only 4xx messages reach the caller verbatim (oidc-provider's `expose`). */
+  get expose(): boolean {
+    return this.status < 500;
+  }
+}
+
+/** Declares a module's error catalogue; `registry.ts` merges them and checks codes are unique. */
+export function defineErrors<const C extends ErrorCatalog>(catalog: C): C {
+  return catalog;
+}
+
+/** Builds a `NexusError` from a catalogue entry. */
+export function errorFrom<C extends ErrorCatalog>(
+  catalog: C,
+  code: keyof C & string,
+  options: NexusErrorOptions = {},
+): NexusError {
+  const spec = catalog[code];
+  if (spec === undefined) throw new Error(`unknown error code ${code}`);
+  return new NexusError(code, spec.status, spec.message, options);
+}

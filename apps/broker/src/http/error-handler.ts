@@ -1,0 +1,88 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
+import { commonError } from '../errors/common.errors.ts';
+import { NexusError } from '../errors/nexus-error.ts';
+
+/** The wire envelope of every error: the v1 contract's `{error, message}` plus details and the request id. */
+export interface ErrorBody {
+  error: string;
+  message: string;
+  details?: unknown;
+  request_id: string;
+}
+
+/** Fastify's own error codes that are the caller's fault, mapped to our stable codes. */
+const FASTIFY_CODES: Record<string, () => NexusError> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: () => commonError('payload_too_large'),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () => commonError('unsupported_media_type'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () =>
+    commonError('invalid_request', { message: 'Content-Length does not match the body.' }),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => commonError('invalid_request', { message: 'The JSON body is empty.' }),
+  FST_ERR_CTP_INVALID_JSON_BODY: () =>
+    commonError('invalid_request', { message: 'The body is not valid JSON.' }),
+  FST_ERR_BAD_URL: () => commonError('invalid_request', { message: 'The URL is malformed.' }),
+  FST_ERR_ASYNC_CONSTRAINT: () => commonError('invalid_request'),
+};
+
+function toNexusError(error: FastifyError | Error): NexusError {
+  if (error instanceof NexusError) return error;
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const where = (error as FastifyError).validationContext ?? 'request';
+    const details = error.validation.slice(0, 20).map((v) => ({
+      path: `${where}${v.instancePath.replaceAll('/', '.')}`,
+      message: v.message ?? 'invalid',
+    }));
+    return commonError('invalid_request', { message: `The request ${where} is not valid.`, details });
+  }
+  const code = (error as FastifyError).code;
+  const mapped = code === undefined ? undefined : FASTIFY_CODES[code];
+  if (mapped) return mapped();
+  // A JSON syntax error from the body parser carries statusCode 400 and no code in some paths.
+  if (error instanceof SyntaxError && (error as FastifyError).statusCode === 400) {
+    return commonError('invalid_request', { message: 'The body is not valid JSON.' });
+  }
+  const status = (error as FastifyError).statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return commonError(
+      status === 404 ? 'not_found' : status === 413 ? 'payload_too_large' : 'invalid_request',
+    );
+  }
+  return commonError('internal_error', { cause: error });
+}
+
+export function sendError(request: FastifyRequest, reply: FastifyReply, error: NexusError): FastifyReply {
+  const body: ErrorBody = {
+    error: error.code,
+    message: error.expose
+      ? error.message
+      : 'Internal error. The request id identifies it in the broker logs.',
+    ...(error.expose && error.details !== undefined ? { details: error.details } : {}),
+    request_id: request.id,
+  };
+  if (error.status === 401) reply.header('www-authenticate', 'Bearer');
+  return reply.status(error.status).type('application/json').send(body);
+}
+
+/** The one place errors become responses: a stack trace or driver message never reaches the caller. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const nexus = toNexusError(error);
+    if (nexus.status >= 500) {
+      const cause = nexus.cause ?? error;
+      request.log.error(
+        {
+          err: isResponseSerializationError(error)
+            ? { message: 'response did not match its schema', type: error.code }
+            : cause,
+          code: nexus.code,
+          detail: nexus.detail,
+        },
+        'request failed',
+      );
+    } else if (nexus.detail !== undefined) {
+      request.log.info({ code: nexus.code, detail: nexus.detail }, 'request rejected');
+    }
+    return sendError(request, reply, nexus);
+  });
+  app.setNotFoundHandler((request, reply) => sendError(request, reply, commonError('route_not_found')));
+}

@@ -1,0 +1,45 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+
+/**
+ * The OpenAPI 3.1 document is generated from the route schemas (the schemas are also the
+ * validation), served at `/openapi.json`, with a browsable reference at `/docs`.
+ */
+export async function installOpenApi(app: FastifyInstance, baseUrl: string, version: string): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Nexus broker API',
+        version,
+        description:
+          'Nexus keeps long-lived credentials and hands agents short-lived ones. Errors are `{error, message, details?, request_id}` with a stable `error` code.',
+      },
+      servers: [{ url: baseUrl }],
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+          bearer: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ apiKey: [] }, { bearer: [] }],
+    },
+    transform: (input) => {
+      const out = jsonSchemaTransform(input);
+      // Public routes need no credential: say so instead of inheriting the global requirement.
+      const auth = (input.route.config as { auth?: string } | undefined)?.auth;
+      if (auth === 'public' && out.schema && !out.schema.hide)
+        (out.schema as Record<string, unknown>).security = [];
+      return out;
+    },
+    transformObject: jsonSchemaTransformObject,
+  });
+  app.addHook('onRoute', (route) => {
+    // Routes registered by the UI plugin serve static files and carry no data.
+    if (route.url.startsWith('/docs')) route.config = { ...(route.config as object), auth: 'public' };
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
+}

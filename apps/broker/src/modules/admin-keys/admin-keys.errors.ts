@@ -1,0 +1,6 @@
+import { defineErrors } from '../../errors/nexus-error.ts';
+
+export const adminKeyErrors = defineErrors({
+  admin_key_not_found: { status: 404, message: 'No live admin key with that id or name.' },
+  admin_key_name_taken: { status: 409, message: 'A live admin key already has that name.' },
+});

@@ -1,0 +1,78 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import * as z from 'zod';
+import { auditContext } from '../../http/context.ts';
+import { errorResponses } from '../../http/schemas.ts';
+import type { AdminKeysService } from './admin-keys.service.ts';
+
+const keyView = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    created_at: z.string(),
+    created_by: z.string(),
+    last_used_at: z.string().nullable(),
+    revoked_at: z.string().nullable(),
+  })
+  .meta({ id: 'AdminKey' });
+
+const keyName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64)
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+    'letters, digits, dot, dash and underscore; must start with a letter or digit',
+  );
+
+export function adminKeysRoutes(app: FastifyInstance, deps: { adminKeys: AdminKeysService }): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = ['admin keys'];
+
+  r.post(
+    '/admin/v1/admin-keys',
+    {
+      schema: {
+        operationId: 'createAdminKey',
+        tags,
+        summary: 'Create an admin API key (the key is returned once)',
+        body: z.object({ name: keyName }).strict(),
+        response: {
+          201: keyView.extend({ key: z.string().describe('The API key; shown only in this response') }),
+          ...errorResponses(400, 409),
+        },
+      },
+    },
+    async (request, reply) =>
+      reply.status(201).send(await deps.adminKeys.create(auditContext(request), request.body.name)),
+  );
+
+  r.get(
+    '/admin/v1/admin-keys',
+    {
+      schema: {
+        operationId: 'listAdminKeys',
+        tags,
+        summary: 'List admin API keys (never their values)',
+        querystring: z.object({ include_revoked: z.stringbool().default(false) }).strict(),
+        response: { 200: z.array(keyView), ...errorResponses(400) },
+      },
+    },
+    async (request) => deps.adminKeys.list(request.query.include_revoked),
+  );
+
+  r.delete(
+    '/admin/v1/admin-keys/:id',
+    {
+      schema: {
+        operationId: 'revokeAdminKey',
+        tags,
+        summary: 'Revoke an admin API key by id or name',
+        params: z.object({ id: z.string().min(1).max(64) }).strict(),
+        response: { 200: keyView, ...errorResponses(404) },
+      },
+    },
+    async (request) => deps.adminKeys.revoke(auditContext(request), request.params.id),
+  );
+}

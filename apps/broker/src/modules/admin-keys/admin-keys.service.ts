@@ -1,0 +1,150 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { NamedApiKey } from '../../config/load.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AdminPrincipal } from '../../http/types.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import { adminKeyErrors } from './admin-keys.errors.ts';
+import type { AdminKeysStore } from './admin-keys.store.ts';
+
+/**
+ * Admin API keys look like `nxa_<id>_<secret>`: the id finds the row with one indexed lookup, the
+ * SHA-256 of the whole key is compared in constant time. Keys are 256-bit random, so a fast hash
+ * is enough; only the hash is stored and the key is shown once.
+ */
+const KEY_PATTERN = /^nxa_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
+
+export interface AdminKeyView {
+  id: string;
+  name: string;
+  created_at: string;
+  created_by: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+const hash = (key: string | Uint8Array) => createHash('sha256').update(key).digest();
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+export function createAdminKeysService(deps: {
+  store: AdminKeysStore;
+  audit: Pick<AuditService, 'record'>;
+  envKeys: readonly NamedApiKey[];
+  now?: () => number;
+}) {
+  const { store, audit } = deps;
+  const now = deps.now ?? Date.now;
+  const envKeys = deps.envKeys.map((k) => ({ name: k.name, hash: hash(k.key.reveal()) }));
+  // last_used_at is advisory: write it at most once a minute per key, not on every request.
+  const lastTouched = new Map<string, number>();
+
+  function view(row: {
+    id: string;
+    name: string;
+    created_at: number;
+    created_by: string;
+    last_used_at: number | null;
+    revoked_at: number | null;
+  }): AdminKeyView {
+    return {
+      id: row.id,
+      name: row.name,
+      created_at: iso(row.created_at)!,
+      created_by: row.created_by,
+      last_used_at: iso(row.last_used_at),
+      revoked_at: iso(row.revoked_at),
+    };
+  }
+
+  async function resolveLive(idOrName: string) {
+    const row = /^[a-f0-9]{16}$/.test(idOrName)
+      ? await store.findById(idOrName)
+      : await store.findLiveByName(idOrName);
+    if (row === undefined || row.revoked_at !== null) throw errorFrom(adminKeyErrors, 'admin_key_not_found');
+    return row;
+  }
+
+  return {
+    /** Returns who is calling, or null for an unknown or revoked key. */
+    async authenticate(presented: string): Promise<AdminPrincipal | null> {
+      if (presented.length > 256) return null;
+      const digest = hash(presented);
+      const match = KEY_PATTERN.exec(presented);
+      if (match) {
+        const row = await store.findById(match[1]!);
+        if (row === undefined || row.revoked_at !== null) return null;
+        if (!timingSafeEqual(Buffer.from(row.key_hash, 'hex'), digest)) return null;
+        const t = now();
+        if ((lastTouched.get(row.id) ?? 0) < t - 60_000) {
+          lastTouched.set(row.id, t);
+          await store.touch(row.id, t);
+        }
+        return { kind: 'admin', keyId: row.id, name: row.name };
+      }
+      let found: AdminPrincipal | null = null;
+      for (const key of envKeys) {
+        // Compare against every configured key so timing does not depend on which one matched.
+        if (timingSafeEqual(key.hash, digest) && found === null)
+          found = { kind: 'admin', keyId: key.name, name: key.name };
+      }
+      return found;
+    },
+
+    /** Creates a key; the returned `key` is the only time the secret exists outside the caller. */
+    async create(ctx: AuditContext, name: string): Promise<AdminKeyView & { key: string }> {
+      if (name.startsWith('env:'))
+        throw errorFrom(adminKeyErrors, 'admin_key_name_taken', {
+          message: 'Names starting with "env:" are reserved for keys from the environment.',
+        });
+      if (await store.findLiveByName(name)) throw errorFrom(adminKeyErrors, 'admin_key_name_taken');
+      const id = randomBytes(8).toString('hex');
+      const key = `nxa_${id}_${randomBytes(32).toString('base64url')}`;
+      const row = {
+        id,
+        name,
+        key_hash: hash(key).toString('hex'),
+        created_at: now(),
+        created_by: ctx.actor,
+        last_used_at: null,
+        revoked_at: null,
+      };
+      try {
+        await store.insert(row);
+      } catch (cause) {
+        // The partial unique index closes the race between two creates of the same name.
+        if (await store.findLiveByName(name))
+          throw errorFrom(adminKeyErrors, 'admin_key_name_taken', { cause });
+        throw cause;
+      }
+      await audit.record(ctx, {
+        action: 'admin_key.created',
+        resourceType: 'admin_key',
+        resourceId: id,
+        details: { name },
+      });
+      return { ...view(row), key };
+    },
+
+    async list(includeRevoked = false): Promise<AdminKeyView[]> {
+      return (await store.list(includeRevoked)).map(view);
+    },
+
+    async countLive(): Promise<number> {
+      return (await store.countLive()) + envKeys.length;
+    },
+
+    async revoke(ctx: AuditContext, idOrName: string): Promise<AdminKeyView> {
+      const row = await resolveLive(idOrName);
+      const at = now();
+      if (!(await store.revoke(row.id, at))) throw errorFrom(adminKeyErrors, 'admin_key_not_found');
+      await audit.record(ctx, {
+        action: 'admin_key.revoked',
+        resourceType: 'admin_key',
+        resourceId: row.id,
+        details: { name: row.name },
+      });
+      return view({ ...row, revoked_at: at });
+    },
+  };
+}
+
+export type AdminKeysService = ReturnType<typeof createAdminKeysService>;

@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditEventsTable } from '../../db/schema.ts';
+import { chainHash, GENESIS_HASH } from './audit.chain.ts';
+import type { AuditQuery, AuditStore } from './audit.store.ts';
+
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+
+/** Who did it and from where; filled by the HTTP layer or the CLI. */
+export interface AuditContext {
+  readonly actor: string;
+  readonly ip?: string | null | undefined;
+  readonly userAgent?: string | null | undefined;
+  readonly requestId?: string | null | undefined;
+}
+
+export interface AuditEventInput {
+  readonly action: string;
+  readonly resourceType: string;
+  readonly resourceId?: string | null | undefined;
+  readonly outcome?: AuditOutcome;
+  /** Caller-safe facts only: names, ids, changed field names. Never a secret value. */
+  readonly details?: Readonly<Record<string, unknown>> | undefined;
+}
+
+export interface AuditEvent {
+  seq: number;
+  id: string;
+  occurred_at: string;
+  actor: string;
+  event_type: string;
+  resource_type: string;
+  resource_id: string | null;
+  outcome: string;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  readonly checked: number;
+  readonly headSeq: number;
+  /** The first sequence number where the chain breaks, and why. */
+  readonly brokenAt?: number;
+  readonly reason?: string;
+}
+
+interface Pending {
+  row: Omit<AuditEventsTable, 'seq' | 'prev_hash' | 'hash'>;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+const MAX_DETAILS_BYTES = 8 * 1024;
+const clip = (value: string | null | undefined, max: number) => (value == null ? null : value.slice(0, max));
+
+/**
+ * Appends hash-chained audit events with group commit: events recorded while a batch is being
+ * written wait for the next batch, and each `record` resolves only once its batch is committed.
+ * One insert transaction serves many concurrent requests instead of one each.
+ */
+export function createAuditService(deps: { store: AuditStore; batchMax: number; now?: () => number }) {
+  const { store, batchMax } = deps;
+  const now = deps.now ?? Date.now;
+  let queue: Pending[] = [];
+  let writing: Promise<void> | undefined;
+
+  async function writeBatches(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.slice(0, batchMax);
+      queue = queue.slice(batch.length);
+      try {
+        await store.append((head) => {
+          let prev = head.hash || GENESIS_HASH;
+          return batch.map((p, i) => {
+            const fields = { ...p.row, seq: head.seq + i + 1, prev_hash: prev };
+            const hash = chainHash(fields);
+            prev = hash;
+            return { ...fields, hash };
+          });
+        });
+        for (const p of batch) p.resolve();
+      } catch (error) {
+        for (const p of batch) p.reject(error);
+      }
+    }
+  }
+
+  function kick(): void {
+    if (writing !== undefined) return;
+    // setImmediate lets every request handled in this turn of the event loop join the batch.
+    writing = new Promise<void>((resolve) => setImmediate(resolve)).then(writeBatches).finally(() => {
+      writing = undefined;
+      if (queue.length > 0) kick();
+    });
+  }
+
+  return {
+    /** Records one event; resolves when it is durably committed. */
+    record(context: AuditContext, event: AuditEventInput): Promise<void> {
+      let details: string | null = null;
+      if (event.details !== undefined) {
+        details = JSON.stringify(event.details);
+        if (details.length > MAX_DETAILS_BYTES) details = JSON.stringify({ truncated: true });
+      }
+      const row = {
+        id: randomUUID(),
+        occurred_at: now(),
+        actor: clip(context.actor, 200) ?? 'unknown',
+        action: event.action,
+        resource_type: event.resourceType,
+        resource_id: clip(event.resourceId, 200),
+        outcome: event.outcome ?? 'success',
+        ip: clip(context.ip, 64),
+        user_agent: clip(context.userAgent, 256),
+        request_id: clip(context.requestId, 128),
+        details,
+      };
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ row, resolve, reject });
+        kick();
+      });
+    },
+
+    /** Waits for every queued event to be written (shutdown). */
+    async flush(): Promise<void> {
+      while (writing !== undefined || queue.length > 0) {
+        kick();
+        await writing;
+      }
+    },
+
+    async query(q: AuditQuery): Promise<AuditEvent[]> {
+      const rows = await store.query(q);
+      return rows.map((r) => ({
+        seq: r.seq,
+        id: r.id,
+        occurred_at: new Date(r.occurred_at).toISOString(),
+        actor: r.actor,
+        event_type: r.action,
+        resource_type: r.resource_type,
+        resource_id: r.resource_id,
+        outcome: r.outcome,
+        ip: r.ip,
+        user_agent: r.user_agent,
+        request_id: r.request_id,
+        details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
+      }));
+    },
+
+    /**
+     * Walks the whole chain: every row must follow its predecessor without a gap, link to its
+     * hash, and hash to what it stores; the last row must match the recorded head.
+     */
+    async verify(onProgress?: (checked: number, total: number) => void): Promise<VerifyResult> {
+      const head = await store.head();
+      let prevSeq = 0;
+      let prevHash = GENESIS_HASH;
+      let checked = 0;
+      const fail = (brokenAt: number, reason: string): VerifyResult => ({
+        ok: false,
+        checked,
+        headSeq: head.seq,
+        brokenAt,
+        reason,
+      });
+      for (;;) {
+        const page = await store.pageAscending(prevSeq, 1000);
+        for (const row of page) {
+          if (row.seq !== prevSeq + 1)
+            return fail(prevSeq + 1, `event ${prevSeq + 1} is missing (next present is ${row.seq})`);
+          if (row.prev_hash !== prevHash)
+            return fail(row.seq, `event ${row.seq} does not link to event ${prevSeq}`);
+          if (chainHash(row) !== row.hash)
+            return fail(row.seq, `event ${row.seq} was modified after it was written`);
+          prevSeq = row.seq;
+          prevHash = row.hash;
+          checked++;
+        }
+        onProgress?.(checked, head.seq);
+        if (page.length < 1000) break;
+      }
+      if (prevSeq !== head.seq || prevHash !== head.hash) {
+        return fail(
+          prevSeq + 1,
+          `the chain ends at event ${prevSeq} but the head records event ${head.seq}: events were deleted`,
+        );
+      }
+      return { ok: true, checked, headSeq: head.seq };
+    },
+  };
+}
+
+export type AuditService = ReturnType<typeof createAuditService>;

@@ -1,0 +1,91 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import * as z from 'zod';
+import type { Database } from '../../db/client.ts';
+import type { Metrics } from '../../http/metrics.ts';
+import type { SecretBackend } from '../secrets/secret-backend.ts';
+
+const CHECK_TIMEOUT_MS = 2_000;
+
+async function probe(check: () => Promise<void>): Promise<'ok' | 'unavailable'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('timeout')), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return 'ok';
+  } catch {
+    return 'unavailable';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function healthRoutes(
+  app: FastifyInstance,
+  deps: {
+    db: Pick<Database, 'ping'>;
+    secrets: Pick<SecretBackend, 'healthCheck'>;
+    metrics: Metrics;
+    metricsPublic: boolean;
+  },
+): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = ['operations'];
+
+  r.get(
+    '/health',
+    {
+      config: { auth: 'public' },
+      schema: {
+        operationId: 'health',
+        tags,
+        summary: 'Liveness: the process answers',
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  const checks = z.object({
+    database: z.enum(['ok', 'unavailable']),
+    secret_backend: z.enum(['ok', 'unavailable']),
+  });
+  r.get(
+    '/ready',
+    {
+      config: { auth: 'public' },
+      schema: {
+        operationId: 'ready',
+        tags,
+        summary: 'Readiness: the database and the secret backend answer',
+        response: {
+          200: z.object({ status: z.literal('ready'), checks }),
+          503: z.object({ status: z.literal('not_ready'), checks }),
+        },
+      },
+    },
+    async (_request, reply) => {
+      const [database, secret_backend] = await Promise.all([
+        probe(() => deps.db.ping()),
+        probe(() => deps.secrets.healthCheck()),
+      ]);
+      const result = { database, secret_backend };
+      if (database === 'ok' && secret_backend === 'ok') return { status: 'ready' as const, checks: result };
+      return reply.status(503).send({ status: 'not_ready' as const, checks: result });
+    },
+  );
+
+  app.get(
+    '/metrics',
+    {
+      config: { auth: deps.metricsPublic ? 'public' : 'admin' },
+      schema: { hide: true },
+    },
+    async (_request, reply) =>
+      reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
+  );
+}

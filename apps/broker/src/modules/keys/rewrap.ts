@@ -1,0 +1,162 @@
+import { sql } from 'kysely';
+import { type Binding, keyIdOfCiphertext, open, seal } from '../../crypto/envelope.ts';
+import type { KeyRing } from '../../crypto/keyring.ts';
+import type { Database } from '../../db/client.ts';
+import { bindingFor } from '../secrets/internal.backend.ts';
+
+/**
+ * Every encrypted column in the database. A module that adds one registers it here, so that
+ * `nexus keys rewrap` and `nexus doctor` cover it.
+ */
+export interface EncryptedColumn {
+  readonly table: string;
+  readonly idColumn: string;
+  readonly column: string;
+  readonly binding: (id: string) => Binding;
+}
+
+export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
+  { table: 'secret_store', idColumn: 'path', column: 'value', binding: bindingFor },
+];
+
+export interface RewrapProgress {
+  readonly table: string;
+  /** Rows examined so far in this table, and the table's row count when the run began. */
+  readonly scanned: number;
+  readonly total: number;
+  readonly rewrapped: number;
+}
+
+export interface RewrapResult {
+  readonly scanned: number;
+  readonly rewrapped: number;
+  readonly alreadyCurrent: number;
+  /** Rows that could not be opened (tampered, or sealed with a key that is not in the ring). */
+  readonly failed: readonly { table: string; id: string; reason: string }[];
+  readonly interrupted: boolean;
+}
+
+type Row = { id: string; value: Uint8Array };
+
+/** One keyset page of an encrypted column, ordered by id. */
+async function pageOf(
+  db: Database,
+  col: EncryptedColumn,
+  after: string | undefined,
+  limit: number,
+): Promise<Row[]> {
+  const table = sql.table(col.table);
+  const idCol = sql.ref(col.idColumn);
+  const valueCol = sql.ref(col.column);
+  const where = after === undefined ? sql`` : sql`WHERE ${idCol} > ${after}`;
+  const result =
+    await sql<Row>`SELECT ${idCol} AS id, ${valueCol} AS value FROM ${table} ${where} ORDER BY ${idCol} LIMIT ${limit}`.execute(
+      db.kysely,
+    );
+  return result.rows;
+}
+
+/**
+ * Re-encrypts every ciphertext not sealed with the primary key. Works in keyset-ordered batches,
+ * each in its own short transaction, and updates a row only if it still holds the ciphertext that
+ * was read (a concurrent write wins). Safe to interrupt at any point: rows already done carry the
+ * primary key id and are skipped on the next run, so running again resumes.
+ */
+export async function rewrap(
+  db: Database,
+  ring: KeyRing,
+  options: { batchSize?: number; signal?: AbortSignal; onProgress?: (p: RewrapProgress) => void } = {},
+): Promise<RewrapResult> {
+  const batchSize = options.batchSize ?? 200;
+  const k = db.kysely;
+  let scannedAll = 0;
+  let rewrappedAll = 0;
+  let current = 0;
+  const failed: { table: string; id: string; reason: string }[] = [];
+  for (const col of ENCRYPTED_COLUMNS) {
+    const table = sql.table(col.table);
+    const idCol = sql.ref(col.idColumn);
+    const valueCol = sql.ref(col.column);
+    const countRow = await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM ${table}`.execute(k);
+    const total = Number(countRow.rows[0]?.n ?? 0);
+    let scanned = 0;
+    let rewrapped = 0;
+    let after: string | undefined;
+    for (;;) {
+      if (options.signal?.aborted) {
+        return {
+          scanned: scannedAll + scanned,
+          rewrapped: rewrappedAll + rewrapped,
+          alreadyCurrent: current,
+          failed,
+          interrupted: true,
+        };
+      }
+      const page = await pageOf(db, col, after, batchSize);
+      if (page.length === 0) break;
+      // Crypto happens before the transaction; the transaction only writes.
+      const updates: { id: string; old: Uint8Array; sealed: Uint8Array }[] = [];
+      for (const row of page) {
+        if (keyIdOfCiphertext(row.value) === ring.primaryKid) {
+          current++;
+          continue;
+        }
+        try {
+          const binding = col.binding(row.id);
+          updates.push({
+            id: row.id,
+            old: row.value,
+            sealed: seal(ring, open(ring, row.value, binding), binding),
+          });
+        } catch (error) {
+          failed.push({
+            table: col.table,
+            id: row.id,
+            reason: (error as { detail?: string }).detail ?? (error as Error).message,
+          });
+        }
+      }
+      if (updates.length > 0) {
+        await k.transaction().execute(async (trx) => {
+          for (const u of updates) {
+            const result =
+              await sql`UPDATE ${table} SET ${valueCol} = ${u.sealed} WHERE ${idCol} = ${u.id} AND ${valueCol} = ${u.old}`.execute(
+                trx,
+              );
+            rewrapped += Number(result.numAffectedRows ?? 0n);
+          }
+        });
+      }
+      scanned += page.length;
+      after = page[page.length - 1]!.id;
+      options.onProgress?.({ table: col.table, scanned, total, rewrapped });
+    }
+    scannedAll += scanned;
+    rewrappedAll += rewrapped;
+  }
+  return {
+    scanned: scannedAll,
+    rewrapped: rewrappedAll,
+    alreadyCurrent: current,
+    failed,
+    interrupted: false,
+  };
+}
+
+/** How many ciphertexts are sealed with each key id (for `doctor`: is a rewrap still needed?). */
+export async function ciphertextKeyUsage(db: Database): Promise<Map<string, number>> {
+  const usage = new Map<string, number>();
+  for (const col of ENCRYPTED_COLUMNS) {
+    let after: string | undefined;
+    for (;;) {
+      const page = await pageOf(db, col, after, 1000);
+      if (page.length === 0) break;
+      for (const row of page) {
+        const kid = keyIdOfCiphertext(row.value) ?? 'unreadable';
+        usage.set(kid, (usage.get(kid) ?? 0) + 1);
+      }
+      after = page[page.length - 1]!.id;
+    }
+  }
+  return usage;
+}

@@ -1,0 +1,13 @@
+import { defineErrors } from '../../errors/nexus-error.ts';
+
+export const providerErrors = defineErrors({
+  provider_not_found: { status: 404, message: 'No live provider with that id or name.' },
+  provider_name_taken: { status: 409, message: 'A live provider or alias already uses that name.' },
+  invalid_provider: { status: 400, message: 'The provider profile is not valid.' },
+  discovery_failed: {
+    status: 422,
+    message: 'The OpenID discovery document could not be fetched or is not valid.',
+  },
+  alias_taken: { status: 409, message: 'That alias is already used by a provider name or another alias.' },
+  alias_not_found: { status: 404, message: 'No such alias on this provider.' },
+});

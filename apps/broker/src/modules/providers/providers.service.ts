@@ -1,0 +1,366 @@
+import { randomUUID } from 'node:crypto';
+import type { ProvidersTable } from '../../db/schema.ts';
+import { commonError } from '../../errors/common.errors.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import type { SecretBackend } from '../secrets/secret-backend.ts';
+import type { Discovery } from './discovery.ts';
+import { providerErrors } from './providers.errors.ts';
+import type {
+  AuthType,
+  ProfileInput,
+  ProfilePatch,
+  ProviderView,
+  StoredProfile,
+} from './providers.schemas.ts';
+import type { ProvidersStore } from './providers.store.ts';
+import { validateProfile } from './providers.validate.ts';
+
+/** What is stored in `providers.profile`: the profile plus whether a client secret exists. */
+interface StoredRecord extends StoredProfile {
+  has_client_secret: boolean;
+}
+
+type Metadata = Record<
+  string,
+  Record<
+    string,
+    {
+      id: string;
+      api_base_url: string;
+      user_info_endpoint: string;
+      scopes: string[];
+      description: string;
+      category: string;
+    }
+  >
+>;
+
+const OPTIONAL_TEXT = [
+  'client_id',
+  'auth_url',
+  'token_url',
+  'issuer',
+  'api_base_url',
+  'user_info_endpoint',
+  'description',
+  'category',
+] as const;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const clientSecretPath = (providerId: string) => `providers/${providerId}/client_secret`;
+
+/** Splits input into the stored profile and the secret; "" and null mean "not set". */
+function normalize(input: ProfileInput): { profile: StoredProfile; secret: string | undefined } {
+  const profile: StoredProfile = {
+    name: input.name,
+    auth_type: input.auth_type,
+    auth_header: input.auth_header,
+    enable_discovery: input.enable_discovery,
+    scopes: [...new Set(input.scopes)],
+    params: input.params,
+  };
+  for (const field of OPTIONAL_TEXT) {
+    const value = input[field];
+    if (typeof value === 'string' && value !== '') profile[field] = value;
+  }
+  const secret =
+    typeof input.client_secret === 'string' && input.client_secret !== '' ? input.client_secret : undefined;
+  return { profile, secret };
+}
+
+function parseRecord(row: Pick<ProvidersTable, 'profile'>): StoredRecord {
+  return JSON.parse(row.profile) as StoredRecord;
+}
+
+/** `If-Match: "3"` (or W/"3", or *) against the row version; absent means unconditional. */
+function checkIfMatch(ifMatch: string | undefined, version: number): void {
+  if (ifMatch === undefined || ifMatch.trim() === '*') return;
+  const tags = ifMatch.split(',').map((t) => t.trim().replace(/^W\//, ''));
+  if (!tags.includes(`"${version}"`))
+    throw commonError('version_conflict', { details: { current_version: version } });
+}
+
+function changedFields(before: StoredRecord, after: StoredRecord, secretChanged: boolean): string[] {
+  const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+  keys.delete('has_client_secret');
+  const changed = [...keys].filter(
+    (k) => JSON.stringify(before[k as keyof StoredRecord]) !== JSON.stringify(after[k as keyof StoredRecord]),
+  );
+  if (secretChanged) changed.push('client_secret');
+  return changed.sort();
+}
+
+export function createProvidersService(deps: {
+  store: ProvidersStore;
+  secrets: SecretBackend;
+  discovery: Pick<Discovery, 'refresh'>;
+  audit: Pick<AuditService, 'record'>;
+  allowLoopbackHttp: boolean;
+  now?: () => number;
+}) {
+  const { store, secrets, discovery, audit } = deps;
+  const now = deps.now ?? Date.now;
+  const encoder = new TextEncoder();
+
+  async function mustFind(id: string): Promise<ProvidersTable> {
+    const row = UUID.test(id) ? await store.findLive(id) : undefined;
+    if (row === undefined) throw errorFrom(providerErrors, 'provider_not_found');
+    return row;
+  }
+
+  async function assertNameFree(name: string, exceptId?: string): Promise<void> {
+    const existing = await store.findLiveByName(name);
+    if ((existing && existing.id !== exceptId) || (await store.aliasExists(name))) {
+      throw errorFrom(providerErrors, 'provider_name_taken', { details: { name } });
+    }
+  }
+
+  /** Validation shared by create, replace and patch; discovery runs last, only for a valid profile. */
+  async function check(
+    profile: StoredProfile,
+    hasClientSecret: boolean,
+    previous?: StoredProfile,
+  ): Promise<void> {
+    const problems = validateProfile(profile, { allowLoopbackHttp: deps.allowLoopbackHttp, hasClientSecret });
+    if (problems.length > 0) throw errorFrom(providerErrors, 'invalid_provider', { details: problems });
+    const discoveryChanged = !previous?.enable_discovery || previous.issuer !== profile.issuer;
+    if (profile.auth_type === 'oauth2' && profile.enable_discovery && profile.issuer && discoveryChanged) {
+      await discovery.refresh(profile.issuer);
+    }
+  }
+
+  async function view(row: ProvidersTable, aliases?: string[]): Promise<ProviderView> {
+    const { has_client_secret, ...profile } = parseRecord(row);
+    return {
+      id: row.id,
+      ...profile,
+      has_client_secret,
+      aliases: aliases ?? (await store.aliasesOf(row.id)),
+      version: row.version,
+      created_at: new Date(row.created_at).toISOString(),
+      updated_at: new Date(row.updated_at).toISOString(),
+    };
+  }
+
+  /** Writes a new profile over `row`; `secret` undefined keeps, null removes, a string replaces. */
+  async function write(
+    ctx: AuditContext,
+    row: ProvidersTable,
+    profile: StoredProfile,
+    secret: string | null | undefined,
+    ifMatch: string | undefined,
+  ): Promise<ProviderView> {
+    checkIfMatch(ifMatch, row.version);
+    const before = parseRecord(row);
+    // Switching to a static type drops the client secret: it has no use there.
+    const keepSecret = secret === undefined && before.has_client_secret && profile.auth_type === 'oauth2';
+    const hasSecret = typeof secret === 'string' || keepSecret;
+    await check(profile, hasSecret, before);
+    if (profile.name !== row.name) await assertNameFree(profile.name, row.id);
+    if (typeof secret === 'string') await secrets.put(clientSecretPath(row.id), encoder.encode(secret));
+    const record: StoredRecord = { ...profile, has_client_secret: hasSecret };
+    const t = now();
+    const updated = await store.update(row.id, row.version, {
+      name: profile.name,
+      auth_type: profile.auth_type,
+      profile: JSON.stringify(record),
+      updated_at: t,
+    });
+    if (!updated)
+      throw commonError('version_conflict', {
+        message: 'The provider changed while it was being updated; fetch it again and retry.',
+      });
+    if (!hasSecret && before.has_client_secret) await secrets.delete(clientSecretPath(row.id));
+    const changed = changedFields(
+      before,
+      record,
+      typeof secret === 'string' || (before.has_client_secret && !hasSecret),
+    );
+    await audit.record(ctx, {
+      action: 'provider.updated',
+      resourceType: 'provider',
+      resourceId: row.id,
+      details: { name: profile.name, changed },
+    });
+    return view({
+      ...row,
+      name: profile.name,
+      auth_type: profile.auth_type,
+      profile: JSON.stringify(record),
+      version: row.version + 1,
+      updated_at: t,
+    });
+  }
+
+  return {
+    async create(ctx: AuditContext, input: ProfileInput): Promise<{ id: string }> {
+      const { profile, secret } = normalize(input);
+      await check(profile, secret !== undefined);
+      await assertNameFree(profile.name);
+      const id = randomUUID();
+      const t = now();
+      if (secret !== undefined) await secrets.put(clientSecretPath(id), encoder.encode(secret));
+      const record: StoredRecord = { ...profile, has_client_secret: secret !== undefined };
+      try {
+        await store.insert({
+          id,
+          name: profile.name,
+          auth_type: profile.auth_type,
+          profile: JSON.stringify(record),
+          version: 1,
+          created_at: t,
+          updated_at: t,
+          deleted_at: null,
+        });
+      } catch (cause) {
+        if (secret !== undefined) await secrets.delete(clientSecretPath(id)).catch(() => {});
+        // The partial unique index on live names settles a race between two creates.
+        if (await store.findLiveByName(profile.name))
+          throw errorFrom(providerErrors, 'provider_name_taken', { cause, details: { name: profile.name } });
+        throw cause;
+      }
+      await audit.record(ctx, {
+        action: 'provider.created',
+        resourceType: 'provider',
+        resourceId: id,
+        details: { name: profile.name, auth_type: profile.auth_type },
+      });
+      return { id };
+    },
+
+    async replace(
+      ctx: AuditContext,
+      id: string,
+      input: ProfileInput,
+      ifMatch?: string,
+    ): Promise<ProviderView> {
+      const row = await mustFind(id);
+      const { profile, secret } = normalize(input);
+      return write(ctx, row, profile, secret, ifMatch);
+    },
+
+    async patch(ctx: AuditContext, id: string, patch: ProfilePatch, ifMatch?: string): Promise<ProviderView> {
+      const row = await mustFind(id);
+      const { has_client_secret: _, ...current } = parseRecord(row);
+      const merged: Record<string, unknown> = { ...current };
+      for (const [key, value] of Object.entries(patch)) {
+        if (key === 'client_secret' || value === undefined) continue;
+        if (value === null || value === '') delete merged[key];
+        else merged[key] = value;
+      }
+      const { profile } = normalize({
+        auth_header: 'client_secret_post',
+        enable_discovery: false,
+        scopes: [],
+        params: {},
+        ...merged,
+      } as unknown as ProfileInput);
+      const secret = patch.client_secret === '' ? null : patch.client_secret;
+      return write(ctx, row, profile, secret, ifMatch);
+    },
+
+    async remove(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
+      const row = await mustFind(id);
+      checkIfMatch(ifMatch, row.version);
+      if (!(await store.softDelete(row.id, row.version, now())))
+        throw errorFrom(providerErrors, 'provider_not_found');
+      if (parseRecord(row).has_client_secret) await secrets.delete(clientSecretPath(row.id));
+      await audit.record(ctx, {
+        action: 'provider.deleted',
+        resourceType: 'provider',
+        resourceId: row.id,
+        details: { name: row.name },
+      });
+    },
+
+    async get(id: string): Promise<ProviderView> {
+      return view(await mustFind(id));
+    },
+
+    async list(): Promise<{ id: string; name: string }[]> {
+      return (await store.listLive(10_000)).map((r) => ({ id: r.id, name: r.name }));
+    },
+
+    /** The v1 metadata shape: `{auth_type: {name: {id, api_base_url, user_info_endpoint, scopes, description, category}}}`. */
+    async metadata(): Promise<Metadata> {
+      const out: Metadata = {};
+      for (const row of await store.listLive(10_000)) {
+        const p = parseRecord(row);
+        out[row.auth_type] ??= {};
+        out[row.auth_type]![row.name] = {
+          id: row.id,
+          api_base_url: p.api_base_url ?? '',
+          user_info_endpoint: p.user_info_endpoint ?? '',
+          scopes: p.scopes,
+          description: p.description ?? '',
+          category: p.category ?? '',
+        };
+      }
+      return out;
+    },
+
+    /** A live provider by id, name or alias (names win over aliases; they never collide). */
+    async resolve(ref: string): Promise<ProviderView> {
+      const row =
+        (UUID.test(ref) ? await store.findLive(ref) : undefined) ??
+        (await store.findLiveByName(ref)) ??
+        (await store.findLiveByAlias(ref));
+      if (row === undefined) throw errorFrom(providerErrors, 'provider_not_found');
+      return view(row);
+    },
+
+    /** For the handshake (server-side only): the profile and its decrypted client secret. */
+    async loadForUse(
+      id: string,
+    ): Promise<{ id: string; profile: StoredProfile; clientSecret: string | undefined }> {
+      const row = await mustFind(id);
+      const { has_client_secret, ...profile } = parseRecord(row);
+      const stored = has_client_secret ? await secrets.get(clientSecretPath(row.id)) : null;
+      return {
+        id: row.id,
+        profile,
+        clientSecret: stored === null ? undefined : new TextDecoder().decode(stored.value),
+      };
+    },
+
+    async addAlias(ctx: AuditContext, id: string, alias: string): Promise<string[]> {
+      const row = await mustFind(id);
+      if ((await store.findLiveByName(alias)) || (await store.aliasExists(alias))) {
+        throw errorFrom(providerErrors, 'alias_taken', { details: { alias } });
+      }
+      try {
+        await store.insertAlias(alias, row.id, now());
+      } catch (cause) {
+        if (await store.aliasExists(alias))
+          throw errorFrom(providerErrors, 'alias_taken', { cause, details: { alias } });
+        throw cause;
+      }
+      await audit.record(ctx, {
+        action: 'provider.alias_added',
+        resourceType: 'provider',
+        resourceId: row.id,
+        details: { name: row.name, alias },
+      });
+      return store.aliasesOf(row.id);
+    },
+
+    async removeAlias(ctx: AuditContext, id: string, alias: string): Promise<void> {
+      const row = await mustFind(id);
+      if (!(await store.deleteAlias(alias, row.id))) throw errorFrom(providerErrors, 'alias_not_found');
+      await audit.record(ctx, {
+        action: 'provider.alias_removed',
+        resourceType: 'provider',
+        resourceId: row.id,
+        details: { name: row.name, alias },
+      });
+    },
+
+    async aliases(id: string): Promise<string[]> {
+      return store.aliasesOf((await mustFind(id)).id);
+    },
+  };
+}
+
+export type ProvidersService = ReturnType<typeof createProvidersService>;
+export type { AuthType };

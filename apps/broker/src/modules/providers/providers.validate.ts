@@ -1,0 +1,224 @@
+import type { AuthType, StoredProfile } from './providers.schemas.ts';
+
+export interface Problem {
+  path: string;
+  message: string;
+}
+
+/**
+ * Authorization request parameters the broker sets itself (RFC 6749 §4.1.1, RFC 7636 §4.3,
+ * OIDC Core §3.1.2.1, RFC 9101). Extra `params` may add to the request, never replace these.
+ */
+export const CORE_AUTHORIZE_PARAMS: ReadonlySet<string> = new Set([
+  'response_type',
+  'client_id',
+  'redirect_uri',
+  'scope',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+  'response_mode',
+  'request',
+  'request_uri',
+]);
+
+/** Strategy types agents apply, the config keys each requires, and which auth types may use them. */
+const STRATEGIES: Record<string, { required: string[]; optional: string[] }> = {
+  oauth2: { required: [], optional: [] },
+  header: { required: [], optional: ['header_name', 'credential_field', 'value_prefix'] },
+  query_param: { required: ['param_name'], optional: ['credential_field'] },
+  basic_auth: { required: [], optional: ['username_field', 'password_field'] },
+  hmac_payload: { required: ['header_name'], optional: ['secret_field', 'algo', 'encoding'] },
+  aws_sigv4: { required: ['service'], optional: ['region'] },
+};
+
+const STRATEGY_FOR: Record<AuthType, readonly string[]> = {
+  oauth2: ['oauth2'],
+  api_key: ['header', 'query_param'],
+  header: ['header'],
+  query_param: ['query_param'],
+  basic_auth: ['basic_auth'],
+  hmac_payload: ['hmac_payload'],
+  aws_sigv4: ['aws_sigv4'],
+};
+
+const ENUM_CONFIG: Record<string, readonly string[]> = {
+  algo: ['sha256', 'sha1'],
+  encoding: ['hex', 'base64'],
+};
+
+const MAX_PARAMS = 50;
+const MAX_JSON_PARAM = 16 * 1024;
+const BOOL_PARAMS = new Set(['skip_scope_on_auth', 'skip_scope_on_exchange']);
+const OBJECT_PARAMS = new Set(['credential_schema', 'auth_strategy', 'validation']);
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+export interface ValidationOptions {
+  /** Development allows http for loopback hosts (a local identity provider); production never. */
+  readonly allowLoopbackHttp: boolean;
+  /** Whether a client secret will exist after this write (given now or already stored). */
+  readonly hasClientSecret: boolean;
+}
+
+function checkUrl(
+  problems: Problem[],
+  path: string,
+  value: string | undefined,
+  options: ValidationOptions,
+): void {
+  if (value === undefined) return;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    problems.push({ path, message: 'must be an absolute URL' });
+    return;
+  }
+  if (url.username || url.password) problems.push({ path, message: 'must not contain credentials' });
+  if (url.hash) problems.push({ path, message: 'must not contain a fragment' });
+  if (url.protocol === 'https:') return;
+  if (url.protocol === 'http:' && options.allowLoopbackHttp && LOOPBACK.test(url.hostname)) return;
+  problems.push({
+    path,
+    message: options.allowLoopbackHttp
+      ? 'must use https (http is allowed only for localhost in development)'
+      : 'must use https',
+  });
+}
+
+function checkStrategy(problems: Problem[], authType: AuthType, strategy: unknown): void {
+  const allowed = STRATEGY_FOR[authType];
+  if (strategy === undefined) {
+    const implied = STRATEGIES[allowed[0]!]!;
+    for (const key of implied.required) {
+      problems.push({
+        path: `params.auth_strategy.config.${key}`,
+        message: `required for auth_type ${authType}`,
+      });
+    }
+    return;
+  }
+  if (typeof strategy !== 'object' || strategy === null || Array.isArray(strategy)) {
+    problems.push({ path: 'params.auth_strategy', message: 'must be an object {type, config}' });
+    return;
+  }
+  const { type, config = {}, ...rest } = strategy as { type?: unknown; config?: unknown };
+  for (const key of Object.keys(rest))
+    problems.push({ path: `params.auth_strategy.${key}`, message: 'unknown field' });
+  if (typeof type !== 'string' || !allowed.includes(type)) {
+    problems.push({
+      path: 'params.auth_strategy.type',
+      message: `must be one of ${allowed.join(', ')} for auth_type ${authType}`,
+    });
+    return;
+  }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    problems.push({ path: 'params.auth_strategy.config', message: 'must be an object' });
+    return;
+  }
+  const spec = STRATEGIES[type]!;
+  const values = config as Record<string, unknown>;
+  for (const key of spec.required) {
+    if (typeof values[key] !== 'string' || values[key] === '') {
+      problems.push({ path: `params.auth_strategy.config.${key}`, message: `required for strategy ${type}` });
+    }
+  }
+  for (const [key, value] of Object.entries(values)) {
+    const path = `params.auth_strategy.config.${key}`;
+    if (!spec.required.includes(key) && !spec.optional.includes(key)) {
+      problems.push({ path, message: `not a setting of strategy ${type}` });
+    } else if (typeof value !== 'string' || value.length > 256) {
+      problems.push({ path, message: 'must be a string of at most 256 characters' });
+    } else if (ENUM_CONFIG[key] && !ENUM_CONFIG[key].includes(value)) {
+      problems.push({ path, message: `must be one of ${ENUM_CONFIG[key].join(', ')}` });
+    } else if (key === 'header_name' && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) {
+      problems.push({ path, message: 'must be a valid HTTP header name' });
+    }
+  }
+}
+
+function checkParams(problems: Problem[], profile: StoredProfile, options: ValidationOptions): void {
+  const entries = Object.entries(profile.params);
+  if (entries.length > MAX_PARAMS)
+    problems.push({ path: 'params', message: `at most ${MAX_PARAMS} entries` });
+  for (const [key, value] of entries) {
+    const path = `params.${key}`;
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(key)) {
+      problems.push({ path, message: 'parameter names are letters, digits, dot, dash and underscore' });
+    } else if (CORE_AUTHORIZE_PARAMS.has(key.toLowerCase())) {
+      problems.push({ path, message: 'overrides a core authorization parameter the broker sets itself' });
+    } else if (BOOL_PARAMS.has(key)) {
+      if (typeof value !== 'boolean' && value !== 'true' && value !== 'false')
+        problems.push({ path, message: 'must be true or false' });
+    } else if (OBJECT_PARAMS.has(key)) {
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        problems.push({ path, message: 'must be an object' });
+      else if (JSON.stringify(value).length > MAX_JSON_PARAM)
+        problems.push({ path, message: `must be at most ${MAX_JSON_PARAM} bytes of JSON` });
+    } else if (key === 'token_request_format') {
+      if (value !== 'json' && value !== 'form') problems.push({ path, message: 'must be json or form' });
+    } else if (key === 'revocation_endpoint') {
+      if (typeof value !== 'string') problems.push({ path, message: 'must be a URL' });
+      else checkUrl(problems, path, value, options);
+    } else if (typeof value !== 'string' || value.length > 2048) {
+      problems.push({
+        path,
+        message: 'extra authorization parameters must be strings of at most 2048 characters',
+      });
+    }
+  }
+  if (profile.auth_type === 'oauth2') {
+    if (profile.params.auth_strategy !== undefined) {
+      problems.push({
+        path: 'params.auth_strategy',
+        message: 'only for static-credential auth types; oauth2 always uses the oauth2 strategy',
+      });
+    }
+  } else {
+    checkStrategy(problems, profile.auth_type, profile.params.auth_strategy);
+  }
+}
+
+/** Rules that depend on `auth_type` and on several fields at once; the zod schema did the rest. */
+export function validateProfile(profile: StoredProfile, options: ValidationOptions): Problem[] {
+  const problems: Problem[] = [];
+  for (const field of ['auth_url', 'token_url', 'issuer', 'api_base_url', 'user_info_endpoint'] as const) {
+    checkUrl(problems, field, profile[field], options);
+  }
+  if (profile.auth_type === 'oauth2') {
+    if (profile.client_id === undefined) problems.push({ path: 'client_id', message: 'required for oauth2' });
+    if (!options.hasClientSecret)
+      problems.push({ path: 'client_secret', message: `required for oauth2 with ${profile.auth_header}` });
+    if (profile.enable_discovery) {
+      if (profile.issuer === undefined)
+        problems.push({ path: 'issuer', message: 'required when enable_discovery is true' });
+    } else {
+      if (profile.auth_url === undefined)
+        problems.push({
+          path: 'auth_url',
+          message: 'required for oauth2 unless enable_discovery is true with an issuer',
+        });
+      if (profile.token_url === undefined)
+        problems.push({
+          path: 'token_url',
+          message: 'required for oauth2 unless enable_discovery is true with an issuer',
+        });
+    }
+  } else {
+    const oauthOnly = ['client_id', 'auth_url', 'token_url', 'issuer'] as const;
+    for (const field of oauthOnly) {
+      if (profile[field] !== undefined)
+        problems.push({ path: field, message: `not used by auth_type ${profile.auth_type}` });
+    }
+    if (options.hasClientSecret)
+      problems.push({ path: 'client_secret', message: `not used by auth_type ${profile.auth_type}` });
+    if (profile.enable_discovery)
+      problems.push({ path: 'enable_discovery', message: `not used by auth_type ${profile.auth_type}` });
+    if (profile.auth_header !== 'client_secret_post')
+      problems.push({ path: 'auth_header', message: `not used by auth_type ${profile.auth_type}` });
+  }
+  checkParams(problems, profile, options);
+  return problems;
+}

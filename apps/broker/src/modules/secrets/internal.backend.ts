@@ -1,0 +1,68 @@
+import { sql } from 'kysely';
+import { open, seal } from '../../crypto/envelope.ts';
+import type { KeyRing } from '../../crypto/keyring.ts';
+import type { Database } from '../../db/client.ts';
+import { checkPath, MAX_SECRET_BYTES, type SecretBackend } from './secret-backend.ts';
+
+/** The ciphertext of a secret is bound to its path: a value copied to another path does not open. */
+export const bindingFor = (path: string) => ({ table: 'secret_store', id: path, field: 'value' });
+
+/** Stores secrets in the broker's own database, encrypted with the key ring. */
+export function createInternalBackend(
+  db: Database,
+  ring: KeyRing,
+  now: () => number = Date.now,
+): SecretBackend {
+  const k = db.kysely;
+  return {
+    kind: 'internal',
+    async get(path) {
+      checkPath(path);
+      const row = await k
+        .selectFrom('secret_store')
+        .select(['value', 'version'])
+        .where('path', '=', path)
+        .executeTakeFirst();
+      if (row === undefined) return null;
+      return { value: open(ring, row.value, bindingFor(path)), version: row.version };
+    },
+    async put(path, value) {
+      checkPath(path);
+      if (value.length > MAX_SECRET_BYTES) throw new Error('secret value too large');
+      const sealed = seal(ring, value, bindingFor(path));
+      const t = now();
+      const row = await k
+        .insertInto('secret_store')
+        .values({ path, version: 1, value: sealed, created_at: t, updated_at: t })
+        .onConflict((oc) =>
+          oc
+            .column('path')
+            .doUpdateSet({ value: sealed, updated_at: t, version: sql<number>`secret_store.version + 1` }),
+        )
+        .returning('version')
+        .executeTakeFirstOrThrow();
+      return { version: row.version };
+    },
+    async delete(path) {
+      checkPath(path);
+      await k.deleteFrom('secret_store').where('path', '=', path).execute();
+    },
+    async list(prefix, options = {}) {
+      const limit = Math.min(options.limit ?? 100, 1000);
+      // Range scan on the primary key instead of LIKE, so `%` and `_` in paths are not patterns.
+      let q = k
+        .selectFrom('secret_store')
+        .select('path')
+        .where('path', '>=', prefix)
+        .where('path', '<', `${prefix}\uffff`)
+        .orderBy('path')
+        .limit(limit);
+      if (options.after !== undefined) q = q.where('path', '>', options.after);
+      return (await q.execute()).map((r) => r.path);
+    },
+    async healthCheck() {
+      await db.ping();
+    },
+    async close() {},
+  };
+}
