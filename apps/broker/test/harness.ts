@@ -1,0 +1,131 @@
+/**
+ * Test harness: a real broker (real database, real key ring, real Fastify app) per test file.
+ * The database is SQLite in a temporary directory, or, when NEXUS_TEST_DATABASE_URL is set
+ * (scripts/services.sh run-with-postgres), a fresh PostgreSQL schema dropped afterwards.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import pg from 'pg';
+import { buildApp } from '../src/app.ts';
+import { loadConfig } from '../src/config/load.ts';
+import { buildContainer, type Container } from '../src/container.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createLogger } from '../src/http/logger.ts';
+
+export const TEST_PG_URL = process.env.NEXUS_TEST_DATABASE_URL;
+export const DIALECT: 'sqlite' | 'postgres' = TEST_PG_URL ? 'postgres' : 'sqlite';
+
+export const newKeyBase64 = () => randomBytes(32).toString('base64');
+
+export interface TestDatabase {
+  /** Environment entries that point a broker (or the CLI) at this database. */
+  readonly env: Record<string, string>;
+  readonly dataDir: string;
+  drop(): Promise<void>;
+}
+
+/** A fresh, empty database: SQLite file in a temp dir, or a new PostgreSQL schema. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'nexus-test-'));
+  if (TEST_PG_URL === undefined) {
+    return {
+      env: { NEXUS_DATA_DIR: dataDir },
+      dataDir,
+      drop: async () => rmSync(dataDir, { recursive: true, force: true }),
+    };
+  }
+  const schema = `t_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: TEST_PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  const separator = TEST_PG_URL.includes('?') ? '&' : '?';
+  return {
+    env: {
+      NEXUS_DATA_DIR: dataDir,
+      DATABASE_URL: `${TEST_PG_URL}${separator}options=-c%20search_path%3D${schema}`,
+      DATABASE_POOL_MAX: '5',
+    },
+    dataDir,
+    async drop() {
+      const client = new pg.Client({ connectionString: TEST_PG_URL });
+      await client.connect();
+      await client.query(`DROP SCHEMA ${schema} CASCADE`);
+      await client.end();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface TestBroker {
+  readonly app: FastifyInstance;
+  readonly container: Container;
+  readonly db: TestDatabase;
+  readonly env: Record<string, string>;
+  /** An admin key from API_KEYS, named `env:test`. */
+  readonly adminKey: string;
+  /** Every log line written so far, raw JSON text. */
+  readonly logs: string[];
+  /** `app.inject` with the admin key unless `key: null` (or another key) is given. */
+  request(options: InjectOptions & { key?: string | null }): Promise<LightMyRequestResponse>;
+  close(): Promise<void>;
+}
+
+/** Starts a migrated broker on a fresh database; `env` overrides or adds variables. */
+export async function startBroker(
+  options: { env?: Record<string, string>; now?: () => number } = {},
+): Promise<TestBroker> {
+  const db = await createTestDatabase();
+  const adminKey = `test-admin-key-${randomBytes(16).toString('hex')}`;
+  const env: Record<string, string> = {
+    NEXUS_ENV: 'test',
+    ENCRYPTION_KEY: newKeyBase64(),
+    STATE_KEY: newKeyBase64(),
+    API_KEYS: `test:${adminKey}`,
+    LOG_LEVEL: 'info',
+    ...db.env,
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const container = buildContainer(config, options.now ? { now: options.now } : {});
+  await migrate(container.db);
+  const app = await buildApp(container, createLogger(config.logLevel, sink));
+  await app.ready();
+  return {
+    app,
+    container,
+    db,
+    env,
+    adminKey,
+    logs,
+    request({ key, ...inject }) {
+      const headers = { ...(inject.headers ?? {}) } as Record<string, string>;
+      const credential = key === undefined ? adminKey : key;
+      if (credential !== null && headers['x-api-key'] === undefined && headers.authorization === undefined) {
+        headers['x-api-key'] = credential;
+      }
+      return app.inject({ ...inject, headers });
+    },
+    async close() {
+      await app.close();
+      await container.close();
+      await db.drop();
+    },
+  };
+}
+
+/** The JSON body of a response. */
+export function json<T = Record<string, unknown>>(response: LightMyRequestResponse): T {
+  return JSON.parse(response.body) as T;
+}

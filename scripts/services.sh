@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Installs (from Debian packages) and starts the real services the test suites use.
+# Used by the tests, by .ci/run and by people: nothing here is CI-only.
+#
+#   scripts/services.sh ensure-postgres        install + start PostgreSQL, print a test DATABASE_URL
+#   scripts/services.sh ensure-redis           install + start Redis on 127.0.0.1:${NEXUS_TEST_REDIS_PORT:-6390}
+#   scripts/services.sh run-with-postgres CMD  run CMD with NEXUS_TEST_DATABASE_URL set
+#
+# The test role and database are throw-away (nexus_test / nexus_test) and listen on loopback only.
+set -euo pipefail
+
+PG_USER=nexus_test
+PG_PASSWORD=nexus_test
+PG_DB=nexus_test
+REDIS_PORT="${NEXUS_TEST_REDIS_PORT:-6390}"
+APT_UPDATED=0
+
+log() { echo "[services] $*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    log "need root to apt-get install $*; install it yourself and re-run"
+    exit 1
+  fi
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
+}
+
+ensure_postgres() {
+  command -v pg_lsclusters >/dev/null 2>&1 && [ -n "$(ls /usr/lib/postgresql 2>/dev/null)" ] || apt_install postgresql
+  local version
+  version=$(ls /usr/lib/postgresql | sort -V | tail -n 1)
+  if ! pg_lsclusters -h | grep -q .; then
+    log "creating PostgreSQL $version cluster"
+    pg_createcluster "$version" main >&2
+  fi
+  local cluster
+  cluster=$(pg_lsclusters -h | head -n 1)
+  local ver name status port
+  read -r ver name port status _ <<<"$cluster"
+  if [ "$status" != online ]; then
+    log "starting PostgreSQL $ver/$name on port $port"
+    pg_ctlcluster "$ver" "$name" start >&2
+  fi
+  for _ in $(seq 1 50); do
+    as_postgres psql -p "$port" -qtAc 'SELECT 1' >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  as_postgres psql -p "$port" -qtAc "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'" | grep -q 1 ||
+    as_postgres psql -p "$port" -qc "CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD'" >&2
+  as_postgres psql -p "$port" -qtAc "SELECT 1 FROM pg_database WHERE datname='$PG_DB'" | grep -q 1 ||
+    as_postgres psql -p "$port" -qc "CREATE DATABASE $PG_DB OWNER $PG_USER" >&2
+  echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DB"
+}
+
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    log "starting Redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --daemonize yes >&2
+    for _ in $(seq 1 50); do
+      redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+  fi
+  echo "redis://127.0.0.1:$REDIS_PORT"
+}
+
+case "${1:-}" in
+  ensure-postgres) ensure_postgres ;;
+  ensure-redis) ensure_redis ;;
+  run-with-postgres)
+    shift
+    NEXUS_TEST_DATABASE_URL=$(ensure_postgres)
+    export NEXUS_TEST_DATABASE_URL
+    log "NEXUS_TEST_DATABASE_URL=${NEXUS_TEST_DATABASE_URL%%@*}@…"
+    exec "$@"
+    ;;
+  *)
+    echo "usage: $0 ensure-postgres | ensure-redis | run-with-postgres CMD..." >&2
+    exit 2
+    ;;
+esac
