@@ -107,6 +107,8 @@ function openSqliteDatabase(file: string): Database {
     },
     async close() {
       await kysely.destroy();
+      // Kysely closes the file only if it ever opened a connection; close it either way.
+      if (raw.isOpen) raw.close();
     },
   };
 }

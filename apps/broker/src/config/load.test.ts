@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
+import { ConfigError, loadConfig } from './load.ts';
+
+const key = () => randomBytes(32).toString('base64');
+
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env, '/srv');
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    return [...error.problems];
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('starts on embedded defaults with nothing set', () => {
+    const config = loadConfig({}, '/srv');
+    assert.equal(config.mode, 'development');
+    assert.equal(config.http.host, '127.0.0.1');
+    assert.equal(config.http.port, 8080);
+    assert.deepEqual(config.database, { kind: 'sqlite', file: '/srv/.nexus/nexus.db' });
+    assert.equal(config.keys.keyFile, '/srv/.nexus/keys.json');
+    assert.equal(config.keys.generateIfMissing, true);
+    assert.equal(config.secretBackend.kind, 'internal');
+    assert.equal(config.http.baseUrl, 'http://127.0.0.1:8080');
+  });
+
+  it('lists every bad variable in one error', () => {
+    const problems = problemsOf({
+      PORT: 'abc',
+      LOG_LEVEL: 'loud',
+      ENCRYPTION_KEY: 'short',
+      ALLOWED_CIDRS: '10.0.0.0/33,nonsense',
+      ALLOWED_RETURN_DOMAINS: 'https://app.example.com',
+      DATABASE_URL: 'mysql://x',
+    });
+    const vars = problems.map((p) => p.split(':')[0]);
+    for (const name of [
+      'PORT',
+      'LOG_LEVEL',
+      'ENCRYPTION_KEY',
+      'ALLOWED_CIDRS',
+      'ALLOWED_RETURN_DOMAINS',
+      'DATABASE_URL',
+    ]) {
+      assert.ok(vars.includes(name), `${name} missing from ${JSON.stringify(problems)}`);
+    }
+    assert.equal(problems.filter((p) => p.startsWith('ALLOWED_CIDRS')).length, 2);
+  });
+
+  it('never echoes a secret value in an error', () => {
+    const planted = 'c2VjcmV0LXZhbHVlLXRoYXQtaXMtbm90LTMyLWJ5dGVz';
+    const problems = problemsOf({
+      ENCRYPTION_KEY: planted,
+      STATE_KEY: `${planted}!`,
+      API_KEY: 'tiny',
+      DATABASE_URL: `postgres://u:${planted}@h/db`,
+    });
+    const text = problems.join('\n');
+    assert.ok(!text.includes(planted));
+    assert.ok(!text.includes('tiny'));
+  });
+
+  it('refuses production without keys and says how to make them', () => {
+    const problems = problemsOf({ NEXUS_ENV: 'production' });
+    const text = problems.join('\n');
+    assert.match(text, /ENCRYPTION_KEY: required in production/);
+    assert.match(text, /STATE_KEY: required in production/);
+    assert.match(text, /nexus keys generate/);
+    assert.match(text, /BASE_URL: required in production/);
+  });
+
+  it('detects production from NODE_ENV and demands https', () => {
+    const problems = problemsOf({
+      NODE_ENV: 'production',
+      ENCRYPTION_KEY: key(),
+      STATE_KEY: key(),
+      BASE_URL: 'http://broker.example.com',
+    });
+    assert.deepEqual(problems, ['BASE_URL: must use https in production']);
+  });
+
+  it('accepts explicit production keys, the key ring form and named API keys', () => {
+    const [a, b] = [key(), key()];
+    const config = loadConfig({
+      NEXUS_ENV: 'production',
+      ENCRYPTION_KEYS: `${a}, ${b}`,
+      STATE_KEY: key(),
+      BASE_URL: 'https://broker.example.com/',
+      API_KEYS: `ops:${'o'.repeat(32)},${'x'.repeat(32)}`,
+      DATABASE_URL: 'postgres://u:p@db/nexus',
+    });
+    assert.equal(config.keys.encryptionKeys?.length, 2);
+    assert.equal(config.keys.keyFile, undefined);
+    assert.equal(config.http.baseUrl, 'https://broker.example.com');
+    assert.deepEqual(
+      config.apiKeys.map((k) => k.name),
+      ['env:ops', 'env:API_KEYS[1]'],
+    );
+    assert.equal(config.database.kind, 'postgres');
+  });
+
+  it('rejects short or duplicate-named API keys', () => {
+    const problems = problemsOf({ API_KEYS: `a:${'k'.repeat(30)},a:${'j'.repeat(30)},b:short` });
+    assert.equal(problems.length, 2);
+    assert.match(problems.join('\n'), /used twice/);
+    assert.match(problems.join('\n'), /shorter than 24/);
+  });
+
+  it('freezes the result and never prints keys', () => {
+    const secret = key();
+    const config = loadConfig({ ENCRYPTION_KEY: secret, STATE_KEY: key(), API_KEY: 'p'.repeat(40) });
+    assert.ok(Object.isFrozen(config));
+    assert.ok(Object.isFrozen(config.http));
+    assert.throws(() => {
+      (config as { mode: string }).mode = 'production';
+    });
+    const printed = `${JSON.stringify(config)}\n${inspect(config, { depth: 10 })}`;
+    assert.ok(!printed.includes(secret));
+    assert.ok(!printed.includes('p'.repeat(40)));
+    assert.match(printed, /redacted/);
+  });
+
+  it('treats empty strings as unset', () => {
+    const config = loadConfig({ DATABASE_URL: '', PORT: '', REDIS_URL: '' }, '/srv');
+    assert.equal(config.database.kind, 'sqlite');
+    assert.equal(config.http.port, 8080);
+    assert.equal(config.redisUrl, undefined);
+  });
+});

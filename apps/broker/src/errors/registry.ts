@@ -1,0 +1,29 @@
+import { cryptoErrors } from '../crypto/crypto.errors.ts';
+import { adminKeyErrors } from '../modules/admin-keys/admin-keys.errors.ts';
+import { auditErrors } from '../modules/audit/audit.errors.ts';
+import { providerErrors } from '../modules/providers/providers.errors.ts';
+import { commonErrors } from './common.errors.ts';
+import type { ErrorCatalog, ErrorSpec } from './nexus-error.ts';
+
+/** Every module's catalogue. A module that declares errors adds its catalogue here. */
+export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
+  common: commonErrors,
+  crypto: cryptoErrors,
+  admin_keys: adminKeyErrors,
+  audit: auditErrors,
+  providers: providerErrors,
+};
+
+/** All codes with their module; throws when two modules declare the same code. */
+export function allErrorCodes(): Map<string, ErrorSpec & { module: string }> {
+  const out = new Map<string, ErrorSpec & { module: string }>();
+  for (const [module, catalogue] of Object.entries(CATALOGUES)) {
+    for (const [code, spec] of Object.entries(catalogue)) {
+      const existing = out.get(code);
+      if (existing)
+        throw new Error(`error code ${code} is declared by both ${existing.module} and ${module}`);
+      out.set(code, { ...spec, module });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { json, startBroker, type TestBroker } from './harness.ts';
+
+/**
+ * Plants recognisable secrets everywhere a careless broker might log them (headers, bodies,
+ * query strings, error paths) and scans every log line for any part of them.
+ */
+describe('logs never contain secrets', () => {
+  let broker: TestBroker;
+  const planted = {
+    clientSecret: 'PLANTED-client-secret-7f3a9c',
+    wrongKey: 'PLANTED-wrong-api-key-0b1c2d3e4f',
+    queryCode: 'PLANTED-query-code-55aa',
+    patchedSecret: 'PLANTED-patched-secret-e4e4',
+  };
+  before(async () => {
+    broker = await startBroker({ env: { LOG_LEVEL: 'trace' } });
+  });
+  after(() => broker.close());
+
+  it('scans every line after a realistic session', async () => {
+    const created = await broker.request({
+      method: 'POST',
+      url: '/providers',
+      payload: {
+        profile: {
+          name: 'acme',
+          client_id: 'cid',
+          client_secret: planted.clientSecret,
+          auth_url: 'https://a.example/auth',
+          token_url: 'https://a.example/token',
+        },
+      },
+    });
+    assert.equal(created.statusCode, 201);
+    const { id } = json<{ id: string }>(created);
+    await broker.request({
+      method: 'PATCH',
+      url: `/providers/${id}`,
+      payload: { profile: { client_secret: planted.patchedSecret } },
+    });
+    // A rejected write whose body carries the secret.
+    await broker.request({
+      method: 'POST',
+      url: '/providers',
+      payload: { profile: { name: 'BAD NAME', client_secret: planted.clientSecret } },
+    });
+    await broker.request({
+      method: 'POST',
+      url: '/providers',
+      payload: { profile: { name: 'static', auth_type: 'api_key', client_secret: planted.clientSecret } },
+    });
+    // Wrong credentials in both headers.
+    await broker.request({ method: 'GET', url: '/providers', key: planted.wrongKey });
+    await broker.request({
+      method: 'GET',
+      url: '/providers',
+      key: null,
+      headers: { authorization: `Bearer ${planted.wrongKey}` },
+    });
+    // Secrets in a query string (as an OAuth callback carries a code).
+    await broker.request({ method: 'GET', url: `/auth/callback?code=${planted.queryCode}&state=x` });
+    await broker.request({ method: 'GET', url: `/providers?code=${planted.queryCode}` });
+    // The admin key itself, on every request above.
+    await broker.request({ method: 'GET', url: `/providers/${id}` });
+
+    assert.ok(broker.logs.length > 10, 'the session produced logs');
+    const everything = broker.logs.join('\n');
+    const needles = [
+      ...Object.values(planted),
+      broker.adminKey,
+      broker.env.ENCRYPTION_KEY!,
+      broker.env.STATE_KEY!,
+    ];
+    for (const needle of needles) {
+      // Any 12-character window of a secret counts as a leak.
+      for (let i = 0; i + 12 <= needle.length; i += 6) {
+        assert.ok(
+          !everything.includes(needle.slice(i, i + 12)),
+          `log contains part of ${needle.slice(0, 10)}…`,
+        );
+      }
+    }
+  });
+
+  it('logs each request with its id, method, path and status', () => {
+    const completed = broker.logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request completed');
+    assert.ok(completed.length > 5);
+    for (const line of completed) {
+      assert.equal(typeof line.request_id, 'string');
+      assert.equal(typeof (line.res as { status: number }).status, 'number');
+    }
+  });
+});
