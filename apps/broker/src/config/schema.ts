@@ -211,11 +211,9 @@ export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
 export function describeEnv(): EnvVarDoc[] {
   const docs: EnvVarDoc[] = [];
   for (const [name, schema] of Object.entries(envSchema.shape)) {
-    const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as {
-      default?: unknown;
-      description?: string;
-    };
-    const def = json.default;
+    // The default is whatever the schema makes of an absent value.
+    const parsed = (schema as z.ZodType).safeParse(undefined);
+    const def = parsed.success ? parsed.data : undefined;
     docs.push({
       name,
       description: schema.description ?? '',
