@@ -19,7 +19,10 @@ describe('audit log: group commit and hash chain', () => {
     let transactions = 0;
     const counted = {
       ...store,
-      append: (build: Parameters<typeof store.append>[0]) => (transactions++, store.append(build)),
+      append: (build: Parameters<typeof store.append>[0]) => {
+        transactions++;
+        return store.append(build);
+      },
     };
     const audit = createAuditService({ store: counted, batchMax: 200 });
     const before = (await store.head()).seq;
