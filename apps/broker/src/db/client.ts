@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { DatabaseConfig } from '../config/load.ts';
 import type { DB } from './schema.ts';
 import { openSqlite } from './sqlite-driver.ts';
@@ -35,8 +36,12 @@ function toPgPlaceholders(sql: string): string {
   return sql.replace(/\?/g, () => `$${++n}`);
 }
 
+/** `pg` is loaded only when PostgreSQL is configured: the embedded default never pays for it. */
+const loadPg = () => createRequire(import.meta.url)('pg') as typeof pg;
+
 function openPostgres(url: string, poolMax: number): Database {
-  const pool = new pg.Pool({
+  const { Pool, types } = loadPg();
+  const pool = new Pool({
     connectionString: url,
     max: poolMax,
     idleTimeoutMillis: 30_000,
@@ -49,7 +54,7 @@ function openPostgres(url: string, poolMax: number): Database {
       getTypeParser: ((oid: number, format?: string) =>
         oid === 20
           ? (v: string) => Number(v)
-          : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+          : types.getTypeParser(oid, format as 'text')) as typeof types.getTypeParser,
     },
   });
   // An idle client losing its connection must not crash the process; the pool replaces it.
