@@ -7,7 +7,10 @@ import { envSchema } from './schema.ts';
 
 describe('configuration reference', () => {
   it('docs/configuration.md matches the schema (run `npm run docs:config` after changing it)', () => {
-    const file = readFileSync(join(import.meta.dirname, '..', '..', '..', '..', 'docs', 'configuration.md'), 'utf8');
+    const file = readFileSync(
+      join(import.meta.dirname, '..', '..', '..', '..', 'docs', 'configuration.md'),
+      'utf8',
+    );
     assert.equal(file, renderConfigDocs());
   });
 
