@@ -41,6 +41,8 @@ export interface VerifyResult {
   readonly ok: boolean;
   readonly checked: number;
   readonly headSeq: number;
+  /** Hash of the newest event: keep a copy elsewhere to detect a rewrite of the whole chain. */
+  readonly headHash: string;
   /** The first sequence number where the chain breaks, and why. */
   readonly brokenAt?: number;
   readonly reason?: string;
@@ -162,6 +164,7 @@ export function createAuditService(deps: { store: AuditStore; batchMax: number; 
         ok: false,
         checked,
         headSeq: head.seq,
+        headHash: head.hash,
         brokenAt,
         reason,
       });
@@ -187,7 +190,7 @@ export function createAuditService(deps: { store: AuditStore; batchMax: number; 
           `the chain ends at event ${prevSeq} but the head records event ${head.seq}: events were deleted`,
         );
       }
-      return { ok: true, checked, headSeq: head.seq };
+      return { ok: true, checked, headSeq: head.seq, headHash: head.hash };
     },
   };
 }
