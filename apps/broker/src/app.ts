@@ -3,8 +3,9 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Container } from './container.ts';
+import { commonError } from './errors/common.errors.ts';
 import { installAuth } from './http/auth.ts';
-import { installErrorHandling } from './http/error-handler.ts';
+import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installOpenApi } from './http/openapi.ts';
 import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
@@ -31,6 +32,12 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
     return503OnClosing: true,
+    // Errors raised while routing (before any hook runs) get the same envelope as the rest.
+    frameworkErrors: (error, request, reply) => {
+      const message =
+        error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'A path parameter is too long.' : 'The URL is malformed.';
+      return sendError(request, reply, commonError('invalid_request', { message }));
+    },
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

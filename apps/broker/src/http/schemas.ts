@@ -13,24 +13,17 @@ export const errorSchema = z
   })
   .meta({ id: 'Error' });
 
-type Status = 400 | 401 | 403 | 404 | 409 | 412 | 413 | 422 | 429 | 503;
+type Status = 404 | 409 | 412 | 413 | 422 | 429 | 503;
+type Always = 400 | 401 | 403;
 
-/** Error responses for the OpenAPI document; authentication errors are added for non-public routes. */
+/**
+ * Error responses of an authenticated route for the OpenAPI document: 400 (a malformed request),
+ * 401 and 403 on every route, plus the route's own.
+ */
 export function errorResponses<const S extends Status>(
   ...statuses: S[]
-): Record<S | 401 | 403, typeof errorSchema> {
-  const out = {} as Record<S | 401 | 403, typeof errorSchema>;
-  for (const status of [...statuses, 401, 403] as (S | 401 | 403)[]) out[status] = errorSchema;
+): Record<S | Always, typeof errorSchema> {
+  const out = {} as Record<S | Always, typeof errorSchema>;
+  for (const status of [...statuses, 400, 401, 403] as (S | Always)[]) out[status] = errorSchema;
   return out;
 }
-
-export const publicErrorResponses = <const S extends Status>(...statuses: S[]) => {
-  const out = {} as Record<S, typeof errorSchema>;
-  for (const status of statuses) out[status] = errorSchema;
-  return out;
-};
-
-/** Identifiers the broker generates (UUIDs), validated at the edge so bad ids never reach SQL. */
-export const uuidParam = z.uuid().describe('Identifier assigned by the broker');
-
-export const isoTimestamp = z.iso.datetime({ offset: true }).describe('RFC 3339 timestamp');

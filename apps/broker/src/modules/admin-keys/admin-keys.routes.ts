@@ -40,7 +40,7 @@ export function adminKeysRoutes(app: FastifyInstance, deps: { adminKeys: AdminKe
         body: z.object({ name: keyName }).strict(),
         response: {
           201: keyView.extend({ key: z.string().describe('The API key; shown only in this response') }),
-          ...errorResponses(400, 409),
+          ...errorResponses(413, 409),
         },
       },
     },
@@ -55,8 +55,15 @@ export function adminKeysRoutes(app: FastifyInstance, deps: { adminKeys: AdminKe
         operationId: 'listAdminKeys',
         tags,
         summary: 'List admin API keys (never their values)',
-        querystring: z.object({ include_revoked: z.stringbool().default(false) }).strict(),
-        response: { 200: z.array(keyView), ...errorResponses(400) },
+        querystring: z
+          .object({
+            include_revoked: z
+              .enum(['true', 'false'])
+              .default('false')
+              .transform((v) => v === 'true'),
+          })
+          .strict(),
+        response: { 200: z.array(keyView), ...errorResponses() },
       },
     },
     async (request) => deps.adminKeys.list(request.query.include_revoked),

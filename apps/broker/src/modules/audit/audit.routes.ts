@@ -60,7 +60,7 @@ export function auditRoutes(app: FastifyInstance, deps: { audit: AuditService })
         querystring: querySchema,
         response: {
           200: z.object({ events: z.array(eventSchema), next_cursor: z.string().nullable() }),
-          ...errorResponses(400),
+          ...errorResponses(),
         },
       },
     },

@@ -34,7 +34,7 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
         body: z.object({ profile: profileInput }).strict(),
         response: {
           201: z.object({ id: z.string(), message: z.string() }),
-          ...errorResponses(400, 409, 422),
+          ...errorResponses(413, 409, 422),
         },
       },
     },
@@ -111,7 +111,7 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
         params: idParams,
         headers: ifMatch,
         body: z.object({ profile: profileInput }).strict(),
-        response: { 200: providerView, ...errorResponses(400, 404, 409, 422) },
+        response: { 200: providerView, ...errorResponses(404, 409, 413, 422) },
       },
     },
     async (request, reply) => {
@@ -135,7 +135,7 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
         params: idParams,
         headers: ifMatch,
         body: z.object({ profile: profilePatch }).strict(),
-        response: { 200: providerView, ...errorResponses(400, 404, 409, 422) },
+        response: { 200: providerView, ...errorResponses(404, 409, 413, 422) },
       },
     },
     async (request, reply) => {
@@ -191,7 +191,7 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
         summary: 'Add a human name (such as google-prod) that resolves to this provider',
         params: idParams,
         body: z.object({ alias: providerName }).strict(),
-        response: { 201: aliasesResponse, ...errorResponses(400, 404, 409) },
+        response: { 201: aliasesResponse, ...errorResponses(404, 409, 413) },
       },
     },
     async (request, reply) =>
