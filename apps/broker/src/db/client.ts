@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
@@ -94,6 +94,8 @@ function openPostgres(url: string, poolMax: number): Database {
 function openSqliteDatabase(file: string): Database {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const { kysely: driverDb, raw } = openSqlite(file);
+  // The file holds key hashes and ciphertexts: owner only (SQLite gives -wal/-shm the same mode).
+  chmodSync(file, 0o600);
   const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: driverDb }) });
   return {
     kysely,

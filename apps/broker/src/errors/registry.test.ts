@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { renderErrorDocs } from './docs.ts';
 import { allErrorCodes } from './registry.ts';
 
 describe('error catalogue', () => {
@@ -17,5 +20,10 @@ describe('error catalogue', () => {
     for (const [code, spec] of allErrorCodes()) {
       if (code.endsWith('_not_found')) assert.equal(spec.status, 404, code);
     }
+  });
+
+  it('is documented in docs/errors.md (run `npm run docs:config` after adding a code)', () => {
+    const file = readFileSync(join(import.meta.dirname, '..', '..', '..', '..', 'docs', 'errors.md'), 'utf8');
+    assert.equal(file, renderErrorDocs());
   });
 });

@@ -1,0 +1,22 @@
+import { allErrorCodes } from './registry.ts';
+
+/** Renders `docs/errors.md` from the error catalogues. */
+export function renderErrorDocs(): string {
+  const lines = [
+    '# Error codes',
+    '',
+    '<!-- Generated from the error catalogues (apps/broker/src/errors/registry.ts) by `npm run docs:config`. Do not edit by hand. -->',
+    '',
+    'Every error answer is JSON: `{"error": "<code>", "message": "<text>", "details"?: ..., "request_id": "<id>"}`.',
+    'The `error` code is stable: clients branch on it, never on `message`. 5xx answers carry a generic',
+    'message; the cause is in the broker log under the same `request_id`.',
+    '',
+    '| code | HTTP | meaning | module |',
+    '|---|---|---|---|',
+  ];
+  const codes = [...allErrorCodes()].sort(([a, x], [b, y]) => x.status - y.status || a.localeCompare(b));
+  for (const [code, spec] of codes)
+    lines.push(`| \`${code}\` | ${spec.status} | ${spec.message} | ${spec.module} |`);
+  lines.push('');
+  return lines.join('\n');
+}
