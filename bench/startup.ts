@@ -24,7 +24,12 @@ function freePort(): Promise<number> {
 async function once(dataDir: string, cacheDir: string): Promise<{ readyMs: number; rssMb: number }> {
   const port = await freePort();
   const child = spawn(process.execPath, [bin, 'serve'], {
-    env: { PATH: process.env.PATH, NEXUS_DATA_DIR: dataDir, PORT: String(port), NODE_COMPILE_CACHE: cacheDir },
+    env: {
+      PATH: process.env.PATH,
+      NEXUS_DATA_DIR: dataDir,
+      PORT: String(port),
+      NODE_COMPILE_CACHE: cacheDir,
+    },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   let out = '';
@@ -55,9 +60,15 @@ try {
   for (let i = 0; i < runs; i++) results.push(await once(dataDir, cacheDir));
   const ready = results.map((r) => r.readyMs);
   const rss = results.map((r) => r.rssMb);
-  console.log(`first start (cold compile cache, generates keys, migrates): ready ${first.readyMs} ms, idle RSS ${first.rssMb} MB`);
-  console.log(`warm starts (${runs}): ready median ${median(ready)} ms (min ${Math.min(...ready)}, max ${Math.max(...ready)}); idle RSS median ${median(rss)} MB`);
-  console.log(`targets: ready <= 300 ms ${median(ready) <= 300 ? 'MET' : 'NOT MET'}; idle RSS <= 70 MB ${median(rss) <= 70 ? 'MET' : 'NOT MET'}`);
+  console.log(
+    `first start (cold compile cache, generates keys, migrates): ready ${first.readyMs} ms, idle RSS ${first.rssMb} MB`,
+  );
+  console.log(
+    `warm starts (${runs}): ready median ${median(ready)} ms (min ${Math.min(...ready)}, max ${Math.max(...ready)}); idle RSS median ${median(rss)} MB`,
+  );
+  console.log(
+    `targets: ready <= 300 ms ${median(ready) <= 300 ? 'MET' : 'NOT MET'}; idle RSS <= 70 MB ${median(rss) <= 70 ? 'MET' : 'NOT MET'}`,
+  );
 } finally {
   rmSync(dataDir, { recursive: true, force: true });
 }

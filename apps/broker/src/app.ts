@@ -10,6 +10,8 @@ import { installOpenApi } from './http/openapi.ts';
 import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
 import { auditRoutes } from './modules/audit/audit.routes.ts';
+import { connectionsRoutes } from './modules/connections/connections.routes.ts';
+import { consentRoutes } from './modules/consent/consent.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { providersRoutes } from './modules/providers/providers.routes.ts';
 import { VERSION } from './version.ts';
@@ -62,5 +64,7 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
   providersRoutes(app, { providers: container.providers });
   adminKeysRoutes(app, { adminKeys: container.adminKeys });
   auditRoutes(app, { audit: container.audit });
+  consentRoutes(app, { consent: container.consent, callbackPath: config.http.redirectPath });
+  connectionsRoutes(app, { connections: container.connections, providers: container.providers });
   return app;
 }

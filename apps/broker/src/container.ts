@@ -6,7 +6,15 @@ import { type AdminKeysService, createAdminKeysService } from './modules/admin-k
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
 import { type AuditService, createAuditService } from './modules/audit/audit.service.ts';
 import { createAuditStore } from './modules/audit/audit.store.ts';
+import {
+  type ConnectionsService,
+  createConnectionsService,
+} from './modules/connections/connections.service.ts';
+import { type ConnectionsStore, createConnectionsStore } from './modules/connections/connections.store.ts';
+import { type ConsentService, createConsentService } from './modules/consent/consent.service.ts';
+import { type ConsentStore, createConsentStore } from './modules/consent/consent.store.ts';
 import { createDiscovery, type Discovery } from './modules/providers/discovery.ts';
+import { oauthClientFor } from './modules/providers/oauth-client.ts';
 import { createProvidersService, type ProvidersService } from './modules/providers/providers.service.ts';
 import { createProvidersStore } from './modules/providers/providers.store.ts';
 import { createInternalBackend } from './modules/secrets/internal.backend.ts';
@@ -22,6 +30,10 @@ export interface Container {
   readonly secrets: SecretBackend;
   readonly discovery: Discovery;
   readonly providers: ProvidersService;
+  readonly connectionsStore: ConnectionsStore;
+  readonly connections: ConnectionsService;
+  readonly consentStore: ConsentStore;
+  readonly consent: ConsentService;
   readonly metrics: Metrics;
   /** Flushes pending audit events, then releases connections. */
   close(): Promise<void>;
@@ -49,18 +61,45 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   });
   const secrets = createInternalBackend(db, keys.ring, now);
   const allowLoopbackHttp = config.mode !== 'production';
-  const discovery = createDiscovery({
-    ttlSeconds: config.discoveryTtlSeconds,
-    allowInsecure: (url) =>
-      allowLoopbackHttp && url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname),
-    now,
-  });
+  // Plain http only for a loopback identity provider outside production (local development, tests).
+  const allowInsecure = (url: URL) =>
+    allowLoopbackHttp && url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname);
+  const discovery = createDiscovery({ ttlSeconds: config.discoveryTtlSeconds, allowInsecure, now });
   const providers = createProvidersService({
     store: createProvidersStore(db),
     secrets,
     discovery,
     audit,
     allowLoopbackHttp,
+    now,
+  });
+  const oauthClient = (profile: Parameters<typeof oauthClientFor>[0], secret: string | undefined) =>
+    oauthClientFor(profile, secret, { discovery, allowInsecure });
+  const connectionsStore = createConnectionsStore(db);
+  const connections = createConnectionsService({
+    store: connectionsStore,
+    ring: keys.ring,
+    providers,
+    oauthClient,
+    audit,
+    now,
+  });
+  const consentStore = createConsentStore(db);
+  const consent = createConsentService({
+    store: consentStore,
+    connections: connectionsStore,
+    providers,
+    oauthClient,
+    audit,
+    ring: keys.ring,
+    stateKey: keys.stateKey,
+    redirectUri: `${config.http.baseUrl}${config.http.redirectPath}`,
+    capturePageUrl: `${config.http.baseUrl}/connect/capture`,
+    returnUrls: {
+      allowedDomains: config.allowedReturnDomains,
+      allowLoopback: config.mode !== 'production',
+      requireHttps: config.mode === 'production',
+    },
     now,
   });
   return {
@@ -72,6 +111,10 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     secrets,
     discovery,
     providers,
+    connectionsStore,
+    connections,
+    consentStore,
+    consent,
     metrics: createMetrics(),
     async close() {
       await audit.flush();

@@ -4,7 +4,7 @@ import { describeEnv } from './schema.ts';
 export function renderConfigDocs(): string {
   const vars = describeEnv();
   const groups = [...new Set(vars.map((v) => v.group))];
-  const escape = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+  const escapeCell = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
   const lines = [
     '# Configuration reference',
     '',
@@ -22,7 +22,7 @@ export function renderConfigDocs(): string {
     for (const v of vars.filter((x) => x.group === group)) {
       const name = `\`${v.name}\`${v.secret ? ' (**secret**)' : ''}`;
       const def = v.default === undefined ? '—' : v.default === '' ? '(empty)' : `\`${v.default}\``;
-      lines.push(`| ${name} | ${def} | ${escape(v.description)} |`);
+      lines.push(`| ${name} | ${def} | ${escapeCell(v.description)} |`);
     }
     lines.push('');
   }

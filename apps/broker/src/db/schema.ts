@@ -71,7 +71,44 @@ export interface AuditChainTable {
   hash: string;
 }
 
+export interface ConnectionsTable {
+  id: string;
+  workspace_id: string;
+  provider_id: string;
+  status: string;
+  /** JSON array */
+  scopes: string;
+  credentials: Uint8Array | null;
+  access_expires_at: number | null;
+  pending_expires_at: number | null;
+  refresh_lease_until: number | null;
+  refresh_lease_owner: string | null;
+  last_refreshed_at: number | null;
+  last_error: string | null;
+  version: number;
+  created_at: number;
+  updated_at: number;
+  revoked_at: number | null;
+}
+
+export interface ConsentFlowsTable {
+  id: string;
+  connection_id: string;
+  provider_id: string;
+  verifier: Uint8Array | null;
+  nonce: string | null;
+  redirect_uri: string;
+  return_url: string;
+  /** JSON array */
+  scopes: string;
+  expires_at: number;
+  used_at: number | null;
+  created_at: number;
+}
+
 export interface DB {
+  connections: ConnectionsTable;
+  consent_flows: ConsentFlowsTable;
   nexus_migrations: MigrationsTable;
   admin_keys: AdminKeysTable;
   providers: ProvidersTable;

@@ -35,9 +35,12 @@ export class NexusError extends Error {
     this.details = options.details;
   }
 
-  /** Only 4xx messages reach the caller verbatim (oidc-provider's `expose`). */
+  /**
+   * Whether `message` may reach the caller: everything but 500 (an unexpected failure, whose
+   * message may describe internals). 502/503 are deliberate answers with caller-safe messages.
+   */
   get expose(): boolean {
-    return this.status < 500;
+    return this.status !== 500;
   }
 }
 

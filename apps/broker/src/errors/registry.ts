@@ -1,6 +1,8 @@
 import { cryptoErrors } from '../crypto/crypto.errors.ts';
 import { adminKeyErrors } from '../modules/admin-keys/admin-keys.errors.ts';
 import { auditErrors } from '../modules/audit/audit.errors.ts';
+import { connectionErrors } from '../modules/connections/connections.errors.ts';
+import { consentErrors } from '../modules/consent/consent.errors.ts';
 import { providerErrors } from '../modules/providers/providers.errors.ts';
 import { commonErrors } from './common.errors.ts';
 import type { ErrorCatalog, ErrorSpec } from './nexus-error.ts';
@@ -12,6 +14,8 @@ export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
   admin_keys: adminKeyErrors,
   audit: auditErrors,
   providers: providerErrors,
+  connections: connectionErrors,
+  consent: consentErrors,
 };
 
 /** All codes with their module; throws when two modules declare the same code. */

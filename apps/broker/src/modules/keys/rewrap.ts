@@ -2,6 +2,8 @@ import { sql } from 'kysely';
 import { type Binding, keyIdOfCiphertext, open, seal } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
+import { credentialsBinding } from '../connections/connections.service.ts';
+import { verifierBinding } from '../consent/consent.service.ts';
 import { bindingFor } from '../secrets/internal.backend.ts';
 
 /**
@@ -17,6 +19,8 @@ export interface EncryptedColumn {
 
 export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
   { table: 'secret_store', idColumn: 'path', column: 'value', binding: bindingFor },
+  { table: 'connections', idColumn: 'id', column: 'credentials', binding: credentialsBinding },
+  { table: 'consent_flows', idColumn: 'id', column: 'verifier', binding: verifierBinding },
 ];
 
 export interface RewrapProgress {
@@ -48,7 +52,10 @@ async function pageOf(
   const table = sql.table(col.table);
   const idCol = sql.ref(col.idColumn);
   const valueCol = sql.ref(col.column);
-  const where = after === undefined ? sql`` : sql`WHERE ${idCol} > ${after}`;
+  const where =
+    after === undefined
+      ? sql`WHERE ${valueCol} IS NOT NULL`
+      : sql`WHERE ${valueCol} IS NOT NULL AND ${idCol} > ${after}`;
   const result =
     await sql<Row>`SELECT ${idCol} AS id, ${valueCol} AS value FROM ${table} ${where} ORDER BY ${idCol} LIMIT ${limit}`.execute(
       db.kysely,
@@ -77,7 +84,9 @@ export async function rewrap(
     const table = sql.table(col.table);
     const idCol = sql.ref(col.idColumn);
     const valueCol = sql.ref(col.column);
-    const countRow = await sql<{ n: number | string }>`SELECT COUNT(*) AS n FROM ${table}`.execute(k);
+    const countRow = await sql<{
+      n: number | string;
+    }>`SELECT COUNT(*) AS n FROM ${table} WHERE ${valueCol} IS NOT NULL`.execute(k);
     const total = Number(countRow.rows[0]?.n ?? 0);
     let scanned = 0;
     let rewrapped = 0;

@@ -1,0 +1,171 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import * as z from 'zod';
+import { auditContext } from '../../http/context.ts';
+import { errorResponses } from '../../http/schemas.ts';
+import type { ProvidersService } from '../providers/providers.service.ts';
+import type { ConnectionsService } from './connections.service.ts';
+
+const idParams = z.object({ id: z.string().min(1).max(64).describe('Connection id') }).strict();
+
+/** The token answer. The schema is also a filter: fields not listed here never leave the broker. */
+export const tokenResponse = z
+  .object({
+    connection_id: z.string(),
+    provider_id: z.string(),
+    provider_name: z.string(),
+    strategy: z.object({
+      type: z.enum(['oauth2', 'header', 'query_param', 'basic_auth', 'hmac_payload', 'aws_sigv4']),
+      config: z.record(z.string(), z.string()),
+    }),
+    credentials: z
+      .record(z.string(), z.string())
+      .describe('What the strategy applies; never a refresh token'),
+    expires_at: z.string().nullable().describe('When the access token expires (null: unknown or never)'),
+    access_token: z.string().optional().describe('OAuth only, flattened for original clients'),
+    token_type: z.string().optional(),
+    expiry: z.string().nullable().optional(),
+  })
+  .meta({ id: 'TokenResponse' });
+
+const revokeResponse = z.object({
+  connection_id: z.string(),
+  status: z.literal('revoked'),
+  revoked_at: z.string(),
+  already_revoked: z.boolean(),
+  provider_revoked: z.boolean().describe('Whether the provider confirmed the RFC 7009 revocation'),
+});
+
+export function connectionsRoutes(
+  app: FastifyInstance,
+  deps: { connections: ConnectionsService; providers: ProvidersService },
+): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { connections, providers } = deps;
+  const tags = ['agent API'];
+  const tokenErrors = errorResponses(404, 409, 502, 503);
+
+  for (const path of ['/v1/token/:id', '/connections/:id/token']) {
+    r.get(
+      path,
+      {
+        schema: {
+          operationId: path.startsWith('/v1') ? 'getToken' : 'getConnectionToken',
+          tags,
+          summary:
+            'A usable credential for the connection and the strategy to apply it (refreshed first if expiring)',
+          params: idParams,
+          response: { 200: tokenResponse, ...tokenErrors },
+        },
+      },
+      async (request) => connections.getToken(auditContext(request), request.principal, request.params.id),
+    );
+  }
+
+  for (const path of ['/v1/refresh/:id', '/connections/:id/refresh']) {
+    r.post(
+      path,
+      {
+        schema: {
+          operationId: path.startsWith('/v1') ? 'refreshConnection' : 'refreshConnectionAdmin',
+          tags,
+          summary: 'Refresh now (single-flight across replicas), then answer like the token route',
+          params: idParams,
+          response: { 200: tokenResponse, ...tokenErrors },
+        },
+      },
+      async (request) => connections.refresh(auditContext(request), request.principal, request.params.id),
+    );
+  }
+
+  for (const path of ['/v1/resolve', '/connections/resolve']) {
+    r.get(
+      path,
+      {
+        schema: {
+          operationId: path.startsWith('/v1') ? 'resolveConnection' : 'resolveConnectionAdmin',
+          tags,
+          summary:
+            'The newest active connection of a workspace for a provider, answered like the token route',
+          querystring: z
+            .object({
+              workspace_id: z.string().trim().min(1).max(200),
+              provider_name: z.string().min(1).max(64).describe('Provider name, alias or id'),
+            })
+            .strict(),
+          response: { 200: tokenResponse, ...tokenErrors },
+        },
+      },
+      async (request) => {
+        const provider = await providers.resolve(request.query.provider_name);
+        return connections.resolve(
+          auditContext(request),
+          request.principal,
+          request.query.workspace_id,
+          provider.id,
+        );
+      },
+    );
+  }
+
+  r.get(
+    '/v1/check-connection/:id',
+    {
+      schema: {
+        operationId: 'checkConnection',
+        tags,
+        summary: 'The stored state of a connection',
+        params: idParams,
+        response: {
+          200: z.object({
+            connection_id: z.string(),
+            status: z.enum(['pending', 'active', 'attention_required', 'expired', 'revoked', 'failed']),
+          }),
+          ...errorResponses(404),
+        },
+      },
+    },
+    async (request) => connections.check(request.principal, request.params.id),
+  );
+
+  for (const path of ['/v1/connections/:id', '/connections/:id']) {
+    r.delete(
+      path,
+      {
+        schema: {
+          operationId: path.startsWith('/v1') ? 'revokeConnection' : 'revokeConnectionAdmin',
+          tags,
+          summary: 'Revoke: best-effort RFC 7009 revocation at the provider, then locally; idempotent',
+          params: idParams,
+          querystring: z.object({ reason: z.string().max(200).optional() }).strict(),
+          response: { 200: revokeResponse, ...errorResponses(404) },
+        },
+      },
+      async (request) =>
+        connections.revoke(auditContext(request), request.principal, request.params.id, request.query.reason),
+    );
+  }
+
+  const metadataEntry = z.object({
+    id: z.string(),
+    api_base_url: z.string(),
+    user_info_endpoint: z.string(),
+    scopes: z.array(z.string()),
+    description: z.string(),
+    category: z.string(),
+  });
+  for (const path of ['/v1/providers', '/v1/providers/metadata']) {
+    r.get(
+      path,
+      {
+        schema: {
+          operationId: path.endsWith('metadata') ? 'agentProviderMetadata' : 'agentProviders',
+          tags,
+          summary: 'Providers an agent can request, grouped by auth type (no secrets)',
+          response: { 200: z.record(z.string(), z.record(z.string(), metadataEntry)), ...errorResponses() },
+        },
+      },
+      async () => providers.metadata(),
+    );
+  }
+}

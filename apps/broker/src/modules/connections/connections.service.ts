@@ -1,0 +1,429 @@
+import { randomUUID } from 'node:crypto';
+import * as oauth from 'oauth4webapi';
+import { openText, sealText } from '../../crypto/envelope.ts';
+import type { KeyRing } from '../../crypto/keyring.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { Principal } from '../../http/types.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import type { OAuthClient } from '../providers/oauth-client.ts';
+import type { StoredProfile } from '../providers/providers.schemas.ts';
+import type { ProvidersService } from '../providers/providers.service.ts';
+import { type Strategy, strategyFor } from '../strategies/strategy.ts';
+import type { ConnectionStatus } from './connection-status.ts';
+import { connectionErrors } from './connections.errors.ts';
+import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
+
+/** What the vault keeps for a connection (sealed in `connections.credentials`). */
+export type StoredCredentials =
+  | { kind: 'oauth2'; access_token: string; token_type: string; refresh_token?: string; scope?: string }
+  | { kind: 'static'; fields: Record<string, string> };
+
+/** The v1 token answer: never a refresh token, client secret or verifier. */
+export interface TokenResponse {
+  connection_id: string;
+  provider_id: string;
+  provider_name: string;
+  strategy: Strategy;
+  credentials: Record<string, string>;
+  expires_at: string | null;
+  access_token?: string;
+  token_type?: string;
+  expiry?: string | null;
+}
+
+/**
+ * Who may use which connection. Admin keys may use every connection; agent credentials (a later
+ * issue) answer from their grants. A connection outside the grant is reported as not found.
+ */
+export interface ConnectionAccess {
+  canUse(
+    principal: Principal | undefined,
+    connection: { workspace_id: string; provider_id: string },
+  ): boolean;
+}
+
+export const adminOnlyAccess: ConnectionAccess = { canUse: (principal) => principal?.kind === 'admin' };
+
+export const credentialsBinding = (id: string) => ({ table: 'connections', id, field: 'credentials' });
+
+/** Refresh this long before expiry, so a token handed out is still valid when used. */
+const EXPIRY_SKEW_MS = 30_000;
+/** Longer than the upstream timeout: a live holder never loses its lease mid-request. */
+const LEASE_MS = 45_000;
+/** A forced refresh is satisfied by one that completed this recently (stampede damper). */
+const RECENT_REFRESH_MS = 2_000;
+const POLL_MS = 50;
+
+function isInvalidGrant(error: unknown): boolean {
+  return (
+    error instanceof oauth.ResponseBodyError &&
+    (error.error === 'invalid_grant' || error.error === 'unauthorized_client')
+  );
+}
+
+function describeUpstreamError(error: unknown): string {
+  if (error instanceof oauth.ResponseBodyError) return `${error.status} ${error.error}`;
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
+    return 'timeout';
+  if (error instanceof Error)
+    return (error.cause instanceof Error ? error.cause.message : error.message).slice(0, 200);
+  return 'unknown';
+}
+
+export function createConnectionsService(deps: {
+  store: ConnectionsStore;
+  ring: KeyRing;
+  providers: Pick<ProvidersService, 'loadForUse'>;
+  oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
+  audit: Pick<AuditService, 'record'>;
+  access?: ConnectionAccess;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}) {
+  const { store, ring, audit } = deps;
+  const access = deps.access ?? adminOnlyAccess;
+  const now = deps.now ?? Date.now;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const owner = `${process.pid}-${randomUUID()}`;
+  const inflight = new Map<string, Promise<ConnectionWithProvider>>();
+
+  const profileOf = (row: ConnectionWithProvider) => JSON.parse(row.provider_profile) as StoredProfile;
+  const credentialsOf = (row: ConnectionWithProvider): StoredCredentials =>
+    JSON.parse(openText(ring, row.credentials!, credentialsBinding(row.id))) as StoredCredentials;
+
+  async function visible(principal: Principal | undefined, id: string): Promise<ConnectionWithProvider> {
+    const row = await store.find(id);
+    if (row === undefined || !access.canUse(principal, row))
+      throw errorFrom(connectionErrors, 'connection_not_found');
+    return row;
+  }
+
+  function assertUsable(row: ConnectionWithProvider): void {
+    const details = { connection_id: row.id, status: row.status };
+    if (row.provider_deleted_at !== null) {
+      throw errorFrom(connectionErrors, 'connection_not_active', {
+        message: 'The provider of this connection was deleted.',
+        details,
+      });
+    }
+    if (row.status === 'attention_required')
+      throw errorFrom(connectionErrors, 'attention_required', { details });
+    if (row.status !== 'active') {
+      throw errorFrom(connectionErrors, 'connection_not_active', {
+        message: `The connection is ${row.status}.`,
+        details,
+      });
+    }
+  }
+
+  const needsRefresh = (row: ConnectionWithProvider) =>
+    row.provider_auth_type === 'oauth2' &&
+    row.access_expires_at !== null &&
+    row.access_expires_at - EXPIRY_SKEW_MS <= now();
+
+  /** Calls the provider while holding the lease; writes the result and releases the lease. */
+  async function refreshUpstream(row: ConnectionWithProvider): Promise<void> {
+    const creds = credentialsOf(row);
+    if (creds.kind !== 'oauth2' || creds.refresh_token === undefined) {
+      if (needsRefresh(row)) {
+        await store.completeLease(
+          row.id,
+          owner,
+          'attention_required',
+          { last_error: 'no_refresh_token' },
+          now(),
+        );
+        throw errorFrom(connectionErrors, 'attention_required', {
+          details: { connection_id: row.id, status: 'attention_required' },
+        });
+      }
+      await store.releaseLease(row.id, owner, row.last_error ?? '', now());
+      throw errorFrom(connectionErrors, 'refresh_not_supported');
+    }
+    const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
+    const oc = await deps.oauthClient(profile, clientSecret);
+    let tokens: oauth.TokenEndpointResponse;
+    try {
+      const response = await oauth.refreshTokenGrantRequest(
+        oc.as,
+        oc.client,
+        oc.auth,
+        creds.refresh_token,
+        oc.requestOptions(),
+      );
+      tokens = await oauth.processRefreshTokenResponse(oc.as, oc.client, response);
+    } catch (error) {
+      const ctx = { actor: 'system:refresh' };
+      if (isInvalidGrant(error)) {
+        await store.completeLease(
+          row.id,
+          owner,
+          'attention_required',
+          { last_error: 'invalid_grant' },
+          now(),
+        );
+        await audit.record(ctx, {
+          action: 'connection.attention_required',
+          resourceType: 'connection',
+          resourceId: row.id,
+          outcome: 'failure',
+          details: { reason: 'invalid_grant' },
+        });
+        throw errorFrom(connectionErrors, 'attention_required', {
+          details: { connection_id: row.id, status: 'attention_required' },
+        });
+      }
+      const reason = describeUpstreamError(error);
+      await store.releaseLease(row.id, owner, reason, now());
+      throw errorFrom(connectionErrors, 'provider_unavailable', {
+        detail: `refresh of ${row.id}: ${reason}`,
+        cause: error,
+      });
+    }
+    const next: StoredCredentials = {
+      kind: 'oauth2',
+      access_token: tokens.access_token,
+      token_type: tokens.token_type ?? 'bearer',
+      // A provider that does not rotate refresh tokens omits it: keep the one we have.
+      ...((tokens.refresh_token ?? creds.refresh_token)
+        ? { refresh_token: tokens.refresh_token ?? creds.refresh_token }
+        : {}),
+      ...((tokens.scope ?? creds.scope) ? { scope: tokens.scope ?? creds.scope } : {}),
+    };
+    const t = now();
+    const stored = await store.completeLease(
+      row.id,
+      owner,
+      'active',
+      {
+        credentials: sealText(ring, JSON.stringify(next), credentialsBinding(row.id)),
+        access_expires_at: typeof tokens.expires_in === 'number' ? t + tokens.expires_in * 1000 : null,
+        last_refreshed_at: t,
+        last_error: null,
+      },
+      t,
+    );
+    if (!stored)
+      throw errorFrom(connectionErrors, 'refresh_in_progress', {
+        detail: `lost the refresh lease of ${row.id}`,
+      });
+    await audit.record(
+      { actor: 'system:refresh' },
+      {
+        action: 'connection.refreshed',
+        resourceType: 'connection',
+        resourceId: row.id,
+        details: { rotated: tokens.refresh_token !== undefined },
+      },
+    );
+  }
+
+  /**
+   * Single-flight refresh. In one process, concurrent callers share one promise; across processes
+   * the database lease decides who calls the provider while the others wait for the row's version
+   * to move. `force` (an agent's explicit refresh) is satisfied by a refresh that completed within
+   * the last two seconds; otherwise only an expiring token is refreshed.
+   */
+  async function refreshOnce(
+    id: string,
+    force: boolean,
+    requestedAt: number,
+  ): Promise<ConnectionWithProvider> {
+    const deadline = now() + LEASE_MS + 5_000;
+    for (;;) {
+      const row = await store.find(id);
+      if (row === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
+      assertUsable(row);
+      const satisfied = force
+        ? (row.last_refreshed_at ?? 0) >= requestedAt - RECENT_REFRESH_MS
+        : !needsRefresh(row);
+      if (satisfied) return row;
+      if (await store.acquireLease(row.id, owner, row.version, now(), LEASE_MS)) {
+        await refreshUpstream(row);
+        const fresh = await store.find(id);
+        if (fresh === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
+        return fresh;
+      }
+      if (now() > deadline) throw errorFrom(connectionErrors, 'refresh_in_progress');
+      await sleep(POLL_MS);
+    }
+  }
+
+  function refreshShared(id: string, force: boolean): Promise<ConnectionWithProvider> {
+    // A forced refresh must not ride on a lazy one that may decide no refresh is needed.
+    const key = `${id}:${force ? 'force' : 'lazy'}`;
+    const running = inflight.get(key);
+    if (running) return running;
+    const promise = refreshOnce(id, force, now()).finally(() => inflight.delete(key));
+    inflight.set(key, promise);
+    return promise;
+  }
+
+  function tokenResponse(row: ConnectionWithProvider): TokenResponse {
+    const profile = profileOf(row);
+    const strategy = strategyFor(profile);
+    const creds = credentialsOf(row);
+    const expiresAt = row.access_expires_at === null ? null : new Date(row.access_expires_at).toISOString();
+    const base = {
+      connection_id: row.id,
+      provider_id: row.provider_id,
+      provider_name: row.provider_name,
+      strategy,
+      expires_at: expiresAt,
+    };
+    if (creds.kind === 'oauth2') {
+      return {
+        ...base,
+        credentials: { access_token: creds.access_token, token_type: creds.token_type },
+        access_token: creds.access_token,
+        token_type: creds.token_type,
+        expiry: expiresAt,
+      };
+    }
+    return { ...base, credentials: { ...creds.fields } };
+  }
+
+  async function read(
+    ctx: AuditContext,
+    row: ConnectionWithProvider,
+    action: string,
+  ): Promise<TokenResponse> {
+    const response = tokenResponse(row);
+    await audit.record(ctx, {
+      action,
+      resourceType: 'connection',
+      resourceId: row.id,
+      details: { provider: row.provider_name },
+    });
+    return response;
+  }
+
+  return {
+    credentialsBinding,
+
+    /** `GET /v1/token/{id}`: the usable credential, refreshed first when it is about to expire. */
+    async getToken(ctx: AuditContext, principal: Principal | undefined, id: string): Promise<TokenResponse> {
+      let row = await visible(principal, id);
+      assertUsable(row);
+      if (needsRefresh(row)) row = await refreshShared(id, false);
+      return read(ctx, row, 'connection.token_read');
+    },
+
+    /** `POST /v1/refresh/{id}`: refresh now (single-flight), then answer like `getToken`. */
+    async refresh(ctx: AuditContext, principal: Principal | undefined, id: string): Promise<TokenResponse> {
+      const row = await visible(principal, id);
+      assertUsable(row);
+      if (row.provider_auth_type !== 'oauth2') throw errorFrom(connectionErrors, 'refresh_not_supported');
+      return read(ctx, await refreshShared(id, true), 'connection.token_read');
+    },
+
+    /** `GET /v1/resolve`: the newest active connection of a workspace for a provider. */
+    async resolve(
+      ctx: AuditContext,
+      principal: Principal | undefined,
+      workspaceId: string,
+      providerId: string,
+    ): Promise<TokenResponse> {
+      let row = await store.findNewestActive(workspaceId, providerId);
+      if (row === undefined || !access.canUse(principal, row))
+        throw errorFrom(connectionErrors, 'connection_not_found');
+      assertUsable(row);
+      if (needsRefresh(row)) row = await refreshShared(row.id, false);
+      return read(ctx, row, 'connection.token_read');
+    },
+
+    /** `GET /v1/check-connection/{id}`: the stored state, never guessed from a token fetch. */
+    async check(
+      principal: Principal | undefined,
+      id: string,
+    ): Promise<{ connection_id: string; status: ConnectionStatus }> {
+      const row = await visible(principal, id);
+      const stored = row.status as ConnectionStatus;
+      // A pending connection past its deadline is expired even before housekeeping marks it.
+      const status =
+        stored === 'pending' && (row.pending_expires_at ?? Infinity) < now() ? 'expired' : stored;
+      return { connection_id: row.id, status };
+    },
+
+    /** `DELETE /v1/connections/{id}`: best-effort RFC 7009 revocation upstream, then local; idempotent. */
+    async revoke(
+      ctx: AuditContext,
+      principal: Principal | undefined,
+      id: string,
+      reason: string | undefined,
+    ) {
+      const row = await visible(principal, id);
+      if (row.status === 'revoked') {
+        return {
+          connection_id: row.id,
+          status: 'revoked' as const,
+          revoked_at: new Date(row.revoked_at ?? row.updated_at).toISOString(),
+          already_revoked: true,
+          provider_revoked: false,
+        };
+      }
+      let providerRevoked = false;
+      if (
+        row.provider_auth_type === 'oauth2' &&
+        row.credentials !== null &&
+        row.provider_deleted_at === null
+      ) {
+        providerRevoked = await revokeUpstream(row).catch(() => false);
+      }
+      const t = now();
+      const moved = await store.transition(
+        row.id,
+        'revoked',
+        { credentials: null, revoked_at: t, last_error: reason ?? null },
+        t,
+      );
+      if (!moved) {
+        // Lost a race with another revocation: report what is there now.
+        const current = await visible(principal, id);
+        return {
+          connection_id: id,
+          status: 'revoked' as const,
+          revoked_at: new Date(current.revoked_at ?? t).toISOString(),
+          already_revoked: true,
+          provider_revoked: providerRevoked,
+        };
+      }
+      await audit.record(ctx, {
+        action: 'connection.revoked',
+        resourceType: 'connection',
+        resourceId: row.id,
+        details: { provider_revoked: providerRevoked, ...(reason ? { reason: reason.slice(0, 200) } : {}) },
+      });
+      return {
+        connection_id: row.id,
+        status: 'revoked' as const,
+        revoked_at: new Date(t).toISOString(),
+        already_revoked: false,
+        provider_revoked: providerRevoked,
+      };
+    },
+  };
+
+  /** Revokes the refresh token (which ends the grant at most providers), then the access token. */
+  async function revokeUpstream(row: ConnectionWithProvider): Promise<boolean> {
+    const creds = credentialsOf(row);
+    if (creds.kind !== 'oauth2') return false;
+    const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
+    const oc = await deps.oauthClient(profile, clientSecret);
+    if (oc.as.revocation_endpoint === undefined) return false;
+    for (const [token, hint] of [
+      [creds.refresh_token, 'refresh_token'],
+      [creds.access_token, 'access_token'],
+    ] as const) {
+      if (token === undefined) continue;
+      const response = await oauth.revocationRequest(oc.as, oc.client, oc.auth, token, {
+        ...oc.requestOptions(),
+        additionalParameters: { token_type_hint: hint },
+      });
+      await oauth.processRevocationResponse(response);
+    }
+    return true;
+  }
+}
+
+export type ConnectionsService = ReturnType<typeof createConnectionsService>;

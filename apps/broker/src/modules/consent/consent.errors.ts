@@ -1,0 +1,14 @@
+import { defineErrors } from '../../errors/nexus-error.ts';
+
+export const consentErrors = defineErrors({
+  return_url_not_allowed: {
+    status: 400,
+    message:
+      'return_url is not on the allow-list (ALLOWED_RETURN_DOMAINS); localhost is allowed only in development.',
+  },
+  openid_not_verifiable: {
+    status: 400,
+    message:
+      'The openid scope needs a provider registered with issuer + enable_discovery, so id_tokens can be verified.',
+  },
+});

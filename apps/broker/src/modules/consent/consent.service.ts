@@ -1,0 +1,322 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import * as oauth from 'oauth4webapi';
+import type { SecretBytes } from '../../config/secret-value.ts';
+import { openText, sealText } from '../../crypto/envelope.ts';
+import type { KeyRing } from '../../crypto/keyring.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import { credentialsBinding, type StoredCredentials } from '../connections/connections.service.ts';
+import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { OAuthClient } from '../providers/oauth-client.ts';
+import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
+import type { ProvidersService } from '../providers/providers.service.ts';
+import { CORE_AUTHORIZE_PARAMS } from '../providers/providers.validate.ts';
+import { consentErrors } from './consent.errors.ts';
+import type { ConsentStore } from './consent.store.ts';
+import { returnUrlAllowed, withOutcome } from './return-url.ts';
+import { signState, verifyState } from './state.ts';
+
+/** A consent flow (and its pending connection) must complete within 10 minutes. */
+export const FLOW_TTL_MS = 10 * 60_000;
+
+export const verifierBinding = (flowId: string) => ({
+  table: 'consent_flows',
+  id: flowId,
+  field: 'verifier',
+});
+
+export interface StartRequest {
+  readonly workspaceId: string;
+  readonly providerRef: string;
+  readonly scopes: readonly string[];
+  readonly returnUrl: string;
+}
+
+export interface StartResult {
+  authUrl: string;
+  state: string;
+  scopes: string[];
+  provider_id: string;
+  connection_id: string;
+}
+
+/** The callback's outcome: a redirect to the caller's return URL, or (only when that URL cannot be trusted) a page. */
+export type CallbackOutcome =
+  | { readonly kind: 'redirect'; readonly location: string }
+  | { readonly kind: 'page'; readonly status: number; readonly title: string; readonly message: string };
+
+const PARAM_SKIP = new Set([
+  'skip_scope_on_auth',
+  'skip_scope_on_exchange',
+  'credential_schema',
+  'auth_strategy',
+  'token_request_format',
+  'revocation_endpoint',
+  'validation',
+]);
+
+function truthy(value: unknown): boolean {
+  return value === true || value === 'true';
+}
+
+export function createConsentService(deps: {
+  store: ConsentStore;
+  connections: ConnectionsStore;
+  providers: Pick<ProvidersService, 'resolve' | 'loadForUse'>;
+  oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
+  audit: Pick<AuditService, 'record'>;
+  ring: KeyRing;
+  stateKey: SecretBytes;
+  redirectUri: string;
+  capturePageUrl: string;
+  returnUrls: { allowedDomains: readonly string[]; allowLoopback: boolean; requireHttps: boolean };
+  now?: () => number;
+}) {
+  const { store, connections, ring, audit } = deps;
+  const now = deps.now ?? Date.now;
+  const allowed = (url: string) => returnUrlAllowed(url, deps.returnUrls);
+
+  async function buildAuthorizationUrl(
+    provider: ProviderView,
+    profile: StoredProfile,
+    clientSecret: string | undefined,
+    flow: { state: string; challenge: string; nonce: string | undefined; scopes: string[] },
+  ): Promise<string> {
+    const oc = await deps.oauthClient(profile, clientSecret);
+    const url = new URL(oc.as.authorization_endpoint!);
+    // Extra parameters first; the core ones are set after, so nothing can override them.
+    for (const [key, value] of Object.entries(profile.params)) {
+      if (
+        typeof value === 'string' &&
+        !PARAM_SKIP.has(key) &&
+        !CORE_AUTHORIZE_PARAMS.has(key.toLowerCase())
+      ) {
+        url.searchParams.set(key, value);
+      }
+    }
+    url.searchParams.set('response_type', 'code');
+    url.searchParams.set('client_id', provider.client_id!);
+    url.searchParams.set('redirect_uri', deps.redirectUri);
+    if (!truthy(profile.params.skip_scope_on_auth) && flow.scopes.length > 0)
+      url.searchParams.set('scope', flow.scopes.join(' '));
+    else url.searchParams.delete('scope');
+    url.searchParams.set('state', flow.state);
+    url.searchParams.set('code_challenge', flow.challenge);
+    url.searchParams.set('code_challenge_method', 'S256');
+    if (flow.nonce !== undefined) url.searchParams.set('nonce', flow.nonce);
+    else url.searchParams.delete('nonce');
+    return url.toString();
+  }
+
+  function failed(returnUrl: string, error: string): CallbackOutcome {
+    if (!allowed(returnUrl)) return untrusted();
+    return { kind: 'redirect', location: withOutcome(returnUrl, { status: 'failed', error }) };
+  }
+
+  function untrusted(): CallbackOutcome {
+    return {
+      kind: 'page',
+      status: 400,
+      title: 'This sign-in link is not valid',
+      message:
+        'The link is damaged, was not issued by this service, or its destination is no longer allowed. Start the connection again from the application.',
+    };
+  }
+
+  return {
+    /** `POST /v1/request-connection` and `POST /auth/consent-spec`: a pending connection and where to send the user. */
+    async start(ctx: AuditContext, request: StartRequest): Promise<StartResult> {
+      if (!allowed(request.returnUrl)) throw errorFrom(consentErrors, 'return_url_not_allowed');
+      const provider = await deps.providers.resolve(request.providerRef);
+      const scopes = [...new Set(request.scopes.length > 0 ? request.scopes : provider.scopes)];
+      const t = now();
+      const connectionId = randomUUID();
+      const flowId = randomBytes(18).toString('base64url');
+      const expiresAt = t + FLOW_TTL_MS;
+      const state = signState(deps.stateKey, { flowId, expiresAt });
+      await connections.insert({
+        id: connectionId,
+        workspace_id: request.workspaceId,
+        provider_id: provider.id,
+        status: 'pending',
+        scopes: JSON.stringify(scopes),
+        credentials: null,
+        access_expires_at: null,
+        pending_expires_at: expiresAt,
+        refresh_lease_until: null,
+        refresh_lease_owner: null,
+        last_refreshed_at: null,
+        last_error: null,
+        version: 1,
+        created_at: t,
+        updated_at: t,
+        revoked_at: null,
+      });
+      let authUrl: string;
+      let verifier: Uint8Array | null = null;
+      let nonce: string | null = null;
+      if (provider.auth_type === 'oauth2') {
+        const { profile, clientSecret } = await deps.providers.loadForUse(provider.id);
+        if (scopes.includes('openid') && !(profile.enable_discovery && profile.issuer)) {
+          throw errorFrom(consentErrors, 'openid_not_verifiable');
+        }
+        const codeVerifier = oauth.generateRandomCodeVerifier();
+        nonce = scopes.includes('openid') ? oauth.generateRandomNonce() : null;
+        verifier = sealText(ring, codeVerifier, verifierBinding(flowId));
+        authUrl = await buildAuthorizationUrl(provider, profile, clientSecret, {
+          state,
+          challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+          nonce: nonce ?? undefined,
+          scopes,
+        });
+      } else {
+        authUrl = `${deps.capturePageUrl}?state=${encodeURIComponent(state)}`;
+      }
+      await store.insert({
+        id: flowId,
+        connection_id: connectionId,
+        provider_id: provider.id,
+        verifier,
+        nonce,
+        redirect_uri: deps.redirectUri,
+        return_url: request.returnUrl,
+        scopes: JSON.stringify(scopes),
+        expires_at: expiresAt,
+        used_at: null,
+        created_at: t,
+      });
+      await audit.record(ctx, {
+        action: 'connection.requested',
+        resourceType: 'connection',
+        resourceId: connectionId,
+        details: { provider: provider.name, workspace_id: request.workspaceId, scopes },
+      });
+      return { authUrl, state, scopes, provider_id: provider.id, connection_id: connectionId };
+    },
+
+    /**
+     * `GET /auth/callback`. Every failure with a trustworthy return URL ends in a redirect there
+     * with `status=failed&error=<code>`; the user's browser never sees a JSON error.
+     */
+    async callback(params: URLSearchParams, origin: AuditContext): Promise<CallbackOutcome> {
+      const stateText = params.get('state') ?? '';
+      const checked = verifyState(deps.stateKey, stateText);
+      if (!checked.ok) return untrusted();
+      const t = now();
+      const flow = await store.consume(checked.state.flowId, t);
+      const ctx = { ...origin, actor: 'user:consent' };
+      if (flow === undefined) {
+        const known = await store.find(checked.state.flowId);
+        if (known === undefined) return untrusted();
+        return failed(known.return_url, known.used_at !== null ? 'state_reused' : 'state_expired');
+      }
+      const fail = async (error: string, detail?: string): Promise<CallbackOutcome> => {
+        await connections.transition(
+          flow.connection_id,
+          'failed',
+          { last_error: error, pending_expires_at: null },
+          now(),
+        );
+        await audit.record(ctx, {
+          action: 'connection.failed',
+          resourceType: 'connection',
+          resourceId: flow.connection_id,
+          outcome: 'failure',
+          details: { error, ...(detail ? { detail: detail.slice(0, 200) } : {}) },
+        });
+        return failed(flow.return_url, error);
+      };
+      if (!allowed(flow.return_url)) {
+        await connections.transition(
+          flow.connection_id,
+          'failed',
+          { last_error: 'return_url_not_allowed', pending_expires_at: null },
+          t,
+        );
+        return untrusted();
+      }
+      const upstreamError = params.get('error');
+      if (upstreamError !== null) {
+        // Provider-defined codes (RFC 6749 §4.1.2.1) are passed on only when they look like codes.
+        return fail(/^[a-z_]{1,64}$/.test(upstreamError) ? upstreamError : 'authorization_failed');
+      }
+      if (flow.verifier === null) return fail('not_an_oauth_flow');
+      let tokens: oauth.TokenEndpointResponse;
+      try {
+        const { profile, clientSecret } = await deps.providers.loadForUse(flow.provider_id);
+        const oc = await deps.oauthClient(profile, clientSecret);
+        const callbackParams = oauth.validateAuthResponse(oc.as, oc.client, params, stateText);
+        const codeVerifier = openText(ring, flow.verifier, verifierBinding(flow.id));
+        const response = await oauth.authorizationCodeGrantRequest(
+          oc.as,
+          oc.client,
+          oc.auth,
+          callbackParams,
+          flow.redirect_uri,
+          codeVerifier,
+          oc.requestOptions(),
+        );
+        const openid = (JSON.parse(flow.scopes) as string[]).includes('openid');
+        tokens = await oauth.processAuthorizationCodeResponse(oc.as, oc.client, response, {
+          expectedNonce: flow.nonce ?? oauth.expectNoNonce,
+          requireIdToken: openid,
+        });
+        // The id_token's claims (iss pinned to the provider's issuer, aud, exp, nonce) were checked
+        // above; its signature is checked against the provider's JWKS here.
+        if (tokens.id_token !== undefined)
+          await oauth.validateApplicationLevelSignature(oc.as, response, oc.requestOptions());
+      } catch (error) {
+        const code =
+          error instanceof oauth.ResponseBodyError
+            ? 'token_exchange_failed'
+            : error instanceof oauth.AuthorizationResponseError
+              ? 'authorization_failed'
+              : error instanceof Error &&
+                  (error.name === 'TimeoutError' || error.name === 'AbortError' || error.name === 'TypeError')
+                ? 'provider_unavailable'
+                : error instanceof oauth.OperationProcessingError &&
+                    /id_token|nonce|"iss"|"aud"|signature|JWT/i.test(error.message)
+                  ? 'id_token_invalid'
+                  : 'token_exchange_failed';
+        return fail(code, error instanceof Error ? error.message : undefined);
+      }
+      const credentials: StoredCredentials = {
+        kind: 'oauth2',
+        access_token: tokens.access_token,
+        token_type: tokens.token_type ?? 'bearer',
+        ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
+        ...(tokens.scope ? { scope: tokens.scope } : {}),
+      };
+      const done = now();
+      const { activated, superseded } = await connections.activate(
+        flow.connection_id,
+        {
+          credentials: sealText(ring, JSON.stringify(credentials), credentialsBinding(flow.connection_id)),
+          access_expires_at: typeof tokens.expires_in === 'number' ? done + tokens.expires_in * 1000 : null,
+          last_refreshed_at: null,
+          last_error: null,
+          ...(tokens.scope ? { scopes: JSON.stringify(tokens.scope.split(' ')) } : {}),
+        },
+        done,
+      );
+      if (!activated) return fail('connection_not_pending');
+      await audit.record(ctx, {
+        action: 'connection.activated',
+        resourceType: 'connection',
+        resourceId: flow.connection_id,
+        details: { superseded },
+      });
+      const provider = await deps.providers.resolve(flow.provider_id);
+      return {
+        kind: 'redirect',
+        location: withOutcome(flow.return_url, {
+          status: 'success',
+          connection_id: flow.connection_id,
+          provider: provider.name,
+        }),
+      };
+    },
+  };
+}
+
+export type ConsentService = ReturnType<typeof createConsentService>;

@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { SecretBytes } from '../../config/secret-value.ts';
+import { signState, verifyState } from './state.ts';
+
+const key = new SecretBytes(new Uint8Array(randomBytes(32)));
+const other = new SecretBytes(new Uint8Array(randomBytes(32)));
+const flowId = randomBytes(18).toString('base64url');
+
+describe('signed state', () => {
+  it('round-trips the flow id and expiry', () => {
+    const text = signState(key, { flowId, expiresAt: 1_800_000_000_000 });
+    assert.deepEqual(verifyState(key, text), { ok: true, state: { flowId, expiresAt: 1_800_000_000_000 } });
+  });
+
+  it('rejects a state signed with another key (foreign)', () => {
+    assert.deepEqual(verifyState(key, signState(other, { flowId, expiresAt: 1 })), {
+      ok: false,
+      reason: 'bad_signature',
+    });
+  });
+
+  it('rejects any edit: flow id, expiry or signature', () => {
+    const text = signState(key, { flowId, expiresAt: 1_800_000_000_000 });
+    const [v, f, e, s] = text.split('.') as [string, string, string, string];
+    const otherFlow = randomBytes(18).toString('base64url');
+    for (const tampered of [
+      `${v}.${otherFlow}.${e}.${s}`,
+      `${v}.${f}.${Number(e) + 1}.${s}`,
+      `${v}.${f}.${e}.${s.slice(0, -2)}AA`,
+    ]) {
+      assert.equal(verifyState(key, tampered).ok, false, tampered);
+    }
+  });
+
+  it('rejects malformed input without throwing', () => {
+    for (const bad of ['', 'abc', 'v2.x.1.y', 'v1..1.x', `v1.${flowId}.notanumber.x`, 'x'.repeat(300)]) {
+      assert.deepEqual(verifyState(key, bad), { ok: false, reason: 'malformed' }, bad);
+    }
+  });
+});

@@ -1,0 +1,90 @@
+import * as oauth from 'oauth4webapi';
+import type { Discovery } from './discovery.ts';
+import type { StoredProfile } from './providers.schemas.ts';
+
+/** Upstream token requests give up after 30 s (issue #3); callers see `provider_unavailable`. */
+export const UPSTREAM_TIMEOUT_MS = 30_000;
+
+/** Everything oauth4webapi needs to talk to one provider. */
+export interface OAuthClient {
+  readonly as: oauth.AuthorizationServer;
+  readonly client: oauth.Client;
+  readonly auth: oauth.ClientAuth;
+  /** Options for every oauth4webapi request: timeout, loopback http in development, form responses. */
+  requestOptions(): {
+    signal: AbortSignal;
+    [oauth.allowInsecureRequests]: boolean;
+    [oauth.customFetch]: typeof fetch;
+    headers: Record<string, string>;
+  };
+}
+
+/**
+ * Some providers (GitHub without `Accept: application/json`, older Salesforce setups) answer the
+ * token endpoint with `application/x-www-form-urlencoded`. oauth4webapi reads JSON only, so such
+ * bodies are re-encoded as JSON here; numeric `expires_in` is restored.
+ */
+const formTolerantFetch: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init);
+  const type = response.headers.get('content-type') ?? '';
+  if (!type.includes('application/x-www-form-urlencoded')) return response;
+  const fields = Object.fromEntries(new URLSearchParams(await response.text()));
+  const body: Record<string, unknown> = { ...fields };
+  if (typeof fields.expires_in === 'string' && /^\d+$/.test(fields.expires_in))
+    body.expires_in = Number(fields.expires_in);
+  const headers = new Headers(response.headers);
+  headers.set('content-type', 'application/json');
+  return new Response(JSON.stringify(body), {
+    status: response.status,
+    statusText: response.statusText,
+    headers,
+  });
+};
+
+/**
+ * Builds the authorization-server metadata for a provider: from its discovery document when it
+ * uses `issuer` + `enable_discovery` (explicit `auth_url`/`token_url` override the document), or
+ * from its configured URLs. A provider without an issuer gets its token endpoint's origin as a
+ * nominal issuer; such a provider cannot have id_tokens validated (no JWKS), which the consent
+ * flow refuses when `openid` is requested.
+ */
+export async function oauthClientFor(
+  profile: StoredProfile,
+  clientSecret: string | undefined,
+  deps: { discovery: Pick<Discovery, 'get'>; allowInsecure: (url: URL) => boolean },
+): Promise<OAuthClient> {
+  let as: oauth.AuthorizationServer;
+  if (profile.enable_discovery && profile.issuer) {
+    const meta = await deps.discovery.get(profile.issuer);
+    as = {
+      ...meta.raw,
+      authorization_endpoint: profile.auth_url ?? meta.authorization_endpoint,
+      token_endpoint: profile.token_url ?? meta.token_endpoint,
+    };
+  } else {
+    as = {
+      issuer: profile.issuer ?? new URL(profile.token_url!).origin,
+      authorization_endpoint: profile.auth_url!,
+      token_endpoint: profile.token_url!,
+    };
+  }
+  const revocation = profile.params.revocation_endpoint;
+  if (typeof revocation === 'string') as = { ...as, revocation_endpoint: revocation };
+  const secret = clientSecret ?? '';
+  const auth =
+    profile.auth_header === 'client_secret_basic'
+      ? oauth.ClientSecretBasic(secret)
+      : oauth.ClientSecretPost(secret);
+  const insecure = deps.allowInsecure(new URL(as.token_endpoint ?? as.issuer));
+  return {
+    as,
+    client: { client_id: profile.client_id! },
+    auth,
+    requestOptions: () => ({
+      signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
+      [oauth.allowInsecureRequests]: insecure,
+      [oauth.customFetch]: formTolerantFetch,
+      headers: { accept: 'application/json' },
+    }),
+  };
+}

@@ -1,0 +1,54 @@
+import type { StoredProfile } from '../providers/providers.schemas.ts';
+
+/** What an agent applies to its outgoing request (the v1 contract's strategies table). */
+export interface Strategy {
+  readonly type: 'oauth2' | 'header' | 'query_param' | 'basic_auth' | 'hmac_payload' | 'aws_sigv4';
+  readonly config: Readonly<Record<string, string>>;
+}
+
+/** Defaults per strategy type, as the original documents them; the provider's config wins. */
+const DEFAULTS: Record<Strategy['type'], Record<string, string>> = {
+  oauth2: {},
+  header: { header_name: 'Authorization', credential_field: 'api_key' },
+  query_param: { credential_field: 'api_key' },
+  basic_auth: { username_field: 'username', password_field: 'password' },
+  hmac_payload: { secret_field: 'api_secret', algo: 'sha256', encoding: 'hex' },
+  aws_sigv4: { region: 'us-east-1' },
+};
+
+const IMPLIED: Record<StoredProfile['auth_type'], Strategy['type']> = {
+  oauth2: 'oauth2',
+  api_key: 'header',
+  header: 'header',
+  query_param: 'query_param',
+  basic_auth: 'basic_auth',
+  hmac_payload: 'hmac_payload',
+  aws_sigv4: 'aws_sigv4',
+};
+
+/** The strategy of a provider: its `params.auth_strategy` (validated at registration) or the implied one. */
+export function strategyFor(profile: StoredProfile): Strategy {
+  if (profile.auth_type === 'oauth2') return { type: 'oauth2', config: {} };
+  const given = profile.params.auth_strategy as
+    | { type?: Strategy['type']; config?: Record<string, string> }
+    | undefined;
+  const type = given?.type ?? IMPLIED[profile.auth_type];
+  return { type, config: { ...DEFAULTS[type], ...(given?.config ?? {}) } };
+}
+
+/** The credential fields a static provider's capture form asks for, when it has no `credential_schema`. */
+export function defaultCredentialFields(strategy: Strategy): string[] {
+  switch (strategy.type) {
+    case 'header':
+    case 'query_param':
+      return [strategy.config.credential_field ?? 'api_key'];
+    case 'basic_auth':
+      return [strategy.config.username_field ?? 'username', strategy.config.password_field ?? 'password'];
+    case 'hmac_payload':
+      return [strategy.config.secret_field ?? 'api_secret'];
+    case 'aws_sigv4':
+      return ['access_key', 'secret_key', 'session_token'];
+    default:
+      return [];
+  }
+}
