@@ -11,6 +11,7 @@ import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
 import { auditRoutes } from './modules/audit/audit.routes.ts';
 import { connectionsRoutes } from './modules/connections/connections.routes.ts';
+import { captureRoutes } from './modules/consent/capture.routes.ts';
 import { consentRoutes } from './modules/consent/consent.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { providersRoutes } from './modules/providers/providers.routes.ts';
@@ -65,6 +66,10 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
   adminKeysRoutes(app, { adminKeys: container.adminKeys });
   auditRoutes(app, { audit: container.audit });
   consentRoutes(app, { consent: container.consent, callbackPath: config.http.redirectPath });
+  captureRoutes(app, {
+    capture: container.capture,
+    formBodyLimit: Math.min(config.http.bodyLimit, 64 * 1024),
+  });
   connectionsRoutes(app, { connections: container.connections, providers: container.providers });
   return app;
 }

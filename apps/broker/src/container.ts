@@ -11,6 +11,7 @@ import {
   createConnectionsService,
 } from './modules/connections/connections.service.ts';
 import { type ConnectionsStore, createConnectionsStore } from './modules/connections/connections.store.ts';
+import { type CaptureService, createCaptureService } from './modules/consent/capture.service.ts';
 import { type ConsentService, createConsentService } from './modules/consent/consent.service.ts';
 import { type ConsentStore, createConsentStore } from './modules/consent/consent.store.ts';
 import { createDiscovery, type Discovery } from './modules/providers/discovery.ts';
@@ -34,6 +35,7 @@ export interface Container {
   readonly connections: ConnectionsService;
   readonly consentStore: ConsentStore;
   readonly consent: ConsentService;
+  readonly capture: CaptureService;
   readonly metrics: Metrics;
   /** Flushes pending audit events, then releases connections. */
   close(): Promise<void>;
@@ -85,6 +87,11 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     now,
   });
   const consentStore = createConsentStore(db);
+  const returnUrls = {
+    allowedDomains: config.allowedReturnDomains,
+    allowLoopback: config.mode !== 'production',
+    requireHttps: config.mode === 'production',
+  };
   const consent = createConsentService({
     store: consentStore,
     connections: connectionsStore,
@@ -95,11 +102,17 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     stateKey: keys.stateKey,
     redirectUri: `${config.http.baseUrl}${config.http.redirectPath}`,
     capturePageUrl: `${config.http.baseUrl}/connect/capture`,
-    returnUrls: {
-      allowedDomains: config.allowedReturnDomains,
-      allowLoopback: config.mode !== 'production',
-      requireHttps: config.mode === 'production',
-    },
+    returnUrls,
+    now,
+  });
+  const capture = createCaptureService({
+    store: consentStore,
+    connections: connectionsStore,
+    providers,
+    audit,
+    ring: keys.ring,
+    stateKey: keys.stateKey,
+    returnUrls,
     now,
   });
   return {
@@ -115,6 +128,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     connections,
     consentStore,
     consent,
+    capture,
     metrics: createMetrics(),
     async close() {
       await audit.flush();

@@ -11,4 +11,13 @@ export const consentErrors = defineErrors({
     message:
       'The openid scope needs a provider registered with issuer + enable_discovery, so id_tokens can be verified.',
   },
+  capture_not_available: {
+    status: 404,
+    message:
+      'This capture link is not valid: it expired, was already used, or is not for a static-credential provider.',
+  },
+  invalid_credentials: {
+    status: 400,
+    message: 'The submitted credentials do not match what this provider needs.',
+  },
 });

@@ -1,0 +1,68 @@
+import type { CaptureField } from './capture.schema.ts';
+
+const escapeHtml = (text: string) =>
+  text.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
+
+const STYLE = `body{font-family:system-ui,sans-serif;background:#f6f7f9;color:#1b1f24;margin:0}
+main{max-width:28rem;margin:3rem auto;background:#fff;padding:2rem;border-radius:8px;box-shadow:0 1px 3px #0002}
+h1{font-size:1.3rem;margin-top:0}label{display:block;font-weight:600;margin:1rem 0 .3rem}
+input{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #b8bfc8;border-radius:4px;font-size:1rem}
+small{color:#57606a}button{margin-top:1.5rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:4px;background:#1f6feb;color:#fff}
+.error{background:#ffebe9;border:1px solid #ff818266;padding:.6rem;border-radius:4px}.note{color:#57606a;font-size:.85rem;margin-top:1.5rem}`;
+
+/** Headers for every capture page: no scripts at all, styles by nonce, forms only to us (and the return URL after submit). */
+export function capturePageHeaders(nonce: string, returnOrigin: string | null): Record<string, string> {
+  const formAction = returnOrigin === null ? "'self'" : `'self' ${returnOrigin}`;
+  return {
+    'content-security-policy': `default-src 'none'; style-src 'nonce-${nonce}'; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
+    'referrer-policy': 'no-referrer',
+    'x-frame-options': 'DENY',
+  };
+}
+
+function layout(nonce: string, title: string, body: string): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>${escapeHtml(title)}</title><style nonce="${nonce}">${STYLE}</style></head>
+<body><main>${body}</main></body></html>`;
+}
+
+export function captureFormPage(
+  nonce: string,
+  form: { provider: { name: string; description: string }; fields: readonly CaptureField[] },
+  state: string,
+  errors: readonly { path: string; message: string }[] = [],
+): string {
+  const inputs = form.fields
+    .map((f) => {
+      const id = `f-${f.name}`;
+      const help = f.description ? `<small>${escapeHtml(f.description)}</small>` : '';
+      return `<label for="${escapeHtml(id)}">${escapeHtml(f.title)}</label>${help}
+<input id="${escapeHtml(id)}" name="${escapeHtml(f.name)}" type="${f.secret ? 'password' : 'text'}" maxlength="${f.maxLength}" autocomplete="off" spellcheck="false"${f.required ? ' required' : ''}>`;
+    })
+    .join('\n');
+  const errorList =
+    errors.length === 0
+      ? ''
+      : `<div class="error" role="alert"><p>Please check:</p><ul>${errors.map((e) => `<li>${escapeHtml(e.path.replace(/^credentials\./, ''))}: ${escapeHtml(e.message)}</li>`).join('')}</ul></div>`;
+  return layout(
+    nonce,
+    `Connect ${form.provider.name}`,
+    `<h1>Connect ${escapeHtml(form.provider.name)}</h1>
+${form.provider.description ? `<p>${escapeHtml(form.provider.description)}</p>` : ''}
+${errorList}
+<form method="post" action="/connect/capture">
+<input type="hidden" name="state" value="${escapeHtml(state)}">
+${inputs}
+<button type="submit">Connect</button>
+</form>
+<p class="note">Your credentials go to Nexus, which stores them encrypted. The application that sent you here never sees them.</p>`,
+  );
+}
+
+export function captureMessagePage(nonce: string, title: string, message: string): string {
+  return layout(nonce, title, `<h1>${escapeHtml(title)}</h1><p>${escapeHtml(message)}</p>`);
+}

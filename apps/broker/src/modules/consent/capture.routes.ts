@@ -1,0 +1,179 @@
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import * as z from 'zod';
+import { NexusError } from '../../errors/nexus-error.ts';
+import { auditContext } from '../../http/context.ts';
+import { errorResponses } from '../../http/schemas.ts';
+import { captureFormPage, captureMessagePage, capturePageHeaders } from './capture.page.ts';
+import type { CaptureService } from './capture.service.ts';
+
+const state = z.string().min(1).max(256).describe('The state returned by request-connection');
+const fieldSchema = z.object({
+  name: z.string(),
+  title: z.string(),
+  description: z.string(),
+  secret: z.boolean(),
+  required: z.boolean(),
+  maxLength: z.number().int(),
+});
+
+export function captureRoutes(
+  app: FastifyInstance,
+  deps: { capture: CaptureService; formBodyLimit: number },
+): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { capture } = deps;
+  const tags = ['consent'];
+
+  r.get(
+    '/v1/capture-schema',
+    {
+      config: { auth: 'public' },
+      schema: {
+        operationId: 'captureSchema',
+        tags,
+        summary: 'The fields a static-credential provider needs (the state is the capability)',
+        querystring: z.object({ state }).strict(),
+        response: {
+          200: z.object({
+            provider: z.object({ id: z.string(), name: z.string(), description: z.string() }),
+            fields: z.array(fieldSchema),
+            expires_at: z.string(),
+          }),
+          ...errorResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const { provider, fields, expires_at } = await capture.form(request.query.state);
+      return { provider, fields: [...fields], expires_at };
+    },
+  );
+
+  r.post(
+    '/v1/capture-credential',
+    {
+      config: { auth: 'public' },
+      schema: {
+        operationId: 'captureCredential',
+        tags,
+        summary: 'Submit credentials for a pending static-credential connection (once)',
+        body: z.object({ state, credentials: z.record(z.string().max(64), z.string().max(4096)) }).strict(),
+        response: {
+          200: z.object({
+            connection_id: z.string(),
+            status: z.literal('active'),
+            redirect_url: z.string().nullable(),
+          }),
+          ...errorResponses(404, 413),
+        },
+      },
+    },
+    async (request) => capture.capture(auditContext(request), request.body.state, request.body.credentials),
+  );
+
+  // The hosted page, in its own scope: only here are HTML form bodies accepted.
+  app.register(async (scope) => {
+    scope.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: deps.formBodyLimit },
+      (_req, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      },
+    );
+    const s = scope.withTypeProvider<ZodTypeProvider>();
+    const html = (
+      reply: FastifyReply,
+      status: number,
+      nonce: string,
+      returnOrigin: string | null,
+      page: string,
+    ) =>
+      reply
+        .status(status)
+        .headers(capturePageHeaders(nonce, returnOrigin))
+        .type('text/html; charset=utf-8')
+        .send(page);
+    const unavailable = (reply: FastifyReply, nonce: string) =>
+      html(
+        reply,
+        404,
+        nonce,
+        null,
+        captureMessagePage(
+          nonce,
+          'This link has expired',
+          'It was already used, has expired, or is not valid. Start the connection again from the application.',
+        ),
+      );
+
+    s.get(
+      '/connect/capture',
+      { config: { auth: 'public' }, schema: { hide: true, querystring: z.object({ state }).strict() } },
+      async (request, reply) => {
+        const nonce = randomBytes(16).toString('base64');
+        try {
+          const form = await capture.form(request.query.state);
+          return html(
+            reply,
+            200,
+            nonce,
+            form.return_origin,
+            captureFormPage(nonce, form, request.query.state),
+          );
+        } catch (error) {
+          if (error instanceof NexusError && error.code === 'capture_not_available')
+            return unavailable(reply, nonce);
+          throw error;
+        }
+      },
+    );
+
+    s.post(
+      '/connect/capture',
+      {
+        config: { auth: 'public' },
+        schema: {
+          hide: true,
+          body: z
+            .record(z.string().max(64), z.string().max(4096))
+            .refine((b) => typeof b.state === 'string', 'state is required'),
+        },
+      },
+      async (request, reply) => {
+        const nonce = randomBytes(16).toString('base64');
+        const { state: stateText, ...values } = request.body as Record<string, string>;
+        try {
+          const result = await capture.capture(auditContext(request), stateText!, values);
+          if (result.redirect_url !== null) return reply.redirect(result.redirect_url, 303);
+          return html(
+            reply,
+            200,
+            nonce,
+            null,
+            captureMessagePage(
+              nonce,
+              'Connected',
+              'You can close this window and return to the application.',
+            ),
+          );
+        } catch (error) {
+          if (error instanceof NexusError && error.code === 'invalid_credentials') {
+            const form = await capture.form(stateText!);
+            return html(
+              reply,
+              400,
+              nonce,
+              form.return_origin,
+              captureFormPage(nonce, form, stateText!, error.details as { path: string; message: string }[]),
+            );
+          }
+          if (error instanceof NexusError && error.code === 'capture_not_available')
+            return unavailable(reply, nonce);
+          throw error;
+        }
+      },
+    );
+  });
+}

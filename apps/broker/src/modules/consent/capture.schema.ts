@@ -1,0 +1,85 @@
+import type { StoredProfile } from '../providers/providers.schemas.ts';
+import { defaultCredentialFields, strategyFor } from '../strategies/strategy.ts';
+
+/**
+ * The fields a capture form asks for. From the provider's `params.credential_schema` — a JSON
+ * Schema subset: an object whose `properties` are strings (`title`, `description`, `format:
+ * "password"`, `maxLength`) and a `required` list — or, without one, from its strategy's defaults.
+ */
+export interface CaptureField {
+  readonly name: string;
+  readonly title: string;
+  readonly description: string;
+  readonly secret: boolean;
+  readonly required: boolean;
+  readonly maxLength: number;
+}
+
+const MAX_FIELD = 4096;
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const SECRET_NAME = /secret|password|key|token/i;
+
+export function captureFields(profile: StoredProfile): CaptureField[] {
+  const schema = profile.params.credential_schema as
+    | {
+        properties?: Record<
+          string,
+          { title?: unknown; description?: unknown; format?: unknown; maxLength?: unknown }
+        >;
+        required?: unknown;
+      }
+    | undefined;
+  if (schema?.properties && typeof schema.properties === 'object') {
+    const required = new Set(
+      Array.isArray(schema.required) ? schema.required.filter((r): r is string => typeof r === 'string') : [],
+    );
+    return Object.entries(schema.properties)
+      .filter(([name]) => NAME.test(name))
+      .slice(0, 20)
+      .map(([name, p]) => ({
+        name,
+        title: typeof p.title === 'string' ? p.title.slice(0, 100) : name,
+        description: typeof p.description === 'string' ? p.description.slice(0, 300) : '',
+        secret: p.format === 'password' || SECRET_NAME.test(name),
+        required: required.has(name),
+        maxLength:
+          typeof p.maxLength === 'number' && p.maxLength > 0 ? Math.min(p.maxLength, MAX_FIELD) : MAX_FIELD,
+      }));
+  }
+  const strategy = strategyFor(profile);
+  return defaultCredentialFields(strategy).map((name) => ({
+    name,
+    title: name.replaceAll('_', ' '),
+    description: '',
+    secret: SECRET_NAME.test(name),
+    required: name !== 'session_token',
+    maxLength: MAX_FIELD,
+  }));
+}
+
+/** Checks submitted values against the fields: required present, bounded, no unknown names. */
+export function checkCaptured(
+  fields: readonly CaptureField[],
+  values: Record<string, unknown>,
+):
+  | { ok: true; values: Record<string, string> }
+  | { ok: false; problems: { path: string; message: string }[] } {
+  const problems: { path: string; message: string }[] = [];
+  const out: Record<string, string> = {};
+  const known = new Map(fields.map((f) => [f.name, f]));
+  for (const [name, value] of Object.entries(values)) {
+    const field = known.get(name);
+    if (field === undefined)
+      problems.push({ path: `credentials.${name.slice(0, 64)}`, message: 'not a field of this provider' });
+    else if (typeof value !== 'string')
+      problems.push({ path: `credentials.${name}`, message: 'must be a string' });
+    else if (value.length > field.maxLength)
+      problems.push({ path: `credentials.${name}`, message: `at most ${field.maxLength} characters` });
+    else if (value !== '') out[name] = value;
+  }
+  for (const field of fields) {
+    if (field.required && out[field.name] === undefined)
+      problems.push({ path: `credentials.${field.name}`, message: 'required' });
+  }
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, values: out };
+}

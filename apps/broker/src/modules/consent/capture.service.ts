@@ -1,0 +1,108 @@
+import type { SecretBytes } from '../../config/secret-value.ts';
+import { sealText } from '../../crypto/envelope.ts';
+import type { KeyRing } from '../../crypto/keyring.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import { credentialsBinding, type StoredCredentials } from '../connections/connections.service.ts';
+import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { ProvidersService } from '../providers/providers.service.ts';
+import { type CaptureField, captureFields, checkCaptured } from './capture.schema.ts';
+import { consentErrors } from './consent.errors.ts';
+import type { ConsentStore } from './consent.store.ts';
+import { returnUrlAllowed, withOutcome } from './return-url.ts';
+import { verifyState } from './state.ts';
+
+export interface CaptureForm {
+  readonly provider: { readonly id: string; readonly name: string; readonly description: string };
+  readonly fields: readonly CaptureField[];
+  readonly expires_at: string;
+  /** Origin of the return URL, so the page's CSP lets the post-submit redirect go there. */
+  readonly return_origin: string | null;
+}
+
+/**
+ * Hosted capture for static-credential providers (api_key, basic_auth, header, query_param,
+ * hmac_payload, aws_sigv4). The signed state from request-connection is the capability: only a
+ * pending, unexpired flow of a static provider can receive credentials, and only once.
+ */
+export function createCaptureService(deps: {
+  store: ConsentStore;
+  connections: ConnectionsStore;
+  providers: Pick<ProvidersService, 'loadForUse'>;
+  audit: Pick<AuditService, 'record'>;
+  ring: KeyRing;
+  stateKey: SecretBytes;
+  returnUrls: Parameters<typeof returnUrlAllowed>[1];
+  now?: () => number;
+}) {
+  const { store, connections, ring } = deps;
+  const now = deps.now ?? Date.now;
+
+  async function openFlow(stateText: string) {
+    const checked = verifyState(deps.stateKey, stateText);
+    if (!checked.ok)
+      throw errorFrom(consentErrors, 'capture_not_available', { detail: `state ${checked.reason}` });
+    const flow = await store.findOpen(checked.state.flowId, now());
+    if (flow === undefined || flow.verifier !== null) throw errorFrom(consentErrors, 'capture_not_available');
+    const { id, profile } = await deps.providers.loadForUse(flow.provider_id);
+    if (profile.auth_type === 'oauth2') throw errorFrom(consentErrors, 'capture_not_available');
+    return {
+      flow,
+      provider: { id, name: profile.name, description: profile.description ?? '' },
+      fields: captureFields(profile),
+    };
+  }
+
+  return {
+    async form(stateText: string): Promise<CaptureForm> {
+      const { flow, provider, fields } = await openFlow(stateText);
+      const returnOrigin = returnUrlAllowed(flow.return_url, deps.returnUrls)
+        ? new URL(flow.return_url).origin
+        : null;
+      return {
+        provider,
+        fields,
+        expires_at: new Date(flow.expires_at).toISOString(),
+        return_origin: returnOrigin,
+      };
+    },
+
+    /** Stores the credentials, activates the connection, and says where to send the user. */
+    async capture(ctx: AuditContext, stateText: string, values: Record<string, unknown>) {
+      const { flow, provider, fields } = await openFlow(stateText);
+      const checked = checkCaptured(fields, values);
+      if (!checked.ok) throw errorFrom(consentErrors, 'invalid_credentials', { details: checked.problems });
+      const t = now();
+      if ((await store.consume(flow.id, t)) === undefined)
+        throw errorFrom(consentErrors, 'capture_not_available');
+      const credentials: StoredCredentials = { kind: 'static', fields: checked.values };
+      const { activated, superseded } = await connections.activate(
+        flow.connection_id,
+        {
+          credentials: sealText(ring, JSON.stringify(credentials), credentialsBinding(flow.connection_id)),
+          access_expires_at: null,
+          last_error: null,
+        },
+        t,
+      );
+      if (!activated) throw errorFrom(consentErrors, 'capture_not_available');
+      // Field names only: the values are the secrets.
+      await deps.audit.record(ctx, {
+        action: 'connection.activated',
+        resourceType: 'connection',
+        resourceId: flow.connection_id,
+        details: { provider: provider.name, fields: Object.keys(checked.values), superseded },
+      });
+      const redirectUrl = returnUrlAllowed(flow.return_url, deps.returnUrls)
+        ? withOutcome(flow.return_url, {
+            status: 'success',
+            connection_id: flow.connection_id,
+            provider: provider.name,
+          })
+        : null;
+      return { connection_id: flow.connection_id, status: 'active' as const, redirect_url: redirectUrl };
+    },
+  };
+}
+
+export type CaptureService = ReturnType<typeof createCaptureService>;
