@@ -76,7 +76,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     now,
   });
   const oauthClient = (profile: Parameters<typeof oauthClientFor>[0], secret: string | undefined) =>
-    oauthClientFor(profile, secret, { discovery, allowInsecure });
+    oauthClientFor(profile, secret, { discovery, allowInsecure, timeoutMs: config.upstreamTimeoutMs });
   const connectionsStore = createConnectionsStore(db);
   const connections = createConnectionsService({
     store: connectionsStore,

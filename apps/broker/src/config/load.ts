@@ -58,6 +58,7 @@ export interface Config {
   readonly allowedReturnDomains: readonly string[];
   readonly secretBackend: { readonly kind: 'internal' };
   readonly discoveryTtlSeconds: number;
+  readonly upstreamTimeoutMs: number;
   readonly auditBatchMax: number;
 }
 
@@ -248,6 +249,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     allowedReturnDomains,
     secretBackend: { kind: e.SECRET_BACKEND },
     discoveryTtlSeconds: e.NEXUS_DISCOVERY_TTL_SECONDS,
+    upstreamTimeoutMs: e.NEXUS_UPSTREAM_TIMEOUT_SECONDS * 1000,
     auditBatchMax: e.NEXUS_AUDIT_BATCH_MAX,
   };
   return deepFreeze(config);

@@ -155,6 +155,15 @@ export const envSchema = z.object({
     .max(86400)
     .default(3600)
     .describe('How long a fetched OpenID discovery document is cached.'),
+  NEXUS_UPSTREAM_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(120)
+    .default(30)
+    .describe(
+      'How long a call to a provider (code exchange, refresh, revocation) may take before it counts as a failure.',
+    ),
   NEXUS_AUDIT_BATCH_MAX: z.coerce
     .number()
     .int()
@@ -193,6 +202,7 @@ const groups: Record<string, string> = {
   ALLOWED_CIDRS: 'Access control',
   TRUSTED_PROXIES: 'Access control',
   NEXUS_DISCOVERY_TTL_SECONDS: 'Providers',
+  NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
   NEXUS_AUDIT_BATCH_MAX: 'Audit',
 };
 

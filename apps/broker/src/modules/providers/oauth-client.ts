@@ -2,9 +2,6 @@ import * as oauth from 'oauth4webapi';
 import type { Discovery } from './discovery.ts';
 import type { StoredProfile } from './providers.schemas.ts';
 
-/** Upstream token requests give up after 30 s (issue #3); callers see `provider_unavailable`. */
-export const UPSTREAM_TIMEOUT_MS = 30_000;
-
 /** Everything oauth4webapi needs to talk to one provider. */
 export interface OAuthClient {
   readonly as: oauth.AuthorizationServer;
@@ -51,7 +48,7 @@ const formTolerantFetch: typeof fetch = async (input, init) => {
 export async function oauthClientFor(
   profile: StoredProfile,
   clientSecret: string | undefined,
-  deps: { discovery: Pick<Discovery, 'get'>; allowInsecure: (url: URL) => boolean },
+  deps: { discovery: Pick<Discovery, 'get'>; allowInsecure: (url: URL) => boolean; timeoutMs: number },
 ): Promise<OAuthClient> {
   let as: oauth.AuthorizationServer;
   if (profile.enable_discovery && profile.issuer) {
@@ -81,7 +78,7 @@ export async function oauthClientFor(
     client: { client_id: profile.client_id! },
     auth,
     requestOptions: () => ({
-      signal: AbortSignal.timeout(UPSTREAM_TIMEOUT_MS),
+      signal: AbortSignal.timeout(deps.timeoutMs),
       [oauth.allowInsecureRequests]: insecure,
       [oauth.customFetch]: formTolerantFetch,
       headers: { accept: 'application/json' },

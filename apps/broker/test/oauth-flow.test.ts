@@ -1,0 +1,446 @@
+/**
+ * The consent handshake and token vault against a real OpenID provider (oidc-provider on
+ * loopback): PKCE required, rotating refresh tokens whose reuse revokes the whole grant.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { LightMyRequestResponse } from 'fastify';
+import { openText } from '../src/crypto/envelope.ts';
+import { credentialsBinding } from '../src/modules/connections/connections.service.ts';
+import { json, startBroker, type TestBroker } from './harness.ts';
+import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
+
+const REDIRECT = 'http://127.0.0.1:8080/auth/callback';
+const RETURN = 'http://localhost:3000/connected';
+const clients = [
+  {
+    client_id: 'client-post',
+    client_secret: 'client-post-secret',
+    token_endpoint_auth_method: 'client_secret_post' as const,
+    redirect_uris: [REDIRECT],
+  },
+  {
+    client_id: 'client-basic',
+    client_secret: 'client-basic-secret',
+    token_endpoint_auth_method: 'client_secret_basic' as const,
+    redirect_uris: [REDIRECT],
+  },
+];
+
+type Token = {
+  access_token: string;
+  credentials: Record<string, string>;
+  strategy: { type: string };
+  expires_at: string | null;
+};
+
+/** A broker, an identity provider, and every response the broker gave (to scan for refresh tokens). */
+class Scenario {
+  broker!: TestBroker;
+  idp!: OidcFixture;
+  clock = Date.now();
+  responses: LightMyRequestResponse[] = [];
+
+  async start(options: { rotate?: boolean; env?: Record<string, string> } = {}) {
+    this.idp = await startOidcProvider({ clients, rotateRefreshTokens: options.rotate ?? true });
+    this.broker = await startBroker({
+      env: { NEXUS_UPSTREAM_TIMEOUT_SECONDS: '2', ...options.env },
+      now: () => this.clock,
+    });
+    await this.call(
+      {
+        method: 'POST',
+        url: '/providers',
+        payload: {
+          profile: {
+            name: 'idp-discovered',
+            client_id: 'client-post',
+            client_secret: 'client-post-secret',
+            issuer: this.idp.issuer,
+            enable_discovery: true,
+            scopes: ['openid', 'email'],
+            params: { revocation_endpoint: this.idp.endpoints.revocation },
+          },
+        },
+      },
+      201,
+    );
+    await this.call(
+      {
+        method: 'POST',
+        url: '/providers',
+        payload: {
+          profile: {
+            name: 'idp-basic',
+            auth_header: 'client_secret_basic',
+            client_id: 'client-basic',
+            client_secret: 'client-basic-secret',
+            auth_url: this.idp.endpoints.authorization,
+            token_url: this.idp.endpoints.token,
+            scopes: ['api:read'],
+          },
+        },
+      },
+      201,
+    );
+  }
+
+  async call(
+    options: Parameters<TestBroker['request']>[0],
+    expect?: number,
+  ): Promise<LightMyRequestResponse> {
+    const res = await this.broker.request(options);
+    this.responses.push(res);
+    if (expect !== undefined)
+      assert.equal(res.statusCode, expect, `${options.method} ${options.url}: ${res.body}`);
+    return res;
+  }
+
+  /** request-connection → the provider's login and consent pages → our callback. */
+  async connect(provider: string, workspace = 'user-1'): Promise<string> {
+    const started = json<{ authUrl: string; connection_id: string }>(
+      await this.call(
+        {
+          method: 'POST',
+          url: '/v1/request-connection',
+          payload: { user_id: workspace, provider_name: provider, return_url: RETURN },
+        },
+        200,
+      ),
+    );
+    const callback = await this.idp.consent(started.authUrl);
+    assert.equal(callback.origin + callback.pathname, REDIRECT);
+    const res = await this.call({ method: 'GET', url: callback.pathname + callback.search, key: null }, 302);
+    const back = new URL(res.headers.location as string);
+    assert.equal(back.searchParams.get('status'), 'success', back.toString());
+    assert.equal(back.searchParams.get('connection_id'), started.connection_id);
+    return started.connection_id;
+  }
+
+  async token(id: string): Promise<Token> {
+    return json<Token>(await this.call({ method: 'GET', url: `/v1/token/${id}` }, 200));
+  }
+
+  /** What the vault holds, read the way only the broker can (for assertions). */
+  async stored(id: string): Promise<{ access_token: string; refresh_token?: string }> {
+    const row = await this.broker.container.connectionsStore.find(id);
+    return JSON.parse(openText(this.broker.container.keys.ring, row!.credentials!, credentialsBinding(id)));
+  }
+
+  async close() {
+    await this.broker?.close();
+    await this.idp?.close();
+  }
+}
+
+describe('OAuth consent and token vault against a real OpenID provider', () => {
+  const s = new Scenario();
+  const refreshTokensSeen = new Set<string>();
+  before(() => s.start());
+  after(async () => {
+    // No response of any route, in this whole suite, carried a refresh token.
+    for (const token of refreshTokensSeen) {
+      for (const res of s.responses) {
+        assert.ok(
+          !res.body.includes(token),
+          `refresh token leaked in a response body: ${res.body.slice(0, 120)}`,
+        );
+        assert.ok(!JSON.stringify(res.headers).includes(token), 'refresh token leaked in headers');
+      }
+    }
+    assert.ok(refreshTokensSeen.size >= 3, 'the scan saw real refresh tokens');
+    await s.close();
+  });
+  const remember = async (id: string) => {
+    const stored = await s.stored(id);
+    if (stored.refresh_token) refreshTokensSeen.add(stored.refresh_token);
+    return stored;
+  };
+
+  it('connects through the provider’s pages (discovery, PKCE, openid) and serves only the access token', async () => {
+    const id = await s.connect('idp-discovered');
+    const stored = await remember(id);
+    assert.ok(stored.refresh_token, 'the vault holds a refresh token');
+    const token = await s.token(id);
+    assert.equal(token.strategy.type, 'oauth2');
+    assert.equal(token.access_token, stored.access_token);
+    assert.deepEqual(Object.keys(token.credentials).sort(), ['access_token', 'token_type']);
+    assert.ok(token.expires_at);
+    assert.equal(json(await s.call({ method: 'GET', url: `/v1/check-connection/${id}` })).status, 'active');
+    const resolved = json<Token>(
+      await s.call(
+        { method: 'GET', url: '/v1/resolve?workspace_id=user-1&provider_name=idp-discovered' },
+        200,
+      ),
+    );
+    assert.equal(resolved.access_token, stored.access_token);
+    // The verifier is gone once used.
+    const flows = await s.broker.container.db.kysely
+      .selectFrom('consent_flows')
+      .select('verifier')
+      .where('connection_id', '=', id)
+      .execute();
+    assert.deepEqual(
+      flows.map((f) => f.verifier),
+      [null],
+    );
+  });
+
+  it('uses client_secret_basic for a provider configured with explicit URLs', async () => {
+    const id = await s.connect('idp-basic', 'user-2');
+    await remember(id);
+    assert.ok((await s.token(id)).access_token);
+  });
+
+  it('refreshes on demand with rotation, and 50 concurrent refreshes make exactly one upstream call', async () => {
+    const id = await s.connect('idp-basic', 'user-3');
+    const before = await remember(id);
+    const base = s.idp.counts.refresh_token;
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => s.call({ method: 'POST', url: `/v1/refresh/${id}` })),
+    );
+    assert.deepEqual([...new Set(results.map((r) => r.statusCode))], [200]);
+    assert.equal(s.idp.counts.refresh_token - base, 1, 'exactly one refresh reached the provider');
+    const tokens = new Set(results.map((r) => json<Token>(r).access_token));
+    assert.equal(tokens.size, 1, 'every caller got the same new token');
+    const after = await remember(id);
+    assert.notEqual(after.access_token, before.access_token);
+    assert.notEqual(
+      after.refresh_token,
+      before.refresh_token,
+      'the provider rotated the refresh token and we kept the new one',
+    );
+    // The connection still works: a later refresh spends the new refresh token successfully.
+    s.clock += 3_000;
+    await s.call({ method: 'POST', url: `/v1/refresh/${id}` }, 200);
+    assert.equal(s.idp.counts.refresh_token - base, 2);
+    await remember(id);
+  });
+
+  it('refreshes an expired access token when it is read', async () => {
+    const id = await s.connect('idp-discovered', 'user-4');
+    const before = await remember(id);
+    const base = s.idp.counts.refresh_token;
+    s.clock += 2 * 3600_000;
+    const token = await s.token(id);
+    assert.equal(s.idp.counts.refresh_token - base, 1);
+    assert.notEqual(token.access_token, before.access_token);
+    s.clock -= 2 * 3600_000;
+    await remember(id);
+  });
+
+  it('answers 502 and keeps the connection active when the provider is down', async () => {
+    const id = await s.connect('idp-basic', 'user-5');
+    const before = await remember(id);
+    for (const fault of ['refuse', 'error500', 'slow'] as const) {
+      s.idp.setTokenEndpointFault(fault, 4_000);
+      s.clock += 3_000;
+      const res = await s.call({ method: 'POST', url: `/v1/refresh/${id}` });
+      assert.equal(res.statusCode, 502, `${fault}: ${res.body}`);
+      assert.equal(json(res).error, 'provider_unavailable');
+      assert.equal(
+        json(await s.call({ method: 'GET', url: `/v1/check-connection/${id}` })).status,
+        'active',
+        fault,
+      );
+    }
+    s.idp.setTokenEndpointFault('none');
+    assert.equal((await remember(id)).refresh_token, before.refresh_token, 'the refresh token was not spent');
+    s.clock += 3_000;
+    await s.call({ method: 'POST', url: `/v1/refresh/${id}` }, 200);
+    await remember(id);
+  });
+
+  it('moves to attention_required on invalid_grant and answers 409 with a JSON body', async () => {
+    const id = await s.connect('idp-basic', 'user-6');
+    await remember(id);
+    await s.idp.revokeAllGrants();
+    s.clock += 3_000;
+    const res = await s.call({ method: 'POST', url: `/v1/refresh/${id}` });
+    assert.equal(res.statusCode, 409);
+    assert.equal(json(res).error, 'attention_required');
+    assert.equal((json(res).details as { status: string }).status, 'attention_required');
+    assert.equal(
+      json(await s.call({ method: 'GET', url: `/v1/check-connection/${id}` })).status,
+      'attention_required',
+    );
+    assert.equal((await s.call({ method: 'GET', url: `/v1/token/${id}` })).statusCode, 409);
+  });
+
+  it('supersedes the older connection of the same workspace and provider', async () => {
+    const first = await s.connect('idp-basic', 'user-7');
+    await remember(first);
+    const second = await s.connect('idp-basic', 'user-7');
+    await remember(second);
+    assert.equal(
+      json(await s.call({ method: 'GET', url: `/v1/check-connection/${first}` })).status,
+      'revoked',
+    );
+    assert.equal(
+      json(await s.call({ method: 'GET', url: `/v1/check-connection/${second}` })).status,
+      'active',
+    );
+  });
+
+  it('refuses a replayed callback after success', async () => {
+    const started = json<{ authUrl: string }>(
+      await s.call(
+        {
+          method: 'POST',
+          url: '/v1/request-connection',
+          payload: { user_id: 'user-8', provider_name: 'idp-basic', return_url: RETURN },
+        },
+        200,
+      ),
+    );
+    const callback = await s.idp.consent(started.authUrl);
+    await s.call({ method: 'GET', url: callback.pathname + callback.search, key: null }, 302);
+    const replay = await s.call({ method: 'GET', url: callback.pathname + callback.search, key: null }, 302);
+    assert.equal(new URL(replay.headers.location as string).searchParams.get('error'), 'state_reused');
+  });
+
+  it('revokes at the provider (RFC 7009), then locally, idempotently', async () => {
+    const id = await s.connect('idp-discovered', 'user-9');
+    await remember(id);
+    const base = s.idp.counts.revocation;
+    const res = json<{ status: string; provider_revoked: boolean; already_revoked: boolean }>(
+      await s.call({ method: 'DELETE', url: `/v1/connections/${id}` }, 200),
+    );
+    assert.equal(res.status, 'revoked');
+    assert.equal(res.provider_revoked, true);
+    assert.ok(s.idp.counts.revocation - base >= 1);
+    assert.equal((await s.call({ method: 'GET', url: `/v1/token/${id}` })).statusCode, 409);
+    assert.equal(
+      json(await s.call({ method: 'DELETE', url: `/v1/connections/${id}` }, 200)).already_revoked,
+      true,
+    );
+    const row = await s.broker.container.connectionsStore.find(id);
+    assert.equal(row?.credentials, null, 'revoked tokens are erased');
+  });
+
+  it('audits every token read without the token', async () => {
+    const page = json<{ events: { event_type: string; details: unknown }[] }>(
+      await s.call({ method: 'GET', url: '/audit?event_type=connection.token_read&limit=500' }, 200),
+    );
+    assert.ok(page.events.length >= 5);
+    for (const token of refreshTokensSeen) assert.ok(!JSON.stringify(page).includes(token));
+  });
+});
+
+describe('a provider that does not rotate refresh tokens', () => {
+  const s = new Scenario();
+  before(() => s.start({ rotate: false }));
+  after(() => s.close());
+
+  it('keeps the same refresh token across two refreshes', async () => {
+    const id = await s.connect('idp-basic');
+    const first = await s.stored(id);
+    for (let i = 0; i < 2; i++) {
+      s.clock += 3_000;
+      await s.call({ method: 'POST', url: `/v1/refresh/${id}` }, 200);
+      assert.equal((await s.stored(id)).refresh_token, first.refresh_token);
+    }
+    assert.equal(s.idp.counts.refresh_token, 2);
+  });
+});
+
+describe('id_token validation', () => {
+  let s: Scenario;
+  let other: OidcFixture;
+  before(async () => {
+    s = new Scenario();
+    await s.start();
+    other = await startOidcProvider({ clients });
+  });
+  after(async () => {
+    await s.close();
+    await other.close();
+  });
+
+  async function failedCallback(
+    provider: string,
+    tamper?: (connectionId: string) => Promise<void>,
+    idp: OidcFixture = s.idp,
+  ) {
+    const started = json<{ authUrl: string; connection_id: string }>(
+      await s.call(
+        {
+          method: 'POST',
+          url: '/v1/request-connection',
+          payload: { user_id: 'v', provider_name: provider, return_url: RETURN },
+        },
+        200,
+      ),
+    );
+    await tamper?.(started.connection_id);
+    const callback = await idp.consent(started.authUrl);
+    const res = await s.call({ method: 'GET', url: callback.pathname + callback.search, key: null }, 302);
+    const back = new URL(res.headers.location as string);
+    assert.equal(back.searchParams.get('status'), 'failed');
+    assert.equal(
+      json(await s.call({ method: 'GET', url: `/v1/check-connection/${started.connection_id}` })).status,
+      'failed',
+    );
+    return back.searchParams.get('error');
+  }
+
+  it('rejects an id_token whose nonce does not match the flow', async () => {
+    const error = await failedCallback('idp-discovered', async (connectionId) => {
+      await s.broker.container.db.kysely
+        .updateTable('consent_flows')
+        .set({ nonce: 'not-the-nonce-we-sent' })
+        .where('connection_id', '=', connectionId)
+        .execute();
+    });
+    assert.equal(error, 'id_token_invalid');
+  });
+
+  it('rejects an id_token from another issuer than the provider’s', async () => {
+    // Discovery pins the issuer to the first provider; the endpoints point at another one.
+    const res = await s.call({
+      method: 'POST',
+      url: '/providers',
+      payload: {
+        profile: {
+          name: 'impostor',
+          client_id: 'client-post',
+          client_secret: 'client-post-secret',
+          issuer: s.idp.issuer,
+          enable_discovery: true,
+          auth_url: other.endpoints.authorization,
+          token_url: other.endpoints.token,
+          scopes: ['openid'],
+        },
+      },
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    const error = await failedCallback('impostor', undefined, other);
+    assert.ok(['id_token_invalid', 'authorization_failed'].includes(error ?? ''), String(error));
+  });
+
+  it('refuses openid for a provider whose issuer cannot be verified', async () => {
+    await s.call(
+      {
+        method: 'POST',
+        url: '/providers',
+        payload: {
+          profile: {
+            name: 'no-discovery',
+            client_id: 'client-post',
+            client_secret: 'x',
+            auth_url: s.idp.endpoints.authorization,
+            token_url: s.idp.endpoints.token,
+          },
+        },
+      },
+      201,
+    );
+    const res = await s.call({
+      method: 'POST',
+      url: '/v1/request-connection',
+      payload: { user_id: 'v', provider_name: 'no-discovery', scopes: ['openid'], return_url: RETURN },
+    });
+    assert.equal(res.statusCode, 400);
+    assert.equal(json(res).error, 'openid_not_verifiable');
+  });
+});
