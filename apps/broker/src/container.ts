@@ -14,6 +14,7 @@ import { type ConnectionsStore, createConnectionsStore } from './modules/connect
 import { type CaptureService, createCaptureService } from './modules/consent/capture.service.ts';
 import { type ConsentService, createConsentService } from './modules/consent/consent.service.ts';
 import { type ConsentStore, createConsentStore } from './modules/consent/consent.store.ts';
+import { createHousekeeping, type Housekeeping } from './modules/housekeeping/housekeeping.ts';
 import { createDiscovery, type Discovery } from './modules/providers/discovery.ts';
 import { oauthClientFor } from './modules/providers/oauth-client.ts';
 import { createProvidersService, type ProvidersService } from './modules/providers/providers.service.ts';
@@ -36,6 +37,7 @@ export interface Container {
   readonly consentStore: ConsentStore;
   readonly consent: ConsentService;
   readonly capture: CaptureService;
+  readonly housekeeping: Housekeeping;
   readonly metrics: Metrics;
   /** Flushes pending audit events, then releases connections. */
   close(): Promise<void>;
@@ -115,6 +117,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     returnUrls,
     now,
   });
+  const housekeeping = createHousekeeping({ connections: connectionsStore, consent: consentStore, now });
   return {
     config,
     keys,
@@ -129,6 +132,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     consentStore,
     consent,
     capture,
+    housekeeping,
     metrics: createMetrics(),
     async close() {
       await audit.flush();

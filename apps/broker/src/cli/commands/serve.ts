@@ -28,6 +28,10 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
       }
     }
     await bootstrapAdminKey(io, container, logger);
+    const stopHousekeeping = container.housekeeping.start(60_000, (result) => {
+      if (result instanceof Error) logger.error({ err: result }, 'housekeeping failed');
+      else if (result.expiredConnections + result.deletedFlows > 0) logger.info(result, 'housekeeping');
+    });
     const app = await buildApp(container, logger);
     await app.listen({ host: config.http.host, port: config.http.port });
     const address = app.server.address();
@@ -49,6 +53,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     });
+    stopHousekeeping();
     await app.close();
     return 0;
   } finally {
