@@ -1,8 +1,9 @@
 import pino, { type Logger } from 'pino';
 
 /**
- * Paths scrubbed from every log line. Request and response serializers below already log no
- * headers and no bodies; these paths catch secrets passed to a log call by mistake.
+ * Paths scrubbed from every log line. The request and response serializers below already log no
+ * headers and no bodies; these catch a secret passed to a log call by mistake. Only exact paths:
+ * wildcard paths make the redactor walk every object of every line (8% of CPU under load).
  */
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -10,21 +11,15 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
   'headers.authorization',
   'headers["x-api-key"]',
-  '*.client_secret',
-  '*.clientSecret',
-  '*.access_token',
-  '*.refresh_token',
-  '*.id_token',
-  '*.password',
-  '*.secret',
-  '*.token',
-  '*.key',
-  '*.api_key',
   'client_secret',
   'access_token',
   'refresh_token',
+  'id_token',
   'password',
   'secret',
+  'token',
+  'api_key',
+  'credentials',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
