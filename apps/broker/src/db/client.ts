@@ -87,6 +87,8 @@ function openPostgres(url: string, poolMax: number): Database {
     },
     async close() {
       await kysely.destroy();
+      // Kysely ends the pool only if it ran a query itself; ping and scriptSession use it directly.
+      if (!pool.ended) await pool.end();
     },
   };
 }

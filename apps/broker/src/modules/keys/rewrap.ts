@@ -139,6 +139,8 @@ export async function rewrap(
       scanned += page.length;
       after = page[page.length - 1]!.id;
       options.onProgress?.({ table: col.table, scanned, total, rewrapped });
+      // SQLite calls are synchronous: yield so a pending SIGINT/SIGTERM can abort between batches.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     scannedAll += scanned;
     rewrappedAll += rewrapped;
