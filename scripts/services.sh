@@ -4,6 +4,7 @@
 #
 #   scripts/services.sh ensure-postgres        install + start PostgreSQL, print a test DATABASE_URL
 #   scripts/services.sh ensure-redis           install + start Redis on 127.0.0.1:${NEXUS_TEST_REDIS_PORT:-6390}
+#   scripts/services.sh ensure-chromium        install Chromium (for browser tests), print its executable path
 #   scripts/services.sh run-with-postgres CMD  run CMD with NEXUS_TEST_DATABASE_URL set
 #
 # The test role and database are throw-away (nexus_test / nexus_test) and listen on loopback only.
@@ -13,6 +14,7 @@ PG_USER=nexus_test
 PG_PASSWORD=nexus_test
 PG_DB=nexus_test
 REDIS_PORT="${NEXUS_TEST_REDIS_PORT:-6390}"
+CHROMIUM=/usr/bin/chromium
 APT_UPDATED=0
 
 log() { echo "[services] $*" >&2; }
@@ -75,9 +77,19 @@ ensure_redis() {
   echo "redis://127.0.0.1:$REDIS_PORT"
 }
 
+ensure_chromium() {
+  [ -x "$CHROMIUM" ] || apt_install chromium
+  if [ ! -x "$CHROMIUM" ]; then
+    log "$CHROMIUM is still missing after installing chromium"
+    exit 1
+  fi
+  echo "$CHROMIUM"
+}
+
 case "${1:-}" in
   ensure-postgres) ensure_postgres ;;
   ensure-redis) ensure_redis ;;
+  ensure-chromium) ensure_chromium ;;
   run-with-postgres)
     shift
     NEXUS_TEST_DATABASE_URL=$(ensure_postgres)
@@ -86,7 +98,7 @@ case "${1:-}" in
     exec "$@"
     ;;
   *)
-    echo "usage: $0 ensure-postgres | ensure-redis | run-with-postgres CMD..." >&2
+    echo "usage: $0 ensure-postgres | ensure-redis | ensure-chromium | run-with-postgres CMD..." >&2
     exit 2
     ;;
 esac
