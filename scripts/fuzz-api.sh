@@ -8,9 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.test-services/venv
-if [ ! -x "$VENV/bin/st" ]; then
+if ! "$VENV/bin/pip" show schemathesis 2>/dev/null | grep -qx 'Version: 4.32.5'; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q 'schemathesis>=4.3,<5'
+  "$VENV/bin/pip" install -q 'schemathesis==4.32.5'
 fi
 DATA=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
