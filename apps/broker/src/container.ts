@@ -1,6 +1,7 @@
 import type { Config } from './config/load.ts';
 import { type ResolvedKeys, resolveKeys } from './crypto/key-file.ts';
 import { type Database, openDatabase } from './db/client.ts';
+import { createSafeFetch } from './egress/safe-fetch.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
@@ -115,6 +116,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     ring: keys.ring,
     stateKey: keys.stateKey,
     returnUrls,
+    probe: createSafeFetch({ allowCidrs: config.egressAllowedCidrs, timeoutMs: config.upstreamTimeoutMs }),
     now,
   });
   const housekeeping = createHousekeeping({ connections: connectionsStore, consent: consentStore, now });

@@ -59,6 +59,8 @@ export interface Config {
   readonly secretBackend: { readonly kind: 'internal' };
   readonly discoveryTtlSeconds: number;
   readonly upstreamTimeoutMs: number;
+  /** CIDR ranges outbound probes may reach despite being private (see egress/safe-fetch.ts). */
+  readonly egressAllowedCidrs: readonly string[];
   readonly auditBatchMax: number;
 }
 
@@ -195,6 +197,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   const apiKeys = parseApiKeys(e, problems);
   checkCidrs('ALLOWED_CIDRS', e.ALLOWED_CIDRS ?? [], problems);
   checkCidrs('TRUSTED_PROXIES', e.TRUSTED_PROXIES ?? [], problems);
+  checkCidrs('NEXUS_EGRESS_ALLOWED_CIDRS', e.NEXUS_EGRESS_ALLOWED_CIDRS ?? [], problems);
   const allowedReturnDomains = (e.ALLOWED_RETURN_DOMAINS ?? []).map((d) => d.toLowerCase());
   for (const domain of allowedReturnDomains) {
     if (!HOST_PATTERN.test(domain) || domain.length > 253) {
@@ -250,6 +253,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     secretBackend: { kind: e.SECRET_BACKEND },
     discoveryTtlSeconds: e.NEXUS_DISCOVERY_TTL_SECONDS,
     upstreamTimeoutMs: e.NEXUS_UPSTREAM_TIMEOUT_SECONDS * 1000,
+    egressAllowedCidrs: e.NEXUS_EGRESS_ALLOWED_CIDRS,
     auditBatchMax: e.NEXUS_AUDIT_BATCH_MAX,
   };
   return deepFreeze(config);

@@ -164,6 +164,11 @@ export const envSchema = z.object({
     .describe(
       'How long a call to a provider (code exchange, refresh, revocation) may take before it counts as a failure.',
     ),
+  NEXUS_EGRESS_ALLOWED_CIDRS: list(8192)
+    .default([])
+    .describe(
+      'CIDR ranges that probes of captured credentials may reach although they are private, loopback or link-local (refused by default, after DNS resolution and on every redirect). Example: `10.20.0.0/16` for an internal API.',
+    ),
   NEXUS_AUDIT_BATCH_MAX: z.coerce
     .number()
     .int()
@@ -203,6 +208,7 @@ const groups: Record<string, string> = {
   TRUSTED_PROXIES: 'Access control',
   NEXUS_DISCOVERY_TTL_SECONDS: 'Providers',
   NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
+  NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
   NEXUS_AUDIT_BATCH_MAX: 'Audit',
 };
 

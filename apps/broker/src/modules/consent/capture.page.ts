@@ -47,7 +47,7 @@ export function captureFormPage(
   const errorList =
     errors.length === 0
       ? ''
-      : `<div class="error" role="alert"><p>Please check:</p><ul>${errors.map((e) => `<li>${escapeHtml(e.path.replace(/^credentials\./, ''))}: ${escapeHtml(e.message)}</li>`).join('')}</ul></div>`;
+      : `<div class="error" role="alert"><p>Please check:</p><ul>${errors.map((e) => `<li>${e.path === '' ? '' : `${escapeHtml(e.path.replace(/^credentials\./, ''))}: `}${escapeHtml(e.message)}</li>`).join('')}</ul></div>`;
   return layout(
     nonce,
     `Connect ${form.provider.name}`,

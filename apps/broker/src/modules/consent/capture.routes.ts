@@ -18,6 +18,9 @@ const fieldSchema = z.object({
   maxLength: z.number().int(),
 });
 
+/** Capture failures after which the same link may be submitted again. */
+const RETRYABLE = new Set(['invalid_credentials', 'credentials_rejected', 'credentials_unverifiable']);
+
 export function captureRoutes(
   app: FastifyInstance,
   deps: { capture: CaptureService; formBodyLimit: number },
@@ -66,7 +69,7 @@ export function captureRoutes(
             status: z.literal('active'),
             redirect_url: z.string().nullable(),
           }),
-          ...errorResponses(404, 413),
+          ...errorResponses(404, 413, 422, 502),
         },
       },
     },
@@ -159,14 +162,19 @@ export function captureRoutes(
             ),
           );
         } catch (error) {
-          if (error instanceof NexusError && error.code === 'invalid_credentials') {
+          if (error instanceof NexusError && RETRYABLE.has(error.code)) {
+            // The link stays usable: show the form again with what went wrong.
             const form = await capture.form(stateText!);
+            const problems =
+              error.code === 'invalid_credentials'
+                ? (error.details as { path: string; message: string }[])
+                : [{ path: '', message: error.message }];
             return html(
               reply,
-              400,
+              error.status,
               nonce,
               form.return_origin,
-              captureFormPage(nonce, form, stateText!, error.details as { path: string; message: string }[]),
+              captureFormPage(nonce, form, stateText!, problems),
             );
           }
           if (error instanceof NexusError && error.code === 'capture_not_available')

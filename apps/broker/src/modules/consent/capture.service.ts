@@ -1,11 +1,16 @@
 import type { SecretBytes } from '../../config/secret-value.ts';
 import { sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
+import { EgressError, type SafeFetch } from '../../egress/safe-fetch.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { credentialsBinding, type StoredCredentials } from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
+import { probeSpecFor } from '../providers/validation-probe.ts';
+import { applyStrategy, type OutgoingRequest, StrategyNotApplicable } from '../strategies/apply.ts';
+import { strategyFor } from '../strategies/strategy.ts';
 import { type CaptureField, captureFields, checkCaptured } from './capture.schema.ts';
 import { consentErrors } from './consent.errors.ts';
 import type { ConsentStore } from './consent.store.ts';
@@ -33,6 +38,8 @@ export function createCaptureService(deps: {
   ring: KeyRing;
   stateKey: SecretBytes;
   returnUrls: Parameters<typeof returnUrlAllowed>[1];
+  /** The SSRF-guarded client that probes credentials when a provider asks for it. */
+  probe: SafeFetch;
   now?: () => number;
 }) {
   const { store, connections, ring } = deps;
@@ -48,9 +55,53 @@ export function createCaptureService(deps: {
     if (profile.auth_type === 'oauth2') throw errorFrom(consentErrors, 'capture_not_available');
     return {
       flow,
+      profile,
       provider: { id, name: profile.name, description: profile.description ?? '' },
       fields: captureFields(profile),
     };
+  }
+
+  /**
+   * Tries the credentials against the provider as its `params.validation` says, applying them with
+   * the provider's strategy. Only the outcome is kept: no answer body, no credential, no cache.
+   */
+  async function verify(profile: StoredProfile, values: Record<string, string>): Promise<number | undefined> {
+    const spec = probeSpecFor(profile);
+    if (spec === undefined) return undefined;
+    let request: OutgoingRequest;
+    try {
+      request = applyStrategy(strategyFor(profile), values, {
+        url: new URL(spec.url),
+        headers: spec.method === 'POST' ? { 'content-type': 'application/json' } : {},
+        body: spec.method === 'POST' ? '{}' : '',
+      });
+    } catch (error) {
+      if (!(error instanceof StrategyNotApplicable)) throw error;
+      // e.g. an optional field of a custom credential_schema that the strategy needs was left empty.
+      throw errorFrom(consentErrors, 'invalid_credentials', {
+        details: [{ path: 'credentials', message: error.message }],
+      });
+    }
+    let status: number;
+    try {
+      const answer = await deps.probe(request.url.href, {
+        method: spec.method,
+        headers: { accept: 'application/json', ...request.headers },
+        ...(spec.method === 'POST' ? { body: request.body } : {}),
+      });
+      status = answer.status;
+    } catch (error) {
+      if (!(error instanceof EgressError)) throw error;
+      throw errorFrom(consentErrors, 'credentials_unverifiable', { detail: `probe: ${error.message}` });
+    }
+    const accepted =
+      spec.expectStatus.length > 0 ? spec.expectStatus.includes(status) : status >= 200 && status < 300;
+    if (accepted) return status;
+    const refused =
+      status === 401 || status === 403 || (spec.expectStatus.length > 0 && status < 500 && status !== 429);
+    if (refused)
+      throw errorFrom(consentErrors, 'credentials_rejected', { detail: `probe answered ${status}` });
+    throw errorFrom(consentErrors, 'credentials_unverifiable', { detail: `probe answered ${status}` });
   }
 
   return {
@@ -69,9 +120,11 @@ export function createCaptureService(deps: {
 
     /** Stores the credentials, activates the connection, and says where to send the user. */
     async capture(ctx: AuditContext, stateText: string, values: Record<string, unknown>) {
-      const { flow, provider, fields } = await openFlow(stateText);
+      const { flow, profile, provider, fields } = await openFlow(stateText);
       const checked = checkCaptured(fields, values);
       if (!checked.ok) throw errorFrom(consentErrors, 'invalid_credentials', { details: checked.problems });
+      // Before the flow is consumed: refused credentials leave the link usable for another try.
+      const probed = await verify(profile, checked.values);
       const t = now();
       if ((await store.consume(flow.id, t)) === undefined)
         throw errorFrom(consentErrors, 'capture_not_available');
@@ -91,7 +144,12 @@ export function createCaptureService(deps: {
         action: 'connection.activated',
         resourceType: 'connection',
         resourceId: flow.connection_id,
-        details: { provider: provider.name, fields: Object.keys(checked.values), superseded },
+        details: {
+          provider: provider.name,
+          fields: Object.keys(checked.values),
+          superseded,
+          ...(probed === undefined ? {} : { probe_status: probed }),
+        },
       });
       const redirectUrl = returnUrlAllowed(flow.return_url, deps.returnUrls)
         ? withOutcome(flow.return_url, {

@@ -20,4 +20,13 @@ export const consentErrors = defineErrors({
     status: 400,
     message: 'The submitted credentials do not match what this provider needs.',
   },
+  credentials_rejected: {
+    status: 422,
+    message: 'The provider refused these credentials. Check them and submit again; nothing was stored.',
+  },
+  credentials_unverifiable: {
+    status: 502,
+    message:
+      'The provider could not be reached to check these credentials. Try again shortly; nothing was stored.',
+  },
 });

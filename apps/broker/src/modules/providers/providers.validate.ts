@@ -1,4 +1,5 @@
 import type { AuthType, StoredProfile } from './providers.schemas.ts';
+import { PROBE_KEYS, PROBE_METHODS } from './validation-probe.ts';
 
 export interface Problem {
   path: string;
@@ -169,6 +170,7 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
       });
     }
   }
+  if (profile.params.validation !== undefined) checkValidation(problems, profile, options);
   if (profile.auth_type === 'oauth2') {
     if (profile.params.auth_strategy !== undefined) {
       problems.push({
@@ -178,6 +180,48 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
     }
   } else {
     checkStrategy(problems, profile.auth_type, profile.params.auth_strategy);
+  }
+}
+
+/** `params.validation`: the probe of captured credentials (see validation-probe.ts). */
+function checkValidation(problems: Problem[], profile: StoredProfile, options: ValidationOptions): void {
+  const value = profile.params.validation;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return; // reported already
+  const path = 'params.validation';
+  if (profile.auth_type === 'oauth2' || profile.auth_type === 'aws_sigv4') {
+    problems.push({
+      path,
+      message: `not available for auth_type ${profile.auth_type}: only static credentials the broker can apply are probed`,
+    });
+    return;
+  }
+  const v = value as Record<string, unknown>;
+  for (const key of Object.keys(v)) {
+    if (!PROBE_KEYS.has(key)) problems.push({ path: `${path}.${key}`, message: 'unknown field' });
+  }
+  if (v.method !== undefined && !PROBE_METHODS.includes(v.method as never))
+    problems.push({ path: `${path}.method`, message: `must be one of ${PROBE_METHODS.join(', ')}` });
+  if (
+    v.expect_status !== undefined &&
+    (!Array.isArray(v.expect_status) ||
+      v.expect_status.length === 0 ||
+      v.expect_status.length > 20 ||
+      !v.expect_status.every((n) => Number.isInteger(n) && n >= 200 && n <= 599))
+  )
+    problems.push({
+      path: `${path}.expect_status`,
+      message: 'must be a list of 1 to 20 HTTP status codes between 200 and 599',
+    });
+  if (v.url === undefined) {
+    if (profile.user_info_endpoint === undefined)
+      problems.push({ path: `${path}.url`, message: 'required unless user_info_endpoint is set' });
+  } else if (typeof v.url !== 'string' || v.url.length > 2048) {
+    problems.push({ path: `${path}.url`, message: 'must be a URL or a path of at most 2048 characters' });
+  } else if (v.url.startsWith('/')) {
+    if (profile.api_base_url === undefined)
+      problems.push({ path: `${path}.url`, message: 'a path needs api_base_url to resolve against' });
+  } else {
+    checkUrl(problems, `${path}.url`, v.url, options);
   }
 }
 
