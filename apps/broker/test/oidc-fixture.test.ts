@@ -12,18 +12,18 @@ import {
 } from './oidc-fixture.ts';
 
 const REDIRECT_URI = 'http://127.0.0.1:9/callback';
-const POST_CLIENT: OidcFixtureClient = {
+const POST_CLIENT = {
   client_id: 'nexus-post',
   client_secret: 'nexus-post-secret',
   token_endpoint_auth_method: 'client_secret_post',
   redirect_uris: [REDIRECT_URI],
-};
-const BASIC_CLIENT: OidcFixtureClient = {
+} satisfies OidcFixtureClient;
+const BASIC_CLIENT = {
   client_id: 'nexus-basic',
   client_secret: 'nexus-basic-secret',
   token_endpoint_auth_method: 'client_secret_basic',
   redirect_uris: [REDIRECT_URI],
-};
+} satisfies OidcFixtureClient;
 
 const REQUEST_TIMEOUT_MS = 5_000;
 const insecure = { [oauth.allowInsecureRequests]: true } as const;
@@ -41,7 +41,7 @@ async function discover(fixture: OidcFixture): Promise<oauth.AuthorizationServer
   return oauth.processDiscoveryResponse(issuer, response);
 }
 
-function rpFor(as: oauth.AuthorizationServer, client: OidcFixtureClient): Rp {
+function rpFor(as: oauth.AuthorizationServer, client: typeof POST_CLIENT | typeof BASIC_CLIENT): Rp {
   return {
     as,
     client: { client_id: client.client_id },

@@ -18,8 +18,11 @@ import { promisify } from 'node:util';
 
 export interface OidcFixtureClient {
   client_id: string;
-  client_secret: string;
-  token_endpoint_auth_method: 'client_secret_post' | 'client_secret_basic';
+  /** For the client_secret_* methods. */
+  client_secret?: string;
+  token_endpoint_auth_method: 'client_secret_post' | 'client_secret_basic' | 'private_key_jwt';
+  /** For private_key_jwt: the client's public keys. */
+  jwks?: { keys: Record<string, unknown>[] };
   redirect_uris: string[];
 }
 

@@ -1,4 +1,5 @@
 import * as oauth from 'oauth4webapi';
+import { parseClientKey, toSigningKey } from './client-key.ts';
 import type { Discovery } from './discovery.ts';
 import type { StoredProfile } from './providers.schemas.ts';
 
@@ -67,11 +68,7 @@ export async function oauthClientFor(
   }
   const revocation = profile.params.revocation_endpoint;
   if (typeof revocation === 'string') as = { ...as, revocation_endpoint: revocation };
-  const secret = clientSecret ?? '';
-  const auth =
-    profile.auth_header === 'client_secret_basic'
-      ? oauth.ClientSecretBasic(secret)
-      : oauth.ClientSecretPost(secret);
+  const auth = clientAuthFor(profile, clientSecret ?? '', as);
   const insecure = deps.allowInsecure(new URL(as.token_endpoint ?? as.issuer));
   return {
     as,
@@ -84,4 +81,39 @@ export async function oauthClientFor(
       headers: { accept: 'application/json' },
     }),
   };
+}
+
+/**
+ * The token-endpoint authentication the provider was registered with. For private_key_jwt the
+ * assertion's audience is the issuer when the provider has one (RFC 7523bis), otherwise the token
+ * endpoint URL (OIDC Core §9), which is what servers without an issuer identifier expect.
+ */
+function clientAuthFor(
+  profile: StoredProfile,
+  secret: string,
+  as: oauth.AuthorizationServer,
+): oauth.ClientAuth {
+  switch (profile.auth_header) {
+    case 'client_secret_basic':
+      return oauth.ClientSecretBasic(secret);
+    case 'client_secret_post':
+      return oauth.ClientSecretPost(secret);
+    case 'private_key_jwt': {
+      const parsed = parseClientKey(secret);
+      // Checked when the provider was registered; reaching this means the stored key was damaged.
+      if (!parsed.ok) throw new Error(`provider ${profile.name}: stored client key is not usable`);
+      const audience = profile.issuer === undefined ? as.token_endpoint : as.issuer;
+      return oauth.PrivateKeyJwt(
+        {
+          key: toSigningKey(parsed.value),
+          ...(parsed.value.kid === undefined ? {} : { kid: parsed.value.kid }),
+        },
+        {
+          [oauth.modifyAssertion]: (_header, payload) => {
+            if (audience !== undefined) payload.aud = audience;
+          },
+        },
+      );
+    }
+  }
 }

@@ -10,7 +10,7 @@ export const AUTH_TYPES = [
   'aws_sigv4',
 ] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
-export const CLIENT_AUTH_METHODS = ['client_secret_post', 'client_secret_basic'] as const;
+export const CLIENT_AUTH_METHODS = ['client_secret_post', 'client_secret_basic', 'private_key_jwt'] as const;
 
 export const providerName = z
   .string()
@@ -38,7 +38,9 @@ const fields = {
   auth_type: z.enum(AUTH_TYPES).describe('How agents authenticate upstream'),
   auth_header: z.enum(CLIENT_AUTH_METHODS).describe('How the broker authenticates to the token endpoint'),
   client_id: optionalText(512),
-  client_secret: optionalText(4096).describe('Write-only: stored encrypted, never returned'),
+  client_secret: optionalText(16384).describe(
+    'Write-only: stored encrypted, never returned. With `auth_header: private_key_jwt`, the private key (PEM or private JWK) the broker signs client assertions with',
+  ),
   auth_url: optionalUrl,
   token_url: optionalUrl,
   issuer: optionalUrl,

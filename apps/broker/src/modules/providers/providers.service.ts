@@ -4,6 +4,7 @@ import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
+import { parseClientKey } from './client-key.ts';
 import type { Discovery } from './discovery.ts';
 import { providerErrors } from './providers.errors.ts';
 import type {
@@ -121,8 +122,17 @@ export function createProvidersService(deps: {
     profile: StoredProfile,
     hasClientSecret: boolean,
     previous?: StoredProfile,
+    newSecret?: string,
   ): Promise<void> {
     const problems = validateProfile(profile, { allowLoopbackHttp: deps.allowLoopbackHttp, hasClientSecret });
+    if (
+      profile.auth_type === 'oauth2' &&
+      profile.auth_header === 'private_key_jwt' &&
+      newSecret !== undefined
+    ) {
+      const key = parseClientKey(newSecret);
+      if (!key.ok) problems.push({ path: 'client_secret', message: key.message });
+    }
     if (problems.length > 0) throw errorFrom(providerErrors, 'invalid_provider', { details: problems });
     const discoveryChanged = !previous?.enable_discovery || previous.issuer !== profile.issuer;
     if (profile.auth_type === 'oauth2' && profile.enable_discovery && profile.issuer && discoveryChanged) {
@@ -154,9 +164,13 @@ export function createProvidersService(deps: {
     checkIfMatch(ifMatch, row.version);
     const before = parseRecord(row);
     // Switching to a static type drops the client secret: it has no use there.
-    const keepSecret = secret === undefined && before.has_client_secret && profile.auth_type === 'oauth2';
+    // So does a switch between a shared secret and private_key_jwt: the stored value is the wrong kind.
+    const sameKind =
+      (before.auth_header === 'private_key_jwt') === (profile.auth_header === 'private_key_jwt');
+    const keepSecret =
+      secret === undefined && before.has_client_secret && profile.auth_type === 'oauth2' && sameKind;
     const hasSecret = typeof secret === 'string' || keepSecret;
-    await check(profile, hasSecret, before);
+    await check(profile, hasSecret, before, secret ?? undefined);
     if (profile.name !== row.name) await assertNameFree(profile.name, row.id);
     if (typeof secret === 'string') await secrets.put(clientSecretPath(row.id), encoder.encode(secret));
     const record: StoredRecord = { ...profile, has_client_secret: hasSecret };
@@ -196,7 +210,7 @@ export function createProvidersService(deps: {
   return {
     async create(ctx: AuditContext, input: ProfileInput): Promise<{ id: string }> {
       const { profile, secret } = normalize(input);
-      await check(profile, secret !== undefined);
+      await check(profile, secret !== undefined, undefined, secret);
       await assertNameFree(profile.name);
       const id = randomUUID();
       const t = now();
