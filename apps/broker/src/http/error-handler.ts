@@ -28,10 +28,16 @@ function toNexusError(error: FastifyError | Error): NexusError {
   if (error instanceof NexusError) return error;
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where = (error as FastifyError).validationContext ?? 'request';
-    const details = error.validation.slice(0, 20).map((v) => ({
-      path: `${where}${v.instancePath.replaceAll('/', '.')}`,
-      message: v.message ?? 'invalid',
-    }));
+    const details = error.validation.slice(0, 20).flatMap((v) => {
+      const at = v.instancePath === '/' ? where : `${where}${v.instancePath.replaceAll('/', '.')}`;
+      // An unknown field is reported at the field itself, one entry per field.
+      const keys = (v.params as { keys?: unknown }).keys;
+      if (v.keyword === 'unrecognized_keys' && Array.isArray(keys))
+        return keys
+          .slice(0, 20)
+          .map((key) => ({ path: `${at}.${String(key).slice(0, 64)}`, message: 'unknown field' }));
+      return [{ path: at, message: v.message ?? 'invalid' }];
+    });
     return commonError('invalid_request', { message: `The request ${where} is not valid.`, details });
   }
   const code = (error as FastifyError).code;

@@ -1,3 +1,4 @@
+import { defaultCredentialFields, strategyFor } from '../strategies/strategy.ts';
 import type { AuthType, StoredProfile } from './providers.schemas.ts';
 import { PROBE_KEYS, PROBE_METHODS } from './validation-probe.ts';
 
@@ -53,6 +54,20 @@ const MAX_PARAMS = 50;
 const MAX_JSON_PARAM = 16 * 1024;
 const BOOL_PARAMS = new Set(['skip_scope_on_auth', 'skip_scope_on_exchange']);
 const OBJECT_PARAMS = new Set(['credential_schema', 'auth_strategy', 'validation']);
+
+const MAX_JSON_DEPTH = 16;
+
+/** Whether a parsed JSON value nests deeper than `max` (iterative: no recursion to overflow). */
+function deeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > max) return true;
+    for (const child of Object.values(node)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 
@@ -156,6 +171,8 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
     } else if (OBJECT_PARAMS.has(key)) {
       if (typeof value !== 'object' || value === null || Array.isArray(value))
         problems.push({ path, message: 'must be an object' });
+      else if (deeperThan(value, MAX_JSON_DEPTH))
+        problems.push({ path, message: `must be nested at most ${MAX_JSON_DEPTH} levels deep` });
       else if (JSON.stringify(value).length > MAX_JSON_PARAM)
         problems.push({ path, message: `must be at most ${MAX_JSON_PARAM} bytes of JSON` });
     } else if (key === 'token_request_format') {
@@ -171,6 +188,7 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
     }
   }
   if (profile.params.validation !== undefined) checkValidation(problems, profile, options);
+  if (profile.params.credential_schema !== undefined) checkCredentialSchema(problems, profile);
   if (profile.auth_type === 'oauth2') {
     if (profile.params.auth_strategy !== undefined) {
       problems.push({
@@ -180,6 +198,89 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
     }
   } else {
     checkStrategy(problems, profile.auth_type, profile.params.auth_strategy);
+  }
+}
+
+const FIELD_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const SCHEMA_KEYS = new Set([
+  '$schema',
+  'type',
+  'title',
+  'description',
+  'properties',
+  'required',
+  'additionalProperties',
+]);
+const PROPERTY_KEYS = new Set(['type', 'title', 'description', 'format', 'maxLength']);
+
+/** `params.credential_schema`: the JSON Schema subset the capture form is generated from (capture.schema.ts). */
+function checkCredentialSchema(problems: Problem[], profile: StoredProfile): void {
+  const schema = profile.params.credential_schema;
+  const path = 'params.credential_schema';
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) return; // reported already
+  if (profile.auth_type === 'oauth2') {
+    problems.push({ path, message: 'only for static-credential auth types' });
+    return;
+  }
+  const s = schema as Record<string, unknown>;
+  for (const key of Object.keys(s))
+    if (!SCHEMA_KEYS.has(key)) problems.push({ path: `${path}.${key}`, message: 'not supported' });
+  if (s.type !== undefined && s.type !== 'object')
+    problems.push({ path: `${path}.type`, message: 'must be "object"' });
+  const props = s.properties;
+  if (typeof props !== 'object' || props === null || Array.isArray(props)) {
+    problems.push({ path: `${path}.properties`, message: 'must be an object of field definitions' });
+    return;
+  }
+  const names = Object.keys(props);
+  if (names.length === 0 || names.length > 20)
+    problems.push({ path: `${path}.properties`, message: 'must define 1 to 20 fields' });
+  for (const [name, def] of Object.entries(props)) {
+    const at = `${path}.properties.${name.slice(0, 64)}`;
+    if (!FIELD_NAME.test(name)) {
+      problems.push({
+        path: at,
+        message: 'field names are letters, digits, dot, dash and underscore (at most 64)',
+      });
+      continue;
+    }
+    if (typeof def !== 'object' || def === null || Array.isArray(def)) {
+      problems.push({
+        path: at,
+        message: 'must be an object such as {"type": "string", "title": "API key"}',
+      });
+      continue;
+    }
+    const d = def as Record<string, unknown>;
+    for (const key of Object.keys(d))
+      if (!PROPERTY_KEYS.has(key)) problems.push({ path: `${at}.${key}`, message: 'not supported' });
+    if (d.type !== undefined && d.type !== 'string')
+      problems.push({ path: `${at}.type`, message: 'captured fields are strings' });
+    for (const [key, max] of [
+      ['title', 100],
+      ['description', 300],
+      ['format', 32],
+    ] as const) {
+      if (d[key] !== undefined && (typeof d[key] !== 'string' || d[key].length > max))
+        problems.push({ path: `${at}.${key}`, message: `must be a string of at most ${max} characters` });
+    }
+    if (
+      d.maxLength !== undefined &&
+      (!Number.isInteger(d.maxLength) || (d.maxLength as number) < 1 || (d.maxLength as number) > 4096)
+    )
+      problems.push({ path: `${at}.maxLength`, message: 'must be an integer from 1 to 4096' });
+  }
+  if (s.required !== undefined) {
+    if (!Array.isArray(s.required) || !s.required.every((r) => typeof r === 'string' && names.includes(r)))
+      problems.push({ path: `${path}.required`, message: 'must list names of defined fields' });
+  }
+  // The strategy reads its fields from what the form captures.
+  for (const field of defaultCredentialFields(strategyFor(profile))) {
+    if (field !== 'session_token' && !names.includes(field))
+      problems.push({
+        path: `${path}.properties`,
+        message: `must define "${field}", which the ${strategyFor(profile).type} strategy applies`,
+      });
   }
 }
 
