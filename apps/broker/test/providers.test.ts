@@ -526,9 +526,7 @@ describe('provider registry', () => {
     assert.equal(view.description, winner.description);
   });
 
-  it('leaves the client secret alone when a PATCH loses a version race (409)', {
-    todo: 'BUG: write() stores a new client_secret before its optimistic update; the 409 loser overwrites the secret',
-  }, async () => {
+  it('leaves the client secret alone when a PATCH loses a version race (409)', async () => {
     const id = await create(oauth('secret-race'));
     for (let round = 1; round <= 5; round++) {
       const results = await Promise.all(
@@ -573,9 +571,7 @@ describe('provider registry', () => {
       assert.ok(live.has(path.split('/')[1]!), `orphan secret ${path}`);
   });
 
-  it('never lets a name and an alias be claimed at the same time', {
-    todo: 'BUG: create (assertNameFree) and addAlias check the other table, then insert without a shared constraint or lock; concurrent requests both succeed on PostgreSQL',
-  }, async () => {
+  it('never lets a name and an alias be claimed at the same time', async () => {
     const holder = await create(oauth('claim-holder'));
     for (let i = 0; i < 5; i++) {
       const wanted = `claimed-${i}`;
@@ -678,9 +674,7 @@ describe('provider registry', () => {
     assert.equal((await call({ method: 'GET', url: `/v1/token/${connection}` })).statusCode, 409);
   });
 
-  it('reports a connection of a deleted provider as no longer active in check-connection', {
-    todo: 'BUG: connections.service.ts check() ignores provider_deleted_at: it answers status "active" while every token fetch answers 409 connection_not_active',
-  }, async () => {
+  it('reports a connection of a deleted provider as no longer active in check-connection', async () => {
     const { id, connection } = await connectedStaticProvider('retiring');
     await call({ method: 'DELETE', url: `/providers/${id}` });
     const res = await call({ method: 'GET', url: `/v1/check-connection/${connection}` });

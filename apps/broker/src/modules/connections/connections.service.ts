@@ -98,8 +98,20 @@ export function createConnectionsService(deps: {
     return row;
   }
 
+  /**
+   * The state a caller should see: a pending connection past its deadline is expired even before
+   * housekeeping marks it, and every connection of a deleted provider is revoked (its client
+   * credentials are gone, so it can never be used or refreshed again).
+   */
+  function effectiveStatus(row: ConnectionWithProvider): ConnectionStatus {
+    const stored = row.status as ConnectionStatus;
+    if (row.provider_deleted_at !== null && stored !== 'failed') return 'revoked';
+    if (stored === 'pending' && (row.pending_expires_at ?? Infinity) < now()) return 'expired';
+    return stored;
+  }
+
   function assertUsable(row: ConnectionWithProvider): void {
-    const details = { connection_id: row.id, status: row.status };
+    const details = { connection_id: row.id, status: effectiveStatus(row) };
     if (row.provider_deleted_at !== null) {
       throw errorFrom(connectionErrors, 'connection_not_active', {
         message: 'The provider of this connection was deleted.',
@@ -338,11 +350,7 @@ export function createConnectionsService(deps: {
       id: string,
     ): Promise<{ connection_id: string; status: ConnectionStatus }> {
       const row = await visible(principal, id);
-      const stored = row.status as ConnectionStatus;
-      // A pending connection past its deadline is expired even before housekeeping marks it.
-      const status =
-        stored === 'pending' && (row.pending_expires_at ?? Infinity) < now() ? 'expired' : stored;
-      return { connection_id: row.id, status };
+      return { connection_id: row.id, status: effectiveStatus(row) };
     },
 
     /** `DELETE /v1/connections/{id}`: best-effort RFC 7009 revocation upstream, then local; idempotent. */

@@ -14,7 +14,7 @@ import type {
   ProviderView,
   StoredProfile,
 } from './providers.schemas.ts';
-import type { ProvidersStore } from './providers.store.ts';
+import type { LockedProvidersStore, ProvidersStore } from './providers.store.ts';
 import { validateProfile } from './providers.validate.ts';
 
 /** What is stored in `providers.profile`: the profile plus whether a client secret exists. */
@@ -110,9 +110,9 @@ export function createProvidersService(deps: {
     return row;
   }
 
-  async function assertNameFree(name: string, exceptId?: string): Promise<void> {
-    const existing = await store.findLiveByName(name);
-    if ((existing && existing.id !== exceptId) || (await store.aliasExists(name))) {
+  async function assertNameFree(s: LockedProvidersStore, name: string, exceptId?: string): Promise<void> {
+    const existing = await s.findLiveByName(name);
+    if ((existing && existing.id !== exceptId) || (await s.aliasExists(name))) {
       throw errorFrom(providerErrors, 'provider_name_taken', { details: { name } });
     }
   }
@@ -171,20 +171,42 @@ export function createProvidersService(deps: {
       secret === undefined && before.has_client_secret && profile.auth_type === 'oauth2' && sameKind;
     const hasSecret = typeof secret === 'string' || keepSecret;
     await check(profile, hasSecret, before, secret ?? undefined);
-    if (profile.name !== row.name) await assertNameFree(profile.name, row.id);
-    if (typeof secret === 'string') await secrets.put(clientSecretPath(row.id), encoder.encode(secret));
     const record: StoredRecord = { ...profile, has_client_secret: hasSecret };
     const t = now();
-    const updated = await store.update(row.id, row.version, {
+    const set = {
       name: profile.name,
       auth_type: profile.auth_type,
       profile: JSON.stringify(record),
       updated_at: t,
-    });
+    };
+    // The versioned update decides who wins a race; only the winner touches the secret afterwards.
+    const updated =
+      profile.name === row.name
+        ? await store.update(row.id, row.version, set)
+        : await store.withNameLock(async (s) => {
+            await assertNameFree(s, profile.name, row.id);
+            return s.update(row.id, row.version, set);
+          });
     if (!updated)
       throw commonError('version_conflict', {
         message: 'The provider changed while it was being updated; fetch it again and retry.',
       });
+    if (typeof secret === 'string') {
+      try {
+        await secrets.put(clientSecretPath(row.id), encoder.encode(secret));
+      } catch (cause) {
+        // Put the profile back so it never describes a secret that was not stored.
+        await store
+          .update(row.id, row.version + 1, {
+            ...set,
+            profile: row.profile,
+            name: row.name,
+            auth_type: row.auth_type,
+          })
+          .catch(() => {});
+        throw cause;
+      }
+    }
     if (!hasSecret && before.has_client_secret) await secrets.delete(clientSecretPath(row.id));
     const changed = changedFields(
       before,
@@ -211,27 +233,26 @@ export function createProvidersService(deps: {
     async create(ctx: AuditContext, input: ProfileInput): Promise<{ id: string }> {
       const { profile, secret } = normalize(input);
       await check(profile, secret !== undefined, undefined, secret);
-      await assertNameFree(profile.name);
       const id = randomUUID();
       const t = now();
       if (secret !== undefined) await secrets.put(clientSecretPath(id), encoder.encode(secret));
       const record: StoredRecord = { ...profile, has_client_secret: secret !== undefined };
       try {
-        await store.insert({
-          id,
-          name: profile.name,
-          auth_type: profile.auth_type,
-          profile: JSON.stringify(record),
-          version: 1,
-          created_at: t,
-          updated_at: t,
-          deleted_at: null,
+        await store.withNameLock(async (s) => {
+          await assertNameFree(s, profile.name);
+          await s.insert({
+            id,
+            name: profile.name,
+            auth_type: profile.auth_type,
+            profile: JSON.stringify(record),
+            version: 1,
+            created_at: t,
+            updated_at: t,
+            deleted_at: null,
+          });
         });
       } catch (cause) {
         if (secret !== undefined) await secrets.delete(clientSecretPath(id)).catch(() => {});
-        // The partial unique index on live names settles a race between two creates.
-        if (await store.findLiveByName(profile.name))
-          throw errorFrom(providerErrors, 'provider_name_taken', { cause, details: { name: profile.name } });
         throw cause;
       }
       await audit.record(ctx, {
@@ -277,7 +298,7 @@ export function createProvidersService(deps: {
     async remove(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
       const row = await mustFind(id);
       checkIfMatch(ifMatch, row.version);
-      if (!(await store.softDelete(row.id, row.version, now())))
+      if (!(await store.withNameLock((s) => s.softDelete(row.id, row.version, now()))))
         throw errorFrom(providerErrors, 'provider_not_found');
       if (parseRecord(row).has_client_secret) await secrets.delete(clientSecretPath(row.id));
       await audit.record(ctx, {
@@ -340,16 +361,13 @@ export function createProvidersService(deps: {
 
     async addAlias(ctx: AuditContext, id: string, alias: string): Promise<string[]> {
       const row = await mustFind(id);
-      if ((await store.findLiveByName(alias)) || (await store.aliasExists(alias))) {
-        throw errorFrom(providerErrors, 'alias_taken', { details: { alias } });
-      }
-      try {
-        await store.insertAlias(alias, row.id, now());
-      } catch (cause) {
-        if (await store.aliasExists(alias))
-          throw errorFrom(providerErrors, 'alias_taken', { cause, details: { alias } });
-        throw cause;
-      }
+      await store.withNameLock(async (s) => {
+        if ((await s.findLiveByName(alias)) || (await s.aliasExists(alias)))
+          throw errorFrom(providerErrors, 'alias_taken', { details: { alias } });
+        // The provider may have been deleted since it was read: its aliases would outlive it.
+        if ((await s.findLive(row.id)) === undefined) throw errorFrom(providerErrors, 'provider_not_found');
+        await s.insertAlias(alias, row.id, now());
+      });
       await audit.record(ctx, {
         action: 'provider.alias_added',
         resourceType: 'provider',

@@ -1,12 +1,32 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
 import type { Database } from '../../db/client.ts';
-import type { ProvidersTable } from '../../db/schema.ts';
+import type { DB, ProvidersTable } from '../../db/schema.ts';
+
+/** pg_advisory_xact_lock key serialising claims on provider names and aliases (arbitrary, fixed). */
+const NAME_LOCK = 7_264_013_311;
 
 export function createProvidersStore(db: Database) {
-  const k = db.kysely;
+  const store = storeOver(db.kysely);
+  return {
+    ...store,
+    /**
+     * Runs `fn` in a transaction that holds the provider-name lock, so "is this name or alias
+     * free?" and the write that claims it cannot interleave with another replica's (names and
+     * aliases live in two tables, so no single unique index covers both). SQLite transactions are
+     * serialised already.
+     */
+    withNameLock<T>(fn: (locked: ReturnType<typeof storeOver>) => Promise<T>): Promise<T> {
+      return db.kysely.transaction().execute(async (trx) => {
+        if (db.dialect === 'postgres') await sql`SELECT pg_advisory_xact_lock(${NAME_LOCK})`.execute(trx);
+        return fn(storeOver(trx));
+      });
+    },
+  };
+}
+
+function storeOver(k: Kysely<DB> | Transaction<DB>) {
   const live = () => k.selectFrom('providers').where('deleted_at', 'is', null);
   return {
-    transaction: <T>(fn: () => Promise<T>) => k.transaction().execute(fn),
-
     async insert(row: ProvidersTable): Promise<void> {
       await k.insertInto('providers').values(row).execute();
     },
@@ -43,20 +63,18 @@ export function createProvidersStore(db: Database) {
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
-    /** Soft delete; the provider's aliases are released in the same transaction. */
+    /** Soft delete, releasing the provider's aliases (call inside `withNameLock`). */
     async softDelete(id: string, version: number, at: number): Promise<boolean> {
-      return k.transaction().execute(async (trx) => {
-        const result = await trx
-          .updateTable('providers')
-          .set({ deleted_at: at, updated_at: at, version: version + 1 })
-          .where('id', '=', id)
-          .where('version', '=', version)
-          .where('deleted_at', 'is', null)
-          .executeTakeFirst();
-        if (Number(result.numUpdatedRows) !== 1) return false;
-        await trx.deleteFrom('provider_aliases').where('provider_id', '=', id).execute();
-        return true;
-      });
+      const result = await k
+        .updateTable('providers')
+        .set({ deleted_at: at, updated_at: at, version: version + 1 })
+        .where('id', '=', id)
+        .where('version', '=', version)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return false;
+      await k.deleteFrom('provider_aliases').where('provider_id', '=', id).execute();
+      return true;
     },
 
     async aliasesOf(providerId: string): Promise<string[]> {
@@ -107,3 +125,4 @@ export function createProvidersStore(db: Database) {
 }
 
 export type ProvidersStore = ReturnType<typeof createProvidersStore>;
+export type LockedProvidersStore = ReturnType<typeof storeOver>;
