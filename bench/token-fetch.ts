@@ -2,16 +2,23 @@
  * GET /v1/token/{id} (authenticated, audited read) against GET /health (no-op) on the same server,
  * with wrk (Debian package `wrk`), 50 connections. Usage:
  *
- *   node bench/token-fetch.ts [--pg] [--seconds 15]
+ *   node bench/token-fetch.ts [--pg] [--seconds 15] [--key env|db] [--clients 50] [--connections 1]
  *
  * --pg uses PostgreSQL (scripts/services.sh ensure-postgres; a fresh schema is created and dropped).
+ * --key picks the credential: `env` (default) an API_KEY from the environment, `db` an `nxa_` key
+ * made with the admin-keys API (looked up in the database on every request). --clients sets wrk's
+ * open connections (the targets are for 50). --connections N spreads the token requests over N
+ * connections (a wrk Lua script cycles through them), so concurrent reads are not all for one row.
+ * Each phase also reports where the machine's CPU went, from /proc, in CPU microseconds per
+ * request: the broker, PostgreSQL (all its processes), wrk, and the rest (kernel work not charged
+ * to a process, and any other process: a large figure there means the run was disturbed).
  * The connection is a static-credential one (captured API key): the read path is the same as for
  * OAuth (one indexed query, decrypt, group-committed audit event) without an identity provider.
  * Targets (DEVELOPERS.md): token fetch >= 0.3x the no-op route, p99 <= 5 ms, on PostgreSQL.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +26,17 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 
 const { values } = parseArgs({
-  options: { pg: { type: 'boolean' }, seconds: { type: 'string', default: '15' } },
+  options: {
+    pg: { type: 'boolean' },
+    seconds: { type: 'string', default: '15' },
+    key: { type: 'string', default: 'env' },
+    clients: { type: 'string', default: '50' },
+    connections: { type: 'string', default: '1' },
+  },
 });
+const clients = Number(values.clients);
+const connectionCount = Number(values.connections);
+if (values.key !== 'env' && values.key !== 'db') throw new Error('--key is env or db');
 const seconds = Number(values.seconds);
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'apps', 'broker', 'bin', 'nexus.js');
@@ -39,6 +55,37 @@ interface WrkResult {
   p50: number;
   p99: number;
   errors: string;
+  /** CPU microseconds per request: broker, PostgreSQL (all its processes), wrk, everything else. */
+  cpu: { broker: number; pg: number; wrk: number; other: number };
+}
+
+const TICK_US = 1e6 / 100; // USER_HZ is 100 on Linux
+
+/** utime + stime of a process (or, with `children`, of its reaped children), in clock ticks. */
+function procTicks(pid: number | string, children = false): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const at = children ? 13 : 11;
+    return Number(fields[at]) + Number(fields[at + 1]);
+  } catch {
+    return 0;
+  }
+}
+
+function cpuSnapshot(brokerPid: number) {
+  let pgTicks = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') pgTicks += procTicks(pid);
+    } catch {}
+  }
+  const all = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+  const busy = all.slice(0, 8).reduce((a, b) => a + b, 0) - all[3]! - all[4]!;
+  // wrk has exited and been waited for when the phase ends: it counts in our children's time.
+  return { broker: procTicks(brokerPid), pg: pgTicks, wrk: procTicks('self', true), busy };
 }
 
 function ms(text: string): number {
@@ -48,18 +95,39 @@ function ms(text: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 's' ? v * 1000 : v;
 }
 
-function wrk(url: string, headers: string[]): WrkResult {
-  const args = ['-t2', '-c50', `-d${seconds}s`, '--latency', ...headers.flatMap((h) => ['-H', h]), url];
+function wrk(url: string, headers: string[], brokerPid: number, script?: string): WrkResult {
+  const args = [
+    '-t2',
+    `-c${clients}`,
+    `-d${seconds}s`,
+    '--latency',
+    ...(script === undefined ? [] : ['-s', script]),
+    ...headers.flatMap((h) => ['-H', h]),
+    url,
+  ];
+  const before = cpuSnapshot(brokerPid);
   const out = execFileSync('wrk', args, { encoding: 'utf8' });
+  const after = cpuSnapshot(brokerPid);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p50 = ms(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
   const p99 = ms(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
   const non2xx = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1];
   const socket = /Socket errors:[^\n]+/.exec(out)?.[0];
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const perRequest = (ticks: number) => (ticks * TICK_US) / requests;
+  const broker = perRequest(after.broker - before.broker);
+  const pgCpu = perRequest(after.pg - before.pg);
+  const wrkCpu = perRequest(after.wrk - before.wrk);
   return {
     rps,
     p50,
     p99,
+    cpu: {
+      broker,
+      pg: pgCpu,
+      wrk: wrkCpu,
+      other: perRequest(after.busy - before.busy) - broker - pgCpu - wrkCpu,
+    },
     errors: [non2xx ? `${non2xx} non-2xx` : '', socket ?? ''].filter(Boolean).join('; ') || 'none',
   };
 }
@@ -116,27 +184,45 @@ try {
     return res.json() as Promise<Record<string, string>>;
   };
   await admin('POST', '/providers', { profile: { name: 'bench', auth_type: 'api_key' } });
-  const started = await admin('POST', '/v1/request-connection', {
-    user_id: 'bench',
-    provider_name: 'bench',
-    return_url: 'http://localhost/done',
-  });
-  await admin('POST', '/v1/capture-credential', {
-    state: started.state,
-    credentials: { api_key: 'sk_bench_123' },
-  });
-  const id = started.connection_id!;
-  await admin('GET', `/v1/token/${id}`);
+  const ids: string[] = [];
+  for (let i = 0; i < connectionCount; i++) {
+    const started = await admin('POST', '/v1/request-connection', {
+      user_id: `bench-${i}`,
+      provider_name: 'bench',
+      return_url: 'http://localhost/done',
+    });
+    await admin('POST', '/v1/capture-credential', {
+      state: started.state,
+      credentials: { api_key: `sk_bench_${i}` },
+    });
+    ids.push(started.connection_id!);
+  }
+  const id = ids[0]!;
+  let script: string | undefined;
+  if (ids.length > 1) {
+    script = join(dataDir, 'ids.lua');
+    writeFileSync(
+      script,
+      `local ids = {${ids.map((i) => `"${i}"`).join(',')}}\nlocal n = math.random(#ids)\n` +
+        'request = function()\n  n = n % #ids + 1\n  return wrk.format("GET", "/v1/token/" .. ids[n])\nend\n',
+    );
+  }
+  const key =
+    values.key === 'db' ? (await admin('POST', '/admin/v1/admin-keys', { name: 'bench' })).key! : apiKey;
+  const check = await fetch(`${base}/v1/token/${id}`, { headers: { 'x-api-key': key } });
+  if (!check.ok) throw new Error(`token fetch: ${check.status} ${await check.text()}`);
 
   // Warm-up, then the two measurements back to back on the same server.
-  wrk(`${base}/health`, []);
-  const noop = wrk(`${base}/health`, []);
-  const token = wrk(`${base}/v1/token/${id}`, [`X-API-Key: ${apiKey}`]);
+  const pid = broker.pid!;
+  wrk(`${base}/health`, [], pid);
+  const noop = wrk(`${base}/health`, [], pid);
+  const token = wrk(`${base}/v1/token/${id}`, [`X-API-Key: ${key}`], pid, script);
   const ratio = token.rps / noop.rps;
   const fmt = (r: WrkResult) =>
-    `${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors: ${r.errors}`;
+    `${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors: ${r.errors}\n` +
+    `                         CPU per request: broker ${r.cpu.broker.toFixed(0)} µs, postgres ${r.cpu.pg.toFixed(0)} µs, wrk ${r.cpu.wrk.toFixed(0)} µs, other (kernel, other processes) ${r.cpu.other.toFixed(0)} µs`;
   console.log(
-    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, database ${values.pg ? 'postgresql' : 'sqlite'}, wrk -t2 -c50 -d${seconds}s`,
+    `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, database ${values.pg ? 'postgresql' : 'sqlite'}, key ${values.key}, ${ids.length} connection(s), wrk -t2 -c${clients} -d${seconds}s`,
   );
   console.log(`GET /health (no-op)      ${fmt(noop)}`);
   console.log(`GET /v1/token/{id}       ${fmt(token)}`);

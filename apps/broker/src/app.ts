@@ -13,6 +13,8 @@ import { auditRoutes } from './modules/audit/audit.routes.ts';
 import { connectionsRoutes } from './modules/connections/connections.routes.ts';
 import { captureRoutes } from './modules/consent/capture.routes.ts';
 import { consentRoutes } from './modules/consent/consent.routes.ts';
+import { eventsRoutes } from './modules/events/events.routes.ts';
+import { webhooksRoutes } from './modules/events/webhooks.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { providersRoutes } from './modules/providers/providers.routes.ts';
 import { VERSION } from './version.ts';
@@ -78,5 +80,7 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
     formBodyLimit: Math.min(config.http.bodyLimit, 64 * 1024),
   });
   connectionsRoutes(app, { connections: container.connections, providers: container.providers });
+  webhooksRoutes(app, { webhooks: container.webhooks });
+  eventsRoutes(app, { events: container.events });
   return app;
 }

@@ -12,9 +12,17 @@ import {
   createConnectionsService,
 } from './modules/connections/connections.service.ts';
 import { type ConnectionsStore, createConnectionsStore } from './modules/connections/connections.store.ts';
+import { createRefreshSchedule } from './modules/connections/refresh-schedule.ts';
 import { type CaptureService, createCaptureService } from './modules/consent/capture.service.ts';
 import { type ConsentService, createConsentService } from './modules/consent/consent.service.ts';
 import { type ConsentStore, createConsentStore } from './modules/consent/consent.store.ts';
+import { createDeliveriesStore } from './modules/events/deliveries.store.ts';
+import { createWebhookMetrics } from './modules/events/events.metrics.ts';
+import { createEventsService, type EventsService } from './modules/events/events.service.ts';
+import { createEventsStore } from './modules/events/events.store.ts';
+import { createWebhookDelivery, type WebhookDelivery } from './modules/events/webhook-delivery.ts';
+import { createWebhooksService, type WebhooksService } from './modules/events/webhooks.service.ts';
+import { createWebhooksStore } from './modules/events/webhooks.store.ts';
 import { createHousekeeping, type Housekeeping } from './modules/housekeeping/housekeeping.ts';
 import { createDiscovery, type Discovery } from './modules/providers/discovery.ts';
 import { oauthClientFor } from './modules/providers/oauth-client.ts';
@@ -22,6 +30,8 @@ import { createProvidersService, type ProvidersService } from './modules/provide
 import { createProvidersStore } from './modules/providers/providers.store.ts';
 import { createInternalBackend } from './modules/secrets/internal.backend.ts';
 import type { SecretBackend } from './modules/secrets/secret-backend.ts';
+import { createRefreshWorker, type RefreshWorker } from './modules/worker/refresh-worker.ts';
+import { createRefreshMetrics } from './modules/worker/worker.metrics.ts';
 
 /** Every long-lived object of a broker process. Built here and nowhere else. */
 export interface Container {
@@ -39,6 +49,13 @@ export interface Container {
   readonly consent: ConsentService;
   readonly capture: CaptureService;
   readonly housekeeping: Housekeeping;
+  /** Background refresh of due OAuth connections; the worker runner calls `start`, tests `runOnce`. */
+  readonly refreshWorker: RefreshWorker;
+  /** Connection events: `emit` stores one and queues its webhook deliveries. */
+  readonly events: EventsService;
+  readonly webhooks: WebhooksService;
+  /** Sends queued webhook deliveries; the worker runner calls `start`, tests call `runOnce`. */
+  readonly webhookDelivery: WebhookDelivery;
   readonly metrics: Metrics;
   /** Flushes pending audit events, then releases connections. */
   close(): Promise<void>;
@@ -80,6 +97,9 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   });
   const oauthClient = (profile: Parameters<typeof oauthClientFor>[0], secret: string | undefined) =>
     oauthClientFor(profile, secret, { discovery, allowInsecure, timeoutMs: config.upstreamTimeoutMs });
+  const metrics = createMetrics();
+  const events = createEventsService({ store: createEventsStore(db), now });
+  const schedule = createRefreshSchedule(config.refresh);
   const connectionsStore = createConnectionsStore(db);
   const connections = createConnectionsService({
     store: connectionsStore,
@@ -87,6 +107,9 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     providers,
     oauthClient,
     audit,
+    schedule,
+    events,
+    leaseMs: config.refresh.leaseMs,
     now,
   });
   const consentStore = createConsentStore(db);
@@ -106,6 +129,8 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     redirectUri: `${config.http.baseUrl}${config.http.redirectPath}`,
     capturePageUrl: `${config.http.baseUrl}/connect/capture`,
     returnUrls,
+    schedule,
+    events,
     now,
   });
   const capture = createCaptureService({
@@ -117,9 +142,46 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     stateKey: keys.stateKey,
     returnUrls,
     probe: createSafeFetch({ allowCidrs: config.egressAllowedCidrs, timeoutMs: config.upstreamTimeoutMs }),
+    events,
     now,
   });
-  const housekeeping = createHousekeeping({ connections: connectionsStore, consent: consentStore, now });
+  const housekeeping = createHousekeeping({
+    connections: connectionsStore,
+    consent: consentStore,
+    events,
+    giveUpMs: config.refresh.giveUpMs,
+    now,
+  });
+  const refreshWorker = createRefreshWorker({
+    store: connectionsStore,
+    connections,
+    concurrency: config.refresh.concurrency,
+    providerConcurrency: config.refresh.providerConcurrency,
+    leaseMs: config.refresh.leaseMs,
+    metrics: createRefreshMetrics(metrics.registry, connectionsStore, now),
+    now,
+  });
+  const webhooks = createWebhooksService({
+    store: createWebhooksStore(db),
+    ring: keys.ring,
+    audit,
+    allowLoopbackHttp,
+    now,
+  });
+  // Webhook targets pass the same private-address guard as credential probes; redirects are not followed.
+  const webhookDelivery = createWebhookDelivery({
+    store: createDeliveriesStore(db),
+    ring: keys.ring,
+    fetch: createSafeFetch({
+      allowCidrs: config.egressAllowedCidrs,
+      timeoutMs: config.upstreamTimeoutMs,
+      maxRedirects: 0,
+      maxResponseBytes: 4096,
+    }),
+    leaseMs: config.upstreamTimeoutMs + 60_000,
+    metrics: createWebhookMetrics(metrics.registry),
+    now,
+  });
   return {
     config,
     keys,
@@ -135,7 +197,11 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     consent,
     capture,
     housekeeping,
-    metrics: createMetrics(),
+    refreshWorker,
+    events,
+    webhooks,
+    webhookDelivery,
+    metrics,
     async close() {
       await audit.flush();
       await secrets.close();

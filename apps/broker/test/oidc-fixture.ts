@@ -41,7 +41,8 @@ export interface OidcFixtureOptions {
   issuer?: string;
 }
 
-export type OidcFault = 'none' | 'refuse' | 'error500' | 'slow';
+/** `rate_limited`: 429 with `Retry-After: 120` and `{"error":"slow_down"}`. */
+export type OidcFault = 'none' | 'refuse' | 'error500' | 'slow' | 'rate_limited';
 
 export interface OidcFixture {
   readonly issuer: string;
@@ -565,6 +566,10 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
       case 'error500':
         res.writeHead(500, { 'content-type': 'application/json', connection: 'close' });
         res.end('{"error":"server_error"}');
+        return;
+      case 'rate_limited':
+        res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '120', connection: 'close' });
+        res.end('{"error":"slow_down"}');
         return;
       case 'slow': {
         const timer = setTimeout(() => {

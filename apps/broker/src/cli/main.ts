@@ -5,7 +5,7 @@ import { auditVerify } from './commands/audit.ts';
 import { doctor } from './commands/doctor.ts';
 import { keysGenerate, keysRewrap, keysRotate } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
-import { serve } from './commands/serve.ts';
+import { serve, worker } from './commands/serve.ts';
 import { CliExit } from './context.ts';
 import { type Io, processIo } from './output.ts';
 
@@ -14,7 +14,9 @@ const HELP = `nexus ${VERSION}: a credential broker for AI agents
 Usage: nexus <command> [options]
 
 Broker
-  serve [--no-migrate]              run the broker (configuration from the environment)
+  serve [--no-migrate] [--no-worker]  run the broker (configuration from the environment); background
+                                    jobs (token refresh, webhooks, housekeeping) run in it unless --no-worker
+  worker [--no-migrate]             run only the background jobs (pair with \`serve --no-worker\`)
   migrate [--status]                apply pending database migrations (--status: list, exit 3 if pending)
   doctor                            check configuration, keys, database and access; say how to fix problems
 
@@ -61,7 +63,12 @@ export async function main(
     }
     switch (command) {
       case 'serve':
-        return await serve(io, env, { migrate: values['no-migrate'] !== true });
+        return await serve(io, env, {
+          migrate: values['no-migrate'] !== true,
+          worker: values['no-worker'] !== true,
+        });
+      case 'worker':
+        return await worker(env, { migrate: values['no-migrate'] !== true });
       case 'migrate':
         return await migrateCommand(io, env, { status: values.status === true, json });
       case 'doctor':
@@ -110,6 +117,7 @@ function parse(argv: readonly string[]) {
       version: { type: 'boolean', short: 'v' },
       json: { type: 'boolean' },
       'no-migrate': { type: 'boolean' },
+      'no-worker': { type: 'boolean' },
       status: { type: 'boolean' },
       file: { type: 'string' },
       name: { type: 'string' },

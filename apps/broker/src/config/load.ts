@@ -59,6 +59,15 @@ export interface Config {
   readonly secretBackend: { readonly kind: 'internal' };
   readonly discoveryTtlSeconds: number;
   readonly upstreamTimeoutMs: number;
+  readonly refresh: {
+    readonly marginMs: number;
+    readonly jitterMs: number;
+    readonly concurrency: number;
+    readonly providerConcurrency: number;
+    readonly leaseMs: number;
+    readonly giveUpMs: number;
+    readonly pollMs: number;
+  };
   /** CIDR ranges outbound probes may reach despite being private (see egress/safe-fetch.ts). */
   readonly egressAllowedCidrs: readonly string[];
   readonly auditBatchMax: number;
@@ -198,6 +207,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   checkCidrs('ALLOWED_CIDRS', e.ALLOWED_CIDRS ?? [], problems);
   checkCidrs('TRUSTED_PROXIES', e.TRUSTED_PROXIES ?? [], problems);
   checkCidrs('NEXUS_EGRESS_ALLOWED_CIDRS', e.NEXUS_EGRESS_ALLOWED_CIDRS ?? [], problems);
+  if (e.NEXUS_REFRESH_LEASE_SECONDS <= e.NEXUS_UPSTREAM_TIMEOUT_SECONDS)
+    problems.push(
+      `NEXUS_REFRESH_LEASE_SECONDS: must exceed NEXUS_UPSTREAM_TIMEOUT_SECONDS (${e.NEXUS_UPSTREAM_TIMEOUT_SECONDS}), or a slow refresh could lose its lease and be repeated; raise it or lower the timeout`,
+    );
   const allowedReturnDomains = (e.ALLOWED_RETURN_DOMAINS ?? []).map((d) => d.toLowerCase());
   for (const domain of allowedReturnDomains) {
     if (!HOST_PATTERN.test(domain) || domain.length > 253) {
@@ -254,6 +267,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     discoveryTtlSeconds: e.NEXUS_DISCOVERY_TTL_SECONDS,
     upstreamTimeoutMs: e.NEXUS_UPSTREAM_TIMEOUT_SECONDS * 1000,
     egressAllowedCidrs: e.NEXUS_EGRESS_ALLOWED_CIDRS,
+    refresh: {
+      marginMs: e.NEXUS_REFRESH_MARGIN_SECONDS * 1000,
+      jitterMs: e.NEXUS_REFRESH_JITTER_SECONDS * 1000,
+      concurrency: e.NEXUS_REFRESH_CONCURRENCY,
+      providerConcurrency: e.NEXUS_REFRESH_PROVIDER_CONCURRENCY,
+      leaseMs: e.NEXUS_REFRESH_LEASE_SECONDS * 1000,
+      giveUpMs: e.NEXUS_REFRESH_GIVE_UP_HOURS * 3600_000,
+      pollMs: e.NEXUS_WORKER_POLL_MS,
+    },
     auditBatchMax: e.NEXUS_AUDIT_BATCH_MAX,
   };
   return deepFreeze(config);

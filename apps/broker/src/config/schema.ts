@@ -164,10 +164,69 @@ export const envSchema = z.object({
     .describe(
       'How long a call to a provider (code exchange, refresh, revocation) may take before it counts as a failure.',
     ),
+  NEXUS_REFRESH_MARGIN_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(30)
+    .max(86400)
+    .default(300)
+    .describe(
+      'The background worker refreshes an OAuth connection this long before its access token expires.',
+    ),
+  NEXUS_REFRESH_JITTER_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .default(60)
+    .describe(
+      'Up to this much earlier again, chosen at random per token, so tokens issued together are not all refreshed in the same second.',
+    ),
+  NEXUS_REFRESH_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(256)
+    .default(32)
+    .describe('Refreshes one worker process runs at once.'),
+  NEXUS_REFRESH_PROVIDER_CONCURRENCY: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(256)
+    .default(16)
+    .describe(
+      'Refreshes one worker process runs at once against the same provider, so a slow provider cannot take every slot.',
+    ),
+  NEXUS_REFRESH_LEASE_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(2)
+    .max(600)
+    .default(45)
+    .describe(
+      'How long a refresh lease lasts; a replica that dies holding one is replaced after this. Must exceed `NEXUS_UPSTREAM_TIMEOUT_SECONDS`.',
+    ),
+  NEXUS_REFRESH_GIVE_UP_HOURS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(8760)
+    .default(168)
+    .describe(
+      'A connection whose refresh keeps failing (with its access token expired), or that stays `attention_required`, this long becomes `expired`.',
+    ),
+  NEXUS_WORKER_POLL_MS: z.coerce
+    .number()
+    .int()
+    .min(50)
+    .max(60000)
+    .default(1000)
+    .describe('How often an idle worker looks for due refreshes and webhook deliveries.'),
   NEXUS_EGRESS_ALLOWED_CIDRS: list(8192)
     .default([])
     .describe(
-      'CIDR ranges that probes of captured credentials may reach although they are private, loopback or link-local (refused by default, after DNS resolution and on every redirect). Example: `10.20.0.0/16` for an internal API.',
+      'CIDR ranges that probes of captured credentials and webhook deliveries may reach although they are private, loopback or link-local (refused by default, after DNS resolution and on every redirect). Example: `10.20.0.0/16` for an internal API or receiver.',
     ),
   NEXUS_AUDIT_BATCH_MAX: z.coerce
     .number()
@@ -209,6 +268,13 @@ const groups: Record<string, string> = {
   NEXUS_DISCOVERY_TTL_SECONDS: 'Providers',
   NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
   NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
+  NEXUS_REFRESH_MARGIN_SECONDS: 'Background worker',
+  NEXUS_REFRESH_JITTER_SECONDS: 'Background worker',
+  NEXUS_REFRESH_CONCURRENCY: 'Background worker',
+  NEXUS_REFRESH_PROVIDER_CONCURRENCY: 'Background worker',
+  NEXUS_REFRESH_LEASE_SECONDS: 'Background worker',
+  NEXUS_REFRESH_GIVE_UP_HOURS: 'Background worker',
+  NEXUS_WORKER_POLL_MS: 'Background worker',
   NEXUS_AUDIT_BATCH_MAX: 'Audit',
 };
 

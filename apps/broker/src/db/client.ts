@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type pg from 'pg';
 import type { DatabaseConfig } from '../config/load.ts';
 import type { DB } from './schema.ts';
@@ -21,6 +22,13 @@ export interface Database {
   readonly dialect: Dialect;
   /** Cheap reachability check for `/ready` and `doctor`. */
   ping(): Promise<void>;
+  /**
+   * Runs a hot-path statement whose text never changes (written for this dialect, usually a Kysely
+   * query compiled once) outside any transaction. On PostgreSQL it is a named prepared statement,
+   * parsed and planned once per pooled connection instead of on every call; the SQLite driver
+   * caches every statement already. `affected` counts rows inserted, updated or deleted.
+   */
+  prepared<R>(sql: string, params: readonly unknown[]): Promise<{ rows: R[]; affected: number }>;
   /**
    * Runs `fn` on one dedicated session. On PostgreSQL the session holds an advisory lock, so two
    * replicas starting together do not both migrate.
@@ -60,11 +68,34 @@ function openPostgres(url: string, poolMax: number): Database {
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  // Statement names derive from the text, so every pooled connection agrees on them.
+  const names = new Map<string, string>();
   return {
     kysely,
     dialect: 'postgres',
     async ping() {
       await pool.query('SELECT 1');
+    },
+    async prepared<R>(text: string, params: readonly unknown[]) {
+      let name = names.get(text);
+      if (name === undefined) {
+        name = `nexus_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`;
+        names.set(text, name);
+      }
+      const query = { name, text, values: [...params] };
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const result = await pool.query(query);
+          return { rows: result.rows as R[], affected: result.rowCount ?? 0 };
+        } catch (error) {
+          // "cached plan must not change result type": a migration changed a table under a
+          // statement this connection prepared before it. The pool drops a connection whose query
+          // failed, statements and all, so the next try prepares afresh on another connection.
+          const { code, message } = error as { code?: string; message?: string };
+          const stalePlan = code === '0A000' && /cached plan/.test(message ?? '');
+          if (!stalePlan || attempt >= poolMax) throw error;
+        }
+      }
     },
     async scriptSession(fn) {
       const client = await pool.connect();
@@ -104,6 +135,10 @@ function openSqliteDatabase(file: string): Database {
     dialect: 'sqlite',
     async ping() {
       raw.prepare('SELECT 1').get();
+    },
+    async prepared<R>(text: string, params: readonly unknown[]) {
+      const result = await kysely.executeQuery<R>(CompiledQuery.raw(text, [...params]));
+      return { rows: [...result.rows], affected: Number(result.numAffectedRows ?? 0n) };
     },
     async scriptSession(fn) {
       return fn({

@@ -89,6 +89,10 @@ export interface ConnectionsTable {
   created_at: number;
   updated_at: number;
   revoked_at: number | null;
+  /** When the background worker should refresh this connection (see migration 0003). */
+  refresh_due_at: number | null;
+  refresh_failures: number;
+  failing_since: number | null;
 }
 
 export interface ConsentFlowsTable {
@@ -106,6 +110,50 @@ export interface ConsentFlowsTable {
   created_at: number;
 }
 
+export interface ConnectionEventsTable {
+  id: string;
+  connection_id: string;
+  workspace_id: string;
+  provider_id: string;
+  type: string;
+  /** JSON object of caller-safe facts; never a secret. */
+  details: string;
+  created_at: number;
+}
+
+export interface WebhooksTable {
+  id: string;
+  url: string;
+  description: string;
+  /** JSON array of event types; empty means every type. */
+  event_types: string;
+  /** Envelope ciphertext bound to (webhooks, id, secret); null once deleted. */
+  secret: Uint8Array | null;
+  /** The active flag: null while active. */
+  disabled_at: number | null;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  event_id: string;
+  /** pending | delivered | failed */
+  status: string;
+  attempts: number;
+  next_attempt_at: number | null;
+  last_attempt_at: number | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  delivered_at: number | null;
+  lease_owner: string | null;
+  lease_until: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface DB {
   connections: ConnectionsTable;
   consent_flows: ConsentFlowsTable;
@@ -116,6 +164,9 @@ export interface DB {
   secret_store: SecretStoreTable;
   audit_events: AuditEventsTable;
   audit_chain: AuditChainTable;
+  connection_events: ConnectionEventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type { Generated };

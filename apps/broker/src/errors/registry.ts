@@ -3,6 +3,7 @@ import { adminKeyErrors } from '../modules/admin-keys/admin-keys.errors.ts';
 import { auditErrors } from '../modules/audit/audit.errors.ts';
 import { connectionErrors } from '../modules/connections/connections.errors.ts';
 import { consentErrors } from '../modules/consent/consent.errors.ts';
+import { eventErrors } from '../modules/events/events.errors.ts';
 import { providerErrors } from '../modules/providers/providers.errors.ts';
 import { commonErrors } from './common.errors.ts';
 import type { ErrorCatalog, ErrorSpec } from './nexus-error.ts';
@@ -16,6 +17,7 @@ export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
   providers: providerErrors,
   connections: connectionErrors,
   consent: consentErrors,
+  events: eventErrors,
 };
 
 /** All codes with their module; throws when two modules declare the same code. */

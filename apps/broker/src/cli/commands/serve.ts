@@ -1,11 +1,61 @@
 import { buildApp } from '../../app.ts';
 import { migrate, migrationStatus } from '../../db/migrate.ts';
 import { createLogger } from '../../http/logger.ts';
+import { startBackgroundJobs } from '../../modules/worker/runner.ts';
 import { CliExit, configOrExit, containerOrExit, warnDevelopmentKeys } from '../context.ts';
 import type { Io } from '../output.ts';
 
 export interface ServeOptions {
   readonly migrate: boolean;
+  /** Run the background jobs (refresh worker, webhooks, housekeeping) in this process. */
+  readonly worker: boolean;
+}
+
+/** Migrates (when allowed) or refuses to run against a database with pending migrations. */
+async function prepareDatabase(
+  container: ReturnType<typeof containerOrExit>,
+  logger: ReturnType<typeof createLogger>,
+  allowMigrate: boolean,
+): Promise<void> {
+  if (container.config.autoMigrate && allowMigrate) {
+    const result = await migrate(container.db);
+    if (result.applied.length > 0) logger.info({ applied: result.applied }, 'migrations applied');
+    return;
+  }
+  const status = await migrationStatus(container.db);
+  if (status.pending.length > 0) {
+    throw new CliExit(
+      `pending migrations (${status.pending.join(', ')}) and automatic migration is off: run \`nexus migrate\``,
+      2,
+    );
+  }
+}
+
+const untilSignal = (logger: ReturnType<typeof createLogger>) =>
+  new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+
+/** `nexus worker`: the background jobs alone, no HTTP listener (for deployments that split them). */
+export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean }): Promise<number> {
+  const config = configOrExit(env);
+  const logger = createLogger(config.logLevel);
+  const container = containerOrExit(config);
+  try {
+    await prepareDatabase(container, logger, options.migrate);
+    const stop = startBackgroundJobs(container, logger);
+    logger.info({ mode: config.mode, database: container.db.dialect }, 'nexus worker ready');
+    await untilSignal(logger);
+    await stop();
+    return 0;
+  } finally {
+    await container.close();
+  }
 }
 
 /** `nexus serve`: migrate (unless disabled), bootstrap an admin key in development, listen. */
@@ -15,23 +65,9 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
   const container = containerOrExit(config);
   try {
     warnDevelopmentKeys(io, container);
-    if (config.autoMigrate && options.migrate) {
-      const result = await migrate(container.db);
-      if (result.applied.length > 0) logger.info({ applied: result.applied }, 'migrations applied');
-    } else {
-      const status = await migrationStatus(container.db);
-      if (status.pending.length > 0) {
-        throw new CliExit(
-          `pending migrations (${status.pending.join(', ')}) and automatic migration is off: run \`nexus migrate\``,
-          2,
-        );
-      }
-    }
+    await prepareDatabase(container, logger, options.migrate);
     await bootstrapAdminKey(io, container, logger);
-    const stopHousekeeping = container.housekeeping.start(60_000, (result) => {
-      if (result instanceof Error) logger.error({ err: result }, 'housekeeping failed');
-      else if (result.expiredConnections + result.deletedFlows > 0) logger.info(result, 'housekeeping');
-    });
+    const stopJobs = options.worker ? startBackgroundJobs(container, logger) : async () => {};
     const app = await buildApp(container, logger);
     await app.listen({ host: config.http.host, port: config.http.port });
     const address = app.server.address();
@@ -42,19 +78,13 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
         mode: config.mode,
         database: container.db.dialect,
         ready_ms: Math.round(process.uptime() * 1000),
+        worker: options.worker,
       },
       'nexus ready',
     );
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        logger.info({ signal }, 'shutting down');
-        resolve();
-      };
-      process.once('SIGTERM', stop);
-      process.once('SIGINT', stop);
-    });
-    stopHousekeeping();
+    await untilSignal(logger);
     await app.close();
+    await stopJobs();
     return 0;
   } finally {
     await container.close();

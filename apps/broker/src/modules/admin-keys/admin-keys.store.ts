@@ -1,14 +1,34 @@
 import type { Database } from '../../db/client.ts';
+import { coalescedReads } from '../../db/coalesce.ts';
 import type { AdminKeysTable } from '../../db/schema.ts';
 
 export function createAdminKeysStore(db: Database) {
   const k = db.kysely;
+  /*
+   * Every authenticated request looks its key up by id. Nothing is cached, so a key revoked by any
+   * process (the CLI, another replica) fails on its next request; on PostgreSQL concurrent lookups
+   * share one prepared query (`id = ANY($1)`) instead of one round trip each.
+   */
+  const findOne = k.selectFrom('admin_keys').selectAll().where('id', '=', '').compile();
+  const findMany = k
+    .selectFrom('admin_keys')
+    .selectAll()
+    .where((eb) => eb('id', '=', eb.fn.any(eb.val<string[]>([]))))
+    .compile();
+  const findCoalesced = coalescedReads<string, AdminKeysTable>(
+    async (ids) => {
+      const { rows } = await db.prepared<AdminKeysTable>(findMany.sql, [ids]);
+      return new Map(rows.map((r) => [r.id, r]));
+    },
+    { maxBatch: 200, maxInFlight: 2 },
+  );
   return {
     async insert(row: AdminKeysTable): Promise<void> {
       await k.insertInto('admin_keys').values(row).execute();
     },
     async findById(id: string): Promise<AdminKeysTable | undefined> {
-      return k.selectFrom('admin_keys').selectAll().where('id', '=', id).executeTakeFirst();
+      if (db.dialect === 'postgres') return findCoalesced(id);
+      return (await db.prepared<AdminKeysTable>(findOne.sql, [id])).rows[0];
     },
     async findLiveByName(name: string): Promise<AdminKeysTable | undefined> {
       return k

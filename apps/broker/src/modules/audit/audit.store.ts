@@ -13,38 +13,115 @@ export interface AuditQuery {
   limit: number;
 }
 
+type Head = { seq: number; hash: string };
+
+/** Every column of `audit_events`, with its PostgreSQL type. */
+const COLUMNS = {
+  seq: 'bigint',
+  id: 'text',
+  occurred_at: 'bigint',
+  actor: 'text',
+  action: 'text',
+  resource_type: 'text',
+  resource_id: 'text',
+  outcome: 'text',
+  ip: 'text',
+  user_agent: 'text',
+  request_id: 'text',
+  details: 'text',
+  prev_hash: 'text',
+  hash: 'text',
+} as const satisfies Record<keyof AuditEventsTable, string>;
+const names = Object.keys(COLUMNS).join(', ');
+
+/**
+ * One statement, one round trip, one implicit transaction: move the head from the one the batch
+ * was hashed on ($3, $4) to its last row ($1, $2), and insert the rows ($5, a JSON array) only if
+ * the head moved. A concurrent writer holding the head row makes the UPDATE wait, then re-check
+ * its condition against the committed head (READ COMMITTED), so a batch hashed on a stale head
+ * inserts nothing instead of forking the chain. The text is the same for every batch size, so it
+ * is prepared once; JSON.stringify of the batch is cheaper than encoding 14 parameter arrays.
+ */
+const APPEND_PG = `WITH moved AS (
+  UPDATE audit_chain SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3 AND hash = $4 RETURNING id
+)
+INSERT INTO audit_events (${names})
+SELECT ${names} FROM json_to_recordset($5::json)
+  AS e(${Object.entries(COLUMNS)
+    .map(([c, t]) => `${c} ${t}`)
+    .join(', ')})
+WHERE EXISTS (SELECT 1 FROM moved)`;
+
+/** Optimistic appends tried before falling back to a transaction that locks the head. */
+const OPTIMISTIC_TRIES = 3;
+
 export function createAuditStore(db: Database) {
   const k = db.kysely;
+  // The head this process last wrote (PostgreSQL): the next batch is hashed on it without reading
+  // it first. Only a hint: the append checks it, and another writer moving the head clears it.
+  let knownHead: Head | undefined;
+
+  async function readHead(): Promise<Head> {
+    return k.selectFrom('audit_chain').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
+  }
+
+  /** Appends in one transaction holding the head row (SQLite's write lock, or `FOR UPDATE`). */
+  async function appendLocked(build: (head: Head) => AuditEventsTable[]): Promise<Head | undefined> {
+    return k.transaction().execute(async (trx: Transaction<DB>) => {
+      let q = trx.selectFrom('audit_chain').select(['seq', 'hash']).where('id', '=', 1);
+      if (db.dialect === 'postgres') q = q.forUpdate();
+      const head = await q.executeTakeFirstOrThrow();
+      const rows = build(head);
+      if (rows.length === 0) return undefined;
+      await trx.insertInto('audit_events').values(rows).execute();
+      const last = rows[rows.length - 1]!;
+      await trx
+        .updateTable('audit_chain')
+        .set({ seq: last.seq, hash: last.hash })
+        .where('id', '=', 1)
+        .execute();
+      return { seq: last.seq, hash: last.hash };
+    });
+  }
+
+  /** PostgreSQL: one round trip per batch instead of five (BEGIN, lock, INSERT, UPDATE, COMMIT). */
+  async function appendOptimistic(build: (head: Head) => AuditEventsTable[]): Promise<Head | undefined> {
+    for (let attempt = 0; attempt < OPTIMISTIC_TRIES; attempt++) {
+      const head = knownHead ?? (await readHead());
+      knownHead = undefined;
+      const rows = build(head);
+      if (rows.length === 0) return head;
+      const last = rows[rows.length - 1]!;
+      const { affected } = await db.prepared(APPEND_PG, [
+        last.seq,
+        last.hash,
+        head.seq,
+        head.hash,
+        JSON.stringify(rows),
+      ]);
+      if (affected === rows.length) return { seq: last.seq, hash: last.hash };
+      // Another writer (a replica, the CLI) moved the head: read it and hash the batch again.
+    }
+    // Writers keep overtaking each other: queue on the head's lock instead.
+    return appendLocked(build);
+  }
+
   return {
     /**
-     * Appends rows after the current chain head inside one short transaction. The head row is
-     * locked (`FOR UPDATE` on PostgreSQL; SQLite's write lock serialises the rest), so batches from
-     * several replicas extend one chain.
+     * Appends rows after the current chain head, atomically. `build` hashes the batch on a head and
+     * may be called again on a newer one. On PostgreSQL the batch is one statement that commits
+     * only if the head is still the one it was hashed on; on SQLite a transaction under the write
+     * lock. Either way batches from several replicas extend one chain.
      */
-    async append(build: (head: { seq: number; hash: string }) => AuditEventsTable[]): Promise<void> {
-      await k.transaction().execute(async (trx: Transaction<DB>) => {
-        let q = trx.selectFrom('audit_chain').select(['seq', 'hash']).where('id', '=', 1);
-        if (db.dialect === 'postgres') q = q.forUpdate();
-        const head = await q.executeTakeFirstOrThrow();
-        const rows = build(head);
-        if (rows.length === 0) return;
-        await trx.insertInto('audit_events').values(rows).execute();
-        const last = rows[rows.length - 1]!;
-        await trx
-          .updateTable('audit_chain')
-          .set({ seq: last.seq, hash: last.hash })
-          .where('id', '=', 1)
-          .execute();
-      });
+    async append(build: (head: Head) => AuditEventsTable[]): Promise<void> {
+      if (db.dialect !== 'postgres') {
+        await appendLocked(build);
+        return;
+      }
+      knownHead = await appendOptimistic(build);
     },
 
-    async head(): Promise<{ seq: number; hash: string }> {
-      return k
-        .selectFrom('audit_chain')
-        .select(['seq', 'hash'])
-        .where('id', '=', 1)
-        .executeTakeFirstOrThrow();
-    },
+    head: readHead,
 
     /** Rows with seq > afterSeq in ascending order, for verification. */
     async pageAscending(afterSeq: number, limit: number): Promise<AuditEventsTable[]> {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
-import { errorFrom } from '../../errors/nexus-error.ts';
+import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import type { Principal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
@@ -12,6 +12,7 @@ import { type Strategy, strategyFor } from '../strategies/strategy.ts';
 import type { ConnectionStatus } from './connection-status.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
+import { defaultRefreshSchedule, type RefreshSchedule, retryAfterMs } from './refresh-schedule.ts';
 
 /** What the vault keeps for a connection (sealed in `connections.credentials`). */
 export type StoredCredentials =
@@ -44,12 +45,36 @@ export interface ConnectionAccess {
 
 export const adminOnlyAccess: ConnectionAccess = { canUse: (principal) => principal?.kind === 'admin' };
 
+/** Connection state changes the broker reports as events (stored, and sent to webhooks). */
+export type ConnectionEventType =
+  | 'connection.active'
+  | 'connection.attention_required'
+  | 'connection.expired'
+  | 'connection.revoked'
+  | 'connection.refresh_failed'
+  | 'connection.refresh_recovered';
+
+export interface ConnectionEventSink {
+  emit(event: {
+    connectionId: string;
+    workspaceId: string;
+    providerId: string;
+    type: ConnectionEventType;
+    details?: Record<string, unknown>;
+  }): Promise<void>;
+}
+
+export const noEvents: ConnectionEventSink = { emit: async () => {} };
+
+/** What one background refresh of a claimed connection came to. */
+export type RefreshOutcome = 'refreshed' | 'attention_required' | 'failed' | 'skipped';
+
 export const credentialsBinding = (id: string) => ({ table: 'connections', id, field: 'credentials' });
 
 /** Refresh this long before expiry, so a token handed out is still valid when used. */
 const EXPIRY_SKEW_MS = 30_000;
-/** Longer than the upstream timeout: a live holder never loses its lease mid-request. */
-const LEASE_MS = 45_000;
+/** Default lease; longer than the upstream timeout, so a live holder never loses it mid-request. */
+const DEFAULT_LEASE_MS = 45_000;
 /** A forced refresh is satisfied by one that completed this recently (stampede damper). */
 const RECENT_REFRESH_MS = 2_000;
 const POLL_MS = 50;
@@ -59,6 +84,17 @@ function isInvalidGrant(error: unknown): boolean {
     error instanceof oauth.ResponseBodyError &&
     (error.error === 'invalid_grant' || error.error === 'unauthorized_client')
   );
+}
+
+/** `Retry-After` of a failed token-endpoint answer, wherever oauth4webapi kept the response. */
+function retryAfterOf(error: unknown, now: number): number | undefined {
+  const response =
+    error instanceof oauth.ResponseBodyError
+      ? error.response
+      : error instanceof Error && error.cause instanceof Response
+        ? error.cause
+        : undefined;
+  return retryAfterMs(response?.headers, now);
 }
 
 function describeUpstreamError(error: unknown): string {
@@ -77,6 +113,10 @@ export function createConnectionsService(deps: {
   oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
   audit: Pick<AuditService, 'record'>;
   access?: ConnectionAccess;
+  schedule?: RefreshSchedule;
+  events?: ConnectionEventSink;
+  /** Refresh lease length (NEXUS_REFRESH_LEASE_SECONDS). */
+  leaseMs?: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }) {
@@ -84,6 +124,17 @@ export function createConnectionsService(deps: {
   const access = deps.access ?? adminOnlyAccess;
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const schedule = deps.schedule ?? defaultRefreshSchedule;
+  const events = deps.events ?? noEvents;
+  const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
+  const emit = (row: ConnectionWithProvider, type: ConnectionEventType, details?: Record<string, unknown>) =>
+    events.emit({
+      connectionId: row.id,
+      workspaceId: row.workspace_id,
+      providerId: row.provider_id,
+      type,
+      ...(details ? { details } : {}),
+    });
   const owner = `${process.pid}-${randomUUID()}`;
   const inflight = new Map<string, Promise<ConnectionWithProvider>>();
 
@@ -138,18 +189,20 @@ export function createConnectionsService(deps: {
     const creds = credentialsOf(row);
     if (creds.kind !== 'oauth2' || creds.refresh_token === undefined) {
       if (needsRefresh(row)) {
-        await store.completeLease(
+        const moved = await store.completeLease(
           row.id,
           owner,
           'attention_required',
-          { last_error: 'no_refresh_token' },
+          { last_error: 'no_refresh_token', refresh_due_at: null },
           now(),
         );
+        if (moved) await emit(row, 'connection.attention_required', { reason: 'no_refresh_token' });
         throw errorFrom(connectionErrors, 'attention_required', {
           details: { connection_id: row.id, status: 'attention_required' },
         });
       }
       await store.releaseLease(row.id, owner, row.last_error ?? '', now());
+      await store.clearDue(row.id);
       throw errorFrom(connectionErrors, 'refresh_not_supported');
     }
     const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
@@ -167,13 +220,14 @@ export function createConnectionsService(deps: {
     } catch (error) {
       const ctx = { actor: 'system:refresh' };
       if (isInvalidGrant(error)) {
-        await store.completeLease(
+        const moved = await store.completeLease(
           row.id,
           owner,
           'attention_required',
-          { last_error: 'invalid_grant' },
+          { last_error: 'invalid_grant', refresh_due_at: null },
           now(),
         );
+        if (moved) await emit(row, 'connection.attention_required', { reason: 'invalid_grant' });
         await audit.record(ctx, {
           action: 'connection.attention_required',
           resourceType: 'connection',
@@ -186,7 +240,16 @@ export function createConnectionsService(deps: {
         });
       }
       const reason = describeUpstreamError(error);
-      await store.releaseLease(row.id, owner, reason, now());
+      const t = now();
+      const failures = row.refresh_failures + 1;
+      await store.releaseLease(
+        row.id,
+        owner,
+        reason,
+        t,
+        schedule.retryAt(failures, t, retryAfterOf(error, t)),
+      );
+      if (failures === 1) await emit(row, 'connection.refresh_failed', { reason });
       throw errorFrom(connectionErrors, 'provider_unavailable', {
         detail: `refresh of ${row.id}: ${reason}`,
         cause: error,
@@ -203,15 +266,19 @@ export function createConnectionsService(deps: {
       ...((tokens.scope ?? creds.scope) ? { scope: tokens.scope ?? creds.scope } : {}),
     };
     const t = now();
+    const expiresAt = typeof tokens.expires_in === 'number' ? t + tokens.expires_in * 1000 : null;
     const stored = await store.completeLease(
       row.id,
       owner,
       'active',
       {
         credentials: sealText(ring, JSON.stringify(next), credentialsBinding(row.id)),
-        access_expires_at: typeof tokens.expires_in === 'number' ? t + tokens.expires_in * 1000 : null,
+        access_expires_at: expiresAt,
         last_refreshed_at: t,
         last_error: null,
+        refresh_due_at: schedule.dueAt(expiresAt),
+        refresh_failures: 0,
+        failing_since: null,
       },
       t,
     );
@@ -225,9 +292,12 @@ export function createConnectionsService(deps: {
         action: 'connection.refreshed',
         resourceType: 'connection',
         resourceId: row.id,
-        details: { rotated: tokens.refresh_token !== undefined },
+        // `replica`: which broker process refreshed (its lease owner id), for multi-replica operations.
+        details: { rotated: tokens.refresh_token !== undefined, replica: owner },
       },
     );
+    if (row.refresh_failures > 0)
+      await emit(row, 'connection.refresh_recovered', { failures: row.refresh_failures });
   }
 
   /**
@@ -241,7 +311,7 @@ export function createConnectionsService(deps: {
     force: boolean,
     requestedAt: number,
   ): Promise<ConnectionWithProvider> {
-    const deadline = now() + LEASE_MS + 5_000;
+    const deadline = now() + leaseMs + 5_000;
     for (;;) {
       const row = await store.find(id);
       if (row === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
@@ -250,7 +320,7 @@ export function createConnectionsService(deps: {
         ? (row.last_refreshed_at ?? 0) >= requestedAt - RECENT_REFRESH_MS
         : !needsRefresh(row);
       if (satisfied) return row;
-      if (await store.acquireLease(row.id, owner, row.version, now(), LEASE_MS)) {
+      if (await store.acquireLease(row.id, owner, row.version, now(), leaseMs)) {
         await refreshUpstream(row);
         const fresh = await store.find(id);
         if (fresh === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
@@ -312,6 +382,44 @@ export function createConnectionsService(deps: {
 
   return {
     credentialsBinding,
+    /** This process's lease owner id: the worker claims leases under it. */
+    owner,
+
+    /**
+     * The background worker's refresh of a connection it claimed (`store.claimDue` under `owner`):
+     * the lease is already ours, so no version check is needed: the claim read the current row.
+     */
+    async refreshClaimed(id: string): Promise<RefreshOutcome> {
+      const row = await store.find(id);
+      if (row === undefined) return 'skipped';
+      if (
+        row.status !== 'active' ||
+        row.provider_deleted_at !== null ||
+        row.provider_auth_type !== 'oauth2'
+      ) {
+        await store.dropLease(id, owner);
+        await store.clearDue(id);
+        return 'skipped';
+      }
+      try {
+        await refreshUpstream(row);
+        return 'refreshed';
+      } catch (error) {
+        if (error instanceof NexusError && error.code === 'attention_required') return 'attention_required';
+        if (error instanceof NexusError && error.code === 'refresh_not_supported') return 'skipped';
+        if (error instanceof NexusError && error.code === 'provider_unavailable') return 'failed';
+        // Anything else (a provider row that vanished, a damaged ciphertext): try again later.
+        const t = now();
+        await store.releaseLease(
+          id,
+          owner,
+          'internal_error',
+          t,
+          schedule.retryAt(row.refresh_failures + 1, t),
+        );
+        throw error;
+      }
+    },
 
     /** `GET /v1/token/{id}`: the usable credential, refreshed first when it is about to expire. */
     async getToken(ctx: AuditContext, principal: Principal | undefined, id: string): Promise<TokenResponse> {
@@ -382,9 +490,10 @@ export function createConnectionsService(deps: {
       const moved = await store.transition(
         row.id,
         'revoked',
-        { credentials: null, revoked_at: t, last_error: reason ?? null },
+        { credentials: null, revoked_at: t, last_error: reason ?? null, refresh_due_at: null },
         t,
       );
+      if (moved) await emit(row, 'connection.revoked', { provider_revoked: providerRevoked });
       if (!moved) {
         // Lost a race with another revocation: report what is there now.
         const current = await visible(principal, id);

@@ -1,5 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../../db/client.ts';
+import { coalescedReads } from '../../db/coalesce.ts';
 import type { ConnectionsTable, DB } from '../../db/schema.ts';
 import { allowedFrom, type ConnectionStatus } from './connection-status.ts';
 
@@ -25,13 +26,32 @@ export function createConnectionsStore(db: Database) {
         'providers.deleted_at as provider_deleted_at',
       ]);
 
+  /*
+   * The token path's one indexed query (primary key, joined to its provider), compiled once and
+   * run as a prepared statement. On PostgreSQL concurrent reads are coalesced: requests that
+   * arrive while a read is on the wire share the next one (`id = ANY($1)`), so under load one
+   * round trip serves many requests. Nothing is cached: each answer is read after it was asked for.
+   */
+  const findOne = withProvider().where('connections.id', '=', '').compile();
+  const findMany = withProvider()
+    .where((eb) => eb('connections.id', '=', eb.fn.any(eb.val<string[]>([]))))
+    .compile();
+  const findCoalesced = coalescedReads<string, ConnectionWithProvider>(
+    async (ids) => {
+      const { rows } = await db.prepared<ConnectionWithProvider>(findMany.sql, [ids]);
+      return new Map(rows.map((r) => [r.id, r]));
+    },
+    { maxBatch: 200, maxInFlight: 2 },
+  );
+
   const store = {
     async insert(row: ConnectionsTable, trx: Transaction<DB> | typeof k = k): Promise<void> {
       await trx.insertInto('connections').values(row).execute();
     },
 
     async find(id: string): Promise<ConnectionWithProvider | undefined> {
-      return withProvider().where('connections.id', '=', id).executeTakeFirst();
+      if (db.dialect === 'postgres') return findCoalesced(id);
+      return (await db.prepared<ConnectionWithProvider>(findOne.sql, [id])).rows[0];
     },
 
     /** Newest active connection of a workspace for a provider (index: workspace, provider, status, created_at). */
@@ -163,18 +183,146 @@ export function createConnectionsStore(db: Database) {
       return Number(result.numUpdatedRows) === 1;
     },
 
-    /** Releases the lease without changing anything else (transient upstream failure). */
-    async releaseLease(id: string, owner: string, lastError: string, now: number): Promise<void> {
+    /**
+     * Releases the lease after a transient upstream failure: the credentials and status stay, the
+     * failure is counted and the next attempt scheduled (`retryAt`, or unchanged when undefined).
+     */
+    async releaseLease(
+      id: string,
+      owner: string,
+      lastError: string,
+      now: number,
+      retryAt?: number,
+    ): Promise<void> {
       await k
         .updateTable('connections')
-        .set({ refresh_lease_owner: null, refresh_lease_until: null, last_error: lastError, updated_at: now })
+        .set((eb) => ({
+          refresh_lease_owner: null,
+          refresh_lease_until: null,
+          last_error: lastError,
+          updated_at: now,
+          ...(retryAt === undefined
+            ? {}
+            : {
+                refresh_due_at: retryAt,
+                refresh_failures: eb('refresh_failures', '+', 1),
+                failing_since: eb.fn.coalesce('failing_since', eb.val(now)),
+              }),
+        }))
         .where('id', '=', id)
         .where('refresh_lease_owner', '=', owner)
         .execute();
     },
 
-    /** Pending connections past their expiry become `expired` (housekeeping). */
-    async expirePending(now: number, limit: number): Promise<number> {
+    /** Gives a claimed lease back untouched (the worker claimed more than it may run now). */
+    async dropLease(id: string, owner: string): Promise<void> {
+      await k
+        .updateTable('connections')
+        .set({ refresh_lease_owner: null, refresh_lease_until: null })
+        .where('id', '=', id)
+        .where('refresh_lease_owner', '=', owner)
+        .execute();
+    },
+
+    /** Nothing left for the worker to do for this connection (not refreshable, or not active). */
+    async clearDue(id: string): Promise<void> {
+      await k.updateTable('connections').set({ refresh_due_at: null }).where('id', '=', id).execute();
+    },
+
+    /**
+     * The worker's claim: the earliest due active connections whose lease is free or expired, leased
+     * to `owner` in one short transaction. On PostgreSQL the rows are locked with
+     * `FOR UPDATE SKIP LOCKED`, so replicas claiming at the same time take disjoint sets.
+     * `tookOver` marks a lease that had expired in another holder's hands (a crashed replica).
+     */
+    async claimDue(
+      owner: string,
+      now: number,
+      leaseMs: number,
+      limit: number,
+      skipProviders: readonly string[],
+    ): Promise<{ id: string; provider_id: string; tookOver: boolean }[]> {
+      return k.transaction().execute(async (trx) => {
+        let query = trx
+          .selectFrom('connections')
+          .select(['id', 'provider_id', 'refresh_lease_owner'])
+          .where('status', '=', 'active')
+          .where('refresh_due_at', '<=', now)
+          .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<', now)]))
+          .orderBy('refresh_due_at')
+          .limit(limit);
+        if (skipProviders.length > 0) query = query.where('provider_id', 'not in', [...skipProviders]);
+        if (db.dialect === 'postgres') query = query.forUpdate().skipLocked();
+        const due = await query.execute();
+        if (due.length === 0) return [];
+        await trx
+          .updateTable('connections')
+          .set({ refresh_lease_owner: owner, refresh_lease_until: now + leaseMs })
+          .where(
+            'id',
+            'in',
+            due.map((d) => d.id),
+          )
+          .execute();
+        return due.map((d) => ({
+          id: d.id,
+          provider_id: d.provider_id,
+          tookOver: d.refresh_lease_owner !== null,
+        }));
+      });
+    },
+
+    /** Active connections whose refresh is due (the worker's queue depth), by index range. */
+    async countDue(now: number): Promise<number> {
+      const row = await k
+        .selectFrom('connections')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('status', '=', 'active')
+        .where('refresh_due_at', '<=', now)
+        .executeTakeFirst();
+      return Number(row?.n ?? 0);
+    },
+
+    async countByStatus(): Promise<Record<string, number>> {
+      const rows = await k
+        .selectFrom('connections')
+        .select((eb) => ['status', eb.fn.countAll<number>().as('n')])
+        .groupBy('status')
+        .execute();
+      return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+    },
+
+    /**
+     * Connections broken for longer than the horizon become `expired`: active ones whose refresh has
+     * failed since before `cutoff` and whose access token is already dead, and `attention_required`
+     * ones nobody reconnected since before `cutoff`. Returns the ids it expired.
+     */
+    async expireBroken(cutoff: number, now: number, limit: number): Promise<string[]> {
+      const failing = await k
+        .selectFrom('connections')
+        .select('id')
+        .where('failing_since', '<', cutoff)
+        .where('status', '=', 'active')
+        .where('access_expires_at', '<', now)
+        .limit(limit)
+        .execute();
+      const stale = await k
+        .selectFrom('connections')
+        .select('id')
+        .where('status', '=', 'attention_required')
+        .where('updated_at', '<', cutoff)
+        .limit(limit)
+        .execute();
+      const expired: string[] = [];
+      for (const row of [...failing, ...stale]) {
+        const set = { refresh_due_at: null, last_error: 'gave_up', credentials: null };
+        if (await store.transition(row.id, 'expired', set, now)) expired.push(row.id);
+      }
+      return expired;
+    },
+
+    /** Pending connections past their expiry become `expired` (housekeeping); returns their ids. */
+    async expirePending(now: number, limit: number): Promise<string[]> {
       const due = await k
         .selectFrom('connections')
         .select('id')
@@ -182,10 +330,11 @@ export function createConnectionsStore(db: Database) {
         .where('pending_expires_at', '<', now)
         .limit(limit)
         .execute();
-      let n = 0;
+      const expired: string[] = [];
       for (const row of due)
-        if (await store.transition(row.id, 'expired', { pending_expires_at: null }, now)) n++;
-      return n;
+        if (await store.transition(row.id, 'expired', { pending_expires_at: null }, now))
+          expired.push(row.id);
+      return expired;
     },
   };
   return store;

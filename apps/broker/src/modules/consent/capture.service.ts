@@ -4,7 +4,11 @@ import type { KeyRing } from '../../crypto/keyring.ts';
 import { EgressError, type SafeFetch } from '../../egress/safe-fetch.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import { credentialsBinding, type StoredCredentials } from '../connections/connections.service.ts';
+import {
+  type ConnectionEventSink,
+  credentialsBinding,
+  type StoredCredentials,
+} from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
@@ -13,6 +17,7 @@ import { applyStrategy, type OutgoingRequest, StrategyNotApplicable } from '../s
 import { strategyFor } from '../strategies/strategy.ts';
 import { type CaptureField, captureFields, checkCaptured } from './capture.schema.ts';
 import { consentErrors } from './consent.errors.ts';
+import { emitActivated } from './consent.service.ts';
 import type { ConsentStore } from './consent.store.ts';
 import { returnUrlAllowed, withOutcome } from './return-url.ts';
 import { verifyState } from './state.ts';
@@ -40,6 +45,7 @@ export function createCaptureService(deps: {
   returnUrls: Parameters<typeof returnUrlAllowed>[1];
   /** The SSRF-guarded client that probes credentials when a provider asks for it. */
   probe: SafeFetch;
+  events?: ConnectionEventSink;
   now?: () => number;
 }) {
   const { store, connections, ring } = deps;
@@ -139,6 +145,7 @@ export function createCaptureService(deps: {
         t,
       );
       if (!activated) throw errorFrom(consentErrors, 'capture_not_available');
+      await emitActivated(deps.events, connections, flow.connection_id, superseded);
       // Field names only: the values are the secrets.
       await deps.audit.record(ctx, {
         action: 'connection.activated',

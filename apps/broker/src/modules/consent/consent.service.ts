@@ -5,8 +5,13 @@ import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import { credentialsBinding, type StoredCredentials } from '../connections/connections.service.ts';
+import {
+  type ConnectionEventSink,
+  credentialsBinding,
+  type StoredCredentials,
+} from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
+import { defaultRefreshSchedule, type RefreshSchedule } from '../connections/refresh-schedule.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
@@ -70,9 +75,12 @@ export function createConsentService(deps: {
   redirectUri: string;
   capturePageUrl: string;
   returnUrls: { allowedDomains: readonly string[]; allowLoopback: boolean; requireHttps: boolean };
+  schedule?: RefreshSchedule;
+  events?: ConnectionEventSink;
   now?: () => number;
 }) {
   const { store, connections, ring, audit } = deps;
+  const schedule = deps.schedule ?? defaultRefreshSchedule;
   const now = deps.now ?? Date.now;
   const allowed = (url: string) => returnUrlAllowed(url, deps.returnUrls);
 
@@ -151,6 +159,9 @@ export function createConsentService(deps: {
         created_at: t,
         updated_at: t,
         revoked_at: null,
+        refresh_due_at: null,
+        refresh_failures: 0,
+        failing_since: null,
       });
       let authUrl: string;
       let verifier: Uint8Array | null = null;
@@ -288,11 +299,14 @@ export function createConsentService(deps: {
         ...(tokens.scope ? { scope: tokens.scope } : {}),
       };
       const done = now();
+      const expiresAt = typeof tokens.expires_in === 'number' ? done + tokens.expires_in * 1000 : null;
       const { activated, superseded } = await connections.activate(
         flow.connection_id,
         {
           credentials: sealText(ring, JSON.stringify(credentials), credentialsBinding(flow.connection_id)),
-          access_expires_at: typeof tokens.expires_in === 'number' ? done + tokens.expires_in * 1000 : null,
+          access_expires_at: expiresAt,
+          // Only a grant with a refresh token can be refreshed in the background.
+          refresh_due_at: tokens.refresh_token ? schedule.dueAt(expiresAt) : null,
           last_refreshed_at: null,
           last_error: null,
           ...(tokens.scope ? { scopes: JSON.stringify(tokens.scope.split(' ')) } : {}),
@@ -306,6 +320,7 @@ export function createConsentService(deps: {
         resourceId: flow.connection_id,
         details: { superseded },
       });
+      await emitActivated(deps.events, connections, flow.connection_id, superseded);
       const provider = await deps.providers.resolve(flow.provider_id);
       return {
         kind: 'redirect',
@@ -320,3 +335,24 @@ export function createConsentService(deps: {
 }
 
 export type ConsentService = ReturnType<typeof createConsentService>;
+
+/** Events for a newly active connection and for the older ones it superseded. */
+export async function emitActivated(
+  events: ConnectionEventSink | undefined,
+  connections: Pick<ConnectionsStore, 'find'>,
+  connectionId: string,
+  superseded: readonly string[],
+): Promise<void> {
+  if (events === undefined) return;
+  const row = await connections.find(connectionId);
+  if (row === undefined) return;
+  const base = { workspaceId: row.workspace_id, providerId: row.provider_id };
+  await events.emit({ ...base, connectionId, type: 'connection.active' });
+  for (const id of superseded)
+    await events.emit({
+      ...base,
+      connectionId: id,
+      type: 'connection.revoked',
+      details: { reason: 'superseded' },
+    });
+}

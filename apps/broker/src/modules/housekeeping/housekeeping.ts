@@ -1,3 +1,4 @@
+import type { ConnectionEventSink } from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
 import type { ConsentStore } from '../consent/consent.store.ts';
 
@@ -5,34 +6,65 @@ import type { ConsentStore } from '../consent/consent.store.ts';
 export const FLOW_RETENTION_MS = 24 * 3600_000;
 const BATCH = 500;
 
+export interface HousekeepingResult {
+  expiredConnections: number;
+  gaveUp: number;
+  deletedFlows: number;
+}
+
 /**
- * Periodic clean-up: pending connections past their deadline become `expired`, and consent flow
- * rows (whose PKCE verifiers are already erased once used) are deleted after the retention period.
+ * Periodic clean-up: pending connections past their deadline become `expired`; connections broken
+ * for longer than the give-up horizon (refresh failing with a dead access token, or
+ * `attention_required` with nobody reconnecting) become `expired`; consent flow rows (whose PKCE
+ * verifiers are already erased once used) are deleted after the retention period.
  */
 export function createHousekeeping(deps: {
-  connections: Pick<ConnectionsStore, 'expirePending'>;
+  connections: Pick<ConnectionsStore, 'expirePending' | 'expireBroken' | 'find'>;
   consent: Pick<ConsentStore, 'deleteExpired'>;
+  events?: ConnectionEventSink;
+  /** NEXUS_REFRESH_GIVE_UP_HOURS in milliseconds. */
+  giveUpMs?: number;
   now?: () => number;
 }) {
   const now = deps.now ?? Date.now;
+  const giveUpMs = deps.giveUpMs ?? 168 * 3600_000;
+
+  async function expired(id: string, reason: string): Promise<void> {
+    if (deps.events === undefined) return;
+    const row = await deps.connections.find(id);
+    if (row === undefined) return;
+    await deps.events.emit({
+      connectionId: id,
+      workspaceId: row.workspace_id,
+      providerId: row.provider_id,
+      type: 'connection.expired',
+      details: { reason },
+    });
+  }
+
   return {
-    async runOnce(): Promise<{ expiredConnections: number; deletedFlows: number }> {
+    async runOnce(): Promise<HousekeepingResult> {
       const t = now();
       let expiredConnections = 0;
       for (;;) {
-        const n = await deps.connections.expirePending(t, BATCH);
-        expiredConnections += n;
-        if (n < BATCH) break;
+        const ids = await deps.connections.expirePending(t, BATCH);
+        for (const id of ids) await expired(id, 'not_completed');
+        expiredConnections += ids.length;
+        if (ids.length < BATCH) break;
+      }
+      let gaveUp = 0;
+      for (;;) {
+        const ids = await deps.connections.expireBroken(t - giveUpMs, t, BATCH);
+        for (const id of ids) await expired(id, 'gave_up');
+        gaveUp += ids.length;
+        if (ids.length < BATCH) break;
       }
       const deletedFlows = await deps.consent.deleteExpired(t - FLOW_RETENTION_MS);
-      return { expiredConnections, deletedFlows };
+      return { expiredConnections, gaveUp, deletedFlows };
     },
 
     /** Runs every `intervalMs` until stopped; failures are reported, never fatal. */
-    start(
-      intervalMs: number,
-      onResult: (result: { expiredConnections: number; deletedFlows: number } | Error) => void,
-    ): () => void {
+    start(intervalMs: number, onResult: (result: HousekeepingResult | Error) => void): () => void {
       let running = false;
       const tick = async () => {
         if (running) return;

@@ -4,6 +4,7 @@ import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
 import { credentialsBinding } from '../connections/connections.service.ts';
 import { verifierBinding } from '../consent/consent.service.ts';
+import { webhookSecretBinding } from '../events/webhooks.service.ts';
 import { bindingFor } from '../secrets/internal.backend.ts';
 
 /**
@@ -21,6 +22,7 @@ export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
   { table: 'secret_store', idColumn: 'path', column: 'value', binding: bindingFor },
   { table: 'connections', idColumn: 'id', column: 'credentials', binding: credentialsBinding },
   { table: 'consent_flows', idColumn: 'id', column: 'verifier', binding: verifierBinding },
+  { table: 'webhooks', idColumn: 'id', column: 'secret', binding: webhookSecretBinding },
 ];
 
 export interface RewrapProgress {

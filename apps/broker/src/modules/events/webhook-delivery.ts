@@ -1,0 +1,231 @@
+import { randomUUID } from 'node:crypto';
+import { open } from '../../crypto/envelope.ts';
+import type { KeyRing } from '../../crypto/keyring.ts';
+import type { ConnectionEventsTable, WebhookDeliveriesTable, WebhooksTable } from '../../db/schema.ts';
+import { EgressError, type SafeFetch } from '../../egress/safe-fetch.ts';
+import type { AttemptResult, DeliveriesStore } from './deliveries.store.ts';
+import type { DeliveryOutcome, WebhookMetrics } from './events.metrics.ts';
+import { eventPayload } from './events.service.ts';
+import { signatureHeader } from './webhook-signature.ts';
+import { webhookSecretBinding } from './webhooks.service.ts';
+
+/** Attempts before a delivery is given up (about 5 hours of retries with the default backoff). */
+export const MAX_ATTEMPTS = 12;
+export const BASE_DELAY_MS = 30_000;
+export const MAX_DELAY_MS = 3_600_000;
+/** Deliveries claimed and sent concurrently per batch. */
+const BATCH = 10;
+/** A bound on one `runOnce`, so a flood of events cannot keep one pass going forever. */
+const MAX_BATCHES = 100;
+
+export interface DeliveryRunResult {
+  delivered: number;
+  failed: number;
+  retried: number;
+}
+
+/**
+ * Delay before attempt `attempts + 1`: 30 s doubling per attempt, capped at one hour, with ±20 %
+ * jitter so receivers that were down together are not hit by every retry at the same instant.
+ */
+export function backoffMs(attempts: number, random: () => number = Math.random): number {
+  const base = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** Math.max(0, attempts - 1));
+  return Math.min(MAX_DELAY_MS, Math.round(base * (0.8 + 0.4 * random())));
+}
+
+/** `Retry-After` in seconds (RFC 9110 §10.2.3); the HTTP-date form is ignored. */
+function retryAfterMs(value: string | string[] | undefined): number {
+  const text = Array.isArray(value) ? value[0] : value;
+  return text !== undefined && /^\d{1,7}$/.test(text.trim()) ? Number(text.trim()) * 1000 : 0;
+}
+
+type Claimed = WebhookDeliveriesTable;
+
+/**
+ * Sends queued webhook deliveries. Each pass claims due deliveries under a lease (see
+ * `DeliveriesStore.claim`), POSTs the signed event through the SSRF-guarded egress client outside
+ * any transaction, and writes each result back while it still holds the lease. Delivery is
+ * at-least-once: a worker that stalls past its lease may send an event another worker sends too,
+ * so receivers deduplicate on `Nexus-Event-Id`.
+ */
+export function createWebhookDelivery(deps: {
+  store: DeliveriesStore;
+  ring: KeyRing;
+  fetch: SafeFetch;
+  /** Longer than one request can take (the egress timeout), so a live worker keeps its lease. */
+  leaseMs: number;
+  metrics?: WebhookMetrics;
+  maxAttempts?: number;
+  now?: () => number;
+  random?: () => number;
+}) {
+  const { store, ring, metrics } = deps;
+  const now = deps.now ?? Date.now;
+  const random = deps.random ?? Math.random;
+  const maxAttempts = deps.maxAttempts ?? MAX_ATTEMPTS;
+  const owner = randomUUID();
+
+  async function finish(d: Claimed, result: AttemptResult): Promise<DeliveryOutcome> {
+    const outcome: DeliveryOutcome =
+      result.status === 'delivered' ? 'delivered' : result.status === 'failed' ? 'failed' : 'retried';
+    const held = await store.complete(d.id, owner, result, now());
+    const counted = held ? outcome : 'lease_lost';
+    metrics?.outcome(counted);
+    return counted;
+  }
+
+  /** Never sent, and never will be: the attempt does not count. */
+  const abandon = (d: Claimed, reason: string) =>
+    finish(d, {
+      status: 'failed',
+      attempts: d.attempts - 1,
+      next_attempt_at: null,
+      last_status_code: null,
+      last_error: reason,
+      delivered_at: null,
+    });
+
+  /** A failed attempt: queued again with backoff, or given up after the last attempt. */
+  function retry(d: Claimed, error: string, statusCode: number | null, atLeastMs = 0) {
+    const last = d.attempts >= maxAttempts;
+    return finish(d, {
+      status: last ? 'failed' : 'pending',
+      next_attempt_at: last
+        ? null
+        : now() + Math.max(backoffMs(d.attempts, random), Math.min(atLeastMs, MAX_DELAY_MS)),
+      last_status_code: statusCode,
+      last_error: last ? `${error}; gave up after ${d.attempts} attempts` : error,
+      delivered_at: null,
+    });
+  }
+
+  async function attempt(
+    d: Claimed,
+    webhook: WebhooksTable | undefined,
+    event: ConnectionEventsTable | undefined,
+  ): Promise<DeliveryOutcome> {
+    if (webhook === undefined || webhook.deleted_at !== null || webhook.secret === null)
+      return abandon(d, 'the webhook was deleted');
+    if (webhook.disabled_at !== null) return abandon(d, 'the webhook is disabled');
+    if (event === undefined) return abandon(d, 'the event no longer exists');
+    let secret: Uint8Array;
+    try {
+      secret = open(ring, webhook.secret, webhookSecretBinding(webhook.id));
+    } catch {
+      // A key missing from the ring is the operator's to fix; keep the delivery queued meanwhile.
+      return retry(d, 'the webhook secret could not be decrypted (run `nexus doctor`)', null);
+    }
+    const body = JSON.stringify(eventPayload(event));
+    let signature: string;
+    try {
+      signature = signatureHeader(secret, Math.floor(now() / 1000), body);
+    } finally {
+      secret.fill(0);
+    }
+    const started = performance.now();
+    try {
+      const response = await deps.fetch(webhook.url, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          'Nexus-Signature': signature,
+          'Nexus-Event-Id': event.id,
+          'Nexus-Event-Type': event.type,
+          'Nexus-Delivery-Id': d.id,
+        },
+        body,
+      });
+      metrics?.sent((performance.now() - started) / 1000);
+      if (response.status >= 200 && response.status < 300) {
+        return finish(d, {
+          status: 'delivered',
+          next_attempt_at: null,
+          last_status_code: response.status,
+          last_error: null,
+          delivered_at: now(),
+        });
+      }
+      const wait =
+        response.status === 429 || response.status === 503
+          ? retryAfterMs(response.headers['retry-after'])
+          : 0;
+      return retry(d, `the receiver answered ${response.status}`, response.status, wait);
+    } catch (error) {
+      if (!(error instanceof EgressError)) throw error;
+      metrics?.sent((performance.now() - started) / 1000);
+      switch (error.reason) {
+        // The guard refused the target: no request was made, and retrying cannot change that.
+        case 'address_not_allowed':
+          return finish(d, {
+            status: 'failed',
+            next_attempt_at: null,
+            last_status_code: null,
+            last_error: `not sent: ${error.message}; allow the range with NEXUS_EGRESS_ALLOWED_CIDRS`,
+            delivered_at: null,
+          });
+        case 'bad_url':
+          return finish(d, {
+            status: 'failed',
+            next_attempt_at: null,
+            last_status_code: null,
+            last_error: `not sent: ${error.message}`,
+            delivered_at: null,
+          });
+        case 'too_many_redirects':
+          return retry(d, 'the receiver answered with a redirect; webhook redirects are not followed', null);
+        default:
+          return retry(d, error.message, null);
+      }
+    }
+  }
+
+  async function runOnce(): Promise<DeliveryRunResult> {
+    const totals: DeliveryRunResult = { delivered: 0, failed: 0, retried: 0 };
+    for (let batch = 0; batch < MAX_BATCHES; batch++) {
+      const claimed = await store.claim(owner, now(), deps.leaseMs, BATCH);
+      if (claimed.length === 0) break;
+      const [webhooks, events] = await Promise.all([
+        store.webhooks([...new Set(claimed.map((d) => d.webhook_id))]),
+        store.events([...new Set(claimed.map((d) => d.event_id))]),
+      ]);
+      const settled = await Promise.allSettled(
+        claimed.map((d) => attempt(d, webhooks.get(d.webhook_id), events.get(d.event_id))),
+      );
+      for (const s of settled) {
+        if (s.status === 'fulfilled' && s.value !== 'lease_lost') totals[s.value]++;
+      }
+      // A failure writing a result (the database went away) ends the pass; the lease makes the
+      // affected deliveries due again later.
+      const broken = settled.find((s) => s.status === 'rejected');
+      if (broken) throw broken.reason;
+      if (claimed.length < BATCH) break;
+    }
+    return totals;
+  }
+
+  return {
+    runOnce,
+
+    /** Runs every `intervalMs` until stopped; failures are reported, never fatal. */
+    start(intervalMs: number, onResult: (result: DeliveryRunResult | Error) => void): () => void {
+      let running = false;
+      const tick = async () => {
+        if (running) return;
+        running = true;
+        try {
+          onResult(await runOnce());
+        } catch (error) {
+          onResult(error as Error);
+        } finally {
+          running = false;
+        }
+      };
+      const timer = setInterval(tick, intervalMs);
+      timer.unref();
+      void tick();
+      return () => clearInterval(timer);
+    },
+  };
+}
+
+export type WebhookDelivery = ReturnType<typeof createWebhookDelivery>;

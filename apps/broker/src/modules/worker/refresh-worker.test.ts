@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { RefreshOutcome } from '../connections/connections.service.ts';
+import { createRefreshWorker } from './refresh-worker.ts';
+
+/**
+ * Scheduling rules of the worker with a scripted store and service (the database claim and the
+ * provider calls are covered by test/refresh-worker.test.ts and test/worker-replicas.test.ts).
+ */
+function harness(
+  due: { id: string; provider: string }[],
+  options: { concurrency: number; perProvider: number },
+) {
+  const queue = [...due];
+  const leased = new Set<string>();
+  const dropped: string[] = [];
+  let active = 0;
+  let peak = 0;
+  const peakByProvider = new Map<string, number>();
+  const activeByProvider = new Map<string, number>();
+  const release: (() => void)[] = [];
+  const worker = createRefreshWorker({
+    store: {
+      async claimDue(_owner, _now, _lease, limit, skip) {
+        const picked = queue.filter((d) => !skip.includes(d.provider) && !leased.has(d.id)).slice(0, limit);
+        for (const p of picked) leased.add(p.id);
+        return picked.map((p) => ({ id: p.id, provider_id: p.provider, tookOver: false }));
+      },
+      async dropLease(id) {
+        leased.delete(id);
+        dropped.push(id);
+      },
+    },
+    connections: {
+      owner: 'me',
+      async refreshClaimed(id): Promise<RefreshOutcome> {
+        const item = queue.find((d) => d.id === id)!;
+        active++;
+        peak = Math.max(peak, active);
+        const n = (activeByProvider.get(item.provider) ?? 0) + 1;
+        activeByProvider.set(item.provider, n);
+        peakByProvider.set(item.provider, Math.max(peakByProvider.get(item.provider) ?? 0, n));
+        await new Promise<void>((resolve) => release.push(resolve));
+        active--;
+        activeByProvider.set(item.provider, n - 1);
+        queue.splice(queue.indexOf(item), 1);
+        leased.delete(id);
+        return 'refreshed';
+      },
+    },
+    concurrency: options.concurrency,
+    providerConcurrency: options.perProvider,
+    leaseMs: 1000,
+  });
+  // Finishes the oldest running refresh whenever one is waiting.
+  const pump = setInterval(() => release.shift()?.(), 1);
+  return {
+    worker,
+    stats: () => ({ peak, peakByProvider, dropped, left: queue.length }),
+    stop: () => clearInterval(pump),
+  };
+}
+
+describe('refresh worker scheduling', () => {
+  test('never runs more than its concurrency, and refreshes everything due', async () => {
+    const due = Array.from({ length: 40 }, (_, i) => ({ id: `c${i}`, provider: `p${i % 10}` }));
+    const h = harness(due, { concurrency: 5, perProvider: 5 });
+    assert.equal(await h.worker.runOnce(), 40);
+    h.stop();
+    assert.equal(h.stats().peak, 5);
+    assert.equal(h.stats().left, 0);
+  });
+
+  test('a provider with a backlog gets at most its cap, so the others still run', async () => {
+    const slow = Array.from({ length: 30 }, (_, i) => ({ id: `slow${i}`, provider: 'slow' }));
+    const others = Array.from({ length: 6 }, (_, i) => ({ id: `other${i}`, provider: `o${i}` }));
+    const h = harness([...slow, ...others], { concurrency: 8, perProvider: 2 });
+    assert.equal(await h.worker.runOnce(), 36);
+    h.stop();
+    assert.equal(h.stats().peakByProvider.get('slow'), 2);
+    assert.ok(h.stats().dropped.length > 0, 'claimed beyond the cap were given back, not run');
+    assert.equal(h.stats().left, 0);
+  });
+
+  test('keeps running when a refresh throws, and reports it', async () => {
+    const errors: string[] = [];
+    const worker = createRefreshWorker({
+      store: {
+        claimDue: (() => {
+          let done = false;
+          return async () => {
+            if (done) return [];
+            done = true;
+            return [
+              { id: 'a', provider_id: 'p', tookOver: true },
+              { id: 'b', provider_id: 'p', tookOver: false },
+            ];
+          };
+        })(),
+        dropLease: async () => {},
+      },
+      connections: {
+        owner: 'me',
+        refreshClaimed: async (id) => {
+          if (id === 'a') throw new Error('boom');
+          return 'refreshed';
+        },
+      },
+      concurrency: 4,
+      providerConcurrency: 4,
+      leaseMs: 1000,
+      onError: (_e, id) => errors.push(id),
+    });
+    assert.equal(await worker.runOnce(), 2);
+    assert.deepEqual(errors, ['a']);
+  });
+});

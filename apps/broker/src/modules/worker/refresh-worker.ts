@@ -1,0 +1,148 @@
+import type { ConnectionsService, RefreshOutcome } from '../connections/connections.service.ts';
+import type { ConnectionsStore } from '../connections/connections.store.ts';
+
+export interface RefreshWorkerMetrics {
+  refreshed(outcome: RefreshOutcome | 'error', providerId: string, seconds: number): void;
+  tookOver(count: number): void;
+}
+
+export interface RefreshWorkerOptions {
+  store: Pick<ConnectionsStore, 'claimDue' | 'dropLease'>;
+  connections: Pick<ConnectionsService, 'refreshClaimed' | 'owner'>;
+  /** Refreshes this process runs at once. */
+  concurrency: number;
+  /** Of those, at most this many against one provider. */
+  providerConcurrency: number;
+  leaseMs: number;
+  metrics?: RefreshWorkerMetrics;
+  onError?: (error: unknown, connectionId: string) => void;
+  now?: () => number;
+}
+
+/**
+ * Refreshes OAuth connections before their access tokens expire. It claims due connections in
+ * short transactions (`store.claimDue`: FOR UPDATE SKIP LOCKED on PostgreSQL) only when it has a
+ * free slot for them, so a claimed lease is always being worked on; the provider call runs outside
+ * any transaction and its result is written back by the connections service in a second short
+ * statement. The lease is the same one on-demand refreshes take, so a background refresh and an
+ * agent's forced refresh never both spend a refresh token.
+ */
+export function createRefreshWorker(options: RefreshWorkerOptions) {
+  const now = options.now ?? Date.now;
+  const owner = options.connections.owner;
+  const perProvider = new Map<string, number>();
+  const running = new Set<Promise<void>>();
+  let filling: Promise<boolean> | undefined;
+  let wake: (() => void) | undefined;
+  let launched = 0;
+
+  function saturated(): string[] {
+    return [...perProvider].filter(([, n]) => n >= options.providerConcurrency).map(([p]) => p);
+  }
+
+  function launch(id: string, providerId: string): void {
+    perProvider.set(providerId, (perProvider.get(providerId) ?? 0) + 1);
+    launched++;
+    const started = performance.now();
+    const job = (async () => {
+      let outcome: RefreshOutcome | 'error';
+      try {
+        outcome = await options.connections.refreshClaimed(id);
+      } catch (error) {
+        outcome = 'error';
+        options.onError?.(error, id);
+      }
+      options.metrics?.refreshed(outcome, providerId, (performance.now() - started) / 1000);
+    })().finally(() => {
+      const n = (perProvider.get(providerId) ?? 1) - 1;
+      if (n === 0) perProvider.delete(providerId);
+      else perProvider.set(providerId, n);
+      running.delete(job);
+      wake?.();
+    });
+    running.add(job);
+  }
+
+  /** Claims and starts work until the slots are full or nothing is due; true if it started any. */
+  async function fillOnce(): Promise<boolean> {
+    let started = false;
+    for (;;) {
+      const free = options.concurrency - running.size;
+      if (free <= 0) return started;
+      const claimed = await options.store.claimDue(owner, now(), options.leaseMs, free, saturated());
+      if (claimed.length === 0) return started;
+      const takeovers = claimed.filter((c) => c.tookOver).length;
+      if (takeovers > 0) options.metrics?.tookOver(takeovers);
+      for (const c of claimed) {
+        // A batch may hold more of one provider than its cap allows: give those back untouched.
+        if ((perProvider.get(c.provider_id) ?? 0) >= options.providerConcurrency) {
+          await options.store.dropLease(c.id, owner);
+          continue;
+        }
+        launch(c.id, c.provider_id);
+        started = true;
+      }
+      if (claimed.length < free) return started;
+    }
+  }
+
+  /** One fill at a time per process: concurrent callers share it. */
+  function fill(): Promise<boolean> {
+    filling ??= fillOnce().finally(() => {
+      filling = undefined;
+    });
+    return filling;
+  }
+
+  return {
+    /** Refreshes everything due now and waits for it (tests, `nexus worker --once`). */
+    async runOnce(): Promise<number> {
+      const first = launched;
+      for (;;) {
+        const startedAny = await fill();
+        if (running.size === 0 && !startedAny) return launched - first;
+        if (running.size > 0) await Promise.race(running);
+      }
+    },
+
+    /**
+     * Runs until stopped: claims whenever a slot frees up, and polls every `pollMs` when idle.
+     * Errors (a database hiccup) are reported and retried at the next poll, never fatal.
+     */
+    start(pollMs: number, onLoopError: (error: unknown) => void): () => Promise<void> {
+      let stopped = false;
+      let timer: NodeJS.Timeout | undefined;
+      const loop = async () => {
+        while (!stopped) {
+          try {
+            await fill();
+          } catch (error) {
+            onLoopError(error);
+          }
+          if (stopped) break;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            timer = setTimeout(resolve, pollMs);
+          });
+          wake = undefined;
+          if (timer) clearTimeout(timer);
+        }
+      };
+      const done = loop();
+      return async () => {
+        stopped = true;
+        wake?.();
+        await done;
+        // Leases of refreshes still running are completed by them; wait so none is cut off.
+        await Promise.allSettled([...running]);
+      };
+    },
+
+    /** Refreshes in progress in this process (for metrics and tests). */
+    get inFlight(): number {
+      return running.size;
+    },
+  };
+}
+
+export type RefreshWorker = ReturnType<typeof createRefreshWorker>;
