@@ -5,6 +5,7 @@ import { createSafeFetch } from './egress/safe-fetch.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
+import { createAuditRetention } from './modules/audit/audit.retention.ts';
 import { type AuditService, createAuditService } from './modules/audit/audit.service.ts';
 import { createAuditStore } from './modules/audit/audit.store.ts';
 import {
@@ -74,7 +75,13 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   const now = overrides.now ?? Date.now;
   const keys = overrides.keys ?? resolveKeys(config);
   const db = overrides.db ?? openDatabase(config.database);
-  const audit = createAuditService({ store: createAuditStore(db), batchMax: config.auditBatchMax, now });
+  const auditRetention = createAuditRetention({ db, ...config.auditRetention, now });
+  const audit = createAuditService({
+    store: createAuditStore(db),
+    batchMax: config.auditBatchMax,
+    anchor: auditRetention.anchor,
+    now,
+  });
   const adminKeys = createAdminKeysService({
     store: createAdminKeysStore(db),
     audit,
@@ -149,6 +156,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     connections: connectionsStore,
     consent: consentStore,
     events,
+    auditRetention,
     giveUpMs: config.refresh.giveUpMs,
     now,
   });

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type * as z from 'zod';
 import { envSchema, type ParsedEnv, SECRET_VARIABLES } from './schema.ts';
 import { decodeBase64Strict, SecretBytes } from './secret-value.ts';
@@ -71,6 +71,7 @@ export interface Config {
   /** CIDR ranges outbound probes may reach despite being private (see egress/safe-fetch.ts). */
   readonly egressAllowedCidrs: readonly string[];
   readonly auditBatchMax: number;
+  readonly auditRetention: { readonly retentionMs: number; readonly exportDir: string };
 }
 
 export class ConfigError extends Error {
@@ -277,6 +278,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       pollMs: e.NEXUS_WORKER_POLL_MS,
     },
     auditBatchMax: e.NEXUS_AUDIT_BATCH_MAX,
+    auditRetention: {
+      retentionMs: e.NEXUS_AUDIT_RETENTION_DAYS * 86_400_000,
+      exportDir: resolve(e.NEXUS_AUDIT_EXPORT_DIR ?? join(dataDir, 'audit-export')),
+    },
   };
   return deepFreeze(config);
 }

@@ -228,6 +228,23 @@ export const envSchema = z.object({
     .describe(
       'CIDR ranges that probes of captured credentials and webhook deliveries may reach although they are private, loopback or link-local (refused by default, after DNS resolution and on every redirect). Example: `10.20.0.0/16` for an internal API or receiver.',
     ),
+  NEXUS_AUDIT_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(36500)
+    .default(0)
+    .describe(
+      'Audit events older than this many days are exported to `NEXUS_AUDIT_EXPORT_DIR`, then deleted (the chain stays verifiable). 0 keeps every event.',
+    ),
+  NEXUS_AUDIT_EXPORT_DIR: z
+    .string()
+    .min(1)
+    .max(1024)
+    .optional()
+    .describe(
+      'Where retention writes the events it removes (JSON Lines, mode 0600, one file per batch). Defaults to `NEXUS_DATA_DIR/audit-export`.',
+    ),
   NEXUS_AUDIT_BATCH_MAX: z.coerce
     .number()
     .int()
@@ -276,6 +293,8 @@ const groups: Record<string, string> = {
   NEXUS_REFRESH_GIVE_UP_HOURS: 'Background worker',
   NEXUS_WORKER_POLL_MS: 'Background worker',
   NEXUS_AUDIT_BATCH_MAX: 'Audit',
+  NEXUS_AUDIT_RETENTION_DAYS: 'Audit',
+  NEXUS_AUDIT_EXPORT_DIR: 'Audit',
 };
 
 /** Variables whose values are never echoed in errors or docs. */

@@ -69,6 +69,9 @@ export interface AuditChainTable {
   id: number;
   seq: number;
   hash: string;
+  /** The last event removed by retention (0 and the genesis hash when none was). */
+  pruned_seq: number;
+  pruned_hash: string;
 }
 
 export interface ConnectionsTable {

@@ -10,7 +10,10 @@ export async function auditVerify(io: Io, env: NodeJS.ProcessEnv, json: boolean)
     const result = await container.audit.verify((checked, total) => bar.update(checked, total));
     bar.done();
     if (json) io.out(JSON.stringify(result));
-    else if (result.ok) io.out(`Audit chain intact: ${result.checked} events verified.`);
+    else if (result.ok)
+      io.out(
+        `Audit chain intact: ${result.checked} events verified${result.prunedThrough > 0 ? ` (events 1–${result.prunedThrough} were removed by retention; see NEXUS_AUDIT_EXPORT_DIR)` : ''}.`,
+      );
     else io.out(`Audit chain BROKEN at event ${result.brokenAt}: ${result.reason}`);
     return result.ok ? 0 : 1;
   } finally {

@@ -43,6 +43,8 @@ export interface VerifyResult {
   readonly headSeq: number;
   /** Hash of the newest event: keep a copy elsewhere to detect a rewrite of the whole chain. */
   readonly headHash: string;
+  /** Events up to this sequence number were removed by retention (0: none); their export files verify them. */
+  readonly prunedThrough: number;
   /** The first sequence number where the chain breaks, and why. */
   readonly brokenAt?: number;
   readonly reason?: string;
@@ -62,7 +64,13 @@ const clip = (value: string | null | undefined, max: number) => (value == null ?
  * written wait for the next batch, and each `record` resolves only once its batch is committed.
  * One insert transaction serves many concurrent requests instead of one each.
  */
-export function createAuditService(deps: { store: AuditStore; batchMax: number; now?: () => number }) {
+export function createAuditService(deps: {
+  store: AuditStore;
+  batchMax: number;
+  /** Where the chain starts after retention removed its oldest events (audit.retention.ts). */
+  anchor?: () => Promise<{ seq: number; hash: string }>;
+  now?: () => number;
+}) {
   const { store, batchMax } = deps;
   const now = deps.now ?? Date.now;
   let queue: Pending[] = [];
@@ -157,14 +165,16 @@ export function createAuditService(deps: { store: AuditStore; batchMax: number; 
      */
     async verify(onProgress?: (checked: number, total: number) => void): Promise<VerifyResult> {
       const head = await store.head();
-      let prevSeq = 0;
-      let prevHash = GENESIS_HASH;
+      const anchor = (await deps.anchor?.()) ?? { seq: 0, hash: GENESIS_HASH };
+      let prevSeq = anchor.seq;
+      let prevHash = anchor.hash;
       let checked = 0;
       const fail = (brokenAt: number, reason: string): VerifyResult => ({
         ok: false,
         checked,
         headSeq: head.seq,
         headHash: head.hash,
+        prunedThrough: anchor.seq,
         brokenAt,
         reason,
       });
@@ -190,7 +200,7 @@ export function createAuditService(deps: { store: AuditStore; batchMax: number; 
           `the chain ends at event ${prevSeq} but the head records event ${head.seq}: events were deleted`,
         );
       }
-      return { ok: true, checked, headSeq: head.seq, headHash: head.hash };
+      return { ok: true, checked, headSeq: head.seq, headHash: head.hash, prunedThrough: anchor.seq };
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { AuditRetention } from '../audit/audit.retention.ts';
 import type { ConnectionEventSink } from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
 import type { ConsentStore } from '../consent/consent.store.ts';
@@ -10,6 +11,8 @@ export interface HousekeepingResult {
   expiredConnections: number;
   gaveUp: number;
   deletedFlows: number;
+  /** Audit events removed by retention (after being exported). */
+  auditRemoved: number;
 }
 
 /**
@@ -22,6 +25,7 @@ export function createHousekeeping(deps: {
   connections: Pick<ConnectionsStore, 'expirePending' | 'expireBroken' | 'find'>;
   consent: Pick<ConsentStore, 'deleteExpired'>;
   events?: ConnectionEventSink;
+  auditRetention?: Pick<AuditRetention, 'runOnce'>;
   /** NEXUS_REFRESH_GIVE_UP_HOURS in milliseconds. */
   giveUpMs?: number;
   now?: () => number;
@@ -60,7 +64,8 @@ export function createHousekeeping(deps: {
         if (ids.length < BATCH) break;
       }
       const deletedFlows = await deps.consent.deleteExpired(t - FLOW_RETENTION_MS);
-      return { expiredConnections, gaveUp, deletedFlows };
+      const auditRemoved = (await deps.auditRetention?.runOnce())?.removed ?? 0;
+      return { expiredConnections, gaveUp, deletedFlows, auditRemoved };
     },
 
     /** Runs every `intervalMs` until stopped; failures are reported, never fatal. */

@@ -19,7 +19,7 @@ export function startBackgroundJobs(container: Container, logger: Logger): () =>
   });
   const stopHousekeeping = container.housekeeping.start(HOUSEKEEPING_MS, (result) => {
     if (result instanceof Error) logger.error({ err: result }, 'housekeeping failed');
-    else if (result.expiredConnections + result.gaveUp + result.deletedFlows > 0)
+    else if (result.expiredConnections + result.gaveUp + result.deletedFlows + result.auditRemoved > 0)
       logger.info(result, 'housekeeping');
   });
   return async () => {

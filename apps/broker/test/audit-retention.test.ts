@@ -1,0 +1,103 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { chainHash, GENESIS_HASH } from '../src/modules/audit/audit.chain.ts';
+import { json, startBroker, type TestBroker } from './harness.ts';
+
+const DAY = 86_400_000;
+
+describe('audit retention', () => {
+  let broker: TestBroker;
+  let exportDir: string;
+  let clock = Date.now();
+
+  before(async () => {
+    exportDir = mkdtempSync(join(tmpdir(), 'nexus-audit-export-'));
+    broker = await startBroker({
+      env: { NEXUS_AUDIT_RETENTION_DAYS: '30', NEXUS_AUDIT_EXPORT_DIR: exportDir },
+      now: () => clock,
+    });
+  });
+  after(async () => {
+    await broker.close();
+    rmSync(exportDir, { recursive: true, force: true });
+  });
+
+  async function makeEvents(prefix: string, n: number) {
+    for (let i = 0; i < n; i++) {
+      const res = await broker.request({
+        method: 'POST',
+        url: '/providers',
+        payload: { profile: { name: `${prefix}-${i}`, auth_type: 'api_key' } },
+      });
+      assert.equal(res.statusCode, 201, res.body);
+    }
+    await broker.container.audit.flush();
+  }
+
+  const allEvents = async () =>
+    broker.container.db.kysely.selectFrom('audit_events').selectAll().orderBy('seq').execute();
+
+  it('keeps everything younger than the retention', async () => {
+    await makeEvents('old', 5);
+    clock += 29 * DAY;
+    const result = await broker.container.housekeeping.runOnce();
+    assert.equal(result.auditRemoved, 0);
+    assert.deepEqual(readdirSync(exportDir), []);
+  });
+
+  it('exports, then removes, the events past the retention; the rest of the chain still verifies', async () => {
+    const before = await allEvents();
+    clock += 2 * DAY; // the first events are now 31 days old
+    await makeEvents('new', 3);
+    const result = await broker.container.housekeeping.runOnce();
+    assert.equal(result.auditRemoved, before.length);
+
+    const files = readdirSync(exportDir);
+    assert.equal(files.length, 1);
+    const file = join(exportDir, files[0]!);
+    assert.equal(statSync(file).mode & 0o777, 0o600, 'the export is owner-only');
+    const exported = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
+    assert.deepEqual(
+      exported.map((e) => e.seq),
+      before.map((e) => e.seq),
+    );
+    // The export verifies on its own: it starts at the genesis hash and every row links and hashes.
+    let prev = GENESIS_HASH;
+    for (const row of exported) {
+      assert.equal(row.prev_hash, prev);
+      assert.equal(chainHash(row), row.hash);
+      prev = row.hash;
+    }
+
+    const remaining = await allEvents();
+    assert.equal(remaining.length, 3);
+    assert.equal(remaining[0]!.prev_hash, exported.at(-1).hash, 'the chain continues from the export');
+    const verified = await broker.container.audit.verify();
+    assert.equal(verified.ok, true, verified.reason);
+    assert.equal(verified.checked, 3);
+    assert.equal(verified.prunedThrough, exported.at(-1).seq);
+
+    const listed = await broker.request({ method: 'GET', url: '/audit?limit=100' });
+    const ids = json<{ events: { id: string }[] }>(listed).events.map((e) => e.id);
+    for (const e of exported) assert.ok(!ids.includes(e.id), 'removed events are gone from the API');
+  });
+
+  it('still detects tampering with what remains, and a second run removes nothing new', async () => {
+    assert.equal((await broker.container.housekeeping.runOnce()).auditRemoved, 0);
+    const [first] = await allEvents();
+    await broker.container.db.kysely
+      .updateTable('audit_events')
+      .set({ actor: 'someone-else' })
+      .where('seq', '=', first!.seq)
+      .execute();
+    const verified = await broker.container.audit.verify();
+    assert.equal(verified.ok, false);
+    assert.equal(verified.brokenAt, first!.seq);
+  });
+});
