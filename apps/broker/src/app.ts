@@ -9,6 +9,8 @@ import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installOpenApi } from './http/openapi.ts';
 import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
+import { agentsRoutes } from './modules/agents/agents.routes.ts';
+import { oauthRoutes } from './modules/agents/oauth.routes.ts';
 import { auditRoutes } from './modules/audit/audit.routes.ts';
 import { connectionsRoutes } from './modules/connections/connections.routes.ts';
 import { captureRoutes } from './modules/consent/capture.routes.ts';
@@ -62,7 +64,11 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
     );
   });
   container.metrics.install(app);
-  installAuth(app, { adminKeys: container.adminKeys, allowedCidrs: config.http.allowedCidrs });
+  installAuth(app, {
+    adminKeys: container.adminKeys,
+    agents: container.agents,
+    allowedCidrs: config.http.allowedCidrs,
+  });
   await installOpenApi(app, config.http.baseUrl, VERSION);
 
   healthRoutes(app, {
@@ -82,5 +88,12 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
   connectionsRoutes(app, { connections: container.connections, providers: container.providers });
   webhooksRoutes(app, { webhooks: container.webhooks });
   eventsRoutes(app, { events: container.events });
+  agentsRoutes(app, { agents: container.agents });
+  oauthRoutes(app, {
+    agents: container.agents,
+    signingKeys: container.signingKeys,
+    issuer: config.http.baseUrl,
+    formBodyLimit: Math.min(config.http.bodyLimit, 64 * 1024),
+  });
   return app;
 }

@@ -5,6 +5,8 @@ import { createSafeFetch } from './egress/safe-fetch.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
+import { type AgentsService, createAgentsService, principalAccess } from './modules/agents/agents.service.ts';
+import { createSigningKeys, type SigningKeys } from './modules/agents/signing-keys.ts';
 import { createAuditRetention } from './modules/audit/audit.retention.ts';
 import { type AuditService, createAuditService } from './modules/audit/audit.service.ts';
 import { createAuditStore } from './modules/audit/audit.store.ts';
@@ -50,6 +52,8 @@ export interface Container {
   readonly consent: ConsentService;
   readonly capture: CaptureService;
   readonly housekeeping: Housekeeping;
+  readonly signingKeys: SigningKeys;
+  readonly agents: AgentsService;
   /** Background refresh of due OAuth connections; the worker runner calls `start`, tests `runOnce`. */
   readonly refreshWorker: RefreshWorker;
   /** Connection events: `emit` stores one and queues its webhook deliveries. */
@@ -107,6 +111,17 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   const metrics = createMetrics();
   const events = createEventsService({ store: createEventsStore(db), now });
   const schedule = createRefreshSchedule(config.refresh);
+  const signingKeys = createSigningKeys({ db, ring: keys.ring, now });
+  const agents = createAgentsService({
+    db,
+    signingKeys,
+    providers,
+    audit,
+    issuer: config.http.baseUrl,
+    tokenEndpoint: `${config.http.baseUrl}/oauth/token`,
+    tokenTtlSeconds: config.agentTokenTtlSeconds,
+    now,
+  });
   const connectionsStore = createConnectionsStore(db);
   const connections = createConnectionsService({
     store: connectionsStore,
@@ -114,6 +129,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     providers,
     oauthClient,
     audit,
+    access: principalAccess,
     schedule,
     events,
     leaseMs: config.refresh.leaseMs,
@@ -205,6 +221,8 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     consent,
     capture,
     housekeeping,
+    signingKeys,
+    agents,
     refreshWorker,
     events,
     webhooks,

@@ -60,7 +60,12 @@ describe('housekeeping', () => {
       ),
     );
     const keeper = s.broker.container.housekeeping;
-    assert.deepEqual(await keeper.runOnce(), { expiredConnections: 0, gaveUp: 0, deletedFlows: 0, auditRemoved: 0 });
+    assert.deepEqual(await keeper.runOnce(), {
+      expiredConnections: 0,
+      gaveUp: 0,
+      deletedFlows: 0,
+      auditRemoved: 0,
+    });
     s.clock += 11 * 60_000;
     const first = await keeper.runOnce();
     assert.equal(first.expiredConnections, 1);

@@ -71,6 +71,7 @@ export interface Config {
   /** CIDR ranges outbound probes may reach despite being private (see egress/safe-fetch.ts). */
   readonly egressAllowedCidrs: readonly string[];
   readonly auditBatchMax: number;
+  readonly agentTokenTtlSeconds: number;
   readonly auditRetention: { readonly retentionMs: number; readonly exportDir: string };
 }
 
@@ -278,6 +279,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       pollMs: e.NEXUS_WORKER_POLL_MS,
     },
     auditBatchMax: e.NEXUS_AUDIT_BATCH_MAX,
+    agentTokenTtlSeconds: e.NEXUS_AGENT_TOKEN_TTL_SECONDS,
     auditRetention: {
       retentionMs: e.NEXUS_AUDIT_RETENTION_DAYS * 86_400_000,
       exportDir: resolve(e.NEXUS_AUDIT_EXPORT_DIR ?? join(dataDir, 'audit-export')),

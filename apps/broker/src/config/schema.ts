@@ -223,6 +223,13 @@ export const envSchema = z.object({
     .max(60000)
     .default(1000)
     .describe('How often an idle worker looks for due refreshes and webhook deliveries.'),
+  NEXUS_AGENT_TOKEN_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(3600)
+    .default(600)
+    .describe('Lifetime of agent access tokens issued at `POST /oauth/token`.'),
   NEXUS_EGRESS_ALLOWED_CIDRS: list(8192)
     .default([])
     .describe(
@@ -285,6 +292,7 @@ const groups: Record<string, string> = {
   NEXUS_DISCOVERY_TTL_SECONDS: 'Providers',
   NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
   NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
+  NEXUS_AGENT_TOKEN_TTL_SECONDS: 'Agents',
   NEXUS_REFRESH_MARGIN_SECONDS: 'Background worker',
   NEXUS_REFRESH_JITTER_SECONDS: 'Background worker',
   NEXUS_REFRESH_CONCURRENCY: 'Background worker',

@@ -157,6 +157,46 @@ export interface WebhookDeliveriesTable {
   updated_at: number;
 }
 
+export interface AgentsTable {
+  id: string;
+  agent_id: string;
+  description: string;
+  /** JSON arrays; ["*"] means any. */
+  allowed_scopes: string;
+  allowed_providers: string;
+  allowed_workspaces: string;
+  jwks: string | null;
+  jwks_uri: string | null;
+  disabled_at: number | null;
+  version: number;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+export interface AgentSecretsTable {
+  id: string;
+  agent_uuid: string;
+  secret_hash: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface AgentAssertionsTable {
+  jti_hash: string;
+  expires_at: number;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  private_key: Uint8Array;
+  public_jwk: string;
+  created_at: number;
+  retire_at: number | null;
+}
+
 export interface DB {
   connections: ConnectionsTable;
   consent_flows: ConsentFlowsTable;
@@ -167,6 +207,10 @@ export interface DB {
   secret_store: SecretStoreTable;
   audit_events: AuditEventsTable;
   audit_chain: AuditChainTable;
+  agents: AgentsTable;
+  agent_secrets: AgentSecretsTable;
+  agent_assertions: AgentAssertionsTable;
+  signing_keys: SigningKeysTable;
   connection_events: ConnectionEventsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;

@@ -1,5 +1,6 @@
 import { cryptoErrors } from '../crypto/crypto.errors.ts';
 import { adminKeyErrors } from '../modules/admin-keys/admin-keys.errors.ts';
+import { agentErrors } from '../modules/agents/agents.errors.ts';
 import { auditErrors } from '../modules/audit/audit.errors.ts';
 import { connectionErrors } from '../modules/connections/connections.errors.ts';
 import { consentErrors } from '../modules/consent/consent.errors.ts';
@@ -13,6 +14,7 @@ export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
   common: commonErrors,
   crypto: cryptoErrors,
   admin_keys: adminKeyErrors,
+  agents: agentErrors,
   audit: auditErrors,
   providers: providerErrors,
   connections: connectionErrors,

@@ -5,7 +5,7 @@ import type { AuditContext } from '../modules/audit/audit.service.ts';
 export function auditContext(request: FastifyRequest): AuditContext {
   const p = request.principal;
   return {
-    actor: p === undefined ? 'anonymous' : `admin-key:${p.name}`,
+    actor: p === undefined ? 'anonymous' : p.kind === 'agent' ? `agent:${p.agentId}` : `admin-key:${p.name}`,
     ip: request.ip,
     userAgent: request.headers['user-agent'] ?? null,
     requestId: request.id,

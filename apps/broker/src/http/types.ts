@@ -1,4 +1,4 @@
-/** Who is calling. Agents join this union when they land. */
+/** Who is calling: an operator's admin key, or an agent's access token. */
 export interface AdminPrincipal {
   readonly kind: 'admin';
   /** Stable id of the key: the database id, or `env:<name>` for keys from the environment. */
@@ -7,10 +7,27 @@ export interface AdminPrincipal {
   readonly name: string;
 }
 
-export type Principal = AdminPrincipal;
+/** An agent authenticated by a broker-signed access token (`POST /oauth/token`). */
+export interface AgentPrincipal {
+  readonly kind: 'agent';
+  /** The agent's row id (the token's `sub`). */
+  readonly agentUuid: string;
+  /** The agent's public name (`agent_id`), used as the audit actor. */
+  readonly agentId: string;
+  /** Scopes granted to this token. */
+  readonly scopes: readonly string[];
+  /** Provider ids and workspace ids the agent may touch; "*" means any. */
+  readonly allowedProviders: readonly string[];
+  readonly allowedWorkspaces: readonly string[];
+}
 
-/** `public`: no credential. `admin`: an admin API key (the default for every route). */
-export type RouteAuth = 'public' | 'admin';
+export type Principal = AdminPrincipal | AgentPrincipal;
+
+/**
+ * `public`: no credential. `admin`: an admin API key (the default for every route). `agent`: an
+ * admin key or an agent access token (the agent-facing `/v1` routes, which check the grant).
+ */
+export type RouteAuth = 'public' | 'admin' | 'agent';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -50,7 +50,7 @@ export function createAuditRetention(deps: {
       const tmp = `${file}.tmp`;
       const fd = openSync(tmp, 'w', 0o600);
       try {
-        writeSync(fd, old.map((r) => JSON.stringify(r)).join('\n') + '\n');
+        writeSync(fd, `${old.map((r) => JSON.stringify(r)).join('\n')}\n`);
         fsyncSync(fd);
       } finally {
         closeSync(fd);

@@ -49,6 +49,8 @@ export function connectionsRoutes(
     r.get(
       path,
       {
+        // The /v1 routes are the agent API: agent tokens are accepted there, checked per connection.
+        config: { auth: path.startsWith('/v1') ? 'agent' : 'admin' },
         schema: {
           operationId: path.startsWith('/v1') ? 'getToken' : 'getConnectionToken',
           tags,
@@ -66,6 +68,8 @@ export function connectionsRoutes(
     r.post(
       path,
       {
+        // The /v1 routes are the agent API: agent tokens are accepted there, checked per connection.
+        config: { auth: path.startsWith('/v1') ? 'agent' : 'admin' },
         schema: {
           operationId: path.startsWith('/v1') ? 'refreshConnection' : 'refreshConnectionAdmin',
           tags,
@@ -82,6 +86,8 @@ export function connectionsRoutes(
     r.get(
       path,
       {
+        // The /v1 routes are the agent API: agent tokens are accepted there, checked per connection.
+        config: { auth: path.startsWith('/v1') ? 'agent' : 'admin' },
         schema: {
           operationId: path.startsWith('/v1') ? 'resolveConnection' : 'resolveConnectionAdmin',
           tags,
@@ -111,6 +117,7 @@ export function connectionsRoutes(
   r.get(
     '/v1/check-connection/:id',
     {
+      config: { auth: 'agent' },
       schema: {
         operationId: 'checkConnection',
         tags,
@@ -132,6 +139,8 @@ export function connectionsRoutes(
     r.delete(
       path,
       {
+        // The /v1 routes are the agent API: agent tokens are accepted there, checked per connection.
+        config: { auth: path.startsWith('/v1') ? 'agent' : 'admin' },
         schema: {
           operationId: path.startsWith('/v1') ? 'revokeConnection' : 'revokeConnectionAdmin',
           tags,
@@ -158,6 +167,8 @@ export function connectionsRoutes(
     r.get(
       path,
       {
+        // The /v1 routes are the agent API: agent tokens are accepted there, checked per connection.
+        config: { auth: path.startsWith('/v1') ? 'agent' : 'admin' },
         schema: {
           operationId: path.endsWith('metadata') ? 'agentProviderMetadata' : 'agentProviders',
           tags,

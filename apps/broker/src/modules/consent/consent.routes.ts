@@ -52,6 +52,7 @@ export function consentRoutes(
   r.post(
     '/v1/request-connection',
     {
+      config: { auth: 'agent' },
       schema: {
         operationId: 'requestConnection',
         tags: ['agent API'],
@@ -79,6 +80,7 @@ export function consentRoutes(
         providerRef: (b.provider_id ?? b.provider_name)!,
         scopes: b.scopes,
         returnUrl: b.return_url,
+        principal: request.principal,
       });
     },
   );

@@ -3,7 +3,9 @@ import * as oauth from 'oauth4webapi';
 import type { SecretBytes } from '../../config/secret-value.ts';
 import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
+import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
+import type { Principal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import {
   type ConnectionEventSink,
@@ -13,6 +15,7 @@ import {
 import type { ConnectionsStore } from '../connections/connections.store.ts';
 import { defaultRefreshSchedule, type RefreshSchedule } from '../connections/refresh-schedule.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
+import { providerErrors } from '../providers/providers.errors.ts';
 import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { CORE_AUTHORIZE_PARAMS } from '../providers/providers.validate.ts';
@@ -35,6 +38,8 @@ export interface StartRequest {
   readonly providerRef: string;
   readonly scopes: readonly string[];
   readonly returnUrl: string;
+  /** The caller; an agent may start connections only for providers and users in its grant. */
+  readonly principal?: Principal | undefined;
 }
 
 export interface StartResult {
@@ -136,6 +141,14 @@ export function createConsentService(deps: {
     async start(ctx: AuditContext, request: StartRequest): Promise<StartResult> {
       if (!allowed(request.returnUrl)) throw errorFrom(consentErrors, 'return_url_not_allowed');
       const provider = await deps.providers.resolve(request.providerRef);
+      const p = request.principal;
+      if (p?.kind === 'agent') {
+        // A provider outside the grant is "not found", as it is everywhere else for this agent.
+        if (!p.allowedProviders.includes('*') && !p.allowedProviders.includes(provider.id))
+          throw errorFrom(providerErrors, 'provider_not_found');
+        if (!p.allowedWorkspaces.includes('*') && !p.allowedWorkspaces.includes(request.workspaceId))
+          throw commonError('forbidden', { message: 'This agent may not act for that user (workspace).' });
+      }
       const scopes = [...new Set(request.scopes.length > 0 ? request.scopes : provider.scopes)];
       const t = now();
       const connectionId = randomUUID();

@@ -1,0 +1,558 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeProtectedHeader,
+  importJWK,
+  type JWTVerifyGetKey,
+  jwtVerify,
+  SignJWT,
+} from 'jose';
+import type { Database } from '../../db/client.ts';
+import type { AgentsTable } from '../../db/schema.ts';
+import { commonError } from '../../errors/common.errors.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AgentPrincipal } from '../../http/types.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import type { ConnectionAccess } from '../connections/connections.service.ts';
+import type { ProvidersService } from '../providers/providers.service.ts';
+import { agentErrors } from './agents.errors.ts';
+import type { SigningKeys } from './signing-keys.ts';
+
+/** Client secrets look like `nxs_<secret id>_<43 random chars>`: the id finds the row, the hash is compared. */
+const SECRET_PATTERN = /^nxs_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
+const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+const MAX_ASSERTION_LIFETIME_S = 300;
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+const list = (json: string) => JSON.parse(json) as string[];
+
+export interface AgentInput {
+  agent_id: string;
+  description?: string | undefined;
+  allowed_scopes: string[];
+  allowed_providers: string[];
+  allowed_workspaces: string[];
+  jwks?: { keys: Record<string, unknown>[] } | null | undefined;
+  jwks_uri?: string | null | undefined;
+  active?: boolean | undefined;
+}
+
+export interface AgentView {
+  id: string;
+  agent_id: string;
+  description: string;
+  allowed_scopes: string[];
+  allowed_providers: string[];
+  allowed_workspaces: string[];
+  active: boolean;
+  jwks_uri: string | null;
+  has_jwks: boolean;
+  secrets: { id: string; created_at: string; expires_at: string | null }[];
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Client authentication presented at the token endpoint (RFC 6749 §2.3, RFC 7523). */
+export interface ClientAuthentication {
+  basic?: { clientId: string; secret: string };
+  clientId?: string;
+  clientSecret?: string;
+  assertionType?: string;
+  assertion?: string;
+}
+
+export function createAgentsService(deps: {
+  db: Database;
+  signingKeys: SigningKeys;
+  providers: Pick<ProvidersService, 'resolve'>;
+  audit: Pick<AuditService, 'record'>;
+  /** The broker's issuer identifier (BASE_URL) and its token endpoint. */
+  issuer: string;
+  tokenEndpoint: string;
+  tokenTtlSeconds: number;
+  now?: () => number;
+}) {
+  const k = deps.db.kysely;
+  const now = deps.now ?? Date.now;
+  const remoteSets = new Map<string, JWTVerifyGetKey>();
+
+  async function liveRow(ref: string): Promise<AgentsTable> {
+    const q = k.selectFrom('agents').selectAll().where('deleted_at', 'is', null);
+    const row = /^[0-9a-f-]{36}$/.test(ref)
+      ? await q.where('id', '=', ref).executeTakeFirst()
+      : await q.where('agent_id', '=', ref).executeTakeFirst();
+    if (row === undefined) throw errorFrom(agentErrors, 'agent_not_found');
+    return row;
+  }
+
+  async function view(row: AgentsTable): Promise<AgentView> {
+    const t = now();
+    const secrets = await k
+      .selectFrom('agent_secrets')
+      .select(['id', 'created_at', 'expires_at'])
+      .where('agent_uuid', '=', row.id)
+      .where('revoked_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', t)]))
+      .orderBy('created_at')
+      .execute();
+    return {
+      id: row.id,
+      agent_id: row.agent_id,
+      description: row.description,
+      allowed_scopes: list(row.allowed_scopes),
+      allowed_providers: list(row.allowed_providers),
+      allowed_workspaces: list(row.allowed_workspaces),
+      active: row.disabled_at === null,
+      jwks_uri: row.jwks_uri,
+      has_jwks: row.jwks !== null,
+      secrets: secrets.map((s) => ({
+        id: s.id,
+        created_at: iso(s.created_at)!,
+        expires_at: iso(s.expires_at),
+      })),
+      version: row.version,
+      created_at: iso(row.created_at)!,
+      updated_at: iso(row.updated_at)!,
+    };
+  }
+
+  /** Provider names, aliases or ids → ids (so a rename keeps the grant); "*" stays. */
+  async function providerIds(refs: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const ref of refs) {
+      if (ref === '*') out.push('*');
+      else {
+        try {
+          out.push((await deps.providers.resolve(ref)).id);
+        } catch {
+          throw errorFrom(agentErrors, 'invalid_agent', {
+            details: [{ path: 'allowed_providers', message: `no provider ${ref.slice(0, 64)}` }],
+          });
+        }
+      }
+    }
+    return [...new Set(out)];
+  }
+
+  async function newSecret(agentUuid: string, t: number): Promise<{ id: string; secret: string }> {
+    const id = randomBytes(8).toString('hex');
+    const secret = `nxs_${id}_${randomBytes(32).toString('base64url')}`;
+    await k
+      .insertInto('agent_secrets')
+      .values({
+        id,
+        agent_uuid: agentUuid,
+        secret_hash: sha256(secret),
+        created_at: t,
+        expires_at: null,
+        revoked_at: null,
+      })
+      .execute();
+    return { id, secret };
+  }
+
+  function keySetFor(row: AgentsTable): JWTVerifyGetKey | undefined {
+    if (row.jwks !== null) return createLocalJWKSet(JSON.parse(row.jwks));
+    if (row.jwks_uri !== null) {
+      let set = remoteSets.get(row.jwks_uri);
+      if (set === undefined) {
+        set = createRemoteJWKSet(new URL(row.jwks_uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+        remoteSets.set(row.jwks_uri, set);
+      }
+      return set;
+    }
+    return undefined;
+  }
+
+  /** Which agent is authenticating, or null. Every failure looks the same to the caller. */
+  async function authenticateClient(auth: ClientAuthentication): Promise<AgentsTable | null> {
+    const t = now();
+    if (auth.assertion !== undefined || auth.assertionType !== undefined) {
+      if (auth.assertionType !== ASSERTION_TYPE || auth.assertion === undefined) return null;
+      let claimed: string | undefined;
+      try {
+        const payload = JSON.parse(
+          Buffer.from(auth.assertion.split('.')[1] ?? '', 'base64url').toString('utf8'),
+        );
+        claimed = typeof payload.iss === 'string' ? payload.iss : undefined;
+      } catch {
+        return null;
+      }
+      if (claimed === undefined || (auth.clientId !== undefined && auth.clientId !== claimed)) return null;
+      const row = await k
+        .selectFrom('agents')
+        .selectAll()
+        .where('agent_id', '=', claimed)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      const keys = row === undefined ? undefined : keySetFor(row);
+      if (row === undefined || keys === undefined) return null;
+      try {
+        const { payload } = await jwtVerify(auth.assertion, keys, {
+          issuer: row.agent_id,
+          subject: row.agent_id,
+          audience: [deps.tokenEndpoint, deps.issuer],
+          algorithms: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
+          maxTokenAge: `${MAX_ASSERTION_LIFETIME_S}s`,
+          currentDate: new Date(t),
+          requiredClaims: ['exp', 'jti', 'iat'],
+        });
+        if ((payload.exp ?? 0) - (payload.iat ?? 0) > MAX_ASSERTION_LIFETIME_S) return null;
+        // One use per assertion id (RFC 7523 §3: jti replay).
+        try {
+          await k
+            .insertInto('agent_assertions')
+            .values({ jti_hash: sha256(`${row.id}:${payload.jti}`), expires_at: (payload.exp ?? 0) * 1000 })
+            .execute();
+        } catch {
+          return null;
+        }
+      } catch {
+        return null;
+      }
+      return row;
+    }
+    const clientId = auth.basic?.clientId ?? auth.clientId;
+    const secret = auth.basic?.secret ?? auth.clientSecret;
+    if (clientId === undefined || secret === undefined || secret.length > 256) return null;
+    const match = SECRET_PATTERN.exec(secret);
+    if (match === null) return null;
+    const found = await k
+      .selectFrom('agent_secrets')
+      .innerJoin('agents', 'agents.id', 'agent_secrets.agent_uuid')
+      .selectAll('agents')
+      .select([
+        'agent_secrets.secret_hash',
+        'agent_secrets.expires_at as secret_expires_at',
+        'agent_secrets.revoked_at as secret_revoked_at',
+      ])
+      .where('agent_secrets.id', '=', match[1]!)
+      .where('agents.deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (found === undefined || found.agent_id !== clientId) return null;
+    if (
+      found.secret_revoked_at !== null ||
+      (found.secret_expires_at !== null && found.secret_expires_at <= t)
+    )
+      return null;
+    if (!timingSafeEqual(Buffer.from(found.secret_hash, 'hex'), createHash('sha256').update(secret).digest()))
+      return null;
+    const { secret_hash: _h, secret_expires_at: _e, secret_revoked_at: _r, ...row } = found;
+    return row;
+  }
+
+  return {
+    async create(ctx: AuditContext, input: AgentInput & { generate_secret: boolean }) {
+      const t = now();
+      const id = randomUUID();
+      const row: AgentsTable = {
+        id,
+        agent_id: input.agent_id,
+        description: input.description ?? '',
+        allowed_scopes: JSON.stringify([...new Set(input.allowed_scopes)]),
+        allowed_providers: JSON.stringify(await providerIds(input.allowed_providers)),
+        allowed_workspaces: JSON.stringify([...new Set(input.allowed_workspaces)]),
+        jwks: input.jwks ? JSON.stringify(input.jwks) : null,
+        jwks_uri: input.jwks_uri ?? null,
+        disabled_at: input.active === false ? t : null,
+        version: 1,
+        created_at: t,
+        updated_at: t,
+        deleted_at: null,
+      };
+      try {
+        await k.insertInto('agents').values(row).execute();
+      } catch (cause) {
+        const taken = await k
+          .selectFrom('agents')
+          .select('id')
+          .where('agent_id', '=', input.agent_id)
+          .where('deleted_at', 'is', null)
+          .executeTakeFirst();
+        if (taken)
+          throw errorFrom(agentErrors, 'agent_id_taken', { cause, details: { agent_id: input.agent_id } });
+        throw cause;
+      }
+      const secret = input.generate_secret ? await newSecret(id, t) : undefined;
+      await deps.audit.record(ctx, {
+        action: 'agent.created',
+        resourceType: 'agent',
+        resourceId: id,
+        details: { agent_id: row.agent_id, allowed_scopes: list(row.allowed_scopes) },
+      });
+      return { ...(await view(row)), ...(secret ? { client_secret: secret.secret } : {}) };
+    },
+
+    async list(): Promise<AgentView[]> {
+      const rows = await k
+        .selectFrom('agents')
+        .selectAll()
+        .where('deleted_at', 'is', null)
+        .orderBy('agent_id')
+        .limit(1000)
+        .execute();
+      return Promise.all(rows.map(view));
+    },
+
+    async get(ref: string): Promise<AgentView> {
+      return view(await liveRow(ref));
+    },
+
+    async update(
+      ctx: AuditContext,
+      ref: string,
+      patch: Partial<AgentInput>,
+      ifMatch?: string,
+    ): Promise<AgentView> {
+      const row = await liveRow(ref);
+      if (
+        ifMatch !== undefined &&
+        ifMatch.trim() !== '*' &&
+        !ifMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${row.version}"`)
+      )
+        throw commonError('version_conflict', { details: { current_version: row.version } });
+      const t = now();
+      const set: Partial<AgentsTable> = { updated_at: t, version: row.version + 1 };
+      if (patch.description !== undefined) set.description = patch.description;
+      if (patch.allowed_scopes !== undefined)
+        set.allowed_scopes = JSON.stringify([...new Set(patch.allowed_scopes)]);
+      if (patch.allowed_providers !== undefined)
+        set.allowed_providers = JSON.stringify(await providerIds(patch.allowed_providers));
+      if (patch.allowed_workspaces !== undefined)
+        set.allowed_workspaces = JSON.stringify([...new Set(patch.allowed_workspaces)]);
+      if (patch.jwks !== undefined) set.jwks = patch.jwks === null ? null : JSON.stringify(patch.jwks);
+      if (patch.jwks_uri !== undefined) set.jwks_uri = patch.jwks_uri;
+      if (patch.active !== undefined) set.disabled_at = patch.active ? null : (row.disabled_at ?? t);
+      const result = await k
+        .updateTable('agents')
+        .set(set)
+        .where('id', '=', row.id)
+        .where('version', '=', row.version)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw commonError('version_conflict');
+      const changed = Object.keys(patch).sort();
+      await deps.audit.record(ctx, {
+        action:
+          patch.active === false
+            ? 'agent.deactivated'
+            : patch.active === true
+              ? 'agent.reactivated'
+              : 'agent.updated',
+        resourceType: 'agent',
+        resourceId: row.id,
+        details: { agent_id: row.agent_id, changed },
+      });
+      return view({ ...row, ...set } as AgentsTable);
+    },
+
+    async remove(ctx: AuditContext, ref: string): Promise<void> {
+      const row = await liveRow(ref);
+      const t = now();
+      await k.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('agents')
+          .set({ deleted_at: t, updated_at: t, version: row.version + 1 })
+          .where('id', '=', row.id)
+          .execute();
+        await trx
+          .updateTable('agent_secrets')
+          .set({ revoked_at: t })
+          .where('agent_uuid', '=', row.id)
+          .where('revoked_at', 'is', null)
+          .execute();
+      });
+      await deps.audit.record(ctx, {
+        action: 'agent.deleted',
+        resourceType: 'agent',
+        resourceId: row.id,
+        details: { agent_id: row.agent_id },
+      });
+    },
+
+    /** A new client secret; the live ones keep working for `overlapSeconds`, then stop. */
+    async rotateSecret(ctx: AuditContext, ref: string, overlapSeconds: number) {
+      const row = await liveRow(ref);
+      const t = now();
+      await k
+        .updateTable('agent_secrets')
+        .set({ expires_at: t + overlapSeconds * 1000 })
+        .where('agent_uuid', '=', row.id)
+        .where('revoked_at', 'is', null)
+        .where((eb) =>
+          eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', t + overlapSeconds * 1000)]),
+        )
+        .execute();
+      const secret = await newSecret(row.id, t);
+      await deps.audit.record(ctx, {
+        action: 'agent.secret_rotated',
+        resourceType: 'agent',
+        resourceId: row.id,
+        details: { agent_id: row.agent_id, secret_id: secret.id, overlap_seconds: overlapSeconds },
+      });
+      return {
+        secret_id: secret.id,
+        client_secret: secret.secret,
+        previous_expire_at: iso(t + overlapSeconds * 1000)!,
+      };
+    },
+
+    async revokeSecret(ctx: AuditContext, ref: string, secretId: string): Promise<void> {
+      const row = await liveRow(ref);
+      const result = await k
+        .updateTable('agent_secrets')
+        .set({ revoked_at: now() })
+        .where('id', '=', secretId)
+        .where('agent_uuid', '=', row.id)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw errorFrom(agentErrors, 'agent_secret_not_found');
+      await deps.audit.record(ctx, {
+        action: 'agent.secret_revoked',
+        resourceType: 'agent',
+        resourceId: row.id,
+        details: { agent_id: row.agent_id, secret_id: secretId },
+      });
+    },
+
+    /**
+     * `client_credentials` at `POST /oauth/token`: authenticates the agent, checks the requested
+     * scopes against its `allowed_scopes`, and signs a short-lived access token (RFC 9068 JWT).
+     */
+    async clientCredentials(ctx: AuditContext, auth: ClientAuthentication, scope: string | undefined) {
+      const row = await authenticateClient(auth);
+      const claimed = auth.basic?.clientId ?? auth.clientId ?? 'unknown';
+      if (row === null || row.disabled_at !== null) {
+        await deps.audit.record(
+          { ...ctx, actor: `agent:${(row?.agent_id ?? claimed).slice(0, 64)}` },
+          {
+            action: 'agent.token_denied',
+            resourceType: 'agent',
+            resourceId: row?.id ?? null,
+            outcome: 'failure',
+            details: { reason: row === null ? 'authentication_failed' : 'deactivated' },
+          },
+        );
+        throw errorFrom(agentErrors, 'invalid_client');
+      }
+      const allowed = list(row.allowed_scopes);
+      const requested =
+        scope === undefined || scope.trim() === '' ? allowed : [...new Set(scope.trim().split(/\s+/))];
+      const refused = requested.filter((s) => !allowed.includes(s));
+      const actor = { ...ctx, actor: `agent:${row.agent_id}` };
+      if (refused.length > 0) {
+        await deps.audit.record(actor, {
+          action: 'agent.token_denied',
+          resourceType: 'agent',
+          resourceId: row.id,
+          outcome: 'failure',
+          details: { reason: 'scope_not_allowed', refused },
+        });
+        throw errorFrom(agentErrors, 'invalid_scope', { details: { refused } });
+      }
+      const signer = await deps.signingKeys.signer();
+      const iat = Math.floor(now() / 1000);
+      const jti = randomUUID();
+      const token = await new SignJWT({ client_id: row.agent_id, scope: requested.join(' ') })
+        .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
+        .setIssuer(deps.issuer)
+        .setAudience(deps.issuer)
+        .setSubject(row.id)
+        .setIssuedAt(iat)
+        .setExpirationTime(iat + deps.tokenTtlSeconds)
+        .setJti(jti)
+        .sign(signer.privateKey);
+      await deps.audit.record(actor, {
+        action: 'agent.token_issued',
+        resourceType: 'agent',
+        resourceId: row.id,
+        details: { jti, scopes: requested, expires_in: deps.tokenTtlSeconds },
+      });
+      return {
+        access_token: token,
+        token_type: 'Bearer' as const,
+        expires_in: deps.tokenTtlSeconds,
+        scope: requested.join(' '),
+      };
+    },
+
+    /**
+     * The principal behind an agent access token, or null: signature with a published key, issuer,
+     * audience, expiry, and the agent still live and active (deactivation takes effect at once).
+     */
+    async authenticateToken(token: string): Promise<AgentPrincipal | null> {
+      let kid: string | undefined;
+      try {
+        const header = decodeProtectedHeader(token);
+        if (header.alg !== 'ES256' || header.typ !== 'at+jwt') return null;
+        kid = header.kid;
+      } catch {
+        return null;
+      }
+      if (kid === undefined) return null;
+      const jwk = await deps.signingKeys.publicKey(kid);
+      if (jwk === undefined) return null;
+      let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
+      try {
+        ({ payload } = await jwtVerify(token, await importJWK(jwk, 'ES256'), {
+          issuer: deps.issuer,
+          audience: deps.issuer,
+          algorithms: ['ES256'],
+          typ: 'at+jwt',
+          currentDate: new Date(now()),
+          requiredClaims: ['exp', 'sub'],
+        }));
+      } catch {
+        return null;
+      }
+      const row = await k
+        .selectFrom('agents')
+        .selectAll()
+        .where('id', '=', payload.sub!)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
+      if (row === undefined || row.disabled_at !== null) return null;
+      return {
+        kind: 'agent',
+        agentUuid: row.id,
+        agentId: row.agent_id,
+        scopes: typeof payload.scope === 'string' && payload.scope !== '' ? payload.scope.split(' ') : [],
+        allowedProviders: list(row.allowed_providers),
+        allowedWorkspaces: list(row.allowed_workspaces),
+      };
+    },
+
+    /** Deletes expired assertion ids (housekeeping). */
+    async deleteExpiredAssertions(): Promise<number> {
+      const result = await k
+        .deleteFrom('agent_assertions')
+        .where('expires_at', '<', now())
+        .executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}
+
+export type AgentsService = ReturnType<typeof createAgentsService>;
+
+/** Whether an agent may use connections of this workspace and provider ("*" allows any). */
+export function agentMayUse(
+  principal: AgentPrincipal,
+  target: { workspace_id: string; provider_id: string },
+): boolean {
+  const providers = principal.allowedProviders;
+  const workspaces = principal.allowedWorkspaces;
+  return (
+    (providers.includes('*') || providers.includes(target.provider_id)) &&
+    (workspaces.includes('*') || workspaces.includes(target.workspace_id))
+  );
+}
+
+/** Who may use which connection: admin keys any; agents what their grant names (else "not found"). */
+export const principalAccess: ConnectionAccess = {
+  canUse: (principal, connection) =>
+    principal?.kind === 'admin' || (principal?.kind === 'agent' && agentMayUse(principal, connection)),
+};

@@ -1,0 +1,140 @@
+import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { exportJWK, type JWK } from 'jose';
+import { openText, sealText } from '../../crypto/envelope.ts';
+import type { KeyRing } from '../../crypto/keyring.ts';
+import type { Database } from '../../db/client.ts';
+
+export const signingKeyBinding = (kid: string) => ({ table: 'signing_keys', id: kid, field: 'private_key' });
+
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: 'ES256';
+  readonly privateKey: KeyObject;
+}
+
+/** How long the key cache is trusted before re-reading the table (rotation by another replica). */
+const RELOAD_MS = 60_000;
+
+/**
+ * The broker's token-signing keys (ES256), shared by every replica through the database: private
+ * keys are sealed with the envelope key ring. The newest live key signs; every key not yet past its
+ * `retire_at` is published in the JWKS, so tokens signed before a rotation verify until they expire.
+ */
+export function createSigningKeys(deps: { db: Database; ring: KeyRing; now?: () => number }) {
+  const now = deps.now ?? Date.now;
+  const k = deps.db.kysely;
+  let cache:
+    | {
+        at: number;
+        keys: { kid: string; alg: string; publicJwk: JWK; created_at: number; retire_at: number | null }[];
+        signer?: SigningKey;
+      }
+    | undefined;
+
+  async function generate(): Promise<string> {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const publicJwk = await exportJWK(publicKey);
+    const kid = createHash('sha256')
+      .update(JSON.stringify({ crv: publicJwk.crv, kty: publicJwk.kty, x: publicJwk.x, y: publicJwk.y }))
+      .digest('base64url');
+    const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+    await k
+      .insertInto('signing_keys')
+      .values({
+        kid,
+        alg: 'ES256',
+        private_key: sealText(deps.ring, pem, signingKeyBinding(kid)),
+        public_jwk: JSON.stringify({ ...publicJwk, kid, alg: 'ES256', use: 'sig' }),
+        created_at: now(),
+        retire_at: null,
+      })
+      .execute();
+    return kid;
+  }
+
+  async function load(force = false) {
+    const t = now();
+    if (!force && cache !== undefined && t - cache.at < RELOAD_MS) return cache;
+    let rows = await k
+      .selectFrom('signing_keys')
+      .selectAll()
+      .where((eb) => eb.or([eb('retire_at', 'is', null), eb('retire_at', '>', t)]))
+      .orderBy('created_at', 'desc')
+      .orderBy('kid')
+      .execute();
+    if (rows.length === 0) {
+      // First use: make one. Two replicas racing make two keys; both are published, one signs.
+      await generate();
+      rows = await k
+        .selectFrom('signing_keys')
+        .selectAll()
+        .where('retire_at', 'is', null)
+        .orderBy('created_at', 'desc')
+        .orderBy('kid')
+        .execute();
+    }
+    const newest = rows.find((r) => r.retire_at === null) ?? rows[0]!;
+    cache = {
+      at: t,
+      keys: rows.map((r) => ({
+        kid: r.kid,
+        alg: r.alg,
+        publicJwk: JSON.parse(r.public_jwk) as JWK,
+        created_at: r.created_at,
+        retire_at: r.retire_at,
+      })),
+      signer: {
+        kid: newest.kid,
+        alg: 'ES256',
+        privateKey: createPrivateKey(openText(deps.ring, newest.private_key, signingKeyBinding(newest.kid))),
+      },
+    };
+    return cache;
+  }
+
+  return {
+    /** The key new tokens are signed with. */
+    async signer(): Promise<SigningKey> {
+      return (await load()).signer!;
+    },
+
+    /** Public keys for `/.well-known/jwks.json`. */
+    async jwks(): Promise<{ keys: JWK[] }> {
+      return { keys: (await load()).keys.map((key) => key.publicJwk) };
+    },
+
+    /** The public key with this kid, re-reading the table once if it is unknown (rotated elsewhere). */
+    async publicKey(kid: string): Promise<JWK | undefined> {
+      let found = (await load()).keys.find((key) => key.kid === kid);
+      if (found === undefined) found = (await load(true)).keys.find((key) => key.kid === kid);
+      return found?.publicJwk;
+    },
+
+    /**
+     * Makes a new signing key and schedules the current ones for retirement after `keepMs` (longer
+     * than any token they signed can live), so those tokens keep verifying until they expire.
+     */
+    async rotate(keepMs: number): Promise<{ kid: string; retired: string[] }> {
+      const t = now();
+      const live = await k.selectFrom('signing_keys').select('kid').where('retire_at', 'is', null).execute();
+      const kid = await generate();
+      const retired = live.map((r) => r.kid);
+      if (retired.length > 0)
+        await k
+          .updateTable('signing_keys')
+          .set({ retire_at: t + keepMs })
+          .where('kid', 'in', retired)
+          .execute();
+      cache = undefined;
+      return { kid, retired };
+    },
+
+    /** Deletes keys past retirement (housekeeping). */
+    async deleteRetired(): Promise<number> {
+      const result = await k.deleteFrom('signing_keys').where('retire_at', '<', now()).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    },
+  };
+}
+
+export type SigningKeys = ReturnType<typeof createSigningKeys>;
