@@ -6,6 +6,12 @@
 #   scripts/services.sh ensure-redis           install + start Redis on 127.0.0.1:${NEXUS_TEST_REDIS_PORT:-6390}
 #   scripts/services.sh ensure-chromium        install Chromium (for browser tests), print its executable path
 #   scripts/services.sh run-with-postgres CMD  run CMD with NEXUS_TEST_DATABASE_URL set
+#   scripts/services.sh ensure-moto            install moto (PyPI, pinned) into .test-services/moto and start two
+#                                              servers: open on ${NEXUS_TEST_MOTO_PORT:-5055}, IAM-enforcing on the next port
+#   scripts/services.sh run-with-moto CMD      run CMD with NEXUS_TEST_MOTO_URL and NEXUS_TEST_MOTO_STRICT_URL set
+#   scripts/services.sh ensure-rustyvault      build RustyVault (crates.io, pinned) once into .test-services/rustyvault,
+#                                              print the binary (the tests start, init and unseal it themselves)
+#   scripts/services.sh run-with-peers CMD     run CMD with the moto variables and NEXUS_TEST_RVAULT_BIN set
 #
 # The test role and database are throw-away (nexus_test / nexus_test) and listen on loopback only.
 set -euo pipefail
@@ -86,8 +92,80 @@ ensure_chromium() {
   echo "$CHROMIUM"
 }
 
+MOTO_VERSION=5.2.5
+MOTO_PORT="${NEXUS_TEST_MOTO_PORT:-5055}"
+
+# Starts one moto server (AWS emulator, server mode) on loopback unless one already answers there.
+start_moto() {
+  local dir=$1 port=$2 name=$3
+  shift 3
+  if ! curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/"; then
+    log "starting moto ($name) on 127.0.0.1:$port"
+    env "$@" nohup "$dir/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/$name.log" 2>&1 &
+    for _ in $(seq 1 100); do
+      curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/" && return 0
+      sleep 0.1
+    done
+    log "moto ($name) did not start; see $dir/$name.log"
+    exit 1
+  fi
+}
+
+ensure_moto() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/.test-services/moto"
+  if ! "$dir/bin/pip" show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION"; then
+    log "installing moto $MOTO_VERSION (PyPI) into $dir"
+    python3 -m venv "$dir" >&2
+    "$dir/bin/pip" install -q "moto[server]==$MOTO_VERSION" >&2
+  fi
+  start_moto "$dir" "$MOTO_PORT" open
+  # INITIAL_NO_AUTH_ACTION_COUNT=0: every request is checked against moto's IAM, so unknown keys are refused.
+  start_moto "$dir" "$((MOTO_PORT + 1))" strict INITIAL_NO_AUTH_ACTION_COUNT=0
+  echo "http://127.0.0.1:$MOTO_PORT"
+}
+
+RUSTYVAULT_VERSION=0.2.1
+
+# RustyVault: a Vault-API server in Rust, the only real Vault-compatible server installable here
+# (docs/decisions/0007-secret-backends.md). The build takes minutes; the binary is cached.
+ensure_rustyvault() {
+  local dir bin cargo
+  dir="$(cd "$(dirname "$0")/.." && pwd)/.test-services/rustyvault"
+  bin="$dir/bin/rvault"
+  if [ ! -x "$bin" ] || [ "$(cat "$dir/VERSION" 2>/dev/null)" != "$RUSTYVAULT_VERSION" ]; then
+    cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+    if [ ! -x "$cargo" ]; then
+      log "cargo is needed to build RustyVault: install Rust (rustup) and re-run"
+      exit 1
+    fi
+    log "building RustyVault $RUSTYVAULT_VERSION (crates.io) into $dir; this takes a few minutes"
+    "$cargo" install -q --locked rusty_vault --version "$RUSTYVAULT_VERSION" --root "$dir" >&2
+    echo "$RUSTYVAULT_VERSION" >"$dir/VERSION"
+  fi
+  echo "$bin"
+}
+
 case "${1:-}" in
   ensure-postgres) ensure_postgres ;;
+  ensure-moto) ensure_moto ;;
+  ensure-rustyvault) ensure_rustyvault ;;
+  run-with-peers)
+    shift
+    NEXUS_TEST_MOTO_URL=$(ensure_moto)
+    NEXUS_TEST_MOTO_STRICT_URL="http://127.0.0.1:$((MOTO_PORT + 1))"
+    NEXUS_TEST_RVAULT_BIN=$(ensure_rustyvault)
+    export NEXUS_TEST_MOTO_URL NEXUS_TEST_MOTO_STRICT_URL NEXUS_TEST_RVAULT_BIN
+    exec "$@"
+    ;;
+  run-with-moto)
+    shift
+    NEXUS_TEST_MOTO_URL=$(ensure_moto)
+    NEXUS_TEST_MOTO_STRICT_URL="http://127.0.0.1:$((MOTO_PORT + 1))"
+    export NEXUS_TEST_MOTO_URL NEXUS_TEST_MOTO_STRICT_URL
+    log "NEXUS_TEST_MOTO_URL=$NEXUS_TEST_MOTO_URL"
+    exec "$@"
+    ;;
   ensure-redis) ensure_redis ;;
   ensure-chromium) ensure_chromium ;;
   run-with-postgres)
@@ -98,7 +176,7 @@ case "${1:-}" in
     exec "$@"
     ;;
   *)
-    echo "usage: $0 ensure-postgres | ensure-redis | ensure-chromium | run-with-postgres CMD..." >&2
+    echo "usage: $0 ensure-postgres | ensure-redis | ensure-chromium | ensure-moto | ensure-rustyvault | run-with-postgres CMD... | run-with-moto CMD... | run-with-peers CMD..." >&2
     exit 2
     ;;
 esac

@@ -11,6 +11,8 @@ import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
 import { agentsRoutes } from './modules/agents/agents.routes.ts';
 import { oauthRoutes } from './modules/agents/oauth.routes.ts';
+import { sessionsRoutes } from './modules/agents/sessions.routes.ts';
+import { trustedIssuersRoutes } from './modules/agents/trusted-issuers.routes.ts';
 import { auditRoutes } from './modules/audit/audit.routes.ts';
 import { connectionsRoutes } from './modules/connections/connections.routes.ts';
 import { captureRoutes } from './modules/consent/capture.routes.ts';
@@ -89,11 +91,22 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
   webhooksRoutes(app, { webhooks: container.webhooks });
   eventsRoutes(app, { events: container.events });
   agentsRoutes(app, { agents: container.agents });
+  trustedIssuersRoutes(app, { trustedIssuers: container.trustedIssuers });
+  sessionsRoutes(app, {
+    sessions: container.sessions,
+    agents: container.agents,
+    onBehalfOf: container.onBehalfOf,
+    maxTtlSeconds: config.agentSessionMaxTtlSeconds,
+  });
   oauthRoutes(app, {
     agents: container.agents,
+    sessions: container.sessions,
+    onBehalfOf: container.onBehalfOf,
+    sessionTtlSeconds: Math.min(900, config.agentSessionMaxTtlSeconds),
     signingKeys: container.signingKeys,
     issuer: config.http.baseUrl,
-    formBodyLimit: Math.min(config.http.bodyLimit, 64 * 1024),
+    // The same limit as JSON bodies: an over-long field is then a 400 naming it, not a 413.
+    formBodyLimit: config.http.bodyLimit,
   });
   return app;
 }

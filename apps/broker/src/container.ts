@@ -6,7 +6,19 @@ import { createMetrics, type Metrics } from './http/metrics.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
 import { type AgentsService, createAgentsService, principalAccess } from './modules/agents/agents.service.ts';
+import { oboDecision } from './modules/agents/obo.ts';
+import {
+  type AgentSessions,
+  createAgentSessions,
+  createOnBehalfOf,
+  type OnBehalfOf,
+} from './modules/agents/sessions.ts';
 import { createSigningKeys, type SigningKeys } from './modules/agents/signing-keys.ts';
+import {
+  createTrustedIssuersService,
+  type TrustedIssuersService,
+} from './modules/agents/trusted-issuers.service.ts';
+import { createTrustedIssuersStore } from './modules/agents/trusted-issuers.store.ts';
 import { createAuditRetention } from './modules/audit/audit.retention.ts';
 import { type AuditService, createAuditService } from './modules/audit/audit.service.ts';
 import { createAuditStore } from './modules/audit/audit.store.ts';
@@ -31,7 +43,7 @@ import { createDiscovery, type Discovery } from './modules/providers/discovery.t
 import { oauthClientFor } from './modules/providers/oauth-client.ts';
 import { createProvidersService, type ProvidersService } from './modules/providers/providers.service.ts';
 import { createProvidersStore } from './modules/providers/providers.store.ts';
-import { createInternalBackend } from './modules/secrets/internal.backend.ts';
+import { createSecretBackend } from './modules/secrets/secret-backend.factory.ts';
 import type { SecretBackend } from './modules/secrets/secret-backend.ts';
 import { createRefreshWorker, type RefreshWorker } from './modules/worker/refresh-worker.ts';
 import { createRefreshMetrics } from './modules/worker/worker.metrics.ts';
@@ -54,6 +66,10 @@ export interface Container {
   readonly housekeeping: Housekeeping;
   readonly signingKeys: SigningKeys;
   readonly agents: AgentsService;
+  /** Identity providers whose user tokens on-behalf-of accepts; `verifyUserToken` checks one. */
+  readonly trustedIssuers: TrustedIssuersService;
+  readonly sessions: AgentSessions;
+  readonly onBehalfOf: OnBehalfOf;
   /** Background refresh of due OAuth connections; the worker runner calls `start`, tests `runOnce`. */
   readonly refreshWorker: RefreshWorker;
   /** Connection events: `emit` stores one and queues its webhook deliveries. */
@@ -92,7 +108,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     envKeys: config.apiKeys,
     now,
   });
-  const secrets = createInternalBackend(db, keys.ring, now);
+  const secrets = createSecretBackend(config.secretBackend, { db, ring: keys.ring, now });
   const allowLoopbackHttp = config.mode !== 'production';
   // Plain http only for a loopback identity provider outside production (local development, tests).
   const allowInsecure = (url: URL) =>
@@ -122,7 +138,31 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     tokenTtlSeconds: config.agentTokenTtlSeconds,
     now,
   });
+  const trustedIssuers = createTrustedIssuersService({
+    store: createTrustedIssuersStore(db),
+    discovery,
+    audit,
+    allowLoopbackHttp,
+    now,
+  });
   const connectionsStore = createConnectionsStore(db);
+  const sessions = createAgentSessions({
+    db,
+    signingKeys,
+    connections: connectionsStore,
+    audit,
+    issuer: config.http.baseUrl,
+    maxTtlSeconds: config.agentSessionMaxTtlSeconds,
+    now,
+  });
+  const onBehalfOf = createOnBehalfOf({
+    sessions,
+    users: trustedIssuers,
+    agentScopes: async (agent) => (await agents.principalFor(agent.agentUuid)).scopes as string[],
+    audit,
+    decide: oboDecision,
+    now,
+  });
   const connections = createConnectionsService({
     store: connectionsStore,
     ring: keys.ring,
@@ -173,6 +213,8 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     consent: consentStore,
     events,
     auditRetention,
+    agents,
+    signingKeys,
     giveUpMs: config.refresh.giveUpMs,
     now,
   });
@@ -223,6 +265,9 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     housekeeping,
     signingKeys,
     agents,
+    trustedIssuers,
+    sessions,
+    onBehalfOf,
     refreshWorker,
     events,
     webhooks,

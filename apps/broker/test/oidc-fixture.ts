@@ -11,10 +11,11 @@
  *   HTML forms), the way a browser would, and stops at the redirect to the client's redirect_uri;
  * - fault injection on POST /token and /token/revocation; counts of processed grants and revocations.
  */
-import { generateKeyPair, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { promisify } from 'node:util';
+import { SignJWT } from 'jose';
 
 export interface OidcFixtureClient {
   client_id: string;
@@ -64,6 +65,21 @@ export interface OidcFixture {
   consent(authUrl: string, accountId?: string): Promise<URL>;
   /** Revokes every grant of an account, with all its codes, access tokens and refresh tokens. */
   revokeAllGrants(accountId?: string): Promise<void>;
+  /**
+   * A JWT access token (RFC 9068) the provider itself issues for `resource` (RFC 8707) after `accountId`
+   * consents through the login pages: audience `resource`, RS256 with the provider's key, plus `claims`
+   * (e.g. `permissions`, `tenant`) added by the provider as extra token claims.
+   */
+  issueUserToken(options: {
+    resource: string;
+    accountId?: string;
+    claims?: Record<string, unknown>;
+  }): Promise<string>;
+  /**
+   * A JWT signed RS256 with the provider's own signing key (the one its JWKS publishes), for claims the
+   * provider would not issue itself (e.g. `nbf` in the future). `iss` defaults to the issuer.
+   */
+  signWithProviderKey(claims: Record<string, unknown>): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -413,6 +429,8 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
   };
 
   const store = new MapStore();
+  /** accountId → extra claims for its JWT access tokens (issueUserToken). */
+  const extraClaims = new Map<string, Record<string, unknown>>();
   const counts = { authorization_code: 0, refresh_token: 0, revocation: 0 };
   let fault: OidcFault = 'none';
   let slowMs = DEFAULT_SLOW_MS;
@@ -472,6 +490,17 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
             ) => token.clientId === client.clientId,
           },
           userinfo: { enabled: true },
+          // Any resource indicator gets an RS256 JWT access token for it (issueUserToken); requests
+          // without one keep the opaque tokens the other tests use.
+          resourceIndicators: {
+            enabled: true,
+            getResourceServerInfo: async (_ctx: unknown, resource: string) => ({
+              scope: 'api:read',
+              audience: resource,
+              accessTokenFormat: 'jwt',
+              jwt: { sign: { alg: 'RS256' } },
+            }),
+          },
         },
         pkce: { required: () => true },
         scopes: ['openid', 'offline_access', 'profile', 'email', 'api:read'],
@@ -480,6 +509,10 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
           email: ['email', 'email_verified'],
           profile: ['name'],
         },
+        extraTokenClaims: async (_ctx: unknown, token: { accountId?: string; resourceServer?: unknown }) =>
+          token.resourceServer !== undefined && token.accountId !== undefined
+            ? extraClaims.get(token.accountId)
+            : undefined,
         issueRefreshToken: async (_ctx: unknown, client: { grantTypeAllowed(type: string): boolean }) =>
           client.grantTypeAllowed('refresh_token'),
         // Refresh tokens are not bound to the (browser) session that created them.
@@ -654,6 +687,60 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     }
   }
 
+  async function issueUserToken(options: {
+    resource: string;
+    accountId?: string;
+    claims?: Record<string, unknown>;
+  }): Promise<string> {
+    const accountId = options.accountId ?? DEFAULT_ACCOUNT_ID;
+    extraClaims.set(accountId, options.claims ?? {});
+    const client = clients.find((c) => c.token_endpoint_auth_method === 'client_secret_post');
+    if (client === undefined) throw new Error('issueUserToken needs a client_secret_post client');
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const redirectUri = client.redirect_uris[0]!;
+    const auth = new URL(endpoints.authorization);
+    for (const [name, value] of Object.entries({
+      client_id: client.client_id,
+      response_type: 'code',
+      redirect_uri: redirectUri,
+      scope: 'openid api:read',
+      resource: options.resource,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      state: randomBytes(8).toString('hex'),
+    }))
+      auth.searchParams.set(name, value);
+    const back = await consent(auth.href, accountId);
+    const code = back.searchParams.get('code');
+    if (code === null) throw new Error(`issueUserToken: no code in ${back.href}`);
+    const response = await fetch(endpoints.token, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: redirectUri,
+        code_verifier: verifier,
+        resource: options.resource,
+        client_id: client.client_id,
+        client_secret: client.client_secret ?? '',
+      }),
+      signal: AbortSignal.timeout(CONSENT_STEP_TIMEOUT_MS),
+    });
+    const body = (await response.json()) as { access_token?: string };
+    if (!response.ok || typeof body.access_token !== 'string')
+      throw new Error(`issueUserToken: token endpoint answered ${response.status} ${JSON.stringify(body)}`);
+    return body.access_token;
+  }
+
+  async function signWithProviderKey(claims: Record<string, unknown>): Promise<string> {
+    const key = createPrivateKey({ key: signingKey, format: 'jwk' });
+    return new SignJWT({ iss: issuer, ...claims })
+      .setProtectedHeader({ alg: 'RS256', kid: signingKey.kid, typ: 'at+jwt' })
+      .sign(key);
+  }
+
   let closing: Promise<void> | undefined;
   function close(): Promise<void> {
     closing ??= new Promise<void>((resolve) => {
@@ -679,6 +766,8 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     },
     consent,
     revokeAllGrants,
+    issueUserToken,
+    signWithProviderKey,
     close,
   };
 }

@@ -2,6 +2,7 @@ import { type Config, ConfigError, loadConfig } from '../config/load.ts';
 import { buildContainer, type Container } from '../container.ts';
 import { KeyFileError } from '../crypto/key-file.ts';
 import { migrationStatus } from '../db/migrate.ts';
+import { describeBackendFailure } from '../modules/secrets/secret-backend.factory.ts';
 import type { Io } from './output.ts';
 
 /** Thrown by commands to stop with a message and an exit code, without a stack trace. */
@@ -62,5 +63,22 @@ export function warnDevelopmentKeys(io: Io, container: Container): void {
     );
   } else {
     io.err(`warning: using development keys from ${keys.source.path} (not for production)`);
+  }
+}
+
+/**
+ * Start-up connectivity and permission check of the secret backend: a bad address, a refused
+ * token or a sealed Vault stops the process here, with the variables to check, instead of
+ * failing the first OAuth flow.
+ */
+export async function requireSecretBackend(container: Container): Promise<void> {
+  try {
+    await container.secrets.healthCheck();
+  } catch (error) {
+    const { message, fix } = describeBackendFailure(container.config.secretBackend, error);
+    throw new CliExit(
+      `Secret backend ${container.secrets.kind} (SECRET_BACKEND) failed its start-up check: ${message}\nFix: ${fix}.`,
+      2,
+    );
   }
 }

@@ -3,8 +3,9 @@ import { VERSION } from '../version.ts';
 import { adminKeysCommand } from './commands/admin-keys.ts';
 import { auditVerify } from './commands/audit.ts';
 import { doctor } from './commands/doctor.ts';
-import { keysGenerate, keysRewrap, keysRotate } from './commands/keys.ts';
+import { keysGenerate, keysRewrap, keysRotate, keysRotateSigning } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { secretsMigrate } from './commands/secrets.ts';
 import { serve, worker } from './commands/serve.ts';
 import { CliExit } from './context.ts';
 import { type Io, processIo } from './output.ts';
@@ -24,6 +25,12 @@ Keys
   keys generate [--file PATH]       print a new 32-byte key (for ENCRYPTION_KEY, STATE_KEY), or write a key file
   keys rotate                       add a new primary encryption key
   keys rewrap [--batch-size N]      re-encrypt every stored secret under the primary key (resumable)
+  keys rotate-signing               new signing key for agent/session tokens (old ones stay published until their tokens expire)
+
+Secret backends
+  secrets migrate --to BACKEND [--dry-run]
+                                    copy provider credentials from SECRET_BACKEND to BACKEND (configured by
+                                    the same variables), each read back; resumable; then set SECRET_BACKEND
 
 Access
   admin-keys create --name NAME     create an admin API key (printed once)
@@ -76,6 +83,7 @@ export async function main(
       case 'keys':
         if (sub === 'generate') return keysGenerate(io, { file: values.file });
         if (sub === 'rotate') return keysRotate(io, env);
+        if (sub === 'rotate-signing') return await keysRotateSigning(io, env, json);
         if (sub === 'rewrap')
           return await keysRewrap(io, env, { batchSize: positiveInt(values['batch-size'], 200), json });
         break;
@@ -93,6 +101,10 @@ export async function main(
         break;
       case 'audit':
         if (sub === 'verify') return await auditVerify(io, env, json);
+        break;
+      case 'secrets':
+        if (sub === 'migrate')
+          return await secretsMigrate(io, env, { to: values.to, dryRun: values['dry-run'] === true, json });
         break;
     }
     io.err(`unknown command: ${positionals.join(' ')}\n\nRun \`nexus --help\` for usage.`);
@@ -123,6 +135,8 @@ function parse(argv: readonly string[]) {
       name: { type: 'string' },
       all: { type: 'boolean' },
       'batch-size': { type: 'string' },
+      to: { type: 'string' },
+      'dry-run': { type: 'boolean' },
     },
   });
 }

@@ -27,6 +27,124 @@ export type DatabaseConfig =
   | { readonly kind: 'sqlite'; readonly file: string }
   | { readonly kind: 'postgres'; readonly url: SecretBytes; readonly poolMax: number };
 
+export type VaultAuthConfig =
+  | { readonly method: 'token'; readonly token: SecretBytes }
+  | {
+      readonly method: 'approle';
+      readonly roleId: string;
+      readonly secretId: SecretBytes;
+      readonly mount: string;
+    };
+
+/** Where provider credentials live (`SECRET_BACKEND` and its variables). */
+export type SecretBackendConfig =
+  | { readonly kind: 'internal' }
+  | {
+      readonly kind: 'hashicorp-vault' | 'openbao';
+      readonly addr: string;
+      readonly mount: string;
+      readonly kvVersion: 1 | 2;
+      readonly prefix: string;
+      readonly namespace: string | undefined;
+      readonly auth: VaultAuthConfig;
+    }
+  | {
+      readonly kind: 'aws-secrets-manager';
+      readonly region: string;
+      readonly prefix: string;
+      readonly endpoint: string | undefined;
+    }
+  | {
+      readonly kind: 'gcp-secret-manager';
+      readonly projectId: string;
+      readonly prefix: string;
+      readonly apiEndpoint: string | undefined;
+    };
+
+const secretBytes = (text: string) => new SecretBytes(new TextEncoder().encode(text));
+
+/** Cross-field rules of the secret backend variables; pushes one problem per missing piece. */
+function parseSecretBackend(
+  e: ParsedEnv,
+  mode: RunMode,
+  problems: string[],
+): SecretBackendConfig | undefined {
+  const kind = e.SECRET_BACKEND;
+  if (kind === 'hashicorp-vault' || kind === 'openbao') {
+    const before = problems.length;
+    if (e.VAULT_ADDR === undefined)
+      problems.push(
+        `VAULT_ADDR: required with SECRET_BACKEND=${kind}: the server URL, e.g. https://vault.example.com:8200`,
+      );
+    else if (
+      mode === 'production' &&
+      e.VAULT_ADDR.startsWith('http://') &&
+      !/^http:\/\/(127\.|localhost|\[::1\])/.test(e.VAULT_ADDR)
+    )
+      problems.push(
+        'VAULT_ADDR: must use https in production (plain http only to a loopback agent or proxy)',
+      );
+    const approle = e.VAULT_ROLE_ID !== undefined || e.VAULT_SECRET_ID !== undefined;
+    if (e.VAULT_TOKEN !== undefined && approle)
+      problems.push(
+        'VAULT_TOKEN: set either VAULT_TOKEN or VAULT_ROLE_ID with VAULT_SECRET_ID (AppRole), not both',
+      );
+    else if (e.VAULT_TOKEN === undefined && !approle)
+      problems.push(
+        `VAULT_TOKEN: required with SECRET_BACKEND=${kind}, or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole`,
+      );
+    else if (approle && (e.VAULT_ROLE_ID === undefined || e.VAULT_SECRET_ID === undefined))
+      problems.push(
+        `${e.VAULT_ROLE_ID === undefined ? 'VAULT_ROLE_ID' : 'VAULT_SECRET_ID'}: AppRole needs both VAULT_ROLE_ID and VAULT_SECRET_ID`,
+      );
+    if (problems.length > before || e.VAULT_ADDR === undefined) return undefined;
+    return {
+      kind,
+      addr: e.VAULT_ADDR.replace(/\/+$/, ''),
+      mount: e.VAULT_MOUNT,
+      kvVersion: e.VAULT_KV_VERSION === '1' ? 1 : 2,
+      prefix: e.VAULT_PATH_PREFIX,
+      namespace: e.VAULT_NAMESPACE,
+      auth:
+        e.VAULT_TOKEN !== undefined
+          ? { method: 'token', token: secretBytes(e.VAULT_TOKEN) }
+          : {
+              method: 'approle',
+              roleId: e.VAULT_ROLE_ID ?? '',
+              secretId: secretBytes(e.VAULT_SECRET_ID ?? ''),
+              mount: e.VAULT_APPROLE_MOUNT,
+            },
+    };
+  }
+  if (kind === 'aws-secrets-manager') {
+    if (e.AWS_REGION === undefined) {
+      problems.push('AWS_REGION: required with SECRET_BACKEND=aws-secrets-manager, e.g. us-east-1');
+      return undefined;
+    }
+    return {
+      kind,
+      region: e.AWS_REGION,
+      prefix: e.AWS_SECRET_PREFIX,
+      endpoint: e.AWS_ENDPOINT_URL_SECRETS_MANAGER,
+    };
+  }
+  if (kind === 'gcp-secret-manager') {
+    if (e.GCP_PROJECT_ID === undefined) {
+      problems.push(
+        'GCP_PROJECT_ID: required with SECRET_BACKEND=gcp-secret-manager: the project that holds the secrets',
+      );
+      return undefined;
+    }
+    return {
+      kind,
+      projectId: e.GCP_PROJECT_ID,
+      prefix: e.GCP_SECRET_PREFIX,
+      apiEndpoint: e.GCP_SECRET_MANAGER_ENDPOINT,
+    };
+  }
+  return { kind: 'internal' };
+}
+
 /** The validated, frozen configuration handed to `buildContainer`. Nothing else reads the environment. */
 export interface Config {
   readonly mode: RunMode;
@@ -56,7 +174,7 @@ export interface Config {
   };
   readonly apiKeys: readonly NamedApiKey[];
   readonly allowedReturnDomains: readonly string[];
-  readonly secretBackend: { readonly kind: 'internal' };
+  readonly secretBackend: SecretBackendConfig;
   readonly discoveryTtlSeconds: number;
   readonly upstreamTimeoutMs: number;
   readonly refresh: {
@@ -72,6 +190,7 @@ export interface Config {
   readonly egressAllowedCidrs: readonly string[];
   readonly auditBatchMax: number;
   readonly agentTokenTtlSeconds: number;
+  readonly agentSessionMaxTtlSeconds: number;
   readonly auditRetention: { readonly retentionMs: number; readonly exportDir: string };
 }
 
@@ -228,7 +347,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   } else if (mode === 'production' && e.BASE_URL?.startsWith('http://')) {
     problems.push('BASE_URL: must use https in production');
   }
-  if (problems.length > 0) throw new ConfigError(problems);
+  const secretBackend = e.SECRET_BACKEND === undefined ? undefined : parseSecretBackend(e, mode, problems);
+  if (problems.length > 0 || secretBackend === undefined) throw new ConfigError(problems);
 
   const hostForUrl = e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST;
   const config: Config = {
@@ -265,7 +385,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     },
     apiKeys,
     allowedReturnDomains,
-    secretBackend: { kind: e.SECRET_BACKEND },
+    secretBackend,
     discoveryTtlSeconds: e.NEXUS_DISCOVERY_TTL_SECONDS,
     upstreamTimeoutMs: e.NEXUS_UPSTREAM_TIMEOUT_SECONDS * 1000,
     egressAllowedCidrs: e.NEXUS_EGRESS_ALLOWED_CIDRS,
@@ -280,6 +400,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     },
     auditBatchMax: e.NEXUS_AUDIT_BATCH_MAX,
     agentTokenTtlSeconds: e.NEXUS_AGENT_TOKEN_TTL_SECONDS,
+    agentSessionMaxTtlSeconds: e.NEXUS_AGENT_SESSION_MAX_TTL_SECONDS,
     auditRetention: {
       retentionMs: e.NEXUS_AUDIT_RETENTION_DAYS * 86_400_000,
       exportDir: resolve(e.NEXUS_AUDIT_EXPORT_DIR ?? join(dataDir, 'audit-export')),

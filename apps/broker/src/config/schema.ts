@@ -135,9 +135,90 @@ export const envSchema = z.object({
     .default('info')
     .describe('Minimum level of the JSON logs written to stdout.'),
   SECRET_BACKEND: z
-    .enum(['internal'])
+    .enum(['internal', 'hashicorp-vault', 'openbao', 'aws-secrets-manager', 'gcp-secret-manager'])
     .default('internal')
-    .describe('Where provider client secrets are stored. `internal`: encrypted in the broker database.'),
+    .describe(
+      'Where provider credentials are stored. `internal`: encrypted in the broker database (client secret only). The others keep `client_id` and `client_secret` at `<prefix>/<provider name>/…` in that secret manager; see docs/operations.md.',
+    ),
+  VAULT_ADDR: z
+    .url({ protocol: /^https?$/ })
+    .max(2048)
+    .optional()
+    .describe('`hashicorp-vault` / `openbao`: the server URL, e.g. `https://vault.example.com:8200`.'),
+  VAULT_TOKEN: z
+    .string()
+    .max(4096)
+    .optional()
+    .describe('`hashicorp-vault` / `openbao`: a token (renewed before it expires). Or use AppRole.'),
+  VAULT_ROLE_ID: z
+    .string()
+    .max(256)
+    .optional()
+    .describe(
+      '`hashicorp-vault` / `openbao`: AppRole role id (with VAULT_SECRET_ID), instead of VAULT_TOKEN.',
+    ),
+  VAULT_SECRET_ID: z.string().max(4096).optional().describe('AppRole secret id, with VAULT_ROLE_ID.'),
+  VAULT_APPROLE_MOUNT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,127}$/)
+    .default('approle')
+    .describe('Where the AppRole auth method is mounted.'),
+  VAULT_MOUNT: z
+    .string()
+    .regex(/^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,127}$/)
+    .default('secret')
+    .describe('The KV secrets engine mount.'),
+  VAULT_KV_VERSION: z
+    .enum(['1', '2'])
+    .default('2')
+    .describe('KV engine version of VAULT_MOUNT: `2` (versions, check-and-set writes) or `1`.'),
+  VAULT_PATH_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/)
+    .max(256)
+    .default('nexus/providers')
+    .describe('Path inside the mount under which Nexus keeps its secrets.'),
+  VAULT_NAMESPACE: z
+    .string()
+    .max(256)
+    .optional()
+    .describe('Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`.'),
+  AWS_REGION: z
+    .string()
+    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/)
+    .optional()
+    .describe(
+      '`aws-secrets-manager`: the region, e.g. `us-east-1`. Credentials come from the AWS default chain.',
+    ),
+  AWS_SECRET_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_+=.@-]+(\/[A-Za-z0-9_+=.@-]+)*$/)
+    .max(256)
+    .default('nexus/providers')
+    .describe('`aws-secrets-manager`: secrets are named `<prefix>/<path>`.'),
+  AWS_ENDPOINT_URL_SECRETS_MANAGER: z
+    .url({ protocol: /^https?$/ })
+    .max(2048)
+    .optional()
+    .describe('`aws-secrets-manager`: endpoint override (VPC endpoint, or an emulator in tests).'),
+  GCP_PROJECT_ID: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[0-9]{1,20}$/)
+    .optional()
+    .describe(
+      '`gcp-secret-manager`: the project id or number. Credentials are Application Default Credentials.',
+    ),
+  GCP_SECRET_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,64}$/)
+    .default('nexus-providers')
+    .describe('`gcp-secret-manager`: secret ids are `<prefix>_<encoded path>`.'),
+  GCP_SECRET_MANAGER_ENDPOINT: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/)
+    .max(253)
+    .optional()
+    .describe('`gcp-secret-manager`: API endpoint `host[:port]` override (regional or private endpoint).'),
   NEXUS_METRICS_PUBLIC: bool
     .default(false)
     .describe('Serve `/metrics` without an admin key (for a scraper on a private network).'),
@@ -230,6 +311,13 @@ export const envSchema = z.object({
     .max(3600)
     .default(600)
     .describe('Lifetime of agent access tokens issued at `POST /oauth/token`.'),
+  NEXUS_AGENT_SESSION_MAX_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(86400)
+    .default(3600)
+    .describe('Longest lifetime an agent session (and its session token) may be given.'),
   NEXUS_EGRESS_ALLOWED_CIDRS: list(8192)
     .default([])
     .describe(
@@ -279,7 +367,22 @@ const groups: Record<string, string> = {
   DATABASE_POOL_MAX: 'Storage',
   NEXUS_AUTO_MIGRATE: 'Storage',
   REDIS_URL: 'Storage',
-  SECRET_BACKEND: 'Storage',
+  SECRET_BACKEND: 'Secret backend',
+  VAULT_ADDR: 'Secret backend',
+  VAULT_TOKEN: 'Secret backend',
+  VAULT_ROLE_ID: 'Secret backend',
+  VAULT_SECRET_ID: 'Secret backend',
+  VAULT_APPROLE_MOUNT: 'Secret backend',
+  VAULT_MOUNT: 'Secret backend',
+  VAULT_KV_VERSION: 'Secret backend',
+  VAULT_PATH_PREFIX: 'Secret backend',
+  VAULT_NAMESPACE: 'Secret backend',
+  AWS_REGION: 'Secret backend',
+  AWS_SECRET_PREFIX: 'Secret backend',
+  AWS_ENDPOINT_URL_SECRETS_MANAGER: 'Secret backend',
+  GCP_PROJECT_ID: 'Secret backend',
+  GCP_SECRET_PREFIX: 'Secret backend',
+  GCP_SECRET_MANAGER_ENDPOINT: 'Secret backend',
   ENCRYPTION_KEY: 'Keys',
   ENCRYPTION_KEYS: 'Keys',
   NEXUS_KEY_FILE: 'Keys',
@@ -293,6 +396,7 @@ const groups: Record<string, string> = {
   NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
   NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
   NEXUS_AGENT_TOKEN_TTL_SECONDS: 'Agents',
+  NEXUS_AGENT_SESSION_MAX_TTL_SECONDS: 'Agents',
   NEXUS_REFRESH_MARGIN_SECONDS: 'Background worker',
   NEXUS_REFRESH_JITTER_SECONDS: 'Background worker',
   NEXUS_REFRESH_CONCURRENCY: 'Background worker',
@@ -314,6 +418,8 @@ export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'API_KEYS',
   'DATABASE_URL',
   'REDIS_URL',
+  'VAULT_TOKEN',
+  'VAULT_SECRET_ID',
 ]);
 
 /** The variable table, in schema order, for generated documentation. */

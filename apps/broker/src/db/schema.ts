@@ -188,6 +188,25 @@ export interface AgentAssertionsTable {
   expires_at: number;
 }
 
+export interface AgentSessionsTable {
+  id: string;
+  agent_uuid: string;
+  connection_id: string | null;
+  /** JSON array */
+  scopes: string;
+  /** JSON {user_id, tenant_id, clearance_level, issuer} for on-behalf-of sessions */
+  obo: string | null;
+  created_at: number;
+  expires_at: number;
+  closed_at: number | null;
+}
+
+export interface CustomScopesTable {
+  name: string;
+  description: string;
+  created_at: number;
+}
+
 export interface SigningKeysTable {
   kid: string;
   alg: string;
@@ -195,6 +214,25 @@ export interface SigningKeysTable {
   public_jwk: string;
   created_at: number;
   retire_at: number | null;
+}
+
+export interface TrustedIssuersTable {
+  id: string;
+  issuer: string;
+  jwks_uri: string | null;
+  /** 1 = find the JWKS through the issuer's OpenID discovery document. */
+  use_discovery: number;
+  audience: string;
+  /** JSON array of allowed JWS algorithms (asymmetric only). */
+  algorithms: string;
+  user_id_claim: string;
+  tenant_claim: string | null;
+  permissions_claim: string;
+  clearance_claim: string | null;
+  version: number;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
 }
 
 export interface DB {
@@ -211,6 +249,9 @@ export interface DB {
   agent_secrets: AgentSecretsTable;
   agent_assertions: AgentAssertionsTable;
   signing_keys: SigningKeysTable;
+  trusted_issuers: TrustedIssuersTable;
+  agent_sessions: AgentSessionsTable;
+  custom_scopes: CustomScopesTable;
   connection_events: ConnectionEventsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;

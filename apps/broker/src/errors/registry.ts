@@ -1,11 +1,13 @@
 import { cryptoErrors } from '../crypto/crypto.errors.ts';
 import { adminKeyErrors } from '../modules/admin-keys/admin-keys.errors.ts';
 import { agentErrors } from '../modules/agents/agents.errors.ts';
+import { trustedIssuerErrors } from '../modules/agents/trusted-issuers.errors.ts';
 import { auditErrors } from '../modules/audit/audit.errors.ts';
 import { connectionErrors } from '../modules/connections/connections.errors.ts';
 import { consentErrors } from '../modules/consent/consent.errors.ts';
 import { eventErrors } from '../modules/events/events.errors.ts';
 import { providerErrors } from '../modules/providers/providers.errors.ts';
+import { secretErrors } from '../modules/secrets/secrets.errors.ts';
 import { commonErrors } from './common.errors.ts';
 import type { ErrorCatalog, ErrorSpec } from './nexus-error.ts';
 
@@ -15,11 +17,13 @@ export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
   crypto: cryptoErrors,
   admin_keys: adminKeyErrors,
   agents: agentErrors,
+  trusted_issuers: trustedIssuerErrors,
   audit: auditErrors,
   providers: providerErrors,
   connections: connectionErrors,
   consent: consentErrors,
   events: eventErrors,
+  secrets: secretErrors,
 };
 
 /** All codes with their module; throws when two modules declare the same code. */

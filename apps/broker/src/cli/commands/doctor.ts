@@ -4,6 +4,7 @@ import { type ResolvedKeys, resolveKeys } from '../../crypto/key-file.ts';
 import { type Database, openDatabase } from '../../db/client.ts';
 import { migrationStatus } from '../../db/migrate.ts';
 import { ciphertextKeyUsage } from '../../modules/keys/rewrap.ts';
+import { describeBackendFailure } from '../../modules/secrets/secret-backend.factory.ts';
 import type { Io } from '../output.ts';
 
 type Level = 'ok' | 'warn' | 'fail';
@@ -92,7 +93,10 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
         await container.secrets.healthCheck();
         add('ok', 'secret backend', `${container.secrets.kind} reachable`);
       } catch (error) {
-        add('fail', 'secret backend', reason(error), 'check SECRET_BACKEND and its settings');
+        const { message, fix } = describeBackendFailure(config.secretBackend, error);
+        add('fail', 'secret backend', `${container.secrets.kind}: ${message}`.slice(0, 600), fix);
+      } finally {
+        await container.secrets.close();
       }
       const usage = await ciphertextKeyUsage(db);
       for (const [kid, count] of usage) {

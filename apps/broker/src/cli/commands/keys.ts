@@ -106,3 +106,28 @@ export async function keysRewrap(
     await container.close();
   }
 }
+
+/**
+ * `nexus keys rotate-signing`: a new ES256 key signs agent and session tokens from now on; the old
+ * ones stay published in the JWKS until every token they signed has expired, then housekeeping
+ * deletes them.
+ */
+export async function keysRotateSigning(io: Io, env: NodeJS.ProcessEnv, json: boolean): Promise<number> {
+  const container = containerOrExit(configOrExit(env));
+  try {
+    await requireMigrated(container);
+    const { config } = container;
+    // Longer than any token signed so far can live, plus verifiers' JWKS caching.
+    const keepMs = (Math.max(config.agentTokenTtlSeconds, config.agentSessionMaxTtlSeconds) + 600) * 1000;
+    const result = await container.signingKeys.rotate(keepMs);
+    if (json)
+      io.out(JSON.stringify({ kid: result.kid, retiring: result.retired, keep_seconds: keepMs / 1000 }));
+    else
+      io.out(
+        `New signing key ${result.kid}. ${result.retired.length} previous key(s) stay in the JWKS for ${keepMs / 1000} s, until the tokens they signed have expired.`,
+      );
+    return 0;
+  } finally {
+    await container.close();
+  }
+}

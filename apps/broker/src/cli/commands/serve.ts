@@ -2,7 +2,13 @@ import { buildApp } from '../../app.ts';
 import { migrate, migrationStatus } from '../../db/migrate.ts';
 import { createLogger } from '../../http/logger.ts';
 import { startBackgroundJobs } from '../../modules/worker/runner.ts';
-import { CliExit, configOrExit, containerOrExit, warnDevelopmentKeys } from '../context.ts';
+import {
+  CliExit,
+  configOrExit,
+  containerOrExit,
+  requireSecretBackend,
+  warnDevelopmentKeys,
+} from '../context.ts';
 import type { Io } from '../output.ts';
 
 export interface ServeOptions {
@@ -48,6 +54,7 @@ export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean
   const container = containerOrExit(config);
   try {
     await prepareDatabase(container, logger, options.migrate);
+    await requireSecretBackend(container);
     const stop = startBackgroundJobs(container, logger);
     logger.info({ mode: config.mode, database: container.db.dialect }, 'nexus worker ready');
     await untilSignal(logger);
@@ -66,6 +73,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
   try {
     warnDevelopmentKeys(io, container);
     await prepareDatabase(container, logger, options.migrate);
+    await requireSecretBackend(container);
     await bootstrapAdminKey(io, container, logger);
     const stopJobs = options.worker ? startBackgroundJobs(container, logger) : async () => {};
     const app = await buildApp(container, logger);

@@ -11,5 +11,16 @@ export const agentErrors = defineErrors({
     message: 'Client authentication failed (unknown agent, wrong secret or assertion, or deactivated agent).',
   },
   unsupported_grant_type: { status: 400, message: 'This grant type is not supported here.' },
-  invalid_scope: { status: 400, message: 'A requested scope is not allowed for this agent.' },
+  invalid_scope: {
+    status: 400,
+    message: 'A requested scope is not allowed: `details.gate` names the check that refused it.',
+  },
+  invalid_grant: {
+    status: 400,
+    message:
+      "The user's token was refused (untrusted issuer, bad signature, expired, wrong audience…); see details.reason.",
+  },
+  session_not_found: { status: 404, message: 'No agent session with that id is visible to this credential.' },
+  scope_exists: { status: 409, message: 'That custom scope is already defined.' },
+  scope_not_found: { status: 404, message: 'No custom scope with that name.' },
 });

@@ -480,6 +480,41 @@ export function createAgentsService(deps: {
     },
 
     /**
+     * The agent authenticating at the token endpoint (secret or assertion), as a principal with its
+     * current grant; a failure is audited and answers `invalid_client`.
+     */
+    async authenticateClientPrincipal(
+      ctx: AuditContext,
+      auth: ClientAuthentication,
+    ): Promise<AgentPrincipal> {
+      const row = await authenticateClient(auth);
+      if (row === null || row.disabled_at !== null) {
+        await deps.audit.record(
+          {
+            ...ctx,
+            actor: `agent:${(row?.agent_id ?? auth.basic?.clientId ?? auth.clientId ?? 'unknown').slice(0, 64)}`,
+          },
+          {
+            action: 'agent.token_denied',
+            resourceType: 'agent',
+            resourceId: row?.id ?? null,
+            outcome: 'failure',
+            details: { reason: row === null ? 'authentication_failed' : 'deactivated' },
+          },
+        );
+        throw errorFrom(agentErrors, 'invalid_client');
+      }
+      return {
+        kind: 'agent',
+        agentUuid: row.id,
+        agentId: row.agent_id,
+        scopes: list(row.allowed_scopes),
+        allowedProviders: list(row.allowed_providers),
+        allowedWorkspaces: list(row.allowed_workspaces),
+      };
+    },
+
+    /**
      * The principal behind an agent access token, or null: signature with a published key, issuer,
      * audience, expiry, and the agent still live and active (deactivation takes effect at once).
      */
@@ -523,6 +558,45 @@ export function createAgentsService(deps: {
         allowedProviders: list(row.allowed_providers),
         allowedWorkspaces: list(row.allowed_workspaces),
       };
+    },
+
+    /** An operator acting for an agent (admin key + `agent_id`): the agent's own permissions. */
+    async principalFor(ref: string): Promise<AgentPrincipal> {
+      const row = await liveRow(ref);
+      if (row.disabled_at !== null) throw commonError('forbidden', { message: 'The agent is deactivated.' });
+      return {
+        kind: 'agent',
+        agentUuid: row.id,
+        agentId: row.agent_id,
+        scopes: list(row.allowed_scopes),
+        allowedProviders: list(row.allowed_providers),
+        allowedWorkspaces: list(row.allowed_workspaces),
+      };
+    },
+
+    async defineScope(ctx: AuditContext, name: string, description: string) {
+      try {
+        await k.insertInto('custom_scopes').values({ name, description, created_at: now() }).execute();
+      } catch (cause) {
+        throw errorFrom(agentErrors, 'scope_exists', { cause, details: { name } });
+      }
+      await deps.audit.record(ctx, { action: 'scope.created', resourceType: 'scope', resourceId: name });
+      return { name, description };
+    },
+
+    async listScopes() {
+      return k
+        .selectFrom('custom_scopes')
+        .select(['name', 'description'])
+        .orderBy('name')
+        .limit(1000)
+        .execute();
+    },
+
+    async deleteScope(ctx: AuditContext, name: string): Promise<void> {
+      const result = await k.deleteFrom('custom_scopes').where('name', '=', name).executeTakeFirst();
+      if (Number(result.numDeletedRows) !== 1) throw errorFrom(agentErrors, 'scope_not_found');
+      await deps.audit.record(ctx, { action: 'scope.deleted', resourceType: 'scope', resourceId: name });
     },
 
     /** Deletes expired assertion ids (housekeeping). */

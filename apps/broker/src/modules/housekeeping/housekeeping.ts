@@ -26,6 +26,9 @@ export function createHousekeeping(deps: {
   consent: Pick<ConsentStore, 'deleteExpired'>;
   events?: ConnectionEventSink;
   auditRetention?: Pick<AuditRetention, 'runOnce'>;
+  /** Spent client-assertion ids and signing keys past retirement are deleted. */
+  agents?: { deleteExpiredAssertions(): Promise<number> };
+  signingKeys?: { deleteRetired(): Promise<number> };
   /** NEXUS_REFRESH_GIVE_UP_HOURS in milliseconds. */
   giveUpMs?: number;
   now?: () => number;
@@ -65,6 +68,8 @@ export function createHousekeeping(deps: {
       }
       const deletedFlows = await deps.consent.deleteExpired(t - FLOW_RETENTION_MS);
       const auditRemoved = (await deps.auditRetention?.runOnce())?.removed ?? 0;
+      await deps.agents?.deleteExpiredAssertions();
+      await deps.signingKeys?.deleteRetired();
       return { expiredConnections, gaveUp, deletedFlows, auditRemoved };
     },
 

@@ -6,6 +6,7 @@ import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
 import { parseClientKey } from './client-key.ts';
 import type { Discovery } from './discovery.ts';
+import { createProviderCredentials, type ProviderRef } from './provider-credentials.ts';
 import { providerErrors } from './providers.errors.ts';
 import type {
   AuthType,
@@ -17,9 +18,14 @@ import type {
 import type { LockedProvidersStore, ProvidersStore } from './providers.store.ts';
 import { validateProfile } from './providers.validate.ts';
 
-/** What is stored in `providers.profile`: the profile plus whether a client secret exists. */
+/**
+ * What is stored in `providers.profile`: the profile plus whether a client secret exists. With an
+ * external secret backend the client id is not in the row: `has_client_id` says one is stored in
+ * the backend (see provider-credentials.ts).
+ */
 interface StoredRecord extends StoredProfile {
   has_client_secret: boolean;
+  has_client_id?: boolean;
 }
 
 type Metadata = Record<
@@ -49,6 +55,7 @@ const OPTIONAL_TEXT = [
 ] as const;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The internal backend's path of a client secret (external backends use the provider name). */
 export const clientSecretPath = (providerId: string) => `providers/${providerId}/client_secret`;
 
 /** Splits input into the stored profile and the secret; "" and null mean "not set". */
@@ -100,9 +107,25 @@ export function createProvidersService(deps: {
   allowLoopbackHttp: boolean;
   now?: () => number;
 }) {
-  const { store, secrets, discovery, audit } = deps;
+  const { store, discovery, audit } = deps;
   const now = deps.now ?? Date.now;
-  const encoder = new TextEncoder();
+  const creds = createProviderCredentials(deps.secrets, { now });
+  const refOf = (row: Pick<ProvidersTable, 'id' | 'name'>): ProviderRef => ({ id: row.id, name: row.name });
+
+  /** The row's record as the row stores it, with the client id filled in from an external backend. */
+  async function hydrate(row: ProvidersTable): Promise<StoredRecord> {
+    const { has_client_id, ...record } = parseRecord(row);
+    if (!has_client_id) return record;
+    const clientId = await creds.getClientId(refOf(row));
+    return clientId === undefined ? record : { ...record, client_id: clientId };
+  }
+
+  /** What goes into the row: with an external backend, everything but the client id. */
+  function rowRecord(record: StoredRecord): StoredRecord {
+    if (!creds.external || record.client_id === undefined) return record;
+    const { client_id: _, ...rest } = record;
+    return { ...rest, has_client_id: true };
+  }
 
   async function mustFind(id: string): Promise<ProvidersTable> {
     const row = UUID.test(id) ? await store.findLive(id) : undefined;
@@ -141,7 +164,7 @@ export function createProvidersService(deps: {
   }
 
   async function view(row: ProvidersTable, aliases?: string[]): Promise<ProviderView> {
-    const { has_client_secret, ...profile } = parseRecord(row);
+    const { has_client_secret, ...profile } = await hydrate(row);
     return {
       id: row.id,
       ...profile,
@@ -162,7 +185,7 @@ export function createProvidersService(deps: {
     ifMatch: string | undefined,
   ): Promise<ProviderView> {
     checkIfMatch(ifMatch, row.version);
-    const before = parseRecord(row);
+    const before = await hydrate(row);
     // Switching to a static type drops the client secret: it has no use there.
     // So does a switch between a shared secret and private_key_jwt: the stored value is the wrong kind.
     const sameKind =
@@ -172,11 +195,12 @@ export function createProvidersService(deps: {
     const hasSecret = typeof secret === 'string' || keepSecret;
     await check(profile, hasSecret, before, secret ?? undefined);
     const record: StoredRecord = { ...profile, has_client_secret: hasSecret };
+    const stored = JSON.stringify(rowRecord(record));
     const t = now();
     const set = {
       name: profile.name,
       auth_type: profile.auth_type,
-      profile: JSON.stringify(record),
+      profile: stored,
       updated_at: t,
     };
     // The versioned update decides who wins a race; only the winner touches the secret afterwards.
@@ -191,9 +215,18 @@ export function createProvidersService(deps: {
       throw commonError('version_conflict', {
         message: 'The provider changed while it was being updated; fetch it again and retry.',
       });
+    const ref: ProviderRef = { id: row.id, name: profile.name };
+    if (creds.external) {
+      // A rename moves the credentials to the new name (copy, read back, delete the old).
+      await creds.move(refOf(row), ref);
+      if (profile.client_id !== before.client_id) {
+        if (profile.client_id === undefined) await creds.deleteClientId(ref);
+        else await creds.putClientId(ref, profile.client_id);
+      }
+    }
     if (typeof secret === 'string') {
       try {
-        await secrets.put(clientSecretPath(row.id), encoder.encode(secret));
+        await creds.putSecret(ref, secret);
       } catch (cause) {
         // Put the profile back so it never describes a secret that was not stored.
         await store
@@ -207,7 +240,7 @@ export function createProvidersService(deps: {
         throw cause;
       }
     }
-    if (!hasSecret && before.has_client_secret) await secrets.delete(clientSecretPath(row.id));
+    if (!hasSecret && before.has_client_secret) await creds.deleteSecret(ref);
     const changed = changedFields(
       before,
       record,
@@ -223,7 +256,7 @@ export function createProvidersService(deps: {
       ...row,
       name: profile.name,
       auth_type: profile.auth_type,
-      profile: JSON.stringify(record),
+      profile: stored,
       version: row.version + 1,
       updated_at: t,
     });
@@ -235,7 +268,9 @@ export function createProvidersService(deps: {
       await check(profile, secret !== undefined, undefined, secret);
       const id = randomUUID();
       const t = now();
-      if (secret !== undefined) await secrets.put(clientSecretPath(id), encoder.encode(secret));
+      const ref: ProviderRef = { id, name: profile.name };
+      // Internal paths are per id: the secret goes first, so a row never lacks its secret.
+      if (secret !== undefined && !creds.external) await creds.putSecret(ref, secret);
       const record: StoredRecord = { ...profile, has_client_secret: secret !== undefined };
       try {
         await store.withNameLock(async (s) => {
@@ -244,7 +279,7 @@ export function createProvidersService(deps: {
             id,
             name: profile.name,
             auth_type: profile.auth_type,
-            profile: JSON.stringify(record),
+            profile: JSON.stringify(rowRecord(record)),
             version: 1,
             created_at: t,
             updated_at: t,
@@ -252,8 +287,20 @@ export function createProvidersService(deps: {
           });
         });
       } catch (cause) {
-        if (secret !== undefined) await secrets.delete(clientSecretPath(id)).catch(() => {});
+        if (secret !== undefined && !creds.external) await creds.deleteSecret(ref).catch(() => {});
         throw cause;
+      }
+      if (creds.external) {
+        // External paths are per name: written only once the name is ours, so a refused
+        // duplicate can never overwrite another provider's credentials.
+        try {
+          if (profile.client_id !== undefined) await creds.putClientId(ref, profile.client_id);
+          if (secret !== undefined) await creds.putSecret(ref, secret);
+        } catch (cause) {
+          await store.withNameLock((s) => s.softDelete(id, 1, now())).catch(() => {});
+          await creds.deleteClientId(ref).catch(() => {});
+          throw cause;
+        }
       }
       await audit.record(ctx, {
         action: 'provider.created',
@@ -277,7 +324,7 @@ export function createProvidersService(deps: {
 
     async patch(ctx: AuditContext, id: string, patch: ProfilePatch, ifMatch?: string): Promise<ProviderView> {
       const row = await mustFind(id);
-      const { has_client_secret: _, ...current } = parseRecord(row);
+      const { has_client_secret: _, ...current } = await hydrate(row);
       const merged: Record<string, unknown> = { ...current };
       for (const [key, value] of Object.entries(patch)) {
         if (key === 'client_secret' || value === undefined) continue;
@@ -300,7 +347,9 @@ export function createProvidersService(deps: {
       checkIfMatch(ifMatch, row.version);
       if (!(await store.withNameLock((s) => s.softDelete(row.id, row.version, now()))))
         throw errorFrom(providerErrors, 'provider_not_found');
-      if (parseRecord(row).has_client_secret) await secrets.delete(clientSecretPath(row.id));
+      const record = parseRecord(row);
+      if (record.has_client_secret) await creds.deleteSecret(refOf(row));
+      if (record.has_client_id) await creds.deleteClientId(refOf(row));
       await audit.record(ctx, {
         action: 'provider.deleted',
         resourceType: 'provider',
@@ -350,12 +399,11 @@ export function createProvidersService(deps: {
       id: string,
     ): Promise<{ id: string; profile: StoredProfile; clientSecret: string | undefined }> {
       const row = await mustFind(id);
-      const { has_client_secret, ...profile } = parseRecord(row);
-      const stored = has_client_secret ? await secrets.get(clientSecretPath(row.id)) : null;
+      const { has_client_secret, ...profile } = await hydrate(row);
       return {
         id: row.id,
         profile,
-        clientSecret: stored === null ? undefined : new TextDecoder().decode(stored.value),
+        clientSecret: has_client_secret ? await creds.getSecret(refOf(row)) : undefined,
       };
     },
 

@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import { open, seal } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
-import { checkPath, MAX_SECRET_BYTES, type SecretBackend } from './secret-backend.ts';
+import { checkPath, checkPrefix, checkValue, listLimit, type SecretBackend } from './secret-backend.ts';
 
 /** The ciphertext of a secret is bound to its path: a value copied to another path does not open. */
 export const bindingFor = (path: string) => ({ table: 'secret_store', id: path, field: 'value' });
@@ -16,7 +16,9 @@ export function createInternalBackend(
   const k = db.kysely;
   return {
     kind: 'internal',
-    async get(path) {
+    // One row per path: an overwrite replaces the value, so old versions are not readable.
+    keepsVersions: false,
+    async get(path, options = {}) {
       checkPath(path);
       const row = await k
         .selectFrom('secret_store')
@@ -24,11 +26,12 @@ export function createInternalBackend(
         .where('path', '=', path)
         .executeTakeFirst();
       if (row === undefined) return null;
-      return { value: open(ring, row.value, bindingFor(path)), version: row.version };
+      if (options.version !== undefined && options.version !== String(row.version)) return null;
+      return { value: open(ring, row.value, bindingFor(path)), version: String(row.version) };
     },
     async put(path, value) {
       checkPath(path);
-      if (value.length > MAX_SECRET_BYTES) throw new Error('secret value too large');
+      checkValue(value);
       const sealed = seal(ring, value, bindingFor(path));
       const t = now();
       const row = await k
@@ -41,23 +44,26 @@ export function createInternalBackend(
         )
         .returning('version')
         .executeTakeFirstOrThrow();
-      return { version: row.version };
+      return { version: String(row.version) };
     },
     async delete(path) {
       checkPath(path);
       await k.deleteFrom('secret_store').where('path', '=', path).execute();
     },
     async list(prefix, options = {}) {
-      const limit = Math.min(options.limit ?? 100, 1000);
-      // Range scan on the primary key instead of LIKE, so `%` and `_` in paths are not patterns.
+      checkPrefix(prefix);
+      const limit = listLimit(options.limit);
+      // Byte order on both dialects (PostgreSQL's default collation ignores punctuation), and a
+      // prefix test by `substr` instead of LIKE, so `%` and `_` in paths are not patterns.
+      const col = db.dialect === 'postgres' ? sql<string>`path collate "C"` : sql<string>`path`;
       let q = k
         .selectFrom('secret_store')
         .select('path')
-        .where('path', '>=', prefix)
-        .where('path', '<', `${prefix}\uffff`)
-        .orderBy('path')
+        .where(col, '>=', prefix)
+        .where(sql<string>`substr(path, 1, ${[...prefix].length})`, '=', prefix)
+        .orderBy(col)
         .limit(limit);
-      if (options.after !== undefined) q = q.where('path', '>', options.after);
+      if (options.after !== undefined) q = q.where(col, '>', options.after);
       return (await q.execute()).map((r) => r.path);
     },
     async healthCheck() {

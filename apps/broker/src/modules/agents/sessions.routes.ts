@@ -1,0 +1,257 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import * as z from 'zod';
+import { commonError } from '../../errors/common.errors.ts';
+import { auditContext } from '../../http/context.ts';
+import { errorResponses } from '../../http/schemas.ts';
+import type { AgentPrincipal } from '../../http/types.ts';
+import type { AgentsService } from './agents.service.ts';
+import type { AgentSessions, OnBehalfOf } from './sessions.ts';
+
+const scope = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes');
+
+const sessionView = z
+  .object({
+    session_id: z.string(),
+    agent_id: z.string(),
+    connection_id: z.string().nullable(),
+    scopes_granted: z.array(z.string()),
+    custom_scopes: z.array(z.string()),
+    provider_scopes: z.array(z.string()),
+    status: z.enum(['active', 'closed', 'expired']),
+    created_at: z.string(),
+    expires_at: z.string(),
+    obo: z.boolean(),
+    acting_for: z.string().nullable(),
+    tenant_id: z.string().nullable(),
+    clearance_level: z.string().nullable(),
+  })
+  .meta({ id: 'AgentSession' });
+
+export const openedSession = sessionView
+  .extend({
+    session_token: z
+      .string()
+      .optional()
+      .describe(
+        'Broker-signed JWT (typ nexus-session+jwt) for custom scopes; verify with the JWKS or introspection',
+      ),
+    token_type: z.literal('session').optional(),
+    downscoped: z
+      .boolean()
+      .optional()
+      .describe("false: the provider's access token is not narrowed to these scopes"),
+  })
+  .meta({ id: 'OpenedAgentSession' });
+
+/** The agent a request acts as: the calling agent, or (for an admin key) the named one. */
+export async function actingAgent(
+  request: FastifyRequest,
+  agents: Pick<AgentsService, 'principalFor'>,
+  agentId: string | undefined,
+): Promise<AgentPrincipal> {
+  const p = request.principal;
+  if (p?.kind === 'agent') {
+    if (agentId !== undefined && agentId !== p.agentId)
+      throw commonError('forbidden', { message: 'An agent opens sessions for itself only.' });
+    return p;
+  }
+  if (agentId === undefined)
+    throw commonError('invalid_request', {
+      message: 'With an admin key, name the agent: agent_id.',
+      details: [{ path: 'body.agent_id', message: 'required with an admin key' }],
+    });
+  return agents.principalFor(agentId);
+}
+
+export function sessionsRoutes(
+  app: FastifyInstance,
+  deps: { sessions: AgentSessions; agents: AgentsService; onBehalfOf: OnBehalfOf; maxTtlSeconds: number },
+): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = ['agent sessions'];
+  const params = z.object({ id: z.string().uuid() }).strict();
+  const ownerOf = (request: FastifyRequest) =>
+    request.principal?.kind === 'agent' ? request.principal : null;
+
+  r.post(
+    '/v1/agent-sessions',
+    {
+      config: { auth: 'agent' },
+      schema: {
+        operationId: 'openAgentSession',
+        tags,
+        summary:
+          "Open a bounded session: scopes within the agent's allowed_scopes (and the connection's), TTL bounded",
+        body: z
+          .object({
+            scopes: z.array(scope).min(1).max(50),
+            ttl_seconds: z
+              .number()
+              .int()
+              .min(60)
+              .max(deps.maxTtlSeconds)
+              .default(Math.min(900, deps.maxTtlSeconds)),
+            connection_id: z
+              .string()
+              .uuid()
+              .optional()
+              .describe('The connection whose provider scopes are used'),
+            agent_id: z
+              .string()
+              .min(1)
+              .max(64)
+              .optional()
+              .describe('Only with an admin key: the agent to act as'),
+          })
+          .strict(),
+        response: { 201: openedSession, ...errorResponses(404) },
+      },
+    },
+    async (request, reply) => {
+      const agent = await actingAgent(request, deps.agents, request.body.agent_id);
+      const opened = await deps.sessions.open(auditContext(request), agent, {
+        scopes: request.body.scopes,
+        ttlSeconds: request.body.ttl_seconds,
+        connectionId: request.body.connection_id,
+      });
+      reply.status(201);
+      return opened;
+    },
+  );
+
+  r.post(
+    '/v1/agent-sessions/obo',
+    {
+      config: { auth: 'agent' },
+      schema: {
+        operationId: 'openOboSession',
+        tags,
+        summary:
+          "Act on behalf of a user: their token from a trusted issuer; every scope must be in the user's permissions and the agent's allowed_scopes",
+        body: z
+          .object({
+            user_token: z
+              .string()
+              .min(1)
+              .max(16384)
+              .describe("The user's token from a trusted issuer (a JWT)"),
+            scopes: z.array(scope).min(1).max(50),
+            ttl_seconds: z
+              .number()
+              .int()
+              .min(60)
+              .max(deps.maxTtlSeconds)
+              .default(Math.min(900, deps.maxTtlSeconds)),
+            connection_id: z.string().uuid().optional().describe("One of the user's connections"),
+            agent_id: z
+              .string()
+              .min(1)
+              .max(64)
+              .optional()
+              .describe('Only with an admin key: the agent to act as'),
+          })
+          .strict(),
+        response: { 201: openedSession, ...errorResponses(404) },
+      },
+    },
+    async (request, reply) => {
+      const agent = await actingAgent(request, deps.agents, request.body.agent_id);
+      const opened = await deps.onBehalfOf(auditContext(request), agent, {
+        userToken: request.body.user_token,
+        scopes: request.body.scopes,
+        ttlSeconds: request.body.ttl_seconds,
+        connectionId: request.body.connection_id,
+      });
+      reply.status(201);
+      return opened;
+    },
+  );
+
+  r.get(
+    '/v1/agent-sessions/:id',
+    {
+      config: { auth: 'agent' },
+      schema: {
+        operationId: 'getAgentSession',
+        tags,
+        summary: "A session of the calling agent (operators see every agent's)",
+        params,
+        response: { 200: sessionView, ...errorResponses(404) },
+      },
+    },
+    async (request) => deps.sessions.get(ownerOf(request), request.params.id),
+  );
+
+  r.delete(
+    '/v1/agent-sessions/:id',
+    {
+      config: { auth: 'agent' },
+      schema: {
+        operationId: 'closeAgentSession',
+        tags,
+        summary: 'Close a session: its session tokens fail introspection from now on',
+        params,
+        response: { 200: sessionView, ...errorResponses(404) },
+      },
+    },
+    async (request) => deps.sessions.close(auditContext(request), ownerOf(request), request.params.id),
+  );
+
+  const scopeName = z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9:._-]*$/, 'letters, digits, colon, dot, dash and underscore');
+  r.post(
+    '/admin/v1/scopes',
+    {
+      schema: {
+        operationId: 'defineScope',
+        tags,
+        summary: 'Define a custom (non-OAuth) scope such as crm:read',
+        body: z.object({ name: scopeName, description: z.string().max(500).default('') }).strict(),
+        response: { 201: z.object({ name: z.string(), description: z.string() }), ...errorResponses(409) },
+      },
+    },
+    async (request, reply) => {
+      reply.status(201);
+      return deps.agents.defineScope(auditContext(request), request.body.name, request.body.description);
+    },
+  );
+  r.get(
+    '/admin/v1/scopes',
+    {
+      schema: {
+        operationId: 'listScopes',
+        tags,
+        summary: 'Custom scopes of this deployment',
+        response: {
+          200: z.object({ scopes: z.array(z.object({ name: z.string(), description: z.string() })) }),
+          ...errorResponses(),
+        },
+      },
+    },
+    async () => ({ scopes: await deps.agents.listScopes() }),
+  );
+  r.delete(
+    '/admin/v1/scopes/:name',
+    {
+      schema: {
+        operationId: 'deleteScope',
+        tags,
+        summary: 'Remove a custom scope definition',
+        params: z.object({ name: scopeName }).strict(),
+        response: { 200: z.object({ message: z.string() }), ...errorResponses(404) },
+      },
+    },
+    async (request) => {
+      await deps.agents.deleteScope(auditContext(request), request.params.name);
+      return { message: 'scope deleted' };
+    },
+  );
+}

@@ -1,0 +1,375 @@
+import { randomUUID } from 'node:crypto';
+import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT } from 'jose';
+import type { Database } from '../../db/client.ts';
+import type { AgentSessionsTable } from '../../db/schema.ts';
+import { commonError } from '../../errors/common.errors.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AgentPrincipal } from '../../http/types.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import { connectionErrors } from '../connections/connections.errors.ts';
+import type { ConnectionsStore } from '../connections/connections.store.ts';
+import { agentErrors } from './agents.errors.ts';
+import { agentMayUse } from './agents.service.ts';
+import type { SigningKeys } from './signing-keys.ts';
+
+/** JOSE `typ` of session tokens; agent access tokens are `at+jwt`, so neither passes for the other. */
+export const SESSION_TOKEN_TYPE = 'nexus-session+jwt';
+
+export interface OboContext {
+  user_id: string;
+  tenant_id: string | null;
+  clearance_level: string | null;
+  issuer: string;
+}
+
+export interface SessionView {
+  session_id: string;
+  agent_id: string;
+  connection_id: string | null;
+  scopes_granted: string[];
+  custom_scopes: string[];
+  provider_scopes: string[];
+  status: 'active' | 'closed' | 'expired';
+  created_at: string;
+  expires_at: string;
+  obo: boolean;
+  acting_for: string | null;
+  tenant_id: string | null;
+  clearance_level: string | null;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Agent sessions: a bounded grant of scopes (a subset of the agent's `allowed_scopes` and, for a
+ * connection, of the scopes the user granted it), for a bounded time, closable at once. Custom
+ * scopes come with a broker-signed session token that the developer's services verify offline
+ * (JWKS) or online (`POST /oauth/introspect`, which also sees a closed session).
+ */
+export function createAgentSessions(deps: {
+  db: Database;
+  signingKeys: SigningKeys;
+  connections: Pick<ConnectionsStore, 'find'>;
+  audit: Pick<AuditService, 'record'>;
+  issuer: string;
+  maxTtlSeconds: number;
+  now?: () => number;
+}) {
+  const k = deps.db.kysely;
+  const now = deps.now ?? Date.now;
+
+  async function agentRow(uuid: string) {
+    const row = await k
+      .selectFrom('agents')
+      .selectAll()
+      .where('id', '=', uuid)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (row === undefined || row.disabled_at !== null) throw commonError('unauthorized');
+    return row;
+  }
+
+  async function customScopeNames(scopes: readonly string[]): Promise<Set<string>> {
+    if (scopes.length === 0) return new Set();
+    const rows = await k
+      .selectFrom('custom_scopes')
+      .select('name')
+      .where('name', 'in', [...scopes])
+      .execute();
+    return new Set(rows.map((r) => r.name));
+  }
+
+  function view(row: AgentSessionsTable, agentId: string, custom: Set<string>): SessionView {
+    const scopes = JSON.parse(row.scopes) as string[];
+    const obo = row.obo === null ? null : (JSON.parse(row.obo) as OboContext);
+    const t = now();
+    return {
+      session_id: row.id,
+      agent_id: agentId,
+      connection_id: row.connection_id,
+      scopes_granted: scopes,
+      custom_scopes: scopes.filter((s) => custom.has(s)),
+      provider_scopes: scopes.filter((s) => !custom.has(s)),
+      status: row.closed_at !== null ? 'closed' : row.expires_at <= t ? 'expired' : 'active',
+      created_at: iso(row.created_at),
+      expires_at: iso(row.expires_at),
+      obo: obo !== null,
+      acting_for: obo?.user_id ?? null,
+      tenant_id: obo?.tenant_id ?? null,
+      clearance_level: obo?.clearance_level ?? null,
+    };
+  }
+
+  async function sign(row: AgentSessionsTable, agent: { id: string; agent_id: string }, scopes: string[]) {
+    const signer = await deps.signingKeys.signer();
+    const obo = row.obo === null ? null : (JSON.parse(row.obo) as OboContext);
+    const claims: Record<string, unknown> = {
+      client_id: agent.agent_id,
+      sid: row.id,
+      scope: scopes.join(' '),
+    };
+    if (obo !== null) {
+      // RFC 8693 §4.1: the subject is the user; `act` names the agent acting for them.
+      Object.assign(claims, {
+        obo: true,
+        acting_for: obo.user_id,
+        tenant_id: obo.tenant_id,
+        clearance_level: obo.clearance_level,
+        act: { sub: agent.agent_id },
+      });
+    }
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: SESSION_TOKEN_TYPE })
+      .setIssuer(deps.issuer)
+      .setAudience(deps.issuer)
+      .setSubject(obo?.user_id ?? agent.agent_id)
+      .setIssuedAt(Math.floor(row.created_at / 1000))
+      .setExpirationTime(Math.floor(row.expires_at / 1000))
+      .setJti(row.id)
+      .sign(signer.privateKey);
+  }
+
+  return {
+    /**
+     * Opens a session for `agent`. Every requested scope must be in the agent's `allowed_scopes`
+     * (and, for OBO, already checked against the user's permissions by the caller); provider scopes
+     * need a connection in the agent's grant that holds them. Refusals name the failing gate.
+     */
+    async open(
+      ctx: AuditContext,
+      agent: AgentPrincipal,
+      request: { scopes: string[]; ttlSeconds: number; connectionId?: string | undefined; obo?: OboContext },
+    ) {
+      const row = await agentRow(agent.agentUuid);
+      const allowed = JSON.parse(row.allowed_scopes) as string[];
+      const requested = [...new Set(request.scopes)];
+      const deny = async (
+        gate: string,
+        refused: string[],
+        code: 'invalid_scope' | 'connection' = 'invalid_scope',
+      ) => {
+        await deps.audit.record(ctx, {
+          action: request.obo ? 'agent.obo_denied' : 'agent.session_denied',
+          resourceType: 'agent',
+          resourceId: row.id,
+          outcome: 'failure',
+          details: { gate, refused, ...(request.obo ? { acting_for: request.obo.user_id } : {}) },
+        });
+        if (code === 'connection') throw errorFrom(connectionErrors, 'connection_not_found');
+        throw errorFrom(agentErrors, 'invalid_scope', { details: { gate, refused } });
+      };
+      const notAllowed = requested.filter((s) => !allowed.includes(s));
+      if (notAllowed.length > 0) await deny('agent_scopes', notAllowed);
+      const custom = await customScopeNames(requested);
+      const providerScopes = requested.filter((s) => !custom.has(s));
+      let connectionId: string | null = null;
+      if (request.connectionId !== undefined) {
+        const connection = await deps.connections.find(request.connectionId);
+        if (connection === undefined || !agentMayUse(agent, connection) || connection.status !== 'active')
+          await deny('connection', [], 'connection');
+        const held = JSON.parse(connection!.scopes) as string[];
+        const missing = providerScopes.filter((s) => !held.includes(s));
+        if (missing.length > 0) await deny('connection_scopes', missing);
+        if (request.obo && connection!.workspace_id !== request.obo.user_id)
+          await deny('acting_for', [], 'connection');
+        connectionId = connection!.id;
+      } else if (providerScopes.length > 0) {
+        // Without a connection, only custom scopes mean something.
+        await deny('custom_scopes', providerScopes);
+      }
+      const t = now();
+      const ttl = Math.min(request.ttlSeconds, deps.maxTtlSeconds);
+      const session: AgentSessionsTable = {
+        id: randomUUID(),
+        agent_uuid: row.id,
+        connection_id: connectionId,
+        scopes: JSON.stringify(requested),
+        obo: request.obo ? JSON.stringify(request.obo) : null,
+        created_at: t,
+        expires_at: t + ttl * 1000,
+        closed_at: null,
+      };
+      await k.insertInto('agent_sessions').values(session).execute();
+      await deps.audit.record(ctx, {
+        action: request.obo ? 'agent.obo_opened' : 'agent.session_opened',
+        resourceType: 'agent_session',
+        resourceId: session.id,
+        details: {
+          agent_id: row.agent_id,
+          scopes: requested,
+          ttl_seconds: ttl,
+          ...(connectionId ? { connection_id: connectionId } : {}),
+          ...(request.obo ? { acting_for: request.obo.user_id, tenant_id: request.obo.tenant_id } : {}),
+        },
+      });
+      const out = view(session, row.agent_id, custom);
+      return {
+        ...out,
+        ...(out.custom_scopes.length > 0 || request.obo
+          ? { session_token: await sign(session, row, requested), token_type: 'session' as const }
+          : {}),
+        // The provider's own access token is not narrowed: say so rather than pretend.
+        ...(out.provider_scopes.length > 0 ? { downscoped: false } : {}),
+      };
+    },
+
+    async get(agent: AgentPrincipal | null, id: string): Promise<SessionView> {
+      const row = await k.selectFrom('agent_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+      if (row === undefined || (agent !== null && row.agent_uuid !== agent.agentUuid))
+        throw errorFrom(agentErrors, 'session_not_found');
+      const owner = await k
+        .selectFrom('agents')
+        .select('agent_id')
+        .where('id', '=', row.agent_uuid)
+        .executeTakeFirst();
+      return view(row, owner?.agent_id ?? '', await customScopeNames(JSON.parse(row.scopes)));
+    },
+
+    async close(ctx: AuditContext, agent: AgentPrincipal | null, id: string): Promise<SessionView> {
+      const current = await this.get(agent, id);
+      if (current.status === 'active') {
+        await k
+          .updateTable('agent_sessions')
+          .set({ closed_at: now() })
+          .where('id', '=', id)
+          .where('closed_at', 'is', null)
+          .execute();
+        await deps.audit.record(ctx, {
+          action: 'agent.session_closed',
+          resourceType: 'agent_session',
+          resourceId: id,
+          details: { agent_id: current.agent_id },
+        });
+      }
+      return this.get(agent, id);
+    },
+
+    /**
+     * RFC 7662 introspection of a session token: active only while the signature, expiry and the
+     * session row agree (closed sessions and deactivated agents answer `active: false` at once).
+     */
+    async introspect(token: string): Promise<{ active: boolean } & Record<string, unknown>> {
+      const inactive = { active: false };
+      let kid: string | undefined;
+      try {
+        const header = decodeProtectedHeader(token);
+        if (header.typ !== SESSION_TOKEN_TYPE || header.alg !== 'ES256') return inactive;
+        kid = header.kid;
+      } catch {
+        return inactive;
+      }
+      const jwk = kid === undefined ? undefined : await deps.signingKeys.publicKey(kid);
+      if (jwk === undefined) return inactive;
+      try {
+        const { payload } = await jwtVerify(token, await importJWK(jwk, 'ES256'), {
+          issuer: deps.issuer,
+          audience: deps.issuer,
+          typ: SESSION_TOKEN_TYPE,
+          algorithms: ['ES256'],
+          currentDate: new Date(now()),
+        });
+        const row = await k
+          .selectFrom('agent_sessions')
+          .innerJoin('agents', 'agents.id', 'agent_sessions.agent_uuid')
+          .select([
+            'agent_sessions.closed_at',
+            'agent_sessions.expires_at',
+            'agents.disabled_at',
+            'agents.deleted_at',
+          ])
+          .where('agent_sessions.id', '=', String(payload.sid))
+          .executeTakeFirst();
+        if (row === undefined || row.closed_at !== null || row.expires_at <= now()) return inactive;
+        if (row.disabled_at !== null || row.deleted_at !== null) return inactive;
+        return { active: true, token_type: 'session', ...payload };
+      } catch {
+        return inactive;
+      }
+    },
+  };
+}
+
+export type AgentSessions = ReturnType<typeof createAgentSessions>;
+
+/** What on-behalf-of needs from the trusted-issuer registry. */
+export interface UserTokenChecker {
+  verifyUserToken(token: string): Promise<
+    | {
+        ok: true;
+        issuer: string;
+        userId: string;
+        tenantId: string | null;
+        permissions: string[];
+        clearance: string | null;
+        expiresAt: number;
+      }
+    | { ok: false; reason: string }
+  >;
+}
+
+/**
+ * On-behalf-of: an agent acts for the user whose token (from a trusted issuer) it presents. Two
+ * gates, both required: every scope is in the user's permissions and in the agent's
+ * `allowed_scopes`. The session is bound to that user's connections, carries `obo`, `acting_for`,
+ * `tenant_id`, `clearance_level`, and its token an RFC 8693 `act` claim naming the agent. It never
+ * outlives the user's token. Every decision is audited with the failing gate.
+ */
+export function createOnBehalfOf(deps: {
+  sessions: AgentSessions;
+  users: UserTokenChecker;
+  agentScopes: (agent: AgentPrincipal) => Promise<string[]>;
+  audit: Pick<AuditService, 'record'>;
+  decide: (input: {
+    agentAllowedScopes: string[];
+    userPermissions: string[];
+    requested: string[];
+  }) => { allowed: true } | { allowed: false; gate: string; refused: string[] };
+  now?: () => number;
+}) {
+  const now = deps.now ?? Date.now;
+  return async (
+    ctx: AuditContext,
+    agent: AgentPrincipal,
+    request: { userToken: string; scopes: string[]; ttlSeconds: number; connectionId?: string | undefined },
+  ) => {
+    const deny = async (gate: string, details: Record<string, unknown>) => {
+      await deps.audit.record(ctx, {
+        action: 'agent.obo_denied',
+        resourceType: 'agent',
+        resourceId: agent.agentUuid,
+        outcome: 'failure',
+        details: { gate, ...details },
+      });
+    };
+    const user = await deps.users.verifyUserToken(request.userToken);
+    if (!user.ok) {
+      await deny('user_token', { reason: user.reason });
+      throw errorFrom(agentErrors, 'invalid_grant', { details: { gate: 'user_token', reason: user.reason } });
+    }
+    const decision = deps.decide({
+      agentAllowedScopes: await deps.agentScopes(agent),
+      userPermissions: user.permissions,
+      requested: request.scopes,
+    });
+    if (!decision.allowed) {
+      await deny(decision.gate, { refused: decision.refused, acting_for: user.userId });
+      throw errorFrom(agentErrors, 'invalid_scope', {
+        details: { gate: decision.gate, refused: decision.refused },
+      });
+    }
+    const remaining = Math.floor((user.expiresAt - now()) / 1000);
+    return deps.sessions.open(ctx, agent, {
+      scopes: request.scopes,
+      ttlSeconds: Math.max(1, Math.min(request.ttlSeconds, remaining)),
+      connectionId: request.connectionId,
+      obo: {
+        user_id: user.userId,
+        tenant_id: user.tenantId,
+        clearance_level: user.clearance,
+        issuer: user.issuer,
+      },
+    });
+  };
+}
+
+export type OnBehalfOf = ReturnType<typeof createOnBehalfOf>;

@@ -1,0 +1,99 @@
+import type { SecretBackend } from '../secrets/secret-backend.ts';
+
+/** A provider as far as its credentials' location is concerned. */
+export interface ProviderRef {
+  readonly id: string;
+  readonly name: string;
+}
+
+/**
+ * Where a provider's credentials live in the secret backend.
+ *
+ * - `internal` (the default, unchanged): the client secret at `providers/<id>/client_secret`;
+ *   the client id stays in the provider row.
+ * - external backends (Vault/OpenBao, AWS, GCP): `client_id` and `client_secret` at
+ *   `<provider name>/client_id` and `<provider name>/client_secret` under the backend's prefix
+ *   (`VAULT_PATH_PREFIX`, `AWS_SECRET_PREFIX`, `GCP_SECRET_PREFIX`), so operators find them by
+ *   name; the provider row keeps only metadata. Renaming moves them, deleting removes them.
+ *
+ * External reads are cached in memory for `cacheMs` (30 s: a flow does not cost a secret-manager
+ * call); every write through this object invalidates its entry. Another replica's change is seen
+ * after the TTL.
+ */
+export interface ProviderCredentials {
+  readonly external: boolean;
+  getSecret(p: ProviderRef): Promise<string | undefined>;
+  putSecret(p: ProviderRef, secret: string): Promise<void>;
+  deleteSecret(p: ProviderRef): Promise<void>;
+  /** External backends only; undefined for `internal` (the id is in the row). */
+  getClientId(p: ProviderRef): Promise<string | undefined>;
+  putClientId(p: ProviderRef, clientId: string): Promise<void>;
+  deleteClientId(p: ProviderRef): Promise<void>;
+  /** After a rename: copies what exists under the old name to the new one, then removes the old. */
+  move(from: ProviderRef, to: ProviderRef): Promise<void>;
+}
+
+export function createProviderCredentials(
+  secrets: SecretBackend,
+  options: { cacheMs?: number; now?: () => number } = {},
+): ProviderCredentials {
+  const external = secrets.kind !== 'internal';
+  // Only external reads are cached: `internal` reads its own database, as it always has.
+  const cacheMs = external ? (options.cacheMs ?? 30_000) : 0;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { value: string | undefined; until: number }>();
+  const encoder = new TextEncoder();
+  const decoder = new TextDecoder();
+
+  const secretPath = (p: ProviderRef) =>
+    external ? `${p.name}/client_secret` : `providers/${p.id}/client_secret`;
+  const idPath = (p: ProviderRef) => `${p.name}/client_id`;
+
+  async function read(path: string): Promise<string | undefined> {
+    const hit = cache.get(path);
+    if (hit && hit.until > now()) return hit.value;
+    const stored = await secrets.get(path);
+    const value = stored === null ? undefined : decoder.decode(stored.value);
+    if (cacheMs > 0) cache.set(path, { value, until: now() + cacheMs });
+    return value;
+  }
+  async function put(path: string, value: string): Promise<void> {
+    cache.delete(path);
+    await secrets.put(path, encoder.encode(value));
+  }
+  async function remove(path: string): Promise<void> {
+    cache.delete(path);
+    await secrets.delete(path);
+  }
+
+  return {
+    external,
+    getSecret: (p) => read(secretPath(p)),
+    putSecret: (p, secret) => put(secretPath(p), secret),
+    deleteSecret: (p) => remove(secretPath(p)),
+    getClientId: async (p) => (external ? read(idPath(p)) : undefined),
+    putClientId: async (p, clientId) => {
+      if (external) await put(idPath(p), clientId);
+    },
+    deleteClientId: async (p) => {
+      if (external) await remove(idPath(p));
+    },
+    async move(from, to) {
+      if (!external || from.name === to.name) return;
+      for (const [src, dst] of [
+        [idPath(from), idPath(to)],
+        [secretPath(from), secretPath(to)],
+      ] as const) {
+        const stored = await secrets.get(src);
+        if (stored === null) continue;
+        cache.delete(dst);
+        await secrets.put(dst, stored.value);
+        // Verified before the old copy goes: a failed write must not lose the credential.
+        const copy = await secrets.get(dst);
+        if (copy === null || Buffer.compare(Buffer.from(copy.value), Buffer.from(stored.value)) !== 0)
+          throw new Error(`provider credential copy to ${dst} did not read back`);
+        await remove(src);
+      }
+    },
+  };
+}

@@ -1,0 +1,270 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { json, startBroker, type TestBroker } from './harness.ts';
+import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
+
+/**
+ * On-behalf-of: a real OpenID provider (oidc-provider) is the developer's user IdP and issues the
+ * users' JWT access tokens; the agent exchanges one for a session bound to that user, through
+ * `POST /v1/agent-sessions/obo` and through RFC 8693 token exchange at `/oauth/token`, and a third
+ * party verifies the result with jose against the broker's JWKS.
+ */
+
+const AUDIENCE = 'https://nexus.example.test/obo';
+const RETURN = 'http://localhost:3000/done';
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+describe('on-behalf-of', () => {
+  let idp: OidcFixture;
+  let stranger: OidcFixture;
+  let broker: TestBroker;
+  let agent: { agent_id: string; client_secret: string };
+  let agentToken: string;
+  let aliceToken: string;
+  let aliceConnection: string;
+  let bobConnection: string;
+
+  const call = (options: Parameters<TestBroker['request']>[0]) => broker.request(options);
+  const asAgent = (options: Parameters<TestBroker['request']>[0]) =>
+    call({ ...options, key: null, headers: { authorization: `Bearer ${agentToken}` } });
+  const obo = (payload: Record<string, unknown>) =>
+    asAgent({ method: 'POST', url: '/v1/agent-sessions/obo', payload });
+
+  async function connect(workspace: string): Promise<string> {
+    const started = json<{ state: string; connection_id: string }>(
+      await call({
+        method: 'POST',
+        url: '/v1/request-connection',
+        payload: { user_id: workspace, provider_name: 'crm', return_url: RETURN },
+      }),
+    );
+    await call({
+      method: 'POST',
+      url: '/v1/capture-credential',
+      key: null,
+      payload: { state: started.state, credentials: { api_key: `k-${workspace}` } },
+    });
+    return started.connection_id;
+  }
+
+  before(async () => {
+    [idp, stranger] = await Promise.all([startOidcProvider(), startOidcProvider()]);
+    broker = await startBroker();
+    await call({
+      method: 'POST',
+      url: '/providers',
+      payload: { profile: { name: 'crm', auth_type: 'api_key' } },
+    });
+    for (const name of ['crm:read', 'crm:write', 'ledger:post'])
+      await call({ method: 'POST', url: '/admin/v1/scopes', payload: { name } });
+    const trusted = await call({
+      method: 'POST',
+      url: '/admin/v1/trusted-issuers',
+      payload: {
+        issuer: idp.issuer,
+        use_discovery: true,
+        audience: AUDIENCE,
+        tenant_claim: 'tenant',
+        clearance_claim: 'clearance',
+      },
+    });
+    assert.equal(trusted.statusCode, 201, trusted.body);
+    aliceConnection = await connect('alice');
+    bobConnection = await connect('bob');
+    agent = json(
+      await call({
+        method: 'POST',
+        url: '/admin/v1/agents',
+        payload: {
+          agent_id: 'assistant',
+          allowed_scopes: ['crm:read', 'ledger:post'],
+          allowed_providers: ['crm'],
+          allowed_workspaces: ['*'],
+        },
+      }),
+    );
+    agentToken = json<{ access_token: string }>(
+      await call({
+        method: 'POST',
+        url: '/oauth/token',
+        key: null,
+        headers: FORM,
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: agent.agent_id,
+          client_secret: agent.client_secret,
+        }).toString(),
+      }),
+    ).access_token;
+    aliceToken = await idp.issueUserToken({
+      resource: AUDIENCE,
+      accountId: 'alice',
+      claims: { permissions: ['crm:read', 'crm:write'], tenant: 'acme', clearance: 'secret' },
+    });
+  });
+  after(async () => {
+    await broker.close();
+    await Promise.all([idp.close(), stranger.close()]);
+  });
+
+  it("opens a session for the user when both gates agree, bound to that user's connections", async () => {
+    const res = await obo({ user_token: aliceToken, scopes: ['crm:read'], connection_id: aliceConnection });
+    assert.equal(res.statusCode, 201, res.body);
+    const session = json<{
+      obo: boolean;
+      acting_for: string;
+      tenant_id: string;
+      clearance_level: string;
+      session_token: string;
+      session_id: string;
+    }>(res);
+    assert.deepEqual(
+      [session.obo, session.acting_for, session.tenant_id, session.clearance_level],
+      [true, 'alice', 'acme', 'secret'],
+    );
+    const jwks = json(await call({ method: 'GET', url: '/.well-known/jwks.json', key: null }));
+    const { payload } = await jwtVerify(session.session_token, createLocalJWKSet(jwks as never), {
+      issuer: broker.container.config.http.baseUrl,
+      audience: broker.container.config.http.baseUrl,
+      typ: 'nexus-session+jwt',
+    });
+    assert.equal(payload.sub, 'alice');
+    assert.deepEqual(payload.act, { sub: 'assistant' }, 'RFC 8693 act names the agent');
+    assert.equal(payload.obo, true);
+    assert.equal(payload.tenant_id, 'acme');
+    assert.ok((payload.exp as number) * 1000 <= Date.now() + 3600_000, "never outlives the user's token");
+
+    // Another user's connection is not reachable through alice's token.
+    const bob = await obo({ user_token: aliceToken, scopes: ['crm:read'], connection_id: bobConnection });
+    assert.equal(bob.statusCode, 404, bob.body);
+  });
+
+  it('refuses scope escalation at each gate, and says which', async () => {
+    const userGate = await obo({ user_token: aliceToken, scopes: ['ledger:post'] });
+    assert.equal(userGate.statusCode, 400, userGate.body);
+    assert.deepEqual(json(userGate).details, { gate: 'user_permissions', refused: ['ledger:post'] });
+    const agentGate = await obo({ user_token: aliceToken, scopes: ['crm:write'] });
+    assert.equal(agentGate.statusCode, 400, agentGate.body);
+    assert.deepEqual(json(agentGate).details, { gate: 'agent_scopes', refused: ['crm:write'] });
+  });
+
+  it('refuses forged, foreign, wrong-audience and unsigned user tokens', async () => {
+    const [h, p] = aliceToken.split('.') as [string, string];
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString());
+    const elevated = Buffer.from(JSON.stringify({ ...claims, permissions: ['ledger:post'] })).toString(
+      'base64url',
+    );
+    const cases: [string, string][] = [
+      [`${h}.${elevated}.${aliceToken.split('.')[2]}`, 'bad_signature'],
+      [
+        await stranger.issueUserToken({
+          resource: AUDIENCE,
+          accountId: 'alice',
+          claims: { permissions: ['crm:read'] },
+        }),
+        'unknown_issuer',
+      ],
+      [
+        await idp.issueUserToken({
+          resource: 'https://other.example.test',
+          accountId: 'alice',
+          claims: { permissions: ['crm:read'] },
+        }),
+        'wrong_audience',
+      ],
+      [
+        `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url')}.${p}.`,
+        'algorithm_not_allowed',
+      ],
+      [
+        await idp.signWithProviderKey({
+          sub: 'alice',
+          aud: AUDIENCE,
+          exp: Math.floor(Date.now() / 1000) - 3600,
+          permissions: ['crm:read'],
+        }),
+        'expired',
+      ],
+    ];
+    for (const [token, reason] of cases) {
+      const res = await obo({ user_token: token, scopes: ['crm:read'] });
+      assert.equal(res.statusCode, 400, `${reason}: ${res.body}`);
+      assert.equal(json(res).error, 'invalid_grant');
+      assert.deepEqual(json(res).details, { gate: 'user_token', reason });
+    }
+  });
+
+  it('exchanges a user token by RFC 8693 at /oauth/token, as a third-party client would', async () => {
+    const basic = `Basic ${Buffer.from(`${agent.agent_id}:${agent.client_secret}`).toString('base64')}`;
+    const exchange = (fields: Record<string, string>, auth: string | null = basic) =>
+      call({
+        method: 'POST',
+        url: '/oauth/token',
+        key: null,
+        headers: { ...FORM, ...(auth ? { authorization: auth } : {}) },
+        payload: new URLSearchParams({ grant_type: TOKEN_EXCHANGE, ...fields }).toString(),
+      });
+    const res = await exchange({
+      subject_token: aliceToken,
+      subject_token_type: JWT_TYPE,
+      scope: 'crm:read',
+    });
+    assert.equal(res.statusCode, 200, res.body);
+    const body = json<{ access_token: string; issued_token_type: string; token_type: string; scope: string }>(
+      res,
+    );
+    assert.equal(body.issued_token_type, JWT_TYPE);
+    assert.equal(body.token_type, 'N_A');
+    assert.equal(body.scope, 'crm:read');
+    const introspected = json(
+      await call({
+        method: 'POST',
+        url: '/oauth/introspect',
+        headers: FORM,
+        payload: `token=${body.access_token}`,
+      }),
+    );
+    assert.equal(introspected.active, true);
+    assert.equal(introspected.acting_for, 'alice');
+
+    // The agent may also authenticate with its access token as the actor token.
+    const withActor = await exchange(
+      {
+        subject_token: aliceToken,
+        subject_token_type: JWT_TYPE,
+        actor_token: agentToken,
+        actor_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        scope: 'crm:read',
+      },
+      null,
+    );
+    assert.equal(withActor.statusCode, 200, withActor.body);
+    const escalate = await exchange({
+      subject_token: aliceToken,
+      subject_token_type: JWT_TYPE,
+      scope: 'crm:write',
+    });
+    assert.equal(escalate.statusCode, 400);
+    const anonymous = await exchange(
+      { subject_token: aliceToken, subject_token_type: JWT_TYPE, scope: 'crm:read' },
+      null,
+    );
+    assert.equal(anonymous.statusCode, 401, 'the agent must authenticate');
+  });
+
+  it('audits every on-behalf-of decision with the failing gate and the user', async () => {
+    const events = json<{
+      events: { event_type: string; actor: string; details: Record<string, unknown> | null }[];
+    }>(await call({ method: 'GET', url: '/audit?limit=500' })).events;
+    const opened = events.filter((e) => e.event_type === 'agent.obo_opened');
+    assert.ok(opened.length >= 3);
+    assert.ok(opened.every((e) => e.actor === 'agent:assistant' && e.details?.acting_for === 'alice'));
+    const gates = new Set(
+      events.filter((e) => e.event_type === 'agent.obo_denied').map((e) => e.details?.gate),
+    );
+    for (const gate of ['user_permissions', 'agent_scopes', 'user_token']) assert.ok(gates.has(gate), gate);
+  });
+});

@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createLocalJWKSet, jwtVerify } from 'jose';
+import { json, startBroker, type TestBroker } from './harness.ts';
+
+/**
+ * Agent sessions: bounded scopes and lifetime, custom-scope session tokens verified offline by an
+ * independent library (jose) with the published JWKS and online by RFC 7662 introspection.
+ */
+
+const RETURN = 'http://localhost:3000/done';
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+
+describe('agent sessions', () => {
+  let broker: TestBroker;
+  let clock = Date.now();
+  let aliceConnection: string;
+  let bobConnection: string;
+  const tokens: Record<string, string> = {};
+
+  const call = (options: Parameters<TestBroker['request']>[0]) => broker.request(options);
+  const asAgent = (name: string, options: Parameters<TestBroker['request']>[0]) =>
+    call({ ...options, key: null, headers: { authorization: `Bearer ${tokens[name]}` } });
+
+  async function connect(workspace: string, scopes: string[]): Promise<string> {
+    const started = json<{ state: string; connection_id: string }>(
+      await call({
+        method: 'POST',
+        url: '/v1/request-connection',
+        payload: { user_id: workspace, provider_name: 'crm', scopes, return_url: RETURN },
+      }),
+    );
+    await call({
+      method: 'POST',
+      url: '/v1/capture-credential',
+      key: null,
+      payload: { state: started.state, credentials: { api_key: `k-${workspace}` } },
+    });
+    return started.connection_id;
+  }
+
+  async function agent(agentId: string, allowedScopes: string[]) {
+    const created = json<{ agent_id: string; client_secret: string; id: string }>(
+      await call({
+        method: 'POST',
+        url: '/admin/v1/agents',
+        payload: {
+          agent_id: agentId,
+          allowed_scopes: allowedScopes,
+          allowed_providers: ['crm'],
+          allowed_workspaces: ['alice'],
+        },
+      }),
+    );
+    const res = await call({
+      method: 'POST',
+      url: '/oauth/token',
+      key: null,
+      headers: FORM,
+      payload: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: created.agent_id,
+        client_secret: created.client_secret,
+      }).toString(),
+    });
+    tokens[agentId] = json<{ access_token: string }>(res).access_token;
+    return created;
+  }
+
+  const open = (name: string, payload: Record<string, unknown>) =>
+    asAgent(name, { method: 'POST', url: '/v1/agent-sessions', payload });
+
+  const introspect = async (token: string) =>
+    json<{ active: boolean } & Record<string, unknown>>(
+      await call({
+        method: 'POST',
+        url: '/oauth/introspect',
+        headers: FORM,
+        payload: `token=${encodeURIComponent(token)}`,
+      }),
+    );
+
+  before(async () => {
+    broker = await startBroker({ now: () => clock, env: { NEXUS_AGENT_SESSION_MAX_TTL_SECONDS: '1800' } });
+    await call({
+      method: 'POST',
+      url: '/providers',
+      payload: { profile: { name: 'crm', auth_type: 'api_key' } },
+    });
+    for (const name of ['crm:read', 'ledger:post']) {
+      const res = await call({
+        method: 'POST',
+        url: '/admin/v1/scopes',
+        payload: { name, description: name },
+      });
+      assert.equal(res.statusCode, 201, res.body);
+    }
+    aliceConnection = await connect('alice', ['contacts.read']);
+    bobConnection = await connect('bob', ['contacts.read']);
+    await agent('ledger-bot', ['crm:read', 'ledger:post', 'contacts.read', 'contacts.write']);
+    await agent('other-bot', ['crm:read']);
+  });
+  after(() => broker.close());
+
+  it('opens a custom-scope session whose token verifies offline with the JWKS and online by introspection', async () => {
+    const res = await open('ledger-bot', { scopes: ['crm:read'], ttl_seconds: 600 });
+    assert.equal(res.statusCode, 201, res.body);
+    const session = json<{
+      session_id: string;
+      session_token: string;
+      scopes_granted: string[];
+      expires_at: string;
+    }>(res);
+    assert.deepEqual(session.scopes_granted, ['crm:read']);
+    assert.equal(Date.parse(session.expires_at) - clock, 600_000);
+
+    const jwks = json(await call({ method: 'GET', url: '/.well-known/jwks.json', key: null }));
+    const { payload, protectedHeader } = await jwtVerify(
+      session.session_token,
+      createLocalJWKSet(jwks as never),
+      {
+        issuer: broker.container.config.http.baseUrl,
+        audience: broker.container.config.http.baseUrl,
+        typ: 'nexus-session+jwt',
+        currentDate: new Date(clock),
+      },
+    );
+    assert.equal(protectedHeader.alg, 'ES256');
+    assert.equal(payload.sid, session.session_id);
+    assert.equal(payload.scope, 'crm:read');
+    assert.equal(payload.client_id, 'ledger-bot');
+
+    const live = await introspect(session.session_token);
+    assert.equal(live.active, true);
+    assert.equal(live.scope, 'crm:read');
+
+    const closed = await asAgent('ledger-bot', {
+      method: 'DELETE',
+      url: `/v1/agent-sessions/${session.session_id}`,
+    });
+    assert.equal(closed.statusCode, 200);
+    assert.equal(json(closed).status, 'closed');
+    assert.deepEqual(await introspect(session.session_token), { active: false }, 'closed: inactive at once');
+  });
+
+  it('refuses scope escalation at each gate, naming it', async () => {
+    const cases: [Record<string, unknown>, number, string | null][] = [
+      [{ scopes: ['crm:write'] }, 400, 'agent_scopes'],
+      [{ scopes: ['contacts.read'] }, 400, 'custom_scopes'],
+      [{ scopes: ['contacts.write'], connection_id: aliceConnection }, 400, 'connection_scopes'],
+      [{ scopes: ['contacts.read'], connection_id: bobConnection }, 404, null],
+      [{ scopes: ['crm:read'], ttl_seconds: 7200 }, 400, null],
+    ];
+    for (const [payload, status, gate] of cases) {
+      const res = await open('ledger-bot', payload);
+      assert.equal(res.statusCode, status, `${JSON.stringify(payload)}: ${res.body}`);
+      if (gate) assert.equal(json<{ details: { gate: string } }>(res).details.gate, gate);
+    }
+    const ok = await open('ledger-bot', {
+      scopes: ['contacts.read', 'ledger:post'],
+      connection_id: aliceConnection,
+    });
+    assert.equal(ok.statusCode, 201, ok.body);
+    const body = json<{ downscoped: boolean; provider_scopes: string[]; custom_scopes: string[] }>(ok);
+    assert.deepEqual(body.provider_scopes, ['contacts.read']);
+    assert.deepEqual(body.custom_scopes, ['ledger:post']);
+    assert.equal(body.downscoped, false, "the provider's token is not narrowed, and the answer says so");
+  });
+
+  it("keeps one agent out of another's sessions", async () => {
+    const mine = json<{ session_id: string }>(await open('ledger-bot', { scopes: ['crm:read'] }));
+    for (const method of ['GET', 'DELETE'] as const) {
+      const res = await asAgent('other-bot', { method, url: `/v1/agent-sessions/${mine.session_id}` });
+      assert.equal(res.statusCode, 404);
+    }
+    const admin = await call({ method: 'GET', url: `/v1/agent-sessions/${mine.session_id}` });
+    assert.equal(admin.statusCode, 200, 'operators see every session');
+    assert.equal(json(admin).status, 'active');
+  });
+
+  it('makes session tokens inactive when they expire or their agent is deactivated', async () => {
+    const a = json<{ session_token: string }>(
+      await open('ledger-bot', { scopes: ['crm:read'], ttl_seconds: 60 }),
+    );
+    const b = json<{ session_token: string }>(
+      await open('ledger-bot', { scopes: ['crm:read'], ttl_seconds: 600 }),
+    );
+    clock += 61_000;
+    assert.equal((await introspect(a.session_token)).active, false);
+    assert.equal((await introspect(b.session_token)).active, true);
+    await call({ method: 'PATCH', url: '/admin/v1/agents/ledger-bot', payload: { active: false } });
+    assert.equal((await introspect(b.session_token)).active, false);
+    await call({ method: 'PATCH', url: '/admin/v1/agents/ledger-bot', payload: { active: true } });
+    clock -= 61_000;
+    // An access token is not a session token, and garbage is simply inactive.
+    assert.equal((await introspect(tokens['ledger-bot']!)).active, false);
+    assert.equal((await introspect('not-a-token')).active, false);
+  });
+
+  it('lets an operator open a session for a named agent, and audits opening and closing', async () => {
+    const res = await call({
+      method: 'POST',
+      url: '/v1/agent-sessions',
+      payload: { agent_id: 'other-bot', scopes: ['crm:read'] },
+    });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(json(res).agent_id, 'other-bot');
+    const missing = await call({
+      method: 'POST',
+      url: '/v1/agent-sessions',
+      payload: { scopes: ['crm:read'] },
+    });
+    assert.equal(missing.statusCode, 400);
+    const audit = json<{ events: { event_type: string }[] }>(
+      await call({ method: 'GET', url: '/audit?limit=500' }),
+    );
+    const types = new Set(audit.events.map((e) => e.event_type));
+    for (const t of ['agent.session_opened', 'agent.session_closed', 'agent.session_denied'])
+      assert.ok(types.has(t), t);
+  });
+});
