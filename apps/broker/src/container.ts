@@ -153,6 +153,8 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     audit,
     issuer: config.http.baseUrl,
     maxTtlSeconds: config.agentSessionMaxTtlSeconds,
+    // Declared below; called only once the container is built.
+    narrow: (id, scopes) => connections.narrowedToken(id, scopes),
     now,
   });
   const onBehalfOf = createOnBehalfOf({

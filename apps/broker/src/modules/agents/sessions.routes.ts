@@ -44,7 +44,16 @@ export const openedSession = sessionView
     downscoped: z
       .boolean()
       .optional()
-      .describe("false: the provider's access token is not narrowed to these scopes"),
+      .describe(
+        "true: access_token is the provider's token narrowed to the session's provider scopes; false: the provider cannot narrow, use the connection's token",
+      ),
+    access_token: z
+      .string()
+      .optional()
+      .describe("The provider's down-scoped access token (never a refresh token)"),
+    access_token_type: z.string().optional(),
+    access_token_expires_at: z.string().nullable().optional(),
+    access_token_scope: z.string().optional(),
   })
   .meta({ id: 'OpenedAgentSession' });
 

@@ -53,6 +53,11 @@ export function createAgentSessions(deps: {
   audit: Pick<AuditService, 'record'>;
   issuer: string;
   maxTtlSeconds: number;
+  /** A down-scoped access token for a connection, or null when the provider cannot narrow. */
+  narrow?: (
+    connectionId: string,
+    scopes: readonly string[],
+  ) => Promise<{ access_token: string; token_type: string; expires_at: string | null; scope: string } | null>;
   now?: () => number;
 }) {
   const k = deps.db.kysely;
@@ -203,13 +208,25 @@ export function createAgentSessions(deps: {
         },
       });
       const out = view(session, row.agent_id, custom);
+      // Provider scopes: a token narrowed by the provider where it can; otherwise say so.
+      const narrowed =
+        out.provider_scopes.length > 0 && connectionId !== null && deps.narrow
+          ? await deps.narrow(connectionId, out.provider_scopes)
+          : null;
       return {
         ...out,
         ...(out.custom_scopes.length > 0 || request.obo
           ? { session_token: await sign(session, row, requested), token_type: 'session' as const }
           : {}),
-        // The provider's own access token is not narrowed: say so rather than pretend.
-        ...(out.provider_scopes.length > 0 ? { downscoped: false } : {}),
+        ...(out.provider_scopes.length > 0 ? { downscoped: narrowed !== null } : {}),
+        ...(narrowed
+          ? {
+              access_token: narrowed.access_token,
+              access_token_type: narrowed.token_type,
+              access_token_expires_at: narrowed.expires_at,
+              access_token_scope: narrowed.scope,
+            }
+          : {}),
       };
     },
 

@@ -386,6 +386,93 @@ export function createConnectionsService(deps: {
     owner,
 
     /**
+     * A down-scoped access token for an agent session (RFC 6749 §6: a refresh may ask for fewer
+     * scopes). Runs under the connection's refresh lease like any refresh; a rotated refresh token
+     * is stored, while the connection keeps its own (full-scope) access token. Null when the
+     * connection has no refresh token or the provider refuses or ignores the narrowing: the caller
+     * then reports `downscoped: false`.
+     */
+    async narrowedToken(
+      id: string,
+      scopes: readonly string[],
+    ): Promise<{
+      access_token: string;
+      token_type: string;
+      expires_at: string | null;
+      scope: string;
+    } | null> {
+      const deadline = now() + leaseMs + 5_000;
+      for (;;) {
+        const row = await store.find(id);
+        if (row === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
+        assertUsable(row);
+        const creds = credentialsOf(row);
+        if (creds.kind !== 'oauth2' || creds.refresh_token === undefined) return null;
+        if (await store.acquireLease(row.id, owner, row.version, now(), leaseMs)) {
+          const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
+          const oc = await deps.oauthClient(profile, clientSecret);
+          let tokens: oauth.TokenEndpointResponse;
+          try {
+            const response = await oauth.refreshTokenGrantRequest(
+              oc.as,
+              oc.client,
+              oc.auth,
+              creds.refresh_token,
+              {
+                ...oc.requestOptions(),
+                additionalParameters: { scope: scopes.join(' ') },
+              },
+            );
+            tokens = await oauth.processRefreshTokenResponse(oc.as, oc.client, response);
+          } catch (error) {
+            if (isInvalidGrant(error)) {
+              const moved = await store.completeLease(
+                row.id,
+                owner,
+                'attention_required',
+                { last_error: 'invalid_grant', refresh_due_at: null },
+                now(),
+              );
+              if (moved) await emit(row, 'connection.attention_required', { reason: 'invalid_grant' });
+              throw errorFrom(connectionErrors, 'attention_required', {
+                details: { connection_id: row.id, status: 'attention_required' },
+              });
+            }
+            // invalid_scope, an outage: nothing was spent, nothing changes.
+            await store.releaseLease(row.id, owner, row.last_error ?? '', now());
+            return null;
+          }
+          const t = now();
+          const next: StoredCredentials = {
+            ...creds,
+            ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
+          };
+          await store.completeLease(
+            row.id,
+            owner,
+            'active',
+            { credentials: sealText(ring, JSON.stringify(next), credentialsBinding(row.id)) },
+            t,
+          );
+          const granted = (tokens.scope ?? scopes.join(' ')).split(' ').filter((x) => x !== '');
+          // A provider that ignores the narrowing hands back more than was asked: not down-scoped.
+          if (granted.some((g) => !scopes.includes(g))) return null;
+          return {
+            access_token: tokens.access_token,
+            token_type: tokens.token_type ?? 'bearer',
+            expires_at:
+              typeof tokens.expires_in === 'number'
+                ? new Date(t + tokens.expires_in * 1000).toISOString()
+                : null,
+            scope: granted.join(' '),
+          };
+        }
+        if (now() > deadline) throw errorFrom(connectionErrors, 'refresh_in_progress');
+        await sleep(POLL_MS);
+      }
+    },
+
+    /**
      * The background worker's refresh of a connection it claimed (`store.claimDue` under `owner`):
      * the lease is already ours, so no version check is needed: the claim read the current row.
      */
