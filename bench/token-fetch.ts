@@ -2,11 +2,12 @@
  * GET /v1/token/{id} (authenticated, audited read) against GET /health (no-op) on the same server,
  * with wrk (Debian package `wrk`), 50 connections. Usage:
  *
- *   node bench/token-fetch.ts [--pg] [--seconds 15] [--key env|db] [--clients 50] [--connections 1]
+ *   node bench/token-fetch.ts [--pg] [--seconds 15] [--key env|db|agent] [--clients 50] [--connections 1]
  *
  * --pg uses PostgreSQL (scripts/services.sh ensure-postgres; a fresh schema is created and dropped).
  * --key picks the credential: `env` (default) an API_KEY from the environment, `db` an `nxa_` key
- * made with the admin-keys API (looked up in the database on every request). --clients sets wrk's
+ * made with the admin-keys API (looked up in the database on every request), `agent` an agent's ES256
+ * access token from POST /oauth/token (verified, agent re-read and grant checked on every request). --clients sets wrk's
  * open connections (the targets are for 50). --connections N spreads the token requests over N
  * connections (a wrk Lua script cycles through them), so concurrent reads are not all for one row.
  * Each phase also reports where the machine's CPU went, from /proc, in CPU microseconds per
@@ -36,7 +37,8 @@ const { values } = parseArgs({
 });
 const clients = Number(values.clients);
 const connectionCount = Number(values.connections);
-if (values.key !== 'env' && values.key !== 'db') throw new Error('--key is env or db');
+if (values.key !== 'env' && values.key !== 'db' && values.key !== 'agent')
+  throw new Error('--key is env, db or agent');
 const seconds = Number(values.seconds);
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'apps', 'broker', 'bin', 'nexus.js');
@@ -207,16 +209,43 @@ try {
         'request = function()\n  n = n % #ids + 1\n  return wrk.format("GET", "/v1/token/" .. ids[n])\nend\n',
     );
   }
-  const key =
-    values.key === 'db' ? (await admin('POST', '/admin/v1/admin-keys', { name: 'bench' })).key! : apiKey;
-  const check = await fetch(`${base}/v1/token/${id}`, { headers: { 'x-api-key': key } });
+  let header: string;
+  if (values.key === 'agent') {
+    // The agents' hot path: an ES256 access token from POST /oauth/token, verified on every request,
+    // with the agent re-read (deactivation takes effect at once) and its grant checked.
+    const agent = await admin('POST', '/admin/v1/agents', {
+      agent_id: 'bench-agent',
+      allowed_scopes: [],
+      allowed_providers: ['bench'],
+      allowed_workspaces: ['*'],
+    });
+    const issued = await fetch(`${base}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: 'bench-agent',
+        client_secret: agent.client_secret!,
+      }),
+    });
+    header = `Authorization: Bearer ${((await issued.json()) as { access_token: string }).access_token}`;
+  } else {
+    const key =
+      values.key === 'db' ? (await admin('POST', '/admin/v1/admin-keys', { name: 'bench' })).key! : apiKey;
+    header = `X-API-Key: ${key}`;
+  }
+  const [headerName, headerValue] = [
+    header.slice(0, header.indexOf(':')),
+    header.slice(header.indexOf(':') + 2),
+  ];
+  const check = await fetch(`${base}/v1/token/${id}`, { headers: { [headerName]: headerValue } });
   if (!check.ok) throw new Error(`token fetch: ${check.status} ${await check.text()}`);
 
   // Warm-up, then the two measurements back to back on the same server.
   const pid = broker.pid!;
   wrk(`${base}/health`, [], pid);
   const noop = wrk(`${base}/health`, [], pid);
-  const token = wrk(`${base}/v1/token/${id}`, [`X-API-Key: ${key}`], pid, script);
+  const token = wrk(`${base}/v1/token/${id}`, [header], pid, script);
   const ratio = token.rps / noop.rps;
   const fmt = (r: WrkResult) =>
     `${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   errors: ${r.errors}\n` +

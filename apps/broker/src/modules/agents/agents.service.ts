@@ -4,11 +4,13 @@ import {
   createRemoteJWKSet,
   decodeProtectedHeader,
   importJWK,
+  type JWTPayload,
   type JWTVerifyGetKey,
   jwtVerify,
   SignJWT,
 } from 'jose';
 import type { Database } from '../../db/client.ts';
+import { coalescedReads } from '../../db/coalesce.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
@@ -78,6 +80,46 @@ export function createAgentsService(deps: {
   const k = deps.db.kysely;
   const now = deps.now ?? Date.now;
   const remoteSets = new Map<string, JWTVerifyGetKey>();
+
+  /*
+   * Hot path of every agent request. A token's signature, issuer, audience and type never change,
+   * so a verified token is remembered (bounded, until its expiry) and not re-verified; what can
+   * change (the agent being deactivated or deleted) is read from the database every time, by one
+   * prepared primary-key query (coalesced across concurrent requests on PostgreSQL).
+   */
+  const verified = new Map<string, JWTPayload>();
+  const VERIFIED_MAX = 10_000;
+  function remember(token: string, payload: JWTPayload): void {
+    if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
+    verified.set(token, payload);
+  }
+  const publicKeys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
+  async function publicKeyFor(kid: string) {
+    const cached = publicKeys.get(kid);
+    if (cached !== undefined) return cached;
+    const jwk = await deps.signingKeys.publicKey(kid);
+    if (jwk === undefined) return undefined;
+    const key = await importJWK(jwk, 'ES256');
+    publicKeys.set(kid, key);
+    return key;
+  }
+  const findOne = k.selectFrom('agents').selectAll().where('id', '=', '').compile();
+  const findMany = k
+    .selectFrom('agents')
+    .selectAll()
+    .where((eb) => eb('id', '=', eb.fn.any(eb.val<string[]>([]))))
+    .compile();
+  const findCoalesced = coalescedReads<string, AgentsTable>(
+    async (ids) => {
+      const { rows } = await deps.db.prepared<AgentsTable>(findMany.sql, [ids]);
+      return new Map(rows.map((r) => [r.id, r]));
+    },
+    { maxBatch: 200, maxInFlight: 2 },
+  );
+  const findAgent = async (id: string): Promise<AgentsTable | undefined> =>
+    deps.db.dialect === 'postgres'
+      ? findCoalesced(id)
+      : (await deps.db.prepared<AgentsTable>(findOne.sql, [id])).rows[0];
 
   async function liveRow(ref: string): Promise<AgentsTable> {
     const q = k.selectFrom('agents').selectAll().where('deleted_at', 'is', null);
@@ -528,28 +570,32 @@ export function createAgentsService(deps: {
         return null;
       }
       if (kid === undefined) return null;
-      const jwk = await deps.signingKeys.publicKey(kid);
-      if (jwk === undefined) return null;
-      let payload: Awaited<ReturnType<typeof jwtVerify>>['payload'];
-      try {
-        ({ payload } = await jwtVerify(token, await importJWK(jwk, 'ES256'), {
-          issuer: deps.issuer,
-          audience: deps.issuer,
-          algorithms: ['ES256'],
-          typ: 'at+jwt',
-          currentDate: new Date(now()),
-          requiredClaims: ['exp', 'sub'],
-        }));
-      } catch {
-        return null;
+      const t = now();
+      let payload = verified.get(token);
+      if (payload !== undefined && (payload.exp ?? 0) * 1000 <= t) {
+        verified.delete(token);
+        payload = undefined;
       }
-      const row = await k
-        .selectFrom('agents')
-        .selectAll()
-        .where('id', '=', payload.sub!)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
-      if (row === undefined || row.disabled_at !== null) return null;
+      if (payload === undefined) {
+        const key = await publicKeyFor(kid);
+        if (key === undefined) return null;
+        try {
+          ({ payload } = await jwtVerify(token, key, {
+            issuer: deps.issuer,
+            audience: deps.issuer,
+            algorithms: ['ES256'],
+            typ: 'at+jwt',
+            currentDate: new Date(t),
+            requiredClaims: ['exp', 'sub'],
+          }));
+        } catch {
+          return null;
+        }
+        remember(token, payload);
+      }
+      // The agent is read on every request (deactivation takes effect at once); nothing is cached.
+      const row = await findAgent(payload.sub!);
+      if (row === undefined || row.deleted_at !== null || row.disabled_at !== null) return null;
       return {
         kind: 'agent',
         agentUuid: row.id,
