@@ -7,6 +7,7 @@ import { type AdminKeysService, createAdminKeysService } from './modules/admin-k
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
 import { type AgentsService, createAgentsService, principalAccess } from './modules/agents/agents.service.ts';
 import { oboDecision } from './modules/agents/obo.ts';
+import { withRemoteVerification } from './modules/agents/remote-user-tokens.ts';
 import {
   type AgentSessions,
   createAgentSessions,
@@ -159,7 +160,24 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   });
   const onBehalfOf = createOnBehalfOf({
     sessions,
-    users: trustedIssuers,
+    // Opaque user tokens go to the developer's callback (BACKEND_AUTH_URL) when one is configured.
+    users:
+      config.backendAuth === undefined
+        ? trustedIssuers
+        : withRemoteVerification(trustedIssuers, {
+            url: config.backendAuth.url,
+            token:
+              config.backendAuth.token === undefined
+                ? undefined
+                : new TextDecoder().decode(config.backendAuth.token.reveal()),
+            fetch: createSafeFetch({
+              allowCidrs: config.egressAllowedCidrs,
+              timeoutMs: config.upstreamTimeoutMs,
+              maxRedirects: 0,
+            }),
+            maxLifetimeMs: 900_000,
+            now,
+          }),
     agentScopes: async (agent) => (await agents.principalFor(agent.agentUuid)).scopes as string[],
     audit,
     decide: oboDecision,

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { json, startBroker, type TestBroker } from './harness.ts';
@@ -266,5 +268,111 @@ describe('on-behalf-of', () => {
       events.filter((e) => e.event_type === 'agent.obo_denied').map((e) => e.details?.gate),
     );
     for (const gate of ['user_permissions', 'agent_scopes', 'user_token']) assert.ok(gates.has(gate), gate);
+  });
+});
+
+describe('on-behalf-of with opaque user tokens (BACKEND_AUTH_URL)', () => {
+  const CALLBACK_SECRET = 'callback-shared-secret-0123456789';
+  let backend: Server;
+  let broker: TestBroker;
+  let agentToken: string;
+  const received: { authorization: string | undefined; token: string }[] = [];
+
+  before(async () => {
+    // The developer's own backend: knows its opaque session tokens.
+    backend = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        const { token } = JSON.parse(body) as { token: string };
+        received.push({ authorization: req.headers.authorization, token });
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify(
+            token === 'opaque-alice'
+              ? {
+                  active: true,
+                  user_id: 'alice',
+                  tenant_id: 'acme',
+                  permissions: ['crm:read'],
+                  clearance_level: 'low',
+                }
+              : { active: false },
+          ),
+        );
+      });
+    });
+    await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+    backend.unref();
+    broker = await startBroker({
+      env: {
+        BACKEND_AUTH_URL: `http://127.0.0.1:${(backend.address() as AddressInfo).port}/verify`,
+        BACKEND_AUTH_TOKEN: CALLBACK_SECRET,
+        NEXUS_EGRESS_ALLOWED_CIDRS: '127.0.0.1/32',
+      },
+    });
+    await broker.request({ method: 'POST', url: '/admin/v1/scopes', payload: { name: 'crm:read' } });
+    const agent = json<{ agent_id: string; client_secret: string }>(
+      await broker.request({
+        method: 'POST',
+        url: '/admin/v1/agents',
+        payload: { agent_id: 'opaque-bot', allowed_scopes: ['crm:read'], allowed_workspaces: ['*'] },
+      }),
+    );
+    agentToken = json<{ access_token: string }>(
+      await broker.request({
+        method: 'POST',
+        url: '/oauth/token',
+        key: null,
+        headers: FORM,
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: agent.agent_id,
+          client_secret: agent.client_secret,
+        }).toString(),
+      }),
+    ).access_token;
+  });
+  after(async () => {
+    await broker.close();
+    backend.close();
+  });
+
+  const obo = (userToken: string) =>
+    broker.request({
+      method: 'POST',
+      url: '/v1/agent-sessions/obo',
+      key: null,
+      headers: { authorization: `Bearer ${agentToken}` },
+      payload: { user_token: userToken, scopes: ['crm:read'] },
+    });
+
+  it("asks the developer's backend about an opaque token, with its bearer secret, and acts for the user it names", async () => {
+    const res = await obo('opaque-alice');
+    assert.equal(res.statusCode, 201, res.body);
+    const session = json<{
+      acting_for: string;
+      tenant_id: string;
+      clearance_level: string;
+      expires_at: string;
+    }>(res);
+    assert.deepEqual(
+      [session.acting_for, session.tenant_id, session.clearance_level],
+      ['alice', 'acme', 'low'],
+    );
+    assert.deepEqual(received.at(-1), { authorization: `Bearer ${CALLBACK_SECRET}`, token: 'opaque-alice' });
+    assert.ok(Date.parse(session.expires_at) <= Date.now() + 900_000 + 1000, 'bounded lifetime');
+  });
+
+  it('refuses what the backend rejects, and never sends it a JWT', async () => {
+    const res = await obo('opaque-mallory');
+    assert.equal(res.statusCode, 400);
+    assert.deepEqual(json(res).details, { gate: 'user_token', reason: 'remote_rejected' });
+    const before = received.length;
+    const jwtShaped = await obo('eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln');
+    assert.equal(jwtShaped.statusCode, 400);
+    assert.equal(received.length, before, 'JWTs are verified locally, not sent out');
   });
 });

@@ -191,6 +191,8 @@ export interface Config {
   readonly auditBatchMax: number;
   readonly agentTokenTtlSeconds: number;
   readonly agentSessionMaxTtlSeconds: number;
+  /** Remote verification of opaque user tokens (BACKEND_AUTH_URL), when configured. */
+  readonly backendAuth: { readonly url: string; readonly token: SecretBytes | undefined } | undefined;
   readonly auditRetention: { readonly retentionMs: number; readonly exportDir: string };
 }
 
@@ -348,6 +350,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     problems.push('BASE_URL: must use https in production');
   }
   const secretBackend = e.SECRET_BACKEND === undefined ? undefined : parseSecretBackend(e, mode, problems);
+  if (mode === 'production' && e.BACKEND_AUTH_URL?.startsWith('http://'))
+    problems.push('BACKEND_AUTH_URL: must use https in production (user tokens are sent to it)');
   if (problems.length > 0 || secretBackend === undefined) throw new ConfigError(problems);
 
   const hostForUrl = e.HOST.includes(':') ? `[${e.HOST}]` : e.HOST === '0.0.0.0' ? '127.0.0.1' : e.HOST;
@@ -401,6 +405,16 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     auditBatchMax: e.NEXUS_AUDIT_BATCH_MAX,
     agentTokenTtlSeconds: e.NEXUS_AGENT_TOKEN_TTL_SECONDS,
     agentSessionMaxTtlSeconds: e.NEXUS_AGENT_SESSION_MAX_TTL_SECONDS,
+    backendAuth:
+      e.BACKEND_AUTH_URL === undefined
+        ? undefined
+        : {
+            url: e.BACKEND_AUTH_URL,
+            token:
+              e.BACKEND_AUTH_TOKEN === undefined
+                ? undefined
+                : new SecretBytes(new TextEncoder().encode(e.BACKEND_AUTH_TOKEN)),
+          },
     auditRetention: {
       retentionMs: e.NEXUS_AUDIT_RETENTION_DAYS * 86_400_000,
       exportDir: resolve(e.NEXUS_AUDIT_EXPORT_DIR ?? join(dataDir, 'audit-export')),

@@ -318,6 +318,19 @@ export const envSchema = z.object({
     .max(86400)
     .default(3600)
     .describe('Longest lifetime an agent session (and its session token) may be given.'),
+  BACKEND_AUTH_URL: z
+    .url({ protocol: /^https?$/ })
+    .max(2048)
+    .optional()
+    .describe(
+      "On-behalf-of with opaque user tokens: the developer's verification endpoint. The broker POSTs `{token}` and expects `{active, user_id, tenant_id?, permissions, clearance_level?, expires_at?}`. JWT user tokens are still verified locally against the trusted issuers.",
+    ),
+  BACKEND_AUTH_TOKEN: z
+    .string()
+    .min(16)
+    .max(4096)
+    .optional()
+    .describe('Bearer token the broker sends to `BACKEND_AUTH_URL`, so the endpoint knows the caller.'),
   NEXUS_EGRESS_ALLOWED_CIDRS: list(8192)
     .default([])
     .describe(
@@ -397,6 +410,8 @@ const groups: Record<string, string> = {
   NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
   NEXUS_AGENT_TOKEN_TTL_SECONDS: 'Agents',
   NEXUS_AGENT_SESSION_MAX_TTL_SECONDS: 'Agents',
+  BACKEND_AUTH_URL: 'Agents',
+  BACKEND_AUTH_TOKEN: 'Agents',
   NEXUS_REFRESH_MARGIN_SECONDS: 'Background worker',
   NEXUS_REFRESH_JITTER_SECONDS: 'Background worker',
   NEXUS_REFRESH_CONCURRENCY: 'Background worker',
@@ -420,6 +435,7 @@ export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'REDIS_URL',
   'VAULT_TOKEN',
   'VAULT_SECRET_ID',
+  'BACKEND_AUTH_TOKEN',
 ]);
 
 /** The variable table, in schema order, for generated documentation. */
