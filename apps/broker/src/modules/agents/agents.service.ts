@@ -286,6 +286,24 @@ export function createAgentsService(deps: {
     return row;
   }
 
+  /** The authenticated, active agent; otherwise the failure is audited and `invalid_client` thrown. */
+  async function authenticatedAgent(ctx: AuditContext, auth: ClientAuthentication): Promise<AgentsTable> {
+    const row = await authenticateClient(auth);
+    if (row !== null && row.disabled_at === null) return row;
+    const claimed = row?.agent_id ?? auth.basic?.clientId ?? auth.clientId ?? 'unknown';
+    await deps.audit.record(
+      { ...ctx, actor: `agent:${claimed.slice(0, 64)}` },
+      {
+        action: 'agent.token_denied',
+        resourceType: 'agent',
+        resourceId: row?.id ?? null,
+        outcome: 'failure',
+        details: { reason: row === null ? 'authentication_failed' : 'deactivated' },
+      },
+    );
+    throw errorFrom(agentErrors, 'invalid_client');
+  }
+
   return {
     async create(ctx: AuditContext, input: AgentInput & { generate_secret: boolean }) {
       const t = now();
@@ -465,21 +483,7 @@ export function createAgentsService(deps: {
      * scopes against its `allowed_scopes`, and signs a short-lived access token (RFC 9068 JWT).
      */
     async clientCredentials(ctx: AuditContext, auth: ClientAuthentication, scope: string | undefined) {
-      const row = await authenticateClient(auth);
-      const claimed = auth.basic?.clientId ?? auth.clientId ?? 'unknown';
-      if (row === null || row.disabled_at !== null) {
-        await deps.audit.record(
-          { ...ctx, actor: `agent:${(row?.agent_id ?? claimed).slice(0, 64)}` },
-          {
-            action: 'agent.token_denied',
-            resourceType: 'agent',
-            resourceId: row?.id ?? null,
-            outcome: 'failure',
-            details: { reason: row === null ? 'authentication_failed' : 'deactivated' },
-          },
-        );
-        throw errorFrom(agentErrors, 'invalid_client');
-      }
+      const row = await authenticatedAgent(ctx, auth);
       const allowed = list(row.allowed_scopes);
       const requested =
         scope === undefined || scope.trim() === '' ? allowed : [...new Set(scope.trim().split(/\s+/))];
@@ -529,23 +533,7 @@ export function createAgentsService(deps: {
       ctx: AuditContext,
       auth: ClientAuthentication,
     ): Promise<AgentPrincipal> {
-      const row = await authenticateClient(auth);
-      if (row === null || row.disabled_at !== null) {
-        await deps.audit.record(
-          {
-            ...ctx,
-            actor: `agent:${(row?.agent_id ?? auth.basic?.clientId ?? auth.clientId ?? 'unknown').slice(0, 64)}`,
-          },
-          {
-            action: 'agent.token_denied',
-            resourceType: 'agent',
-            resourceId: row?.id ?? null,
-            outcome: 'failure',
-            details: { reason: row === null ? 'authentication_failed' : 'deactivated' },
-          },
-        );
-        throw errorFrom(agentErrors, 'invalid_client');
-      }
+      const row = await authenticatedAgent(ctx, auth);
       return {
         kind: 'agent',
         agentUuid: row.id,

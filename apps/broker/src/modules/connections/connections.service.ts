@@ -184,23 +184,44 @@ export function createConnectionsService(deps: {
     row.access_expires_at !== null &&
     row.access_expires_at - EXPIRY_SKEW_MS <= now();
 
+  /**
+   * The provider no longer honours the grant (or there is none to refresh): the connection, whose
+   * lease we hold, moves to `attention_required`, stops being scheduled, and the caller gets 409.
+   */
+  async function grantLost(
+    row: ConnectionWithProvider,
+    reason: 'invalid_grant' | 'no_refresh_token',
+  ): Promise<never> {
+    const moved = await store.completeLease(
+      row.id,
+      owner,
+      'attention_required',
+      { last_error: reason, refresh_due_at: null },
+      now(),
+    );
+    if (moved) {
+      await emit(row, 'connection.attention_required', { reason });
+      await audit.record(
+        { actor: 'system:refresh' },
+        {
+          action: 'connection.attention_required',
+          resourceType: 'connection',
+          resourceId: row.id,
+          outcome: 'failure',
+          details: { reason },
+        },
+      );
+    }
+    throw errorFrom(connectionErrors, 'attention_required', {
+      details: { connection_id: row.id, status: 'attention_required' },
+    });
+  }
+
   /** Calls the provider while holding the lease; writes the result and releases the lease. */
   async function refreshUpstream(row: ConnectionWithProvider): Promise<void> {
     const creds = credentialsOf(row);
     if (creds.kind !== 'oauth2' || creds.refresh_token === undefined) {
-      if (needsRefresh(row)) {
-        const moved = await store.completeLease(
-          row.id,
-          owner,
-          'attention_required',
-          { last_error: 'no_refresh_token', refresh_due_at: null },
-          now(),
-        );
-        if (moved) await emit(row, 'connection.attention_required', { reason: 'no_refresh_token' });
-        throw errorFrom(connectionErrors, 'attention_required', {
-          details: { connection_id: row.id, status: 'attention_required' },
-        });
-      }
+      if (needsRefresh(row)) await grantLost(row, 'no_refresh_token');
       await store.releaseLease(row.id, owner, row.last_error ?? '', now());
       await store.clearDue(row.id);
       throw errorFrom(connectionErrors, 'refresh_not_supported');
@@ -218,27 +239,7 @@ export function createConnectionsService(deps: {
       );
       tokens = await oauth.processRefreshTokenResponse(oc.as, oc.client, response);
     } catch (error) {
-      const ctx = { actor: 'system:refresh' };
-      if (isInvalidGrant(error)) {
-        const moved = await store.completeLease(
-          row.id,
-          owner,
-          'attention_required',
-          { last_error: 'invalid_grant', refresh_due_at: null },
-          now(),
-        );
-        if (moved) await emit(row, 'connection.attention_required', { reason: 'invalid_grant' });
-        await audit.record(ctx, {
-          action: 'connection.attention_required',
-          resourceType: 'connection',
-          resourceId: row.id,
-          outcome: 'failure',
-          details: { reason: 'invalid_grant' },
-        });
-        throw errorFrom(connectionErrors, 'attention_required', {
-          details: { connection_id: row.id, status: 'attention_required' },
-        });
-      }
+      if (isInvalidGrant(error)) await grantLost(row, 'invalid_grant');
       const reason = describeUpstreamError(error);
       const t = now();
       const failures = row.refresh_failures + 1;
@@ -425,19 +426,7 @@ export function createConnectionsService(deps: {
             );
             tokens = await oauth.processRefreshTokenResponse(oc.as, oc.client, response);
           } catch (error) {
-            if (isInvalidGrant(error)) {
-              const moved = await store.completeLease(
-                row.id,
-                owner,
-                'attention_required',
-                { last_error: 'invalid_grant', refresh_due_at: null },
-                now(),
-              );
-              if (moved) await emit(row, 'connection.attention_required', { reason: 'invalid_grant' });
-              throw errorFrom(connectionErrors, 'attention_required', {
-                details: { connection_id: row.id, status: 'attention_required' },
-              });
-            }
+            if (isInvalidGrant(error)) await grantLost(row, 'invalid_grant');
             // invalid_scope, an outage: nothing was spent, nothing changes.
             await store.releaseLease(row.id, owner, row.last_error ?? '', now());
             return null;
