@@ -75,7 +75,6 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     await prepareDatabase(container, logger, options.migrate);
     await requireSecretBackend(container);
     await bootstrapAdminKey(io, container, logger);
-    const stopJobs = options.worker ? startBackgroundJobs(container, logger) : async () => {};
     const app = await buildApp(container, logger);
     await app.listen({ host: config.http.host, port: config.http.port });
     const address = app.server.address();
@@ -90,6 +89,8 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
       },
       'nexus ready',
     );
+    // After the listener is up: the first claim and housekeeping pass do not delay readiness.
+    const stopJobs = options.worker ? startBackgroundJobs(container, logger) : async () => {};
     await untilSignal(logger);
     await app.close();
     await stopJobs();

@@ -1,12 +1,17 @@
+import { createRequire } from 'node:module';
 import type { SecretBackendConfig } from '../../config/load.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
 import { NexusError } from '../../errors/nexus-error.ts';
-import { createAwsSecretsManagerBackend } from './aws-secrets-manager.backend.ts';
-import { createGcpSecretManagerBackend } from './gcp-secret-manager.backend.ts';
 import { createInternalBackend } from './internal.backend.ts';
 import type { SecretBackend } from './secret-backend.ts';
 import { createVaultBackend } from './vault.backend.ts';
+
+/**
+ * The cloud SDKs are large (the Google client pulls in gRPC and protobuf): they are loaded only when
+ * their backend is configured, so the embedded default starts fast and small.
+ */
+const load = <M>(path: string): M => createRequire(import.meta.url)(path) as M;
 
 /** Builds the configured backend. No I/O: the first call (or `healthCheck`) connects. */
 export function createSecretBackend(
@@ -37,13 +42,17 @@ export function createSecretBackend(
         now: deps.now,
       });
     case 'aws-secrets-manager':
-      return createAwsSecretsManagerBackend({
+      return load<typeof import('./aws-secrets-manager.backend.ts')>(
+        './aws-secrets-manager.backend.ts',
+      ).createAwsSecretsManagerBackend({
         region: config.region,
         prefix: config.prefix,
         ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
       });
     case 'gcp-secret-manager':
-      return createGcpSecretManagerBackend({
+      return load<typeof import('./gcp-secret-manager.backend.ts')>(
+        './gcp-secret-manager.backend.ts',
+      ).createGcpSecretManagerBackend({
         projectId: config.projectId,
         prefix: config.prefix,
         ...(config.apiEndpoint === undefined ? {} : { apiEndpoint: config.apiEndpoint }),
