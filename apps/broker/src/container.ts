@@ -57,6 +57,8 @@ export interface Container {
   readonly audit: AuditService;
   readonly adminKeys: AdminKeysService;
   readonly secrets: SecretBackend;
+  /** The old backend while migrating (`SECRET_BACKEND_FALLBACK`), read when `secrets` has no copy. */
+  readonly secretsFallback: SecretBackend | undefined;
   readonly discovery: Discovery;
   readonly providers: ProvidersService;
   readonly connectionsStore: ConnectionsStore;
@@ -110,6 +112,10 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     now,
   });
   const secrets = createSecretBackend(config.secretBackend, { db, ring: keys.ring, now });
+  const secretsFallback =
+    config.secretBackendFallback === undefined
+      ? undefined
+      : createSecretBackend(config.secretBackendFallback, { db, ring: keys.ring, now });
   const allowLoopbackHttp = config.mode !== 'production';
   // Plain http only for a loopback identity provider outside production (local development, tests).
   const allowInsecure = (url: URL) =>
@@ -118,6 +124,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   const providers = createProvidersService({
     store: createProvidersStore(db),
     secrets,
+    secretsFallback,
     discovery,
     audit,
     allowLoopbackHttp,
@@ -275,6 +282,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     audit,
     adminKeys,
     secrets,
+    secretsFallback,
     discovery,
     providers,
     connectionsStore,
@@ -296,6 +304,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     async close() {
       await audit.flush();
       await secrets.close();
+      await secretsFallback?.close();
       await db.close();
     },
   };

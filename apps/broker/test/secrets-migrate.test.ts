@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../src/config/load.ts';
 import { migrateProviderCredentials } from '../src/modules/providers/credentials-migration.ts';
 import { createProvidersStore } from '../src/modules/providers/providers.store.ts';
 import type { SecretBackend } from '../src/modules/secrets/secret-backend.ts';
@@ -165,6 +166,68 @@ describe('secrets migrate', () => {
       assert.equal(used.clientSecret, 'foxtrot-secret');
     } finally {
       await external.close(); // drops only the unused database startBroker made for it
+    }
+  });
+
+  it('with SECRET_BACKEND_FALLBACK, a provider not migrated yet is served from the old backend', async () => {
+    const created = await internal.request({ method: 'POST', url: '/providers', payload: oauth('golf') });
+    assert.equal(created.statusCode, 201, created.body);
+    const golf = json<{ id: string }>(created).id;
+    const external = await startBroker({
+      env: {
+        ...internal.env,
+        SECRET_BACKEND: 'openbao',
+        SECRET_BACKEND_FALLBACK: 'internal',
+        VAULT_ADDR: fake.url,
+        VAULT_TOKEN: fake.issueToken(),
+      },
+    });
+    try {
+      const before = await external.container.providers.loadForUse(golf);
+      assert.equal(before.profile.client_id, 'golf-id');
+      assert.equal(before.clientSecret, 'golf-secret', 'read from the fallback (internal)');
+      assert.equal(fake.latest('nexus/providers/golf/client_secret'), undefined);
+      // A write goes to the new backend, the client id with it; reads then find it there.
+      const patched = await external.request({
+        method: 'PATCH',
+        url: `/providers/${golf}`,
+        payload: { profile: { client_secret: 'golf-rotated' } },
+        key: internal.adminKey,
+      });
+      assert.equal(patched.statusCode, 200, patched.body);
+      assert.deepEqual(fake.latest('nexus/providers/golf/client_secret'), { value: 'golf-rotated' });
+      assert.deepEqual(fake.latest('nexus/providers/golf/client_id'), { value: 'golf-id' });
+      assert.equal((await external.container.providers.loadForUse(golf)).clientSecret, 'golf-rotated');
+      // A delete removes the credentials from both backends.
+      const deleted = await external.request({
+        method: 'DELETE',
+        url: `/providers/${golf}`,
+        key: internal.adminKey,
+      });
+      assert.equal(deleted.statusCode, 200, deleted.body);
+      assert.equal(fake.latest('nexus/providers/golf/client_secret'), undefined);
+      assert.equal(fake.latest('nexus/providers/golf/client_id'), undefined);
+      assert.equal(await internal.container.secrets.get(`providers/${golf}/client_secret`), null);
+    } finally {
+      await external.close();
+    }
+  });
+
+  it('refuses a fallback that is the same backend (or the same Vault variables)', () => {
+    for (const [primary, fallback] of [
+      ['internal', 'internal'],
+      ['openbao', 'hashicorp-vault'],
+    ] as const) {
+      assert.throws(
+        () =>
+          loadConfig({
+            SECRET_BACKEND: primary,
+            SECRET_BACKEND_FALLBACK: fallback,
+            VAULT_ADDR: fake.url,
+            VAULT_TOKEN: 't',
+          }),
+        /SECRET_BACKEND_FALLBACK: must be a different backend from SECRET_BACKEND/,
+      );
     }
   });
 

@@ -81,4 +81,16 @@ export async function requireSecretBackend(container: Container): Promise<void> 
       2,
     );
   }
+  const fallback = container.secretsFallback;
+  const fallbackConfig = container.config.secretBackendFallback;
+  if (fallback === undefined || fallbackConfig === undefined) return;
+  try {
+    await fallback.healthCheck();
+  } catch (error) {
+    const { message, fix } = describeBackendFailure(fallbackConfig, error);
+    throw new CliExit(
+      `Fallback secret backend ${fallback.kind} (SECRET_BACKEND_FALLBACK) failed its start-up check: ${message}\nFix: ${fix}, or unset SECRET_BACKEND_FALLBACK if the migration is finished.`,
+      2,
+    );
+  }
 }

@@ -175,6 +175,8 @@ export interface Config {
   readonly apiKeys: readonly NamedApiKey[];
   readonly allowedReturnDomains: readonly string[];
   readonly secretBackend: SecretBackendConfig;
+  /** The old backend during a migration (`SECRET_BACKEND_FALLBACK`): read when the new one has no copy. */
+  readonly secretBackendFallback: SecretBackendConfig | undefined;
   readonly discoveryTtlSeconds: number;
   readonly upstreamTimeoutMs: number;
   readonly refresh: {
@@ -350,6 +352,19 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     problems.push('BASE_URL: must use https in production');
   }
   const secretBackend = e.SECRET_BACKEND === undefined ? undefined : parseSecretBackend(e, mode, problems);
+  const fallbackKind = e.SECRET_BACKEND_FALLBACK;
+  const vaultFamily = (k: string | undefined) => k === 'hashicorp-vault' || k === 'openbao';
+  if (
+    fallbackKind !== undefined &&
+    (fallbackKind === e.SECRET_BACKEND || (vaultFamily(fallbackKind) && vaultFamily(e.SECRET_BACKEND)))
+  )
+    problems.push(
+      `SECRET_BACKEND_FALLBACK: must be a different backend from SECRET_BACKEND (${e.SECRET_BACKEND}), configured by other variables; unset it when not migrating`,
+    );
+  const secretBackendFallback =
+    fallbackKind === undefined
+      ? undefined
+      : parseSecretBackend({ ...e, SECRET_BACKEND: fallbackKind }, mode, problems);
   if (mode === 'production' && e.BACKEND_AUTH_URL?.startsWith('http://'))
     problems.push('BACKEND_AUTH_URL: must use https in production (user tokens are sent to it)');
   if (problems.length > 0 || secretBackend === undefined) throw new ConfigError(problems);
@@ -390,6 +405,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     apiKeys,
     allowedReturnDomains,
     secretBackend,
+    secretBackendFallback,
     discoveryTtlSeconds: e.NEXUS_DISCOVERY_TTL_SECONDS,
     upstreamTimeoutMs: e.NEXUS_UPSTREAM_TIMEOUT_SECONDS * 1000,
     egressAllowedCidrs: e.NEXUS_EGRESS_ALLOWED_CIDRS,

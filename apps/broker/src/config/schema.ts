@@ -140,6 +140,12 @@ export const envSchema = z.object({
     .describe(
       'Where provider credentials are stored. `internal`: encrypted in the broker database (client secret only). The others keep `client_id` and `client_secret` at `<prefix>/<provider name>/…` in that secret manager; see docs/operations.md.',
     ),
+  SECRET_BACKEND_FALLBACK: z
+    .enum(['internal', 'hashicorp-vault', 'openbao', 'aws-secrets-manager', 'gcp-secret-manager'])
+    .optional()
+    .describe(
+      'While migrating between backends: the old backend, read when SECRET_BACKEND has no copy of a credential (configured by the same variables). Writes go to SECRET_BACKEND only; deletes to both. Unset it once `nexus secrets migrate` has finished.',
+    ),
   VAULT_ADDR: z
     .url({ protocol: /^https?$/ })
     .max(2048)
@@ -381,6 +387,7 @@ const groups: Record<string, string> = {
   NEXUS_AUTO_MIGRATE: 'Storage',
   REDIS_URL: 'Storage',
   SECRET_BACKEND: 'Secret backend',
+  SECRET_BACKEND_FALLBACK: 'Secret backend',
   VAULT_ADDR: 'Secret backend',
   VAULT_TOKEN: 'Secret backend',
   VAULT_ROLE_ID: 'Secret backend',

@@ -98,6 +98,23 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
       } finally {
         await container.secrets.close();
       }
+      const fallback = container.secretsFallback;
+      if (fallback !== undefined && config.secretBackendFallback !== undefined) {
+        try {
+          await fallback.healthCheck();
+          add(
+            'warn',
+            'secret backend',
+            `fallback ${fallback.kind} reachable (SECRET_BACKEND_FALLBACK is set)`,
+            'unset SECRET_BACKEND_FALLBACK once `nexus secrets migrate` reports every copy read back',
+          );
+        } catch (error) {
+          const { message, fix } = describeBackendFailure(config.secretBackendFallback, error);
+          add('fail', 'secret backend', `fallback ${fallback.kind}: ${message}`.slice(0, 600), fix);
+        } finally {
+          await fallback.close();
+        }
+      }
       const usage = await ciphertextKeyUsage(db);
       for (const [kid, count] of usage) {
         if (kid === keys.ring.primaryKid) continue;

@@ -35,8 +35,17 @@ export interface ProviderCredentials {
 
 export function createProviderCredentials(
   secrets: SecretBackend,
-  options: { cacheMs?: number; now?: () => number } = {},
+  options: { cacheMs?: number; now?: () => number; fallback?: SecretBackend | undefined } = {},
 ): ProviderCredentials {
+  // During a migration (SECRET_BACKEND_FALLBACK): reads that find nothing ask the old backend,
+  // in its own layout; writes go to the new one only; deletes and renames apply to both.
+  const fallback =
+    options.fallback === undefined
+      ? undefined
+      : createProviderCredentials(options.fallback, {
+          ...(options.cacheMs === undefined ? {} : { cacheMs: options.cacheMs }),
+          ...(options.now === undefined ? {} : { now: options.now }),
+        });
   const external = secrets.kind !== 'internal';
   // Only external reads are cached: `internal` reads its own database, as it always has.
   const cacheMs = external ? (options.cacheMs ?? 30_000) : 0;
@@ -68,17 +77,26 @@ export function createProviderCredentials(
 
   return {
     external,
-    getSecret: (p) => read(secretPath(p)),
+    async getSecret(p) {
+      return (await read(secretPath(p))) ?? fallback?.getSecret(p);
+    },
     putSecret: (p, secret) => put(secretPath(p), secret),
-    deleteSecret: (p) => remove(secretPath(p)),
-    getClientId: async (p) => (external ? read(idPath(p)) : undefined),
+    async deleteSecret(p) {
+      await remove(secretPath(p));
+      await fallback?.deleteSecret(p);
+    },
+    async getClientId(p) {
+      return (external ? await read(idPath(p)) : undefined) ?? fallback?.getClientId(p);
+    },
     putClientId: async (p, clientId) => {
       if (external) await put(idPath(p), clientId);
     },
     deleteClientId: async (p) => {
       if (external) await remove(idPath(p));
+      await fallback?.deleteClientId(p);
     },
     async move(from, to) {
+      await fallback?.move(from, to);
       if (!external || from.name === to.name) return;
       for (const [src, dst] of [
         [idPath(from), idPath(to)],

@@ -102,6 +102,8 @@ function changedFields(before: StoredRecord, after: StoredRecord, secretChanged:
 export function createProvidersService(deps: {
   store: ProvidersStore;
   secrets: SecretBackend;
+  /** The old backend while migrating (SECRET_BACKEND_FALLBACK): read when `secrets` has no copy. */
+  secretsFallback?: SecretBackend | undefined;
   discovery: Pick<Discovery, 'refresh'>;
   audit: Pick<AuditService, 'record'>;
   allowLoopbackHttp: boolean;
@@ -109,7 +111,7 @@ export function createProvidersService(deps: {
 }) {
   const { store, discovery, audit } = deps;
   const now = deps.now ?? Date.now;
-  const creds = createProviderCredentials(deps.secrets, { now });
+  const creds = createProviderCredentials(deps.secrets, { now, fallback: deps.secretsFallback });
   const refOf = (row: Pick<ProvidersTable, 'id' | 'name'>): ProviderRef => ({ id: row.id, name: row.name });
 
   /** The row's record as the row stores it, with the client id filled in from an external backend. */
@@ -219,9 +221,13 @@ export function createProvidersService(deps: {
     if (creds.external) {
       // A rename moves the credentials to the new name (copy, read back, delete the old).
       await creds.move(refOf(row), ref);
-      if (profile.client_id !== before.client_id) {
-        if (profile.client_id === undefined) await creds.deleteClientId(ref);
-        else await creds.putClientId(ref, profile.client_id);
+      // A row written under `internal` still holds the id itself: the backend gets it now, since
+      // the row written below will not.
+      const idInBackend = parseRecord(row).has_client_id === true;
+      if (profile.client_id === undefined) {
+        if (before.client_id !== undefined) await creds.deleteClientId(ref);
+      } else if (profile.client_id !== before.client_id || !idInBackend) {
+        await creds.putClientId(ref, profile.client_id);
       }
     }
     if (typeof secret === 'string') {
@@ -349,7 +355,7 @@ export function createProvidersService(deps: {
         throw errorFrom(providerErrors, 'provider_not_found');
       const record = parseRecord(row);
       if (record.has_client_secret) await creds.deleteSecret(refOf(row));
-      if (record.has_client_id) await creds.deleteClientId(refOf(row));
+      if (record.has_client_id || creds.external) await creds.deleteClientId(refOf(row));
       await audit.record(ctx, {
         action: 'provider.deleted',
         resourceType: 'provider',
