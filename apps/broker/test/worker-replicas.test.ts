@@ -178,12 +178,13 @@ describe('a worker killed in the middle of a batch', { skip: PG_ONLY }, () => {
     const s = setup;
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) ids.push(await connect(s, `killed-${i}`));
-    // Token requests are held 10 s before reaching the provider: the doomed worker's never arrive.
-    s.idp.setTokenEndpointFault('slow', 10_000);
+    // Token requests are held 20 s before reaching the provider: the doomed worker's never arrive.
+    s.idp.setTokenEndpointFault('slow', 20_000);
     const base = s.idp.counts.refresh_token;
     const doomed = await startWorker(s, {
-      NEXUS_UPSTREAM_TIMEOUT_SECONDS: '3',
-      NEXUS_REFRESH_LEASE_SECONDS: '5',
+      // A wide window to kill it in, even on a loaded machine, before its own requests time out.
+      NEXUS_UPSTREAM_TIMEOUT_SECONDS: '8',
+      NEXUS_REFRESH_LEASE_SECONDS: '9',
     });
     let leased: string[] = [];
     await waitFor(
@@ -204,7 +205,7 @@ describe('a worker killed in the middle of a batch', { skip: PG_ONLY }, () => {
     await doomed.wait(5_000);
     s.idp.setTokenEndpointFault('none');
     for (let i = 0; i < 2; i++) await startWorker(s);
-    await waitFor('every connection refreshed', async () => (await refreshedCount(s, ids)) === 30, 60_000);
+    await waitFor('every connection refreshed', async () => (await refreshedCount(s, ids)) === 30, 90_000);
     assert.equal(s.idp.counts.refresh_token - base, 30, 'one token-endpoint call per connection');
     const { perConnection } = await refreshAudit(s, ids);
     assert.deepEqual([...new Set(perConnection.values())], [1]);
