@@ -103,6 +103,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     store: createAuditStore(db),
     batchMax: config.auditBatchMax,
     anchor: auditRetention.anchor,
+    retentionEnabled: config.auditRetention.retentionMs > 0,
     now,
   });
   const adminKeys = createAdminKeysService({
@@ -185,7 +186,9 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
             maxLifetimeMs: 900_000,
             now,
           }),
-    agentScopes: async (agent) => (await agents.principalFor(agent.agentUuid)).scopes as string[],
+    // The agent gate: scopes its row still allows and its credential (token) was given.
+    agentScopes: async (agent) =>
+      (await agents.principalFor(agent.agentUuid)).scopes.filter((s) => agent.scopes.includes(s)),
     audit,
     decide: oboDecision,
     now,
@@ -200,6 +203,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     schedule,
     events,
     leaseMs: config.refresh.leaseMs,
+    upstreamTimeoutMs: config.upstreamTimeoutMs,
     now,
   });
   const consentStore = createConsentStore(db);

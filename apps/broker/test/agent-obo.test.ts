@@ -144,6 +144,38 @@ describe('on-behalf-of', () => {
     assert.equal(bob.statusCode, 404, bob.body);
   });
 
+  it("refuses to act for a user outside the agent's workspace grant, even without a connection", async () => {
+    const narrow = json<{ agent_id: string; client_secret: string }>(
+      await call({
+        method: 'POST',
+        url: '/admin/v1/agents',
+        payload: { agent_id: 'bob-only', allowed_scopes: ['crm:read'], allowed_workspaces: ['bob'] },
+      }),
+    );
+    const token = json<{ access_token: string }>(
+      await call({
+        method: 'POST',
+        url: '/oauth/token',
+        key: null,
+        headers: FORM,
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: narrow.agent_id,
+          client_secret: narrow.client_secret,
+        }).toString(),
+      }),
+    ).access_token;
+    const res = await call({
+      method: 'POST',
+      url: '/v1/agent-sessions/obo',
+      key: null,
+      headers: { authorization: `Bearer ${token}` },
+      payload: { user_token: aliceToken, scopes: ['crm:read'] },
+    });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.equal(json<{ details: { gate: string } }>(res).details.gate, 'acting_for');
+  });
+
   it('refuses scope escalation at each gate, and says which', async () => {
     const userGate = await obo({ user_token: aliceToken, scopes: ['ledger:post'] });
     assert.equal(userGate.statusCode, 400, userGate.body);

@@ -167,6 +167,40 @@ describe('agent sessions', () => {
     assert.equal(body.downscoped, false, "the provider's token is not narrowed, and the answer says so");
   });
 
+  it('grants a session no scope its access token was not given', async () => {
+    const narrow = json<{ access_token: string }>(
+      await call({
+        method: 'POST',
+        url: '/admin/v1/agents/ledger-bot/secrets',
+        payload: { overlap_seconds: 600 },
+      }),
+    );
+    const secret = (narrow as unknown as { client_secret: string }).client_secret;
+    const token = json<{ access_token: string }>(
+      await call({
+        method: 'POST',
+        url: '/oauth/token',
+        key: null,
+        headers: FORM,
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: 'ledger-bot',
+          client_secret: secret,
+          scope: 'crm:read',
+        }).toString(),
+      }),
+    ).access_token;
+    const res = await call({
+      method: 'POST',
+      url: '/v1/agent-sessions',
+      key: null,
+      headers: { authorization: `Bearer ${token}` },
+      payload: { scopes: ['ledger:post'] },
+    });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.equal(json<{ details: { gate: string } }>(res).details.gate, 'agent_scopes');
+  });
+
   it("keeps one agent out of another's sessions", async () => {
     const mine = json<{ session_id: string }>(await open('ledger-bot', { scopes: ['crm:read'] }));
     for (const method of ['GET', 'DELETE'] as const) {

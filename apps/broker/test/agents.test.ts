@@ -418,6 +418,63 @@ describe('agents', () => {
     assert.equal((await asAgent(after, { method: 'GET', url })).statusCode, 200);
   });
 
+  it('answers a NUL byte in an id or a client id with 4xx, never a 500, and other reads go on', async () => {
+    const agent = await createAgent({
+      agent_id: 'nul-check',
+      allowed_scopes: [],
+      allowed_providers: ['*'],
+      allowed_workspaces: ['*'],
+    });
+    const at = String((await token(agent.agent_id, agent.client_secret)).body.access_token);
+    const [bad, good] = await Promise.all([
+      asAgent(at, { method: 'GET', url: '/v1/token/x%00' }),
+      asAgent(at, { method: 'GET', url: `/v1/token/${connections['alice-crm']}` }),
+    ]);
+    assert.equal(bad.statusCode, 400, bad.body);
+    assert.equal(good.statusCode, 200, good.body);
+    const nulClient = await call({
+      method: 'POST',
+      url: '/oauth/token',
+      key: null,
+      headers: FORM,
+      payload: 'grant_type=client_credentials&client_id=x%00y&client_secret=s',
+    });
+    assert.equal(nulClient.statusCode, 401, nulClient.body);
+  });
+
+  it('stops accepting tokens of a retired signing key, and tokens living longer than the broker issues', async () => {
+    const agent = await createAgent({
+      agent_id: 'key-compromise',
+      allowed_scopes: [],
+      allowed_providers: ['*'],
+      allowed_workspaces: ['*'],
+    });
+    const url = `/v1/token/${connections['alice-crm']}`;
+    const signer = await broker.container.signingKeys.signer();
+    const longLived = await new SignJWT({ client_id: agent.agent_id, scope: '' })
+      .setProtectedHeader({ alg: 'ES256', kid: signer.kid, typ: 'at+jwt' })
+      .setIssuer(broker.container.config.http.baseUrl)
+      .setAudience(broker.container.config.http.baseUrl)
+      .setSubject(agent.id)
+      .setIssuedAt(Math.floor(clock / 1000))
+      .setExpirationTime(Math.floor(clock / 1000) + 10 * 365 * 86400)
+      .sign(signer.privateKey);
+    assert.equal(
+      (await asAgent(longLived, { method: 'GET', url })).statusCode,
+      401,
+      'lifetime beyond the TTL',
+    );
+    const before = String((await token(agent.agent_id, agent.client_secret)).body.access_token);
+    assert.equal((await asAgent(before, { method: 'GET', url })).statusCode, 200);
+    // A compromised key: rotate with no grace period and delete it.
+    await broker.container.signingKeys.rotate(0);
+    clock += 1;
+    await broker.container.signingKeys.deleteRetired();
+    assert.equal((await asAgent(before, { method: 'GET', url })).statusCode, 401, 'its key is gone');
+    const after = String((await token(agent.agent_id, agent.client_secret)).body.access_token);
+    assert.equal((await asAgent(after, { method: 'GET', url })).statusCode, 200);
+  });
+
   it('audits every token issued or denied, naming the agent', async () => {
     const res = await call({ method: 'GET', url: '/audit?limit=500' });
     const events = json<{ events: { event_type: string; actor: string; outcome: string }[] }>(res).events;

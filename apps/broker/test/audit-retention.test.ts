@@ -3,6 +3,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../src/config/load.ts';
+import { buildContainer } from '../src/container.ts';
 import { chainHash, GENESIS_HASH } from '../src/modules/audit/audit.chain.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 
@@ -86,6 +88,18 @@ describe('audit retention', () => {
     const listed = await broker.request({ method: 'GET', url: '/audit?limit=100' });
     const ids = json<{ events: { id: string }[] }>(listed).events.map((e) => e.id);
     for (const e of exported) assert.ok(!ids.includes(e.id), 'removed events are gone from the API');
+  });
+
+  it('does not accept a moved anchor from a broker that has no retention configured', async () => {
+    const config = loadConfig({ ...broker.env, NEXUS_AUDIT_RETENTION_DAYS: '0' });
+    const other = buildContainer(config, { now: () => clock });
+    try {
+      const verified = await other.audit.verify();
+      assert.equal(verified.ok, false);
+      assert.match(verified.reason ?? '', /NEXUS_AUDIT_RETENTION_DAYS is 0/);
+    } finally {
+      await other.close();
+    }
   });
 
   it('still detects tampering with what remains, and a second run removes nothing new', async () => {

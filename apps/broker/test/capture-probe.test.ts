@@ -210,6 +210,15 @@ describe('validation probe of captured credentials', () => {
     assert.ok(!res.body.includes('169.254'), 'the error does not describe the network');
   });
 
+  it('allows a capture link only a bounded number of probes', async () => {
+    const { state, connection_id } = await start(broker, 'probed-header');
+    for (let i = 0; i < 10; i++)
+      assert.equal((await capture(broker, state, { api_key: `guess-${i}` })).statusCode, 422);
+    const more = await capture(broker, state, { api_key: GOOD_KEY });
+    assert.equal(more.statusCode, 429, more.body);
+    assert.equal(await statusOf(broker, connection_id), 'pending');
+  });
+
   it('shows the hosted form again with the reason when the API refuses', async () => {
     const { state } = await start(broker, 'probed-header');
     const res = await broker.request({

@@ -56,7 +56,7 @@ async function startWorker(setup: Setup, extra: Record<string, string> = {}): Pr
     NEXUS_REFRESH_JITTER_SECONDS: '0',
     NEXUS_WORKER_POLL_MS: '200',
     NEXUS_UPSTREAM_TIMEOUT_SECONDS: '2',
-    NEXUS_REFRESH_LEASE_SECONDS: '4',
+    NEXUS_REFRESH_LEASE_SECONDS: '5',
     ...extra,
   });
   setup.workers.push(worker);
@@ -184,7 +184,7 @@ describe('a worker killed in the middle of a batch', { skip: PG_ONLY }, () => {
     const doomed = await startWorker(s, {
       // A wide window to kill it in, even on a loaded machine, before its own requests time out.
       NEXUS_UPSTREAM_TIMEOUT_SECONDS: '8',
-      NEXUS_REFRESH_LEASE_SECONDS: '9',
+      NEXUS_REFRESH_LEASE_SECONDS: '11',
     });
     let leased: string[] = [];
     await waitFor(

@@ -4,6 +4,16 @@ import type * as z from 'zod';
 import { envSchema, type ParsedEnv, SECRET_VARIABLES } from './schema.ts';
 import { decodeBase64Strict, SecretBytes } from './secret-value.ts';
 
+/** Scheme check by parsing, so `HTTP://` is caught like `http://`. */
+const isPlainHttp = (url: string | undefined) => {
+  if (url === undefined) return false;
+  try {
+    return new URL(url).protocol === 'http:';
+  } catch {
+    return false;
+  }
+};
+
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   if (issue === undefined) return 'invalid value';
   if (issue.code === 'invalid_type')
@@ -78,7 +88,7 @@ function parseSecretBackend(
       );
     else if (
       mode === 'production' &&
-      e.VAULT_ADDR.startsWith('http://') &&
+      isPlainHttp(e.VAULT_ADDR) &&
       !/^http:\/\/(127\.|localhost|\[::1\])/.test(e.VAULT_ADDR)
     )
       problems.push(
@@ -332,9 +342,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   checkCidrs('ALLOWED_CIDRS', e.ALLOWED_CIDRS ?? [], problems);
   checkCidrs('TRUSTED_PROXIES', e.TRUSTED_PROXIES ?? [], problems);
   checkCidrs('NEXUS_EGRESS_ALLOWED_CIDRS', e.NEXUS_EGRESS_ALLOWED_CIDRS ?? [], problems);
-  if (e.NEXUS_REFRESH_LEASE_SECONDS <= e.NEXUS_UPSTREAM_TIMEOUT_SECONDS)
+  if (e.NEXUS_REFRESH_LEASE_SECONDS < e.NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2)
     problems.push(
-      `NEXUS_REFRESH_LEASE_SECONDS: must exceed NEXUS_UPSTREAM_TIMEOUT_SECONDS (${e.NEXUS_UPSTREAM_TIMEOUT_SECONDS}), or a slow refresh could lose its lease and be repeated; raise it or lower the timeout`,
+      `NEXUS_REFRESH_LEASE_SECONDS: must be at least NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2 (${e.NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2}), or a slow refresh could outlive its lease and be repeated; raise it or lower the timeout`,
     );
   const allowedReturnDomains = (e.ALLOWED_RETURN_DOMAINS ?? []).map((d) => d.toLowerCase());
   for (const domain of allowedReturnDomains) {
@@ -348,7 +358,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     problems.push(
       'BASE_URL: required in production: the public https URL users and providers reach the broker at',
     );
-  } else if (mode === 'production' && e.BASE_URL?.startsWith('http://')) {
+  } else if (mode === 'production' && isPlainHttp(e.BASE_URL)) {
     problems.push('BASE_URL: must use https in production');
   }
   const secretBackend = e.SECRET_BACKEND === undefined ? undefined : parseSecretBackend(e, mode, problems);
@@ -365,7 +375,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     fallbackKind === undefined
       ? undefined
       : parseSecretBackend({ ...e, SECRET_BACKEND: fallbackKind }, mode, problems);
-  if (mode === 'production' && e.BACKEND_AUTH_URL?.startsWith('http://'))
+  if (mode === 'production' && isPlainHttp(e.BACKEND_AUTH_URL))
     problems.push('BACKEND_AUTH_URL: must use https in production (user tokens are sent to it)');
   if (problems.length > 0 || secretBackend === undefined) throw new ConfigError(problems);
 

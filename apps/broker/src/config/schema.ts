@@ -292,7 +292,7 @@ export const envSchema = z.object({
     .max(600)
     .default(45)
     .describe(
-      'How long a refresh lease lasts; a replica that dies holding one is replaced after this. Must exceed `NEXUS_UPSTREAM_TIMEOUT_SECONDS`.',
+      'How long a refresh lease lasts; a replica that dies holding one is replaced after this. At least `NEXUS_UPSTREAM_TIMEOUT_SECONDS` + 2; a refresh that has less of its lease left than the upstream timeout gives up and retries later.',
     ),
   NEXUS_REFRESH_GIVE_UP_HOURS: z.coerce
     .number()

@@ -72,20 +72,32 @@ describe('coalescedReads', () => {
     assert.deepEqual(await answers, [1, 2, 3, 4, 5]);
   });
 
-  it('rejects only the reads of the fetch that failed, and keeps working', async () => {
+  it('rejects the read of a failed single-key fetch, and keeps working', async () => {
     const { calls, fetch } = controlledFetch();
     const load = coalescedReads(fetch, { maxBatch: 100, maxInFlight: 1 });
-    const failed = Promise.allSettled([load('a'), load('b')]);
+    const failed = load('a');
     await turn();
     const later = load('c');
     calls[0]!.fail(new Error('connection lost'));
-    const settled = await failed;
-    assert.deepEqual(
-      settled.map((s) => s.status),
-      ['rejected', 'rejected'],
-    );
+    await assert.rejects(failed, /connection lost/);
     await turn();
     calls[1]!.answer({ c: 3 });
     assert.equal(await later, 3);
+  });
+
+  it('retries the keys of a failed shared fetch one by one, so one bad key fails alone', async () => {
+    const { calls, fetch } = controlledFetch();
+    const load = coalescedReads(fetch, { maxBatch: 100, maxInFlight: 1 });
+    const good = load('a');
+    const bad = load('bad\u0000');
+    await turn();
+    assert.deepEqual(calls[0]!.keys, ['a', 'bad\u0000']);
+    calls[0]!.fail(new Error('invalid byte sequence'));
+    await turn();
+    const retry = (key: string) => calls.slice(1).find((c) => c.keys.length === 1 && c.keys[0] === key)!;
+    retry('a').answer({ a: 1 });
+    retry('bad\u0000').fail(new Error('invalid byte sequence'));
+    assert.equal(await good, 1);
+    await assert.rejects(bad, /invalid byte sequence/);
   });
 });

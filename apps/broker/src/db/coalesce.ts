@@ -22,7 +22,21 @@ export function coalescedReads<K, V>(
       const found = await fetch([...batch.keys()]);
       for (const [key, waiters] of batch) for (const w of waiters) w.resolve(found.get(key));
     } catch (error) {
-      for (const waiters of batch.values()) for (const w of waiters) w.reject(error);
+      if (batch.size === 1) {
+        for (const waiters of batch.values()) for (const w of waiters) w.reject(error);
+      } else {
+        // One bad key must not fail its neighbours: ask again, one key per query.
+        for (const [key, waiters] of batch) {
+          fetch([key]).then(
+            (found) => {
+              for (const w of waiters) w.resolve(found.get(key));
+            },
+            (single) => {
+              for (const w of waiters) w.reject(single);
+            },
+          );
+        }
+      }
     } finally {
       inFlight--;
       dispatch();

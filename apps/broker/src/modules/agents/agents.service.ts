@@ -93,14 +93,18 @@ export function createAgentsService(deps: {
     if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
     verified.set(token, payload);
   }
-  const publicKeys = new Map<string, Awaited<ReturnType<typeof importJWK>>>();
+  const publicKeys = new Map<string, { jwk: unknown; key: Awaited<ReturnType<typeof importJWK>> }>();
   async function publicKeyFor(kid: string) {
-    const cached = publicKeys.get(kid);
-    if (cached !== undefined) return cached;
+    // The signing-key list is cached (and re-read) by signingKeys; a kid it no longer has is gone.
     const jwk = await deps.signingKeys.publicKey(kid);
-    if (jwk === undefined) return undefined;
+    if (jwk === undefined) {
+      publicKeys.delete(kid);
+      return undefined;
+    }
+    const cached = publicKeys.get(kid);
+    if (cached !== undefined && cached.jwk === jwk) return cached.key;
     const key = await importJWK(jwk, 'ES256');
-    publicKeys.set(kid, key);
+    publicKeys.set(kid, { jwk, key });
     return key;
   }
   const findOne = k.selectFrom('agents').selectAll().where('id', '=', '').compile();
@@ -223,7 +227,8 @@ export function createAgentsService(deps: {
       } catch {
         return null;
       }
-      if (claimed === undefined || (auth.clientId !== undefined && auth.clientId !== claimed)) return null;
+      if (claimed === undefined || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(claimed)) return null;
+      if (auth.clientId !== undefined && auth.clientId !== claimed) return null;
       const row = await k
         .selectFrom('agents')
         .selectAll()
@@ -559,14 +564,19 @@ export function createAgentsService(deps: {
       }
       if (kid === undefined) return null;
       const t = now();
+      // The key must still be published (a rotation that retires it, or a deletion, ends its
+      // tokens within the key cache's reload interval on every replica).
+      const key = await publicKeyFor(kid);
+      if (key === undefined) {
+        verified.delete(token);
+        return null;
+      }
       let payload = verified.get(token);
       if (payload !== undefined && (payload.exp ?? 0) * 1000 <= t) {
         verified.delete(token);
         payload = undefined;
       }
       if (payload === undefined) {
-        const key = await publicKeyFor(kid);
-        if (key === undefined) return null;
         try {
           ({ payload } = await jwtVerify(token, key, {
             issuer: deps.issuer,
@@ -579,6 +589,8 @@ export function createAgentsService(deps: {
         } catch {
           return null;
         }
+        // Only tokens this broker would issue: no lifetime longer than the configured one.
+        if ((payload.exp ?? 0) - (payload.iat ?? 0) > deps.tokenTtlSeconds) return null;
         remember(token, payload);
       }
       // The agent is read on every request (deactivation takes effect at once); nothing is cached.

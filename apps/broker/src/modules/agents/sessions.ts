@@ -117,6 +117,8 @@ export function createAgentSessions(deps: {
       // RFC 8693 §4.1: the subject is the user; `act` names the agent acting for them.
       Object.assign(claims, {
         obo: true,
+        // Who vouched for the user: same-named users of two issuers are not the same person.
+        obo_iss: obo.issuer,
         acting_for: obo.user_id,
         tenant_id: obo.tenant_id,
         clearance_level: obo.clearance_level,
@@ -146,7 +148,8 @@ export function createAgentSessions(deps: {
       request: { scopes: string[]; ttlSeconds: number; connectionId?: string | undefined; obo?: OboContext },
     ) {
       const row = await agentRow(agent.agentUuid);
-      const allowed = JSON.parse(row.allowed_scopes) as string[];
+      // What the agent may still have (its row) and what this credential was given (its token).
+      const allowed = (JSON.parse(row.allowed_scopes) as string[]).filter((s) => agent.scopes.includes(s));
       const requested = [...new Set(request.scopes)];
       const deny = async (
         gate: string,
@@ -165,6 +168,13 @@ export function createAgentSessions(deps: {
       };
       const notAllowed = requested.filter((s) => !allowed.includes(s));
       if (notAllowed.length > 0) await deny('agent_scopes', notAllowed);
+      // Acting for a user needs that user in the agent's grant, with or without a connection.
+      if (
+        request.obo &&
+        !agent.allowedWorkspaces.includes('*') &&
+        !agent.allowedWorkspaces.includes(request.obo.user_id)
+      )
+        await deny('acting_for', [], 'invalid_scope');
       const custom = await customScopeNames(requested);
       const providerScopes = requested.filter((s) => !custom.has(s));
       let connectionId: string | null = null;

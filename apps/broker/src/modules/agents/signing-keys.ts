@@ -14,6 +14,8 @@ export interface SigningKey {
 
 /** How long the key cache is trusted before re-reading the table (rotation by another replica). */
 const RELOAD_MS = 60_000;
+/** At most one forced re-read for an unknown kid this often. */
+const FORCED_RELOAD_MS = 5_000;
 
 /**
  * The broker's token-signing keys (ES256), shared by every replica through the database: private
@@ -23,6 +25,7 @@ const RELOAD_MS = 60_000;
 export function createSigningKeys(deps: { db: Database; ring: KeyRing; now?: () => number }) {
   const now = deps.now ?? Date.now;
   const k = deps.db.kysely;
+  let lastForced = 0;
   let cache:
     | {
         at: number;
@@ -106,7 +109,12 @@ export function createSigningKeys(deps: { db: Database; ring: KeyRing; now?: () 
     /** The public key with this kid, re-reading the table once if it is unknown (rotated elsewhere). */
     async publicKey(kid: string): Promise<JWK | undefined> {
       let found = (await load()).keys.find((key) => key.kid === kid);
-      if (found === undefined) found = (await load(true)).keys.find((key) => key.kid === kid);
+      // An unknown kid re-reads the table (a rotation on another replica), at most every few
+      // seconds, so forged kids cannot make every request a database read and a key parse.
+      if (found === undefined && now() - lastForced >= FORCED_RELOAD_MS) {
+        lastForced = now();
+        found = (await load(true)).keys.find((key) => key.kid === kid);
+      }
       return found?.publicJwk;
     },
 

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
 import type { AuditEventsTable } from '../../db/schema.ts';
 import { chainHash, GENESIS_HASH } from './audit.chain.ts';
 import type { AuditQuery, AuditStore } from './audit.store.ts';
@@ -56,8 +56,21 @@ interface Pending {
   reject: (error: unknown) => void;
 }
 
+/*
+ * Event ids are time-ordered (UUIDv7) where Node has them: each batch then adds to the right-hand
+ * end of the unique index on `id` instead of one random leaf page per event, which keeps the
+ * pages a batch dirties (and writes to the WAL) few. Any unique string would do for the chain.
+ */
+const newEventId: () => string =
+  typeof nodeCrypto.randomUUIDv7 === 'function' ? () => nodeCrypto.randomUUIDv7() : nodeCrypto.randomUUID;
+
 const MAX_DETAILS_BYTES = 8 * 1024;
-const clip = (value: string | null | undefined, max: number) => (value == null ? null : value.slice(0, max));
+/**
+ * Bounded, and free of control characters: a caller-chosen string (a claimed client id, say) must
+ * never make the batch insert fail (PostgreSQL refuses NUL in text) or forge log-looking lines.
+ */
+const clip = (value: string | null | undefined, max: number) =>
+  value == null ? null : value.slice(0, max).replace(/\p{Cc}/gu, '\ufffd');
 
 /**
  * Appends hash-chained audit events with group commit: events recorded while a batch is being
@@ -69,6 +82,8 @@ export function createAuditService(deps: {
   batchMax: number;
   /** Where the chain starts after retention removed its oldest events (audit.retention.ts). */
   anchor?: () => Promise<{ seq: number; hash: string }>;
+  /** Whether retention is configured; without it, a moved anchor means events were deleted. */
+  retentionEnabled?: boolean;
   now?: () => number;
 }) {
   const { store, batchMax } = deps;
@@ -115,7 +130,7 @@ export function createAuditService(deps: {
         if (details.length > MAX_DETAILS_BYTES) details = JSON.stringify({ truncated: true });
       }
       const row = {
-        id: randomUUID(),
+        id: newEventId(),
         occurred_at: now(),
         actor: clip(context.actor, 200) ?? 'unknown',
         action: event.action,
@@ -166,6 +181,17 @@ export function createAuditService(deps: {
     async verify(onProgress?: (checked: number, total: number) => void): Promise<VerifyResult> {
       const head = await store.head();
       const anchor = (await deps.anchor?.()) ?? { seq: 0, hash: GENESIS_HASH };
+      if (anchor.seq > 0 && deps.retentionEnabled === false) {
+        return {
+          ok: false,
+          checked: 0,
+          headSeq: head.seq,
+          headHash: head.hash,
+          prunedThrough: anchor.seq,
+          brokenAt: 1,
+          reason: `events 1–${anchor.seq} are marked as removed by retention, but NEXUS_AUDIT_RETENTION_DAYS is 0: if retention was turned off after it ran, check them against the export files; otherwise they were deleted`,
+        };
+      }
       let prevSeq = anchor.seq;
       let prevHash = anchor.hash;
       let checked = 0;

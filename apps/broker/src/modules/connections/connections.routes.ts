@@ -6,7 +6,15 @@ import { errorResponses } from '../../http/schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import type { ConnectionsService } from './connections.service.ts';
 
-const idParams = z.object({ id: z.string().min(1).max(64).describe('Connection id') }).strict();
+// Connection ids are UUIDs; anything else (a NUL byte, say) is refused before it reaches a query.
+const idParams = z
+  .object({
+    id: z
+      .string()
+      .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'a connection id (UUID)')
+      .describe('Connection id'),
+  })
+  .strict();
 
 /** The token answer. The schema is also a filter: fields not listed here never leave the broker. */
 export const tokenResponse = z

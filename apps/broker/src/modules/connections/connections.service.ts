@@ -117,6 +117,8 @@ export function createConnectionsService(deps: {
   events?: ConnectionEventSink;
   /** Refresh lease length (NEXUS_REFRESH_LEASE_SECONDS). */
   leaseMs?: number;
+  /** NEXUS_UPSTREAM_TIMEOUT_SECONDS: how long the provider call under the lease may take. */
+  upstreamTimeoutMs?: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }) {
@@ -127,6 +129,7 @@ export function createConnectionsService(deps: {
   const schedule = deps.schedule ?? defaultRefreshSchedule;
   const events = deps.events ?? noEvents;
   const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
+  const upstreamTimeoutMs = deps.upstreamTimeoutMs ?? 30_000;
   const emit = (row: ConnectionWithProvider, type: ConnectionEventType, details?: Record<string, unknown>) =>
     events.emit({
       connectionId: row.id,
@@ -217,8 +220,29 @@ export function createConnectionsService(deps: {
     });
   }
 
+  /**
+   * The provider call must end before the lease does, or another replica could take the lease and
+   * spend the same refresh token: loading the provider's secret and discovery took part of it, so
+   * when what is left is shorter than the upstream timeout, give up now (transient, retried).
+   */
+  async function ensureLeaseOutlasts(row: ConnectionWithProvider, leasedAt: number): Promise<void> {
+    const left = leasedAt + leaseMs - now();
+    if (left > upstreamTimeoutMs + 500) return;
+    const t = now();
+    await store.releaseLease(
+      row.id,
+      owner,
+      'lease_too_short',
+      t,
+      schedule.retryAt(row.refresh_failures + 1, t),
+    );
+    throw errorFrom(connectionErrors, 'provider_unavailable', {
+      detail: `refresh of ${row.id}: ${left} ms of lease left, less than the upstream timeout`,
+    });
+  }
+
   /** Calls the provider while holding the lease; writes the result and releases the lease. */
-  async function refreshUpstream(row: ConnectionWithProvider): Promise<void> {
+  async function refreshUpstream(row: ConnectionWithProvider, leasedAt: number): Promise<void> {
     const creds = credentialsOf(row);
     if (creds.kind !== 'oauth2' || creds.refresh_token === undefined) {
       if (needsRefresh(row)) await grantLost(row, 'no_refresh_token');
@@ -228,6 +252,7 @@ export function createConnectionsService(deps: {
     }
     const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
     const oc = await deps.oauthClient(profile, clientSecret);
+    await ensureLeaseOutlasts(row, leasedAt);
     let tokens: oauth.TokenEndpointResponse;
     try {
       const response = await oauth.refreshTokenGrantRequest(
@@ -321,8 +346,9 @@ export function createConnectionsService(deps: {
         ? (row.last_refreshed_at ?? 0) >= requestedAt - RECENT_REFRESH_MS
         : !needsRefresh(row);
       if (satisfied) return row;
-      if (await store.acquireLease(row.id, owner, row.version, now(), leaseMs)) {
-        await refreshUpstream(row);
+      const leasedAt = now();
+      if (await store.acquireLease(row.id, owner, row.version, leasedAt, leaseMs)) {
+        await refreshUpstream(row, leasedAt);
         const fresh = await store.find(id);
         if (fresh === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
         return fresh;
@@ -409,9 +435,11 @@ export function createConnectionsService(deps: {
         assertUsable(row);
         const creds = credentialsOf(row);
         if (creds.kind !== 'oauth2' || creds.refresh_token === undefined) return null;
-        if (await store.acquireLease(row.id, owner, row.version, now(), leaseMs)) {
+        const leasedAt = now();
+        if (await store.acquireLease(row.id, owner, row.version, leasedAt, leaseMs)) {
           const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
           const oc = await deps.oauthClient(profile, clientSecret);
+          await ensureLeaseOutlasts(row, leasedAt);
           let tokens: oauth.TokenEndpointResponse;
           try {
             const response = await oauth.refreshTokenGrantRequest(
@@ -436,13 +464,15 @@ export function createConnectionsService(deps: {
             ...creds,
             ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
           };
-          await store.completeLease(
+          const kept = await store.completeLease(
             row.id,
             owner,
             'active',
             { credentials: sealText(ring, JSON.stringify(next), credentialsBinding(row.id)) },
             t,
           );
+          // Lost the lease meanwhile: the rotated refresh token could not be kept; hand out nothing.
+          if (!kept) return null;
           const granted = (tokens.scope ?? scopes.join(' ')).split(' ').filter((x) => x !== '');
           // A provider that ignores the narrowing hands back more than was asked: not down-scoped.
           if (granted.some((g) => !scopes.includes(g))) return null;
@@ -466,6 +496,7 @@ export function createConnectionsService(deps: {
      * the lease is already ours, so no version check is needed: the claim read the current row.
      */
     async refreshClaimed(id: string): Promise<RefreshOutcome> {
+      const startedAt = now();
       const row = await store.find(id);
       if (row === undefined) return 'skipped';
       if (
@@ -478,7 +509,8 @@ export function createConnectionsService(deps: {
         return 'skipped';
       }
       try {
-        await refreshUpstream(row);
+        // Claimed just before this call: the claim's lease started no later than now.
+        await refreshUpstream(row, startedAt);
         return 'refreshed';
       } catch (error) {
         if (error instanceof NexusError && error.code === 'attention_required') return 'attention_required';

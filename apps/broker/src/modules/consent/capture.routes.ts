@@ -69,7 +69,7 @@ export function captureRoutes(
             status: z.literal('active'),
             redirect_url: z.string().nullable(),
           }),
-          ...errorResponses(404, 413, 422, 502),
+          ...errorResponses(404, 413, 422, 429, 502),
         },
       },
     },
@@ -128,6 +128,14 @@ export function captureRoutes(
         } catch (error) {
           if (error instanceof NexusError && error.code === 'capture_not_available')
             return unavailable(reply, nonce);
+          if (error instanceof NexusError && error.code === 'rate_limited')
+            return html(
+              reply,
+              429,
+              nonce,
+              null,
+              captureMessagePage(nonce, 'Too many attempts', error.message),
+            );
           throw error;
         }
       },

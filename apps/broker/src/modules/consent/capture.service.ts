@@ -2,6 +2,7 @@ import type { SecretBytes } from '../../config/secret-value.ts';
 import { sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import { EgressError, type SafeFetch } from '../../egress/safe-fetch.ts';
+import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import {
@@ -71,9 +72,24 @@ export function createCaptureService(deps: {
    * Tries the credentials against the provider as its `params.validation` says, applying them with
    * the provider's strategy. Only the outcome is kept: no answer body, no credential, no cache.
    */
-  async function verify(profile: StoredProfile, values: Record<string, string>): Promise<number | undefined> {
+  /** Probes per capture link (per process): a link is not a free oracle for guessing keys. */
+  const probes = new Map<string, number>();
+  const MAX_PROBES = 10;
+
+  async function verify(
+    flowId: string,
+    profile: StoredProfile,
+    values: Record<string, string>,
+  ): Promise<number | undefined> {
     const spec = probeSpecFor(profile);
     if (spec === undefined) return undefined;
+    const used = probes.get(flowId) ?? 0;
+    if (used >= MAX_PROBES)
+      throw commonError('rate_limited', {
+        message: 'Too many attempts with this link. Start the connection again from the application.',
+      });
+    if (probes.size > 10_000) probes.clear();
+    probes.set(flowId, used + 1);
     let request: OutgoingRequest;
     try {
       request = applyStrategy(strategyFor(profile), values, {
@@ -130,7 +146,7 @@ export function createCaptureService(deps: {
       const checked = checkCaptured(fields, values);
       if (!checked.ok) throw errorFrom(consentErrors, 'invalid_credentials', { details: checked.problems });
       // Before the flow is consumed: refused credentials leave the link usable for another try.
-      const probed = await verify(profile, checked.values);
+      const probed = await verify(flow.id, profile, checked.values);
       const t = now();
       if ((await store.consume(flow.id, t)) === undefined)
         throw errorFrom(consentErrors, 'capture_not_available');
