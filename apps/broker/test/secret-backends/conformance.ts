@@ -204,8 +204,9 @@ export function secretBackendConformance(target: ConformanceTarget): void {
       it('maps refused credentials to secret_backend_denied, keeping the server text in detail', async () => {
         const refused = await open();
         try {
-          for (const call of [refused.healthCheck(), refused.get('any/path')]) {
-            await assert.rejects(call, (error: unknown) => {
+          // One at a time: a second call started early would reject unobserved while the first is awaited.
+          for (const call of [() => refused.healthCheck(), () => refused.get('any/path')]) {
+            await assert.rejects(call(), (error: unknown) => {
               assert.ok(error instanceof NexusError);
               assert.equal(error.code, 'secret_backend_denied');
               assert.equal(
