@@ -40,6 +40,6 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         err: pino.stdSerializers.err,
       },
     },
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    destination,
   );
 }
