@@ -1,6 +1,7 @@
 import type { Config } from './config/load.ts';
 import { type ResolvedKeys, resolveKeys } from './crypto/key-file.ts';
 import { type Database, openDatabase } from './db/client.ts';
+import { joseFetch } from './egress/jose-fetch.ts';
 import { createSafeFetch } from './egress/safe-fetch.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
@@ -137,6 +138,16 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   const events = createEventsService({ store: createEventsStore(db), now });
   const schedule = createRefreshSchedule(config.refresh);
   const signingKeys = createSigningKeys({ db, ring: keys.ring, now });
+  // Key sets (agents' jwks_uri, trusted issuers' JWKS) through the egress guard; loopback is allowed
+  // outside production, like plain-http provider URLs, for a local identity provider.
+  const jwksFetch = joseFetch(
+    createSafeFetch({
+      allowCidrs: [...config.egressAllowedCidrs, ...(allowLoopbackHttp ? ['127.0.0.0/8', '::1/128'] : [])],
+      timeoutMs: 5_000,
+      maxRedirects: 0,
+      maxResponseBytes: 256 * 1024,
+    }),
+  );
   const agents = createAgentsService({
     db,
     signingKeys,
@@ -145,6 +156,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     issuer: config.http.baseUrl,
     tokenEndpoint: `${config.http.baseUrl}/oauth/token`,
     tokenTtlSeconds: config.agentTokenTtlSeconds,
+    jwksFetch,
     now,
   });
   const trustedIssuers = createTrustedIssuersService({
@@ -152,6 +164,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     discovery,
     audit,
     allowLoopbackHttp,
+    jwksFetch,
     now,
   });
   const connectionsStore = createConnectionsStore(db);

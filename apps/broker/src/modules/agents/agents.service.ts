@@ -2,7 +2,9 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
+  customFetch,
   decodeProtectedHeader,
+  type FetchImplementation,
   importJWK,
   type JWTPayload,
   type JWTVerifyGetKey,
@@ -75,6 +77,8 @@ export function createAgentsService(deps: {
   issuer: string;
   tokenEndpoint: string;
   tokenTtlSeconds: number;
+  /** Fetch for agents' `jwks_uri` (the egress guard); jose's own fetch when absent. */
+  jwksFetch?: FetchImplementation;
   now?: () => number;
 }) {
   const k = deps.db.kysely;
@@ -205,7 +209,11 @@ export function createAgentsService(deps: {
     if (row.jwks_uri !== null) {
       let set = remoteSets.get(row.jwks_uri);
       if (set === undefined) {
-        set = createRemoteJWKSet(new URL(row.jwks_uri), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+        set = createRemoteJWKSet(new URL(row.jwks_uri), {
+          timeoutDuration: 5000,
+          cooldownDuration: 30_000,
+          ...(deps.jwksFetch ? { [customFetch]: deps.jwksFetch } : {}),
+        });
         remoteSets.set(row.jwks_uri, set);
       }
       return set;

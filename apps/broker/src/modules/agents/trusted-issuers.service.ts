@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { FetchImplementation } from 'jose';
 import type { TrustedIssuersTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
@@ -69,6 +70,8 @@ export function createTrustedIssuersService(deps: {
   audit: Pick<AuditService, 'record'>;
   /** Plain http for loopback issuers and key URLs, outside production only (like provider URLs). */
   allowLoopbackHttp: boolean;
+  /** Fetch for the issuers' JWKS (the egress guard). */
+  jwksFetch?: FetchImplementation;
   now?: () => number;
 }) {
   const now = deps.now ?? Date.now;
@@ -128,6 +131,7 @@ export function createTrustedIssuersService(deps: {
     issuers: deps.store,
     discovery: deps.discovery,
     keysUrlAllowed: (url) => urlProblem(url) === null,
+    ...(deps.jwksFetch ? { jwksFetch: deps.jwksFetch } : {}),
     now,
   });
 

@@ -1,8 +1,10 @@
 import {
   createRemoteJWKSet,
+  customFetch,
   decodeJwt,
   decodeProtectedHeader,
   errors,
+  type FetchImplementation,
   type JWTPayload,
   type JWTVerifyGetKey,
   jwtVerify,
@@ -114,6 +116,8 @@ export function createUserTokenVerifier(deps: {
   discovery: Pick<Discovery, 'get'>;
   /** Whether keys may be fetched from a discovered JWKS URL (https, or loopback http in development). */
   keysUrlAllowed: (url: string) => boolean;
+  /** Fetch for JWKS (the egress guard); jose's own fetch when absent. */
+  jwksFetch?: FetchImplementation;
   now?: () => number;
   clockToleranceSeconds?: number;
 }) {
@@ -126,7 +130,11 @@ export function createUserTokenVerifier(deps: {
     let set = keySets.get(url);
     if (set === undefined) {
       if (keySets.size >= MAX_KEY_SETS) keySets.delete(keySets.keys().next().value!);
-      set = createRemoteJWKSet(new URL(url), { timeoutDuration: 5000, cooldownDuration: 30_000 });
+      set = createRemoteJWKSet(new URL(url), {
+        timeoutDuration: 5000,
+        cooldownDuration: 30_000,
+        ...(deps.jwksFetch ? { [customFetch]: deps.jwksFetch } : {}),
+      });
       keySets.set(url, set);
     }
     return set;
