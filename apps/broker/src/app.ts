@@ -21,6 +21,7 @@ import { eventsRoutes } from './modules/events/events.routes.ts';
 import { webhooksRoutes } from './modules/events/webhooks.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { providersRoutes } from './modules/providers/providers.routes.ts';
+import { userSecretsRoutes } from './modules/user-secrets/user-secrets.routes.ts';
 import { VERSION } from './version.ts';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
@@ -91,6 +92,7 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
   webhooksRoutes(app, { webhooks: container.webhooks });
   eventsRoutes(app, { events: container.events });
   agentsRoutes(app, { agents: container.agents });
+  userSecretsRoutes(app, { secrets: container.userSecrets, sessions: container.sessions });
   trustedIssuersRoutes(app, { trustedIssuers: container.trustedIssuers });
   sessionsRoutes(app, {
     sessions: container.sessions,

@@ -47,6 +47,7 @@ import { createProvidersService, type ProvidersService } from './modules/provide
 import { createProvidersStore } from './modules/providers/providers.store.ts';
 import { createSecretBackend } from './modules/secrets/secret-backend.factory.ts';
 import type { SecretBackend } from './modules/secrets/secret-backend.ts';
+import { createUserSecrets, type UserSecrets } from './modules/user-secrets/user-secrets.service.ts';
 import { createRefreshWorker, type RefreshWorker } from './modules/worker/refresh-worker.ts';
 import { createRefreshMetrics } from './modules/worker/worker.metrics.ts';
 
@@ -73,6 +74,8 @@ export interface Container {
   /** Identity providers whose user tokens on-behalf-of accepts; `verifyUserToken` checks one. */
   readonly trustedIssuers: TrustedIssuersService;
   readonly sessions: AgentSessions;
+  /** Users' own secrets (`/api/v2/secrets`), sealed with the user-secrets key ring. */
+  readonly userSecrets: UserSecrets;
   readonly onBehalfOf: OnBehalfOf;
   /** Background refresh of due OAuth connections; the worker runner calls `start`, tests `runOnce`. */
   readonly refreshWorker: RefreshWorker;
@@ -312,6 +315,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     agents,
     trustedIssuers,
     sessions,
+    userSecrets: createUserSecrets({ db, backend: secrets, ring: keys.userSecretsRing, audit, now }),
     onBehalfOf,
     refreshWorker,
     events,

@@ -85,11 +85,14 @@ export async function startBroker(
     NEXUS_ENV: 'test',
     ENCRYPTION_KEY: newKeyBase64(),
     STATE_KEY: newKeyBase64(),
+    USER_SECRETS_KEY: newKeyBase64(),
     API_KEYS: `test:${adminKey}`,
     LOG_LEVEL: 'info',
     ...db.env,
     ...options.env,
   };
+  // An empty value in `options.env` removes a default (e.g. no USER_SECRETS_KEY at all).
+  for (const [name, value] of Object.entries(env)) if (value === '') delete env[name];
   const config = loadConfig(env);
   const logs: string[] = [];
   const sink = new Writable({

@@ -177,6 +177,8 @@ export interface Config {
     /** Explicit key ring from the environment, primary first; undefined when keys come from a file. */
     readonly encryptionKeys: readonly SecretBytes[] | undefined;
     readonly stateKey: SecretBytes | undefined;
+    /** USER_SECRETS_KEYS / USER_SECRETS_KEY, primary first; undefined when they come from the key file. */
+    readonly userSecretsKeys: readonly SecretBytes[] | undefined;
     /** Key file to read (explicit `NEXUS_KEY_FILE`, or the generated development file). */
     readonly keyFile: string | undefined;
     /** Development only: create the key file when it does not exist. */
@@ -326,6 +328,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     encryptionKeys = key ? [key] : [];
   }
   const stateKey = e.STATE_KEY === undefined ? undefined : decodeKey('STATE_KEY', e.STATE_KEY, problems);
+  let userSecretsKeys: SecretBytes[] | undefined;
+  if (e.USER_SECRETS_KEYS !== undefined && e.USER_SECRETS_KEYS.length > 0) {
+    userSecretsKeys = [];
+    e.USER_SECRETS_KEYS.forEach((value, i) => {
+      const key = decodeKey(`USER_SECRETS_KEYS[${i}]`, value, problems);
+      if (key) userSecretsKeys?.push(key);
+    });
+  } else if (e.USER_SECRETS_KEY !== undefined) {
+    const key = decodeKey('USER_SECRETS_KEY', e.USER_SECRETS_KEY, problems);
+    userSecretsKeys = key ? [key] : [];
+  }
   const explicitKeyFile = e.NEXUS_KEY_FILE === undefined ? undefined : resolve(cwd, e.NEXUS_KEY_FILE);
 
   if (mode === 'production' && explicitKeyFile === undefined) {
@@ -407,6 +420,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     keys: {
       encryptionKeys,
       stateKey,
+      userSecretsKeys,
       keyFile:
         explicitKeyFile ??
         (encryptionKeys === undefined || stateKey === undefined ? resolve(dataDir, 'keys.json') : undefined),

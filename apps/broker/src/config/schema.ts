@@ -91,6 +91,18 @@ export const envSchema = z.object({
     .describe(
       'Key ring for rotation: comma-separated base64 keys, the first is the primary (used for new writes), the others still decrypt. Takes precedence over `ENCRYPTION_KEY`.',
     ),
+  USER_SECRETS_KEY: z
+    .string()
+    .max(256)
+    .optional()
+    .describe(
+      '32 random bytes, base64: the key that encrypts user secrets (`/api/v2/secrets`), separate from `ENCRYPTION_KEY`. Without it (and without `USER_SECRETS_KEYS` or a key file entry) the user-secret API answers 503. Development key files get one generated.',
+    ),
+  USER_SECRETS_KEYS: list(8192)
+    .optional()
+    .describe(
+      'User-secrets key ring for rotation: comma-separated base64 keys, primary first. Takes precedence over `USER_SECRETS_KEY`.',
+    ),
   NEXUS_KEY_FILE: z
     .string()
     .max(1024)
@@ -407,6 +419,8 @@ const groups: Record<string, string> = {
   ENCRYPTION_KEYS: 'Keys',
   NEXUS_KEY_FILE: 'Keys',
   STATE_KEY: 'Keys',
+  USER_SECRETS_KEY: 'Keys',
+  USER_SECRETS_KEYS: 'Keys',
   API_KEY: 'Access control',
   API_KEYS: 'Access control',
   ALLOWED_RETURN_DOMAINS: 'Access control',
@@ -443,6 +457,8 @@ export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'VAULT_TOKEN',
   'VAULT_SECRET_ID',
   'BACKEND_AUTH_TOKEN',
+  'USER_SECRETS_KEY',
+  'USER_SECRETS_KEYS',
 ]);
 
 /** The variable table, in schema order, for generated documentation. */

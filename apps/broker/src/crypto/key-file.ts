@@ -13,11 +13,15 @@ import { createKeyRing, type KeyRing } from './keyring.ts';
 export interface KeyMaterial {
   readonly encryptionKeys: readonly SecretBytes[];
   readonly stateKey: SecretBytes;
+  /** The user-secrets key ring (its own purpose: rotating or losing one never touches the other). */
+  readonly userSecretsKeys?: readonly SecretBytes[];
 }
 
 export interface ResolvedKeys {
   readonly ring: KeyRing;
   readonly stateKey: SecretBytes;
+  /** Encrypts user secrets; undefined when none is configured (the user-secret API then answers 503). */
+  readonly userSecretsRing: KeyRing | undefined;
   /** Where the encryption keys came from, for `keys rotate` and `doctor`. */
   readonly source: { readonly kind: 'env' } | { readonly kind: 'file'; readonly path: string };
   /** True when this call created the key file (first development start). */
@@ -52,7 +56,12 @@ export function readKeyFile(path: string, strictPermissions: boolean): KeyMateri
   } catch {
     throw new KeyFileError(`${path} is not valid JSON; restore it from your backup`);
   }
-  const file = parsed as { version?: unknown; encryption_keys?: unknown; state_key?: unknown };
+  const file = parsed as {
+    version?: unknown;
+    encryption_keys?: unknown;
+    state_key?: unknown;
+    user_secrets_keys?: unknown;
+  };
   const decode = (value: unknown, what: string) => {
     const bytes = typeof value === 'string' ? decodeBase64Strict(value) : undefined;
     if (bytes === undefined || bytes.length !== 32)
@@ -62,9 +71,15 @@ export function readKeyFile(path: string, strictPermissions: boolean): KeyMateri
   if (file.version !== 1 || !Array.isArray(file.encryption_keys) || file.encryption_keys.length === 0) {
     throw new KeyFileError(`${path}: expected {"version": 1, "encryption_keys": [...], "state_key": "..."}`);
   }
+  const userSecrets = file.user_secrets_keys;
+  if (userSecrets !== undefined && (!Array.isArray(userSecrets) || userSecrets.length === 0))
+    throw new KeyFileError(`${path}: user_secrets_keys must be a non-empty list of base64 keys`);
   return {
     encryptionKeys: file.encryption_keys.map((k, i) => decode(k, `encryption_keys[${i}]`)),
     stateKey: decode(file.state_key, 'state_key'),
+    ...(userSecrets === undefined
+      ? {}
+      : { userSecretsKeys: userSecrets.map((k, i) => decode(k, `user_secrets_keys[${i}]`)) }),
   };
 }
 
@@ -76,6 +91,7 @@ export function writeKeyFile(path: string, material: KeyMaterial): void {
       version: 1,
       encryption_keys: material.encryptionKeys.map(encodeKey),
       state_key: encodeKey(material.stateKey),
+      ...(material.userSecretsKeys ? { user_secrets_keys: material.userSecretsKeys.map(encodeKey) } : {}),
     },
     null,
     2,
@@ -101,11 +117,20 @@ export function resolveKeys(config: Config): ResolvedKeys {
           `key file ${keyFile} does not exist. Set ENCRYPTION_KEY and STATE_KEY (generate each with \`nexus keys generate\`), or create the file with \`nexus keys generate --file ${keyFile}\``,
         );
       }
-      fromFile = { encryptionKeys: [newKey()], stateKey: newKey() };
+      fromFile = { encryptionKeys: [newKey()], stateKey: newKey(), userSecretsKeys: [newKey()] };
       writeKeyFile(keyFile, fromFile);
       generated = true;
     } else {
       fromFile = readKeyFile(keyFile, config.mode === 'production');
+      // A development key file from before user secrets existed gets its key now.
+      if (
+        fromFile.userSecretsKeys === undefined &&
+        generateIfMissing &&
+        config.keys.userSecretsKeys === undefined
+      ) {
+        fromFile = { ...fromFile, userSecretsKeys: [newKey()] };
+        writeKeyFile(keyFile, fromFile);
+      }
     }
   }
   const ringKeys = encryptionKeys ?? fromFile?.encryptionKeys;
@@ -113,9 +138,14 @@ export function resolveKeys(config: Config): ResolvedKeys {
   if (ringKeys === undefined || ringKeys.length === 0 || state === undefined) {
     throw new KeyFileError('no encryption key: set ENCRYPTION_KEY and STATE_KEY, or NEXUS_KEY_FILE');
   }
+  const userSecretsKeys = config.keys.userSecretsKeys ?? fromFile?.userSecretsKeys;
   return {
     ring: createKeyRing(ringKeys),
     stateKey: state,
+    userSecretsRing:
+      userSecretsKeys === undefined || userSecretsKeys.length === 0
+        ? undefined
+        : createKeyRing(userSecretsKeys),
     source:
       encryptionKeys !== undefined || keyFile === undefined
         ? { kind: 'env' }

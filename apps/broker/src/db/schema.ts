@@ -207,6 +207,26 @@ export interface CustomScopesTable {
   created_at: number;
 }
 
+export interface UserSecretsTable {
+  id: string;
+  user_id: string;
+  zone: string;
+  name: string;
+  description: string;
+  current_version: number;
+  disabled_at: number | null;
+  deleted_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface UserSecretVersionsTable {
+  secret_id: string;
+  version: number;
+  created_at: number;
+  created_by: string;
+}
+
 export interface SigningKeysTable {
   kid: string;
   alg: string;
@@ -249,6 +269,8 @@ export interface DB {
   agent_secrets: AgentSecretsTable;
   agent_assertions: AgentAssertionsTable;
   signing_keys: SigningKeysTable;
+  user_secrets: UserSecretsTable;
+  user_secret_versions: UserSecretVersionsTable;
   trusted_issuers: TrustedIssuersTable;
   agent_sessions: AgentSessionsTable;
   custom_scopes: CustomScopesTable;

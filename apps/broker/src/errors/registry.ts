@@ -8,6 +8,7 @@ import { consentErrors } from '../modules/consent/consent.errors.ts';
 import { eventErrors } from '../modules/events/events.errors.ts';
 import { providerErrors } from '../modules/providers/providers.errors.ts';
 import { secretErrors } from '../modules/secrets/secrets.errors.ts';
+import { userSecretErrors } from '../modules/user-secrets/user-secrets.errors.ts';
 import { commonErrors } from './common.errors.ts';
 import type { ErrorCatalog, ErrorSpec } from './nexus-error.ts';
 
@@ -24,6 +25,7 @@ export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
   consent: consentErrors,
   events: eventErrors,
   secrets: secretErrors,
+  user_secrets: userSecretErrors,
 };
 
 /** All codes with their module; throws when two modules declare the same code. */

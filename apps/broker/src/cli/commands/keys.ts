@@ -18,7 +18,7 @@ export function keysGenerate(io: Io, options: { file: string | undefined }): num
       `${path} already exists; refusing to overwrite a key file (that would lose its keys)`,
       1,
     );
-  writeKeyFile(path, { encryptionKeys: [newKey()], stateKey: newKey() });
+  writeKeyFile(path, { encryptionKeys: [newKey()], stateKey: newKey(), userSecretsKeys: [newKey()] });
   io.out(
     `Wrote ${path} (mode 0600). Point NEXUS_KEY_FILE at it, and back it up: losing it loses every stored secret.`,
   );
@@ -58,7 +58,7 @@ export function keysRotate(io: Io, env: NodeJS.ProcessEnv): number {
     );
   }
   const material = readKeyFile(path, config.mode === 'production');
-  writeKeyFile(path, { encryptionKeys: [key, ...material.encryptionKeys], stateKey: material.stateKey });
+  writeKeyFile(path, { ...material, encryptionKeys: [key, ...material.encryptionKeys] });
   io.out(
     `Added key ${kid} as the primary in ${path}; ${material.encryptionKeys.length} older key(s) still decrypt.`,
   );

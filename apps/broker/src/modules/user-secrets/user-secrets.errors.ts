@@ -1,0 +1,19 @@
+import { defineErrors } from '../../errors/nexus-error.ts';
+
+export const userSecretErrors = defineErrors({
+  user_secret_not_found: { status: 404, message: 'No secret with that name in this zone for this user.' },
+  user_secret_disabled: { status: 409, message: 'The secret is disabled; enable it to read it.' },
+  user_secret_deleted: {
+    status: 409,
+    message: 'The secret is deleted; restore it before writing a new version.',
+  },
+  unresolved_secrets: {
+    status: 422,
+    message: 'Some nexus-secret references could not be resolved; details.unresolved lists them.',
+  },
+  user_secrets_not_configured: {
+    status: 503,
+    message:
+      'User secrets are not configured: set USER_SECRETS_KEY (generate one with `nexus keys generate`).',
+  },
+});

@@ -1,0 +1,269 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import * as z from 'zod';
+import { commonError } from '../../errors/common.errors.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import { auditContext } from '../../http/context.ts';
+import { errorResponses } from '../../http/schemas.ts';
+import type { AgentSessions } from '../agents/sessions.ts';
+import { userSecretErrors } from './user-secrets.errors.ts';
+import type { SecretOwner, UserSecrets } from './user-secrets.service.ts';
+
+const name = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits, dot, dash and underscore; at most 128')
+  .describe('Secret name (unique per user and zone)');
+const zone = z
+  .string()
+  .regex(/^[a-z0-9_-]{1,64}$/, 'lower-case letters, digits, dash and underscore; at most 64')
+  .default('default');
+const userId = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .optional()
+  .describe('The owning user (required with an admin key)');
+const ownerQuery = z.object({ user_id: userId, zone }).strict();
+const metadata = z
+  .object({
+    name: z.string(),
+    zone: z.string(),
+    description: z.string(),
+    current_version: z.number().int(),
+    enabled: z.boolean(),
+    deleted: z.boolean(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .meta({ id: 'UserSecret' });
+
+export const SESSION_HEADER = 'x-nexus-session';
+
+/**
+ * Whose secrets a request reaches. An operator names the user. An agent reaches a user's secrets
+ * only while acting for them: it presents its on-behalf-of session token in `X-Nexus-Session`.
+ */
+export async function secretOwner(
+  request: FastifyRequest,
+  sessions: Pick<AgentSessions, 'introspect'>,
+  query: { user_id?: string | undefined; zone: string },
+): Promise<SecretOwner> {
+  const p = request.principal;
+  if (p?.kind === 'admin') {
+    if (query.user_id === undefined)
+      throw commonError('invalid_request', {
+        message: 'With an admin key, name the user: user_id.',
+        details: [{ path: 'querystring.user_id', message: 'required with an admin key' }],
+      });
+    return { userId: query.user_id, zone: query.zone };
+  }
+  const header = request.headers[SESSION_HEADER];
+  const token = typeof header === 'string' ? header : undefined;
+  const session = token === undefined || token.length > 8192 ? undefined : await sessions.introspect(token);
+  if (p?.kind !== 'agent' || session === undefined || !session.active || session.obo !== true)
+    throw commonError('forbidden', {
+      message:
+        "An agent reads a user's secrets while acting for them: send its on-behalf-of session token in X-Nexus-Session.",
+    });
+  if (session.client_id !== p.agentId)
+    throw commonError('forbidden', { message: 'That session belongs to another agent.' });
+  const actingFor = String(session.acting_for);
+  // Another user's secrets do not exist for this caller.
+  if (query.user_id !== undefined && query.user_id !== actingFor)
+    throw errorFrom(userSecretErrors, 'user_secret_not_found');
+  return { userId: actingFor, zone: query.zone };
+}
+
+export function userSecretsRoutes(
+  app: FastifyInstance,
+  deps: { secrets: UserSecrets; sessions: Pick<AgentSessions, 'introspect'> },
+): void {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const tags = ['user secrets'];
+  const config = { auth: 'agent' as const };
+  const owner = (request: FastifyRequest, q: { user_id?: string | undefined; zone: string }) =>
+    secretOwner(request, deps.sessions, q);
+  const params = z.object({ name }).strict();
+
+  r.post(
+    '/api/v2/secrets',
+    {
+      config,
+      schema: {
+        operationId: 'putUserSecret',
+        tags,
+        summary: 'Create a secret, or add a version to it (the new version becomes current)',
+        querystring: ownerQuery,
+        body: z
+          .object({
+            name,
+            value: z.string().min(1).max(65536).describe('The secret (never returned by lists)'),
+            description: z.string().max(500).optional(),
+          })
+          .strict(),
+        response: { 201: metadata.extend({ version: z.number().int() }), ...errorResponses(409, 503) },
+      },
+    },
+    async (request, reply) => {
+      reply.status(201);
+      return deps.secrets.put(auditContext(request), await owner(request, request.query), request.body);
+    },
+  );
+
+  r.get(
+    '/api/v2/secrets',
+    {
+      config,
+      schema: {
+        operationId: 'listUserSecrets',
+        tags,
+        summary: 'Metadata of the secrets of one user and zone (never values)',
+        querystring: ownerQuery.extend({ include_deleted: z.stringbool().default(false) }),
+        response: { 200: z.object({ secrets: z.array(metadata) }), ...errorResponses() },
+      },
+    },
+    async (request) => ({
+      secrets: await deps.secrets.list(await owner(request, request.query), request.query.include_deleted),
+    }),
+  );
+
+  r.get(
+    '/api/v2/secrets/:name',
+    {
+      config,
+      schema: {
+        operationId: 'readUserSecret',
+        tags,
+        summary: 'The value (current, or ?version=N); audited as key_accessed',
+        params,
+        querystring: ownerQuery.extend({ version: z.coerce.number().int().min(1).optional() }),
+        response: {
+          200: z.object({ name: z.string(), zone: z.string(), version: z.number().int(), value: z.string() }),
+          ...errorResponses(404, 409, 503),
+        },
+      },
+    },
+    async (request) =>
+      deps.secrets.read(
+        auditContext(request),
+        await owner(request, request.query),
+        request.params.name,
+        request.query.version,
+      ),
+  );
+
+  r.get(
+    '/api/v2/secrets/:name/versions',
+    {
+      config,
+      schema: {
+        operationId: 'listUserSecretVersions',
+        tags,
+        summary: 'Versions of a secret, newest first (no values)',
+        params,
+        querystring: ownerQuery,
+        response: {
+          200: z.object({
+            versions: z.array(
+              z.object({ version: z.number().int(), created_at: z.string(), created_by: z.string() }),
+            ),
+          }),
+          ...errorResponses(404),
+        },
+      },
+    },
+    async (request) => ({
+      versions: await deps.secrets.versions(await owner(request, request.query), request.params.name),
+    }),
+  );
+
+  r.delete(
+    '/api/v2/secrets/:name',
+    {
+      config,
+      schema: {
+        operationId: 'deleteUserSecret',
+        tags,
+        summary: 'Soft-delete a secret (restore brings it back with its versions)',
+        params,
+        querystring: ownerQuery,
+        response: { 200: z.object({ message: z.string() }), ...errorResponses(404) },
+      },
+    },
+    async (request) => {
+      await deps.secrets.remove(
+        auditContext(request),
+        await owner(request, request.query),
+        request.params.name,
+      );
+      return { message: 'secret deleted' };
+    },
+  );
+
+  for (const [verb, summary] of [
+    ['restore', 'Undo a delete'],
+    ['enable', 'Allow reads again'],
+    ['disable', 'Refuse reads (and resolution) until enabled'],
+  ] as const) {
+    r.post(
+      `/api/v2/secrets/:name/${verb}`,
+      {
+        config,
+        schema: {
+          operationId: `${verb}UserSecret`,
+          tags,
+          summary,
+          params,
+          querystring: ownerQuery,
+          response: { 200: metadata, ...errorResponses(404) },
+        },
+      },
+      async (request) => {
+        const who = await owner(request, request.query);
+        const ctx = auditContext(request);
+        if (verb === 'restore') return deps.secrets.restore(ctx, who, request.params.name);
+        return deps.secrets.setEnabled(ctx, who, request.params.name, verb === 'enable');
+      },
+    );
+  }
+
+  r.post(
+    '/api/v2/secrets/resolve',
+    {
+      config,
+      schema: {
+        operationId: 'resolveUserSecrets',
+        tags,
+        summary:
+          'Replace every nexus-secret:NAME in an object by its value, in one round trip (each read audited)',
+        querystring: ownerQuery,
+        body: z
+          .object({
+            config: z.unknown().describe('Any JSON value; strings "nexus-secret:NAME" are replaced'),
+            leave_unresolved: z
+              .boolean()
+              .default(false)
+              .describe('Keep unresolved references and report them'),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            config: z.unknown(),
+            unresolved: z.array(z.object({ name: z.string(), reason: z.enum(['not_found', 'disabled']) })),
+          }),
+          ...errorResponses(422, 503),
+        },
+      },
+    },
+    async (request) => {
+      const result = await deps.secrets.resolve(
+        auditContext(request),
+        await owner(request, request.query),
+        request.body.config,
+        request.body.leave_unresolved,
+      );
+      return { config: result.resolved, unresolved: result.unresolved };
+    },
+  );
+}

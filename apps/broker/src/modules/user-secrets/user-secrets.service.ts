@@ -1,0 +1,301 @@
+import { randomUUID } from 'node:crypto';
+import { openText, sealText } from '../../crypto/envelope.ts';
+import type { KeyRing } from '../../crypto/keyring.ts';
+import type { Database } from '../../db/client.ts';
+import type { UserSecretsTable } from '../../db/schema.ts';
+import { commonError } from '../../errors/common.errors.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import type { SecretBackend } from '../secrets/secret-backend.ts';
+import { userSecretErrors } from './user-secrets.errors.ts';
+
+/** Whose secrets a request reaches: one user, one zone. Everything else answers 404. */
+export interface SecretOwner {
+  readonly userId: string;
+  readonly zone: string;
+}
+
+export interface SecretMetadata {
+  name: string;
+  zone: string;
+  description: string;
+  current_version: number;
+  enabled: boolean;
+  deleted: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export const REFERENCE_PREFIX = 'nexus-secret:';
+const REFERENCE = /^nexus-secret:([A-Za-z0-9_.-]{1,128})$/;
+const MAX_RESOLVE_DEPTH = 16;
+const MAX_RESOLVE_NODES = 10_000;
+
+export const versionBinding = (secretId: string, version: number) => ({
+  table: 'user_secret_versions',
+  id: `${secretId}:${version}`,
+  field: 'value',
+});
+const pathOf = (secretId: string, version: number) => `user-secrets/${secretId}/v${version}`;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * User secrets, scoped to (user, zone, name). Every write is a new version; values go to the
+ * configured secret backend sealed with the user-secrets key ring (its own purpose: the OAuth
+ * token keys never touch them), bound to their version row. Reads are audited as `key_accessed`;
+ * no value ever reaches a list, a log line or an audit row.
+ */
+export function createUserSecrets(deps: {
+  db: Database;
+  backend: SecretBackend;
+  ring: KeyRing | undefined;
+  audit: Pick<AuditService, 'record'>;
+  now?: () => number;
+}) {
+  const k = deps.db.kysely;
+  const now = deps.now ?? Date.now;
+
+  function ring(): KeyRing {
+    if (deps.ring === undefined) throw errorFrom(userSecretErrors, 'user_secrets_not_configured');
+    return deps.ring;
+  }
+
+  async function find(owner: SecretOwner, name: string): Promise<UserSecretsTable | undefined> {
+    return k
+      .selectFrom('user_secrets')
+      .selectAll()
+      .where('user_id', '=', owner.userId)
+      .where('zone', '=', owner.zone)
+      .where('name', '=', name)
+      .executeTakeFirst();
+  }
+
+  async function live(owner: SecretOwner, name: string): Promise<UserSecretsTable> {
+    const row = await find(owner, name);
+    if (row === undefined || row.deleted_at !== null)
+      throw errorFrom(userSecretErrors, 'user_secret_not_found');
+    return row;
+  }
+
+  const metadata = (row: UserSecretsTable): SecretMetadata => ({
+    name: row.name,
+    zone: row.zone,
+    description: row.description,
+    current_version: row.current_version,
+    enabled: row.disabled_at === null,
+    deleted: row.deleted_at !== null,
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at),
+  });
+
+  const record = (
+    ctx: AuditContext,
+    action: string,
+    row: UserSecretsTable,
+    details: Record<string, unknown> = {},
+  ) =>
+    deps.audit.record(ctx, {
+      action,
+      resourceType: 'user_secret',
+      resourceId: row.id,
+      details: { user_id: row.user_id, zone: row.zone, name: row.name, ...details },
+    });
+
+  async function readValue(ctx: AuditContext, row: UserSecretsTable, version: number): Promise<string> {
+    const stored = await deps.backend.get(pathOf(row.id, version));
+    if (stored === null) throw errorFrom(userSecretErrors, 'user_secret_not_found');
+    const value = openText(ring(), stored.value, versionBinding(row.id, version));
+    await record(ctx, 'key_accessed', row, { version });
+    return value;
+  }
+
+  return {
+    /** Creates the secret, or adds a version to it (the new version becomes current). */
+    async put(
+      ctx: AuditContext,
+      owner: SecretOwner,
+      input: { name: string; value: string; description?: string | undefined },
+    ): Promise<SecretMetadata & { version: number }> {
+      const keys = ring();
+      const t = now();
+      let row = await find(owner, input.name);
+      if (row?.deleted_at != null) throw errorFrom(userSecretErrors, 'user_secret_deleted');
+      const created = row === undefined;
+      if (row === undefined) {
+        row = {
+          id: randomUUID(),
+          user_id: owner.userId,
+          zone: owner.zone,
+          name: input.name,
+          description: input.description ?? '',
+          current_version: 0,
+          disabled_at: null,
+          deleted_at: null,
+          created_at: t,
+          updated_at: t,
+        };
+        try {
+          await k.insertInto('user_secrets').values(row).execute();
+        } catch {
+          // Created concurrently: add a version to that one instead.
+          row = await live(owner, input.name);
+        }
+      }
+      // The version number is claimed by a conditional update, so two writers never share one.
+      let version = 0;
+      for (let attempt = 0; attempt < 5 && version === 0; attempt++) {
+        const current = await live(owner, input.name);
+        const result = await k
+          .updateTable('user_secrets')
+          .set({
+            current_version: current.current_version + 1,
+            updated_at: t,
+            ...(input.description === undefined ? {} : { description: input.description }),
+          })
+          .where('id', '=', current.id)
+          .where('current_version', '=', current.current_version)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) === 1) {
+          version = current.current_version + 1;
+          row = { ...current, current_version: version, updated_at: t };
+        }
+      }
+      if (version === 0)
+        throw commonError('conflict', { message: 'Too many concurrent writes to this secret; retry.' });
+      await deps.backend.put(
+        pathOf(row.id, version),
+        sealText(keys, input.value, versionBinding(row.id, version)),
+      );
+      await k
+        .insertInto('user_secret_versions')
+        .values({ secret_id: row.id, version, created_at: t, created_by: ctx.actor })
+        .execute();
+      await record(ctx, created ? 'secret.created' : 'secret.updated', row, { version });
+      return { ...metadata(row), version };
+    },
+
+    async list(owner: SecretOwner, includeDeleted: boolean): Promise<SecretMetadata[]> {
+      let q = k
+        .selectFrom('user_secrets')
+        .selectAll()
+        .where('user_id', '=', owner.userId)
+        .where('zone', '=', owner.zone);
+      if (!includeDeleted) q = q.where('deleted_at', 'is', null);
+      return (await q.orderBy('name').limit(1000).execute()).map(metadata);
+    },
+
+    /** The value (current or a given version); audited as `key_accessed`. */
+    async read(ctx: AuditContext, owner: SecretOwner, name: string, version?: number) {
+      const row = await live(owner, name);
+      if (row.disabled_at !== null) throw errorFrom(userSecretErrors, 'user_secret_disabled');
+      const v = version ?? row.current_version;
+      if (v < 1 || v > row.current_version) throw errorFrom(userSecretErrors, 'user_secret_not_found');
+      return { name: row.name, zone: row.zone, version: v, value: await readValue(ctx, row, v) };
+    },
+
+    async versions(owner: SecretOwner, name: string) {
+      const row = await live(owner, name);
+      const rows = await k
+        .selectFrom('user_secret_versions')
+        .select(['version', 'created_at', 'created_by'])
+        .where('secret_id', '=', row.id)
+        .orderBy('version', 'desc')
+        .limit(1000)
+        .execute();
+      return rows.map((r) => ({
+        version: r.version,
+        created_at: iso(r.created_at),
+        created_by: r.created_by,
+      }));
+    },
+
+    async remove(ctx: AuditContext, owner: SecretOwner, name: string): Promise<void> {
+      const row = await live(owner, name);
+      await k
+        .updateTable('user_secrets')
+        .set({ deleted_at: now(), updated_at: now() })
+        .where('id', '=', row.id)
+        .execute();
+      await record(ctx, 'secret.deleted', row);
+    },
+
+    async restore(ctx: AuditContext, owner: SecretOwner, name: string): Promise<SecretMetadata> {
+      const row = await find(owner, name);
+      if (row === undefined || row.deleted_at === null)
+        throw errorFrom(userSecretErrors, 'user_secret_not_found');
+      const t = now();
+      await k
+        .updateTable('user_secrets')
+        .set({ deleted_at: null, updated_at: t })
+        .where('id', '=', row.id)
+        .execute();
+      await record(ctx, 'secret.restored', row);
+      return metadata({ ...row, deleted_at: null, updated_at: t });
+    },
+
+    async setEnabled(
+      ctx: AuditContext,
+      owner: SecretOwner,
+      name: string,
+      enabled: boolean,
+    ): Promise<SecretMetadata> {
+      const row = await live(owner, name);
+      const t = now();
+      const disabled_at = enabled ? null : (row.disabled_at ?? t);
+      await k
+        .updateTable('user_secrets')
+        .set({ disabled_at, updated_at: t })
+        .where('id', '=', row.id)
+        .execute();
+      await record(ctx, enabled ? 'secret.enabled' : 'secret.disabled', row);
+      return metadata({ ...row, disabled_at, updated_at: t });
+    },
+
+    /**
+     * Replaces every `nexus-secret:NAME` string in a config object (strings, arrays, nested
+     * objects) by the secret's current value, reading each name once and auditing each read.
+     * Missing, deleted or disabled names are unresolved: an error listing them, or (when asked)
+     * left in place and reported.
+     */
+    async resolve(ctx: AuditContext, owner: SecretOwner, input: unknown, leaveUnresolved: boolean) {
+      const names = new Set<string>();
+      let nodes = 0;
+      const collect = (value: unknown, depth: number): void => {
+        if (++nodes > MAX_RESOLVE_NODES || depth > MAX_RESOLVE_DEPTH)
+          throw errorFrom(userSecretErrors, 'unresolved_secrets', {
+            message: `The object is too large or too deep (at most ${MAX_RESOLVE_NODES} values, ${MAX_RESOLVE_DEPTH} levels).`,
+          });
+        if (typeof value === 'string') {
+          const match = REFERENCE.exec(value);
+          if (match) names.add(match[1]!);
+        } else if (Array.isArray(value)) for (const v of value) collect(v, depth + 1);
+        else if (value !== null && typeof value === 'object')
+          for (const v of Object.values(value)) collect(v, depth + 1);
+      };
+      collect(input, 0);
+      const values = new Map<string, string>();
+      const unresolved: { name: string; reason: 'not_found' | 'disabled' }[] = [];
+      for (const name of names) {
+        const row = await find(owner, name);
+        if (row === undefined || row.deleted_at !== null) unresolved.push({ name, reason: 'not_found' });
+        else if (row.disabled_at !== null) unresolved.push({ name, reason: 'disabled' });
+        else values.set(name, await readValue(ctx, row, row.current_version));
+      }
+      if (unresolved.length > 0 && !leaveUnresolved)
+        throw errorFrom(userSecretErrors, 'unresolved_secrets', { details: { unresolved } });
+      const replace = (value: unknown): unknown => {
+        if (typeof value === 'string') {
+          const match = REFERENCE.exec(value);
+          return match && values.has(match[1]!) ? values.get(match[1]!) : value;
+        }
+        if (Array.isArray(value)) return value.map(replace);
+        if (value !== null && typeof value === 'object')
+          return Object.fromEntries(Object.entries(value).map(([key, v]) => [key, replace(v)]));
+        return value;
+      };
+      return { resolved: replace(input), unresolved };
+    },
+  };
+}
+
+export type UserSecrets = ReturnType<typeof createUserSecrets>;

@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { json, startBroker, type TestBroker } from './harness.ts';
+import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
+
+/**
+ * User secrets: (user, zone, name), versions, soft delete/restore, enable/disable, the
+ * `nexus-secret:NAME` resolver, audit without values, and who may read (an operator naming the
+ * user; an agent only while acting for that user, with its on-behalf-of session token).
+ */
+
+const AUDIENCE = 'https://nexus.example.test/secrets';
+const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+const VALUE = 'sk_live_user_secret_value_91f3';
+
+describe('user secrets', () => {
+  let broker: TestBroker;
+  let idp: OidcFixture;
+  const call = (options: Parameters<TestBroker['request']>[0]) => broker.request(options);
+  const put = (user: string, body: Record<string, unknown>, zone?: string) =>
+    call({
+      method: 'POST',
+      url: `/api/v2/secrets?user_id=${user}${zone ? `&zone=${zone}` : ''}`,
+      payload: body,
+    });
+  const get = (user: string, name: string, extra = '') =>
+    call({ method: 'GET', url: `/api/v2/secrets/${name}?user_id=${user}${extra}` });
+
+  before(async () => {
+    idp = await startOidcProvider();
+    broker = await startBroker();
+  });
+  after(async () => {
+    await broker.close();
+    await idp.close();
+  });
+
+  it('keeps versions, reads the current or a given one, and never lists a value', async () => {
+    assert.equal(
+      (await put('alice', { name: 'stripe', value: 'v1-secret', description: 'payments' })).statusCode,
+      201,
+    );
+    const second = await put('alice', { name: 'stripe', value: VALUE });
+    assert.equal(second.statusCode, 201, second.body);
+    assert.equal(json(second).version, 2);
+    assert.equal(json(await get('alice', 'stripe')).value, VALUE);
+    assert.equal(json(await get('alice', 'stripe', '&version=1')).value, 'v1-secret');
+    assert.equal((await get('alice', 'stripe', '&version=3')).statusCode, 404);
+    const versions = json<{ versions: { version: number; created_by: string }[] }>(
+      await call({ method: 'GET', url: '/api/v2/secrets/stripe/versions?user_id=alice' }),
+    );
+    assert.deepEqual(
+      versions.versions.map((v) => v.version),
+      [2, 1],
+    );
+    const list = await call({ method: 'GET', url: '/api/v2/secrets?user_id=alice' });
+    assert.equal(
+      json<{ secrets: { name: string; current_version: number }[] }>(list).secrets[0]?.current_version,
+      2,
+    );
+    const audit = await call({ method: 'GET', url: '/audit?limit=500' });
+    for (const text of [list.body, audit.body, ...broker.logs]) {
+      assert.ok(!text.includes(VALUE), 'no value in lists, audit rows or logs');
+      assert.ok(!text.includes('v1-secret'));
+    }
+    assert.ok(audit.body.includes('"event_type":"key_accessed"'), 'reads are audited');
+  });
+
+  it('isolates users and zones: another user or zone sees nothing', async () => {
+    await put('alice', { name: 'zoned', value: 'in-prod' }, 'prod');
+    assert.equal((await get('alice', 'zoned')).statusCode, 404, 'default zone');
+    assert.equal(json(await get('alice', 'zoned', '&zone=prod')).value, 'in-prod');
+    assert.equal((await get('bob', 'zoned', '&zone=prod')).statusCode, 404, 'another user');
+    assert.equal((await get('bob', 'stripe')).statusCode, 404);
+    assert.equal(
+      (await call({ method: 'GET', url: '/api/v2/secrets/stripe' })).statusCode,
+      400,
+      'operators name the user',
+    );
+  });
+
+  it('soft-deletes and restores, disables and enables', async () => {
+    await put('carol', { name: 'temp', value: 'x-1' });
+    assert.equal(
+      (await call({ method: 'DELETE', url: '/api/v2/secrets/temp?user_id=carol' })).statusCode,
+      200,
+    );
+    assert.equal((await get('carol', 'temp')).statusCode, 404);
+    assert.equal(
+      (await put('carol', { name: 'temp', value: 'x-2' })).statusCode,
+      409,
+      'restore before writing',
+    );
+    const restored = await call({ method: 'POST', url: '/api/v2/secrets/temp/restore?user_id=carol' });
+    assert.equal(restored.statusCode, 200, restored.body);
+    assert.equal(json(await get('carol', 'temp')).value, 'x-1');
+    await call({ method: 'POST', url: '/api/v2/secrets/temp/disable?user_id=carol' });
+    const disabled = await get('carol', 'temp');
+    assert.equal(disabled.statusCode, 409);
+    assert.equal(json(disabled).error, 'user_secret_disabled');
+    await call({ method: 'POST', url: '/api/v2/secrets/temp/enable?user_id=carol' });
+    assert.equal((await get('carol', 'temp')).statusCode, 200);
+  });
+
+  it('refuses bad names, sizes and fields, changing nothing', async () => {
+    for (const body of [
+      { name: 'has space', value: 'v' },
+      { name: 'x'.repeat(129), value: 'v' },
+      { name: 'ok', value: '' },
+      { name: 'ok', value: 'v'.repeat(65537) },
+      { name: 'ok', value: 'v', colour: 'red' },
+    ]) {
+      const res = await put('dave', body);
+      assert.equal(res.statusCode, 400, res.body);
+    }
+    assert.equal((await put('dave', { name: 'ok', value: 'v' }, 'Bad Zone')).statusCode, 400);
+    const list = json<{ secrets: unknown[] }>(
+      await call({ method: 'GET', url: '/api/v2/secrets?user_id=dave' }),
+    );
+    assert.deepEqual(list.secrets, []);
+  });
+
+  it('resolves references in nested objects in one round trip, and names what it cannot', async () => {
+    await put('erin', { name: 'db-password', value: 'hunter2' });
+    await put('erin', { name: 'api-key', value: 'ak-123' });
+    await put('erin', { name: 'off', value: 'nope' });
+    await call({ method: 'POST', url: '/api/v2/secrets/off/disable?user_id=erin' });
+    const config = {
+      db: { url: 'postgres://db', password: 'nexus-secret:db-password' },
+      keys: ['nexus-secret:api-key', 'literal', { nested: 'nexus-secret:api-key' }],
+      note: 'mentions nexus-secret:db-password but is not a reference',
+    };
+    const ok = await call({
+      method: 'POST',
+      url: '/api/v2/secrets/resolve?user_id=erin',
+      payload: { config },
+    });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual(json(ok).config, {
+      db: { url: 'postgres://db', password: 'hunter2' },
+      keys: ['ak-123', 'literal', { nested: 'ak-123' }],
+      note: 'mentions nexus-secret:db-password but is not a reference',
+    });
+    const missing = await call({
+      method: 'POST',
+      url: '/api/v2/secrets/resolve?user_id=erin',
+      payload: { config: { a: 'nexus-secret:nowhere', b: 'nexus-secret:off', c: 'nexus-secret:api-key' } },
+    });
+    assert.equal(missing.statusCode, 422);
+    assert.deepEqual(json(missing).details, {
+      unresolved: [
+        { name: 'nowhere', reason: 'not_found' },
+        { name: 'off', reason: 'disabled' },
+      ],
+    });
+    const lenient = await call({
+      method: 'POST',
+      url: '/api/v2/secrets/resolve?user_id=erin',
+      payload: { config: { a: 'nexus-secret:nowhere', c: 'nexus-secret:api-key' }, leave_unresolved: true },
+    });
+    assert.deepEqual(json(lenient).config, { a: 'nexus-secret:nowhere', c: 'ak-123' });
+  });
+
+  it("lets an agent read a user's secrets only while acting for that user", async () => {
+    await put('alice', { name: 'agent-visible', value: 'for-alice' });
+    await put('bob', { name: 'agent-visible', value: 'for-bob' });
+    await call({
+      method: 'POST',
+      url: '/admin/v1/trusted-issuers',
+      payload: { issuer: idp.issuer, use_discovery: true, audience: AUDIENCE },
+    });
+    await call({ method: 'POST', url: '/admin/v1/scopes', payload: { name: 'secrets:read' } });
+    const agent = json<{ agent_id: string; client_secret: string }>(
+      await call({
+        method: 'POST',
+        url: '/admin/v1/agents',
+        payload: { agent_id: 'secret-reader', allowed_scopes: ['secrets:read'], allowed_workspaces: ['*'] },
+      }),
+    );
+    const at = json<{ access_token: string }>(
+      await call({
+        method: 'POST',
+        url: '/oauth/token',
+        key: null,
+        headers: FORM,
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: agent.agent_id,
+          client_secret: agent.client_secret,
+        }).toString(),
+      }),
+    ).access_token;
+    const userToken = await idp.issueUserToken({
+      resource: AUDIENCE,
+      accountId: 'alice',
+      claims: { permissions: ['secrets:read'] },
+    });
+    const session = json<{ session_token: string }>(
+      await call({
+        method: 'POST',
+        url: '/v1/agent-sessions/obo',
+        key: null,
+        headers: { authorization: `Bearer ${at}` },
+        payload: { user_token: userToken, scopes: ['secrets:read'] },
+      }),
+    );
+    const asAgent = (url: string, headers: Record<string, string> = {}) =>
+      call({ method: 'GET', url, key: null, headers: { authorization: `Bearer ${at}`, ...headers } });
+    const withSession = { 'x-nexus-session': session.session_token };
+    const mine = await asAgent('/api/v2/secrets/agent-visible', withSession);
+    assert.equal(mine.statusCode, 200, mine.body);
+    assert.equal(json(mine).value, 'for-alice');
+    assert.equal((await asAgent('/api/v2/secrets/agent-visible?user_id=bob', withSession)).statusCode, 404);
+    assert.equal((await asAgent('/api/v2/secrets/agent-visible')).statusCode, 403, 'no session, no secrets');
+    const audit = await call({ method: 'GET', url: '/audit?limit=500' });
+    assert.ok(
+      json<{ events: { event_type: string; actor: string }[] }>(audit).events.some(
+        (e) => e.event_type === 'key_accessed' && e.actor === 'agent:secret-reader',
+      ),
+    );
+  });
+
+  it('answers 503 with the fix when no user-secrets key is configured', async () => {
+    const bare = await startBroker({ env: { USER_SECRETS_KEY: '' } });
+    try {
+      const res = await bare.request({
+        method: 'POST',
+        url: '/api/v2/secrets?user_id=x',
+        payload: { name: 'a', value: 'b' },
+      });
+      assert.equal(res.statusCode, 503, res.body);
+      assert.match(json(res).message as string, /USER_SECRETS_KEY/);
+    } finally {
+      await bare.close();
+    }
+  });
+});
