@@ -79,14 +79,14 @@ const describeOutput = (p: { stdout(): string; stderr(): string }) =>
   `\n--- stdout ---\n${p.stdout()}\n--- stderr ---\n${p.stderr()}`;
 
 /** Starts `nexus ...args` with exactly `env`, from the repository root. */
-export function spawnCli(args: readonly string[], env: Record<string, string>): CliProcess {
+export function spawnCli(args: readonly string[], env: Record<string, string>, input?: string): CliProcess {
   const child = spawn(process.execPath, [NEXUS_BIN, ...args], {
     cwd: REPO_ROOT,
     env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   live.add(child);
-  child.stdin.end();
+  child.stdin.end(input);
   let out = '';
   let err = '';
   let result: CliResult | undefined;
@@ -182,8 +182,9 @@ export function runCli(
   args: readonly string[],
   env: Record<string, string>,
   timeoutMs = EXIT_TIMEOUT_MS,
+  input?: string,
 ): Promise<CliResult> {
-  return spawnCli(args, env).wait(timeoutMs);
+  return spawnCli(args, env, input).wait(timeoutMs);
 }
 
 /** A message for assertions: the command's full output. */

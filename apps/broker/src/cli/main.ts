@@ -7,6 +7,7 @@ import { keysGenerate, keysRewrap, keysRotate, keysRotateSigning } from './comma
 import { migrateCommand } from './commands/migrate.ts';
 import { secretsMigrate } from './commands/secrets.ts';
 import { serve, worker } from './commands/serve.ts';
+import { userSecretsCommand } from './commands/user-secrets.ts';
 import { CliExit } from './context.ts';
 import { type Io, processIo } from './output.ts';
 
@@ -28,6 +29,10 @@ Keys
   keys rotate-signing               new signing key for agent/session tokens (old ones stay published until their tokens expire)
 
 Secret backends
+  secrets set NAME --user U [--zone Z] [--from-file F | --value V]
+                                    store a user secret (a new version); the value is prompted for without echo, or read from stdin
+  secrets get NAME --user U [--zone Z] [--at-version N]   print a user secret's value (audited)
+  secrets list|versions|delete [NAME] --user U [--zone Z] list a user's secrets, a secret's versions, or delete one
   secrets migrate --to BACKEND [--dry-run]
                                     copy provider credentials from SECRET_BACKEND to BACKEND (configured by
                                     the same variables), each read back; resumable; then set SECRET_BACKEND
@@ -105,6 +110,17 @@ export async function main(
       case 'secrets':
         if (sub === 'migrate')
           return await secretsMigrate(io, env, { to: values.to, dryRun: values['dry-run'] === true, json });
+        if (sub === 'set' || sub === 'get' || sub === 'list' || sub === 'delete' || sub === 'versions')
+          return await userSecretsCommand(io, env, {
+            verb: sub,
+            name: rest[0],
+            user: values.user,
+            zone: values.zone,
+            value: values.value,
+            fromFile: values['from-file'],
+            version: values['at-version'],
+            json,
+          });
         break;
     }
     io.err(`unknown command: ${positionals.join(' ')}\n\nRun \`nexus --help\` for usage.`);
@@ -137,6 +153,11 @@ function parse(argv: readonly string[]) {
       'batch-size': { type: 'string' },
       to: { type: 'string' },
       'dry-run': { type: 'boolean' },
+      user: { type: 'string' },
+      zone: { type: 'string' },
+      value: { type: 'string' },
+      'from-file': { type: 'string' },
+      'at-version': { type: 'string' },
     },
   });
 }
