@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { json, startBroker, type TestBroker } from './harness.ts';
+import { loadConfig } from '../src/config/load.ts';
+import { buildContainer } from '../src/container.ts';
+import { json, newKeyBase64, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
 /**
@@ -218,6 +220,43 @@ describe('user secrets', () => {
         (e) => e.event_type === 'key_accessed' && e.actor === 'agent:secret-reader',
       ),
     );
+  });
+
+  it('rotates the user-secrets key and re-seals every version with nothing lost, leaving the token keys alone', async () => {
+    await put('frank', { name: 'rot', value: 'first' });
+    await put('frank', { name: 'rot', value: 'second' });
+    const oldKey = broker.env.USER_SECRETS_KEY!;
+    const newKey = newKeyBase64();
+    const rotated = buildContainer(
+      loadConfig({ ...broker.env, USER_SECRETS_KEY: '', USER_SECRETS_KEYS: `${newKey},${oldKey}` }),
+    );
+    try {
+      const result = await rotated.userSecrets.rewrap();
+      assert.deepEqual(result.failed, []);
+      assert.ok(result.rewrapped >= 2, JSON.stringify(result));
+      assert.equal((await rotated.userSecrets.rewrap()).rewrapped, 0, 'a second run has nothing to do');
+    } finally {
+      await rotated.close();
+    }
+    // Only the new key now: every version of every secret still reads.
+    const onlyNew = buildContainer(loadConfig({ ...broker.env, USER_SECRETS_KEY: newKey }));
+    try {
+      const ctx = { actor: 'test' };
+      const owner = { userId: 'frank', zone: 'default' };
+      assert.equal((await onlyNew.userSecrets.read(ctx, owner, 'rot', 1)).value, 'first');
+      assert.equal((await onlyNew.userSecrets.read(ctx, owner, 'rot')).value, 'second');
+      assert.equal(
+        (await onlyNew.userSecrets.read(ctx, { userId: 'alice', zone: 'default' }, 'stripe')).value,
+        VALUE,
+      );
+      assert.equal(
+        onlyNew.keys.ring.primaryKid,
+        broker.container.keys.ring.primaryKid,
+        'token keys untouched',
+      );
+    } finally {
+      await onlyNew.close();
+    }
   });
 
   it('answers 503 with the fix when no user-secrets key is configured', async () => {

@@ -24,7 +24,7 @@ Broker
 
 Keys
   keys generate [--file PATH]       print a new 32-byte key (for ENCRYPTION_KEY, STATE_KEY), or write a key file
-  keys rotate                       add a new primary encryption key
+  keys rotate [--user-secrets]      add a new primary encryption key (--user-secrets: for the user-secrets ring only)
   keys rewrap [--batch-size N]      re-encrypt every stored secret under the primary key (resumable)
   keys rotate-signing               new signing key for agent/session tokens (old ones stay published until their tokens expire)
 
@@ -87,7 +87,7 @@ export async function main(
         return await doctor(io, env, json);
       case 'keys':
         if (sub === 'generate') return keysGenerate(io, { file: values.file });
-        if (sub === 'rotate') return keysRotate(io, env);
+        if (sub === 'rotate') return keysRotate(io, env, { userSecrets: values['user-secrets'] === true });
         if (sub === 'rotate-signing') return await keysRotateSigning(io, env, json);
         if (sub === 'rewrap')
           return await keysRewrap(io, env, { batchSize: positiveInt(values['batch-size'], 200), json });
@@ -158,6 +158,7 @@ function parse(argv: readonly string[]) {
       value: { type: 'string' },
       'from-file': { type: 'string' },
       'at-version': { type: 'string' },
+      'user-secrets': { type: 'boolean' },
     },
   });
 }

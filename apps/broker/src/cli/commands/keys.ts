@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { SecretBytes } from '../../config/secret-value.ts';
 import { encodeKey, newKey, readKeyFile, writeKeyFile } from '../../crypto/key-file.ts';
 import { keyIdOf } from '../../crypto/keyring.ts';
 import { rewrap } from '../../modules/keys/rewrap.ts';
@@ -30,10 +31,11 @@ export function keysGenerate(io: Io, options: { file: string | undefined }): num
  * for keys in the environment the new value is printed with the roll-out steps (the broker cannot
  * edit your deployment's environment).
  */
-export function keysRotate(io: Io, env: NodeJS.ProcessEnv): number {
+export function keysRotate(io: Io, env: NodeJS.ProcessEnv, options: { userSecrets?: boolean } = {}): number {
   const config = configOrExit(env);
   const key = newKey();
   const kid = keyIdOf(key.reveal());
+  if (options.userSecrets) return rotateUserSecretsKey(io, config, key, kid);
   if (config.keys.encryptionKeys !== undefined) {
     io.out(
       [
@@ -90,8 +92,23 @@ export async function keysRewrap(
       onProgress: (p) => bar.update(p.scanned, p.total),
     });
     bar.done();
-    if (options.json) io.out(JSON.stringify({ primary: container.keys.ring.primaryKid, ...result }));
+    // User secrets live in the secret backend under their own key ring.
+    const users =
+      container.keys.userSecretsRing === undefined || result.interrupted
+        ? undefined
+        : await container.userSecrets.rewrap((done, total) => bar.update(done, total));
+    if (users !== undefined) bar.done();
+    if (options.json)
+      io.out(
+        JSON.stringify({ primary: container.keys.ring.primaryKid, ...result, user_secrets: users ?? null }),
+      );
     else {
+      if (users !== undefined)
+        io.out(
+          `User secrets under ${container.keys.userSecretsRing!.primaryKid}: ${users.rewrapped} re-sealed, ${users.alreadyCurrent} already current, ${users.failed.length} failed.`,
+        );
+      for (const f of users?.failed.slice(0, 20) ?? [])
+        io.err(`  cannot open user secret ${f.secret_id} version ${f.version}: ${f.reason}`);
       io.out(
         `Primary key ${container.keys.ring.primaryKid}: ${result.rewrapped} re-encrypted, ${result.alreadyCurrent} already current, ${result.failed.length} failed.`,
       );
@@ -99,12 +116,45 @@ export async function keysRewrap(
       if (result.interrupted) io.out('Interrupted: run `nexus keys rewrap` again to finish.');
     }
     if (result.interrupted) return 130;
-    return result.failed.length > 0 ? 1 : 0;
+    return result.failed.length > 0 || (users?.failed.length ?? 0) > 0 ? 1 : 0;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await container.close();
   }
+}
+
+/** `nexus keys rotate --user-secrets`: the user-secrets ring only; the OAuth token keys stay. */
+function rotateUserSecretsKey(
+  io: Io,
+  config: ReturnType<typeof configOrExit>,
+  key: SecretBytes,
+  kid: string,
+): number {
+  if (config.keys.userSecretsKeys !== undefined) {
+    io.out(
+      [
+        `New user-secrets key ${kid}:`,
+        '',
+        `  ${encodeKey(key)}`,
+        '',
+        'Keys come from the environment: add it to the front of USER_SECRETS_KEYS (keep the old ones after it)',
+        'on every replica, restart them, then run `nexus keys rewrap` to re-seal user secrets under it.',
+      ].join('\n'),
+    );
+    return 0;
+  }
+  const path = config.keys.keyFile;
+  if (path === undefined || !existsSync(path))
+    throw new CliExit(
+      'no key file to rotate: set NEXUS_KEY_FILE, or set USER_SECRETS_KEYS in the environment',
+      2,
+    );
+  const material = readKeyFile(path, config.mode === 'production');
+  writeKeyFile(path, { ...material, userSecretsKeys: [key, ...(material.userSecretsKeys ?? [])] });
+  io.out(`Added user-secrets key ${kid} as the primary in ${path}; older user-secrets keys still decrypt.`);
+  io.out('Restart the broker, then run `nexus keys rewrap` to re-seal user secrets under the new key.');
+  return 0;
 }
 
 /**

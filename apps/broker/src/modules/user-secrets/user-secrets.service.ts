@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { openText, sealText } from '../../crypto/envelope.ts';
+import { keyIdOfCiphertext, openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
 import type { UserSecretsTable } from '../../db/schema.ts';
@@ -249,6 +249,41 @@ export function createUserSecrets(deps: {
         .execute();
       await record(ctx, enabled ? 'secret.enabled' : 'secret.disabled', row);
       return metadata({ ...row, disabled_at, updated_at: t });
+    },
+
+    /**
+     * Re-seals every stored version under the user-secrets ring's primary key (after a rotation of
+     * that key; the OAuth token keys are not involved). Resumable: versions already under the
+     * primary are skipped. Versions that cannot be opened are reported, never overwritten.
+     */
+    async rewrap(onProgress?: (done: number, total: number) => void) {
+      const keys = ring();
+      const rows = await k
+        .selectFrom('user_secret_versions')
+        .select(['secret_id', 'version'])
+        .orderBy('secret_id')
+        .orderBy('version')
+        .execute();
+      let rewrapped = 0;
+      let alreadyCurrent = 0;
+      const failed: { secret_id: string; version: number; reason: string }[] = [];
+      for (const [i, row] of rows.entries()) {
+        const path = pathOf(row.secret_id, row.version);
+        const binding = versionBinding(row.secret_id, row.version);
+        try {
+          const stored = await deps.backend.get(path);
+          if (stored === null) throw new Error('missing from the secret backend');
+          if (keyIdOfCiphertext(stored.value) === keys.primaryKid) alreadyCurrent++;
+          else {
+            await deps.backend.put(path, sealText(keys, openText(keys, stored.value, binding), binding));
+            rewrapped++;
+          }
+        } catch (error) {
+          failed.push({ ...row, reason: (error as Error).message.slice(0, 200) });
+        }
+        onProgress?.(i + 1, rows.length);
+      }
+      return { scanned: rows.length, rewrapped, alreadyCurrent, failed };
     },
 
     /**
