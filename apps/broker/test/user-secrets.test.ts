@@ -222,6 +222,54 @@ describe('user secrets', () => {
     );
   });
 
+  it('lets an agent read exactly the secrets granted to it by name, nothing else', async () => {
+    await put('gina', { name: 'granted', value: 'g-1' });
+    await put('gina', { name: 'other', value: 'o-1' });
+    await put('hank', { name: 'granted', value: 'h-1' });
+    const agent = json<{ agent_id: string; client_secret: string }>(
+      await call({
+        method: 'POST',
+        url: '/admin/v1/agents',
+        payload: {
+          agent_id: 'granted-reader',
+          allowed_scopes: [],
+          allowed_secrets: ['gina/default/granted'],
+        },
+      }),
+    );
+    const at = json<{ access_token: string }>(
+      await call({
+        method: 'POST',
+        url: '/oauth/token',
+        key: null,
+        headers: FORM,
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: agent.agent_id,
+          client_secret: agent.client_secret,
+        }).toString(),
+      }),
+    ).access_token;
+    const read = (url: string) =>
+      call({ method: 'GET', url, key: null, headers: { authorization: `Bearer ${at}` } });
+    const ok = await read('/api/v2/secrets/granted?user_id=gina');
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(json(ok).value, 'g-1');
+    for (const url of [
+      '/api/v2/secrets/other?user_id=gina',
+      '/api/v2/secrets/granted?user_id=hank',
+      '/api/v2/secrets/granted?user_id=gina&zone=prod',
+      '/api/v2/secrets?user_id=gina',
+    ])
+      assert.equal((await read(url)).statusCode, 403, url);
+    const bad = await call({
+      method: 'PATCH',
+      url: '/admin/v1/agents/granted-reader',
+      payload: { allowed_secrets: ['no-slashes'] },
+    });
+    assert.equal(bad.statusCode, 400);
+  });
+
   it('rotates the user-secrets key and re-seals every version with nothing lost, leaving the token keys alone', async () => {
     await put('frank', { name: 'rot', value: 'first' });
     await put('frank', { name: 'rot', value: 'second' });

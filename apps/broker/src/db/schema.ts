@@ -165,6 +165,8 @@ export interface AgentsTable {
   allowed_scopes: string;
   allowed_providers: string;
   allowed_workspaces: string;
+  /** JSON list of "<user>/<zone>/<name>" user-secret grants ("*" for the user). */
+  allowed_secrets: string;
   jwks: string | null;
   jwks_uri: string | null;
   disabled_at: number | null;

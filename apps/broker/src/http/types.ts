@@ -19,6 +19,8 @@ export interface AgentPrincipal {
   /** Provider ids and workspace ids the agent may touch; "*" means any. */
   readonly allowedProviders: readonly string[];
   readonly allowedWorkspaces: readonly string[];
+  /** User secrets granted by name: "<user>/<zone>/<name>", "*" for the user. */
+  readonly allowedSecrets: readonly string[];
 }
 
 export type Principal = AdminPrincipal | AgentPrincipal;

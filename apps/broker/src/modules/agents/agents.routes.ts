@@ -41,6 +41,21 @@ const grants = {
     .array(workspace)
     .max(1000)
     .describe('Workspaces (users) whose connections the agent may use; ["*"] for any, [] for none'),
+  allowed_secrets: z
+    .array(
+      z
+        .string()
+        .max(400)
+        .regex(
+          /^(\*|[^/\s]{1,200})\/[a-z0-9_-]{1,64}\/[A-Za-z0-9_.-]{1,128}$/,
+          'a grant is "<user>/<zone>/<name>", with * for any user',
+        ),
+    )
+    .max(1000)
+    .optional()
+    .describe(
+      'User secrets the agent may read without acting for the user: "<user>/<zone>/<name>" ("*" for the user)',
+    ),
 };
 
 const agentView = z
@@ -51,6 +66,7 @@ const agentView = z
     allowed_scopes: z.array(z.string()),
     allowed_providers: z.array(z.string()).describe('Provider ids, or "*"'),
     allowed_workspaces: z.array(z.string()),
+    allowed_secrets: z.array(z.string()),
     active: z.boolean(),
     jwks_uri: z.string().nullable(),
     has_jwks: z.boolean(),
@@ -140,6 +156,7 @@ export function agentsRoutes(app: FastifyInstance, deps: { agents: AgentsService
             allowed_scopes: grants.allowed_scopes.optional(),
             allowed_providers: grants.allowed_providers.optional(),
             allowed_workspaces: grants.allowed_workspaces.optional(),
+            allowed_secrets: grants.allowed_secrets,
             active: z.boolean().optional(),
             jwks: jwks.nullable().optional(),
             jwks_uri: jwksUri.nullable().optional(),

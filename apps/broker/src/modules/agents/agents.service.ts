@@ -38,6 +38,7 @@ export interface AgentInput {
   allowed_scopes: string[];
   allowed_providers: string[];
   allowed_workspaces: string[];
+  allowed_secrets?: string[] | undefined;
   jwks?: { keys: Record<string, unknown>[] } | null | undefined;
   jwks_uri?: string | null | undefined;
   active?: boolean | undefined;
@@ -50,6 +51,7 @@ export interface AgentView {
   allowed_scopes: string[];
   allowed_providers: string[];
   allowed_workspaces: string[];
+  allowed_secrets: string[];
   active: boolean;
   jwks_uri: string | null;
   has_jwks: boolean;
@@ -155,6 +157,7 @@ export function createAgentsService(deps: {
       allowed_scopes: list(row.allowed_scopes),
       allowed_providers: list(row.allowed_providers),
       allowed_workspaces: list(row.allowed_workspaces),
+      allowed_secrets: list(row.allowed_secrets),
       active: row.disabled_at === null,
       jwks_uri: row.jwks_uri,
       has_jwks: row.jwks !== null,
@@ -328,6 +331,7 @@ export function createAgentsService(deps: {
         allowed_scopes: JSON.stringify([...new Set(input.allowed_scopes)]),
         allowed_providers: JSON.stringify(await providerIds(input.allowed_providers)),
         allowed_workspaces: JSON.stringify([...new Set(input.allowed_workspaces)]),
+        allowed_secrets: JSON.stringify([...new Set(input.allowed_secrets ?? [])]),
         jwks: input.jwks ? JSON.stringify(input.jwks) : null,
         jwks_uri: input.jwks_uri ?? null,
         disabled_at: input.active === false ? t : null,
@@ -396,6 +400,8 @@ export function createAgentsService(deps: {
         set.allowed_providers = JSON.stringify(await providerIds(patch.allowed_providers));
       if (patch.allowed_workspaces !== undefined)
         set.allowed_workspaces = JSON.stringify([...new Set(patch.allowed_workspaces)]);
+      if (patch.allowed_secrets !== undefined)
+        set.allowed_secrets = JSON.stringify([...new Set(patch.allowed_secrets)]);
       if (patch.jwks !== undefined) set.jwks = patch.jwks === null ? null : JSON.stringify(patch.jwks);
       if (patch.jwks_uri !== undefined) set.jwks_uri = patch.jwks_uri;
       if (patch.active !== undefined) set.disabled_at = patch.active ? null : (row.disabled_at ?? t);
@@ -554,6 +560,7 @@ export function createAgentsService(deps: {
         scopes: list(row.allowed_scopes),
         allowedProviders: list(row.allowed_providers),
         allowedWorkspaces: list(row.allowed_workspaces),
+        allowedSecrets: list(row.allowed_secrets),
       };
     },
 
@@ -611,6 +618,7 @@ export function createAgentsService(deps: {
         scopes: typeof payload.scope === 'string' && payload.scope !== '' ? payload.scope.split(' ') : [],
         allowedProviders: list(row.allowed_providers),
         allowedWorkspaces: list(row.allowed_workspaces),
+        allowedSecrets: list(row.allowed_secrets),
       };
     },
 
@@ -625,6 +633,7 @@ export function createAgentsService(deps: {
         scopes: list(row.allowed_scopes),
         allowedProviders: list(row.allowed_providers),
         allowedWorkspaces: list(row.allowed_workspaces),
+        allowedSecrets: list(row.allowed_secrets),
       };
     },
 

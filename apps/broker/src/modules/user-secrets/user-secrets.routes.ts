@@ -48,6 +48,8 @@ export async function secretOwner(
   request: FastifyRequest,
   sessions: Pick<AgentSessions, 'introspect'>,
   query: { user_id?: string | undefined; zone: string },
+  /** For reads of one named secret: an agent's explicit grant for it is enough. */
+  grantedName?: string,
 ): Promise<SecretOwner> {
   const p = request.principal;
   if (p?.kind === 'admin') {
@@ -57,6 +59,12 @@ export async function secretOwner(
         details: [{ path: 'querystring.user_id', message: 'required with an admin key' }],
       });
     return { userId: query.user_id, zone: query.zone };
+  }
+  if (p?.kind === 'agent' && grantedName !== undefined && query.user_id !== undefined) {
+    const wanted = `${query.user_id}/${query.zone}/${grantedName}`;
+    const any = `*/${query.zone}/${grantedName}`;
+    if (p.allowedSecrets.includes(wanted) || p.allowedSecrets.includes(any))
+      return { userId: query.user_id, zone: query.zone };
   }
   const header = request.headers[SESSION_HEADER];
   const token = typeof header === 'string' ? header : undefined;
@@ -82,8 +90,8 @@ export function userSecretsRoutes(
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['user secrets'];
   const config = { auth: 'agent' as const };
-  const owner = (request: FastifyRequest, q: { user_id?: string | undefined; zone: string }) =>
-    secretOwner(request, deps.sessions, q);
+  const owner = (request: FastifyRequest, q: { user_id?: string | undefined; zone: string }, name?: string) =>
+    secretOwner(request, deps.sessions, q, name);
   const params = z.object({ name }).strict();
 
   r.post(
@@ -147,7 +155,7 @@ export function userSecretsRoutes(
     async (request) =>
       deps.secrets.read(
         auditContext(request),
-        await owner(request, request.query),
+        await owner(request, request.query, request.params.name),
         request.params.name,
         request.query.version,
       ),
