@@ -4,6 +4,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { buildContainer } from '../src/container.ts';
 import { json, newKeyBase64, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
+import { FakeVault } from './secret-backends/vault-kv2.fake.ts';
 
 /**
  * User secrets: (user, zone, name), versions, soft delete/restore, enable/disable, the
@@ -319,6 +320,48 @@ describe('user secrets', () => {
       assert.match(json(res).message as string, /USER_SECRETS_KEY/);
     } finally {
       await bare.close();
+    }
+  });
+});
+
+describe('user secrets on an external secret backend (Vault KV v2 FAKE, see secret-backends/)', () => {
+  const fake = new FakeVault();
+  let broker: TestBroker;
+  before(async () => {
+    await fake.start();
+    broker = await startBroker({
+      env: { SECRET_BACKEND: 'openbao', VAULT_ADDR: fake.url, VAULT_TOKEN: fake.issueToken() },
+    });
+  });
+  after(async () => {
+    await broker.close();
+    await fake.stop();
+  });
+
+  it('stores every version in the backend, sealed, and reads them back', async () => {
+    for (const value of ['ext-1', 'ext-2'])
+      assert.equal(
+        (
+          await broker.request({
+            method: 'POST',
+            url: '/api/v2/secrets?user_id=ivy',
+            payload: { name: 'external', value },
+          })
+        ).statusCode,
+        201,
+      );
+    const read = (v: string) =>
+      broker.request({ method: 'GET', url: `/api/v2/secrets/external?user_id=ivy${v}` });
+    assert.equal(json(await read('')).value, 'ext-2');
+    assert.equal(json(await read('&version=1')).value, 'ext-1');
+    const stored = await broker.container.secrets.list('user-secrets/', { limit: 10 });
+    assert.equal(stored.length, 2, JSON.stringify(stored));
+    for (const path of stored) {
+      const raw = await broker.container.secrets.get(path);
+      assert.ok(
+        raw !== null && !Buffer.from(raw.value).toString('latin1').includes('ext-'),
+        'sealed in the backend',
+      );
     }
   });
 });
