@@ -214,7 +214,7 @@ describe('user secrets', () => {
     assert.equal(mine.statusCode, 200, mine.body);
     assert.equal(json(mine).value, 'for-alice');
     assert.equal((await asAgent('/api/v2/secrets/agent-visible?user_id=bob', withSession)).statusCode, 404);
-    assert.equal((await asAgent('/api/v2/secrets/agent-visible')).statusCode, 403, 'no session, no secrets');
+    assert.equal((await asAgent('/api/v2/secrets/agent-visible')).statusCode, 404, 'no session, no secrets');
     const audit = await call({ method: 'GET', url: '/audit?limit=500' });
     assert.ok(
       json<{ events: { event_type: string; actor: string }[] }>(audit).events.some(
@@ -262,7 +262,7 @@ describe('user secrets', () => {
       '/api/v2/secrets/granted?user_id=gina&zone=prod',
       '/api/v2/secrets?user_id=gina',
     ])
-      assert.equal((await read(url)).statusCode, 403, url);
+      assert.equal((await read(url)).statusCode, 404, url);
     const bad = await call({
       method: 'PATCH',
       url: '/admin/v1/agents/granted-reader',

@@ -69,13 +69,18 @@ export async function secretOwner(
   const header = request.headers[SESSION_HEADER];
   const token = typeof header === 'string' ? header : undefined;
   const session = token === undefined || token.length > 8192 ? undefined : await sessions.introspect(token);
-  if (p?.kind !== 'agent' || session === undefined || !session.active || session.obo !== true)
-    throw commonError('forbidden', {
+  // Like another user's secret, what this credential may not read does not exist for it (404).
+  if (
+    p?.kind !== 'agent' ||
+    session === undefined ||
+    !session.active ||
+    session.obo !== true ||
+    session.client_id !== p.agentId
+  )
+    throw errorFrom(userSecretErrors, 'user_secret_not_found', {
       message:
-        "An agent reads a user's secrets while acting for them: send its on-behalf-of session token in X-Nexus-Session.",
+        "No such secret for this credential. An agent reads a user's secrets while acting for them (its on-behalf-of session token in X-Nexus-Session) or with a grant for that name.",
     });
-  if (session.client_id !== p.agentId)
-    throw commonError('forbidden', { message: 'That session belongs to another agent.' });
   const actingFor = String(session.acting_for);
   // Another user's secrets do not exist for this caller.
   if (query.user_id !== undefined && query.user_id !== actingFor)
