@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { PassThroughClient } from 'google-auth-library';
 import { loadConfig } from '../src/config/load.ts';
 import { buildContainer } from '../src/container.ts';
+import { createGcpSecretManagerBackend } from '../src/modules/secrets/gcp-secret-manager.backend.ts';
+import { createUserSecrets } from '../src/modules/user-secrets/user-secrets.service.ts';
 import { json, newKeyBase64, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
+import { FakeGcpSecretManager } from './secret-backends/gcp-secret-manager.fake.ts';
 import { FakeVault } from './secret-backends/vault-kv2.fake.ts';
 
 /**
@@ -363,5 +367,45 @@ describe('user secrets on an external secret backend (Vault KV v2 FAKE, see secr
         'sealed in the backend',
       );
     }
+  });
+});
+
+describe('user secrets on GCP Secret Manager (official client against the FAKE REST server)', () => {
+  const fake = new FakeGcpSecretManager(['acme-test']);
+  let broker: TestBroker;
+  before(async () => {
+    await fake.start();
+    broker = await startBroker();
+  });
+  after(async () => {
+    await broker.close();
+    await fake.stop();
+  });
+
+  it('keeps versions through the GCP backend', async () => {
+    const backend = createGcpSecretManagerBackend({
+      projectId: 'acme-test',
+      attempts: 2,
+      prefix: 'nexus-users',
+      apiEndpoint: '127.0.0.1',
+      client: { port: fake.port, protocol: 'http', authClient: new PassThroughClient() } as never,
+    });
+    const secrets = createUserSecrets({
+      db: broker.container.db,
+      backend,
+      ring: broker.container.keys.userSecretsRing,
+      audit: broker.container.audit,
+    });
+    const ctx = { actor: 'test' };
+    const owner = { userId: 'jo', zone: 'default' };
+    await secrets.put(ctx, owner, { name: 'gcp-held', value: 'g-one' });
+    await secrets.put(ctx, owner, { name: 'gcp-held', value: 'g-two' });
+    assert.equal((await secrets.read(ctx, owner, 'gcp-held')).value, 'g-two');
+    assert.equal((await secrets.read(ctx, owner, 'gcp-held', 1)).value, 'g-one');
+    assert.ok(
+      [...fake.secrets.keys()].some((k) => k.includes('nexus-users_user')),
+      'stored in the GCP project',
+    );
+    await backend.close();
   });
 });
