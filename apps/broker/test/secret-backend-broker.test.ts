@@ -173,6 +173,112 @@ describe('external secret backend in the broker (FAKE Vault KV v2)', () => {
     assert.equal(fake.latest('nexus/providers/gitlab-eu/client_secret'), undefined);
   });
 
+  it('a rename whose copy fails leaves the provider and its credentials under the old name', async () => {
+    const { id } = json<{ id: string }>(
+      await broker.request({ method: 'POST', url: '/providers', payload: profile('bitbucket') }),
+    );
+    fake.failNext(403, 1, ['permission denied'], 'POST');
+    const renamed = await broker.request({
+      method: 'PATCH',
+      url: `/providers/${id}`,
+      payload: { profile: { name: 'bitbucket-eu' } },
+    });
+    assert.equal(renamed.statusCode, 503, renamed.body);
+    assert.equal(json(await broker.request({ method: 'GET', url: `/providers/${id}` })).name, 'bitbucket');
+    const used = await broker.container.providers.loadForUse(id);
+    assert.equal(used.profile.client_id, 'bitbucket-client-id');
+    assert.equal(used.clientSecret, 'bitbucket-client-secret');
+  });
+
+  it('a rename whose new secret cannot be stored is reverted with the credentials at the old name', async () => {
+    const { id } = json<{ id: string }>(
+      await broker.request({ method: 'POST', url: '/providers', payload: profile('gitea') }),
+    );
+    const secrets = broker.container.secrets as { put: typeof broker.container.secrets.put };
+    const realPut = secrets.put;
+    secrets.put = async (path, value) => {
+      if (path === 'gitea-eu/client_secret' && new TextDecoder().decode(value) === 'rotated')
+        throw new Error('injected: the new secret is refused');
+      return realPut(path, value);
+    };
+    try {
+      const renamed = await broker.request({
+        method: 'PATCH',
+        url: `/providers/${id}`,
+        payload: { profile: { name: 'gitea-eu', client_secret: 'rotated' } },
+      });
+      assert.equal(renamed.statusCode, 500, renamed.body);
+    } finally {
+      secrets.put = realPut;
+    }
+    assert.equal(json(await broker.request({ method: 'GET', url: `/providers/${id}` })).name, 'gitea');
+    assert.deepEqual(fake.latest('nexus/providers/gitea/client_secret'), { value: 'gitea-client-secret' });
+    assert.deepEqual(fake.latest('nexus/providers/gitea/client_id'), { value: 'gitea-client-id' });
+    assert.equal(fake.latest('nexus/providers/gitea-eu/client_secret'), undefined);
+    assert.equal((await broker.container.providers.loadForUse(id)).clientSecret, 'gitea-client-secret');
+  });
+
+  it('loadForUse answers 503 secret_backend_unavailable when a stored credential is missing', async () => {
+    const { id } = json<{ id: string }>(
+      await broker.request({ method: 'POST', url: '/providers', payload: profile('jira') }),
+    );
+    await broker.container.secrets.delete('jira/client_secret');
+    await assert.rejects(
+      broker.container.providers.loadForUse(id),
+      (error: { code?: string; status?: number }) => {
+        assert.equal(error.code, 'secret_backend_unavailable');
+        assert.equal(error.status, 503);
+        return true;
+      },
+    );
+  });
+
+  it("a delete racing a create of the same name never removes the new provider's credentials", async () => {
+    const { id } = json<{ id: string }>(
+      await broker.request({ method: 'POST', url: '/providers', payload: profile('linear') }),
+    );
+    const secrets = broker.container.secrets as { delete: typeof broker.container.secrets.delete };
+    const realDelete = secrets.delete;
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reached = () => {};
+    const paused = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    secrets.delete = async (path) => {
+      reached();
+      await gate;
+      return realDelete(path);
+    };
+    let created: Awaited<ReturnType<typeof broker.request>> | undefined;
+    try {
+      const deleting = broker.request({ method: 'DELETE', url: `/providers/${id}` });
+      await paused;
+      const creating = broker
+        .request({
+          method: 'POST',
+          url: '/providers',
+          payload: profile('linear', { client_secret: 'second-linear-secret' }),
+        })
+        .then((r) => {
+          created = r;
+          return r;
+        });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      secrets.delete = realDelete;
+      release();
+      assert.equal((await deleting).statusCode, 200);
+      assert.equal((await creating).statusCode, 201, created?.body);
+    } finally {
+      secrets.delete = realDelete;
+      release();
+    }
+    assert.deepEqual(fake.latest('nexus/providers/linear/client_secret'), { value: 'second-linear-secret' });
+    assert.deepEqual(fake.latest('nexus/providers/linear/client_id'), { value: 'linear-client-id' });
+  });
+
   it("answers 503 with a stable code when the backend refuses, keeping Vault's text in the log only", async () => {
     fake.failNext(403, 1, ['1 error occurred:\n\t* permission denied on nexus/providers/slack\n\n'], 'POST');
     const refused = await broker.request({ method: 'POST', url: '/providers', payload: profile('slack') });

@@ -213,6 +213,76 @@ describe('secrets migrate', () => {
     }
   });
 
+  it('never overwrites a value rotated in the target: a conflict, unless forced', async () => {
+    const store = createProvidersStore(internal.container.db);
+    const target = vault();
+    await target.put('alpha/client_secret', new TextEncoder().encode('alpha-rotated'));
+    const run = (force: boolean) =>
+      migrateProviderCredentials({
+        store,
+        from: internal.container.secrets,
+        to: vault(),
+        dryRun: false,
+        force,
+      });
+    const refused = await run(false);
+    assert.equal(refused.conflicts, 1);
+    assert.deepEqual(
+      refused.failed.map((f) => f.name),
+      ['alpha'],
+    );
+    assert.match(
+      refused.failed[0]?.reason ?? '',
+      /^conflict: the target already holds a different client secret/,
+    );
+    assert.deepEqual(fake.latest('nexus/providers/alpha/client_secret'), { value: 'alpha-rotated' });
+    const forced = await run(true);
+    assert.deepEqual(
+      { copied: forced.copied, conflicts: forced.conflicts, failed: forced.failed.length },
+      {
+        copied: 1,
+        conflicts: 0,
+        failed: 0,
+      },
+    );
+    assert.deepEqual(fake.latest('nexus/providers/alpha/client_secret'), { value: 'alpha-secret' });
+  });
+
+  it('a provider created on the target backend after the switch counts as unchanged', async () => {
+    let hotelId = '';
+    const external = await startBroker({
+      env: {
+        ...internal.env,
+        SECRET_BACKEND: 'openbao',
+        VAULT_ADDR: fake.url,
+        VAULT_TOKEN: fake.issueToken(),
+      },
+    });
+    try {
+      const created = await external.request({
+        method: 'POST',
+        url: '/providers',
+        payload: oauth('hotel'),
+        key: internal.adminKey,
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      hotelId = json<{ id: string }>(created).id;
+    } finally {
+      await external.close();
+    }
+    const result = await migrateProviderCredentials({
+      store: createProvidersStore(internal.container.db),
+      from: internal.container.secrets,
+      to: vault(),
+      dryRun: false,
+    });
+    assert.deepEqual(result.failed, []);
+    assert.equal(result.copied, 0);
+    assert.deepEqual(fake.latest('nexus/providers/hotel/client_secret'), { value: 'hotel-secret' });
+    const gone = await internal.request({ method: 'DELETE', url: `/providers/${hotelId}` });
+    assert.equal(gone.statusCode, 200, gone.body); // the CLI test below migrates to another prefix
+  });
+
   it('refuses a fallback that is the same backend (or the same Vault variables)', () => {
     for (const [primary, fallback] of [
       ['internal', 'internal'],

@@ -14,7 +14,8 @@ import type { LightMyRequestResponse } from 'fastify';
 import { buildContainer, type Container } from '../src/container.ts';
 import { createDeliveriesStore } from '../src/modules/events/deliveries.store.ts';
 import { BASE_DELAY_MS, MAX_ATTEMPTS, MAX_DELAY_MS } from '../src/modules/events/webhook-delivery.ts';
-import { MAX_WEBHOOKS } from '../src/modules/events/webhooks.service.ts';
+import { createWebhooksService, MAX_WEBHOOKS } from '../src/modules/events/webhooks.service.ts';
+import { createWebhooksStore } from '../src/modules/events/webhooks.store.ts';
 import { checkWebhookUrl } from '../src/modules/events/webhooks.validate.ts';
 import { ciphertextKeyUsage, ENCRYPTED_COLUMNS } from '../src/modules/keys/rewrap.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
@@ -427,6 +428,54 @@ describe('webhook administration', () => {
       audit.every((e) => e.details.origin === origin),
       'audit keeps only the origin',
     );
+  });
+
+  it('a PATCH writes only what it changes: a concurrent change of other fields is kept', async () => {
+    const created = await broker.request({
+      method: 'POST',
+      url: '/admin/v1/webhooks',
+      payload: {
+        url: receiver.url('/hooks/concurrent'),
+        description: 'before',
+        events: ['connection.revoked'],
+      },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    const { id } = json<WebhookView>(created);
+    // A second service over the same database whose read is held until the other PATCH is done.
+    const store = createWebhooksStore(broker.container.db);
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const slow = createWebhooksService({
+      store: {
+        ...store,
+        async findLive(hookId: string) {
+          const row = await store.findLive(hookId);
+          await gate;
+          return row;
+        },
+      },
+      ring: broker.container.keys.ring,
+      audit: { record: async () => {} },
+      allowLoopbackHttp: true,
+    });
+    const first = slow.update({} as never, id, { description: 'from the slow PATCH' });
+    const second = await call({
+      method: 'PATCH',
+      url: `/admin/v1/webhooks/${id}`,
+      payload: { events: ['connection.expired'] },
+    });
+    assert.equal(second.statusCode, 200, second.body);
+    release();
+    const result = await first;
+    assert.equal(result.description, 'from the slow PATCH');
+    assert.deepEqual(result.events, ['connection.expired']);
+    const now = json<WebhookView>(await call({ method: 'GET', url: `/admin/v1/webhooks/${id}` }));
+    assert.equal(now.description, 'from the slow PATCH');
+    assert.deepEqual(now.events, ['connection.expired'], 'the concurrent change survived');
+    assert.equal((await call({ method: 'DELETE', url: `/admin/v1/webhooks/${id}` })).statusCode, 200);
   });
 
   it('deletes a webhook: gone from the API, secret erased, audited', async () => {

@@ -33,7 +33,7 @@ Secret backends
                                     store a user secret (a new version); the value is prompted for without echo, or read from stdin
   secrets get NAME --user U [--zone Z] [--at-version N]   print a user secret's value (audited)
   secrets list|versions|delete [NAME] --user U [--zone Z] list a user's secrets, a secret's versions, or delete one
-  secrets migrate --to BACKEND [--dry-run]
+  secrets migrate --to BACKEND [--dry-run] [--force]
                                     copy provider credentials from SECRET_BACKEND to BACKEND (configured by
                                     the same variables), each read back; resumable; then set SECRET_BACKEND
 
@@ -109,7 +109,12 @@ export async function main(
         break;
       case 'secrets':
         if (sub === 'migrate')
-          return await secretsMigrate(io, env, { to: values.to, dryRun: values['dry-run'] === true, json });
+          return await secretsMigrate(io, env, {
+            to: values.to,
+            dryRun: values['dry-run'] === true,
+            force: values.force === true,
+            json,
+          });
         if (sub === 'set' || sub === 'get' || sub === 'list' || sub === 'delete' || sub === 'versions')
           return await userSecretsCommand(io, env, {
             verb: sub,
@@ -159,6 +164,7 @@ function parse(argv: readonly string[]) {
       'from-file': { type: 'string' },
       'at-version': { type: 'string' },
       'user-secrets': { type: 'boolean' },
+      force: { type: 'boolean' },
     },
   });
 }

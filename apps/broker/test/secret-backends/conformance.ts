@@ -185,6 +185,20 @@ export function secretBackendConformance(target: ConformanceTarget): void {
       await rejectsWithCode(s.list('/abs'), 'secret_path_invalid');
     });
 
+    it('refuses `.` and `..` segments in paths and list prefixes', async () => {
+      for (const bad of ['.', '..', 'a/../b', 'a/./b', '../x', 'a/..', 'a/.']) {
+        await rejectsWithCode(s.put(bad, bytes('v')), 'secret_path_invalid');
+        await rejectsWithCode(s.get(bad), 'secret_path_invalid');
+        await rejectsWithCode(s.delete(bad), 'secret_path_invalid');
+      }
+      for (const bad of ['../', 'a/../', './a', 'a/./b/'])
+        await rejectsWithCode(s.list(bad), 'secret_path_invalid');
+      // Dots inside a segment are ordinary characters.
+      const b = base();
+      await s.put(`${b}/dots/v1.2/file.txt`, bytes('v'));
+      assert.equal(text((await s.get(`${b}/dots/v1.2/file.txt`))?.value), 'v');
+    });
+
     if (target.unreachable) {
       const open = target.unreachable;
       it('maps an unreachable server to secret_backend_unavailable', async () => {

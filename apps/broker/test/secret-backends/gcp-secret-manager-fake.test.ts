@@ -63,4 +63,12 @@ describe('gcp secret manager backend against the FAKE server', () => {
     fake.failNext(503, 2);
     await rejectsWithCode(s.get('down/one'), 'secret_backend_unavailable', 'injected');
   });
+
+  it('only NOT_FOUND is absent: FAILED_PRECONDITION (a disabled version) is secret_backend_unavailable', async () => {
+    const s = backend();
+    await s.put('disabled/one', new TextEncoder().encode('v'));
+    fake.failNext(400, 1, 'FAILED_PRECONDITION');
+    await rejectsWithCode(s.get('disabled/one'), 'secret_backend_unavailable', 'injected');
+    assert.equal(await s.get('disabled/never-written'), null);
+  });
 });

@@ -35,7 +35,7 @@ export class FakeGcpSecretManager {
   readonly projects: Set<string>;
   readonly secrets = new Map<string, FakeSecret>();
   readonly requests: { method: string; url: string; status: number }[] = [];
-  private readonly failures: number[] = [];
+  private readonly failures: { status: number; name: string | undefined }[] = [];
   private server: Server | undefined;
   port = 0;
 
@@ -43,8 +43,9 @@ export class FakeGcpSecretManager {
     this.projects = new Set(projects);
   }
 
-  failNext(status: number, count = 1): void {
-    for (let i = 0; i < count; i++) this.failures.push(status);
+  /** `name` overrides the status name, e.g. a 400 FAILED_PRECONDITION (a disabled version). */
+  failNext(status: number, count = 1, name?: string): void {
+    for (let i = 0; i < count; i++) this.failures.push({ status, name });
   }
 
   async start(): Promise<number> {
@@ -71,10 +72,10 @@ export class FakeGcpSecretManager {
       this.requests.push({ method, url: path, status });
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
-    const fail = (status: number, message: string) =>
-      reply(status, { error: { code: status, message, status: STATUS[status] ?? 'UNKNOWN' } });
+    const fail = (status: number, message: string, name?: string) =>
+      reply(status, { error: { code: status, message, status: name ?? STATUS[status] ?? 'UNKNOWN' } });
     const injected = this.failures.shift();
-    if (injected !== undefined) return fail(injected, 'injected failure');
+    if (injected !== undefined) return fail(injected.status, 'injected failure', injected.name);
     const project = /^\/v1\/projects\/([^/:]+)/.exec(path)?.[1];
     if (project === undefined) return fail(404, `no route for ${path}`);
     if (!this.projects.has(project))

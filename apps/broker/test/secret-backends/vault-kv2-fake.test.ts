@@ -131,6 +131,59 @@ describe('vault backend against the FAKE KV v2 server', () => {
     assert.equal(logins(), 3);
   });
 
+  it('a 404 for a route that does not exist (wrong mount) is secret_backend_unavailable, not absent', async () => {
+    const s = backend({ mount: 'no-such-mount' });
+    await rejectsWithCode(s.get('x/one'), 'secret_backend_unavailable', 'no handler for route');
+    await rejectsWithCode(s.healthCheck(), 'secret_backend_unavailable', 'no handler for route');
+    await rejectsWithCode(s.delete('x/one'), 'secret_backend_unavailable', 'no handler for route');
+    // A missing secret on the right mount (404, empty errors) is still simply absent.
+    assert.equal(await backend().get('x/never-written'), null);
+  });
+
+  it('AppRole: a 403 for a valid token (policy refusal) does not log in again', async () => {
+    const role = fake.addRole({ allow: ['nexus/providers/approle-ok/'] });
+    const s = backend({ auth: { method: 'approle', roleId: role.roleId, secretId: role.secretId } });
+    const logins = () => fake.requests.filter((r) => r.url === '/v1/auth/approle/login').length;
+    const before = logins();
+    await s.put('approle-ok/one', bytes('v'));
+    for (let i = 0; i < 3; i++) await rejectsWithCode(s.get('elsewhere/one'), 'secret_backend_denied');
+    assert.equal(logins(), before + 1, 'one login, however many policy refusals');
+    assert.equal(text((await s.get('approle-ok/one'))?.value), 'v');
+  });
+
+  it('AppRole: the token replaced by a new login is revoked', async () => {
+    const role = fake.addRole({ ttlSeconds: 60 });
+    const s = backend({ auth: { method: 'approle', roleId: role.roleId, secretId: role.secretId } });
+    await s.put('approle/revoke', bytes('v'));
+    const first = [...fake.tokens.keys()].at(-1) as string;
+    fake.now += 45_000;
+    fake.failNext(400, 1, ['lease is not renewable'], 'POST'); // the renewal fails: a new login
+    assert.equal(text((await s.get('approle/revoke'))?.value), 'v');
+    assert.ok(fake.revoked.includes(first), 'the old token was revoked');
+    assert.equal(fake.tokens.has(first), false);
+  });
+
+  it('AppRole: a token whose renew-self answers 403 is kept until it expires', async () => {
+    const role = fake.addRole({ ttlSeconds: 60 });
+    const s = backend({ auth: { method: 'approle', roleId: role.roleId, secretId: role.secretId } });
+    const logins = () => fake.requests.filter((r) => r.url === '/v1/auth/approle/login').length;
+    await s.put('approle/kept', bytes('v'));
+    const before = logins();
+    fake.renewRefused = true;
+    try {
+      fake.now += 45_000; // renewal due, refused: the token is still good for 15 s
+      assert.equal(text((await s.get('approle/kept'))?.value), 'v');
+      fake.now += 10_000;
+      assert.equal(text((await s.get('approle/kept'))?.value), 'v');
+      assert.equal(logins(), before, 'no new login while the token is valid');
+      fake.now += 10_000; // expired: now a new login
+      assert.equal(text((await s.get('approle/kept'))?.value), 'v');
+      assert.equal(logins(), before + 1);
+    } finally {
+      fake.renewRefused = false;
+    }
+  });
+
   it('refuses a wrong AppRole secret id with secret_backend_denied', async () => {
     const role = fake.addRole();
     const s = backend({ auth: { method: 'approle', roleId: role.roleId, secretId: 'wrong' } });

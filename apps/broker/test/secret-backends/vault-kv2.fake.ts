@@ -64,6 +64,10 @@ export class FakeVault {
   private server: Server | undefined;
   /** How many LIST requests the fake refused at the HTTP parser. */
   listVerbRefused = 0;
+  /** Tokens revoked through `revoke-self`. */
+  readonly revoked: string[] = [];
+  /** When set, `renew-self` answers 403 (a policy without it) while the token stays valid. */
+  renewRefused = false;
   url = '';
 
   constructor(mount = 'secret') {
@@ -206,7 +210,13 @@ export class FakeVault {
         data: { ttl, renewable: token.renewable, namespace_path: token.namespace, policies: ['default'] },
       });
     }
+    if (path === '/v1/auth/token/revoke-self' && (method === 'POST' || method === 'PUT')) {
+      this.tokens.delete(tokenId);
+      this.revoked.push(tokenId);
+      return reply(204);
+    }
     if (path === '/v1/auth/token/renew-self' && (method === 'POST' || method === 'PUT')) {
+      if (this.renewRefused) return reply(403, { errors: [PERMISSION_DENIED] });
       if (!token.renewable) return reply(400, { errors: ['lease is not renewable'] });
       const cap =
         token.maxTtlSeconds > 0 ? token.issuedAt + token.maxTtlSeconds * 1000 : Number.POSITIVE_INFINITY;

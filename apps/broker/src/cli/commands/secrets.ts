@@ -34,7 +34,7 @@ function targetConfig(env: NodeJS.ProcessEnv, to: string): Config['secretBackend
 export async function secretsMigrate(
   io: Io,
   env: NodeJS.ProcessEnv,
-  options: { to: string | undefined; dryRun: boolean; json: boolean },
+  options: { to: string | undefined; dryRun: boolean; force?: boolean; json: boolean },
 ): Promise<number> {
   if (options.to === undefined) throw new CliExit('secrets migrate: --to is required', 2);
   const config = configOrExit(env);
@@ -69,6 +69,8 @@ export async function secretsMigrate(
       from: container.secrets,
       to: target,
       dryRun: options.dryRun,
+      // --force: overwrite target values that differ from the source (e.g. rotated after the switch).
+      ...(options.force ? { force: true } : {}),
       signal: controller.signal,
       onProgress: (done, total) => bar.update(done, total),
     });

@@ -194,22 +194,25 @@ export function createWebhooksService(deps: {
       if (secret !== undefined) changed.push('secret');
       if (changed.length === 0) return view(row);
       next.updated_at = t;
+      // Only the columns this patch changes are written: a concurrent PATCH of other fields keeps
+      // its change (writing the whole row read above would silently undo it).
       const updated = await store.update(id, {
-        url: next.url,
-        description: next.description,
-        event_types: next.event_types,
-        disabled_at: next.disabled_at,
+        ...(next.url === row.url ? {} : { url: next.url }),
+        ...(next.description === row.description ? {} : { description: next.description }),
+        ...(next.event_types === row.event_types ? {} : { event_types: next.event_types }),
+        ...(next.disabled_at === row.disabled_at ? {} : { disabled_at: next.disabled_at }),
         updated_at: t,
         ...(secret === undefined ? {} : { secret: sealText(ring, secret, webhookSecretBinding(id)) }),
       });
       if (!updated) throw errorFrom(eventErrors, 'webhook_not_found');
+      const current = (await store.findLive(id)) ?? next;
       await audit.record(ctx, {
         action: 'webhook.updated',
         resourceType: 'webhook',
         resourceId: id,
         details: { origin: originOf(next.url), changed: changed.sort() },
       });
-      return secret === undefined ? view(next) : { ...view(next), secret };
+      return secret === undefined ? view(current) : { ...view(current), secret };
     },
 
     /** Soft delete: the secret is erased and queued deliveries end as failed. */

@@ -2,7 +2,13 @@ import type { SecretBackend } from '../secrets/secret-backend.ts';
 import { createProviderCredentials, type ProviderRef } from './provider-credentials.ts';
 import type { ProvidersStore } from './providers.store.ts';
 
-export type MigrationOutcome = 'copied' | 'unchanged' | 'no-credentials' | 'failed' | 'would-copy';
+export type MigrationOutcome =
+  | 'copied'
+  | 'unchanged'
+  | 'no-credentials'
+  | 'failed'
+  | 'would-copy'
+  | 'conflict';
 
 export interface MigrationResult {
   readonly total: number;
@@ -10,6 +16,8 @@ export interface MigrationResult {
   readonly unchanged: number;
   readonly noCredentials: number;
   readonly wouldCopy: number;
+  /** Providers whose target already holds a different value (also listed in `failed`). */
+  readonly conflicts: number;
   readonly failed: { readonly name: string; readonly reason: string }[];
   readonly interrupted: boolean;
 }
@@ -37,6 +45,10 @@ const reasonOf = (error: unknown) => {
  * is finished by running it again. Nothing is deleted from the source: the switch is made by
  * changing SECRET_BACKEND afterwards, and the old copies stay until the operator removes them.
  *
+ * A target that already holds a *different* value (a credential rotated there while
+ * SECRET_BACKEND_FALLBACK was set, say) is never overwritten: the provider is reported as a
+ * conflict (in `failed`, so the run exits non-zero) unless `force` is set.
+ *
  * Provider rows are changed only when moving to `internal`, whose layout keeps the client id in
  * the row: the id is written back into it (harmless for a broker still on the old backend).
  */
@@ -45,6 +57,8 @@ export async function migrateProviderCredentials(deps: {
   from: SecretBackend;
   to: SecretBackend;
   dryRun: boolean;
+  /** Overwrite target values that differ from the source (default: report them as conflicts). */
+  force?: boolean;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number, name: string, outcome: MigrationOutcome) => void;
 }): Promise<MigrationResult> {
@@ -57,6 +71,7 @@ export async function migrateProviderCredentials(deps: {
     unchanged: 0,
     noCredentials: 0,
     wouldCopy: 0,
+    conflicts: 0,
     failed: [] as { name: string; reason: string }[],
     interrupted: false,
   };
@@ -70,7 +85,10 @@ export async function migrateProviderCredentials(deps: {
     try {
       outcome = await migrateOne(listed.id);
     } catch (error) {
-      outcome = 'failed';
+      if (error instanceof Conflict) {
+        outcome = 'conflict';
+        result.conflicts++;
+      } else outcome = 'failed';
       result.failed.push({ name: listed.name, reason: reasonOf(error) });
     }
     if (outcome === 'copied') result.copied++;
@@ -88,6 +106,28 @@ export async function migrateProviderCredentials(deps: {
     const ref: ProviderRef = { id: row.id, name: row.name };
     const clientId = record.client_id ?? (record.has_client_id ? await source.getClientId(ref) : undefined);
     const secret = record.has_client_secret ? await source.getSecret(ref) : undefined;
+    if (
+      target.external &&
+      record.client_id === undefined &&
+      ((record.has_client_id && clientId === undefined) || (record.has_client_secret && secret === undefined))
+    ) {
+      // The row is already in the target's layout (written by a broker on the target backend):
+      // the source never had these values. Done if the target holds everything the row says.
+      const [haveId, haveSecret] = await Promise.all([target.getClientId(ref), target.getSecret(ref)]);
+      const holds =
+        (!record.has_client_id || haveId !== undefined) &&
+        (!record.has_client_secret || haveSecret !== undefined);
+      if (holds) {
+        const idDiffers = clientId !== undefined && haveId !== clientId;
+        const secretDiffers = secret !== undefined && haveSecret !== secret;
+        if (!idDiffers && !secretDiffers) return 'unchanged';
+        if (!deps.force) throw new Conflict(idDiffers ? 'client id' : 'client secret');
+        if (deps.dryRun) return 'would-copy';
+        if (idDiffers) await target.putClientId(ref, clientId);
+        if (secretDiffers) await target.putSecret(ref, secret);
+        return 'copied';
+      }
+    }
     if (record.has_client_id && clientId === undefined)
       throw new Error('the client id is missing from the source backend');
     if (record.has_client_secret && secret === undefined)
@@ -102,6 +142,12 @@ export async function migrateProviderCredentials(deps: {
     const [haveId, haveSecret] = await Promise.all([target.getClientId(ref), target.getSecret(ref)]);
     const rowNeedsId = !target.external && record.client_id === undefined && clientId !== undefined;
     if (haveId === wantId && haveSecret === secret && !rowNeedsId) return 'unchanged';
+    // Never overwrite a different value the target already holds (it may be the newer one).
+    if (!deps.force) {
+      if (wantId !== undefined && haveId !== undefined && haveId !== wantId) throw new Conflict('client id');
+      if (secret !== undefined && haveSecret !== undefined && haveSecret !== secret)
+        throw new Conflict('client secret');
+    }
     if (deps.dryRun) return 'would-copy';
 
     if (wantId !== undefined && haveId !== wantId) await target.putClientId(ref, wantId);
@@ -129,5 +175,14 @@ export async function migrateProviderCredentials(deps: {
     });
     if (!ok) throw new Error('the provider changed during the migration; run it again');
     return 'copied';
+  }
+}
+
+class Conflict extends Error {
+  readonly code = 'conflict';
+  constructor(what: string) {
+    super(
+      `the target already holds a different ${what}; nothing was overwritten (decide which is current, correct or remove the stale copy, and run again)`,
+    );
   }
 }

@@ -14,11 +14,13 @@ export interface ProviderRef {
  * - external backends (Vault/OpenBao, AWS, GCP): `client_id` and `client_secret` at
  *   `<provider name>/client_id` and `<provider name>/client_secret` under the backend's prefix
  *   (`VAULT_PATH_PREFIX`, `AWS_SECRET_PREFIX`, `GCP_SECRET_PREFIX`), so operators find them by
- *   name; the provider row keeps only metadata. Renaming moves them, deleting removes them.
+ *   name; the provider row keeps only metadata. Renaming copies them to the new name before the
+ *   rename commits and removes the old paths after; deleting removes them (both under the name
+ *   lock, so a provider created with the same name never loses its own).
  *
- * External reads are cached in memory for `cacheMs` (30 s: a flow does not cost a secret-manager
- * call); every write through this object invalidates its entry. Another replica's change is seen
- * after the TTL.
+ * External reads that find a value are cached in memory for `cacheMs` (30 s: a flow does not
+ * cost a secret-manager call); misses are not cached. Every write through this object
+ * invalidates its entry. Another replica's change is seen after the TTL.
  */
 export interface ProviderCredentials {
   readonly external: boolean;
@@ -29,8 +31,15 @@ export interface ProviderCredentials {
   getClientId(p: ProviderRef): Promise<string | undefined>;
   putClientId(p: ProviderRef, clientId: string): Promise<void>;
   deleteClientId(p: ProviderRef): Promise<void>;
-  /** After a rename: copies what exists under the old name to the new one, then removes the old. */
-  move(from: ProviderRef, to: ProviderRef): Promise<void>;
+  /**
+   * Before a rename commits: copies what exists under the old name to the new one, each copy read
+   * back. The old paths stay until `dropName(from)` once the rename has committed.
+   */
+  copy(from: ProviderRef, to: ProviderRef): Promise<void>;
+  /** Removes the name-keyed paths of `p` (external layouts only; `internal` paths are per id). */
+  dropName(p: ProviderRef): Promise<void>;
+  /** Removes the id-keyed path of `p` (`internal` layout only). */
+  dropId(p: ProviderRef): Promise<void>;
 }
 
 export function createProviderCredentials(
@@ -63,7 +72,9 @@ export function createProviderCredentials(
     if (hit && hit.until > now()) return hit.value;
     const stored = await secrets.get(path);
     const value = stored === null ? undefined : decoder.decode(stored.value);
-    if (cacheMs > 0) cache.set(path, { value, until: now() + cacheMs });
+    // Only values are cached: a miss is asked again (a credential written by another replica, or
+    // a backend that answered "absent" by mistake, must not be hidden for the TTL).
+    if (cacheMs > 0 && value !== undefined) cache.set(path, { value, until: now() + cacheMs });
     return value;
   }
   async function put(path: string, value: string): Promise<void> {
@@ -95,8 +106,8 @@ export function createProviderCredentials(
       if (external) await remove(idPath(p));
       await fallback?.deleteClientId(p);
     },
-    async move(from, to) {
-      await fallback?.move(from, to);
+    async copy(from, to) {
+      await fallback?.copy(from, to);
       if (!external || from.name === to.name) return;
       for (const [src, dst] of [
         [idPath(from), idPath(to)],
@@ -110,8 +121,17 @@ export function createProviderCredentials(
         const copy = await secrets.get(dst);
         if (copy === null || Buffer.compare(Buffer.from(copy.value), Buffer.from(stored.value)) !== 0)
           throw new Error(`provider credential copy to ${dst} did not read back`);
-        await remove(src);
       }
+    },
+    async dropName(p) {
+      await fallback?.dropName(p);
+      if (!external) return;
+      await remove(idPath(p));
+      await remove(secretPath(p));
+    },
+    async dropId(p) {
+      await fallback?.dropId(p);
+      if (!external) await remove(secretPath(p));
     },
   };
 }

@@ -4,6 +4,7 @@ import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
+import { secretError } from '../secrets/secrets.errors.ts';
 import { parseClientKey } from './client-key.ts';
 import type { Discovery } from './discovery.ts';
 import { createProviderCredentials, type ProviderRef } from './provider-credentials.ts';
@@ -205,46 +206,62 @@ export function createProvidersService(deps: {
       profile: stored,
       updated_at: t,
     };
+    const oldRef = refOf(row);
+    const ref: ProviderRef = { id: row.id, name: profile.name };
+    const renamed = creds.external && profile.name !== row.name;
     // The versioned update decides who wins a race; only the winner touches the secret afterwards.
+    // A rename copies the name-keyed credentials to the new name while the name lock is held and
+    // before the row names it, so the row never points at paths that do not hold them.
     const updated =
       profile.name === row.name
         ? await store.update(row.id, row.version, set)
         : await store.withNameLock(async (s) => {
             await assertNameFree(s, profile.name, row.id);
-            return s.update(row.id, row.version, set);
+            if (renamed) await creds.copy(oldRef, ref);
+            const ok = await s.update(row.id, row.version, set);
+            if (!ok && renamed) await creds.dropName(ref).catch(() => {});
+            return ok;
           });
     if (!updated)
       throw commonError('version_conflict', {
         message: 'The provider changed while it was being updated; fetch it again and retry.',
       });
-    const ref: ProviderRef = { id: row.id, name: profile.name };
-    if (creds.external) {
-      // A rename moves the credentials to the new name (copy, read back, delete the old).
-      await creds.move(refOf(row), ref);
-      // A row written under `internal` still holds the id itself: the backend gets it now, since
-      // the row written below will not.
-      const idInBackend = parseRecord(row).has_client_id === true;
-      if (profile.client_id === undefined) {
-        if (before.client_id !== undefined) await creds.deleteClientId(ref);
-      } else if (profile.client_id !== before.client_id || !idInBackend) {
-        await creds.putClientId(ref, profile.client_id);
+    try {
+      if (creds.external) {
+        // A row written under `internal` still holds the id itself: the backend gets it now, since
+        // the row written below will not.
+        const idInBackend = parseRecord(row).has_client_id === true;
+        if (profile.client_id === undefined) {
+          if (before.client_id !== undefined) await creds.deleteClientId(ref);
+        } else if (profile.client_id !== before.client_id || !idInBackend) {
+          await creds.putClientId(ref, profile.client_id);
+        }
       }
-    }
-    if (typeof secret === 'string') {
-      try {
-        await creds.putSecret(ref, secret);
-      } catch (cause) {
-        // Put the profile back so it never describes a secret that was not stored.
-        await store
-          .update(row.id, row.version + 1, {
+      if (typeof secret === 'string') await creds.putSecret(ref, secret);
+    } catch (cause) {
+      // Put the profile (and its name) back so it never describes a secret that was not stored;
+      // after a rename the old paths still hold the credentials, and the new ones go.
+      await store
+        .withNameLock(async (s) => {
+          const ok = await s.update(row.id, row.version + 1, {
             ...set,
             profile: row.profile,
             name: row.name,
             auth_type: row.auth_type,
-          })
-          .catch(() => {});
-        throw cause;
-      }
+          });
+          if (ok && renamed) await creds.dropName(ref);
+        })
+        .catch(() => {});
+      throw cause;
+    }
+    if (renamed) {
+      // The rename has committed: the old paths go, unless a provider has taken the old name since
+      // (its own credentials are there then).
+      await store
+        .withNameLock(async (s) => {
+          if ((await s.findLiveByName(row.name)) === undefined) await creds.dropName(oldRef);
+        })
+        .catch(() => {});
     }
     if (!hasSecret && before.has_client_secret) await creds.deleteSecret(ref);
     const changed = changedFields(
@@ -303,8 +320,13 @@ export function createProvidersService(deps: {
           if (profile.client_id !== undefined) await creds.putClientId(ref, profile.client_id);
           if (secret !== undefined) await creds.putSecret(ref, secret);
         } catch (cause) {
-          await store.withNameLock((s) => s.softDelete(id, 1, now())).catch(() => {});
-          await creds.deleteClientId(ref).catch(() => {});
+          // The paths go while the name is still claimed: a provider created with the same name
+          // right after must not lose its own.
+          await store
+            .withNameLock(async (s) => {
+              if (await s.softDelete(id, 1, now())) await creds.dropName(ref);
+            })
+            .catch(() => {});
           throw cause;
         }
       }
@@ -351,11 +373,17 @@ export function createProvidersService(deps: {
     async remove(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
       const row = await mustFind(id);
       checkIfMatch(ifMatch, row.version);
-      if (!(await store.withNameLock((s) => s.softDelete(row.id, row.version, now()))))
-        throw errorFrom(providerErrors, 'provider_not_found');
       const record = parseRecord(row);
-      if (record.has_client_secret) await creds.deleteSecret(refOf(row));
-      if (record.has_client_id || creds.external) await creds.deleteClientId(refOf(row));
+      // Name-keyed (external) credentials go before the name is released, in the same transaction:
+      // a provider created with this name right after must not lose its own. A backend failure
+      // rolls the delete back. Id-keyed (`internal`) ones cannot collide and go afterwards.
+      const deleted = await store.withNameLock(async (s) => {
+        if (!(await s.softDelete(row.id, row.version, now()))) return false;
+        await creds.dropName(refOf(row));
+        return true;
+      });
+      if (!deleted) throw errorFrom(providerErrors, 'provider_not_found');
+      if (record.has_client_secret) await creds.dropId(refOf(row));
       await audit.record(ctx, {
         action: 'provider.deleted',
         resourceType: 'provider',
@@ -406,11 +434,17 @@ export function createProvidersService(deps: {
     ): Promise<{ id: string; profile: StoredProfile; clientSecret: string | undefined }> {
       const row = await mustFind(id);
       const { has_client_secret, ...profile } = await hydrate(row);
-      return {
-        id: row.id,
-        profile,
-        clientSecret: has_client_secret ? await creds.getSecret(refOf(row)) : undefined,
-      };
+      const clientSecret = has_client_secret ? await creds.getSecret(refOf(row)) : undefined;
+      // The row says there is a client id / secret: never go upstream without it.
+      if (parseRecord(row).has_client_id === true && profile.client_id === undefined)
+        throw secretError('secret_backend_unavailable', {
+          detail: `the client id of provider ${row.name} is missing from the secret backend`,
+        });
+      if (has_client_secret && clientSecret === undefined)
+        throw secretError('secret_backend_unavailable', {
+          detail: `the client secret of provider ${row.name} is missing from the secret backend`,
+        });
+      return { id: row.id, profile, clientSecret };
     },
 
     async addAlias(ctx: AuditContext, id: string, alias: string): Promise<string[]> {

@@ -61,6 +61,7 @@ export function crc32c(bytes: Uint8Array): number {
 
 // gRPC status codes, which the REST fallback maps HTTP answers to.
 const NOT_FOUND = 5;
+const FAILED_PRECONDITION = 9;
 const ALREADY_EXISTS = 6;
 const DENIED = new Set([7, 16]); // PERMISSION_DENIED, UNAUTHENTICATED
 const UNAVAILABLE = new Set([4, 8, 13, 14]); // DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE
@@ -144,8 +145,14 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
         });
       return { value, version: number };
     } catch (error) {
-      // FAILED_PRECONDITION (9): the version is disabled or destroyed: absent for us.
-      if (codeOf(error) === NOT_FOUND || codeOf(error) === 9) return null;
+      if (codeOf(error) === NOT_FOUND) return null;
+      // FAILED_PRECONDITION (9): the secret exists but its version is disabled or destroyed. Not
+      // "absent" (a caller would go on without a credential it has): the backend cannot serve it.
+      if (codeOf(error) === FAILED_PRECONDITION)
+        throw secretError('secret_backend_unavailable', {
+          detail: `gcp-secret-manager: ${String((error as { message?: unknown }).message ?? error).slice(0, 500)}`,
+          cause: error,
+        });
       return mapError(error);
     }
   }

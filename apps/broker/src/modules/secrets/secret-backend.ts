@@ -45,8 +45,10 @@ export const DEFAULT_LIST_LIMIT = 100;
 export const MAX_LIST_LIMIT = 1000;
 
 const hasControlCharacter = (text: string) => [...text].some((c) => c.charCodeAt(0) < 0x20);
+/** A `.` or `..` segment: a file- or URL-based backend would resolve it to another path. */
+const hasDotSegment = (text: string) => text.split('/').some((s) => s === '.' || s === '..');
 
-/** Refuses empty, absolute, `//`-containing, over-long or control-character paths. */
+/** Refuses empty, absolute, `//`-containing, dot-segment, over-long or control-character paths. */
 export function checkPath(path: string): void {
   if (
     path.length === 0 ||
@@ -54,6 +56,7 @@ export function checkPath(path: string): void {
     path.startsWith('/') ||
     path.endsWith('/') ||
     path.includes('//') ||
+    hasDotSegment(path) ||
     hasControlCharacter(path)
   ) {
     throw secretError('secret_path_invalid');
@@ -89,6 +92,11 @@ export function pageOf(paths: string[], options: { after?: string; limit?: numbe
 
 /** A list prefix may be empty or end with `/`, but is otherwise held to the path rules. */
 export function checkPrefix(prefix: string): void {
-  if (prefix.length > MAX_SECRET_PATH || prefix.startsWith('/') || hasControlCharacter(prefix))
+  if (
+    prefix.length > MAX_SECRET_PATH ||
+    prefix.startsWith('/') ||
+    hasDotSegment(prefix) ||
+    hasControlCharacter(prefix)
+  )
     throw secretError('secret_path_invalid');
 }

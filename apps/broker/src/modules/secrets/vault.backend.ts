@@ -73,13 +73,25 @@ export function createVaultBackend(options: VaultOptions): SecretBackend {
   const dataUrl = (path: string) => `/v1/${mount}/${v2 ? 'data/' : ''}${encodeSegments(full(path))}`;
 
   const call = (method: string, url: string, body?: unknown) => session.request(method, url, body);
+  /**
+   * Whether a 404 means "nothing there". Vault answers a missing secret with an empty `errors`
+   * list; a 404 that carries errors ("no handler for route": a wrong mount or path prefix) is a
+   * misconfiguration, never an absent secret.
+   */
+  const absent = (r: VaultResponse): boolean => {
+    if (r.status !== 404) return false;
+    if (r.errors.length === 0) return true;
+    throw secretError('secret_backend_unavailable', {
+      detail: `vault: HTTP 404: ${r.errors.join('; ').slice(0, 500)}`,
+    });
+  };
   let listWithGet = false;
 
   async function read(path: string, version?: string) {
     const query = v2 && version !== undefined ? `?version=${encodeURIComponent(version)}` : '';
     if (v2 && version !== undefined && !/^[1-9][0-9]{0,9}$/.test(version)) return null;
     const r = await call('GET', `${dataUrl(path)}${query}`);
-    if (r.status === 404) return null;
+    if (absent(r)) return null;
     if (r.status !== 200) throw http.failure(r);
     const body = r.body as { data?: { data?: unknown; metadata?: { version?: number } } };
     if (v2) {
@@ -95,7 +107,7 @@ export function createVaultBackend(options: VaultOptions): SecretBackend {
 
   async function currentVersion(path: string): Promise<number> {
     const r = await call('GET', `/v1/${mount}/metadata/${encodeSegments(full(path))}`);
-    if (r.status === 404) return 0;
+    if (absent(r)) return 0;
     if (r.status !== 200) throw http.failure(r);
     return Number((r.body as { data?: { current_version?: number } }).data?.current_version ?? 0);
   }
@@ -137,7 +149,7 @@ export function createVaultBackend(options: VaultOptions): SecretBackend {
       listWithGet = true;
       r = await call('GET', `${dirUrl}?list=true`);
     }
-    if (r.status === 404) return;
+    if (absent(r)) return;
     if (r.status !== 200) throw http.failure(r);
     const keys = (r.body as { data?: { keys?: unknown } }).data?.keys;
     for (const key of Array.isArray(keys) ? keys : []) {
@@ -177,7 +189,7 @@ export function createVaultBackend(options: VaultOptions): SecretBackend {
           'DELETE',
           v2 ? `/v1/${mount}/metadata/${encodeSegments(full(path))}` : dataUrl(path),
         );
-        if (r.status !== 204 && r.status !== 200 && r.status !== 404) throw http.failure(r);
+        if (r.status !== 204 && r.status !== 200 && !absent(r)) throw http.failure(r);
       });
     },
     async list(listPrefix, opts = {}) {
@@ -195,9 +207,10 @@ export function createVaultBackend(options: VaultOptions): SecretBackend {
       await guard(async () => {
         await http.checkUnsealed();
         await session.ensureToken();
-        // A read under the prefix proves the policy: 404 is fine, 403 is not.
+        // A read under the prefix proves the policy: 404 (nothing there) is fine, 403 is not, nor
+        // is a 404 for a route that does not exist (a wrong mount).
         const r = await call('GET', dataUrl(HEALTH_PROBE));
-        if (r.status !== 200 && r.status !== 404) throw http.failure(r);
+        if (r.status !== 200 && !absent(r)) throw http.failure(r);
       });
     },
     async close() {

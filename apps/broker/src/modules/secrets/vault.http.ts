@@ -121,7 +121,11 @@ export class VaultHttp {
 export interface VaultSession {
   /** Logs in, or renews the token when two thirds of its TTL have passed. */
   ensureToken(): Promise<string>;
-  /** An authenticated request; on 403 with AppRole, logs in again once and retries. */
+  /**
+   * An authenticated request. On 403 with AppRole, when lookup-self shows the token itself is no
+   * longer valid (revoked behind our back), logs in again, at most once per token, and retries;
+   * a 403 for a valid token (a policy refusal) is answered as it is.
+   */
   request(method: string, url: string, body?: unknown): Promise<VaultResponse>;
   close(): void;
 }
@@ -130,6 +134,8 @@ interface TokenState {
   token: string;
   /** When to renew (ms since epoch); Infinity for a token without TTL. */
   renewAt: number;
+  /** When the lease ends (ms since epoch); Infinity for a token without TTL. */
+  expiresAt: number;
   renewable: boolean;
 }
 
@@ -142,11 +148,29 @@ export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => 
   let state: TokenState | undefined;
   let pending: Promise<string> | undefined;
 
+  /** Tokens whose 403 has already led to a new login: one per token, never a login storm. */
+  const replaced = new Set<string>();
+
   const schedule = (token: string, ttlSeconds: number, renewable: boolean): TokenState => ({
     token,
     renewAt: ttlSeconds > 0 ? now() + (ttlSeconds * 1000 * 2) / 3 : Number.POSITIVE_INFINITY,
+    expiresAt: ttlSeconds > 0 ? now() + ttlSeconds * 1000 : Number.POSITIVE_INFINITY,
     renewable,
   });
+
+  /** An AppRole login that replaces `old`: the old token is revoked (best effort), not left to expire. */
+  async function relogin(old: TokenState): Promise<TokenState> {
+    const next = await login();
+    if (old.token !== next.token && now() < old.expiresAt)
+      await http.send('POST', '/v1/auth/token/revoke-self', { token: old.token, body: {} }).catch(() => {});
+    return next;
+  }
+
+  /** Whether the server still knows `token` (lookup-self); only a 401/403 means it does not. */
+  async function tokenValid(token: string): Promise<boolean> {
+    const r = await http.send('GET', '/v1/auth/token/lookup-self', { token });
+    return r.status !== 401 && r.status !== 403;
+  }
 
   async function login(): Promise<TokenState> {
     if (auth.method === 'token') {
@@ -170,6 +194,7 @@ export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => 
   }
 
   async function renew(current: TokenState): Promise<TokenState> {
+    if (auth.method === 'approle' && now() >= current.expiresAt) return login();
     if (current.renewable) {
       const r = await http.send('POST', '/v1/auth/token/renew-self', { token: current.token, body: {} });
       const a = (r.body as { auth?: { lease_duration?: number; renewable?: boolean } })?.auth;
@@ -180,11 +205,14 @@ export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => 
         // A transient failure: keep the token until it really expires.
         return { ...current, renewAt: now() + 1000 };
       }
+      // AppRole, renew-self refused (a policy without it): the token still works; keep it until
+      // it expires, then log in again.
+      if (r.status === 403) return { ...current, renewAt: current.expiresAt };
     } else if (auth.method === 'token') {
       // Not renewable and no way to log in again: use it until the server refuses it.
       return { ...current, renewAt: Number.POSITIVE_INFINITY };
     }
-    return login();
+    return auth.method === 'approle' ? relogin(current) : login();
   }
 
   function refresh(run: () => Promise<TokenState>): Promise<string> {
@@ -212,15 +240,21 @@ export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => 
     async request(method, url, body) {
       const token = await ensureToken();
       const r = await http.send(method, url, { token, ...(body === undefined ? {} : { body }) });
-      if (r.status === 403 && auth.method === 'approle' && state?.token === token) {
-        state = undefined;
-        const fresh = await ensureToken();
-        return http.send(method, url, { token: fresh, ...(body === undefined ? {} : { body }) });
+      if (r.status !== 403 || auth.method !== 'approle') return r;
+      const current = state;
+      let fresh: string;
+      if (current !== undefined && current.token !== token)
+        fresh = current.token; // replaced meanwhile
+      else {
+        if (current === undefined || replaced.has(token) || (await tokenValid(token))) return r;
+        replaced.add(token);
+        fresh = await refresh(() => relogin(current));
       }
-      return r;
+      return http.send(method, url, { token: fresh, ...(body === undefined ? {} : { body }) });
     },
     close() {
       state = undefined;
+      replaced.clear();
     },
   };
 }
