@@ -10,6 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { NexusError } from '../../src/errors/nexus-error.ts';
 import { MAX_SECRET_BYTES, type SecretBackend } from '../../src/modules/secrets/secret-backend.ts';
+import { createUserSecrets } from '../../src/modules/user-secrets/user-secrets.service.ts';
+import { startBroker } from '../harness.ts';
 
 export interface ConformanceTarget {
   /** Shown in the test names, e.g. `internal (sqlite)` or `aws-secrets-manager (moto)`. */
@@ -56,6 +58,32 @@ export function secretBackendConformance(target: ConformanceTarget): void {
 
     it('is healthy', async () => {
       await s.healthCheck();
+    });
+
+    it('carries user secrets (issue #7): every version sealed, each read back', async () => {
+      const broker = await startBroker();
+      try {
+        const secrets = createUserSecrets({
+          db: broker.container.db,
+          backend: s,
+          ring: broker.container.keys.userSecretsRing,
+          audit: broker.container.audit,
+        });
+        const ctx = { actor: 'conformance' };
+        const owner = { userId: `u-${run}`, zone: 'default' };
+        await secrets.put(ctx, owner, { name: 'conformance', value: 'plain-one' });
+        await secrets.put(ctx, owner, { name: 'conformance', value: 'plain-two ✓' });
+        assert.equal((await secrets.read(ctx, owner, 'conformance')).value, 'plain-two ✓');
+        assert.equal((await secrets.read(ctx, owner, 'conformance', 1)).value, 'plain-one');
+        const paths = await s.list('user-secrets/', { limit: 100 });
+        assert.ok(paths.length >= 2);
+        for (const path of paths) {
+          const raw = await s.get(path);
+          assert.ok(raw !== null && !Buffer.from(raw.value).toString('latin1').includes('plain-'), 'sealed');
+        }
+      } finally {
+        await broker.close();
+      }
     });
 
     it('round-trips bytes, and put returns the version get reports', async () => {
