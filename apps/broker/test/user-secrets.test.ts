@@ -275,6 +275,30 @@ describe('user secrets', () => {
     assert.equal(bad.statusCode, 400);
   });
 
+  it('gives the version number back when the backend refuses a write, losing nothing', async () => {
+    await put('kim', { name: 'flaky', value: 'kept' });
+    let fail = true;
+    const backend = broker.container.secrets;
+    const flaky = createUserSecrets({
+      db: broker.container.db,
+      backend: {
+        ...backend,
+        put: async (path: string, value: Uint8Array) => {
+          if (fail) throw new Error('backend down');
+          return backend.put(path, value);
+        },
+      },
+      ring: broker.container.keys.userSecretsRing,
+      audit: broker.container.audit,
+    });
+    const ctx = { actor: 'test' };
+    const owner = { userId: 'kim', zone: 'default' };
+    await assert.rejects(flaky.put(ctx, owner, { name: 'flaky', value: 'lost' }), /backend down/);
+    assert.equal(json(await get('kim', 'flaky')).value, 'kept', 'the current version still reads');
+    fail = false;
+    assert.equal((await flaky.put(ctx, owner, { name: 'flaky', value: 'next' })).version, 2);
+  });
+
   it('rotates the user-secrets key and re-seals every version with nothing lost, leaving the token keys alone', async () => {
     await put('frank', { name: 'rot', value: 'first' });
     await put('frank', { name: 'rot', value: 'second' });

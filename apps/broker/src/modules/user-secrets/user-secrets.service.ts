@@ -162,10 +162,21 @@ export function createUserSecrets(deps: {
       }
       if (version === 0)
         throw commonError('conflict', { message: 'Too many concurrent writes to this secret; retry.' });
-      await deps.backend.put(
-        pathOf(row.id, version),
-        sealText(keys, input.value, versionBinding(row.id, version)),
-      );
+      try {
+        await deps.backend.put(
+          pathOf(row.id, version),
+          sealText(keys, input.value, versionBinding(row.id, version)),
+        );
+      } catch (error) {
+        // Give the version number back, so the current version is never one without a value.
+        await k
+          .updateTable('user_secrets')
+          .set({ current_version: version - 1 })
+          .where('id', '=', row.id)
+          .where('current_version', '=', version)
+          .execute();
+        throw error;
+      }
       await k
         .insertInto('user_secret_versions')
         .values({ secret_id: row.id, version, created_at: t, created_by: ctx.actor })
