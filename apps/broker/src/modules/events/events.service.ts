@@ -81,6 +81,23 @@ export function decodeCursor(cursor: string): PagePosition {
   return { createdAt: Number(match[1]), id: match[2]! };
 }
 
+/**
+ * One page from rows fetched with `limit + 1`: the extra row only says that more follow, and the
+ * cursor points after the last row kept.
+ */
+export function pageOf<R extends { created_at: number; id: string }>(
+  rows: readonly R[],
+  limit: number,
+): { page: R[]; next_cursor: string | null } {
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    page,
+    next_cursor:
+      rows.length > limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
+  };
+}
+
 /** Programming errors of a caller of `emit`: thrown as plain errors, they fail loudly in tests. */
 function checkInput(event: ConnectionEventInput): string {
   if (!EVENT_TYPES.has(event.type)) throw new Error(`unknown connection event type ${String(event.type)}`);
@@ -173,15 +190,8 @@ export function createEventsService(deps: { store: EventsStore; now?: () => numb
         before: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
         limit: query.limit + 1,
       });
-      const page = rows.slice(0, query.limit);
-      const last = page[page.length - 1];
-      return {
-        events: page.map(view),
-        next_cursor:
-          rows.length > query.limit && last
-            ? encodeCursor({ createdAt: last.created_at, id: last.id })
-            : null,
-      };
+      const { page, next_cursor } = pageOf(rows, query.limit);
+      return { events: page.map(view), next_cursor };
     },
   };
 }

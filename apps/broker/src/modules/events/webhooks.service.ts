@@ -5,7 +5,7 @@ import type { WebhooksTable } from '../../db/schema.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { eventErrors } from './events.errors.ts';
-import { type ConnectionEventType, decodeCursor, encodeCursor } from './events.service.ts';
+import { type ConnectionEventType, decodeCursor, pageOf } from './events.service.ts';
 import type { DeliveryRow, WebhooksStore } from './webhooks.store.ts';
 import { checkWebhookUrl, type Problem } from './webhooks.validate.ts';
 
@@ -239,15 +239,8 @@ export function createWebhooksService(deps: {
         before: query.cursor === undefined ? undefined : decodeCursor(query.cursor),
         limit: query.limit + 1,
       });
-      const page = rows.slice(0, query.limit);
-      const last = page[page.length - 1];
-      return {
-        deliveries: page.map(deliveryView),
-        next_cursor:
-          rows.length > query.limit && last
-            ? encodeCursor({ createdAt: last.created_at, id: last.id })
-            : null,
-      };
+      const { page, next_cursor } = pageOf(rows, query.limit);
+      return { deliveries: page.map(deliveryView), next_cursor };
     },
 
     /**
