@@ -3,16 +3,12 @@ import {
   createLocalJWKSet,
   createRemoteJWKSet,
   customFetch,
-  decodeProtectedHeader,
   type FetchImplementation,
-  importJWK,
-  type JWTPayload,
   type JWTVerifyGetKey,
   jwtVerify,
   SignJWT,
 } from 'jose';
 import type { Database } from '../../db/client.ts';
-import { coalescedReads } from '../../db/coalesce.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
@@ -20,6 +16,7 @@ import type { AgentPrincipal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionAccess } from '../connections/connections.service.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
+import { createAccessTokenVerifier, principalOf } from './access-tokens.ts';
 import { agentErrors } from './agents.errors.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
@@ -86,50 +83,7 @@ export function createAgentsService(deps: {
   const k = deps.db.kysely;
   const now = deps.now ?? Date.now;
   const remoteSets = new Map<string, JWTVerifyGetKey>();
-
-  /*
-   * Hot path of every agent request. A token's signature, issuer, audience and type never change,
-   * so a verified token is remembered (bounded, until its expiry) and not re-verified; what can
-   * change (the agent being deactivated or deleted) is read from the database every time, by one
-   * prepared primary-key query (coalesced across concurrent requests on PostgreSQL).
-   */
-  const verified = new Map<string, JWTPayload>();
-  const VERIFIED_MAX = 10_000;
-  function remember(token: string, payload: JWTPayload): void {
-    if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
-    verified.set(token, payload);
-  }
-  const publicKeys = new Map<string, { jwk: unknown; key: Awaited<ReturnType<typeof importJWK>> }>();
-  async function publicKeyFor(kid: string) {
-    // The signing-key list is cached (and re-read) by signingKeys; a kid it no longer has is gone.
-    const jwk = await deps.signingKeys.publicKey(kid);
-    if (jwk === undefined) {
-      publicKeys.delete(kid);
-      return undefined;
-    }
-    const cached = publicKeys.get(kid);
-    if (cached !== undefined && cached.jwk === jwk) return cached.key;
-    const key = await importJWK(jwk, 'ES256');
-    publicKeys.set(kid, { jwk, key });
-    return key;
-  }
-  const findOne = k.selectFrom('agents').selectAll().where('id', '=', '').compile();
-  const findMany = k
-    .selectFrom('agents')
-    .selectAll()
-    .where((eb) => eb('id', '=', eb.fn.any(eb.val<string[]>([]))))
-    .compile();
-  const findCoalesced = coalescedReads<string, AgentsTable>(
-    async (ids) => {
-      const { rows } = await deps.db.prepared<AgentsTable>(findMany.sql, [ids]);
-      return new Map(rows.map((r) => [r.id, r]));
-    },
-    { maxBatch: 200, maxInFlight: 2 },
-  );
-  const findAgent = async (id: string): Promise<AgentsTable | undefined> =>
-    deps.db.dialect === 'postgres'
-      ? findCoalesced(id)
-      : (await deps.db.prepared<AgentsTable>(findOne.sql, [id])).rows[0];
+  const accessTokens = createAccessTokenVerifier(deps);
 
   async function liveRow(ref: string): Promise<AgentsTable> {
     const q = k.selectFrom('agents').selectAll().where('deleted_at', 'is', null);
@@ -553,88 +507,20 @@ export function createAgentsService(deps: {
       auth: ClientAuthentication,
     ): Promise<AgentPrincipal> {
       const row = await authenticatedAgent(ctx, auth);
-      return {
-        kind: 'agent',
-        agentUuid: row.id,
-        agentId: row.agent_id,
-        scopes: list(row.allowed_scopes),
-        allowedProviders: list(row.allowed_providers),
-        allowedWorkspaces: list(row.allowed_workspaces),
-        allowedSecrets: list(row.allowed_secrets),
-      };
+      return principalOf(row, list(row.allowed_scopes));
     },
 
     /**
-     * The principal behind an agent access token, or null: signature with a published key, issuer,
-     * audience, expiry, and the agent still live and active (deactivation takes effect at once).
+     * The principal behind an agent access token, or null (access-tokens.ts: signature with a
+     * published key, issuer, audience, expiry, and the agent still live and active).
      */
-    async authenticateToken(token: string): Promise<AgentPrincipal | null> {
-      let kid: string | undefined;
-      try {
-        const header = decodeProtectedHeader(token);
-        if (header.alg !== 'ES256' || header.typ !== 'at+jwt') return null;
-        kid = header.kid;
-      } catch {
-        return null;
-      }
-      if (kid === undefined) return null;
-      const t = now();
-      // The key must still be published (a rotation that retires it, or a deletion, ends its
-      // tokens within the key cache's reload interval on every replica).
-      const key = await publicKeyFor(kid);
-      if (key === undefined) {
-        verified.delete(token);
-        return null;
-      }
-      let payload = verified.get(token);
-      if (payload !== undefined && (payload.exp ?? 0) * 1000 <= t) {
-        verified.delete(token);
-        payload = undefined;
-      }
-      if (payload === undefined) {
-        try {
-          ({ payload } = await jwtVerify(token, key, {
-            issuer: deps.issuer,
-            audience: deps.issuer,
-            algorithms: ['ES256'],
-            typ: 'at+jwt',
-            currentDate: new Date(t),
-            requiredClaims: ['exp', 'sub'],
-          }));
-        } catch {
-          return null;
-        }
-        // Only tokens this broker would issue: no lifetime longer than the configured one.
-        if ((payload.exp ?? 0) - (payload.iat ?? 0) > deps.tokenTtlSeconds) return null;
-        remember(token, payload);
-      }
-      // The agent is read on every request (deactivation takes effect at once); nothing is cached.
-      const row = await findAgent(payload.sub!);
-      if (row === undefined || row.deleted_at !== null || row.disabled_at !== null) return null;
-      return {
-        kind: 'agent',
-        agentUuid: row.id,
-        agentId: row.agent_id,
-        scopes: typeof payload.scope === 'string' && payload.scope !== '' ? payload.scope.split(' ') : [],
-        allowedProviders: list(row.allowed_providers),
-        allowedWorkspaces: list(row.allowed_workspaces),
-        allowedSecrets: list(row.allowed_secrets),
-      };
-    },
+    authenticateToken: accessTokens.verify,
 
     /** An operator acting for an agent (admin key + `agent_id`): the agent's own permissions. */
     async principalFor(ref: string): Promise<AgentPrincipal> {
       const row = await liveRow(ref);
       if (row.disabled_at !== null) throw commonError('forbidden', { message: 'The agent is deactivated.' });
-      return {
-        kind: 'agent',
-        agentUuid: row.id,
-        agentId: row.agent_id,
-        scopes: list(row.allowed_scopes),
-        allowedProviders: list(row.allowed_providers),
-        allowedWorkspaces: list(row.allowed_workspaces),
-        allowedSecrets: list(row.allowed_secrets),
-      };
+      return principalOf(row, list(row.allowed_scopes));
     },
 
     async defineScope(ctx: AuditContext, name: string, description: string) {
