@@ -7,14 +7,9 @@ import { createMetrics, type Metrics } from './http/metrics.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
 import { type AgentsService, createAgentsService, principalAccess } from './modules/agents/agents.service.ts';
-import { oboDecision } from './modules/agents/obo.ts';
+import { createOnBehalfOf, type OnBehalfOf, oboDecision } from './modules/agents/obo.ts';
 import { withRemoteVerification } from './modules/agents/remote-user-tokens.ts';
-import {
-  type AgentSessions,
-  createAgentSessions,
-  createOnBehalfOf,
-  type OnBehalfOf,
-} from './modules/agents/sessions.ts';
+import { type AgentSessions, createAgentSessions } from './modules/agents/sessions.ts';
 import { createSigningKeys, type SigningKeys } from './modules/agents/signing-keys.ts';
 import {
   createTrustedIssuersService,

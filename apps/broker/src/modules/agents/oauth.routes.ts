@@ -8,7 +8,8 @@ import { errorResponses } from '../../http/schemas.ts';
 import type { AgentPrincipal } from '../../http/types.ts';
 import { agentErrors } from './agents.errors.ts';
 import type { AgentsService, ClientAuthentication } from './agents.service.ts';
-import type { AgentSessions, OnBehalfOf } from './sessions.ts';
+import type { OnBehalfOf } from './obo.ts';
+import type { AgentSessions } from './sessions.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 /** `Authorization: Basic` with form-urlencoded id and secret (RFC 6749 §2.3.1). */

@@ -1,3 +1,9 @@
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AgentPrincipal } from '../../http/types.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import { agentErrors } from './agents.errors.ts';
+import type { AgentSessions } from './sessions.ts';
+
 /** The outcome of the two on-behalf-of gates; `refused` lists the scopes that failed the named gate. */
 export type OboDecision =
   | { allowed: true }
@@ -23,3 +29,86 @@ export function oboDecision(input: {
   if (refusedByAgent.length > 0) return { allowed: false, gate: 'agent_scopes', refused: refusedByAgent };
   return { allowed: true };
 }
+
+/** What on-behalf-of needs from the trusted-issuer registry. */
+export interface UserTokenChecker {
+  verifyUserToken(token: string): Promise<
+    | {
+        ok: true;
+        issuer: string;
+        userId: string;
+        tenantId: string | null;
+        permissions: string[];
+        clearance: string | null;
+        expiresAt: number;
+      }
+    | { ok: false; reason: string }
+  >;
+}
+
+/**
+ * On-behalf-of: an agent acts for the user whose token (from a trusted issuer) it presents. Two
+ * gates, both required: every scope is in the user's permissions and in the agent's
+ * `allowed_scopes`. The session is bound to that user's connections, carries `obo`, `acting_for`,
+ * `tenant_id`, `clearance_level`, and its token an RFC 8693 `act` claim naming the agent. It never
+ * outlives the user's token. Every decision is audited with the failing gate.
+ */
+export function createOnBehalfOf(deps: {
+  sessions: AgentSessions;
+  users: UserTokenChecker;
+  agentScopes: (agent: AgentPrincipal) => Promise<string[]>;
+  audit: Pick<AuditService, 'record'>;
+  decide: (input: {
+    agentAllowedScopes: string[];
+    userPermissions: string[];
+    requested: string[];
+  }) => { allowed: true } | { allowed: false; gate: string; refused: string[] };
+  now?: () => number;
+}) {
+  const now = deps.now ?? Date.now;
+  return async (
+    ctx: AuditContext,
+    agent: AgentPrincipal,
+    request: { userToken: string; scopes: string[]; ttlSeconds: number; connectionId?: string | undefined },
+  ) => {
+    const deny = async (gate: string, details: Record<string, unknown>) => {
+      await deps.audit.record(ctx, {
+        action: 'agent.obo_denied',
+        resourceType: 'agent',
+        resourceId: agent.agentUuid,
+        outcome: 'failure',
+        details: { gate, ...details },
+      });
+    };
+    const user = await deps.users.verifyUserToken(request.userToken);
+    if (!user.ok) {
+      await deny('user_token', { reason: user.reason });
+      throw errorFrom(agentErrors, 'invalid_grant', { details: { gate: 'user_token', reason: user.reason } });
+    }
+    const decision = deps.decide({
+      agentAllowedScopes: await deps.agentScopes(agent),
+      userPermissions: user.permissions,
+      requested: request.scopes,
+    });
+    if (!decision.allowed) {
+      await deny(decision.gate, { refused: decision.refused, acting_for: user.userId });
+      throw errorFrom(agentErrors, 'invalid_scope', {
+        details: { gate: decision.gate, refused: decision.refused },
+      });
+    }
+    const remaining = Math.floor((user.expiresAt - now()) / 1000);
+    return deps.sessions.open(ctx, agent, {
+      scopes: request.scopes,
+      ttlSeconds: Math.max(1, Math.min(request.ttlSeconds, remaining)),
+      connectionId: request.connectionId,
+      obo: {
+        user_id: user.userId,
+        tenant_id: user.tenantId,
+        clearance_level: user.clearance,
+        issuer: user.issuer,
+      },
+    });
+  };
+}
+
+export type OnBehalfOf = ReturnType<typeof createOnBehalfOf>;

@@ -1,5 +1,5 @@
 import type { SafeFetch } from '../../egress/safe-fetch.ts';
-import type { UserTokenChecker } from './sessions.ts';
+import type { UserTokenChecker } from './obo.ts';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN = 16 * 1024;

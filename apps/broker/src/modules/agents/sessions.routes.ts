@@ -6,7 +6,8 @@ import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { AgentPrincipal } from '../../http/types.ts';
 import type { AgentsService } from './agents.service.ts';
-import type { AgentSessions, OnBehalfOf } from './sessions.ts';
+import type { OnBehalfOf } from './obo.ts';
+import type { AgentSessions } from './sessions.ts';
 
 const scope = z
   .string()
