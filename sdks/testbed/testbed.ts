@@ -1,0 +1,421 @@
+/**
+ * The SDK testbed: everything an SDK's test suite talks to, started for real on loopback.
+ *
+ * - a real OpenID provider (oidc-provider, the broker's own test fixture);
+ * - a real broker: `nexus serve --no-worker` as a child process on a temporary SQLite file, with one
+ *   provider per strategy type, one active connection per strategy (OAuth through the provider's
+ *   consent pages, the others through hosted capture), an agent allowed to use them, a trusted issuer
+ *   for on-behalf-of sessions and one user secret;
+ * - an upstream API (upstream.ts) that checks the credential each strategy must have applied;
+ * - a control API for the tests (new connections, revoked grants, broker down and up, counters).
+ *
+ * Run: `node sdks/testbed/testbed.ts`. When ready it prints one JSON line on stdout (see README.md);
+ * it stops on SIGTERM, SIGINT or when its standard input closes. Logs go to stderr.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type OidcFixture, startOidcProvider } from '../../apps/broker/test/oidc-fixture.ts';
+import { readBody, type StaticCredentials, type Strategy, sendJson, startUpstream } from './upstream.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const NEXUS_BIN = join(REPO, 'apps/broker/bin/nexus.js');
+const RETURN_URL = 'http://localhost:3000/connected';
+const WORKSPACE = 'testbed-user';
+const STRATEGIES: readonly Strategy[] = [
+  'oauth2',
+  'header',
+  'query_param',
+  'basic_auth',
+  'hmac_payload',
+  'aws_sigv4',
+];
+const PROVIDERS: Record<Strategy, string> = {
+  oauth2: 'tb-oauth2',
+  header: 'tb-header',
+  query_param: 'tb-query',
+  basic_auth: 'tb-basic',
+  hmac_payload: 'tb-hmac',
+  aws_sigv4: 'tb-sigv4',
+};
+const SCOPES = ['tb:read', 'tb:write'];
+
+const log = (message: string) => process.stderr.write(`[testbed] ${message}\n`);
+
+function freePort(): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => done(port));
+    });
+  });
+}
+
+/** `nexus serve` as a child process; stop() and start() keep the port and the database. */
+class BrokerProcess {
+  private child: ChildProcess | undefined;
+  starts = 0;
+  private readonly env: Record<string, string>;
+  readonly url: string;
+  constructor(env: Record<string, string>, url: string) {
+    this.env = env;
+    this.url = url;
+  }
+
+  async start(): Promise<void> {
+    if (this.child !== undefined) return;
+    const child = spawn(process.execPath, [NEXUS_BIN, 'serve', '--no-worker'], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.starts += 1;
+    child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+    let exited: string | undefined;
+    child.once('exit', (code) => {
+      exited = `broker exited with ${code}`;
+      if (this.child === child) this.child = undefined;
+    });
+    child.stdout?.resume();
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      if (exited !== undefined) throw new Error(`${exited} before it was ready (its stderr is above)`);
+      if (Date.now() > deadline) throw new Error('broker not ready in 20 s');
+      const ok = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(1_000) }).then(
+        (res) => res.ok,
+        () => false,
+      );
+      if (ok) return;
+      await new Promise((done) => setTimeout(done, 100));
+    }
+  }
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child === undefined) return;
+    this.child = undefined;
+    await new Promise<void>((done) => {
+      child.once('exit', () => done());
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
+    });
+  }
+}
+
+class Testbed {
+  private readonly dataDir = mkdtempSync(join(tmpdir(), 'nexus-testbed-'));
+  private readonly adminKey = `nxa_testbed_${randomBytes(24).toString('hex')}`;
+  private readonly issued: Record<Strategy, StaticCredentials[]> = {
+    oauth2: [],
+    header: [],
+    query_param: [],
+    basic_auth: [],
+    hmac_payload: [],
+    aws_sigv4: [],
+  };
+  private idp!: OidcFixture;
+  private broker!: BrokerProcess;
+  private upstream!: Awaited<ReturnType<typeof startUpstream>>;
+  private control!: Server;
+  private accounts = new Map<string, string>();
+
+  async start(): Promise<Record<string, unknown>> {
+    const port = await freePort();
+    const brokerUrl = `http://127.0.0.1:${port}`;
+    this.idp = await startOidcProvider({
+      clients: [
+        {
+          client_id: 'testbed-client',
+          client_secret: `testbed-client-secret-${randomBytes(8).toString('hex')}`,
+          token_endpoint_auth_method: 'client_secret_post',
+          redirect_uris: [`${brokerUrl}/auth/callback`],
+        },
+      ],
+    });
+    const key = () => randomBytes(32).toString('base64');
+    this.broker = new BrokerProcess(
+      {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? this.dataDir,
+        NEXUS_ENV: 'test',
+        NEXUS_DATA_DIR: this.dataDir,
+        NEXUS_AUTO_MIGRATE: 'true',
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        BASE_URL: brokerUrl,
+        ENCRYPTION_KEY: key(),
+        STATE_KEY: key(),
+        USER_SECRETS_KEY: key(),
+        API_KEYS: `testbed:${this.adminKey}`,
+        ALLOWED_RETURN_DOMAINS: 'localhost',
+        LOG_LEVEL: 'warn',
+        NEXUS_UPSTREAM_TIMEOUT_SECONDS: '5',
+      },
+      brokerUrl,
+    );
+    await this.broker.start();
+    this.upstream = await startUpstream({ idp: this.idp, issued: this.issued });
+    await this.registerProviders();
+    const connections: Record<string, string> = {};
+    for (const strategy of STRATEGIES)
+      connections[strategy] = (await this.connect(strategy, WORKSPACE)).connection_id;
+    const agent = await this.admin<{ agent_id: string; client_secret: string }>('POST', '/admin/v1/agents', {
+      agent_id: 'tb-agent',
+      allowed_scopes: SCOPES,
+      allowed_providers: Object.values(PROVIDERS),
+      allowed_workspaces: ['*'],
+      allowed_secrets: ['*/default/db-password'],
+    });
+    const dbPassword = `db-${randomBytes(12).toString('hex')}`;
+    await this.admin('POST', `/api/v2/secrets?user_id=${WORKSPACE}`, {
+      name: 'db-password',
+      value: dbPassword,
+    });
+    this.control = await this.startControl();
+    return {
+      broker_url: brokerUrl,
+      admin_key: this.adminKey,
+      upstream_url: this.upstream.url,
+      control_url: `http://127.0.0.1:${(this.control.address() as AddressInfo).port}`,
+      oidc_issuer: this.idp.issuer,
+      workspace_id: WORKSPACE,
+      providers: PROVIDERS,
+      connections,
+      scopes: SCOPES,
+      agent: { agent_id: agent.agent_id, client_id: agent.agent_id, client_secret: agent.client_secret },
+      user_secrets: { 'db-password': dbPassword },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.control?.close();
+    await this.broker?.stop();
+    await this.upstream?.close();
+    await this.idp?.close();
+    rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** An admin call to the broker; anything but 2xx is an error that names the call. */
+  private async admin<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${this.broker.url}${path}`, {
+      method,
+      headers: {
+        'x-api-key': this.adminKey,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(15_000),
+    });
+    const text = await res.text();
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return (text === '' ? {} : JSON.parse(text)) as T;
+  }
+
+  private async registerProviders(): Promise<void> {
+    const client = this.idp.clients[0]!;
+    const profiles: Record<string, unknown>[] = [
+      {
+        name: PROVIDERS.oauth2,
+        client_id: client.client_id,
+        client_secret: client.client_secret,
+        issuer: this.idp.issuer,
+        enable_discovery: true,
+        scopes: ['openid', 'email'],
+        api_base_url: `${this.upstream.url}/oauth2`,
+        params: { revocation_endpoint: this.idp.endpoints.revocation },
+      },
+      {
+        name: PROVIDERS.header,
+        auth_type: 'header',
+        api_base_url: `${this.upstream.url}/header`,
+        params: {
+          auth_strategy: {
+            type: 'header',
+            config: { header_name: 'X-Api-Key', credential_field: 'api_key' },
+          },
+        },
+      },
+      {
+        name: PROVIDERS.query_param,
+        auth_type: 'query_param',
+        api_base_url: `${this.upstream.url}/query_param`,
+        params: {
+          auth_strategy: {
+            type: 'query_param',
+            config: { param_name: 'api_key', credential_field: 'api_key' },
+          },
+        },
+      },
+      {
+        name: PROVIDERS.basic_auth,
+        auth_type: 'basic_auth',
+        api_base_url: `${this.upstream.url}/basic_auth`,
+      },
+      {
+        name: PROVIDERS.hmac_payload,
+        auth_type: 'hmac_payload',
+        api_base_url: `${this.upstream.url}/hmac_payload`,
+        params: {
+          auth_strategy: {
+            type: 'hmac_payload',
+            config: {
+              header_name: 'X-Signature',
+              secret_field: 'api_secret',
+              algo: 'sha256',
+              encoding: 'hex',
+            },
+          },
+        },
+      },
+      {
+        name: PROVIDERS.aws_sigv4,
+        auth_type: 'aws_sigv4',
+        api_base_url: `${this.upstream.url}/aws_sigv4`,
+        params: { auth_strategy: { type: 'aws_sigv4', config: { region: 'eu-west-1', service: 'testbed' } } },
+      },
+    ];
+    for (const profile of profiles) await this.admin('POST', '/providers', { profile });
+    for (const name of SCOPES) await this.admin('POST', '/admin/v1/scopes', { name });
+    await this.admin('POST', '/admin/v1/trusted-issuers', {
+      issuer: this.idp.issuer,
+      use_discovery: true,
+      audience: this.broker.url,
+      tenant_claim: 'tenant',
+    });
+  }
+
+  /** A new active connection through the real flows: the IdP's consent pages, or hosted capture. */
+  async connect(
+    strategy: Strategy,
+    workspace: string,
+  ): Promise<{ connection_id: string; workspace_id: string }> {
+    const started = await this.admin<{ authUrl: string; state: string; connection_id: string }>(
+      'POST',
+      '/v1/request-connection',
+      { user_id: workspace, provider_name: PROVIDERS[strategy], return_url: RETURN_URL },
+    );
+    if (strategy === 'oauth2') {
+      const account = `acct-${randomUUID()}`;
+      const callback = await this.idp.consent(started.authUrl, account);
+      const res = await fetch(`${this.broker.url}${callback.pathname}${callback.search}`, {
+        redirect: 'manual',
+      });
+      const back = new URL(res.headers.get('location') ?? 'http://invalid/');
+      if (back.searchParams.get('status') !== 'success') throw new Error(`consent failed: ${back}`);
+      this.accounts.set(started.connection_id, account);
+    } else {
+      const credentials = newCredentials(strategy);
+      this.issued[strategy].push(credentials);
+      const res = await fetch(`${this.broker.url}/v1/capture-credential`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ state: started.state, credentials }),
+      });
+      if (res.status !== 200) throw new Error(`capture failed: ${res.status} ${await res.text()}`);
+    }
+    return { connection_id: started.connection_id, workspace_id: workspace };
+  }
+
+  private startControl(): Promise<Server> {
+    const routes: Record<string, (body: Record<string, unknown>) => Promise<unknown>> = {
+      'GET /stats': async () => ({
+        idp: { ...this.idp.counts },
+        upstream: this.upstream.stats(),
+        broker: { starts: this.broker.starts },
+      }),
+      'POST /upstream/reject-next': async (body) => {
+        this.upstream.rejectNext(strategyOf(body.strategy), Number(body.count ?? 1));
+        return { ok: true };
+      },
+      'POST /connect': async (body) =>
+        this.connect(
+          strategyOf(body.strategy),
+          typeof body.workspace_id === 'string' ? body.workspace_id : WORKSPACE,
+        ),
+      'POST /idp/revoke': async (body) => {
+        const account = this.accounts.get(String(body.connection_id));
+        if (account === undefined) throw new Error('not an oauth2 connection made by the testbed');
+        await this.idp.revokeAllGrants(account);
+        return { ok: true };
+      },
+      'POST /broker/stop': async () => {
+        await this.broker.stop();
+        return { ok: true };
+      },
+      'POST /broker/start': async () => {
+        await this.broker.start();
+        return { ok: true };
+      },
+      'POST /user-token': async (body) => ({
+        token: await this.idp.issueUserToken({
+          resource: this.broker.url,
+          accountId: String(body.account_id ?? WORKSPACE),
+          claims: { permissions: SCOPES, ...((body.claims as Record<string, unknown>) ?? {}) },
+        }),
+      }),
+    };
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const route = routes[`${req.method} ${new URL(req.url ?? '/', 'http://x').pathname}`];
+      if (route === undefined) return sendJson(res, 404, { error: 'not_found' });
+      readBody(req)
+        .then((raw) => route(raw.length === 0 ? {} : (JSON.parse(raw.toString()) as Record<string, unknown>)))
+        .then(
+          (result) => sendJson(res, 200, result),
+          (error: Error) => sendJson(res, 400, { error: 'control_failed', message: error.message }),
+        );
+    });
+    return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
+  }
+}
+
+function strategyOf(value: unknown): Strategy {
+  if (STRATEGIES.includes(value as Strategy)) return value as Strategy;
+  throw new Error(`strategy must be one of ${STRATEGIES.join(', ')}`);
+}
+
+/** Fresh credentials of the shape each strategy's provider expects (the upstream accepts them from now on). */
+function newCredentials(strategy: Exclude<Strategy, 'oauth2'>): StaticCredentials {
+  const token = () => randomBytes(12).toString('hex');
+  switch (strategy) {
+    case 'header':
+    case 'query_param':
+      return { api_key: `key-${token()}` };
+    case 'basic_auth':
+      return { username: `user-${token()}`, password: `pw-${token()}` };
+    case 'hmac_payload':
+      return { api_secret: `hs-${token()}` };
+    case 'aws_sigv4':
+      return {
+        access_key: `AKIA${randomBytes(8).toString('hex').toUpperCase()}`,
+        secret_key: randomBytes(30).toString('base64'),
+        session_token: `st-${token()}`,
+      };
+  }
+}
+
+const testbed = new Testbed();
+let stopping = false;
+async function stop(code: number) {
+  if (stopping) return;
+  stopping = true;
+  await testbed.close().catch((error: Error) => log(`close: ${error.message}`));
+  process.exit(code);
+}
+process.on('SIGTERM', () => void stop(0));
+process.on('SIGINT', () => void stop(0));
+process.stdin.on('end', () => void stop(0));
+process.stdin.on('error', () => void stop(0));
+process.stdin.resume();
+testbed.start().then(
+  (info) => process.stdout.write(`${JSON.stringify(info)}\n`),
+  (error: Error) => {
+    log(`failed to start: ${error.stack ?? error.message}`);
+    void stop(1);
+  },
+);
