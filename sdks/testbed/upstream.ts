@@ -229,7 +229,11 @@ export async function startUpstream(deps: {
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stats: () => Object.fromEntries(counters),
+    /** Every strategy, with zeros for those not called yet. */
+    stats: () =>
+      Object.fromEntries(
+        Object.keys(deps.issued).map((k) => [k, counters.get(k as Strategy) ?? { accepted: 0, rejected: 0 }]),
+      ),
     rejectNext(strategy: Strategy, count: number) {
       rejections.set(strategy, (rejections.get(strategy) ?? 0) + count);
     },
