@@ -1,0 +1,118 @@
+"""The bridge for ``requests``: :class:`NexusRequestsAuth`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from ._cache import Clock, SyncCredentialSource, _Target
+from .errors import StrategyError
+from .models import Credential
+from .strategies import compute
+
+if TYPE_CHECKING:
+    import requests
+
+    from .client import NexusClient
+
+__all__ = ["NexusRequestsAuth", "apply_to_prepared_request"]
+
+_RETRIED = "_nexus_retried"
+_CREDENTIAL = "_nexus_credential"
+
+
+def _body_bytes(prepared: requests.PreparedRequest) -> bytes:
+    body = prepared.body
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    raise StrategyError("The request body is a stream; the bridge needs the body in memory (bytes or str) to sign it.")
+
+
+def _set_query(url: str, params: dict[str, str]) -> str:
+    parts = urlsplit(url)
+    kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] not in params]
+    # Percent-encode like a form would, so the upstream decodes exactly the credential value.
+    kept += [f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in params.items()]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
+
+
+def apply_to_prepared_request(prepared: requests.PreparedRequest, credential: Credential) -> None:
+    """Applies ``credential`` to a prepared ``requests`` request in place."""
+    body = _body_bytes(prepared) if credential.strategy.type in ("hmac_payload", "aws_sigv4") else None
+    url = prepared.url or ""
+    applied = compute(credential, prepared.method or "GET", url, dict(prepared.headers), body)
+    for name in applied.remove_headers:
+        prepared.headers.pop(name, None)
+    for name, value in applied.headers.items():
+        prepared.headers[name] = value
+    if applied.url is not None:
+        prepared.url = applied.url
+    if applied.query:
+        prepared.url = _set_query(url, dict(applied.query))
+
+
+class NexusRequestsAuth:
+    """A ``requests`` auth (``session.auth = ...`` or ``requests.get(url, auth=...)``) applying a Nexus
+    connection's credential, with the same caching, single-flight refresh and retry-once-on-401 as
+    :class:`~nexus_sdk.NexusAuth`. Thread-safe: share one instance between threads.
+    """
+
+    def __init__(
+        self,
+        client: NexusClient,
+        connection_id: str | None = None,
+        *,
+        workspace_id: str | None = None,
+        provider_name: str | None = None,
+        refresh_skew: float = 60.0,
+        clock: Clock | None = None,
+    ) -> None:
+        from .client import NexusClient
+
+        if not isinstance(client, NexusClient):
+            raise TypeError("NexusRequestsAuth needs a (synchronous) NexusClient")
+        self._target = _Target(connection_id, workspace_id, provider_name, refresh_skew, clock)
+        self._source = SyncCredentialSource(client, self._target)
+
+    def __repr__(self) -> str:
+        return f"NexusRequestsAuth({self._target.describe()})"
+
+    @property
+    def credential(self) -> Credential | None:
+        entry = self._target.entry
+        return None if entry is None else entry.credential
+
+    def __call__(self, prepared: requests.PreparedRequest) -> requests.PreparedRequest:
+        used = self._source.current()
+        apply_to_prepared_request(prepared, used)
+        setattr(prepared, _CREDENTIAL, used)  # noqa: B010 - requests objects carry no typed slot for it
+        prepared.register_hook("response", self._on_response)  # type: ignore[no-untyped-call]
+        return prepared
+
+    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        request = response.request
+        if response.status_code != 401 or getattr(request, _RETRIED, False):
+            return response
+        used = getattr(request, _CREDENTIAL, None)
+        if not isinstance(used, Credential):
+            return response
+        fresh = self._source.after_unauthorized(used)
+        # Release the refused answer's connection, then send once more with the fresh credential.
+        _ = response.content
+        response.close()
+        retry = request.copy()
+        retry.hooks = {"response": []}
+        # A retried request must carry the original body and URL, not the first credential's query.
+        retry.url = request.url
+        apply_to_prepared_request(retry, fresh)
+        setattr(retry, _RETRIED, True)
+        setattr(retry, _CREDENTIAL, fresh)  # noqa: B010
+        connection = response.connection
+        second: requests.Response = connection.send(retry, **kwargs)
+        second.history.append(response)
+        second.request = retry
+        return second
