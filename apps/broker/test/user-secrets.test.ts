@@ -267,6 +267,28 @@ describe('user secrets', () => {
       '/api/v2/secrets?user_id=gina',
     ])
       assert.equal((await read(url)).statusCode, 404, url);
+
+    // The resolver takes the same grants: every name referred to must be granted.
+    const resolve = (user: string, config: unknown) =>
+      call({
+        method: 'POST',
+        url: `/api/v2/secrets/resolve?user_id=${user}`,
+        key: null,
+        headers: { authorization: `Bearer ${at}` },
+        payload: { config },
+      });
+    const resolved = await resolve('gina', {
+      db: { password: 'nexus-secret:granted' },
+      list: ['nexus-secret:granted'],
+    });
+    assert.equal(resolved.statusCode, 200, resolved.body);
+    assert.deepEqual(json(resolved).config, { db: { password: 'g-1' }, list: ['g-1'] });
+    for (const [user, config] of [
+      ['gina', { a: 'nexus-secret:granted', b: 'nexus-secret:other' }],
+      ['hank', { a: 'nexus-secret:granted' }],
+      ['gina', { nothing: 'to resolve' }],
+    ] as const)
+      assert.equal((await resolve(user, config)).statusCode, 404, JSON.stringify([user, config]));
     const bad = await call({
       method: 'PATCH',
       url: '/admin/v1/agents/granted-reader',

@@ -7,7 +7,7 @@ import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { AgentSessions } from '../agents/sessions.ts';
 import { userSecretErrors } from './user-secrets.errors.ts';
-import type { SecretOwner, UserSecrets } from './user-secrets.service.ts';
+import { referencedNames, type SecretOwner, type UserSecrets } from './user-secrets.service.ts';
 
 const name = z
   .string()
@@ -48,8 +48,8 @@ export async function secretOwner(
   request: FastifyRequest,
   sessions: Pick<AgentSessions, 'introspect'>,
   query: { user_id?: string | undefined; zone: string },
-  /** For reads of one named secret: an agent's explicit grant for it is enough. */
-  grantedName?: string,
+  /** The names the call reads: an agent's explicit grants for every one of them are enough. */
+  grantedNames?: readonly string[],
 ): Promise<SecretOwner> {
   const p = request.principal;
   if (p?.kind === 'admin') {
@@ -60,11 +60,17 @@ export async function secretOwner(
       });
     return { userId: query.user_id, zone: query.zone };
   }
-  if (p?.kind === 'agent' && grantedName !== undefined && query.user_id !== undefined) {
-    const wanted = `${query.user_id}/${query.zone}/${grantedName}`;
-    const any = `*/${query.zone}/${grantedName}`;
-    if (p.allowedSecrets.includes(wanted) || p.allowedSecrets.includes(any))
-      return { userId: query.user_id, zone: query.zone };
+  if (
+    p?.kind === 'agent' &&
+    grantedNames !== undefined &&
+    grantedNames.length > 0 &&
+    query.user_id !== undefined
+  ) {
+    const user = query.user_id;
+    const granted = (name: string) =>
+      p.allowedSecrets.includes(`${user}/${query.zone}/${name}`) ||
+      p.allowedSecrets.includes(`*/${query.zone}/${name}`);
+    if (grantedNames.every(granted)) return { userId: user, zone: query.zone };
   }
   const header = request.headers[SESSION_HEADER];
   const token = typeof header === 'string' ? header : undefined;
@@ -96,7 +102,7 @@ export function userSecretsRoutes(
   const tags = ['user secrets'];
   const config = { auth: 'agent' as const };
   const owner = (request: FastifyRequest, q: { user_id?: string | undefined; zone: string }, name?: string) =>
-    secretOwner(request, deps.sessions, q, name);
+    secretOwner(request, deps.sessions, q, name === undefined ? undefined : [name]);
   const params = z.object({ name }).strict();
 
   r.post(
@@ -270,9 +276,11 @@ export function userSecretsRoutes(
       },
     },
     async (request) => {
+      // An agent with a grant for every name referred to needs no on-behalf-of session.
+      const names = [...referencedNames(request.body.config)];
       const result = await deps.secrets.resolve(
         auditContext(request),
-        await owner(request, request.query),
+        await secretOwner(request, deps.sessions, request.query, names),
         request.body.config,
         request.body.leave_unresolved,
       );

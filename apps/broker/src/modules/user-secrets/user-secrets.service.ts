@@ -45,6 +45,26 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * token keys never touch them), bound to their version row. Reads are audited as `key_accessed`;
  * no value ever reaches a list, a log line or an audit row.
  */
+/** The names an object refers to with `nexus-secret:NAME` strings, anywhere in it (bounded). */
+export function referencedNames(input: unknown): Set<string> {
+  const names = new Set<string>();
+  let nodes = 0;
+  const collect = (value: unknown, depth: number): void => {
+    if (++nodes > MAX_RESOLVE_NODES || depth > MAX_RESOLVE_DEPTH)
+      throw errorFrom(userSecretErrors, 'unresolved_secrets', {
+        message: `The object is too large or too deep (at most ${MAX_RESOLVE_NODES} values, ${MAX_RESOLVE_DEPTH} levels).`,
+      });
+    if (typeof value === 'string') {
+      const match = REFERENCE.exec(value);
+      if (match) names.add(match[1]!);
+    } else if (Array.isArray(value)) for (const v of value) collect(v, depth + 1);
+    else if (value !== null && typeof value === 'object')
+      for (const v of Object.values(value)) collect(v, depth + 1);
+  };
+  collect(input, 0);
+  return names;
+}
+
 export function createUserSecrets(deps: {
   db: Database;
   backend: SecretBackend;
@@ -304,21 +324,7 @@ export function createUserSecrets(deps: {
      * left in place and reported.
      */
     async resolve(ctx: AuditContext, owner: SecretOwner, input: unknown, leaveUnresolved: boolean) {
-      const names = new Set<string>();
-      let nodes = 0;
-      const collect = (value: unknown, depth: number): void => {
-        if (++nodes > MAX_RESOLVE_NODES || depth > MAX_RESOLVE_DEPTH)
-          throw errorFrom(userSecretErrors, 'unresolved_secrets', {
-            message: `The object is too large or too deep (at most ${MAX_RESOLVE_NODES} values, ${MAX_RESOLVE_DEPTH} levels).`,
-          });
-        if (typeof value === 'string') {
-          const match = REFERENCE.exec(value);
-          if (match) names.add(match[1]!);
-        } else if (Array.isArray(value)) for (const v of value) collect(v, depth + 1);
-        else if (value !== null && typeof value === 'object')
-          for (const v of Object.values(value)) collect(v, depth + 1);
-      };
-      collect(input, 0);
+      const names = referencedNames(input);
       const values = new Map<string, string>();
       const unresolved: { name: string; reason: 'not_found' | 'disabled' }[] = [];
       for (const name of names) {
