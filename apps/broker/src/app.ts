@@ -21,6 +21,8 @@ import { eventsRoutes } from './modules/events/events.routes.ts';
 import { webhooksRoutes } from './modules/events/webhooks.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
 import { providersRoutes } from './modules/providers/providers.routes.ts';
+import { createProxyMetrics } from './modules/proxy/proxy.metrics.ts';
+import { proxyRoutes } from './modules/proxy/proxy.routes.ts';
 import { userSecretsRoutes } from './modules/user-secrets/user-secrets.routes.ts';
 import { VERSION } from './version.ts';
 
@@ -109,6 +111,16 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
     issuer: config.http.baseUrl,
     // The same limit as JSON bodies: an over-long field is then a 400 naming it, not a 413.
     formBodyLimit: config.http.bodyLimit,
+  });
+  proxyRoutes(app, {
+    connections: container.connections,
+    providers: container.providers,
+    audit: container.audit,
+    metrics: createProxyMetrics(container.metrics.registry),
+    routes: config.proxy.routes,
+    bodyLimit: config.proxy.bodyLimit,
+    timeoutMs: config.proxy.timeoutMs,
+    allowCidrs: config.egressAllowedCidrs,
   });
   return app;
 }

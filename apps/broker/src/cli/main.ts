@@ -5,6 +5,7 @@ import { auditVerify } from './commands/audit.ts';
 import { doctor } from './commands/doctor.ts';
 import { keysGenerate, keysRewrap, keysRotate, keysRotateSigning } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { proxyCommand } from './commands/proxy.ts';
 import { secretsMigrate } from './commands/secrets.ts';
 import { serve, worker } from './commands/serve.ts';
 import { userSecretsCommand } from './commands/user-secrets.ts';
@@ -21,6 +22,8 @@ Broker
   worker [--no-migrate]             run only the background jobs (pair with \`serve --no-worker\`)
   migrate [--status]                apply pending database migrations (--status: list, exit 3 if pending)
   doctor                            check configuration, keys, database and access; say how to fix problems
+  proxy                             run the credential proxy on its own (NEXUS_URL, NEXUS_ROUTES, the proxy's
+                                    agent credential NEXUS_CLIENT_ID/NEXUS_CLIENT_SECRET; docs/proxy.md)
 
 Keys
   keys generate [--file PATH]       print a new 32-byte key (for ENCRYPTION_KEY, STATE_KEY), or write a key file
@@ -81,6 +84,8 @@ export async function main(
         });
       case 'worker':
         return await worker(env, { migrate: values['no-migrate'] !== true });
+      case 'proxy':
+        return await proxyCommand(env);
       case 'migrate':
         return await migrateCommand(io, env, { status: values.status === true, json });
       case 'doctor':

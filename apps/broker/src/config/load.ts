@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type * as z from 'zod';
+import { parseProxyRoutes } from './proxy-routes.ts';
 import { envSchema, type ParsedEnv, SECRET_VARIABLES } from './schema.ts';
 import { decodeBase64Strict, SecretBytes } from './secret-value.ts';
 
@@ -202,6 +203,12 @@ export interface Config {
   };
   /** CIDR ranges outbound probes may reach despite being private (see egress/safe-fetch.ts). */
   readonly egressAllowedCidrs: readonly string[];
+  /** The in-broker credential proxy (modules/proxy). */
+  readonly proxy: {
+    readonly routes: ReadonlyMap<string, URL>;
+    readonly bodyLimit: number;
+    readonly timeoutMs: number;
+  };
   readonly auditBatchMax: number;
   readonly agentTokenTtlSeconds: number;
   readonly agentSessionMaxTtlSeconds: number;
@@ -355,6 +362,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   checkCidrs('ALLOWED_CIDRS', e.ALLOWED_CIDRS ?? [], problems);
   checkCidrs('TRUSTED_PROXIES', e.TRUSTED_PROXIES ?? [], problems);
   checkCidrs('NEXUS_EGRESS_ALLOWED_CIDRS', e.NEXUS_EGRESS_ALLOWED_CIDRS ?? [], problems);
+  const proxyRoutes = parseProxyRoutes('NEXUS_PROXY_ROUTES', e.NEXUS_PROXY_ROUTES ?? [], problems, {
+    requireHttps: mode === 'production',
+  });
   if (e.NEXUS_REFRESH_LEASE_SECONDS < e.NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2)
     problems.push(
       `NEXUS_REFRESH_LEASE_SECONDS: must be at least NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2 (${e.NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2}), or a slow refresh could outlive its lease and be repeated; raise it or lower the timeout`,
@@ -433,6 +443,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     discoveryTtlSeconds: e.NEXUS_DISCOVERY_TTL_SECONDS,
     upstreamTimeoutMs: e.NEXUS_UPSTREAM_TIMEOUT_SECONDS * 1000,
     egressAllowedCidrs: e.NEXUS_EGRESS_ALLOWED_CIDRS,
+    proxy: {
+      routes: proxyRoutes,
+      bodyLimit: e.NEXUS_PROXY_BODY_LIMIT_BYTES,
+      timeoutMs: e.NEXUS_PROXY_TIMEOUT_SECONDS * 1000,
+    },
     refresh: {
       marginMs: e.NEXUS_REFRESH_MARGIN_SECONDS * 1000,
       jitterMs: e.NEXUS_REFRESH_JITTER_SECONDS * 1000,

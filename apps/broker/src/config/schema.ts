@@ -352,7 +352,30 @@ export const envSchema = z.object({
   NEXUS_EGRESS_ALLOWED_CIDRS: list(8192)
     .default([])
     .describe(
-      'CIDR ranges that probes of captured credentials and webhook deliveries may reach although they are private, loopback or link-local (refused by default, after DNS resolution and on every redirect). Example: `10.20.0.0/16` for an internal API or receiver.',
+      'CIDR ranges that probes of captured credentials, webhook deliveries and the credential proxy may reach although they are private, loopback or link-local (refused by default, after DNS resolution and on every redirect). Example: `10.20.0.0/16` for an internal API or receiver.',
+    ),
+  NEXUS_PROXY_ROUTES: list(16384)
+    .default([])
+    .describe(
+      'Credential-proxy routes: `name=https://base-url,…`. The name is the provider whose connections the route serves. Without an entry, a provider with an `api_base_url` is a route of its own name. Plain http only outside production.',
+    ),
+  NEXUS_PROXY_BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(5 * 1024 ** 3)
+    .default(10 * 1024 * 1024)
+    .describe(
+      'Largest request body the credential proxy forwards (413 beyond). Bodies stream, except for `hmac_payload` and `aws_sigv4`, which sign them whole and hold them in memory up to this size.',
+    ),
+  NEXUS_PROXY_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(600)
+    .default(30)
+    .describe(
+      'How long the credential proxy waits for the upstream response headers (504 `upstream_timeout` after). A response that has started streams without a deadline.',
     ),
   NEXUS_AUDIT_RETENTION_DAYS: z.coerce
     .number()
@@ -429,6 +452,9 @@ const groups: Record<string, string> = {
   NEXUS_DISCOVERY_TTL_SECONDS: 'Providers',
   NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
   NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
+  NEXUS_PROXY_ROUTES: 'Credential proxy',
+  NEXUS_PROXY_BODY_LIMIT_BYTES: 'Credential proxy',
+  NEXUS_PROXY_TIMEOUT_SECONDS: 'Credential proxy',
   NEXUS_AGENT_TOKEN_TTL_SECONDS: 'Agents',
   NEXUS_AGENT_SESSION_MAX_TTL_SECONDS: 'Agents',
   BACKEND_AUTH_URL: 'Agents',

@@ -116,16 +116,24 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 const systemResolve = (hostname: string) => dnsLookup(hostname, { all: true, verbatim: true });
 
-export function createSafeFetch(options: SafeFetchOptions): SafeFetch {
-  const allowed = cidrMatcher(options.allowCidrs);
-  const maxRedirects = options.maxRedirects ?? 3;
-  const maxBytes = options.maxResponseBytes ?? 64 * 1024;
-  const resolve = options.resolve ?? systemResolve;
+/** An address a request may connect to: checked, and the only one it will connect to. */
+export interface PinnedAddress {
+  readonly address: string;
+  readonly family: 4 | 6;
+}
 
+/**
+ * The egress check shared by every outbound client for untrusted URLs: resolves the host and
+ * refuses it unless every address is outside the special-purpose ranges or inside `allowCidrs`.
+ */
+export function createAddressGuard(
+  options: Pick<SafeFetchOptions, 'allowCidrs' | 'resolve'>,
+): (url: URL) => Promise<PinnedAddress> {
+  const allowed = cidrMatcher(options.allowCidrs);
+  const resolve = options.resolve ?? systemResolve;
   const permitted = (address: string) => allowed(address) || !isSpecialAddress(address);
 
-  /** The one address this request will connect to, checked. */
-  async function addressFor(url: URL): Promise<{ address: string; family: 4 | 6 }> {
+  return async (url) => {
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const literal = isIP(host);
     if (literal !== 0) {
@@ -149,11 +157,25 @@ export function createSafeFetch(options: SafeFetchOptions): SafeFetch {
       );
     const first = found[0]!;
     return { address: first.address, family: first.family === 6 ? 6 : 4 };
-  }
+  };
+}
+
+/** A `lookup` for http.request that answers the checked address (no second lookup to rebind). */
+export function pinnedLookup(target: PinnedAddress): http.RequestOptions['lookup'] {
+  return (_host, opts, callback) => {
+    if ((opts as { all?: boolean }).all) callback(null, [target]);
+    else (callback as (e: null, a: string, f: number) => void)(null, target.address, target.family);
+  };
+}
+
+export function createSafeFetch(options: SafeFetchOptions): SafeFetch {
+  const maxRedirects = options.maxRedirects ?? 3;
+  const maxBytes = options.maxResponseBytes ?? 64 * 1024;
+  const addressFor = createAddressGuard(options);
 
   function once(
     url: URL,
-    target: { address: string; family: 4 | 6 },
+    target: PinnedAddress,
     request: SafeRequest,
     signal: AbortSignal,
   ): Promise<SafeResponse & { location?: string }> {
@@ -170,10 +192,7 @@ export function createSafeFetch(options: SafeFetchOptions): SafeFetch {
           agent: false,
           signal,
           // Connect to the checked address; TLS still verifies the certificate for the host name.
-          lookup: (_host, opts, callback) => {
-            if ((opts as { all?: boolean }).all) callback(null, [target]);
-            else (callback as (e: null, a: string, f: number) => void)(null, target.address, target.family);
-          },
+          lookup: pinnedLookup(target),
         },
         (res) => {
           const chunks: Buffer[] = [];

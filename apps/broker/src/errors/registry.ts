@@ -7,6 +7,7 @@ import { connectionErrors } from '../modules/connections/connections.errors.ts';
 import { consentErrors } from '../modules/consent/consent.errors.ts';
 import { eventErrors } from '../modules/events/events.errors.ts';
 import { providerErrors } from '../modules/providers/providers.errors.ts';
+import { proxyErrors } from '../modules/proxy/proxy.errors.ts';
 import { secretErrors } from '../modules/secrets/secrets.errors.ts';
 import { userSecretErrors } from '../modules/user-secrets/user-secrets.errors.ts';
 import { commonErrors } from './common.errors.ts';
@@ -26,6 +27,7 @@ export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
   events: eventErrors,
   secrets: secretErrors,
   user_secrets: userSecretErrors,
+  proxy: proxyErrors,
 };
 
 /** All codes with their module; throws when two modules declare the same code. */

@@ -195,9 +195,10 @@ export function createConnectionsService(deps: {
   async function read(
     ctx: AuditContext,
     row: ConnectionWithProvider,
-    action: string,
+    action: string | null,
   ): Promise<TokenResponse> {
     const response = tokenResponse(row);
+    if (action === null) return response;
     await audit.record(ctx, {
       action,
       resourceType: 'connection',
@@ -215,20 +216,34 @@ export function createConnectionsService(deps: {
     narrowedToken: refresher.narrowedToken,
     refreshClaimed: refresher.refreshClaimed,
 
-    /** `GET /v1/token/{id}`: the usable credential, refreshed first when it is about to expire. */
-    async getToken(ctx: AuditContext, principal: Principal | undefined, id: string): Promise<TokenResponse> {
+    /**
+     * `GET /v1/token/{id}`: the usable credential, refreshed first when it is about to expire.
+     * `readAction` names the audit event of the read; null when the caller audits the use itself
+     * (the credential proxy, which never hands the credential out).
+     */
+    async getToken(
+      ctx: AuditContext,
+      principal: Principal | undefined,
+      id: string,
+      readAction: string | null = 'connection.token_read',
+    ): Promise<TokenResponse> {
       let row = await visible(principal, id);
       assertUsable(row);
       if (needsRefresh(row)) row = await refreshShared(id, false);
-      return read(ctx, row, 'connection.token_read');
+      return read(ctx, row, readAction);
     },
 
     /** `POST /v1/refresh/{id}`: refresh now (single-flight), then answer like `getToken`. */
-    async refresh(ctx: AuditContext, principal: Principal | undefined, id: string): Promise<TokenResponse> {
+    async refresh(
+      ctx: AuditContext,
+      principal: Principal | undefined,
+      id: string,
+      readAction: string | null = 'connection.token_read',
+    ): Promise<TokenResponse> {
       const row = await visible(principal, id);
       assertUsable(row);
       if (row.provider_auth_type !== 'oauth2') throw errorFrom(connectionErrors, 'refresh_not_supported');
-      return read(ctx, await refreshShared(id, true), 'connection.token_read');
+      return read(ctx, await refreshShared(id, true), readAction);
     },
 
     /** `GET /v1/resolve`: the newest active connection of a workspace for a provider. */
@@ -237,13 +252,14 @@ export function createConnectionsService(deps: {
       principal: Principal | undefined,
       workspaceId: string,
       providerId: string,
+      readAction: string | null = 'connection.token_read',
     ): Promise<TokenResponse> {
       let row = await store.findNewestActive(workspaceId, providerId);
       if (row === undefined || !access.canUse(principal, row))
         throw errorFrom(connectionErrors, 'connection_not_found');
       assertUsable(row);
       if (needsRefresh(row)) row = await refreshShared(row.id, false);
-      return read(ctx, row, 'connection.token_read');
+      return read(ctx, row, readAction);
     },
 
     /** `GET /v1/check-connection/{id}`: the stored state, never guessed from a token fetch. */

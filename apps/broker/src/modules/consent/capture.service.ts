@@ -109,7 +109,7 @@ export function createCaptureService(deps: {
       const answer = await deps.probe(request.url.href, {
         method: spec.method,
         headers: { accept: 'application/json', ...request.headers },
-        ...(spec.method === 'POST' ? { body: request.body } : {}),
+        ...(spec.method === 'POST' ? { body: '{}' } : {}),
       });
       status = answer.status;
     } catch (error) {

@@ -5,7 +5,8 @@ import type { Strategy } from './strategy.ts';
 export interface OutgoingRequest {
   readonly url: URL;
   readonly headers: Readonly<Record<string, string>>;
-  readonly body: string;
+  /** HMAC strategies sign these exact bytes. */
+  readonly body: string | Uint8Array;
 }
 
 export class StrategyNotApplicable extends Error {

@@ -1,0 +1,205 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import * as z from 'zod';
+import { parseProxyRoutes } from '../../config/proxy-routes.ts';
+import { NexusError } from '../../errors/nexus-error.ts';
+import { createLogger } from '../../http/logger.ts';
+import { createProxy, routeOf } from '../../modules/proxy/proxy.ts';
+import {
+  callerOf,
+  createRemoteCredentials,
+  type RemoteCaller,
+} from '../../modules/proxy/remote-credentials.ts';
+import { CliExit } from '../context.ts';
+
+const list = z
+  .string()
+  .max(16384)
+  .transform((s) =>
+    s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean),
+  );
+
+/** The standalone proxy's environment (docs/proxy.md), named like the original sidecar's. */
+export const proxyEnvSchema = z.object({
+  NEXUS_URL: z
+    .url({ protocol: /^https?$/ })
+    .optional()
+    .describe('The broker (`BROKER_BASE_URL` is accepted too).'),
+  BROKER_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  NEXUS_CLIENT_ID: z.string().min(1).max(200).optional().describe("The proxy's own agent id."),
+  NEXUS_CLIENT_SECRET: z.string().min(1).max(512).optional().describe("The proxy's own agent secret."),
+  NEXUS_API_KEY: z.string().min(1).max(512).optional().describe('Instead of an agent: an admin API key.'),
+  NEXUS_ROUTES: list.describe(
+    '`name=https://base-url,…`; the name is the provider whose connections the route serves.',
+  ),
+  TOKEN_CACHE_TTL: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .default(60)
+    .describe('Seconds a token is cached.'),
+  REQUEST_BODY_LIMIT: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(5 * 1024 ** 3)
+    .default(10 * 1024 * 1024),
+  PROXY_HOST: z.string().min(1).max(255).default('127.0.0.1'),
+  PROXY_PORT: z.coerce.number().int().min(0).max(65535).default(8081),
+  PROXY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
+  NEXUS_EGRESS_ALLOWED_CIDRS: list.default([]),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  NEXUS_ENV: z.enum(['development', 'production', 'test']).optional(),
+});
+
+function configure(env: NodeJS.ProcessEnv) {
+  const parsed = proxyEnvSchema.safeParse(
+    Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
+  );
+  const problems: string[] = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
+    throw new CliExit(`nexus proxy: configuration errors:\n  ${problems.join('\n  ')}`, 2);
+  }
+  const e = parsed.data;
+  const broker = e.NEXUS_URL ?? e.BROKER_BASE_URL;
+  if (broker === undefined) problems.push('NEXUS_URL: required, the broker the proxy gets credentials from');
+  const own =
+    e.NEXUS_CLIENT_ID !== undefined && e.NEXUS_CLIENT_SECRET !== undefined
+      ? { clientId: e.NEXUS_CLIENT_ID, clientSecret: e.NEXUS_CLIENT_SECRET }
+      : e.NEXUS_API_KEY !== undefined
+        ? { apiKey: e.NEXUS_API_KEY }
+        : undefined;
+  if (own === undefined)
+    problems.push(
+      "NEXUS_CLIENT_ID and NEXUS_CLIENT_SECRET: required, the proxy's own agent credential (or NEXUS_API_KEY)",
+    );
+  const routes = parseProxyRoutes('NEXUS_ROUTES', e.NEXUS_ROUTES, problems, {
+    requireHttps: e.NEXUS_ENV === 'production',
+  });
+  if (e.NEXUS_ROUTES.length === 0)
+    problems.push('NEXUS_ROUTES: required, e.g. github=https://api.github.com');
+  if (problems.length > 0)
+    throw new CliExit(`nexus proxy: configuration errors:\n  ${problems.join('\n  ')}`, 2);
+  return { ...e, brokerUrl: new URL(broker!), own: own!, routes };
+}
+
+function sendError(res: ServerResponse, requestId: string, error: unknown): void {
+  const e =
+    error instanceof NexusError && error.expose
+      ? error
+      : new NexusError(
+          'internal_error',
+          500,
+          'Internal error. The request id identifies it in the proxy logs.',
+        );
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res
+    .writeHead(e.status, {
+      'content-type': 'application/json',
+      'x-request-id': requestId,
+      'cache-control': 'no-store',
+    })
+    .end(
+      JSON.stringify({
+        error: e.code,
+        message: e.message,
+        ...(e.details === undefined ? {} : { details: e.details }),
+      }),
+    );
+}
+
+/**
+ * `nexus proxy`: the credential proxy as its own process, for agents in their own network. Callers
+ * authenticate as to the broker; credentials come from the broker with the proxy's agent credential.
+ */
+export async function proxyCommand(env: NodeJS.ProcessEnv): Promise<number> {
+  const config = configure(env);
+  const logger = createLogger(config.LOG_LEVEL);
+  const proxy = createProxy<RemoteCaller>({
+    routes: async (name) => {
+      const base = config.routes.get(name);
+      return base === undefined ? undefined : { baseUrl: base, providerName: name };
+    },
+    credentials: createRemoteCredentials({
+      brokerUrl: config.brokerUrl,
+      own: config.own,
+      cacheTtlMs: config.TOKEN_CACHE_TTL * 1000,
+      timeoutMs: config.PROXY_TIMEOUT_SECONDS * 1000,
+    }),
+    allowCidrs: config.NEXUS_EGRESS_ALLOWED_CIDRS,
+    bodyLimit: config.REQUEST_BODY_LIMIT,
+    timeoutMs: config.PROXY_TIMEOUT_SECONDS * 1000,
+  });
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const requestId = randomUUID();
+    const started = performance.now();
+    res.once('close', () =>
+      // Never the query string (it may carry credentials for query_param routes) or headers.
+      logger.info(
+        {
+          request_id: requestId,
+          method: req.method,
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+        },
+        'proxied',
+      ),
+    );
+    if (req.url === '/_nexus/health') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+      return;
+    }
+    void (async () => {
+      const { route, path, search } = routeOf(req.url ?? '/', req.headers);
+      const hasBody =
+        req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      const result = await proxy.forward({
+        caller: callerOf(req.headers),
+        route,
+        path,
+        search,
+        method: req.method ?? 'GET',
+        headers: req.headers,
+        body: hasBody ? req : undefined,
+      });
+      res.writeHead(result.status, { ...result.headers, 'x-request-id': requestId });
+      await pipeline(result.body, res);
+    })().catch((error: unknown) => {
+      if (!(error instanceof NexusError))
+        logger.error({ request_id: requestId, err: error }, 'proxy failure');
+      sendError(res, requestId, error);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PROXY_PORT, config.PROXY_HOST, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  logger.info(
+    {
+      url: `http://${config.PROXY_HOST}:${port}`,
+      routes: [...config.routes.keys()],
+      broker: config.brokerUrl.origin,
+    },
+    'nexus proxy ready',
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
+  });
+  server.close();
+  server.closeAllConnections();
+  proxy.close();
+  return 0;
+}

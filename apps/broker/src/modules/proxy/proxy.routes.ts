@@ -1,0 +1,109 @@
+import type { FastifyInstance } from 'fastify';
+import { NexusError } from '../../errors/nexus-error.ts';
+import { auditContext } from '../../http/context.ts';
+import type { Principal } from '../../http/types.ts';
+import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import type { ConnectionsService } from '../connections/connections.service.ts';
+import type { ProvidersService } from '../providers/providers.service.ts';
+import type { ProxyMetrics } from './proxy.metrics.ts';
+import { createProxy, routeOf } from './proxy.ts';
+
+interface Caller {
+  ctx: AuditContext;
+  principal: Principal | undefined;
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/**
+ * `/proxy/<route>/…` (or `/proxy/…` with `X-Nexus-Provider`): the in-broker credential proxy. The
+ * credential comes from the vault through the same service calls as `GET /v1/token/{id}` (same
+ * permission check, same single-flight refresh); no HTTP hop to the broker itself.
+ */
+export function proxyRoutes(
+  app: FastifyInstance,
+  deps: {
+    connections: ConnectionsService;
+    providers: ProvidersService;
+    audit: AuditService;
+    metrics: ProxyMetrics;
+    /** Route name → upstream base URL, from configuration; otherwise a provider's api_base_url. */
+    routes: ReadonlyMap<string, URL>;
+    bodyLimit: number;
+    timeoutMs: number;
+    allowCidrs: readonly string[];
+  },
+): void {
+  const { connections, providers } = deps;
+  const proxy = createProxy<Caller>({
+    async routes(name) {
+      const configured = deps.routes.get(name);
+      if (configured !== undefined) return { baseUrl: configured, providerName: name };
+      const provider = await providers.resolve(name).catch((error: unknown) => {
+        if (error instanceof NexusError && error.status === 404) return undefined;
+        throw error;
+      });
+      const base = provider?.api_base_url ? URL.parse(provider.api_base_url) : null;
+      return provider && base ? { baseUrl: base, providerName: provider.name } : undefined;
+    },
+    credentials: {
+      async token(caller, ref) {
+        if ('connectionId' in ref)
+          return connections.getToken(caller.ctx, caller.principal, ref.connectionId);
+        const provider = await providers.resolve(ref.providerName);
+        return connections.resolve(caller.ctx, caller.principal, ref.workspaceId, provider.id);
+      },
+      refresh: (caller, id) => connections.refresh(caller.ctx, caller.principal, id),
+    },
+    allowCidrs: deps.allowCidrs,
+    bodyLimit: deps.bodyLimit,
+    timeoutMs: deps.timeoutMs,
+    observer: {
+      async done(caller, info) {
+        deps.metrics.observe(info);
+        if (info.outcome === 'unknown_route') return;
+        await deps.audit.record(caller.ctx, {
+          action: 'proxy.request',
+          resourceType: 'connection',
+          resourceId: info.connectionId ?? null,
+          outcome: info.status < 400 ? 'success' : 'failure',
+          details: { route: info.route, method: info.method, status: info.status, outcome: info.outcome },
+        });
+      },
+    },
+  });
+  app.addHook('onClose', async () => proxy.close());
+
+  // Bodies are streamed to the upstream, never parsed: this scope has no content-type parsers.
+  app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
+    scope.route({
+      method: [...METHODS],
+      url: '/proxy/*',
+      exposeHeadRoute: false,
+      config: { auth: 'agent' },
+      schema: { hide: true },
+      async handler(request, reply) {
+        const raw = request.raw.url ?? '/proxy';
+        const { route, path, search } = routeOf(raw.slice('/proxy'.length), request.headers);
+        const hasBody =
+          request.headers['transfer-encoding'] !== undefined ||
+          Number(request.headers['content-length'] ?? 0) > 0;
+        const result = await proxy.forward({
+          caller: { ctx: auditContext(request), principal: request.principal },
+          route,
+          path,
+          search,
+          method: request.method,
+          headers: request.headers,
+          body: hasBody ? request.raw : undefined,
+        });
+        reply.code(result.status);
+        for (const [name, value] of Object.entries(result.headers))
+          if (value !== undefined) reply.header(name, value);
+        return reply.send(result.body);
+      },
+    });
+  });
+}

@@ -1,0 +1,359 @@
+import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import https from 'node:https';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createAddressGuard, EgressError, pinnedLookup } from '../../egress/safe-fetch.ts';
+import { commonError } from '../../errors/common.errors.ts';
+import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
+import { applyStrategy, StrategyNotApplicable } from '../strategies/apply.ts';
+import { signSigV4 } from '../strategies/sigv4.ts';
+import type { Strategy } from '../strategies/strategy.ts';
+import { proxyErrors } from './proxy.errors.ts';
+import {
+  buffer,
+  connectionRefOf,
+  forwardedHeaders,
+  header,
+  limited,
+  REPLAY_BUFFER_BYTES,
+  responseHeaders,
+  upstreamUrl,
+} from './proxy-request.ts';
+
+export { routeOf } from './proxy-request.ts';
+
+/**
+ * The credential proxy: a request an agent addressed to a route goes to that route's one upstream
+ * base URL with the connection's credential applied, and the answer streams back. The agent never
+ * sees the credential. Shared by the in-broker `/proxy` surface and the standalone `nexus proxy`;
+ * they differ only in where credentials come from (`CredentialSource`).
+ */
+
+/** What the proxy needs of a token answer (the `GET /v1/token/{id}` shape). */
+export interface ProxyCredential {
+  readonly connection_id: string;
+  readonly provider_name: string;
+  readonly strategy: Strategy;
+  readonly credentials: Readonly<Record<string, string>>;
+}
+
+export type ConnectionRef = { connectionId: string } | { workspaceId: string; providerName: string };
+
+/**
+ * Where credentials come from. Both methods enforce the caller's right to use the connection
+ * (404 otherwise) and throw NexusErrors: 4xx ones reach the caller as they are.
+ */
+export interface CredentialSource<Caller> {
+  token(caller: Caller, ref: ConnectionRef): Promise<ProxyCredential>;
+  /** A forced refresh (single-flight), after the upstream refused the access token. */
+  refresh(caller: Caller, connectionId: string): Promise<ProxyCredential>;
+}
+
+export interface ProxyRequest<Caller> {
+  readonly caller: Caller;
+  readonly route: string;
+  /** The path below the route, starting with `/`, as the caller encoded it. */
+  readonly path: string;
+  /** The raw query string with its `?`, or empty. */
+  readonly search: string;
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  /** The request body, unread; undefined when the request has none. */
+  readonly body: Readable | undefined;
+}
+
+export interface ProxyResult {
+  readonly status: number;
+  readonly headers: OutgoingHttpHeaders;
+  readonly body: Readable;
+}
+
+export type ProxyOutcome =
+  | 'ok'
+  | 'refreshed'
+  | 'unknown_route'
+  | 'refused'
+  | 'token_error'
+  | 'injection_failed'
+  | 'too_large'
+  | 'upstream_error'
+  | 'timeout';
+
+/** Told once per proxied call, with what may be recorded (never payloads or credentials). */
+export interface ProxyObserver<Caller> {
+  done(
+    caller: Caller,
+    info: {
+      route: string;
+      connectionId: string | undefined;
+      method: string;
+      status: number;
+      outcome: ProxyOutcome;
+      upstreamSeconds: number | undefined;
+    },
+  ): Promise<void> | void;
+}
+
+export interface ProxyOptions<Caller> {
+  /**
+   * A route: its one upstream base URL and the provider whose connections it serves (credentials go
+   * to no other route), or undefined when there is no such route.
+   */
+  readonly routes: (name: string) => Promise<{ baseUrl: URL; providerName: string } | undefined>;
+  readonly credentials: CredentialSource<Caller>;
+  readonly allowCidrs: readonly string[];
+  readonly bodyLimit: number;
+  /** Until the upstream's response headers arrive. */
+  readonly timeoutMs: number;
+  readonly maxRedirects?: number;
+  readonly observer?: ProxyObserver<Caller>;
+  readonly resolve?: (hostname: string) => Promise<readonly { address: string; family: number }[]>;
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+class Timeout extends Error {}
+
+export function createProxy<Caller>(options: ProxyOptions<Caller>) {
+  const guard = createAddressGuard(options);
+  const maxRedirects = options.maxRedirects ?? 3;
+  const agents = {
+    'http:': new http.Agent({ keepAlive: true, maxSockets: 256 }),
+    'https:': new https.Agent({ keepAlive: true, maxSockets: 256 }),
+  };
+
+  async function withCredential(
+    credential: ProxyCredential,
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+  ): Promise<{ url: URL; headers: Record<string, string> }> {
+    try {
+      if (credential.strategy.type === 'aws_sigv4') {
+        return {
+          url,
+          headers: await signSigV4(credential.strategy, credential.credentials, {
+            method,
+            url,
+            headers,
+            body,
+          }),
+        };
+      }
+      const applied = applyStrategy(credential.strategy, credential.credentials, {
+        url,
+        headers,
+        body: body ?? '',
+      });
+      return { url: applied.url, headers: { ...applied.headers } };
+    } catch (error) {
+      throw errorFrom(proxyErrors, 'auth_injection_failed', {
+        detail:
+          error instanceof StrategyNotApplicable || error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  /** One request to one address-checked URL; resolves when the response headers arrive. */
+  async function send(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: Buffer | Readable | undefined,
+  ): Promise<IncomingMessage> {
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw errorFrom(proxyErrors, 'upstream_error', {
+        message: `${url.protocol} upstream URLs are not used.`,
+      });
+    let target: Awaited<ReturnType<typeof guard>>;
+    try {
+      target = await guard(url);
+    } catch (error) {
+      const reason = error instanceof EgressError ? error.message : 'the address could not be checked';
+      throw errorFrom(proxyErrors, 'upstream_error', {
+        message: `The upstream address is not allowed or not resolvable: ${reason}.`,
+      });
+    }
+    const transport = url.protocol === 'https:' ? https : http;
+    const outgoing = { ...headers };
+    if (Buffer.isBuffer(body)) outgoing['content-length'] = String(body.length);
+    else if (body !== undefined) outgoing['transfer-encoding'] = 'chunked';
+    return new Promise((resolve, reject) => {
+      const req = transport.request(url, {
+        method,
+        headers: outgoing,
+        agent: agents[url.protocol as 'http:' | 'https:'],
+        lookup: pinnedLookup(target),
+      });
+      // An idle deadline: a long upload is not cut, a silent upstream is. It ends when the answer starts.
+      req.setTimeout(options.timeoutMs, () => req.destroy(new Timeout()));
+      const stopTimer = () => req.setTimeout(0);
+      req.once('response', (res) => {
+        stopTimer();
+        resolve(res);
+      });
+      req.once('error', (error) => {
+        stopTimer();
+        if (error instanceof NexusError) return reject(error);
+        if (error instanceof Timeout) return reject(errorFrom(proxyErrors, 'upstream_timeout'));
+        reject(errorFrom(proxyErrors, 'upstream_error', { detail: error.message }));
+      });
+      if (body === undefined || Buffer.isBuffer(body)) req.end(body);
+      else
+        pipeline(body, req).catch((error: unknown) => {
+          stopTimer();
+          req.destroy();
+          reject(error instanceof NexusError ? error : errorFrom(proxyErrors, 'upstream_error'));
+        });
+    });
+  }
+
+  const drain = (res: IncomingMessage) => {
+    res.resume();
+  };
+
+  async function forward(request: ProxyRequest<Caller>): Promise<ProxyResult> {
+    const started = performance.now();
+    let connectionId: string | undefined;
+    let upstreamSeconds: number | undefined;
+    let outcome: ProxyOutcome = 'ok';
+    let status = 500;
+    try {
+      const route = await options.routes(request.route);
+      if (route === undefined) {
+        outcome = 'unknown_route';
+        throw errorFrom(proxyErrors, 'unknown_route');
+      }
+      const base = route.baseUrl;
+      const ref = connectionRefOf(request.headers, route.providerName);
+      let credential: ProxyCredential;
+      try {
+        credential = await options.credentials.token(request.caller, ref);
+      } catch (error) {
+        outcome = 'token_error';
+        if (error instanceof NexusError && error.status < 500) throw error;
+        throw errorFrom(proxyErrors, 'token_fetch_failed', {
+          detail: error instanceof Error ? error.message : String(error),
+        });
+      }
+      connectionId = credential.connection_id;
+      if (credential.provider_name !== route.providerName) {
+        outcome = 'refused';
+        throw errorFrom(proxyErrors, 'route_mismatch');
+      }
+      const url = upstreamUrl(base, request.path, request.search);
+      const method = request.method.toUpperCase();
+      const base_headers = forwardedHeaders(request.headers);
+
+      const declared = Number(header(request.headers, 'content-length') ?? Number.NaN);
+      if (declared > options.bodyLimit) {
+        request.body?.resume();
+        outcome = 'too_large';
+        throw commonError('payload_too_large', {
+          message: `The request body is over ${options.bodyLimit} bytes.`,
+        });
+      }
+      const type = credential.strategy.type;
+      const signsBody = type === 'hmac_payload' || type === 'aws_sigv4';
+      let body: Buffer | Readable | undefined;
+      try {
+        if (request.body === undefined) body = signsBody ? Buffer.alloc(0) : undefined;
+        else if (signsBody || (type === 'oauth2' && declared <= REPLAY_BUFFER_BYTES))
+          body = await buffer(request.body, options.bodyLimit);
+        else body = request.body.pipe(limited(options.bodyLimit));
+      } catch (error) {
+        outcome = 'too_large';
+        throw error;
+      }
+      const replayable = body === undefined || Buffer.isBuffer(body);
+      const bytes = Buffer.isBuffer(body) ? body : undefined;
+
+      const upstreamStarted = performance.now();
+      let applied = await withCredential(credential, method, url, base_headers, bytes).catch((error) => {
+        outcome = 'injection_failed';
+        throw error;
+      });
+      let res = await send(method, applied.url, applied.headers, body);
+      if (res.statusCode === 401 && type === 'oauth2' && replayable) {
+        drain(res);
+        try {
+          credential = await options.credentials.refresh(request.caller, credential.connection_id);
+        } catch (error) {
+          outcome = 'token_error';
+          if (error instanceof NexusError && error.status < 500) throw error;
+          throw errorFrom(proxyErrors, 'token_fetch_failed');
+        }
+        applied = await withCredential(credential, method, url, base_headers, bytes);
+        res = await send(method, applied.url, applied.headers, body);
+        outcome = 'refreshed';
+      }
+      // Redirects are followed only when the body can be sent again; each hop is address-checked,
+      // and the credential goes only to the route's own origin.
+      let current = applied.url;
+      let hopMethod = method;
+      let hopBody = body;
+      for (let hop = 0; REDIRECTS.has(res.statusCode ?? 0) && res.headers.location && replayable; hop++) {
+        if (hop >= maxRedirects) break;
+        const next = URL.parse(res.headers.location, current.href);
+        if (next === null) break;
+        drain(res);
+        if (res.statusCode === 303 || (hopMethod === 'POST' && (res.statusCode ?? 0) < 303)) {
+          hopMethod = 'GET';
+          hopBody = undefined;
+        }
+        const hopHeaders =
+          next.origin === base.origin
+            ? (
+                await withCredential(
+                  credential,
+                  hopMethod,
+                  next,
+                  base_headers,
+                  Buffer.isBuffer(hopBody) ? hopBody : undefined,
+                )
+              ).headers
+            : base_headers;
+        res = await send(hopMethod, next, hopHeaders, hopBody);
+        current = next;
+      }
+      upstreamSeconds = (performance.now() - upstreamStarted) / 1000;
+      status = res.statusCode ?? 502;
+      return { status, headers: responseHeaders(res.headers), body: res };
+    } catch (error) {
+      if (error instanceof NexusError) {
+        status = error.status;
+        if (outcome === 'ok')
+          outcome =
+            error.code === 'upstream_timeout'
+              ? 'timeout'
+              : error.code === 'upstream_error'
+                ? 'upstream_error'
+                : error.code === 'payload_too_large'
+                  ? 'too_large'
+                  : 'refused';
+      }
+      throw error;
+    } finally {
+      await options.observer?.done(request.caller, {
+        route: request.route,
+        connectionId,
+        method: request.method,
+        status,
+        outcome,
+        upstreamSeconds:
+          upstreamSeconds ?? (outcome === 'ok' ? (performance.now() - started) / 1000 : undefined),
+      });
+    }
+  }
+
+  return {
+    forward,
+    close() {
+      agents['http:'].destroy();
+      agents['https:'].destroy();
+    },
+  };
+}
+
+export type Proxy = ReturnType<typeof createProxy>;
