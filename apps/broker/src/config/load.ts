@@ -171,6 +171,8 @@ export interface Config {
     readonly allowedCidrs: readonly string[];
     readonly metricsPublic: boolean;
   };
+  /** The gRPC listener (`GRPC_PORT`, `GRPC_HOST`); undefined when gRPC is off. */
+  readonly grpc: { readonly host: string; readonly port: number } | undefined;
   readonly database: DatabaseConfig;
   readonly autoMigrate: boolean;
   readonly redisUrl: SecretBytes | undefined;
@@ -417,6 +419,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       allowedCidrs: e.ALLOWED_CIDRS,
       metricsPublic: e.NEXUS_METRICS_PUBLIC,
     },
+    grpc: e.GRPC_PORT === undefined ? undefined : { host: e.GRPC_HOST ?? e.HOST, port: e.GRPC_PORT },
     database:
       e.DATABASE_URL === undefined
         ? { kind: 'sqlite', file: resolve(dataDir, 'nexus.db') }

@@ -46,6 +46,21 @@ export const envSchema = z.object({
     .describe('Directory for the embedded SQLite database and, in development, generated keys.'),
   HOST: z.string().min(1).max(255).default('127.0.0.1').describe('Address the HTTP listener binds to.'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('TCP port of the HTTP listener.'),
+  GRPC_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .optional()
+    .describe(
+      'TCP port of the gRPC listener (`nexus.v1.NexusService`, health, reflection). Unset: no gRPC listener. gRPC has its own port because it needs HTTP/2 (docs/decisions/0008).',
+    ),
+  GRPC_HOST: z
+    .string()
+    .min(1)
+    .max(255)
+    .optional()
+    .describe('Address the gRPC listener binds to. Defaults to `HOST`.'),
   BASE_URL: z
     .url({ protocol: /^https?$/ })
     .max(2048)
@@ -413,6 +428,8 @@ const groups: Record<string, string> = {
   LOG_LEVEL: 'General',
   HOST: 'HTTP',
   PORT: 'HTTP',
+  GRPC_PORT: 'gRPC',
+  GRPC_HOST: 'gRPC',
   BASE_URL: 'HTTP',
   REDIRECT_PATH: 'HTTP',
   NEXUS_BODY_LIMIT_BYTES: 'HTTP',

@@ -1,15 +1,20 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { commonError } from '../errors/common.errors.ts';
+import { NexusError } from '../errors/nexus-error.ts';
 import type { AdminKeysService } from '../modules/admin-keys/admin-keys.service.ts';
 import { cidrMatcher } from './client-address.ts';
 import { sendError } from './error-handler.ts';
-import type { AgentPrincipal, Principal } from './types.ts';
+import type { AgentPrincipal, Principal, RouteAuth } from './types.ts';
 
-/** Takes the credential from `X-API-Key` or `Authorization: Bearer`; never from the query string. */
-export function presentedCredential(request: FastifyRequest): string | undefined {
-  const header = request.headers['x-api-key'];
-  if (typeof header === 'string' && header.length > 0) return header;
-  const authorization = request.headers.authorization;
+/**
+ * The credential of `X-API-Key`, else of `Authorization: Bearer`; never from the query string.
+ * Shared by REST (headers) and gRPC (metadata of the same names).
+ */
+export function credentialFrom(
+  apiKey: string | undefined,
+  authorization: string | undefined,
+): string | undefined {
+  if (typeof apiKey === 'string' && apiKey.length > 0) return apiKey;
   if (authorization !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
     if (match) return match[1];
@@ -17,65 +22,73 @@ export function presentedCredential(request: FastifyRequest): string | undefined
   return undefined;
 }
 
+/** Takes the credential from `X-API-Key` or `Authorization: Bearer`; never from the query string. */
+export function presentedCredential(request: FastifyRequest): string | undefined {
+  const header = request.headers['x-api-key'];
+  return credentialFrom(typeof header === 'string' ? header : undefined, request.headers.authorization);
+}
+
+/** A JWT (three base64url parts): an agent access token rather than an API key. */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+export interface AuthDeps {
+  adminKeys: Pick<AdminKeysService, 'authenticate'>;
+  agents: { authenticateToken(token: string): Promise<AgentPrincipal | null> };
+  allowedCidrs: readonly string[];
+}
+
+/**
+ * Who a presented credential is, for a surface that needs `routeAuth` (`admin` or `agent`):
+ * an agent access token (agent surfaces only), or an admin key (from `ALLOWED_CIDRS` when set).
+ * Throws the `NexusError` to answer with. The one verification path of REST and gRPC.
+ */
+export function credentialVerifier(
+  deps: AuthDeps,
+): (
+  credential: string | undefined,
+  ip: string,
+  routeAuth: Exclude<RouteAuth, 'public'>,
+) => Promise<Principal> {
+  const allowed = deps.allowedCidrs.length > 0 ? cidrMatcher(deps.allowedCidrs) : undefined;
+  return async (credential, ip, routeAuth) => {
+    if (credential === undefined) throw commonError('unauthorized');
+    if (credential.length > 64 && JWT_SHAPE.test(credential)) {
+      const principal = await deps.agents.authenticateToken(credential);
+      if (principal === null)
+        throw commonError('unauthorized', {
+          message:
+            'The access token is not valid (expired, not issued by this broker, or its agent is deactivated).',
+        });
+      // Agents use the agent-facing routes only; ALLOWED_CIDRS guards the operators' surface.
+      if (routeAuth !== 'agent')
+        throw commonError('forbidden', { message: 'Agents may not use this route.' });
+      return principal;
+    }
+    if (allowed !== undefined && !allowed(ip))
+      throw commonError('address_not_allowed', { detail: `client ${ip}` });
+    const principal = await deps.adminKeys.authenticate(credential);
+    if (principal === null)
+      throw commonError('unauthorized', { message: 'The API key is not valid (unknown or revoked).' });
+    return principal;
+  };
+}
+
 /**
  * Authentication is on for every route unless the route declares `config: {auth: 'public'}`.
  * Runs in `onRequest`, before the body is read, so an unauthenticated caller costs no parsing.
  */
-/** A JWT (three base64url parts): an agent access token rather than an API key. */
-const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
-
-export function installAuth(
-  app: FastifyInstance,
-  deps: {
-    adminKeys: Pick<AdminKeysService, 'authenticate'>;
-    agents: { authenticateToken(token: string): Promise<AgentPrincipal | null> };
-    allowedCidrs: readonly string[];
-  },
-): void {
-  const allowed = deps.allowedCidrs.length > 0 ? cidrMatcher(deps.allowedCidrs) : undefined;
+export function installAuth(app: FastifyInstance, deps: AuthDeps): void {
+  const verify = credentialVerifier(deps);
   app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (request, reply) => {
     // Unknown routes fall through to the 404 handler; public routes need nothing.
     const routeAuth = request.routeOptions.config.auth ?? 'admin';
     if (request.is404 || routeAuth === 'public') return;
-    const credential = presentedCredential(request);
-    if (credential === undefined) return sendError(request, reply, commonError('unauthorized'));
-    let principal: Principal | null;
-    if (credential.length > 64 && JWT_SHAPE.test(credential)) {
-      principal = await deps.agents.authenticateToken(credential);
-      if (principal === null)
-        return sendError(
-          request,
-          reply,
-          commonError('unauthorized', {
-            message:
-              'The access token is not valid (expired, not issued by this broker, or its agent is deactivated).',
-          }),
-        );
-      // Agents use the agent-facing routes only; ALLOWED_CIDRS guards the operators' surface.
-      if (routeAuth !== 'agent')
-        return sendError(
-          request,
-          reply,
-          commonError('forbidden', { message: 'Agents may not use this route.' }),
-        );
-    } else {
-      if (allowed !== undefined && !allowed(request.ip)) {
-        return sendError(
-          request,
-          reply,
-          commonError('address_not_allowed', { detail: `client ${request.ip}` }),
-        );
-      }
-      principal = await deps.adminKeys.authenticate(credential);
-      if (principal === null) {
-        return sendError(
-          request,
-          reply,
-          commonError('unauthorized', { message: 'The API key is not valid (unknown or revoked).' }),
-        );
-      }
+    try {
+      request.principal = await verify(presentedCredential(request), request.ip, routeAuth);
+    } catch (error) {
+      if (error instanceof NexusError) return sendError(request, reply, error);
+      throw error;
     }
-    request.principal = principal;
   });
 }

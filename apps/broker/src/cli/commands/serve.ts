@@ -79,9 +79,24 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     await app.listen({ host: config.http.host, port: config.http.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
+    // gRPC on its own port when GRPC_PORT is set: grpc-js cannot share Fastify's HTTP/1 listener.
+    // Loaded only then: grpc-js is not paid for in start-up time and memory by brokers without gRPC.
+    const grpc =
+      config.grpc === undefined
+        ? undefined
+        : (await import('../../grpc/server.ts')).createGrpcServer(container, logger);
+    let grpcPort: number | undefined;
+    try {
+      grpcPort = grpc === undefined ? undefined : await grpc.listen(config.grpc!.host, config.grpc!.port);
+    } catch (error) {
+      await app.close();
+      throw error;
+    }
+    const hostForUrl = (host: string) => (host.includes(':') ? `[${host}]` : host);
     logger.info(
       {
-        url: `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}`,
+        url: `http://${hostForUrl(config.http.host)}:${port}`,
+        ...(grpcPort === undefined ? {} : { grpc: `${hostForUrl(config.grpc!.host)}:${grpcPort}` }),
         mode: config.mode,
         database: container.db.dialect,
         ready_ms: Math.round(process.uptime() * 1000),
@@ -92,7 +107,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     // After the listener is up: the first claim and housekeeping pass do not delay readiness.
     const stopJobs = options.worker ? startBackgroundJobs(container, logger) : async () => {};
     await untilSignal(logger);
-    await app.close();
+    await Promise.all([app.close(), grpc?.close()]);
     await stopJobs();
     return 0;
   } finally {

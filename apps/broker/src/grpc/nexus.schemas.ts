@@ -1,0 +1,76 @@
+import * as z from 'zod';
+import { commonError } from '../errors/common.errors.ts';
+
+/**
+ * Edge validation of NexusService requests, with the bounds of the REST route schemas
+ * (connections, consent and sessions routes): proto3 types say "string", these say which strings.
+ * Absent proto3 fields arrive as undefined (the loader keeps no defaults).
+ */
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'a UUID');
+const oauthScope = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/);
+const sessionScope = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes');
+const providerRef = z.string().min(1).max(64);
+
+export const connectionIdRequest = z.object({ connection_id: uuid });
+export const sessionIdRequest = z.object({ session_id: uuid });
+
+export const requestConnectionRequest = z
+  .object({
+    user_id: z.string().trim().min(1).max(200),
+    provider_name: providerRef.optional(),
+    provider_id: providerRef.optional(),
+    scopes: z.array(oauthScope).max(100).default([]),
+    return_url: z.url({ protocol: /^https?$/ }).max(2048),
+  })
+  .refine((b) => (b.provider_name === undefined) !== (b.provider_id === undefined), {
+    message: 'give exactly one of provider_name and provider_id',
+    path: ['provider_name'],
+  });
+
+export const revokeConnectionRequest = z.object({
+  connection_id: uuid,
+  reason: z.string().max(200).optional(),
+});
+
+/** `ttl_seconds` 0 (unset in proto3) means the REST default. */
+function ttl(maxTtlSeconds: number) {
+  const fallback = Math.min(900, maxTtlSeconds);
+  return z
+    .number()
+    .int()
+    .optional()
+    .transform((v) => (v === undefined || v === 0 ? fallback : v))
+    .pipe(z.number().int().min(60).max(maxTtlSeconds));
+}
+
+export function sessionSchemas(maxTtlSeconds: number) {
+  const common = {
+    scopes: z.array(sessionScope).min(1).max(50),
+    ttl_seconds: ttl(maxTtlSeconds),
+    connection_id: uuid.optional(),
+    agent_id: z.string().min(1).max(64).optional(),
+  };
+  return {
+    open: z.object(common),
+    obo: z.object({ ...common, user_token: z.string().min(1).max(16384) }),
+  };
+}
+
+/** Parses a request or throws `invalid_request` naming each bad field, as REST does. */
+export function parseRequest<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
+  const result = schema.safeParse(request);
+  if (result.success) return result.data;
+  const details = result.error.issues.slice(0, 20).map((issue) => ({
+    path: ['request', ...issue.path.map(String)].join('.'),
+    message: issue.message,
+  }));
+  throw commonError('invalid_request', { message: 'The request is not valid.', details });
+}

@@ -1,0 +1,122 @@
+import type { FastifyRequest } from 'fastify';
+import type { AgentPrincipal, Principal } from '../http/types.ts';
+import type { AgentsService } from '../modules/agents/agents.service.ts';
+import type { OnBehalfOf } from '../modules/agents/obo.ts';
+import { actingAgent, openedSession } from '../modules/agents/sessions.routes.ts';
+import type { AgentSessions } from '../modules/agents/sessions.ts';
+import type { AuditContext } from '../modules/audit/audit.service.ts';
+import { tokenResponse } from '../modules/connections/connections.routes.ts';
+import type { ConnectionsService } from '../modules/connections/connections.service.ts';
+import type { ConsentService } from '../modules/consent/consent.service.ts';
+import {
+  connectionIdRequest,
+  parseRequest,
+  requestConnectionRequest,
+  revokeConnectionRequest,
+  sessionIdRequest,
+  sessionSchemas,
+} from './nexus.schemas.ts';
+import { toStruct } from './struct.ts';
+
+/** The authenticated caller of one call, and its audit context (built as REST builds it). */
+export interface Caller {
+  readonly principal: Principal;
+  readonly ctx: AuditContext;
+}
+
+export type NexusHandler = (caller: Caller, request: unknown) => Promise<object>;
+
+/**
+ * `nexus.v1.NexusService`: each call validates its request, then makes the one service call the
+ * matching REST route makes, with the same principal; access, grants and audit happen there.
+ * Answers go through the REST response schemas, which are also filters: a field that REST would
+ * not send (a refresh token, say) cannot leave through gRPC either.
+ */
+export function nexusServiceHandlers(deps: {
+  consent: Pick<ConsentService, 'start'>;
+  connections: Pick<ConnectionsService, 'getToken' | 'refresh' | 'check' | 'revoke'>;
+  sessions: Pick<AgentSessions, 'open' | 'get' | 'close'>;
+  agents: Pick<AgentsService, 'principalFor'>;
+  onBehalfOf: OnBehalfOf;
+  maxTtlSeconds: number;
+}): Record<string, NexusHandler> {
+  const { connections, sessions } = deps;
+  const sessionRequests = sessionSchemas(deps.maxTtlSeconds);
+  // `actingAgent` (the REST rule for whom a session is opened) reads only the request's principal.
+  const acting = (principal: Principal, agentId: string | undefined): Promise<AgentPrincipal> =>
+    actingAgent({ principal } as Pick<FastifyRequest, 'principal'> as FastifyRequest, deps.agents, agentId);
+  const ownerOf = (principal: Principal) => (principal.kind === 'agent' ? principal : null);
+
+  return {
+    async RequestConnection({ principal, ctx }, request) {
+      const b = parseRequest(requestConnectionRequest, request);
+      const started = await deps.consent.start(ctx, {
+        workspaceId: b.user_id,
+        providerRef: (b.provider_id ?? b.provider_name)!,
+        scopes: b.scopes,
+        returnUrl: b.return_url,
+        principal,
+      });
+      return {
+        auth_url: started.authUrl,
+        state: started.state,
+        scopes: started.scopes,
+        provider_id: started.provider_id,
+        connection_id: started.connection_id,
+      };
+    },
+
+    async CheckConnection({ principal }, request) {
+      const { connection_id } = parseRequest(connectionIdRequest, request);
+      return connections.check(principal, connection_id);
+    },
+
+    async GetToken({ principal, ctx }, request) {
+      const { connection_id } = parseRequest(connectionIdRequest, request);
+      return toStruct(tokenResponse.parse(await connections.getToken(ctx, principal, connection_id)));
+    },
+
+    async RefreshConnection({ principal, ctx }, request) {
+      const { connection_id } = parseRequest(connectionIdRequest, request);
+      return toStruct(tokenResponse.parse(await connections.refresh(ctx, principal, connection_id)));
+    },
+
+    async RevokeConnection({ principal, ctx }, request) {
+      const b = parseRequest(revokeConnectionRequest, request);
+      return connections.revoke(ctx, principal, b.connection_id, b.reason);
+    },
+
+    async RequestAgentSession({ principal, ctx }, request) {
+      const b = parseRequest(sessionRequests.open, request);
+      const agent = await acting(principal, b.agent_id);
+      const opened = await sessions.open(ctx, agent, {
+        scopes: b.scopes,
+        ttlSeconds: b.ttl_seconds,
+        connectionId: b.connection_id,
+      });
+      return openedSession.parse(opened);
+    },
+
+    async RequestOboSession({ principal, ctx }, request) {
+      const b = parseRequest(sessionRequests.obo, request);
+      const agent = await acting(principal, b.agent_id);
+      const opened = await deps.onBehalfOf(ctx, agent, {
+        userToken: b.user_token,
+        scopes: b.scopes,
+        ttlSeconds: b.ttl_seconds,
+        connectionId: b.connection_id,
+      });
+      return openedSession.parse(opened);
+    },
+
+    async GetAgentSession({ principal }, request) {
+      const { session_id } = parseRequest(sessionIdRequest, request);
+      return openedSession.parse(await sessions.get(ownerOf(principal), session_id));
+    },
+
+    async CloseAgentSession({ principal, ctx }, request) {
+      const { session_id } = parseRequest(sessionIdRequest, request);
+      return openedSession.parse(await sessions.close(ctx, ownerOf(principal), session_id));
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { ServiceDefinition } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import type { FastifyRequest } from 'fastify';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Logger } from 'pino';
+import type { Container } from '../container.ts';
+import { credentialFrom, credentialVerifier } from '../http/auth.ts';
+import { auditContext } from '../http/context.ts';
+import type { Principal } from '../http/types.ts';
+import { asNexusError, createErrorMapper } from './errors.ts';
+import { type Caller, type NexusHandler, nexusServiceHandlers } from './nexus.service.ts';
+import { loadServiceDefinitions, loadStatusTypes, NEXUS_SERVICE_NAME } from './proto.ts';
+
+/** A caller's request id is kept when it is a plain token, as on REST (app.ts). */
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
+
+/** Largest request message accepted: the REST body limit's default order of magnitude. */
+const MAX_RECEIVE_BYTES = 1024 * 1024;
+
+export interface GrpcServer {
+  /** Binds `host:port` (0: an ephemeral port) and serves; resolves to the bound port. */
+  listen(host: string, port: number): Promise<number>;
+  /** Reports NOT_SERVING, lets running calls finish (up to `graceMs`), then stops. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const firstValue = (metadata: grpc.Metadata, key: string): string | undefined => {
+  const value = metadata.get(key)[0];
+  return typeof value === 'string' ? value : undefined;
+};
+
+/** The socket address of the peer (`1.2.3.4:5678`, `::1:5678`): proxies' headers are not read. */
+export function peerAddress(peer: string): string {
+  const address = peer.replace(/:\d+$/, '');
+  return address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+}
+
+/**
+ * The gRPC listener of `nexus serve`: `nexus.v1.NexusService` on the container's services,
+ * `grpc.health.v1.Health` and server reflection. It has its own port: grpc-js serves HTTP/2 only
+ * and cannot share Fastify's HTTP/1 listener (docs/decisions/0008).
+ */
+export function createGrpcServer(container: Container, logger: Logger): GrpcServer {
+  const definitions = loadServiceDefinitions();
+  const toFailure = createErrorMapper(loadStatusTypes());
+  const verify = credentialVerifier({
+    adminKeys: container.adminKeys,
+    agents: container.agents,
+    allowedCidrs: container.config.http.allowedCidrs,
+  });
+  const handlers = nexusServiceHandlers({
+    consent: container.consent,
+    connections: container.connections,
+    sessions: container.sessions,
+    agents: container.agents,
+    onBehalfOf: container.onBehalfOf,
+    maxTtlSeconds: container.config.agentSessionMaxTtlSeconds,
+  });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+    'grpc.max_send_message_length': 4 * MAX_RECEIVE_BYTES,
+  });
+  const health = new HealthImplementation({ '': 'NOT_SERVING', [NEXUS_SERVICE_NAME]: 'NOT_SERVING' });
+  health.addToServer(server);
+  new ReflectionService(definitions).addToServer(server);
+
+  /** One unary call: authenticate as REST does, run the handler, answer or map the error once. */
+  const unary =
+    (method: string, handler: NexusHandler): grpc.handleUnaryCall<unknown, object> =>
+    (call, callback) => {
+      const started = performance.now();
+      const given = firstValue(call.metadata, 'x-request-id');
+      const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
+      const ip = peerAddress(call.getPeer());
+      const headers = new grpc.Metadata();
+      headers.set('x-request-id', requestId);
+      call.sendMetadata(headers);
+      // The REST audit context, from the same function: it reads only these request fields.
+      const contextOf = (principal: Principal | undefined) =>
+        auditContext({
+          principal,
+          ip,
+          headers: { 'user-agent': firstValue(call.metadata, 'user-agent') },
+          id: requestId,
+        } as Pick<FastifyRequest, 'principal' | 'ip' | 'headers' | 'id'> as FastifyRequest);
+      const finish = (code: grpc.status, error?: ReturnType<typeof asNexusError>) => {
+        const line = {
+          grpc: { method, code: grpc.status[code] },
+          request_id: requestId,
+          ms: Math.round((performance.now() - started) * 100) / 100,
+        };
+        if (error !== undefined && error.status >= 500)
+          logger.error(
+            { ...line, err: error.cause ?? error, code: error.code, detail: error.detail },
+            'call failed',
+          );
+        else logger.info(error?.detail ? { ...line, detail: error.detail } : line, 'call completed');
+      };
+      (async () => {
+        const credential = credentialFrom(
+          firstValue(call.metadata, 'x-api-key'),
+          firstValue(call.metadata, 'authorization'),
+        );
+        const principal = await verify(credential, ip, 'agent');
+        const caller: Caller = { principal, ctx: contextOf(principal) };
+        return handler(caller, call.request);
+      })().then(
+        (response) => {
+          callback(null, response);
+          finish(grpc.status.OK);
+        },
+        (thrown: unknown) => {
+          const error = asNexusError(thrown);
+          const failure = toFailure(error, requestId);
+          callback(failure);
+          finish(failure.code, error);
+        },
+      );
+    };
+
+  const service = definitions[NEXUS_SERVICE_NAME] as ServiceDefinition | undefined;
+  if (service === undefined) throw new Error(`${NEXUS_SERVICE_NAME} is not in the loaded .proto`);
+  const implementation: grpc.UntypedServiceImplementation = {};
+  for (const method of Object.keys(service)) {
+    const handler = handlers[method];
+    if (handler === undefined) throw new Error(`no handler for ${NEXUS_SERVICE_NAME}/${method}`);
+    implementation[method] = unary(method, handler);
+  }
+  server.addService(service, implementation);
+
+  return {
+    listen(host, port) {
+      const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+      return new Promise((resolve, reject) => {
+        server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+          if (error) return reject(error);
+          health.setStatus('', 'SERVING');
+          health.setStatus(NEXUS_SERVICE_NAME, 'SERVING');
+          resolve(bound);
+        });
+      });
+    },
+    close(graceMs = 10_000) {
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(NEXUS_SERVICE_NAME, 'NOT_SERVING');
+      return new Promise((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
