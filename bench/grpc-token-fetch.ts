@@ -102,6 +102,8 @@ const env: Record<string, string> = {
   STATE_KEY: randomBytes(32).toString('base64'),
   API_KEY: apiKey,
   LOG_LEVEL: process.env.LOG_LEVEL ?? 'info',
+  // The benchmark measures the token path, not the per-client limit (which would cap it).
+  RATE_LIMIT_ENABLED: 'false',
   NODE_COMPILE_CACHE: join(dataDir, 'cc'),
 };
 let schema: string | undefined;

@@ -90,6 +90,7 @@ try {
       ALLOWED_RETURN_DOMAINS: 'localhost',
       NEXUS_EGRESS_ALLOWED_CIDRS: '127.0.0.1/32',
       LOG_LEVEL: 'warn',
+      RATE_LIMIT_ENABLED: 'false',
     },
     stdio: ['ignore', 'ignore', 'inherit'],
   });

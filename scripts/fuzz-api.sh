@@ -15,7 +15,7 @@ fi
 DATA=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 KEY="fuzz-$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')"
-NEXUS_DATA_DIR="$DATA" PORT="$PORT" API_KEY="$KEY" LOG_LEVEL=warn node apps/broker/bin/nexus.js serve >"$DATA/broker.log" 2>&1 &
+NEXUS_DATA_DIR="$DATA" PORT="$PORT" API_KEY="$KEY" LOG_LEVEL=warn RATE_LIMIT_ENABLED=false node apps/broker/bin/nexus.js serve >"$DATA/broker.log" 2>&1 &
 BROKER=$!
 trap 'kill $BROKER 2>/dev/null || true; wait $BROKER 2>/dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 100); do

@@ -7,6 +7,7 @@ import { commonError } from './errors/common.errors.ts';
 import { installAuth } from './http/auth.ts';
 import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installOpenApi } from './http/openapi.ts';
+import { installRateLimits } from './http/rate-limit.ts';
 import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
 import { agentsRoutes } from './modules/agents/agents.routes.ts';
@@ -74,6 +75,7 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
     agents: container.agents,
     allowedCidrs: config.http.allowedCidrs,
   });
+  installRateLimits(app, container.rateLimiter);
   await installOpenApi(app, config.http.baseUrl, VERSION);
 
   healthRoutes(app, {

@@ -4,6 +4,7 @@ import { type Database, openDatabase } from './db/client.ts';
 import { joseFetch } from './egress/jose-fetch.ts';
 import { createSafeFetch } from './egress/safe-fetch.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
+import { createRateLimiter, type RateLimiter } from './http/rate-limit.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
 import { type AgentsService, createAgentsService, principalAccess } from './modules/agents/agents.service.ts';
@@ -80,6 +81,8 @@ export interface Container {
   /** Sends queued webhook deliveries; the worker runner calls `start`, tests call `runOnce`. */
   readonly webhookDelivery: WebhookDelivery;
   readonly metrics: Metrics;
+  /** Per-client rate limits, shared by the REST and gRPC surfaces. */
+  readonly rateLimiter: RateLimiter;
   /** Flushes pending audit events, then releases connections. */
   close(): Promise<void>;
 }
@@ -290,6 +293,13 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     metrics: createWebhookMetrics(metrics.registry),
     now,
   });
+  const rateLimiter = createRateLimiter(
+    {
+      ...config.rateLimits,
+      redisUrl: config.redisUrl ? new TextDecoder().decode(config.redisUrl.reveal()) : undefined,
+    },
+    now,
+  );
   return {
     config,
     keys,
@@ -317,7 +327,9 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     webhooks,
     webhookDelivery,
     metrics,
+    rateLimiter,
     async close() {
+      await rateLimiter.close();
       await audit.flush();
       await secrets.close();
       await secretsFallback?.close();

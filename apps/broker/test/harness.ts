@@ -88,6 +88,9 @@ export async function startBroker(
     USER_SECRETS_KEY: newKeyBase64(),
     API_KEYS: `test:${adminKey}`,
     LOG_LEVEL: 'info',
+    // On by default in every deployment; off here so that suites about other things are not
+    // throttled. rate-limit.test.ts turns it on.
+    RATE_LIMIT_ENABLED: 'false',
     ...db.env,
     ...options.env,
   };

@@ -176,6 +176,14 @@ export interface Config {
   readonly database: DatabaseConfig;
   readonly autoMigrate: boolean;
   readonly redisUrl: SecretBytes | undefined;
+  /** Per-client limits on the public surface (http/rate-limit.ts). */
+  readonly rateLimits: {
+    readonly enabled: boolean;
+    readonly windowMs: number;
+    readonly limits: Readonly<
+      Record<'request_connection' | 'callback' | 'token' | 'refresh' | 'capture', number>
+    >;
+  };
   readonly keys: {
     /** Explicit key ring from the environment, primary first; undefined when keys come from a file. */
     readonly encryptionKeys: readonly SecretBytes[] | undefined;
@@ -430,6 +438,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
           },
     autoMigrate: e.NEXUS_AUTO_MIGRATE,
     redisUrl: e.REDIS_URL === undefined ? undefined : new SecretBytes(new TextEncoder().encode(e.REDIS_URL)),
+    rateLimits: {
+      enabled: e.RATE_LIMIT_ENABLED,
+      windowMs: e.RATE_LIMIT_WINDOW_SECONDS * 1000,
+      // The limits are per minute; a shorter window gets its proportional share, at least 1.
+      limits: Object.fromEntries(
+        (
+          [
+            ['request_connection', e.RATE_LIMIT_REQUEST_CONNECTION_RPM],
+            ['callback', e.RATE_LIMIT_CALLBACK_RPM],
+            ['token', e.RATE_LIMIT_TOKEN_RPM],
+            ['refresh', e.RATE_LIMIT_REFRESH_RPM],
+            ['capture', e.RATE_LIMIT_CAPTURE_RPM],
+          ] as const
+        ).map(([bucket, rpm]) => [bucket, Math.max(1, Math.floor((rpm * e.RATE_LIMIT_WINDOW_SECONDS) / 60))]),
+      ) as Config['rateLimits']['limits'],
+    },
     keys: {
       encryptionKeys,
       stateKey,

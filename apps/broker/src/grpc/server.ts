@@ -8,7 +8,15 @@ import type { Logger } from 'pino';
 import type { Container } from '../container.ts';
 import { credentialFrom, credentialVerifier } from '../http/auth.ts';
 import { auditContext } from '../http/context.ts';
+import { clientKey, type RateLimitBucket } from '../http/rate-limit.ts';
 import type { Principal } from '../http/types.ts';
+
+const GRPC_RATE_LIMITED: Readonly<Record<string, RateLimitBucket>> = {
+  RequestConnection: 'request_connection',
+  GetToken: 'token',
+  RefreshConnection: 'refresh',
+};
+
 import { asNexusError, createErrorMapper } from './errors.ts';
 import { type Caller, type NexusHandler, nexusServiceHandlers } from './nexus.service.ts';
 import { loadServiceDefinitions, loadStatusTypes, NEXUS_SERVICE_NAME } from './proto.ts';
@@ -104,6 +112,9 @@ export function createGrpcServer(container: Container, logger: Logger): GrpcServ
           firstValue(call.metadata, 'authorization'),
         );
         const principal = await verify(credential, ip, 'agent');
+        // The same limits and counters as the REST routes of these calls (http/rate-limit.ts).
+        const bucket = GRPC_RATE_LIMITED[method];
+        if (bucket !== undefined) await container.rateLimiter.check(bucket, clientKey(principal, ip));
         const caller: Caller = { principal, ctx: contextOf(principal) };
         return handler(caller, call.request);
       })().then(

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import { RATE_LIMITED_ROUTES } from './rate-limit.ts';
 
 /**
  * The OpenAPI 3.1 document is generated from the route schemas (the schemas are also the
@@ -32,6 +33,10 @@ export async function installOpenApi(app: FastifyInstance, baseUrl: string, vers
       const auth = (input.route.config as { auth?: string } | undefined)?.auth;
       if (auth === 'public' && out.schema && !out.schema.hide)
         (out.schema as Record<string, unknown>).security = [];
+      // Rate-limited routes can answer 429 (the error envelope, with Retry-After).
+      const responses = (out.schema as { response?: Record<string, unknown> } | undefined)?.response;
+      if (RATE_LIMITED_ROUTES[input.url] !== undefined && responses?.['400'] !== undefined)
+        responses['429'] = responses['400'];
       return out;
     },
     transformObject: jsonSchemaTransformObject,
