@@ -5,9 +5,14 @@ import type { Logger } from 'pino';
 import type { Container } from './container.ts';
 import { commonError } from './errors/common.errors.ts';
 import { installAuth } from './http/auth.ts';
+import { installCors } from './http/cors.ts';
 import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installOpenApi } from './http/openapi.ts';
 import { installRateLimits } from './http/rate-limit.ts';
+import { installSurfaces, type listenersFor } from './http/surfaces.ts';
+
+type Listeners = ReturnType<typeof listenersFor>;
+
 import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
 import { agentsRoutes } from './modules/agents/agents.routes.ts';
@@ -30,9 +35,15 @@ import { VERSION } from './version.ts';
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
 
 /** Builds the Fastify app without listening (tests call `inject`). */
-export async function buildApp(container: Container, logger: Logger): Promise<FastifyInstance> {
+export async function buildApp(
+  container: Container,
+  logger: Logger,
+  /** The listeners of a role (http/surfaces.ts); default: one server, every route. */
+  listeners?: Pick<Listeners, 'serverFactory'>,
+): Promise<FastifyInstance> {
   const { config } = container;
   const app = Fastify({
+    ...(listeners ? { serverFactory: listeners.serverFactory } : {}),
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.http.bodyLimit,
     // The client address comes from the socket unless the hop is a configured proxy.
@@ -70,6 +81,9 @@ export async function buildApp(container: Container, logger: Logger): Promise<Fa
     );
   });
   container.metrics.install(app);
+  // Before authentication: a route of the other surface is unknown here, not unauthorized.
+  installSurfaces(app);
+  await installCors(app, config.corsAllowedOrigins);
   installAuth(app, {
     adminKeys: container.adminKeys,
     agents: container.agents,

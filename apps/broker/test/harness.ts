@@ -77,7 +77,12 @@ export interface TestBroker {
 
 /** Starts a migrated broker on a fresh database; `env` overrides or adds variables. */
 export async function startBroker(
-  options: { env?: Record<string, string>; now?: () => number } = {},
+  options: {
+    env?: Record<string, string>;
+    now?: () => number;
+    /** The listeners of a role (split mode); default one server with every route. */
+    listeners?: Parameters<typeof buildApp>[2];
+  } = {},
 ): Promise<TestBroker> {
   const db = await createTestDatabase();
   const adminKey = `test-admin-key-${randomBytes(16).toString('hex')}`;
@@ -106,7 +111,7 @@ export async function startBroker(
   });
   const container = buildContainer(config, options.now ? { now: options.now } : {});
   await migrate(container.db);
-  const app = await buildApp(container, createLogger(config.logLevel, sink));
+  const app = await buildApp(container, createLogger(config.logLevel, sink), options.listeners);
   await app.ready();
   return {
     app,

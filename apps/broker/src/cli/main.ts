@@ -17,8 +17,10 @@ const HELP = `nexus ${VERSION}: a credential broker for AI agents
 Usage: nexus <command> [options]
 
 Broker
-  serve [--no-migrate] [--no-worker]  run the broker (configuration from the environment); background
-                                    jobs (token refresh, webhooks, housekeeping) run in it unless --no-worker
+  serve [--no-migrate] [--no-worker] [--role all|gateway|broker]
+                                    run the broker (configuration from the environment); background
+                                    jobs (token refresh, webhooks, housekeeping) run in it unless --no-worker;
+                                    --role gateway: public surface only (DMZ), broker: admin surface and jobs
   worker [--no-migrate]             run only the background jobs (pair with \`serve --no-worker\`)
   migrate [--status]                apply pending database migrations (--status: list, exit 3 if pending)
   doctor                            check configuration, keys, database and access; say how to fix problems
@@ -81,6 +83,7 @@ export async function main(
         return await serve(io, env, {
           migrate: values['no-migrate'] !== true,
           worker: values['no-worker'] !== true,
+          role: values.role,
         });
       case 'worker':
         return await worker(env, { migrate: values['no-migrate'] !== true });
@@ -156,6 +159,7 @@ function parse(argv: readonly string[]) {
       json: { type: 'boolean' },
       'no-migrate': { type: 'boolean' },
       'no-worker': { type: 'boolean' },
+      role: { type: 'string' },
       status: { type: 'boolean' },
       file: { type: 'string' },
       name: { type: 'string' },

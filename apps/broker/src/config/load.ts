@@ -171,6 +171,11 @@ export interface Config {
     readonly allowedCidrs: readonly string[];
     readonly metricsPublic: boolean;
   };
+  /** Split mode's admin listener (`ADMIN_HOST`, `ADMIN_PORT`); undefined: one listener. */
+  readonly adminListener: { readonly host: string; readonly port: number } | undefined;
+  readonly role: 'all' | 'gateway' | 'broker';
+  /** Origins allowed to call the browser-facing routes cross-origin; `*` for any. */
+  readonly corsAllowedOrigins: readonly string[];
   /** The gRPC listener (`GRPC_PORT`, `GRPC_HOST`); undefined when gRPC is off. */
   readonly grpc: { readonly host: string; readonly port: number } | undefined;
   readonly database: DatabaseConfig;
@@ -372,6 +377,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   checkCidrs('ALLOWED_CIDRS', e.ALLOWED_CIDRS ?? [], problems);
   checkCidrs('TRUSTED_PROXIES', e.TRUSTED_PROXIES ?? [], problems);
   checkCidrs('NEXUS_EGRESS_ALLOWED_CIDRS', e.NEXUS_EGRESS_ALLOWED_CIDRS ?? [], problems);
+  for (const origin of e.CORS_ALLOWED_ORIGINS ?? []) {
+    const parsed = URL.parse(origin);
+    if (origin !== '*' && (parsed === null || parsed.origin !== origin))
+      problems.push(
+        `CORS_ALLOWED_ORIGINS: "${origin.slice(0, 80)}" is not an origin (scheme://host[:port], no path or trailing slash), or *`,
+      );
+  }
+  if (e.ADMIN_PORT !== undefined && e.ADMIN_PORT !== 0 && e.ADMIN_PORT === e.PORT)
+    problems.push('ADMIN_PORT: must differ from PORT (the admin surface gets a listener of its own)');
   const proxyRoutes = parseProxyRoutes('NEXUS_PROXY_ROUTES', e.NEXUS_PROXY_ROUTES ?? [], problems, {
     requireHttps: mode === 'production',
   });
@@ -427,6 +441,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       allowedCidrs: e.ALLOWED_CIDRS,
       metricsPublic: e.NEXUS_METRICS_PUBLIC,
     },
+    adminListener: e.ADMIN_PORT === undefined ? undefined : { host: e.ADMIN_HOST, port: e.ADMIN_PORT },
+    role: e.NEXUS_ROLE,
+    corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
     grpc: e.GRPC_PORT === undefined ? undefined : { host: e.GRPC_HOST ?? e.HOST, port: e.GRPC_PORT },
     database:
       e.DATABASE_URL === undefined

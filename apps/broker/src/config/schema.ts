@@ -46,6 +46,32 @@ export const envSchema = z.object({
     .describe('Directory for the embedded SQLite database and, in development, generated keys.'),
   HOST: z.string().min(1).max(255).default('127.0.0.1').describe('Address the HTTP listener binds to.'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8080).describe('TCP port of the HTTP listener.'),
+  ADMIN_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .optional()
+    .describe(
+      'Split mode: the admin surface (providers, connections admin, agents, audit, `/metrics`, `/ready`, OpenAPI) moves to this port and `PORT` serves only the public surface (agent API, OAuth callback, hosted pages, `/oauth`, `/.well-known`, proxy, `/health`). Unset: one listener serves everything.',
+    ),
+  ADMIN_HOST: z
+    .string()
+    .min(1)
+    .max(255)
+    .default('127.0.0.1')
+    .describe('Address the admin listener binds to in split mode; keep it on a private network.'),
+  NEXUS_ROLE: z
+    .enum(['all', 'gateway', 'broker'])
+    .default('all')
+    .describe(
+      '`all`: everything (split by `ADMIN_PORT` if set). `gateway`: only the public surface, no background jobs, for a DMZ. `broker`: only the admin surface and the background jobs. `nexus serve --role` overrides it. Roles share the database (docs/decisions/0009).',
+    ),
+  CORS_ALLOWED_ORIGINS: list(8192)
+    .default([])
+    .describe(
+      'Origins (`https://app.example.com`) whose pages may call the browser-facing routes (capture schema and submission, `/.well-known/*`, `/health`) cross-origin; `*` allows any origin. Never with credentials. Empty: no CORS headers at all.',
+    ),
   GRPC_PORT: z.coerce
     .number()
     .int()
@@ -483,6 +509,10 @@ const groups: Record<string, string> = {
   LOG_LEVEL: 'General',
   HOST: 'HTTP',
   PORT: 'HTTP',
+  ADMIN_PORT: 'HTTP',
+  ADMIN_HOST: 'HTTP',
+  NEXUS_ROLE: 'HTTP',
+  CORS_ALLOWED_ORIGINS: 'HTTP',
   GRPC_PORT: 'gRPC',
   GRPC_HOST: 'gRPC',
   BASE_URL: 'HTTP',

@@ -1,6 +1,7 @@
 import { buildApp } from '../../app.ts';
 import { migrate, migrationStatus } from '../../db/migrate.ts';
 import { createLogger } from '../../http/logger.ts';
+import { listenersFor, type Role } from '../../http/surfaces.ts';
 import { startBackgroundJobs } from '../../modules/worker/runner.ts';
 import {
   CliExit,
@@ -15,7 +16,11 @@ export interface ServeOptions {
   readonly migrate: boolean;
   /** Run the background jobs (refresh worker, webhooks, housekeeping) in this process. */
   readonly worker: boolean;
+  /** `--role`, overriding NEXUS_ROLE. */
+  readonly role?: string | undefined;
 }
+
+const ROLES: readonly Role[] = ['all', 'gateway', 'broker'];
 
 /** Migrates (when allowed) or refuses to run against a database with pending migrations. */
 async function prepareDatabase(
@@ -74,11 +79,32 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     warnDevelopmentKeys(io, container);
     await prepareDatabase(container, logger, options.migrate);
     await requireSecretBackend(container);
-    await bootstrapAdminKey(io, container, logger);
-    const app = await buildApp(container, logger);
+    const role = (options.role ?? config.role) as Role;
+    if (!ROLES.includes(role))
+      throw new CliExit(`--role must be one of ${ROLES.join(', ')} (got ${options.role})`, 2);
+    // The gateway role has no admin surface: no admin key is bootstrapped there.
+    if (role !== 'gateway') await bootstrapAdminKey(io, container, logger);
+    const listeners = listenersFor(role, config.adminListener !== undefined);
+    const app = await buildApp(container, logger, listeners);
     await app.listen({ host: config.http.host, port: config.http.port });
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
+    const adminServer = listeners.adminServer;
+    let adminPort: number | undefined;
+    if (adminServer !== undefined && config.adminListener !== undefined) {
+      const { host, port: wanted } = config.adminListener;
+      try {
+        await new Promise<void>((resolve, reject) => {
+          adminServer.once('error', reject);
+          adminServer.listen(wanted, host, () => resolve());
+        });
+      } catch (error) {
+        await app.close();
+        throw error;
+      }
+      const bound = adminServer.address();
+      adminPort = typeof bound === 'object' && bound !== null ? bound.port : wanted;
+    }
     // gRPC on its own port when GRPC_PORT is set: grpc-js cannot share Fastify's HTTP/1 listener.
     // Loaded only then: grpc-js is not paid for in start-up time and memory by brokers without gRPC.
     const grpc =
@@ -96,18 +122,30 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     logger.info(
       {
         url: `http://${hostForUrl(config.http.host)}:${port}`,
+        role,
+        surfaces: listeners.main,
+        ...(adminPort === undefined
+          ? {}
+          : { admin_url: `http://${hostForUrl(config.adminListener!.host)}:${adminPort}` }),
         ...(grpcPort === undefined ? {} : { grpc: `${hostForUrl(config.grpc!.host)}:${grpcPort}` }),
         mode: config.mode,
         database: container.db.dialect,
         ready_ms: Math.round(process.uptime() * 1000),
-        worker: options.worker,
+        worker: options.worker && role !== 'gateway',
       },
       'nexus ready',
     );
     // After the listener is up: the first claim and housekeeping pass do not delay readiness.
-    const stopJobs = options.worker ? startBackgroundJobs(container, logger) : async () => {};
+    // A gateway (DMZ) never runs background jobs: refreshes and deliveries belong to the broker role.
+    const runJobs = options.worker && role !== 'gateway';
+    const stopJobs = runJobs ? startBackgroundJobs(container, logger) : async () => {};
     await untilSignal(logger);
-    await Promise.all([app.close(), grpc?.close()]);
+    adminServer?.closeAllConnections();
+    await Promise.all([
+      app.close(),
+      grpc?.close(),
+      adminServer === undefined ? undefined : new Promise((resolve) => adminServer.close(resolve)),
+    ]);
     await stopJobs();
     return 0;
   } finally {

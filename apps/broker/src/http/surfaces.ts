@@ -1,0 +1,93 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { FastifyInstance } from 'fastify';
+import { commonError } from '../errors/common.errors.ts';
+import { sendError } from './error-handler.ts';
+import type { RouteAuth } from './types.ts';
+
+/**
+ * Two surfaces, one route table. The public surface is what agents, users' browsers and providers
+ * reach: the agent API (`/v1/*`, user secrets), the OAuth callback, the hosted connect and capture
+ * pages, `/oauth/*`, `/.well-known/*`, the credential proxy and `/health`. The admin surface is the
+ * rest: providers, connections admin, agents, scopes, trusted issuers, webhooks, events, audit,
+ * `/metrics`, `/ready` and the OpenAPI document.
+ *
+ * A listener serves one surface or both; a route asked for on a listener that does not serve its
+ * surface answers exactly like an unknown route (404 `route_not_found`).
+ */
+export type Surface = 'public' | 'admin';
+export type ListenerSurface = Surface | 'all';
+
+/** Listed by path: operational routes whose `auth` would otherwise place them on the public surface. */
+const ADMIN_PATHS = new Set(['/metrics', '/ready', '/openapi.json']);
+
+/** The surface a route belongs to ('both' for /health), from its path and its authentication. */
+export function surfaceOf(url: string, auth: RouteAuth | undefined): Surface | 'both' {
+  if (url === '/health') return 'both';
+  if (ADMIN_PATHS.has(url) || url === '/docs' || url.startsWith('/docs/')) return 'admin';
+  return auth === 'public' || auth === 'agent' ? 'public' : 'admin';
+}
+
+const SURFACE = Symbol('nexus.surface');
+type Tagged = IncomingMessage & { [SURFACE]?: ListenerSurface };
+
+/** A request handler that marks each request with the surface of the listener it came in on. */
+export function tagged(
+  surface: ListenerSurface,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    (req as Tagged)[SURFACE] = surface;
+    handler(req, res);
+  };
+}
+
+const ROUTES = new WeakMap<FastifyInstance, { method: string; url: string; auth: RouteAuth | undefined }[]>();
+
+/** Every route of an app (method, path, auth), as registered: what split mode divides. */
+export function routeTable(app: FastifyInstance): readonly { method: string; url: string; auth: RouteAuth | undefined }[] {
+  return ROUTES.get(app) ?? [];
+}
+
+/**
+ * Refuses, as unknown, a route of the other surface. Installed before authentication, and before
+ * any route is registered (it records the route table).
+ */
+export function installSurfaces(app: FastifyInstance): void {
+  const routes: { method: string; url: string; auth: RouteAuth | undefined }[] = [];
+  ROUTES.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat())
+      routes.push({ method, url: route.url, auth: (route.config as { auth?: RouteAuth } | undefined)?.auth });
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    const listener = (request.raw as Tagged)[SURFACE];
+    if (listener === undefined || listener === 'all' || request.is404) return;
+    const surface = surfaceOf(request.routeOptions.url ?? '', request.routeOptions.config.auth);
+    if (surface !== 'both' && surface !== listener)
+      return sendError(request, reply, commonError('route_not_found'));
+  });
+}
+
+/**
+ * The HTTP servers of a role: `all` without an admin port is the embedded default (one listener,
+ * everything); `all` with one splits public and admin; `gateway` serves only the public surface
+ * and `broker` only the admin one, each on the main listener.
+ */
+export type Role = 'all' | 'gateway' | 'broker';
+
+export function listenersFor(role: Role, split: boolean) {
+  const main: ListenerSurface =
+    role === 'gateway' ? 'public' : role === 'broker' ? 'admin' : split ? 'public' : 'all';
+  let admin: http.Server | undefined;
+  return {
+    main,
+    /** For Fastify's `serverFactory`: the main server, and (split) the admin one beside it. */
+    serverFactory(handler: (req: IncomingMessage, res: ServerResponse) => void): http.Server {
+      if (role === 'all' && split) admin = http.createServer(tagged('admin', handler));
+      return http.createServer(tagged(main, handler));
+    },
+    get adminServer() {
+      return admin;
+    },
+  };
+}
