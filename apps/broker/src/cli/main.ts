@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VERSION } from '../version.ts';
 import { adminKeysCommand } from './commands/admin-keys.ts';
@@ -50,6 +53,10 @@ Access
 Audit
   audit verify                      verify the audit log's hash chain
 
+Operating a broker over its admin API (the operator CLI, @nexus-broker/cli; \`nexus <command> --help\`)
+  validate|plan|apply|export -f FILE  declarative configuration: providers, aliases, agents, scopes, issuers
+  login, providers, agents, connections, scopes, trusted-issuers, audit list|tail, completion
+
 Global options: --json (machine-readable output), --help, --version
 Configuration reference: docs/configuration.md`;
 
@@ -59,6 +66,8 @@ export async function main(
   io: Io = processIo,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
+  const operator = operatorCommand(argv);
+  if (operator !== undefined) return runOperatorCli(io, argv, env);
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -184,4 +193,46 @@ function positiveInt(value: string | undefined, fallback: number): number {
   if (!Number.isInteger(n) || n < 1 || n > 10_000)
     throw new CliExit('--batch-size must be a whole number from 1 to 10000', 2);
   return n;
+}
+
+/** Commands of the operator CLI (packages/cli), which talks to a broker over HTTP. */
+const OPERATOR_COMMANDS = new Set([
+  'validate',
+  'plan',
+  'apply',
+  'export',
+  'login',
+  'providers',
+  'agents',
+  'connections',
+  'scopes',
+  'trusted-issuers',
+  'completion',
+]);
+
+function operatorCommand(argv: readonly string[]): string | undefined {
+  const [command, sub] = argv.filter((a) => !a.startsWith('-'));
+  if (command === undefined) return undefined;
+  if (OPERATOR_COMMANDS.has(command)) return command;
+  if (command === 'audit' && sub !== undefined && sub !== 'verify') return command;
+  return undefined;
+}
+
+/** Hands the command to the operator CLI (its own process, same terminal), when it is installed. */
+function runOperatorCli(io: Io, argv: readonly string[], env: NodeJS.ProcessEnv): number {
+  let bin: string;
+  try {
+    bin = join(
+      dirname(createRequire(import.meta.url).resolve('@nexus-broker/cli/package.json')),
+      'bin',
+      'nexus.js',
+    );
+  } catch {
+    io.err(
+      `\`nexus ${argv[0]}\` is a command of the operator CLI: install it with \`npm install @nexus-broker/cli\` (or run \`npx @nexus-broker/cli ${argv[0]}\`).`,
+    );
+    return 2;
+  }
+  const result = spawnSync(process.execPath, [bin, ...argv], { stdio: 'inherit', env });
+  return result.status ?? 1;
 }

@@ -1,0 +1,75 @@
+/** validate, plan, apply, export. */
+import { chmodSync, writeFileSync } from 'node:fs';
+import { applyPlan, renderResult, resultJson } from '../apply.ts';
+import { exportManifest } from '../export.ts';
+import { CliError, painter } from '../io.ts';
+import { loadManifest, type Manifest } from '../manifest.ts';
+import { hasChanges, makePlan, type Plan } from '../plan.ts';
+import { emit, planJson, renderPlan } from '../render.ts';
+import { readState } from '../state.ts';
+import { type Ctx, confirm } from './context.ts';
+
+function manifestOf(ctx: Ctx): Manifest {
+  if (ctx.flags.file === undefined) throw new CliError('give the manifest: -f nexus.yaml');
+  const m = loadManifest(ctx.flags.file, ctx.io.env);
+  for (const w of m.warnings) ctx.io.err(painter(ctx.io)('yellow', `warning: ${w}`));
+  return m;
+}
+
+export function validateCommand(ctx: Ctx): number {
+  const m = manifestOf(ctx);
+  const count = m.scopes.length + m.issuers.length + m.providers.length + m.agents.length;
+  if (ctx.format === 'json') ctx.io.out(JSON.stringify({ valid: true, file: m.file, objects: count }));
+  else ctx.io.out(`${m.file}: valid (${count} object${count === 1 ? '' : 's'})`);
+  return 0;
+}
+
+async function planFor(ctx: Ctx): Promise<{ manifest: Manifest; plan: Plan }> {
+  const manifest = manifestOf(ctx);
+  const state = await readState(ctx.api());
+  const plan = makePlan(manifest, state, {
+    prune: ctx.flags.prune === true,
+    updateSecrets: ctx.flags['update-secrets'] === true,
+  });
+  return { manifest, plan };
+}
+
+/** Exit 0: no changes; 2: changes; 1: error (like `terraform plan -detailed-exitcode`). */
+export async function planCommand(ctx: Ctx): Promise<number> {
+  const { plan } = await planFor(ctx);
+  emit(ctx.io, ctx.format, planJson(plan), () => renderPlan(ctx.io, plan, ctx.api().url));
+  return hasChanges(plan) ? 2 : 0;
+}
+
+export async function applyCommand(ctx: Ctx): Promise<number> {
+  const { manifest, plan } = await planFor(ctx);
+  const json = ctx.format === 'json';
+  if (!hasChanges(plan)) {
+    if (json) ctx.io.out(JSON.stringify({ ok: true, items: [], notes: [] }, null, 2));
+    else ctx.io.out('No changes: the broker already matches the manifest.');
+    return 0;
+  }
+  if (!json) renderPlan(ctx.io, plan, ctx.api().url);
+  if (!(await confirm(ctx, '\nApply these changes?'))) {
+    ctx.io.err('Apply cancelled: nothing was changed.');
+    return 1;
+  }
+  const result = await applyPlan(ctx.io, ctx.api(), manifest, plan, {
+    agentSecretsFile: ctx.flags['agent-secrets'],
+  });
+  if (json) ctx.io.out(JSON.stringify(resultJson(result), null, 2));
+  else renderResult(ctx.io, result);
+  return result.failed ? 1 : 0;
+}
+
+export async function exportCommand(ctx: Ctx): Promise<number> {
+  const { yaml, variables, warnings } = exportManifest(await readState(ctx.api()));
+  for (const w of warnings) ctx.io.err(`warning: ${w}`);
+  if (ctx.flags.out !== undefined) {
+    writeFileSync(ctx.flags.out, yaml, { mode: 0o644 });
+    chmodSync(ctx.flags.out, 0o644);
+    ctx.io.err(`wrote ${ctx.flags.out}`);
+  } else ctx.io.write(yaml);
+  if (variables.length > 0) ctx.io.err(`Set before apply: ${variables.join(', ')}`);
+  return 0;
+}

@@ -1,0 +1,331 @@
+/**
+ * Reading nexus.yaml: YAML with positions, `${VAR}` interpolation from the environment, JSON Schema
+ * validation (schema/nexus.schema.json), then checks the schema cannot express (duplicates, where
+ * secrets come from). Every problem carries file:line:column; all problems are listed at once.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
+import { CliError } from './io.ts';
+
+export const SCHEMA = JSON.parse(
+  readFileSync(new URL('../schema/nexus.schema.json', import.meta.url), 'utf8'),
+) as Record<string, unknown>;
+
+export interface Problem {
+  line: number;
+  col: number;
+  message: string;
+}
+
+/** Where a secret field's value comes from; the value itself is never printed. */
+export type SecretSource =
+  | { kind: 'env'; vars: string[]; value: string }
+  | { kind: 'ref'; name: string }
+  | { kind: 'literal'; value: string };
+
+export interface ProviderSpec {
+  name: string;
+  profile: Record<string, unknown>;
+  secret: SecretSource | undefined;
+  /** undefined: aliases are not managed by this file. */
+  aliases: string[] | undefined;
+}
+
+export interface AgentSpec {
+  agent_id: string;
+  description: string;
+  allowed_scopes: string[];
+  allowed_providers: string[];
+  allowed_workspaces: string[];
+  allowed_secrets: string[];
+  active: boolean;
+  jwks_uri: string | null;
+  /** undefined: not managed (the broker never returns public keys, so presence is compared). */
+  jwks: Record<string, unknown> | null | undefined;
+}
+
+export interface IssuerSpec {
+  issuer: string;
+  jwks_uri: string | null;
+  use_discovery: boolean;
+  audience: string;
+  algorithms: string[];
+  user_id_claim: string;
+  tenant_claim: string | null;
+  permissions_claim: string;
+  clearance_claim: string | null;
+}
+
+export type Kind = 'scope' | 'trusted_issuer' | 'provider' | 'agent';
+
+export interface Manifest {
+  file: string;
+  /** The sections the file has: only these kinds are pruned. */
+  sections: Set<Kind>;
+  secretStore: { user_id: string; zone: string } | undefined;
+  scopes: { name: string; description: string }[];
+  issuers: IssuerSpec[];
+  providers: ProviderSpec[];
+  agents: AgentSpec[];
+  warnings: string[];
+}
+
+export class ManifestError extends CliError {
+  readonly file: string;
+  readonly problems: Problem[];
+  constructor(file: string, problems: Problem[]) {
+    super(problems.map((p) => `${file}:${p.line}:${p.col}: ${p.message}`).join('\n'));
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$\{/g;
+const REF = /^nexus-secret:([A-Za-z0-9_.-]{1,128})$/;
+const SECRET_PATHS = [['providers', '*', 'client_secret']];
+
+function isSecretPath(path: readonly (string | number)[]): boolean {
+  return SECRET_PATHS.some(
+    (p) => p.length === path.length && p.every((seg, i) => seg === '*' || seg === String(path[i])),
+  );
+}
+
+/** Loads, interpolates and validates a manifest; throws ManifestError listing every problem. */
+export function loadManifest(file: string, env: Readonly<Record<string, string | undefined>>): Manifest {
+  let text: string;
+  try {
+    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  return parseManifest(text, file, env);
+}
+
+export function parseManifest(
+  text: string,
+  file: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Manifest {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const problems: Problem[] = [];
+  const at = (offset: number | undefined, message: string) => {
+    const pos = lines.linePos(offset ?? 0);
+    problems.push({ line: pos.line, col: pos.col, message });
+  };
+  for (const error of doc.errors) at(error.pos[0], error.message.split('\n')[0]!);
+  if (problems.length > 0) throw new ManifestError(file, problems);
+
+  // Interpolation: every string scalar; secret fields remember where their value came from.
+  const secrets = new Map<string, SecretSource>();
+  visit(doc, {
+    Scalar(_key, node, ancestry) {
+      if (typeof node.value !== 'string') return;
+      const path = pathOf(ancestry, node);
+      const raw = node.value;
+      const vars: string[] = [];
+      const missing: string[] = [];
+      const value = raw.replace(VAR, (match, name: string | undefined) => {
+        if (name === undefined) return '${'; // $${ escapes a literal ${
+        vars.push(name);
+        const v = env[name];
+        if (v === undefined) {
+          missing.push(name);
+          return match;
+        }
+        return v;
+      });
+      for (const name of missing) at(node.range?.[0], `environment variable ${name} is not set`);
+      if (isSecretPath(path)) {
+        const ref = REF.exec(raw);
+        secrets.set(
+          path.join('.'),
+          ref
+            ? { kind: 'ref', name: ref[1]! }
+            : vars.length > 0
+              ? { kind: 'env', vars, value }
+              : { kind: 'literal', value },
+        );
+      }
+      if (value !== raw) node.value = value;
+    },
+  });
+
+  const data = (doc.toJS() ?? {}) as Record<string, unknown>;
+  const ajv = new Ajv({ allErrors: true, strict: false });
+  const validate = ajv.compile(SCHEMA);
+  if (!validate(data)) {
+    for (const error of validate.errors ?? []) {
+      const { offset, message } = describe(doc, error);
+      at(offset, message);
+    }
+  }
+  if (problems.length > 0) throw new ManifestError(file, dedupe(problems));
+
+  const m = build(data, secrets, file);
+  // Checks beyond the schema.
+  const node = (path: (string | number)[]) => (doc.getIn(path, true) as Node | undefined)?.range?.[0];
+  const seen = new Map<string, string>();
+  const unique = (kind: string, key: string, path: (string | number)[]) => {
+    const id = `${kind}:${key}`;
+    if (seen.has(id)) at(node(path), `duplicate ${kind} "${key}" (also at ${seen.get(id)})`);
+    else {
+      const pos = lines.linePos(node(path) ?? 0);
+      seen.set(id, `line ${pos.line}`);
+    }
+  };
+  for (const [i, s] of m.scopes.entries()) unique('scope', s.name, ['scopes', i, 'name']);
+  for (const [i, s] of m.issuers.entries())
+    unique('trusted issuer', s.issuer, ['trusted_issuers', i, 'issuer']);
+  for (const [i, a] of m.agents.entries()) unique('agent', a.agent_id, ['agents', i, 'agent_id']);
+  m.providers.forEach((p, i) => {
+    unique('provider name or alias', p.name, ['providers', i, 'name']);
+    for (const [j, a] of (p.aliases ?? []).entries())
+      unique('provider name or alias', a, ['providers', i, 'aliases', j]);
+    if (p.secret?.kind === 'ref' && m.secretStore === undefined)
+      at(
+        node(['providers', i, 'client_secret']),
+        'a nexus-secret: reference needs a top-level secret_store (user_id, zone) to read it from',
+      );
+    if (p.secret?.kind === 'literal')
+      m.warnings.push(
+        `${file}:${lines.linePos(node(['providers', i, 'client_secret']) ?? 0).line}: the client_secret of provider ${p.name} is written in the file; prefer \${VAR} or nexus-secret:NAME`,
+      );
+  });
+  m.agents.forEach((a, i) => {
+    if (a.jwks && a.jwks_uri) at(node(['agents', i, 'jwks']), 'give jwks or jwks_uri, not both');
+  });
+  if (problems.length > 0) throw new ManifestError(file, problems);
+  return m;
+}
+
+function pathOf(ancestry: readonly unknown[], leaf: unknown): (string | number)[] {
+  const path: (string | number)[] = [];
+  const chain = [...ancestry, leaf];
+  for (let i = 1; i < chain.length; i++) {
+    const parent = chain[i - 1];
+    const child = chain[i];
+    if (isSeq(parent)) path.push(parent.items.indexOf(child as never));
+    else if (isPair(parent) && parent.value === child && isScalar(parent.key))
+      path.push(String(parent.key.value));
+  }
+  return path;
+}
+
+function describe(
+  doc: ReturnType<typeof parseDocument>,
+  error: ErrorObject,
+): { offset?: number; message: string } {
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  const where = path.length === 0 ? 'the file' : path.join('.');
+  const target = doc.getIn(path, true) as Node | undefined;
+  let offset = target?.range?.[0];
+  let message = `${where}: ${error.message ?? 'invalid'}`;
+  if (error.keyword === 'additionalProperties') {
+    const extra = String((error.params as { additionalProperty: string }).additionalProperty);
+    if (isMap(target)) {
+      const pair = target.items.find((p) => isScalar(p.key) && p.key.value === extra);
+      offset = (pair?.key as Node | undefined)?.range?.[0] ?? offset;
+    }
+    message = `${where}: unknown field "${extra}"`;
+  } else if (error.keyword === 'enum') {
+    const allowed = (error.params as { allowedValues: unknown[] }).allowedValues;
+    message = `${where}: must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`;
+  } else if (error.keyword === 'required') {
+    message = `${where}: missing required field "${(error.params as { missingProperty: string }).missingProperty}"`;
+  }
+  return offset === undefined ? { message } : { offset, message };
+}
+
+function dedupe(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const k = `${p.line}:${p.col}:${p.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+const OPTIONAL_TEXT = [
+  'client_id',
+  'auth_url',
+  'token_url',
+  'issuer',
+  'api_base_url',
+  'user_info_endpoint',
+  'description',
+  'category',
+] as const;
+
+/** The provider profile as the broker stores it: defaults applied, "" meaning "not set". */
+export function normalizeProfile(p: Record<string, unknown>): Record<string, unknown> {
+  const profile: Record<string, unknown> = {
+    name: p.name,
+    auth_type: p.auth_type ?? 'oauth2',
+    auth_header: p.auth_header ?? 'client_secret_post',
+    enable_discovery: p.enable_discovery ?? false,
+    scopes: [...new Set((p.scopes as string[] | undefined) ?? [])],
+    params: p.params ?? {},
+  };
+  for (const field of OPTIONAL_TEXT) {
+    const v = p[field];
+    if (typeof v === 'string' && v !== '') profile[field] = v;
+  }
+  return profile;
+}
+
+const list = (v: unknown) => [...new Set((v as string[] | undefined) ?? [])];
+
+function build(data: Record<string, unknown>, secrets: Map<string, SecretSource>, file: string): Manifest {
+  const sections = new Set<Kind>();
+  if ('scopes' in data) sections.add('scope');
+  if ('trusted_issuers' in data) sections.add('trusted_issuer');
+  if ('providers' in data) sections.add('provider');
+  if ('agents' in data) sections.add('agent');
+  const store = data.secret_store as { user_id: string; zone?: string } | undefined;
+  const arr = (k: string) => (data[k] as Record<string, unknown>[] | null | undefined) ?? [];
+  return {
+    file,
+    sections,
+    secretStore: store ? { user_id: store.user_id, zone: store.zone ?? 'default' } : undefined,
+    warnings: [],
+    scopes: arr('scopes').map((s) => ({ name: String(s.name), description: String(s.description ?? '') })),
+    issuers: arr('trusted_issuers').map((t) => ({
+      issuer: String(t.issuer),
+      jwks_uri: (t.jwks_uri as string | undefined) || null,
+      use_discovery: (t.use_discovery as boolean | undefined) ?? false,
+      audience: String(t.audience),
+      algorithms: list(t.algorithms ?? ['RS256', 'ES256']),
+      user_id_claim: (t.user_id_claim as string | undefined) ?? 'sub',
+      tenant_claim: (t.tenant_claim as string | undefined) ?? null,
+      permissions_claim: (t.permissions_claim as string | undefined) ?? 'permissions',
+      clearance_claim: (t.clearance_claim as string | undefined) ?? null,
+    })),
+    providers: arr('providers').map((p, i) => ({
+      name: String(p.name),
+      profile: normalizeProfile(p),
+      secret:
+        typeof p.client_secret === 'string' && p.client_secret !== ''
+          ? secrets.get(`providers.${i}.client_secret`)
+          : undefined,
+      aliases: Array.isArray(p.aliases) ? list(p.aliases) : undefined,
+    })),
+    agents: arr('agents').map((a) => ({
+      agent_id: String(a.agent_id),
+      description: (a.description as string | undefined) ?? '',
+      allowed_scopes: list(a.allowed_scopes),
+      allowed_providers: list(a.allowed_providers),
+      allowed_workspaces: list(a.allowed_workspaces),
+      allowed_secrets: list(a.allowed_secrets),
+      active: (a.active as boolean | undefined) ?? true,
+      jwks_uri: (a.jwks_uri as string | undefined) ?? null,
+      jwks: 'jwks' in a ? ((a.jwks as Record<string, unknown> | null) ?? null) : undefined,
+    })),
+  };
+}

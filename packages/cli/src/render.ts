@@ -1,0 +1,94 @@
+/**
+ * Output for people (plan diffs, tables) and for scripts (JSON and YAML with stable shapes). Secret
+ * fields are always `***`; values are never looked at.
+ */
+import { stringify } from 'yaml';
+import { type Io, painter } from './io.ts';
+import type { Action, FieldChange, Plan } from './plan.ts';
+
+const SYMBOL = { create: '+', update: '~', delete: '-', unchanged: '=' } as const;
+const COLOUR = { create: 'green', update: 'yellow', delete: 'red', unchanged: 'dim' } as const;
+const KIND_LABEL: Record<Action['kind'], string> = {
+  scope: 'scope',
+  trusted_issuer: 'trusted issuer',
+  provider: 'provider',
+  alias: 'provider alias',
+  agent: 'agent',
+};
+
+export function showValue(v: unknown): string {
+  if (v === undefined || v === null) return '(none)';
+  if (typeof v === 'string') return JSON.stringify(v);
+  return JSON.stringify(v);
+}
+
+function changeLine(c: FieldChange, op: Action['op']): string {
+  if (c.secret)
+    return op === 'create'
+      ? `${c.field}: ***`
+      : `${c.field}: ${c.old === undefined ? '(none)' : '***'} → ***`;
+  if (op === 'create') return `${c.field}: ${showValue(c.new)}`;
+  return `${c.field}: ${showValue(c.old)} → ${showValue(c.new)}`;
+}
+
+/** The human plan: one line per object, changed fields beneath, a summary line. */
+export function renderPlan(io: Io, plan: Plan, target: string): void {
+  const paint = painter(io);
+  io.out(`Plan for ${target}:\n`);
+  for (const a of plan.actions) {
+    const head = `${SYMBOL[a.op]} ${a.op === 'unchanged' ? 'unchanged' : a.op} ${KIND_LABEL[a.kind]} ${a.name}`;
+    io.out(`  ${paint(COLOUR[a.op], head)}`);
+    for (const c of a.changes) io.out(`      ${changeLine(c, a.op)}`);
+    if (a.note) io.out(paint('dim', `      (${a.note})`));
+  }
+  const { create, update, delete: del, unchanged } = plan.counts;
+  io.out(
+    `\nPlan: ${create} to create, ${update} to update, ${del} to delete, ${unchanged} unchanged.${
+      create + update + del === 0 ? ' No changes.' : ''
+    }`,
+  );
+}
+
+/** The plan for scripts: `{changes: [...], summary: {...}}`, secrets as "***". */
+export function planJson(plan: Plan): unknown {
+  return {
+    changes: plan.actions.map((a) => ({
+      action: a.op,
+      kind: a.kind,
+      name: a.name,
+      fields: a.changes.map((c) => ({
+        field: c.field,
+        old: c.secret ? (c.old === undefined ? null : '***') : (c.old ?? null),
+        new: c.secret ? '***' : (c.new ?? null),
+      })),
+    })),
+    summary: plan.counts,
+  };
+}
+
+export type Format = 'table' | 'json' | 'yaml';
+
+export function emit(io: Io, format: Format, data: unknown, table: () => void): void {
+  if (format === 'json') io.out(JSON.stringify(data, null, 2));
+  else if (format === 'yaml') io.out(stringify(data).trimEnd());
+  else table();
+}
+
+/** A plain aligned table (headers dimmed on a colour terminal). */
+export function table(
+  io: Io,
+  headers: string[],
+  rows: (string | number | boolean | null | undefined)[][],
+): void {
+  const paint = painter(io);
+  const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  io.out(paint('bold', line(headers)));
+  for (const r of cells) io.out(line(r));
+  if (rows.length === 0) io.out(paint('dim', '(none)'));
+}

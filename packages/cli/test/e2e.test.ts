@@ -1,0 +1,444 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: manifests spell variables ${VAR}; these are not templates
+/**
+ * End to end against a real broker (SQLite, or PostgreSQL with NEXUS_TEST_DATABASE_URL): the
+ * original manifest applied unchanged, plan exit codes, drift, prune, re-apply no-op, stale
+ * updates refused (If-Match), a failed apply's report, export → apply round trip, stable --json
+ * shapes, and no secret value in any output.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type Broker, newSecret, nexus, REPO, SECRETS, startBroker, transcript } from './harness.ts';
+
+const EXAMPLES = join(REPO, 'packages', 'cli', 'examples');
+const dir = mkdtempSync(join(tmpdir(), 'nexus-cli-e2e-'));
+const write = (name: string, text: string) => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+async function admin(
+  b: Broker,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const r = await fetch(`${b.url}${path}`, {
+    method,
+    headers: {
+      'x-api-key': b.apiKey,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      ...headers,
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+}
+
+/** Key paths of a JSON value: its shape without the values (an array: the union of its objects' keys). */
+function shape(v: unknown, prefix = ''): string[] {
+  if (Array.isArray(v)) return v.flatMap((item) => shape(item, `${prefix}[]`));
+  if (v !== null && typeof v === 'object')
+    return Object.keys(v)
+      .sort()
+      .flatMap((k) => [`${prefix}.${k}`, ...shape((v as Record<string, unknown>)[k], `${prefix}.${k}`)]);
+  return [];
+}
+const keys = (v: unknown) =>
+  [...new Set(shape(v))].filter((p) => !p.includes('.params.') && !p.includes('.details.')).sort();
+
+const providerEnv = () => ({
+  GITHUB_CLIENT_SECRET: newSecret('gh'),
+  GOOGLE_CLIENT_SECRET: newSecret('google'),
+});
+
+describe('the original manifest, plan exit codes, drift, re-apply, export round trip', () => {
+  let b: Broker;
+  const env = providerEnv();
+  const original = join(EXAMPLES, 'nexus-providers.yaml');
+  before(async () => {
+    b = await startBroker();
+  });
+  after(() => b.stop());
+
+  test('applied unchanged; plan exits 2 before and 0 after; a second apply is a no-op', async () => {
+    const plan1 = await nexus(b, ['plan', '-f', original], { env });
+    assert.equal(plan1.code, 2, plan1.stderr);
+    assert.match(plan1.stdout, /\+ create provider github/);
+    assert.match(plan1.stdout, /client_secret: \*\*\*/);
+    assert.match(plan1.stdout, /Plan: 3 to create, 0 to update, 0 to delete, 0 unchanged\./);
+    const apply = await nexus(b, ['apply', '-f', original, '--yes'], { env });
+    assert.equal(apply.code, 0, apply.stderr);
+    assert.match(apply.stdout, /✓ created provider openai/);
+    const plan2 = await nexus(b, ['plan', '-f', original], { env });
+    assert.equal(plan2.code, 0, plan2.stdout);
+    assert.match(plan2.stdout, /= unchanged provider github/);
+    const again = await nexus(b, ['apply', '-f', original, '--yes'], { env });
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /No changes/);
+    const github = await admin(b, 'GET', '/providers/by-name/github');
+    const view = await admin(b, 'GET', `/providers/${github.body.id}`);
+    assert.equal(view.body.has_client_secret, true);
+    assert.equal(view.body.version, 1, 'no write happened on the no-op apply');
+  });
+
+  test('plan exits 1 on an error (invalid file, unreachable broker, bad key)', async () => {
+    const bad = write('bad.yaml', 'providers: [{name: UPPER}]\n');
+    assert.equal((await nexus(b, ['plan', '-f', bad])).code, 1);
+    const down = await nexus(b, ['plan', '-f', original], {
+      env: { ...env, NEXUS_URL: 'http://127.0.0.1:9' },
+    });
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, /cannot reach|fetch failed|ECONNREFUSED/i);
+    const wrong = await nexus(b, ['plan', '-f', original], { env: { ...env, API_KEY: 'wrong-key' } });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /401/);
+  });
+
+  test('drift after an out-of-band change is detected and repaired', async () => {
+    const { body } = await admin(b, 'GET', '/providers/by-name/google');
+    const patched = await admin(b, 'PATCH', `/providers/${body.id}`, {
+      profile: { description: 'edited by hand', scopes: ['openid'] },
+    });
+    assert.equal(patched.status, 200);
+    const plan = await nexus(b, ['plan', '-f', original], { env });
+    assert.equal(plan.code, 2);
+    assert.match(
+      plan.stdout,
+      /~ update provider google\n {6}scopes: \["openid"\] → \["openid","email","https:\/\/www.googleapis.com\/auth\/drive.readonly"\]\n {6}description: "edited by hand" → "Google Workspace"/,
+    );
+    assert.doesNotMatch(plan.stdout, /client_secret/, 'a stored secret is not re-sent unless asked');
+    assert.equal((await nexus(b, ['apply', '-f', original, '--yes'], { env })).code, 0);
+    assert.equal((await nexus(b, ['plan', '-f', original], { env })).code, 0);
+  });
+
+  test('--update-secrets re-sends secrets, shown as *** → ***', async () => {
+    const plan = await nexus(b, ['plan', '-f', original, '--update-secrets'], { env });
+    assert.equal(plan.code, 2);
+    assert.match(plan.stdout, /client_secret: \*\*\* → \*\*\*/);
+  });
+
+  test('export → apply is a no-op (secrets as ${VAR} placeholders, never values)', async () => {
+    const out = join(dir, 'exported.yaml');
+    const r = await nexus(b, ['export', '--out', out]);
+    assert.equal(r.code, 0, r.stderr);
+    const text = readFileSync(out, 'utf8');
+    assert.match(text, /client_secret: \$\{GITHUB_CLIENT_SECRET\}/);
+    assert.match(r.stderr, /Set before apply: GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_SECRET/);
+    for (const s of SECRETS) assert.ok(!text.includes(s), 'no secret in the exported file');
+    const other = { GITHUB_CLIENT_SECRET: newSecret('unused'), GOOGLE_CLIENT_SECRET: newSecret('unused') };
+    const plan = await nexus(b, ['plan', '-f', out], { env: other });
+    assert.equal(plan.code, 0, plan.stdout);
+    const apply = await nexus(b, ['apply', '-f', out, '--yes'], { env: other });
+    assert.match(apply.stdout, /No changes/);
+  });
+});
+
+describe('the full manifest: scopes, trusted issuers, aliases, agents, secret-store references, prune', () => {
+  let b: Broker;
+  const env = { GITHUB_CLIENT_SECRET: newSecret('gh') };
+  const full = join(EXAMPLES, 'nexus.yaml');
+  before(async () => {
+    b = await startBroker();
+    const put = await admin(b, 'POST', '/api/v2/secrets?user_id=ops', {
+      name: 'slack-client-secret',
+      value: newSecret('slack'),
+    });
+    assert.equal(put.status, 201);
+  });
+  after(() => b.stop());
+
+  test('applies in dependency order and converges', async () => {
+    const apply = await nexus(b, ['apply', '-f', full, '--yes'], { env });
+    assert.equal(apply.code, 0, apply.stderr);
+    const order = [
+      ...apply.stdout.matchAll(/✓ created (scope|trusted issuer|provider alias|provider|agent) /g),
+    ].map((m) => m[1]);
+    assert.deepEqual(order, [
+      'scope',
+      'scope',
+      'trusted issuer',
+      'provider',
+      'provider',
+      'provider alias',
+      'agent',
+    ]);
+    assert.match(apply.stderr, /agent support-bot has no credential yet/);
+    const slack = await admin(b, 'GET', '/providers/by-name/slack');
+    assert.equal((await admin(b, 'GET', `/providers/${slack.body.id}`)).body.has_client_secret, true);
+    assert.equal((await admin(b, 'GET', '/providers/by-name/gh')).status, 200, 'the alias resolves');
+    const plan = await nexus(b, ['plan', '-f', full], { env });
+    assert.equal(plan.code, 0, plan.stdout);
+  });
+
+  test('objects the file does not list are deleted only with --prune', async () => {
+    await admin(b, 'POST', '/admin/v1/scopes', { name: 'stray:scope' });
+    await admin(b, 'POST', '/admin/v1/agents', {
+      agent_id: 'stray-bot',
+      allowed_scopes: [],
+      generate_secret: false,
+    });
+    const plain = await nexus(b, ['plan', '-f', full], { env });
+    assert.equal(plain.code, 0, 'without --prune extra objects are left alone');
+    assert.doesNotMatch(plain.stdout, /stray/);
+    const prune = await nexus(b, ['plan', '-f', full, '--prune'], { env });
+    assert.equal(prune.code, 2);
+    assert.match(prune.stdout, /- delete agent stray-bot[\s\S]*- delete scope stray:scope/);
+    const apply = await nexus(b, ['apply', '-f', full, '--prune', '--yes'], { env });
+    assert.equal(apply.code, 0, apply.stderr);
+    assert.equal((await nexus(b, ['plan', '-f', full, '--prune'], { env })).code, 0);
+    assert.equal((await admin(b, 'GET', '/admin/v1/agents/stray-bot')).status, 404);
+  });
+
+  test('--prune touches only the kinds the file has a section for', async () => {
+    const onlyScopes = write(
+      'only-scopes.yaml',
+      'scopes:\n  - name: crm:read\n    description: Read the CRM\n  - name: crm:write\n    description: Change CRM records\n',
+    );
+    const plan = await nexus(b, ['plan', '-f', onlyScopes, '--prune']);
+    assert.equal(plan.code, 0, plan.stdout);
+  });
+
+  test('a stale update is refused with 409 (If-Match with the version read by plan)', async () => {
+    // The CLI sends If-Match "<version read during plan>": reproduce the race by hand.
+    const { body } = await admin(b, 'GET', '/providers/by-name/github');
+    const view = await admin(b, 'GET', `/providers/${body.id}`);
+    const stale = String(view.body.version);
+    await admin(b, 'PATCH', `/providers/${body.id}`, { profile: { description: 'someone else' } });
+    const refused = await admin(
+      b,
+      'PATCH',
+      `/providers/${body.id}`,
+      { profile: { description: 'me' } },
+      { 'if-match': `"${stale}"` },
+    );
+    assert.equal(refused.status, 409);
+    assert.equal((await nexus(b, ['apply', '-f', full, '--yes'], { env })).code, 0);
+  });
+
+  test('a failure stops apply and lists done / failed / not done (no rollback)', async () => {
+    const path = write(
+      'failing.yaml',
+      `providers:
+  - name: aaa-ok
+    auth_type: api_key
+agents:
+  - agent_id: bad-bot
+    allowed_providers: [no-such-provider]
+  - agent_id: zzz-bot
+`,
+    );
+    const r = await nexus(b, ['apply', '-f', path, '--yes']);
+    assert.equal(r.code, 1);
+    assert.match(r.stdout, /✓ created provider aaa-ok/);
+    assert.match(r.stderr, /✗ failed to create agent bad-bot: .*no-such-provider/);
+    assert.match(r.stderr, /Nothing was rolled back: 1 done, 1 failed, 1 not done/);
+    assert.match(r.stderr, / {2}not done {2}create agent zzz-bot/);
+    const json = await nexus(b, ['apply', '-f', path, '--yes', '--json']);
+    assert.equal(json.code, 1);
+    const parsed = JSON.parse(json.stdout);
+    assert.deepEqual(
+      parsed.items.map((i: { name: string; status: string }) => `${i.name}:${i.status}`),
+      ['bad-bot:failed', 'zzz-bot:not_done'],
+    );
+  });
+
+  test('--json output parses and has a stable shape', async () => {
+    const shapes: Record<string, string[]> = {};
+    const run = async (name: string, args: string[]) => {
+      const r = await nexus(b, [...args, '--json'], { env });
+      assert.ok(r.code === 0 || r.code === 2, `${name}: ${r.stderr}`);
+      shapes[name] = keys(JSON.parse(r.stdout));
+    };
+    await run('plan', ['plan', '-f', full]);
+    await run('providers list', ['providers', 'list']);
+    await run('providers get', ['providers', 'get', 'github']);
+    await run('agents list', ['agents', 'list']);
+    await run('scopes list', ['scopes', 'list']);
+    await run('trusted-issuers list', ['trusted-issuers', 'list']);
+    await run('audit list', ['audit', 'list', '--limit', '2']);
+    await run('secrets list', ['secrets', 'list', '--user', 'ops']);
+    const snapshot = {
+      plan: [
+        '.changes',
+        '.changes[].action',
+        '.changes[].fields',
+        '.changes[].kind',
+        '.changes[].name',
+        '.summary',
+        '.summary.create',
+        '.summary.delete',
+        '.summary.unchanged',
+        '.summary.update',
+      ],
+      'providers list': [
+        '[].aliases',
+        '[].api_base_url',
+        '[].auth_header',
+        '[].auth_type',
+        '[].auth_url',
+        '[].category',
+        '[].client_id',
+        '[].created_at',
+        '[].description',
+        '[].enable_discovery',
+        '[].has_client_secret',
+        '[].id',
+        '[].issuer',
+        '[].name',
+        '[].params',
+        '[].scopes',
+        '[].token_url',
+        '[].updated_at',
+        '[].user_info_endpoint',
+        '[].version',
+      ],
+      'providers get': [
+        '.aliases',
+        '.api_base_url',
+        '.auth_header',
+        '.auth_type',
+        '.auth_url',
+        '.category',
+        '.client_id',
+        '.created_at',
+        '.description',
+        '.enable_discovery',
+        '.has_client_secret',
+        '.id',
+        '.issuer',
+        '.name',
+        '.params',
+        '.scopes',
+        '.token_url',
+        '.updated_at',
+        '.user_info_endpoint',
+        '.version',
+      ],
+      'agents list': [
+        '[].active',
+        '[].agent_id',
+        '[].allowed_providers',
+        '[].allowed_scopes',
+        '[].allowed_secrets',
+        '[].allowed_workspaces',
+        '[].created_at',
+        '[].description',
+        '[].has_jwks',
+        '[].id',
+        '[].jwks_uri',
+        '[].secrets',
+        '[].updated_at',
+        '[].version',
+      ],
+      'scopes list': ['[].description', '[].name'],
+      'trusted-issuers list': [
+        '[].algorithms',
+        '[].audience',
+        '[].clearance_claim',
+        '[].created_at',
+        '[].id',
+        '[].issuer',
+        '[].jwks_uri',
+        '[].permissions_claim',
+        '[].tenant_claim',
+        '[].updated_at',
+        '[].use_discovery',
+        '[].user_id_claim',
+        '[].version',
+      ],
+      'audit list': [
+        '.events',
+        '.events[].actor',
+        '.events[].details',
+        '.events[].event_type',
+        '.events[].id',
+        '.events[].ip',
+        '.events[].occurred_at',
+        '.events[].outcome',
+        '.events[].request_id',
+        '.events[].resource_id',
+        '.events[].resource_type',
+        '.events[].seq',
+        '.events[].user_agent',
+        '.next_cursor',
+      ],
+      'secrets list': [
+        '[].created_at',
+        '[].current_version',
+        '[].deleted',
+        '[].description',
+        '[].enabled',
+        '[].name',
+        '[].updated_at',
+        '[].zone',
+      ],
+    };
+    if (process.env.PRINT_SHAPES) console.log(JSON.stringify(shapes));
+    for (const [name, expected] of Object.entries(snapshot)) assert.deepEqual(shapes[name], expected, name);
+  });
+
+  test('listing, getting, deleting with confirmation, audit tail, YAML output', async () => {
+    const list = await nexus(b, ['providers', 'list']);
+    assert.match(list.stdout, /^NAME +AUTH TYPE/m);
+    const yaml = await nexus(b, ['agents', 'get', 'support-bot', '-o', 'yaml']);
+    assert.match(yaml.stdout, /^agent_id: support-bot$/m);
+    const refuse = await nexus(b, ['providers', 'delete', 'aaa-ok']);
+    assert.equal(refuse.code, 1);
+    assert.match(refuse.stderr, /Refusing to ask without a terminal: pass --yes/);
+    const del = await nexus(b, ['providers', 'delete', 'aaa-ok', '--yes']);
+    assert.equal(del.code, 0, del.stderr);
+    const tail = await nexus(b, ['audit', 'tail', '--limit', '3']);
+    assert.equal(tail.code, 0);
+    assert.match(tail.stdout, /provider\.deleted/);
+    const events = (await nexus(b, ['audit', 'tail', '--limit', '3', '--json'])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(events.length, 3);
+    assert.ok(events[0].seq < events[2].seq, 'tail prints oldest first');
+    const secrets = await nexus(b, ['secrets', 'get', 'slack-client-secret', '--user', 'ops']);
+    assert.equal(secrets.code, 0);
+    assert.match(secrets.stdout, /current_version +1/);
+  });
+
+  test('connections list says clearly that the broker has no list endpoint', async () => {
+    const r = await nexus(b, ['connections', 'list', '--status', 'attention_required']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no endpoint to list connections/);
+  });
+
+  test('login stores a profile readable only by the user; --profile uses it', async () => {
+    const login = await nexus(b, ['login', '--url', b.url, '--profile', 'ci'], {
+      env: { NEXUS_URL: '', API_KEY: '' },
+      input: b.apiKey,
+    });
+    assert.equal(login.code, 0, login.stderr);
+    const path = join(b.dir, 'config', 'nexus', 'config.json');
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    const r = await nexus(b, ['--profile', 'ci', 'scopes', 'list', '--json'], {
+      env: { NEXUS_URL: '', API_KEY: '' },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(Array.isArray(JSON.parse(r.stdout)));
+    const original = await nexus(b, ['scopes', 'list'], {
+      env: { API_KEY: '', NEXUS_API_KEY: b.apiKey, NEXUS_URL: '', BROKER_BASE_URL: b.url },
+    });
+    assert.equal(original.code, 0, 'NEXUS_API_KEY and the original BROKER_BASE_URL work too');
+    const bad = await nexus(b, ['login', '--url', b.url], {
+      env: { NEXUS_URL: '', API_KEY: '' },
+      input: 'not-the-key',
+    });
+    assert.equal(bad.code, 1);
+  });
+});
+
+test('no secret value used by this file appeared in any output', () => {
+  assert.ok(SECRETS.size >= 6);
+  assert.ok(transcript.length > 20);
+  for (const text of transcript) for (const s of SECRETS) assert.ok(!text.includes(s), 'secret in output');
+});
