@@ -18,6 +18,20 @@ import type { Connection } from './connection.ts';
 
 export type { Agent, AuditEvent, Provider };
 
+export interface ConnectionSummary {
+  id: string;
+  workspace_id: string;
+  provider_id: string;
+  provider_name: string;
+  status: string;
+  scopes: string[];
+  access_expires_at: string | null;
+  last_refreshed_at: string | null;
+  last_error: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface CustomScope {
   name: string;
   description: string;
@@ -147,6 +161,17 @@ export class Api {
   async listScopes(): Promise<CustomScope[]> {
     return (await this.request<{ scopes: CustomScope[] }>('GET', 'admin/v1/scopes')).scopes;
   }
+  /** One page of `GET /connections` (admin): filters, cursor paging, never credentials. */
+  listConnections = (query: {
+    status?: string;
+    workspace_id?: string;
+    provider?: string;
+    limit?: string;
+    cursor?: string;
+  }) =>
+    this.request<{ connections: ConnectionSummary[]; next_cursor: string | null }>('GET', 'connections', {
+      query,
+    });
   createScope = (scope: CustomScope) => this.request<CustomScope>('POST', 'admin/v1/scopes', { json: scope });
   deleteScope = (name: string) => this.request<unknown>('DELETE', `admin/v1/scopes/${enc(name)}`);
 

@@ -141,11 +141,20 @@ export const COMMANDS: Record<string, CommandHelp> = {
     examples: ['nexus secrets list --user alice', 'nexus secrets get db-password --user alice --json'],
   },
   connections: {
-    usage: 'nexus connections list|get|revoke [ID]',
-    summary: 'show a connection status or revoke one; list needs a broker list endpoint (not available yet)',
+    usage: 'nexus connections list [PROVIDER]|get ID|revoke ID',
+    summary: 'list connections (filtered), show a connection status, or revoke one',
     subcommands: ['list', 'get', 'revoke'],
-    flags: ['--status S   list: filter (e.g. attention_required)'],
-    examples: ['nexus connections get 5f0c…', 'nexus connections revoke 5f0c… --yes'],
+    flags: [
+      '--status S   list: filter (pending, active, attention_required, expired, revoked, failed)',
+      '--user U     list: only this workspace (user)',
+      '--limit N    list: at most N (default: all, fetched a page at a time)',
+    ],
+    examples: [
+      'nexus connections list --status attention_required',
+      'nexus connections list github --user alice --json',
+      'nexus connections get 5f0c…',
+      'nexus connections revoke 5f0c… --yes',
+    ],
   },
   completion: {
     usage: 'nexus completion bash|zsh|fish',

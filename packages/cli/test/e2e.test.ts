@@ -406,10 +406,34 @@ agents:
     assert.match(secrets.stdout, /current_version +1/);
   });
 
-  test('connections list says clearly that the broker has no list endpoint', async () => {
-    const r = await nexus(b, ['connections', 'list', '--status', 'attention_required']);
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /no endpoint to list connections/);
+  test('connections list filters by status, user and provider, as a table or JSON', async () => {
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`${b.url}${path}`, {
+        method,
+        headers: { 'x-api-key': b.apiKey, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    await api('POST', '/providers', { profile: { name: 'listed-crm', auth_type: 'api_key' } });
+    const started = (await (
+      await api('POST', '/v1/request-connection', {
+        user_id: 'lister',
+        provider_name: 'listed-crm',
+        return_url: 'http://localhost:3000/done',
+      })
+    ).json()) as { connection_id: string };
+    const pending = await nexus(b, ['connections', 'list', 'listed-crm', '--status', 'pending', '--json']);
+    assert.equal(pending.code, 0, pending.stderr);
+    const rows = JSON.parse(pending.stdout) as { id: string; workspace_id: string; status: string }[];
+    assert.deepEqual(
+      rows.map((r) => [r.id, r.workspace_id, r.status]),
+      [[started.connection_id, 'lister', 'pending']],
+    );
+    const none = await nexus(b, ['connections', 'list', '--status', 'attention_required', '--json']);
+    assert.deepEqual(JSON.parse(none.stdout), []);
+    const people = await nexus(b, ['connections', 'list', '--user', 'lister']);
+    assert.equal(people.code, 0);
+    assert.match(people.stdout, /WORKSPACE +PROVIDER +STATUS/);
+    assert.match(people.stdout, new RegExp(`${started.connection_id} +lister +listed-crm +pending`));
   });
 
   test('login stores a profile readable only by the user; --profile uses it', async () => {

@@ -1,6 +1,6 @@
 /** Listing, showing and deleting objects over the admin API, for people (tables) and scripts (JSON, YAML). */
 import { chmodSync, writeFileSync } from 'node:fs';
-import type { Agent, AuditEvent, Provider, TrustedIssuer } from '../api.ts';
+import type { Agent, AuditEvent, ConnectionSummary, Provider, TrustedIssuer } from '../api.ts';
 import { CliError } from '../io.ts';
 import { emit, table } from '../render.ts';
 import { type Ctx, confirm } from './context.ts';
@@ -303,10 +303,33 @@ export async function secrets(ctx: Ctx, verb: string | undefined): Promise<numbe
 
 export async function connections(ctx: Ctx, verb: string | undefined): Promise<number> {
   const api = ctx.api();
-  if (verb === 'list')
-    throw new CliError(
-      'connections list: the broker has no endpoint to list connections yet (only GET /v1/check-connection/{id} and the /admin/v1/events feed); use `nexus connections get ID`, or `nexus audit list --resource connection`',
+  if (verb === 'list') {
+    const f = ctx.flags;
+    const wanted = f.limit === undefined ? Number.POSITIVE_INFINITY : Number(f.limit);
+    if (!Number.isInteger(wanted) && wanted !== Number.POSITIVE_INFINITY)
+      throw new CliError('--limit must be an integer');
+    const all: ConnectionSummary[] = [];
+    let cursor: string | undefined = f.cursor;
+    do {
+      const page = await api.listConnections({
+        ...(f.status ? { status: f.status } : {}),
+        ...(f.user ? { workspace_id: f.user } : {}),
+        ...(ctx.args[0] ? { provider: ctx.args[0] } : {}),
+        limit: String(Math.min(500, wanted - all.length)),
+        ...(cursor ? { cursor } : {}),
+      });
+      all.push(...page.connections);
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor !== undefined && all.length < wanted);
+    emit(ctx.io, ctx.format, all, () =>
+      table(
+        ctx.io,
+        ['ID', 'WORKSPACE', 'PROVIDER', 'STATUS', 'UPDATED', 'LAST ERROR'],
+        all.map((c) => [c.id, c.workspace_id, c.provider_name, c.status, c.updated_at, c.last_error ?? '-']),
+      ),
     );
+    return 0;
+  }
   if (verb === 'get') {
     const id = need(ctx, 'connection id');
     const status = await api.admin.checkConnection(id);

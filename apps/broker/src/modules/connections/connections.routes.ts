@@ -122,6 +122,65 @@ export function connectionsRoutes(
     );
   }
 
+  const statuses = ['pending', 'active', 'attention_required', 'expired', 'revoked', 'failed'] as const;
+  r.get(
+    '/connections',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        operationId: 'listConnections',
+        tags: ['connections'],
+        summary:
+          'Connections, a page at a time, filtered by status, workspace or provider (never credentials)',
+        querystring: z
+          .object({
+            status: z.enum(statuses).optional(),
+            workspace_id: z.string().trim().min(1).max(200).optional(),
+            provider: z.string().min(1).max(64).optional().describe('Provider name, alias or id'),
+            limit: z.coerce.number().int().min(1).max(500).default(100),
+            cursor: z
+              .string()
+              .regex(
+                /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i,
+                'a next_cursor from a previous page',
+              )
+              .optional(),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            connections: z.array(
+              z.object({
+                id: z.string(),
+                workspace_id: z.string(),
+                provider_id: z.string(),
+                provider_name: z.string(),
+                status: z.enum(statuses),
+                scopes: z.array(z.string()),
+                access_expires_at: z.string().nullable(),
+                last_refreshed_at: z.string().nullable(),
+                last_error: z.string().nullable(),
+                created_at: z.string(),
+                updated_at: z.string(),
+              }),
+            ),
+            next_cursor: z.string().nullable().describe('Pass as cursor for the next page; null at the end'),
+          }),
+          ...errorResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const providerId = q.provider === undefined ? undefined : (await providers.resolve(q.provider)).id;
+      return connections.list(
+        { status: q.status, workspaceId: q.workspace_id, providerId },
+        q.cursor,
+        q.limit,
+      );
+    },
+  );
+
   r.get(
     '/v1/check-connection/:id',
     {

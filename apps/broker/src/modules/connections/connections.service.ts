@@ -262,6 +262,38 @@ export function createConnectionsService(deps: {
       return read(ctx, row, readAction);
     },
 
+    /** `GET /connections` (admin): a page of connections, newest state first within id order, no credentials. */
+    async list(
+      filter: {
+        status?: ConnectionStatus | undefined;
+        workspaceId?: string | undefined;
+        providerId?: string | undefined;
+      },
+      cursor: string | undefined,
+      limit: number,
+    ) {
+      const rows = await store.listPage(filter, cursor, limit + 1);
+      const page = rows.slice(0, limit);
+      return {
+        connections: page.map((r) => ({
+          id: r.id,
+          workspace_id: r.workspace_id,
+          provider_id: r.provider_id,
+          provider_name: r.provider_name,
+          status: r.status as ConnectionStatus,
+          scopes: JSON.parse(r.scopes) as string[],
+          access_expires_at:
+            r.access_expires_at === null ? null : new Date(Number(r.access_expires_at)).toISOString(),
+          last_refreshed_at:
+            r.last_refreshed_at === null ? null : new Date(Number(r.last_refreshed_at)).toISOString(),
+          last_error: r.last_error,
+          created_at: new Date(Number(r.created_at)).toISOString(),
+          updated_at: new Date(Number(r.updated_at)).toISOString(),
+        })),
+        next_cursor: rows.length > limit ? page[page.length - 1]!.id : null,
+      };
+    },
+
     /** `GET /v1/check-connection/{id}`: the stored state, never guessed from a token fetch. */
     async check(
       principal: Principal | undefined,

@@ -283,6 +283,42 @@ export function createConnectionsStore(db: Database) {
       return Number(row?.n ?? 0);
     },
 
+    /**
+     * One page of connections in id order after `after`, filtered (indexes: primary key; status +
+     * updated_at; workspace + provider + status). Never the credentials.
+     */
+    async listPage(
+      filter: {
+        status?: string | undefined;
+        workspaceId?: string | undefined;
+        providerId?: string | undefined;
+      },
+      after: string | undefined,
+      limit: number,
+    ) {
+      let q = k
+        .selectFrom('connections')
+        .innerJoin('providers', 'providers.id', 'connections.provider_id')
+        .select([
+          'connections.id',
+          'connections.workspace_id',
+          'connections.provider_id',
+          'providers.name as provider_name',
+          'connections.status',
+          'connections.scopes',
+          'connections.access_expires_at',
+          'connections.last_refreshed_at',
+          'connections.last_error',
+          'connections.created_at',
+          'connections.updated_at',
+        ]);
+      if (filter.status !== undefined) q = q.where('connections.status', '=', filter.status);
+      if (filter.workspaceId !== undefined) q = q.where('connections.workspace_id', '=', filter.workspaceId);
+      if (filter.providerId !== undefined) q = q.where('connections.provider_id', '=', filter.providerId);
+      if (after !== undefined) q = q.where('connections.id', '>', after);
+      return q.orderBy('connections.id').limit(limit).execute();
+    },
+
     async countByStatus(): Promise<Record<string, number>> {
       const rows = await k
         .selectFrom('connections')
