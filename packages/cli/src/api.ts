@@ -86,6 +86,11 @@ export class Api {
     return this.#conn.url;
   }
 
+  /** For checks that call the broker directly (doctor); never printed. */
+  get apiKey(): string {
+    return this.#conn.apiKey;
+  }
+
   /** One request outside the SDK; errors become `NexusError` like the SDK's. */
   async request<T>(
     method: string,

@@ -156,6 +156,19 @@ export const COMMANDS: Record<string, CommandHelp> = {
       'nexus connections revoke 5f0c… --yes',
     ],
   },
+  sessions: {
+    usage: 'nexus sessions get ID|close ID',
+    summary: 'show an agent session (scopes, expiry, on whose behalf) or close it',
+    subcommands: ['get', 'close'],
+    examples: ['nexus sessions get 3b1e… --json', 'nexus sessions close 3b1e… --yes'],
+  },
+  doctor: {
+    usage: 'nexus doctor --remote',
+    summary:
+      'check a running broker over HTTP: reachable, ready, TLS, the API key, clock skew, API document (exit 1 on a failure); without --remote it runs the broker host checks',
+    flags: ['--remote   check the broker at --url / NEXUS_URL / the profile'],
+    examples: ['nexus doctor --remote', 'nexus doctor --remote --profile prod --json'],
+  },
   completion: {
     usage: 'nexus completion bash|zsh|fish',
     summary: 'print a shell completion script',

@@ -9,6 +9,7 @@ import { NexusError } from '@nexus-broker/sdk';
 import { type Ctx, type Flags, makeCtx } from './commands/context.ts';
 import { applyCommand, exportCommand, planCommand, validateCommand } from './commands/declarative.ts';
 import { login } from './commands/login.ts';
+import { doctorRemote, sessions } from './commands/remote.ts';
 import {
   agents,
   audit,
@@ -49,6 +50,7 @@ const OPTIONS = {
   interval: { type: 'string' },
   'no-verify': { type: 'boolean' },
   'include-deleted': { type: 'boolean' },
+  remote: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -64,6 +66,8 @@ const HANDLERS: Record<string, Handler> = {
   agents,
   scopes,
   'trusted-issuers': trustedIssuers,
+  sessions,
+  doctor: (ctx) => doctorRemote(ctx),
   audit,
   secrets,
   connections,
@@ -80,7 +84,8 @@ function isBrokerCommand(argv: readonly string[]): boolean {
   const [command, sub] = argv.filter((a) => !a.startsWith('-'));
   if (command === undefined) return false;
   return (
-    BROKER_COMMANDS.includes(command) ||
+    (BROKER_COMMANDS.includes(command) &&
+      !(command === 'doctor' && ['--remote', '--help', '-h'].some((f) => argv.includes(f)))) ||
     (command === 'audit' && sub === 'verify') ||
     (command === 'secrets' && (sub === 'migrate' || sub === 'set'))
   );

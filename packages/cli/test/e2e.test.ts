@@ -436,6 +436,75 @@ agents:
     assert.match(people.stdout, new RegExp(`${started.connection_id} +lister +listed-crm +pending`));
   });
 
+  test('doctor --remote checks a running broker; a bad key fails it', async () => {
+    const ok = await nexus(b, ['doctor', '--remote', '--json']);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    const checks = JSON.parse(ok.stdout) as { status: string; check: string }[];
+    assert.deepEqual(
+      checks.map((c) => [c.check, c.status]).filter(([, s]) => s !== 'ok'),
+      [],
+      'every check passes against a healthy local broker',
+    );
+    assert.deepEqual(
+      checks.map((c) => c.check),
+      ['reachable', 'tls', 'clock', 'ready', 'api key', 'api document'],
+    );
+    const bad = await nexus(b, ['doctor', '--remote'], {
+      env: { API_KEY: 'nxa_wrong_key_for_doctor_test_000000' },
+    });
+    assert.equal(bad.code, 1);
+    assert.match(bad.stdout, /FAIL +api key +refused/);
+    const down = await nexus(b, ['doctor', '--remote', '--url', 'http://127.0.0.1:9']);
+    assert.equal(down.code, 1);
+    assert.match(down.stdout, /FAIL +reachable/);
+  });
+
+  test('sessions get and close an agent session', async () => {
+    assert.equal((await admin(b, 'POST', '/admin/v1/scopes', { name: 'reports:read' })).status, 201);
+    const agent = await admin(b, 'POST', '/admin/v1/agents', {
+      agent_id: 'cli-session-bot',
+      allowed_scopes: ['reports:read'],
+    });
+    assert.equal(agent.status, 201);
+    const login = await fetch(`${b.url}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: 'cli-session-bot',
+        client_secret: String(agent.body.client_secret),
+      }),
+    });
+    const { access_token } = (await login.json()) as { access_token: string };
+    const opened = await fetch(`${b.url}/v1/agent-sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${access_token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ scopes: ['reports:read'] }),
+    });
+    assert.equal(opened.status, 201, await opened.clone().text());
+    const { session_id } = (await opened.json()) as { session_id: string };
+
+    const shown = await nexus(b, ['sessions', 'get', session_id, '--json']);
+    assert.equal(shown.code, 0, shown.stderr);
+    const session = JSON.parse(shown.stdout) as { session_id: string; scopes_granted: string[] };
+    assert.equal(session.session_id, session_id);
+    assert.deepEqual(session.scopes_granted, ['reports:read']);
+    assert.ok(!shown.stdout.includes(access_token), 'no token in the output');
+
+    const refused = await nexus(b, ['sessions', 'close', session_id]);
+    assert.equal(refused.code, 1, 'no terminal, no --yes: nothing closed');
+    const closed = await nexus(b, ['sessions', 'close', session_id, '--yes']);
+    assert.equal(closed.code, 0, closed.stderr);
+    const after = await fetch(`${b.url}/v1/agent-sessions/${session_id}`, {
+      headers: { authorization: `Bearer ${access_token}` },
+    });
+    const state = (await after.json()) as Record<string, unknown>;
+    assert.ok(
+      after.status === 404 || state.active === false || state.status === 'closed',
+      JSON.stringify(state),
+    );
+  });
+
   test('login stores a profile readable only by the user; --profile uses it', async () => {
     const login = await nexus(b, ['login', '--url', b.url, '--profile', 'ci'], {
       env: { NEXUS_URL: '', API_KEY: '' },

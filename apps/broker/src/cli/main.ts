@@ -55,7 +55,8 @@ Audit
 
 Operating a broker over its admin API (the operator CLI, @nexus-broker/cli; \`nexus <command> --help\`)
   validate|plan|apply|export -f FILE  declarative configuration: providers, aliases, agents, scopes, issuers
-  login, providers, agents, connections, scopes, trusted-issuers, audit list|tail, completion
+  login, providers, agents, connections, sessions, scopes, trusted-issuers, audit list|tail, completion,
+  doctor --remote (checks a running broker over HTTP)
 
 Global options: --json (machine-readable output), --help, --version
 Configuration reference: docs/configuration.md`;
@@ -208,6 +209,7 @@ const OPERATOR_COMMANDS = new Set([
   'scopes',
   'trusted-issuers',
   'completion',
+  'sessions',
 ]);
 
 function operatorCommand(argv: readonly string[]): string | undefined {
@@ -215,6 +217,7 @@ function operatorCommand(argv: readonly string[]): string | undefined {
   if (command === undefined) return undefined;
   if (OPERATOR_COMMANDS.has(command)) return command;
   if (command === 'audit' && sub !== undefined && sub !== 'verify') return command;
+  if (command === 'doctor' && argv.includes('--remote')) return command;
   return undefined;
 }
 

@@ -28,6 +28,7 @@ export interface Flags {
   interval?: string;
   'no-verify'?: boolean;
   'include-deleted'?: boolean;
+  remote?: boolean;
 }
 
 export interface Ctx {
