@@ -1,4 +1,3 @@
-import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 
 /**
@@ -22,6 +21,7 @@ export async function installCors(app: FastifyInstance, origins: readonly string
     if (route.method === 'OPTIONS' && route.url === '*')
       route.config = { ...(route.config as object), auth: 'public' };
   });
+  const { default: cors } = await import('@fastify/cors');
   await app.register(cors, {
     hook: 'onRequest',
     delegator: (request, callback) => {

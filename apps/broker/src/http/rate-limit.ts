@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createClient } from 'redis';
 import { commonError } from '../errors/common.errors.ts';
 import type { NexusError } from '../errors/nexus-error.ts';
 import { sendError } from './error-handler.ts';
@@ -64,28 +63,42 @@ function memoryStore(now: () => number): CounterStore {
 }
 
 function redisStore(url: string, now: () => number): CounterStore {
-  const client = createClient({
-    url,
-    socket: { connectTimeout: 2_000, reconnectStrategy: (n) => Math.min(n * 100, 2_000) },
-  });
-  client.on('error', () => {}); // counted per request (fail open), never a crash
+  let redis: { incr(key: string, ttlMs: number): Promise<number>; close(): Promise<unknown> } | undefined;
   let connecting: Promise<unknown> | undefined;
+  // Loaded and connected on first use: processes that serve no limited route (and brokers without
+  // Redis) never load the client library or open a connection.
+  const connect = async () => {
+    const { createClient } = await import('redis');
+    const client = createClient({
+      url,
+      socket: { connectTimeout: 2_000, reconnectStrategy: (n: number) => Math.min(n * 100, 2_000) },
+    });
+    client.on('error', () => {}); // counted per request (fail open), never a crash
+    redis = {
+      async incr(key, ttlMs) {
+        const [count] = (await client.multi().incr(key).pExpire(key, ttlMs).exec()) as unknown as [number];
+        return Number(count);
+      },
+      close: () => client.close(),
+    };
+    await client.connect();
+  };
   return {
     async hit(key, windowMs) {
-      // Connected on first use: processes that serve no limited route never open a connection.
-      connecting ??= client.connect().catch(() => undefined);
+      // A failed first connection is tried again after a pause (requests pass meanwhile).
+      connecting ??= connect().catch(() => {
+        redis = undefined;
+        setTimeout(() => {
+          connecting = undefined;
+        }, 5_000).unref();
+      });
       await connecting;
-      const window = Math.floor(now() / windowMs);
-      const k = `nexus:rl:${key}:${window}`;
-      const [count] = (await client
-        .multi()
-        .incr(k)
-        .pExpire(k, windowMs * 2)
-        .exec()) as unknown as [number];
-      return Number(count);
+      if (redis === undefined) throw new Error('Redis is unavailable');
+      return redis.incr(`nexus:rl:${key}:${Math.floor(now() / windowMs)}`, windowMs * 2);
     },
     async close() {
-      if (connecting !== undefined) await client.close().catch(() => undefined);
+      await connecting;
+      await redis?.close().catch(() => undefined);
     },
   };
 }

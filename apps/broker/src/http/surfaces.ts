@@ -44,7 +44,9 @@ export function tagged(
 const ROUTES = new WeakMap<FastifyInstance, { method: string; url: string; auth: RouteAuth | undefined }[]>();
 
 /** Every route of an app (method, path, auth), as registered: what split mode divides. */
-export function routeTable(app: FastifyInstance): readonly { method: string; url: string; auth: RouteAuth | undefined }[] {
+export function routeTable(
+  app: FastifyInstance,
+): readonly { method: string; url: string; auth: RouteAuth | undefined }[] {
   return ROUTES.get(app) ?? [];
 }
 

@@ -1,5 +1,4 @@
 import { createHash, createHmac } from 'node:crypto';
-import { SignatureV4 } from '@smithy/signature-v4';
 import type { Strategy } from './strategy.ts';
 
 type Data = string | ArrayBuffer | ArrayBufferView;
@@ -40,6 +39,8 @@ export async function signSigV4(
   if (accessKeyId === undefined || secretAccessKey === undefined)
     throw new Error('credential fields access_key and secret_key are required');
   if (service === undefined) throw new Error('the strategy config has no service');
+  // Loaded on first use: a broker that never signs does not pay for the signer at start-up.
+  const { SignatureV4 } = await import('@smithy/signature-v4');
   const signer = new SignatureV4({
     credentials: {
       accessKeyId,
