@@ -475,6 +475,47 @@ describe('agents', () => {
     assert.equal((await asAgent(after, { method: 'GET', url })).statusCode, 200);
   });
 
+  it('publishes an agent JWKS (public keys only) and deletes with If-Match', async () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pub = { ...publicKey.export({ format: 'jwk' }), kid: 'k1', alg: 'ES256' };
+    const priv = { ...privateKey.export({ format: 'jwk' }), kid: 'k1', alg: 'ES256' };
+    const refused = await call({
+      method: 'POST',
+      url: '/admin/v1/agents',
+      payload: { agent_id: 'leaky-keys', allowed_scopes: [], jwks: { keys: [priv] } },
+    });
+    assert.equal(refused.statusCode, 400, 'a private key is refused');
+    assert.match(refused.body, /public key only/);
+    assert.equal(
+      (await call({ method: 'GET', url: '/admin/v1/agents/leaky-keys' })).statusCode,
+      404,
+      'nothing created',
+    );
+
+    const created = await createAgent({ agent_id: 'keyed-bot', allowed_scopes: [], jwks: { keys: [pub] } });
+    const view = await call({ method: 'GET', url: `/admin/v1/agents/${created.id}` });
+    assert.deepEqual(json<{ jwks: unknown }>(view).jwks, { keys: [pub] });
+    const etag = view.headers.etag as string;
+    const stale = await call({
+      method: 'DELETE',
+      url: `/admin/v1/agents/${created.id}`,
+      headers: { 'if-match': '"999"' },
+    });
+    assert.equal(stale.statusCode, 409);
+    assert.equal(json(stale).error, 'version_conflict');
+    assert.equal(
+      (await call({ method: 'GET', url: `/admin/v1/agents/${created.id}` })).statusCode,
+      200,
+      'still there',
+    );
+    const deleted = await call({
+      method: 'DELETE',
+      url: `/admin/v1/agents/${created.id}`,
+      headers: { 'if-match': etag },
+    });
+    assert.equal(deleted.statusCode, 200, deleted.body);
+  });
+
   it('audits every token issued or denied, naming the agent', async () => {
     const res = await call({ method: 'GET', url: '/audit?limit=500' });
     const events = json<{ events: { event_type: string; actor: string; outcome: string }[] }>(res).events;

@@ -269,6 +269,13 @@ describe('trusted issuers and user tokens', () => {
     }
     const unauthenticated = await call({ method: 'GET', url: URL_BASE, key: null });
     assert.equal(unauthenticated.statusCode, 401);
+    const staleDelete = await call({
+      method: 'DELETE',
+      url: `${URL_BASE}/${trusted.id}`,
+      headers: { 'if-match': '"1"' },
+    });
+    assert.equal(staleDelete.statusCode, 409, 'a delete against a stale version is refused');
+    assert.equal(json(staleDelete).error, 'version_conflict');
     assert.deepEqual(json(await call({ method: 'GET', url: `${URL_BASE}/${trusted.id}` })), before);
   });
 

@@ -330,6 +330,7 @@ agents:
         '[].description',
         '[].has_jwks',
         '[].id',
+        '[].jwks',
         '[].jwks_uri',
         '[].secrets',
         '[].updated_at',

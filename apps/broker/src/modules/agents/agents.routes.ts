@@ -21,7 +21,14 @@ const agentId = z
   );
 const ref = z.string().min(1).max(64);
 const workspace = z.string().min(1).max(200);
-const jwk = z.record(z.string().max(64), z.unknown());
+/** Members only private or symmetric keys have (RFC 7518 §6.2.2, §6.3.2, §6.4.1). */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const jwk = z
+  .record(z.string().max(64), z.unknown())
+  .refine((key) => !PRIVATE_JWK_MEMBERS.some((m) => m in key), {
+    message:
+      'a public key only: remove the private members (d, p, q, dp, dq, qi, k); the agent keeps its private key',
+  });
 const jwks = z.object({ keys: z.array(jwk).min(1).max(10) }).strict();
 const jwksUri = z
   .url({ protocol: /^https$/ })
@@ -70,6 +77,10 @@ const agentView = z
     active: z.boolean(),
     jwks_uri: z.string().nullable(),
     has_jwks: z.boolean(),
+    jwks: z
+      .object({ keys: z.array(z.record(z.string(), z.unknown())) })
+      .nullable()
+      .describe('The public keys registered for private_key_jwt (public by nature)'),
     secrets: z.array(z.object({ id: z.string(), created_at: z.string(), expires_at: z.string().nullable() })),
     version: z.number().int(),
     created_at: z.string(),
@@ -177,11 +188,12 @@ export function agentsRoutes(app: FastifyInstance, deps: { agents: AgentsService
         tags,
         summary: 'Delete an agent and revoke its secrets',
         params,
-        response: { 200: z.object({ id: z.string(), message: z.string() }), ...errorResponses(404) },
+        headers: z.object({ 'if-match': z.string().max(256).optional() }),
+        response: { 200: z.object({ id: z.string(), message: z.string() }), ...errorResponses(404, 409) },
       },
     },
     async (request) => {
-      await deps.agents.remove(auditContext(request), request.params.id);
+      await deps.agents.remove(auditContext(request), request.params.id, request.headers['if-match']);
       return { id: request.params.id, message: 'agent deleted' };
     },
   );

@@ -3,6 +3,7 @@ import { type FetchImplementation, SignJWT } from 'jose';
 import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
+import { checkIfMatch } from '../../errors/if-match.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AgentPrincipal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
@@ -42,6 +43,7 @@ export interface AgentView {
   active: boolean;
   jwks_uri: string | null;
   has_jwks: boolean;
+  jwks: { keys: Record<string, unknown>[] } | null;
   secrets: { id: string; created_at: string; expires_at: string | null }[];
   version: number;
   created_at: string;
@@ -55,6 +57,15 @@ export interface ClientAuthentication {
   clientSecret?: string;
   assertionType?: string;
   assertion?: string;
+}
+
+/** The registered keys with any private member dropped (registration refuses them; older rows may hold some). */
+function publicJwks(stored: string): { keys: Record<string, unknown>[] } {
+  const { keys } = JSON.parse(stored) as { keys: Record<string, unknown>[] };
+  const PRIVATE = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
+  return {
+    keys: keys.map((key) => Object.fromEntries(Object.entries(key).filter(([m]) => !PRIVATE.has(m)))),
+  };
 }
 
 export function createAgentsService(deps: {
@@ -105,6 +116,7 @@ export function createAgentsService(deps: {
       active: row.disabled_at === null,
       jwks_uri: row.jwks_uri,
       has_jwks: row.jwks !== null,
+      jwks: row.jwks === null ? null : publicJwks(row.jwks),
       secrets: secrets.map((s) => ({
         id: s.id,
         created_at: iso(s.created_at)!,
@@ -234,12 +246,7 @@ export function createAgentsService(deps: {
       ifMatch?: string,
     ): Promise<AgentView> {
       const row = await liveRow(ref);
-      if (
-        ifMatch !== undefined &&
-        ifMatch.trim() !== '*' &&
-        !ifMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${row.version}"`)
-      )
-        throw commonError('version_conflict', { details: { current_version: row.version } });
+      checkIfMatch(ifMatch, row.version);
       const t = now();
       const set: Partial<AgentsTable> = { updated_at: t, version: row.version + 1 };
       if (patch.description !== undefined) set.description = patch.description;
@@ -277,8 +284,9 @@ export function createAgentsService(deps: {
       return view({ ...row, ...set } as AgentsTable);
     },
 
-    async remove(ctx: AuditContext, ref: string): Promise<void> {
+    async remove(ctx: AuditContext, ref: string, ifMatch?: string): Promise<void> {
       const row = await liveRow(ref);
+      checkIfMatch(ifMatch, row.version);
       const t = now();
       await k.transaction().execute(async (trx) => {
         await trx

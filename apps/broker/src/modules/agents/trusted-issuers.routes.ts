@@ -163,11 +163,12 @@ export function trustedIssuersRoutes(
         tags,
         summary: "Stop trusting an issuer: its users' tokens are refused from now on",
         params,
-        response: { 200: z.object({ id: z.string(), message: z.string() }), ...errorResponses(404) },
+        headers: z.object({ 'if-match': z.string().max(256).optional() }),
+        response: { 200: z.object({ id: z.string(), message: z.string() }), ...errorResponses(404, 409) },
       },
     },
     async (request) => {
-      await deps.trustedIssuers.remove(auditContext(request), request.params.id);
+      await deps.trustedIssuers.remove(auditContext(request), request.params.id, request.headers['if-match']);
       return { id: request.params.id, message: 'trusted issuer deleted' };
     },
   );

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FetchImplementation } from 'jose';
 import type { TrustedIssuersTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
+import { checkIfMatch } from '../../errors/if-match.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { Discovery } from '../providers/discovery.ts';
@@ -199,12 +200,7 @@ export function createTrustedIssuersService(deps: {
       ifMatch?: string,
     ): Promise<TrustedIssuerView> {
       const row = await liveRow(id);
-      if (
-        ifMatch !== undefined &&
-        ifMatch.trim() !== '*' &&
-        !ifMatch.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${row.version}"`)
-      )
-        throw commonError('version_conflict', { details: { current_version: row.version } });
+      checkIfMatch(ifMatch, row.version);
       const set: Partial<TrustedIssuersTable> = { updated_at: now(), version: row.version + 1 };
       if (patch.issuer !== undefined) set.issuer = patch.issuer;
       if (patch.jwks_uri !== undefined) set.jwks_uri = patch.jwks_uri;
@@ -235,8 +231,9 @@ export function createTrustedIssuersService(deps: {
       return view(next);
     },
 
-    async remove(ctx: AuditContext, id: string): Promise<void> {
+    async remove(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
       const row = await liveRow(id);
+      checkIfMatch(ifMatch, row.version);
       if (!(await deps.store.softDelete(row.id, now())))
         throw errorFrom(trustedIssuerErrors, 'trusted_issuer_not_found');
       await deps.audit.record(ctx, {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ProvidersTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
+import { checkIfMatch } from '../../errors/if-match.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
@@ -80,14 +81,6 @@ function normalize(input: ProfileInput): { profile: StoredProfile; secret: strin
 
 function parseRecord(row: Pick<ProvidersTable, 'profile'>): StoredRecord {
   return JSON.parse(row.profile) as StoredRecord;
-}
-
-/** `If-Match: "3"` (or W/"3", or *) against the row version; absent means unconditional. */
-function checkIfMatch(ifMatch: string | undefined, version: number): void {
-  if (ifMatch === undefined || ifMatch.trim() === '*') return;
-  const tags = ifMatch.split(',').map((t) => t.trim().replace(/^W\//, ''));
-  if (!tags.includes(`"${version}"`))
-    throw commonError('version_conflict', { details: { current_version: version } });
 }
 
 function changedFields(before: StoredRecord, after: StoredRecord, secretChanged: boolean): string[] {
