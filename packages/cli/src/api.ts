@@ -157,7 +157,13 @@ export class Api {
   createAgent = (input: CreateAgentInput) => this.admin.createAgent(input);
   updateAgent = (id: string, patch: UpdateAgentInput, version: number) =>
     this.admin.updateAgent(id, patch, { ifMatch: version });
-  deleteAgent = (id: string) => this.admin.deleteAgent(id);
+  /** With the version read, a concurrent change makes the delete fail (409) instead of losing it. */
+  deleteAgent = (id: string, version?: number) =>
+    this.request<unknown>(
+      'DELETE',
+      `admin/v1/agents/${enc(id)}`,
+      version === undefined ? {} : { ifMatch: version },
+    );
 
   // Audit (SDK)
   auditPage = (query: AuditQuery) => this.admin.listAuditEvents(query);
@@ -192,8 +198,12 @@ export class Api {
       json: patch,
       ifMatch: version,
     });
-  deleteTrustedIssuer = (id: string) =>
-    this.request<unknown>('DELETE', `admin/v1/trusted-issuers/${enc(id)}`);
+  deleteTrustedIssuer = (id: string, version?: number) =>
+    this.request<unknown>(
+      'DELETE',
+      `admin/v1/trusted-issuers/${enc(id)}`,
+      version === undefined ? {} : { ifMatch: version },
+    );
 
   // User secrets, metadata only (not in the SDK's admin client)
   async listSecrets(user: string, zone: string, includeDeleted = false): Promise<UserSecretMeta[]> {

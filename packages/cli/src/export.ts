@@ -72,10 +72,8 @@ export function exportManifest(state: State): { yaml: string; variables: string[
       if (a.allowed_secrets.length > 0) out.allowed_secrets = a.allowed_secrets;
       if (!a.active) out.active = false;
       if (a.jwks_uri) out.jwks_uri = a.jwks_uri;
-      if (a.has_jwks)
-        warnings.push(
-          `agent ${a.agent_id} has public keys (jwks) that the broker does not return; they are left out and kept on apply`,
-        );
+      const jwks = (a as { jwks?: Record<string, unknown> | null }).jwks;
+      if (jwks) out.jwks = jwks;
       return out;
     }),
   };

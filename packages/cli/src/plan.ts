@@ -4,6 +4,7 @@
  * in reverse). Updates carry the version read here, sent back as If-Match, so a change made on the
  * broker between plan and apply is refused (409) instead of overwritten.
  */
+import { createHash } from 'node:crypto';
 import type { CreateAgentInput } from '@nexus-broker/sdk';
 import type { Api } from './api.ts';
 import type { AgentSpec, IssuerSpec, Kind, Manifest, ProviderSpec, SecretSource } from './manifest.ts';
@@ -51,6 +52,9 @@ export interface PlanOptions {
 }
 
 const canon = (v: unknown): string => JSON.stringify(sortKeys(v)) ?? 'undefined';
+/** A short, stable name for a key set in plans: its keys are long and public, the point is "changed". */
+const fingerprint = (jwks: unknown) =>
+  `sha256:${createHash('sha256').update(canon(jwks)).digest('hex').slice(0, 12)}`;
 function sortKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortKeys);
   if (v !== null && typeof v === 'object')
@@ -209,7 +213,7 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
           name: cur.issuer,
           changes: [],
           run: async ({ api }) => {
-            await api.deleteTrustedIssuer(cur.id);
+            await api.deleteTrustedIssuer(cur.id, cur.version);
           },
         });
 
@@ -351,14 +355,14 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
       allowed_secrets: sorted(cur.allowed_secrets),
     };
     const changes = diff(AGENT_FIELDS, current, desired);
-    const jwksChange =
-      a.jwks !== undefined &&
-      ((a.jwks !== null) !== cur.has_jwks || (a.jwks !== null && options.updateSecrets));
+    // Public keys: the broker shows them, so they are compared like any other field.
+    const currentJwks = (cur as { jwks?: Record<string, unknown> | null }).jwks ?? null;
+    const jwksChange = a.jwks !== undefined && canon(a.jwks ?? null) !== canon(currentJwks);
     if (jwksChange)
       changes.push({
         field: 'jwks',
-        old: cur.has_jwks ? '(set)' : undefined,
-        new: a.jwks ? '(set)' : undefined,
+        old: currentJwks ? fingerprint(currentJwks) : undefined,
+        new: a.jwks ? fingerprint(a.jwks) : undefined,
       });
     if (changes.length === 0) {
       actions.push({ op: 'unchanged', kind: 'agent', name: a.agent_id, changes });
@@ -386,7 +390,7 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
           name: cur.agent_id,
           changes: [],
           run: async ({ api }) => {
-            await api.deleteAgent(cur.id);
+            await api.deleteAgent(cur.id, cur.version);
           },
         });
 

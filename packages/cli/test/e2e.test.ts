@@ -116,6 +116,26 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
     assert.equal((await nexus(b, ['plan', '-f', original], { env })).code, 0);
   });
 
+  test('agent public keys (jwks) are compared and exported like any field', async () => {
+    const key = (x: string) => ({ kty: 'EC', crv: 'P-256', kid: 'k1', alg: 'ES256', x, y: 'AAAA' });
+    const withKeys = (x: string) =>
+      write(
+        `jwks-${x}.yaml`,
+        `agents:\n  - agent_id: keyed-agent\n    allowed_scopes: []\n    jwks:\n      keys:\n        - ${JSON.stringify(key(x))}\n`,
+      );
+    const first = withKeys('first');
+    assert.equal((await nexus(b, ['apply', '-f', first, '--yes'])).code, 0);
+    assert.equal((await nexus(b, ['plan', '-f', first])).code, 0, 'the same keys: no change');
+    const rotated = await nexus(b, ['plan', '-f', withKeys('second')]);
+    assert.equal(rotated.code, 2, rotated.stdout);
+    assert.match(
+      rotated.stdout,
+      /~ update agent keyed-agent\n {6}jwks: "sha256:[0-9a-f]{12}" → "sha256:[0-9a-f]{12}"/,
+    );
+    const exported = await nexus(b, ['export']);
+    assert.match(exported.stdout, /agent_id: keyed-agent[\s\S]*jwks:[\s\S]*x: first/);
+  });
+
   test('--update-secrets re-sends secrets, shown as *** → ***', async () => {
     const plan = await nexus(b, ['plan', '-f', original, '--update-secrets'], { env });
     assert.equal(plan.code, 2);

@@ -107,7 +107,7 @@ export async function agents(ctx: Ctx, verb: string | undefined): Promise<number
   if (verb === 'delete') {
     const a = await api.getAgent(need(ctx, 'agent id'));
     if (!(await confirm(ctx, `Delete agent ${a.agent_id}? Its secrets are revoked.`))) return cancelled(ctx);
-    await api.deleteAgent(a.id);
+    await api.deleteAgent(a.id, a.version);
     return done(ctx, { id: a.id, deleted: true }, `deleted agent ${a.agent_id}`);
   }
   if (verb === 'rotate-secret') {
@@ -184,7 +184,7 @@ export async function trustedIssuers(ctx: Ctx, verb: string | undefined): Promis
     const t = await issuerByRef(ctx, need(ctx, 'issuer or id'));
     if (!(await confirm(ctx, `Stop trusting ${t.issuer}? Its users' tokens are refused from now on.`)))
       return cancelled(ctx);
-    await api.deleteTrustedIssuer(t.id);
+    await api.deleteTrustedIssuer(t.id, t.version);
     return done(ctx, { id: t.id, deleted: true }, `deleted trusted issuer ${t.issuer}`);
   }
   return usage('trusted-issuers');
