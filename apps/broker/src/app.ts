@@ -9,7 +9,7 @@ import { installCors } from './http/cors.ts';
 import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installOpenApi } from './http/openapi.ts';
 import { installRateLimits } from './http/rate-limit.ts';
-import { installSurfaces, type listenersFor } from './http/surfaces.ts';
+import { installPublicAdminGuard, installSurfaces, type listenersFor } from './http/surfaces.ts';
 
 type Listeners = ReturnType<typeof listenersFor>;
 
@@ -89,6 +89,7 @@ export async function buildApp(
     agents: container.agents,
     allowedCidrs: config.http.allowedCidrs,
   });
+  installPublicAdminGuard(app, config.publicListenerAdminKeys);
   installRateLimits(app, container.rateLimiter);
   await installOpenApi(app, config.http.baseUrl, VERSION);
 

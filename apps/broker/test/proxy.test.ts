@@ -86,6 +86,17 @@ function echoServer() {
       res.writeHead(302, { location: String(url.searchParams.get('to')) }).end();
       return;
     }
+    if (url.pathname.endsWith('/redirect-outside')) {
+      // Same origin, outside the route's base path.
+      res.writeHead(302, { location: '/outside/admin' }).end();
+      return;
+    }
+    if (url.pathname.endsWith('/slash')) {
+      // Like APPEND_SLASH servers: the query (credential included) comes back in the Location.
+      req.resume();
+      res.writeHead(308, { location: `${url.pathname}/${url.search}`, 'set-cookie': 'upstream=1' }).end();
+      return;
+    }
     const hash = createHash('sha256');
     let size = 0;
     req.on('data', (chunk: Buffer) => {
@@ -98,6 +109,8 @@ function echoServer() {
         connection: 'close, x-hop',
         'x-hop': 'drop-me',
         'x-upstream': 'yes',
+        'set-cookie': 'upstream-session=1; Path=/',
+        'access-control-allow-origin': '*',
       });
       res.end(JSON.stringify({ url: req.url, headers: req.headers, size, sha256: hash.digest('hex') }));
     });
@@ -115,7 +128,7 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     hmac_payload: [],
     aws_sigv4: [],
   };
-  const connections = {} as Record<Kind | 'echo' | 'private', string>;
+  const connections = {} as Record<Kind | 'echo' | 'private' | 'echo-q' | 'echo-crlf', string>;
   let upstream: Awaited<ReturnType<typeof startUpstream>>;
   const echo = echoServer();
   let echoUrl: string;
@@ -248,6 +261,7 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     for (const [name, base] of [
       ['echo', `${echoUrl}/base`],
       ['private', undefined],
+      ['echo-crlf', `${echoUrl}/base`],
     ] as const) {
       await s.call(
         {
@@ -270,9 +284,28 @@ describe('credential proxy', { timeout: 240_000 }, () => {
         201,
       );
       connections[name] = await capture(name, {
-        api_key: `secret-${name}-${randomBytes(6).toString('hex')}`,
+        api_key:
+          name === 'echo-crlf'
+            ? 'secret-with\r\nX-Injected: 1'
+            : `secret-${name}-${randomBytes(6).toString('hex')}`,
       });
     }
+    await s.call(
+      {
+        method: 'POST',
+        url: '/providers',
+        payload: {
+          profile: {
+            name: 'echo-q',
+            auth_type: 'query_param',
+            api_base_url: `${echoUrl}/base`,
+            params: { auth_strategy: { type: 'query_param', config: { param_name: 'api_key' } } },
+          },
+        },
+      },
+      201,
+    );
+    connections['echo-q'] = await capture('echo-q', { api_key: 'secret-query-key-123' });
     agent = await agentToken('proxy-user', { allowed_providers: ['*'], allowed_workspaces: ['user-1'] });
     stranger = await agentToken('stranger', {
       allowed_providers: ['*'],
@@ -452,6 +485,37 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     assert.equal(body.details.connection_id, doomed);
   });
 
+  it('never hands a credential back: Location rewritten to the proxy path and stripped, upstream cookies and CORS dropped', async () => {
+    const res = await proxy('/echo-q/items/slash?x=1', {
+      method: 'POST',
+      connection: connections['echo-q'],
+      body: 'not replayable: streamed',
+      redirect: 'manual',
+    });
+    assert.equal(res.status, 308);
+    const location = res.headers.get('location') ?? '';
+    assert.equal(location, '/proxy/echo-q/items/slash/?x=1', 'the proxy path, without the credential');
+    assert.equal(res.headers.get('set-cookie'), null, 'an upstream cookie would land on the broker origin');
+    const inspected = await proxy('/echo/inspect', { connection: connections.echo });
+    assert.equal(inspected.headers.get('set-cookie'), null);
+    assert.equal(inspected.headers.get('access-control-allow-origin'), null);
+  });
+
+  it('follows a same-origin redirect out of the base path without the credential', async () => {
+    const before = echo.seen.length;
+    const res = await proxy('/echo/redirect-outside', { connection: connections.echo });
+    await res.arrayBuffer();
+    const outside = echo.seen.slice(before).find((r) => r.url.startsWith('/outside/'));
+    assert.ok(outside, 'the redirect was followed');
+    assert.equal(outside.headers['x-api-key'], undefined, 'no credential outside the route base');
+  });
+
+  it('answers 502 auth_injection_failed for a credential no header can carry, never 500', async () => {
+    const res = await proxy('/echo-crlf/x', { connection: connections['echo-crlf'] });
+    assert.equal(res.status, 502);
+    assert.equal(((await res.json()) as { error: string }).error, 'auth_injection_failed');
+  });
+
   it('streams 200 MB up and down without holding them in memory', async () => {
     // Four times the 50 MB the issue names: a proxy that held a body whole would grow by at least
     // that much, while streaming stays well under half of it (sockets and stream buffers included).
@@ -542,6 +606,13 @@ describe('credential proxy', { timeout: 240_000 }, () => {
       events: { action: string; actor: string; resource_id: string; details: Record<string, unknown> }[];
     }>(await s.call({ method: 'GET', url: '/audit?event_type=proxy.request&limit=5' }, 200));
     const event = audit.events[0]!;
+    const reads = json<{ events: { resource_id: string }[] }>(
+      await s.call({ method: 'GET', url: '/audit?event_type=connection.token_read&limit=200' }, 200),
+    );
+    assert.ok(
+      !reads.events.some((e) => e.resource_id === connections.header),
+      'a proxied call is audited once (proxy.request), not also as a token read',
+    );
     assert.equal(event.actor, 'agent:proxy-user');
     assert.equal(event.resource_id, connections.header);
     assert.deepEqual(event.details, { route: 'tb-header', method: 'POST', status: 200, outcome: 'ok' });

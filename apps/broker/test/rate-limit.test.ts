@@ -142,6 +142,29 @@ describe('rate limits in one process (memory counters)', () => {
   });
 });
 
+describe('rate limits with Redis unreachable', () => {
+  it('lets requests through instead of holding them (fail open)', async () => {
+    const broker = await startBroker({
+      env: { RATE_LIMIT_ENABLED: 'true', REDIS_URL: 'redis://127.0.0.1:9', RATE_LIMIT_TOKEN_RPM: '1' },
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await broker.request({
+          method: 'GET',
+          url: '/v1/token/00000000-0000-4000-8000-000000000000',
+        });
+        assert.equal(res.statusCode, 404, 'answered (no such connection), neither held nor limited');
+      }
+      assert.ok(
+        broker.container.rateLimiter.storeFailures >= 3,
+        'each uncounted request is counted as a store failure',
+      );
+    } finally {
+      await broker.close();
+    }
+  });
+});
+
 describe('rate limits across two broker processes sharing Redis', { timeout: 120_000 }, () => {
   let db: TestDatabase;
   let redisUrl: string;

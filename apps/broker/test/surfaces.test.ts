@@ -127,13 +127,23 @@ describe('roles: nexus serve --role gateway | broker', { timeout: 90_000 }, () =
     assert.ok(await routeNotFound(await fetch(`${base}/metrics`)), '/metrics');
     assert.ok(await routeNotFound(await fetch(`${base}/openapi.json`)), '/openapi.json');
     const token = await fetch(`${base}/v1/token/${SAMPLE_ID}`, { headers: { 'x-api-key': key } });
+    assert.equal(token.status, 403, 'admin keys are for the admin listener');
+    assert.match(((await token.json()) as { message: string }).message, /PUBLIC_LISTENER_ADMIN_KEYS/);
+    assert.equal((await fetch(`${base}/health`)).status, 200);
+    child.kill('SIGTERM');
+    await child.wait();
+  });
+
+  it('gateway with PUBLIC_LISTENER_ADMIN_KEYS=true: admin keys reach the agent API', async () => {
+    const { child, base, key } = await start(['--role', 'gateway'], { PUBLIC_LISTENER_ADMIN_KEYS: 'true' });
+    const token = await fetch(`${base}/v1/token/${SAMPLE_ID}`, { headers: { 'x-api-key': key } });
     assert.equal(token.status, 404);
     assert.equal(
       ((await token.json()) as { error: string }).error,
       'connection_not_found',
       'the agent API answers',
     );
-    assert.equal((await fetch(`${base}/health`)).status, 200);
+    assert.ok(await routeNotFound(await fetch(`${base}/providers`, { headers: { 'x-api-key': key } })));
     child.kill('SIGTERM');
     await child.wait();
   });

@@ -156,6 +156,12 @@ describe('refresh worker on several replicas', { skip: PG_ONLY }, () => {
       async () => (await refreshedCount(setup, ids)) === 200,
       90_000,
     );
+    // Audit events are group-committed just after the refresh itself: wait for the last batch.
+    await waitFor(
+      'every refresh audited',
+      async () => (await refreshAudit(setup, ids)).perConnection.size === 200,
+      10_000,
+    );
     // The next round is two minutes away: what happened so far is the whole first round.
     assert.equal(setup.idp.counts.refresh_token - base, 200, 'one token-endpoint call per connection');
     const { perConnection, replicas } = await refreshAudit(setup, ids);

@@ -176,6 +176,8 @@ export interface Config {
   readonly role: 'all' | 'gateway' | 'broker';
   /** Origins allowed to call the browser-facing routes cross-origin; `*` for any. */
   readonly corsAllowedOrigins: readonly string[];
+  /** Admin keys on public-only listeners (PUBLIC_LISTENER_ADMIN_KEYS); refused by default. */
+  readonly publicListenerAdminKeys: boolean;
   /** The gRPC listener (`GRPC_PORT`, `GRPC_HOST`); undefined when gRPC is off. */
   readonly grpc: { readonly host: string; readonly port: number } | undefined;
   readonly database: DatabaseConfig;
@@ -444,6 +446,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     adminListener: e.ADMIN_PORT === undefined ? undefined : { host: e.ADMIN_HOST, port: e.ADMIN_PORT },
     role: e.NEXUS_ROLE,
     corsAllowedOrigins: e.CORS_ALLOWED_ORIGINS,
+    publicListenerAdminKeys: e.PUBLIC_LISTENER_ADMIN_KEYS,
     grpc: e.GRPC_PORT === undefined ? undefined : { host: e.GRPC_HOST ?? e.HOST, port: e.GRPC_PORT },
     database:
       e.DATABASE_URL === undefined

@@ -67,6 +67,11 @@ export const envSchema = z.object({
     .describe(
       '`all`: everything (split by `ADMIN_PORT` if set). `gateway`: only the public surface, no background jobs, for a DMZ. `broker`: only the admin surface and the background jobs. `nexus serve --role` overrides it. Roles share the database (docs/decisions/0009).',
     ),
+  PUBLIC_LISTENER_ADMIN_KEYS: bool
+    .default(false)
+    .describe(
+      'Accept admin keys on a listener that serves only the public surface (split mode, `--role gateway`). Off: agents use agent tokens there, operators the admin listener.',
+    ),
   CORS_ALLOWED_ORIGINS: list(8192)
     .default([])
     .describe(
@@ -513,6 +518,7 @@ const groups: Record<string, string> = {
   ADMIN_HOST: 'HTTP',
   NEXUS_ROLE: 'HTTP',
   CORS_ALLOWED_ORIGINS: 'HTTP',
+  PUBLIC_LISTENER_ADMIN_KEYS: 'HTTP',
   GRPC_PORT: 'gRPC',
   GRPC_HOST: 'gRPC',
   BASE_URL: 'HTTP',

@@ -6,6 +6,7 @@ import type { FastifyRequest } from 'fastify';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
 import type { Container } from '../container.ts';
+import { commonError } from '../errors/common.errors.ts';
 import { credentialFrom, credentialVerifier } from '../http/auth.ts';
 import { auditContext } from '../http/context.ts';
 import { clientKey, type RateLimitBucket } from '../http/rate-limit.ts';
@@ -50,7 +51,12 @@ export function peerAddress(peer: string): string {
  * `grpc.health.v1.Health` and server reflection. It has its own port: grpc-js serves HTTP/2 only
  * and cannot share Fastify's HTTP/1 listener (docs/decisions/0008).
  */
-export function createGrpcServer(container: Container, logger: Logger): GrpcServer {
+export function createGrpcServer(
+  container: Container,
+  logger: Logger,
+  /** The gateway role: admin keys refused, as on a public-only HTTP listener (PUBLIC_LISTENER_ADMIN_KEYS). */
+  options: { refuseAdminKeys?: boolean } = {},
+): GrpcServer {
   const definitions = loadServiceDefinitions();
   const toFailure = createErrorMapper(loadStatusTypes());
   const verify = credentialVerifier({
@@ -112,6 +118,11 @@ export function createGrpcServer(container: Container, logger: Logger): GrpcServ
           firstValue(call.metadata, 'authorization'),
         );
         const principal = await verify(credential, ip, 'agent');
+        if (options.refuseAdminKeys && principal.kind === 'admin')
+          throw commonError('forbidden', {
+            message:
+              'Admin keys are not accepted by the gateway: use an agent token (set PUBLIC_LISTENER_ADMIN_KEYS=true to allow them).',
+          });
         // The same limits and counters as the REST routes of these calls (http/rate-limit.ts).
         const bucket = GRPC_RATE_LIMITED[method];
         if (bucket !== undefined) await container.rateLimiter.check(bucket, clientKey(principal, ip));

@@ -20,6 +20,8 @@ export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
   '/auth/consent-spec': 'request_connection',
   '/auth/callback': 'callback',
   '/v1/token/:id': 'token',
+  // Each proxied call reads the credential like a token fetch.
+  '/proxy/*': 'token',
   '/connections/:id/token': 'token',
   '/v1/resolve': 'token',
   '/connections/resolve': 'token',
@@ -44,36 +46,58 @@ interface CounterStore {
 }
 
 function memoryStore(now: () => number): CounterStore {
-  const counts = new Map<string, { window: number; count: number }>();
+  // Counters of the current window only: a new window drops the whole previous map at once, so
+  // the cost per request stays constant however many clients there were.
+  let window = -1;
+  let counts = new Map<string, number>();
   return {
     async hit(key, windowMs) {
-      const window = Math.floor(now() / windowMs);
-      const entry = counts.get(key);
-      if (entry === undefined || entry.window !== window) {
-        // Bounded: old windows are dropped once the map grows.
-        if (counts.size > 50_000) for (const [k, v] of counts) if (v.window !== window) counts.delete(k);
-        counts.set(key, { window, count: 1 });
-        return 1;
+      const current = Math.floor(now() / windowMs);
+      if (current !== window) {
+        window = current;
+        counts = new Map();
       }
-      entry.count += 1;
-      return entry.count;
+      const count = (counts.get(key) ?? 0) + 1;
+      counts.set(key, count);
+      return count;
     },
     async close() {},
   };
 }
 
+/** How long a request waits for Redis before it is let through uncounted. */
+const REDIS_TIMEOUT_MS = 500;
+
+const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('Redis did not answer in time')), ms);
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+
 function redisStore(url: string, now: () => number): CounterStore {
   let redis: { incr(key: string, ttlMs: number): Promise<number>; close(): Promise<unknown> } | undefined;
   let connecting: Promise<unknown> | undefined;
   // Loaded and connected on first use: processes that serve no limited route (and brokers without
-  // Redis) never load the client library or open a connection.
+  // Redis) never load the client library or open a connection. Commands are never queued while
+  // disconnected, and each waits at most REDIS_TIMEOUT_MS: an unreachable Redis lets requests
+  // through (counted in storeFailures) instead of holding them.
   const connect = async () => {
     const { createClient } = await import('redis');
     const client = createClient({
       url,
+      disableOfflineQueue: true,
       socket: { connectTimeout: 2_000, reconnectStrategy: (n: number) => Math.min(n * 100, 2_000) },
     });
-    client.on('error', () => {}); // counted per request (fail open), never a crash
+    client.on('error', () => {});
     redis = {
       async incr(key, ttlMs) {
         const [count] = (await client.multi().incr(key).pExpire(key, ttlMs).exec()) as unknown as [number];
@@ -81,20 +105,16 @@ function redisStore(url: string, now: () => number): CounterStore {
       },
       close: () => client.close(),
     };
-    await client.connect();
+    client.connect().catch(() => {}); // keeps reconnecting in the background
   };
   return {
     async hit(key, windowMs) {
-      // A failed first connection is tried again after a pause (requests pass meanwhile).
-      connecting ??= connect().catch(() => {
-        redis = undefined;
-        setTimeout(() => {
-          connecting = undefined;
-        }, 5_000).unref();
-      });
+      connecting ??= connect();
       await connecting;
-      if (redis === undefined) throw new Error('Redis is unavailable');
-      return redis.incr(`nexus:rl:${key}:${Math.floor(now() / windowMs)}`, windowMs * 2);
+      return within(
+        redis!.incr(`nexus:rl:${key}:${Math.floor(now() / windowMs)}`, windowMs * 2),
+        REDIS_TIMEOUT_MS,
+      );
     },
     async close() {
       await connecting;

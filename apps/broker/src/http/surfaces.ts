@@ -71,6 +71,27 @@ export function installSurfaces(app: FastifyInstance): void {
 }
 
 /**
+ * On a listener that serves only the public surface (split mode's public port, the gateway role),
+ * admin keys are refused unless the operator allows them: an admin key is an operator's credential,
+ * and the public surface is where agents and the internet reach the broker. Installed after
+ * authentication.
+ */
+export function installPublicAdminGuard(app: FastifyInstance, allowAdminKeys: boolean): void {
+  if (allowAdminKeys) return;
+  app.addHook('onRequest', async (request, reply) => {
+    if ((request.raw as Tagged)[SURFACE] !== 'public' || request.principal?.kind !== 'admin') return;
+    return sendError(
+      request,
+      reply,
+      commonError('forbidden', {
+        message:
+          'Admin keys are not accepted on the public listener: use an agent token here, or the admin listener (set PUBLIC_LISTENER_ADMIN_KEYS=true to allow them).',
+      }),
+    );
+  });
+}
+
+/**
  * The HTTP servers of a role: `all` without an admin port is the embedded default (one listener,
  * everything); `all` with one splits public and admin; `gateway` serves only the public surface
  * and `broker` only the admin one, each on the main listener.

@@ -161,7 +161,7 @@ export async function proxyCommand(env: NodeJS.ProcessEnv): Promise<number> {
       return;
     }
     void (async () => {
-      const { route, path, search } = routeOf(req.url ?? '/', req.headers);
+      const { route, path, search, mount } = routeOf(req.url ?? '/', req.headers);
       const hasBody =
         req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
       const result = await proxy.forward({
@@ -169,6 +169,7 @@ export async function proxyCommand(env: NodeJS.ProcessEnv): Promise<number> {
         route,
         path,
         search,
+        publicBase: mount,
         method: req.method ?? 'GET',
         headers: req.headers,
         body: hasBody ? req : undefined,

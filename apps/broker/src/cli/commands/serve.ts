@@ -107,10 +107,17 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     }
     // gRPC on its own port when GRPC_PORT is set: grpc-js cannot share Fastify's HTTP/1 listener.
     // Loaded only then: grpc-js is not paid for in start-up time and memory by brokers without gRPC.
+    // gRPC is the agent API: the broker role (admin surface only) does not serve it.
+    if (config.grpc !== undefined && role === 'broker')
+      logger.warn(
+        'GRPC_PORT is ignored by the broker role: gRPC is the agent API, served by the gateway role',
+      );
     const grpc =
-      config.grpc === undefined
+      config.grpc === undefined || role === 'broker'
         ? undefined
-        : (await import('../../grpc/server.ts')).createGrpcServer(container, logger);
+        : (await import('../../grpc/server.ts')).createGrpcServer(container, logger, {
+            refuseAdminKeys: role === 'gateway' && !config.publicListenerAdminKeys,
+          });
     let grpcPort: number | undefined;
     try {
       grpcPort = grpc === undefined ? undefined : await grpc.listen(config.grpc!.host, config.grpc!.port);

@@ -48,11 +48,14 @@ export function connectionRefOf(headers: IncomingHttpHeaders, route: string): Co
   });
 }
 
-/** Splits `/<route>/<path>` (or takes the route from X-Nexus-Provider) and refuses dot segments. */
+/**
+ * Splits `/<route>/<path>` (or takes the route from X-Nexus-Provider) and refuses dot segments.
+ * `mount` is the part of the caller's path that stands for the route's base URL.
+ */
 export function routeOf(
   rawPath: string,
   headers: IncomingHttpHeaders,
-): { route: string; path: string; search: string } {
+): { route: string; path: string; search: string; mount: string } {
   const q = rawPath.indexOf('?');
   const pathname = q === -1 ? rawPath : rawPath.slice(0, q);
   const search = q === -1 ? '' : rawPath.slice(q);
@@ -64,7 +67,9 @@ export function routeOf(
     path = pathname === '' ? '/' : pathname;
   } else {
     const slash = pathname.indexOf('/', 1);
-    route = decodeURIComponent(slash === -1 ? pathname.slice(1) : pathname.slice(1, slash));
+    const raw = slash === -1 ? pathname.slice(1) : pathname.slice(1, slash);
+    // Route names are plain (letters, digits, dashes): no escape is ever needed, and a bad one is no route.
+    route = /%/.test(raw) ? '' : raw;
     path = slash === -1 ? '/' : pathname.slice(slash);
   }
   if (!/^[a-z0-9-]{1,64}$/.test(route))
@@ -73,12 +78,13 @@ export function routeOf(
     });
   for (const segment of path.split('/')) {
     const decoded = segment.replace(/%2e/gi, '.');
-    if (decoded === '.' || decoded === '..' || /\\|%5c|%2f/i.test(segment))
+    if (decoded === '.' || decoded === '..' || /\\|%5c|%2f|%25(2e|2f|5c)|;/i.test(segment))
       throw commonError('invalid_request', {
-        message: 'The path may not contain dot segments, backslashes or encoded slashes.',
+        message:
+          'The path may not contain dot segments, backslashes, encoded slashes, double-encoded escapes or `;` (path parameters).',
       });
   }
-  return { route, path, search };
+  return { route, path, search, mount: named !== undefined ? '' : `/${route}` };
 }
 
 /** Joins a route's base URL and the caller's path; the result never leaves the base path. */
@@ -106,7 +112,30 @@ export function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, s
   return out;
 }
 
-export function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+/** Upstream answer headers that would act on the broker's own origin, never passed back. */
+const UPSTREAM_ONLY = new Set(['set-cookie', 'strict-transport-security', 'alt-svc', 'public-key-pins']);
+
+/** Whether `url` is on the route's origin and inside its base path. */
+export function insideBase(base: URL, url: URL): boolean {
+  const basePath = base.pathname.replace(/\/$/, '');
+  return url.origin === base.origin && `${url.pathname}/`.startsWith(`${basePath}/`);
+}
+
+/**
+ * The upstream's answer headers as the caller gets them: no hop-by-hop headers, nothing that would
+ * act on the broker's origin (cookies, HSTS, CORS), and locations that neither carry the credential
+ * nor point past the proxy: a location inside the route's base becomes the proxy's own path.
+ */
+export function responseHeaders(
+  headers: IncomingHttpHeaders,
+  context: {
+    base: URL;
+    current: URL;
+    publicPath: string;
+    queryParam: string | undefined;
+    secrets: readonly string[];
+  },
+): OutgoingHttpHeaders {
   const listed = new Set(
     (header(headers, 'connection') ?? '')
       .split(',')
@@ -115,10 +144,40 @@ export function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeade
   );
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || UPSTREAM_ONLY.has(name)) continue;
+    if (name.startsWith('access-control-')) continue;
+    if ((name === 'location' || name === 'content-location') && typeof value === 'string') {
+      out[name] = location(value, context);
+      continue;
+    }
     out[name] = value;
   }
   return out;
+}
+
+function location(
+  value: string,
+  c: {
+    base: URL;
+    current: URL;
+    publicPath: string;
+    queryParam: string | undefined;
+    secrets: readonly string[];
+  },
+): string {
+  const url = URL.parse(value, c.current.href);
+  if (url === null) return '';
+  if (c.queryParam !== undefined) url.searchParams.delete(c.queryParam);
+  let text: string;
+  if (insideBase(c.base, url)) {
+    const basePath = c.base.pathname.replace(/\/$/, '');
+    text = `${c.publicPath}${url.pathname.slice(basePath.length) || '/'}${url.search}${url.hash}`;
+  } else text = url.href;
+  // Whatever the upstream echoed, a credential value never goes back to the caller.
+  for (const secret of c.secrets)
+    if (secret.length >= 4)
+      for (const form of [secret, encodeURIComponent(secret)]) text = text.split(form).join('');
+  return text;
 }
 
 /** Reads a body whole, up to `limit` bytes (413 beyond). */

@@ -49,11 +49,12 @@ export function proxyRoutes(
     credentials: {
       async token(caller, ref) {
         if ('connectionId' in ref)
-          return connections.getToken(caller.ctx, caller.principal, ref.connectionId);
+          // The credential never leaves the broker: the use is audited once, as proxy.request.
+          return connections.getToken(caller.ctx, caller.principal, ref.connectionId, null);
         const provider = await providers.resolve(ref.providerName);
-        return connections.resolve(caller.ctx, caller.principal, ref.workspaceId, provider.id);
+        return connections.resolve(caller.ctx, caller.principal, ref.workspaceId, provider.id, null);
       },
-      refresh: (caller, id) => connections.refresh(caller.ctx, caller.principal, id),
+      refresh: (caller, id) => connections.refresh(caller.ctx, caller.principal, id, null),
     },
     allowCidrs: deps.allowCidrs,
     bodyLimit: deps.bodyLimit,
@@ -86,7 +87,7 @@ export function proxyRoutes(
       schema: { hide: true },
       async handler(request, reply) {
         const raw = request.raw.url ?? '/proxy';
-        const { route, path, search } = routeOf(raw.slice('/proxy'.length), request.headers);
+        const { route, path, search, mount } = routeOf(raw.slice('/proxy'.length), request.headers);
         const hasBody =
           request.headers['transfer-encoding'] !== undefined ||
           Number(request.headers['content-length'] ?? 0) > 0;
@@ -95,6 +96,7 @@ export function proxyRoutes(
           route,
           path,
           search,
+          publicBase: `/proxy${mount}`,
           method: request.method,
           headers: request.headers,
           body: hasBody ? request.raw : undefined,

@@ -14,6 +14,7 @@ import {
   connectionRefOf,
   forwardedHeaders,
   header,
+  insideBase,
   limited,
   REPLAY_BUFFER_BYTES,
   responseHeaders,
@@ -56,6 +57,8 @@ export interface ProxyRequest<Caller> {
   readonly path: string;
   /** The raw query string with its `?`, or empty. */
   readonly search: string;
+  /** The caller-facing path that stands for the route's base URL (`/proxy/github`): locations are rewritten to it. */
+  readonly publicBase: string;
   readonly method: string;
   readonly headers: IncomingHttpHeaders;
   /** The request body, unread; undefined when the request has none. */
@@ -179,13 +182,19 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
     const outgoing = { ...headers };
     if (Buffer.isBuffer(body)) outgoing['content-length'] = String(body.length);
     else if (body !== undefined) outgoing['transfer-encoding'] = 'chunked';
-    return new Promise((resolve, reject) => {
-      const req = transport.request(url, {
+    let req: http.ClientRequest;
+    try {
+      req = transport.request(url, {
         method,
         headers: outgoing,
         agent: agents[url.protocol as 'http:' | 'https:'],
         lookup: pinnedLookup(target),
       });
+    } catch (error) {
+      // A header value Node refuses (a credential with a line break, say): nothing was sent.
+      throw errorFrom(proxyErrors, 'auth_injection_failed', { detail: (error as Error).message });
+    }
+    return new Promise((resolve, reject) => {
       // An idle deadline: a long upload is not cut, a silent upstream is. It ends when the answer starts.
       req.setTimeout(options.timeoutMs, () => req.destroy(new Timeout()));
       const stopTimer = () => req.setTimeout(0);
@@ -261,7 +270,12 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         if (request.body === undefined) body = signsBody ? Buffer.alloc(0) : undefined;
         else if (signsBody || (type === 'oauth2' && declared <= REPLAY_BUFFER_BYTES))
           body = await buffer(request.body, options.bodyLimit);
-        else body = request.body.pipe(limited(options.bodyLimit));
+        else {
+          // pipeline, not pipe: a caller that aborts its upload aborts the upstream request too.
+          const limiter = limited(options.bodyLimit);
+          pipeline(request.body, limiter).catch(() => {});
+          body = limiter;
+        }
       } catch (error) {
         outcome = 'too_large';
         throw error;
@@ -302,24 +316,30 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
           hopMethod = 'GET';
           hopBody = undefined;
         }
-        const hopHeaders =
-          next.origin === base.origin
-            ? (
-                await withCredential(
-                  credential,
-                  hopMethod,
-                  next,
-                  base_headers,
-                  Buffer.isBuffer(hopBody) ? hopBody : undefined,
-                )
-              ).headers
-            : base_headers;
+        const hopHeaders = insideBase(base, next)
+          ? (
+              await withCredential(
+                credential,
+                hopMethod,
+                next,
+                base_headers,
+                Buffer.isBuffer(hopBody) ? hopBody : undefined,
+              )
+            ).headers
+          : base_headers;
         res = await send(hopMethod, next, hopHeaders, hopBody);
         current = next;
       }
       upstreamSeconds = (performance.now() - upstreamStarted) / 1000;
       status = res.statusCode ?? 502;
-      return { status, headers: responseHeaders(res.headers), body: res };
+      const headers = responseHeaders(res.headers, {
+        base,
+        current,
+        publicPath: request.publicBase,
+        queryParam: type === 'query_param' ? (credential.strategy.config.param_name ?? undefined) : undefined,
+        secrets: Object.values(credential.credentials),
+      });
+      return { status, headers, body: res };
     } catch (error) {
       if (error instanceof NexusError) {
         status = error.status;
@@ -332,7 +352,7 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
                 : error.code === 'payload_too_large'
                   ? 'too_large'
                   : 'refused';
-      }
+      } else outcome = 'upstream_error';
       throw error;
     } finally {
       await options.observer?.done(request.caller, {

@@ -47,6 +47,22 @@ interface BrokerError {
 }
 
 const EXPIRY_SKEW_MS = 30_000;
+/** A caller's permission is re-checked with the broker at least this often (revocations take effect). */
+const CALLER_CHECK_MAX_MS = 30_000;
+const MAX_ENTRIES = 10_000;
+
+/** When a caller's bearer token (a JWT) expires; undefined for admin keys or opaque tokens. */
+function tokenExpiry(caller: RemoteCaller): number | undefined {
+  if (caller.header.name !== 'authorization') return undefined;
+  const payload = caller.header.value.slice(7).split('.')[1];
+  if (payload === undefined) return undefined;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { exp?: unknown }).exp;
+    return typeof exp === 'number' ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export function createRemoteCredentials(options: RemoteCredentialOptions): CredentialSource<RemoteCaller> {
   const now = options.now ?? Date.now;
@@ -94,32 +110,64 @@ export function createRemoteCredentials(options: RemoteCredentialOptions): Crede
     );
   }
 
+  let loggingIn: Promise<void> | undefined;
   async function ownAuth(): Promise<Record<string, string>> {
     if ('apiKey' in options.own) return { 'x-api-key': options.own.apiKey };
     if (session === undefined || session.until <= now()) {
-      const res = await fetch(new URL('/oauth/token', options.brokerUrl), {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
-        body: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: options.own.clientId,
-          client_secret: options.own.clientSecret,
-        }),
-        signal: AbortSignal.timeout(options.timeoutMs),
-      }).catch(() => undefined);
-      const body = (await res?.json().catch(() => ({}))) as { access_token?: string; expires_in?: number };
-      if (res === undefined || !res.ok || typeof body.access_token !== 'string')
-        throw new NexusError(
-          'token_fetch_failed',
-          502,
-          "The proxy could not log in to the broker with its agent credential; check the proxy's NEXUS_CLIENT_ID and NEXUS_CLIENT_SECRET.",
-          { detail: `login answered ${res?.status ?? 'no response'}` },
-        );
-      const ttl = Math.max(10, (body.expires_in ?? 300) - 30) * 1000;
-      session = { token: body.access_token, until: now() + ttl };
+      loggingIn ??= login().finally(() => {
+        loggingIn = undefined;
+      });
+      await loggingIn;
     }
-    return { authorization: `Bearer ${session.token}` };
+    return { authorization: `Bearer ${session!.token}` };
   }
+
+  /** Client-credentials login of the proxy's own agent (one at a time). */
+  async function login(): Promise<void> {
+    if ('apiKey' in options.own) return;
+    const res = await fetch(new URL('/oauth/token', options.brokerUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: options.own.clientId,
+        client_secret: options.own.clientSecret,
+      }),
+      signal: AbortSignal.timeout(options.timeoutMs),
+    }).catch(() => undefined);
+    const body = (await res?.json().catch(() => ({}))) as { access_token?: string; expires_in?: number };
+    if (res === undefined || !res.ok || typeof body.access_token !== 'string')
+      throw new NexusError(
+        'token_fetch_failed',
+        502,
+        "The proxy could not log in to the broker with its agent credential; check the proxy's NEXUS_CLIENT_ID and NEXUS_CLIENT_SECRET.",
+        { detail: `login answered ${res?.status ?? 'no response'}` },
+      );
+    const ttl = Math.max(10, (body.expires_in ?? 300) - 30) * 1000;
+    session = { token: body.access_token, until: now() + ttl };
+  }
+
+  /** A call with the proxy's own credential; a 401 (its token revoked early) logs in again once. */
+  async function callOwn<T>(method: string, path: string): Promise<T> {
+    try {
+      return await call<T>(method, path, await ownAuth());
+    } catch (error) {
+      if (!(error instanceof NexusError) || error.status !== 401 || 'apiKey' in options.own) throw error;
+      session = undefined;
+      return call<T>(method, path, await ownAuth());
+    }
+  }
+
+  /** How long a caller's yes stays cached: short, and never past the caller's own token. */
+  const callerUntil = (caller: RemoteCaller) =>
+    Math.min(
+      now() + Math.min(options.cacheTtlMs, CALLER_CHECK_MAX_MS),
+      tokenExpiry(caller) ?? Number.POSITIVE_INFINITY,
+    );
+  const remember_ = (key: string, until: number) => {
+    allowed.set(key, until);
+    if (allowed.size > MAX_ENTRIES) allowed.delete(allowed.keys().next().value!);
+  };
 
   const callerKey = (caller: RemoteCaller, id: string) =>
     `${createHash('sha256').update(caller.header.value).digest('base64url')}:${id}`;
@@ -130,14 +178,28 @@ export function createRemoteCredentials(options: RemoteCredentialOptions): Crede
     if (!('connectionId' in ref)) {
       const query = new URLSearchParams({ workspace_id: ref.workspaceId, provider_name: ref.providerName });
       const resolved = await call<{ connection_id: string }>('GET', `/v1/resolve?${query}`, auth);
-      allowed.set(callerKey(caller, resolved.connection_id), now() + options.cacheTtlMs);
+      remember_(callerKey(caller, resolved.connection_id), callerUntil(caller));
       return resolved.connection_id;
     }
     const key = callerKey(caller, ref.connectionId);
     if ((allowed.get(key) ?? 0) > now()) return ref.connectionId;
-    await call('GET', `/v1/check-connection/${encodeURIComponent(ref.connectionId)}`, auth);
-    allowed.set(key, now() + options.cacheTtlMs);
-    if (allowed.size > 10_000) allowed.delete(allowed.keys().next().value!);
+    const { status } = await call<{ status: string }>(
+      'GET',
+      `/v1/check-connection/${encodeURIComponent(ref.connectionId)}`,
+      auth,
+    );
+    // A connection revoked or broken since its token was cached is not used with that token.
+    if (status !== 'active') {
+      tokens.delete(ref.connectionId);
+      throw status === 'attention_required'
+        ? new NexusError('attention_required', 409, 'The user must reconnect this account.', {
+            details: { connection_id: ref.connectionId, status },
+          })
+        : new NexusError('connection_not_active', 409, `The connection is ${status}.`, {
+            details: { connection_id: ref.connectionId, status },
+          });
+    }
+    remember_(key, callerUntil(caller));
     return ref.connectionId;
   }
 
@@ -164,14 +226,14 @@ export function createRemoteCredentials(options: RemoteCredentialOptions): Crede
       const cached = tokens.get(id);
       if (cached !== undefined && cached.until > now()) return cached.value;
       return once(`token:${id}`, async () =>
-        remember(await call('GET', `/v1/token/${encodeURIComponent(id)}`, await ownAuth())),
+        remember(await callOwn('GET', `/v1/token/${encodeURIComponent(id)}`)),
       );
     },
     async refresh(caller, id) {
       await checkCaller(caller, { connectionId: id });
       tokens.delete(id);
       return once(`refresh:${id}`, async () =>
-        remember(await call('POST', `/v1/refresh/${encodeURIComponent(id)}`, await ownAuth())),
+        remember(await callOwn('POST', `/v1/refresh/${encodeURIComponent(id)}`)),
       );
     },
   };

@@ -50,6 +50,8 @@ export async function signSigV4(
     region: strategy.config.region ?? 'us-east-1',
     service,
     sha256: Sha256,
+    // S3 signs the path as sent; every other service escapes it once more (the AWS SDK does the same).
+    uriEscapePath: service !== 's3',
   });
   const query: Record<string, string | string[]> = {};
   for (const key of new Set(request.url.searchParams.keys())) {
