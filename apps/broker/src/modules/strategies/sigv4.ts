@@ -10,7 +10,7 @@ const bytes = (data: Data) =>
       : new Uint8Array(data);
 
 /** node:crypto behind the Checksum interface of the AWS signer. */
-class Sha256 {
+export class Sha256 {
   private readonly hash;
   constructor(secret?: Data) {
     this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
