@@ -14,6 +14,8 @@ interface Caller {
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+/** How long a provider's route is remembered (a changed api_base_url is used after at most this). */
+const ROUTE_CACHE_MS = 5_000;
 
 /**
  * `/proxy/<route>/…` (or `/proxy/…` with `X-Nexus-Provider`): the in-broker credential proxy. The
@@ -35,16 +37,27 @@ export function proxyRoutes(
   },
 ): void {
   const { connections, providers } = deps;
+  const routeCache = new Map<
+    string,
+    { route: { baseUrl: URL; providerName: string } | undefined; until: number }
+  >();
   const proxy = createProxy<Caller>({
     async routes(name) {
       const configured = deps.routes.get(name);
       if (configured !== undefined) return { baseUrl: configured, providerName: name };
+      // A provider's route (name and api_base_url, no secret) is remembered for a few seconds, so
+      // a proxied call costs one query (the connection) like a token read.
+      const hit = routeCache.get(name);
+      if (hit !== undefined && hit.until > Date.now()) return hit.route;
       const provider = await providers.resolve(name).catch((error: unknown) => {
         if (error instanceof NexusError && error.status === 404) return undefined;
         throw error;
       });
       const base = provider?.api_base_url ? URL.parse(provider.api_base_url) : null;
-      return provider && base ? { baseUrl: base, providerName: provider.name } : undefined;
+      const route = provider && base ? { baseUrl: base, providerName: provider.name } : undefined;
+      if (routeCache.size >= 1_000) routeCache.delete(routeCache.keys().next().value!);
+      routeCache.set(name, { route, until: Date.now() + ROUTE_CACHE_MS });
+      return route;
     },
     credentials: {
       async token(caller, ref) {
