@@ -59,8 +59,8 @@ function wrk(url: string, headers: string[]) {
   for (const h of headers) args.push('-H', h);
   const out = execFileSync('wrk', [...args, url], { encoding: 'utf8' });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const p50 = ms(/50%\s+(\S+)/.exec(out)?.[1] ?? '');
-  const p99 = ms(/99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p50 = ms(/^\s+50%\s+(\S+)/m.exec(out)?.[1] ?? '');
+  const p99 = ms(/^\s+99%\s+(\S+)/m.exec(out)?.[1] ?? '');
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   if (non2xx > 0) throw new Error(`${url}: ${non2xx} non-2xx answers\n${out}`);
   return { rps, p50, p99 };
