@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import { ConfigError, loadConfig } from './load.ts';
@@ -27,6 +30,32 @@ describe('loadConfig', () => {
     assert.equal(config.keys.generateIfMissing, true);
     assert.equal(config.secretBackend.kind, 'internal');
     assert.equal(config.http.baseUrl, 'http://127.0.0.1:8080');
+  });
+
+  it('Vault Kubernetes auth: one way to log in, and a token file that can be read', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nexus-k8s-'));
+    const tokenFile = join(dir, 'token');
+    writeFileSync(tokenFile, 'sa-jwt');
+    const vault = { SECRET_BACKEND: 'openbao', VAULT_ADDR: 'http://127.0.0.1:8200', VAULT_K8S_ROLE: 'nexus' };
+    const config = loadConfig({ ...vault, VAULT_K8S_TOKEN_FILE: tokenFile }, '/srv');
+    assert.deepEqual(config.secretBackend.kind === 'openbao' && config.secretBackend.auth, {
+      method: 'kubernetes',
+      role: 'nexus',
+      tokenFile,
+      mount: 'kubernetes',
+    });
+    const missing = problemsOf({ ...vault, VAULT_K8S_TOKEN_FILE: join(dir, 'absent') });
+    assert.ok(
+      missing.some(
+        (p) => p.startsWith('VAULT_K8S_TOKEN_FILE:') && p.includes('automountServiceAccountToken'),
+      ),
+      missing.join('\n'),
+    );
+    const both = problemsOf({ ...vault, VAULT_K8S_TOKEN_FILE: tokenFile, VAULT_TOKEN: 'hvs.x' });
+    assert.ok(
+      both.some((p) => p.includes('set one way to log in to Vault')),
+      both.join('\n'),
+    );
   });
 
   it('lists every bad variable in one error', () => {

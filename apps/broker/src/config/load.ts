@@ -1,3 +1,4 @@
+import { accessSync, constants } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type * as z from 'zod';
@@ -45,6 +46,12 @@ export type VaultAuthConfig =
       readonly roleId: string;
       readonly secretId: SecretBytes;
       readonly mount: string;
+    }
+  | {
+      readonly method: 'kubernetes';
+      readonly role: string;
+      readonly tokenFile: string;
+      readonly mount: string;
     };
 
 /** Where provider credentials live (`SECRET_BACKEND` and its variables). */
@@ -79,6 +86,7 @@ function parseSecretBackend(
   e: ParsedEnv,
   mode: RunMode,
   problems: string[],
+  cwd: string,
 ): SecretBackendConfig | undefined {
   const kind = e.SECRET_BACKEND;
   if (kind === 'hashicorp-vault' || kind === 'openbao') {
@@ -96,17 +104,23 @@ function parseSecretBackend(
         'VAULT_ADDR: must use https in production (plain http only to a loopback agent or proxy)',
       );
     const approle = e.VAULT_ROLE_ID !== undefined || e.VAULT_SECRET_ID !== undefined;
-    if (e.VAULT_TOKEN !== undefined && approle)
+    const kubernetes = e.VAULT_K8S_ROLE !== undefined;
+    const ways = [e.VAULT_TOKEN !== undefined, approle, kubernetes].filter(Boolean).length;
+    if (ways > 1)
       problems.push(
-        'VAULT_TOKEN: set either VAULT_TOKEN or VAULT_ROLE_ID with VAULT_SECRET_ID (AppRole), not both',
+        'VAULT_TOKEN: set one way to log in to Vault: VAULT_TOKEN, or VAULT_ROLE_ID with VAULT_SECRET_ID (AppRole), or VAULT_K8S_ROLE (Kubernetes)',
       );
-    else if (e.VAULT_TOKEN === undefined && !approle)
+    else if (ways === 0)
       problems.push(
-        `VAULT_TOKEN: required with SECRET_BACKEND=${kind}, or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole`,
+        `VAULT_TOKEN: required with SECRET_BACKEND=${kind}, or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole, or VAULT_K8S_ROLE for Kubernetes auth`,
       );
     else if (approle && (e.VAULT_ROLE_ID === undefined || e.VAULT_SECRET_ID === undefined))
       problems.push(
         `${e.VAULT_ROLE_ID === undefined ? 'VAULT_ROLE_ID' : 'VAULT_SECRET_ID'}: AppRole needs both VAULT_ROLE_ID and VAULT_SECRET_ID`,
+      );
+    else if (kubernetes && !readableFile(resolve(cwd, e.VAULT_K8S_TOKEN_FILE)))
+      problems.push(
+        `VAULT_K8S_TOKEN_FILE: ${e.VAULT_K8S_TOKEN_FILE} cannot be read; mount the pod's service-account token there (automountServiceAccountToken) or point VAULT_K8S_TOKEN_FILE at it`,
       );
     if (problems.length > before || e.VAULT_ADDR === undefined) return undefined;
     return {
@@ -119,12 +133,19 @@ function parseSecretBackend(
       auth:
         e.VAULT_TOKEN !== undefined
           ? { method: 'token', token: secretBytes(e.VAULT_TOKEN) }
-          : {
-              method: 'approle',
-              roleId: e.VAULT_ROLE_ID ?? '',
-              secretId: secretBytes(e.VAULT_SECRET_ID ?? ''),
-              mount: e.VAULT_APPROLE_MOUNT,
-            },
+          : e.VAULT_K8S_ROLE !== undefined
+            ? {
+                method: 'kubernetes',
+                role: e.VAULT_K8S_ROLE,
+                tokenFile: resolve(cwd, e.VAULT_K8S_TOKEN_FILE),
+                mount: e.VAULT_K8S_MOUNT,
+              }
+            : {
+                method: 'approle',
+                roleId: e.VAULT_ROLE_ID ?? '',
+                secretId: secretBytes(e.VAULT_SECRET_ID ?? ''),
+                mount: e.VAULT_APPROLE_MOUNT,
+              },
     };
   }
   if (kind === 'aws-secrets-manager') {
@@ -315,6 +336,15 @@ function deepFreeze<T>(value: T): T {
  * Parses and validates the environment once. Pure: reads only `env`, touches no files.
  * Throws a `ConfigError` listing every problem at once, each naming the variable and the fix.
  */
+function readableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, cwd = process.cwd()): Config {
   // Empty strings mean "unset", as most deployment tools write them.
   const input = Object.fromEntries(
@@ -410,7 +440,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   } else if (mode === 'production' && isPlainHttp(e.BASE_URL)) {
     problems.push('BASE_URL: must use https in production');
   }
-  const secretBackend = e.SECRET_BACKEND === undefined ? undefined : parseSecretBackend(e, mode, problems);
+  const secretBackend =
+    e.SECRET_BACKEND === undefined ? undefined : parseSecretBackend(e, mode, problems, cwd);
   const fallbackKind = e.SECRET_BACKEND_FALLBACK;
   const vaultFamily = (k: string | undefined) => k === 'hashicorp-vault' || k === 'openbao';
   if (
@@ -423,7 +454,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   const secretBackendFallback =
     fallbackKind === undefined
       ? undefined
-      : parseSecretBackend({ ...e, SECRET_BACKEND: fallbackKind }, mode, problems);
+      : parseSecretBackend({ ...e, SECRET_BACKEND: fallbackKind }, mode, problems, cwd);
   if (mode === 'production' && isPlainHttp(e.BACKEND_AUTH_URL))
     problems.push('BACKEND_AUTH_URL: must use https in production (user tokens are sent to it)');
   if (problems.length > 0 || secretBackend === undefined) throw new ConfigError(problems);

@@ -277,6 +277,27 @@ export const envSchema = z.object({
       '`hashicorp-vault` / `openbao`: AppRole role id (with VAULT_SECRET_ID), instead of VAULT_TOKEN.',
     ),
   VAULT_SECRET_ID: z.string().max(4096).optional().describe('AppRole secret id, with VAULT_ROLE_ID.'),
+  VAULT_K8S_ROLE: z
+    .string()
+    .min(1)
+    .max(200)
+    .optional()
+    .describe(
+      "Vault/OpenBao Kubernetes auth: the Vault role to log in as with the pod's service-account token (instead of VAULT_TOKEN or AppRole).",
+    ),
+  VAULT_K8S_TOKEN_FILE: z
+    .string()
+    .min(1)
+    .max(1024)
+    .default('/var/run/secrets/kubernetes.io/serviceaccount/token')
+    .describe(
+      'The service-account JWT for Kubernetes auth, read again at every login (projected tokens rotate).',
+    ),
+  VAULT_K8S_MOUNT: z
+    .string()
+    .regex(/^[A-Za-z0-9_./-]{1,128}$/)
+    .default('kubernetes')
+    .describe('Mount path of the Kubernetes auth method.'),
   VAULT_APPROLE_MOUNT: z
     .string()
     .regex(/^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,127}$/)
@@ -543,6 +564,9 @@ const groups: Record<string, string> = {
   VAULT_ROLE_ID: 'Secret backend',
   VAULT_SECRET_ID: 'Secret backend',
   VAULT_APPROLE_MOUNT: 'Secret backend',
+  VAULT_K8S_ROLE: 'Secret backend',
+  VAULT_K8S_TOKEN_FILE: 'Secret backend',
+  VAULT_K8S_MOUNT: 'Secret backend',
   VAULT_MOUNT: 'Secret backend',
   VAULT_KV_VERSION: 'Secret backend',
   VAULT_PATH_PREFIX: 'Secret backend',

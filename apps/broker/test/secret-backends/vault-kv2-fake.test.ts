@@ -131,6 +131,52 @@ describe('vault backend against the FAKE KV v2 server', () => {
     assert.equal(logins(), 3);
   });
 
+  it('Kubernetes auth: logs in with the service-account JWT as the file holds it at each login', async () => {
+    let jwt = 'sa-jwt-1';
+    fake.addK8sRole({ role: 'nexus', jwts: ['sa-jwt-1', 'sa-jwt-2'], ttlSeconds: 60 });
+    const s = backend({ auth: { method: 'kubernetes', role: 'nexus', readJwt: async () => `${jwt}\n` } });
+    await s.put('k8s/one', bytes('v'));
+    const logins = () => fake.requests.filter((r) => r.url === '/v1/auth/kubernetes/login');
+    assert.deepEqual(
+      logins().map((r) => r.status),
+      [200],
+    );
+    // The kubelet rotated the projected token; the old one is no longer accepted by the cluster.
+    jwt = 'sa-jwt-2';
+    fake.k8sRoles.get('nexus')!.jwts.delete('sa-jwt-1');
+    fake.now += 200_000; // past the max TTL: a new login, with the new JWT
+    assert.equal(text((await s.get('k8s/one'))?.value), 'v');
+    assert.deepEqual(
+      logins().map((r) => r.status),
+      [200, 200],
+    );
+  });
+
+  it('Kubernetes auth: an unknown role, a refused JWT or an unreadable token file is secret_backend_denied', async () => {
+    fake.addK8sRole({ role: 'known', jwts: ['good'] });
+    for (const auth of [
+      { method: 'kubernetes' as const, role: 'unknown', readJwt: async () => 'good' },
+      { method: 'kubernetes' as const, role: 'known', readJwt: async () => 'forged' },
+      {
+        method: 'kubernetes' as const,
+        role: 'known',
+        readJwt: async () => {
+          throw new Error('ENOENT: /var/run/secrets/token');
+        },
+      },
+    ]) {
+      const error = await backend({ auth })
+        .get('k8s/x')
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      assert.ok(error instanceof NexusError, String(error));
+      assert.equal(error.code, 'secret_backend_denied');
+      assert.ok(!error.message.includes('forged') && !error.message.includes('ENOENT'), error.message);
+    }
+  });
+
   it('a 404 for a route that does not exist (wrong mount) is secret_backend_unavailable, not absent', async () => {
     const s = backend({ mount: 'no-such-mount' });
     await rejectsWithCode(s.get('x/one'), 'secret_backend_unavailable', 'no handler for route');

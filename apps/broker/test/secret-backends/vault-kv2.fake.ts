@@ -10,7 +10,10 @@
  *   (400 "check-and-set parameter did not match the current version"), `max_versions` 10,
  *   soft-deleted versions read as 404 with `data: null`, `?list=true` listing one level;
  * - tokens with a TTL on the fake's clock, `lookup-self`, `renew-self` (capped at a max TTL; an
- *   expired token gets 403), AppRole login (400 "invalid role or secret ID");
+ *   expired token gets 403), AppRole login (400 "invalid role or secret ID"), Kubernetes login
+ *   (`auth/kubernetes/login`: an unknown role is 400 "invalid role name", a service-account JWT the
+ *   cluster would not confirm is 403 "permission denied"; the fake accepts the JWTs it was given, in
+ *   place of Vault's TokenReview call to the Kubernetes API);
  * - policies as allowed path prefixes (403 "permission denied" in Vault's multi-error format);
  * - namespaces from `X-Vault-Namespace`: one store per namespace, a token only reaches its own
  *   namespace and its children;
@@ -57,6 +60,7 @@ export class FakeVault {
     string,
     { secretId: string; allow: string[]; namespace: string; ttlSeconds: number }
   >();
+  readonly k8sRoles = new Map<string, { jwts: Set<string>; allow: string[]; ttlSeconds: number }>();
   /** Every request: method, URL, status, namespace header. */
   readonly requests: { method: string; url: string; status: number; namespace: string }[] = [];
   private readonly stores = new Map<string, Map<string, Entry>>();
@@ -101,6 +105,15 @@ export class FakeVault {
       ttlSeconds: options.ttlSeconds ?? 60,
     });
     return { roleId, secretId };
+  }
+
+  /** A Kubernetes-auth role accepting the given service-account JWTs (the cluster's TokenReview, faked). */
+  addK8sRole(options: { role: string; jwts: string[]; allow?: string[]; ttlSeconds?: number }) {
+    this.k8sRoles.set(options.role, {
+      jwts: new Set(options.jwts),
+      allow: options.allow ?? ['*'],
+      ttlSeconds: options.ttlSeconds ?? 60,
+    });
   }
 
   /** The next `count` requests (of `method`, if given) answer `status` with `errors`, before any other check. */
@@ -171,6 +184,26 @@ export class FakeVault {
       body = raw === '' ? {} : (JSON.parse(raw) as Record<string, unknown>);
     } catch {
       return reply(400, { errors: ['failed to parse JSON input'] });
+    }
+
+    if (path === '/v1/auth/kubernetes/login' && method === 'POST') {
+      const role = this.k8sRoles.get(String(body.role));
+      if (!role) return reply(400, { errors: [`invalid role name "${String(body.role).slice(0, 64)}"`] });
+      if (!role.jwts.has(String(body.jwt))) return reply(403, { errors: [PERMISSION_DENIED] });
+      const token = this.issueToken({
+        allow: role.allow,
+        namespace: '',
+        ttlSeconds: role.ttlSeconds,
+        maxTtlSeconds: role.ttlSeconds * 3,
+      });
+      return reply(200, {
+        auth: {
+          client_token: token,
+          lease_duration: role.ttlSeconds,
+          renewable: true,
+          policies: ['default'],
+        },
+      });
     }
 
     if (path.startsWith('/v1/auth/approle/login') && method === 'POST') {

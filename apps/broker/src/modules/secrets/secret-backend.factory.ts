@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { SecretBackendConfig } from '../../config/load.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
@@ -33,12 +34,22 @@ export function createSecretBackend(
         auth:
           config.auth.method === 'token'
             ? { method: 'token', token: new TextDecoder().decode(config.auth.token.reveal()) }
-            : {
-                method: 'approle',
-                roleId: config.auth.roleId,
-                secretId: new TextDecoder().decode(config.auth.secretId.reveal()),
-                mount: config.auth.mount,
-              },
+            : config.auth.method === 'kubernetes'
+              ? {
+                  method: 'kubernetes',
+                  role: config.auth.role,
+                  readJwt: (
+                    (file: string) => () =>
+                      readFile(file, 'utf8')
+                  )(config.auth.tokenFile),
+                  mount: config.auth.mount,
+                }
+              : {
+                  method: 'approle',
+                  roleId: config.auth.roleId,
+                  secretId: new TextDecoder().decode(config.auth.secretId.reveal()),
+                  mount: config.auth.mount,
+                },
         now: deps.now,
       });
     case 'aws-secrets-manager':
@@ -63,8 +74,10 @@ export function createSecretBackend(
 /** Variables that configure each backend, for messages that say what to check. */
 const VARIABLES: Record<SecretBackendConfig['kind'], string> = {
   internal: 'DATABASE_URL / NEXUS_DATA_DIR',
-  'hashicorp-vault': 'VAULT_ADDR, VAULT_TOKEN or VAULT_ROLE_ID/VAULT_SECRET_ID, VAULT_NAMESPACE, VAULT_MOUNT',
-  openbao: 'VAULT_ADDR, VAULT_TOKEN or VAULT_ROLE_ID/VAULT_SECRET_ID, VAULT_NAMESPACE, VAULT_MOUNT',
+  'hashicorp-vault':
+    'VAULT_ADDR, VAULT_TOKEN or VAULT_ROLE_ID/VAULT_SECRET_ID or VAULT_K8S_ROLE, VAULT_NAMESPACE, VAULT_MOUNT',
+  openbao:
+    'VAULT_ADDR, VAULT_TOKEN or VAULT_ROLE_ID/VAULT_SECRET_ID or VAULT_K8S_ROLE, VAULT_NAMESPACE, VAULT_MOUNT',
   'aws-secrets-manager':
     'AWS_REGION, AWS_ENDPOINT_URL_SECRETS_MANAGER and the AWS credentials (default chain)',
   'gcp-secret-manager': 'GCP_PROJECT_ID, GCP_SECRET_MANAGER_ENDPOINT and Application Default Credentials',

@@ -15,6 +15,13 @@ export type VaultAuth =
       readonly roleId: string;
       readonly secretId: string;
       readonly mount?: string;
+    }
+  | {
+      /** Kubernetes auth: the pod's service-account JWT, read from its file at every login (it rotates). */
+      readonly method: 'kubernetes';
+      readonly role: string;
+      readonly readJwt: () => Promise<string>;
+      readonly mount?: string;
     };
 
 const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
@@ -141,8 +148,9 @@ interface TokenState {
 
 /**
  * Token lifecycle. A static token is looked up once (TTL, renewable) and renewed with
- * `renew-self` before it expires; an AppRole login is renewed the same way, and when renewal
- * fails (max TTL reached, token revoked) the broker logs in again with the role and secret ids.
+ * `renew-self` before it expires; an AppRole or Kubernetes login is renewed the same way, and when
+ * renewal fails (max TTL reached, token revoked) the broker logs in again (role and secret ids, or
+ * the service-account JWT as it is now).
  */
 export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => number): VaultSession {
   let state: TokenState | undefined;
@@ -158,7 +166,7 @@ export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => 
     renewable,
   });
 
-  /** An AppRole login that replaces `old`: the old token is revoked (best effort), not left to expire. */
+  /** A login (AppRole, Kubernetes) that replaces `old`: the old token is revoked (best effort), not left to expire. */
   async function relogin(old: TokenState): Promise<TokenState> {
     const next = await login();
     if (old.token !== next.token && now() < old.expiresAt)
@@ -179,22 +187,40 @@ export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => 
       const data = (r.body as { data?: { ttl?: number; renewable?: boolean } }).data ?? {};
       return schedule(auth.token, Number(data.ttl ?? 0), data.renewable === true);
     }
-    const r = await http.send('POST', `/v1/auth/${auth.mount ?? 'approle'}/login`, {
-      body: { role_id: auth.roleId, secret_id: auth.secretId },
-    });
-    // Vault answers a wrong role or secret id with 400 "invalid role or secret ID".
-    if (r.status === 400)
-      throw secretError('secret_backend_denied', { detail: `vault: AppRole login: ${r.errors.join('; ')}` });
+    const kubernetes = auth.method === 'kubernetes';
+    const label = kubernetes ? 'Kubernetes' : 'AppRole';
+    let body: Record<string, string>;
+    if (kubernetes) {
+      let jwt: string;
+      try {
+        jwt = (await auth.readJwt()).trim();
+      } catch {
+        throw secretError('secret_backend_denied', {
+          detail: 'vault: Kubernetes login: the service-account token file cannot be read',
+        });
+      }
+      body = { role: auth.role, jwt };
+    } else body = { role_id: auth.roleId, secret_id: auth.secretId };
+    const r = await http.send(
+      'POST',
+      `/v1/auth/${auth.mount ?? (kubernetes ? 'kubernetes' : 'approle')}/login`,
+      {
+        body,
+      },
+    );
+    // Vault answers a wrong role or credential with 400 (AppRole) or 403 (Kubernetes, TokenReview refused).
+    if (r.status === 400 || (kubernetes && r.status === 403))
+      throw secretError('secret_backend_denied', { detail: `vault: ${label} login: ${r.errors.join('; ')}` });
     if (r.status !== 200) throw http.failure(r);
     const a = (r.body as { auth?: { client_token?: string; lease_duration?: number; renewable?: boolean } })
       .auth;
     if (typeof a?.client_token !== 'string')
-      throw secretError('secret_backend_error', { detail: 'vault: AppRole login answered without a token' });
+      throw secretError('secret_backend_error', { detail: `vault: ${label} login answered without a token` });
     return schedule(a.client_token, Number(a.lease_duration ?? 0), a.renewable === true);
   }
 
   async function renew(current: TokenState): Promise<TokenState> {
-    if (auth.method === 'approle' && now() >= current.expiresAt) return login();
+    if (auth.method !== 'token' && now() >= current.expiresAt) return login();
     if (current.renewable) {
       const r = await http.send('POST', '/v1/auth/token/renew-self', { token: current.token, body: {} });
       const a = (r.body as { auth?: { lease_duration?: number; renewable?: boolean } })?.auth;
@@ -205,14 +231,14 @@ export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => 
         // A transient failure: keep the token until it really expires.
         return { ...current, renewAt: now() + 1000 };
       }
-      // AppRole, renew-self refused (a policy without it): the token still works; keep it until
-      // it expires, then log in again.
+      // AppRole or Kubernetes, renew-self refused (a policy without it): the token still works;
+      // keep it until it expires, then log in again.
       if (r.status === 403) return { ...current, renewAt: current.expiresAt };
     } else if (auth.method === 'token') {
       // Not renewable and no way to log in again: use it until the server refuses it.
       return { ...current, renewAt: Number.POSITIVE_INFINITY };
     }
-    return auth.method === 'approle' ? relogin(current) : login();
+    return relogin(current);
   }
 
   function refresh(run: () => Promise<TokenState>): Promise<string> {
@@ -240,7 +266,7 @@ export function createVaultSession(http: VaultHttp, auth: VaultAuth, now: () => 
     async request(method, url, body) {
       const token = await ensureToken();
       const r = await http.send(method, url, { token, ...(body === undefined ? {} : { body }) });
-      if (r.status !== 403 || auth.method !== 'approle') return r;
+      if (r.status !== 403 || auth.method === 'token') return r;
       const current = state;
       let fresh: string;
       if (current !== undefined && current.token !== token)
