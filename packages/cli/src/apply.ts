@@ -3,10 +3,9 @@
  * every action is one broker call (or two for a replaced scope), and the report lists each action
  * as done, failed or not done, so a second `apply` finishes the job once the cause is fixed.
  */
-import { appendFileSync, chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { NexusError } from '@nexus-broker/sdk';
 import type { Api } from './api.ts';
-import { type Io, painter, progressBar } from './io.ts';
+import { type Io, painter, progressBar, writeSecretFile } from './io.ts';
 import type { Manifest, SecretSource } from './manifest.ts';
 import type { Action, ExecContext, Plan } from './plan.ts';
 
@@ -61,9 +60,7 @@ export async function applyPlan(
   const file = options.agentSecretsFile;
   if (file !== undefined)
     ctx.onAgentSecret = (agentId, secret) => {
-      if (!existsSync(file)) writeFileSync(file, '', { mode: 0o600 });
-      chmodSync(file, 0o600);
-      appendFileSync(file, `${agentId}=${secret}\n`);
+      writeSecretFile(file, `${agentId}=${secret}\n`, true);
       ctx.notes.push(`the client secret of agent ${agentId} was written to ${file}`);
     };
   const bar = progressBar(io, todo.length);

@@ -67,12 +67,20 @@ export function resolveConnection(env: Env, flags: { url?: string; profile?: str
     return { url: set(flags.url) ?? profile.url, apiKey: profile.api_key, source: `profile ${profileName}` };
   }
   const url = set(flags.url) ?? set(env.NEXUS_URL) ?? set(env.BROKER_BASE_URL);
-  const apiKey = set(env.API_KEY) ?? set(env.NEXUS_API_KEY);
+  // NEXUS_API_KEY is ours; API_KEY (the original's name) is generic and may belong to something else.
+  const apiKey = set(env.NEXUS_API_KEY) ?? set(env.API_KEY);
   if (apiKey !== undefined) return { url: url ?? 'http://localhost:8080', apiKey, source: 'environment' };
   const config = readConfig(env);
   const fallback = config.default_profile ?? (config.profiles.default ? 'default' : undefined);
   const profile = fallback === undefined ? undefined : config.profiles[fallback];
-  if (profile) return { url: url ?? profile.url, apiKey: profile.api_key, source: `profile ${fallback}` };
+  if (profile) {
+    // A profile's key goes only to that profile's broker: another URL needs its own key.
+    if (url !== undefined && url.replace(/\/+$/, '') !== profile.url.replace(/\/+$/, ''))
+      throw new CliError(
+        `the URL ${url} is not the one of profile "${fallback}" (${profile.url}); give its key in NEXUS_API_KEY, or use --profile`,
+      );
+    return { url: profile.url, apiKey: profile.api_key, source: `profile ${fallback}` };
+  }
   throw new CliError(
     'no broker credentials: set NEXUS_URL and API_KEY (or NEXUS_API_KEY), or run `nexus login --url URL` to store a profile',
   );

@@ -55,7 +55,10 @@ export function exportManifest(state: State): { yaml: string; variables: string[
         const v = (p as unknown as Record<string, unknown>)[f];
         if (v !== undefined && v !== null) out[f] = v;
         if (f === 'client_id' && p.has_client_secret) {
-          const name = secretVar(p.name);
+          // Two provider names can map to one variable (my-app, my_app): each gets its own.
+          let name = secretVar(p.name);
+          for (let n = 2; variables.includes(name); n++)
+            name = `${secretVar(p.name).replace(/_CLIENT_SECRET$/, '')}_${n}_CLIENT_SECRET`;
           variables.push(name);
           out.client_secret = `\${${name}}`;
         }

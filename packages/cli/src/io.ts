@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 /**
  * Terminal input and output: where text goes, whether it may be coloured, prompts (plain and
  * hidden). Commands receive an `Io` so tests and pseudo-terminals drive the same code.
@@ -107,4 +109,21 @@ export function progressBar(
       if (on) io.write('\r\u001b[2K');
     },
   };
+}
+
+/**
+ * Writes a file that holds a secret, readable only by the user: a new file next to it (exclusive
+ * create, mode 0600 from the start, so the secret is never readable by others for an instant), then
+ * renamed over the target. A symbolic link at the target is replaced, never followed.
+ */
+export function writeSecretFile(path: string, content: string, append = false): void {
+  const previous = append && existsSync(path) ? readFileSync(path, 'utf8') : '';
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    writeSync(fd, previous + content);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temp, path);
 }

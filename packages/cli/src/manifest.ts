@@ -40,8 +40,9 @@ export interface AgentSpec {
   allowed_workspaces: string[];
   allowed_secrets: string[];
   active: boolean;
-  jwks_uri: string | null;
-  /** undefined: not managed (the broker never returns public keys, so presence is compared). */
+  /** undefined: not managed (the file leaves it out). */
+  jwks_uri: string | null | undefined;
+  /** undefined: not managed (the file leaves it out). */
   jwks: Record<string, unknown> | null | undefined;
 }
 
@@ -324,7 +325,9 @@ function build(data: Record<string, unknown>, secrets: Map<string, SecretSource>
       allowed_workspaces: list(a.allowed_workspaces),
       allowed_secrets: list(a.allowed_secrets),
       active: (a.active as boolean | undefined) ?? true,
-      jwks_uri: (a.jwks_uri as string | undefined) ?? null,
+      // Like jwks: managed only when the file has the key (an agent's only way to log in must not
+      // be cleared because a file written for its grants leaves it out).
+      jwks_uri: 'jwks_uri' in a ? ((a.jwks_uri as string | null | undefined) ?? null) : undefined,
       jwks: 'jwks' in a ? ((a.jwks as Record<string, unknown> | null) ?? null) : undefined,
     })),
   };

@@ -354,7 +354,8 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
       allowed_workspaces: sorted(cur.allowed_workspaces),
       allowed_secrets: sorted(cur.allowed_secrets),
     };
-    const changes = diff(AGENT_FIELDS, current, desired);
+    const managed = AGENT_FIELDS.filter((f) => f !== 'jwks_uri' || a.jwks_uri !== undefined);
+    const changes = diff(managed, current, desired);
     // Public keys: the broker shows them, so they are compared like any other field.
     const currentJwks = (cur as { jwks?: Record<string, unknown> | null }).jwks ?? null;
     const jwksChange = a.jwks !== undefined && canon(a.jwks ?? null) !== canon(currentJwks);

@@ -136,6 +136,25 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
     assert.match(exported.stdout, /agent_id: keyed-agent[\s\S]*jwks:[\s\S]*x: first/);
   });
 
+  test('an agent key URL set out of band is kept when the file leaves jwks_uri out', async () => {
+    const made = await admin(b, 'POST', '/admin/v1/agents', {
+      agent_id: 'url-keyed',
+      allowed_scopes: [],
+      jwks_uri: 'https://keys.example.com/jwks.json',
+    });
+    assert.equal(made.status, 201);
+    const file = write('url-keyed.yaml', 'agents:\n  - agent_id: url-keyed\n    allowed_scopes: []\n');
+    const plan = await nexus(b, ['plan', '-f', file]);
+    assert.equal(plan.code, 0, plan.stdout);
+    assert.doesNotMatch(plan.stdout, /jwks_uri/);
+  });
+
+  test('audit tail --interval takes milliseconds and refuses anything else', async () => {
+    const bad = await nexus(b, ['audit', 'tail', '--follow', '--interval', '2s']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--interval is milliseconds/);
+  });
+
   test('--update-secrets re-sends secrets, shown as *** → ***', async () => {
     const plan = await nexus(b, ['plan', '-f', original, '--update-secrets'], { env });
     assert.equal(plan.code, 2);

@@ -1,7 +1,6 @@
 /** Listing, showing and deleting objects over the admin API, for people (tables) and scripts (JSON, YAML). */
-import { chmodSync, writeFileSync } from 'node:fs';
 import type { Agent, AuditEvent, ConnectionSummary, Provider, TrustedIssuer } from '../api.ts';
-import { CliError } from '../io.ts';
+import { CliError, writeSecretFile } from '../io.ts';
 import { emit, table } from '../render.ts';
 import { type Ctx, confirm } from './context.ts';
 
@@ -114,8 +113,7 @@ export async function agents(ctx: Ctx, verb: string | undefined): Promise<number
     const a = await api.getAgent(need(ctx, 'agent id'));
     const rotated = await api.admin.rotateAgentSecret(a.id);
     if (ctx.flags.out !== undefined) {
-      writeFileSync(ctx.flags.out, `${rotated.client_secret}\n`, { mode: 0o600 });
-      chmodSync(ctx.flags.out, 0o600);
+      writeSecretFile(ctx.flags.out, `${rotated.client_secret}\n`);
       ctx.io.err(`new client secret ${rotated.secret_id} of ${a.agent_id} written to ${ctx.flags.out}`);
     } else {
       // Printed once, like `nexus admin-keys create`: the operator asked for it.
@@ -236,7 +234,9 @@ export async function audit(ctx: Ctx, verb: string | undefined): Promise<number>
     };
     print([...first.events].reverse());
     if (!ctx.flags.follow) return 0;
-    const interval = Math.max(200, Number(ctx.flags.interval ?? 2000));
+    const given = ctx.flags.interval ?? '2000';
+    if (!/^\d{1,7}$/.test(given)) throw new CliError('--interval is milliseconds, an integer (e.g. 2000)');
+    const interval = Math.max(200, Number(given));
     for (;;) {
       await new Promise((r) => setTimeout(r, interval));
       const fresh: AuditEvent[] = [];
