@@ -8,7 +8,7 @@ import { installAuth } from './http/auth.ts';
 import { installCors } from './http/cors.ts';
 import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installOpenApi } from './http/openapi.ts';
-import { installRateLimits } from './http/rate-limit.ts';
+import { installAuthFailureLimit, installRateLimits } from './http/rate-limit.ts';
 import { installPublicAdminGuard, installSurfaces, type listenersFor } from './http/surfaces.ts';
 
 type Listeners = ReturnType<typeof listenersFor>;
@@ -84,6 +84,7 @@ export async function buildApp(
   // Before authentication: a route of the other surface is unknown here, not unauthorized.
   installSurfaces(app);
   await installCors(app, config.corsAllowedOrigins);
+  installAuthFailureLimit(app, container.rateLimiter);
   installAuth(app, {
     adminKeys: container.adminKeys,
     agents: container.agents,

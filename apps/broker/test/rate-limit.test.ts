@@ -142,6 +142,45 @@ describe('rate limits in one process (memory counters)', () => {
   });
 });
 
+describe('guessing credentials', () => {
+  it('an address whose credentials keep failing gets 429 before the next one is checked; others go on', async () => {
+    const broker = await startBroker({
+      env: { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_AUTH_FAILURES_RPM: '3', RATE_LIMIT_LOGIN_RPM: '2' },
+    });
+    try {
+      const wait = 60_000 - (Date.now() % 60_000);
+      if (wait < 3_000) await new Promise((done) => setTimeout(done, wait + 50));
+      const from = (remoteAddress: string, key: string) =>
+        broker.request({ method: 'GET', url: '/providers', key, remoteAddress });
+      for (let i = 0; i < 3; i++) assert.equal((await from('192.0.2.10', 'nxa_guess')).statusCode, 401);
+      const blocked = await from('192.0.2.10', broker.adminKey);
+      assert.equal(blocked.statusCode, 429, 'even the right key waits: the address is guessing');
+      assert.equal((json(blocked).details as { bucket: string }).bucket, 'auth_failure');
+      assert.ok(Number(blocked.headers['retry-after']) >= 1);
+      assert.equal(
+        (await from('192.0.2.11', broker.adminKey)).statusCode,
+        200,
+        'another address is not affected',
+      );
+
+      const login = () =>
+        broker.request({
+          method: 'POST',
+          url: '/oauth/token',
+          key: null,
+          remoteAddress: '192.0.2.20',
+          headers: FORM,
+          payload: 'grant_type=client_credentials&client_id=nobody&client_secret=wrong',
+        });
+      assert.equal((await login()).statusCode, 401);
+      assert.equal((await login()).statusCode, 401);
+      assert.equal((await login()).statusCode, 429, 'agent logins are limited per address');
+    } finally {
+      await broker.close();
+    }
+  });
+});
+
 describe('rate limits with Redis unreachable', () => {
   it('lets requests through instead of holding them (fail open)', async () => {
     const broker = await startBroker({

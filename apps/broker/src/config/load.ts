@@ -209,7 +209,10 @@ export interface Config {
     readonly enabled: boolean;
     readonly windowMs: number;
     readonly limits: Readonly<
-      Record<'request_connection' | 'callback' | 'token' | 'refresh' | 'capture', number>
+      Record<
+        'request_connection' | 'callback' | 'token' | 'refresh' | 'capture' | 'login' | 'auth_failure',
+        number
+      >
     >;
   };
   readonly keys: {
@@ -501,6 +504,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
             ['token', e.RATE_LIMIT_TOKEN_RPM],
             ['refresh', e.RATE_LIMIT_REFRESH_RPM],
             ['capture', e.RATE_LIMIT_CAPTURE_RPM],
+            ['login', e.RATE_LIMIT_LOGIN_RPM],
+            ['auth_failure', e.RATE_LIMIT_AUTH_FAILURES_RPM],
           ] as const
         ).map(([bucket, rpm]) => [bucket, Math.max(1, Math.floor((rpm * e.RATE_LIMIT_WINDOW_SECONDS) / 60))]),
       ) as Config['rateLimits']['limits'],

@@ -180,6 +180,22 @@ export const envSchema = z.object({
     .describe(
       'Credential captures (`/v1/capture-credential`, the hosted form) per client address per minute.',
     ),
+  RATE_LIMIT_LOGIN_RPM: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(60)
+    .describe('Agent logins (`/oauth/token`) per client address per minute.'),
+  RATE_LIMIT_AUTH_FAILURES_RPM: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .default(30)
+    .describe(
+      'Refused credentials (answers 401) per client address per minute, on any route; past it the address gets 429 before its credential is checked. Counted per process.',
+    ),
   ENCRYPTION_KEY: z
     .string()
     .max(256)
@@ -563,6 +579,8 @@ const groups: Record<string, string> = {
   VAULT_TOKEN: 'Secret backend',
   VAULT_ROLE_ID: 'Secret backend',
   VAULT_SECRET_ID: 'Secret backend',
+  RATE_LIMIT_LOGIN_RPM: 'Rate limits',
+  RATE_LIMIT_AUTH_FAILURES_RPM: 'Rate limits',
   VAULT_APPROLE_MOUNT: 'Secret backend',
   VAULT_K8S_ROLE: 'Secret backend',
   VAULT_K8S_TOKEN_FILE: 'Secret backend',

@@ -12,7 +12,14 @@ import type { Principal } from './types.ts';
  * clients are not affected.
  */
 
-export type RateLimitBucket = 'request_connection' | 'callback' | 'token' | 'refresh' | 'capture';
+export type RateLimitBucket =
+  | 'request_connection'
+  | 'callback'
+  | 'token'
+  | 'refresh'
+  | 'capture'
+  | 'login'
+  | 'auth_failure';
 
 /** Which routes count against which bucket (REST); gRPC calls name their bucket themselves. */
 export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
@@ -29,6 +36,8 @@ export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
   '/connections/:id/refresh': 'refresh',
   '/v1/capture-credential': 'capture',
   '/connect/capture': 'capture',
+  // Agent logins (client secret or assertion checks), by client address.
+  '/oauth/token': 'login',
 };
 
 export interface RateLimitConfig {
@@ -45,7 +54,9 @@ interface CounterStore {
   close(): Promise<void>;
 }
 
-function memoryStore(now: () => number): CounterStore {
+function memoryStore(
+  now: () => number,
+): CounterStore & { peek(key: string, windowMs: number): Promise<number> } {
   // Counters of the current window only: a new window drops the whole previous map at once, so
   // the cost per request stays constant however many clients there were.
   let window = -1;
@@ -60,6 +71,9 @@ function memoryStore(now: () => number): CounterStore {
       const count = (counts.get(key) ?? 0) + 1;
       counts.set(key, count);
       return count;
+    },
+    async peek(key, windowMs) {
+      return Math.floor(now() / windowMs) === window ? (counts.get(key) ?? 0) : 0;
     },
     async close() {},
   };
@@ -136,6 +150,16 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
       ? redisStore(config.redisUrl, now)
       : memoryStore(now);
   let storeFailures = 0;
+  const failures = config.enabled ? memoryStore(now) : undefined;
+  const limited = (bucket: RateLimitBucket, limit: number) => {
+    const retryAfter = Math.max(1, Math.ceil((config.windowMs - (now() % config.windowMs)) / 1000));
+    const what =
+      bucket === 'auth_failure' ? 'failed authentications' : `${bucket.replace('_', '-')} requests`;
+    return commonError('rate_limited', {
+      message: `Too many ${what}: at most ${limit} per ${config.windowMs / 1000} s. Retry after ${retryAfter} s.`,
+      details: { bucket, limit, window_seconds: config.windowMs / 1000, retry_after_seconds: retryAfter },
+    });
+  };
 
   return {
     enabled: config.enabled,
@@ -154,12 +178,20 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
         return;
       }
       const limit = config.limits[bucket];
-      if (count <= limit) return;
-      const retryAfter = Math.max(1, Math.ceil((config.windowMs - (now() % config.windowMs)) / 1000));
-      throw commonError('rate_limited', {
-        message: `Too many ${bucket.replace('_', '-')} requests: at most ${limit} per ${config.windowMs / 1000} s. Retry after ${retryAfter} s.`,
-        details: { bucket, limit, window_seconds: config.windowMs / 1000, retry_after_seconds: retryAfter },
-      });
+      if (count > limit) throw limited(bucket, limit);
+    },
+    /**
+     * Counts an authentication failure. These counters stay in this process even with Redis:
+     * checking them is on every request's path, where a Redis round trip would cost every caller.
+     */
+    async recordFailure(client: string): Promise<void> {
+      if (failures !== undefined) await failures.hit(`auth_failure:${client}`, config.windowMs);
+    },
+    /** Throws 429 when `client` already failed authentication too often in this window. */
+    async refuseIfFailing(client: string): Promise<void> {
+      if (failures === undefined) return;
+      const count = await failures.peek(`auth_failure:${client}`, config.windowMs);
+      if (count >= config.limits.auth_failure) throw limited('auth_failure', config.limits.auth_failure);
     },
     get storeFailures() {
       return storeFailures;
@@ -169,6 +201,28 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
 }
 
 export type RateLimiter = ReturnType<typeof createRateLimiter>;
+
+/**
+ * Guessing credentials: a client address whose requests were refused as unauthenticated (401)
+ * too often in the window gets 429 before its next credential is even looked at. Installed before
+ * authentication; the 401s are counted as they are sent, per process.
+ */
+export function installAuthFailureLimit(app: FastifyInstance, limiter: RateLimiter): void {
+  if (!limiter.enabled) return;
+  app.addHook('onRequest', async (request, reply) => {
+    try {
+      await limiter.refuseIfFailing(`ip:${request.ip}`);
+    } catch (error) {
+      const e = error as NexusError;
+      const seconds = (e.details as { retry_after_seconds?: number } | undefined)?.retry_after_seconds;
+      if (seconds !== undefined) reply.header('retry-after', String(seconds));
+      return sendError(request, reply, e);
+    }
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    if (reply.statusCode === 401) await limiter.recordFailure(`ip:${request.ip}`);
+  });
+}
 
 /**
  * Adds the check to the REST routes of RATE_LIMITED_ROUTES: an onRequest hook installed after
