@@ -15,7 +15,7 @@ export class ApiKeyAuth implements Authorizer {
   async headers(): Promise<Record<string, string>> {
     return { 'x-api-key': this.#apiKey };
   }
-  invalidate(): boolean {
+  invalidate(_refused?: Record<string, string>): boolean {
     return false;
   }
   toJSON() {
@@ -45,48 +45,88 @@ export class AgentAuth implements Authorizer {
     return this.#clientId;
   }
 
-  /** Logs in now (single-flight: concurrent callers share one request). */
+  /**
+   * Logs in now (single-flight: concurrent callers share one request). The shared request is not
+   * tied to any caller's abort signal: a caller that aborts stops waiting, the others still get the
+   * token. The caller that starts it sets its `timeoutMs` and `retry`.
+   */
   login(options: CallOptions = {}): Promise<AgentTokenResponse> {
-    if (this.#pending) return this.#pending;
-    const started = this.#transport.config.now();
-    this.#pending = this.#transport
-      .request<AgentTokenResponse>({
-        method: 'POST',
-        path: '/oauth/token',
-        auth: false,
-        idempotent: true,
-        form: {
-          grant_type: 'client_credentials',
-          client_id: this.#clientId,
-          client_secret: this.#clientSecret,
-          scope: this.#scope,
-        },
-        ...options,
-      })
-      .then((response) => {
-        const lifetime = response.expires_in * 1000;
-        const skew = Math.min(AGENT_TOKEN_SKEW_MS, lifetime / 10);
-        this.#token = { value: response.access_token, renewAt: started + lifetime - skew, response };
-        return response;
-      })
-      .finally(() => {
-        this.#pending = undefined;
-      });
-    return this.#pending;
+    const { signal, ...shared } = options;
+    if (!this.#pending) {
+      const started = this.#transport.config.now();
+      const pending = this.#transport
+        .request<AgentTokenResponse>({
+          method: 'POST',
+          path: '/oauth/token',
+          auth: false,
+          idempotent: true,
+          form: {
+            grant_type: 'client_credentials',
+            client_id: this.#clientId,
+            client_secret: this.#clientSecret,
+            scope: this.#scope,
+          },
+          ...shared,
+        })
+        .then((response) => {
+          const lifetime = response.expires_in * 1000;
+          const skew = Math.min(AGENT_TOKEN_SKEW_MS, lifetime / 10);
+          this.#token = { value: response.access_token, renewAt: started + lifetime - skew, response };
+          return response;
+        })
+        .finally(() => {
+          if (this.#pending === pending) this.#pending = undefined;
+        });
+      // Every waiter may have aborted: the outcome is then nobody's, not an unhandled rejection.
+      pending.catch(() => undefined);
+      this.#pending = pending;
+    }
+    return untilAborted(this.#pending, signal);
   }
 
   async headers(options: CallOptions): Promise<Record<string, string>> {
-    if (this.#token === undefined || this.#transport.config.now() >= this.#token.renewAt)
-      await this.login(options);
-    return { authorization: `Bearer ${this.#token!.value}` };
+    const token = this.#token;
+    if (token !== undefined && this.#transport.config.now() < token.renewAt)
+      return { authorization: `Bearer ${token.value}` };
+    const response = await this.login(options);
+    return { authorization: `Bearer ${response.access_token}` };
   }
 
-  invalidate(): boolean {
-    this.#token = undefined;
+  /**
+   * After a 401 for the credential headers `refused`: drops the token only if it is still the one
+   * refused (another caller may already have logged in again), so that concurrent 401s cause one login.
+   */
+  invalidate(refused?: Record<string, string>): boolean {
+    const current = this.#token;
+    if (
+      current !== undefined &&
+      (refused === undefined || refused.authorization === `Bearer ${current.value}`)
+    )
+      this.#token = undefined;
     return true;
   }
 
   toJSON() {
     return { kind: 'client', clientId: this.#clientId };
   }
+}
+
+/** `promise`, or a rejection with the signal's reason as soon as `signal` aborts (the promise goes on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }

@@ -2,7 +2,9 @@
  * The bridge: a `fetch` that applies a connection's credential to every request. It caches the
  * credential until `expires_at - skew`, refreshes once however many requests are waiting, retries
  * exactly once after an upstream 401 with a forced refresh, and backs off while the broker is
- * unreachable (the client's retry policy, widened by `brokerRetry`).
+ * unreachable (the client's retry policy, widened by `brokerRetry`). Redirects are followed only
+ * within the origin of the original request; a redirect elsewhere is returned unfollowed, so the
+ * credential never reaches another origin.
  */
 import type { NexusClient } from './client.ts';
 import type { RetryOptions } from './config.ts';
@@ -52,6 +54,34 @@ export interface BridgeFetch extends FetchLike {
 }
 
 export const DEFAULT_SKEW_MS = 60_000;
+/** Redirects the bridge follows (within the original origin) before failing, as fetch does. */
+export const MAX_REDIRECTS = 20;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Headers that describe a body, dropped when a redirect turns the request into a GET. */
+const BODY_HEADERS = [
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-language',
+  'content-location',
+];
+
+/** The request for the next hop of a same-origin redirect (fetch's rules for the method and body). */
+function redirectedRequest(request: OutgoingRequest, status: number, url: URL): OutgoingRequest {
+  const toGet =
+    (status === 303 && request.method !== 'GET' && request.method !== 'HEAD') ||
+    ((status === 301 || status === 302) && request.method === 'POST');
+  if (!toGet) return { ...request, url };
+  const headers = { ...request.headers };
+  for (const name of BODY_HEADERS) delete headers[name];
+  return { url, method: 'GET', headers, body: undefined };
+}
+
+/** A response reached through redirects the bridge followed says so, as fetch's would. */
+function markRedirected(response: Response, hops: number): Response {
+  if (hops > 0 && !response.redirected) Object.defineProperty(response, 'redirected', { value: true });
+  return response;
+}
 export const DEFAULT_BROKER_RETRY: Required<RetryOptions> = {
   maxRetries: 6,
   baseDelayMs: 250,
@@ -181,7 +211,7 @@ export function createBridgeFetch(target: BridgeTarget, options: BridgeOptions =
   const cache = new CredentialCache(target, options);
   const upstream: FetchLike = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
 
-  const send = async (
+  const apply = async (
     prepared: OutgoingRequest,
     token: TokenResponse,
     base: Request,
@@ -194,8 +224,48 @@ export function createBridgeFetch(target: BridgeTarget, options: BridgeOptions =
       headers: applied.headers,
       body: applied.body === undefined ? null : (applied.body as Uint8Array<ArrayBuffer>),
       signal: base.signal,
-      redirect: base.redirect,
+      // Never let the fetch follow a redirect itself: it would carry the credential to any origin.
+      redirect: 'manual',
     });
+  };
+
+  /**
+   * Sends with the credential and follows redirects only within the origin of the original request,
+   * applying the credential again at each hop (fetch's method rules: 303, and 301/302 after a POST,
+   * become a GET without a body). A redirect to another origin is returned as it came, unfollowed.
+   */
+  const send = async (
+    prepared: OutgoingRequest,
+    token: TokenResponse,
+    base: Request,
+    init: RequestInit | undefined,
+  ): Promise<Response> => {
+    const origin = prepared.url.origin;
+    let current = prepared;
+    for (let hops = 0; ; hops++) {
+      const response = await apply(current, token, base, init);
+      if (base.redirect === 'manual' || !REDIRECT_STATUSES.has(response.status))
+        return markRedirected(response, hops);
+      const location = response.headers.get('location');
+      if (location === null) return markRedirected(response, hops);
+      let next: URL;
+      try {
+        next = new URL(location, current.url);
+      } catch {
+        return markRedirected(response, hops);
+      }
+      if (base.redirect === 'error') {
+        await response.body?.cancel().catch(() => undefined);
+        throw new TypeError('fetch failed', { cause: new Error('unexpected redirect') });
+      }
+      if (next.origin !== origin) return markRedirected(response, hops);
+      if (hops >= MAX_REDIRECTS) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new TypeError('fetch failed', { cause: new Error('redirect count exceeded') });
+      }
+      await response.body?.cancel().catch(() => undefined);
+      current = redirectedRequest(current, response.status, next);
+    }
   };
 
   const bridge = (async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {

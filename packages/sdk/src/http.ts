@@ -34,11 +34,18 @@ export interface BrokerRequest extends CallOptions {
 /** Supplies the credential headers; `invalidate` drops a cached token after a 401. */
 export interface Authorizer {
   headers(options: CallOptions): Promise<Record<string, string>>;
-  /** true when a fresh credential may fix a 401 (an agent token can be renewed, an API key cannot). */
-  invalidate(): boolean;
+  /**
+   * After a 401 for the credential headers `refused` (what `headers` gave for that request): drops
+   * the cached token if it is still that one. true when a fresh credential may fix a 401 (an agent
+   * token can be renewed, an API key cannot).
+   */
+  invalidate(refused?: Record<string, string>): boolean;
 }
 
-const RETRY_STATUSES = new Set([429, 502, 503, 504]);
+/** Retried for every call: the broker did not do the work (or asks to come back later). */
+const RETRY_STATUSES = new Set([429, 503]);
+/** Retried only for calls safe to repeat: a gateway error does not say whether the work was done. */
+const RETRY_STATUSES_IDEMPOTENT = new Set([502, 504]);
 /** Failures where the request never reached the broker: always safe to resend. */
 const NOT_DELIVERED = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
@@ -123,8 +130,9 @@ export class Transport {
     for (let attempt = 0; ; attempt++) {
       const canRetry = attempt < retry.maxRetries;
       let response: Response;
+      let sentAuth: Record<string, string> | undefined;
       try {
-        response = await this.send(req);
+        ({ response, auth: sentAuth } = await this.send(req));
       } catch (error) {
         if (req.signal?.aborted) throw req.signal.reason;
         // A login failure (already typed and retried) or something that is not a network error.
@@ -174,14 +182,16 @@ export class Transport {
         response.status === 401 &&
         req.auth !== false &&
         !reauthenticated &&
-        this.authorizer?.invalidate()
+        this.authorizer?.invalidate(sentAuth)
       ) {
         reauthenticated = true;
         attempt--;
         continue;
       }
       const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
-      if (RETRY_STATUSES.has(response.status) && canRetry) {
+      const retryable =
+        RETRY_STATUSES.has(response.status) || (idempotent && RETRY_STATUSES_IDEMPOTENT.has(response.status));
+      if (retryable && canRetry) {
         const delayMs =
           retryAfterMs !== undefined
             ? Math.min(retryAfterMs, retry.maxDelayMs)
@@ -203,7 +213,10 @@ export class Transport {
     }
   }
 
-  private async send(req: BrokerRequest): Promise<Response> {
+  /** One attempt; also returns the credential headers it carried (for `invalidate` after a 401). */
+  private async send(
+    req: BrokerRequest,
+  ): Promise<{ response: Response; auth: Record<string, string> | undefined }> {
     const url = new URL(this.config.baseUrl + req.path);
     for (const [name, value] of Object.entries(req.query ?? {}))
       if (value !== undefined) url.searchParams.set(name, String(value));
@@ -222,13 +235,19 @@ export class Transport {
       for (const [name, value] of Object.entries(req.form)) if (value !== undefined) form.set(name, value);
       body = form.toString();
     }
-    if (req.auth !== false && this.authorizer)
-      Object.assign(
-        headers,
-        await this.authorizer.headers({ ...(req.signal ? { signal: req.signal } : {}) }),
-      );
+    let auth: Record<string, string> | undefined;
+    if (req.auth !== false && this.authorizer) {
+      auth = await this.authorizer.headers({ ...(req.signal ? { signal: req.signal } : {}) });
+      Object.assign(headers, auth);
+    }
     const signal = anySignal([req.signal, AbortSignal.timeout(req.timeoutMs ?? this.config.timeoutMs)]);
-    return this.config.fetch(url, { method: req.method, headers, body: body ?? null, signal });
+    const response = await this.config.fetch(url, {
+      method: req.method,
+      headers,
+      body: body ?? null,
+      signal,
+    });
+    return { response, auth };
   }
 }
 

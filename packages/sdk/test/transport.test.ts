@@ -144,6 +144,37 @@ describe('retries', () => {
     assert.equal((await c2.checkConnection(CONN)).status, 'pending');
   });
 
+  test('502 and 504 are not retried for a POST (the broker may have done the work); 503 and 429 are', async () => {
+    for (const status of [502, 504]) {
+      let posts = 0;
+      const s = await server((req, res) => {
+        if (req.method === 'POST') posts++;
+        sendJson(res, status, { error: 'provider_unavailable', message: 'gateway' });
+      });
+      const client = new NexusClient({ baseUrl: s.url, apiKey: 'k', env: {}, retry: FAST });
+      const error = await client
+        .requestConnection({ user_id: 'u', provider_name: 'p', return_url: 'http://x' })
+        .catch((e: unknown) => e);
+      assert.ok(error instanceof ServerError);
+      assert.equal(error.status, status);
+      assert.equal(posts, 1, `a POST answered ${status} is sent once`);
+      // An idempotent POST (refresh) is still retried.
+      await assert.rejects(client.refreshConnection(CONN), ServerError);
+      assert.equal(posts, 1 + 1 + FAST.maxRetries, `refresh answered ${status} is retried`);
+    }
+    for (const status of [503, 429]) {
+      let posts = 0;
+      const s = await server((req, res) => {
+        if (req.method === 'POST' && ++posts === 1)
+          return sendJson(res, status, { error: 'busy', message: 'later' }, { 'retry-after': '0' });
+        sendJson(res, 201, { connection_id: CONN, authorization_url: 'http://a', status: 'pending' });
+      });
+      const client = new NexusClient({ baseUrl: s.url, apiKey: 'k', env: {}, retry: FAST });
+      await client.requestConnection({ user_id: 'u', provider_name: 'p', return_url: 'http://x' });
+      assert.equal(posts, 2, `a POST answered ${status} is retried`);
+    }
+  });
+
   test('maxRetries 0 disables retrying', async () => {
     const s = await server((_req, res) => sendJson(res, 503, { error: 'service_unavailable', message: 'x' }));
     const client = new NexusClient({ baseUrl: s.url, apiKey: 'k', env: {}, retry: { maxRetries: 0 } });
@@ -286,6 +317,84 @@ describe('agent login', () => {
 
     const login = await client.agentLogin();
     assert.equal(login.access_token, 't4');
+  });
+
+  test('20 concurrent calls refused after a revocation cause exactly one re-login', async () => {
+    let issued = 0;
+    const valid = new Set<string>();
+    let stale: { res: Parameters<Parameters<typeof startLocalServer>[0]>[1] }[] = [];
+    let loggedIn: () => void = () => undefined;
+    const relogin = new Promise<void>((done) => {
+      loggedIn = done;
+    });
+    const s = await server((req, res) => {
+      if (req.url === '/oauth/token') {
+        const token = `t${++issued}`;
+        valid.add(token);
+        sendJson(res, 200, { access_token: token, token_type: 'Bearer', expires_in: 600, scope: 'x' });
+        if (issued === 2) setTimeout(loggedIn, 20);
+        return;
+      }
+      const token = String(req.headers.authorization).replace('Bearer ', '');
+      if (valid.has(token)) return sendJson(res, 200, { connection_id: CONN, status: 'active' });
+      // Hold the 20 refused requests; refuse one now and the others once the re-login is done, so
+      // that their 401s arrive after a new token exists.
+      stale.push({ res });
+      if (stale.length === 20) {
+        const [first, ...rest] = stale;
+        stale = [];
+        sendJson(first!.res, 401, { error: 'unauthorized', message: 'revoked' });
+        void relogin.then(() => {
+          for (const r of rest) sendJson(r.res, 401, { error: 'unauthorized', message: 'revoked' });
+        });
+      }
+    });
+    const client = new NexusClient({ baseUrl: s.url, clientId: 'agent-1', clientSecret: 'sec', env: {} });
+    await client.checkConnection(CONN);
+    assert.equal(issued, 1);
+    valid.clear(); // revoked
+    const results = await Promise.all(Array.from({ length: 20 }, () => client.checkConnection(CONN)));
+    assert.ok(results.every((r) => r.status === 'active'));
+    assert.equal(issued, 2, 'exactly one re-login for 20 refused calls');
+  });
+
+  test('a caller that aborts while the shared login runs does not fail the other waiters', async () => {
+    let logins = 0;
+    const s = await server((req, res) => {
+      if (req.url === '/oauth/token') {
+        logins++;
+        setTimeout(
+          () =>
+            sendJson(res, 200, {
+              access_token: `t${logins}`,
+              token_type: 'Bearer',
+              expires_in: 600,
+              scope: 'x',
+            }),
+          150,
+        );
+        return;
+      }
+      sendJson(res, 200, { connection_id: CONN, status: 'active' });
+    });
+    const events: RetryEvent[] = [];
+    const client = new NexusClient({
+      baseUrl: s.url,
+      clientId: 'agent-1',
+      clientSecret: 'sec',
+      env: {},
+      onRetry: (e) => events.push(e),
+    });
+    const controller = new AbortController();
+    const first = client.checkConnection(CONN, { signal: controller.signal });
+    const second = client.checkConnection(CONN);
+    const third = client.agentLogin();
+    setTimeout(() => controller.abort(new Error('caller gave up')), 30);
+    await assert.rejects(first, /caller gave up/);
+    assert.equal((await second).status, 'active');
+    assert.equal((await third).access_token, 't1');
+    assert.equal(logins, 1, 'one shared login, not restarted');
+    assert.deepEqual(events, [], 'the other waiters saw no failure to retry');
   });
 
   test('wrong agent credentials: AuthenticationError, no endless re-login', async () => {
