@@ -42,7 +42,7 @@ func (a *agentAuth) login(ctx context.Context, _ fetchReason, _ agentToken) (age
 		form.Set("scope", a.scope)
 	}
 	var out tokenAnswer
-	err := a.t.do(ctx, request{method: http.MethodPost, path: "/oauth/token", op: "POST /oauth/token", form: form, noAuth: true}, &out)
+	err := a.t.do(ctx, request{method: http.MethodPost, path: "/oauth/token", op: "POST /oauth/token", form: form, noAuth: true, idempotent: true}, &out)
 	if err != nil {
 		return agentToken{}, time.Time{}, err
 	}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -33,6 +35,8 @@ func WithDefaultTTL(d time.Duration) BridgeOption { return func(o *bridgeOpts) {
 
 // WithHosts limits the credential to requests for these hosts (host or host:port as in
 // the URL); requests to other hosts (a redirect elsewhere, say) go out without it.
+// Without WithHosts, the credential goes only to the origin of the request the caller
+// made: a redirect to another origin goes out without it.
 func WithHosts(hosts ...string) BridgeOption {
 	return func(o *bridgeOpts) {
 		o.hosts = map[string]bool{}
@@ -71,8 +75,33 @@ type credentialSource struct {
 
 func newCredentialSource(c *Client, connectionID, workspaceID, providerName string, o bridgeOpts) *credentialSource {
 	s := &credentialSource{c: c, connectionID: connectionID, workspaceID: workspaceID, providerName: providerName, o: o}
-	s.cache = flightCache[*Token]{clock: c.t.s.clock, fetch: s.fetch}
+	s.cache = flightCache[*Token]{clock: c.t.s.clock, fetch: s.fetch, keep: keepCredential}
 	return s
+}
+
+// staleRetryInterval is how long a credential kept after a failed refresh is used
+// before the refresh is tried again.
+const staleRetryInterval = 5 * time.Second
+
+// keepCredential lets a credential whose refresh ahead of expiry failed because the
+// broker was unreachable or answered 5xx be used until it actually expires (retrying the
+// refresh every staleRetryInterval). Any other failure (attention_required, a refused
+// agent) reaches the caller.
+func keepCredential(prev *Token, err error, now time.Time) (time.Time, bool) {
+	var e *Error
+	if prev == nil || !errors.As(err, &e) || !(e.Code == CodeUnreachable || e.Status >= 500) {
+		return time.Time{}, false
+	}
+	until := now.Add(staleRetryInterval)
+	if prev.ExpiresAt != nil {
+		if !now.Before(*prev.ExpiresAt) {
+			return time.Time{}, false
+		}
+		if prev.ExpiresAt.Before(until) {
+			until = *prev.ExpiresAt
+		}
+	}
+	return until, true
 }
 
 func (s *credentialSource) read(ctx context.Context) (*Token, error) {
@@ -157,7 +186,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body.Close()
 		}
 	}
-	if t.src.o.hosts != nil && !t.src.o.hosts[strings.ToLower(req.URL.Host)] {
+	if !t.allowed(req) {
 		return t.src.o.base.RoundTrip(req)
 	}
 	ctx := req.Context()
@@ -216,7 +245,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		return t.src.o.base.RoundTrip(r)
+		resp, err := t.src.o.base.RoundTrip(r)
+		if err == nil && resp.Request == nil {
+			resp.Request = r // lets the next redirect hop find this request's origin
+		}
+		return resp, err
 	}
 	resp, err := send(0, tok)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
@@ -231,6 +264,40 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	return send(1, tok)
+}
+
+// allowed reports whether the credential goes on req. With [WithHosts], the request's
+// host must be one of them. Without it, only the origin (scheme, host and port) of the
+// first request of the call: http.Client sends each redirect hop as a new request whose
+// Response leads back to the request that was redirected, and a hop to another origin
+// (a 302 to another host, or from https to http) goes out without the credential.
+func (t *Transport) allowed(req *http.Request) bool {
+	if t.src.o.hosts != nil {
+		return t.src.o.hosts[strings.ToLower(req.URL.Host)]
+	}
+	first := req
+	for first.Response != nil {
+		if first.Response.Request == nil || first.Response.Request == first {
+			return false // the chain is broken: the first origin is unknown
+		}
+		first = first.Response.Request
+	}
+	return first == req || origin(first.URL) == origin(req.URL)
+}
+
+// origin is a URL's scheme://host:port, lowercased, with the scheme's default port.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
 // CloseIdleConnections closes the idle connections of the underlying RoundTripper

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -372,3 +373,225 @@ func (c *countingRT) count(key string) int {
 }
 
 var _ = context.Background
+
+// seen is what a test server received: headers and URL.
+type seen struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func (s *seen) add(r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs = append(s.reqs, &http.Request{Method: r.Method, URL: r.URL, Header: r.Header.Clone(), Host: r.Host})
+}
+
+func (s *seen) all() []*http.Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*http.Request(nil), s.reqs...)
+}
+
+// carriesCredential reports whether a received request holds any part of a credential
+// (a header the strategies set, the api_key query parameter, or a credential value).
+func carriesCredential(r *http.Request, tok *Token) bool {
+	for _, h := range []string{"Authorization", "X-Api-Key", "X-Signature", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"} {
+		if r.Header.Get(h) != "" {
+			return true
+		}
+	}
+	if r.URL.Query().Has("api_key") {
+		return true
+	}
+	dump := r.URL.String() + " " + fmt.Sprint(r.Header)
+	for _, v := range tok.Credentials {
+		if len(v) >= 4 && strings.Contains(dump, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// A redirect to another origin must not carry the credential: without WithHosts the
+// credential goes only to the origin the caller sent the request to.
+func TestBridgeDoesNotSendTheCredentialAcrossARedirect(t *testing.T) {
+	tb := testbed(t)
+	c := agentClient(t)
+	ctx := ctxT(t)
+	for _, s := range strategies {
+		t.Run(s, func(t *testing.T) {
+			var onA, onB seen
+			other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				onB.add(r)
+				w.Write([]byte("stolen"))
+			}))
+			defer other.Close()
+			// The same server, reached by another host name: another origin.
+			otherURL := strings.Replace(other.URL, "127.0.0.1", "localhost", 1)
+			api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				onA.add(r)
+				switch r.URL.Path {
+				case "/away":
+					http.Redirect(w, r, otherURL+"/steal", http.StatusFound)
+				case "/same":
+					http.Redirect(w, r, "/landed", http.StatusFound)
+				default:
+					w.Write([]byte("ok"))
+				}
+			}))
+			defer api.Close()
+			tr := c.NewTransport(tb.Connections[s])
+			hc := tr.HTTPClient()
+			for _, path := range []string{"/away", "/same"} {
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api.URL+path, nil)
+				resp, err := hc.Do(req)
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			tok, err := tr.Token(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := onA.all(), onB.all()
+			if len(a) != 3 || len(b) != 1 {
+				t.Fatalf("the API saw %d requests and the other host %d, want 3 and 1", len(a), len(b))
+			}
+			for _, r := range a {
+				if !carriesCredential(r, tok) {
+					t.Fatalf("the API's own request %s came without the credential", r.URL)
+				}
+			}
+			if carriesCredential(b[0], tok) {
+				t.Fatalf("the credential went to the other host: %s %v", b[0].URL, b[0].Header)
+			}
+		})
+	}
+}
+
+func TestBridgeAllowedOrigin(t *testing.T) {
+	tr := &Transport{src: &credentialSource{}}
+	first, _ := http.NewRequest(http.MethodGet, "https://API.example.com/x", nil)
+	hop := func(prev *http.Request, to string) *http.Request {
+		r, _ := http.NewRequest(http.MethodGet, to, nil)
+		r.Response = &http.Response{StatusCode: 302, Request: prev}
+		return r
+	}
+	for _, tc := range []struct {
+		req  *http.Request
+		want bool
+	}{
+		{first, true},
+		{hop(first, "https://api.example.com:443/y"), true},
+		{hop(hop(first, "https://api.example.com/y"), "https://api.example.com/z"), true},
+		{hop(first, "http://api.example.com/y"), false},       // https → http
+		{hop(first, "https://api.example.com:8443/y"), false}, // another port
+		{hop(first, "https://evil.example/steal"), false},
+		{hop(hop(first, "https://evil.example/a"), "https://api.example.com/b"), true}, // back home
+		{hop(nil, "https://api.example.com/y"), false},                                 // unknown origin
+	} {
+		if got := tr.allowed(tc.req); got != tc.want {
+			t.Errorf("%s: allowed %v, want %v", tc.req.URL, got, tc.want)
+		}
+	}
+	// WithHosts decides by itself.
+	tr = &Transport{src: &credentialSource{o: newBridgeOpts([]BridgeOption{WithHosts("evil.example")})}}
+	if !tr.allowed(hop(first, "https://evil.example/x")) || tr.allowed(first) {
+		t.Error("WithHosts is not what decides")
+	}
+}
+
+// Refreshing ahead of expiry while the broker is down: the cached credential, not yet
+// expired, is used; once it has expired the request fails.
+func TestBridgeKeepsTheCredentialWhenRefreshAheadOfExpiryFails(t *testing.T) {
+	tb := testbed(t)
+	conn, _ := connect(t, StrategyOAuth2)
+	clock := &fakeClock{}
+	c := agentClient(t, WithClock(clock), WithRetry(RetryPolicy{MaxAttempts: 2, BaseDelay: 10 * time.Millisecond}), WithTimeout(5*time.Second))
+	ctx := ctxT(t)
+	tr := c.NewTransport(conn, WithSkew(60*time.Second))
+	hc := tr.HTTPClient()
+	get := func() *http.Request {
+		r, _ := http.NewRequestWithContext(ctx, http.MethodGet, tb.UpstreamURL+"/oauth2/me", nil)
+		return r
+	}
+	if status, _ := call(t, hc, get()); status != 200 {
+		t.Fatalf("first request: %d", status)
+	}
+	first, err := tr.Token(ctx)
+	if err != nil || first.ExpiresAt == nil {
+		t.Fatalf("token %v, %v", first, err)
+	}
+	control(t, http.MethodPost, "/broker/stop", nil, nil)
+	started := false
+	defer func() {
+		if !started {
+			control(t, http.MethodPost, "/broker/start", nil, nil)
+		}
+	}()
+	// Stale (inside the skew) but not expired: the refresh fails, the request succeeds
+	// with the cached credential.
+	clock.Set(first.ExpiresAt.Add(-30 * time.Second))
+	for i := 0; i < 2; i++ {
+		if status, _ := call(t, hc, get()); status != 200 {
+			t.Fatalf("request %d with the broker down before expiry: %d, want 200", i, status)
+		}
+	}
+	if cur, err := tr.Token(ctx); err != nil || cur.AccessToken != first.AccessToken {
+		t.Fatalf("Token: %v", err)
+	}
+	// Expired: the request fails with the broker's unavailability.
+	clock.Set(first.ExpiresAt.Add(time.Second))
+	resp, err := hc.Do(get())
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("status %d after expiry with the broker down, want an error", resp.StatusCode)
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after expiry: %v, want ErrUnavailable", err)
+	}
+	control(t, http.MethodPost, "/broker/start", nil, nil)
+	started = true
+	// Back up: the next request refreshes.
+	if status, _ := call(t, hc, get()); status != 200 {
+		t.Fatalf("after the broker came back: %d", status)
+	}
+	if cur, _ := tr.Token(ctx); cur.AccessToken == first.AccessToken {
+		t.Fatal("the credential was not refreshed once the broker was back")
+	}
+}
+
+func TestKeepCredential(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	exp := now.Add(30 * time.Second)
+	tok := &Token{ExpiresAt: &exp}
+	for _, tc := range []struct {
+		name string
+		tok  *Token
+		err  error
+		want bool
+	}{
+		{"unreachable", tok, &Error{Code: CodeUnreachable}, true},
+		{"503", tok, &Error{Status: 503, Code: "service_unavailable"}, true},
+		{"500", tok, &Error{Status: 500, Code: "internal_error"}, true},
+		{"attention required", tok, &Error{Status: 409, Code: "attention_required"}, false},
+		{"unauthorized", tok, &Error{Status: 401, Code: "unauthorized"}, false},
+		{"not an API error", tok, errors.New("boom"), false},
+		{"expired", &Token{ExpiresAt: &now}, &Error{Code: CodeUnreachable}, false},
+		{"no expiry", &Token{}, &Error{Code: CodeUnreachable}, true},
+	} {
+		until, ok := keepCredential(tc.tok, tc.err, now)
+		if ok != tc.want {
+			t.Errorf("%s: kept %v, want %v", tc.name, ok, tc.want)
+		}
+		if ok && (until.After(now.Add(staleRetryInterval)) || (tc.tok.ExpiresAt != nil && until.After(*tc.tok.ExpiresAt))) {
+			t.Errorf("%s: kept until %v", tc.name, until)
+		}
+	}
+	short := now.Add(time.Second)
+	if until, ok := keepCredential(&Token{ExpiresAt: &short}, &Error{Code: CodeUnreachable}, now); !ok || !until.Equal(short) {
+		t.Errorf("kept until %v, want its expiry %v", until, short)
+	}
+}

@@ -209,14 +209,22 @@ func parseError(op string, status int, header http.Header, body []byte) *Error {
 	return e
 }
 
+// maxDuration is the longest time.Duration.
+const maxDuration = time.Duration(1<<63 - 1)
+
 // parseRetryAfter reads RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseInt(v, 10, 32); err == nil {
-		if secs < 0 {
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		// delay-seconds of any size: beyond what a Duration holds it saturates (and so
+		// is above any MaxRetryAfter, which ends the retries).
+		switch {
+		case secs <= 0:
 			return 0
+		case secs > int64(maxDuration/time.Second):
+			return maxDuration
 		}
 		return time.Duration(secs) * time.Second
 	}

@@ -24,6 +24,10 @@ type fetchFunc[T any] func(ctx context.Context, reason fetchReason, prev T) (T, 
 type flightCache[T any] struct {
 	clock Clock
 	fetch fetchFunc[T]
+	// keep, if set, decides whether a stale value may still be used after its refresh
+	// failed with err (the broker briefly unreachable, the value not yet expired); it
+	// returns until when (the next refresh is tried then) and false when it may not.
+	keep func(prev T, err error, now time.Time) (time.Time, bool)
 
 	mu         sync.Mutex
 	val        T
@@ -70,6 +74,13 @@ func (c *flightCache[T]) get(ctx context.Context, staleGen *uint64) (T, uint64, 
 			if err == nil {
 				c.val, c.have, c.freshUntil = v, true, until
 				c.gen++
+			} else if reason == fetchStale && c.keep != nil {
+				if until, ok := c.keep(prev, err, c.clock.Now()); ok {
+					// Refreshing ahead of expiry failed but the value still works: use it
+					// a little longer instead of failing the caller.
+					c.freshUntil = until
+					err = nil
+				}
 			}
 			call.val, call.gen, call.err = c.val, c.gen, err
 			c.call = nil

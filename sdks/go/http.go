@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -63,6 +64,20 @@ type request struct {
 	form   url.Values  // form body (agent login)
 	header http.Header // extra headers
 	noAuth bool
+	// idempotent marks a POST that is safe to send twice (a login, a read); other
+	// methods are judged by isIdempotent.
+	idempotent bool
+}
+
+// isIdempotent reports whether the call may be sent again after a failure that may have
+// reached the broker (a timeout, a reset, a 502 or 504): never for a plain POST, which
+// the broker may have processed already (a duplicate connection request, say).
+func (r request) isIdempotent() bool {
+	switch r.method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return r.idempotent
 }
 
 // do performs the call with retries and decodes a 2xx JSON answer into out (if non-nil).
@@ -121,7 +136,7 @@ func (t *transport) do(ctx context.Context, r request, out any) error {
 				continue
 			}
 		}
-		delay, retry := t.retryDelay(nerr, attempt, p)
+		delay, retry := t.retryDelay(nerr, attempt, p, r.isIdempotent())
 		if !retry {
 			return nerr
 		}
@@ -134,13 +149,23 @@ func (t *transport) do(ctx context.Context, r request, out any) error {
 	}
 }
 
-// retryDelay decides whether and how long to wait before the next attempt.
-func (t *transport) retryDelay(e *Error, attempt int, p RetryPolicy) (time.Duration, bool) {
+// retryDelay decides whether and how long to wait before the next attempt. A call that
+// is not idempotent is retried only when the broker certainly did not process it: the
+// connection could not be made, or the broker answered 503 or 429.
+func (t *transport) retryDelay(e *Error, attempt int, p RetryPolicy, idempotent bool) (time.Duration, bool) {
 	if attempt >= p.MaxAttempts {
 		return 0, false
 	}
 	switch e.Status {
-	case 0, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusTooManyRequests:
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+	case 0:
+		if !idempotent && !notSent(e.Err) {
+			return 0, false
+		}
+	case http.StatusBadGateway, http.StatusGatewayTimeout:
+		if !idempotent {
+			return 0, false
+		}
 	default:
 		return 0, false
 	}
@@ -151,6 +176,17 @@ func (t *transport) retryDelay(e *Error, attempt int, p RetryPolicy) (time.Durat
 		return e.RetryAfter, true
 	}
 	return backoff(attempt-1, p.BaseDelay, p.MaxDelay), true
+}
+
+// notSent reports whether a transport error certainly happened before the request was
+// sent: the connection could not be made (refused, no route, name not resolved).
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	var dns *net.DNSError
+	return errors.As(err, &dns)
 }
 
 // backoff is BaseDelay·2ⁿ capped at MaxDelay, jittered to a random value in [d/2, d].

@@ -35,8 +35,10 @@ type systemClock struct{}
 func (systemClock) Now() time.Time { return time.Now() }
 
 // RetryPolicy bounds the retries of calls to the broker. A call is retried when the
-// broker could not be reached (connection refused, reset, timed out), and on 429
-// (honouring Retry-After), 502, 503 and 504. The delay before retry n (0-based) is
+// connection could not be made, and on 429 (honouring Retry-After) and 503. Idempotent
+// calls (GET, PUT, DELETE, the agent login, resolving secrets) are also retried after a
+// reset or timed-out connection, 502 and 504; other POSTs are not, since the broker may
+// have processed them. The delay before retry n (0-based) is
 // BaseDelay·2ⁿ capped at MaxDelay, with jitter (a random value between half and all of it).
 type RetryPolicy struct {
 	// MaxAttempts is the total number of tries, the first included (1 disables retries).

@@ -228,3 +228,109 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// A POST the broker may have processed is never sent again: a late answer (timeout), a
+// reset connection, 502 and 504 end the call after one request; a refused connection
+// (nothing sent), 503 and 429 are retried.
+func TestPostIsNotRetriedWhenItMayHaveBeenProcessed(t *testing.T) {
+	in := RequestConnectionInput{UserID: "u1"}
+	created := answer(200, `{"connection_id":"c1","auth_url":"https://example.com/auth"}`)
+	for _, tc := range []struct {
+		name    string
+		first   http.HandlerFunc
+		want    int64 // POSTs the broker receives
+		wantErr bool
+	}{
+		{"late answer", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
+		}, 1, true},
+		{"connection reset", func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.(*net.TCPConn).SetLinger(0)
+				conn.Close()
+			}
+		}, 1, true},
+		{"502", answer(502, `bad gateway`), 1, true},
+		{"504", answer(504, ``), 1, true},
+		{"503", answer(503, `{"error":"service_unavailable","message":"down"}`), 2, false},
+		{"429", answer(429, `{"error":"rate_limited","message":"slow"}`, "Retry-After", "0"), 2, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var posts atomic.Int64
+			srv, _ := fakeBroker(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost && r.URL.Path == "/v1/request-connection" {
+					if posts.Add(1) == 1 {
+						tc.first(w, r)
+						return
+					}
+				}
+				created(w, r)
+			})
+			var rec recorder
+			c := unitClient(t, srv.URL, WithTimeout(300*time.Millisecond), WithRetry(rec.policy(4)))
+			_, err := c.RequestConnection(context.Background(), in)
+			if (err != nil) != tc.wantErr || posts.Load() != tc.want {
+				t.Fatalf("err %v after %d POSTs, want %d", err, posts.Load(), tc.want)
+			}
+		})
+	}
+
+	t.Run("connection refused", func(t *testing.T) {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := l.Addr().String()
+		l.Close()
+		var rec recorder
+		c := unitClient(t, "http://"+addr, WithRetry(rec.policy(3)))
+		_, err := c.RequestConnection(context.Background(), in)
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeUnreachable || e.Attempts != 3 {
+			t.Fatalf("a POST that could not be sent was not retried: %v", err)
+		}
+	})
+
+	// The same failures are retried for a GET.
+	for _, first := range []http.HandlerFunc{answer(502, ``), answer(504, ``), func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}} {
+		srv, n := fakeBroker(t, first, okStatus)
+		var rec recorder
+		c := unitClient(t, srv.URL, WithRetry(rec.policy(4)))
+		if status, err := c.CheckConnection(context.Background(), "c1"); err != nil || status != "active" || n.Load() != 2 {
+			t.Fatalf("GET: %q %v after %d requests", status, err, n.Load())
+		}
+	}
+}
+
+// A Retry-After too large for 32 bits is read (not ignored, which retried at once) and,
+// being above MaxRetryAfter, ends the retries.
+func TestHugeRetryAfterEndsTheRetries(t *testing.T) {
+	for _, v := range []string{"4294967296", "99999999999", "99999999999999999999"} {
+		srv, n := fakeBroker(t, answer(503, `{"error":"service_unavailable","message":"later"}`, "Retry-After", v), okStatus)
+		var rec recorder
+		c := unitClient(t, srv.URL, WithRetry(rec.policy(4)))
+		_, err := c.CheckConnection(context.Background(), "c1")
+		var e *Error
+		if !errors.As(err, &e) || e.Status != 503 || n.Load() != 1 || e.RetryAfter < 4294967296*time.Second {
+			t.Fatalf("Retry-After %s: err %v (RetryAfter %v) after %d requests", v, err, e.RetryAfter, n.Load())
+		}
+	}
+	now := time.Now()
+	for in, want := range map[string]time.Duration{
+		"2147483648":            2147483648 * time.Second,
+		"9223372036":            9223372036 * time.Second,
+		"9223372037":            maxDuration,
+		"99999999999999999999":  maxDuration,
+		"-99999999999999999999": 0,
+	} {
+		if got := parseRetryAfter(in, now); got != want {
+			t.Errorf("%q: %v, want %v", in, got, want)
+		}
+	}
+}

@@ -176,7 +176,7 @@ func (c *Client) ResolveSecretsOnBroker(ctx context.Context, value any, opts ...
 		Unresolved []UnresolvedSecret `json:"unresolved"`
 	}
 	body := map[string]any{"config": value, "leave_unresolved": o.leaveUnresolved}
-	if err := c.t.do(ctx, request{method: http.MethodPost, path: "/api/v2/secrets/resolve", op: "POST /api/v2/secrets/resolve", query: q, header: h, json: body}, &out); err != nil {
+	if err := c.t.do(ctx, request{method: http.MethodPost, path: "/api/v2/secrets/resolve", op: "POST /api/v2/secrets/resolve", query: q, header: h, json: body, idempotent: true}, &out); err != nil {
 		return nil, nil, err
 	}
 	return out.Config, out.Unresolved, nil
