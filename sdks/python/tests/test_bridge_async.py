@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nexus_sdk import AsyncNexusClient, AttentionRequiredError, NexusAuth
+from nexus_sdk import AsyncNexusClient, AttentionRequiredError, BrokerUnavailableError, NexusAuth
 
 from conftest import FakeClock, Testbed
 from helpers import BODY, BODY_SHA256, STRATEGIES
@@ -146,3 +146,38 @@ async def test_a_sync_client_in_an_async_flow_is_a_clear_error(testbed: Testbed,
     async with httpx.AsyncClient(auth=auth, timeout=30) as http:
         with pytest.raises(TypeError, match="AsyncNexusClient"):
             await http.get(f"{testbed.upstream_url}/header/x")
+
+
+async def test_keeps_the_cached_credential_when_a_refresh_ahead_of_expiry_finds_the_broker_down(
+    testbed: Testbed, clock: FakeClock
+) -> None:
+    connection_id = await asyncio.to_thread(testbed.connect, "oauth2")
+
+    async def no_sleep(seconds: float) -> None:
+        pass
+
+    client = async_agent(testbed, max_retries=1, backoff_base=0.01, sleep=no_sleep)
+    auth = NexusAuth(client, connection_id, clock=clock, refresh_skew=60)
+    try:
+        async with httpx.AsyncClient(auth=auth, timeout=30) as http:
+            assert (await http.get(f"{testbed.upstream_url}/oauth2/before")).status_code == 200
+            first = auth.credential
+            assert first is not None and first.expires_at is not None
+            grants = testbed.refresh_grants()
+            await control(testbed, "POST", "/broker/stop")
+            clock.now = first.expires_at.timestamp() - 30
+            response = await http.get(f"{testbed.upstream_url}/oauth2/broker-down")
+            assert response.status_code == 200, response.json()
+            assert auth.credential is first
+            clock.now = first.expires_at.timestamp() + 1
+            with pytest.raises(BrokerUnavailableError):
+                await http.get(f"{testbed.upstream_url}/oauth2/expired")
+            await control(testbed, "POST", "/broker/start")
+            clock.now = first.expires_at.timestamp() - 30
+            assert (await http.get(f"{testbed.upstream_url}/oauth2/broker-back")).status_code == 200
+            second = auth.credential
+            assert second is not None and second.access_token != first.access_token
+            assert testbed.refresh_grants() - grants == 1
+    finally:
+        await control(testbed, "POST", "/broker/start")
+        await client.aclose()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from nexus_sdk import AttentionRequiredError, NexusAuth, NexusClient, NexusRequestsAuth
+from nexus_sdk import AttentionRequiredError, BrokerUnavailableError, NexusAuth, NexusClient, NexusRequestsAuth
 
 from conftest import FakeClock, Testbed
 from helpers import BODY, BODY_SHA256, STRATEGIES, Sender, httpx_sender, requests_sender
@@ -168,3 +168,39 @@ def test_backs_off_while_the_broker_is_down_then_succeeds(testbed: Testbed, lib:
     assert len(sleeps) == 2
     for n, seconds in enumerate(sleeps):
         assert 0.2 * 2**n / 2 <= seconds <= 0.2 * 2**n
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_keeps_the_cached_credential_when_a_refresh_ahead_of_expiry_finds_the_broker_down(
+    testbed: Testbed, lib: str, clock: FakeClock
+) -> None:
+    connection_id = testbed.connect("oauth2")
+    client = testbed.agent_client(max_retries=1, backoff_base=0.01, sleep=lambda seconds: None)
+    auth = make_auth(lib, client, connection_id, clock=clock, refresh_skew=60)
+    send, close = sender(lib, auth)
+    try:
+        assert send("GET", f"{testbed.upstream_url}/oauth2/before")[0] == 200
+        first = auth.credential
+        assert first is not None and first.expires_at is not None
+        grants = testbed.refresh_grants()
+        testbed.control("POST", "/broker/stop")
+        # Due for a refresh (within the skew) but not expired: the cached credential is still used.
+        clock.now = first.expires_at.timestamp() - 30
+        status, body = send("GET", f"{testbed.upstream_url}/oauth2/broker-down")
+        assert status == 200, body
+        assert auth.credential is first
+        # Expired: the broker's unavailability reaches the caller.
+        clock.now = first.expires_at.timestamp() + 1
+        with pytest.raises(BrokerUnavailableError):
+            send("GET", f"{testbed.upstream_url}/oauth2/expired")
+        # The broker is back: the next request refreshes.
+        testbed.control("POST", "/broker/start")
+        clock.now = first.expires_at.timestamp() - 30
+        assert send("GET", f"{testbed.upstream_url}/oauth2/broker-back")[0] == 200
+        second = auth.credential
+        assert second is not None and second.access_token != first.access_token
+        assert testbed.refresh_grants() - grants == 1
+    finally:
+        testbed.control("POST", "/broker/start")
+        close()
+        client.close()

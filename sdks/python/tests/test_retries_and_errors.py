@@ -131,9 +131,38 @@ def test_retries_are_bounded(server: Scripted) -> None:
         server.then(502, error("provider_unavailable"), {"x-request-id": "req-502"})
     sleeps: list[float] = []
     with pytest.raises(BrokerUnavailableError) as caught:
-        client_for(server, sleeps, max_retries=2).refresh_connection(CONNECTION)
+        client_for(server, sleeps, max_retries=2).get_token(CONNECTION)
     assert (caught.value.status, caught.value.code, caught.value.request_id) == (502, "provider_unavailable", "req-502")
     assert len(server.requests) == 3 and len(sleeps) == 2
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_502_and_504_are_retried_for_a_get(server: Scripted, status: int) -> None:
+    server.then(status, error("provider_unavailable")).then(200, TOKEN_BODY)
+    sleeps: list[float] = []
+    client_for(server, sleeps).get_token(CONNECTION)
+    assert [r["method"] for r in server.requests] == ["GET", "GET"] and len(sleeps) == 1
+
+
+@pytest.mark.parametrize("status", [502, 504])
+def test_502_and_504_are_not_retried_for_a_post(server: Scripted, status: int) -> None:
+    # The broker may have done the work (a refresh with the provider) before the gateway gave up.
+    server.then(status, error("provider_unavailable"), {"x-request-id": "req-gw"}).then(200, TOKEN_BODY)
+    sleeps: list[float] = []
+    with pytest.raises(BrokerUnavailableError) as caught:
+        client_for(server, sleeps).refresh_connection(CONNECTION)
+    assert (caught.value.status, caught.value.request_id) == (status, "req-gw")
+    assert [r["method"] for r in server.requests] == ["POST"] and sleeps == []
+
+
+def test_503_and_429_are_still_retried_for_a_post(server: Scripted) -> None:
+    server.then(503, error("service_unavailable")).then(429, error("rate_limited"), {"Retry-After": "2"})
+    server.then(200, TOKEN_BODY)
+    sleeps: list[float] = []
+    credential = client_for(server, sleeps).refresh_connection(CONNECTION)
+    assert credential.connection_id == CONNECTION
+    assert [r["method"] for r in server.requests] == ["POST", "POST", "POST"]
+    assert len(sleeps) == 2 and sleeps[1] == 2.0
 
 
 def test_500_is_not_retried(server: Scripted) -> None:
@@ -253,3 +282,21 @@ async def test_async_errors_are_typed(server: Scripted) -> None:
         with pytest.raises(AttentionRequiredError) as caught:
             await client.refresh_connection(CONNECTION)
     assert caught.value.connection_id == CONNECTION
+
+
+async def test_async_502_is_not_retried_for_a_post_but_is_for_a_get(server: Scripted) -> None:
+    server.then(502, error("provider_unavailable")).then(200, TOKEN_BODY)
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async with AsyncNexusClient(server.url, api_key="k", backoff_base=0.1, sleep=sleep, env={}) as client:
+        with pytest.raises(BrokerUnavailableError):
+            await client.refresh_connection(CONNECTION)
+        assert [r["method"] for r in server.requests] == ["POST"] and sleeps == []
+        server.requests.clear()
+        server.script.clear()
+        server.then(504, error("gateway_timeout")).then(200, TOKEN_BODY)
+        await client.get_token(CONNECTION)
+    assert [r["method"] for r in server.requests] == ["GET", "GET"] and len(sleeps) == 1

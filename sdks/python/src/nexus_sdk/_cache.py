@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .errors import ConflictError
+from .errors import ConflictError, ServerError
 from .models import Credential
 
 Clock = Callable[[], float]
@@ -82,10 +82,24 @@ class _Target:
             return None
         return entry.credential
 
+    def still_valid(self, credential: Credential) -> bool:
+        """True while ``credential`` has not reached its ``expires_at`` (or has none)."""
+        expires = credential.expires_at_epoch()
+        return expires is None or self.clock() < expires
+
     def id_for_refresh(self, used: Credential | None) -> str | None:
         if used is not None and used.connection_id:
             return used.connection_id
         return self.connection_id
+
+
+def _keep_cached(target: _Target, cached: Credential, exc: ServerError) -> Credential:
+    """A refresh ahead of expiry failed because the broker is unavailable (5xx, unreachable): the
+    cached credential is used while it has not expired (the entry stays stale, so the next request
+    tries the refresh again); once it has expired the error is raised."""
+    if not target.still_valid(cached):
+        raise exc
+    return cached
 
 
 def _refresh_unsupported(exc: ConflictError) -> bool:
@@ -116,7 +130,10 @@ class SyncCredentialSource:
             entry = self._target.entry
             if entry is None:
                 return self._target.store(self._fetch())
-            return self._target.store(self._refresh(entry.credential))
+            try:
+                return self._target.store(self._refresh(entry.credential))
+            except ServerError as exc:
+                return _keep_cached(self._target, entry.credential, exc)
 
     def after_unauthorized(self, used: Credential) -> Credential:
         """The upstream refused ``used``: refresh (once, however many requests saw the 401)."""
@@ -175,7 +192,10 @@ class AsyncCredentialSource:
             entry = self._target.entry
             if entry is None:
                 return self._target.store(await self._fetch())
-            return self._target.store(await self._refresh(entry.credential))
+            try:
+                return self._target.store(await self._refresh(entry.credential))
+            except ServerError as exc:
+                return _keep_cached(self._target, entry.credential, exc)
 
     async def after_unauthorized(self, used: Credential) -> Credential:
         async with self._get_lock():

@@ -31,6 +31,9 @@ from .errors import (
 T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: A 502 or 504 may come after the broker did the work (a refresh, a revocation): retried only when idempotent.
+#: 429 and 503 mean the request was not processed: always retried.
+IDEMPOTENT_ONLY_STATUSES = frozenset({502, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 REQUEST_ID_HEADER = "x-request-id"
 USER_AGENT = "nexus-broker-sdk-python/0.1.0"
@@ -71,6 +74,13 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now())
+
+
+def retryable_status(status: int, method: str) -> bool:
+    """Whether an answer with this status may be retried for this method."""
+    if status not in RETRY_STATUSES:
+        return False
+    return status not in IDEMPOTENT_ONLY_STATUSES or method.upper() in IDEMPOTENT
 
 
 def retryable_transport_error(exc: httpx.TransportError, method: str) -> bool:

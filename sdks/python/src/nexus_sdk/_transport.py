@@ -13,13 +13,13 @@ import httpx
 from . import _calls
 from ._config import ResolvedConfig, RetryPolicy
 from ._core import (
-    RETRY_STATUSES,
     USER_AGENT,
     Call,
     backoff_delay,
     decode_json,
     error_from_response,
     parse_retry_after,
+    retryable_status,
     retryable_transport_error,
     unreachable_error,
 )
@@ -77,9 +77,9 @@ class _Base:
             kwargs["json"] = call.json_body
         return kwargs
 
-    def _retry_wait(self, response: httpx.Response, attempt: int) -> float | None:
+    def _retry_wait(self, response: httpx.Response, attempt: int, method: str) -> float | None:
         """Seconds to wait before retrying this answer, or None when it must not be retried."""
-        if response.status_code not in RETRY_STATUSES or attempt >= self.policy.max_retries:
+        if not retryable_status(response.status_code, method) or attempt >= self.policy.max_retries:
             return None
         hint = parse_retry_after(response.headers.get("retry-after"), self.clock)
         if hint is not None:
@@ -158,7 +158,7 @@ class SyncTransport(_Base):
                     attempt += 1
                     continue
                 raise unreachable_error(self.cfg.base_url, exc, attempt + 1) from None
-            wait = self._retry_wait(response, attempt)
+            wait = self._retry_wait(response, attempt, call.method)
             if wait is not None:
                 self.sleep(wait)
                 attempt += 1
@@ -235,7 +235,7 @@ class AsyncTransport(_Base):
                     attempt += 1
                     continue
                 raise unreachable_error(self.cfg.base_url, exc, attempt + 1) from None
-            wait = self._retry_wait(response, attempt)
+            wait = self._retry_wait(response, attempt, call.method)
             if wait is not None:
                 await self.sleep(wait)
                 attempt += 1

@@ -23,12 +23,12 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit, urlunsplit
 
 from .errors import StrategyError
 from .models import Credential
 
-__all__ = ["AppliedCredential", "compute", "SIGV4_HEADERS"]
+__all__ = ["AppliedCredential", "compute", "credential_names", "origin_of", "SIGV4_HEADERS"]
 
 #: Headers the SigV4 signer writes; removed before (re)signing so a retry never carries stale ones.
 SIGV4_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256")
@@ -148,3 +148,31 @@ def canonical_query_url(url: str) -> str:
     pairs = parse_qsl(parts.query, keep_blank_values=True)
     query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in pairs)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    """A URL's origin (scheme, host, port), lower-cased, with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
+
+
+def credential_names(applied: AppliedCredential) -> frozenset[str]:
+    """The lower-cased names of every header a strategy sets or replaces on a request."""
+    return frozenset(name.lower() for name in (*applied.headers, *applied.remove_headers))
+
+
+def without_query_params(url: str, params: frozenset[str]) -> str:
+    """``url`` without the query parameters named in ``params``."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    kept = [p for p in parts.query.split("&") if p and unquote_plus(p.split("=", 1)[0]) not in params]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
