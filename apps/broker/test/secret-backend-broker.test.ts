@@ -28,7 +28,7 @@ describe('SECRET_BACKEND configuration', () => {
   it('names every missing variable of the chosen backend, with the fix', () => {
     assert.deepEqual(problemsOf({ SECRET_BACKEND: 'openbao' }), [
       'VAULT_ADDR: required with SECRET_BACKEND=openbao: the server URL, e.g. https://vault.example.com:8200',
-      'VAULT_TOKEN: required with SECRET_BACKEND=openbao, or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole',
+      'VAULT_TOKEN: required with SECRET_BACKEND=openbao, or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole, or VAULT_K8S_ROLE for Kubernetes auth',
     ]);
     assert.deepEqual(problemsOf({ SECRET_BACKEND: 'aws-secrets-manager' }), [
       'AWS_REGION: required with SECRET_BACKEND=aws-secrets-manager, e.g. us-east-1',
@@ -44,7 +44,7 @@ describe('SECRET_BACKEND configuration', () => {
       VAULT_ROLE_ID: 'r',
     });
     assert.deepEqual(both, [
-      'VAULT_TOKEN: set either VAULT_TOKEN or VAULT_ROLE_ID with VAULT_SECRET_ID (AppRole), not both',
+      'VAULT_TOKEN: set one way to log in to Vault: VAULT_TOKEN, or VAULT_ROLE_ID with VAULT_SECRET_ID (AppRole), or VAULT_K8S_ROLE (Kubernetes)',
     ]);
     assert.ok(!both.join().includes('hvs.secret-token-value'), 'a token is never echoed');
     assert.match(
