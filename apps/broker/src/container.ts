@@ -25,6 +25,7 @@ import {
   createConnectionsService,
 } from './modules/connections/connections.service.ts';
 import { type ConnectionsStore, createConnectionsStore } from './modules/connections/connections.store.ts';
+import { type CredentialStore, createCredentialStore } from './modules/connections/credential-store.ts';
 import { createRefreshSchedule } from './modules/connections/refresh-schedule.ts';
 import { type CaptureService, createCaptureService } from './modules/consent/capture.service.ts';
 import { type ConsentService, createConsentService } from './modules/consent/consent.service.ts';
@@ -60,6 +61,8 @@ export interface Container {
   readonly discovery: Discovery;
   readonly providers: ProvidersService;
   readonly connectionsStore: ConnectionsStore;
+  /** Where connection credentials are kept (`TOKEN_STORE`). */
+  readonly credentialStore: CredentialStore;
   readonly connections: ConnectionsService;
   readonly consentStore: ConsentStore;
   readonly consent: ConsentService;
@@ -207,9 +210,15 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     decide: oboDecision,
     now,
   });
+  const credentialStore = createCredentialStore({
+    mode: config.tokenStore,
+    ring: keys.ring,
+    secrets,
+    fallback: secretsFallback,
+  });
   const connections = createConnectionsService({
     store: connectionsStore,
-    ring: keys.ring,
+    credentials: credentialStore,
     providers,
     oauthClient,
     audit,
@@ -233,6 +242,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     oauthClient,
     audit,
     ring: keys.ring,
+    credentials: credentialStore,
     stateKey: keys.stateKey,
     redirectUri: `${config.http.baseUrl}${config.http.redirectPath}`,
     capturePageUrl: `${config.http.baseUrl}/connect/capture`,
@@ -246,7 +256,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     connections: connectionsStore,
     providers,
     audit,
-    ring: keys.ring,
+    credentials: credentialStore,
     stateKey: keys.stateKey,
     returnUrls,
     probe: createSafeFetch({ allowCidrs: config.egressAllowedCidrs, timeoutMs: config.upstreamTimeoutMs }),
@@ -257,6 +267,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     connections: connectionsStore,
     consent: consentStore,
     events,
+    credentials: credentialStore,
     auditRetention,
     agents,
     signingKeys,
@@ -311,6 +322,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     discovery,
     providers,
     connectionsStore,
+    credentialStore,
     connections,
     consentStore,
     consent,

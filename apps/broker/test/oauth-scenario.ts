@@ -4,8 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
-import { openText } from '../src/crypto/envelope.ts';
-import { credentialsBinding } from '../src/modules/connections/connections.service.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
@@ -123,7 +121,10 @@ export class Scenario {
   /** What the vault holds, read the way only the broker can (for assertions). */
   async stored(id: string): Promise<{ access_token: string; refresh_token?: string }> {
     const row = await this.broker.container.connectionsStore.find(id);
-    return JSON.parse(openText(this.broker.container.keys.ring, row!.credentials!, credentialsBinding(id)));
+    // Wherever TOKEN_STORE put them: the column, or the secret backend.
+    const creds = await this.broker.container.credentialStore.read(row!);
+    assert.equal(creds.kind, 'oauth2');
+    return creds as { access_token: string; refresh_token?: string };
   }
 
   async close() {

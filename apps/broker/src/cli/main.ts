@@ -44,6 +44,9 @@ Secret backends
   secrets migrate --to BACKEND [--dry-run] [--force]
                                     copy provider credentials from SECRET_BACKEND to BACKEND (configured by
                                     the same variables), each read back; resumable; then set SECRET_BACKEND
+  secrets migrate --tokens [--dry-run]
+                                    move connection credentials to where TOKEN_STORE says (the database, or
+                                    connections/<id> in SECRET_BACKEND), each read back; resumable
 
 Access
   admin-keys create --name NAME     create an admin API key (printed once)
@@ -131,6 +134,7 @@ export async function main(
             to: values.to,
             dryRun: values['dry-run'] === true,
             force: values.force === true,
+            tokens: values.tokens === true,
             json,
           });
         if (sub === 'set' || sub === 'get' || sub === 'list' || sub === 'delete' || sub === 'versions')
@@ -177,6 +181,7 @@ function parse(argv: readonly string[]) {
       'batch-size': { type: 'string' },
       to: { type: 'string' },
       'dry-run': { type: 'boolean' },
+      tokens: { type: 'boolean' },
       user: { type: 'string' },
       zone: { type: 'string' },
       value: { type: 'string' },

@@ -231,6 +231,8 @@ export interface Config {
   readonly secretBackend: SecretBackendConfig;
   /** The old backend during a migration (`SECRET_BACKEND_FALLBACK`): read when the new one has no copy. */
   readonly secretBackendFallback: SecretBackendConfig | undefined;
+  /** `TOKEN_STORE`: where connection credentials are kept (decision 0010). */
+  readonly tokenStore: 'database' | 'secret-backend';
   readonly discoveryTtlSeconds: number;
   readonly upstreamTimeoutMs: number;
   readonly refresh: {
@@ -523,6 +525,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     allowedReturnDomains,
     secretBackend,
     secretBackendFallback,
+    tokenStore: e.TOKEN_STORE,
     discoveryTtlSeconds: e.NEXUS_DISCOVERY_TTL_SECONDS,
     upstreamTimeoutMs: e.NEXUS_UPSTREAM_TIMEOUT_SECONDS * 1000,
     egressAllowedCidrs: e.NEXUS_EGRESS_ALLOWED_CIDRS,

@@ -275,6 +275,12 @@ export const envSchema = z.object({
     .describe(
       'While migrating between backends: the old backend, read when SECRET_BACKEND has no copy of a credential (configured by the same variables). Writes go to SECRET_BACKEND only; deletes to both. Unset it once `nexus secrets migrate` has finished.',
     ),
+  TOKEN_STORE: z
+    .enum(['database', 'secret-backend'])
+    .default('database')
+    .describe(
+      'Where connection credentials (access and refresh tokens, captured API keys) are kept. `database`: sealed in the `connections` row. `secret-backend`: the same sealed value at `connections/<connection id>` in SECRET_BACKEND (under its prefix), the row keeping only a marker; every token fetch then costs one secret-backend read. Existing connections move with `nexus secrets migrate --tokens`; see docs/operations.md.',
+    ),
   VAULT_ADDR: z
     .url({ protocol: /^https?$/ })
     .max(2048)
@@ -573,14 +579,15 @@ const groups: Record<string, string> = {
   RATE_LIMIT_TOKEN_RPM: 'Rate limits',
   RATE_LIMIT_REFRESH_RPM: 'Rate limits',
   RATE_LIMIT_CAPTURE_RPM: 'Rate limits',
+  RATE_LIMIT_LOGIN_RPM: 'Rate limits',
+  RATE_LIMIT_AUTH_FAILURES_RPM: 'Rate limits',
   SECRET_BACKEND: 'Secret backend',
   SECRET_BACKEND_FALLBACK: 'Secret backend',
+  TOKEN_STORE: 'Secret backend',
   VAULT_ADDR: 'Secret backend',
   VAULT_TOKEN: 'Secret backend',
   VAULT_ROLE_ID: 'Secret backend',
   VAULT_SECRET_ID: 'Secret backend',
-  RATE_LIMIT_LOGIN_RPM: 'Rate limits',
-  RATE_LIMIT_AUTH_FAILURES_RPM: 'Rate limits',
   VAULT_APPROLE_MOUNT: 'Secret backend',
   VAULT_K8S_ROLE: 'Secret backend',
   VAULT_K8S_TOKEN_FILE: 'Secret backend',

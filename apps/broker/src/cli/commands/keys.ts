@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { SecretBytes } from '../../config/secret-value.ts';
@@ -90,6 +91,12 @@ export async function keysRewrap(
       batchSize: options.batchSize,
       signal: controller.signal,
       onProgress: (p) => bar.update(p.scanned, p.total),
+      // Connection credentials kept in the secret backend, re-sealed under each one's refresh lease.
+      tokens: {
+        credentials: container.credentialStore,
+        store: container.connectionsStore,
+        owner: `rewrap-${process.pid}-${randomUUID()}`,
+      },
     });
     bar.done();
     // User secrets live in the secret backend under their own key ring.

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { type Config, ConfigError, loadConfig, type SecretBackendConfig } from '../../config/load.ts';
+import { BACKEND_MARKER } from '../../modules/connections/credential-store.ts';
+import { migrateTokens } from '../../modules/connections/tokens-migration.ts';
 import { migrateProviderCredentials } from '../../modules/providers/credentials-migration.ts';
 import { createProvidersStore } from '../../modules/providers/providers.store.ts';
 import { createSecretBackend, describeBackendFailure } from '../../modules/secrets/secret-backend.factory.ts';
@@ -34,8 +37,18 @@ function targetConfig(env: NodeJS.ProcessEnv, to: string): Config['secretBackend
 export async function secretsMigrate(
   io: Io,
   env: NodeJS.ProcessEnv,
-  options: { to: string | undefined; dryRun: boolean; force?: boolean; json: boolean },
+  options: { to: string | undefined; dryRun: boolean; force?: boolean; tokens?: boolean; json: boolean },
 ): Promise<number> {
+  if (options.tokens) {
+    if (options.to !== undefined)
+      throw new CliExit(
+        'secrets migrate: --tokens moves connection credentials between the database and the configured SECRET_BACKEND, and takes no --to. ' +
+          'To move them to another backend: set TOKEN_STORE=database and run `nexus secrets migrate --tokens`; switch SECRET_BACKEND; ' +
+          'then set TOKEN_STORE=secret-backend and run it again (see docs/operations.md).',
+        2,
+      );
+    return tokensMigrate(io, env, { dryRun: options.dryRun, json: options.json });
+  }
   if (options.to === undefined) throw new CliExit('secrets migrate: --to is required', 2);
   const config = configOrExit(env);
   if (config.secretBackend.kind === options.to)
@@ -75,6 +88,17 @@ export async function secretsMigrate(
       onProgress: (done, total) => bar.update(done, total),
     });
     bar.done();
+    // Connection credentials kept in the backend (TOKEN_STORE=secret-backend) are not copied by --to.
+    const inBackend = await container.db.kysely
+      .selectFrom('connections')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('credentials', '=', BACKEND_MARKER)
+      .executeTakeFirst();
+    if (Number(inBackend?.n ?? 0) > 0)
+      io.err(
+        `warning: ${Number(inBackend?.n)} connection(s) keep their credentials in ${config.secretBackend.kind}; --to does not copy them. ` +
+          'Move them into the database first (TOKEN_STORE=database, `nexus secrets migrate --tokens`), switch, then back (see docs/operations.md).',
+      );
     if (options.json)
       io.out(
         JSON.stringify({
@@ -103,6 +127,67 @@ export async function secretsMigrate(
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await target.close();
+    await container.close();
+  }
+}
+
+/**
+ * `nexus secrets migrate --tokens [--dry-run]`: moves every connection's credentials to where
+ * TOKEN_STORE says (the row, or `connections/<id>` in SECRET_BACKEND), each under its refresh
+ * lease, each backend copy read back before the row is switched. Resumable: run it again.
+ */
+async function tokensMigrate(
+  io: Io,
+  env: NodeJS.ProcessEnv,
+  options: { dryRun: boolean; json: boolean },
+): Promise<number> {
+  const config = configOrExit(env);
+  const container = containerOrExit(config);
+  const controller = new AbortController();
+  const onSignal = () => {
+    io.err('\nstopping after the current connection; run the same command again to resume');
+    controller.abort();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await requireMigrated(container);
+    await requireSecretBackend(container);
+    const bar = progressBar(io, options.dryRun ? 'tokens (dry run)' : 'tokens');
+    const result = await migrateTokens({
+      db: container.db,
+      store: container.connectionsStore,
+      credentials: container.credentialStore,
+      to: config.tokenStore,
+      owner: `migrate-${process.pid}-${randomUUID()}`,
+      dryRun: options.dryRun,
+      signal: controller.signal,
+      onProgress: (done, total) => bar.update(done, total),
+    });
+    bar.done();
+    const where = config.tokenStore === 'database' ? 'the database' : `${config.secretBackend.kind}`;
+    if (options.json)
+      io.out(
+        JSON.stringify({
+          to: config.tokenStore,
+          backend: config.secretBackend.kind,
+          dry_run: options.dryRun,
+          ...result,
+        }),
+      );
+    else {
+      io.out(
+        `connection credentials → ${where}${options.dryRun ? ' (dry run)' : ''}: ${result.total} connection(s), ` +
+          `${options.dryRun ? `${result.wouldMove} to move` : `${result.moved} moved`}, ${result.alreadyThere} already there, ${result.failed.length} failed.`,
+      );
+      for (const f of result.failed.slice(0, 20)) io.err(`  ${f.id}: ${f.reason}`);
+      if (result.interrupted) io.out('Interrupted: run the same command again to finish.');
+    }
+    if (result.interrupted) return 130;
+    return result.failed.length > 0 ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await container.close();
   }
 }

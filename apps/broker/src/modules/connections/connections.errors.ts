@@ -16,6 +16,11 @@ export const connectionErrors = defineErrors({
     message:
       'The provider did not answer in time or failed; the connection is unchanged. Retry with backoff.',
   },
+  credentials_missing: {
+    status: 503,
+    message:
+      'The credentials of this connection are not in the secret backend; the operator must restore them, or the user reconnect.',
+  },
   refresh_in_progress: {
     status: 503,
     message: 'Another refresh of this connection is taking too long; retry shortly.',

@@ -1,7 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
-import { openText } from '../../crypto/envelope.ts';
-import type { KeyRing } from '../../crypto/keyring.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { Principal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
@@ -12,10 +10,14 @@ import { type Strategy, strategyFor } from '../strategies/strategy.ts';
 import type { ConnectionStatus } from './connection-status.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
+import { type CredentialStore, isBackendMarker } from './credential-store.ts';
 import { createRefresher } from './refresh.ts';
 import { defaultRefreshSchedule, type RefreshSchedule } from './refresh-schedule.ts';
 
-/** What the vault keeps for a connection (sealed in `connections.credentials`). */
+/**
+ * What the vault keeps for a connection: sealed in `connections.credentials`, or in the secret
+ * backend with `TOKEN_STORE=secret-backend` (`credential-store.ts`).
+ */
 export type StoredCredentials =
   | { kind: 'oauth2'; access_token: string; token_type: string; refresh_token?: string; scope?: string }
   | { kind: 'static'; fields: Record<string, string> };
@@ -77,7 +79,8 @@ const DEFAULT_LEASE_MS = 45_000;
 
 export function createConnectionsService(deps: {
   store: ConnectionsStore;
-  ring: KeyRing;
+  /** Where the sealed credentials are kept (`TOKEN_STORE`). */
+  credentials: CredentialStore;
   providers: Pick<ProvidersService, 'loadForUse'>;
   oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
   audit: Pick<AuditService, 'record'>;
@@ -91,7 +94,7 @@ export function createConnectionsService(deps: {
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }) {
-  const { store, ring, audit } = deps;
+  const { store, audit } = deps;
   const access = deps.access ?? adminOnlyAccess;
   const now = deps.now ?? Date.now;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
@@ -110,8 +113,8 @@ export function createConnectionsService(deps: {
   const owner = `${process.pid}-${randomUUID()}`;
 
   const profileOf = (row: ConnectionWithProvider) => JSON.parse(row.provider_profile) as StoredProfile;
-  const credentialsOf = (row: ConnectionWithProvider): StoredCredentials =>
-    JSON.parse(openText(ring, row.credentials!, credentialsBinding(row.id))) as StoredCredentials;
+  const credentialsOf = (row: ConnectionWithProvider): Promise<StoredCredentials> =>
+    deps.credentials.read(row);
 
   async function visible(principal: Principal | undefined, id: string): Promise<ConnectionWithProvider> {
     const row = await store.find(id);
@@ -152,7 +155,7 @@ export function createConnectionsService(deps: {
 
   const refresher = createRefresher({
     store,
-    ring,
+    credentials: deps.credentials,
     providers: deps.providers,
     oauthClient: deps.oauthClient,
     audit,
@@ -168,10 +171,10 @@ export function createConnectionsService(deps: {
   });
   const { needsRefresh, refreshShared } = refresher;
 
-  function tokenResponse(row: ConnectionWithProvider): TokenResponse {
+  async function tokenResponse(row: ConnectionWithProvider): Promise<TokenResponse> {
     const profile = profileOf(row);
     const strategy = strategyFor(profile);
-    const creds = credentialsOf(row);
+    const creds = await credentialsOf(row);
     const expiresAt = row.access_expires_at === null ? null : new Date(row.access_expires_at).toISOString();
     const base = {
       connection_id: row.id,
@@ -197,7 +200,7 @@ export function createConnectionsService(deps: {
     row: ConnectionWithProvider,
     action: string | null,
   ): Promise<TokenResponse> {
-    const response = tokenResponse(row);
+    const response = await tokenResponse(row);
     if (action === null) return response;
     await audit.record(ctx, {
       action,
@@ -312,6 +315,8 @@ export function createConnectionsService(deps: {
     ) {
       const row = await visible(principal, id);
       if (row.status === 'revoked') {
+        // A previous revocation whose backend delete failed is finished here (idempotent).
+        if (deps.credentials.mode === 'secret-backend') await deps.credentials.remove(row.id);
         return {
           connection_id: row.id,
           status: 'revoked' as const,
@@ -338,6 +343,7 @@ export function createConnectionsService(deps: {
       if (moved) await emit(row, 'connection.revoked', { provider_revoked: providerRevoked });
       if (!moved) {
         // Lost a race with another revocation: report what is there now.
+        if (isBackendMarker(row.credentials)) await deps.credentials.remove(row.id);
         const current = await visible(principal, id);
         return {
           connection_id: id,
@@ -353,6 +359,9 @@ export function createConnectionsService(deps: {
         resourceId: row.id,
         details: { provider_revoked: providerRevoked, ...(reason ? { reason: reason.slice(0, 200) } : {}) },
       });
+      // After the row no longer points at it: a failure here (503) leaves the connection revoked,
+      // and the caller's retry (revocation is idempotent) deletes the copy.
+      if (isBackendMarker(row.credentials)) await deps.credentials.remove(row.id);
       return {
         connection_id: row.id,
         status: 'revoked' as const,
@@ -365,7 +374,7 @@ export function createConnectionsService(deps: {
 
   /** Revokes the refresh token (which ends the grant at most providers), then the access token. */
   async function revokeUpstream(row: ConnectionWithProvider): Promise<boolean> {
-    const creds = credentialsOf(row);
+    const creds = await credentialsOf(row);
     if (creds.kind !== 'oauth2') return false;
     const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
     const oc = await deps.oauthClient(profile, clientSecret);

@@ -214,6 +214,21 @@ export function createConnectionsStore(db: Database) {
         .execute();
     },
 
+    /**
+     * Takes the refresh lease of a connection in any status, if free, without changing `version`:
+     * maintenance that rewrites the credentials (a rewrap of the secret-backend copy) excludes
+     * refreshes this way, and gives the lease back with `dropLease`.
+     */
+    async holdLease(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+      const result = await k
+        .updateTable('connections')
+        .set({ refresh_lease_owner: owner, refresh_lease_until: now + leaseMs })
+        .where('id', '=', id)
+        .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<', now)]))
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
     /** Gives a claimed lease back untouched (the worker claimed more than it may run now). */
     async dropLease(id: string, owner: string): Promise<void> {
       await k

@@ -1,19 +1,13 @@
 import * as oauth from 'oauth4webapi';
-import { sealText } from '../../crypto/envelope.ts';
-import type { KeyRing } from '../../crypto/keyring.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { connectionErrors } from './connections.errors.ts';
-import {
-  type ConnectionEventType,
-  credentialsBinding,
-  type RefreshOutcome,
-  type StoredCredentials,
-} from './connections.service.ts';
+import type { ConnectionEventType, RefreshOutcome, StoredCredentials } from './connections.service.ts';
 import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
+import type { CredentialStore } from './credential-store.ts';
 import { type RefreshSchedule, retryAfterMs } from './refresh-schedule.ts';
 
 /** Refresh this long before expiry, so a token handed out is still valid when used. */
@@ -55,7 +49,7 @@ function describeUpstreamError(error: unknown): string {
  */
 export function createRefresher(c: {
   store: ConnectionsStore;
-  ring: KeyRing;
+  credentials: Pick<CredentialStore, 'write'>;
   providers: Pick<ProvidersService, 'loadForUse'>;
   oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
   audit: Pick<AuditService, 'record'>;
@@ -70,12 +64,11 @@ export function createRefresher(c: {
   upstreamTimeoutMs: number;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
-  credentialsOf: (row: ConnectionWithProvider) => StoredCredentials;
+  credentialsOf: (row: ConnectionWithProvider) => Promise<StoredCredentials>;
   assertUsable: (row: ConnectionWithProvider) => void;
 }) {
   const {
     store,
-    ring,
     audit,
     schedule,
     emit,
@@ -148,9 +141,31 @@ export function createRefresher(c: {
     });
   }
 
+  /**
+   * Stores refreshed credentials (the new refresh token may be the only valid one). When the
+   * secret backend fails, the lease is released with the error and the caller gets the backend's
+   * 503. The tokens just issued are lost and the row keeps the previous ones; at a provider that
+   * rotates refresh tokens the old one is spent, so the next refresh ends in `attention_required`.
+   */
+  async function keepRefreshed(row: ConnectionWithProvider, next: StoredCredentials): Promise<Uint8Array> {
+    try {
+      return await c.credentials.write(row.id, next);
+    } catch (error) {
+      const t = now();
+      await store.releaseLease(
+        row.id,
+        owner,
+        'secret_backend_failed',
+        t,
+        schedule.retryAt(row.refresh_failures + 1, t),
+      );
+      throw error;
+    }
+  }
+
   /** Calls the provider while holding the lease; writes the result and releases the lease. */
   async function refreshUpstream(row: ConnectionWithProvider, leasedAt: number): Promise<void> {
-    const creds = credentialsOf(row);
+    const creds = await credentialsOf(row);
     if (creds.kind !== 'oauth2' || creds.refresh_token === undefined) {
       if (needsRefresh(row)) await grantLost(row, 'no_refresh_token');
       await store.releaseLease(row.id, owner, row.last_error ?? '', now());
@@ -198,6 +213,9 @@ export function createRefresher(c: {
         : {}),
       ...((tokens.scope ?? creds.scope) ? { scope: tokens.scope ?? creds.scope } : {}),
     };
+    // Under the lease, before the row changes: with TOKEN_STORE=secret-backend the backend copy
+    // is written first, so a row never points at credentials that were not stored.
+    const sealed = await keepRefreshed(row, next);
     const t = now();
     const expiresAt = typeof tokens.expires_in === 'number' ? t + tokens.expires_in * 1000 : null;
     const stored = await store.completeLease(
@@ -205,7 +223,7 @@ export function createRefresher(c: {
       owner,
       'active',
       {
-        credentials: sealText(ring, JSON.stringify(next), credentialsBinding(row.id)),
+        credentials: sealed,
         access_expires_at: expiresAt,
         last_refreshed_at: t,
         last_error: null,
@@ -296,7 +314,7 @@ export function createRefresher(c: {
       const row = await store.find(id);
       if (row === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
       assertUsable(row);
-      const creds = credentialsOf(row);
+      const creds = await credentialsOf(row);
       if (creds.kind !== 'oauth2' || creds.refresh_token === undefined) return null;
       const leasedAt = now();
       if (await store.acquireLease(row.id, owner, row.version, leasedAt, leaseMs)) {
@@ -322,18 +340,13 @@ export function createRefresher(c: {
           await store.releaseLease(row.id, owner, row.last_error ?? '', now());
           return null;
         }
-        const t = now();
         const next: StoredCredentials = {
           ...creds,
           ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
         };
-        const kept = await store.completeLease(
-          row.id,
-          owner,
-          'active',
-          { credentials: sealText(ring, JSON.stringify(next), credentialsBinding(row.id)) },
-          t,
-        );
+        const sealed = await keepRefreshed(row, next);
+        const t = now();
+        const kept = await store.completeLease(row.id, owner, 'active', { credentials: sealed }, t);
         // Lost the lease meanwhile: the rotated refresh token could not be kept; hand out nothing.
         if (!kept) return null;
         const granted = (tokens.scope ?? scopes.join(' ')).split(' ').filter((x) => x !== '');

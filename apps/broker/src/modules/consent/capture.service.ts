@@ -1,16 +1,11 @@
 import type { SecretBytes } from '../../config/secret-value.ts';
-import { sealText } from '../../crypto/envelope.ts';
-import type { KeyRing } from '../../crypto/keyring.ts';
 import { EgressError, type SafeFetch } from '../../egress/safe-fetch.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import {
-  type ConnectionEventSink,
-  credentialsBinding,
-  type StoredCredentials,
-} from '../connections/connections.service.ts';
+import type { ConnectionEventSink, StoredCredentials } from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { CredentialStore } from '../connections/credential-store.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { probeSpecFor } from '../providers/validation-probe.ts';
@@ -18,7 +13,7 @@ import { applyStrategy, type OutgoingRequest, StrategyNotApplicable } from '../s
 import { strategyFor } from '../strategies/strategy.ts';
 import { type CaptureField, captureFields, checkCaptured } from './capture.schema.ts';
 import { consentErrors } from './consent.errors.ts';
-import { emitActivated } from './consent.service.ts';
+import { emitActivated, removeSuperseded } from './consent.service.ts';
 import type { ConsentStore } from './consent.store.ts';
 import { returnUrlAllowed, withOutcome } from './return-url.ts';
 import { verifyState } from './state.ts';
@@ -41,7 +36,8 @@ export function createCaptureService(deps: {
   connections: ConnectionsStore;
   providers: Pick<ProvidersService, 'loadForUse'>;
   audit: Pick<AuditService, 'record'>;
-  ring: KeyRing;
+  /** Where connection credentials are kept (`TOKEN_STORE`). */
+  credentials: CredentialStore;
   stateKey: SecretBytes;
   returnUrls: Parameters<typeof returnUrlAllowed>[1];
   /** The SSRF-guarded client that probes credentials when a provider asks for it. */
@@ -49,7 +45,7 @@ export function createCaptureService(deps: {
   events?: ConnectionEventSink;
   now?: () => number;
 }) {
-  const { store, connections, ring } = deps;
+  const { store, connections } = deps;
   const now = deps.now ?? Date.now;
 
   async function openFlow(stateText: string) {
@@ -151,16 +147,25 @@ export function createCaptureService(deps: {
       if ((await store.consume(flow.id, t)) === undefined)
         throw errorFrom(consentErrors, 'capture_not_available');
       const credentials: StoredCredentials = { kind: 'static', fields: checked.values };
+      // After the flow is consumed (one writer per connection), before the row changes (it never
+      // points at credentials that were not stored). A backend failure answers its 503; the
+      // connection stays pending until it expires, and the user starts again.
+      const sealed = await deps.credentials.write(flow.connection_id, credentials);
       const { activated, superseded } = await connections.activate(
         flow.connection_id,
         {
-          credentials: sealText(ring, JSON.stringify(credentials), credentialsBinding(flow.connection_id)),
+          credentials: sealed,
           access_expires_at: null,
           last_error: null,
         },
         t,
       );
-      if (!activated) throw errorFrom(consentErrors, 'capture_not_available');
+      if (!activated) {
+        if (deps.credentials.mode === 'secret-backend')
+          await deps.credentials.remove(flow.connection_id).catch(() => {});
+        throw errorFrom(consentErrors, 'capture_not_available');
+      }
+      await removeSuperseded(deps.credentials, superseded);
       await emitActivated(deps.events, connections, flow.connection_id, superseded);
       // Field names only: the values are the secrets.
       await deps.audit.record(ctx, {

@@ -4,15 +4,12 @@ import type { SecretBytes } from '../../config/secret-value.ts';
 import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import { commonError } from '../../errors/common.errors.ts';
-import { errorFrom } from '../../errors/nexus-error.ts';
+import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import type { Principal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import {
-  type ConnectionEventSink,
-  credentialsBinding,
-  type StoredCredentials,
-} from '../connections/connections.service.ts';
+import type { ConnectionEventSink, StoredCredentials } from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { CredentialStore } from '../connections/credential-store.ts';
 import { defaultRefreshSchedule, type RefreshSchedule } from '../connections/refresh-schedule.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import { providerErrors } from '../providers/providers.errors.ts';
@@ -76,6 +73,8 @@ export function createConsentService(deps: {
   oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
   audit: Pick<AuditService, 'record'>;
   ring: KeyRing;
+  /** Where connection credentials are kept (`TOKEN_STORE`). */
+  credentials: CredentialStore;
   stateKey: SecretBytes;
   redirectUri: string;
   capturePageUrl: string;
@@ -311,12 +310,21 @@ export function createConsentService(deps: {
         ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
         ...(tokens.scope ? { scope: tokens.scope } : {}),
       };
+      let sealed: Uint8Array;
+      try {
+        // Before the row changes: it never points at credentials that were not stored.
+        sealed = await deps.credentials.write(flow.connection_id, credentials);
+      } catch (error) {
+        // The code only: the backend's own text (paths, ARNs) stays out of the redirect and audit.
+        if (error instanceof NexusError) return fail(error.code);
+        throw error;
+      }
       const done = now();
       const expiresAt = typeof tokens.expires_in === 'number' ? done + tokens.expires_in * 1000 : null;
       const { activated, superseded } = await connections.activate(
         flow.connection_id,
         {
-          credentials: sealText(ring, JSON.stringify(credentials), credentialsBinding(flow.connection_id)),
+          credentials: sealed,
           access_expires_at: expiresAt,
           // Only a grant with a refresh token can be refreshed in the background.
           refresh_due_at: tokens.refresh_token ? schedule.dueAt(expiresAt) : null,
@@ -326,7 +334,13 @@ export function createConsentService(deps: {
         },
         done,
       );
-      if (!activated) return fail('connection_not_pending');
+      if (!activated) {
+        // The flow was consumed once, so no other write to this connection exists.
+        if (deps.credentials.mode === 'secret-backend')
+          await deps.credentials.remove(flow.connection_id).catch(() => {});
+        return fail('connection_not_pending');
+      }
+      await removeSuperseded(deps.credentials, superseded);
       await audit.record(ctx, {
         action: 'connection.activated',
         resourceType: 'connection',
@@ -348,6 +362,19 @@ export function createConsentService(deps: {
 }
 
 export type ConsentService = ReturnType<typeof createConsentService>;
+
+/**
+ * Deletes the backend copies of the connections an activation superseded (their rows no longer
+ * point at them). Best effort: a failure leaves an orphan (sealed, and bound to a connection that
+ * no longer uses it); the new connection is active either way.
+ */
+export async function removeSuperseded(
+  credentials: Pick<CredentialStore, 'mode' | 'remove'>,
+  superseded: readonly string[],
+): Promise<void> {
+  if (credentials.mode !== 'secret-backend') return;
+  for (const id of superseded) await credentials.remove(id).catch(() => {});
+}
 
 /** Events for a newly active connection and for the older ones it superseded. */
 export async function emitActivated(

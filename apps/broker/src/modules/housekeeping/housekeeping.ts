@@ -1,6 +1,7 @@
 import type { AuditRetention } from '../audit/audit.retention.ts';
 import type { ConnectionEventSink } from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { CredentialStore } from '../connections/credential-store.ts';
 import type { ConsentStore } from '../consent/consent.store.ts';
 
 /** Flow rows outlive their 10-minute validity by a day, so a late callback still gets a precise error. */
@@ -25,6 +26,8 @@ export function createHousekeeping(deps: {
   connections: Pick<ConnectionsStore, 'expirePending' | 'expireBroken' | 'find'>;
   consent: Pick<ConsentStore, 'deleteExpired'>;
   events?: ConnectionEventSink;
+  /** Expired connections' backend copies are deleted (`TOKEN_STORE=secret-backend`). */
+  credentials?: Pick<CredentialStore, 'mode' | 'remove'>;
   auditRetention?: Pick<AuditRetention, 'runOnce'>;
   /** Spent client-assertion ids and signing keys past retirement are deleted. */
   agents?: { deleteExpiredAssertions(): Promise<number> };
@@ -63,6 +66,8 @@ export function createHousekeeping(deps: {
       for (;;) {
         const ids = await deps.connections.expireBroken(t - giveUpMs, t, BATCH);
         for (const id of ids) await expired(id, 'gave_up');
+        if (deps.credentials?.mode === 'secret-backend')
+          for (const id of ids) await deps.credentials.remove(id).catch(() => {});
         gaveUp += ids.length;
         if (ids.length < BATCH) break;
       }

@@ -3,6 +3,8 @@ import { type Binding, keyIdOfCiphertext, open, seal } from '../../crypto/envelo
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
 import { credentialsBinding } from '../connections/connections.service.ts';
+import type { ConnectionsStore } from '../connections/connections.store.ts';
+import { type CredentialStore, isBackendMarker } from '../connections/credential-store.ts';
 import { verifierBinding } from '../consent/consent.service.ts';
 import { webhookSecretBinding } from '../events/webhooks.service.ts';
 import { bindingFor } from '../secrets/internal.backend.ts';
@@ -44,6 +46,38 @@ export interface RewrapResult {
 
 type Row = { id: string; value: Uint8Array };
 
+/** What `rewrap` needs to re-seal connection credentials kept in the secret backend. */
+export interface BackendTokens {
+  readonly credentials: Pick<CredentialStore, 'rewrap'>;
+  readonly store: Pick<ConnectionsStore, 'holdLease' | 'dropLease' | 'find'>;
+  /** The lease owner id this run uses. */
+  readonly owner: string;
+  readonly now?: () => number;
+}
+
+const TOKEN_LEASE_MS = 30_000;
+
+/**
+ * Re-seals the secret-backend copy of one connection's credentials under the connection's
+ * refresh lease, so a concurrent refresh cannot write new tokens that this would overwrite with
+ * the old ones. `busy` when a refresh holds the lease (run again later).
+ */
+export async function rewrapBackendTokens(
+  tokens: BackendTokens,
+  id: string,
+): Promise<'rewrapped' | 'current' | 'busy'> {
+  const now = tokens.now ?? Date.now;
+  if (!(await tokens.store.holdLease(id, tokens.owner, now(), TOKEN_LEASE_MS))) return 'busy';
+  try {
+    const row = await tokens.store.find(id);
+    // Revoked or moved back to the column since the page was read: nothing in the backend to keep.
+    if (row === undefined || !isBackendMarker(row.credentials)) return 'current';
+    return (await tokens.credentials.rewrap(id)) ? 'rewrapped' : 'current';
+  } finally {
+    await tokens.store.dropLease(id, tokens.owner);
+  }
+}
+
 /** One keyset page of an encrypted column, ordered by id. */
 async function pageOf(
   db: Database,
@@ -74,7 +108,13 @@ async function pageOf(
 export async function rewrap(
   db: Database,
   ring: KeyRing,
-  options: { batchSize?: number; signal?: AbortSignal; onProgress?: (p: RewrapProgress) => void } = {},
+  options: {
+    batchSize?: number;
+    signal?: AbortSignal;
+    onProgress?: (p: RewrapProgress) => void;
+    /** Connection credentials kept in the secret backend (rows holding the marker). */
+    tokens?: BackendTokens;
+  } = {},
 ): Promise<RewrapResult> {
   const batchSize = options.batchSize ?? 200;
   const k = db.kysely;
@@ -108,6 +148,26 @@ export async function rewrap(
       // Crypto happens before the transaction; the transaction only writes.
       const updates: { id: string; old: Uint8Array; sealed: Uint8Array }[] = [];
       for (const row of page) {
+        if (col.table === 'connections' && isBackendMarker(row.value)) {
+          const outcome =
+            options.tokens === undefined
+              ? 'no access to the secret backend'
+              : await rewrapBackendTokens(options.tokens, row.id).catch(
+                  (error: unknown) => (error as { code?: string }).code ?? 'secret backend error',
+                );
+          if (outcome === 'rewrapped') rewrapped++;
+          else if (outcome === 'current') current++;
+          else
+            failed.push({
+              table: col.table,
+              id: row.id,
+              reason:
+                outcome === 'busy'
+                  ? 'secret backend copy: a refresh holds the lease; run again'
+                  : `secret backend copy: ${outcome}`,
+            });
+          continue;
+        }
         if (keyIdOfCiphertext(row.value) === ring.primaryKid) {
           current++;
           continue;
@@ -165,6 +225,8 @@ export async function ciphertextKeyUsage(db: Database): Promise<Map<string, numb
       const page = await pageOf(db, col, after, 1000);
       if (page.length === 0) break;
       for (const row of page) {
+        // Kept in the secret backend (TOKEN_STORE=secret-backend): not a ciphertext here.
+        if (col.table === 'connections' && isBackendMarker(row.value)) continue;
         const kid = keyIdOfCiphertext(row.value) ?? 'unreadable';
         usage.set(kid, (usage.get(kid) ?? 0) + 1);
       }
