@@ -1,6 +1,7 @@
 import { type Config, ConfigError, loadConfig } from '../config/load.ts';
 import { buildContainer, type Container } from '../container.ts';
 import { KeyFileError } from '../crypto/key-file.ts';
+import { resolveTransitKeys, TransitError } from '../crypto/transit.ts';
 import { migrationStatus } from '../db/migrate.ts';
 import { describeBackendFailure } from '../modules/secrets/secret-backend.factory.ts';
 import type { Io } from './output.ts';
@@ -24,11 +25,15 @@ export function configOrExit(env: NodeJS.ProcessEnv): Config {
   }
 }
 
-export function containerOrExit(config: Config): Container {
+export async function containerOrExit(config: Config): Promise<Container> {
   try {
-    return buildContainer(config);
+    // KEY_PROVIDER=transit: the keys are unwrapped by Vault Transit before anything uses them.
+    const keys = config.keys.transit === undefined ? undefined : await resolveTransitKeys(config);
+    return buildContainer(config, keys === undefined ? {} : { keys });
   } catch (error) {
     if (error instanceof KeyFileError) throw new CliExit(`Key ring: ${error.message}`, 2);
+    if (error instanceof TransitError)
+      throw new CliExit(`Key ring (KEY_PROVIDER=transit): ${error.message}`, 2);
     throw error;
   }
 }

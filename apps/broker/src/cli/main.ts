@@ -6,7 +6,14 @@ import { VERSION } from '../version.ts';
 import { adminKeysCommand } from './commands/admin-keys.ts';
 import { auditVerify } from './commands/audit.ts';
 import { doctor } from './commands/doctor.ts';
-import { keysGenerate, keysRewrap, keysRotate, keysRotateSigning } from './commands/keys.ts';
+import {
+  keysGenerate,
+  keysGenerateTransit,
+  keysRewrap,
+  keysRotate,
+  keysRotateSigning,
+  keysTransitRewrap,
+} from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { proxyCommand } from './commands/proxy.ts';
 import { secretsMigrate } from './commands/secrets.ts';
@@ -32,6 +39,8 @@ Broker
 
 Keys
   keys generate [--file PATH]       print a new 32-byte key (for ENCRYPTION_KEY, STATE_KEY), or write a key file
+  keys generate --transit           with KEY_PROVIDER=transit: a new key wrapped by Vault Transit (vault:v1:...)
+  keys transit-rewrap               after rotating the Transit key: print every key re-wrapped under its newest version
   keys rotate [--user-secrets]      add a new primary encryption key (--user-secrets: for the user-secrets ring only)
   keys rewrap [--batch-size N]      re-encrypt every stored secret under the primary key (resumable)
   keys rotate-signing               new signing key for agent/session tokens (old ones stay published until their tokens expire)
@@ -107,7 +116,9 @@ export async function main(
       case 'doctor':
         return await doctor(io, env, json);
       case 'keys':
+        if (sub === 'generate' && values.transit === true) return await keysGenerateTransit(io, env);
         if (sub === 'generate') return keysGenerate(io, { file: values.file });
+        if (sub === 'transit-rewrap') return await keysTransitRewrap(io, env, json);
         if (sub === 'rotate') return keysRotate(io, env, { userSecrets: values['user-secrets'] === true });
         if (sub === 'rotate-signing') return await keysRotateSigning(io, env, json);
         if (sub === 'rewrap')
@@ -174,6 +185,7 @@ function parse(argv: readonly string[]) {
       'no-migrate': { type: 'boolean' },
       'no-worker': { type: 'boolean' },
       role: { type: 'string' },
+      transit: { type: 'boolean' },
       status: { type: 'boolean' },
       file: { type: 'string' },
       name: { type: 'string' },

@@ -225,6 +225,19 @@ export interface Config {
     readonly keyFile: string | undefined;
     /** Development only: create the key file when it does not exist. */
     readonly generateIfMissing: boolean;
+    /** KEY_PROVIDER=transit: the wrapped keys and the Vault that unwraps them (crypto/transit.ts). */
+    readonly transit:
+      | {
+          readonly vault: Extract<SecretBackendConfig, { kind: 'openbao' | 'hashicorp-vault' }>;
+          readonly mount: string;
+          readonly key: string;
+          readonly wrapped: {
+            readonly encryption: string[];
+            readonly state: string | undefined;
+            readonly userSecrets: string[];
+          };
+        }
+      | undefined;
   };
   readonly apiKeys: readonly NamedApiKey[];
   readonly allowedReturnDomains: readonly string[];
@@ -269,6 +282,9 @@ export class ConfigError extends Error {
     this.problems = problems;
   }
 }
+
+/** A Vault/OpenBao Transit ciphertext: `vault:v<version>:<base64>`. */
+const TRANSIT_CIPHERTEXT = /^vault:v\d{1,9}:[A-Za-z0-9+/]{16,2048}={0,2}$/;
 
 const KEY_HINT = 'generate one with `nexus keys generate`';
 
@@ -375,32 +391,74 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     (e.NODE_ENV === 'production' ? 'production' : e.NODE_ENV === 'test' ? 'test' : 'development');
   const dataDir = resolve(cwd, e.NEXUS_DATA_DIR ?? '.nexus');
 
+  // With KEY_PROVIDER=transit the key variables hold Transit ciphertexts, unwrapped at start-up
+  // (crypto/transit.ts); otherwise they are the keys themselves.
+  const transit = e.KEY_PROVIDER === 'transit';
+  const wrapped = {
+    encryption: [] as string[],
+    state: undefined as string | undefined,
+    userSecrets: [] as string[],
+  };
+  const takeKey = (name: string, value: string, into: SecretBytes[] | string[]): void => {
+    if (!transit) {
+      const key = decodeKey(name, value, problems);
+      if (key) (into as SecretBytes[]).push(key);
+    } else if (!TRANSIT_CIPHERTEXT.test(value.trim()))
+      problems.push(
+        `${name}: with KEY_PROVIDER=transit, a Transit ciphertext (vault:v1:...); make one with \`nexus keys generate --transit\``,
+      );
+    else (into as string[]).push(value.trim());
+  };
   let encryptionKeys: SecretBytes[] | undefined;
-  if (e.ENCRYPTION_KEYS !== undefined && e.ENCRYPTION_KEYS.length > 0) {
+  const encryptionValues =
+    e.ENCRYPTION_KEYS !== undefined && e.ENCRYPTION_KEYS.length > 0
+      ? e.ENCRYPTION_KEYS.map((v, i) => [`ENCRYPTION_KEYS[${i}]`, v] as const)
+      : e.ENCRYPTION_KEY !== undefined
+        ? [['ENCRYPTION_KEY', e.ENCRYPTION_KEY] as const]
+        : undefined;
+  if (encryptionValues !== undefined) {
     encryptionKeys = [];
-    e.ENCRYPTION_KEYS.forEach((value, i) => {
-      const key = decodeKey(`ENCRYPTION_KEYS[${i}]`, value, problems);
-      if (key) encryptionKeys?.push(key);
-    });
-  } else if (e.ENCRYPTION_KEY !== undefined) {
-    const key = decodeKey('ENCRYPTION_KEY', e.ENCRYPTION_KEY, problems);
-    encryptionKeys = key ? [key] : [];
+    for (const [name, value] of encryptionValues)
+      takeKey(name, value, transit ? wrapped.encryption : encryptionKeys);
   }
-  const stateKey = e.STATE_KEY === undefined ? undefined : decodeKey('STATE_KEY', e.STATE_KEY, problems);
+  let stateKey: SecretBytes | undefined;
+  if (e.STATE_KEY !== undefined) {
+    const into: SecretBytes[] = [];
+    takeKey('STATE_KEY', e.STATE_KEY, transit ? [] : into);
+    stateKey = into[0];
+    if (transit && TRANSIT_CIPHERTEXT.test(e.STATE_KEY.trim())) wrapped.state = e.STATE_KEY.trim();
+  }
   let userSecretsKeys: SecretBytes[] | undefined;
-  if (e.USER_SECRETS_KEYS !== undefined && e.USER_SECRETS_KEYS.length > 0) {
+  const userSecretValues =
+    e.USER_SECRETS_KEYS !== undefined && e.USER_SECRETS_KEYS.length > 0
+      ? e.USER_SECRETS_KEYS.map((v, i) => [`USER_SECRETS_KEYS[${i}]`, v] as const)
+      : e.USER_SECRETS_KEY !== undefined
+        ? [['USER_SECRETS_KEY', e.USER_SECRETS_KEY] as const]
+        : undefined;
+  if (userSecretValues !== undefined) {
     userSecretsKeys = [];
-    e.USER_SECRETS_KEYS.forEach((value, i) => {
-      const key = decodeKey(`USER_SECRETS_KEYS[${i}]`, value, problems);
-      if (key) userSecretsKeys?.push(key);
-    });
-  } else if (e.USER_SECRETS_KEY !== undefined) {
-    const key = decodeKey('USER_SECRETS_KEY', e.USER_SECRETS_KEY, problems);
-    userSecretsKeys = key ? [key] : [];
+    for (const [name, value] of userSecretValues)
+      takeKey(name, value, transit ? wrapped.userSecrets : userSecretsKeys);
   }
-  const explicitKeyFile = e.NEXUS_KEY_FILE === undefined ? undefined : resolve(cwd, e.NEXUS_KEY_FILE);
+  let transitConfig: Config['keys']['transit'];
+  if (transit) {
+    // Missing keys are reported when they are unwrapped (crypto/transit.ts): `nexus keys generate
+    // --transit`, which makes them, needs this configuration without them.
+    if (e.NEXUS_KEY_FILE !== undefined)
+      problems.push(
+        'NEXUS_KEY_FILE: not used with KEY_PROVIDER=transit; give the wrapped keys in ENCRYPTION_KEY(S) and STATE_KEY',
+      );
+    const vault = parseSecretBackend({ ...e, SECRET_BACKEND: 'openbao' }, mode, problems, cwd);
+    if (vault !== undefined && (vault.kind === 'openbao' || vault.kind === 'hashicorp-vault'))
+      transitConfig = { vault, mount: e.TRANSIT_MOUNT, key: e.TRANSIT_KEY, wrapped };
+    // The unwrapped keys come later (crypto/transit.ts); nothing here is a key.
+    encryptionKeys = undefined;
+    userSecretsKeys = undefined;
+  }
+  const explicitKeyFile =
+    e.NEXUS_KEY_FILE === undefined || transit ? undefined : resolve(cwd, e.NEXUS_KEY_FILE);
 
-  if (mode === 'production' && explicitKeyFile === undefined) {
+  if (mode === 'production' && explicitKeyFile === undefined && !transit) {
     if (encryptionKeys === undefined) {
       problems.push(
         `ENCRYPTION_KEY: required in production (or ENCRYPTION_KEYS, or NEXUS_KEY_FILE); ${KEY_HINT} and keep it safe: losing it makes every stored secret unreadable`,
@@ -516,10 +574,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       encryptionKeys,
       stateKey,
       userSecretsKeys,
-      keyFile:
-        explicitKeyFile ??
-        (encryptionKeys === undefined || stateKey === undefined ? resolve(dataDir, 'keys.json') : undefined),
-      generateIfMissing: mode !== 'production' && explicitKeyFile === undefined,
+      keyFile: transit
+        ? undefined
+        : (explicitKeyFile ??
+          (encryptionKeys === undefined || stateKey === undefined
+            ? resolve(dataDir, 'keys.json')
+            : undefined)),
+      generateIfMissing: mode !== 'production' && explicitKeyFile === undefined && !transit,
+      transit: transitConfig,
     },
     apiKeys,
     allowedReturnDomains,

@@ -227,6 +227,22 @@ export const envSchema = z.object({
     .describe(
       'Path to a key file (JSON, mode 0600) holding the key ring and state key, as written by `nexus keys generate --file`. Used when no key variables are set.',
     ),
+  KEY_PROVIDER: z
+    .enum(['local', 'transit'])
+    .default('local')
+    .describe(
+      '`local`: ENCRYPTION_KEY(S), STATE_KEY and USER_SECRETS_KEY(S) are the keys (base64). `transit`: they are Vault/OpenBao Transit ciphertexts (`vault:v1:...`, from `nexus keys generate --transit`), unwrapped by Transit at start-up with the VAULT_* connection and never stored in clear anywhere; rotate the Transit key, then `nexus keys transit-rewrap` (decision 0011).',
+    ),
+  TRANSIT_MOUNT: z
+    .string()
+    .regex(/^[A-Za-z0-9_./-]{1,128}$/)
+    .default('transit')
+    .describe('Mount path of the Transit secrets engine (KEY_PROVIDER=transit).'),
+  TRANSIT_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,128}$/)
+    .default('nexus')
+    .describe('Name of the Transit key that wraps the broker keys (KEY_PROVIDER=transit).'),
   STATE_KEY: z
     .string()
     .max(256)
@@ -605,6 +621,9 @@ const groups: Record<string, string> = {
   ENCRYPTION_KEY: 'Keys',
   ENCRYPTION_KEYS: 'Keys',
   NEXUS_KEY_FILE: 'Keys',
+  KEY_PROVIDER: 'Keys',
+  TRANSIT_MOUNT: 'Keys',
+  TRANSIT_KEY: 'Keys',
   STATE_KEY: 'Keys',
   USER_SECRETS_KEY: 'Keys',
   USER_SECRETS_KEYS: 'Keys',

@@ -18,12 +18,15 @@
  * - namespaces from `X-Vault-Namespace`: one store per namespace, a token only reaches its own
  *   namespace and its children;
  * - sealed: every call but `sys/seal-status` answers 503 "Vault is sealed";
- * - injected failures (`failNext`) for 429 / 5xx retries.
+ * - injected failures (`failNext`) for 429 / 5xx retries;
+ * - a Transit engine at `transit/` (encrypt, decrypt, rewrap, datakey/wrapped; key versions and
+ *   rotation), from developer.hashicorp.com/vault/api-docs/secret/transit: no installable server
+ *   here has Transit (RustyVault does not).
  *
  * Where it differs: the LIST verb is refused with 405 (Node's HTTP parser cannot read it), as some
  * proxies in front of Vault do; listing goes through `GET ?list=true`, which Vault also serves.
  */
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -114,6 +117,57 @@ export class FakeVault {
       allow: options.allow ?? ['*'],
       ttlSeconds: options.ttlSeconds ?? 60,
     });
+  }
+
+  /** Transit keys: every version's 256-bit key, newest last. */
+  readonly transitKeys = new Map<string, Buffer[]>();
+
+  addTransitKey(name: string): void {
+    this.transitKeys.set(name, [randomBytes(32)]);
+  }
+
+  /** Like `vault write -f transit/keys/<name>/rotate`: a new newest version; old ones still decrypt. */
+  rotateTransitKey(name: string): void {
+    this.transitKeys.get(name)?.push(randomBytes(32));
+  }
+
+  /** Transit's encrypt, decrypt, rewrap and datakey/wrapped, with `vault:v<n>:` ciphertexts (AES-256-GCM). */
+  private transit(
+    op: string,
+    name: string,
+    body: Record<string, unknown>,
+    reply: (status: number, body?: unknown) => void,
+  ) {
+    const versions = this.transitKeys.get(name);
+    if (!versions) return reply(400, { errors: ['encryption key not found'] });
+    const seal = (plaintext: Buffer) => {
+      const n = versions.length;
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', versions[n - 1]!, iv);
+      const out = Buffer.concat([iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+      return `vault:v${n}:${out.toString('base64')}`;
+    };
+    const open = (ciphertext: unknown): Buffer | undefined => {
+      const m = /^vault:v(\d+):([A-Za-z0-9+/=]+)$/.exec(String(ciphertext));
+      const key = m ? versions[Number(m[1]) - 1] : undefined;
+      if (!m || !key) return undefined;
+      const raw = Buffer.from(m[2]!, 'base64');
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
+        decipher.setAuthTag(raw.subarray(raw.length - 16));
+        return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]);
+      } catch {
+        return undefined;
+      }
+    };
+    if (op === 'datakey/wrapped')
+      return reply(200, { data: { ciphertext: seal(randomBytes(32)), key_version: versions.length } });
+    if (op === 'encrypt')
+      return reply(200, { data: { ciphertext: seal(Buffer.from(String(body.plaintext ?? ''), 'base64')) } });
+    const plain = open(body.ciphertext);
+    if (plain === undefined) return reply(400, { errors: ['cipher: message authentication failed'] });
+    if (op === 'decrypt') return reply(200, { data: { plaintext: plain.toString('base64') } });
+    return reply(200, { data: { ciphertext: seal(plain), key_version: versions.length } });
   }
 
   /** The next `count` requests (of `method`, if given) answer `status` with `errors`, before any other check. */
@@ -259,6 +313,16 @@ export class FakeVault {
         auth: { client_token: tokenId, lease_duration: lease, renewable: token.renewable },
         warnings: null,
       });
+    }
+
+    const transit = /^\/v1\/transit\/(encrypt|decrypt|rewrap|datakey\/wrapped)\/([A-Za-z0-9_.-]+)$/.exec(
+      path,
+    );
+    if (transit && method === 'POST') {
+      const [, op, name] = transit as unknown as [string, string, string];
+      if (!token.allow.some((a) => a === '*' || `transit/${op}/${name}`.startsWith(a)))
+        return reply(403, { errors: [PERMISSION_DENIED] });
+      return this.transit(op, name, body, reply);
     }
 
     const m = new RegExp(`^/v1/${this.mount}/(data|metadata)(?:/(.*))?$`).exec(path);

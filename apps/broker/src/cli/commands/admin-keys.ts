@@ -14,7 +14,7 @@ export async function adminKeysCommand(
   action: Action,
   json: boolean,
 ): Promise<number> {
-  const container = containerOrExit(configOrExit(env));
+  const container = await containerOrExit(configOrExit(env));
   try {
     await requireMigrated(container);
     const ctx = { actor: cliActor() };

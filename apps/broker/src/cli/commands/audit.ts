@@ -3,7 +3,7 @@ import { type Io, progressBar } from '../output.ts';
 
 /** `nexus audit verify`: walks the hash chain; exit 1 and the first broken event when tampered. */
 export async function auditVerify(io: Io, env: NodeJS.ProcessEnv, json: boolean): Promise<number> {
-  const container = containerOrExit(configOrExit(env));
+  const container = await containerOrExit(configOrExit(env));
   try {
     await requireMigrated(container);
     const bar = progressBar(io, 'verify');

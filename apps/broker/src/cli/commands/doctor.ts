@@ -1,6 +1,7 @@
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import { buildContainer } from '../../container.ts';
 import { type ResolvedKeys, resolveKeys } from '../../crypto/key-file.ts';
+import { resolveTransitKeys } from '../../crypto/transit.ts';
 import { type Database, openDatabase } from '../../db/client.ts';
 import { migrationStatus } from '../../db/migrate.ts';
 import { ciphertextKeyUsage } from '../../modules/keys/rewrap.ts';
@@ -40,8 +41,16 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
 
     let keys: ResolvedKeys | undefined;
     try {
-      keys = resolveKeys({ ...config, keys: { ...config.keys, generateIfMissing: false } });
-      const where = keys.source.kind === 'file' ? `key file ${keys.source.path}` : 'environment';
+      keys =
+        config.keys.transit !== undefined
+          ? await resolveTransitKeys(config)
+          : resolveKeys({ ...config, keys: { ...config.keys, generateIfMissing: false } });
+      const where =
+        config.keys.transit !== undefined
+          ? `the environment, unwrapped by Transit key ${config.keys.transit.key}`
+          : keys.source.kind === 'file'
+            ? `key file ${keys.source.path}`
+            : 'environment';
       add(
         'ok',
         'keys',

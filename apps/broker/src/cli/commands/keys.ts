@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { SecretBytes } from '../../config/secret-value.ts';
 import { encodeKey, newKey, readKeyFile, writeKeyFile } from '../../crypto/key-file.ts';
 import { keyIdOf } from '../../crypto/keyring.ts';
+import { newTransitKey, rewrapTransitKeys, TransitError } from '../../crypto/transit.ts';
 import { rewrap } from '../../modules/keys/rewrap.ts';
 import { CliExit, configOrExit, containerOrExit, requireMigrated } from '../context.ts';
 import { type Io, progressBar } from '../output.ts';
@@ -28,12 +29,66 @@ export function keysGenerate(io: Io, options: { file: string | undefined }): num
 }
 
 /**
+ * `nexus keys generate --transit`: a new 256-bit key made by Vault Transit and printed only wrapped
+ * (its plaintext never leaves Vault except into the broker's memory at start-up). Needs
+ * KEY_PROVIDER=transit and the VAULT_* connection.
+ */
+export async function keysGenerateTransit(io: Io, env: NodeJS.ProcessEnv): Promise<number> {
+  const config = configOrExit(env);
+  if (config.keys.transit === undefined)
+    throw new CliExit(
+      'keys generate --transit: set KEY_PROVIDER=transit and the VAULT_* connection first',
+      2,
+    );
+  try {
+    io.out(await newTransitKey(config));
+  } catch (error) {
+    if (error instanceof TransitError) throw new CliExit(`keys generate --transit: ${error.message}`, 1);
+    throw error;
+  }
+  return 0;
+}
+
+/**
+ * `nexus keys transit-rewrap`: after the Transit key was rotated, every configured key re-wrapped
+ * under its newest version (Transit's rewrap: the keys themselves do not change, so no stored
+ * secret is touched). Prints the new values for the deployment's environment.
+ */
+export async function keysTransitRewrap(io: Io, env: NodeJS.ProcessEnv, json: boolean): Promise<number> {
+  const config = configOrExit(env);
+  if (config.keys.transit === undefined)
+    throw new CliExit('keys transit-rewrap: only with KEY_PROVIDER=transit', 2);
+  let rewrapped: Awaited<ReturnType<typeof rewrapTransitKeys>>;
+  try {
+    rewrapped = await rewrapTransitKeys(config);
+  } catch (error) {
+    if (error instanceof TransitError) throw new CliExit(`keys transit-rewrap: ${error.message}`, 1);
+    throw error;
+  }
+  if (json) {
+    io.out(JSON.stringify(Object.fromEntries(rewrapped.map((k) => [k.name, k.values.join(',')]))));
+    return 0;
+  }
+  io.err('Re-wrapped under the newest version of the Transit key. Replace these in the environment:');
+  for (const { name, values } of rewrapped) io.out(`${name}=${values.join(',')}`);
+  io.err(
+    'The old values keep working until the old key versions are retired in Transit (min_decryption_version).',
+  );
+  return 0;
+}
+
+/**
  * `nexus keys rotate`: a new primary encryption key. For a key file the file is updated in place;
  * for keys in the environment the new value is printed with the roll-out steps (the broker cannot
  * edit your deployment's environment).
  */
 export function keysRotate(io: Io, env: NodeJS.ProcessEnv, options: { userSecrets?: boolean } = {}): number {
   const config = configOrExit(env);
+  if (config.keys.transit !== undefined)
+    throw new CliExit(
+      'keys rotate: with KEY_PROVIDER=transit, make the new key with `nexus keys generate --transit`, put it first in ENCRYPTION_KEYS (or USER_SECRETS_KEYS), restart, then run `nexus keys rewrap`',
+      2,
+    );
   const key = newKey();
   const kid = keyIdOf(key.reveal());
   if (options.userSecrets) return rotateUserSecretsKey(io, config, key, kid);
@@ -76,7 +131,7 @@ export async function keysRewrap(
   options: { batchSize: number; json: boolean },
 ): Promise<number> {
   const config = configOrExit(env);
-  const container = containerOrExit(config);
+  const container = await containerOrExit(config);
   const controller = new AbortController();
   const onSignal = () => {
     io.err('\nstopping after the current batch; run `nexus keys rewrap` again to resume');
@@ -170,7 +225,7 @@ function rotateUserSecretsKey(
  * deletes them.
  */
 export async function keysRotateSigning(io: Io, env: NodeJS.ProcessEnv, json: boolean): Promise<number> {
-  const container = containerOrExit(configOrExit(env));
+  const container = await containerOrExit(configOrExit(env));
   try {
     await requireMigrated(container);
     const { config } = container;

@@ -54,7 +54,7 @@ export async function secretsMigrate(
   if (config.secretBackend.kind === options.to)
     throw new CliExit(`secrets migrate: SECRET_BACKEND is already ${options.to}; nothing to migrate`, 2);
   const toConfig = targetConfig(env, options.to);
-  const container = containerOrExit(config);
+  const container = await containerOrExit(config);
   const target = createSecretBackend(toConfig, {
     db: container.db,
     ring: container.keys.ring,
@@ -142,7 +142,7 @@ async function tokensMigrate(
   options: { dryRun: boolean; json: boolean },
 ): Promise<number> {
   const config = configOrExit(env);
-  const container = containerOrExit(config);
+  const container = await containerOrExit(config);
   const controller = new AbortController();
   const onSignal = () => {
     io.err('\nstopping after the current connection; run the same command again to resume');

@@ -24,7 +24,7 @@ const ROLES: readonly Role[] = ['all', 'gateway', 'broker'];
 
 /** Migrates (when allowed) or refuses to run against a database with pending migrations. */
 async function prepareDatabase(
-  container: ReturnType<typeof containerOrExit>,
+  container: Awaited<ReturnType<typeof containerOrExit>>,
   logger: ReturnType<typeof createLogger>,
   allowMigrate: boolean,
 ): Promise<void> {
@@ -56,7 +56,7 @@ const untilSignal = (logger: ReturnType<typeof createLogger>) =>
 export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean }): Promise<number> {
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel);
-  const container = containerOrExit(config);
+  const container = await containerOrExit(config);
   try {
     await prepareDatabase(container, logger, options.migrate);
     await requireSecretBackend(container);
@@ -74,7 +74,7 @@ export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean
 export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOptions): Promise<number> {
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel);
-  const container = containerOrExit(config);
+  const container = await containerOrExit(config);
   try {
     warnDevelopmentKeys(io, container);
     await prepareDatabase(container, logger, options.migrate);
@@ -162,7 +162,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
 
 async function bootstrapAdminKey(
   io: Io,
-  container: ReturnType<typeof containerOrExit>,
+  container: Awaited<ReturnType<typeof containerOrExit>>,
   logger: ReturnType<typeof createLogger>,
 ) {
   if ((await container.adminKeys.countLive()) > 0) return;

@@ -65,7 +65,7 @@ export async function userSecretsCommand(
     value = o.value ?? (o.fromFile !== undefined ? readFileSync(o.fromFile, 'utf8') : await readValue(io));
     if (value.length === 0) throw new CliExit('secrets set: the value is empty', 2);
   }
-  const container = containerOrExit(configOrExit(env));
+  const container = await containerOrExit(configOrExit(env));
   try {
     await requireMigrated(container);
     const ctx = { actor: cliActor() };
