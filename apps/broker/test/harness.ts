@@ -140,3 +140,34 @@ export async function startBroker(
 export function json<T = Record<string, unknown>>(response: LightMyRequestResponse): T {
   return JSON.parse(response.body) as T;
 }
+
+/**
+ * Registers an agent with `grants` and logs it in (client credentials): its id, client secret and
+ * access token. For suites about something else that need an agent caller.
+ */
+export async function createAgentWithToken(
+  broker: Pick<TestBroker, 'request'>,
+  agentId: string,
+  grants: Record<string, unknown> = {},
+): Promise<{ id: string; secret: string; token: string }> {
+  const created = await broker.request({
+    method: 'POST',
+    url: '/admin/v1/agents',
+    payload: { agent_id: agentId, allowed_scopes: [], ...grants },
+  });
+  if (created.statusCode !== 201) throw new Error(`agent ${agentId}: ${created.statusCode} ${created.body}`);
+  const { id, client_secret } = json<{ id: string; client_secret: string }>(created);
+  const login = await broker.request({
+    method: 'POST',
+    url: '/oauth/token',
+    key: null,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: agentId,
+      client_secret,
+    }).toString(),
+  });
+  if (login.statusCode !== 200) throw new Error(`agent ${agentId} login: ${login.statusCode} ${login.body}`);
+  return { id, secret: client_secret, token: json<{ access_token: string }>(login).access_token };
+}

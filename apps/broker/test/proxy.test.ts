@@ -15,7 +15,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startUpstream } from '../../../sdks/testbed/upstream.ts';
 import { freePort, killAllChildren, spawnCli } from './cli-helpers.ts';
-import { json } from './harness.ts';
+import { createAgentWithToken, json } from './harness.ts';
 import { clients, RETURN, Scenario } from './oauth-scenario.ts';
 
 after(killAllChildren);
@@ -177,33 +177,10 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     return started.connection_id;
   }
 
-  async function agentToken(agentId: string, grants: Record<string, unknown>) {
-    const created = json<{ client_secret: string }>(
-      await s.call(
-        {
-          method: 'POST',
-          url: '/admin/v1/agents',
-          payload: { agent_id: agentId, allowed_scopes: [], ...grants },
-        },
-        201,
-      ),
-    );
-    const res = await s.call(
-      {
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: agentId,
-          client_secret: created.client_secret,
-        }).toString(),
-      },
-      200,
-    );
-    return { token: json<{ access_token: string }>(res).access_token, secret: created.client_secret };
-  }
+  const agentToken = async (agentId: string, grants: Record<string, unknown>) => {
+    const agent = await createAgentWithToken(s.broker, agentId, grants);
+    return { token: agent.token, secret: agent.secret };
+  };
 
   before(async () => {
     echoUrl = await listen(echo.server);

@@ -12,7 +12,14 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { baseEnv, envKeys, freePort, killAllChildren, REPO_ROOT, spawnCli } from './cli-helpers.ts';
 import { NexusClient, startGrpc } from './grpc-client.ts';
-import { createTestDatabase, json, startBroker, type TestBroker, type TestDatabase } from './harness.ts';
+import {
+  createAgentWithToken,
+  createTestDatabase,
+  json,
+  startBroker,
+  type TestBroker,
+  type TestDatabase,
+} from './harness.ts';
 
 after(killAllChildren);
 
@@ -48,31 +55,9 @@ describe('rate limits in one process (memory counters)', () => {
     });
     assert.equal(captured.statusCode, 200, captured.body);
     id = started.connection_id;
-    const agent = json<{ client_secret: string }>(
-      await broker.request({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: {
-          agent_id: 'reader',
-          allowed_scopes: [],
-          allowed_providers: ['crm'],
-          allowed_workspaces: ['*'],
-        },
-      }),
-    );
-    agentToken = json<{ access_token: string }>(
-      await broker.request({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: 'reader',
-          client_secret: agent.client_secret,
-        }).toString(),
-      }),
-    ).access_token;
+    agentToken = (
+      await createAgentWithToken(broker, 'reader', { allowed_providers: ['crm'], allowed_workspaces: ['*'] })
+    ).token;
   });
   after(async () => broker?.close());
 
