@@ -166,7 +166,7 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
     /**
      * Counts a call; throws 429 (`rate_limited`, Retry-After in details) when over the limit.
      * When Redis is unreachable the call is let through (failing open keeps tokens flowing) and
-     * counted in `storeFailures` for /ready and the logs.
+     * counted in `storeFailures`.
      */
     async check(bucket: RateLimitBucket, client: string): Promise<void> {
       if (store === undefined) return;
