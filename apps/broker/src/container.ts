@@ -1,3 +1,4 @@
+import { Gauge } from 'prom-client';
 import type { Config } from './config/load.ts';
 import { type ResolvedKeys, resolveKeys } from './crypto/key-file.ts';
 import { type Database, openDatabase } from './db/client.ts';
@@ -311,6 +312,14 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     },
     now,
   );
+  new Gauge({
+    name: 'nexus_rate_limit_store_failures',
+    help: 'Requests let through uncounted because the shared rate-limit store (Redis) failed, since start',
+    registers: [metrics.registry],
+    collect() {
+      this.set(rateLimiter.storeFailures);
+    },
+  });
   return {
     config,
     keys,
