@@ -140,7 +140,8 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   const oauthClient = (profile: Parameters<typeof oauthClientFor>[0], secret: string | undefined) =>
     oauthClientFor(profile, secret, { discovery, allowInsecure, timeoutMs: config.upstreamTimeoutMs });
   const metrics = createMetrics();
-  const events = createEventsService({ store: createEventsStore(db), now });
+  const eventsStore = createEventsStore(db);
+  const events = createEventsService({ store: eventsStore, now });
   const schedule = createRefreshSchedule(config.refresh);
   const signingKeys = createSigningKeys({ db, ring: keys.ring, now });
   // Key sets (agents' jwks_uri, trusted issuers' JWKS) through the egress guard; loopback is allowed
@@ -272,6 +273,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     auditRetention,
     agents,
     signingKeys,
+    eventLog: { pruneBefore: eventsStore.pruneBefore, retentionMs: config.eventRetentionMs },
     giveUpMs: config.refresh.giveUpMs,
     now,
   });

@@ -65,6 +65,7 @@ describe('housekeeping', () => {
       gaveUp: 0,
       deletedFlows: 0,
       auditRemoved: 0,
+      eventsRemoved: 0,
     });
     s.clock += 11 * 60_000;
     const first = await keeper.runOnce();

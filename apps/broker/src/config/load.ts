@@ -271,6 +271,8 @@ export interface Config {
   /** Remote verification of opaque user tokens (BACKEND_AUTH_URL), when configured. */
   readonly backendAuth: { readonly url: string; readonly token: SecretBytes | undefined } | undefined;
   readonly auditRetention: { readonly retentionMs: number; readonly exportDir: string };
+  /** NEXUS_EVENT_RETENTION_DAYS in milliseconds; 0 keeps events. */
+  readonly eventRetentionMs: number;
 }
 
 export class ConfigError extends Error {
@@ -622,6 +624,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       retentionMs: e.NEXUS_AUDIT_RETENTION_DAYS * 86_400_000,
       exportDir: resolve(e.NEXUS_AUDIT_EXPORT_DIR ?? join(dataDir, 'audit-export')),
     },
+    eventRetentionMs: e.NEXUS_EVENT_RETENTION_DAYS * 86_400_000,
   };
   return deepFreeze(config);
 }

@@ -537,6 +537,15 @@ export const envSchema = z.object({
     .describe(
       'How long the credential proxy waits for the upstream response headers (504 `upstream_timeout` after). A response that has started streams without a deadline.',
     ),
+  NEXUS_EVENT_RETENTION_DAYS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(36500)
+    .default(30)
+    .describe(
+      'Connection events (`/admin/v1/events`) and their finished webhook deliveries are deleted after this many days (an event with a delivery still pending stays until it finishes). 0 keeps them. The audit log, not the event feed, is the lasting record.',
+    ),
   NEXUS_AUDIT_RETENTION_DAYS: z.coerce
     .number()
     .int()
@@ -650,6 +659,7 @@ const groups: Record<string, string> = {
   NEXUS_REFRESH_GIVE_UP_HOURS: 'Background worker',
   NEXUS_WORKER_POLL_MS: 'Background worker',
   NEXUS_AUDIT_BATCH_MAX: 'Audit',
+  NEXUS_EVENT_RETENTION_DAYS: 'Background worker',
   NEXUS_AUDIT_RETENTION_DAYS: 'Audit',
   NEXUS_AUDIT_EXPORT_DIR: 'Audit',
 };

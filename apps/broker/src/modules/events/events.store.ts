@@ -39,6 +39,49 @@ export function createEventsStore(db: Database) {
       });
     },
 
+    /**
+     * Deletes up to `limit` of the oldest events created before `cutoff`, with their finished
+     * deliveries (indexes: events by time, deliveries by event). An event whose delivery is still
+     * pending stays until it is finished. Returns how many events were deleted and whether older
+     * ones remain to look at.
+     */
+    async pruneBefore(cutoff: number, limit: number): Promise<{ deleted: number; more: boolean }> {
+      return k.transaction().execute(async (trx) => {
+        const old = await trx
+          .selectFrom('connection_events')
+          .select('id')
+          .where('created_at', '<', cutoff)
+          .orderBy('created_at')
+          .orderBy('id')
+          .limit(limit)
+          .execute();
+        if (old.length === 0) return { deleted: 0, more: false };
+        const ids = old.map((r) => r.id);
+        await trx
+          .deleteFrom('webhook_deliveries')
+          .where('event_id', 'in', ids)
+          .where('status', '<>', 'pending')
+          .execute();
+        const result = await trx
+          .deleteFrom('connection_events')
+          .where('id', 'in', ids)
+          .where((eb) =>
+            eb.not(
+              eb.exists(
+                eb
+                  .selectFrom('webhook_deliveries')
+                  .select('id')
+                  .whereRef('webhook_deliveries.event_id', '=', 'connection_events.id'),
+              ),
+            ),
+          )
+          .executeTakeFirst();
+        const deleted = Number(result.numDeletedRows ?? 0);
+        // Only when this batch was full and made progress: kept (pending) events never loop.
+        return { deleted, more: old.length === limit && deleted > 0 };
+      });
+    },
+
     /** Newest first. */
     async list(query: EventQuery): Promise<ConnectionEventsTable[]> {
       let q = k

@@ -14,6 +14,8 @@ export interface HousekeepingResult {
   deletedFlows: number;
   /** Audit events removed by retention (after being exported). */
   auditRemoved: number;
+  /** Connection events (and their finished webhook deliveries) past NEXUS_EVENT_RETENTION_DAYS. */
+  eventsRemoved: number;
 }
 
 /**
@@ -32,6 +34,11 @@ export function createHousekeeping(deps: {
   /** Spent client-assertion ids and signing keys past retirement are deleted. */
   agents?: { deleteExpiredAssertions(): Promise<number> };
   signingKeys?: { deleteRetired(): Promise<number> };
+  /** Old connection events and their finished deliveries; `retentionMs` 0 keeps them. */
+  eventLog?: {
+    pruneBefore(cutoff: number, limit: number): Promise<{ deleted: number; more: boolean }>;
+    retentionMs: number;
+  };
   /** NEXUS_REFRESH_GIVE_UP_HOURS in milliseconds. */
   giveUpMs?: number;
   now?: () => number;
@@ -75,7 +82,15 @@ export function createHousekeeping(deps: {
       const auditRemoved = (await deps.auditRetention?.runOnce())?.removed ?? 0;
       await deps.agents?.deleteExpiredAssertions();
       await deps.signingKeys?.deleteRetired();
-      return { expiredConnections, gaveUp, deletedFlows, auditRemoved };
+      let eventsRemoved = 0;
+      const log = deps.eventLog;
+      if (log !== undefined && log.retentionMs > 0)
+        for (;;) {
+          const { deleted, more } = await log.pruneBefore(t - log.retentionMs, BATCH);
+          eventsRemoved += deleted;
+          if (!more) break;
+        }
+      return { expiredConnections, gaveUp, deletedFlows, auditRemoved, eventsRemoved };
     },
 
     /** Runs every `intervalMs` until stopped; failures are reported, never fatal. */
