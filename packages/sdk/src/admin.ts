@@ -83,7 +83,7 @@ export class NexusAdmin {
   /** Reads options, then `NEXUS_URL` and `NEXUS_API_KEY`; throws ConfigurationError without a key. */
   constructor(options: NexusAdminOptions = {}) {
     const common = resolveCommon(options);
-    const credential = resolveAdminCredential(options, options.env ?? process.env);
+    const credential = resolveAdminCredential(options);
     this.#transport = new Transport(common);
     if (credential.kind === 'apiKey') this.#transport.setAuthorizer(new ApiKeyAuth(credential.apiKey));
   }

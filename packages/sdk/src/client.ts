@@ -77,7 +77,7 @@ export class NexusClient {
    */
   constructor(options: NexusClientOptions = {}) {
     const common = resolveCommon(options);
-    const credential = resolveAgentCredential(options, options.env ?? process.env);
+    const credential = resolveAgentCredential(options);
     this.#transport = new Transport(common);
     if (credential.kind === 'client') {
       this.#agent = new AgentAuth(this.#transport, credential);

@@ -122,10 +122,14 @@ export function resolveCommon(options: CommonOptions): ResolvedConfig {
  * The agent client's credential: arguments first (agent client id + secret, else API key), then the
  * environment in the same order (`NEXUS_CLIENT_ID` + `NEXUS_CLIENT_SECRET`, else `NEXUS_API_KEY`).
  */
-export function resolveAgentCredential(
-  options: { apiKey?: string; clientId?: string; clientSecret?: string; scope?: string },
-  env: Readonly<Record<string, string | undefined>>,
-): Credential {
+export function resolveAgentCredential(options: {
+  apiKey?: string;
+  clientId?: string;
+  clientSecret?: string;
+  scope?: string;
+  env?: Readonly<Record<string, string | undefined>>;
+}): Credential {
+  const env = options.env ?? process.env;
   const fromArgs = credentialFrom(
     nonEmpty(options.clientId),
     nonEmpty(options.clientSecret),
@@ -171,11 +175,11 @@ function credentialFrom(
 }
 
 /** The admin client's credential: the `apiKey` argument, else `NEXUS_API_KEY`. */
-export function resolveAdminCredential(
-  options: { apiKey?: string },
-  env: Readonly<Record<string, string | undefined>>,
-): Credential {
-  const apiKey = nonEmpty(options.apiKey) ?? nonEmpty(env.NEXUS_API_KEY);
+export function resolveAdminCredential(options: {
+  apiKey?: string;
+  env?: Readonly<Record<string, string | undefined>>;
+}): Credential {
+  const apiKey = nonEmpty(options.apiKey) ?? nonEmpty((options.env ?? process.env).NEXUS_API_KEY);
   if (apiKey === undefined)
     throw new ConfigurationError(
       'No Nexus admin API key: pass { apiKey } to the NexusAdmin constructor or set NEXUS_API_KEY in the environment.',
