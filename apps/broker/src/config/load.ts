@@ -1,20 +1,12 @@
-import { accessSync, constants } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type * as z from 'zod';
+import { isPlainHttp } from './checks.ts';
+import { parseKeys, type TransitKeysConfig } from './keys-config.ts';
 import { parseProxyRoutes } from './proxy-routes.ts';
 import { envSchema, type ParsedEnv, SECRET_VARIABLES } from './schema.ts';
-import { decodeBase64Strict, SecretBytes } from './secret-value.ts';
-
-/** Scheme check by parsing, so `HTTP://` is caught like `http://`. */
-const isPlainHttp = (url: string | undefined) => {
-  if (url === undefined) return false;
-  try {
-    return new URL(url).protocol === 'http:';
-  } catch {
-    return false;
-  }
-};
+import { parseSecretBackend, type SecretBackendConfig } from './secret-backend-config.ts';
+import { SecretBytes } from './secret-value.ts';
 
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   if (issue === undefined) return 'invalid value';
@@ -35,147 +27,11 @@ export interface NamedApiKey {
   readonly key: SecretBytes;
 }
 
+export type { SecretBackendConfig, VaultAuthConfig } from './secret-backend-config.ts';
+
 export type DatabaseConfig =
   | { readonly kind: 'sqlite'; readonly file: string }
   | { readonly kind: 'postgres'; readonly url: SecretBytes; readonly poolMax: number };
-
-export type VaultAuthConfig =
-  | { readonly method: 'token'; readonly token: SecretBytes }
-  | {
-      readonly method: 'approle';
-      readonly roleId: string;
-      readonly secretId: SecretBytes;
-      readonly mount: string;
-    }
-  | {
-      readonly method: 'kubernetes';
-      readonly role: string;
-      readonly tokenFile: string;
-      readonly mount: string;
-    };
-
-/** Where provider credentials live (`SECRET_BACKEND` and its variables). */
-export type SecretBackendConfig =
-  | { readonly kind: 'internal' }
-  | {
-      readonly kind: 'hashicorp-vault' | 'openbao';
-      readonly addr: string;
-      readonly mount: string;
-      readonly kvVersion: 1 | 2;
-      readonly prefix: string;
-      readonly namespace: string | undefined;
-      readonly auth: VaultAuthConfig;
-    }
-  | {
-      readonly kind: 'aws-secrets-manager';
-      readonly region: string;
-      readonly prefix: string;
-      readonly endpoint: string | undefined;
-    }
-  | {
-      readonly kind: 'gcp-secret-manager';
-      readonly projectId: string;
-      readonly prefix: string;
-      readonly apiEndpoint: string | undefined;
-    };
-
-const secretBytes = (text: string) => new SecretBytes(new TextEncoder().encode(text));
-
-/** Cross-field rules of the secret backend variables; pushes one problem per missing piece. */
-function parseSecretBackend(
-  e: ParsedEnv,
-  mode: RunMode,
-  problems: string[],
-  cwd: string,
-): SecretBackendConfig | undefined {
-  const kind = e.SECRET_BACKEND;
-  if (kind === 'hashicorp-vault' || kind === 'openbao') {
-    const before = problems.length;
-    if (e.VAULT_ADDR === undefined)
-      problems.push(
-        `VAULT_ADDR: required with SECRET_BACKEND=${kind}: the server URL, e.g. https://vault.example.com:8200`,
-      );
-    else if (
-      mode === 'production' &&
-      isPlainHttp(e.VAULT_ADDR) &&
-      !/^http:\/\/(127\.|localhost|\[::1\])/.test(e.VAULT_ADDR)
-    )
-      problems.push(
-        'VAULT_ADDR: must use https in production (plain http only to a loopback agent or proxy)',
-      );
-    const approle = e.VAULT_ROLE_ID !== undefined || e.VAULT_SECRET_ID !== undefined;
-    const kubernetes = e.VAULT_K8S_ROLE !== undefined;
-    const ways = [e.VAULT_TOKEN !== undefined, approle, kubernetes].filter(Boolean).length;
-    if (ways > 1)
-      problems.push(
-        'VAULT_TOKEN: set one way to log in to Vault: VAULT_TOKEN, or VAULT_ROLE_ID with VAULT_SECRET_ID (AppRole), or VAULT_K8S_ROLE (Kubernetes)',
-      );
-    else if (ways === 0)
-      problems.push(
-        `VAULT_TOKEN: required with SECRET_BACKEND=${kind}, or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole, or VAULT_K8S_ROLE for Kubernetes auth`,
-      );
-    else if (approle && (e.VAULT_ROLE_ID === undefined || e.VAULT_SECRET_ID === undefined))
-      problems.push(
-        `${e.VAULT_ROLE_ID === undefined ? 'VAULT_ROLE_ID' : 'VAULT_SECRET_ID'}: AppRole needs both VAULT_ROLE_ID and VAULT_SECRET_ID`,
-      );
-    else if (kubernetes && !readableFile(resolve(cwd, e.VAULT_K8S_TOKEN_FILE)))
-      problems.push(
-        `VAULT_K8S_TOKEN_FILE: ${e.VAULT_K8S_TOKEN_FILE} cannot be read; mount the pod's service-account token there (automountServiceAccountToken) or point VAULT_K8S_TOKEN_FILE at it`,
-      );
-    if (problems.length > before || e.VAULT_ADDR === undefined) return undefined;
-    return {
-      kind,
-      addr: e.VAULT_ADDR.replace(/\/+$/, ''),
-      mount: e.VAULT_MOUNT,
-      kvVersion: e.VAULT_KV_VERSION === '1' ? 1 : 2,
-      prefix: e.VAULT_PATH_PREFIX,
-      namespace: e.VAULT_NAMESPACE,
-      auth:
-        e.VAULT_TOKEN !== undefined
-          ? { method: 'token', token: secretBytes(e.VAULT_TOKEN) }
-          : e.VAULT_K8S_ROLE !== undefined
-            ? {
-                method: 'kubernetes',
-                role: e.VAULT_K8S_ROLE,
-                tokenFile: resolve(cwd, e.VAULT_K8S_TOKEN_FILE),
-                mount: e.VAULT_K8S_MOUNT,
-              }
-            : {
-                method: 'approle',
-                roleId: e.VAULT_ROLE_ID ?? '',
-                secretId: secretBytes(e.VAULT_SECRET_ID ?? ''),
-                mount: e.VAULT_APPROLE_MOUNT,
-              },
-    };
-  }
-  if (kind === 'aws-secrets-manager') {
-    if (e.AWS_REGION === undefined) {
-      problems.push('AWS_REGION: required with SECRET_BACKEND=aws-secrets-manager, e.g. us-east-1');
-      return undefined;
-    }
-    return {
-      kind,
-      region: e.AWS_REGION,
-      prefix: e.AWS_SECRET_PREFIX,
-      endpoint: e.AWS_ENDPOINT_URL_SECRETS_MANAGER,
-    };
-  }
-  if (kind === 'gcp-secret-manager') {
-    if (e.GCP_PROJECT_ID === undefined) {
-      problems.push(
-        'GCP_PROJECT_ID: required with SECRET_BACKEND=gcp-secret-manager: the project that holds the secrets',
-      );
-      return undefined;
-    }
-    return {
-      kind,
-      projectId: e.GCP_PROJECT_ID,
-      prefix: e.GCP_SECRET_PREFIX,
-      apiEndpoint: e.GCP_SECRET_MANAGER_ENDPOINT,
-    };
-  }
-  return { kind: 'internal' };
-}
 
 /** The validated, frozen configuration handed to `buildContainer`. Nothing else reads the environment. */
 export interface Config {
@@ -226,18 +82,7 @@ export interface Config {
     /** Development only: create the key file when it does not exist. */
     readonly generateIfMissing: boolean;
     /** KEY_PROVIDER=transit: the wrapped keys and the Vault that unwraps them (crypto/transit.ts). */
-    readonly transit:
-      | {
-          readonly vault: Extract<SecretBackendConfig, { kind: 'openbao' | 'hashicorp-vault' }>;
-          readonly mount: string;
-          readonly key: string;
-          readonly wrapped: {
-            readonly encryption: string[];
-            readonly state: string | undefined;
-            readonly userSecrets: string[];
-          };
-        }
-      | undefined;
+    readonly transit: TransitKeysConfig | undefined;
   };
   readonly apiKeys: readonly NamedApiKey[];
   readonly allowedReturnDomains: readonly string[];
@@ -283,21 +128,6 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.problems = problems;
   }
-}
-
-/** A Vault/OpenBao Transit ciphertext: `vault:v<version>:<base64>`. */
-const TRANSIT_CIPHERTEXT = /^vault:v\d{1,9}:[A-Za-z0-9+/]{16,2048}={0,2}$/;
-
-const KEY_HINT = 'generate one with `nexus keys generate`';
-
-function decodeKey(name: string, value: string, problems: string[]): SecretBytes | undefined {
-  const bytes = decodeBase64Strict(value);
-  if (bytes === undefined || bytes.length !== 32) {
-    // Never echo the value: it is (meant to be) a secret.
-    problems.push(`${name}: must be 32 random bytes encoded as base64 (44 characters); ${KEY_HINT}`);
-    return undefined;
-  }
-  return new SecretBytes(bytes);
 }
 
 function checkCidrs(name: string, entries: readonly string[], problems: string[]): void {
@@ -359,15 +189,6 @@ function deepFreeze<T>(value: T): T {
  * Parses and validates the environment once. Pure: reads only `env`, touches no files.
  * Throws a `ConfigError` listing every problem at once, each naming the variable and the fix.
  */
-function readableFile(path: string): boolean {
-  try {
-    accessSync(path, constants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function loadConfig(env: Readonly<Record<string, string | undefined>>, cwd = process.cwd()): Config {
   // Empty strings mean "unset", as most deployment tools write them.
   const input = Object.fromEntries(
@@ -392,83 +213,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     e.NEXUS_ENV ??
     (e.NODE_ENV === 'production' ? 'production' : e.NODE_ENV === 'test' ? 'test' : 'development');
   const dataDir = resolve(cwd, e.NEXUS_DATA_DIR ?? '.nexus');
-
-  // With KEY_PROVIDER=transit the key variables hold Transit ciphertexts, unwrapped at start-up
-  // (crypto/transit.ts); otherwise they are the keys themselves.
-  const transit = e.KEY_PROVIDER === 'transit';
-  const wrapped = {
-    encryption: [] as string[],
-    state: undefined as string | undefined,
-    userSecrets: [] as string[],
-  };
-  const takeKey = (name: string, value: string, into: SecretBytes[] | string[]): void => {
-    if (!transit) {
-      const key = decodeKey(name, value, problems);
-      if (key) (into as SecretBytes[]).push(key);
-    } else if (!TRANSIT_CIPHERTEXT.test(value.trim()))
-      problems.push(
-        `${name}: with KEY_PROVIDER=transit, a Transit ciphertext (vault:v1:...); make one with \`nexus keys generate --transit\``,
-      );
-    else (into as string[]).push(value.trim());
-  };
-  let encryptionKeys: SecretBytes[] | undefined;
-  const encryptionValues =
-    e.ENCRYPTION_KEYS !== undefined && e.ENCRYPTION_KEYS.length > 0
-      ? e.ENCRYPTION_KEYS.map((v, i) => [`ENCRYPTION_KEYS[${i}]`, v] as const)
-      : e.ENCRYPTION_KEY !== undefined
-        ? [['ENCRYPTION_KEY', e.ENCRYPTION_KEY] as const]
-        : undefined;
-  if (encryptionValues !== undefined) {
-    encryptionKeys = [];
-    for (const [name, value] of encryptionValues)
-      takeKey(name, value, transit ? wrapped.encryption : encryptionKeys);
-  }
-  let stateKey: SecretBytes | undefined;
-  if (e.STATE_KEY !== undefined) {
-    const into: SecretBytes[] = [];
-    takeKey('STATE_KEY', e.STATE_KEY, transit ? [] : into);
-    stateKey = into[0];
-    if (transit && TRANSIT_CIPHERTEXT.test(e.STATE_KEY.trim())) wrapped.state = e.STATE_KEY.trim();
-  }
-  let userSecretsKeys: SecretBytes[] | undefined;
-  const userSecretValues =
-    e.USER_SECRETS_KEYS !== undefined && e.USER_SECRETS_KEYS.length > 0
-      ? e.USER_SECRETS_KEYS.map((v, i) => [`USER_SECRETS_KEYS[${i}]`, v] as const)
-      : e.USER_SECRETS_KEY !== undefined
-        ? [['USER_SECRETS_KEY', e.USER_SECRETS_KEY] as const]
-        : undefined;
-  if (userSecretValues !== undefined) {
-    userSecretsKeys = [];
-    for (const [name, value] of userSecretValues)
-      takeKey(name, value, transit ? wrapped.userSecrets : userSecretsKeys);
-  }
-  let transitConfig: Config['keys']['transit'];
-  if (transit) {
-    // Missing keys are reported when they are unwrapped (crypto/transit.ts): `nexus keys generate
-    // --transit`, which makes them, needs this configuration without them.
-    if (e.NEXUS_KEY_FILE !== undefined)
-      problems.push(
-        'NEXUS_KEY_FILE: not used with KEY_PROVIDER=transit; give the wrapped keys in ENCRYPTION_KEY(S) and STATE_KEY',
-      );
-    const vault = parseSecretBackend({ ...e, SECRET_BACKEND: 'openbao' }, mode, problems, cwd);
-    if (vault !== undefined && (vault.kind === 'openbao' || vault.kind === 'hashicorp-vault'))
-      transitConfig = { vault, mount: e.TRANSIT_MOUNT, key: e.TRANSIT_KEY, wrapped };
-    // The unwrapped keys come later (crypto/transit.ts); nothing here is a key.
-    encryptionKeys = undefined;
-    userSecretsKeys = undefined;
-  }
-  const explicitKeyFile =
-    e.NEXUS_KEY_FILE === undefined || transit ? undefined : resolve(cwd, e.NEXUS_KEY_FILE);
-
-  if (mode === 'production' && explicitKeyFile === undefined && !transit) {
-    if (encryptionKeys === undefined) {
-      problems.push(
-        `ENCRYPTION_KEY: required in production (or ENCRYPTION_KEYS, or NEXUS_KEY_FILE); ${KEY_HINT} and keep it safe: losing it makes every stored secret unreadable`,
-      );
-    }
-    if (e.STATE_KEY === undefined)
-      problems.push(`STATE_KEY: required in production (or NEXUS_KEY_FILE); ${KEY_HINT}`);
-  }
+  const { encryptionKeys, stateKey, userSecretsKeys, explicitKeyFile, transit } = parseKeys(
+    e,
+    mode,
+    cwd,
+    problems,
+  );
 
   const apiKeys = parseApiKeys(e, problems);
   checkCidrs('ALLOWED_CIDRS', e.ALLOWED_CIDRS ?? [], problems);
@@ -576,14 +326,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       encryptionKeys,
       stateKey,
       userSecretsKeys,
-      keyFile: transit
-        ? undefined
-        : (explicitKeyFile ??
-          (encryptionKeys === undefined || stateKey === undefined
-            ? resolve(dataDir, 'keys.json')
-            : undefined)),
-      generateIfMissing: mode !== 'production' && explicitKeyFile === undefined && !transit,
-      transit: transitConfig,
+      keyFile:
+        transit !== undefined
+          ? undefined
+          : (explicitKeyFile ??
+            (encryptionKeys === undefined || stateKey === undefined
+              ? resolve(dataDir, 'keys.json')
+              : undefined)),
+      generateIfMissing: mode !== 'production' && explicitKeyFile === undefined && transit === undefined,
+      transit,
     },
     apiKeys,
     allowedReturnDomains,
