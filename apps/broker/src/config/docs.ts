@@ -1,4 +1,122 @@
-import { describeEnv } from './schema.ts';
+import type * as z from 'zod';
+import { envSchema, SECRET_VARIABLES } from './schema.ts';
+
+export interface EnvVarDoc {
+  readonly name: string;
+  readonly description: string;
+  readonly default?: string;
+  readonly group: string;
+  readonly secret?: boolean;
+}
+
+/** The documentation group of each variable (a heading in docs/configuration.md). */
+const groups: Record<string, string> = {
+  NEXUS_ENV: 'General',
+  NODE_ENV: 'General',
+  NEXUS_DATA_DIR: 'General',
+  LOG_LEVEL: 'General',
+  HOST: 'HTTP',
+  PORT: 'HTTP',
+  ADMIN_PORT: 'HTTP',
+  ADMIN_HOST: 'HTTP',
+  NEXUS_ROLE: 'HTTP',
+  CORS_ALLOWED_ORIGINS: 'HTTP',
+  PUBLIC_LISTENER_ADMIN_KEYS: 'HTTP',
+  GRPC_PORT: 'gRPC',
+  GRPC_HOST: 'gRPC',
+  BASE_URL: 'HTTP',
+  REDIRECT_PATH: 'HTTP',
+  NEXUS_BODY_LIMIT_BYTES: 'HTTP',
+  NEXUS_METRICS_PUBLIC: 'HTTP',
+  DATABASE_URL: 'Storage',
+  DATABASE_POOL_MAX: 'Storage',
+  NEXUS_AUTO_MIGRATE: 'Storage',
+  REDIS_URL: 'Storage',
+  RATE_LIMIT_ENABLED: 'Rate limits',
+  RATE_LIMIT_WINDOW_SECONDS: 'Rate limits',
+  RATE_LIMIT_REQUEST_CONNECTION_RPM: 'Rate limits',
+  RATE_LIMIT_CALLBACK_RPM: 'Rate limits',
+  RATE_LIMIT_TOKEN_RPM: 'Rate limits',
+  RATE_LIMIT_REFRESH_RPM: 'Rate limits',
+  RATE_LIMIT_CAPTURE_RPM: 'Rate limits',
+  RATE_LIMIT_LOGIN_RPM: 'Rate limits',
+  RATE_LIMIT_AUTH_FAILURES_RPM: 'Rate limits',
+  SECRET_BACKEND: 'Secret backend',
+  SECRET_BACKEND_FALLBACK: 'Secret backend',
+  TOKEN_STORE: 'Secret backend',
+  VAULT_ADDR: 'Secret backend',
+  VAULT_TOKEN: 'Secret backend',
+  VAULT_ROLE_ID: 'Secret backend',
+  VAULT_SECRET_ID: 'Secret backend',
+  VAULT_APPROLE_MOUNT: 'Secret backend',
+  VAULT_K8S_ROLE: 'Secret backend',
+  VAULT_K8S_TOKEN_FILE: 'Secret backend',
+  VAULT_K8S_MOUNT: 'Secret backend',
+  VAULT_MOUNT: 'Secret backend',
+  VAULT_KV_VERSION: 'Secret backend',
+  VAULT_PATH_PREFIX: 'Secret backend',
+  VAULT_NAMESPACE: 'Secret backend',
+  AWS_REGION: 'Secret backend',
+  AWS_SECRET_PREFIX: 'Secret backend',
+  AWS_ENDPOINT_URL_SECRETS_MANAGER: 'Secret backend',
+  GCP_PROJECT_ID: 'Secret backend',
+  GCP_SECRET_PREFIX: 'Secret backend',
+  GCP_SECRET_MANAGER_ENDPOINT: 'Secret backend',
+  ENCRYPTION_KEY: 'Keys',
+  ENCRYPTION_KEYS: 'Keys',
+  NEXUS_KEY_FILE: 'Keys',
+  KEY_PROVIDER: 'Keys',
+  TRANSIT_MOUNT: 'Keys',
+  TRANSIT_KEY: 'Keys',
+  STATE_KEY: 'Keys',
+  USER_SECRETS_KEY: 'Keys',
+  USER_SECRETS_KEYS: 'Keys',
+  API_KEY: 'Access control',
+  API_KEYS: 'Access control',
+  ALLOWED_RETURN_DOMAINS: 'Access control',
+  ALLOWED_CIDRS: 'Access control',
+  TRUSTED_PROXIES: 'Access control',
+  NEXUS_DISCOVERY_TTL_SECONDS: 'Providers',
+  NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
+  NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
+  NEXUS_PROXY_ROUTES: 'Credential proxy',
+  NEXUS_PROXY_BODY_LIMIT_BYTES: 'Credential proxy',
+  NEXUS_PROXY_TIMEOUT_SECONDS: 'Credential proxy',
+  NEXUS_AGENT_TOKEN_TTL_SECONDS: 'Agents',
+  NEXUS_AGENT_SESSION_MAX_TTL_SECONDS: 'Agents',
+  BACKEND_AUTH_URL: 'Agents',
+  BACKEND_AUTH_TOKEN: 'Agents',
+  NEXUS_REFRESH_MARGIN_SECONDS: 'Background worker',
+  NEXUS_REFRESH_JITTER_SECONDS: 'Background worker',
+  NEXUS_REFRESH_CONCURRENCY: 'Background worker',
+  NEXUS_REFRESH_PROVIDER_CONCURRENCY: 'Background worker',
+  NEXUS_REFRESH_LEASE_SECONDS: 'Background worker',
+  NEXUS_REFRESH_GIVE_UP_HOURS: 'Background worker',
+  NEXUS_WORKER_POLL_MS: 'Background worker',
+  NEXUS_AUDIT_BATCH_MAX: 'Audit',
+  NEXUS_EVENT_RETENTION_DAYS: 'Background worker',
+  NEXUS_AUDIT_RETENTION_DAYS: 'Audit',
+  NEXUS_AUDIT_EXPORT_DIR: 'Audit',
+};
+
+/** Variables whose values are never echoed in errors or docs. */
+/** The variable table, in schema order, for generated documentation. */
+export function describeEnv(): EnvVarDoc[] {
+  const docs: EnvVarDoc[] = [];
+  for (const [name, schema] of Object.entries(envSchema.shape)) {
+    // The default is whatever the schema makes of an absent value.
+    const parsed = (schema as z.ZodType).safeParse(undefined);
+    const def = parsed.success ? parsed.data : undefined;
+    docs.push({
+      name,
+      description: schema.description ?? '',
+      ...(def === undefined ? {} : { default: Array.isArray(def) ? def.join(',') : String(def) }),
+      group: groups[name] ?? 'Other',
+      ...(SECRET_VARIABLES.has(name) ? { secret: true } : {}),
+    });
+  }
+  return docs;
+}
 
 /** Renders `docs/configuration.md` from the schema, so the reference cannot drift from the code. */
 export function renderConfigDocs(): string {

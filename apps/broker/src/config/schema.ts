@@ -1,30 +1,13 @@
 import * as z from 'zod';
+import { bool, list } from './env-types.ts';
+import { rateLimitEnv } from './schema-rate-limits.ts';
+import { secretBackendEnv } from './schema-secret-backend.ts';
 
 /**
  * Every environment variable the broker reads, with its meaning. `docs/configuration.md` is
  * generated from this table (`npm run docs:config`), and a test fails when the two differ.
  * Values are parsed here; cross-field rules and secret decoding live in `load.ts`.
  */
-const list = (max: number) =>
-  z
-    .string()
-    .max(max)
-    .transform((s) =>
-      s
-        .split(',')
-        .map((part) => part.trim())
-        .filter((part) => part.length > 0),
-    );
-
-const bool = z.stringbool({ truthy: ['true', '1', 'yes', 'on'], falsy: ['false', '0', 'no', 'off'] });
-
-export interface EnvVarDoc {
-  readonly name: string;
-  readonly description: string;
-  readonly default?: string;
-  readonly group: string;
-  readonly secret?: boolean;
-}
 
 export const envSchema = z.object({
   NEXUS_ENV: z
@@ -127,75 +110,7 @@ export const envSchema = z.object({
     .describe(
       'Optional Redis: rate-limit counters shared by every replica. Without it each process counts for itself.',
     ),
-  RATE_LIMIT_ENABLED: bool
-    .default(true)
-    .describe(
-      'Rate limits per client (agent, else admin key, else client address) on request-connection, the OAuth callback, token reads, refreshes and credential capture. Counters in memory, or in Redis when `REDIS_URL` is set (shared by replicas). 429 with Retry-After over the limit.',
-    ),
-  RATE_LIMIT_WINDOW_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(3600)
-    .default(60)
-    .describe(
-      'Length of the fixed, clock-aligned counting window. The `*_RPM` limits are per minute; a shorter window allows the proportional share (at least 1).',
-    ),
-  RATE_LIMIT_REQUEST_CONNECTION_RPM: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(60)
-    .describe('Connection requests (`/v1/request-connection`, `/auth/consent-spec`) per client per minute.'),
-  RATE_LIMIT_CALLBACK_RPM: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(120)
-    .describe('OAuth callbacks (`/auth/callback`) per client address per minute.'),
-  RATE_LIMIT_TOKEN_RPM: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(10_000_000)
-    .default(6000)
-    .describe(
-      'Token reads (`/v1/token/{id}`, `/v1/resolve` and their admin forms, gRPC GetToken) per client per minute.',
-    ),
-  RATE_LIMIT_REFRESH_RPM: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(120)
-    .describe('Forced refreshes (`/v1/refresh/{id}`, gRPC RefreshConnection) per client per minute.'),
-  RATE_LIMIT_CAPTURE_RPM: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(30)
-    .describe(
-      'Credential captures (`/v1/capture-credential`, the hosted form) per client address per minute.',
-    ),
-  RATE_LIMIT_LOGIN_RPM: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(60)
-    .describe('Agent logins (`/oauth/token`) per client address per minute.'),
-  RATE_LIMIT_AUTH_FAILURES_RPM: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1_000_000)
-    .default(30)
-    .describe(
-      'Refused credentials (answers 401) per client address per minute, on any route; past it the address gets 429 before its credential is checked. Counted per process.',
-    ),
+  ...rateLimitEnv,
   ENCRYPTION_KEY: z
     .string()
     .max(256)
@@ -279,124 +194,7 @@ export const envSchema = z.object({
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
     .describe('Minimum level of the JSON logs written to stdout.'),
-  SECRET_BACKEND: z
-    .enum(['internal', 'hashicorp-vault', 'openbao', 'aws-secrets-manager', 'gcp-secret-manager'])
-    .default('internal')
-    .describe(
-      'Where provider credentials are stored. `internal`: encrypted in the broker database (client secret only). The others keep `client_id` and `client_secret` at `<prefix>/<provider name>/…` in that secret manager; see docs/operations.md.',
-    ),
-  SECRET_BACKEND_FALLBACK: z
-    .enum(['internal', 'hashicorp-vault', 'openbao', 'aws-secrets-manager', 'gcp-secret-manager'])
-    .optional()
-    .describe(
-      'While migrating between backends: the old backend, read when SECRET_BACKEND has no copy of a credential (configured by the same variables). Writes go to SECRET_BACKEND only; deletes to both. Unset it once `nexus secrets migrate` has finished.',
-    ),
-  TOKEN_STORE: z
-    .enum(['database', 'secret-backend'])
-    .default('database')
-    .describe(
-      'Where connection credentials (access and refresh tokens, captured API keys) are kept. `database`: sealed in the `connections` row. `secret-backend`: the same sealed value at `connections/<connection id>` in SECRET_BACKEND (under its prefix), the row keeping only a marker; every token fetch then costs one secret-backend read. Existing connections move with `nexus secrets migrate --tokens`; see docs/operations.md.',
-    ),
-  VAULT_ADDR: z
-    .url({ protocol: /^https?$/ })
-    .max(2048)
-    .optional()
-    .describe('`hashicorp-vault` / `openbao`: the server URL, e.g. `https://vault.example.com:8200`.'),
-  VAULT_TOKEN: z
-    .string()
-    .max(4096)
-    .optional()
-    .describe('`hashicorp-vault` / `openbao`: a token (renewed before it expires). Or use AppRole.'),
-  VAULT_ROLE_ID: z
-    .string()
-    .max(256)
-    .optional()
-    .describe(
-      '`hashicorp-vault` / `openbao`: AppRole role id (with VAULT_SECRET_ID), instead of VAULT_TOKEN.',
-    ),
-  VAULT_SECRET_ID: z.string().max(4096).optional().describe('AppRole secret id, with VAULT_ROLE_ID.'),
-  VAULT_K8S_ROLE: z
-    .string()
-    .min(1)
-    .max(200)
-    .optional()
-    .describe(
-      "Vault/OpenBao Kubernetes auth: the Vault role to log in as with the pod's service-account token (instead of VAULT_TOKEN or AppRole).",
-    ),
-  VAULT_K8S_TOKEN_FILE: z
-    .string()
-    .min(1)
-    .max(1024)
-    .default('/var/run/secrets/kubernetes.io/serviceaccount/token')
-    .describe(
-      'The service-account JWT for Kubernetes auth, read again at every login (projected tokens rotate).',
-    ),
-  VAULT_K8S_MOUNT: z
-    .string()
-    .regex(/^[A-Za-z0-9_./-]{1,128}$/)
-    .default('kubernetes')
-    .describe('Mount path of the Kubernetes auth method.'),
-  VAULT_APPROLE_MOUNT: z
-    .string()
-    .regex(/^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,127}$/)
-    .default('approle')
-    .describe('Where the AppRole auth method is mounted.'),
-  VAULT_MOUNT: z
-    .string()
-    .regex(/^[A-Za-z0-9_-][A-Za-z0-9_/-]{0,127}$/)
-    .default('secret')
-    .describe('The KV secrets engine mount.'),
-  VAULT_KV_VERSION: z
-    .enum(['1', '2'])
-    .default('2')
-    .describe('KV engine version of VAULT_MOUNT: `2` (versions, check-and-set writes) or `1`.'),
-  VAULT_PATH_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/)
-    .max(256)
-    .default('nexus/providers')
-    .describe('Path inside the mount under which Nexus keeps its secrets.'),
-  VAULT_NAMESPACE: z
-    .string()
-    .max(256)
-    .optional()
-    .describe('Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`.'),
-  AWS_REGION: z
-    .string()
-    .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/)
-    .optional()
-    .describe(
-      '`aws-secrets-manager`: the region, e.g. `us-east-1`. Credentials come from the AWS default chain.',
-    ),
-  AWS_SECRET_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9_+=.@-]+(\/[A-Za-z0-9_+=.@-]+)*$/)
-    .max(256)
-    .default('nexus/providers')
-    .describe('`aws-secrets-manager`: secrets are named `<prefix>/<path>`.'),
-  AWS_ENDPOINT_URL_SECRETS_MANAGER: z
-    .url({ protocol: /^https?$/ })
-    .max(2048)
-    .optional()
-    .describe('`aws-secrets-manager`: endpoint override (VPC endpoint, or an emulator in tests).'),
-  GCP_PROJECT_ID: z
-    .string()
-    .regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[0-9]{1,20}$/)
-    .optional()
-    .describe(
-      '`gcp-secret-manager`: the project id or number. Credentials are Application Default Credentials.',
-    ),
-  GCP_SECRET_PREFIX: z
-    .string()
-    .regex(/^[A-Za-z0-9-]{1,64}$/)
-    .default('nexus-providers')
-    .describe('`gcp-secret-manager`: secret ids are `<prefix>_<encoded path>`.'),
-  GCP_SECRET_MANAGER_ENDPOINT: z
-    .string()
-    .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/)
-    .max(253)
-    .optional()
-    .describe('`gcp-secret-manager`: API endpoint `host[:port]` override (regional or private endpoint).'),
+  ...secretBackendEnv,
   NEXUS_METRICS_PUBLIC: bool
     .default(false)
     .describe('Serve `/metrics` without an admin key (for a scraper on a private network).'),
@@ -575,96 +373,6 @@ export const envSchema = z.object({
 export type EnvInput = z.input<typeof envSchema>;
 export type ParsedEnv = z.output<typeof envSchema>;
 
-const groups: Record<string, string> = {
-  NEXUS_ENV: 'General',
-  NODE_ENV: 'General',
-  NEXUS_DATA_DIR: 'General',
-  LOG_LEVEL: 'General',
-  HOST: 'HTTP',
-  PORT: 'HTTP',
-  ADMIN_PORT: 'HTTP',
-  ADMIN_HOST: 'HTTP',
-  NEXUS_ROLE: 'HTTP',
-  CORS_ALLOWED_ORIGINS: 'HTTP',
-  PUBLIC_LISTENER_ADMIN_KEYS: 'HTTP',
-  GRPC_PORT: 'gRPC',
-  GRPC_HOST: 'gRPC',
-  BASE_URL: 'HTTP',
-  REDIRECT_PATH: 'HTTP',
-  NEXUS_BODY_LIMIT_BYTES: 'HTTP',
-  NEXUS_METRICS_PUBLIC: 'HTTP',
-  DATABASE_URL: 'Storage',
-  DATABASE_POOL_MAX: 'Storage',
-  NEXUS_AUTO_MIGRATE: 'Storage',
-  REDIS_URL: 'Storage',
-  RATE_LIMIT_ENABLED: 'Rate limits',
-  RATE_LIMIT_WINDOW_SECONDS: 'Rate limits',
-  RATE_LIMIT_REQUEST_CONNECTION_RPM: 'Rate limits',
-  RATE_LIMIT_CALLBACK_RPM: 'Rate limits',
-  RATE_LIMIT_TOKEN_RPM: 'Rate limits',
-  RATE_LIMIT_REFRESH_RPM: 'Rate limits',
-  RATE_LIMIT_CAPTURE_RPM: 'Rate limits',
-  RATE_LIMIT_LOGIN_RPM: 'Rate limits',
-  RATE_LIMIT_AUTH_FAILURES_RPM: 'Rate limits',
-  SECRET_BACKEND: 'Secret backend',
-  SECRET_BACKEND_FALLBACK: 'Secret backend',
-  TOKEN_STORE: 'Secret backend',
-  VAULT_ADDR: 'Secret backend',
-  VAULT_TOKEN: 'Secret backend',
-  VAULT_ROLE_ID: 'Secret backend',
-  VAULT_SECRET_ID: 'Secret backend',
-  VAULT_APPROLE_MOUNT: 'Secret backend',
-  VAULT_K8S_ROLE: 'Secret backend',
-  VAULT_K8S_TOKEN_FILE: 'Secret backend',
-  VAULT_K8S_MOUNT: 'Secret backend',
-  VAULT_MOUNT: 'Secret backend',
-  VAULT_KV_VERSION: 'Secret backend',
-  VAULT_PATH_PREFIX: 'Secret backend',
-  VAULT_NAMESPACE: 'Secret backend',
-  AWS_REGION: 'Secret backend',
-  AWS_SECRET_PREFIX: 'Secret backend',
-  AWS_ENDPOINT_URL_SECRETS_MANAGER: 'Secret backend',
-  GCP_PROJECT_ID: 'Secret backend',
-  GCP_SECRET_PREFIX: 'Secret backend',
-  GCP_SECRET_MANAGER_ENDPOINT: 'Secret backend',
-  ENCRYPTION_KEY: 'Keys',
-  ENCRYPTION_KEYS: 'Keys',
-  NEXUS_KEY_FILE: 'Keys',
-  KEY_PROVIDER: 'Keys',
-  TRANSIT_MOUNT: 'Keys',
-  TRANSIT_KEY: 'Keys',
-  STATE_KEY: 'Keys',
-  USER_SECRETS_KEY: 'Keys',
-  USER_SECRETS_KEYS: 'Keys',
-  API_KEY: 'Access control',
-  API_KEYS: 'Access control',
-  ALLOWED_RETURN_DOMAINS: 'Access control',
-  ALLOWED_CIDRS: 'Access control',
-  TRUSTED_PROXIES: 'Access control',
-  NEXUS_DISCOVERY_TTL_SECONDS: 'Providers',
-  NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
-  NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
-  NEXUS_PROXY_ROUTES: 'Credential proxy',
-  NEXUS_PROXY_BODY_LIMIT_BYTES: 'Credential proxy',
-  NEXUS_PROXY_TIMEOUT_SECONDS: 'Credential proxy',
-  NEXUS_AGENT_TOKEN_TTL_SECONDS: 'Agents',
-  NEXUS_AGENT_SESSION_MAX_TTL_SECONDS: 'Agents',
-  BACKEND_AUTH_URL: 'Agents',
-  BACKEND_AUTH_TOKEN: 'Agents',
-  NEXUS_REFRESH_MARGIN_SECONDS: 'Background worker',
-  NEXUS_REFRESH_JITTER_SECONDS: 'Background worker',
-  NEXUS_REFRESH_CONCURRENCY: 'Background worker',
-  NEXUS_REFRESH_PROVIDER_CONCURRENCY: 'Background worker',
-  NEXUS_REFRESH_LEASE_SECONDS: 'Background worker',
-  NEXUS_REFRESH_GIVE_UP_HOURS: 'Background worker',
-  NEXUS_WORKER_POLL_MS: 'Background worker',
-  NEXUS_AUDIT_BATCH_MAX: 'Audit',
-  NEXUS_EVENT_RETENTION_DAYS: 'Background worker',
-  NEXUS_AUDIT_RETENTION_DAYS: 'Audit',
-  NEXUS_AUDIT_EXPORT_DIR: 'Audit',
-};
-
-/** Variables whose values are never echoed in errors or docs. */
 export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'ENCRYPTION_KEY',
   'ENCRYPTION_KEYS',
@@ -679,21 +387,3 @@ export const SECRET_VARIABLES: ReadonlySet<string> = new Set([
   'USER_SECRETS_KEY',
   'USER_SECRETS_KEYS',
 ]);
-
-/** The variable table, in schema order, for generated documentation. */
-export function describeEnv(): EnvVarDoc[] {
-  const docs: EnvVarDoc[] = [];
-  for (const [name, schema] of Object.entries(envSchema.shape)) {
-    // The default is whatever the schema makes of an absent value.
-    const parsed = (schema as z.ZodType).safeParse(undefined);
-    const def = parsed.success ? parsed.data : undefined;
-    docs.push({
-      name,
-      description: schema.description ?? '',
-      ...(def === undefined ? {} : { default: Array.isArray(def) ? def.join(',') : String(def) }),
-      group: groups[name] ?? 'Other',
-      ...(SECRET_VARIABLES.has(name) ? { secret: true } : {}),
-    });
-  }
-  return docs;
-}
