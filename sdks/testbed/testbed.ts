@@ -12,18 +12,16 @@
  * Run: `node sdks/testbed/testbed.ts`. When ready it prints one JSON line on stdout (see README.md);
  * it stops on SIGTERM, SIGINT or when its standard input closes. Logs go to stderr.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { type OidcFixture, startOidcProvider } from '../../apps/broker/test/oidc-fixture.ts';
+import { BrokerProcess, freePort } from './broker-process.ts';
 import { readBody, type StaticCredentials, type Strategy, sendJson, startUpstream } from './upstream.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const NEXUS_BIN = join(REPO, 'apps/broker/bin/nexus.js');
 const RETURN_URL = 'http://localhost:3000/connected';
 const WORKSPACE = 'testbed-user';
 const STRATEGIES: readonly Strategy[] = [
@@ -46,68 +44,12 @@ const SCOPES = ['tb:read', 'tb:write'];
 
 const log = (message: string) => process.stderr.write(`[testbed] ${message}\n`);
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer();
-    server.once('error', fail);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => done(port));
-    });
-  });
-}
-
-/** `nexus serve` as a child process; stop() and start() keep the port and the database. */
-class BrokerProcess {
-  private child: ChildProcess | undefined;
-  starts = 0;
-  private readonly env: Record<string, string>;
-  readonly url: string;
-  constructor(env: Record<string, string>, url: string) {
-    this.env = env;
-    this.url = url;
-  }
-
-  async start(): Promise<void> {
-    if (this.child !== undefined) return;
-    const child = spawn(process.execPath, [NEXUS_BIN, 'serve', '--no-worker'], {
-      env: this.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    this.starts += 1;
-    child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
-    let exited: string | undefined;
-    child.once('exit', (code) => {
-      exited = `broker exited with ${code}`;
-      if (this.child === child) this.child = undefined;
-    });
-    child.stdout?.resume();
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      if (exited !== undefined) throw new Error(`${exited} before it was ready (its stderr is above)`);
-      if (Date.now() > deadline) throw new Error('broker not ready in 20 s');
-      const ok = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(1_000) }).then(
-        (res) => res.ok,
-        () => false,
-      );
-      if (ok) return;
-      await new Promise((done) => setTimeout(done, 100));
-    }
-  }
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (child === undefined) return;
-    this.child = undefined;
-    await new Promise<void>((done) => {
-      child.once('exit', () => done());
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 5_000).unref();
-    });
-  }
-}
-
 class Testbed {
+  /** The few variables the broker child inherits (PATH, HOME), read once at the entry point. */
+  private readonly inherited: { PATH?: string | undefined; HOME?: string | undefined };
+  constructor(inherited: { PATH?: string | undefined; HOME?: string | undefined }) {
+    this.inherited = inherited;
+  }
   private readonly dataDir = mkdtempSync(join(tmpdir(), 'nexus-testbed-'));
   private readonly adminKey = `nxa_testbed_${randomBytes(24).toString('hex')}`;
   private readonly issued: Record<Strategy, StaticCredentials[]> = {
@@ -140,8 +82,8 @@ class Testbed {
     const key = () => randomBytes(32).toString('base64');
     this.broker = new BrokerProcess(
       {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? this.dataDir,
+        PATH: this.inherited.PATH ?? '',
+        HOME: this.inherited.HOME ?? this.dataDir,
         NEXUS_ENV: 'test',
         NEXUS_DATA_DIR: this.dataDir,
         NEXUS_AUTO_MIGRATE: 'true',
@@ -402,7 +344,7 @@ function newCredentials(strategy: Exclude<Strategy, 'oauth2'>): StaticCredential
   }
 }
 
-const testbed = new Testbed();
+const testbed = new Testbed({ PATH: process.env.PATH, HOME: process.env.HOME });
 let stopping = false;
 async function stop(code: number) {
   if (stopping) return;
