@@ -117,6 +117,7 @@ export async function buildApp(
   sessionsRoutes(app, {
     sessions: container.sessions,
     agents: container.agents,
+    scopes: container.customScopes,
     onBehalfOf: container.onBehalfOf,
     maxTtlSeconds: config.agentSessionMaxTtlSeconds,
   });

@@ -8,7 +8,9 @@ import { createMetrics, type Metrics } from './http/metrics.ts';
 import { createRateLimiter, type RateLimiter } from './http/rate-limit.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
-import { type AgentsService, createAgentsService, principalAccess } from './modules/agents/agents.service.ts';
+import { type AgentsService, createAgentsService } from './modules/agents/agents.service.ts';
+import { type CustomScopes, createCustomScopes } from './modules/agents/custom-scopes.ts';
+import { principalAccess } from './modules/agents/grants.ts';
 import { createOnBehalfOf, type OnBehalfOf, oboDecision } from './modules/agents/obo.ts';
 import { withRemoteVerification } from './modules/agents/remote-user-tokens.ts';
 import { type AgentSessions, createAgentSessions } from './modules/agents/sessions.ts';
@@ -71,6 +73,7 @@ export interface Container {
   readonly housekeeping: Housekeeping;
   readonly signingKeys: SigningKeys;
   readonly agents: AgentsService;
+  readonly customScopes: CustomScopes;
   /** Identity providers whose user tokens on-behalf-of accepts; `verifyUserToken` checks one. */
   readonly trustedIssuers: TrustedIssuersService;
   readonly sessions: AgentSessions;
@@ -341,6 +344,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     housekeeping,
     signingKeys,
     agents,
+    customScopes: createCustomScopes({ db, audit, now }),
     trustedIssuers,
     sessions,
     userSecrets: createUserSecrets({ db, backend: secrets, ring: keys.userSecretsRing, audit, now }),

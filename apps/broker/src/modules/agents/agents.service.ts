@@ -7,7 +7,6 @@ import { checkIfMatch } from '../../errors/if-match.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AgentPrincipal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import type { ConnectionAccess } from '../connections/connections.service.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { createAccessTokenVerifier, principalOf } from './access-tokens.ts';
 import { agentErrors } from './agents.errors.ts';
@@ -426,31 +425,6 @@ export function createAgentsService(deps: {
       return principalOf(row, list(row.allowed_scopes));
     },
 
-    async defineScope(ctx: AuditContext, name: string, description: string) {
-      try {
-        await k.insertInto('custom_scopes').values({ name, description, created_at: now() }).execute();
-      } catch (cause) {
-        throw errorFrom(agentErrors, 'scope_exists', { cause, details: { name } });
-      }
-      await deps.audit.record(ctx, { action: 'scope.created', resourceType: 'scope', resourceId: name });
-      return { name, description };
-    },
-
-    async listScopes() {
-      return k
-        .selectFrom('custom_scopes')
-        .select(['name', 'description'])
-        .orderBy('name')
-        .limit(1000)
-        .execute();
-    },
-
-    async deleteScope(ctx: AuditContext, name: string): Promise<void> {
-      const result = await k.deleteFrom('custom_scopes').where('name', '=', name).executeTakeFirst();
-      if (Number(result.numDeletedRows) !== 1) throw errorFrom(agentErrors, 'scope_not_found');
-      await deps.audit.record(ctx, { action: 'scope.deleted', resourceType: 'scope', resourceId: name });
-    },
-
     /** Deletes expired assertion ids (housekeeping). */
     async deleteExpiredAssertions(): Promise<number> {
       const result = await k
@@ -463,22 +437,3 @@ export function createAgentsService(deps: {
 }
 
 export type AgentsService = ReturnType<typeof createAgentsService>;
-
-/** Whether an agent may use connections of this workspace and provider ("*" allows any). */
-export function agentMayUse(
-  principal: AgentPrincipal,
-  target: { workspace_id: string; provider_id: string },
-): boolean {
-  const providers = principal.allowedProviders;
-  const workspaces = principal.allowedWorkspaces;
-  return (
-    (providers.includes('*') || providers.includes(target.provider_id)) &&
-    (workspaces.includes('*') || workspaces.includes(target.workspace_id))
-  );
-}
-
-/** Who may use which connection: admin keys any; agents what their grant names (else "not found"). */
-export const principalAccess: ConnectionAccess = {
-  canUse: (principal, connection) =>
-    principal?.kind === 'admin' || (principal?.kind === 'agent' && agentMayUse(principal, connection)),
-};

@@ -6,6 +6,7 @@ import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { AgentPrincipal } from '../../http/types.ts';
 import type { AgentsService } from './agents.service.ts';
+import type { CustomScopes } from './custom-scopes.ts';
 import type { OnBehalfOf } from './obo.ts';
 import type { AgentSessions } from './sessions.ts';
 
@@ -80,7 +81,13 @@ export async function actingAgent(
 
 export function sessionsRoutes(
   app: FastifyInstance,
-  deps: { sessions: AgentSessions; agents: AgentsService; onBehalfOf: OnBehalfOf; maxTtlSeconds: number },
+  deps: {
+    sessions: AgentSessions;
+    agents: AgentsService;
+    scopes: CustomScopes;
+    onBehalfOf: OnBehalfOf;
+    maxTtlSeconds: number;
+  },
 ): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['agent sessions'];
@@ -230,7 +237,7 @@ export function sessionsRoutes(
     },
     async (request, reply) => {
       reply.status(201);
-      return deps.agents.defineScope(auditContext(request), request.body.name, request.body.description);
+      return deps.scopes.define(auditContext(request), request.body.name, request.body.description);
     },
   );
   r.get(
@@ -246,7 +253,7 @@ export function sessionsRoutes(
         },
       },
     },
-    async () => ({ scopes: await deps.agents.listScopes() }),
+    async () => ({ scopes: await deps.scopes.list() }),
   );
   r.delete(
     '/admin/v1/scopes/:name',
@@ -260,7 +267,7 @@ export function sessionsRoutes(
       },
     },
     async (request) => {
-      await deps.agents.deleteScope(auditContext(request), request.params.name);
+      await deps.scopes.remove(auditContext(request), request.params.name);
       return { message: 'scope deleted' };
     },
   );

@@ -9,7 +9,7 @@ import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { connectionErrors } from '../connections/connections.errors.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
 import { agentErrors } from './agents.errors.ts';
-import { agentMayUse } from './agents.service.ts';
+import { agentMayUse } from './grants.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 /** JOSE `typ` of session tokens; agent access tokens are `at+jwt`, so neither passes for the other. */
