@@ -12,6 +12,11 @@
 #   scripts/services.sh ensure-rustyvault      build RustyVault (crates.io, pinned) once into .test-services/rustyvault,
 #                                              print the binary (the tests start, init and unseal it themselves)
 #   scripts/services.sh run-with-peers CMD     run CMD with the moto variables and NEXUS_TEST_RVAULT_BIN set
+#   scripts/services.sh private-postgres ACTION DIR [PORT]
+#                                              a throw-away PostgreSQL cluster in DIR, for tests that stop or
+#                                              freeze their database (the shared one above must stay up):
+#                                              init (needs PORT; prints its DATABASE_URL) | start | stop (fast) |
+#                                              freeze (SIGSTOP every process) | thaw (SIGCONT) | destroy
 #
 # The test role and database are throw-away (nexus_test / nexus_test) and listen on loopback only.
 set -euo pipefail
@@ -146,6 +151,82 @@ ensure_rustyvault() {
   echo "$bin"
 }
 
+pg_bin() {
+  local version
+  version=$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$version" ]; then
+    log "PostgreSQL is not installed: run $0 ensure-postgres first"
+    exit 1
+  fi
+  echo "/usr/lib/postgresql/$version/bin"
+}
+
+# The postmaster's pid, then those of every process it started (backends, checkpointer, ...).
+private_pg_pids() {
+  local main
+  main=$(as_postgres head -n 1 "$1/data/postmaster.pid" 2>/dev/null || true)
+  [ -n "$main" ] || return 0
+  echo "$main"
+  pgrep -P "$main" || true
+}
+
+# A private cluster: its own data directory, port and socket directory, trust authentication on
+# loopback only, no fsync (nothing in it is worth keeping). Everything in DIR belongs to the
+# postgres user (initdb refuses to run as root), so every step runs as that user.
+private_postgres() {
+  local action=${1:-} dir=${2:-} port=${3:-} bin out main
+  if [ -z "$action" ] || [ -z "$dir" ]; then
+    log "usage: $0 private-postgres init|start|stop|freeze|thaw|destroy DIR [PORT]"
+    exit 2
+  fi
+  bin=$(pg_bin)
+  case "$action" in
+    init)
+      [ -n "$port" ] || { log "private-postgres init needs a PORT"; exit 2; }
+      as_postgres mkdir -m 700 "$dir"
+      out=$(as_postgres "$bin/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 2>&1) ||
+        { log "initdb failed: $out"; exit 1; }
+      as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 50
+shared_buffers = 16MB
+CONF
+      private_postgres start "$dir"
+      as_postgres "$bin/psql" -h "$dir" -p "$port" -U postgres -qc "CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD'" >&2
+      as_postgres "$bin/psql" -h "$dir" -p "$port" -U postgres -qc "CREATE DATABASE $PG_DB OWNER $PG_USER" >&2
+      echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DB"
+      ;;
+    start) as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 start >/dev/null ;;
+    stop) as_postgres "$bin/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null ;;
+    freeze)
+      # The postmaster first, then its children: stopped, it cannot start a backend in between.
+      main=$(as_postgres head -n 1 "$dir/data/postmaster.pid")
+      as_postgres kill -STOP "$main"
+      for pid in $(pgrep -P "$main"); do as_postgres kill -STOP "$pid"; done
+      ;;
+    thaw)
+      for pid in $(private_pg_pids "$dir"); do as_postgres kill -CONT "$pid" 2>/dev/null || true; done
+      ;;
+    destroy)
+      # A frozen cluster cannot stop: thaw it first. Then remove it whatever state it was in.
+      for pid in $(private_pg_pids "$dir"); do as_postgres kill -CONT "$pid" 2>/dev/null || true; done
+      if as_postgres test -f "$dir/data/postmaster.pid"; then
+        as_postgres "$bin/pg_ctl" -D "$dir/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+      fi
+      as_postgres rm -rf "$dir"
+      ;;
+    *)
+      log "unknown private-postgres action $action"
+      exit 2
+      ;;
+  esac
+}
+
 case "${1:-}" in
   ensure-postgres) ensure_postgres ;;
   ensure-moto) ensure_moto ;;
@@ -166,6 +247,10 @@ case "${1:-}" in
     log "NEXUS_TEST_MOTO_URL=$NEXUS_TEST_MOTO_URL"
     exec "$@"
     ;;
+  private-postgres)
+    shift
+    private_postgres "$@"
+    ;;
   ensure-redis) ensure_redis ;;
   ensure-chromium) ensure_chromium ;;
   run-with-postgres)
@@ -176,7 +261,7 @@ case "${1:-}" in
     exec "$@"
     ;;
   *)
-    echo "usage: $0 ensure-postgres | ensure-redis | ensure-chromium | ensure-moto | ensure-rustyvault | run-with-postgres CMD... | run-with-moto CMD... | run-with-peers CMD..." >&2
+    echo "usage: $0 ensure-postgres | ensure-redis | ensure-chromium | ensure-moto | ensure-rustyvault | run-with-postgres CMD... | run-with-moto CMD... | run-with-peers CMD... | private-postgres ACTION DIR [PORT]" >&2
     exit 2
     ;;
 esac

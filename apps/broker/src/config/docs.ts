@@ -30,6 +30,8 @@ const groups: Record<string, string> = {
   NEXUS_METRICS_PUBLIC: 'HTTP',
   DATABASE_URL: 'Storage',
   DATABASE_POOL_MAX: 'Storage',
+  DATABASE_CONNECT_TIMEOUT_MS: 'Storage',
+  DATABASE_QUERY_TIMEOUT_MS: 'Storage',
   NEXUS_AUTO_MIGRATE: 'Storage',
   REDIS_URL: 'Storage',
   RATE_LIMIT_ENABLED: 'Rate limits',

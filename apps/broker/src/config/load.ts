@@ -31,7 +31,15 @@ export type { SecretBackendConfig, VaultAuthConfig } from './secret-backend-conf
 
 export type DatabaseConfig =
   | { readonly kind: 'sqlite'; readonly file: string }
-  | { readonly kind: 'postgres'; readonly url: SecretBytes; readonly poolMax: number };
+  | {
+      readonly kind: 'postgres';
+      readonly url: SecretBytes;
+      readonly poolMax: number;
+      /** DATABASE_CONNECT_TIMEOUT_MS: a new connection, or a free pooled one. */
+      readonly connectTimeoutMs: number;
+      /** DATABASE_QUERY_TIMEOUT_MS: statement_timeout, and the client-side wait for an answer. */
+      readonly queryTimeoutMs: number;
+    };
 
 /** The validated, frozen configuration handed to `buildContainer`. Nothing else reads the environment. */
 export interface Config {
@@ -301,6 +309,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
             kind: 'postgres',
             url: new SecretBytes(new TextEncoder().encode(e.DATABASE_URL)),
             poolMax: e.DATABASE_POOL_MAX,
+            connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+            queryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
           },
     autoMigrate: e.NEXUS_AUTO_MIGRATE,
     redisUrl: e.REDIS_URL === undefined ? undefined : new SecretBytes(new TextEncoder().encode(e.REDIS_URL)),

@@ -99,6 +99,24 @@ export const envSchema = z.object({
     .max(500)
     .default(10)
     .describe('Maximum PostgreSQL connections per broker process.'),
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(120_000)
+    .default(5000)
+    .describe(
+      'PostgreSQL: how long a request waits for a connection (a new one, or a free one from the pool) before it is answered `503 database_unavailable`.',
+    ),
+  DATABASE_QUERY_TIMEOUT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(600_000)
+    .default(10_000)
+    .describe(
+      'PostgreSQL: the longest a statement may run. The server cancels it then (`statement_timeout`); if no answer comes 1 s later (a frozen or unreachable server) the broker drops that connection. Either way the request is answered `503 database_unavailable`. Migrations are not limited.',
+    ),
   NEXUS_AUTO_MIGRATE: bool
     .default(true)
     .describe('Apply pending migrations at start-up. Set to false to run `nexus migrate` yourself.'),
@@ -224,11 +242,11 @@ export const envSchema = z.object({
   NEXUS_REFRESH_MARGIN_SECONDS: z.coerce
     .number()
     .int()
-    .min(30)
+    .min(1)
     .max(86400)
     .default(300)
     .describe(
-      'The background worker refreshes an OAuth connection this long before its access token expires.',
+      "The background worker refreshes an OAuth connection this long before its access token expires, but never more than 40 % of the token's lifetime before: a token is refreshed at most about once per half its lifetime, whatever its lifetime (decision 0012).",
     ),
   NEXUS_REFRESH_JITTER_SECONDS: z.coerce
     .number()
@@ -237,7 +255,7 @@ export const envSchema = z.object({
     .max(3600)
     .default(60)
     .describe(
-      'Up to this much earlier again, chosen at random per token, so tokens issued together are not all refreshed in the same second.',
+      "Up to this much earlier again (at most 10 % of the token's lifetime), chosen at random per token, so tokens issued together are not all refreshed in the same second.",
     ),
   NEXUS_REFRESH_CONCURRENCY: z.coerce
     .number()
@@ -262,7 +280,7 @@ export const envSchema = z.object({
     .max(600)
     .default(45)
     .describe(
-      'How long a refresh lease lasts; a replica that dies holding one is replaced after this. At least `NEXUS_UPSTREAM_TIMEOUT_SECONDS` + 2; a refresh that has less of its lease left than the upstream timeout gives up and retries later.',
+      'How long a refresh lease lasts (timed by the database clock). The holder renews it while its provider call runs; a replica that dies holding one is replaced after this, or after twice this when it died with a provider call in flight. At least `NEXUS_UPSTREAM_TIMEOUT_SECONDS` + 2.',
     ),
   NEXUS_REFRESH_GIVE_UP_HOURS: z.coerce
     .number()

@@ -2,9 +2,17 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
-import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import {
+  CompiledQuery,
+  Kysely,
+  PostgresDialect,
+  type PostgresPool,
+  type PostgresPoolClient,
+  SqliteDialect,
+} from 'kysely';
 import type pg from 'pg';
 import type { DatabaseConfig } from '../config/load.ts';
+import { isDatabaseUnavailable } from './availability.ts';
 import type { DB } from './schema.ts';
 import { openSqlite } from './sqlite-driver.ts';
 
@@ -37,6 +45,8 @@ export interface Database {
   close(): Promise<void>;
 }
 
+type PostgresConfig = Extract<DatabaseConfig, { kind: 'postgres' }>;
+
 const MIGRATION_LOCK = 7_264_013_310; // arbitrary, fixed: pg_advisory_lock key for migrations
 
 function toPgPlaceholders(sql: string): string {
@@ -47,16 +57,66 @@ function toPgPlaceholders(sql: string): string {
 /** `pg` is loaded only when PostgreSQL is configured: the embedded default never pays for it. */
 const loadPg = () => createRequire(import.meta.url)('pg') as typeof pg;
 
-function openPostgres(url: string, poolMax: number): Database {
-  const { Pool, types } = loadPg();
-  const pool = new Pool({
+/**
+ * How much longer than `statement_timeout` the client waits for an answer. A live server cancels
+ * a slow statement itself and keeps the connection; only a server that cannot answer at all
+ * (frozen, or the network gone) leaves the client to give up, and then the connection is dropped.
+ */
+const READ_GRACE_MS = 1_000;
+
+/**
+ * Kysely's view of the pool. `pg` gives a connection back to the pool after a client-side timeout
+ * as if nothing happened, with the unanswered statement still ahead of the next one; and Kysely
+ * releases connections without saying that a statement failed. So: once a statement on a
+ * connection failed because the database is unavailable, later statements on it (a ROLLBACK)
+ * fail at once instead of queueing behind it, and the release removes it from the pool.
+ */
+function kyselyPool(pool: pg.Pool): PostgresPool {
+  const views = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const view = (client: pg.PoolClient): PostgresPoolClient => {
+    let broken: Error | undefined;
+    const query = (sql: string, params: readonly unknown[]) => {
+      if (broken !== undefined) return Promise.reject(broken);
+      return client.query(sql, [...params]).catch((error: Error) => {
+        if (isDatabaseUnavailable(error)) broken = error;
+        throw error;
+      });
+    };
+    return {
+      query: query as unknown as PostgresPoolClient['query'],
+      // `processID` lets Kysely cancel a running query; a getter, since it is set on connect.
+      get processID() {
+        return (client as { processID?: number }).processID;
+      },
+      release(destroy?: boolean) {
+        client.release(broken ?? destroy === true);
+      },
+    };
+  };
+  return {
+    options: pool.options,
+    async connect() {
+      const client = await pool.connect();
+      let found = views.get(client);
+      if (found === undefined) {
+        found = view(client);
+        views.set(client, found);
+      }
+      return found;
+    },
+    end: () => pool.end(),
+  };
+}
+
+function openPostgres(url: string, config: PostgresConfig): Database {
+  const { Client, Pool, types } = loadPg();
+  const common = {
     connectionString: url,
-    max: poolMax,
-    idleTimeoutMillis: 30_000,
-    connectionTimeoutMillis: 5_000,
-    // Bounded statements and no transaction left open by a crashed request.
-    statement_timeout: 30_000,
-    idle_in_transaction_session_timeout: 60_000,
+    connectionTimeoutMillis: config.connectTimeoutMs,
+    // A connection to a host that vanished without closing it (a network partition, a killed VM)
+    // is found dead by the kernel instead of looking idle and healthy forever.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     types: {
       // BIGINT columns hold epoch milliseconds and sequence numbers, all below 2^53.
       getTypeParser: ((oid: number, format?: string) =>
@@ -64,10 +124,24 @@ function openPostgres(url: string, poolMax: number): Database {
           ? (v: string) => Number(v)
           : types.getTypeParser(oid, format as 'text')) as typeof types.getTypeParser,
     },
+  };
+  const pool = new Pool({
+    ...common,
+    max: config.poolMax,
+    idleTimeoutMillis: 30_000,
+    // Bounded statements, a bounded wait for a server that cannot answer (db/availability.ts
+    // turns both into 503), and no transaction left open by a crashed request.
+    statement_timeout: config.queryTimeoutMs,
+    query_timeout: config.queryTimeoutMs + READ_GRACE_MS,
+    idle_in_transaction_session_timeout: 60_000,
   });
+  // A connection can break while a request holds it between two statements; pg reports that as
+  // an 'error' event, which would end the process with nobody listening. The statement that
+  // follows fails anyway, and the pool drops the connection when it comes back.
+  pool.on('connect', (client) => client.on('error', () => {}));
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
-  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const kysely = new Kysely<DB>({ dialect: new PostgresDialect({ pool: kyselyPool(pool) }) });
   // Statement names derive from the text, so every pooled connection agrees on them.
   const names = new Map<string, string>();
   return {
@@ -85,6 +159,7 @@ function openPostgres(url: string, poolMax: number): Database {
       const query = { name, text, values: [...params] };
       for (let attempt = 0; ; attempt++) {
         try {
+          // pool.query releases the connection with the error, so a timed-out one is dropped.
           const result = await pool.query(query);
           return { rows: result.rows as R[], affected: result.rowCount ?? 0 };
         } catch (error) {
@@ -93,13 +168,19 @@ function openPostgres(url: string, poolMax: number): Database {
           // failed, statements and all, so the next try prepares afresh on another connection.
           const { code, message } = error as { code?: string; message?: string };
           const stalePlan = code === '0A000' && /cached plan/.test(message ?? '');
-          if (!stalePlan || attempt >= poolMax) throw error;
+          if (!stalePlan || attempt >= config.poolMax) throw error;
         }
       }
     },
     async scriptSession(fn) {
-      const client = await pool.connect();
+      // A connection of its own, outside the pool and its timeouts: a migration that rewrites a
+      // large table, or waits for another replica's migration lock, must not be cut after
+      // DATABASE_QUERY_TIMEOUT_MS. A server-side default statement_timeout is lifted too.
+      const client = new Client(common);
+      client.on('error', () => {});
+      await client.connect();
       try {
+        await client.query('SET statement_timeout = 0');
         await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
         try {
           return await fn({
@@ -113,12 +194,12 @@ function openPostgres(url: string, poolMax: number): Database {
           await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
         }
       } finally {
-        client.release();
+        await client.end().catch(() => {});
       }
     },
     async close() {
       await kysely.destroy();
-      // Kysely ends the pool only if it ran a query itself; ping and scriptSession use it directly.
+      // Kysely ends the pool only if it ran a query itself; ping and prepared use it directly.
       if (!pool.ended) await pool.end();
     },
   };
@@ -159,6 +240,6 @@ function openSqliteDatabase(file: string): Database {
 
 export function openDatabase(config: DatabaseConfig): Database {
   return config.kind === 'postgres'
-    ? openPostgres(new TextDecoder().decode(config.url.reveal()), config.poolMax)
+    ? openPostgres(new TextDecoder().decode(config.url.reveal()), config)
     : openSqliteDatabase(config.file);
 }

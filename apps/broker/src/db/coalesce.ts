@@ -1,3 +1,5 @@
+import { isDatabaseUnavailable } from './availability.ts';
+
 /**
  * Coalesces concurrent point reads into few queries (the DataLoader pattern, without a cache).
  *
@@ -22,7 +24,9 @@ export function coalescedReads<K, V>(
       const found = await fetch([...batch.keys()]);
       for (const [key, waiters] of batch) for (const w of waiters) w.resolve(found.get(key));
     } catch (error) {
-      if (batch.size === 1) {
+      // A database that is away fails every key alike: asking again key by key would only hold
+      // each request for another timeout and queue that many queries on a pool that cannot serve them.
+      if (batch.size === 1 || isDatabaseUnavailable(error)) {
         for (const waiters of batch.values()) for (const w of waiters) w.reject(error);
       } else {
         // One bad key must not fail its neighbours: ask again, one key per query.

@@ -25,10 +25,32 @@ export const commonErrors = defineErrors({
     message: 'Internal error. The request id identifies it in the broker logs.',
   },
   service_unavailable: { status: 503, message: 'A dependency of the broker is unavailable.' },
+  database_unavailable: {
+    status: 503,
+    message: 'The broker cannot reach its database right now; retry after the time in Retry-After.',
+  },
 });
 
 export type CommonErrorCode = keyof typeof commonErrors;
 
 export function commonError(code: CommonErrorCode, options?: NexusErrorOptions) {
   return errorFrom(commonErrors, code, options);
+}
+
+/**
+ * Seconds a caller is asked to wait after `database_unavailable`: about one connect attempt, and
+ * long enough that a fleet of retrying agents does not hammer a database that is restarting.
+ */
+export const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * `503 database_unavailable` for a failure `db/availability.ts` classified as the database being
+ * away. The wait travels in `details.retry_after_seconds`, which the HTTP layer turns into
+ * `Retry-After` (as for `rate_limited`) and gRPC into ErrorInfo metadata.
+ */
+export function databaseUnavailable(cause: unknown) {
+  return commonError('database_unavailable', {
+    cause,
+    details: { retry_after_seconds: DATABASE_RETRY_AFTER_SECONDS },
+  });
 }

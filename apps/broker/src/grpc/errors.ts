@@ -1,6 +1,7 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
-import { commonError } from '../errors/common.errors.ts';
+import { isDatabaseUnavailable } from '../db/availability.ts';
+import { commonError, databaseUnavailable } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
 
 /** `ErrorInfo.domain` of every broker error. */
@@ -116,7 +117,13 @@ export function createErrorMapper(types: {
   };
 }
 
-/** Any thrown value as a NexusError: unexpected ones become `internal_error` (logged, not sent). */
+/**
+ * Any thrown value as a NexusError, classified as REST classifies it (http/error-handler.ts): a
+ * database that is away is `database_unavailable` (503, so UNAVAILABLE, with
+ * `retry_after_seconds` in ErrorInfo), other unexpected failures `internal_error` (logged, not sent).
+ */
 export function asNexusError(error: unknown): NexusError {
+  if ((!(error instanceof NexusError) || error.status === 500) && isDatabaseUnavailable(error))
+    return databaseUnavailable(error);
   return error instanceof NexusError ? error : commonError('internal_error', { cause: error });
 }

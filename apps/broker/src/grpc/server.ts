@@ -105,7 +105,10 @@ export function createGrpcServer(
           request_id: requestId,
           ms: Math.round((performance.now() - started) * 100) / 100,
         };
-        if (error !== undefined && error.status >= 500)
+        // A database outage refuses every call for a while: a warning each, as on REST, not a stack.
+        if (error?.code === 'database_unavailable')
+          logger.warn({ ...line, code: error.code, detail: error.detail }, 'database unavailable');
+        else if (error !== undefined && error.status >= 500)
           logger.error(
             { ...line, err: error.cause ?? error, code: error.code, detail: error.detail },
             'call failed',

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
-import { commonError } from '../errors/common.errors.ts';
+import { isDatabaseUnavailable, unavailableCause } from '../db/availability.ts';
+import { commonError, databaseUnavailable } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
 
 /** The wire envelope of every error: the v1 contract's `{error, message}` plus details and the request id. */
@@ -25,6 +26,10 @@ const FASTIFY_CODES: Record<string, () => NexusError> = {
 };
 
 function toNexusError(error: FastifyError | Error): NexusError {
+  // A database that is away is the one unexpected failure with a retryable answer, whether the
+  // driver's error arrives bare or wrapped by a service as an internal error.
+  if ((!(error instanceof NexusError) || error.status === 500) && isDatabaseUnavailable(error))
+    return databaseUnavailable(error);
   if (error instanceof NexusError) return error;
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where = (error as FastifyError).validationContext ?? 'request';
@@ -66,6 +71,9 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: N
     request_id: request.id,
   };
   if (error.status === 401) reply.header('www-authenticate', 'Bearer');
+  // RFC 9110 §10.2.3: how long to wait before retrying (rate_limited, database_unavailable).
+  const retryAfter = (error.details as { retry_after_seconds?: unknown } | undefined)?.retry_after_seconds;
+  if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
   return reply.status(error.status).type('application/json').send(body);
 }
 
@@ -73,7 +81,12 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: N
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const nexus = toNexusError(error);
-    if (nexus.status >= 500) {
+    if (nexus.code === 'database_unavailable') {
+      // Expected while the database restarts and logged once per request: the driver's message
+      // is enough, a stack per request would bury the first line of the outage.
+      const { message, code } = unavailableCause(nexus.cause) ?? {};
+      request.log.warn({ code: nexus.code, cause: { message, code } }, 'database unavailable');
+    } else if (nexus.status >= 500) {
       const cause = nexus.cause ?? error;
       request.log.error(
         {

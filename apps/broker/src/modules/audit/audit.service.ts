@@ -1,4 +1,5 @@
 import * as nodeCrypto from 'node:crypto';
+import { isDatabaseUnavailable } from '../../db/availability.ts';
 import type { AuditEventsTable } from '../../db/schema.ts';
 import { chainHash, GENESIS_HASH } from './audit.chain.ts';
 import type { AuditQuery, AuditStore } from './audit.store.ts';
@@ -76,6 +77,11 @@ const clip = (value: string | null | undefined, max: number) =>
  * Appends hash-chained audit events with group commit: events recorded while a batch is being
  * written wait for the next batch, and each `record` resolves only once its batch is committed.
  * One insert transaction serves many concurrent requests instead of one each.
+ *
+ * A request that delivers something (a token) awaits its `record` first, so a failed batch fails
+ * the request: an answer that succeeded always has its event. The converse does not hold: a batch
+ * whose commit reached the database but whose answer was lost (the connection dropped at that
+ * moment) fails its requests although the events are stored.
  */
 export function createAuditService(deps: {
   store: AuditStore;
@@ -108,6 +114,15 @@ export function createAuditService(deps: {
         for (const p of batch) p.resolve();
       } catch (error) {
         for (const p of batch) p.reject(error);
+        if (isDatabaseUnavailable(error)) {
+          // Events queued behind a batch the database could not take would each wait another
+          // timeout only to fail alike: fail them now, so a request's wait stays bounded by one
+          // batch. Their requests answer 503 and nothing was delivered without its event; the
+          // next event starts a new batch, which finds the database back or fails on its own.
+          const behind = queue;
+          queue = [];
+          for (const p of behind) p.reject(error);
+        }
       }
     }
   }

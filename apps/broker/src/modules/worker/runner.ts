@@ -1,25 +1,69 @@
 import type { Logger } from 'pino';
 import type { Container } from '../../container.ts';
+import { isDatabaseUnavailable } from '../../db/availability.ts';
 
 /** Housekeeping runs this often; refreshes and deliveries poll every NEXUS_WORKER_POLL_MS. */
 const HOUSEKEEPING_MS = 60_000;
 
 /**
+ * One account of a database outage for all the loops: every loop polls it, so during an outage
+ * each would log a failure per poll (three lines a second at the default poll interval). The
+ * first failure is logged, the others only counted, and the first success of any loop after it
+ * (every poll reads the database, so it answered) is logged with the outage's length.
+ */
+function outageLog(logger: Logger, pollMs: number, now: () => number = Date.now) {
+  let since: number | undefined;
+  let failures = 0;
+  return {
+    /** True when the failure was the database being unavailable (and is accounted for here). */
+    failed(loop: string, error: unknown): boolean {
+      if (!isDatabaseUnavailable(error)) return false;
+      failures++;
+      if (since === undefined) {
+        since = now();
+        logger.warn(
+          { loop, err: error, retry_ms: pollMs },
+          'database unavailable: background jobs pause and retry until it answers',
+        );
+      }
+      return true;
+    },
+    succeeded(): void {
+      if (since === undefined) return;
+      logger.info(
+        { unavailable_ms: now() - since, failed_polls: failures },
+        'database available again: background jobs resumed',
+      );
+      since = undefined;
+      failures = 0;
+    },
+  };
+}
+
+/**
  * Starts every background job of a broker process: the refresh worker, webhook delivery and
- * housekeeping. Failures are logged and retried at the next tick, never fatal. Returns a stop
- * function that lets running refreshes and deliveries finish.
+ * housekeeping. Failures are logged and retried at the next tick, never fatal; a database outage
+ * is logged when it starts and when it ends. Returns a stop function that lets running refreshes
+ * and deliveries finish.
  */
 export function startBackgroundJobs(container: Container, logger: Logger): () => Promise<void> {
   const pollMs = container.config.refresh.pollMs;
-  const stopRefresh = container.refreshWorker.start(pollMs, (error) =>
-    logger.error({ err: error }, 'refresh worker: claim failed'),
-  );
+  const outage = outageLog(logger, pollMs);
+  const stopRefresh = container.refreshWorker.start(pollMs, (error) => {
+    if (!outage.failed('refresh', error)) logger.error({ err: error }, 'refresh worker: claim failed');
+  });
   const stopDelivery = container.webhookDelivery.start(pollMs, (result) => {
-    if (result instanceof Error) logger.error({ err: result }, 'webhook delivery failed');
+    if (!(result instanceof Error)) outage.succeeded();
+    else if (!outage.failed('webhook_delivery', result))
+      logger.error({ err: result }, 'webhook delivery failed');
   });
   const stopHousekeeping = container.housekeeping.start(HOUSEKEEPING_MS, (result) => {
-    if (result instanceof Error) logger.error({ err: result }, 'housekeeping failed');
-    else if (result.expiredConnections + result.gaveUp + result.deletedFlows + result.auditRemoved > 0)
+    if (result instanceof Error) {
+      if (!outage.failed('housekeeping', result)) logger.error({ err: result }, 'housekeeping failed');
+      return;
+    }
+    outage.succeeded();
+    if (result.expiredConnections + result.gaveUp + result.deletedFlows + result.auditRemoved > 0)
       logger.info(result, 'housekeeping');
   });
   return async () => {
