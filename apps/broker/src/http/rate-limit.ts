@@ -81,6 +81,13 @@ function memoryStore(
 
 /** How long a request waits for Redis before it is let through uncounted. */
 const REDIS_TIMEOUT_MS = 500;
+/**
+ * After a failure, how long requests are let through without asking Redis at all; then one request
+ * asks again while the others are still let through, until it has its answer. Without this a hung
+ * Redis (a network partition: the connection stays open and nothing answers) would cost every
+ * request the whole REDIS_TIMEOUT_MS, and leave its command queued in the client.
+ */
+const REDIS_RETRY_MS = 1_000;
 
 const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
   new Promise((resolve, reject) => {
@@ -97,42 +104,85 @@ const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
     );
   });
 
-function redisStore(url: string, now: () => number): CounterStore {
-  let redis: { incr(key: string, ttlMs: number): Promise<number>; close(): Promise<unknown> } | undefined;
-  let connecting: Promise<unknown> | undefined;
+/** The counter store changed state: unreachable (with the first failure), or answering again. */
+export type StoreChange =
+  | { readonly available: false; readonly error: unknown }
+  | { readonly available: true };
+
+function redisStore(url: string, now: () => number, changed: (change: StoreChange) => void): CounterStore {
+  interface Client {
+    readonly isReady: boolean;
+    incr(key: string, ttlMs: number): Promise<number>;
+    destroy(): void;
+  }
+  let connecting: Promise<Client> | undefined;
+  let lastError: unknown;
   // Loaded and connected on first use: processes that serve no limited route (and brokers without
-  // Redis) never load the client library or open a connection. Commands are never queued while
-  // disconnected, and each waits at most REDIS_TIMEOUT_MS: an unreachable Redis lets requests
-  // through (counted in storeFailures) instead of holding them.
-  const connect = async () => {
+  // Redis) never load the client library or open a connection. The first use waits for the
+  // connection (at most REDIS_TIMEOUT_MS); the client keeps reconnecting in the background.
+  const connect = async (): Promise<Client> => {
     const { createClient } = await import('redis');
     const client = createClient({
       url,
       disableOfflineQueue: true,
       socket: { connectTimeout: 2_000, reconnectStrategy: (n: number) => Math.min(n * 100, 2_000) },
     });
-    client.on('error', () => {});
-    redis = {
+    // The socket's errors (refused, reset) name the cause when a command finds it disconnected.
+    client.on('error', (error: unknown) => {
+      lastError = error;
+    });
+    const ready = client.connect();
+    ready.catch(() => {});
+    await within(ready, REDIS_TIMEOUT_MS).catch(() => {});
+    return {
+      get isReady() {
+        return client.isReady;
+      },
       async incr(key, ttlMs) {
         const [count] = (await client.multi().incr(key).pExpire(key, ttlMs).exec()) as unknown as [number];
         return Number(count);
       },
-      close: () => client.close(),
+      destroy: () => client.destroy(),
     };
-    client.connect().catch(() => {}); // keeps reconnecting in the background
   };
+  // Monotonic time for the retry pause: `now` is the windows' clock, which tests may hold still.
+  let unavailable = false;
+  let retryAt = 0;
+  let probing = false;
   return {
     async hit(key, windowMs) {
-      connecting ??= connect();
-      await connecting;
-      return within(
-        redis!.incr(`nexus:rl:${key}:${Math.floor(now() / windowMs)}`, windowMs * 2),
-        REDIS_TIMEOUT_MS,
-      );
+      const probe = unavailable;
+      if (probe) {
+        if (probing || performance.now() < retryAt) throw new Error('Redis failed a moment ago');
+        probing = true;
+      }
+      try {
+        connecting ??= connect();
+        const client = await connecting;
+        // MULTI is queued even with disableOfflineQueue (node-redis queues transactions while it
+        // reconnects): refuse it here, so that a request never waits on a connection that is not there.
+        if (!client.isReady) throw lastError ?? new Error('Redis is not connected');
+        const counterKey = `nexus:rl:${key}:${Math.floor(now() / windowMs)}`;
+        const count = await within(client.incr(counterKey, windowMs * 2), REDIS_TIMEOUT_MS);
+        if (unavailable) {
+          unavailable = false;
+          changed({ available: true });
+        }
+        return count;
+      } catch (error) {
+        retryAt = performance.now() + REDIS_RETRY_MS;
+        if (!unavailable) {
+          unavailable = true;
+          changed({ available: false, error });
+        }
+        throw error;
+      } finally {
+        if (probe) probing = false;
+      }
     },
     async close() {
-      await connecting;
-      await redis?.close().catch(() => undefined);
+      // destroy, not close: close() waits for pending commands, forever if Redis hangs.
+      (await connecting)?.destroy();
     },
   };
 }
@@ -144,10 +194,13 @@ export function clientKey(principal: Principal | undefined, ip: string): string 
 }
 
 export function createRateLimiter(config: RateLimitConfig, now: () => number = Date.now) {
+  const listeners = new Set<(change: StoreChange) => void>();
   const store = !config.enabled
     ? undefined
     : config.redisUrl !== undefined
-      ? redisStore(config.redisUrl, now)
+      ? redisStore(config.redisUrl, now, (change) => {
+          for (const listener of listeners) listener(change);
+        })
       : memoryStore(now);
   let storeFailures = 0;
   const failures = config.enabled ? memoryStore(now) : undefined;
@@ -196,6 +249,11 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
     get storeFailures() {
       return storeFailures;
     },
+    /** Calls `listener` when Redis stops answering and when it answers again; returns the unsubscribe. */
+    onStoreChange(listener: (change: StoreChange) => void): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     close: async () => store?.close(),
   };
 }
@@ -230,6 +288,25 @@ export function installAuthFailureLimit(app: FastifyInstance, limiter: RateLimit
  */
 export function installRateLimits(app: FastifyInstance, limiter: RateLimiter): void {
   if (!limiter.enabled) return;
+  // The metric counts the requests let through; the log says when that started and ended.
+  let failuresBefore = 0;
+  const unsubscribe = limiter.onStoreChange((change) => {
+    if (!change.available) {
+      failuresBefore = limiter.storeFailures;
+      const e = change.error as { code?: string; message?: string } | undefined;
+      app.log.warn(
+        { reason: String(e?.code ?? e?.message ?? change.error).slice(0, 200) },
+        'rate-limit store (Redis) unavailable: limited requests are let through uncounted until it answers again',
+      );
+    } else
+      app.log.info(
+        { let_through: limiter.storeFailures - failuresBefore },
+        'rate-limit store (Redis) answers again: limits are enforced',
+      );
+  });
+  app.addHook('onClose', async () => {
+    unsubscribe();
+  });
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
     const bucket = request.is404 ? undefined : RATE_LIMITED_ROUTES[request.routeOptions.url ?? ''];
     if (bucket === undefined) return;

@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { type Config, ConfigError, loadConfig, type SecretBackendConfig } from '../../config/load.ts';
 import { BACKEND_MARKER } from '../../modules/connections/credential-store.ts';
-import { migrateTokens } from '../../modules/connections/tokens-migration.ts';
+import {
+  BUSY_WAIT_MS,
+  MIGRATION_LEASE_MS,
+  migrateTokens,
+} from '../../modules/connections/tokens-migration.ts';
 import { migrateProviderCredentials } from '../../modules/providers/credentials-migration.ts';
 import { createProvidersStore } from '../../modules/providers/providers.store.ts';
 import { createSecretBackend, describeBackendFailure } from '../../modules/secrets/secret-backend.factory.ts';
@@ -134,7 +138,8 @@ export async function secretsMigrate(
 /**
  * `nexus secrets migrate --tokens [--dry-run]`: moves every connection's credentials to where
  * TOKEN_STORE says (the row, or `connections/<id>` in SECRET_BACKEND), each under its refresh
- * lease, each backend copy read back before the row is switched. Resumable: run it again.
+ * lease, each backend copy read back before the row is switched. Resumable, even after `kill -9`:
+ * run it again; it waits for the leases an interrupted run left, and deletes the copies it left.
  */
 async function tokensMigrate(
   io: Io,
@@ -158,11 +163,18 @@ async function tokensMigrate(
       db: container.db,
       store: container.connectionsStore,
       credentials: container.credentialStore,
+      backend: container.secrets,
       to: config.tokenStore,
       owner: `migrate-${process.pid}-${randomUUID()}`,
       dryRun: options.dryRun,
       signal: controller.signal,
+      busyWaitMs: BUSY_WAIT_MS,
       onProgress: (done, total) => bar.update(done, total),
+      onWait: (count) =>
+        io.err(
+          `${count} connection(s) are leased, by a refresh or by a run of this command that was interrupted ` +
+            `(its leases run out ${MIGRATION_LEASE_MS / 1000} s after it stopped); waiting up to ${BUSY_WAIT_MS / 1000} s for them`,
+        ),
     });
     bar.done();
     const where = config.tokenStore === 'database' ? 'the database' : `${config.secretBackend.kind}`;
@@ -180,6 +192,8 @@ async function tokensMigrate(
         `connection credentials → ${where}${options.dryRun ? ' (dry run)' : ''}: ${result.total} connection(s), ` +
           `${options.dryRun ? `${result.wouldMove} to move` : `${result.moved} moved`}, ${result.alreadyThere} already there, ${result.failed.length} failed.`,
       );
+      if (result.leftoversDeleted > 0)
+        io.out(`${result.leftoversDeleted} backend copy(ies) left by an interrupted run deleted.`);
       for (const f of result.failed.slice(0, 20)) io.err(`  ${f.id}: ${f.reason}`);
       if (result.interrupted) io.out('Interrupted: run the same command again to finish.');
     }

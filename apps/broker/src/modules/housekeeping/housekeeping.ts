@@ -66,6 +66,10 @@ export function createHousekeeping(deps: {
       for (;;) {
         const ids = await deps.connections.expirePending(t, BATCH);
         for (const id of ids) await expired(id, 'not_completed');
+        // A broker killed between storing a connection's tokens and activating it leaves a backend
+        // copy that the row never pointed at: it goes with the row.
+        if (deps.credentials?.mode === 'secret-backend')
+          for (const id of ids) await deps.credentials.remove(id).catch(() => {});
         expiredConnections += ids.length;
         if (ids.length < BATCH) break;
       }
