@@ -99,6 +99,7 @@ export async function buildApp(
     secrets: container.secrets,
     metrics: container.metrics,
     metricsPublic: config.http.metricsPublic,
+    keyRing: container.keyRingCheck,
   });
   providersRoutes(app, { providers: container.providers });
   adminKeysRoutes(app, { adminKeys: container.adminKeys });

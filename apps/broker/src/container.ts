@@ -23,6 +23,8 @@ import { createTrustedIssuersStore } from './modules/agents/trusted-issuers.stor
 import { createAuditRetention } from './modules/audit/audit.retention.ts';
 import { type AuditService, createAuditService } from './modules/audit/audit.service.ts';
 import { createAuditStore } from './modules/audit/audit.store.ts';
+import { type BrokersStore, createBrokersStore } from './modules/brokers/brokers.store.ts';
+import { createKeyRingCheck, type KeyRingCheck } from './modules/brokers/key-ring-check.ts';
 import {
   type ConnectionsService,
   createConnectionsService,
@@ -56,6 +58,10 @@ export interface Container {
   readonly config: Config;
   readonly keys: ResolvedKeys;
   readonly db: Database;
+  /** Running broker processes and their key rings (decision 0013). */
+  readonly brokers: BrokersStore;
+  /** /ready's `key_ring` check: does this process hold every key the others write with? */
+  readonly keyRingCheck: KeyRingCheck;
   readonly audit: AuditService;
   readonly adminKeys: AdminKeysService;
   readonly secrets: SecretBackend;
@@ -107,6 +113,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   const now = overrides.now ?? Date.now;
   const keys = overrides.keys ?? resolveKeys(config);
   const db = overrides.db ?? openDatabase(config.database);
+  const brokers = createBrokersStore(db);
   const auditRetention = createAuditRetention({ db, ...config.auditRetention, now });
   const audit = createAuditService({
     store: createAuditStore(db),
@@ -176,7 +183,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     jwksFetch,
     now,
   });
-  const connectionsStore = createConnectionsStore(db);
+  const connectionsStore = createConnectionsStore(db, { refreshLeaseMs: config.refresh.leaseMs });
   const sessions = createAgentSessions({
     db,
     signingKeys,
@@ -285,7 +292,6 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     connections,
     concurrency: config.refresh.concurrency,
     providerConcurrency: config.refresh.providerConcurrency,
-    leaseMs: config.refresh.leaseMs,
     metrics: createRefreshMetrics(metrics.registry, connectionsStore, now),
     now,
   });
@@ -329,6 +335,8 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     config,
     keys,
     db,
+    brokers,
+    keyRingCheck: createKeyRingCheck({ store: brokers, keys, now }),
     audit,
     adminKeys,
     secrets,

@@ -42,7 +42,9 @@ Keys
   keys generate --transit           with KEY_PROVIDER=transit: a new key wrapped by Vault Transit (vault:v1:...)
   keys transit-rewrap               after rotating the Transit key: print every key re-wrapped under its newest version
   keys rotate [--user-secrets]      add a new primary encryption key (--user-secrets: for the user-secrets ring only)
-  keys rewrap [--batch-size N]      re-encrypt every stored secret under the primary key (resumable)
+  keys rewrap [--batch-size N] [--wait S]
+                                    re-encrypt every stored secret under the primary key (resumable); first waits
+                                    up to S seconds (default 15) for every running broker to hold and use that key
   keys rotate-signing               new signing key for agent/session tokens (old ones stay published until their tokens expire)
 
 Secret backends
@@ -122,7 +124,11 @@ export async function main(
         if (sub === 'rotate') return keysRotate(io, env, { userSecrets: values['user-secrets'] === true });
         if (sub === 'rotate-signing') return await keysRotateSigning(io, env, json);
         if (sub === 'rewrap')
-          return await keysRewrap(io, env, { batchSize: positiveInt(values['batch-size'], 200), json });
+          return await keysRewrap(io, env, {
+            batchSize: positiveInt(values['batch-size'], 200),
+            waitSeconds: waitSeconds(values.wait),
+            json,
+          });
         break;
       case 'admin-keys':
         if (sub === 'create') {
@@ -201,6 +207,7 @@ function parse(argv: readonly string[]) {
       'at-version': { type: 'string' },
       'user-secrets': { type: 'boolean' },
       force: { type: 'boolean' },
+      wait: { type: 'string' },
     },
   });
 }
@@ -210,6 +217,14 @@ function positiveInt(value: string | undefined, fallback: number): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 10_000)
     throw new CliExit('--batch-size must be a whole number from 1 to 10000', 2);
+  return n;
+}
+
+function waitSeconds(value: string | undefined): number {
+  if (value === undefined) return 15;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 600)
+    throw new CliExit('--wait must be a whole number of seconds from 0 to 600', 2);
   return n;
 }
 

@@ -99,7 +99,7 @@ export function open(ring: KeyRing, blob: Uint8Array, binding: Binding): Uint8Ar
   const kek = ring.key(kid);
   if (kek === undefined) {
     throw errorFrom(cryptoErrors, 'key_not_in_ring', {
-      detail: `${binding.table}.${binding.field} (${binding.id}) was sealed with key ${kid}, not in the ring [${ring.kids.join(', ')}]; add that key to ENCRYPTION_KEYS`,
+      detail: `${binding.table}.${binding.field} (${binding.id}) was sealed with key ${kid}, not in the ring [${ring.kids.join(', ')}]; add that key to ${ring.origin ?? 'ENCRYPTION_KEYS'} (\`nexus doctor\` lists the live brokers' rings)`,
     });
   }
   const start = 2 + blob[1]!;

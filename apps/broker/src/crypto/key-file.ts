@@ -3,7 +3,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, w
 import { dirname } from 'node:path';
 import type { Config } from '../config/load.ts';
 import { decodeBase64Strict, SecretBytes } from '../config/secret-value.ts';
-import { createKeyRing, type KeyRing } from './keyring.ts';
+import { type FollowedKeys, followKeys } from './key-follow.ts';
+import { createKeyRing } from './keyring.ts';
 
 /**
  * The key file: JSON `{version: 1, encryption_keys: [base64...], state_key: base64}`, primary
@@ -17,11 +18,9 @@ export interface KeyMaterial {
   readonly userSecretsKeys?: readonly SecretBytes[];
 }
 
-export interface ResolvedKeys {
-  readonly ring: KeyRing;
+/** The keys of a process: its rings (which may follow the key file, see `FollowedKeys`) and the state key. */
+export interface ResolvedKeys extends FollowedKeys {
   readonly stateKey: SecretBytes;
-  /** Encrypts user secrets; undefined when none is configured (the user-secret API then answers 503). */
-  readonly userSecretsRing: KeyRing | undefined;
   /** Where the encryption keys came from, for `keys rotate` and `doctor`. */
   readonly source: { readonly kind: 'env' } | { readonly kind: 'file'; readonly path: string };
   /** True when this call created the key file (first development start). */
@@ -104,7 +103,8 @@ export function writeKeyFile(path: string, material: KeyMaterial): void {
 
 /**
  * Builds the key ring from the environment or the key file; in development creates the file on
- * first start. Errors say exactly what to set or run.
+ * first start. Errors say exactly what to set or run. Rings whose keys come from the file follow
+ * it: see `ResolvedKeys.reload`.
  */
 export function resolveKeys(config: Config): ResolvedKeys {
   const { encryptionKeys, stateKey, keyFile, generateIfMissing } = config.keys;
@@ -139,13 +139,45 @@ export function resolveKeys(config: Config): ResolvedKeys {
     throw new KeyFileError('no encryption key: set ENCRYPTION_KEY and STATE_KEY, or NEXUS_KEY_FILE');
   }
   const userSecretsKeys = config.keys.userSecretsKeys ?? fromFile?.userSecretsKeys;
+  const encryptionFromFile = encryptionKeys === undefined && fromFile !== undefined;
+  const userSecretsFromFile =
+    config.keys.userSecretsKeys === undefined && fromFile?.userSecretsKeys !== undefined;
+  const origin = (fromFileRing: boolean, name: string, field: string) =>
+    fromFileRing ? `${field} in the key file ${keyFile}` : name;
+  const file = keyFile !== undefined && (encryptionFromFile || userSecretsFromFile) ? keyFile : undefined;
+  const strict = config.mode === 'production';
+  const followed = followKeys(
+    {
+      ring: createKeyRing(ringKeys, origin(encryptionFromFile, 'ENCRYPTION_KEYS', 'encryption_keys')),
+      userSecretsRing:
+        userSecretsKeys === undefined || userSecretsKeys.length === 0
+          ? undefined
+          : createKeyRing(
+              userSecretsKeys,
+              origin(userSecretsFromFile, 'USER_SECRETS_KEYS', 'user_secrets_keys'),
+            ),
+    },
+    file === undefined
+      ? undefined
+      : {
+          path: file,
+          encryption: encryptionFromFile,
+          userSecrets: userSecretsFromFile,
+          read() {
+            const material = readKeyFile(file, strict);
+            return {
+              ring: createKeyRing(material.encryptionKeys, origin(true, '', 'encryption_keys')),
+              userSecretsRing:
+                material.userSecretsKeys === undefined
+                  ? undefined
+                  : createKeyRing(material.userSecretsKeys, origin(true, '', 'user_secrets_keys')),
+            };
+          },
+        },
+  );
   return {
-    ring: createKeyRing(ringKeys),
+    ...followed,
     stateKey: state,
-    userSecretsRing:
-      userSecretsKeys === undefined || userSecretsKeys.length === 0
-        ? undefined
-        : createKeyRing(userSecretsKeys),
     source:
       encryptionKeys !== undefined || keyFile === undefined
         ? { kind: 'env' }

@@ -15,13 +15,29 @@ export interface KeyRing {
    * for a `KeyObject`.
    */
   key(kid: string): KeyObject | undefined;
+  /** Where the keys come from (a variable's name, or the key file), for operators' messages. */
+  readonly origin?: string;
+}
+
+/**
+ * The ring a running process hands to every module: one object for the life of the process,
+ * whose keys are swapped when the key file changes (decision 0013). Modules keep the reference;
+ * they never see the swap. A lookup of a key id the ring lacks first asks `onMiss` (a re-read of
+ * the key file, rate-limited by its owner), so a ciphertext sealed by a process that reloaded
+ * sooner opens here too.
+ */
+export interface LiveKeyRing extends KeyRing {
+  /** Makes `next`'s keys the current ones. */
+  replace(next: KeyRing): void;
+  /** The keys at this moment (a frozen ring: for comparisons and reports). */
+  snapshot(): KeyRing;
 }
 
 export function keyIdOf(key: Uint8Array): string {
   return `k${createHmac('sha256', key).update('nexus key id v1').digest('hex').slice(0, 16)}`;
 }
 
-export function createKeyRing(keys: readonly SecretBytes[]): KeyRing {
+export function createKeyRing(keys: readonly SecretBytes[], origin?: string): KeyRing {
   if (keys.length === 0) throw new Error('a key ring needs at least one key');
   const byKid = new Map<string, Uint8Array>();
   for (const secret of keys) {
@@ -38,5 +54,41 @@ export function createKeyRing(keys: readonly SecretBytes[]): KeyRing {
     primaryKid: kids[0]!,
     kids: Object.freeze(kids),
     key: (kid: string) => objects.get(kid),
+    ...(origin === undefined ? {} : { origin }),
   });
+}
+
+/** Wraps `initial` in a ring whose keys can be replaced; `onMiss` runs before a lookup fails. */
+export function createLiveKeyRing(initial: KeyRing, onMiss?: (kid: string) => void): LiveKeyRing {
+  let current = initial;
+  return {
+    get primaryKid() {
+      return current.primaryKid;
+    },
+    get kids() {
+      return current.kids;
+    },
+    get origin() {
+      return current.origin;
+    },
+    key(kid: string) {
+      const found = current.key(kid);
+      if (found !== undefined || onMiss === undefined) return found;
+      onMiss(kid);
+      return current.key(kid);
+    },
+    replace(next: KeyRing) {
+      current = next;
+    },
+    snapshot: () => current,
+  };
+}
+
+/** True when both rings hold the same key ids with the same primary (the order of the rest aside). */
+export function sameKeys(a: KeyRing, b: KeyRing): boolean {
+  return (
+    a.primaryKid === b.primaryKid &&
+    a.kids.length === b.kids.length &&
+    a.kids.every((k) => b.kids.includes(k))
+  );
 }

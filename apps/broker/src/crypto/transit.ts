@@ -3,6 +3,7 @@ import type { Config } from '../config/load.ts';
 import { SecretBytes } from '../config/secret-value.ts';
 import { createVaultSession, VaultHttp, type VaultResponse } from '../modules/secrets/vault.http.ts';
 import type { ResolvedKeys } from './key-file.ts';
+import { followKeys } from './key-follow.ts';
 import { createKeyRing } from './keyring.ts';
 
 /**
@@ -128,13 +129,15 @@ export async function resolveTransitKeys(config: Config): Promise<ResolvedKeys> 
     const userSecrets = await Promise.all(
       t.wrapped.userSecrets.map((c, i) => transit.unwrap(`USER_SECRETS_KEYS[${i}]`, c)),
     );
-    return {
-      ring: createKeyRing(ring),
-      stateKey: state,
-      userSecretsRing: userSecrets.length === 0 ? undefined : createKeyRing(userSecrets),
-      source: { kind: 'env' },
-      generated: false,
-    };
+    // Fixed for the life of the process: new wrapped values need a restart (decision 0013).
+    const fixed = followKeys({
+      ring: createKeyRing(ring, 'ENCRYPTION_KEYS (KEY_PROVIDER=transit)'),
+      userSecretsRing:
+        userSecrets.length === 0
+          ? undefined
+          : createKeyRing(userSecrets, 'USER_SECRETS_KEYS (KEY_PROVIDER=transit)'),
+    });
+    return { ...fixed, stateKey: state, source: { kind: 'env' }, generated: false };
   } finally {
     transit.close();
   }

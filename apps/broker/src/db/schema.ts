@@ -96,6 +96,12 @@ export interface ConnectionsTable {
   refresh_due_at: number | null;
   refresh_failures: number;
   failing_since: number | null;
+  /** When the stored access token was obtained (its lifetime bounds refresh; migration 0011). */
+  access_issued_at: number | null;
+  /** A provider call spending the refresh token is, or was, in flight (database clock; migration 0011). */
+  refresh_started_at: number | null;
+  /** When the last refresh attempt ended, successful or not (migration 0011). */
+  refresh_attempted_at: number | null;
 }
 
 export interface ConsentFlowsTable {
@@ -257,6 +263,21 @@ export interface TrustedIssuersTable {
   deleted_at: number | null;
 }
 
+/** A running `nexus serve` or `nexus worker` and its key rings (migration 0012, decision 0013). */
+export interface BrokerProcessesTable {
+  id: string;
+  host: string;
+  pid: number;
+  role: string;
+  started_at: number;
+  heartbeat_at: number;
+  /** JSON array of key ids, primary first. */
+  encryption_kids: string;
+  /** JSON array of key ids, primary first; `[]` when the process has no user-secrets ring. */
+  user_secrets_kids: string;
+  key_source: string;
+}
+
 export interface DB {
   connections: ConnectionsTable;
   consent_flows: ConsentFlowsTable;
@@ -279,6 +300,7 @@ export interface DB {
   connection_events: ConnectionEventsTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  broker_processes: BrokerProcessesTable;
 }
 
 export type { Generated };

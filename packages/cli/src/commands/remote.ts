@@ -60,10 +60,10 @@ export async function doctorRemote(ctx: Ctx): Promise<number> {
 
   const ready = await get('/ready', true).catch(() => undefined);
   if (ready === undefined) add('fail', 'ready', '/ready did not answer');
-  else if (ready.res.ok) add('ok', 'ready', 'database and secret backend reachable');
+  else if (ready.res.ok) add('ok', 'ready', 'database and secret backend reachable, key ring current');
   else if (ready.res.status === 404)
     add('warn', 'ready', '/ready is not served here (a gateway role or the public listener)');
-  else add('fail', 'ready', `/ready answered ${ready.res.status}: ${(await ready.res.text()).slice(0, 200)}`);
+  else add('fail', 'ready', notReady(ready.res.status, await ready.res.text()));
 
   const auth = await get('/providers', true).catch(() => undefined);
   if (auth === undefined) add('fail', 'api key', '/providers did not answer');
@@ -80,6 +80,28 @@ export async function doctorRemote(ctx: Ctx): Promise<number> {
     add('ok', 'api document', `OpenAPI served${version ? `, broker ${version}` : ''}`);
   } else add('warn', 'api document', '/openapi.json is not served here');
   return report(ctx, checks);
+}
+
+/**
+ * What a 503 from /ready means, check by check. `key_ring: behind` (decision 0013): another live
+ * broker writes with a key this one lacks; which key and which broker only `nexus doctor` on a
+ * broker host tells (the public answer names no key).
+ */
+function notReady(status: number, body: string): string {
+  let checks: Record<string, string> | undefined;
+  try {
+    checks = (JSON.parse(body) as { checks?: Record<string, string> }).checks;
+  } catch {
+    checks = undefined;
+  }
+  if (checks === undefined) return `/ready answered ${status}: ${body.slice(0, 200)}`;
+  const failing = Object.entries(checks).filter(([, v]) => v !== 'ok');
+  const parts = failing.map(([name, value]) =>
+    name === 'key_ring' && value === 'behind'
+      ? 'key ring behind (another running broker writes with a key this one lacks: it fails on what that one stores; give it the key, restart it or let it re-read its key file, and run `nexus doctor` on a broker host for which key and which broker)'
+      : `${name.replaceAll('_', ' ')} ${value}`,
+  );
+  return `/ready answered ${status}: ${parts.length > 0 ? parts.join('; ') : body.slice(0, 200)}`;
 }
 
 function report(ctx: Ctx, checks: Check[]): number {

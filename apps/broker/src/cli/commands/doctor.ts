@@ -4,7 +4,7 @@ import { type ResolvedKeys, resolveKeys } from '../../crypto/key-file.ts';
 import { resolveTransitKeys } from '../../crypto/transit.ts';
 import { type Database, openDatabase } from '../../db/client.ts';
 import { migrationStatus } from '../../db/migrate.ts';
-import { ciphertextKeyUsage } from '../../modules/keys/rewrap.ts';
+import { keyRotationFindings } from '../../modules/keys/key-report.ts';
 import { describeBackendFailure } from '../../modules/secrets/secret-backend.factory.ts';
 import type { Io } from '../output.ts';
 
@@ -98,14 +98,14 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
 
     if (keys !== undefined && migrated) {
       const container = buildContainer(config, { keys, db });
+      let backendOk = true;
       try {
         await container.secrets.healthCheck();
         add('ok', 'secret backend', `${container.secrets.kind} reachable`);
       } catch (error) {
         const { message, fix } = describeBackendFailure(config.secretBackend, error);
         add('fail', 'secret backend', `${container.secrets.kind}: ${message}`.slice(0, 600), fix);
-      } finally {
-        await container.secrets.close();
+        backendOk = false;
       }
       const fallback = container.secretsFallback;
       if (fallback !== undefined && config.secretBackendFallback !== undefined) {
@@ -120,28 +120,24 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
         } catch (error) {
           const { message, fix } = describeBackendFailure(config.secretBackendFallback, error);
           add('fail', 'secret backend', `fallback ${fallback.kind}: ${message}`.slice(0, 600), fix);
-        } finally {
-          await fallback.close();
         }
       }
-      const usage = await ciphertextKeyUsage(db);
-      for (const [kid, count] of usage) {
-        if (kid === keys.ring.primaryKid) continue;
-        if (keys.ring.key(kid) === undefined) {
-          add(
-            'fail',
-            'ciphertexts',
-            `${count} stored secret(s) use key ${kid}, which is not in the key ring`,
-            'add that key back to ENCRYPTION_KEYS (or the key file)',
-          );
-        } else {
-          add(
-            'warn',
-            'ciphertexts',
-            `${count} stored secret(s) still use older key ${kid}`,
-            'run `nexus keys rewrap`',
-          );
-        }
+      // Live brokers and their rings, and which keys stored ciphertexts use (decision 0013).
+      // Values kept in the secret backend are read through it only when it answered.
+      try {
+        for (const f of await keyRotationFindings({
+          db,
+          keys,
+          brokers: container.brokers,
+          ...(backendOk
+            ? { credentials: container.credentialStore, userSecretsBackend: container.secrets }
+            : {}),
+          now: Date.now(),
+        }))
+          add(f.level, f.check, f.message, f.fix);
+      } finally {
+        await container.secrets.close();
+        await fallback?.close();
       }
       const admins = await container.adminKeys.countLive();
       if (admins === 0)

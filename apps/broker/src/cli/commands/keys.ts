@@ -5,7 +5,9 @@ import type { SecretBytes } from '../../config/secret-value.ts';
 import { encodeKey, newKey, readKeyFile, writeKeyFile } from '../../crypto/key-file.ts';
 import { keyIdOf } from '../../crypto/keyring.ts';
 import { newTransitKey, rewrapTransitKeys, TransitError } from '../../crypto/transit.ts';
+import { rewrapBlockers } from '../../modules/brokers/rings.ts';
 import { rewrap } from '../../modules/keys/rewrap.ts';
+import { explainBlockers, waitForBrokers } from '../../modules/keys/rewrap-guard.ts';
 import { CliExit, configOrExit, containerOrExit, requireMigrated } from '../context.ts';
 import { type Io, progressBar } from '../output.ts';
 
@@ -86,7 +88,7 @@ export function keysRotate(io: Io, env: NodeJS.ProcessEnv, options: { userSecret
   const config = configOrExit(env);
   if (config.keys.transit !== undefined)
     throw new CliExit(
-      'keys rotate: with KEY_PROVIDER=transit, make the new key with `nexus keys generate --transit`, put it first in ENCRYPTION_KEYS (or USER_SECRETS_KEYS), restart, then run `nexus keys rewrap`',
+      'keys rotate: with KEY_PROVIDER=transit, make the new key with `nexus keys generate --transit` and roll it out like any key from the environment: add it after the current primary of ENCRYPTION_KEYS (or USER_SECRETS_KEYS) on every replica and restart, then move it first and restart, then run `nexus keys rewrap`; remove the old key once `nexus doctor` reports nothing uses it (docs/operations.md)',
       2,
     );
   const key = newKey();
@@ -99,11 +101,7 @@ export function keysRotate(io: Io, env: NodeJS.ProcessEnv, options: { userSecret
         '',
         `  ${encodeKey(key)}`,
         '',
-        'Keys come from the environment, so roll it out in steps (no replica may see a ciphertext it cannot open):',
-        '  1. Append it to ENCRYPTION_KEYS on every replica (current primary stays first) and restart them.',
-        '  2. Move it to the front of ENCRYPTION_KEYS (it becomes the primary) and restart them.',
-        '  3. Run `nexus keys rewrap` to re-encrypt stored secrets under it.',
-        '  4. Remove the old key once `nexus doctor` reports no ciphertext uses it.',
+        ...envSteps('ENCRYPTION_KEYS', 'ENCRYPTION_KEY'),
       ].join('\n'),
     );
     return 0;
@@ -120,15 +118,42 @@ export function keysRotate(io: Io, env: NodeJS.ProcessEnv, options: { userSecret
   io.out(
     `Added key ${kid} as the primary in ${path}; ${material.encryptionKeys.length} older key(s) still decrypt.`,
   );
-  io.out('Restart the broker, then run `nexus keys rewrap` to re-encrypt stored secrets under the new key.');
+  io.out(FILE_FOLLOW_STEPS);
   return 0;
+}
+
+/**
+ * What to do after a key file gained a new primary. Processes following the file pick it up by
+ * themselves (decision 0013); a copy of the file on another host does not.
+ */
+const FILE_FOLLOW_STEPS = [
+  'Running brokers that use this file re-read it within seconds (at once on SIGHUP); no restart is needed.',
+  'Next: `nexus keys rewrap` re-encrypts stored secrets under the new key. It waits for every running broker',
+  'to take the new key, and refuses, naming the process, if one does not (a broker on another host with its',
+  'own copy of this file: copy the file there first). Remove the old key from the file once `nexus doctor`',
+  'reports nothing uses it.',
+].join('\n');
+
+/** The roll-out of a new key kept in the environment, across replicas (docs/operations.md). */
+function envSteps(list: string, single: string): string[] {
+  return [
+    'Keys come from the environment, so roll it out in steps: every replica must always be able to open',
+    'what any other one writes.',
+    `  1. Append it to ${list} on every replica, after the current primary (replace ${single} with`,
+    `     ${list}=<current>,<new>), and restart them. Every replica can now read what the new key seals.`,
+    `  2. When all run with it (\`nexus doctor\` lists the live brokers and their key ids):`,
+    `     Move it to the front of ${list} on every replica and restart them: it becomes the primary.`,
+    '  3. Run `nexus keys rewrap`. It refuses, naming the replica, while a live one lacks the new key or',
+    '     still writes with the old one; /ready of a replica that lacks a key in use answers 503 (key_ring).',
+    `  4. Remove the old key from ${list} (and restart) once \`nexus doctor\` reports nothing uses it.`,
+  ];
 }
 
 /** `nexus keys rewrap`: re-encrypts every stored secret under the primary; Ctrl-C stops after the current batch. */
 export async function keysRewrap(
   io: Io,
   env: NodeJS.ProcessEnv,
-  options: { batchSize: number; json: boolean },
+  options: { batchSize: number; json: boolean; waitSeconds?: number },
 ): Promise<number> {
   const config = configOrExit(env);
   const container = await containerOrExit(config);
@@ -141,6 +166,15 @@ export async function keysRewrap(
   process.once('SIGTERM', onSignal);
   try {
     await requireMigrated(container);
+    // Every live broker must hold, and write with, the primary this run re-seals under: otherwise it
+    // fails on what is re-sealed, or keeps sealing under the key being retired (decision 0013).
+    const target = {
+      encryption: container.keys.ring.primaryKid,
+      userSecrets: container.keys.userSecretsRing?.primaryKid,
+    };
+    const waitMs = (options.waitSeconds ?? 15) * 1000;
+    const { blockers } = await waitForBrokers(container.brokers, target, { waitMs });
+    if (blockers.length > 0) throw new CliExit(explainBlockers(blockers, waitMs), 1);
     const bar = progressBar(io, 'rewrap');
     const result = await rewrap(container.db, container.keys.ring, {
       batchSize: options.batchSize,
@@ -178,6 +212,12 @@ export async function keysRewrap(
       if (result.interrupted) io.out('Interrupted: run `nexus keys rewrap` again to finish.');
     }
     if (result.interrupted) return 130;
+    // A broker started meanwhile with an older ring has written under an older key: say so.
+    const late = rewrapBlockers(target, await container.brokers.live(Date.now()));
+    if (late.length > 0) {
+      io.err(explainBlockers(late));
+      return 1;
+    }
     return result.failed.length > 0 || (users?.failed.length ?? 0) > 0 ? 1 : 0;
   } finally {
     process.off('SIGINT', onSignal);
@@ -200,8 +240,7 @@ function rotateUserSecretsKey(
         '',
         `  ${encodeKey(key)}`,
         '',
-        'Keys come from the environment: add it to the front of USER_SECRETS_KEYS (keep the old ones after it)',
-        'on every replica, restart them, then run `nexus keys rewrap` to re-seal user secrets under it.',
+        ...envSteps('USER_SECRETS_KEYS', 'USER_SECRETS_KEY'),
       ].join('\n'),
     );
     return 0;
@@ -215,7 +254,7 @@ function rotateUserSecretsKey(
   const material = readKeyFile(path, config.mode === 'production');
   writeKeyFile(path, { ...material, userSecretsKeys: [key, ...(material.userSecretsKeys ?? [])] });
   io.out(`Added user-secrets key ${kid} as the primary in ${path}; older user-secrets keys still decrypt.`);
-  io.out('Restart the broker, then run `nexus keys rewrap` to re-seal user secrets under the new key.');
+  io.out(FILE_FOLLOW_STEPS);
   return 0;
 }
 

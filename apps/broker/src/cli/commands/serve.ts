@@ -1,7 +1,10 @@
 import { buildApp } from '../../app.ts';
+import { watchKeyFile } from '../../crypto/key-file-watch.ts';
+import { isDatabaseUnavailable } from '../../db/availability.ts';
 import { migrate, migrationStatus } from '../../db/migrate.ts';
 import { createLogger } from '../../http/logger.ts';
 import { listenersFor, type Role } from '../../http/surfaces.ts';
+import { startPresence } from '../../modules/brokers/presence.ts';
 import { startBackgroundJobs } from '../../modules/worker/runner.ts';
 import {
   CliExit,
@@ -22,9 +25,11 @@ export interface ServeOptions {
 
 const ROLES: readonly Role[] = ['all', 'gateway', 'broker'];
 
+type Container = Awaited<ReturnType<typeof containerOrExit>>;
+
 /** Migrates (when allowed) or refuses to run against a database with pending migrations. */
 async function prepareDatabase(
-  container: Awaited<ReturnType<typeof containerOrExit>>,
+  container: Container,
   logger: ReturnType<typeof createLogger>,
   allowMigrate: boolean,
 ): Promise<void> {
@@ -39,6 +44,68 @@ async function prepareDatabase(
       `pending migrations (${status.pending.join(', ')}) and automatic migration is off: run \`nexus migrate\``,
       2,
     );
+  }
+}
+
+/**
+ * Makes this process follow its key file (file-system events, polling, and SIGHUP) and records it
+ * in the process registry with its key ids and a heartbeat (decision 0013). Returns the way to
+ * stop both; the registry entry is removed then. With keys from the environment nothing is
+ * followed: SIGHUP says that only a restart changes them.
+ */
+async function followKeysAndRegister(
+  container: Container,
+  logger: ReturnType<typeof createLogger>,
+  role: string,
+): Promise<() => Promise<void>> {
+  const { keys, config } = container;
+  const unlisten = keys.onReload((event) => {
+    if (event.outcome === 'changed')
+      logger.info(
+        { reason: event.reason, encryption_keys: event.encryption, user_secrets_keys: event.userSecrets },
+        'key rings reloaded from the key file',
+      );
+    else
+      logger.error(
+        { reason: event.reason, key_file: keys.follows, error: event.message },
+        'the key file could not be read; the keys in use are kept',
+      );
+  });
+  const watcher = watchKeyFile(keys);
+  const onHangup = () => {
+    if (keys.follows === undefined)
+      logger.warn('SIGHUP: keys come from the environment; restart the process to change them');
+    else if (keys.reload({ force: true, reason: 'SIGHUP' }) === 'unchanged')
+      logger.info({ key_file: keys.follows }, 'SIGHUP: key file re-read, keys unchanged');
+  };
+  process.on('SIGHUP', onHangup);
+  try {
+    const presence = await startPresence({
+      store: container.brokers,
+      keys,
+      role,
+      keySource: config.keys.transit !== undefined ? 'transit' : keys.follows !== undefined ? 'file' : 'env',
+      // During a database outage the background jobs report it once; a heartbeat missed then is expected.
+      onError: (error) =>
+        isDatabaseUnavailable(error)
+          ? logger.debug('process registry heartbeat missed: database unavailable')
+          : logger.warn({ err: error }, 'process registry heartbeat failed'),
+    });
+    return async () => {
+      process.off('SIGHUP', onHangup);
+      watcher.close();
+      unlisten();
+      await presence
+        .stop()
+        .catch((error: unknown) =>
+          logger.warn({ err: error }, 'could not remove this process from the registry'),
+        );
+    };
+  } catch (error) {
+    process.off('SIGHUP', onHangup);
+    watcher.close();
+    unlisten();
+    throw error;
   }
 }
 
@@ -57,15 +124,18 @@ export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel);
   const container = await containerOrExit(config);
+  let stopFollowing: (() => Promise<void>) | undefined;
   try {
     await prepareDatabase(container, logger, options.migrate);
     await requireSecretBackend(container);
+    stopFollowing = await followKeysAndRegister(container, logger, 'worker');
     const stop = startBackgroundJobs(container, logger);
     logger.info({ mode: config.mode, database: container.db.dialect }, 'nexus worker ready');
     await untilSignal(logger);
     await stop();
     return 0;
   } finally {
+    await stopFollowing?.();
     await container.close();
   }
 }
@@ -75,6 +145,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel);
   const container = await containerOrExit(config);
+  let stopFollowing: (() => Promise<void>) | undefined;
   try {
     warnDevelopmentKeys(io, container);
     await prepareDatabase(container, logger, options.migrate);
@@ -82,6 +153,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     const role = (options.role ?? config.role) as Role;
     if (!ROLES.includes(role))
       throw new CliExit(`--role must be one of ${ROLES.join(', ')} (got ${options.role})`, 2);
+    stopFollowing = await followKeysAndRegister(container, logger, role);
     // The gateway role has no admin surface: no admin key is bootstrapped there.
     if (role !== 'gateway') await bootstrapAdminKey(io, container, logger);
     const listeners = listenersFor(role, config.adminListener !== undefined);
@@ -156,15 +228,12 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     await stopJobs();
     return 0;
   } finally {
+    await stopFollowing?.();
     await container.close();
   }
 }
 
-async function bootstrapAdminKey(
-  io: Io,
-  container: Awaited<ReturnType<typeof containerOrExit>>,
-  logger: ReturnType<typeof createLogger>,
-) {
+async function bootstrapAdminKey(io: Io, container: Container, logger: ReturnType<typeof createLogger>) {
   if ((await container.adminKeys.countLive()) > 0) return;
   if (container.config.mode === 'production') {
     logger.warn('no admin API key exists: create one with `nexus admin-keys create --name <name>`');

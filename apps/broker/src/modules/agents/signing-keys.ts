@@ -30,6 +30,8 @@ export function createSigningKeys(deps: { db: Database; ring: KeyRing; now?: () 
     | {
         at: number;
         keys: { kid: string; alg: string; publicJwk: JWK; created_at: number; retire_at: number | null }[];
+        /** The newest live key, still sealed: only signing needs it opened (see `signer`). */
+        sealed: { kid: string; privateKey: Uint8Array };
         signer?: SigningKey;
       }
     | undefined;
@@ -86,19 +88,27 @@ export function createSigningKeys(deps: { db: Database; ring: KeyRing; now?: () 
         created_at: r.created_at,
         retire_at: r.retire_at,
       })),
-      signer: {
-        kid: newest.kid,
-        alg: 'ES256',
-        privateKey: createPrivateKey(openText(deps.ring, newest.private_key, signingKeyBinding(newest.kid))),
-      },
+      sealed: { kid: newest.kid, privateKey: newest.private_key },
     };
     return cache;
   }
 
   return {
-    /** The key new tokens are signed with. */
+    /**
+     * The key new tokens are signed with. Opened here, not when the table is read: verifying
+     * tokens and serving the JWKS need only public keys, so they keep working while the private
+     * key cannot be opened (a key ring missing the key it was sealed with).
+     */
     async signer(): Promise<SigningKey> {
-      return (await load()).signer!;
+      const loaded = await load();
+      loaded.signer ??= {
+        kid: loaded.sealed.kid,
+        alg: 'ES256',
+        privateKey: createPrivateKey(
+          openText(deps.ring, loaded.sealed.privateKey, signingKeyBinding(loaded.sealed.kid)),
+        ),
+      };
+      return loaded.signer;
     },
 
     /** Public keys for `/.well-known/jwks.json`. */

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { type Binding, keyIdOfCiphertext, open, seal } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
+import { signingKeyBinding } from '../agents/signing-keys.ts';
 import { credentialsBinding } from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';
 import { type CredentialStore, isBackendMarker } from '../connections/credential-store.ts';
@@ -11,7 +12,9 @@ import { bindingFor } from '../secrets/internal.backend.ts';
 
 /**
  * Every encrypted column in the database. A module that adds one registers it here, so that
- * `nexus keys rewrap` and `nexus doctor` cover it.
+ * `nexus keys rewrap` and `nexus doctor` cover it; `test/sealed-columns.test.ts` reads every byte
+ * column from the migrated database's catalogue and fails on one that is neither here nor in
+ * `NOT_SEALED_BYTE_COLUMNS`.
  */
 export interface EncryptedColumn {
   readonly table: string;
@@ -25,7 +28,14 @@ export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
   { table: 'connections', idColumn: 'id', column: 'credentials', binding: credentialsBinding },
   { table: 'consent_flows', idColumn: 'id', column: 'verifier', binding: verifierBinding },
   { table: 'webhooks', idColumn: 'id', column: 'secret', binding: webhookSecretBinding },
+  { table: 'signing_keys', idColumn: 'kid', column: 'private_key', binding: signingKeyBinding },
 ];
+
+/**
+ * Byte columns (BLOB, BYTEA on PostgreSQL) that hold no ciphertext, each with the reason. None
+ * yet: a new one must be declared here, or registered above, before the sealed-columns test passes.
+ */
+export const NOT_SEALED_BYTE_COLUMNS: readonly { table: string; column: string; why: string }[] = [];
 
 export interface RewrapProgress {
   readonly table: string;
@@ -49,13 +59,14 @@ type Row = { id: string; value: Uint8Array };
 /** What `rewrap` needs to re-seal connection credentials kept in the secret backend. */
 export interface BackendTokens {
   readonly credentials: Pick<CredentialStore, 'rewrap'>;
-  readonly store: Pick<ConnectionsStore, 'holdLease' | 'dropLease' | 'find'>;
+  readonly store: Pick<ConnectionsStore, 'holdLease' | 'dropLease' | 'find' | 'renewLease'>;
   /** The lease owner id this run uses. */
   readonly owner: string;
   readonly now?: () => number;
 }
 
-const TOKEN_LEASE_MS = 30_000;
+/** Longer than the secret backends' own retries (Vault: 3 × 10 s), so a put never outlives it. */
+const TOKEN_LEASE_MS = 60_000;
 
 /**
  * Re-seals the secret-backend copy of one connection's credentials under the connection's
@@ -66,12 +77,14 @@ export async function rewrapBackendTokens(
   tokens: BackendTokens,
   id: string,
 ): Promise<'rewrapped' | 'current' | 'busy'> {
-  const now = tokens.now ?? Date.now;
-  if (!(await tokens.store.holdLease(id, tokens.owner, now(), TOKEN_LEASE_MS))) return 'busy';
+  if (!(await tokens.store.holdLease(id, tokens.owner, TOKEN_LEASE_MS))) return 'busy';
   try {
     const row = await tokens.store.find(id);
     // Revoked or moved back to the column since the page was read: nothing in the backend to keep.
     if (row === undefined || !isBackendMarker(row.credentials)) return 'current';
+    // A full lease for the put itself: one landing after a refresh took the lease over would
+    // overwrite that refresh's newer tokens with the old ones.
+    if (!(await tokens.store.renewLease(id, tokens.owner, TOKEN_LEASE_MS))) return 'busy';
     return (await tokens.credentials.rewrap(id)) ? 'rewrapped' : 'current';
   } finally {
     await tokens.store.dropLease(id, tokens.owner);
@@ -216,22 +229,39 @@ export async function rewrap(
   };
 }
 
-/** How many ciphertexts are sealed with each key id (for `doctor`: is a rewrap still needed?). */
+/**
+ * How many ciphertexts of one column are sealed with each key id (`unreadable`: not an envelope).
+ * `backendCopy` is called for each connection row whose credentials are kept in the secret backend
+ * (TOKEN_STORE=secret-backend) and answers that copy's key id.
+ */
+export async function columnKeyUsage(
+  db: Database,
+  col: EncryptedColumn,
+  backendCopy?: (connectionId: string) => Promise<string | undefined>,
+): Promise<Map<string, number>> {
+  const usage = new Map<string, number>();
+  let after: string | undefined;
+  for (;;) {
+    const page = await pageOf(db, col, after, 1000);
+    if (page.length === 0) break;
+    for (const row of page) {
+      let kid: string | undefined;
+      if (col.table === 'connections' && isBackendMarker(row.value)) {
+        if (backendCopy === undefined) continue;
+        kid = await backendCopy(row.id);
+        if (kid === undefined) continue;
+      } else kid = keyIdOfCiphertext(row.value) ?? 'unreadable';
+      usage.set(kid, (usage.get(kid) ?? 0) + 1);
+    }
+    after = page[page.length - 1]!.id;
+  }
+  return usage;
+}
+
+/** How many ciphertexts in the database are sealed with each key id (is a rewrap still needed?). */
 export async function ciphertextKeyUsage(db: Database): Promise<Map<string, number>> {
   const usage = new Map<string, number>();
-  for (const col of ENCRYPTED_COLUMNS) {
-    let after: string | undefined;
-    for (;;) {
-      const page = await pageOf(db, col, after, 1000);
-      if (page.length === 0) break;
-      for (const row of page) {
-        // Kept in the secret backend (TOKEN_STORE=secret-backend): not a ciphertext here.
-        if (col.table === 'connections' && isBackendMarker(row.value)) continue;
-        const kid = keyIdOfCiphertext(row.value) ?? 'unreadable';
-        usage.set(kid, (usage.get(kid) ?? 0) + 1);
-      }
-      after = page[page.length - 1]!.id;
-    }
-  }
+  for (const col of ENCRYPTED_COLUMNS)
+    for (const [kid, n] of await columnKeyUsage(db, col)) usage.set(kid, (usage.get(kid) ?? 0) + n);
   return usage;
 }
