@@ -3,7 +3,7 @@
  * loopback): PKCE required, rotating refresh tokens whose reuse revokes the whole grant.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { json } from './harness.ts';
 import { clients, RETURN, Scenario, type Token } from './oauth-scenario.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
@@ -12,6 +12,8 @@ describe('OAuth consent and token vault against a real OpenID provider', () => {
   const s = new Scenario();
   const refreshTokensSeen = new Set<string>();
   before(() => s.start());
+  // A failed test must not leave a fault behind for the next one.
+  afterEach(() => s.idp.setTokenEndpointFault('none'));
   after(async () => {
     // No response of any route, in this whole suite, carried a refresh token.
     for (const token of refreshTokensSeen) {
@@ -86,7 +88,12 @@ describe('OAuth consent and token vault against a real OpenID provider', () => {
       'the provider rotated the refresh token and we kept the new one',
     );
     // The connection still works: a later refresh spends the new refresh token successfully.
+    // (Forced refreshes of one connection are at least 30 s apart: decision 0012.)
     s.clock += 3_000;
+    const damped = await s.call({ method: 'POST', url: `/v1/refresh/${id}` }, 200);
+    assert.equal(json<Token>(damped).access_token, [...tokens][0], 'within 30 s: the fresh token again');
+    assert.equal(s.idp.counts.refresh_token - base, 1, 'and no call to the provider');
+    s.clock += 28_000;
     await s.call({ method: 'POST', url: `/v1/refresh/${id}` }, 200);
     assert.equal(s.idp.counts.refresh_token - base, 2);
     await remember(id);
@@ -109,19 +116,28 @@ describe('OAuth consent and token vault against a real OpenID provider', () => {
     const before = await remember(id);
     for (const fault of ['refuse', 'error500', 'slow'] as const) {
       s.idp.setTokenEndpointFault(fault, 4_000);
-      s.clock += 3_000;
+      // Past the floor between two attempts on a failing connection (15 s, doubling per failure).
+      s.clock += 61_000;
+      const base = s.idp.counts.token_requests;
       const res = await s.call({ method: 'POST', url: `/v1/refresh/${id}` });
       assert.equal(res.statusCode, 502, `${fault}: ${res.body}`);
+      assert.equal(s.idp.counts.token_requests, base + 1, `${fault}: one attempt reached the token endpoint`);
       assert.equal(json(res).error, 'provider_unavailable');
       assert.equal(
         json(await s.call({ method: 'GET', url: `/v1/check-connection/${id}` })).status,
         'active',
         fault,
       );
+      // Agents retrying at once do not reach the provider again: the answer says when to retry.
+      s.clock += 3_000;
+      const again = await s.call({ method: 'POST', url: `/v1/refresh/${id}` });
+      assert.equal(again.statusCode, 502, again.body);
+      assert.ok(json<{ details: { retry_after_seconds: number } }>(again).details.retry_after_seconds > 0);
+      assert.equal(s.idp.counts.token_requests, base + 1, `${fault}: the retry did not reach the provider`);
     }
     s.idp.setTokenEndpointFault('none');
     assert.equal((await remember(id)).refresh_token, before.refresh_token, 'the refresh token was not spent');
-    s.clock += 3_000;
+    s.clock += 61_000;
     await s.call({ method: 'POST', url: `/v1/refresh/${id}` }, 200);
     await remember(id);
   });
@@ -211,7 +227,7 @@ describe('a provider that does not rotate refresh tokens', () => {
     const id = await s.connect('idp-basic');
     const first = await s.stored(id);
     for (let i = 0; i < 2; i++) {
-      s.clock += 3_000;
+      s.clock += 31_000; // past the floor between forced refreshes
       await s.call({ method: 'POST', url: `/v1/refresh/${id}` }, 200);
       assert.equal((await s.stored(id)).refresh_token, first.refresh_token);
     }

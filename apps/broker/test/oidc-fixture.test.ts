@@ -295,14 +295,41 @@ describe('OpenID provider fixture', () => {
 
       assert.deepEqual(
         fixture.counts,
-        { ...initial, authorization_code: initial.authorization_code + 1 },
-        'only the request that reached the provider is counted',
+        {
+          ...initial,
+          authorization_code: initial.authorization_code + 1,
+          token_requests: initial.token_requests + 5,
+        },
+        'only the request that reached the provider is counted as processed; every arrival as a request',
       );
 
-      fixture.setTokenEndpointFault('none');
-      assert.ok((await refresh(post, refreshToken)).refresh_token, 'the refresh token survived the faults');
+      await fixture.setTokenEndpointFault('down');
+      await assert.rejects(refresh(post, refreshToken), (err: unknown) => {
+        assert.ok(err instanceof TypeError, String(err));
+        assert.equal((err.cause as { code?: string }).code, 'ECONNREFUSED', 'nothing listens');
+        return true;
+      });
+      await fixture.setTokenEndpointFault('none');
+      const rotated = (await refresh(post, refreshToken)).refresh_token ?? assert.fail('no refresh token');
+      assert.equal(
+        fixture.counts.refresh_token,
+        initial.refresh_token + 1,
+        'the refresh token survived the faults',
+      );
+
+      // Processed, answer lost: the rotated token never arrives, and presenting the old one again
+      // is reuse, which revokes the grant.
+      await fixture.setTokenEndpointFault('answer_lost', 500);
+      await assert.rejects(refresh(post, rotated));
+      assert.equal(fixture.counts.refresh_token, initial.refresh_token + 2, 'the provider processed it');
+      await fixture.setTokenEndpointFault('none');
+      await assert.rejects(refresh(post, rotated), (err: unknown) => {
+        assert.ok(err instanceof oauth.ResponseBodyError && err.error === 'invalid_grant', String(err));
+        return true;
+      });
+      assert.equal(fixture.counts.refresh_reused, initial.refresh_reused + 1);
     } finally {
-      fixture.setTokenEndpointFault('none');
+      await fixture.setTokenEndpointFault('none');
     }
   });
 });

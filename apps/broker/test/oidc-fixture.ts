@@ -12,8 +12,8 @@
  * - fault injection on POST /token and /token/revocation; counts of processed grants and revocations.
  */
 import { createHash, createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
+import { type AddressInfo, Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { SignJWT } from 'jose';
 
@@ -42,8 +42,18 @@ export interface OidcFixtureOptions {
   issuer?: string;
 }
 
-/** `rate_limited`: 429 with `Retry-After: 120` and `{"error":"slow_down"}`. */
-export type OidcFault = 'none' | 'refuse' | 'error500' | 'slow' | 'rate_limited';
+/**
+ * Faults of POST /token and /token/revocation:
+ * - `refuse`: the connection is dropped once the request has arrived (the client cannot tell
+ *   whether it was processed);
+ * - `down`: the whole provider stops listening (connections are refused; nothing was sent);
+ * - `error500`, and `rate_limited`: 429 with `Retry-After: 120` and `{"error":"slow_down"}`;
+ * - `slow`: held for the given time before it reaches the provider, dropped if the client gave up
+ *   meanwhile (a hung front end);
+ * - `answer_lost`: processed by the provider (a refresh token is rotated), but the answer never
+ *   comes back: the connection is held, then dropped after the given time.
+ */
+export type OidcFault = 'none' | 'refuse' | 'down' | 'error500' | 'slow' | 'rate_limited' | 'answer_lost';
 
 export interface OidcFixture {
   readonly issuer: string;
@@ -57,10 +67,32 @@ export interface OidcFixture {
   };
   /** The clients the provider knows (the option, or DEFAULT_CLIENTS). */
   readonly clients: readonly OidcFixtureClient[];
-  /** Token-endpoint grants that reached the provider and were processed (successfully or not), and revocation calls. */
-  readonly counts: { authorization_code: number; refresh_token: number; revocation: number };
-  /** Fault injection for POST /token and POST /token/revocation. Stays in effect until set back to 'none'. */
-  setTokenEndpointFault(fault: OidcFault, slowMs?: number): void;
+  /**
+   * Token-endpoint grants that reached the provider and were processed (successfully or not),
+   * revocation calls, POSTs that arrived at the token endpoint whether or not a fault stopped them
+   * (`token_requests`), and refresh tokens presented again after they were rotated
+   * (`refresh_reused`: each one revokes its whole grant, RFC 9700 §4.14.2).
+   */
+  readonly counts: {
+    authorization_code: number;
+    refresh_token: number;
+    revocation: number;
+    token_requests: number;
+    refresh_reused: number;
+  };
+  /**
+   * Fault injection for POST /token and POST /token/revocation. Stays in effect until set back to
+   * 'none'; resolves once the fault is in place (`down` and back mean closing and reopening the port).
+   */
+  setTokenEndpointFault(fault: OidcFault, slowMs?: number): Promise<void>;
+  /**
+   * A provider that misbehaves in its successful answers: every JSON body the token endpoint sends
+   * back passes through `rewrite` (e.g. `expires_in: 0`) until it is set back to undefined. The
+   * tokens themselves are still the provider's own.
+   */
+  setTokenResponseRewrite(
+    rewrite: ((body: Record<string, unknown>) => Record<string, unknown>) | undefined,
+  ): void;
   /** Browserless consent through the provider's own login and consent pages; returns the redirect to the client (not requested). */
   consent(authUrl: string, accountId?: string): Promise<URL>;
   /** Revokes every grant of an account, with all its codes, access tokens and refresh tokens. */
@@ -179,10 +211,12 @@ class MapStore {
 class MapAdapter {
   readonly #model: string;
   readonly #store: MapStore;
+  readonly #onReuse: () => void;
 
-  constructor(model: string, store: MapStore) {
+  constructor(model: string, store: MapStore, onReuse: () => void) {
     this.#model = model;
     this.#store = store;
+    this.#onReuse = onReuse;
   }
 
   #key(id: string): string {
@@ -210,6 +244,8 @@ class MapAdapter {
 
   async find(id: string): Promise<Payload | undefined> {
     const payload = this.#store.get(this.#key(id));
+    // A rotated refresh token looked up again: the provider is about to detect its reuse.
+    if (this.#model === 'RefreshToken' && payload?.consumed !== undefined) this.#onReuse();
     return payload === undefined ? undefined : structuredClone(payload);
   }
 
@@ -398,6 +434,25 @@ function escapeHtml(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
+/** Passes the JSON body of `res` through `rewrite` when it is sent (koa sends it in one `end`). */
+function rewriteBody(
+  res: ServerResponse,
+  rewrite: (body: Record<string, unknown>) => Record<string, unknown>,
+) {
+  const end = res.end.bind(res) as (chunk?: unknown) => ServerResponse;
+  res.end = ((chunk?: unknown) => {
+    if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk)) return end(chunk);
+    let text = String(chunk);
+    try {
+      text = JSON.stringify(rewrite(JSON.parse(text) as Record<string, unknown>));
+    } catch {
+      // Not JSON: sent as it is.
+    }
+    if (!res.headersSent) res.setHeader('content-length', Buffer.byteLength(text));
+    return end(text);
+  }) as typeof res.end;
+}
+
 function sameEndpoint(a: URL, b: URL): boolean {
   return a.origin === b.origin && a.pathname === b.pathname;
 }
@@ -431,8 +486,15 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
   const store = new MapStore();
   /** accountId → extra claims for its JWT access tokens (issueUserToken). */
   const extraClaims = new Map<string, Record<string, unknown>>();
-  const counts = { authorization_code: 0, refresh_token: 0, revocation: 0 };
+  const counts = {
+    authorization_code: 0,
+    refresh_token: 0,
+    revocation: 0,
+    token_requests: 0,
+    refresh_reused: 0,
+  };
   let fault: OidcFault = 'none';
+  let rewriteAnswer: ((body: Record<string, unknown>) => Record<string, unknown>) | undefined;
   let slowMs = DEFAULT_SLOW_MS;
   let closed = false;
   const sockets = new Set<Socket>();
@@ -468,7 +530,10 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     server,
     () =>
       new Provider(issuer, {
-        adapter: (model: string) => new MapAdapter(model, store),
+        adapter: (model: string) =>
+          new MapAdapter(model, store, () => {
+            counts.refresh_reused += 1;
+          }),
         clients: clients.map((client) => ({
           ...client,
           grant_types: ['authorization_code', 'refresh_token'],
@@ -568,7 +633,8 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     revocation: provider.urlFor('revocation'),
     userinfo: provider.urlFor('userinfo'),
   };
-  const faultPaths = new Set([new URL(endpoints.token).pathname, new URL(endpoints.revocation).pathname]);
+  const tokenPath = new URL(endpoints.token).pathname;
+  const faultPaths = new Set([tokenPath, new URL(endpoints.revocation).pathname]);
   const callback = provider.callback();
 
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
@@ -588,11 +654,29 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
 
   handle = (req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://fixture.invalid').pathname;
-    if (req.method !== 'POST' || !faultPaths.has(pathname) || fault === 'none') {
+    if (req.method === 'POST' && pathname === tokenPath) {
+      counts.token_requests += 1;
+      if (rewriteAnswer !== undefined) rewriteBody(res, rewriteAnswer);
+    }
+    if (req.method !== 'POST' || !faultPaths.has(pathname) || fault === 'none' || fault === 'down') {
       dispatch(req, res);
       return;
     }
     switch (fault) {
+      case 'answer_lost': {
+        // The provider processes the request; what it writes back goes nowhere.
+        const swallow = new ServerResponse(req);
+        swallow.assignSocket(new Socket());
+        swallow.write = () => true;
+        swallow.end = () => swallow;
+        const timer = setTimeout(() => {
+          slowTimers.delete(timer);
+          req.socket.destroy();
+        }, slowMs);
+        slowTimers.add(timer);
+        dispatch(req, swallow);
+        return;
+      }
       case 'refuse':
         req.socket.destroy();
         return;
@@ -760,9 +844,28 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     endpoints,
     clients,
     counts,
-    setTokenEndpointFault(next: OidcFault, ms: number = DEFAULT_SLOW_MS): void {
+    setTokenResponseRewrite(rewrite) {
+      rewriteAnswer = rewrite;
+    },
+    async setTokenEndpointFault(next: OidcFault, ms: number = DEFAULT_SLOW_MS): Promise<void> {
+      const wasDown = fault === 'down';
       fault = next;
       slowMs = ms;
+      if (next === 'down' && !wasDown) {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+          for (const socket of sockets) socket.destroy();
+        });
+      } else if (next !== 'down' && wasDown && !closed) {
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(port, '127.0.0.1', () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+      }
     },
     consent,
     revokeAllGrants,

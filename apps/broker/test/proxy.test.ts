@@ -429,7 +429,7 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     assert.equal(retried.status, 200, await retried.clone().text());
     assert.equal(s.idp.counts.refresh_token, before + 1, 'one refresh');
 
-    s.clock += 5_000; // past the broker's stampede damper, so the next forced refresh reaches the provider
+    s.clock += 31_000; // past the broker's floor between forced refreshes (30 s), so the next one reaches the provider
     upstream.rejectNext('oauth2', 2);
     const refused = await proxy('/tb-oauth2/me', { connection: connections.oauth2 });
     assert.equal(refused.status, 401, 'the upstream answer, after exactly one retry');
@@ -642,7 +642,7 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     });
     assert.equal(refused.status, 502);
     const before = s.idp.counts.refresh_token;
-    s.clock += 5_000;
+    s.clock += 31_000; // past the floor between forced refreshes of one connection
     upstream.rejectNext('oauth2', 1);
     const retried = await call('/tb-oauth2/me', {
       'x-api-key': s.broker.adminKey,

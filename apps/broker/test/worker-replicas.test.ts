@@ -14,7 +14,11 @@ import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 const PG_ONLY =
   DIALECT !== 'postgres' && 'multi-replica coordination is PostgreSQL-only: runs in `npm run test:pg`';
 
-/** Access tokens last this long; the test broker schedules the first refresh 5–10 s after issue. */
+/**
+ * Access tokens last this long. Their first refresh would fall due after half of it (decision
+ * 0012); each test makes its connections due itself (`makeDue`), the way a burst of expiring
+ * tokens arrives.
+ */
 const TTL_S = 150;
 
 interface Setup {
@@ -25,9 +29,7 @@ interface Setup {
 
 async function setUp(): Promise<Setup> {
   const idp = await startOidcProvider({ clients, accessTokenTtlSeconds: TTL_S });
-  const broker = await startBroker({
-    env: { NEXUS_REFRESH_MARGIN_SECONDS: String(TTL_S - 10), NEXUS_REFRESH_JITTER_SECONDS: '5' },
-  });
+  const broker = await startBroker();
   const res = await broker.request({
     method: 'POST',
     url: '/providers',
@@ -84,6 +86,17 @@ async function connect(setup: Setup, workspace: string): Promise<string> {
 }
 
 const db = (setup: Setup) => setup.broker.container.db.kysely;
+
+/** Makes the connections due for refresh, spread evenly over the next `spreadMs`. */
+async function makeDue(setup: Setup, ids: readonly string[], spreadMs: number): Promise<void> {
+  const start = Date.now();
+  for (const [i, id] of ids.entries())
+    await db(setup)
+      .updateTable('connections')
+      .set({ refresh_due_at: start + Math.floor((i * spreadMs) / ids.length) })
+      .where('id', '=', id)
+      .execute();
+}
 
 async function refreshedCount(setup: Setup, ids: readonly string[]): Promise<number> {
   const row = await db(setup)
@@ -151,6 +164,7 @@ describe('refresh worker on several replicas', { skip: PG_ONLY }, () => {
     const base = setup.idp.counts.refresh_token;
     const ids: string[] = [];
     for (let i = 0; i < 200; i++) ids.push(await connect(setup, `replica-user-${i}`));
+    await makeDue(setup, ids, 10_000);
     await waitFor(
       'every connection refreshed',
       async () => (await refreshedCount(setup, ids)) === 200,
@@ -184,6 +198,7 @@ describe('a worker killed in the middle of a batch', { skip: PG_ONLY }, () => {
     const s = setup;
     const ids: string[] = [];
     for (let i = 0; i < 30; i++) ids.push(await connect(s, `killed-${i}`));
+    await makeDue(s, ids, 0);
     // Token requests are held 20 s before reaching the provider: the doomed worker's never arrive.
     s.idp.setTokenEndpointFault('slow', 20_000);
     const base = s.idp.counts.refresh_token;
@@ -217,5 +232,61 @@ describe('a worker killed in the middle of a batch', { skip: PG_ONLY }, () => {
     assert.deepEqual([...new Set(perConnection.values())], [1]);
     for (const id of leased) assert.equal(perConnection.get(id), 1, `${id}, leased by the killed worker`);
     assert.deepEqual(await statuses(s, ids), { active: 30 });
+  });
+});
+
+describe('a worker starved of CPU in the middle of a refresh', { skip: PG_ONLY }, () => {
+  let setup: Setup | undefined;
+  afterEach(async () => {
+    await tearDown(setup);
+    setup = undefined;
+  });
+
+  it('keeps its lease past the lease time while its call is in flight: nobody else spends the token (decision 0012)', async () => {
+    setup = await setUp();
+    const s = setup;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push(await connect(s, `starved-${i}`));
+    const leaseEnv = { NEXUS_UPSTREAM_TIMEOUT_SECONDS: '8', NEXUS_REFRESH_LEASE_SECONDS: '10' };
+    // Held 3 s, then processed: the provider rotates the token while the worker is stopped.
+    await s.idp.setTokenEndpointFault('slow', 3_000);
+    const base = { ...s.idp.counts };
+    const starved = await startWorker(s, leaseEnv);
+    await makeDue(s, ids, 0);
+    await waitFor(
+      'the first worker to call the provider for every connection',
+      async () => {
+        const rows = await db(s)
+          .selectFrom('connections')
+          .select('id')
+          .where('id', 'in', ids)
+          .where('refresh_started_at', 'is not', null)
+          .execute();
+        return rows.length === ids.length;
+      },
+      20_000,
+    );
+    starved.kill('SIGSTOP');
+    const other = await startWorker(s, leaseEnv);
+    // Longer than the lease (10 s), shorter than the lease and its grace for a call in flight.
+    await new Promise((r) => setTimeout(r, 13_000));
+    assert.equal(await refreshedCount(s, ids), 0, 'the other worker did not take the leases over');
+    starved.kill('SIGCONT');
+    await s.idp.setTokenEndpointFault('none');
+    await waitFor('every connection refreshed', async () => (await refreshedCount(s, ids)) === 3, 30_000);
+    assert.equal(
+      s.idp.counts.refresh_token - base.refresh_token,
+      3,
+      'one token-endpoint call per connection',
+    );
+    assert.equal(s.idp.counts.refresh_reused, base.refresh_reused, 'no refresh token presented twice');
+    await waitFor(
+      'every refresh audited',
+      async () => (await refreshAudit(s, ids)).perConnection.size === 3,
+      10_000,
+    );
+    assert.deepEqual([...new Set((await refreshAudit(s, ids)).perConnection.values())], [1]);
+    assert.deepEqual(await statuses(s, ids), { active: 3 });
+    assert.ok(!other.exited);
   });
 });

@@ -218,6 +218,10 @@ export function createConnectionsService(deps: {
 
     narrowedToken: refresher.narrowedToken,
     refreshClaimed: refresher.refreshClaimed,
+    /** A fresh lease id (the fencing token) for a worker's claim. */
+    newLeaseId: refresher.newLeaseId,
+    /** How long refresh leases last, and the grace after one whose call was in flight. */
+    lease: refresher.lease,
 
     /**
      * `GET /v1/token/{id}`: the usable credential, refreshed first when it is about to expire.

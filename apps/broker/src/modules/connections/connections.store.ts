@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import { type Expression, type ExpressionBuilder, type SqlBool, sql, type Transaction } from 'kysely';
 import type { Database } from '../../db/client.ts';
 import { coalescedReads } from '../../db/coalesce.ts';
 import type { ConnectionsTable, DB } from '../../db/schema.ts';
@@ -12,8 +12,49 @@ export interface ConnectionWithProvider extends ConnectionsTable {
   provider_deleted_at: number | null;
 }
 
-export function createConnectionsStore(db: Database) {
+/**
+ * How long a refresh lease lasts, and how much longer a lease whose holder had a provider call in
+ * flight is left alone after it ran out (the holder may be slow rather than dead: its answer may
+ * still arrive, and taking over would spend the refresh token a second time).
+ */
+export interface LeaseTimes {
+  readonly leaseMs: number;
+  readonly graceMs: number;
+}
+
+export function createConnectionsStore(
+  db: Database,
+  options: {
+    /**
+     * The refresh lease (`NEXUS_REFRESH_LEASE_SECONDS`): maintenance that takes a connection's
+     * lease (`holdLease`) leaves a refresher's lease with a call in flight alone for as long as the
+     * refresher would, whatever its own lease.
+     */
+    refreshLeaseMs?: number;
+  } = {},
+) {
   const k = db.kysely;
+  const refreshGraceMs = options.refreshLeaseMs ?? 45_000;
+  /*
+   * Leases are timed by the database's clock, never the replicas' own: two brokers whose clocks
+   * differ by seconds must still agree on whether a lease has run out.
+   */
+  const dbNow =
+    db.dialect === 'postgres'
+      ? sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::bigint`
+      : sql<number>`CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)`;
+  /** The lease is free: never taken, or run out (plus `graceMs` when a provider call was in flight). */
+  const leaseFree =
+    (graceMs: number) =>
+    (eb: ExpressionBuilder<DB, 'connections'>): Expression<SqlBool> =>
+      eb.or([
+        eb('refresh_lease_until', 'is', null),
+        eb(
+          'refresh_lease_until',
+          '<',
+          sql<number>`CASE WHEN refresh_started_at IS NULL THEN ${dbNow} ELSE ${dbNow} - ${graceMs} END`,
+        ),
+      ]);
   const withProvider = () =>
     k
       .selectFrom('connections')
@@ -137,31 +178,61 @@ export function createConnectionsStore(db: Database) {
      * Takes the refresh lease of an active connection unless another holder's lease is still
      * running. This is the cross-process single-flight: only the holder calls the provider.
      * Taking the lease does not change `version`, so waiters see the refresh complete by it.
+     * `leaseId` is unique to this lease (fencing: only its holder may write the outcome).
      */
-    async acquireLease(
-      id: string,
-      owner: string,
-      version: number,
-      now: number,
-      leaseMs: number,
-    ): Promise<boolean> {
+    async acquireLease(id: string, leaseId: string, version: number, lease: LeaseTimes): Promise<boolean> {
       const result = await k
         .updateTable('connections')
-        .set({ refresh_lease_owner: owner, refresh_lease_until: now + leaseMs })
+        .set({ refresh_lease_owner: leaseId, refresh_lease_until: sql<number>`${dbNow} + ${lease.leaseMs}` })
         .where('id', '=', id)
         .where('status', '=', 'active')
         // The version we read: a refresh that completed since then changes it, and we must not
         // spend the refresh token we hold (a rotating provider would revoke the whole grant).
         .where('version', '=', version)
-        .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<', now)]))
+        .where(leaseFree(lease.graceMs))
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
 
-    /** Writes a refresh result (or a new status) and releases the lease, if we still hold it. */
+    /**
+     * Records, under the lease, that a provider call spending the stored refresh token starts now
+     * (unless an earlier one's outcome is still unknown), and extends the lease from now. False when the lease is no longer ours: do not call.
+     */
+    async markInFlight(id: string, leaseId: string, leaseMs: number): Promise<boolean> {
+      const result = await k
+        .updateTable('connections')
+        .set({
+          // An earlier call whose outcome is still unknown keeps its time.
+          refresh_started_at: sql<number>`COALESCE(refresh_started_at, ${dbNow})`,
+          refresh_lease_until: sql<number>`${dbNow} + ${leaseMs}`,
+        })
+        .where('id', '=', id)
+        .where('refresh_lease_owner', '=', leaseId)
+        // Revoked (or superseded) meanwhile: nothing may be spent for it any more.
+        .where('status', '=', 'active')
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** Extends a lease still held (the holder's heartbeat while its provider call runs). */
+    async renewLease(id: string, leaseId: string, leaseMs: number): Promise<boolean> {
+      const result = await k
+        .updateTable('connections')
+        .set({ refresh_lease_until: sql<number>`${dbNow} + ${leaseMs}` })
+        .where('id', '=', id)
+        .where('refresh_lease_owner', '=', leaseId)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /**
+     * Writes a refresh result (or a new status) and releases the lease, if we still hold it: a
+     * holder whose lease was taken over writes nothing (fencing). The outcome is known, so the
+     * in-flight mark is cleared.
+     */
     async completeLease(
       id: string,
-      owner: string,
+      leaseId: string,
       to: ConnectionStatus,
       set: Partial<ConnectionsTable>,
       now: number,
@@ -169,6 +240,8 @@ export function createConnectionsStore(db: Database) {
       const result = await k
         .updateTable('connections')
         .set((eb) => ({
+          refresh_started_at: null,
+          refresh_attempted_at: now,
           ...set,
           status: to,
           refresh_lease_owner: null,
@@ -177,22 +250,28 @@ export function createConnectionsStore(db: Database) {
           version: eb('version', '+', 1),
         }))
         .where('id', '=', id)
-        .where('refresh_lease_owner', '=', owner)
+        .where('refresh_lease_owner', '=', leaseId)
         .where('status', 'in', allowedFrom(to))
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
 
     /**
-     * Releases the lease after a transient upstream failure: the credentials and status stay, the
-     * failure is counted and the next attempt scheduled (`retryAt`, or unchanged when undefined).
+     * Releases the lease after a failed attempt: the credentials and status stay, the failure is
+     * counted and the next attempt scheduled (`retryAt`, or nothing counted when undefined).
+     * The in-flight mark stays unless `clearInFlight`: only an attempt that set it, and whose call
+     * provably was not processed (never sent, or answered with an error), may clear it. `version`
+     * moves, so a reader that decided to refresh before this attempt ended decides again (and
+     * sees the backoff) instead of calling at once. `countAttempt: false` leaves the floor between
+     * refresh attempts alone (a down-scoping call is not a refresh of the connection's token).
      */
     async releaseLease(
       id: string,
-      owner: string,
+      leaseId: string,
       lastError: string,
       now: number,
       retryAt?: number,
+      options: { clearInFlight?: boolean; countAttempt?: boolean } = {},
     ): Promise<void> {
       await k
         .updateTable('connections')
@@ -200,7 +279,10 @@ export function createConnectionsStore(db: Database) {
           refresh_lease_owner: null,
           refresh_lease_until: null,
           last_error: lastError,
+          ...(options.countAttempt === false ? {} : { refresh_attempted_at: now }),
           updated_at: now,
+          version: eb('version', '+', 1),
+          ...(options.clearInFlight ? { refresh_started_at: null } : {}),
           ...(retryAt === undefined
             ? {}
             : {
@@ -210,7 +292,7 @@ export function createConnectionsStore(db: Database) {
               }),
         }))
         .where('id', '=', id)
-        .where('refresh_lease_owner', '=', owner)
+        .where('refresh_lease_owner', '=', leaseId)
         .execute();
     },
 
@@ -219,23 +301,23 @@ export function createConnectionsStore(db: Database) {
      * maintenance that rewrites the credentials (a rewrap of the secret-backend copy) excludes
      * refreshes this way, and gives the lease back with `dropLease`.
      */
-    async holdLease(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    async holdLease(id: string, owner: string, leaseMs: number): Promise<boolean> {
       const result = await k
         .updateTable('connections')
-        .set({ refresh_lease_owner: owner, refresh_lease_until: now + leaseMs })
+        .set({ refresh_lease_owner: owner, refresh_lease_until: sql<number>`${dbNow} + ${leaseMs}` })
         .where('id', '=', id)
-        .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<', now)]))
+        .where(leaseFree(refreshGraceMs))
         .executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
 
-    /** Gives a claimed lease back untouched (the worker claimed more than it may run now). */
-    async dropLease(id: string, owner: string): Promise<void> {
+    /** Gives a lease back untouched (the worker claimed more than it may run now, or nothing was called). */
+    async dropLease(id: string, leaseId: string): Promise<void> {
       await k
         .updateTable('connections')
         .set({ refresh_lease_owner: null, refresh_lease_until: null })
         .where('id', '=', id)
-        .where('refresh_lease_owner', '=', owner)
+        .where('refresh_lease_owner', '=', leaseId)
         .execute();
     },
 
@@ -245,15 +327,15 @@ export function createConnectionsStore(db: Database) {
     },
 
     /**
-     * The worker's claim: the earliest due active connections whose lease is free or expired, leased
-     * to `owner` in one short transaction. On PostgreSQL the rows are locked with
+     * The worker's claim: the earliest due active connections whose lease is free, leased under
+     * `leaseId` in one short transaction. On PostgreSQL the rows are locked with
      * `FOR UPDATE SKIP LOCKED`, so replicas claiming at the same time take disjoint sets.
      * `tookOver` marks a lease that had expired in another holder's hands (a crashed replica).
      */
     async claimDue(
-      owner: string,
+      leaseId: string,
       now: number,
-      leaseMs: number,
+      lease: LeaseTimes,
       limit: number,
       skipProviders: readonly string[],
     ): Promise<{ id: string; provider_id: string; tookOver: boolean }[]> {
@@ -263,7 +345,7 @@ export function createConnectionsStore(db: Database) {
           .select(['id', 'provider_id', 'refresh_lease_owner'])
           .where('status', '=', 'active')
           .where('refresh_due_at', '<=', now)
-          .where((eb) => eb.or([eb('refresh_lease_until', 'is', null), eb('refresh_lease_until', '<', now)]))
+          .where(leaseFree(lease.graceMs))
           .orderBy('refresh_due_at')
           .limit(limit);
         if (skipProviders.length > 0) query = query.where('provider_id', 'not in', [...skipProviders]);
@@ -272,7 +354,10 @@ export function createConnectionsStore(db: Database) {
         if (due.length === 0) return [];
         await trx
           .updateTable('connections')
-          .set({ refresh_lease_owner: owner, refresh_lease_until: now + leaseMs })
+          .set({
+            refresh_lease_owner: leaseId,
+            refresh_lease_until: sql<number>`${dbNow} + ${lease.leaseMs}`,
+          })
           .where(
             'id',
             'in',

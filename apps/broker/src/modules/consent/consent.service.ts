@@ -174,6 +174,9 @@ export function createConsentService(deps: {
         refresh_due_at: null,
         refresh_failures: 0,
         failing_since: null,
+        access_issued_at: null,
+        refresh_started_at: null,
+        refresh_attempted_at: null,
       });
       let authUrl: string;
       let verifier: Uint8Array | null = null;
@@ -326,8 +329,9 @@ export function createConsentService(deps: {
         {
           credentials: sealed,
           access_expires_at: expiresAt,
+          access_issued_at: done,
           // Only a grant with a refresh token can be refreshed in the background.
-          refresh_due_at: tokens.refresh_token ? schedule.dueAt(expiresAt) : null,
+          refresh_due_at: tokens.refresh_token ? schedule.dueAt(done, expiresAt) : null,
           last_refreshed_at: null,
           last_error: null,
           ...(tokens.scope ? { scopes: JSON.stringify(tokens.scope.split(' ')) } : {}),

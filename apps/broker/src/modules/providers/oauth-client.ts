@@ -25,19 +25,47 @@ export interface OAuthClient {
 const formTolerantFetch: typeof fetch = async (input, init) => {
   const response = await fetch(input, init);
   const type = response.headers.get('content-type') ?? '';
-  if (!type.includes('application/x-www-form-urlencoded')) return response;
+  if (!type.includes('application/x-www-form-urlencoded')) return errorsAsErrors(response);
   const fields = Object.fromEntries(new URLSearchParams(await response.text()));
   const body: Record<string, unknown> = { ...fields };
   if (typeof fields.expires_in === 'string' && /^\d+$/.test(fields.expires_in))
     body.expires_in = Number(fields.expires_in);
   const headers = new Headers(response.headers);
   headers.set('content-type', 'application/json');
-  return new Response(JSON.stringify(body), {
-    status: response.status,
-    statusText: response.statusText,
-    headers,
-  });
+  return errorsAsErrors(
+    new Response(JSON.stringify(body), {
+      status: response.status,
+      statusText: response.statusText,
+      headers,
+    }),
+  );
 };
+
+/**
+ * GitHub answers a refused grant with `200 {"error": "bad_refresh_token", …}`. Read as a success it
+ * would fail on the missing access token and leave the outcome unknown forever; it is an OAuth
+ * error answer (RFC 6749 §5.2), so it is passed on as a 400 that oauth4webapi reads as one.
+ */
+async function errorsAsErrors(response: Response): Promise<Response> {
+  if (!response.ok || !(response.headers.get('content-type') ?? '').includes('json')) return response;
+  const text = await response.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  const isError =
+    typeof body === 'object' &&
+    body !== null &&
+    typeof (body as { error?: unknown }).error === 'string' &&
+    (body as { access_token?: unknown }).access_token === undefined;
+  return new Response(text, {
+    status: isError ? 400 : response.status,
+    statusText: isError ? 'Bad Request' : response.statusText,
+    headers: response.headers,
+  });
+}
 
 /**
  * Builds the authorization-server metadata for a provider: from its discovery document when it

@@ -32,7 +32,8 @@ function harness(
       },
     },
     connections: {
-      owner: 'me',
+      newLeaseId: () => 'me:1',
+      lease: { leaseMs: 1000, graceMs: 1000 },
       async refreshClaimed(id): Promise<RefreshOutcome> {
         const item = queue.find((d) => d.id === id)!;
         active++;
@@ -50,7 +51,6 @@ function harness(
     },
     concurrency: options.concurrency,
     providerConcurrency: options.perProvider,
-    leaseMs: 1000,
   });
   // Finishes the oldest running refresh whenever one is waiting.
   const pump = setInterval(() => release.shift()?.(), 1);
@@ -100,7 +100,8 @@ describe('refresh worker scheduling', () => {
         dropLease: async () => {},
       },
       connections: {
-        owner: 'me',
+        newLeaseId: () => 'me:1',
+        lease: { leaseMs: 1000, graceMs: 1000 },
         refreshClaimed: async (id) => {
           if (id === 'a') throw new Error('boom');
           return 'refreshed';
@@ -108,7 +109,6 @@ describe('refresh worker scheduling', () => {
       },
       concurrency: 4,
       providerConcurrency: 4,
-      leaseMs: 1000,
       onError: (_e, id) => errors.push(id),
     });
     assert.equal(await worker.runOnce(), 2);

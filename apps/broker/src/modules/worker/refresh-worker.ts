@@ -8,12 +8,11 @@ export interface RefreshWorkerMetrics {
 
 export interface RefreshWorkerOptions {
   store: Pick<ConnectionsStore, 'claimDue' | 'dropLease'>;
-  connections: Pick<ConnectionsService, 'refreshClaimed' | 'owner'>;
+  connections: Pick<ConnectionsService, 'refreshClaimed' | 'newLeaseId' | 'lease'>;
   /** Refreshes this process runs at once. */
   concurrency: number;
   /** Of those, at most this many against one provider. */
   providerConcurrency: number;
-  leaseMs: number;
   metrics?: RefreshWorkerMetrics;
   onError?: (error: unknown, connectionId: string) => void;
   now?: () => number;
@@ -29,7 +28,6 @@ export interface RefreshWorkerOptions {
  */
 export function createRefreshWorker(options: RefreshWorkerOptions) {
   const now = options.now ?? Date.now;
-  const owner = options.connections.owner;
   const perProvider = new Map<string, number>();
   const running = new Set<Promise<void>>();
   let filling: Promise<boolean> | undefined;
@@ -40,14 +38,14 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
     return [...perProvider].filter(([, n]) => n >= options.providerConcurrency).map(([p]) => p);
   }
 
-  function launch(id: string, providerId: string): void {
+  function launch(id: string, providerId: string, leaseId: string): void {
     perProvider.set(providerId, (perProvider.get(providerId) ?? 0) + 1);
     launched++;
     const started = performance.now();
     const job = (async () => {
       let outcome: RefreshOutcome | 'error';
       try {
-        outcome = await options.connections.refreshClaimed(id);
+        outcome = await options.connections.refreshClaimed(id, leaseId);
       } catch (error) {
         outcome = 'error';
         options.onError?.(error, id);
@@ -69,17 +67,25 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
     for (;;) {
       const free = options.concurrency - running.size;
       if (free <= 0) return started;
-      const claimed = await options.store.claimDue(owner, now(), options.leaseMs, free, saturated());
+      // One lease id per claim: the fencing token of every lease it takes.
+      const leaseId = options.connections.newLeaseId();
+      const claimed = await options.store.claimDue(
+        leaseId,
+        now(),
+        options.connections.lease,
+        free,
+        saturated(),
+      );
       if (claimed.length === 0) return started;
       const takeovers = claimed.filter((c) => c.tookOver).length;
       if (takeovers > 0) options.metrics?.tookOver(takeovers);
       for (const c of claimed) {
         // A batch may hold more of one provider than its cap allows: give those back untouched.
         if ((perProvider.get(c.provider_id) ?? 0) >= options.providerConcurrency) {
-          await options.store.dropLease(c.id, owner);
+          await options.store.dropLease(c.id, leaseId);
           continue;
         }
-        launch(c.id, c.provider_id);
+        launch(c.id, c.provider_id, leaseId);
         started = true;
       }
       if (claimed.length < free) return started;
