@@ -15,7 +15,7 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -27,6 +27,7 @@ import { buildContainer } from '../apps/broker/src/container.ts';
 import { sealText } from '../apps/broker/src/crypto/envelope.ts';
 import { migrate } from '../apps/broker/src/db/migrate.ts';
 import { credentialsBinding } from '../apps/broker/src/modules/connections/connections.service.ts';
+import { postgresTicks, procTicks, TICK_MS } from './lib/proc.ts';
 
 const { values } = parseArgs({
   options: {
@@ -42,28 +43,6 @@ const replicas = Number(values.replicas ?? (values.pg ? 3 : 1));
 if (!values.pg && replicas > 1) throw new Error('SQLite is single-process: use --pg for several replicas');
 const root = join(import.meta.dirname, '..');
 const bin = join(root, 'apps', 'broker', 'bin', 'nexus.js');
-const TICK_MS = 10; // USER_HZ 100
-
-function procTicks(pid: number | string): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-function postgresTicks(): number {
-  let ticks = 0;
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    try {
-      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') ticks += procTicks(pid);
-    } catch {}
-  }
-  return ticks;
-}
-
 // A token endpoint that answers every refresh at once, rotating the refresh token.
 let tokenCalls = 0;
 const tokenServer = createServer((req, res) => {

@@ -5,21 +5,12 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './lib/services.ts';
 
 const runs = Number(process.argv[2] ?? 7);
 const bin = join(import.meta.dirname, '..', 'apps', 'broker', 'bin', 'nexus.js');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function once(dataDir: string, cacheDir: string): Promise<{ readyMs: number; rssMb: number }> {
   const port = await freePort();
