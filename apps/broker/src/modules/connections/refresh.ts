@@ -396,8 +396,13 @@ export function createRefresher(c: {
    * lease. The row is read again under the lease: it holds the credentials to spend and whether an
    * earlier call's outcome is unknown (`refresh_started_at` left set).
    */
-  async function refreshUpstream(id: string, leaseId: string): Promise<void> {
-    const row = await store.find(id);
+  async function refreshUpstream(
+    id: string,
+    leaseId: string,
+    leased?: ConnectionWithProvider,
+  ): Promise<void> {
+    // The worker's claim read the row under the lease already; a reader's row predates its lease.
+    const row = leased ?? (await store.find(id));
     if (row === undefined || row.refresh_lease_owner !== leaseId) {
       if (row !== undefined) await store.dropLease(id, leaseId);
       throw errorFrom(connectionErrors, 'refresh_in_progress', { detail: `lost the refresh lease of ${id}` });
@@ -708,7 +713,7 @@ export function createRefresher(c: {
       return 'skipped';
     }
     try {
-      await refreshUpstream(id, leaseId);
+      await refreshUpstream(id, leaseId, row);
       return 'refreshed';
     } catch (error) {
       if (error instanceof NexusError && error.code === 'attention_required') return 'attention_required';
