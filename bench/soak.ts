@@ -365,7 +365,10 @@ async function run(): Promise<Summary> {
   try {
     auditChain = JSON.parse(verify.stdout.trim().split('\n').at(-1) ?? '') as AuditChain;
   } catch {
-    auditChain = { ok: false, reason: `exit ${verify.code}: ${verify.stdout.slice(0, 300)}` };
+    auditChain = {
+      ok: false,
+      reason: `exit ${verify.code}: ${verify.stdout.slice(0, 300)} ${verify.stderr.slice(-600)}`,
+    };
   }
   return summarize({
     config: {

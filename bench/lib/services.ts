@@ -145,15 +145,15 @@ export function runNexus(
   args: string[],
   env: Record<string, string>,
   timeoutMs = 300_000,
-): Promise<{ code: number; stdout: string }> {
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [nexusBin, ...args],
       { cwd: repoRoot, env, timeout: timeoutMs, maxBuffer: 16 * 2 ** 20 },
-      (error, stdout) => {
+      (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, stdout });
+        resolve({ code, stdout, stderr });
       },
     );
   });

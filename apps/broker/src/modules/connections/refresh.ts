@@ -488,7 +488,7 @@ export function createRefresher(c: {
         now(),
       );
       if (!stored) {
-        await discardBackendCopyOfRevoked(row.id);
+        await discarded(row.id);
         throw errorFrom(connectionErrors, 'refresh_in_progress', {
           detail: `the refresh lease of ${row.id} was taken over, or the connection revoked; the tokens of this refresh were not kept`,
         });
@@ -517,15 +517,25 @@ export function createRefresher(c: {
   }
 
   /**
-   * A refresh that could not store its outcome because the connection was revoked (or superseded)
-   * meanwhile: with TOKEN_STORE=secret-backend it wrote the new tokens to the backend before
-   * finding out, after revocation had deleted the copy. That copy goes too.
+   * A refresh whose outcome could not be stored: the connection was revoked (or superseded)
+   * meanwhile, or the lease taken over. The provider did answer, so the audit says so. With
+   * TOKEN_STORE=secret-backend the new tokens were written to the backend before finding out; for
+   * a revoked connection (whose copy revocation deleted) that copy goes too.
    */
-  async function discardBackendCopyOfRevoked(id: string): Promise<void> {
-    if (c.credentials.mode !== 'secret-backend') return;
+  async function discarded(id: string): Promise<void> {
     const current = await store.find(id);
-    if (current !== undefined && current.status !== 'active' && current.status !== 'pending')
-      await c.credentials.remove(id).catch(() => {});
+    const revoked = current === undefined || (current.status !== 'active' && current.status !== 'pending');
+    if (revoked && c.credentials.mode === 'secret-backend') await c.credentials.remove(id).catch(() => {});
+    await audit.record(
+      { actor: 'system:refresh' },
+      {
+        action: 'connection.refresh_discarded',
+        resourceType: 'connection',
+        resourceId: id,
+        outcome: 'failure',
+        details: { reason: revoked ? 'connection_not_active' : 'lease_taken_over', replica: owner },
+      },
+    );
   }
 
   /**
@@ -683,7 +693,7 @@ export function createRefresher(c: {
     );
     // Lost the lease meanwhile: the rotated refresh token could not be kept; hand out nothing.
     if (!kept) {
-      await discardBackendCopyOfRevoked(id);
+      await discarded(id);
       return null;
     }
     const granted = (tokens.scope ?? scopes.join(' ')).split(' ').filter((x) => x !== '');
