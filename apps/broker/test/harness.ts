@@ -82,9 +82,14 @@ export async function startBroker(
     now?: () => number;
     /** The listeners of a role (split mode); default one server with every route. */
     listeners?: Parameters<typeof buildApp>[2];
+    /**
+     * Another broker's database (with its keys in `env`): a second broker in another mode on the
+     * same rows. Dropped by the broker that created it, not by this one.
+     */
+    database?: TestDatabase;
   } = {},
 ): Promise<TestBroker> {
-  const db = await createTestDatabase();
+  const db = options.database ?? (await createTestDatabase());
   const adminKey = `test-admin-key-${randomBytes(16).toString('hex')}`;
   const env: Record<string, string> = {
     NEXUS_ENV: 'test',
@@ -131,7 +136,7 @@ export async function startBroker(
     async close() {
       await app.close();
       await container.close();
-      await db.drop();
+      if (options.database === undefined) await db.drop();
     },
   };
 }

@@ -1,4 +1,5 @@
 import * as oauth from 'oauth4webapi';
+import { type EndpointRules, endpointProblem } from '../../egress/endpoint-rules.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { providerErrors } from './providers.errors.ts';
 
@@ -23,13 +24,42 @@ const TIMEOUT_MS = 10_000;
 const FAILURE_TTL_MS = 15_000;
 
 /**
+ * The endpoints of a document the broker calls. The document comes from the identity provider,
+ * not from the operator, and is read again after every TTL: each is held to the rules of a URL the
+ * operator typed (egress/endpoint-rules.ts), and the egress guard checks it again when called.
+ */
+const CALLED_ENDPOINTS = ['token_endpoint', 'jwks_uri', 'revocation_endpoint', 'userinfo_endpoint'] as const;
+
+/** The first endpoint of `as` that the rules refuse, as "field: problem". */
+function refusedEndpoint(as: oauth.AuthorizationServer, rules: EndpointRules): string | undefined {
+  for (const field of CALLED_ENDPOINTS) {
+    const value = as[field];
+    if (value === undefined) continue;
+    let url: URL;
+    try {
+      url = new URL(String(value));
+    } catch {
+      return `${field}: must be an absolute URL`;
+    }
+    const problem = endpointProblem(url, rules);
+    if (problem !== undefined) return `${field}: ${problem}`;
+  }
+  return undefined;
+}
+
+/**
  * Fetches and validates OpenID discovery documents (OIDC Discovery 1.0 §4) with oauth4webapi,
  * which checks that the document's `issuer` equals the one asked for (§4.3). Successful results
- * are cached for the configured TTL.
+ * are cached for the configured TTL. The document is fetched through the egress guard (`fetch`),
+ * and the endpoints it names must pass `rules`, or the whole document is refused.
  */
 export function createDiscovery(deps: {
   ttlSeconds: number;
   allowInsecure: (url: URL) => boolean;
+  /** The egress guard for identity-provider endpoints (egress/guarded-fetch.ts). */
+  fetch: typeof fetch;
+  /** What an endpoint the document names may be (egress/endpoint-rules.ts). */
+  rules: EndpointRules;
   now?: () => number;
 }) {
   const now = deps.now ?? Date.now;
@@ -44,6 +74,7 @@ export function createDiscovery(deps: {
         algorithm: 'oidc',
         signal: AbortSignal.timeout(TIMEOUT_MS),
         [oauth.allowInsecureRequests]: deps.allowInsecure(url),
+        [oauth.customFetch]: deps.fetch,
       });
       as = await oauth.processDiscoveryResponse(url, response);
     } catch (cause) {
@@ -57,6 +88,13 @@ export function createDiscovery(deps: {
     if (typeof as.authorization_endpoint !== 'string' || typeof as.token_endpoint !== 'string') {
       throw errorFrom(providerErrors, 'discovery_failed', {
         message: `The discovery document of ${issuer} has no authorization_endpoint or token_endpoint.`,
+      });
+    }
+    const refused = refusedEndpoint(as, deps.rules);
+    if (refused !== undefined) {
+      throw errorFrom(providerErrors, 'discovery_failed', {
+        message: `The discovery document of ${issuer} is refused: ${refused}.`,
+        detail: refused,
       });
     }
     return {

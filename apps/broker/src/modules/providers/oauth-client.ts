@@ -20,26 +20,29 @@ export interface OAuthClient {
 /**
  * Some providers (GitHub without `Accept: application/json`, older Salesforce setups) answer the
  * token endpoint with `application/x-www-form-urlencoded`. oauth4webapi reads JSON only, so such
- * bodies are re-encoded as JSON here; numeric `expires_in` is restored.
+ * bodies are re-encoded as JSON here; numeric `expires_in` is restored. Requests go through
+ * `send`: the egress guard (egress/guarded-fetch.ts), never the global fetch.
  */
-const formTolerantFetch: typeof fetch = async (input, init) => {
-  const response = await fetch(input, init);
-  const type = response.headers.get('content-type') ?? '';
-  if (!type.includes('application/x-www-form-urlencoded')) return errorsAsErrors(response);
-  const fields = Object.fromEntries(new URLSearchParams(await response.text()));
-  const body: Record<string, unknown> = { ...fields };
-  if (typeof fields.expires_in === 'string' && /^\d+$/.test(fields.expires_in))
-    body.expires_in = Number(fields.expires_in);
-  const headers = new Headers(response.headers);
-  headers.set('content-type', 'application/json');
-  return errorsAsErrors(
-    new Response(JSON.stringify(body), {
-      status: response.status,
-      statusText: response.statusText,
-      headers,
-    }),
-  );
-};
+const formTolerant =
+  (send: typeof fetch): typeof fetch =>
+  async (input, init) => {
+    const response = await send(input, init);
+    const type = response.headers.get('content-type') ?? '';
+    if (!type.includes('application/x-www-form-urlencoded')) return errorsAsErrors(response);
+    const fields = Object.fromEntries(new URLSearchParams(await response.text()));
+    const body: Record<string, unknown> = { ...fields };
+    if (typeof fields.expires_in === 'string' && /^\d+$/.test(fields.expires_in))
+      body.expires_in = Number(fields.expires_in);
+    const headers = new Headers(response.headers);
+    headers.set('content-type', 'application/json');
+    return errorsAsErrors(
+      new Response(JSON.stringify(body), {
+        status: response.status,
+        statusText: response.statusText,
+        headers,
+      }),
+    );
+  };
 
 /**
  * GitHub answers a refused grant with `200 {"error": "bad_refresh_token", …}`. Read as a success it
@@ -77,7 +80,16 @@ async function errorsAsErrors(response: Response): Promise<Response> {
 export async function oauthClientFor(
   profile: StoredProfile,
   clientSecret: string | undefined,
-  deps: { discovery: Pick<Discovery, 'get'>; allowInsecure: (url: URL) => boolean; timeoutMs: number },
+  deps: {
+    discovery: Pick<Discovery, 'get'>;
+    allowInsecure: (url: URL) => boolean;
+    timeoutMs: number;
+    /**
+     * The egress guard for identity-provider endpoints: every token, revocation and key-set request
+     * (including the refresh's, which wraps this one) is resolved, checked and pinned.
+     */
+    fetch: typeof fetch;
+  },
 ): Promise<OAuthClient> {
   let as: oauth.AuthorizationServer;
   if (profile.enable_discovery && profile.issuer) {
@@ -98,6 +110,7 @@ export async function oauthClientFor(
   if (typeof revocation === 'string') as = { ...as, revocation_endpoint: revocation };
   const auth = clientAuthFor(profile, clientSecret ?? '', as);
   const insecure = deps.allowInsecure(new URL(as.token_endpoint ?? as.issuer));
+  const send = formTolerant(deps.fetch);
   return {
     as,
     client: { client_id: profile.client_id! },
@@ -105,7 +118,7 @@ export async function oauthClientFor(
     requestOptions: () => ({
       signal: AbortSignal.timeout(deps.timeoutMs),
       [oauth.allowInsecureRequests]: insecure,
-      [oauth.customFetch]: formTolerantFetch,
+      [oauth.customFetch]: send,
       headers: { accept: 'application/json' },
     }),
   };

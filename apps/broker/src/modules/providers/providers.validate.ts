@@ -1,3 +1,4 @@
+import { addressProblem } from '../../egress/endpoint-rules.ts';
 import { defaultCredentialFields, strategyFor } from '../strategies/strategy.ts';
 import type { AuthType, StoredProfile } from './providers.schemas.ts';
 import { PROBE_KEYS, PROBE_METHODS } from './validation-probe.ts';
@@ -76,13 +77,26 @@ export interface ValidationOptions {
   readonly allowLoopbackHttp: boolean;
   /** Whether a client secret will exist after this write (given now or already stored). */
   readonly hasClientSecret: boolean;
+  /**
+   * `NEXUS_EGRESS_ALLOWED_CIDRS`: special-purpose ranges a URL the broker calls may name as a
+   * literal address. Without it, no special-purpose literal is accepted (loopback outside production
+   * excepted).
+   */
+  readonly egressAllowedCidrs?: readonly string[] | undefined;
 }
 
+/**
+ * A provider URL: absolute, https (plain http only for loopback outside production), without
+ * credentials or fragment. A URL the broker itself calls (`called`: every one but `auth_url`, which
+ * only the user's browser opens) may not name a special-purpose address (egress/endpoint-rules.ts);
+ * the egress guard checks it again, after DNS resolution, whenever it is called.
+ */
 function checkUrl(
   problems: Problem[],
   path: string,
   value: string | undefined,
   options: ValidationOptions,
+  called = true,
 ): void {
   if (value === undefined) return;
   let url: URL;
@@ -94,14 +108,24 @@ function checkUrl(
   }
   if (url.username || url.password) problems.push({ path, message: 'must not contain credentials' });
   if (url.hash) problems.push({ path, message: 'must not contain a fragment' });
-  if (url.protocol === 'https:') return;
-  if (url.protocol === 'http:' && options.allowLoopbackHttp && LOOPBACK.test(url.hostname)) return;
-  problems.push({
-    path,
-    message: options.allowLoopbackHttp
-      ? 'must use https (http is allowed only for localhost in development)'
-      : 'must use https',
+  const secure =
+    url.protocol === 'https:' ||
+    (url.protocol === 'http:' && options.allowLoopbackHttp && LOOPBACK.test(url.hostname));
+  if (!secure) {
+    problems.push({
+      path,
+      message: options.allowLoopbackHttp
+        ? 'must use https (http is allowed only for localhost in development)'
+        : 'must use https',
+    });
+    return;
+  }
+  if (!called) return;
+  const problem = addressProblem(url, {
+    allowLoopback: options.allowLoopbackHttp,
+    allowCidrs: options.egressAllowedCidrs ?? [],
   });
+  if (problem !== undefined) problems.push({ path, message: problem });
 }
 
 function checkStrategy(problems: Problem[], authType: AuthType, strategy: unknown): void {
@@ -329,7 +353,9 @@ function checkValidation(problems: Problem[], profile: StoredProfile, options: V
 /** Rules that depend on `auth_type` and on several fields at once; the zod schema did the rest. */
 export function validateProfile(profile: StoredProfile, options: ValidationOptions): Problem[] {
   const problems: Problem[] = [];
-  for (const field of ['auth_url', 'token_url', 'issuer', 'api_base_url', 'user_info_endpoint'] as const) {
+  // The browser opens auth_url; the broker calls the others.
+  checkUrl(problems, 'auth_url', profile.auth_url, options, false);
+  for (const field of ['token_url', 'issuer', 'api_base_url', 'user_info_endpoint'] as const) {
     checkUrl(problems, field, profile[field], options);
   }
   if (profile.auth_type === 'oauth2') {

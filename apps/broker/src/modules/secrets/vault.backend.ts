@@ -215,6 +215,7 @@ export function createVaultBackend(options: VaultOptions): SecretBackend {
     },
     async close() {
       session.close();
+      http.close();
     },
   };
 }

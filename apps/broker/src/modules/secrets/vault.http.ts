@@ -1,3 +1,5 @@
+import { ANY_ADDRESS } from '../../egress/address-guard.ts';
+import { createGuardedFetch, type GuardedFetch } from '../../egress/guarded-fetch.ts';
 import type { NexusError } from '../../errors/nexus-error.ts';
 import { secretError } from './secrets.errors.ts';
 
@@ -28,9 +30,18 @@ const RETRY_STATUS = new Set([429, 500, 502, 503, 504]);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const isSealed = (r: VaultResponse) => r.status === 503 && r.errors.some((e) => /sealed/i.test(e));
 
+/** The largest Vault answer read (a long LIST); a longer one fails the call. */
+const MAX_ANSWER_BYTES = 32 * 1024 * 1024;
+
 /**
  * The HTTP layer: namespace header, timeouts, retries with backoff on 429/5xx and network errors
  * (never on a sealed answer: waiting does not unseal), and the mapping of failures to stable codes.
+ *
+ * Egress (see egress/README.md): Vault is operator infrastructure, usually on a private address or
+ * a loopback agent, named by `VAULT_ADDR` and nothing else. Its client fetches that origin only,
+ * from whatever address the name resolves to (no range is refused: the operator chose it), over
+ * connections opened to the address that was resolved and checked; a redirect is never followed,
+ * so the token is never sent anywhere but `VAULT_ADDR`.
  */
 export class VaultHttp {
   readonly addr: string;
@@ -38,6 +49,7 @@ export class VaultHttp {
   readonly attempts: number;
   readonly backoffMs: number;
   readonly timeoutMs: number;
+  readonly #fetch: GuardedFetch;
 
   constructor(options: {
     addr: string;
@@ -51,6 +63,19 @@ export class VaultHttp {
     this.attempts = Math.max(1, options.attempts);
     this.backoffMs = options.backoffMs;
     this.timeoutMs = options.timeoutMs;
+    this.#fetch = createGuardedFetch({
+      allowCidrs: ANY_ADDRESS,
+      origin: this.addr,
+      maxRedirects: 0,
+      maxResponseBytes: MAX_ANSWER_BYTES,
+      timeoutMs: this.timeoutMs,
+      keepAlive: true,
+    });
+  }
+
+  /** Closes the pooled connections. */
+  close(): void {
+    this.#fetch.close();
   }
 
   async send(
@@ -67,7 +92,7 @@ export class VaultHttp {
       if (attempt > 1) await sleep(this.backoffMs * 2 ** (attempt - 2) * (0.5 + Math.random()));
       let response: Response;
       try {
-        response = await fetch(`${this.addr}${url}`, {
+        response = await this.#fetch(`${this.addr}${url}`, {
           method,
           headers,
           ...(options.body === undefined ? {} : { body: JSON.stringify(options.body) }),
