@@ -64,7 +64,7 @@ describe('nexus admin-keys', { timeout: 90_000 }, () => {
     const events = await broker.container.audit.query({ action: 'admin_key.created', limit: 10 });
     assert.equal(events.length, 1);
     assert.match(events[0]!.actor, /^cli:/);
-    assert.deepEqual(events[0]!.details, { name: 'ops' });
+    assert.deepEqual(events[0]!.details, { name: 'ops', scope: 'full' });
   });
 
   it('list shows the name but never the key or its hash; --json parses', async () => {
@@ -81,7 +81,7 @@ describe('nexus admin-keys', { timeout: 90_000 }, () => {
     const table = await runCli(['admin-keys', 'list'], env);
     assert.equal(table.code, 0, show(table));
     const lines = table.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^ID\s+NAME\s+CREATED_AT\s+LAST_USED_AT\s+REVOKED_AT$/);
+    assert.match(lines[0]!, /^ID\s+NAME\s+SCOPE\s+CREATED_AT\s+LAST_USED_AT\s+REVOKED_AT$/);
     assert.ok(
       lines.some((l) => l.startsWith(row.id) && /\sops\s/.test(l)),
       table.stdout,
@@ -100,6 +100,7 @@ describe('nexus admin-keys', { timeout: 90_000 }, () => {
       'last_used_at',
       'name',
       'revoked_at',
+      'scope',
     ]);
     assert.match(String(ops.created_by), /^cli:/);
     // It was used by the previous test: last use is recorded.

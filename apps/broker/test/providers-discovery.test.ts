@@ -255,9 +255,10 @@ describe('providers registered by OpenID discovery', () => {
     const before = (await broker.request({ method: 'GET', url: `/providers/${id}` })).body;
 
     const unreachable = await closedPortUrl();
+    // A new issuer moves where the client secret goes: the change carries it (issue #18).
     for (const [method, profile] of [
-      ['PATCH', { issuer: unreachable }],
-      ['PUT', { ...discovered('moving', unreachable), client_secret: undefined }],
+      ['PATCH', { issuer: unreachable, client_secret: 'client-post-secret' }],
+      ['PUT', discovered('moving', unreachable)],
     ] as const) {
       const res = await broker.request({ method, url: `/providers/${id}`, payload: { profile } });
       assert.equal(res.statusCode, 422, `${method}: ${res.body}`);
@@ -269,7 +270,7 @@ describe('providers registered by OpenID discovery', () => {
     const moved = await broker.request({
       method: 'PATCH',
       url: `/providers/${id}`,
-      payload: { profile: { issuer: idp.issuer } },
+      payload: { profile: { issuer: idp.issuer, client_secret: 'client-post-secret' } },
     });
     assert.equal(moved.statusCode, 200, moved.body);
     assert.equal(json(moved).issuer, idp.issuer);
@@ -316,7 +317,13 @@ describe('providers registered by OpenID discovery', () => {
     const broken = await broker.request({
       method: 'PATCH',
       url: `/providers/${id}`,
-      payload: { profile: { enable_discovery: true, issuer: await closedPortUrl() } },
+      payload: {
+        profile: {
+          enable_discovery: true,
+          issuer: await closedPortUrl(),
+          client_secret: 'client-basic-secret',
+        },
+      },
     });
     assert.equal(broken.statusCode, 422, broken.body);
     assert.equal(
@@ -326,7 +333,15 @@ describe('providers registered by OpenID discovery', () => {
     const res = await broker.request({
       method: 'PATCH',
       url: `/providers/${id}`,
-      payload: { profile: { enable_discovery: true, issuer: idp.issuer, auth_url: null, token_url: null } },
+      payload: {
+        profile: {
+          enable_discovery: true,
+          issuer: idp.issuer,
+          auth_url: null,
+          token_url: null,
+          client_secret: 'client-basic-secret',
+        },
+      },
     });
     assert.equal(res.statusCode, 200, res.body);
     const view = json(res);

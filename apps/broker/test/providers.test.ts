@@ -361,9 +361,9 @@ describe('provider registry', () => {
   it('replaces a profile with PUT: fields not sent are cleared, an omitted client_secret is kept', async () => {
     const id = await create(oauth('replace-me', { description: 'old', category: 'dev', scopes: ['a'] }));
     clock += 60_000;
+    // Fields that say where secrets go stay: changing those needs the secret (provider-destinations.test.ts).
     const { client_secret: _, ...withoutSecret } = oauth('replace-me', {
-      auth_header: 'client_secret_basic',
-      token_url: 'https://idp.example.com/v2/token',
+      auth_url: 'https://idp.example.com/v2/authorize',
       scopes: ['b', 'c'],
     });
     const res = await call({ method: 'PUT', url: `/providers/${id}`, payload: { profile: withoutSecret } });
@@ -372,8 +372,7 @@ describe('provider registry', () => {
     const view = json<View>(res);
     assert.deepEqual(view, await get(id), 'the response is the stored state');
     assert.equal(view.version, 2);
-    assert.equal(view.auth_header, 'client_secret_basic');
-    assert.equal(view.token_url, 'https://idp.example.com/v2/token');
+    assert.equal(view.auth_url, 'https://idp.example.com/v2/authorize');
     assert.deepEqual(view.scopes, ['b', 'c']);
     assert.equal(view.description, undefined);
     assert.equal(view.category, undefined);

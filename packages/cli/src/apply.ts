@@ -25,6 +25,12 @@ export function failureMessage(a: Action, error: unknown): string {
   if (error instanceof NexusError) {
     if (error.status === 409 && (error.code === 'version_conflict' || error.code === 'conflict'))
       return `${label(a)} was changed on the broker after this plan was read (409 ${error.code}); nothing was written for it. Run \`nexus plan\` again to see the new state.`;
+    const fields = (error.details as { fields?: unknown } | undefined)?.fields;
+    const moved = Array.isArray(fields) ? fields.join(', ') : 'a field that says where secrets go';
+    if (error.code === 'provider_secret_required')
+      return `${label(a)}: changing ${moved} moves where the broker sends its secrets, so the broker needs the provider's current client_secret in the same request; give it in the file (\${VAR} or nexus-secret:NAME) and apply again. Nothing was written for it. [${error.status} ${error.code}]`;
+    if (error.code === 'provider_destination_locked')
+      return `${label(a)}: changing ${moved} moves where the broker sends its secrets, and connections of this provider hold credentials; send the provider's current client_secret (in the file) if it has one, or revoke those connections first. Nothing was written for it. [${error.status} ${error.code}]`;
     const details = Array.isArray(error.details)
       ? ` (${(error.details as { path?: string; message?: string }[]).map((d) => `${d.path ?? ''}: ${d.message ?? ''}`).join('; ')})`
       : '';

@@ -99,6 +99,36 @@ const PROVIDER_FIELDS = [
   'category',
 ] as const;
 
+/**
+ * Fields that change where the broker sends a provider's secrets. The broker accepts such a change
+ * only with the provider's current client secret in the same request, or, for a provider with none,
+ * while none of its connections holds credentials (`provider_secret_required`,
+ * `provider_destination_locked`).
+ */
+const DESTINATION_FIELDS = ['token_url', 'issuer', 'enable_discovery', 'auth_header', 'api_base_url'];
+
+function destinationChanges(
+  changes: readonly FieldChange[],
+  current: Record<string, unknown>,
+  desired: Record<string, unknown>,
+): string[] {
+  const fields = changes.filter((c) => DESTINATION_FIELDS.includes(c.field)).map((c) => c.field);
+  const revocation = (params: unknown) =>
+    (params as Record<string, unknown> | null | undefined)?.revocation_endpoint ?? null;
+  if (!same(revocation(current.params), revocation(desired.params)))
+    fields.push('params.revocation_endpoint');
+  return fields;
+}
+
+/** What the plan says about a change of destination, and whether apply sends the secret for it. */
+function destinationNote(moved: readonly string[], hasStoredSecret: boolean, fileHasSecret: boolean) {
+  const what = `${moved.join(', ')} change${moved.length === 1 ? 's' : ''} where the broker sends this provider's secrets`;
+  if (!hasStoredSecret)
+    return `${what}: the broker refuses this while connections of this provider hold credentials`;
+  if (fileHasSecret) return `${what}: the client secret is sent with it, as the broker requires`;
+  return `${what}: the broker requires the current client_secret with it, and this file has none for the provider, so apply will fail; add client_secret (\${VAR} or nexus-secret:NAME)`;
+}
+
 const ISSUER_FIELDS = [
   'jwks_uri',
   'use_discovery',
@@ -244,7 +274,10 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
         PROVIDER_FIELDS.map((f) => [f, (cur as unknown as Record<string, unknown>)[f]]),
       );
       const changes = diff(PROVIDER_FIELDS, current, desired);
-      const sendSecret = p.secret !== undefined && (!cur.has_client_secret || options.updateSecrets);
+      const moved = destinationChanges(changes, current, desired);
+      // A change of destination needs the secret: send it whenever the file has it.
+      const sendSecret =
+        p.secret !== undefined && (!cur.has_client_secret || options.updateSecrets || moved.length > 0);
       if (sendSecret)
         changes.push({
           field: 'client_secret',
@@ -260,6 +293,9 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
           kind: 'provider',
           name: p.name,
           changes,
+          ...(moved.length > 0 && {
+            note: destinationNote(moved, cur.has_client_secret, p.secret !== undefined),
+          }),
           run: async (ctx) => {
             const profile = { ...desired, ...(sendSecret ? await secretField(ctx, p) : {}) };
             await ctx.api.replaceProvider(cur.id, profile as never, cur.version);

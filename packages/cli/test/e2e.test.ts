@@ -6,6 +6,7 @@
  * shapes, and no secret value in any output.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,7 +118,10 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
   });
 
   test('agent public keys (jwks) are compared and exported like any field', async () => {
-    const key = (x: string) => ({ kty: 'EC', crv: 'P-256', kid: 'k1', alg: 'ES256', x, y: 'AAAA' });
+    // Real public keys: the broker refuses anything that does not import as a signing key.
+    const ec = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+    const keys: Record<string, object> = { first: ec(), second: ec() };
+    const key = (x: string) => ({ ...keys[x], kid: x, alg: 'ES256' });
     const withKeys = (x: string) =>
       write(
         `jwks-${x}.yaml`,
@@ -133,7 +137,7 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
       /~ update agent keyed-agent\n {6}jwks: "sha256:[0-9a-f]{12}" → "sha256:[0-9a-f]{12}"/,
     );
     const exported = await nexus(b, ['export']);
-    assert.match(exported.stdout, /agent_id: keyed-agent[\s\S]*jwks:[\s\S]*x: first/);
+    assert.match(exported.stdout, /agent_id: keyed-agent[\s\S]*jwks:[\s\S]*kid: first/);
   });
 
   test('an agent key URL set out of band is kept when the file leaves jwks_uri out', async () => {

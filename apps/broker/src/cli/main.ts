@@ -60,7 +60,9 @@ Secret backends
                                     connections/<id> in SECRET_BACKEND), each read back; resumable
 
 Access
-  admin-keys create --name NAME     create an admin API key (printed once)
+  admin-keys create --name NAME [--scope full|read|agent]
+                                    create an admin API key (printed once); scope: full (default, every
+                                    route), read (admin reads, never a credential) or agent (agent API only)
   admin-keys list [--all]           list admin keys (--all includes revoked ones)
   admin-keys revoke ID|NAME         revoke an admin key
 
@@ -133,7 +135,12 @@ export async function main(
       case 'admin-keys':
         if (sub === 'create') {
           if (values.name === undefined) throw new CliExit('admin-keys create: --name is required', 2);
-          return await adminKeysCommand(io, env, { verb: 'create', name: values.name }, json);
+          return await adminKeysCommand(
+            io,
+            env,
+            { verb: 'create', name: values.name, scope: values.scope },
+            json,
+          );
         }
         if (sub === 'list')
           return await adminKeysCommand(io, env, { verb: 'list', all: values.all === true }, json);
@@ -195,6 +202,7 @@ function parse(argv: readonly string[]) {
       status: { type: 'boolean' },
       file: { type: 'string' },
       name: { type: 'string' },
+      scope: { type: 'string' },
       all: { type: 'boolean' },
       'batch-size': { type: 'string' },
       to: { type: 'string' },

@@ -20,6 +20,8 @@ export interface AdminKeysTable {
   created_by: string;
   last_used_at: number | null;
   revoked_at: number | null;
+  /** 'full', 'read' or 'agent' (migration 0013; http/types.ts `AdminScope`). */
+  scope: string;
 }
 
 export interface ProvidersTable {

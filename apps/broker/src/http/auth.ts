@@ -4,7 +4,7 @@ import { NexusError } from '../errors/nexus-error.ts';
 import type { AdminKeysService } from '../modules/admin-keys/admin-keys.service.ts';
 import { cidrMatcher } from './client-address.ts';
 import { sendError } from './error-handler.ts';
-import type { AgentPrincipal, Principal, RouteAuth } from './types.ts';
+import type { AdminScope, AgentPrincipal, Principal, RouteAuth } from './types.ts';
 
 /**
  * The credential of `X-API-Key`, else of `Authorization: Bearer`; never from the query string.
@@ -31,6 +31,34 @@ export function presentedCredential(request: FastifyRequest): string | undefined
 /** A JWT (three base64url parts): an agent access token rather than an API key. */
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
+/**
+ * The admin-key scope a route needs, or undefined for a public route. The one rule: an agent route
+ * needs `agent`; an admin route needs `read` for GET and HEAD and `full` for anything else; a route
+ * whose default is wrong says so in its config (`config: {scope: 'full'}` on an admin GET whose
+ * answer is a credential, such as `GET /connections/:id/token`).
+ */
+export function requiredScope(route: {
+  method: string;
+  auth: RouteAuth | undefined;
+  scope?: AdminScope | undefined;
+}): AdminScope | undefined {
+  const auth = route.auth ?? 'admin';
+  if (auth === 'public') return undefined;
+  if (route.scope !== undefined) return route.scope;
+  if (auth === 'agent') return 'agent';
+  return route.method === 'GET' || route.method === 'HEAD' ? 'read' : 'full';
+}
+
+/** Whether a key of scope `held` may call a route that needs `needed`: `full` may call anything. */
+export const scopeAllows = (held: AdminScope, needed: AdminScope): boolean =>
+  held === 'full' || held === needed;
+
+const SCOPE_REFUSAL: Record<AdminScope, string> = {
+  full: 'This route needs an admin key of scope "full".',
+  read: 'This route needs an admin key of scope "read" or "full".',
+  agent: 'This route needs an admin key of scope "agent" or "full".',
+};
+
 export interface AuthDeps {
   adminKeys: Pick<AdminKeysService, 'authenticate'>;
   agents: { authenticateToken(token: string): Promise<AgentPrincipal | null> };
@@ -39,8 +67,9 @@ export interface AuthDeps {
 
 /**
  * Who a presented credential is, for a surface that needs `routeAuth` (`admin` or `agent`):
- * an agent access token (agent surfaces only), or an admin key (from `ALLOWED_CIDRS` when set).
- * Throws the `NexusError` to answer with. The one verification path of REST and gRPC.
+ * an agent access token (agent surfaces only), or an admin key (from `ALLOWED_CIDRS` when set)
+ * whose scope allows `needed` (by default what any route of `routeAuth` needs: `agent`, or `full`
+ * for admin). Throws the `NexusError` to answer with. The one verification path of REST and gRPC.
  */
 export function credentialVerifier(
   deps: AuthDeps,
@@ -48,9 +77,10 @@ export function credentialVerifier(
   credential: string | undefined,
   ip: string,
   routeAuth: Exclude<RouteAuth, 'public'>,
+  needed?: AdminScope,
 ) => Promise<Principal> {
   const allowed = deps.allowedCidrs.length > 0 ? cidrMatcher(deps.allowedCidrs) : undefined;
-  return async (credential, ip, routeAuth) => {
+  return async (credential, ip, routeAuth, needed = routeAuth === 'agent' ? 'agent' : 'full') => {
     if (credential === undefined) throw commonError('unauthorized');
     if (credential.length > 64 && JWT_SHAPE.test(credential)) {
       const principal = await deps.agents.authenticateToken(credential);
@@ -69,6 +99,11 @@ export function credentialVerifier(
     const principal = await deps.adminKeys.authenticate(credential);
     if (principal === null)
       throw commonError('unauthorized', { message: 'The API key is not valid (unknown or revoked).' });
+    if (!scopeAllows(principal.scope, needed))
+      throw commonError('forbidden', {
+        message: `${SCOPE_REFUSAL[needed]} This key's scope is "${principal.scope}".`,
+        detail: `admin key ${principal.keyId} (scope ${principal.scope}) needs ${needed}`,
+      });
     return principal;
   };
 }
@@ -82,10 +117,12 @@ export function installAuth(app: FastifyInstance, deps: AuthDeps): void {
   app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (request, reply) => {
     // Unknown routes fall through to the 404 handler; public routes need nothing.
-    const routeAuth = request.routeOptions.config.auth ?? 'admin';
+    const { config } = request.routeOptions;
+    const routeAuth = config.auth ?? 'admin';
     if (request.is404 || routeAuth === 'public') return;
+    const needed = requiredScope({ method: request.method, auth: routeAuth, scope: config.scope });
     try {
-      request.principal = await verify(presentedCredential(request), request.ip, routeAuth);
+      request.principal = await verify(presentedCredential(request), request.ip, routeAuth, needed);
     } catch (error) {
       if (error instanceof NexusError) return sendError(request, reply, error);
       throw error;

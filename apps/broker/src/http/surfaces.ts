@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { commonError } from '../errors/common.errors.ts';
 import { sendError } from './error-handler.ts';
-import type { RouteAuth } from './types.ts';
+import type { AdminScope, RouteAuth } from './types.ts';
 
 /**
  * Two surfaces, one route table. The public surface is what agents, users' browsers and providers
@@ -41,12 +41,18 @@ export function tagged(
   };
 }
 
-const ROUTES = new WeakMap<FastifyInstance, { method: string; url: string; auth: RouteAuth | undefined }[]>();
+/** A route as registered: its method, path, authentication and declared admin-key scope. */
+export interface RouteEntry {
+  readonly method: string;
+  readonly url: string;
+  readonly auth: RouteAuth | undefined;
+  readonly scope: AdminScope | undefined;
+}
 
-/** Every route of an app (method, path, auth), as registered: what split mode divides. */
-export function routeTable(
-  app: FastifyInstance,
-): readonly { method: string; url: string; auth: RouteAuth | undefined }[] {
+const ROUTES = new WeakMap<FastifyInstance, RouteEntry[]>();
+
+/** Every route of an app (method, path, auth, scope), as registered: what split mode divides. */
+export function routeTable(app: FastifyInstance): readonly RouteEntry[] {
   return ROUTES.get(app) ?? [];
 }
 
@@ -55,11 +61,22 @@ export function routeTable(
  * any route is registered (it records the route table).
  */
 export function installSurfaces(app: FastifyInstance): void {
-  const routes: { method: string; url: string; auth: RouteAuth | undefined }[] = [];
+  const routes: RouteEntry[] = [];
   ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
+    // Read when asked: hooks that run after this one may still set `auth` (the /docs routes).
+    const config = () => route.config as { auth?: RouteAuth; scope?: AdminScope } | undefined;
     for (const method of [route.method].flat())
-      routes.push({ method, url: route.url, auth: (route.config as { auth?: RouteAuth } | undefined)?.auth });
+      routes.push({
+        method,
+        url: route.url,
+        get auth() {
+          return config()?.auth;
+        },
+        get scope() {
+          return config()?.scope;
+        },
+      });
   });
   app.addHook('onRequest', async (request, reply) => {
     const listener = (request.raw as Tagged)[SURFACE];

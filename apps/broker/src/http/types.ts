@@ -1,3 +1,12 @@
+/**
+ * What an admin key may call (`requiredScope` in http/auth.ts says what each route needs):
+ * `full` every route (the default, and what every key could do before scopes existed); `read` the
+ * admin API's reads, never a credential; `agent` the agent-facing API only (`/v1/*`, the proxy,
+ * user secrets), with an admin key's reach (every provider and workspace).
+ */
+export const ADMIN_SCOPES = ['full', 'read', 'agent'] as const;
+export type AdminScope = (typeof ADMIN_SCOPES)[number];
+
 /** Who is calling: an operator's admin key, or an agent's access token. */
 export interface AdminPrincipal {
   readonly kind: 'admin';
@@ -5,6 +14,11 @@ export interface AdminPrincipal {
   readonly keyId: string;
   /** Human name of the key, used as the audit actor. */
   readonly name: string;
+  /**
+   * The key's scope. Every key that authenticates has one (`AdminKeysService.authenticate`); only
+   * principals made in code (the broker CLI, tests), which never pass a route's check, lack it.
+   */
+  readonly scope?: AdminScope;
 }
 
 /** An agent authenticated by a broker-signed access token (`POST /oauth/token`). */
@@ -34,6 +48,11 @@ export type RouteAuth = 'public' | 'admin' | 'agent';
 declare module 'fastify' {
   interface FastifyContextConfig {
     auth?: RouteAuth;
+    /**
+     * The admin-key scope the route needs when it is not the default (http/auth.ts
+     * `requiredScope`): e.g. `full` on an admin GET whose answer carries a credential.
+     */
+    scope?: AdminScope;
   }
   interface FastifyRequest {
     principal: Principal | undefined;

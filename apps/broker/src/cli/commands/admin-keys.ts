@@ -1,9 +1,10 @@
 import { NexusError } from '../../errors/nexus-error.ts';
+import { ADMIN_SCOPES, type AdminScope } from '../../http/types.ts';
 import { CliExit, configOrExit, containerOrExit, requireMigrated } from '../context.ts';
 import { cliActor, type Io, table } from '../output.ts';
 
 type Action =
-  | { verb: 'create'; name: string }
+  | { verb: 'create'; name: string; scope?: string | undefined }
   | { verb: 'list'; all: boolean }
   | { verb: 'revoke'; ref: string };
 
@@ -25,16 +26,23 @@ export async function adminKeysCommand(
           2,
         );
       }
-      const created = await container.adminKeys.create(ctx, action.name);
+      const scope = action.scope ?? 'full';
+      if (!(ADMIN_SCOPES as readonly string[]).includes(scope))
+        throw new CliExit(`--scope: one of ${ADMIN_SCOPES.join(', ')} (default full)`, 2);
+      const created = await container.adminKeys.create(ctx, action.name, scope as AdminScope);
       if (json) io.out(JSON.stringify(created));
       else {
         io.out(created.key);
-        io.err(`Created admin key "${created.name}" (id ${created.id}). The key above is shown only once.`);
+        io.err(
+          `Created admin key "${created.name}" (id ${created.id}). The key above is shown only once. Scope: ${created.scope}.`,
+        );
       }
     } else if (action.verb === 'list') {
       const keys = await container.adminKeys.list(action.all);
       io.out(
-        json ? JSON.stringify(keys) : table(keys, ['id', 'name', 'created_at', 'last_used_at', 'revoked_at']),
+        json
+          ? JSON.stringify(keys)
+          : table(keys, ['id', 'name', 'scope', 'created_at', 'last_used_at', 'revoked_at']),
       );
     } else {
       const revoked = await container.adminKeys.revoke(ctx, action.ref);

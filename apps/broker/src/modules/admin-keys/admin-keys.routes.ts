@@ -3,12 +3,20 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
+import { ADMIN_SCOPES } from '../../http/types.ts';
 import type { AdminKeysService } from './admin-keys.service.ts';
+
+const scope = z
+  .enum(ADMIN_SCOPES)
+  .describe(
+    "`full`: every route. `read`: the admin API's GET routes, except those that answer with a credential. `agent`: the agent-facing API only (`/v1/*`, the credential proxy, user secrets), with an admin key's reach",
+  );
 
 const keyView = z
   .object({
     id: z.string(),
     name: z.string(),
+    scope,
     created_at: z.string(),
     created_by: z.string(),
     last_used_at: z.string().nullable(),
@@ -36,8 +44,8 @@ export function adminKeysRoutes(app: FastifyInstance, deps: { adminKeys: AdminKe
       schema: {
         operationId: 'createAdminKey',
         tags,
-        summary: 'Create an admin API key (the key is returned once)',
-        body: z.object({ name: keyName }).strict(),
+        summary: 'Create an admin API key (the key is returned once); its scope defaults to full',
+        body: z.object({ name: keyName, scope: scope.default('full') }).strict(),
         response: {
           201: keyView.extend({ key: z.string().describe('The API key; shown only in this response') }),
           ...errorResponses(413, 409),
@@ -45,7 +53,9 @@ export function adminKeysRoutes(app: FastifyInstance, deps: { adminKeys: AdminKe
       },
     },
     async (request, reply) =>
-      reply.status(201).send(await deps.adminKeys.create(auditContext(request), request.body.name)),
+      reply
+        .status(201)
+        .send(await deps.adminKeys.create(auditContext(request), request.body.name, request.body.scope)),
   );
 
   r.get(

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { NamedApiKey } from '../../config/load.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
-import type { AdminPrincipal } from '../../http/types.ts';
+import { ADMIN_SCOPES, type AdminPrincipal, type AdminScope } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { adminKeyErrors } from './admin-keys.errors.ts';
 import type { AdminKeysStore } from './admin-keys.store.ts';
@@ -16,6 +16,7 @@ const KEY_PATTERN = /^nxa_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
 export interface AdminKeyView {
   id: string;
   name: string;
+  scope: AdminScope;
   created_at: string;
   created_by: string;
   last_used_at: string | null;
@@ -23,7 +24,13 @@ export interface AdminKeyView {
 }
 
 const hash = (key: string | Uint8Array) => createHash('sha256').update(key).digest();
+/** A scope this broker does not know (a row written by a newer one) is no scope at all. */
+const knownScope = (value: string): AdminScope | undefined =>
+  (ADMIN_SCOPES as readonly string[]).includes(value) ? (value as AdminScope) : undefined;
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+/** A principal from a key that authenticated: its scope is always known. */
+export type KeyPrincipal = AdminPrincipal & { readonly scope: AdminScope };
 
 export function createAdminKeysService(deps: {
   store: AdminKeysStore;
@@ -33,13 +40,14 @@ export function createAdminKeysService(deps: {
 }) {
   const { store, audit } = deps;
   const now = deps.now ?? Date.now;
-  const envKeys = deps.envKeys.map((k) => ({ name: k.name, hash: hash(k.key.reveal()) }));
+  const envKeys = deps.envKeys.map((k) => ({ name: k.name, hash: hash(k.key.reveal()), scope: k.scope }));
   // last_used_at is advisory: write it at most once a minute per key, not on every request.
   const lastTouched = new Map<string, number>();
 
   function view(row: {
     id: string;
     name: string;
+    scope: string;
     created_at: number;
     created_by: string;
     last_used_at: number | null;
@@ -48,6 +56,8 @@ export function createAdminKeysService(deps: {
     return {
       id: row.id,
       name: row.name,
+      // Only `create` writes the column, always with a known scope (the column defaults to `full`).
+      scope: row.scope as AdminScope,
       created_at: iso(row.created_at)!,
       created_by: row.created_by,
       last_used_at: iso(row.last_used_at),
@@ -65,7 +75,7 @@ export function createAdminKeysService(deps: {
 
   return {
     /** Returns who is calling, or null for an unknown or revoked key. */
-    async authenticate(presented: string): Promise<AdminPrincipal | null> {
+    async authenticate(presented: string): Promise<KeyPrincipal | null> {
       if (presented.length > 256) return null;
       const digest = hash(presented);
       const match = KEY_PATTERN.exec(presented);
@@ -73,24 +83,33 @@ export function createAdminKeysService(deps: {
         const row = await store.findById(match[1]!);
         if (row === undefined || row.revoked_at !== null) return null;
         if (!timingSafeEqual(Buffer.from(row.key_hash, 'hex'), digest)) return null;
+        const scope = knownScope(row.scope);
+        if (scope === undefined) return null;
         const t = now();
         if ((lastTouched.get(row.id) ?? 0) < t - 60_000) {
           lastTouched.set(row.id, t);
           await store.touch(row.id, t);
         }
-        return { kind: 'admin', keyId: row.id, name: row.name };
+        return { kind: 'admin', keyId: row.id, name: row.name, scope };
       }
-      let found: AdminPrincipal | null = null;
+      let found: KeyPrincipal | null = null;
       for (const key of envKeys) {
         // Compare against every configured key so timing does not depend on which one matched.
         if (timingSafeEqual(key.hash, digest) && found === null)
-          found = { kind: 'admin', keyId: key.name, name: key.name };
+          found = { kind: 'admin', keyId: key.name, name: key.name, scope: key.scope };
       }
       return found;
     },
 
-    /** Creates a key; the returned `key` is the only time the secret exists outside the caller. */
-    async create(ctx: AuditContext, name: string): Promise<AdminKeyView & { key: string }> {
+    /**
+     * Creates a key of `scope` (default `full`); the returned `key` is the only time the secret
+     * exists outside the caller.
+     */
+    async create(
+      ctx: AuditContext,
+      name: string,
+      scope: AdminScope = 'full',
+    ): Promise<AdminKeyView & { key: string }> {
       if (name.startsWith('env:'))
         throw errorFrom(adminKeyErrors, 'admin_key_name_taken', {
           message: 'Names starting with "env:" are reserved for keys from the environment.',
@@ -106,6 +125,7 @@ export function createAdminKeysService(deps: {
         created_by: ctx.actor,
         last_used_at: null,
         revoked_at: null,
+        scope,
       };
       try {
         await store.insert(row);
@@ -119,7 +139,7 @@ export function createAdminKeysService(deps: {
         action: 'admin_key.created',
         resourceType: 'admin_key',
         resourceId: id,
-        details: { name },
+        details: { name, scope },
       });
       return { ...view(row), key };
     },
@@ -140,7 +160,7 @@ export function createAdminKeysService(deps: {
         action: 'admin_key.revoked',
         resourceType: 'admin_key',
         resourceId: row.id,
-        details: { name: row.name },
+        details: { name: row.name, scope: row.scope },
       });
       return view({ ...row, revoked_at: at });
     },

@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
+import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
+import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsService } from './connections.service.ts';
 
 // Connection ids are UUIDs; anything else (a NUL byte, say) is refused before it reaches a query.
@@ -58,7 +60,8 @@ export function connectionsRoutes(
       path,
       {
         // The /v1 routes are the agent API: agent tokens are accepted there, checked per connection.
-        config: { auth: path.startsWith('/v1') ? 'agent' : 'admin' },
+        // The admin copy answers with a credential: a read-only key may not call it.
+        config: path.startsWith('/v1') ? { auth: 'agent' } : { auth: 'admin', scope: 'full' },
         schema: {
           operationId: path.startsWith('/v1') ? 'getToken' : 'getConnectionToken',
           tags,
@@ -95,7 +98,8 @@ export function connectionsRoutes(
       path,
       {
         // The /v1 routes are the agent API: agent tokens are accepted there, checked per connection.
-        config: { auth: path.startsWith('/v1') ? 'agent' : 'admin' },
+        // The admin copy answers with a credential: a read-only key may not call it.
+        config: path.startsWith('/v1') ? { auth: 'agent' } : { auth: 'admin', scope: 'full' },
         schema: {
           operationId: path.startsWith('/v1') ? 'resolveConnection' : 'resolveConnectionAdmin',
           tags,
@@ -111,7 +115,13 @@ export function connectionsRoutes(
         },
       },
       async (request) => {
-        const provider = await providers.resolve(request.query.provider_name);
+        // An unknown provider answers exactly like a missing connection (issue #18): the route
+        // says whether there is a usable connection, not which providers exist.
+        const provider = await providers.resolve(request.query.provider_name).catch((error: unknown) => {
+          if (error instanceof NexusError && error.code === 'provider_not_found')
+            throw errorFrom(connectionErrors, 'connection_not_found');
+          throw error;
+        });
         return connections.resolve(
           auditContext(request),
           request.principal,
@@ -239,11 +249,12 @@ export function connectionsRoutes(
         schema: {
           operationId: path.endsWith('metadata') ? 'agentProviderMetadata' : 'agentProviders',
           tags,
-          summary: 'Providers an agent can request, grouped by auth type (no secrets)',
+          summary:
+            'Providers the caller may use (an agent: those its grant names), grouped by auth type (no secrets)',
           response: { 200: z.record(z.string(), z.record(z.string(), metadataEntry)), ...errorResponses() },
         },
       },
-      async () => providers.metadata(),
+      async (request) => providers.metadata(request.principal),
     );
   }
 }

@@ -93,6 +93,8 @@ export function webhooksRoutes(app: FastifyInstance, deps: { webhooks: WebhooksS
   r.get(
     '/admin/v1/webhooks',
     {
+      // A receiver's URL may carry its own token (a query secret): not for a read-only key.
+      config: { auth: 'admin', scope: 'full' },
       schema: {
         operationId: 'listWebhooks',
         tags,
@@ -106,6 +108,8 @@ export function webhooksRoutes(app: FastifyInstance, deps: { webhooks: WebhooksS
   r.get(
     '/admin/v1/webhooks/:id',
     {
+      // A receiver's URL may carry its own token (a query secret): not for a read-only key.
+      config: { auth: 'admin', scope: 'full' },
       schema: {
         operationId: 'getWebhook',
         tags,

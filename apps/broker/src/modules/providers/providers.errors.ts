@@ -8,6 +8,16 @@ export const providerErrors = defineErrors({
     status: 422,
     message: 'The OpenID discovery document could not be fetched or is not valid.',
   },
+  provider_secret_required: {
+    status: 400,
+    message:
+      'Changing where this provider sends secrets needs its current client_secret in the same request; details.fields lists what changed.',
+  },
+  provider_destination_locked: {
+    status: 409,
+    message:
+      "Where this provider sends secrets cannot change while its connections hold credentials, unless the request carries the provider's current client_secret.",
+  },
   alias_taken: { status: 409, message: 'That alias is already used by a provider name or another alias.' },
   alias_not_found: { status: 404, message: 'No such alias on this provider.' },
 });

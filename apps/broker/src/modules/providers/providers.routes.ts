@@ -67,7 +67,7 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
         response: { 200: z.record(z.string(), z.record(z.string(), metadataEntry)), ...errorResponses() },
       },
     },
-    async () => providers.metadata(),
+    async (request) => providers.metadata(request.principal),
   );
 
   r.get(

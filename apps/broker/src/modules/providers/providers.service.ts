@@ -1,8 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { ProvidersTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { checkIfMatch } from '../../errors/if-match.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
+import type { Principal } from '../../http/types.ts';
+import { principalMaySeeProvider } from '../agents/grants.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
 import { secretError } from '../secrets/secrets.errors.ts';
@@ -83,6 +85,35 @@ function parseRecord(row: Pick<ProvidersTable, 'profile'>): StoredRecord {
   return JSON.parse(row.profile) as StoredRecord;
 }
 
+/**
+ * Where a provider sends what it stores. The client secret, authorization codes and refresh tokens
+ * go to the token endpoint (`token_url`, or learnt from the issuer's discovery document), tokens to
+ * the revocation endpoint (`params.revocation_endpoint`, or discovered), the client credential in
+ * the form `auth_header` says (a `private_key_jwt` assertion's audience is the issuer), and
+ * connection credentials to `api_base_url` through the credential proxy.
+ */
+const DESTINATION_FIELDS = [
+  'token_url',
+  'issuer',
+  'enable_discovery',
+  'auth_header',
+  'api_base_url',
+] as const;
+
+/** The destination fields (DESTINATION_FIELDS and `params.revocation_endpoint`) a write changes. */
+function destinationChanges(before: StoredProfile, after: StoredProfile): string[] {
+  const differs = (a: unknown, b: unknown) => JSON.stringify(a ?? null) !== JSON.stringify(b ?? null);
+  const fields: string[] = DESTINATION_FIELDS.filter((f) => differs(before[f], after[f]));
+  if (differs(before.params.revocation_endpoint, after.params.revocation_endpoint))
+    fields.push('params.revocation_endpoint');
+  return fields;
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** Why a change of destination was accepted, for the audit event (never the secret itself). */
+type DestinationBasis = 'current_client_secret' | 'no_stored_credentials';
+
 function changedFields(before: StoredRecord, after: StoredRecord, secretChanged: boolean): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   keys.delete('has_client_secret');
@@ -101,6 +132,8 @@ export function createProvidersService(deps: {
   discovery: Pick<Discovery, 'refresh'>;
   audit: Pick<AuditService, 'record'>;
   allowLoopbackHttp: boolean;
+  /** `NEXUS_EGRESS_ALLOWED_CIDRS`: literal addresses inside these ranges may be registered. */
+  egressAllowedCidrs?: readonly string[];
   now?: () => number;
 }) {
   const { store, discovery, audit } = deps;
@@ -143,7 +176,17 @@ export function createProvidersService(deps: {
     previous?: StoredProfile,
     newSecret?: string,
   ): Promise<void> {
-    const problems = validateProfile(profile, { allowLoopbackHttp: deps.allowLoopbackHttp, hasClientSecret });
+    validate(profile, hasClientSecret, newSecret);
+    await discover(profile, previous);
+  }
+
+  /** The profile's own rules (no I/O): throws `invalid_provider` with every problem. */
+  function validate(profile: StoredProfile, hasClientSecret: boolean, newSecret?: string): void {
+    const problems = validateProfile(profile, {
+      allowLoopbackHttp: deps.allowLoopbackHttp,
+      hasClientSecret,
+      ...(deps.egressAllowedCidrs ? { egressAllowedCidrs: deps.egressAllowedCidrs } : {}),
+    });
     if (
       profile.auth_type === 'oauth2' &&
       profile.auth_header === 'private_key_jwt' &&
@@ -153,10 +196,43 @@ export function createProvidersService(deps: {
       if (!key.ok) problems.push({ path: 'client_secret', message: key.message });
     }
     if (problems.length > 0) throw errorFrom(providerErrors, 'invalid_provider', { details: problems });
+  }
+
+  /** Fetches the issuer's discovery document when the profile starts to rely on it. */
+  async function discover(profile: StoredProfile, previous?: StoredProfile): Promise<void> {
     const discoveryChanged = !previous?.enable_discovery || previous.issuer !== profile.issuer;
     if (profile.auth_type === 'oauth2' && profile.enable_discovery && profile.issuer && discoveryChanged) {
       await discovery.refresh(profile.issuer);
     }
+  }
+
+  /**
+   * Issue #18, "no admin path to a stored secret": an admin key alone must not be able to send a
+   * stored secret somewhere new. A write that changes a destination field is accepted when it
+   * carries the stored client secret itself (whoever sends it holds it already), or when nothing
+   * stored would go there: no client secret kept, and no connection holding credentials. Runs
+   * before anything is fetched or written, so a refusal changes nothing.
+   */
+  async function guardDestinations(
+    row: ProvidersTable,
+    before: StoredRecord,
+    after: StoredProfile,
+    secret: string | null | undefined,
+    keepSecret: boolean,
+  ): Promise<{ fields: string[]; basis: DestinationBasis } | undefined> {
+    const fields = destinationChanges(before, after);
+    if (fields.length === 0) return undefined;
+    if (typeof secret === 'string' && before.has_client_secret) {
+      const stored = await creds.getSecret(refOf(row));
+      if (stored !== undefined && timingSafeEqual(digest(stored), digest(secret)))
+        return { fields, basis: 'current_client_secret' };
+    }
+    // The stored secret would go to the new destination at the next token request.
+    if (keepSecret) throw errorFrom(providerErrors, 'provider_secret_required', { details: { fields } });
+    // Users' refresh tokens and credentials would: a new secret proves nothing about them.
+    if (await store.connectionsHoldCredentials(row.id))
+      throw errorFrom(providerErrors, 'provider_destination_locked', { details: { fields } });
+    return { fields, basis: 'no_stored_credentials' };
   }
 
   async function view(row: ProvidersTable, aliases?: string[]): Promise<ProviderView> {
@@ -189,7 +265,10 @@ export function createProvidersService(deps: {
     const keepSecret =
       secret === undefined && before.has_client_secret && profile.auth_type === 'oauth2' && sameKind;
     const hasSecret = typeof secret === 'string' || keepSecret;
-    await check(profile, hasSecret, before, secret ?? undefined);
+    // A profile that is not valid says so first; discovery is fetched only once the change may go.
+    validate(profile, hasSecret, secret ?? undefined);
+    const destination = await guardDestinations(row, before, profile, secret, keepSecret);
+    await discover(profile, before);
     const record: StoredRecord = { ...profile, has_client_secret: hasSecret };
     const stored = JSON.stringify(rowRecord(record));
     const t = now();
@@ -262,11 +341,15 @@ export function createProvidersService(deps: {
       record,
       typeof secret === 'string' || (before.has_client_secret && !hasSecret),
     );
+    // A change of where secrets go is its own action, so that it can be watched for on its own.
     await audit.record(ctx, {
-      action: 'provider.updated',
+      action: destination === undefined ? 'provider.updated' : 'provider.destination_changed',
       resourceType: 'provider',
       resourceId: row.id,
-      details: { name: profile.name, changed },
+      details:
+        destination === undefined
+          ? { name: profile.name, changed }
+          : { name: profile.name, changed, destination_fields: destination.fields, basis: destination.basis },
     });
     return view({
       ...row,
@@ -393,10 +476,15 @@ export function createProvidersService(deps: {
       return (await store.listLive(10_000)).map((r) => ({ id: r.id, name: r.name }));
     },
 
-    /** The v1 metadata shape: `{auth_type: {name: {id, api_base_url, user_info_endpoint, scopes, description, category}}}`. */
-    async metadata(): Promise<Metadata> {
+    /**
+     * The v1 metadata shape: `{auth_type: {name: {id, api_base_url, user_info_endpoint, scopes,
+     * description, category}}}`, of the providers the caller may see: an admin key every one, an
+     * agent those its grant names (agents/grants.ts), no caller none.
+     */
+    async metadata(caller: Principal | undefined): Promise<Metadata> {
       const out: Metadata = {};
       for (const row of await store.listLive(10_000)) {
+        if (!principalMaySeeProvider(caller, row.id)) continue;
         const p = parseRecord(row);
         out[row.auth_type] ??= {};
         out[row.auth_type]![row.name] = {

@@ -21,6 +21,21 @@ export function createProvidersStore(db: Database) {
         return fn(storeOver(trx));
       });
     },
+    /**
+     * Whether any connection of the provider holds credentials (tokens, captured fields, or the
+     * marker of a copy in the secret backend): what a change of the provider's endpoints would send
+     * elsewhere. Revoked and failed connections hold none (their credentials are erased).
+     */
+    async connectionsHoldCredentials(providerId: string): Promise<boolean> {
+      const row = await db.kysely
+        .selectFrom('connections')
+        .select('id')
+        .where('provider_id', '=', providerId)
+        .where('credentials', 'is not', null)
+        .limit(1)
+        .executeTakeFirst();
+      return row !== undefined;
+    },
   };
 }
 
