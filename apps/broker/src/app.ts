@@ -5,11 +5,15 @@ import type { Logger } from 'pino';
 import type { Container } from './container.ts';
 import { commonError } from './errors/common.errors.ts';
 import { installAuth } from './http/auth.ts';
+import { installAuthFailureLimit } from './http/auth-failures.ts';
+import { warnUntrustedForwarding } from './http/client-address.ts';
 import { installCors } from './http/cors.ts';
 import { installErrorHandling, sendError } from './http/error-handler.ts';
+import { installJsonBodyParser } from './http/json-body.ts';
 import { installOpenApi } from './http/openapi.ts';
-import { installAuthFailureLimit, installRateLimits } from './http/rate-limit.ts';
+import { installRateLimits } from './http/rate-limit.ts';
 import { installPublicAdminGuard, installSurfaces, type listenersFor } from './http/surfaces.ts';
+import { applyServerTimeouts, installBodyDeadline } from './http/timeouts.ts';
 
 type Listeners = ReturnType<typeof listenersFor>;
 
@@ -64,10 +68,17 @@ export async function buildApp(
       return sendError(request, reply, commonError('invalid_request', { message }));
     },
   });
+  // Headers, body and keep-alive timeouts (serve.ts sets the split-mode admin listener's).
+  applyServerTimeouts(app.server, config.http.timeouts);
+  // First: a body that does not arrive is cut whatever the route and whoever sends it. The proxy
+  // streams uploads: there the limit is on pauses, once the caller is authenticated.
+  installBodyDeadline(app, config.http.timeouts, new Set(['/proxy/*']));
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // JSON only: a text/plain body gets 415 instead of reaching a schema as a string.
   app.removeContentTypeParser('text/plain');
+  // Nested at most MAX_JSON_DEPTH levels, on every route: deeper bodies are refused before parsing.
+  installJsonBodyParser(app);
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');
@@ -84,7 +95,8 @@ export async function buildApp(
   // Before authentication: a route of the other surface is unknown here, not unauthorized.
   installSurfaces(app);
   await installCors(app, config.corsAllowedOrigins);
-  installAuthFailureLimit(app, container.rateLimiter);
+  warnUntrustedForwarding(app, config.http.trustedProxies);
+  installAuthFailureLimit(app, container.rateLimiter, { envKeys: config.apiKeys });
   installAuth(app, {
     adminKeys: container.adminKeys,
     agents: container.agents,

@@ -7,7 +7,7 @@
  * brokers reconnect by themselves and the limit is enforced again (429 with Retry-After).
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,7 @@ import {
   spawnCli,
 } from './cli-helpers.ts';
 import { createTestDatabase, DIALECT, type TestDatabase } from './harness.ts';
+import { startRedis, stopRedis } from './redis-server.ts';
 
 after(killAllChildren);
 
@@ -36,42 +37,6 @@ const ANSWER_WITHIN_MS = 1_500;
  * may wait for the timeout.
  */
 const PROMPT_MS = 250;
-
-/** A private redis-server on `port`, nothing persisted; resolves once it accepts connections. */
-async function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`redis-server did not start:\n${out}`)), 10_000);
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (chunk: string) => {
-      out += chunk;
-      if (out.includes('Ready to accept connections')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`redis-server exited (${code}):\n${out}`));
-    });
-  });
-  child.removeAllListeners('exit');
-  child.stdout!.resume();
-  return child;
-}
-
-function stopRedis(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (child === undefined || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill(signal);
-  });
-}
 
 describe('Redis goes down and comes back, with rate limits on', { timeout: 120_000 }, () => {
   let db: TestDatabase;

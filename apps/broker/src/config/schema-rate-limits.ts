@@ -62,7 +62,9 @@ export const rateLimitEnv = {
     .min(1)
     .max(1_000_000)
     .default(60)
-    .describe('Agent logins (`/oauth/token`) per client address per minute.'),
+    .describe(
+      'Agent logins (`/oauth/token`) per minute per client address and agent credential (client id with its secret id, or assertion issuer with its `kid`).',
+    ),
   RATE_LIMIT_AUTH_FAILURES_RPM: z.coerce
     .number()
     .int()
@@ -70,6 +72,6 @@ export const rateLimitEnv = {
     .max(1_000_000)
     .default(30)
     .describe(
-      'Refused credentials (answers 401) per client address per minute, on any route; past it the address gets 429 before its credential is checked. Counted per process.',
+      'Refused credentials (answers 401) per minute per client address and credential (an admin key id, an agent, a client id and secret id at `/oauth/token`, or all unrecognised strings together); past it that credential gets 429 at that address before it is checked. An address also gets 429 for every credential not seen working in the last day after 10 times this many refusals. A credential that worked in the last day (or a key of `API_KEYS`) is never refused for failures. Public routes (`/health`, `/ready`) are never limited. Shared through Redis when `REDIS_URL` is set.',
     ),
 };

@@ -1,8 +1,12 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { commonError } from '../errors/common.errors.ts';
 import type { NexusError } from '../errors/nexus-error.ts';
+import { type CredentialFamily, LOGIN_ROUTES } from './credential-family.ts';
 import { sendError } from './error-handler.ts';
+import { type CounterStore, memoryStore, redisStore, type StoreChange } from './rate-limit-store.ts';
 import type { Principal } from './types.ts';
+
+export type { StoreChange } from './rate-limit-store.ts';
 
 /**
  * Rate limits on the public surface: a fixed window per bucket and client (the agent, else the
@@ -36,7 +40,7 @@ export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
   '/connections/:id/refresh': 'refresh',
   '/v1/capture-credential': 'capture',
   '/connect/capture': 'capture',
-  // Agent logins (client secret or assertion checks), by client address.
+  // Agent logins (client secret or assertion checks), per client address and credential family.
   '/oauth/token': 'login',
 };
 
@@ -48,154 +52,35 @@ export interface RateLimitConfig {
   readonly redisUrl: string | undefined;
 }
 
-interface CounterStore {
-  /** Counts one hit; answers the count in this window so far. */
-  hit(key: string, windowMs: number): Promise<number>;
-  close(): Promise<void>;
-}
-
-function memoryStore(
-  now: () => number,
-): CounterStore & { peek(key: string, windowMs: number): Promise<number> } {
-  // Counters of the current window only: a new window drops the whole previous map at once, so
-  // the cost per request stays constant however many clients there were.
-  let window = -1;
-  let counts = new Map<string, number>();
-  return {
-    async hit(key, windowMs) {
-      const current = Math.floor(now() / windowMs);
-      if (current !== window) {
-        window = current;
-        counts = new Map();
-      }
-      const count = (counts.get(key) ?? 0) + 1;
-      counts.set(key, count);
-      return count;
-    },
-    async peek(key, windowMs) {
-      return Math.floor(now() / windowMs) === window ? (counts.get(key) ?? 0) : 0;
-    },
-    async close() {},
-  };
-}
-
-/** How long a request waits for Redis before it is let through uncounted. */
-const REDIS_TIMEOUT_MS = 500;
-/**
- * After a failure, how long requests are let through without asking Redis at all; then one request
- * asks again while the others are still let through, until it has its answer. Without this a hung
- * Redis (a network partition: the connection stays open and nothing answers) would cost every
- * request the whole REDIS_TIMEOUT_MS, and leave its command queued in the client.
- */
-const REDIS_RETRY_MS = 1_000;
-
-const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
-  new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('Redis did not answer in time')), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-
-/** The counter store changed state: unreachable (with the first failure), or answering again. */
-export type StoreChange =
-  | { readonly available: false; readonly error: unknown }
-  | { readonly available: true };
-
-function redisStore(url: string, now: () => number, changed: (change: StoreChange) => void): CounterStore {
-  interface Client {
-    readonly isReady: boolean;
-    incr(key: string, ttlMs: number): Promise<number>;
-    destroy(): void;
-  }
-  let connecting: Promise<Client> | undefined;
-  let lastError: unknown;
-  // Loaded and connected on first use: processes that serve no limited route (and brokers without
-  // Redis) never load the client library or open a connection. The first use waits for the
-  // connection (at most REDIS_TIMEOUT_MS); the client keeps reconnecting in the background.
-  const connect = async (): Promise<Client> => {
-    const { createClient } = await import('redis');
-    const client = createClient({
-      url,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: 2_000, reconnectStrategy: (n: number) => Math.min(n * 100, 2_000) },
-    });
-    // The socket's errors (refused, reset) name the cause when a command finds it disconnected.
-    client.on('error', (error: unknown) => {
-      lastError = error;
-    });
-    const ready = client.connect();
-    ready.catch(() => {});
-    await within(ready, REDIS_TIMEOUT_MS).catch(() => {});
-    return {
-      get isReady() {
-        return client.isReady;
-      },
-      async incr(key, ttlMs) {
-        const [count] = (await client.multi().incr(key).pExpire(key, ttlMs).exec()) as unknown as [number];
-        return Number(count);
-      },
-      destroy: () => client.destroy(),
-    };
-  };
-  // Monotonic time for the retry pause: `now` is the windows' clock, which tests may hold still.
-  let unavailable = false;
-  let retryAt = 0;
-  let probing = false;
-  return {
-    async hit(key, windowMs) {
-      const probe = unavailable;
-      if (probe) {
-        if (probing || performance.now() < retryAt) throw new Error('Redis failed a moment ago');
-        probing = true;
-      }
-      try {
-        connecting ??= connect();
-        const client = await connecting;
-        // MULTI is queued even with disableOfflineQueue (node-redis queues transactions while it
-        // reconnects): refuse it here, so that a request never waits on a connection that is not there.
-        if (!client.isReady) throw lastError ?? new Error('Redis is not connected');
-        const counterKey = `nexus:rl:${key}:${Math.floor(now() / windowMs)}`;
-        const count = await within(client.incr(counterKey, windowMs * 2), REDIS_TIMEOUT_MS);
-        if (unavailable) {
-          unavailable = false;
-          changed({ available: true });
-        }
-        return count;
-      } catch (error) {
-        retryAt = performance.now() + REDIS_RETRY_MS;
-        if (!unavailable) {
-          unavailable = true;
-          changed({ available: false, error });
-        }
-        throw error;
-      } finally {
-        if (probe) probing = false;
-      }
-    },
-    async close() {
-      // destroy, not close: close() waits for pending commands, forever if Redis hangs.
-      (await connecting)?.destroy();
-    },
-  };
-}
-
 export function clientKey(principal: Principal | undefined, ip: string): string {
   if (principal?.kind === 'agent') return `agent:${principal.agentId}`;
   if (principal?.kind === 'admin') return `admin:${principal.keyId}`;
   return `ip:${ip}`;
 }
 
+/**
+ * Failed authentications (answers 401) are counted per client address and credential family
+ * (http/credential-family.ts), and per address over the families not known to be good. A family
+ * that authenticated in the last day is known to be good and is never refused for failures: only
+ * the key itself makes it so, and a valid key must not be refused because others at its address
+ * (behind one load balancer) keep failing. Past the per-address limit (this many times the
+ * per-family one) every family not known to be good is refused at that address: that stops an
+ * attacker cycling made-up keys, each of which is a family of its own.
+ */
+export const ADDRESS_FAILURE_FACTOR = 10;
+const KNOWN_GOOD_MS = 24 * 3600_000;
+/** How often a process writes again to Redis that a family it keeps seeing is good. */
+const RESHARE_MS = 10 * 60_000;
+/** Families this process remembers as good (the oldest is forgotten first; Redis remembers all). */
+const KNOWN_GOOD_MAX = 10_000;
+
+/** Families that can be known to be good: keys that authenticated. Env keys are recognised as such. */
+const markable = (family: CredentialFamily) =>
+  family !== 'other' && family !== 'none' && !family.startsWith('env:');
+
 export function createRateLimiter(config: RateLimitConfig, now: () => number = Date.now) {
   const listeners = new Set<(change: StoreChange) => void>();
-  const store = !config.enabled
+  const store: CounterStore | undefined = !config.enabled
     ? undefined
     : config.redisUrl !== undefined
       ? redisStore(config.redisUrl, now, (change) => {
@@ -203,16 +88,35 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
         })
       : memoryStore(now);
   let storeFailures = 0;
-  const failures = config.enabled ? memoryStore(now) : undefined;
-  const limited = (bucket: RateLimitBucket, limit: number) => {
+  const limited = (bucket: RateLimitBucket, limit: number, per = '') => {
     const retryAfter = Math.max(1, Math.ceil((config.windowMs - (now() % config.windowMs)) / 1000));
     const what =
       bucket === 'auth_failure' ? 'failed authentications' : `${bucket.replace('_', '-')} requests`;
     return commonError('rate_limited', {
-      message: `Too many ${what}: at most ${limit} per ${config.windowMs / 1000} s. Retry after ${retryAfter} s.`,
+      message: `Too many ${what}${per}: at most ${limit} per ${config.windowMs / 1000} s. Retry after ${retryAfter} s.`,
       details: { bucket, limit, window_seconds: config.windowMs / 1000, retry_after_seconds: retryAfter },
     });
   };
+
+  // In front of the store (and the only copy without Redis): a family seen good here costs no
+  // round trip to Redis, so the failure limit adds nothing to a valid caller's requests.
+  const knownGood = new Map<CredentialFamily, { until: number; sharedAt: number }>();
+  const isKnownGood = (family: CredentialFamily): boolean => {
+    const entry = knownGood.get(family);
+    if (entry === undefined) return false;
+    if (entry.until > now()) return true;
+    knownGood.delete(family);
+    return false;
+  };
+  const remember = (family: CredentialFamily, sharedAt: number) => {
+    knownGood.delete(family);
+    if (knownGood.size >= KNOWN_GOOD_MAX) knownGood.delete(knownGood.keys().next().value!);
+    knownGood.set(family, { until: now() + KNOWN_GOOD_MS, sharedAt });
+  };
+  const failureKeys = (address: string, family: CredentialFamily) => [
+    `auth_failure:${address}|${family}`,
+    `auth_failure:${address}`,
+  ];
 
   return {
     enabled: config.enabled,
@@ -225,7 +129,7 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
       if (store === undefined) return;
       let count: number;
       try {
-        count = await store.hit(`${bucket}:${client}`, config.windowMs);
+        [count] = (await store.hit([`${bucket}:${client}`], config.windowMs)) as [number];
       } catch {
         storeFailures += 1;
         return;
@@ -234,17 +138,54 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
       if (count > limit) throw limited(bucket, limit);
     },
     /**
-     * Counts an authentication failure. These counters stay in this process even with Redis:
-     * checking them is on every request's path, where a Redis round trip would cost every caller.
+     * Throws 429 when `family` failed too often at `address` in this window, or when `address`
+     * did with families not known to be good, unless `family` is known to be good. Fails open.
      */
-    async recordFailure(client: string): Promise<void> {
-      if (failures !== undefined) await failures.hit(`auth_failure:${client}`, config.windowMs);
+    async refuseIfFailing(address: string, family: CredentialFamily): Promise<void> {
+      if (store === undefined || family.startsWith('env:') || isKnownGood(family)) return;
+      let read: { counts: number[]; marked: boolean };
+      try {
+        read = await store.read(
+          failureKeys(address, family),
+          markable(family) ? family : undefined,
+          config.windowMs,
+        );
+      } catch {
+        storeFailures += 1;
+        return;
+      }
+      // Good according to another replica.
+      if (read.marked) return remember(family, now());
+      const limit = config.limits.auth_failure;
+      if (read.counts[0]! >= limit) throw limited('auth_failure', limit);
+      const total = limit * ADDRESS_FAILURE_FACTOR;
+      if (read.counts[1]! >= total) throw limited('auth_failure', total, ' from this address');
     },
-    /** Throws 429 when `client` already failed authentication too often in this window. */
-    async refuseIfFailing(client: string): Promise<void> {
-      if (failures === undefined) return;
-      const count = await failures.peek(`auth_failure:${client}`, config.windowMs);
-      if (count >= config.limits.auth_failure) throw limited('auth_failure', config.limits.auth_failure);
+    /** Counts a failed authentication of `family` at `address` (in the store: shared with Redis). */
+    async recordFailure(address: string, family: CredentialFamily): Promise<void> {
+      if (store === undefined || family.startsWith('env:')) return;
+      const [perFamily, perAddress] = failureKeys(address, family);
+      try {
+        await store.hit(isKnownGood(family) ? [perFamily!] : [perFamily!, perAddress!], config.windowMs);
+      } catch {
+        storeFailures += 1;
+      }
+    },
+    /** `family` authenticated: known to be good for a day, here at once and in Redis (at most every 10 min). */
+    async recordSuccess(family: CredentialFamily): Promise<void> {
+      if (store === undefined || !markable(family)) return;
+      const t = now();
+      const entry = knownGood.get(family);
+      if (entry !== undefined && entry.until > t && entry.sharedAt > t - RESHARE_MS) {
+        entry.until = t + KNOWN_GOOD_MS;
+        return;
+      }
+      remember(family, t);
+      try {
+        await store.setMark(family, KNOWN_GOOD_MS);
+      } catch {
+        storeFailures += 1;
+      }
     },
     get storeFailures() {
       return storeFailures;
@@ -260,31 +201,18 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
 
 export type RateLimiter = ReturnType<typeof createRateLimiter>;
 
-/**
- * Guessing credentials: a client address whose requests were refused as unauthenticated (401)
- * too often in the window gets 429 before its next credential is even looked at. Installed before
- * authentication; the 401s are counted as they are sent, per process.
- */
-export function installAuthFailureLimit(app: FastifyInstance, limiter: RateLimiter): void {
-  if (!limiter.enabled) return;
-  app.addHook('onRequest', async (request, reply) => {
-    try {
-      await limiter.refuseIfFailing(`ip:${request.ip}`);
-    } catch (error) {
-      const e = error as NexusError;
-      const seconds = (e.details as { retry_after_seconds?: number } | undefined)?.retry_after_seconds;
-      if (seconds !== undefined) reply.header('retry-after', String(seconds));
-      return sendError(request, reply, e);
-    }
-  });
-  app.addHook('onResponse', async (request, reply) => {
-    if (reply.statusCode === 401) await limiter.recordFailure(`ip:${request.ip}`);
-  });
+/** Answers 429 with Retry-After (the error's `details.retry_after_seconds`). */
+export function replyLimited(request: FastifyRequest, reply: FastifyReply, error: unknown) {
+  const e = error as NexusError;
+  const seconds = (e.details as { retry_after_seconds?: number } | undefined)?.retry_after_seconds;
+  if (seconds !== undefined) reply.header('retry-after', String(seconds));
+  return sendError(request, reply, e);
 }
 
 /**
  * Adds the check to the REST routes of RATE_LIMITED_ROUTES: an onRequest hook installed after
- * authentication (which names the client), so a limited request is refused before its body is read.
+ * authentication (which names the client), so a limited request is refused before its body is
+ * read. Logins are limited with failed authentications (auth-failures.ts), once their body is parsed.
  */
 export function installRateLimits(app: FastifyInstance, limiter: RateLimiter): void {
   if (!limiter.enabled) return;
@@ -308,15 +236,13 @@ export function installRateLimits(app: FastifyInstance, limiter: RateLimiter): v
     unsubscribe();
   });
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
-    const bucket = request.is404 ? undefined : RATE_LIMITED_ROUTES[request.routeOptions.url ?? ''];
+    const url = request.routeOptions.url ?? '';
+    const bucket = request.is404 || LOGIN_ROUTES.has(url) ? undefined : RATE_LIMITED_ROUTES[url];
     if (bucket === undefined) return;
     try {
       await limiter.check(bucket, clientKey(request.principal, request.ip));
     } catch (error) {
-      const e = error as NexusError;
-      const seconds = (e.details as { retry_after_seconds?: number } | undefined)?.retry_after_seconds;
-      if (seconds !== undefined) reply.header('retry-after', String(seconds));
-      return sendError(request, reply, e);
+      return replyLimited(request, reply, error);
     }
   });
 }

@@ -4,6 +4,7 @@ import { isDatabaseUnavailable } from '../../db/availability.ts';
 import { migrate, migrationStatus } from '../../db/migrate.ts';
 import { createLogger } from '../../http/logger.ts';
 import { listenersFor, type Role } from '../../http/surfaces.ts';
+import { applyServerTimeouts } from '../../http/timeouts.ts';
 import { startPresence } from '../../modules/brokers/presence.ts';
 import { startBackgroundJobs } from '../../modules/worker/runner.ts';
 import {
@@ -165,6 +166,8 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     let adminPort: number | undefined;
     if (adminServer !== undefined && config.adminListener !== undefined) {
       const { host, port: wanted } = config.adminListener;
+      // The main listener's are set by buildApp; the admin one is created beside it.
+      applyServerTimeouts(adminServer, config.http.timeouts);
       try {
         await new Promise<void>((resolve, reject) => {
           adminServer.once('error', reject);

@@ -4,6 +4,7 @@ import * as z from 'zod';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { AgentsService } from './agents.service.ts';
+import { agentJwks } from './jwks.ts';
 
 // RFC 6749 §3.3 scope-token; custom scopes such as `crm:read` fit it too.
 const scope = z
@@ -21,15 +22,6 @@ const agentId = z
   );
 const ref = z.string().min(1).max(64);
 const workspace = z.string().min(1).max(200);
-/** Members only private or symmetric keys have (RFC 7518 §6.2.2, §6.3.2, §6.4.1). */
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-const jwk = z
-  .record(z.string().max(64), z.unknown())
-  .refine((key) => !PRIVATE_JWK_MEMBERS.some((m) => m in key), {
-    message:
-      'a public key only: remove the private members (d, p, q, dp, dq, qi, k); the agent keeps its private key',
-  });
-const jwks = z.object({ keys: z.array(jwk).min(1).max(10) }).strict();
 const jwksUri = z
   .url({ protocol: /^https$/ })
   .max(2048)
@@ -107,7 +99,7 @@ export function agentsRoutes(app: FastifyInstance, deps: { agents: AgentsService
             allowed_providers: grants.allowed_providers.default([]),
             allowed_workspaces: grants.allowed_workspaces.default([]),
             active: z.boolean().optional(),
-            jwks: jwks.optional().describe('Public keys for private_key_jwt client authentication'),
+            jwks: agentJwks.optional(),
             jwks_uri: jwksUri.optional(),
             generate_secret: z.boolean().default(true).describe('Issue a client secret (default true)'),
           })
@@ -169,7 +161,7 @@ export function agentsRoutes(app: FastifyInstance, deps: { agents: AgentsService
             allowed_workspaces: grants.allowed_workspaces.optional(),
             allowed_secrets: grants.allowed_secrets,
             active: z.boolean().optional(),
-            jwks: jwks.nullable().optional(),
+            jwks: agentJwks.nullable().optional(),
             jwks_uri: jwksUri.nullable().optional(),
           })
           .strict(),

@@ -11,6 +11,7 @@ import type { ProvidersService } from '../providers/providers.service.ts';
 import { createAccessTokenVerifier, principalOf } from './access-tokens.ts';
 import { agentErrors } from './agents.errors.ts';
 import { createClientAuthenticator } from './client-auth.ts';
+import { type AgentJwks, shownJwks } from './jwks.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 /** Client secrets look like `nxs_<secret id>_<43 random chars>`: the id finds the row, the hash is compared. */
@@ -26,7 +27,7 @@ export interface AgentInput {
   allowed_providers: string[];
   allowed_workspaces: string[];
   allowed_secrets?: string[] | undefined;
-  jwks?: { keys: Record<string, unknown>[] } | null | undefined;
+  jwks?: AgentJwks | null | undefined;
   jwks_uri?: string | null | undefined;
   active?: boolean | undefined;
 }
@@ -56,15 +57,6 @@ export interface ClientAuthentication {
   clientSecret?: string;
   assertionType?: string;
   assertion?: string;
-}
-
-/** The registered keys with any private member dropped (registration refuses them; older rows may hold some). */
-function publicJwks(stored: string): { keys: Record<string, unknown>[] } {
-  const { keys } = JSON.parse(stored) as { keys: Record<string, unknown>[] };
-  const PRIVATE = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
-  return {
-    keys: keys.map((key) => Object.fromEntries(Object.entries(key).filter(([m]) => !PRIVATE.has(m)))),
-  };
 }
 
 export function createAgentsService(deps: {
@@ -115,7 +107,7 @@ export function createAgentsService(deps: {
       active: row.disabled_at === null,
       jwks_uri: row.jwks_uri,
       has_jwks: row.jwks !== null,
-      jwks: row.jwks === null ? null : publicJwks(row.jwks),
+      jwks: row.jwks === null ? null : shownJwks(row.jwks),
       secrets: secrets.map((s) => ({
         id: s.id,
         created_at: iso(s.created_at)!,

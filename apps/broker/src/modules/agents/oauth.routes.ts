@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
+import { basicCredentials } from '../../http/basic-auth.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { AgentPrincipal } from '../../http/types.ts';
@@ -11,23 +12,6 @@ import type { AgentsService, ClientAuthentication } from './agents.service.ts';
 import type { OnBehalfOf } from './obo.ts';
 import type { AgentSessions } from './sessions.ts';
 import type { SigningKeys } from './signing-keys.ts';
-
-/** `Authorization: Basic` with form-urlencoded id and secret (RFC 6749 §2.3.1). */
-function basicCredentials(header: string | undefined): ClientAuthentication['basic'] {
-  const match = header === undefined ? null : /^Basic\s+([A-Za-z0-9+/=]{1,1024})\s*$/i.exec(header);
-  if (match === null) return undefined;
-  const decoded = Buffer.from(match[1]!, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon < 0) return undefined;
-  try {
-    return {
-      clientId: decodeURIComponent(decoded.slice(0, colon).replaceAll('+', ' ')),
-      secret: decodeURIComponent(decoded.slice(colon + 1).replaceAll('+', ' ')),
-    };
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * The broker as an OAuth authorization server for agents: `POST /oauth/token` (client_credentials

@@ -1,0 +1,68 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { NamedApiKey } from '../config/load.ts';
+import { presentedCredential } from './auth.ts';
+import {
+  type CredentialFamily,
+  credentialFamily,
+  envKeyMatcher,
+  LOGIN_ROUTES,
+  loginFamily,
+} from './credential-family.ts';
+import { type RateLimiter, replyLimited } from './rate-limit.ts';
+
+/** The credential family of each request that presented one to a protected or login route. */
+const families = new WeakMap<FastifyRequest, CredentialFamily>();
+
+/**
+ * Guessing, or hammering with bad credentials: a request whose credential family failed too often
+ * at its address in the window, or whose address did with families not known to be good, gets 429
+ * before its credential is looked at (the rules are in rate-limit.ts, the families in
+ * credential-family.ts). A family known to be good is never refused for failures, so a valid key
+ * keeps working while others at the same address (behind one load balancer) fail.
+ *
+ * Public routes take no credential and are never refused here: `/health` and `/ready` answer
+ * whatever an address did. `/oauth/token` is checked once its form body is parsed (the client's
+ * credential is in it), and its login allowance (RATE_LIMIT_LOGIN_RPM) is per address and family.
+ * Installed before authentication; a 401 counts as a failure, an authenticated request or an
+ * issued token as a success. Counters are shared through Redis when it is configured.
+ */
+export function installAuthFailureLimit(
+  app: FastifyInstance,
+  limiter: RateLimiter,
+  options: { envKeys: readonly NamedApiKey[] },
+): void {
+  if (!limiter.enabled) return;
+  const envKeyName = envKeyMatcher(options.envKeys);
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404 || LOGIN_ROUTES.has(request.routeOptions.url ?? '')) return;
+    if ((request.routeOptions.config.auth ?? 'admin') === 'public') return;
+    const family = credentialFamily(presentedCredential(request), envKeyName);
+    families.set(request, family);
+    try {
+      await limiter.refuseIfFailing(request.ip, family);
+    } catch (error) {
+      return replyLimited(request, reply, error);
+    }
+  });
+  app.addHook('preValidation', async (request, reply) => {
+    if (request.is404 || !LOGIN_ROUTES.has(request.routeOptions.url ?? '')) return;
+    const family = loginFamily(request.headers.authorization, request.body, envKeyName);
+    families.set(request, family);
+    try {
+      await limiter.refuseIfFailing(request.ip, family);
+      await limiter.check('login', `ip:${request.ip}|${family}`);
+    } catch (error) {
+      return replyLimited(request, reply, error);
+    }
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const family = families.get(request);
+    if (family === undefined) return;
+    if (reply.statusCode === 401) await limiter.recordFailure(request.ip, family);
+    else if (
+      request.principal !== undefined ||
+      (reply.statusCode === 200 && LOGIN_ROUTES.has(request.routeOptions.url ?? ''))
+    )
+      await limiter.recordSuccess(family);
+  });
+}
