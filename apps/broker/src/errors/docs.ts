@@ -15,8 +15,23 @@ export function renderErrorDocs(): string {
     '|---|---|---|---|',
   ];
   const codes = [...allErrorCodes()].sort(([a, x], [b, y]) => x.status - y.status || a.localeCompare(b));
+  // A 500 goes out as `internal_error` (http/error-handler.ts, grpc/errors.ts); its own code is logged only.
+  const logged = (code: string, status: number) => status === 500 && code !== 'internal_error';
   for (const [code, spec] of codes)
-    lines.push(`| \`${code}\` | ${spec.status} | ${spec.message} | ${spec.module} |`);
+    if (!logged(code, spec.status))
+      lines.push(`| \`${code}\` | ${spec.status} | ${spec.message} | ${spec.module} |`);
+  lines.push(
+    '',
+    '## In the broker log only',
+    '',
+    'These codes name internal failures. Callers receive `500 internal_error` (gRPC `INTERNAL` with',
+    'reason `internal_error`); the log line with the same `request_id` carries the code below.',
+    '',
+    '| code | meaning | module |',
+    '|---|---|---|',
+  );
+  for (const [code, spec] of codes)
+    if (logged(code, spec.status)) lines.push(`| \`${code}\` | ${spec.message} | ${spec.module} |`);
   lines.push('');
   return lines.join('\n');
 }

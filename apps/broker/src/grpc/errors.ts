@@ -94,6 +94,9 @@ export function createErrorMapper(types: {
 }): (error: NexusError, requestId: string) => GrpcFailure {
   return (error, requestId) => {
     const code = grpcCode(error);
+    // As on REST (http/error-handler.ts): a 500's own code describes the broker's insides and
+    // stays in the log (server.ts logs it); the caller reads `internal_error` and the request id.
+    const reason = error.expose ? error.code : 'internal_error';
     const message = error.expose ? error.message : commonError('internal_error').message;
     const details = error.expose ? error.details : undefined;
     const info: Record<string, string> = { ...flatten(details), request_id: requestId };
@@ -101,10 +104,10 @@ export function createErrorMapper(types: {
     if (code === status.FAILED_PRECONDITION && typeof state === 'string' && REQUIRED_ACTION[state])
       info.required_action = REQUIRED_ACTION[state];
     const metadata = new Metadata();
-    metadata.set('nexus-error-code', error.code);
+    metadata.set('nexus-error-code', reason);
     metadata.set('nexus-request-id', requestId);
     if (details !== undefined) metadata.set('nexus-error-details', asciiJson(details));
-    const errorInfo = types.errorInfo.serialize({ reason: error.code, domain: ERROR_DOMAIN, metadata: info });
+    const errorInfo = types.errorInfo.serialize({ reason, domain: ERROR_DOMAIN, metadata: info });
     metadata.set(
       'grpc-status-details-bin',
       types.status.serialize({

@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } from 'fastify-type-provider-zod';
 import { isDatabaseUnavailable, unavailableCause } from '../db/availability.ts';
-import { commonError, databaseUnavailable } from '../errors/common.errors.ts';
+import { commonError, commonErrors, databaseUnavailable } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
 
 /** The wire envelope of every error: the v1 contract's `{error, message}` plus details and the request id. */
@@ -61,12 +61,35 @@ function toNexusError(error: FastifyError | Error): NexusError {
   return commonError('internal_error', { cause: error });
 }
 
+/** Logs a 5xx with its real code, detail and cause (for a 500, the only place its code appears). */
+function logFailure(request: FastifyRequest, error: NexusError, thrown: unknown): void {
+  request.log.error(
+    {
+      err: isResponseSerializationError(thrown)
+        ? { message: 'response did not match its schema', type: thrown.code }
+        : (error.cause ?? thrown),
+      code: error.code,
+      detail: error.detail,
+    },
+    'request failed',
+  );
+}
+
+/**
+ * Sends an error answer. A 500 is an unexpected failure: its code (`key_not_in_ring`,
+ * `decryption_failed`, …) describes the broker's insides, so the caller gets `internal_error`, the
+ * generic message and the request id, and the code goes to the log. 502/503 codes are meant for
+ * callers (retry, or tell the user) and go out as they are.
+ */
 export function sendError(request: FastifyRequest, reply: FastifyReply, error: NexusError): FastifyReply {
+  if (!error.expose) logFailure(request, error, error);
+  return send(request, reply, error);
+}
+
+function send(request: FastifyRequest, reply: FastifyReply, error: NexusError): FastifyReply {
   const body: ErrorBody = {
-    error: error.code,
-    message: error.expose
-      ? error.message
-      : 'Internal error. The request id identifies it in the broker logs.',
+    error: error.expose ? error.code : 'internal_error',
+    message: error.expose ? error.message : commonErrors.internal_error.message,
     ...(error.expose && error.details !== undefined ? { details: error.details } : {}),
     request_id: request.id,
   };
@@ -87,21 +110,11 @@ export function installErrorHandling(app: FastifyInstance): void {
       const { message, code } = unavailableCause(nexus.cause) ?? {};
       request.log.warn({ code: nexus.code, cause: { message, code } }, 'database unavailable');
     } else if (nexus.status >= 500) {
-      const cause = nexus.cause ?? error;
-      request.log.error(
-        {
-          err: isResponseSerializationError(error)
-            ? { message: 'response did not match its schema', type: error.code }
-            : cause,
-          code: nexus.code,
-          detail: nexus.detail,
-        },
-        'request failed',
-      );
+      logFailure(request, nexus, error);
     } else if (nexus.detail !== undefined) {
       request.log.info({ code: nexus.code, detail: nexus.detail }, 'request rejected');
     }
-    return sendError(request, reply, nexus);
+    return send(request, reply, nexus);
   });
   app.setNotFoundHandler((request, reply) => sendError(request, reply, commonError('route_not_found')));
 }

@@ -11,7 +11,8 @@ main{max-width:28rem;margin:3rem auto;background:#fff;padding:2rem;border-radius
 h1{font-size:1.3rem;margin-top:0}label{display:block;font-weight:600;margin:1rem 0 .3rem}
 input{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #b8bfc8;border-radius:4px;font-size:1rem}
 small{color:#57606a}button{margin-top:1.5rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:4px;background:#1f6feb;color:#fff}
-.error{background:#ffebe9;border:1px solid #ff818266;padding:.6rem;border-radius:4px}.note{color:#57606a;font-size:.85rem;margin-top:1.5rem}`;
+.error{background:#ffebe9;border:1px solid #ff818266;padding:.6rem;border-radius:4px}.note{color:#57606a;font-size:.85rem;margin-top:1.5rem}
+.field-error{color:#cf222e;font-size:.9rem;margin:.3rem 0 0}input[aria-invalid="true"]{border-color:#cf222e}`;
 
 /** Headers for every capture page: no scripts at all, styles by nonce, forms only to us (and the return URL after submit). */
 export function capturePageHeaders(nonce: string, returnOrigin: string | null): Record<string, string> {
@@ -36,12 +37,25 @@ export function captureFormPage(
   state: string,
   errors: readonly { path: string; message: string }[] = [],
 ): string {
+  // A problem about one field is also shown right under that field, and tied to it for screen readers.
+  const fieldErrors = new Map<string, string>();
+  for (const e of errors) {
+    const name = e.path.startsWith('credentials.') ? e.path.slice('credentials.'.length) : undefined;
+    if (name !== undefined && !fieldErrors.has(name)) fieldErrors.set(name, e.message);
+  }
   const inputs = form.fields
     .map((f) => {
       const id = `f-${f.name}`;
       const help = f.description ? `<small>${escapeHtml(f.description)}</small>` : '';
+      const error = fieldErrors.get(f.name);
+      const invalid =
+        error === undefined ? '' : ` aria-invalid="true" aria-describedby="${escapeHtml(id)}-error"`;
+      const message =
+        error === undefined
+          ? ''
+          : `\n<p class="field-error" id="${escapeHtml(id)}-error">${escapeHtml(error)}</p>`;
       return `<label for="${escapeHtml(id)}">${escapeHtml(f.title)}</label>${help}
-<input id="${escapeHtml(id)}" name="${escapeHtml(f.name)}" type="${f.secret ? 'password' : 'text'}" maxlength="${f.maxLength}" autocomplete="off" spellcheck="false"${f.required ? ' required' : ''}>`;
+<input id="${escapeHtml(id)}" name="${escapeHtml(f.name)}" type="${f.secret ? 'password' : 'text'}" maxlength="${f.maxLength}" autocomplete="off" spellcheck="false"${f.required ? ' required' : ''}${invalid}>${message}`;
     })
     .join('\n');
   const errorList =

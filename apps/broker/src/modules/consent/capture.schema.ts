@@ -18,6 +18,12 @@ export interface CaptureField {
 const MAX_FIELD = 4096;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const SECRET_NAME = /secret|password|key|token/i;
+/**
+ * Control characters (C0, DEL, C1). No API key, secret or user name holds one; a value with a
+ * line break or NUL is a paste accident, and once stored every use of it fails (Node refuses it
+ * in a header: `502 auth_injection_failed`), so it is refused at capture with the field named.
+ */
+const CONTROL = /\p{Cc}/u;
 
 export function captureFields(profile: StoredProfile): CaptureField[] {
   const schema = profile.params.credential_schema as
@@ -57,7 +63,7 @@ export function captureFields(profile: StoredProfile): CaptureField[] {
   }));
 }
 
-/** Checks submitted values against the fields: required present, bounded, no unknown names. */
+/** Checks submitted values against the fields: required present, bounded, printable, no unknown names. */
 export function checkCaptured(
   fields: readonly CaptureField[],
   values: Record<string, unknown>,
@@ -75,11 +81,19 @@ export function checkCaptured(
       problems.push({ path: `credentials.${name}`, message: 'must be a string' });
     else if (value.length > field.maxLength)
       problems.push({ path: `credentials.${name}`, message: `at most ${field.maxLength} characters` });
+    else if (CONTROL.test(value))
+      // Says what is wrong, never echoes the value (it is a secret).
+      problems.push({
+        path: `credentials.${name}`,
+        message: 'contains a control character (a line break, tab or NUL, say); enter it again without one',
+      });
     else if (value !== '') out[name] = value;
   }
   for (const field of fields) {
-    if (field.required && out[field.name] === undefined)
-      problems.push({ path: `credentials.${field.name}`, message: 'required' });
+    const path = `credentials.${field.name}`;
+    // A value refused above is not also "required": one message per field.
+    if (field.required && out[field.name] === undefined && !problems.some((p) => p.path === path))
+      problems.push({ path, message: 'required' });
   }
   return problems.length > 0 ? { ok: false, problems } : { ok: true, values: out };
 }

@@ -154,6 +154,29 @@ export function createConsentService(deps: {
       const flowId = randomBytes(18).toString('base64url');
       const expiresAt = t + FLOW_TTL_MS;
       const state = signState(deps.stateKey, { flowId, expiresAt });
+      // Everything that can refuse the request (openid without a verifiable issuer, a provider whose
+      // secret or discovery document cannot be read) runs before the first write: a refusal leaves
+      // no pending connection behind (issue #18).
+      let authUrl: string;
+      let verifier: Uint8Array | null = null;
+      let nonce: string | null = null;
+      if (provider.auth_type === 'oauth2') {
+        const { profile, clientSecret } = await deps.providers.loadForUse(provider.id);
+        if (scopes.includes('openid') && !(profile.enable_discovery && profile.issuer)) {
+          throw errorFrom(consentErrors, 'openid_not_verifiable');
+        }
+        const codeVerifier = oauth.generateRandomCodeVerifier();
+        nonce = scopes.includes('openid') ? oauth.generateRandomNonce() : null;
+        verifier = sealText(ring, codeVerifier, verifierBinding(flowId));
+        authUrl = await buildAuthorizationUrl(provider, profile, clientSecret, {
+          state,
+          challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+          nonce: nonce ?? undefined,
+          scopes,
+        });
+      } else {
+        authUrl = `${deps.capturePageUrl}?state=${encodeURIComponent(state)}`;
+      }
       await connections.insert({
         id: connectionId,
         workspace_id: request.workspaceId,
@@ -178,26 +201,6 @@ export function createConsentService(deps: {
         refresh_started_at: null,
         refresh_attempted_at: null,
       });
-      let authUrl: string;
-      let verifier: Uint8Array | null = null;
-      let nonce: string | null = null;
-      if (provider.auth_type === 'oauth2') {
-        const { profile, clientSecret } = await deps.providers.loadForUse(provider.id);
-        if (scopes.includes('openid') && !(profile.enable_discovery && profile.issuer)) {
-          throw errorFrom(consentErrors, 'openid_not_verifiable');
-        }
-        const codeVerifier = oauth.generateRandomCodeVerifier();
-        nonce = scopes.includes('openid') ? oauth.generateRandomNonce() : null;
-        verifier = sealText(ring, codeVerifier, verifierBinding(flowId));
-        authUrl = await buildAuthorizationUrl(provider, profile, clientSecret, {
-          state,
-          challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
-          nonce: nonce ?? undefined,
-          scopes,
-        });
-      } else {
-        authUrl = `${deps.capturePageUrl}?state=${encodeURIComponent(state)}`;
-      }
       await store.insert({
         id: flowId,
         connection_id: connectionId,

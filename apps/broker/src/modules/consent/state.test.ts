@@ -35,6 +35,21 @@ describe('signed state', () => {
     }
   });
 
+  it('accepts exactly one spelling: no padding, stray characters or changed spare bits (issue #18)', () => {
+    const text = signState(key, { flowId, expiresAt: 1_800_000_000_000 });
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    // The 43rd character of a 32-byte MAC carries 2 unused bits: flipping one keeps the bytes.
+    const spare = `${text.slice(0, -1)}${alphabet[alphabet.indexOf(text.at(-1)!) ^ 1]}`;
+    for (const variant of [`${text}=`, `${text}==`, `${text}!`, `${text} `, ` ${text}`, spare]) {
+      assert.deepEqual(
+        verifyState(key, variant),
+        { ok: false, reason: 'malformed' },
+        JSON.stringify(variant),
+      );
+    }
+    assert.equal(verifyState(key, text).ok, true);
+  });
+
   it('rejects malformed input without throwing', () => {
     for (const bad of ['', 'abc', 'v2.x.1.y', 'v1..1.x', `v1.${flowId}.notanumber.x`, 'x'.repeat(300)]) {
       assert.deepEqual(verifyState(key, bad), { ok: false, reason: 'malformed' }, bad);

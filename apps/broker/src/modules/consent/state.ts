@@ -13,6 +13,8 @@ export interface SignedState {
 }
 
 const FLOW_ID = /^[A-Za-z0-9_-]{22,64}$/;
+/** An HMAC-SHA256 (32 bytes) in unpadded base64url: 43 characters, the last carrying 2 spare bits. */
+const MAC_TEXT = /^[A-Za-z0-9_-]{43}$/;
 
 function mac(key: SecretBytes, body: string): Buffer {
   return createHmac('sha256', key.reveal()).update('nexus state v1\n').update(body).digest();
@@ -34,8 +36,14 @@ export function verifyState(key: SecretBytes, text: string): StateCheck {
   if (parts.length !== 4 || parts[0] !== 'v1' || !FLOW_ID.test(parts[1]!) || !/^\d{1,15}$/.test(parts[2]!)) {
     return { ok: false, reason: 'malformed' };
   }
+  // One accepted spelling per state (issue #18): Node's base64url decoder skips padding, stray
+  // characters and spare bits, so `…=`, `… ` or a different last character would decode to the
+  // same MAC. Only the exact unpadded form with zero spare bits, which signState produces, passes.
+  const macText = parts[3]!;
+  if (!MAC_TEXT.test(macText)) return { ok: false, reason: 'malformed' };
+  const given = Buffer.from(macText, 'base64url');
+  if (given.toString('base64url') !== macText) return { ok: false, reason: 'malformed' };
   const body = `${parts[0]}.${parts[1]}.${parts[2]}`;
-  const given = Buffer.from(parts[3]!, 'base64url');
   const expected = mac(key, body);
   if (given.length !== expected.length || !timingSafeEqual(given, expected))
     return { ok: false, reason: 'bad_signature' };
