@@ -2,6 +2,8 @@ import { Gauge } from 'prom-client';
 import type { Config } from './config/load.ts';
 import { type ResolvedKeys, resolveKeys } from './crypto/key-file.ts';
 import { type Database, openDatabase } from './db/client.ts';
+import { identityProviderCidrs } from './egress/endpoint-rules.ts';
+import { createGuardedFetch } from './egress/guarded-fetch.ts';
 import { joseFetch } from './egress/jose-fetch.ts';
 import { createSafeFetch } from './egress/safe-fetch.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
@@ -137,7 +139,22 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   // Plain http only for a loopback identity provider outside production (local development, tests).
   const allowInsecure = (url: URL) =>
     allowLoopbackHttp && url.protocol === 'http:' && LOOPBACK_HOSTS.test(url.hostname);
-  const discovery = createDiscovery({ ttlSeconds: config.discoveryTtlSeconds, allowInsecure, now });
+  // Identity-provider endpoints (discovery documents, token, revocation and key-set requests) go
+  // through the egress guard; loopback is allowed outside production only, for a local provider.
+  const egressRules = { allowLoopback: allowLoopbackHttp, allowCidrs: config.egressAllowedCidrs };
+  const idpFetch = createGuardedFetch({
+    allowCidrs: identityProviderCidrs(egressRules),
+    timeoutMs: config.upstreamTimeoutMs,
+    maxRedirects: 0,
+    maxResponseBytes: 1024 * 1024,
+  });
+  const discovery = createDiscovery({
+    ttlSeconds: config.discoveryTtlSeconds,
+    allowInsecure,
+    fetch: idpFetch,
+    rules: egressRules,
+    now,
+  });
   const providers = createProvidersService({
     store: createProvidersStore(db),
     secrets,
@@ -145,10 +162,16 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     discovery,
     audit,
     allowLoopbackHttp,
+    egressAllowedCidrs: config.egressAllowedCidrs,
     now,
   });
   const oauthClient = (profile: Parameters<typeof oauthClientFor>[0], secret: string | undefined) =>
-    oauthClientFor(profile, secret, { discovery, allowInsecure, timeoutMs: config.upstreamTimeoutMs });
+    oauthClientFor(profile, secret, {
+      discovery,
+      allowInsecure,
+      timeoutMs: config.upstreamTimeoutMs,
+      fetch: idpFetch,
+    });
   const metrics = createMetrics();
   const eventsStore = createEventsStore(db);
   const events = createEventsService({ store: eventsStore, now });
@@ -158,7 +181,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   // outside production, like plain-http provider URLs, for a local identity provider.
   const jwksFetch = joseFetch(
     createSafeFetch({
-      allowCidrs: [...config.egressAllowedCidrs, ...(allowLoopbackHttp ? ['127.0.0.0/8', '::1/128'] : [])],
+      allowCidrs: identityProviderCidrs(egressRules),
       timeoutMs: 5_000,
       maxRedirects: 0,
       maxResponseBytes: 256 * 1024,

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type * as z from 'zod';
+import { ADMIN_SCOPES, type AdminScope } from '../http/types.ts';
 import { isPlainHttp } from './checks.ts';
 import { parseKeys, type TransitKeysConfig } from './keys-config.ts';
 import { parseProxyRoutes } from './proxy-routes.ts';
@@ -25,6 +26,8 @@ export type RunMode = 'development' | 'production' | 'test';
 export interface NamedApiKey {
   readonly name: string;
   readonly key: SecretBytes;
+  /** `API_KEYS=name@scope:key`; `full` without one (and always for `API_KEY`). */
+  readonly scope: AdminScope;
 }
 
 export type { SecretBackendConfig, VaultAuthConfig } from './secret-backend-config.ts';
@@ -55,6 +58,12 @@ export interface Config {
     readonly trustedProxies: readonly string[];
     readonly allowedCidrs: readonly string[];
     readonly metricsPublic: boolean;
+    /** Listener timeouts (http/timeouts.ts). */
+    readonly timeouts: {
+      readonly headersMs: number;
+      readonly requestMs: number;
+      readonly keepAliveMs: number;
+    };
   };
   /** Split mode's admin listener (`ADMIN_HOST`, `ADMIN_PORT`); undefined: one listener. */
   readonly adminListener: { readonly host: string; readonly port: number } | undefined;
@@ -154,7 +163,7 @@ const HOST_PATTERN = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a
 
 function parseApiKeys(raw: { API_KEY?: string; API_KEYS?: string[] }, problems: string[]): NamedApiKey[] {
   const keys: NamedApiKey[] = [];
-  const check = (name: string, key: string, variable: string) => {
+  const check = (name: string, key: string, variable: string, scope: AdminScope = 'full') => {
     if (key.length < 24) {
       problems.push(
         `${variable}: the key named "${name}" is shorter than 24 characters; use \`nexus admin-keys create\` or 32 random bytes`,
@@ -165,16 +174,26 @@ function parseApiKeys(raw: { API_KEY?: string; API_KEYS?: string[] }, problems: 
       problems.push(`${variable}: the key name "${name}" is used twice`);
       return;
     }
-    keys.push({ name, key: new SecretBytes(new TextEncoder().encode(key)) });
+    keys.push({ name, key: new SecretBytes(new TextEncoder().encode(key)), scope });
   };
   if (raw.API_KEY !== undefined && raw.API_KEY.length > 0) check('env:API_KEY', raw.API_KEY, 'API_KEY');
   raw.API_KEYS?.forEach((entry, index) => {
+    // `name:key`, `name@scope:key` (names have no "@"), or else the whole entry is the key.
     const colon = entry.indexOf(':');
-    const named = colon > 0 && /^[A-Za-z0-9_.-]{1,64}$/.test(entry.slice(0, colon));
+    const label =
+      colon > 0 ? /^([A-Za-z0-9_.-]{1,64})(?:@([a-z]{1,16}))?$/.exec(entry.slice(0, colon)) : null;
+    const scope = label?.[2];
+    if (scope !== undefined && !(ADMIN_SCOPES as readonly string[]).includes(scope)) {
+      problems.push(
+        `API_KEYS: the key named "${label![1]}" has an unknown scope "${scope}" (one of ${ADMIN_SCOPES.join(', ')})`,
+      );
+      return;
+    }
     check(
-      named ? `env:${entry.slice(0, colon)}` : `env:API_KEYS[${index}]`,
-      named ? entry.slice(colon + 1) : entry,
+      label ? `env:${label[1]}` : `env:API_KEYS[${index}]`,
+      label ? entry.slice(colon + 1) : entry,
       'API_KEYS',
+      scope as AdminScope | undefined,
     );
   });
   return keys;
@@ -296,6 +315,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       trustedProxies: e.TRUSTED_PROXIES,
       allowedCidrs: e.ALLOWED_CIDRS,
       metricsPublic: e.NEXUS_METRICS_PUBLIC,
+      timeouts: {
+        headersMs: e.NEXUS_HTTP_HEADERS_TIMEOUT_SECONDS * 1000,
+        requestMs: e.NEXUS_HTTP_REQUEST_TIMEOUT_SECONDS * 1000,
+        keepAliveMs: e.NEXUS_HTTP_KEEP_ALIVE_TIMEOUT_SECONDS * 1000,
+      },
     },
     adminListener: e.ADMIN_PORT === undefined ? undefined : { host: e.ADMIN_HOST, port: e.ADMIN_PORT },
     role: e.NEXUS_ROLE,

@@ -188,12 +188,12 @@ export const envSchema = z.object({
     .max(512)
     .optional()
     .describe(
-      'An admin API key accepted in addition to keys created with `nexus admin-keys create` (audited as `env:API_KEY`).',
+      'An admin API key of scope `full` accepted in addition to keys created with `nexus admin-keys create` (audited as `env:API_KEY`).',
     ),
   API_KEYS: list(16384)
     .optional()
     .describe(
-      'Several admin API keys, comma-separated, each `name:key` or just `key` (audited as `env:<name>`).',
+      'Several admin API keys, comma-separated, each `name:key`, `name@scope:key` or just `key` (audited as `env:<name>`). The scope is `full` (the default: every route), `read` (admin reads, never a credential) or `agent` (the agent-facing API only).',
     ),
   ALLOWED_RETURN_DOMAINS: list(8192)
     .default([])
@@ -223,6 +223,33 @@ export const envSchema = z.object({
     .max(10 * 1024 * 1024)
     .default(256 * 1024)
     .describe('Largest request body accepted, in bytes; larger bodies get 413.'),
+  NEXUS_HTTP_HEADERS_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(600)
+    .default(10)
+    .describe(
+      "How long a client may take to send a request's headers; then the connection is closed (Node's `headersTimeout`).",
+    ),
+  NEXUS_HTTP_REQUEST_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3600)
+    .default(30)
+    .describe(
+      "How long a client may take to send a request's body once its headers are in; then it gets 408 and the connection is closed. On the credential proxy, for an authenticated caller, the longest pause in an upload instead: a long upload is not cut while it moves. Answers, server-sent events included, have no deadline here.",
+    ),
+  NEXUS_HTTP_KEEP_ALIVE_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(3600)
+    .default(72)
+    .describe(
+      "How long an idle keep-alive connection stays open. Keep it above your load balancer's idle timeout (60 s on most), so that the balancer never reuses a connection the broker is closing.",
+    ),
   NEXUS_DISCOVERY_TTL_SECONDS: z.coerce
     .number()
     .int()
@@ -328,7 +355,7 @@ export const envSchema = z.object({
   NEXUS_EGRESS_ALLOWED_CIDRS: list(8192)
     .default([])
     .describe(
-      'CIDR ranges that probes of captured credentials, webhook deliveries and the credential proxy may reach although they are private, loopback or link-local (refused by default, after DNS resolution and on every redirect). Example: `10.20.0.0/16` for an internal API or receiver.',
+      'CIDR ranges that outbound requests of the broker (the discovery, token, revocation and key-set endpoints of identity providers, probes of captured credentials, webhook deliveries, `BACKEND_AUTH_URL` and the credential proxy) may reach although they are private, loopback or link-local (refused by default, after DNS resolution and on every redirect; loopback is allowed for identity providers outside production). Example: `10.20.0.0/16` for an internal identity provider, API or receiver.',
     ),
   NEXUS_PROXY_ROUTES: list(16384)
     .default([])
