@@ -207,8 +207,9 @@ func TestErrorsAndCrossAgent(t *testing.T) {
 	failure(t, err, codes.Unavailable, "provider_unavailable")
 
 	// The grant is revoked at the provider: FAILED_PRECONDITION naming the connection and the fix.
+	// (Past the floor between attempts on a failing connection, and between forced refreshes: 0012.)
 	e.helper("/revoke-grants", map[string]string{})
-	e.helper("/advance", map[string]int{"ms": 3000})
+	e.helper("/advance", map[string]int{"ms": 31000})
 	_, err = e.client.RefreshConnection(e.agent(), &nexusv1.RefreshConnectionRequest{ConnectionId: id})
 	info := failure(t, err, codes.FailedPrecondition, "attention_required")
 	if info.GetMetadata()["connection_id"] != id || info.GetMetadata()["required_action"] != "reconnect" {
