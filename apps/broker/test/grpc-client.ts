@@ -1,7 +1,8 @@
 /**
  * An independent gRPC client for the tests: @grpc/grpc-js with @grpc/proto-loader reading the
- * published `proto/nexus/v1/nexus.proto` (no broker code), plus the broker's gRPC listener started
- * on a test broker's container.
+ * published `proto/nexus/v1/nexus.proto` or, for the compatibility tests, the original's service
+ * written out from the v1 contract (`fixtures/original-nexus.proto`), with no broker code; plus the
+ * broker's gRPC listener started on a test broker's container.
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -18,6 +19,21 @@ import type { TestBroker } from './harness.ts';
 type AnyFunction = (...args: any[]) => any;
 
 export const PROTO_ROOT = fileURLToPath(new URL('../../../proto', import.meta.url));
+export const FIXTURES = fileURLToPath(new URL('./fixtures', import.meta.url));
+
+/** Where a client's `nexus.v1.NexusService` comes from. */
+export interface ProtoSource {
+  file: string;
+  includeDirs: string[];
+}
+
+/** The published service. */
+export const PUBLISHED: ProtoSource = { file: 'nexus/v1/nexus.proto', includeDirs: [PROTO_ROOT] };
+/**
+ * The original Go gateway's service, written from the contract's field table and not from `proto/`,
+ * so that the two cannot drift together. Only Google's `google/api` files come from `proto/`.
+ */
+export const ORIGINAL: ProtoSource = { file: 'original-nexus.proto', includeDirs: [FIXTURES, PROTO_ROOT] };
 
 const OPTIONS: protoLoader.Options = {
   keepCase: true,
@@ -74,8 +90,8 @@ export class NexusClient {
   readonly #status: protoLoader.MessageTypeDefinition<object, object>;
   readonly #errorInfo: protoLoader.MessageTypeDefinition<object, object>;
 
-  constructor(address: string) {
-    const definitions = protoLoader.loadSync('nexus/v1/nexus.proto', OPTIONS);
+  constructor(address: string, proto: ProtoSource = PUBLISHED) {
+    const definitions = protoLoader.loadSync(proto.file, { ...OPTIONS, includeDirs: proto.includeDirs });
     const loaded = grpc.loadPackageDefinition(definitions) as unknown as {
       nexus: { v1: { NexusService: grpc.ServiceClientConstructor } };
     };

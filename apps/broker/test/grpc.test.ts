@@ -13,6 +13,8 @@ import { RETURN, Scenario } from './oauth-scenario.ts';
  */
 
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
+/** GetTokenResponse and RefreshConnectionResponse: the REST answer as a Struct in `token`. */
+type TokenAnswer = { token: Parameters<typeof fromStruct>[0] };
 const AUDIENCE = 'https://nexus.example.test/grpc-obo';
 
 describe('gRPC NexusService', () => {
@@ -112,7 +114,9 @@ describe('gRPC NexusService', () => {
       connection_id: id,
       status: 'active',
     });
-    const token = fromStruct(await client.call('GetToken', { connection_id: id }, admin));
+    const token = fromStruct(
+      (await client.call<TokenAnswer>('GetToken', { connection_id: id }, admin)).token,
+    );
     const rest = json(await s.call({ method: 'GET', url: `/v1/token/${id}` }, 200));
     assert.deepEqual(Object.keys(token).sort(), Object.keys(rest).sort());
     assert.deepEqual(token, rest);
@@ -121,7 +125,9 @@ describe('gRPC NexusService', () => {
     assert.ok(!JSON.stringify(token).includes('refresh'), 'no refresh token over gRPC');
 
     s.clock += 3_000;
-    const refreshed = fromStruct(await client.call('RefreshConnection', { connection_id: id }, admin));
+    const refreshed = fromStruct(
+      (await client.call<TokenAnswer>('RefreshConnection', { connection_id: id }, admin)).token,
+    );
     assert.notEqual(refreshed.access_token, token.access_token);
     assert.equal((await s.stored(id)).access_token, refreshed.access_token);
     assert.ok(!JSON.stringify(refreshed).includes((await s.stored(id)).refresh_token!));
@@ -153,7 +159,9 @@ describe('gRPC NexusService', () => {
 
   it('serves agents within their grant and refuses other agents (same checks as REST)', async () => {
     const id = await connect('idp-basic', 'user-g', asAgent('grpc-bot'));
-    const token = fromStruct(await client.call('GetToken', { connection_id: id }, asAgent('grpc-bot')));
+    const token = fromStruct(
+      (await client.call<TokenAnswer>('GetToken', { connection_id: id }, asAgent('grpc-bot'))).token,
+    );
     assert.equal(typeof token.access_token, 'string');
     assert.equal(
       (await client.call<{ status: string }>('CheckConnection', { connection_id: id }, asAgent('grpc-bot')))
@@ -216,12 +224,15 @@ describe('gRPC NexusService', () => {
     assert.equal(bad.code, grpc.status.INVALID_ARGUMENT);
     assert.equal(bad.trailers['nexus-error-code'], 'invalid_request');
     assert.deepEqual(JSON.parse(bad.trailers['nexus-error-details']!)[0].path, 'request.connection_id');
-    const both = await client.fail(
+    const neither = await client.fail('RequestConnection', { user_id: 'user-g', return_url: RETURN }, admin);
+    assert.equal(neither.code, grpc.status.INVALID_ARGUMENT);
+    assert.deepEqual(JSON.parse(neither.trailers['nexus-error-details']!)[0].path, 'request.provider_id');
+    const longAction = await client.fail(
       'RequestConnection',
-      { user_id: 'user-g', provider_name: 'idp-basic', provider_id: 'idp-basic', return_url: RETURN },
+      { user_id: 'user-g', provider_name: 'idp-basic', return_url: RETURN, action: 'x'.repeat(257) },
       admin,
     );
-    assert.equal(both.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(longAction.code, grpc.status.INVALID_ARGUMENT);
     const notAllowed = await client.fail(
       'RequestConnection',
       { user_id: 'user-g', provider_name: 'idp-basic', return_url: 'https://evil.example/x' },
@@ -276,7 +287,9 @@ describe('gRPC NexusService', () => {
       s.idp.setTokenEndpointFault('none');
     }
     // The connection is unchanged and still answers.
-    const token = fromStruct(await client.call('GetToken', { connection_id: id }, admin));
+    const token = fromStruct(
+      (await client.call<TokenAnswer>('GetToken', { connection_id: id }, admin)).token,
+    );
     assert.equal(typeof token.access_token, 'string');
   });
 

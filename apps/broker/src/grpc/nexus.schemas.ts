@@ -22,17 +22,28 @@ const providerRef = z.string().min(1).max(64);
 export const connectionIdRequest = z.object({ connection_id: uuid });
 export const sessionIdRequest = z.object({ session_id: uuid });
 
+/** proto3 cannot tell "" from unset, and some encoders send "": both mean absent, as in Go. */
+const unlessEmpty = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+
+/**
+ * The original gateway's RequestConnection: `provider_id` when it is set, else `provider_name`
+ * (proto3 does not send empty strings, so "set" is "present"); `scopes` empty means the
+ * provider's default scopes; `action` is accepted and, as in the original, changes nothing (the
+ * audit event of the request records it).
+ */
 export const requestConnectionRequest = z
   .object({
     user_id: z.string().trim().min(1).max(200),
-    provider_name: providerRef.optional(),
-    provider_id: providerRef.optional(),
+    provider_id: unlessEmpty(providerRef),
+    provider_name: unlessEmpty(providerRef),
     scopes: z.array(oauthScope).max(100).default([]),
     return_url: z.url({ protocol: /^https?$/ }).max(2048),
+    action: z.string().max(256).optional(),
   })
-  .refine((b) => (b.provider_name === undefined) !== (b.provider_id === undefined), {
-    message: 'give exactly one of provider_name and provider_id',
-    path: ['provider_name'],
+  .refine((b) => b.provider_id !== undefined || b.provider_name !== undefined, {
+    message: 'give provider_id or provider_name',
+    path: ['provider_id'],
   });
 
 export const revokeConnectionRequest = z.object({

@@ -52,9 +52,11 @@ export function nexusServiceHandlers(deps: {
       const b = parseRequest(requestConnectionRequest, request);
       const started = await deps.consent.start(ctx, {
         workspaceId: b.user_id,
+        // The original gateway's precedence: provider_id, then provider_name.
         providerRef: (b.provider_id ?? b.provider_name)!,
         scopes: b.scopes,
         returnUrl: b.return_url,
+        action: b.action,
         principal,
       });
       return {
@@ -71,14 +73,19 @@ export function nexusServiceHandlers(deps: {
       return connections.check(principal, connection_id);
     },
 
+    // GetTokenResponse and RefreshConnectionResponse: `{token = 1}`, the REST body as a Struct.
     async GetToken({ principal, ctx }, request) {
       const { connection_id } = parseRequest(connectionIdRequest, request);
-      return toStruct(tokenResponse.parse(await connections.getToken(ctx, principal, connection_id)));
+      return {
+        token: toStruct(tokenResponse.parse(await connections.getToken(ctx, principal, connection_id))),
+      };
     },
 
     async RefreshConnection({ principal, ctx }, request) {
       const { connection_id } = parseRequest(connectionIdRequest, request);
-      return toStruct(tokenResponse.parse(await connections.refresh(ctx, principal, connection_id)));
+      return {
+        token: toStruct(tokenResponse.parse(await connections.refresh(ctx, principal, connection_id))),
+      };
     },
 
     async RevokeConnection({ principal, ctx }, request) {

@@ -3,7 +3,8 @@
 # a real OpenID provider and its gRPC listener), then runs `go test` against it with the addresses
 # in NEXUS_GRPC_FIXTURE. Uses the database of the Node suites: SQLite, or PostgreSQL when
 # NEXUS_TEST_DATABASE_URL is set (scripts/services.sh run-with-postgres). Needs Go; the generated
-# code (nexusv1/) is checked in, so `protoc` is only needed to regenerate it (generate.sh).
+# code (nexusv1/ from proto/, originalv1/ from the original's service in ../fixtures) is checked in,
+# so `protoc` is only needed to regenerate it (generate.sh).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../../../.." && pwd)"
@@ -43,4 +44,5 @@ if [ ! -s "$out" ]; then
 fi
 
 cd "$here"
-NEXUS_GRPC_FIXTURE="$(head -n 1 "$out")" go test -count=1 -v ./...
+# -p 1: the packages share the fixture's clock and fault switches, so they run one after the other.
+NEXUS_GRPC_FIXTURE="$(head -n 1 "$out")" go test -count=1 -p 1 -v ./...

@@ -1,6 +1,14 @@
 // Nexus agent API over gRPC: the same calls, authentication, permission checks and errors as the
 // REST agent API (`/v1/*`), on the broker's gRPC listener (GRPC_PORT).
 //
+// Compatibility: the first four calls (RequestConnection, CheckConnection, GetToken,
+// RefreshConnection) and their messages are wire-identical to the original Go Nexus gateway's
+// `nexus.v1.NexusService` (same package, service, method and message names, field numbers and
+// types, and google.api.http routes), so a client generated from the original .proto works against
+// Nexus. A field number never changes meaning: new calls and fields take new numbers, and a number
+// that is retired is `reserved`. proto/wire.lock.json records every number; CI compares the two
+// (apps/broker/test/grpc-wire.test.ts).
+//
 // Authentication, in request metadata exactly as REST takes it in headers:
 //   x-api-key: <admin key>                  (an operator's admin API key), or
 //   authorization: Bearer <agent token>     (an agent access token from POST /oauth/token;
@@ -27,6 +35,7 @@
 package nexusv1
 
 import (
+	_ "google.golang.org/genproto/googleapis/api/annotations"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	structpb "google.golang.org/protobuf/types/known/structpb"
@@ -46,13 +55,16 @@ type RequestConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user (workspace) the connection belongs to. Required.
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Exactly one of provider_name and provider_id (a name or alias is accepted in either).
-	ProviderName string `protobuf:"bytes,2,opt,name=provider_name,json=providerName,proto3" json:"provider_name,omitempty"`
-	ProviderId   string `protobuf:"bytes,3,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
-	// Scopes to request; the provider's defaults when empty.
+	// The provider: provider_id, or provider_name when provider_id is empty (as the original gateway
+	// chose). Either takes an id, a name or an alias; a name also matches case-insensitively.
+	ProviderId   string `protobuf:"bytes,2,opt,name=provider_id,json=providerId,proto3" json:"provider_id,omitempty"`
+	ProviderName string `protobuf:"bytes,3,opt,name=provider_name,json=providerName,proto3" json:"provider_name,omitempty"`
+	// Scopes to request; the provider's default scopes when empty.
 	Scopes []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Where the user is sent back; must be on ALLOWED_RETURN_DOMAINS. Required.
-	ReturnUrl     string `protobuf:"bytes,5,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`
+	ReturnUrl string `protobuf:"bytes,5,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`
+	// Accepted for original clients (at most 128 characters); it changes nothing, as in the original.
+	Action        string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -94,16 +106,16 @@ func (x *RequestConnectionRequest) GetUserId() string {
 	return ""
 }
 
-func (x *RequestConnectionRequest) GetProviderName() string {
+func (x *RequestConnectionRequest) GetProviderId() string {
 	if x != nil {
-		return x.ProviderName
+		return x.ProviderId
 	}
 	return ""
 }
 
-func (x *RequestConnectionRequest) GetProviderId() string {
+func (x *RequestConnectionRequest) GetProviderName() string {
 	if x != nil {
-		return x.ProviderId
+		return x.ProviderName
 	}
 	return ""
 }
@@ -118,6 +130,13 @@ func (x *RequestConnectionRequest) GetScopes() []string {
 func (x *RequestConnectionRequest) GetReturnUrl() string {
 	if x != nil {
 		return x.ReturnUrl
+	}
+	return ""
+}
+
+func (x *RequestConnectionRequest) GetAction() string {
+	if x != nil {
+		return x.Action
 	}
 	return ""
 }
@@ -244,10 +263,11 @@ func (x *CheckConnectionRequest) GetConnectionId() string {
 }
 
 type CheckConnectionResponse struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	ConnectionId string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
 	// pending, active, attention_required, expired, revoked or failed.
-	Status        string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// Added by Nexus.
+	ConnectionId  string `protobuf:"bytes,3,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -282,16 +302,16 @@ func (*CheckConnectionResponse) Descriptor() ([]byte, []int) {
 	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *CheckConnectionResponse) GetConnectionId() string {
+func (x *CheckConnectionResponse) GetStatus() string {
 	if x != nil {
-		return x.ConnectionId
+		return x.Status
 	}
 	return ""
 }
 
-func (x *CheckConnectionResponse) GetStatus() string {
+func (x *CheckConnectionResponse) GetConnectionId() string {
 	if x != nil {
-		return x.Status
+		return x.ConnectionId
 	}
 	return ""
 }
@@ -340,6 +360,53 @@ func (x *GetTokenRequest) GetConnectionId() string {
 	return ""
 }
 
+type GetTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Exactly the fields of the REST answer: connection_id, provider_id, provider_name,
+	// strategy {type, config}, credentials, expires_at and, for OAuth, access_token, token_type,
+	// expiry. Never a refresh token or a client secret.
+	Token         *structpb.Struct `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTokenResponse) Reset() {
+	*x = GetTokenResponse{}
+	mi := &file_nexus_v1_nexus_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTokenResponse) ProtoMessage() {}
+
+func (x *GetTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexus_v1_nexus_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTokenResponse.ProtoReflect.Descriptor instead.
+func (*GetTokenResponse) Descriptor() ([]byte, []int) {
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetTokenResponse) GetToken() *structpb.Struct {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 type RefreshConnectionRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ConnectionId  string                 `protobuf:"bytes,1,opt,name=connection_id,json=connectionId,proto3" json:"connection_id,omitempty"`
@@ -349,7 +416,7 @@ type RefreshConnectionRequest struct {
 
 func (x *RefreshConnectionRequest) Reset() {
 	*x = RefreshConnectionRequest{}
-	mi := &file_nexus_v1_nexus_proto_msgTypes[5]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +428,7 @@ func (x *RefreshConnectionRequest) String() string {
 func (*RefreshConnectionRequest) ProtoMessage() {}
 
 func (x *RefreshConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexus_v1_nexus_proto_msgTypes[5]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +441,7 @@ func (x *RefreshConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshConnectionRequest.ProtoReflect.Descriptor instead.
 func (*RefreshConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{5}
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RefreshConnectionRequest) GetConnectionId() string {
@@ -382,6 +449,51 @@ func (x *RefreshConnectionRequest) GetConnectionId() string {
 		return x.ConnectionId
 	}
 	return ""
+}
+
+type RefreshConnectionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The refreshed credential, in the GetTokenResponse form.
+	Token         *structpb.Struct `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshConnectionResponse) Reset() {
+	*x = RefreshConnectionResponse{}
+	mi := &file_nexus_v1_nexus_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshConnectionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshConnectionResponse) ProtoMessage() {}
+
+func (x *RefreshConnectionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_nexus_v1_nexus_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshConnectionResponse.ProtoReflect.Descriptor instead.
+func (*RefreshConnectionResponse) Descriptor() ([]byte, []int) {
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RefreshConnectionResponse) GetToken() *structpb.Struct {
+	if x != nil {
+		return x.Token
+	}
+	return nil
 }
 
 type RevokeConnectionRequest struct {
@@ -395,7 +507,7 @@ type RevokeConnectionRequest struct {
 
 func (x *RevokeConnectionRequest) Reset() {
 	*x = RevokeConnectionRequest{}
-	mi := &file_nexus_v1_nexus_proto_msgTypes[6]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +519,7 @@ func (x *RevokeConnectionRequest) String() string {
 func (*RevokeConnectionRequest) ProtoMessage() {}
 
 func (x *RevokeConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexus_v1_nexus_proto_msgTypes[6]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +532,7 @@ func (x *RevokeConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeConnectionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{6}
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RevokeConnectionRequest) GetConnectionId() string {
@@ -452,7 +564,7 @@ type RevokeConnectionResponse struct {
 
 func (x *RevokeConnectionResponse) Reset() {
 	*x = RevokeConnectionResponse{}
-	mi := &file_nexus_v1_nexus_proto_msgTypes[7]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -464,7 +576,7 @@ func (x *RevokeConnectionResponse) String() string {
 func (*RevokeConnectionResponse) ProtoMessage() {}
 
 func (x *RevokeConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_nexus_v1_nexus_proto_msgTypes[7]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -477,7 +589,7 @@ func (x *RevokeConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeConnectionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{7}
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RevokeConnectionResponse) GetConnectionId() string {
@@ -531,7 +643,7 @@ type RequestAgentSessionRequest struct {
 
 func (x *RequestAgentSessionRequest) Reset() {
 	*x = RequestAgentSessionRequest{}
-	mi := &file_nexus_v1_nexus_proto_msgTypes[8]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +655,7 @@ func (x *RequestAgentSessionRequest) String() string {
 func (*RequestAgentSessionRequest) ProtoMessage() {}
 
 func (x *RequestAgentSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexus_v1_nexus_proto_msgTypes[8]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +668,7 @@ func (x *RequestAgentSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestAgentSessionRequest.ProtoReflect.Descriptor instead.
 func (*RequestAgentSessionRequest) Descriptor() ([]byte, []int) {
-	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{8}
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RequestAgentSessionRequest) GetScopes() []string {
@@ -603,7 +715,7 @@ type RequestOboSessionRequest struct {
 
 func (x *RequestOboSessionRequest) Reset() {
 	*x = RequestOboSessionRequest{}
-	mi := &file_nexus_v1_nexus_proto_msgTypes[9]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +727,7 @@ func (x *RequestOboSessionRequest) String() string {
 func (*RequestOboSessionRequest) ProtoMessage() {}
 
 func (x *RequestOboSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexus_v1_nexus_proto_msgTypes[9]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +740,7 @@ func (x *RequestOboSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestOboSessionRequest.ProtoReflect.Descriptor instead.
 func (*RequestOboSessionRequest) Descriptor() ([]byte, []int) {
-	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{9}
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RequestOboSessionRequest) GetUserToken() string {
@@ -675,7 +787,7 @@ type GetAgentSessionRequest struct {
 
 func (x *GetAgentSessionRequest) Reset() {
 	*x = GetAgentSessionRequest{}
-	mi := &file_nexus_v1_nexus_proto_msgTypes[10]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +799,7 @@ func (x *GetAgentSessionRequest) String() string {
 func (*GetAgentSessionRequest) ProtoMessage() {}
 
 func (x *GetAgentSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexus_v1_nexus_proto_msgTypes[10]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +812,7 @@ func (x *GetAgentSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAgentSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetAgentSessionRequest) Descriptor() ([]byte, []int) {
-	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{10}
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetAgentSessionRequest) GetSessionId() string {
@@ -719,7 +831,7 @@ type CloseAgentSessionRequest struct {
 
 func (x *CloseAgentSessionRequest) Reset() {
 	*x = CloseAgentSessionRequest{}
-	mi := &file_nexus_v1_nexus_proto_msgTypes[11]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -731,7 +843,7 @@ func (x *CloseAgentSessionRequest) String() string {
 func (*CloseAgentSessionRequest) ProtoMessage() {}
 
 func (x *CloseAgentSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_nexus_v1_nexus_proto_msgTypes[11]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -744,7 +856,7 @@ func (x *CloseAgentSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CloseAgentSessionRequest.ProtoReflect.Descriptor instead.
 func (*CloseAgentSessionRequest) Descriptor() ([]byte, []int) {
-	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{11}
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CloseAgentSessionRequest) GetSessionId() string {
@@ -787,7 +899,7 @@ type AgentSession struct {
 
 func (x *AgentSession) Reset() {
 	*x = AgentSession{}
-	mi := &file_nexus_v1_nexus_proto_msgTypes[12]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -799,7 +911,7 @@ func (x *AgentSession) String() string {
 func (*AgentSession) ProtoMessage() {}
 
 func (x *AgentSession) ProtoReflect() protoreflect.Message {
-	mi := &file_nexus_v1_nexus_proto_msgTypes[12]
+	mi := &file_nexus_v1_nexus_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -812,7 +924,7 @@ func (x *AgentSession) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentSession.ProtoReflect.Descriptor instead.
 func (*AgentSession) Descriptor() ([]byte, []int) {
-	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{12}
+	return file_nexus_v1_nexus_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AgentSession) GetSessionId() string {
@@ -959,15 +1071,16 @@ var File_nexus_v1_nexus_proto protoreflect.FileDescriptor
 
 const file_nexus_v1_nexus_proto_rawDesc = "" +
 	"\n" +
-	"\x14nexus/v1/nexus.proto\x12\bnexus.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xb0\x01\n" +
+	"\x14nexus/v1/nexus.proto\x12\bnexus.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc8\x01\n" +
 	"\x18RequestConnectionRequest\x12\x17\n" +
-	"\auser_id\x18\x01 \x01(\tR\x06userId\x12#\n" +
-	"\rprovider_name\x18\x02 \x01(\tR\fproviderName\x12\x1f\n" +
-	"\vprovider_id\x18\x03 \x01(\tR\n" +
-	"providerId\x12\x16\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
+	"\vprovider_id\x18\x02 \x01(\tR\n" +
+	"providerId\x12#\n" +
+	"\rprovider_name\x18\x03 \x01(\tR\fproviderName\x12\x16\n" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x1d\n" +
 	"\n" +
-	"return_url\x18\x05 \x01(\tR\treturnUrl\"\xaa\x01\n" +
+	"return_url\x18\x05 \x01(\tR\treturnUrl\x12\x16\n" +
+	"\x06action\x18\x06 \x01(\tR\x06action\"\xaa\x01\n" +
 	"\x19RequestConnectionResponse\x12\x19\n" +
 	"\bauth_url\x18\x01 \x01(\tR\aauthUrl\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
@@ -976,14 +1089,18 @@ const file_nexus_v1_nexus_proto_rawDesc = "" +
 	"providerId\x12#\n" +
 	"\rconnection_id\x18\x05 \x01(\tR\fconnectionId\"=\n" +
 	"\x16CheckConnectionRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"V\n" +
-	"\x17CheckConnectionResponse\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status\"6\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"\\\n" +
+	"\x17CheckConnectionResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12#\n" +
+	"\rconnection_id\x18\x03 \x01(\tR\fconnectionIdJ\x04\b\x02\x10\x03\"6\n" +
 	"\x0fGetTokenRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"?\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"A\n" +
+	"\x10GetTokenResponse\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x05token\"?\n" +
 	"\x18RefreshConnectionRequest\x12#\n" +
-	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"V\n" +
+	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\"J\n" +
+	"\x19RefreshConnectionResponse\x12-\n" +
+	"\x05token\x18\x01 \x01(\v2\x17.google.protobuf.StructR\x05token\"V\n" +
 	"\x17RevokeConnectionRequest\x12#\n" +
 	"\rconnection_id\x18\x01 \x01(\tR\fconnectionId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xca\x01\n" +
@@ -1059,12 +1176,12 @@ const file_nexus_v1_nexus_proto_rawDesc = "" +
 	"\r_access_tokenB\x14\n" +
 	"\x12_access_token_typeB\x1a\n" +
 	"\x18_access_token_expires_atB\x15\n" +
-	"\x13_access_token_scope2\xf5\x05\n" +
-	"\fNexusService\x12\\\n" +
-	"\x11RequestConnection\x12\".nexus.v1.RequestConnectionRequest\x1a#.nexus.v1.RequestConnectionResponse\x12V\n" +
-	"\x0fCheckConnection\x12 .nexus.v1.CheckConnectionRequest\x1a!.nexus.v1.CheckConnectionResponse\x12>\n" +
-	"\bGetToken\x12\x19.nexus.v1.GetTokenRequest\x1a\x17.google.protobuf.Struct\x12P\n" +
-	"\x11RefreshConnection\x12\".nexus.v1.RefreshConnectionRequest\x1a\x17.google.protobuf.Struct\x12Y\n" +
+	"\x13_access_token_scope2\x9f\a\n" +
+	"\fNexusService\x12\x7f\n" +
+	"\x11RequestConnection\x12\".nexus.v1.RequestConnectionRequest\x1a#.nexus.v1.RequestConnectionResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*\"\x16/v1/request-connection\x12\x84\x01\n" +
+	"\x0fCheckConnection\x12 .nexus.v1.CheckConnectionRequest\x1a!.nexus.v1.CheckConnectionResponse\",\x82\xd3\xe4\x93\x02&\x12$/v1/check-connection/{connection_id}\x12d\n" +
+	"\bGetToken\x12\x19.nexus.v1.GetTokenRequest\x1a\x1a.nexus.v1.GetTokenResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/token/{connection_id}\x12\x81\x01\n" +
+	"\x11RefreshConnection\x12\".nexus.v1.RefreshConnectionRequest\x1a#.nexus.v1.RefreshConnectionResponse\"#\x82\xd3\xe4\x93\x02\x1d\"\x1b/v1/refresh/{connection_id}\x12Y\n" +
 	"\x10RevokeConnection\x12!.nexus.v1.RevokeConnectionRequest\x1a\".nexus.v1.RevokeConnectionResponse\x12S\n" +
 	"\x13RequestAgentSession\x12$.nexus.v1.RequestAgentSessionRequest\x1a\x16.nexus.v1.AgentSession\x12O\n" +
 	"\x11RequestOboSession\x12\".nexus.v1.RequestOboSessionRequest\x1a\x16.nexus.v1.AgentSession\x12K\n" +
@@ -1083,47 +1200,51 @@ func file_nexus_v1_nexus_proto_rawDescGZIP() []byte {
 	return file_nexus_v1_nexus_proto_rawDescData
 }
 
-var file_nexus_v1_nexus_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_nexus_v1_nexus_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_nexus_v1_nexus_proto_goTypes = []any{
 	(*RequestConnectionRequest)(nil),   // 0: nexus.v1.RequestConnectionRequest
 	(*RequestConnectionResponse)(nil),  // 1: nexus.v1.RequestConnectionResponse
 	(*CheckConnectionRequest)(nil),     // 2: nexus.v1.CheckConnectionRequest
 	(*CheckConnectionResponse)(nil),    // 3: nexus.v1.CheckConnectionResponse
 	(*GetTokenRequest)(nil),            // 4: nexus.v1.GetTokenRequest
-	(*RefreshConnectionRequest)(nil),   // 5: nexus.v1.RefreshConnectionRequest
-	(*RevokeConnectionRequest)(nil),    // 6: nexus.v1.RevokeConnectionRequest
-	(*RevokeConnectionResponse)(nil),   // 7: nexus.v1.RevokeConnectionResponse
-	(*RequestAgentSessionRequest)(nil), // 8: nexus.v1.RequestAgentSessionRequest
-	(*RequestOboSessionRequest)(nil),   // 9: nexus.v1.RequestOboSessionRequest
-	(*GetAgentSessionRequest)(nil),     // 10: nexus.v1.GetAgentSessionRequest
-	(*CloseAgentSessionRequest)(nil),   // 11: nexus.v1.CloseAgentSessionRequest
-	(*AgentSession)(nil),               // 12: nexus.v1.AgentSession
-	(*structpb.Struct)(nil),            // 13: google.protobuf.Struct
+	(*GetTokenResponse)(nil),           // 5: nexus.v1.GetTokenResponse
+	(*RefreshConnectionRequest)(nil),   // 6: nexus.v1.RefreshConnectionRequest
+	(*RefreshConnectionResponse)(nil),  // 7: nexus.v1.RefreshConnectionResponse
+	(*RevokeConnectionRequest)(nil),    // 8: nexus.v1.RevokeConnectionRequest
+	(*RevokeConnectionResponse)(nil),   // 9: nexus.v1.RevokeConnectionResponse
+	(*RequestAgentSessionRequest)(nil), // 10: nexus.v1.RequestAgentSessionRequest
+	(*RequestOboSessionRequest)(nil),   // 11: nexus.v1.RequestOboSessionRequest
+	(*GetAgentSessionRequest)(nil),     // 12: nexus.v1.GetAgentSessionRequest
+	(*CloseAgentSessionRequest)(nil),   // 13: nexus.v1.CloseAgentSessionRequest
+	(*AgentSession)(nil),               // 14: nexus.v1.AgentSession
+	(*structpb.Struct)(nil),            // 15: google.protobuf.Struct
 }
 var file_nexus_v1_nexus_proto_depIdxs = []int32{
-	0,  // 0: nexus.v1.NexusService.RequestConnection:input_type -> nexus.v1.RequestConnectionRequest
-	2,  // 1: nexus.v1.NexusService.CheckConnection:input_type -> nexus.v1.CheckConnectionRequest
-	4,  // 2: nexus.v1.NexusService.GetToken:input_type -> nexus.v1.GetTokenRequest
-	5,  // 3: nexus.v1.NexusService.RefreshConnection:input_type -> nexus.v1.RefreshConnectionRequest
-	6,  // 4: nexus.v1.NexusService.RevokeConnection:input_type -> nexus.v1.RevokeConnectionRequest
-	8,  // 5: nexus.v1.NexusService.RequestAgentSession:input_type -> nexus.v1.RequestAgentSessionRequest
-	9,  // 6: nexus.v1.NexusService.RequestOboSession:input_type -> nexus.v1.RequestOboSessionRequest
-	10, // 7: nexus.v1.NexusService.GetAgentSession:input_type -> nexus.v1.GetAgentSessionRequest
-	11, // 8: nexus.v1.NexusService.CloseAgentSession:input_type -> nexus.v1.CloseAgentSessionRequest
-	1,  // 9: nexus.v1.NexusService.RequestConnection:output_type -> nexus.v1.RequestConnectionResponse
-	3,  // 10: nexus.v1.NexusService.CheckConnection:output_type -> nexus.v1.CheckConnectionResponse
-	13, // 11: nexus.v1.NexusService.GetToken:output_type -> google.protobuf.Struct
-	13, // 12: nexus.v1.NexusService.RefreshConnection:output_type -> google.protobuf.Struct
-	7,  // 13: nexus.v1.NexusService.RevokeConnection:output_type -> nexus.v1.RevokeConnectionResponse
-	12, // 14: nexus.v1.NexusService.RequestAgentSession:output_type -> nexus.v1.AgentSession
-	12, // 15: nexus.v1.NexusService.RequestOboSession:output_type -> nexus.v1.AgentSession
-	12, // 16: nexus.v1.NexusService.GetAgentSession:output_type -> nexus.v1.AgentSession
-	12, // 17: nexus.v1.NexusService.CloseAgentSession:output_type -> nexus.v1.AgentSession
-	9,  // [9:18] is the sub-list for method output_type
-	0,  // [0:9] is the sub-list for method input_type
-	0,  // [0:0] is the sub-list for extension type_name
-	0,  // [0:0] is the sub-list for extension extendee
-	0,  // [0:0] is the sub-list for field type_name
+	15, // 0: nexus.v1.GetTokenResponse.token:type_name -> google.protobuf.Struct
+	15, // 1: nexus.v1.RefreshConnectionResponse.token:type_name -> google.protobuf.Struct
+	0,  // 2: nexus.v1.NexusService.RequestConnection:input_type -> nexus.v1.RequestConnectionRequest
+	2,  // 3: nexus.v1.NexusService.CheckConnection:input_type -> nexus.v1.CheckConnectionRequest
+	4,  // 4: nexus.v1.NexusService.GetToken:input_type -> nexus.v1.GetTokenRequest
+	6,  // 5: nexus.v1.NexusService.RefreshConnection:input_type -> nexus.v1.RefreshConnectionRequest
+	8,  // 6: nexus.v1.NexusService.RevokeConnection:input_type -> nexus.v1.RevokeConnectionRequest
+	10, // 7: nexus.v1.NexusService.RequestAgentSession:input_type -> nexus.v1.RequestAgentSessionRequest
+	11, // 8: nexus.v1.NexusService.RequestOboSession:input_type -> nexus.v1.RequestOboSessionRequest
+	12, // 9: nexus.v1.NexusService.GetAgentSession:input_type -> nexus.v1.GetAgentSessionRequest
+	13, // 10: nexus.v1.NexusService.CloseAgentSession:input_type -> nexus.v1.CloseAgentSessionRequest
+	1,  // 11: nexus.v1.NexusService.RequestConnection:output_type -> nexus.v1.RequestConnectionResponse
+	3,  // 12: nexus.v1.NexusService.CheckConnection:output_type -> nexus.v1.CheckConnectionResponse
+	5,  // 13: nexus.v1.NexusService.GetToken:output_type -> nexus.v1.GetTokenResponse
+	7,  // 14: nexus.v1.NexusService.RefreshConnection:output_type -> nexus.v1.RefreshConnectionResponse
+	9,  // 15: nexus.v1.NexusService.RevokeConnection:output_type -> nexus.v1.RevokeConnectionResponse
+	14, // 16: nexus.v1.NexusService.RequestAgentSession:output_type -> nexus.v1.AgentSession
+	14, // 17: nexus.v1.NexusService.RequestOboSession:output_type -> nexus.v1.AgentSession
+	14, // 18: nexus.v1.NexusService.GetAgentSession:output_type -> nexus.v1.AgentSession
+	14, // 19: nexus.v1.NexusService.CloseAgentSession:output_type -> nexus.v1.AgentSession
+	11, // [11:20] is the sub-list for method output_type
+	2,  // [2:11] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_nexus_v1_nexus_proto_init() }
@@ -1131,16 +1252,16 @@ func file_nexus_v1_nexus_proto_init() {
 	if File_nexus_v1_nexus_proto != nil {
 		return
 	}
-	file_nexus_v1_nexus_proto_msgTypes[8].OneofWrappers = []any{}
-	file_nexus_v1_nexus_proto_msgTypes[9].OneofWrappers = []any{}
-	file_nexus_v1_nexus_proto_msgTypes[12].OneofWrappers = []any{}
+	file_nexus_v1_nexus_proto_msgTypes[10].OneofWrappers = []any{}
+	file_nexus_v1_nexus_proto_msgTypes[11].OneofWrappers = []any{}
+	file_nexus_v1_nexus_proto_msgTypes[14].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexus_v1_nexus_proto_rawDesc), len(file_nexus_v1_nexus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,6 +1,14 @@
 // Nexus agent API over gRPC: the same calls, authentication, permission checks and errors as the
 // REST agent API (`/v1/*`), on the broker's gRPC listener (GRPC_PORT).
 //
+// Compatibility: the first four calls (RequestConnection, CheckConnection, GetToken,
+// RefreshConnection) and their messages are wire-identical to the original Go Nexus gateway's
+// `nexus.v1.NexusService` (same package, service, method and message names, field numbers and
+// types, and google.api.http routes), so a client generated from the original .proto works against
+// Nexus. A field number never changes meaning: new calls and fields take new numbers, and a number
+// that is retired is `reserved`. proto/wire.lock.json records every number; CI compares the two
+// (apps/broker/test/grpc-wire.test.ts).
+//
 // Authentication, in request metadata exactly as REST takes it in headers:
 //   x-api-key: <admin key>                  (an operator's admin API key), or
 //   authorization: Bearer <agent token>     (an agent access token from POST /oauth/token;
@@ -31,7 +39,6 @@ import (
 	grpc "google.golang.org/grpc"
 	codes "google.golang.org/grpc/codes"
 	status "google.golang.org/grpc/status"
-	structpb "google.golang.org/protobuf/types/known/structpb"
 )
 
 // This is a compile-time assertion to ensure that this generated file
@@ -61,12 +68,10 @@ type NexusServiceClient interface {
 	// The stored state of a connection (REST: GET /v1/check-connection/{id}).
 	CheckConnection(ctx context.Context, in *CheckConnectionRequest, opts ...grpc.CallOption) (*CheckConnectionResponse, error)
 	// A usable credential and the strategy to apply it, refreshed first when it is about to expire
-	// (REST: GET /v1/token/{id}). The Struct has exactly the fields of the REST answer:
-	// connection_id, provider_id, provider_name, strategy {type, config}, credentials, expires_at and,
-	// for OAuth, access_token, token_type, expiry. Never a refresh token or a client secret.
-	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*structpb.Struct, error)
+	// (REST: GET /v1/token/{id}).
+	GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*GetTokenResponse, error)
 	// Refreshes now (single-flight across replicas), then answers like GetToken (REST: POST /v1/refresh/{id}).
-	RefreshConnection(ctx context.Context, in *RefreshConnectionRequest, opts ...grpc.CallOption) (*structpb.Struct, error)
+	RefreshConnection(ctx context.Context, in *RefreshConnectionRequest, opts ...grpc.CallOption) (*RefreshConnectionResponse, error)
 	// Revokes: best-effort RFC 7009 revocation at the provider, then locally; idempotent
 	// (REST: DELETE /v1/connections/{id}).
 	RevokeConnection(ctx context.Context, in *RevokeConnectionRequest, opts ...grpc.CallOption) (*RevokeConnectionResponse, error)
@@ -110,9 +115,9 @@ func (c *nexusServiceClient) CheckConnection(ctx context.Context, in *CheckConne
 	return out, nil
 }
 
-func (c *nexusServiceClient) GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*structpb.Struct, error) {
+func (c *nexusServiceClient) GetToken(ctx context.Context, in *GetTokenRequest, opts ...grpc.CallOption) (*GetTokenResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(structpb.Struct)
+	out := new(GetTokenResponse)
 	err := c.cc.Invoke(ctx, NexusService_GetToken_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -120,9 +125,9 @@ func (c *nexusServiceClient) GetToken(ctx context.Context, in *GetTokenRequest, 
 	return out, nil
 }
 
-func (c *nexusServiceClient) RefreshConnection(ctx context.Context, in *RefreshConnectionRequest, opts ...grpc.CallOption) (*structpb.Struct, error) {
+func (c *nexusServiceClient) RefreshConnection(ctx context.Context, in *RefreshConnectionRequest, opts ...grpc.CallOption) (*RefreshConnectionResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(structpb.Struct)
+	out := new(RefreshConnectionResponse)
 	err := c.cc.Invoke(ctx, NexusService_RefreshConnection_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
@@ -190,12 +195,10 @@ type NexusServiceServer interface {
 	// The stored state of a connection (REST: GET /v1/check-connection/{id}).
 	CheckConnection(context.Context, *CheckConnectionRequest) (*CheckConnectionResponse, error)
 	// A usable credential and the strategy to apply it, refreshed first when it is about to expire
-	// (REST: GET /v1/token/{id}). The Struct has exactly the fields of the REST answer:
-	// connection_id, provider_id, provider_name, strategy {type, config}, credentials, expires_at and,
-	// for OAuth, access_token, token_type, expiry. Never a refresh token or a client secret.
-	GetToken(context.Context, *GetTokenRequest) (*structpb.Struct, error)
+	// (REST: GET /v1/token/{id}).
+	GetToken(context.Context, *GetTokenRequest) (*GetTokenResponse, error)
 	// Refreshes now (single-flight across replicas), then answers like GetToken (REST: POST /v1/refresh/{id}).
-	RefreshConnection(context.Context, *RefreshConnectionRequest) (*structpb.Struct, error)
+	RefreshConnection(context.Context, *RefreshConnectionRequest) (*RefreshConnectionResponse, error)
 	// Revokes: best-effort RFC 7009 revocation at the provider, then locally; idempotent
 	// (REST: DELETE /v1/connections/{id}).
 	RevokeConnection(context.Context, *RevokeConnectionRequest) (*RevokeConnectionResponse, error)
@@ -225,10 +228,10 @@ func (UnimplementedNexusServiceServer) RequestConnection(context.Context, *Reque
 func (UnimplementedNexusServiceServer) CheckConnection(context.Context, *CheckConnectionRequest) (*CheckConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CheckConnection not implemented")
 }
-func (UnimplementedNexusServiceServer) GetToken(context.Context, *GetTokenRequest) (*structpb.Struct, error) {
+func (UnimplementedNexusServiceServer) GetToken(context.Context, *GetTokenRequest) (*GetTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetToken not implemented")
 }
-func (UnimplementedNexusServiceServer) RefreshConnection(context.Context, *RefreshConnectionRequest) (*structpb.Struct, error) {
+func (UnimplementedNexusServiceServer) RefreshConnection(context.Context, *RefreshConnectionRequest) (*RefreshConnectionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RefreshConnection not implemented")
 }
 func (UnimplementedNexusServiceServer) RevokeConnection(context.Context, *RevokeConnectionRequest) (*RevokeConnectionResponse, error) {
