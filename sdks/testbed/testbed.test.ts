@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { service as healthService } from 'grpc-health-check';
+import { WebSocket } from 'ws';
 import { applyStrategy } from '../../apps/broker/src/modules/strategies/apply.ts';
 import type { Strategy } from '../../apps/broker/src/modules/strategies/strategy.ts';
 import { Sha256 } from './upstream.ts';
@@ -18,6 +21,8 @@ interface Info {
   admin_key: string;
   upstream_url: string;
   control_url: string;
+  ws_url: string;
+  grpc_target: string;
   connections: Record<string, string>;
 }
 interface Token {
@@ -125,6 +130,154 @@ describe('SDK testbed', { timeout: 120_000 }, () => {
       const res = await fetch(url, { method: 'POST', headers: applied, body: 'another body' });
       assert.equal(res.status, 401, kind);
     }
+  });
+
+  /** The handshake headers and URL of a WebSocket to `{ws_url}/{kind}/{label}`, the credential applied. */
+  function handshake(kind: string, credentials: Token, label: string) {
+    const url = new URL(`${info.ws_url}/${kind}/${label}`);
+    const applied = applyStrategy(credentials.strategy, credentials.credentials, {
+      url,
+      headers: {},
+      body: '',
+    });
+    return { url: applied.url, headers: applied.headers as Record<string, string> };
+  }
+
+  /** Opens a WebSocket: resolves to the socket and its welcome message, or rejects with the refusal status. */
+  function openWs(
+    kind: string,
+    credentials: Token,
+    label: string,
+  ): Promise<{ ws: WebSocket; welcome: string }> {
+    const { url, headers } = handshake(kind, credentials, label);
+    return new Promise((done, fail) => {
+      const ws = new WebSocket(url, { headers });
+      ws.once('message', (data) => done({ ws, welcome: String(data) }));
+      ws.once('unexpected-response', (_req, res) => fail(new Error(String(res.statusCode))));
+      ws.once('error', fail);
+    });
+  }
+
+  const closed = (ws: WebSocket) =>
+    new Promise<number>((done) => ws.once('close', (code: number) => done(code)));
+
+  const wrongOf = (right: Token): Token => ({
+    ...right,
+    credentials: Object.fromEntries(Object.entries(right.credentials).map(([k, v]) => [k, `${v}x`])),
+  });
+
+  it('the WebSocket server checks the credential at the handshake and echoes', async () => {
+    for (const kind of ['oauth2', 'header', 'query_param', 'basic_auth']) {
+      const right = await token(info.connections[kind]!);
+      const { ws, welcome } = await openWs(kind, right, `self-${kind}`);
+      assert.equal((JSON.parse(welcome) as { type: string }).type, 'welcome');
+      const echo = new Promise<string>((done) => ws.once('message', (data) => done(String(data))));
+      ws.send('ping me back');
+      assert.equal(await echo, 'ping me back');
+      ws.close();
+      await assert.rejects(
+        openWs(kind, wrongOf(right), `self-${kind}`),
+        /401/,
+        `${kind} accepted a wrong one`,
+      );
+    }
+  });
+
+  it('the gRPC server checks every call and ends a stream whose token expired', async () => {
+    const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
+    const client = new Health(
+      info.grpc_target,
+      grpc.credentials.createInsecure(),
+    ) as unknown as grpc.Client & {
+      check(
+        req: unknown,
+        md: grpc.Metadata,
+        cb: (e: grpc.ServiceError | null, r?: { status: string }) => void,
+      ): void;
+      watch(req: unknown, md: grpc.Metadata): grpc.ClientReadableStream<{ status: string }>;
+    };
+    const check = (service: string, md: grpc.Metadata) =>
+      new Promise<string>((done, fail) =>
+        client.check({ service }, md, (e, r) => (e === null ? done(r!.status) : fail(e))),
+      );
+    const metadataOf = (kind: string, credentials: Token) => {
+      const applied = applyStrategy(credentials.strategy, credentials.credentials, {
+        url: new URL('http://grpc.invalid/'),
+        headers: {},
+        body: '',
+      });
+      const md = new grpc.Metadata();
+      for (const [k, v] of Object.entries(applied.headers)) md.set(k.toLowerCase(), v);
+      return { kind, md };
+    };
+    for (const kind of ['oauth2', 'header', 'basic_auth']) {
+      const right = await token(info.connections[kind]!);
+      assert.equal(await check(`${kind}/self`, metadataOf(kind, right).md), 'SERVING');
+      await assert.rejects(check(`${kind}/self`, metadataOf(kind, wrongOf(right)).md), {
+        code: grpc.status.UNAUTHENTICATED,
+      });
+    }
+    const fresh = await control<{ connection_id: string }>('POST', '/connect', { strategy: 'oauth2' });
+    const stream = client.watch(
+      { service: 'oauth2/self-expire' },
+      metadataOf('oauth2', await token(fresh.connection_id)).md,
+    );
+    await new Promise((done) => stream.once('data', done));
+    const ended = new Promise<number>((done) => stream.once('error', (e: grpc.ServiceError) => done(e.code)));
+    assert.deepEqual(await control('POST', '/idp/expire', { connection_id: fresh.connection_id }), {
+      ok: true,
+      ended: 1,
+    });
+    assert.equal(await ended, grpc.status.UNAUTHENTICATED);
+    client.close();
+  });
+
+  it('control: expired and short-lived tokens, revoked grants and drops end WebSocket sessions', async () => {
+    // A forced expiry: the open session is closed 3000, and the token is refused from then on.
+    const first = await control<{ connection_id: string }>('POST', '/connect', { strategy: 'oauth2' });
+    const expired = await token(first.connection_id);
+    const a = await openWs('oauth2', expired, 'self-control');
+    const aClosed = closed(a.ws);
+    await control('POST', '/idp/expire', { connection_id: first.connection_id });
+    assert.equal(await aClosed, 3000);
+    await assert.rejects(openWs('oauth2', expired, 'self-control'), /401/);
+    assert.equal((await send('oauth2', expired)).status, 401, 'the HTTP upstream refuses it too');
+
+    // A short lifetime: the provider says expires_in 2 and the session is closed when it passes.
+    const second = await control<{ connection_id: string }>('POST', '/connect', {
+      strategy: 'oauth2',
+      token_ttl: 2,
+    });
+    const short = (await token(second.connection_id)) as Token & { expires_at: string };
+    assert.ok(Date.parse(short.expires_at) - Date.now() <= 2_500, `expires_at ${short.expires_at}`);
+    const b = await openWs('oauth2', short, 'self-control');
+    assert.equal(await closed(b.ws), 3000);
+
+    // A revoked grant, checked again at once.
+    const third = await control<{ connection_id: string }>('POST', '/connect', { strategy: 'oauth2' });
+    const c = await openWs('oauth2', await token(third.connection_id), 'self-control');
+    const cClosed = closed(c.ws);
+    await control('POST', '/idp/revoke', { connection_id: third.connection_id });
+    assert.equal(await cClosed, 3000);
+
+    // Drops: with a close code, or the TCP connection destroyed (1006).
+    const header = await token(info.connections.header!);
+    const d = await openWs('header', header, 'self-drop');
+    const dClosed = closed(d.ws);
+    assert.deepEqual(await control('POST', '/ws/drop', { label: 'self-drop', code: 1008 }), { dropped: 1 });
+    assert.equal(await dClosed, 1008);
+    const e = await openWs('header', header, 'self-drop');
+    const eClosed = closed(e.ws);
+    await control('POST', '/ws/drop', { label: 'self-drop' });
+    assert.equal(await eClosed, 1006);
+    await control('POST', '/ws/refuse-next', { label: 'self-drop', count: 1, status: 503 });
+    await assert.rejects(openWs('header', header, 'self-drop'), /503/);
+
+    const stats = await control<{
+      ws: Record<string, { opened: number; unauthorized: number; closed: Record<string, number> }>;
+    }>('GET', '/stats');
+    assert.equal(stats.ws['self-control']?.unauthorized, 3);
+    assert.deepEqual(stats.ws['self-drop']?.closed, { '1006': 1, '1008': 1 });
   });
 
   it('control: reject-next, new connections, revoked grants, broker stop and start, counters', async () => {

@@ -7,7 +7,10 @@
  *   consent pages, the others through hosted capture), an agent allowed to use them, a trusted issuer
  *   for on-behalf-of sessions and one user secret;
  * - an upstream API (upstream.ts) that checks the credential each strategy must have applied;
- * - a control API for the tests (new connections, revoked grants, broker down and up, counters).
+ * - long-lived servers that check it on connect and while the connection lasts: WebSocket
+ *   (ws-server.ts) and gRPC (grpc-server.ts);
+ * - a control API for the tests (new connections, revoked grants, expired tokens, dropped
+ *   connections, broker down and up, counters).
  *
  * Run: `node sdks/testbed/testbed.ts`. When ready it prints one JSON line on stdout (see README.md);
  * it stops on SIGTERM, SIGINT or when its standard input closes. Logs go to stderr.
@@ -20,7 +23,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type OidcFixture, startOidcProvider } from '../../apps/broker/test/oidc-fixture.ts';
 import { BrokerProcess, freePort } from './broker-process.ts';
-import { readBody, type StaticCredentials, type Strategy, sendJson, startUpstream } from './upstream.ts';
+import { startGrpcServer } from './grpc-server.ts';
+import {
+  createVerifier,
+  readBody,
+  type StaticCredentials,
+  type Strategy,
+  sendJson,
+  startUpstream,
+  TokenExpiries,
+} from './upstream.ts';
+import { startWsServer } from './ws-server.ts';
 
 const RETURN_URL = 'http://localhost:3000/connected';
 const WORKSPACE = 'testbed-user';
@@ -63,8 +76,16 @@ class Testbed {
   private idp!: OidcFixture;
   private broker!: BrokerProcess;
   private upstream!: Awaited<ReturnType<typeof startUpstream>>;
+  private ws!: Awaited<ReturnType<typeof startWsServer>>;
+  private grpc!: Awaited<ReturnType<typeof startGrpcServer>>;
   private control!: Server;
+  /** connection id → the provider account that consented (oauth2 connections the testbed made). */
   private accounts = new Map<string, string>();
+  private readonly expiries = new TokenExpiries();
+  /** provider account → lifetime in seconds of the tokens the provider issues it (`/connect` token_ttl). */
+  private readonly ttls = new Map<string, number>();
+  /** The ready line's object, served again by `GET /info`. */
+  private info: Record<string, unknown> = {};
 
   async start(): Promise<Record<string, unknown>> {
     const port = await freePort();
@@ -104,7 +125,10 @@ class Testbed {
       brokerUrl,
     );
     await this.broker.start();
-    this.upstream = await startUpstream({ idp: this.idp, issued: this.issued });
+    const verify = createVerifier({ idp: this.idp, issued: this.issued, expiries: this.expiries });
+    this.upstream = await startUpstream({ issued: this.issued, verify });
+    this.ws = await startWsServer({ strategies: STRATEGIES, verify, expiries: this.expiries });
+    this.grpc = await startGrpcServer({ strategies: STRATEGIES, verify, expiries: this.expiries });
     await this.registerProviders();
     const connections: Record<string, string> = {};
     for (const strategy of STRATEGIES)
@@ -122,10 +146,12 @@ class Testbed {
       value: dbPassword,
     });
     this.control = await this.startControl();
-    return {
+    this.info = {
       broker_url: brokerUrl,
       admin_key: this.adminKey,
       upstream_url: this.upstream.url,
+      ws_url: this.ws.url,
+      grpc_target: this.grpc.target,
       control_url: `http://127.0.0.1:${(this.control.address() as AddressInfo).port}`,
       oidc_issuer: this.idp.issuer,
       workspace_id: WORKSPACE,
@@ -135,12 +161,15 @@ class Testbed {
       agent: { agent_id: agent.agent_id, client_id: agent.agent_id, client_secret: agent.client_secret },
       user_secrets: { 'db-password': dbPassword },
     };
+    return this.info;
   }
 
   async close(): Promise<void> {
     this.control?.close();
     await this.broker?.stop();
     await this.upstream?.close();
+    await this.ws?.close();
+    await this.grpc?.close();
     await this.idp?.close();
     rmSync(this.dataDir, { recursive: true, force: true });
   }
@@ -239,7 +268,11 @@ class Testbed {
   async connect(
     strategy: Strategy,
     workspace: string,
+    /** oauth2: the lifetime in seconds of every token the provider issues this connection. */
+    tokenTtl?: number,
   ): Promise<{ connection_id: string; workspace_id: string }> {
+    if (tokenTtl !== undefined && strategy !== 'oauth2')
+      throw new Error('token_ttl is for oauth2 connections');
     const started = await this.admin<{ authUrl: string; state: string; connection_id: string }>(
       'POST',
       '/v1/request-connection',
@@ -247,6 +280,12 @@ class Testbed {
     );
     if (strategy === 'oauth2') {
       const account = `acct-${randomUUID()}`;
+      if (tokenTtl !== undefined) {
+        // Set before the code exchange, so that the very first token is short-lived: a refresh
+        // that shortened a token would look to the broker like one that failed to extend it.
+        this.ttls.set(account, tokenTtl);
+        this.idp.setTokenResponseRewrite((answer) => this.shorten(answer));
+      }
       const callback = await this.idp.consent(started.authUrl, account);
       const res = await fetch(`${this.broker.url}${callback.pathname}${callback.search}`, {
         redirect: 'manual',
@@ -267,12 +306,38 @@ class Testbed {
     return { connection_id: started.connection_id, workspace_id: workspace };
   }
 
+  /** Checks the credential of every open WebSocket and gRPC stream again; resolves to how many ended. */
+  private async recheck(): Promise<number> {
+    const [ws, grpc] = await Promise.all([this.ws.recheck(), this.grpc.recheck()]);
+    return ws + grpc;
+  }
+
+  /**
+   * The provider's token answer for an account with a testbed lifetime: `expires_in` says it, and
+   * the testbed servers refuse the access token once it has passed. The account is the id token's
+   * subject (the provider issues one with every answer, the scope having `openid`).
+   */
+  private shorten(answer: Record<string, unknown>): Record<string, unknown> {
+    const { access_token, id_token } = answer;
+    if (typeof access_token !== 'string' || typeof id_token !== 'string') return answer;
+    const claims = JSON.parse(Buffer.from(id_token.split('.')[1] ?? '', 'base64url').toString()) as {
+      sub?: string;
+    };
+    const seconds = claims.sub === undefined ? undefined : this.ttls.get(claims.sub);
+    if (seconds === undefined) return answer;
+    this.expiries.expireAt(access_token, Date.now() + seconds * 1000);
+    return { ...answer, expires_in: seconds };
+  }
+
   private startControl(): Promise<Server> {
     const routes: Record<string, (body: Record<string, unknown>) => Promise<unknown>> = {
+      'GET /info': async () => this.info,
       'GET /stats': async () => ({
         idp: { ...this.idp.counts },
         upstream: this.upstream.stats(),
         broker: { starts: this.broker.starts },
+        ws: this.ws.stats(),
+        grpc: this.grpc.stats(),
       }),
       'POST /upstream/reject-next': async (body) => {
         this.upstream.rejectNext(strategyOf(body.strategy), Number(body.count ?? 1));
@@ -282,11 +347,45 @@ class Testbed {
         this.connect(
           strategyOf(body.strategy),
           typeof body.workspace_id === 'string' ? body.workspace_id : WORKSPACE,
+          tokenTtlOf(body.token_ttl),
         ),
       'POST /idp/revoke': async (body) => {
         const account = this.accounts.get(String(body.connection_id));
         if (account === undefined) throw new Error('not an oauth2 connection made by the testbed');
         await this.idp.revokeAllGrants(account);
+        return { ok: true, ended: await this.recheck() };
+      },
+      'POST /idp/expire': async (body) => {
+        const token = await this.admin<{ access_token?: string; credentials?: { access_token?: string } }>(
+          'GET',
+          `/v1/token/${encodeURIComponent(String(body.connection_id))}`,
+        );
+        const access_token = token.access_token ?? token.credentials?.access_token;
+        if (typeof access_token !== 'string') throw new Error('not an oauth2 connection');
+        this.expiries.expireAt(access_token, Date.now());
+        return { ok: true, ended: await this.recheck() };
+      },
+      'POST /ws/drop': async (body) => ({
+        dropped: this.ws.drop({
+          label: optionalString(body.label),
+          code: body.code === undefined ? undefined : closeCode(body.code),
+          reason: optionalString(body.reason),
+        }),
+      }),
+      'POST /ws/refuse-next': async (body) => {
+        this.ws.refuseNext({
+          label: optionalString(body.label),
+          count: Number(body.count ?? 1),
+          status: Number(body.status ?? 503),
+        });
+        return { ok: true };
+      },
+      'POST /ws/mute': async (body) => ({
+        muted: this.ws.mute({ label: optionalString(body.label), muted: body.muted !== false }),
+      }),
+      'POST /grpc/drop': async (body) => ({ dropped: this.grpc.drop({ label: optionalString(body.label) }) }),
+      'POST /grpc/refuse-next': async (body) => {
+        this.grpc.refuseNext(Number(body.count ?? 1));
         return { ok: true };
       },
       'POST /broker/stop': async () => {
@@ -317,6 +416,27 @@ class Testbed {
     });
     return new Promise((done) => server.listen(0, '127.0.0.1', () => done(server)));
   }
+}
+
+function tokenTtlOf(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const seconds = Number(value);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400)
+    throw new Error('token_ttl must be an integer number of seconds from 1 to 86400');
+  return seconds;
+}
+
+const optionalString = (value: unknown): string | undefined =>
+  typeof value === 'string' ? value : undefined;
+
+/** A close code a server may send (RFC 6455 §7.4: 1000–1003, 1007–1014, 3000–4999). */
+function closeCode(value: unknown): number {
+  const code = Number(value);
+  const ok =
+    Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999));
+  if (!ok) throw new Error('code must be a close code a server may send');
+  return code;
 }
 
 function strategyOf(value: unknown): Strategy {

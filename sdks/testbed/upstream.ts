@@ -6,9 +6,12 @@
  * - hmac_payload: the HMAC is recomputed over the raw body received;
  * - aws_sigv4: the signature is recomputed with the AWS signer (@smithy/signature-v4) from the
  *   headers the client said it signed, the raw body and the client's own X-Amz-Date.
+ *
+ * The checks themselves (`createVerifier`) are shared with the long-lived servers (ws-server.ts,
+ * grpc-server.ts); an access token the testbed made expire (`TokenExpiries`) is refused by all of them.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from '../../apps/broker/src/modules/strategies/sigv4.ts';
@@ -58,19 +61,47 @@ export { Sha256 };
 const SIGV4 =
   /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([^,]+), ?Signature=([0-9a-f]{64})$/;
 
-export async function startUpstream(deps: {
+/**
+ * What a credential check reads: the request line, headers and raw body. An HTTP request, a
+ * WebSocket handshake (empty body) and gRPC metadata (as headers, empty body) all fit.
+ */
+export interface CheckedRequest {
+  method: string;
+  url: URL;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** Answers null when the request carries a credential the strategy must have applied, else why not. */
+export type Verifier = (strategy: Strategy, req: CheckedRequest) => Promise<string | null>;
+
+/**
+ * Access tokens the testbed made expire ahead of what the provider says: at once (`/idp/expire`) or
+ * after a short lifetime (`/connect` with `token_ttl`). Every testbed server refuses them from then on.
+ */
+export class TokenExpiries {
+  readonly #at = new Map<string, number>();
+  expireAt(token: string, at: number): void {
+    this.#at.set(token, at);
+  }
+  /** When the testbed makes the token expire, if it does. */
+  expiresAt(token: string): number | undefined {
+    return this.#at.get(token);
+  }
+  expired(token: string): boolean {
+    const at = this.#at.get(token);
+    return at !== undefined && at <= Date.now();
+  }
+}
+
+/** The credential checks of every testbed server (this upstream, the WebSocket and gRPC servers). */
+export function createVerifier(deps: {
   idp: OidcFixture;
   issued: Record<Strategy, StaticCredentials[]>;
-}) {
-  const counters = new Map<Strategy, { accepted: number; rejected: number }>();
-  const rejections = new Map<Strategy, number>();
-
-  async function verify(
-    strategy: Strategy,
-    req: IncomingMessage,
-    url: URL,
-    body: Buffer,
-  ): Promise<string | null> {
+  expiries: TokenExpiries;
+}): Verifier {
+  async function verify(strategy: Strategy, req: CheckedRequest): Promise<string | null> {
+    const { url, body } = req;
     const issued = deps.issued[strategy];
     const header = (name: string) => {
       const value = req.headers[name];
@@ -80,6 +111,7 @@ export async function startUpstream(deps: {
       case 'oauth2': {
         const auth = header('authorization');
         if (auth === undefined || !auth.startsWith('Bearer ')) return 'no bearer token';
+        if (deps.expiries.expired(auth.slice(7))) return 'the token has expired';
         const res = await fetch(deps.idp.endpoints.userinfo, { headers: { authorization: auth } });
         await res.arrayBuffer();
         return res.status === 200 ? null : `the identity provider refused the token (${res.status})`;
@@ -111,16 +143,12 @@ export async function startUpstream(deps: {
         return ok ? null : 'X-Signature does not match the body';
       }
       case 'aws_sigv4':
-        return verifySigV4(req, url, body, issued);
+        return verifySigV4(req, issued);
     }
   }
 
-  async function verifySigV4(
-    req: IncomingMessage,
-    url: URL,
-    body: Buffer,
-    issued: StaticCredentials[],
-  ): Promise<string | null> {
+  async function verifySigV4(req: CheckedRequest, issued: StaticCredentials[]): Promise<string | null> {
+    const { url, body } = req;
     const match = SIGV4.exec(String(req.headers.authorization ?? ''));
     if (match === null) return 'no AWS4-HMAC-SHA256 authorization';
     const [, accessKey, , region, service, signedList, signature] = match as unknown as string[];
@@ -160,7 +188,7 @@ export async function startUpstream(deps: {
     const [, y, mo, d, h, mi, s] = date.map(Number);
     const resigned = await signer.sign(
       {
-        method: req.method ?? 'GET',
+        method: req.method,
         protocol: 'http:',
         hostname: url.hostname,
         port: Number(url.port),
@@ -175,6 +203,25 @@ export async function startUpstream(deps: {
     return expected !== undefined && same(expected, signature!) ? null : 'signature does not match';
   }
 
+  return verify;
+}
+
+/**
+ * Starts the upstream. It checks credentials with `verify` (shared with the long-lived servers), or
+ * with a verifier of its own built from `idp` (as apps/broker/test/proxy.test.ts starts it).
+ */
+export async function startUpstream(
+  deps:
+    | { issued: Record<Strategy, StaticCredentials[]>; verify: Verifier }
+    | { issued: Record<Strategy, StaticCredentials[]>; idp: OidcFixture },
+) {
+  const verify =
+    'verify' in deps
+      ? deps.verify
+      : createVerifier({ idp: deps.idp, issued: deps.issued, expiries: new TokenExpiries() });
+  const counters = new Map<Strategy, { accepted: number; rejected: number }>();
+  const rejections = new Map<Strategy, number>();
+
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://${req.headers.host ?? '127.0.0.1'}`);
     const strategy = url.pathname.split('/')[1] as Strategy;
@@ -186,7 +233,9 @@ export async function startUpstream(deps: {
         const forced = rejections.get(strategy) ?? 0;
         if (forced > 0) rejections.set(strategy, forced - 1);
         const reason =
-          forced > 0 ? 'rejected on purpose (reject-next)' : await verify(strategy, req, url, body);
+          forced > 0
+            ? 'rejected on purpose (reject-next)'
+            : await verify(strategy, { method: req.method ?? 'GET', url, headers: req.headers, body });
         if (reason !== null) {
           count.rejected += 1;
           return sendJson(
