@@ -165,13 +165,17 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     egressAllowedCidrs: config.egressAllowedCidrs,
     now,
   });
-  const oauthClient = (profile: Parameters<typeof oauthClientFor>[0], secret: string | undefined) =>
-    oauthClientFor(profile, secret, {
-      discovery,
-      allowInsecure,
-      timeoutMs: config.upstreamTimeoutMs,
-      fetch: idpFetch,
-    });
+  const oauthClient = (
+    profile: Parameters<typeof oauthClientFor>[0],
+    secret: string | undefined,
+    options?: Parameters<typeof oauthClientFor>[3],
+  ) =>
+    oauthClientFor(
+      profile,
+      secret,
+      { discovery, allowInsecure, timeoutMs: config.upstreamTimeoutMs, fetch: idpFetch },
+      options,
+    );
   const metrics = createMetrics();
   const eventsStore = createEventsStore(db);
   const events = createEventsService({ store: eventsStore, now });

@@ -23,7 +23,7 @@ describe('on-behalf-of', () => {
   let idp: OidcFixture;
   let stranger: OidcFixture;
   let broker: TestBroker;
-  let agent: { agent_id: string; client_secret: string };
+  let agent: { id: string; agent_id: string; client_secret: string };
   let agentToken: string;
   let aliceToken: string;
   let aliceConnection: string;
@@ -134,7 +134,11 @@ describe('on-behalf-of', () => {
       typ: 'nexus-session+jwt',
     });
     assert.equal(payload.sub, 'alice');
-    assert.deepEqual(payload.act, { sub: 'assistant' }, 'RFC 8693 act names the agent');
+    assert.deepEqual(
+      payload.act,
+      { sub: agent.id, client_id: 'assistant' },
+      "RFC 8693 act identifies the agent: its id (as its access tokens' sub) and its agent_id",
+    );
     assert.equal(payload.obo, true);
     assert.equal(payload.tenant_id, 'acme');
     assert.ok((payload.exp as number) * 1000 <= Date.now() + 3600_000, "never outlives the user's token");

@@ -226,8 +226,10 @@ describe('agent sessions', () => {
     assert.equal((await introspect(b.session_token)).active, false);
     await call({ method: 'PATCH', url: '/admin/v1/agents/ledger-bot', payload: { active: true } });
     clock -= 61_000;
-    // An access token is not a session token, and garbage is simply inactive.
-    assert.equal((await introspect(tokens['ledger-bot']!)).active, false);
+    // An access token introspects as one (not as a session), and garbage is simply inactive.
+    const access = await introspect(tokens['ledger-bot']!);
+    assert.deepEqual([access.active, access.token_type, access.client_id], [true, 'Bearer', 'ledger-bot']);
+    assert.equal(access.sid, undefined);
     assert.equal((await introspect('not-a-token')).active, false);
   });
 

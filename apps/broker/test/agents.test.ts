@@ -59,6 +59,8 @@ describe('agents', () => {
       headers: { ...FORM, authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}` },
       payload: form({ grant_type: 'client_credentials', ...extra }),
     });
+    // RFC 6749 §5.2: a client refused after HTTP Basic is challenged with Basic, not Bearer.
+    if (res.statusCode === 401) assert.match(String(res.headers['www-authenticate']), /^Basic /);
     return { status: res.statusCode, body: json(res) };
   }
 

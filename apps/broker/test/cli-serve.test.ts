@@ -89,7 +89,7 @@ describe('nexus serve: development quick start', { timeout: 90_000 }, () => {
       const base = `http://127.0.0.1:${port}`;
       const health = await fetchWithin(`${base}/health`);
       assert.equal(health.status, 200);
-      assert.deepEqual(await health.json(), { status: 'ok' });
+      assert.deepEqual(await health.json(), { status: 'healthy' });
       const withKey = await fetchWithin(`${base}/providers`, { headers: { 'x-api-key': adminKey } });
       assert.equal(withKey.status, 200, await withKey.clone().text());
       await withKey.body?.cancel();

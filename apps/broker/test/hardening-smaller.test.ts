@@ -283,9 +283,10 @@ describe('issue #18, smaller holes', () => {
     it('REST: 500 internal_error with the request id; key_not_in_ring only in the log', async () => {
       const res = await broker.request({ method: 'GET', url: `/v1/token/${unreadable}` });
       assert.equal(res.statusCode, 500, res.body);
-      const body = json<{ error: string; message: string; request_id: string }>(res);
-      assert.deepEqual(Object.keys(body).sort(), ['error', 'message', 'request_id']);
+      const body = json<{ error: string; code: string; message: string; request_id: string }>(res);
+      assert.deepEqual(Object.keys(body).sort(), ['code', 'error', 'message', 'request_id']);
       assert.equal(body.error, 'internal_error');
+      assert.equal(body.code, 'internal_error', 'code repeats error (issue #17)');
       assert.equal(body.message, GENERIC);
       assert.ok(!/key_not_in_ring|decryption|ring/.test(res.body), res.body);
       assert.ok(loggedWith(body.request_id, 'key_not_in_ring'), 'the log keeps the real code');
@@ -350,11 +351,12 @@ describe('issue #18, smaller holes', () => {
         'return_url_not_allowed',
       ],
       [
-        'openid without a verifiable issuer',
+        // Its discovery document (at the origin of auth_url, issue #17) cannot be read.
+        'openid whose discovery document cannot be read',
         { user_id: 'u', provider_name: 'plain-oauth', scopes: ['openid'], return_url: RETURN },
         {},
-        400,
-        'openid_not_verifiable',
+        422,
+        'discovery_failed',
       ],
       [
         'bad scopes',

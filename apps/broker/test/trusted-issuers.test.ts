@@ -117,7 +117,8 @@ describe('trusted issuers and user tokens', () => {
       [{ ...base, issuer: 'https://idp.example.test/#frag' }, 400, 'invalid_trusted_issuer', 'issuer'],
       [{ ...base, jwks_uri: 'http://idp.example.test/jwks' }, 400, 'invalid_trusted_issuer', 'jwks_uri'],
       [{ ...base, jwks_uri: undefined }, 400, 'invalid_trusted_issuer', 'jwks_uri'],
-      [{ ...base, use_discovery: true }, 400, 'invalid_trusted_issuer', 'use_discovery'],
+      [{ ...base, enable_discovery: true }, 400, 'invalid_trusted_issuer', 'enable_discovery'],
+      [{ ...base, use_discovery: true }, 400, 'invalid_trusted_issuer', 'enable_discovery'],
       [{ ...base, algorithms: ['none'] }, 400, 'invalid_request'],
       [{ ...base, algorithms: ['HS256'] }, 400, 'invalid_request'],
       [{ ...base, algorithms: [] }, 400, 'invalid_request'],
@@ -245,6 +246,8 @@ describe('trusted issuers and user tokens', () => {
     const before = json<Issuer>(await call({ method: 'GET', url: `${URL_BASE}/${trusted.id}` }));
     const cases: [Record<string, unknown>, Record<string, string>, number, string][] = [
       [{ use_discovery: false }, {}, 400, 'invalid_trusted_issuer'],
+      [{ enable_discovery: false }, {}, 400, 'invalid_trusted_issuer'],
+      [{ enable_discovery: true, use_discovery: false }, {}, 400, 'invalid_request'],
       [{ jwks_uri: idp.endpoints.jwks }, {}, 400, 'invalid_trusted_issuer'],
       [{ issuer: 'http://idp.example.test' }, {}, 400, 'invalid_trusted_issuer'],
       [{ algorithms: ['HS256'] }, {}, 400, 'invalid_request'],

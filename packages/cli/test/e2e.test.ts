@@ -385,6 +385,7 @@ agents:
         '[].audience',
         '[].clearance_claim',
         '[].created_at',
+        '[].enable_discovery',
         '[].id',
         '[].issuer',
         '[].jwks_uri',

@@ -45,12 +45,17 @@ export function installAuthFailureLimit(
     }
   });
   app.addHook('preValidation', async (request, reply) => {
-    if (request.is404 || !LOGIN_ROUTES.has(request.routeOptions.url ?? '')) return;
+    if (request.is404) return;
+    const login = LOGIN_ROUTES.has(request.routeOptions.url ?? '');
+    // A route that authenticates OAuth clients itself, reached without a header credential: the
+    // client's credential is in the form, as at /oauth/token (without its login allowance).
+    const client = request.routeOptions.config.clientAuth === true && families.get(request) === 'none';
+    if (!login && !client) return;
     const family = loginFamily(request.headers.authorization, request.body, envKeyName);
     families.set(request, family);
     try {
       await limiter.refuseIfFailing(request.ip, family);
-      await limiter.check('login', `ip:${request.ip}|${family}`);
+      if (login) await limiter.check('login', `ip:${request.ip}|${family}`);
     } catch (error) {
       return replyLimited(request, reply, error);
     }

@@ -121,8 +121,11 @@ export function installAuth(app: FastifyInstance, deps: AuthDeps): void {
     const routeAuth = config.auth ?? 'admin';
     if (request.is404 || routeAuth === 'public') return;
     const needed = requiredScope({ method: request.method, auth: routeAuth, scope: config.scope });
+    const credential = presentedCredential(request);
+    // The route authenticates the OAuth client in the request itself (after the body is parsed).
+    if (credential === undefined && config.clientAuth === true) return;
     try {
-      request.principal = await verify(presentedCredential(request), request.ip, routeAuth, needed);
+      request.principal = await verify(credential, request.ip, routeAuth, needed);
     } catch (error) {
       if (error instanceof NexusError) return sendError(request, reply, error);
       throw error;

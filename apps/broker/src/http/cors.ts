@@ -7,8 +7,8 @@ import type { FastifyInstance } from 'fastify';
  * allowed, so `*` exposes nothing a cookie could unlock. With no origins configured nothing is added.
  */
 const BROWSER_PATHS = [
-  /^\/v1\/capture-schema$/,
-  /^\/v1\/capture-credential$/,
+  /^\/(v1|auth)\/capture-schema$/,
+  /^\/(v1|auth)\/capture-credential$/,
   /^\/\.well-known\/[^/]+$/,
   /^\/health$/,
 ];

@@ -4,9 +4,14 @@ import { isDatabaseUnavailable, unavailableCause } from '../db/availability.ts';
 import { commonError, commonErrors, databaseUnavailable } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
 
-/** The wire envelope of every error: the v1 contract's `{error, message}` plus details and the request id. */
+/**
+ * The wire envelope of every error: the v1 contract's `{error, message}` plus details and the
+ * request id. `code` repeats `error`: the original gateway wrote `error`, the original Go SDK reads
+ * `code`, and an original client gets a typed error only when both are there.
+ */
 export interface ErrorBody {
   error: string;
+  code: string;
   message: string;
   details?: unknown;
   request_id: string;
@@ -87,13 +92,20 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, error: N
 }
 
 function send(request: FastifyRequest, reply: FastifyReply, error: NexusError): FastifyReply {
+  const code = error.expose ? error.code : 'internal_error';
   const body: ErrorBody = {
-    error: error.expose ? error.code : 'internal_error',
+    error: code,
+    code,
     message: error.expose ? error.message : commonErrors.internal_error.message,
     ...(error.expose && error.details !== undefined ? { details: error.details } : {}),
     request_id: request.id,
   };
-  if (error.status === 401) reply.header('www-authenticate', 'Bearer');
+  // RFC 6749 §5.2: a client that authenticated with HTTP Basic is challenged the same way.
+  if (error.status === 401)
+    reply.header(
+      'www-authenticate',
+      /^basic\s/i.test(request.headers.authorization ?? '') ? 'Basic realm="nexus"' : 'Bearer',
+    );
   // RFC 9110 §10.2.3: how long to wait before retrying (rate_limited, database_unavailable).
   const retryAfter = (error.details as { retry_after_seconds?: unknown } | undefined)?.retry_after_seconds;
   if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));

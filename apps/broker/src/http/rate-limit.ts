@@ -39,6 +39,7 @@ export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
   '/v1/refresh/:id': 'refresh',
   '/connections/:id/refresh': 'refresh',
   '/v1/capture-credential': 'capture',
+  '/auth/capture-credential': 'capture',
   '/connect/capture': 'capture',
   // Agent logins (client secret or assertion checks), per client address and credential family.
   '/oauth/token': 'login',

@@ -4,6 +4,9 @@ import * as z from 'zod';
 export const errorSchema = z
   .object({
     error: z.string().describe('Stable error code'),
+    code: z
+      .string()
+      .describe('The same value as `error`, for clients of the original Go SDK, which read `code`'),
     message: z.string().describe('Explanation for people; may change between versions'),
     details: z
       .unknown()

@@ -53,6 +53,12 @@ declare module 'fastify' {
      * `requiredScope`): e.g. `full` on an admin GET whose answer carries a credential.
      */
     scope?: AdminScope;
+    /**
+     * The route also takes OAuth client authentication (RFC 6749 §2.3: `Authorization: Basic`, or
+     * a client secret or assertion in the form) and checks it itself: a request presenting no
+     * X-API-Key or Bearer credential reaches it with `principal` undefined (`POST /oauth/introspect`).
+     */
+    clientAuth?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | undefined;

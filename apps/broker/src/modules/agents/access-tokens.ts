@@ -76,10 +76,11 @@ export function createAccessTokenVerifier(deps: {
       : (await deps.db.prepared<AgentsTable>(findOne.sql, [id])).rows[0];
 
   /**
-   * The principal behind an agent access token, or null: signature with a published key, issuer,
-   * audience, expiry, and the agent still live and active (deactivation takes effect at once).
+   * The principal behind an agent access token, with the token's claims, or null: signature with a
+   * published key, issuer, audience, expiry, and the agent still live and active (deactivation takes
+   * effect at once).
    */
-  async function verify(token: string): Promise<AgentPrincipal | null> {
+  async function check(token: string): Promise<{ principal: AgentPrincipal; claims: JWTPayload } | null> {
     let kid: string | undefined;
     try {
       const header = decodeProtectedHeader(token);
@@ -122,11 +123,19 @@ export function createAccessTokenVerifier(deps: {
     // The agent is read on every request (deactivation takes effect at once); nothing is cached.
     const row = await findAgent(payload.sub!);
     if (row === undefined || row.deleted_at !== null || row.disabled_at !== null) return null;
-    return principalOf(
-      row,
-      typeof payload.scope === 'string' && payload.scope !== '' ? payload.scope.split(' ') : [],
-    );
+    return {
+      principal: principalOf(
+        row,
+        typeof payload.scope === 'string' && payload.scope !== '' ? payload.scope.split(' ') : [],
+      ),
+      claims: payload,
+    };
   }
 
-  return { verify };
+  return {
+    /** The principal behind an agent access token, or null (see `check`). */
+    verify: async (token: string): Promise<AgentPrincipal | null> => (await check(token))?.principal ?? null,
+    /** The claims of an agent access token that `verify` accepts, or null: what introspection shows. */
+    claims: async (token: string): Promise<JWTPayload | null> => (await check(token))?.claims ?? null,
+  };
 }

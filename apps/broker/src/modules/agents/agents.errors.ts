@@ -15,6 +15,12 @@ export const agentErrors = defineErrors({
     status: 400,
     message: 'A requested scope is not allowed: `details.gate` names the check that refused it.',
   },
+  // RFC 8693 §2.2.2: a token exchange for an audience or resource this broker does not issue for.
+  invalid_target: {
+    status: 400,
+    message:
+      'The token cannot be issued for that audience or resource: name this broker (its issuer), or one connection in the grant as urn:nexus:connection: followed by its id.',
+  },
   invalid_grant: {
     status: 400,
     message:

@@ -410,6 +410,9 @@ export function createAgentsService(deps: {
      */
     authenticateToken: accessTokens.verify,
 
+    /** The claims of a live agent access token, or null (for RFC 7662 introspection). */
+    accessTokenClaims: accessTokens.claims,
+
     /** An operator acting for an agent (admin key + `agent_id`): the agent's own permissions. */
     async principalFor(ref: string): Promise<AgentPrincipal> {
       const row = await liveRow(ref);

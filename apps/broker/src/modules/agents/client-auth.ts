@@ -10,6 +10,7 @@ import {
 import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import type { ClientAuthentication } from './agents.service.ts';
+import { CLIENT_ASSERTION_ALGORITHMS } from './jwks.ts';
 
 /** Client secrets look like `nxs_<secret id>_<43 random chars>`: the id finds the row, the hash is compared. */
 const SECRET_PATTERN = /^nxs_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
@@ -79,7 +80,7 @@ export function createClientAuthenticator(deps: {
           issuer: row.agent_id,
           subject: row.agent_id,
           audience: [deps.tokenEndpoint, deps.issuer],
-          algorithms: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
+          algorithms: [...CLIENT_ASSERTION_ALGORITHMS],
           maxTokenAge: `${MAX_ASSERTION_LIFETIME_S}s`,
           currentDate: new Date(t),
           requiredClaims: ['exp', 'jti', 'iat'],

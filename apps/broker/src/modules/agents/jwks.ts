@@ -15,8 +15,12 @@ const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const PRIVATE_MESSAGE =
   'a public key only: remove the private members (d, p, q, dp, dq, qi, k); the agent keeps its private key';
 
-/** The algorithms the token endpoint accepts for client assertions (client-auth.ts), by key type. */
-const ALGORITHMS = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'] as const;
+/**
+ * The algorithms the token and introspection endpoints accept for client assertions (client-auth.ts),
+ * as the metadata document lists them; by key type below.
+ */
+export const CLIENT_ASSERTION_ALGORITHMS = ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'] as const;
+const ALGORITHMS = CLIENT_ASSERTION_ALGORITHMS;
 const FITS: Record<(typeof ALGORITHMS)[number], (key: { kty: string; crv?: string }) => boolean> = {
   RS256: (key) => key.kty === 'RSA',
   PS256: (key) => key.kty === 'RSA',

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { commonError } from '../../errors/common.errors.ts';
@@ -6,24 +6,64 @@ import { errorFrom } from '../../errors/nexus-error.ts';
 import { basicCredentials } from '../../http/basic-auth.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
-import type { AgentPrincipal } from '../../http/types.ts';
 import { agentErrors } from './agents.errors.ts';
 import type { AgentsService, ClientAuthentication } from './agents.service.ts';
+import { createIntrospection } from './introspection.ts';
+import { CLIENT_ASSERTION_ALGORITHMS } from './jwks.ts';
 import type { OnBehalfOf } from './obo.ts';
 import type { AgentSessions } from './sessions.ts';
 import type { SigningKeys } from './signing-keys.ts';
+import { createTokenExchange, EXCHANGE_TOKEN_TYPES, TOKEN_EXCHANGE } from './token-exchange.ts';
 
 /**
- * The broker as an OAuth authorization server for agents: `POST /oauth/token` (client_credentials
- * with client_secret_basic, client_secret_post or private_key_jwt), the JWKS its access tokens are
- * signed with, and RFC 8414 metadata. Public routes: the client authenticates in the request.
+ * The broker as an OAuth authorization server for agents: `POST /oauth/token` (client_credentials,
+ * and RFC 8693 token exchange: token-exchange.ts), `POST /oauth/introspect` (RFC 7662:
+ * introspection.ts), the JWKS its tokens are signed with, and RFC 8414 metadata listing all of it.
+ * Clients authenticate in the request with client_secret_basic, client_secret_post or
+ * private_key_jwt (client-auth.ts); introspection also takes an admin key or an agent access token.
  */
-const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
-const JWT_TYPES = new Set([
-  'urn:ietf:params:oauth:token-type:jwt',
-  'urn:ietf:params:oauth:token-type:access_token',
-  'urn:ietf:params:oauth:token-type:id_token',
-]);
+const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+
+/** RFC 8414 §2 metadata: what a stock client discovers (openid-client finds introspection here only). */
+export function authorizationServerMetadata(issuer: string) {
+  return {
+    issuer,
+    token_endpoint: `${issuer}/oauth/token`,
+    jwks_uri: `${issuer}/.well-known/jwks.json`,
+    introspection_endpoint: `${issuer}/oauth/introspect`,
+    grant_types_supported: ['client_credentials', TOKEN_EXCHANGE],
+    token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
+    introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    introspection_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
+    // No authorization endpoint: no response type (the member is required, RFC 8414 §2).
+    response_types_supported: [],
+    // RFC 8693 defines no metadata for token types: these three are this broker's own members.
+    token_exchange_subject_token_types_supported: [...EXCHANGE_TOKEN_TYPES.subject],
+    token_exchange_actor_token_types_supported: [...EXCHANGE_TOKEN_TYPES.actor],
+    token_exchange_requested_token_types_supported: [...EXCHANGE_TOKEN_TYPES.requested],
+  };
+}
+
+/** The client authentication a request presents (RFC 6749 §2.3, RFC 7523): header or form. */
+function clientAuthentication(
+  authorization: string | undefined,
+  b: {
+    client_id?: string;
+    client_secret?: string;
+    client_assertion_type?: string;
+    client_assertion?: string;
+  },
+): ClientAuthentication {
+  const basic = basicCredentials(authorization);
+  return {
+    ...(basic ? { basic } : {}),
+    ...(b.client_id !== undefined ? { clientId: b.client_id } : {}),
+    ...(b.client_secret !== undefined ? { clientSecret: b.client_secret } : {}),
+    ...(b.client_assertion_type !== undefined ? { assertionType: b.client_assertion_type } : {}),
+    ...(b.client_assertion !== undefined ? { assertion: b.client_assertion } : {}),
+  };
+}
 
 export function oauthRoutes(
   app: FastifyInstance,
@@ -38,62 +78,8 @@ export function oauthRoutes(
     sessionTtlSeconds: number;
   },
 ): void {
-  /**
-   * RFC 8693 token exchange: `subject_token` is the user's token from a trusted issuer; the agent is
-   * the authenticated client, or `actor_token` (its access token). The answer is an OBO session
-   * token (a JWT with an `act` claim naming the agent).
-   */
-  async function exchange(
-    request: FastifyRequest,
-    b: Record<string, string | undefined>,
-    basic: ClientAuthentication['basic'],
-  ) {
-    const invalid = (message: string, path: string) =>
-      commonError('invalid_request', { message, details: [{ path: `body.${path}`, message }] });
-    if (b.subject_token === undefined) throw invalid('subject_token is required', 'subject_token');
-    if (b.subject_token_type === undefined || !JWT_TYPES.has(b.subject_token_type))
-      throw invalid('subject_token_type must be a JWT or access token type', 'subject_token_type');
-    if (
-      b.requested_token_type !== undefined &&
-      b.requested_token_type !== 'urn:ietf:params:oauth:token-type:jwt'
-    )
-      throw invalid('only urn:ietf:params:oauth:token-type:jwt can be issued', 'requested_token_type');
-    let agent: AgentPrincipal | null;
-    if (b.actor_token !== undefined) {
-      agent = await deps.agents.authenticateToken(b.actor_token);
-      if (agent === null) throw errorFrom(agentErrors, 'invalid_client');
-    } else {
-      agent = await deps.agents.authenticateClientPrincipal(auditContext(request), {
-        ...(basic ? { basic } : {}),
-        ...(b.client_id !== undefined ? { clientId: b.client_id } : {}),
-        ...(b.client_secret !== undefined ? { clientSecret: b.client_secret } : {}),
-        ...(b.client_assertion_type !== undefined ? { assertionType: b.client_assertion_type } : {}),
-        ...(b.client_assertion !== undefined ? { assertion: b.client_assertion } : {}),
-      });
-    }
-    const scopes = (b.scope ?? '')
-      .trim()
-      .split(/\s+/)
-      .filter((s) => s !== '');
-    if (scopes.length === 0) throw invalid('scope is required for token exchange', 'scope');
-    const ctx = { ...auditContext(request), actor: `agent:${agent.agentId}` };
-    const session = await deps.onBehalfOf(ctx, agent, {
-      userToken: b.subject_token,
-      scopes,
-      ttlSeconds: deps.sessionTtlSeconds,
-    });
-    return {
-      access_token: session.session_token!,
-      issued_token_type: 'urn:ietf:params:oauth:token-type:jwt',
-      token_type: 'N_A' as const,
-      expires_in: Math.max(
-        0,
-        Math.round((Date.parse(session.expires_at) - Date.parse(session.created_at)) / 1000),
-      ),
-      scope: session.scopes_granted.join(' '),
-      session_id: session.session_id,
-    };
-  }
+  const exchange = createTokenExchange(deps);
+  const introspect = createIntrospection(deps);
 
   app.register(async (scope) => {
     scope.addContentTypeParser(
@@ -111,6 +97,17 @@ export function oauthRoutes(
       },
     );
     const text = (max: number) => z.string().max(max).optional();
+    // RFC 8693 §2.1: `audience` and `resource` may be repeated; nothing else may (RFC 6749 §3.2).
+    const targets = z
+      .union([z.string().max(2048), z.array(z.string().max(2048)).max(10)])
+      .optional()
+      .describe('Token exchange: this broker (its issuer) or urn:nexus:connection:<id>; repeatable');
+    const clientFields = {
+      client_id: text(128),
+      client_secret: text(256),
+      client_assertion_type: text(128),
+      client_assertion: text(8192),
+    };
     scope.withTypeProvider<ZodTypeProvider>().post(
       '/oauth/token',
       {
@@ -118,24 +115,22 @@ export function oauthRoutes(
         schema: {
           operationId: 'oauthToken',
           tags: ['agents'],
-          summary: 'Agent access token (client_credentials); form-encoded as RFC 6749 requires',
+          summary:
+            'Agent access token (client_credentials) or on-behalf-of session token (RFC 8693 token exchange); form-encoded as RFC 6749 requires',
           consumes: ['application/x-www-form-urlencoded'],
           body: z
             .object({
               grant_type: z.string().max(128),
               scope: text(2048),
-              client_id: text(128),
-              client_secret: text(256),
-              client_assertion_type: text(128),
-              client_assertion: text(8192),
+              ...clientFields,
               // RFC 8693 token exchange
               subject_token: text(16384),
               subject_token_type: text(128),
               actor_token: text(8192),
               actor_token_type: text(128),
               requested_token_type: text(128),
-              audience: text(2048),
-              resource: text(2048),
+              audience: targets,
+              resource: targets,
             })
             .strict(),
           response: {
@@ -146,6 +141,25 @@ export function oauthRoutes(
               scope: z.string(),
               issued_token_type: z.string().optional().describe('Token exchange: the session token is a JWT'),
               session_id: z.string().optional(),
+              connection_id: z
+                .string()
+                .optional()
+                .describe('Token exchange: the connection the session is bound to (named as a target)'),
+              downscoped: z
+                .boolean()
+                .optional()
+                .describe(
+                  "Token exchange with provider scopes: whether provider_token holds the provider's token narrowed to them",
+                ),
+              provider_token: z
+                .object({
+                  access_token: z.string(),
+                  token_type: z.string(),
+                  expires_at: z.string().nullable(),
+                  scope: z.string(),
+                })
+                .optional()
+                .describe("The provider's access token narrowed to the session's provider scopes"),
             }),
             ...errorResponses(413),
           },
@@ -154,42 +168,55 @@ export function oauthRoutes(
       async (request, reply) => {
         reply.header('pragma', 'no-cache');
         const b = request.body;
-        const basic = basicCredentials(request.headers.authorization);
-        if (b.grant_type === TOKEN_EXCHANGE) return exchange(request, b, basic);
+        const client = clientAuthentication(request.headers.authorization, b);
+        if (b.grant_type === TOKEN_EXCHANGE) return exchange(auditContext(request), client, b);
         if (b.grant_type !== 'client_credentials') {
           throw errorFrom(agentErrors, 'unsupported_grant_type', {
             details: { supported: ['client_credentials', TOKEN_EXCHANGE] },
           });
         }
-        return deps.agents.clientCredentials(
-          auditContext(request),
-          {
-            ...(basic ? { basic } : {}),
-            ...(b.client_id !== undefined ? { clientId: b.client_id } : {}),
-            ...(b.client_secret !== undefined ? { clientSecret: b.client_secret } : {}),
-            ...(b.client_assertion_type !== undefined ? { assertionType: b.client_assertion_type } : {}),
-            ...(b.client_assertion !== undefined ? { assertion: b.client_assertion } : {}),
-          },
-          b.scope,
-        );
+        return deps.agents.clientCredentials(auditContext(request), client, b.scope);
       },
     );
 
     scope.withTypeProvider<ZodTypeProvider>().post(
       '/oauth/introspect',
       {
-        // A resource server asks: an admin key or an agent's access token (RFC 7662 §2.1).
-        config: { auth: 'agent' },
+        // RFC 7662 §2.1: a client authenticating as at the token endpoint, or (as before) an admin
+        // key or an agent access token in the headers; `clientAuth` lets the former reach the handler.
+        config: { auth: 'agent', clientAuth: true },
         schema: {
           operationId: 'oauthIntrospect',
           tags: ['agent sessions'],
-          summary: 'RFC 7662 introspection of a session token (closed sessions are inactive at once)',
+          summary:
+            'RFC 7662 introspection of access and session tokens (closed sessions are inactive at once); an agent learns only about its own tokens',
           consumes: ['application/x-www-form-urlencoded'],
-          body: z.object({ token: z.string().min(1).max(8192), token_type_hint: text(64) }).strict(),
+          body: z
+            .object({ token: z.string().min(1).max(8192), token_type_hint: text(64), ...clientFields })
+            .strict(),
           response: { 200: z.looseObject({ active: z.boolean() }), ...errorResponses(413) },
         },
       },
-      async (request) => deps.sessions.introspect(request.body.token),
+      async (request, reply) => {
+        reply.header('pragma', 'no-cache');
+        const b = request.body;
+        const client = clientAuthentication(request.headers.authorization, b);
+        const presented =
+          client.basic !== undefined || client.clientSecret !== undefined || client.assertion !== undefined;
+        let caller = request.principal;
+        // RFC 6749 §2.3: one authentication method per request.
+        if (caller !== undefined && presented)
+          throw commonError('invalid_request', {
+            message:
+              'Authenticate once: an X-API-Key or Bearer credential, or client authentication, not both.',
+          });
+        if (caller === undefined) {
+          if (!presented && client.assertionType === undefined) throw commonError('unauthorized');
+          caller = await deps.agents.authenticateClientPrincipal(auditContext(request), client);
+          request.principal = caller;
+        }
+        return introspect(caller, b.token);
+      },
     );
   });
 
@@ -214,19 +241,10 @@ export function oauthRoutes(
       schema: {
         operationId: 'authorizationServerMetadata',
         tags: ['agents'],
-        summary: 'RFC 8414 metadata',
+        summary: 'RFC 8414 metadata: endpoints, grants, token types, client authentication methods',
         response: { 200: z.record(z.string(), z.unknown()) },
       },
     },
-    async () => ({
-      issuer: deps.issuer,
-      token_endpoint: `${deps.issuer}/oauth/token`,
-      jwks_uri: `${deps.issuer}/.well-known/jwks.json`,
-      grant_types_supported: ['client_credentials'],
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
-      token_endpoint_auth_signing_alg_values_supported: ['ES256', 'ES384', 'RS256', 'PS256', 'EdDSA'],
-      response_types_supported: [],
-      scopes_supported: [],
-    }),
+    async () => authorizationServerMetadata(deps.issuer),
   );
 }

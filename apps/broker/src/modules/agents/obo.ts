@@ -39,7 +39,8 @@ export interface UserTokenChecker {
         userId: string;
         tenantId: string | null;
         permissions: string[];
-        clearance: string | null;
+        /** A number when the user's token carried one (it stays one in the session token). */
+        clearance: string | number | null;
         expiresAt: number;
       }
     | { ok: false; reason: string }

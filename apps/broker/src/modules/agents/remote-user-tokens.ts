@@ -1,5 +1,6 @@
 import type { SafeFetch } from '../../egress/safe-fetch.ts';
 import type { UserTokenChecker } from './obo.ts';
+import { clearanceLevel } from './user-tokens.ts';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN = 16 * 1024;
@@ -68,7 +69,7 @@ export function withRemoteVerification(
         userId,
         tenantId: text(body.tenant_id),
         permissions,
-        clearance: text(body.clearance_level),
+        clearance: clearanceLevel(body.clearance_level),
         expiresAt,
       };
     },

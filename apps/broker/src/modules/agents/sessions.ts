@@ -18,7 +18,8 @@ export const SESSION_TOKEN_TYPE = 'nexus-session+jwt';
 export interface OboContext {
   user_id: string;
   tenant_id: string | null;
-  clearance_level: string | null;
+  /** As the user's token carried it: a number stays a number in session tokens and introspection. */
+  clearance_level: string | number | null;
   issuer: string;
 }
 
@@ -35,6 +36,7 @@ export interface SessionView {
   obo: boolean;
   acting_for: string | null;
   tenant_id: string | null;
+  /** Text in the session API (the SDKs and gRPC type it so); its original type in tokens. */
   clearance_level: string | null;
 }
 
@@ -101,10 +103,15 @@ export function createAgentSessions(deps: {
       obo: obo !== null,
       acting_for: obo?.user_id ?? null,
       tenant_id: obo?.tenant_id ?? null,
-      clearance_level: obo?.clearance_level ?? null,
+      clearance_level: obo === null || obo.clearance_level === null ? null : String(obo.clearance_level),
     };
   }
 
+  /*
+   * `sub` is who the token is about, by an id that is never reassigned: the user acting through
+   * on-behalf-of, otherwise the agent's `id` (as in its access tokens; an `agent_id` is free again
+   * once its agent is deleted). `client_id` always names the agent by its `agent_id`.
+   */
   async function sign(row: AgentSessionsTable, agent: { id: string; agent_id: string }, scopes: string[]) {
     const signer = await deps.signingKeys.signer();
     const obo = row.obo === null ? null : (JSON.parse(row.obo) as OboContext);
@@ -114,7 +121,7 @@ export function createAgentSessions(deps: {
       scope: scopes.join(' '),
     };
     if (obo !== null) {
-      // RFC 8693 §4.1: the subject is the user; `act` names the agent acting for them.
+      // RFC 8693 §4.1: the subject is the user; `act` identifies the agent acting for them.
       Object.assign(claims, {
         obo: true,
         // Who vouched for the user: same-named users of two issuers are not the same person.
@@ -122,14 +129,14 @@ export function createAgentSessions(deps: {
         acting_for: obo.user_id,
         tenant_id: obo.tenant_id,
         clearance_level: obo.clearance_level,
-        act: { sub: agent.agent_id },
+        act: { sub: agent.id, client_id: agent.agent_id },
       });
     }
     return new SignJWT(claims)
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: SESSION_TOKEN_TYPE })
       .setIssuer(deps.issuer)
       .setAudience(deps.issuer)
-      .setSubject(obo?.user_id ?? agent.agent_id)
+      .setSubject(obo?.user_id ?? agent.id)
       .setIssuedAt(Math.floor(row.created_at / 1000))
       .setExpirationTime(Math.floor(row.expires_at / 1000))
       .setJti(row.id)
@@ -161,10 +168,18 @@ export function createAgentSessions(deps: {
           resourceType: 'agent',
           resourceId: row.id,
           outcome: 'failure',
-          details: { gate, refused, ...(request.obo ? { acting_for: request.obo.user_id } : {}) },
+          details: {
+            gate,
+            refused,
+            ...(request.obo ? { acting_for: request.obo.user_id } : {}),
+            ...(code === 'connection' ? { connection_id: request.connectionId } : {}),
+          },
         });
+        // Missing, outside the grant, not active or not the user's: the caller cannot tell which.
         if (code === 'connection') throw errorFrom(connectionErrors, 'connection_not_found');
-        throw errorFrom(agentErrors, 'invalid_scope', { details: { gate, refused } });
+        // The user gate refuses the whole request: every scope, and the user it was asked for.
+        const who = gate === 'acting_for' && request.obo ? { acting_for: request.obo.user_id } : {};
+        throw errorFrom(agentErrors, 'invalid_scope', { details: { gate, refused, ...who } });
       };
       const notAllowed = requested.filter((s) => !allowed.includes(s));
       if (notAllowed.length > 0) await deny('agent_scopes', notAllowed);
@@ -174,7 +189,7 @@ export function createAgentSessions(deps: {
         !agent.allowedWorkspaces.includes('*') &&
         !agent.allowedWorkspaces.includes(request.obo.user_id)
       )
-        await deny('acting_for', [], 'invalid_scope');
+        await deny('acting_for', requested);
       const custom = await customScopeNames(requested);
       const providerScopes = requested.filter((s) => !custom.has(s));
       let connectionId: string | null = null;
@@ -182,11 +197,12 @@ export function createAgentSessions(deps: {
         const connection = await deps.connections.find(request.connectionId);
         if (connection === undefined || !agentMayUse(agent, connection) || connection.status !== 'active')
           await deny('connection', [], 'connection');
+        // Another user's connection is not there for this user (before its scopes say anything).
+        if (request.obo && connection!.workspace_id !== request.obo.user_id)
+          await deny('connection', [], 'connection');
         const held = JSON.parse(connection!.scopes) as string[];
         const missing = providerScopes.filter((s) => !held.includes(s));
         if (missing.length > 0) await deny('connection_scopes', missing);
-        if (request.obo && connection!.workspace_id !== request.obo.user_id)
-          await deny('acting_for', [], 'connection');
         connectionId = connection!.id;
       } else if (providerScopes.length > 0) {
         // Without a connection, only custom scopes mean something.

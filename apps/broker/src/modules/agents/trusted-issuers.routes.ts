@@ -17,10 +17,16 @@ const claim = z
 
 const definition = {
   issuer: url.describe("The issuer identifier, exactly as the tokens' `iss` carries it"),
-  jwks_uri: url.describe("URL of the issuer's JWKS; or set use_discovery"),
+  jwks_uri: url.describe("URL of the issuer's JWKS; or set enable_discovery"),
+  enable_discovery: z
+    .boolean()
+    .describe(
+      "Find the JWKS through the issuer's OpenID discovery document (instead of jwks_uri); the name providers use",
+    ),
   use_discovery: z
     .boolean()
-    .describe("Find the JWKS through the issuer's OpenID discovery document (instead of jwks_uri)"),
+    .describe('Former name of enable_discovery, still accepted (not together with a different value)')
+    .meta({ deprecated: true }),
   audience: z.string().min(1).max(2048).describe('The `aud` value user tokens must carry for this broker'),
   algorithms: z
     .array(z.enum(USER_TOKEN_ALGORITHMS))
@@ -35,12 +41,38 @@ const definition = {
   clearance_claim: claim.describe('Claim carrying the clearance level'),
 };
 
+/**
+ * `use_discovery` is the former name of `enable_discovery` (the name providers use): either is
+ * accepted, both only with the same value, and the service sees `enable_discovery` alone.
+ */
+function oneDiscoveryFlag<
+  T extends { enable_discovery?: boolean | undefined; use_discovery?: boolean | undefined },
+>(body: T, ctx: z.RefinementCtx): Omit<T, 'use_discovery'> {
+  const { use_discovery, ...rest } = body;
+  if (
+    use_discovery !== undefined &&
+    rest.enable_discovery !== undefined &&
+    use_discovery !== rest.enable_discovery
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['use_discovery'],
+      message: 'use_discovery is the former name of enable_discovery: send one of them',
+    });
+    return z.NEVER;
+  }
+  return use_discovery === undefined
+    ? rest
+    : { ...rest, enable_discovery: rest.enable_discovery ?? use_discovery };
+}
+
 const trustedIssuerView = z
   .object({
     id: z.string(),
     issuer: z.string(),
     jwks_uri: z.string().nullable(),
-    use_discovery: z.boolean(),
+    enable_discovery: z.boolean(),
+    use_discovery: z.boolean().describe('The same as enable_discovery, under its former name'),
     audience: z.string(),
     algorithms: z.array(z.string()),
     user_id_claim: z.string(),
@@ -72,7 +104,8 @@ export function trustedIssuersRoutes(
           .object({
             issuer: definition.issuer,
             jwks_uri: definition.jwks_uri.optional(),
-            use_discovery: definition.use_discovery.default(false),
+            enable_discovery: definition.enable_discovery.optional(),
+            use_discovery: definition.use_discovery.optional(),
             audience: definition.audience,
             algorithms: definition.algorithms.default(['RS256', 'ES256']),
             user_id_claim: definition.user_id_claim.default('sub'),
@@ -80,7 +113,8 @@ export function trustedIssuersRoutes(
             permissions_claim: definition.permissions_claim.default('permissions'),
             clearance_claim: definition.clearance_claim.optional(),
           })
-          .strict(),
+          .strict()
+          .transform(oneDiscoveryFlag),
         response: { 201: trustedIssuerView, ...errorResponses(409, 422) },
       },
     },
@@ -134,6 +168,7 @@ export function trustedIssuersRoutes(
           .object({
             issuer: definition.issuer.optional(),
             jwks_uri: definition.jwks_uri.nullable().optional(),
+            enable_discovery: definition.enable_discovery.optional(),
             use_discovery: definition.use_discovery.optional(),
             audience: definition.audience.optional(),
             algorithms: definition.algorithms.optional(),
@@ -142,7 +177,8 @@ export function trustedIssuersRoutes(
             permissions_claim: definition.permissions_claim.optional(),
             clearance_claim: definition.clearance_claim.nullable().optional(),
           })
-          .strict(),
+          .strict()
+          .transform(oneDiscoveryFlag),
         response: { 200: trustedIssuerView, ...errorResponses(404, 409, 422) },
       },
     },

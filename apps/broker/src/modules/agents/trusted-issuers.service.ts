@@ -17,7 +17,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export interface TrustedIssuerInput {
   issuer: string;
   jwks_uri?: string | null | undefined;
-  use_discovery?: boolean | undefined;
+  /** `use_discovery`, the former name, is folded into this one at the edge (the routes). */
+  enable_discovery?: boolean | undefined;
   audience: string;
   algorithms?: UserTokenAlgorithm[] | undefined;
   user_id_claim?: string | undefined;
@@ -30,6 +31,8 @@ export interface TrustedIssuerView {
   id: string;
   issuer: string;
   jwks_uri: string | null;
+  enable_discovery: boolean;
+  /** The same value as `enable_discovery`, under its former name (clients such as the CLI read it). */
   use_discovery: boolean;
   audience: string;
   algorithms: string[];
@@ -47,6 +50,7 @@ function view(row: TrustedIssuersTable): TrustedIssuerView {
     id: row.id,
     issuer: row.issuer,
     jwks_uri: row.jwks_uri,
+    enable_discovery: row.use_discovery === 1,
     use_discovery: row.use_discovery === 1,
     audience: row.audience,
     algorithms: JSON.parse(row.algorithms) as string[],
@@ -104,9 +108,12 @@ export function createTrustedIssuersService(deps: {
       if (problem) problems.push({ path: 'jwks_uri', message: problem });
     }
     if (row.jwks_uri === null && row.use_discovery !== 1)
-      problems.push({ path: 'jwks_uri', message: 'set jwks_uri, or use_discovery: true' });
+      problems.push({ path: 'jwks_uri', message: 'set jwks_uri, or enable_discovery: true' });
     if (row.jwks_uri !== null && row.use_discovery === 1)
-      problems.push({ path: 'use_discovery', message: 'set jwks_uri or use_discovery: true, not both' });
+      problems.push({
+        path: 'enable_discovery',
+        message: 'set jwks_uri or enable_discovery: true, not both',
+      });
     if (problems.length > 0)
       throw errorFrom(trustedIssuerErrors, 'invalid_trusted_issuer', { details: problems });
     if (row.use_discovery !== 1) return;
@@ -156,7 +163,7 @@ export function createTrustedIssuersService(deps: {
         id: randomUUID(),
         issuer: input.issuer,
         jwks_uri: input.jwks_uri ?? null,
-        use_discovery: input.use_discovery ? 1 : 0,
+        use_discovery: input.enable_discovery ? 1 : 0,
         audience: input.audience,
         algorithms: JSON.stringify([...new Set(input.algorithms ?? ['RS256', 'ES256'])]),
         user_id_claim: input.user_id_claim ?? 'sub',
@@ -204,7 +211,7 @@ export function createTrustedIssuersService(deps: {
       const set: Partial<TrustedIssuersTable> = { updated_at: now(), version: row.version + 1 };
       if (patch.issuer !== undefined) set.issuer = patch.issuer;
       if (patch.jwks_uri !== undefined) set.jwks_uri = patch.jwks_uri;
-      if (patch.use_discovery !== undefined) set.use_discovery = patch.use_discovery ? 1 : 0;
+      if (patch.enable_discovery !== undefined) set.use_discovery = patch.enable_discovery ? 1 : 0;
       if (patch.audience !== undefined) set.audience = patch.audience;
       if (patch.algorithms !== undefined) set.algorithms = JSON.stringify([...new Set(patch.algorithms)]);
       if (patch.user_id_claim !== undefined) set.user_id_claim = patch.user_id_claim;

@@ -52,7 +52,8 @@ export type UserTokenResult =
       userId: string;
       tenantId: string | null;
       permissions: string[];
-      clearance: string | null;
+      /** Its original JSON type: a clearance level of 2 stays the number 2. */
+      clearance: string | number | null;
       /** The token's `exp`, epoch milliseconds. */
       expiresAt: number;
     }
@@ -72,6 +73,12 @@ function text(value: unknown): string | null {
   if (typeof value === 'string' && value !== '') return value;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
   return null;
+}
+
+/** A clearance level as the token carries it: a string, or a finite number (kept a number). */
+export function clearanceLevel(value: unknown): string | number | null {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  return typeof value === 'string' && value !== '' && value.length <= 256 ? value : null;
 }
 
 /** Permissions as a JSON array of strings, or a space-separated string (the `scope` claim, RFC 8693 §4.2). */
@@ -203,7 +210,7 @@ export function createUserTokenVerifier(deps: {
         userId,
         tenantId: row.tenant_claim === null ? null : text(payload[row.tenant_claim]),
         permissions: permissionList(payload[row.permissions_claim]),
-        clearance: row.clearance_claim === null ? null : text(payload[row.clearance_claim]),
+        clearance: row.clearance_claim === null ? null : clearanceLevel(payload[row.clearance_claim]),
         expiresAt: (payload.exp as number) * 1000,
       };
     },

@@ -29,52 +29,71 @@ export function captureRoutes(
   const { capture } = deps;
   const tags = ['consent'];
 
-  r.get(
-    '/v1/capture-schema',
-    {
-      config: { auth: 'public' },
-      schema: {
-        operationId: 'captureSchema',
-        tags,
-        summary: 'The fields a static-credential provider needs (the state is the capability)',
-        querystring: z.object({ state }).strict(),
-        response: {
-          200: z.object({
-            provider: z.object({ id: z.string(), name: z.string(), description: z.string() }),
-            fields: z.array(fieldSchema),
-            expires_at: z.string(),
-          }),
-          ...errorResponses(404),
+  // The gateway's (`/v1`) and the broker's (`/auth`) paths of the original, one answer: the
+  // original's `{provider_name, schema}` with Nexus's form fields beside it.
+  for (const [path, operationId] of [
+    ['/v1/capture-schema', 'captureSchema'],
+    ['/auth/capture-schema', 'authCaptureSchema'],
+  ] as const) {
+    r.get(
+      path,
+      {
+        config: { auth: 'public' },
+        schema: {
+          operationId,
+          tags,
+          summary: 'The fields a static-credential provider needs (the state is the capability)',
+          querystring: z.object({ state }).strict(),
+          response: {
+            200: z.object({
+              provider_name: z.string(),
+              schema: z
+                .record(z.string(), z.unknown())
+                .describe("The provider's credential_schema (JSON Schema), or one written from its fields"),
+              provider: z.object({ id: z.string(), name: z.string(), description: z.string() }),
+              fields: z.array(fieldSchema),
+              expires_at: z.string(),
+            }),
+            ...errorResponses(404),
+          },
         },
       },
-    },
-    async (request) => {
-      const { provider, fields, expires_at } = await capture.form(request.query.state);
-      return { provider, fields: [...fields], expires_at };
-    },
-  );
+      async (request) => {
+        const { provider, fields, schema, expires_at } = await capture.form(request.query.state);
+        return { provider_name: provider.name, schema, provider, fields: [...fields], expires_at };
+      },
+    );
+  }
 
-  r.post(
-    '/v1/capture-credential',
-    {
-      config: { auth: 'public' },
-      schema: {
-        operationId: 'captureCredential',
-        tags,
-        summary: 'Submit credentials for a pending static-credential connection (once)',
-        body: z.object({ state, credentials: z.record(z.string().max(64), z.string().max(4096)) }).strict(),
-        response: {
-          200: z.object({
-            connection_id: z.string(),
-            status: z.literal('active'),
-            redirect_url: z.string().nullable(),
-          }),
-          ...errorResponses(404, 413, 422, 429, 502),
+  for (const [path, operationId] of [
+    ['/v1/capture-credential', 'captureCredential'],
+    ['/auth/capture-credential', 'authCaptureCredential'],
+  ] as const) {
+    r.post(
+      path,
+      {
+        config: { auth: 'public' },
+        schema: {
+          operationId,
+          tags,
+          summary: 'Submit credentials for a pending static-credential connection (once)',
+          body: z.object({ state, credentials: z.record(z.string().max(64), z.string().max(4096)) }).strict(),
+          response: {
+            200: z.object({
+              connection_id: z.string(),
+              status: z.literal('active'),
+              redirect_url: z
+                .string()
+                .nullable()
+                .describe('The return URL with status=success: where to send the browser on'),
+            }),
+            ...errorResponses(404, 413, 422, 429, 502),
+          },
         },
       },
-    },
-    async (request) => capture.capture(auditContext(request), request.body.state, request.body.credentials),
-  );
+      async (request) => capture.capture(auditContext(request), request.body.state, request.body.credentials),
+    );
+  }
 
   // The hosted page, in its own scope: only here are HTML form bodies accepted.
   app.register(async (scope) => {

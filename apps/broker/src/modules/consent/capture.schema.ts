@@ -63,6 +63,33 @@ export function captureFields(profile: StoredProfile): CaptureField[] {
   }));
 }
 
+/**
+ * The JSON Schema of what a capture asks for, as the original's capture-schema answered it: the
+ * provider's own `params.credential_schema` when it has one, otherwise one written from the fields
+ * its strategy needs (secret fields with `format: "password"`).
+ */
+export function credentialSchema(profile: StoredProfile): Record<string, unknown> {
+  const own = profile.params.credential_schema;
+  if (typeof own === 'object' && own !== null && !Array.isArray(own)) return own as Record<string, unknown>;
+  const fields = captureFields(profile);
+  return {
+    type: 'object',
+    properties: Object.fromEntries(
+      fields.map((f) => [
+        f.name,
+        {
+          type: 'string',
+          title: f.title,
+          ...(f.description ? { description: f.description } : {}),
+          ...(f.secret ? { format: 'password' } : {}),
+          maxLength: f.maxLength,
+        },
+      ]),
+    ),
+    required: fields.filter((f) => f.required).map((f) => f.name),
+  };
+}
+
 /** Checks submitted values against the fields: required present, bounded, printable, no unknown names. */
 export function checkCaptured(
   fields: readonly CaptureField[],

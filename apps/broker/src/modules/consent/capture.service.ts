@@ -11,7 +11,7 @@ import type { ProvidersService } from '../providers/providers.service.ts';
 import { probeSpecFor } from '../providers/validation-probe.ts';
 import { applyStrategy, type OutgoingRequest, StrategyNotApplicable } from '../strategies/apply.ts';
 import { strategyFor } from '../strategies/strategy.ts';
-import { type CaptureField, captureFields, checkCaptured } from './capture.schema.ts';
+import { type CaptureField, captureFields, checkCaptured, credentialSchema } from './capture.schema.ts';
 import { consentErrors } from './consent.errors.ts';
 import { emitActivated, removeSuperseded } from './consent.service.ts';
 import type { ConsentStore } from './consent.store.ts';
@@ -21,6 +21,8 @@ import { verifyState } from './state.ts';
 export interface CaptureForm {
   readonly provider: { readonly id: string; readonly name: string; readonly description: string };
   readonly fields: readonly CaptureField[];
+  /** The same fields as a JSON Schema: the original's capture-schema answer (capture.schema.ts). */
+  readonly schema: Record<string, unknown>;
   readonly expires_at: string;
   /** Origin of the return URL, so the page's CSP lets the post-submit redirect go there. */
   readonly return_origin: string | null;
@@ -124,13 +126,14 @@ export function createCaptureService(deps: {
 
   return {
     async form(stateText: string): Promise<CaptureForm> {
-      const { flow, provider, fields } = await openFlow(stateText);
+      const { flow, profile, provider, fields } = await openFlow(stateText);
       const returnOrigin = returnUrlAllowed(flow.return_url, deps.returnUrls)
         ? new URL(flow.return_url).origin
         : null;
       return {
         provider,
         fields,
+        schema: credentialSchema(profile),
         expires_at: new Date(flow.expires_at).toISOString(),
         return_origin: returnOrigin,
       };

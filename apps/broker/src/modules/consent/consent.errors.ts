@@ -6,11 +6,6 @@ export const consentErrors = defineErrors({
     message:
       'return_url is not on the allow-list (ALLOWED_RETURN_DOMAINS); localhost is allowed only in development.',
   },
-  openid_not_verifiable: {
-    status: 400,
-    message:
-      'The openid scope needs a provider registered with issuer + enable_discovery, so id_tokens can be verified.',
-  },
   capture_not_available: {
     status: 404,
     message:

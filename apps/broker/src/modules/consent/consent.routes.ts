@@ -20,6 +20,27 @@ const returnUrl = z
   .describe('Where the user is sent back; must be on ALLOWED_RETURN_DOMAINS');
 const workspace = z.string().trim().min(1).max(200);
 const providerRef = z.string().min(1).max(64);
+/** `null` and absent mean the provider's defaults, as an empty list does (the original Go SDK sends `null`). */
+const requestedScopes = scopes
+  .nullish()
+  .describe("Scopes to request; the provider's defaults when empty, null or absent");
+
+const METADATA_MAX_BYTES = 8 * 1024;
+/** The original Go SDK's `metadata`: any JSON (its depth is bounded for every body), at most 8 KiB. */
+const metadata = z
+  .unknown()
+  .refine((v) => v === undefined || Buffer.byteLength(JSON.stringify(v)) <= METADATA_MAX_BYTES, {
+    message: `at most ${METADATA_MAX_BYTES} bytes of JSON`,
+  })
+  .describe(
+    'Any JSON from the caller (the original Go SDK sends it), at most 8 KiB. Accepted, not stored; the audit event records its top-level key names only.',
+  );
+/** The original's `action`: a caller's label, recorded in the audit event. */
+const action = z
+  .string()
+  .max(256)
+  .regex(/^[^\p{Cc}]*$/u, 'no control characters')
+  .describe("A caller's label for the request (the original's `action`); recorded in the audit event");
 
 const startResponse = z.object({
   authUrl: z.string().describe('Send the user here'),
@@ -62,8 +83,10 @@ export function consentRoutes(
             user_id: workspace.describe('The user (workspace) the connection belongs to'),
             provider_name: providerRef.optional().describe('Provider name or alias'),
             provider_id: providerRef.optional().describe('Provider id (a name or alias is accepted too)'),
-            scopes: scopes.default([]).describe("Scopes to request; the provider's defaults when empty"),
+            scopes: requestedScopes,
             return_url: returnUrl,
+            metadata: metadata.optional(),
+            action: action.optional(),
           })
           .strict()
           .refine((b) => (b.provider_name === undefined) !== (b.provider_id === undefined), {
@@ -80,6 +103,8 @@ export function consentRoutes(
         providerRef: (b.provider_id ?? b.provider_name)!,
         scopes: b.scopes,
         returnUrl: b.return_url,
+        action: b.action,
+        metadata: b.metadata,
         principal: request.principal,
       });
     },
@@ -96,7 +121,7 @@ export function consentRoutes(
           .object({
             workspace_id: workspace,
             provider_id: providerRef.describe('Provider id, name or alias'),
-            scopes: scopes.default([]),
+            scopes: requestedScopes,
             return_url: returnUrl,
           })
           .strict(),

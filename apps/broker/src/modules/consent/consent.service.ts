@@ -33,8 +33,20 @@ export const verifierBinding = (flowId: string) => ({
 export interface StartRequest {
   readonly workspaceId: string;
   readonly providerRef: string;
-  readonly scopes: readonly string[];
+  /** Null, absent or empty: the provider's default scopes (the original Go SDK sends `null`). */
+  readonly scopes?: readonly string[] | null | undefined;
   readonly returnUrl: string;
+  /**
+   * The original's `action` (REST body, gRPC field 6): a caller's label for why the connection is
+   * asked for. It changes nothing; the audit event records it.
+   */
+  readonly action?: string | undefined;
+  /**
+   * The original Go SDK's `metadata` (any JSON, bounded at the edge). Not stored: it is the
+   * caller's, may hold anything, and the broker has no use for it. The audit event records its
+   * top-level key names only, never a value.
+   */
+  readonly metadata?: unknown;
   /** The caller; an agent may start connections only for providers and users in its grant. */
   readonly principal?: Principal | undefined;
 }
@@ -60,6 +72,7 @@ const PARAM_SKIP = new Set([
   'token_request_format',
   'revocation_endpoint',
   'validation',
+  'jwks_uri',
 ]);
 
 function truthy(value: unknown): boolean {
@@ -70,7 +83,11 @@ export function createConsentService(deps: {
   store: ConsentStore;
   connections: ConnectionsStore;
   providers: Pick<ProvidersService, 'resolve' | 'loadForUse'>;
-  oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
+  oauthClient: (
+    profile: StoredProfile,
+    clientSecret: string | undefined,
+    options?: { openid?: boolean },
+  ) => Promise<OAuthClient>;
   audit: Pick<AuditService, 'record'>;
   ring: KeyRing;
   /** Where connection credentials are kept (`TOKEN_STORE`). */
@@ -88,13 +105,12 @@ export function createConsentService(deps: {
   const now = deps.now ?? Date.now;
   const allowed = (url: string) => returnUrlAllowed(url, deps.returnUrls);
 
-  async function buildAuthorizationUrl(
+  function buildAuthorizationUrl(
     provider: ProviderView,
     profile: StoredProfile,
-    clientSecret: string | undefined,
+    oc: OAuthClient,
     flow: { state: string; challenge: string; nonce: string | undefined; scopes: string[] },
-  ): Promise<string> {
-    const oc = await deps.oauthClient(profile, clientSecret);
+  ): string {
     const url = new URL(oc.as.authorization_endpoint!);
     // Extra parameters first; the core ones are set after, so nothing can override them.
     for (const [key, value] of Object.entries(profile.params)) {
@@ -148,27 +164,30 @@ export function createConsentService(deps: {
         if (!p.allowedWorkspaces.includes('*') && !p.allowedWorkspaces.includes(request.workspaceId))
           throw commonError('forbidden', { message: 'This agent may not act for that user (workspace).' });
       }
-      const scopes = [...new Set(request.scopes.length > 0 ? request.scopes : provider.scopes)];
+      const asked = request.scopes ?? [];
+      const scopes = [...new Set(asked.length > 0 ? asked : provider.scopes)];
       const t = now();
       const connectionId = randomUUID();
       const flowId = randomBytes(18).toString('base64url');
       const expiresAt = t + FLOW_TTL_MS;
       const state = signState(deps.stateKey, { flowId, expiresAt });
-      // Everything that can refuse the request (openid without a verifiable issuer, a provider whose
-      // secret or discovery document cannot be read) runs before the first write: a refusal leaves
-      // no pending connection behind (issue #18).
+      // Everything that can refuse the request (a provider whose secret or discovery document
+      // cannot be read, including the document that decides how an openid provider's id_tokens
+      // are treated) runs before the first write: a refusal leaves no pending connection behind
+      // (issue #18).
       let authUrl: string;
       let verifier: Uint8Array | null = null;
       let nonce: string | null = null;
       if (provider.auth_type === 'oauth2') {
         const { profile, clientSecret } = await deps.providers.loadForUse(provider.id);
-        if (scopes.includes('openid') && !(profile.enable_discovery && profile.issuer)) {
-          throw errorFrom(consentErrors, 'openid_not_verifiable');
-        }
+        const openid = scopes.includes('openid');
+        const oc = await deps.oauthClient(profile, clientSecret, { openid });
         const codeVerifier = oauth.generateRandomCodeVerifier();
-        nonce = scopes.includes('openid') ? oauth.generateRandomNonce() : null;
+        // A nonce whenever openid is asked for, even when the id_token will be discarded: some
+        // providers require one, and whether it is verified is decided again at the callback.
+        nonce = openid ? oauth.generateRandomNonce() : null;
         verifier = sealText(ring, codeVerifier, verifierBinding(flowId));
-        authUrl = await buildAuthorizationUrl(provider, profile, clientSecret, {
+        authUrl = buildAuthorizationUrl(provider, profile, oc, {
           state,
           challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
           nonce: nonce ?? undefined,
@@ -218,7 +237,13 @@ export function createConsentService(deps: {
         action: 'connection.requested',
         resourceType: 'connection',
         resourceId: connectionId,
-        details: { provider: provider.name, workspace_id: request.workspaceId, scopes },
+        details: {
+          provider: provider.name,
+          workspace_id: request.workspaceId,
+          scopes,
+          ...(request.action ? { request_action: request.action.slice(0, 256) } : {}),
+          ...metadataKeys(request.metadata),
+        },
       });
       return { authUrl, state, scopes, provider_id: provider.id, connection_id: connectionId };
     },
@@ -273,8 +298,14 @@ export function createConsentService(deps: {
       let tokens: oauth.TokenEndpointResponse;
       try {
         const { profile, clientSecret } = await deps.providers.loadForUse(flow.provider_id);
-        const oc = await deps.oauthClient(profile, clientSecret);
-        const callbackParams = oauth.validateAuthResponse(oc.as, oc.client, params, stateText);
+        const openid = (JSON.parse(flow.scopes) as string[]).includes('openid');
+        const oc = await deps.oauthClient(profile, clientSecret, { openid });
+        const callbackParams = oauth.validateAuthResponse(
+          oc.as,
+          oc.client,
+          oc.issuerKnown ? params : withoutIss(params),
+          stateText,
+        );
         const codeVerifier = openText(ring, flow.verifier, verifierBinding(flow.id));
         const response = await oauth.authorizationCodeGrantRequest(
           oc.as,
@@ -285,29 +316,20 @@ export function createConsentService(deps: {
           codeVerifier,
           oc.requestOptions(),
         );
-        const openid = (JSON.parse(flow.scopes) as string[]).includes('openid');
-        tokens = await oauth.processAuthorizationCodeResponse(oc.as, oc.client, response, {
-          expectedNonce: flow.nonce ?? oauth.expectNoNonce,
-          requireIdToken: openid,
-        });
-        // The id_token's claims (iss pinned to the provider's issuer, aud, exp, nonce) were checked
-        // above; its signature is checked against the provider's JWKS here.
+        // A verifiable id_token is required with openid and checked: claims here (iss pinned to the
+        // issuer configured or discovered, aud, exp, nonce), signature against that issuer's key
+        // set below. One that cannot be verified never got this far (`oc.idTokens`, discarded).
+        const verify = oc.idTokens.mode === 'verify';
+        tokens = await oauth.processAuthorizationCodeResponse(
+          oc.as,
+          oc.client,
+          response,
+          verify ? { expectedNonce: flow.nonce ?? oauth.expectNoNonce, requireIdToken: openid } : {},
+        );
         if (tokens.id_token !== undefined)
           await oauth.validateApplicationLevelSignature(oc.as, response, oc.requestOptions());
       } catch (error) {
-        const code =
-          error instanceof oauth.ResponseBodyError
-            ? 'token_exchange_failed'
-            : error instanceof oauth.AuthorizationResponseError
-              ? 'authorization_failed'
-              : error instanceof Error &&
-                  (error.name === 'TimeoutError' || error.name === 'AbortError' || error.name === 'TypeError')
-                ? 'provider_unavailable'
-                : error instanceof oauth.OperationProcessingError &&
-                    /id_token|nonce|"iss"|"aud"|signature|JWT/i.test(error.message)
-                  ? 'id_token_invalid'
-                  : 'token_exchange_failed';
-        return fail(code, error instanceof Error ? error.message : undefined);
+        return fail(callbackFailure(error), error instanceof Error ? error.message : undefined);
       }
       const credentials: StoredCredentials = {
         kind: 'oauth2',
@@ -369,6 +391,43 @@ export function createConsentService(deps: {
 }
 
 export type ConsentService = ReturnType<typeof createConsentService>;
+
+/** The callback's parameters without `iss`, for a provider whose issuer identifier is unknown. */
+function withoutIss(params: URLSearchParams): URLSearchParams {
+  const copy = new URLSearchParams(params);
+  copy.delete('iss');
+  return copy;
+}
+
+/** The audit detail of a request's `metadata`: its top-level key names (at most 20), never a value. */
+function metadataKeys(metadata: unknown): { metadata_keys?: string[] } {
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return {};
+  return {
+    metadata_keys: Object.keys(metadata)
+      .slice(0, 20)
+      .map((k) => k.slice(0, 64)),
+  };
+}
+
+/** The `error` a failed code exchange sends back to the return URL. */
+function callbackFailure(error: unknown): string {
+  // The broker's own refusals (a discovery document or secret that cannot be read) keep their code;
+  // an internal failure's code describes the broker's insides and stays in the log.
+  if (error instanceof NexusError) return error.expose ? error.code : 'internal_error';
+  if (error instanceof oauth.ResponseBodyError) return 'token_exchange_failed';
+  if (error instanceof oauth.AuthorizationResponseError) return 'authorization_failed';
+  if (
+    error instanceof Error &&
+    (error.name === 'TimeoutError' || error.name === 'AbortError' || error.name === 'TypeError')
+  )
+    return 'provider_unavailable';
+  if (
+    error instanceof oauth.OperationProcessingError &&
+    /id_token|nonce|"iss"|"aud"|signature|JWT/i.test(error.message)
+  )
+    return 'id_token_invalid';
+  return 'token_exchange_failed';
+}
 
 /**
  * Deletes the backend copies of the connections an activation superseded (their rows no longer

@@ -48,10 +48,11 @@ export function healthRoutes(
         operationId: 'health',
         tags,
         summary: 'Liveness: the process answers',
-        response: { 200: z.object({ status: z.literal('ok') }) },
+        // `healthy` is the original's word, which its clients and probes compare with.
+        response: { 200: z.object({ status: z.literal('healthy') }) },
       },
     },
-    async () => ({ status: 'ok' as const }),
+    async () => ({ status: 'healthy' as const }),
   );
 
   const checks = z.object({

@@ -1,6 +1,7 @@
 import * as oauth from 'oauth4webapi';
+import { EgressError } from '../../egress/address-guard.ts';
 import { type EndpointRules, endpointProblem } from '../../egress/endpoint-rules.ts';
-import { errorFrom } from '../../errors/nexus-error.ts';
+import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import { providerErrors } from './providers.errors.ts';
 
 export interface DiscoveredMetadata {
@@ -45,6 +46,34 @@ function refusedEndpoint(as: oauth.AuthorizationServer, rules: EndpointRules): s
     if (problem !== undefined) return `${field}: ${problem}`;
   }
   return undefined;
+}
+
+/** Egress failures after which the same request may work later; the others are the guard's refusals. */
+const TRANSIENT_EGRESS = new Set(['dns_failed', 'timeout', 'network']);
+
+/**
+ * Whether a failed discovery may work on a later try (the host unreachable or slow, a 5xx or 429
+ * answer) rather than having said there is no usable document there: another status, a body that
+ * is not a discovery document or names another issuer, endpoints the rules refuse, an address the
+ * egress guard refuses. Unknown failures count as transient: a caller then waits instead of
+ * concluding there is nothing to find.
+ */
+export function discoveryMayRecover(error: unknown): boolean {
+  if (!(error instanceof NexusError) || error.code !== 'discovery_failed') return true;
+  const cause = error.cause;
+  if (cause === undefined) return false; // refused after reading: no endpoints, refused endpoints
+  if (cause instanceof oauth.OperationProcessingError) {
+    const answer = cause.cause;
+    if (cause.code === oauth.RESPONSE_IS_NOT_CONFORM && answer instanceof Response)
+      return answer.status >= 500 || answer.status === 429;
+    return false;
+  }
+  if (cause instanceof TypeError) {
+    // oauth4webapi's own coded TypeErrors (a plain-http URL it may not fetch) are refusals too.
+    if (typeof (cause as { code?: unknown }).code === 'string') return false;
+    if (cause.cause instanceof EgressError) return TRANSIENT_EGRESS.has(cause.cause.reason);
+  }
+  return true;
 }
 
 /**

@@ -1,6 +1,7 @@
 import * as oauth from 'oauth4webapi';
 import { parseClientKey, toSigningKey } from './client-key.ts';
 import type { Discovery } from './discovery.ts';
+import { type IdTokenTrust, idTokenTrust } from './id-token-trust.ts';
 import type { StoredProfile } from './providers.schemas.ts';
 
 /** Everything oauth4webapi needs to talk to one provider. */
@@ -8,6 +9,17 @@ export interface OAuthClient {
   readonly as: oauth.AuthorizationServer;
   readonly client: oauth.Client;
   readonly auth: oauth.ClientAuth;
+  /**
+   * Whether id_tokens are verified (against `as.issuer` and `as.jwks_uri`) or discarded: in
+   * `discard` mode every token answer reaches oauth4webapi without its `id_token`.
+   */
+  readonly idTokens: IdTokenTrust;
+  /**
+   * Whether `as.issuer` is the provider's real issuer identifier. When it is only nominal (no
+   * issuer configured, discovered or found), an RFC 9207 `iss` in the authorization response
+   * cannot be compared with anything and is ignored (RFC 9207 §2.4).
+   */
+  readonly issuerKnown: boolean;
   /** Options for every oauth4webapi request: timeout, loopback http in development, form responses. */
   requestOptions(): {
     signal: AbortSignal;
@@ -24,11 +36,11 @@ export interface OAuthClient {
  * `send`: the egress guard (egress/guarded-fetch.ts), never the global fetch.
  */
 const formTolerant =
-  (send: typeof fetch): typeof fetch =>
+  (send: typeof fetch, dropIdToken: boolean): typeof fetch =>
   async (input, init) => {
     const response = await send(input, init);
     const type = response.headers.get('content-type') ?? '';
-    if (!type.includes('application/x-www-form-urlencoded')) return errorsAsErrors(response);
+    if (!type.includes('application/x-www-form-urlencoded')) return errorsAsErrors(response, dropIdToken);
     const fields = Object.fromEntries(new URLSearchParams(await response.text()));
     const body: Record<string, unknown> = { ...fields };
     if (typeof fields.expires_in === 'string' && /^\d+$/.test(fields.expires_in))
@@ -41,6 +53,7 @@ const formTolerant =
         statusText: response.statusText,
         headers,
       }),
+      dropIdToken,
     );
   };
 
@@ -48,10 +61,12 @@ const formTolerant =
  * GitHub answers a refused grant with `200 {"error": "bad_refresh_token", …}`. Read as a success it
  * would fail on the missing access token and leave the outcome unknown forever; it is an OAuth
  * error answer (RFC 6749 §5.2), so it is passed on as a 400 that oauth4webapi reads as one.
+ * With `dropIdToken`, an `id_token` in a successful answer is removed here, before anything parses
+ * it: an id_token that cannot be verified is never used (id-token-trust.ts).
  */
-async function errorsAsErrors(response: Response): Promise<Response> {
+async function errorsAsErrors(response: Response, dropIdToken: boolean): Promise<Response> {
   if (!response.ok || !(response.headers.get('content-type') ?? '').includes('json')) return response;
-  const text = await response.text();
+  let text = await response.text();
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -63,10 +78,17 @@ async function errorsAsErrors(response: Response): Promise<Response> {
     body !== null &&
     typeof (body as { error?: unknown }).error === 'string' &&
     (body as { access_token?: unknown }).access_token === undefined;
+  let headers = response.headers;
+  if (dropIdToken && typeof body === 'object' && body !== null && 'id_token' in body) {
+    const { id_token: _, ...rest } = body as Record<string, unknown>;
+    text = JSON.stringify(rest);
+    headers = new Headers(headers);
+    headers.delete('content-length');
+  }
   return new Response(text, {
     status: isError ? 400 : response.status,
     statusText: isError ? 'Bad Request' : response.statusText,
-    headers: response.headers,
+    headers,
   });
 }
 
@@ -74,8 +96,14 @@ async function errorsAsErrors(response: Response): Promise<Response> {
  * Builds the authorization-server metadata for a provider: from its discovery document when it
  * uses `issuer` + `enable_discovery` (explicit `auth_url`/`token_url` override the document), or
  * from its configured URLs. A provider without an issuer gets its token endpoint's origin as a
- * nominal issuer; such a provider cannot have id_tokens validated (no JWKS), which the consent
- * flow refuses when `openid` is requested.
+ * nominal issuer.
+ *
+ * id_tokens: a discovery provider's are verified as before. For the others, `openid: true` (a
+ * consent that asks for `openid`) decides with id-token-trust.ts: verified against the issuer
+ * configured or found there, or discarded; a discovery document that cannot be read right now
+ * fails the call (`discovery_failed`) rather than lowering the check. Without it (refresh,
+ * revocation, flows without `openid`) nothing is fetched and id_tokens are discarded: nothing
+ * outside the consent reads them.
  */
 export async function oauthClientFor(
   profile: StoredProfile,
@@ -90,31 +118,43 @@ export async function oauthClientFor(
      */
     fetch: typeof fetch;
   },
+  options: { openid?: boolean } = {},
 ): Promise<OAuthClient> {
   let as: oauth.AuthorizationServer;
+  let idTokens: IdTokenTrust;
+  const jwksUri = typeof profile.params.jwks_uri === 'string' ? profile.params.jwks_uri : undefined;
   if (profile.enable_discovery && profile.issuer) {
     const meta = await deps.discovery.get(profile.issuer);
     as = {
       ...meta.raw,
       authorization_endpoint: profile.auth_url ?? meta.authorization_endpoint,
       token_endpoint: profile.token_url ?? meta.token_endpoint,
+      ...(jwksUri === undefined ? {} : { jwks_uri: jwksUri }),
     };
+    idTokens = { mode: 'verify', issuer: meta.issuer, source: 'discovery', jwksUri: as.jwks_uri };
   } else {
+    idTokens = options.openid
+      ? await idTokenTrust(profile, (issuer) => deps.discovery.get(issuer))
+      : { mode: 'discard', tried: [] };
     as = {
-      issuer: profile.issuer ?? new URL(profile.token_url!).origin,
+      issuer:
+        idTokens.mode === 'verify' ? idTokens.issuer : (profile.issuer ?? new URL(profile.token_url!).origin),
       authorization_endpoint: profile.auth_url!,
       token_endpoint: profile.token_url!,
+      ...(idTokens.mode === 'verify' && idTokens.jwksUri !== undefined ? { jwks_uri: idTokens.jwksUri } : {}),
     };
   }
   const revocation = profile.params.revocation_endpoint;
   if (typeof revocation === 'string') as = { ...as, revocation_endpoint: revocation };
   const auth = clientAuthFor(profile, clientSecret ?? '', as);
   const insecure = deps.allowInsecure(new URL(as.token_endpoint ?? as.issuer));
-  const send = formTolerant(deps.fetch);
+  const send = formTolerant(deps.fetch, idTokens.mode === 'discard');
   return {
     as,
     client: { client_id: profile.client_id! },
     auth,
+    idTokens,
+    issuerKnown: profile.issuer !== undefined || idTokens.mode === 'verify',
     requestOptions: () => ({
       signal: AbortSignal.timeout(deps.timeoutMs),
       [oauth.allowInsecureRequests]: insecure,

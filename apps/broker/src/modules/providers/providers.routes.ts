@@ -1,15 +1,72 @@
-import type { FastifyInstance } from 'fastify';
-import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
-import { profileInput, profilePatch, providerName, providerView } from './providers.schemas.ts';
+import {
+  type ProfileInput,
+  type ProfilePatch,
+  profileInput,
+  profilePatch,
+  providerName,
+  providerView,
+} from './providers.schemas.ts';
 import type { ProvidersService } from './providers.service.ts';
 
 const idParams = z.object({ id: z.string().min(1).max(64).describe('Provider id') }).strict();
 const ifMatch = z.object({
   'if-match': z.string().max(200).optional().describe('ETag from GET; a stale value gets 409'),
 });
+const warnings = z
+  .array(
+    z.object({
+      code: z.enum(['id_token_verified', 'id_token_discarded', 'id_token_undecided']),
+      message: z.string(),
+    }),
+  )
+  .optional()
+  .describe(
+    'Present when the broker will do something the profile does not say: for openid without enable_discovery, whether id_tokens are verified or discarded',
+  );
+const wrappedInput = z.object({ profile: profileInput }).strict();
+const wrappedPatch = z.object({ profile: profilePatch }).strict();
+/** PUT: the original's bare profile, or Nexus's `{profile}`. */
+const replaceBody = z.union([wrappedInput, profileInput]);
+/** PATCH: the original's flat map of the fields to change, or Nexus's `{profile}`. */
+const patchBody = z.union([wrappedPatch, profilePatch]);
+
+/**
+ * PUT and PATCH take two forms, documented as a union. A zod union reports the problems of the
+ * form that failed least badly (a `{profile}` body with a bad name would be answered "profile:
+ * unknown field" by the bare form), so the form is chosen by whether the body has a `profile` key
+ * and the body is validated by that form alone: its problems are named where they are.
+ */
+function eitherForm<S>(wrapped: z.ZodType, bare: z.ZodType): FastifySchemaCompiler<S> {
+  return (route) => {
+    const zodRoute = route as unknown as Parameters<typeof validatorCompiler>[0];
+    if (route.httpPart !== 'body') return validatorCompiler(zodRoute);
+    const asWrapped = validatorCompiler({ ...zodRoute, schema: wrapped });
+    const asBare = validatorCompiler({ ...zodRoute, schema: bare });
+    return (data) =>
+      typeof data === 'object' && data !== null && 'profile' in data ? asWrapped(data) : asBare(data);
+  };
+}
+
+/** The profile of either form (neither profile schema has a `profile` field). */
+function unwrap<T extends object>(body: { profile: T } | T): T {
+  return 'profile' in body ? (body as { profile: T }).profile : (body as T);
+}
+
+/**
+ * The provider registry at its broker path (`/providers`) and at the original gateway's (`/v1/providers`),
+ * with the same rules: admin keys only (scope `full` to write), the same validation and the same
+ * guard on where secrets go.
+ */
+const PREFIXES = [
+  ['', ''],
+  ['/v1', 'V1'],
+] as const;
+
 const metadataEntry = z.object({
   id: z.string(),
   api_base_url: z.string(),
@@ -24,25 +81,30 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
   const { providers } = deps;
   const tags = ['providers'];
 
-  r.post(
-    '/providers',
-    {
-      schema: {
-        operationId: 'createProvider',
-        tags,
-        summary: 'Register a provider',
-        body: z.object({ profile: profileInput }).strict(),
-        response: {
-          201: z.object({ id: z.string(), message: z.string() }),
-          ...errorResponses(413, 409, 422),
+  for (const [prefix, suffix] of PREFIXES)
+    r.post(
+      `${prefix}/providers`,
+      {
+        schema: {
+          operationId: `createProvider${suffix}`,
+          tags,
+          summary: 'Register a provider',
+          body: z.object({ profile: profileInput }).strict(),
+          response: {
+            201: z.object({ id: z.string(), message: z.string(), warnings }),
+            ...errorResponses(413, 409, 422),
+          },
         },
       },
-    },
-    async (request, reply) => {
-      const { id } = await providers.create(auditContext(request), request.body.profile);
-      return reply.status(201).send({ id, message: 'provider created' });
-    },
-  );
+      async (request, reply) => {
+        const created = await providers.create(auditContext(request), request.body.profile);
+        return reply.status(201).send({
+          id: created.id,
+          message: 'provider created',
+          ...(created.warnings && { warnings: created.warnings }),
+        });
+      },
+    );
 
   r.get(
     '/providers',
@@ -84,88 +146,119 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
     async (request) => ({ id: (await providers.resolve(request.params.name)).id }),
   );
 
-  r.get(
-    '/providers/:id',
-    {
-      schema: {
-        operationId: 'getProvider',
-        tags,
-        summary: 'A provider profile (the client secret is never returned)',
-        params: idParams,
-        response: { 200: providerView, ...errorResponses(404) },
-      },
-    },
-    async (request, reply) => {
-      const view = await providers.get(request.params.id);
-      return reply.header('etag', `"${view.version}"`).send(view);
-    },
-  );
-
-  r.put(
-    '/providers/:id',
-    {
-      schema: {
-        operationId: 'replaceProvider',
-        tags,
-        summary: 'Replace a profile; an omitted client_secret keeps the stored one',
-        params: idParams,
-        headers: ifMatch,
-        body: z.object({ profile: profileInput }).strict(),
-        response: { 200: providerView, ...errorResponses(404, 409, 413, 422) },
-      },
-    },
-    async (request, reply) => {
-      const view = await providers.replace(
-        auditContext(request),
-        request.params.id,
-        request.body.profile,
-        request.headers['if-match'],
-      );
-      return reply.header('etag', `"${view.version}"`).send(view);
-    },
-  );
-
-  r.patch(
-    '/providers/:id',
-    {
-      schema: {
-        operationId: 'patchProvider',
-        tags,
-        summary: 'Change some fields; null clears one; the result is validated like POST',
-        params: idParams,
-        headers: ifMatch,
-        body: z.object({ profile: profilePatch }).strict(),
-        response: { 200: providerView, ...errorResponses(404, 409, 413, 422) },
-      },
-    },
-    async (request, reply) => {
-      const view = await providers.patch(
-        auditContext(request),
-        request.params.id,
-        request.body.profile,
-        request.headers['if-match'],
-      );
-      return reply.header('etag', `"${view.version}"`).send(view);
-    },
-  );
-
   r.delete(
-    '/providers/:id',
+    '/providers/by-name/:name',
     {
       schema: {
-        operationId: 'deleteProvider',
+        operationId: 'deleteProviderByName',
         tags,
-        summary: 'Soft-delete a provider: its name, aliases and client secret are released',
-        params: idParams,
+        summary: 'Soft-delete the live provider of that name (or alias), as DELETE /providers/{id}',
+        params: z.object({ name: z.string().min(1).max(64) }).strict(),
         headers: ifMatch,
         response: { 200: z.object({ id: z.string(), message: z.string() }), ...errorResponses(404, 409) },
       },
     },
     async (request) => {
-      await providers.remove(auditContext(request), request.params.id, request.headers['if-match']);
-      return { id: request.params.id, message: 'provider deleted' };
+      const id = await providers.removeByName(
+        auditContext(request),
+        request.params.name,
+        request.headers['if-match'],
+      );
+      return { id, message: 'provider deleted' };
     },
   );
+
+  for (const [prefix, suffix] of PREFIXES) {
+    r.get(
+      `${prefix}/providers/:id`,
+      {
+        schema: {
+          operationId: `getProvider${suffix}`,
+          tags,
+          summary: 'A provider profile (the client secret is never returned)',
+          params: idParams,
+          response: { 200: providerView, ...errorResponses(404) },
+        },
+      },
+      async (request, reply) => {
+        const view = await providers.get(request.params.id);
+        return reply.header('etag', `"${view.version}"`).send(view);
+      },
+    );
+
+    r.put(
+      `${prefix}/providers/:id`,
+      {
+        schema: {
+          operationId: `replaceProvider${suffix}`,
+          tags,
+          summary:
+            'Replace a profile (given bare, or as {profile}); an omitted client_secret keeps the stored one',
+          params: idParams,
+          headers: ifMatch,
+          body: replaceBody,
+          response: { 200: providerView.extend({ warnings }), ...errorResponses(404, 409, 413, 422) },
+        },
+        validatorCompiler: eitherForm(wrappedInput, profileInput),
+      },
+      async (request, reply) => {
+        const view = await providers.replace(
+          auditContext(request),
+          request.params.id,
+          unwrap<ProfileInput>(request.body),
+          request.headers['if-match'],
+        );
+        return reply.header('etag', `"${view.version}"`).send(view);
+      },
+    );
+
+    r.patch(
+      `${prefix}/providers/:id`,
+      {
+        schema: {
+          operationId: `patchProvider${suffix}`,
+          tags,
+          summary:
+            'Change some fields (a flat map such as {"scopes": [...]}, or {profile}); null clears one; the result is validated like POST',
+          params: idParams,
+          headers: ifMatch,
+          body: patchBody,
+          response: { 200: providerView.extend({ warnings }), ...errorResponses(404, 409, 413, 422) },
+        },
+        validatorCompiler: eitherForm(wrappedPatch, profilePatch),
+      },
+      async (request, reply) => {
+        const view = await providers.patch(
+          auditContext(request),
+          request.params.id,
+          unwrap<ProfilePatch>(request.body),
+          request.headers['if-match'],
+        );
+        return reply.header('etag', `"${view.version}"`).send(view);
+      },
+    );
+
+    r.delete(
+      `${prefix}/providers/:id`,
+      {
+        schema: {
+          operationId: `deleteProvider${suffix}`,
+          tags,
+          summary: 'Soft-delete a provider: its name, aliases and client secret are released',
+          params: idParams,
+          headers: ifMatch,
+          response: {
+            200: z.object({ id: z.string(), message: z.string() }),
+            ...errorResponses(404, 409),
+          },
+        },
+      },
+      async (request) => {
+        await providers.remove(auditContext(request), request.params.id, request.headers['if-match']);
+        return { id: request.params.id, message: 'provider deleted' };
+      },
+    );
+  }
 
   const aliasesResponse = z.object({ aliases: z.array(z.string()) });
 

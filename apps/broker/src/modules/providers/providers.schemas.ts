@@ -26,6 +26,25 @@ const optionalUrl = z
   .nullish()
   .describe('Absolute https URL (http only for localhost in development)');
 
+/**
+ * `user_info_endpoint`: an absolute URL, or (as the original documents it: `/oauth2/v3/userinfo`,
+ * `/users/me`) a path under `api_base_url`. Kept as written; resolved where it is called.
+ */
+const urlOrPath = z
+  .union(
+    [
+      z.literal(''),
+      z.url({ protocol: /^https?$/ }).max(2048),
+      z
+        .string()
+        .max(2048)
+        .regex(/^\/(?!\/)[^\s#]*$/),
+    ],
+    { error: 'must be an absolute http(s) URL, or a path under api_base_url starting with one "/"' },
+  )
+  .nullish()
+  .describe('Absolute https URL, or a path (`/me`) under `api_base_url`');
+
 // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 const scope = z
   .string()
@@ -45,17 +64,51 @@ const fields = {
   token_url: optionalUrl,
   issuer: optionalUrl,
   enable_discovery: z.boolean().describe('Read endpoints from `{issuer}/.well-known/openid-configuration`'),
-  scopes: z.array(scope).max(100).describe('Default scopes when a consent request names none'),
+  // Null as absent: the original Go SDK sends a nil slice or map as `null` (issue #17).
+  scopes: z
+    .array(scope)
+    .max(100)
+    .nullish()
+    .describe('Default scopes when a consent request names none; null or absent: none'),
   params: z
     .record(z.string().min(1).max(64), z.unknown())
+    .nullish()
     .describe(
-      'Options with meaning (`skip_scope_on_auth`, `skip_scope_on_exchange`, `credential_schema`, `auth_strategy`, `token_request_format`, `revocation_endpoint`, `validation`); other string values are extra authorize-URL parameters',
+      'Options with meaning (`skip_scope_on_auth`, `skip_scope_on_exchange`, `credential_schema`, `auth_strategy`, `token_request_format`, `revocation_endpoint`, `validation`, `jwks_uri`: the key set that verifies id_tokens of `issuer` without discovery); other string values are extra authorize-URL parameters',
     ),
   api_base_url: optionalUrl,
-  user_info_endpoint: optionalUrl,
+  user_info_endpoint: urlOrPath,
   description: optionalText(1000),
   category: optionalText(64),
 };
+
+/** `use_discovery`, the name trusted issuers used for `enable_discovery`, is accepted here too. */
+const useDiscovery = z
+  .boolean()
+  .optional()
+  .describe('Former name of enable_discovery (trusted issuers), still accepted; not with a different value')
+  .meta({ deprecated: true });
+
+function foldUseDiscovery<
+  T extends { enable_discovery?: boolean | undefined; use_discovery?: boolean | undefined },
+>(profile: T, ctx: z.RefinementCtx): Omit<T, 'use_discovery'> {
+  const { use_discovery, ...rest } = profile;
+  if (
+    use_discovery !== undefined &&
+    rest.enable_discovery !== undefined &&
+    use_discovery !== rest.enable_discovery
+  ) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['use_discovery'],
+      message: 'send enable_discovery or use_discovery, not both',
+    });
+    return z.NEVER;
+  }
+  return use_discovery === undefined
+    ? rest
+    : { ...rest, enable_discovery: rest.enable_discovery ?? use_discovery };
+}
 
 /** The profile as POST and PUT accept it. */
 export const profileInput = z
@@ -63,20 +116,30 @@ export const profileInput = z
     ...fields,
     auth_type: fields.auth_type.default('oauth2'),
     auth_header: fields.auth_header.default('client_secret_post'),
-    enable_discovery: fields.enable_discovery.default(false),
-    scopes: fields.scopes.default([]),
-    params: fields.params.default({}),
+    enable_discovery: fields.enable_discovery.optional(),
+    use_discovery: useDiscovery,
+    scopes: fields.scopes.transform((v) => v ?? []),
+    params: fields.params.transform((v) => v ?? {}),
   })
   .strict()
-  .meta({ id: 'ProviderProfileInput' });
+  // The documented shape is the object itself; the alias is folded after validation.
+  .meta({ id: 'ProviderProfileInput' })
+  .transform((profile, ctx) => {
+    const out = foldUseDiscovery(profile, ctx);
+    return { ...out, enable_discovery: out.enable_discovery ?? false };
+  });
 
 /** PATCH: any subset; `null` clears an optional field. */
 export const profilePatch = z
   .object({
-    ...Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v.optional()])),
-  } as { [K in keyof typeof fields]: z.ZodOptional<(typeof fields)[K]> })
+    ...(Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, v.optional()])) as {
+      [K in keyof typeof fields]: z.ZodOptional<(typeof fields)[K]>;
+    }),
+    use_discovery: useDiscovery,
+  })
   .strict()
-  .meta({ id: 'ProviderProfilePatch' });
+  .meta({ id: 'ProviderProfilePatch' })
+  .transform(foldUseDiscovery);
 
 export type ProfileInput = z.output<typeof profileInput>;
 export type ProfilePatch = z.output<typeof profilePatch>;

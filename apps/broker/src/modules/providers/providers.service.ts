@@ -10,6 +10,7 @@ import type { SecretBackend } from '../secrets/secret-backend.ts';
 import { secretError } from '../secrets/secrets.errors.ts';
 import { parseClientKey } from './client-key.ts';
 import type { Discovery } from './discovery.ts';
+import { openidWarning, type ProviderWarning } from './id-token-trust.ts';
 import { createProviderCredentials, type ProviderRef } from './provider-credentials.ts';
 import { providerErrors } from './providers.errors.ts';
 import type {
@@ -235,6 +236,52 @@ export function createProvidersService(deps: {
     return { fields, basis: 'no_stored_credentials' };
   }
 
+  /**
+   * Warnings for a profile just written (`{warnings}`, or nothing when there are none): for an
+   * oauth2 provider with `openid` in its default scopes and no `enable_discovery`, whether its
+   * id_tokens will be verified or discarded (issue #17). Reads the discovery document live
+   * (through the egress guard); never refuses the write.
+   */
+  async function warningsFor(profile: StoredProfile): Promise<{ warnings?: ProviderWarning[] }> {
+    const warning = await openidWarning(profile, (issuer) => discovery.refresh(issuer));
+    return warning === undefined ? {} : { warnings: [warning] };
+  }
+
+  /** Soft-deletes a provider row; its name, aliases and credentials are released. */
+  async function removeRow(ctx: AuditContext, row: ProvidersTable, ifMatch?: string): Promise<void> {
+    checkIfMatch(ifMatch, row.version);
+    const record = parseRecord(row);
+    // Name-keyed (external) credentials go before the name is released, in the same transaction:
+    // a provider created with this name right after must not lose its own. A backend failure
+    // rolls the delete back. Id-keyed (`internal`) ones cannot collide and go afterwards.
+    const deleted = await store.withNameLock(async (s) => {
+      if (!(await s.softDelete(row.id, row.version, now()))) return false;
+      await creds.dropName(refOf(row));
+      return true;
+    });
+    if (!deleted) throw errorFrom(providerErrors, 'provider_not_found');
+    if (record.has_client_secret) await creds.dropId(refOf(row));
+    await audit.record(ctx, {
+      action: 'provider.deleted',
+      resourceType: 'provider',
+      resourceId: row.id,
+      details: { name: row.name },
+    });
+  }
+
+  /** The live row `resolve` describes (see there). */
+  async function resolveRow(ref: string): Promise<ProvidersTable> {
+    const lookup = async (name: string) =>
+      (await store.findLiveByName(name)) ?? (await store.findLiveByAlias(name));
+    const folded = ref.trim().toLowerCase();
+    const row =
+      (UUID.test(ref) ? await store.findLive(ref) : undefined) ??
+      (await lookup(ref)) ??
+      (folded !== ref && folded !== '' ? await lookup(folded) : undefined);
+    if (row === undefined) throw errorFrom(providerErrors, 'provider_not_found');
+    return row;
+  }
+
   async function view(row: ProvidersTable, aliases?: string[]): Promise<ProviderView> {
     const { has_client_secret, ...profile } = await hydrate(row);
     return {
@@ -362,7 +409,10 @@ export function createProvidersService(deps: {
   }
 
   return {
-    async create(ctx: AuditContext, input: ProfileInput): Promise<{ id: string }> {
+    async create(
+      ctx: AuditContext,
+      input: ProfileInput,
+    ): Promise<{ id: string; warnings?: ProviderWarning[] }> {
       const { profile, secret } = normalize(input);
       await check(profile, secret !== undefined, undefined, secret);
       const id = randomUUID();
@@ -412,21 +462,30 @@ export function createProvidersService(deps: {
         resourceId: id,
         details: { name: profile.name, auth_type: profile.auth_type },
       });
-      return { id };
+      return { id, ...(await warningsFor(profile)) };
     },
+
+    /** What a registration answers besides success: see `warningsFor`. */
+    warningsFor,
 
     async replace(
       ctx: AuditContext,
       id: string,
       input: ProfileInput,
       ifMatch?: string,
-    ): Promise<ProviderView> {
+    ): Promise<ProviderView & { warnings?: ProviderWarning[] }> {
       const row = await mustFind(id);
       const { profile, secret } = normalize(input);
-      return write(ctx, row, profile, secret, ifMatch);
+      const view = await write(ctx, row, profile, secret, ifMatch);
+      return { ...view, ...(await warningsFor(profile)) };
     },
 
-    async patch(ctx: AuditContext, id: string, patch: ProfilePatch, ifMatch?: string): Promise<ProviderView> {
+    async patch(
+      ctx: AuditContext,
+      id: string,
+      patch: ProfilePatch,
+      ifMatch?: string,
+    ): Promise<ProviderView & { warnings?: ProviderWarning[] }> {
       const row = await mustFind(id);
       const { has_client_secret: _, ...current } = await hydrate(row);
       const merged: Record<string, unknown> = { ...current };
@@ -443,29 +502,19 @@ export function createProvidersService(deps: {
         ...merged,
       } as unknown as ProfileInput);
       const secret = patch.client_secret === '' ? null : patch.client_secret;
-      return write(ctx, row, profile, secret, ifMatch);
+      const view = await write(ctx, row, profile, secret, ifMatch);
+      return { ...view, ...(await warningsFor(profile)) };
     },
 
     async remove(ctx: AuditContext, id: string, ifMatch?: string): Promise<void> {
-      const row = await mustFind(id);
-      checkIfMatch(ifMatch, row.version);
-      const record = parseRecord(row);
-      // Name-keyed (external) credentials go before the name is released, in the same transaction:
-      // a provider created with this name right after must not lose its own. A backend failure
-      // rolls the delete back. Id-keyed (`internal`) ones cannot collide and go afterwards.
-      const deleted = await store.withNameLock(async (s) => {
-        if (!(await s.softDelete(row.id, row.version, now()))) return false;
-        await creds.dropName(refOf(row));
-        return true;
-      });
-      if (!deleted) throw errorFrom(providerErrors, 'provider_not_found');
-      if (record.has_client_secret) await creds.dropId(refOf(row));
-      await audit.record(ctx, {
-        action: 'provider.deleted',
-        resourceType: 'provider',
-        resourceId: row.id,
-        details: { name: row.name },
-      });
+      await removeRow(ctx, await mustFind(id), ifMatch);
+    },
+
+    /** `DELETE /providers/by-name/{name}`: the provider `resolve` finds by that name, deleted. Its id. */
+    async removeByName(ctx: AuditContext, name: string, ifMatch?: string): Promise<string> {
+      const row = await resolveRow(name);
+      await removeRow(ctx, row, ifMatch);
+      return row.id;
     },
 
     async get(id: string): Promise<ProviderView> {
@@ -499,14 +548,14 @@ export function createProvidersService(deps: {
       return out;
     },
 
-    /** A live provider by id, name or alias (names win over aliases; they never collide). */
+    /**
+     * A live provider by id, name or alias (names win over aliases; they never collide). When none
+     * has exactly that name, the name trimmed and in lower case, as the original resolved
+     * `provider_name` (`C1-IDP` finds `c1-idp`); names and aliases are lower case, so the match is
+     * case-insensitive and never ambiguous.
+     */
     async resolve(ref: string): Promise<ProviderView> {
-      const row =
-        (UUID.test(ref) ? await store.findLive(ref) : undefined) ??
-        (await store.findLiveByName(ref)) ??
-        (await store.findLiveByAlias(ref));
-      if (row === undefined) throw errorFrom(providerErrors, 'provider_not_found');
-      return view(row);
+      return view(await resolveRow(ref));
     },
 
     /** For the handshake (server-side only): the profile and its decrypted client secret. */

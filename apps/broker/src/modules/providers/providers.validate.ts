@@ -201,7 +201,7 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
         problems.push({ path, message: `must be at most ${MAX_JSON_PARAM} bytes of JSON` });
     } else if (key === 'token_request_format') {
       if (value !== 'json' && value !== 'form') problems.push({ path, message: 'must be json or form' });
-    } else if (key === 'revocation_endpoint') {
+    } else if (key === 'revocation_endpoint' || key === 'jwks_uri') {
       if (typeof value !== 'string') problems.push({ path, message: 'must be a URL' });
       else checkUrl(problems, path, value, options);
     } else if (typeof value !== 'string' || value.length > 2048) {
@@ -213,6 +213,13 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
   }
   if (profile.params.validation !== undefined) checkValidation(problems, profile, options);
   if (profile.params.credential_schema !== undefined) checkCredentialSchema(problems, profile);
+  if (profile.params.jwks_uri !== undefined) {
+    // The key set of the configured issuer: without one, whose keys they are is unknown.
+    if (profile.auth_type !== 'oauth2')
+      problems.push({ path: 'params.jwks_uri', message: 'only for oauth2 (it verifies id_tokens)' });
+    else if (profile.issuer === undefined)
+      problems.push({ path: 'params.jwks_uri', message: 'needs issuer: the id_tokens it verifies name it' });
+  }
   if (profile.auth_type === 'oauth2') {
     if (profile.params.auth_strategy !== undefined) {
       problems.push({
@@ -355,8 +362,15 @@ export function validateProfile(profile: StoredProfile, options: ValidationOptio
   const problems: Problem[] = [];
   // The browser opens auth_url; the broker calls the others.
   checkUrl(problems, 'auth_url', profile.auth_url, options, false);
-  for (const field of ['token_url', 'issuer', 'api_base_url', 'user_info_endpoint'] as const) {
+  for (const field of ['token_url', 'issuer', 'api_base_url'] as const) {
     checkUrl(problems, field, profile[field], options);
+  }
+  // A path is resolved under api_base_url (checked above) where it is called (validation-probe.ts).
+  if (profile.user_info_endpoint?.startsWith('/')) {
+    if (profile.api_base_url === undefined)
+      problems.push({ path: 'user_info_endpoint', message: 'a path needs api_base_url to resolve against' });
+  } else {
+    checkUrl(problems, 'user_info_endpoint', profile.user_info_endpoint, options);
   }
   if (profile.auth_type === 'oauth2') {
     if (profile.client_id === undefined) problems.push({ path: 'client_id', message: 'required for oauth2' });
