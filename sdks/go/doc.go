@@ -12,6 +12,9 @@
 //     outgoing requests for every strategy the broker hands out (oauth2, header,
 //     query_param, basic_auth, hmac_payload, aws_sigv4), caching it until shortly
 //     before it expires and refreshing it once however many requests wait.
+//   - Long-lived connections: [Bridge.MaintainWebSocket] and [Bridge.MaintainGRPCConnection]
+//     keep a WebSocket or a gRPC channel authenticated for hours (refresh before expiry,
+//     reconnection with backoff, typed permanent errors, Prometheus metrics).
 //
 // Every call takes a [context.Context] first. Configuration comes from options, then
 // the environment (NEXUS_URL, NEXUS_API_KEY, NEXUS_CLIENT_ID, NEXUS_CLIENT_SECRET),
