@@ -4,6 +4,7 @@
  * - `NexusClient`: the agent-facing API (connections, tokens, agent sessions, user secrets).
  * - `NexusAdmin`: the operator API (providers, connections, agents, audit).
  * - `createBridgeFetch`: a `fetch` that applies a connection's credential to upstream requests.
+ * - `maintainWebSocket`: a long-lived WebSocket kept authenticated with a connection's credential.
  */
 export {
   type ConnectionEvent,
@@ -54,7 +55,32 @@ export {
   UnresolvedSecretsError,
 } from './errors.ts';
 export type { CallOptions } from './http.ts';
+export {
+  type BridgeLogger,
+  type BridgeMetrics,
+  DEFAULT_RECONNECT_POLICY,
+  type DisconnectReason,
+  type LogLevel,
+  PermanentConnectionError,
+  type ReconnectPolicy,
+  type TokenProvider,
+} from './persistent.ts';
 export { findSecretReferences, replaceSecretReferences, SECRET_REFERENCE_PREFIX } from './secrets.ts';
 export { NodeSha256 } from './sigv4.ts';
 export { applyStrategy, type OutgoingRequest } from './strategies.ts';
 export type * from './types.ts';
+export {
+  DEFAULT_PERMANENT_CLOSE_CODES,
+  type MaintainWebSocketOptions,
+  maintainWebSocket,
+} from './websocket.ts';
+export {
+  CredentialRefreshedError,
+  CredentialRefusedError,
+  HandshakeError,
+  MessageTooLargeError,
+  NotConnectedError,
+  type SendFunction,
+  WebSocketCloseError,
+  type WebSocketHandler,
+} from './websocket-session.ts';

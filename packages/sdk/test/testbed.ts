@@ -26,6 +26,7 @@ export interface TestbedInfo {
   broker_url: string;
   admin_key: string;
   upstream_url: string;
+  ws_url: string;
   control_url: string;
   oidc_issuer: string;
   workspace_id: string;
@@ -36,10 +37,25 @@ export interface TestbedInfo {
   user_secrets: Record<string, string>;
 }
 
+/** The testbed WebSocket server's counters of one label (sdks/testbed/README.md). */
+export interface WsLabelStats {
+  handshakes: { at: number; status: number }[];
+  opened: number;
+  open: number;
+  closed: Record<string, number>;
+  messages: number;
+  pings: number;
+  reauth_ok: number;
+  reauth_refused: number;
+  unauthorized: number;
+  credentials: number;
+}
+
 export interface Stats {
   idp: { authorization_code: number; refresh_token: number; revocation: number };
   upstream: Record<StrategyName, { accepted: number; rejected: number }>;
   broker: { starts: number };
+  ws: Record<string, WsLabelStats>;
 }
 
 export interface Testbed {
@@ -49,8 +65,9 @@ export interface Testbed {
   /**
    * A new active connection through the real flows, in a workspace of its own unless one is named
    * (a new connection replaces the workspace's previous one for that provider).
+   * `tokenTtl` (oauth2): the lifetime in seconds of every token the provider issues it.
    */
-  connect(strategy: StrategyName, workspaceId?: string): Promise<string>;
+  connect(strategy: StrategyName, workspaceId?: string, tokenTtl?: number): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -102,10 +119,11 @@ export async function startTestbed(): Promise<Testbed> {
       for (const strategy of STRATEGIES) raw.upstream[strategy] ??= { accepted: 0, rejected: 0 };
       return raw;
     },
-    async connect(strategy, workspaceId) {
+    async connect(strategy, workspaceId, tokenTtl) {
       const r = await control<{ connection_id: string }>('POST', '/connect', {
         strategy,
         workspace_id: workspaceId ?? `sdk-ts-${randomBytes(6).toString('hex')}`,
+        ...(tokenTtl === undefined ? {} : { token_ttl: tokenTtl }),
       });
       return r.connection_id;
     },

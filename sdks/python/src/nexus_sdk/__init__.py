@@ -5,6 +5,7 @@
 * :class:`NexusAdminClient` / :class:`AsyncNexusAdminClient`: providers, connections, agents, audit.
 * :class:`NexusAuth` (httpx) and :class:`NexusRequestsAuth` (requests): the bridge that applies a
   connection's credential to upstream requests for every strategy type.
+* :func:`maintain_websocket`: a long-lived WebSocket kept authenticated with a connection's credential.
 """
 
 from ._config import RetryPolicy
@@ -49,6 +50,18 @@ from .models import (
 )
 from .requests_auth import NexusRequestsAuth, apply_to_prepared_request
 from .secrets import find_references, replace_references
+from .websocket import (
+    DEFAULT_PERMANENT_CLOSE_CODES,
+    BridgeMetrics,
+    CredentialRefreshedError,
+    CredentialRefusedError,
+    HandshakeError,
+    MessageTooLargeError,
+    NotConnectedError,
+    PermanentConnectionError,
+    ReconnectPolicy,
+    maintain_websocket,
+)
 
 __version__ = "0.1.0"
 
@@ -65,6 +78,17 @@ __all__ = [
     "RetryPolicy",
     "find_references",
     "replace_references",
+    # long-lived connections
+    "maintain_websocket",
+    "ReconnectPolicy",
+    "BridgeMetrics",
+    "DEFAULT_PERMANENT_CLOSE_CODES",
+    "PermanentConnectionError",
+    "CredentialRefusedError",
+    "CredentialRefreshedError",
+    "HandshakeError",
+    "MessageTooLargeError",
+    "NotConnectedError",
     # errors
     "NexusError",
     "ConfigurationError",
