@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { renderConfigDocs } from './docs.ts';
+import { renderConfigDocs, renderMigratingDocs } from './docs.ts';
 import { envSchema } from './schema.ts';
 
 describe('configuration reference', () => {
@@ -20,5 +20,13 @@ describe('configuration reference', () => {
       assert.ok(docs.includes(`\`${name}\``), name);
       assert.ok((schema.description ?? '').length > 10, `${name} needs a description`);
     }
+  });
+
+  it('docs/migrating.md holds the variable tables of original-variables.ts (run `npm run docs:config`)', () => {
+    const file = readFileSync(
+      join(import.meta.dirname, '..', '..', '..', '..', 'docs', 'migrating.md'),
+      'utf8',
+    );
+    assert.equal(file, renderMigratingDocs(file));
   });
 });

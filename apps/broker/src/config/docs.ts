@@ -1,4 +1,5 @@
 import type * as z from 'zod';
+import { renderOriginalVariables } from './original-variables.ts';
 import { envSchema, SECRET_VARIABLES } from './schema.ts';
 
 export interface EnvVarDoc {
@@ -158,4 +159,19 @@ export function renderConfigDocs(): string {
     '',
   );
   return lines.join('\n');
+}
+
+const ORIGINAL_START = '<!-- original-variables:start -->';
+const ORIGINAL_END = '<!-- original-variables:end -->';
+
+/**
+ * docs/migrating.md with the block between its `original-variables` markers regenerated from
+ * `original-variables.ts`; the rest of the guide is written by hand and kept as it is.
+ */
+export function renderMigratingDocs(current: string): string {
+  const start = current.indexOf(ORIGINAL_START);
+  const end = current.indexOf(ORIGINAL_END);
+  if (start === -1 || end < start)
+    throw new Error(`docs/migrating.md must hold ${ORIGINAL_START} and ${ORIGINAL_END}, in that order`);
+  return `${current.slice(0, start + ORIGINAL_START.length)}\n\n${renderOriginalVariables()}\n\n${current.slice(end)}`;
 }

@@ -1,4 +1,5 @@
 import { buildApp } from '../../app.ts';
+import { originalVariableWarnings } from '../../config/original-variables.ts';
 import { watchKeyFile } from '../../crypto/key-file-watch.ts';
 import { isDatabaseUnavailable } from '../../db/availability.ts';
 import { migrate, migrationStatus } from '../../db/migrate.ts';
@@ -110,6 +111,15 @@ async function followKeysAndRegister(
   }
 }
 
+/**
+ * One warning per variable of the original Go Nexus that is set and that Nexus does not read,
+ * saying what to do instead (config/original-variables.ts). Names only: values may be secrets.
+ */
+function warnOriginalVariables(env: NodeJS.ProcessEnv, logger: ReturnType<typeof createLogger>): void {
+  for (const { variable, nexus, message } of originalVariableWarnings(env))
+    logger.warn({ variable, nexus }, message);
+}
+
 const untilSignal = (logger: ReturnType<typeof createLogger>) =>
   new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -124,6 +134,7 @@ const untilSignal = (logger: ReturnType<typeof createLogger>) =>
 export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean }): Promise<number> {
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel);
+  warnOriginalVariables(env, logger);
   const container = await containerOrExit(config);
   let stopFollowing: (() => Promise<void>) | undefined;
   try {
@@ -145,6 +156,7 @@ export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean
 export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOptions): Promise<number> {
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel);
+  warnOriginalVariables(env, logger);
   const container = await containerOrExit(config);
   let stopFollowing: (() => Promise<void>) | undefined;
   try {
