@@ -25,9 +25,43 @@ const eventSchema = z
 
 const timestamp = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
 
+/** The original broker's event, as `format=original` answers it (audit.original.ts). */
+const originalEventSchema = z
+  .object({
+    id: z.string(),
+    connection_id: z.string().nullable().describe('The connection the event is about (a UUID), or null'),
+    event_type: z.string().describe("The original's event name; Nexus-only events keep their Nexus name"),
+    event_data: z
+      .string()
+      .nullable()
+      .describe('JSON text (a string, as the original wrote it): the facts of the event, never a secret'),
+    ip_address: z.string().nullable(),
+    user_agent: z.string().nullable(),
+    created_at: z.string(),
+  })
+  .meta({ id: 'OriginalAuditEvent' });
+
+/** Nexus's own page size; the original's shape allows up to 1000, as the original did. */
+const NEXUS_MAX_LIMIT = 500;
+const ORIGINAL_MAX_LIMIT = 1000;
+/** Parameters of Nexus's own shape, which the original's has no place for. */
+const NEXUS_ONLY = ['actor', 'resource', 'until', 'cursor'] as const;
+
 const querySchema = z
   .object({
-    event_type: z.string().max(100).optional().describe('Exact event type, e.g. `provider.created`'),
+    format: z
+      .enum(['nexus', 'original'])
+      .default('nexus')
+      .describe(
+        "`original`: the original broker's shape, a plain array of `{id, connection_id, event_type, event_data, ip_address, user_agent, created_at}` with its event names (see docs/migrating.md); takes `event_type`, `since` and `limit` only",
+      ),
+    event_type: z
+      .string()
+      .max(100)
+      .optional()
+      .describe(
+        'Exact event type, e.g. `provider.created`; with `format=original`, an original name (`token_retrieved`): an unknown one finds nothing',
+      ),
     actor: z.string().max(200).optional().describe('Exact actor, e.g. `admin-key:ops`'),
     resource: z
       .string()
@@ -37,10 +71,31 @@ const querySchema = z
       .describe('Resource type (`provider`) or type and id (`provider:<id>`)'),
     since: timestamp.optional().describe('Only events at or after this RFC 3339 time'),
     until: timestamp.optional().describe('Only events before this RFC 3339 time'),
-    limit: z.coerce.number().int().min(1).max(500).default(50),
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(ORIGINAL_MAX_LIMIT)
+      .default(50)
+      .describe(`At most ${NEXUS_MAX_LIMIT}, or ${ORIGINAL_MAX_LIMIT} with \`format=original\``),
     cursor: z.string().max(64).optional().describe('`next_cursor` from the previous page'),
   })
-  .strict();
+  .strict()
+  .superRefine((q, ctx) => {
+    if (q.format === 'original') {
+      for (const name of NEXUS_ONLY)
+        if (q[name] !== undefined)
+          ctx.addIssue({ code: 'custom', path: [name], message: 'not available with format=original' });
+    } else if (q.limit > NEXUS_MAX_LIMIT) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limit'],
+        message: `at most ${NEXUS_MAX_LIMIT} (${ORIGINAL_MAX_LIMIT} with format=original)`,
+      });
+    }
+  });
+
+const pageSchema = z.object({ events: z.array(eventSchema), next_cursor: z.string().nullable() });
 
 const encodeCursor = (seq: number) => Buffer.from(`seq:${seq}`).toString('base64url');
 function decodeCursor(cursor: string): number {
@@ -57,15 +112,19 @@ export function auditRoutes(app: FastifyInstance, deps: { audit: AuditService })
         operationId: 'listAuditEvents',
         tags: ['audit'],
         summary: 'Audit events, newest first, with filters and cursor paging',
+        description:
+          "Nexus's shape by default: `{events, next_cursor}`. With `format=original`, the original broker's: a plain array with its event names, `event_type`, `since` and `limit` (up to 1000), so that its consumers keep working after adding one parameter.",
         querystring: querySchema,
         response: {
-          200: z.object({ events: z.array(eventSchema), next_cursor: z.string().nullable() }),
+          200: z.union([pageSchema, z.array(originalEventSchema)]),
           ...errorResponses(),
         },
       },
     },
     async (request) => {
       const q = request.query;
+      if (q.format === 'original')
+        return deps.audit.queryOriginal({ eventType: q.event_type, since: q.since, limit: q.limit });
       const [resourceType, ...rest] = q.resource?.split(':') ?? [];
       const events = await deps.audit.query({
         action: q.event_type,

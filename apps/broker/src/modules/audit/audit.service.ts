@@ -2,6 +2,7 @@ import * as nodeCrypto from 'node:crypto';
 import { isDatabaseUnavailable } from '../../db/availability.ts';
 import type { AuditEventsTable } from '../../db/schema.ts';
 import { chainHash, GENESIS_HASH } from './audit.chain.ts';
+import { type OriginalAuditEvent, type OriginalQuery, queryOriginal } from './audit.original.ts';
 import type { AuditQuery, AuditStore } from './audit.store.ts';
 
 export type AuditOutcome = 'success' | 'failure' | 'denied';
@@ -187,6 +188,11 @@ export function createAuditService(deps: {
         request_id: r.request_id,
         details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
       }));
+    },
+
+    /** The original broker's read shape, with its event names (audit.original.ts). */
+    queryOriginal(q: OriginalQuery): Promise<OriginalAuditEvent[]> {
+      return queryOriginal(store, q);
     },
 
     /**

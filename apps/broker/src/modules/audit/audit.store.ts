@@ -55,6 +55,9 @@ WHERE EXISTS (SELECT 1 FROM moved)`;
 /** Optimistic appends tried before falling back to a transaction that locks the head. */
 const OPTIMISTIC_TRIES = 3;
 
+/** Events `queryNewest` reads from the time index before it walks from the newest instead. */
+const SINCE_PROBE = 1000;
+
 export function createAuditStore(db: Database) {
   const k = db.kysely;
   // The head this process last wrote (PostgreSQL): the next batch is hashed on it without reading
@@ -106,6 +109,19 @@ export function createAuditStore(db: Database) {
     return appendLocked(build);
   }
 
+  /** Newest first, keyset-paged on seq (every filter column is indexed together with seq). */
+  async function query(q: AuditQuery, trx: Kysely<DB> = k): Promise<AuditEventsTable[]> {
+    let sel = trx.selectFrom('audit_events').selectAll();
+    if (q.action !== undefined) sel = sel.where('action', '=', q.action);
+    if (q.actor !== undefined) sel = sel.where('actor', '=', q.actor);
+    if (q.resourceType !== undefined) sel = sel.where('resource_type', '=', q.resourceType);
+    if (q.resourceId !== undefined) sel = sel.where('resource_id', '=', q.resourceId);
+    if (q.since !== undefined) sel = sel.where('occurred_at', '>=', q.since);
+    if (q.until !== undefined) sel = sel.where('occurred_at', '<', q.until);
+    if (q.beforeSeq !== undefined) sel = sel.where('seq', '<', q.beforeSeq);
+    return sel.orderBy('seq', 'desc').limit(q.limit).execute();
+  }
+
   return {
     /**
      * Appends rows after the current chain head, atomically. `build` hashes the batch on a head and
@@ -134,17 +150,55 @@ export function createAuditStore(db: Database) {
         .execute();
     },
 
-    /** Newest first, keyset-paged on seq (every filter column is indexed together with seq). */
-    async query(q: AuditQuery, trx: Kysely<DB> = k): Promise<AuditEventsTable[]> {
-      let sel = trx.selectFrom('audit_events').selectAll();
-      if (q.action !== undefined) sel = sel.where('action', '=', q.action);
-      if (q.actor !== undefined) sel = sel.where('actor', '=', q.actor);
-      if (q.resourceType !== undefined) sel = sel.where('resource_type', '=', q.resourceType);
-      if (q.resourceId !== undefined) sel = sel.where('resource_id', '=', q.resourceId);
-      if (q.since !== undefined) sel = sel.where('occurred_at', '>=', q.since);
-      if (q.until !== undefined) sel = sel.where('occurred_at', '<', q.until);
-      if (q.beforeSeq !== undefined) sel = sel.where('seq', '<', q.beforeSeq);
-      return sel.orderBy('seq', 'desc').limit(q.limit).execute();
+    query,
+
+    /**
+     * The newest `limit` events (of some actions) at or after `since`, exactly as `query` answers,
+     * but reading a bounded part of an index when few events match. `query` with `since` walks
+     * `seq` (or `(action, seq)`) from the newest event and filters on time: when fewer than `limit`
+     * match (a poll for the last minute) the walk goes on to the oldest event. So the time index is
+     * asked first for at most SINCE_PROBE events at or after `since`: when that is all of them,
+     * they are the candidates, fetched by `seq`. When there are more, the newest events are among
+     * them (events are appended in time order, up to the write latency and the clock skew between
+     * replicas) and the walk from the newest stops after about `limit` events; with actions, it
+     * never leaves their part of the `(action, seq)` index.
+     */
+    async queryNewest(q: {
+      actions?: readonly string[] | undefined;
+      since?: number | undefined;
+      limit: number;
+    }): Promise<AuditEventsTable[]> {
+      const walk = async () => {
+        if (q.actions === undefined) return query(q);
+        const each = await Promise.all(q.actions.map((action) => query({ ...q, action })));
+        return each
+          .flat()
+          .sort((a, b) => b.seq - a.seq)
+          .slice(0, q.limit);
+      };
+      if (q.since === undefined) return walk();
+      const probe = Math.max(q.limit, SINCE_PROBE);
+      const recent = await k
+        .selectFrom('audit_events')
+        .select(['seq', 'action'])
+        .where('occurred_at', '>=', q.since)
+        .orderBy('occurred_at')
+        .limit(probe + 1)
+        .execute();
+      if (recent.length > probe) return walk();
+      const wanted = q.actions === undefined ? undefined : new Set(q.actions);
+      const seqs = recent
+        .filter((r) => wanted === undefined || wanted.has(r.action))
+        .map((r) => r.seq)
+        .sort((a, b) => b - a)
+        .slice(0, q.limit);
+      if (seqs.length === 0) return [];
+      return k
+        .selectFrom('audit_events')
+        .selectAll()
+        .where('seq', 'in', seqs)
+        .orderBy('seq', 'desc')
+        .execute();
     },
   };
 }
