@@ -70,6 +70,9 @@ ensure_postgres() {
   done
   as_postgres psql -p "$port" -qtAc "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'" | grep -q 1 ||
     as_postgres psql -p "$port" -qc "CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD'" >&2
+  # CREATEDB: a test may build a database of its own (the original's, for nexus import original).
+  as_postgres psql -p "$port" -qtAc "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER' AND rolcreatedb" | grep -q 1 ||
+    as_postgres psql -p "$port" -qc "ALTER ROLE $PG_USER CREATEDB" >&2
   as_postgres psql -p "$port" -qtAc "SELECT 1 FROM pg_database WHERE datname='$PG_DB'" | grep -q 1 ||
     as_postgres psql -p "$port" -qc "CREATE DATABASE $PG_DB OWNER $PG_USER" >&2
   echo "postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$port/$PG_DB"

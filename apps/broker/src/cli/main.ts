@@ -6,6 +6,7 @@ import { VERSION } from '../version.ts';
 import { adminKeysCommand } from './commands/admin-keys.ts';
 import { auditVerify } from './commands/audit.ts';
 import { doctor } from './commands/doctor.ts';
+import { importCommand } from './commands/import.ts';
 import {
   keysGenerate,
   keysGenerateTransit,
@@ -36,6 +37,14 @@ Broker
   doctor                            check configuration, keys, database and access; say how to fix problems
   proxy                             run the credential proxy on its own (NEXUS_URL, NEXUS_ROUTES, the proxy's
                                     agent credential NEXUS_CLIENT_ID/NEXUS_CLIENT_SECRET; docs/proxy.md)
+
+Moving from the original Go Nexus (docs/migrating.md)
+  import original --database-url postgres://… --encryption-key KEY [--apply] [--with-audit]
+                                    read the original's database: providers, aliases, active connections (same
+                                    ids, tokens re-sealed) and, with --with-audit, its audit events as history.
+                                    A dry run that writes nothing unless --apply; re-run it to pick up what changed.
+                                    KEY: the original's ENCRYPTION_KEY (or --encryption-key-file FILE;
+                                    ORIGINAL_DATABASE_URL and ORIGINAL_ENCRYPTION_KEY are read when the flags are absent)
 
 Keys
   keys generate [--file PATH]       print a new 32-byte key (for ENCRYPTION_KEY, STATE_KEY), or write a key file
@@ -149,6 +158,17 @@ export async function main(
           return await adminKeysCommand(io, env, { verb: 'revoke', ref: rest[0] }, json);
         }
         break;
+      case 'import':
+        return await importCommand(io, env, {
+          source: sub,
+          databaseUrl: values['database-url'],
+          encryptionKey: values['encryption-key'],
+          encryptionKeyFile: values['encryption-key-file'],
+          apply: values.apply === true,
+          dryRun: values['dry-run'] === true,
+          withAudit: values['with-audit'] === true,
+          json,
+        });
       case 'audit':
         if (sub === 'verify') return await auditVerify(io, env, json);
         break;
@@ -216,6 +236,11 @@ function parse(argv: readonly string[]) {
       'user-secrets': { type: 'boolean' },
       force: { type: 'boolean' },
       wait: { type: 'string' },
+      'database-url': { type: 'string' },
+      'encryption-key': { type: 'string' },
+      'encryption-key-file': { type: 'string' },
+      apply: { type: 'boolean' },
+      'with-audit': { type: 'boolean' },
     },
   });
 }
