@@ -341,6 +341,24 @@ describe('nexus import original', { timeout: 300_000 }, () => {
       'token values in history are redacted',
     );
 
+    // Consumers of the original's GET /audit read the history under its own names and times.
+    const fatal = JSON.parse(
+      (await api('GET', '/audit?format=original&event_type=token_refresh_fatal&limit=10')).body,
+    );
+    assert.equal(fatal.length, 1, JSON.stringify(fatal));
+    assert.equal(fatal[0].connection_id, original.ids.alice);
+    assert.deepEqual(JSON.parse(fatal[0].event_data), { error: 'invalid_grant' });
+    assert.ok(
+      Date.now() - Date.parse(fatal[0].created_at) > 50 * 60_000,
+      'the original time, not the import time',
+    );
+    const read = JSON.parse(
+      (await api('GET', '/audit?format=original&event_type=token_retrieved&limit=10')).body,
+    );
+    const imported = read.filter((e: { ip_address: string | null }) => e.ip_address === '10.0.0.2');
+    assert.equal(imported.length, 1, JSON.stringify(read));
+    assert.ok(!imported[0].event_data.includes('leaked-in-history'));
+
     const third = await cli(['--apply', '--with-audit', '--json']);
     const report = JSON.parse(third.stdout);
     assert.deepEqual(report.connections, { unchanged: 5, skipped: 3, failed: 3 });

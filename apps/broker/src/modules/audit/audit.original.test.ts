@@ -117,18 +117,25 @@ describe('the original audit shape: the mapping table', () => {
     assert.deepEqual(actionsFor('token_retrieved'), [
       { action: 'connection.token_read', exact: true },
       { action: 'token_retrieved', exact: true },
+      { action: 'original.token_retrieved', exact: true },
     ]);
     assert.deepEqual(actionsFor('provider.updated'), [
       { action: 'provider.updated', exact: true },
       { action: 'provider.destination_changed', exact: true },
+      { action: 'original.provider.updated', exact: true },
     ]);
     assert.deepEqual(actionsFor('oauth_error'), [
       { action: 'connection.failed', exact: false },
       { action: 'oauth_error', exact: true },
+      { action: 'original.oauth_error', exact: true },
     ]);
     // A Nexus name the original has another name for is never shown, so nothing is read for it.
     assert.deepEqual(actionsFor('connection.token_read'), []);
-    assert.deepEqual(actionsFor('agent.created'), [{ action: 'agent.created', exact: true }]);
+    // A name of either side also finds the original's history imported under it.
+    assert.deepEqual(actionsFor('agent.created'), [
+      { action: 'agent.created', exact: true },
+      { action: 'original.agent.created', exact: true },
+    ]);
   });
 });
 

@@ -168,7 +168,29 @@ export function actionsFor(eventType: string): { action: string; exact: boolean 
     out.push({ action, exact: entries.every((m) => m.original === eventType) });
   }
   if (!BY_ACTION.has(eventType)) out.push({ action: eventType, exact: true });
+  // The original's own history, brought over by `nexus import original --with-audit`.
+  if (out.length > 0 && IMPORTED_TYPE.test(eventType))
+    out.push({ action: `${IMPORTED}${eventType.toLowerCase()}`, exact: true });
   return out;
+}
+
+/** Imported history (modules/import/audit-step.ts): action `original.<event_type>`. */
+const IMPORTED = 'original.';
+const IMPORTED_TYPE = /^[a-z0-9_.-]{1,64}$/i;
+
+/** An imported event as the original wrote it: its own type, data and time. */
+function importedAsOriginal(row: AuditEventsTable, details: Details): OriginalAuditEvent {
+  const type = details?.original_event_type;
+  const at = details?.original_created_at;
+  return {
+    id: typeof details?.original_id === 'string' ? details.original_id : row.id,
+    connection_id: uuidOrNull(row.resource_id),
+    event_type: typeof type === 'string' ? type : row.action.slice(IMPORTED.length),
+    event_data: JSON.stringify(withoutSecrets(details?.event_data ?? {})),
+    ip_address: row.ip,
+    user_agent: row.user_agent,
+    created_at: typeof at === 'string' ? at : new Date(row.occurred_at).toISOString(),
+  };
 }
 
 /**
@@ -210,6 +232,7 @@ function parseDetails(text: string | null): Details {
  */
 export function toOriginal(row: AuditEventsTable): OriginalAuditEvent {
   const details = parseDetails(row.details);
+  if (row.action.startsWith(IMPORTED) && row.actor === 'original') return importedAsOriginal(row, details);
   const mapping = mappingOf(row.action, details);
   const data = { ...(details ?? {}), ...(mapping?.data?.({ resource_id: row.resource_id, details }) ?? {}) };
   return {
