@@ -7,6 +7,7 @@ import { createGuardedFetch } from './egress/guarded-fetch.ts';
 import { joseFetch } from './egress/jose-fetch.ts';
 import { createSafeFetch } from './egress/safe-fetch.ts';
 import { createMetrics, type Metrics } from './http/metrics.ts';
+import { createOriginalMetrics } from './http/original-metrics.ts';
 import { createRateLimiter, type RateLimiter } from './http/rate-limit.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
@@ -148,11 +149,15 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     maxRedirects: 0,
     maxResponseBytes: 1024 * 1024,
   });
+  const metrics = createMetrics();
+  // The original's metric names, next to Nexus's own (issue #25).
+  const originalMetrics = createOriginalMetrics(metrics.registry);
   const discovery = createDiscovery({
     ttlSeconds: config.discoveryTtlSeconds,
     allowInsecure,
     fetch: idpFetch,
     rules: egressRules,
+    metrics: originalMetrics.discovery,
     now,
   });
   const providers = createProvidersService({
@@ -176,7 +181,6 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
       { discovery, allowInsecure, timeoutMs: config.upstreamTimeoutMs, fetch: idpFetch },
       options,
     );
-  const metrics = createMetrics();
   const eventsStore = createEventsStore(db);
   const events = createEventsService({ store: eventsStore, now });
   const schedule = createRefreshSchedule(config.refresh);
@@ -255,19 +259,21 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     secrets,
     fallback: secretsFallback,
   });
-  const connections = createConnectionsService({
-    store: connectionsStore,
-    credentials: credentialStore,
-    providers,
-    oauthClient,
-    audit,
-    access: principalAccess,
-    schedule,
-    events,
-    leaseMs: config.refresh.leaseMs,
-    upstreamTimeoutMs: config.upstreamTimeoutMs,
-    now,
-  });
+  const connections = originalMetrics.instrument(
+    createConnectionsService({
+      store: connectionsStore,
+      credentials: credentialStore,
+      providers,
+      oauthClient,
+      audit,
+      access: principalAccess,
+      schedule,
+      events,
+      leaseMs: config.refresh.leaseMs,
+      upstreamTimeoutMs: config.upstreamTimeoutMs,
+      now,
+    }),
+  );
   const consentStore = createConsentStore(db);
   const returnUrls = {
     allowedDomains: config.allowedReturnDomains,
@@ -288,6 +294,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     returnUrls,
     schedule,
     events,
+    metrics: originalMetrics.consent,
     now,
   });
   const capture = createCaptureService({
@@ -300,6 +307,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     returnUrls,
     probe: createSafeFetch({ allowCidrs: config.egressAllowedCidrs, timeoutMs: config.upstreamTimeoutMs }),
     events,
+    metrics: originalMetrics.capture,
     now,
   });
   const housekeeping = createHousekeeping({

@@ -94,7 +94,8 @@ describe('static-credential capture', () => {
     }>(await broker.request({ method: 'GET', url: `/v1/token/${connection_id}` }));
     assert.deepEqual(token.strategy, {
       type: 'header',
-      config: { header_name: 'Authorization', credential_field: 'api_key' },
+      // The original's default for api_key (issue #25).
+      config: { header_name: 'X-API-Key', credential_field: 'api_key' },
     });
     assert.deepEqual(token.credentials, { api_key: 'sk_live_captured_123' });
     assert.equal(token.expires_at, null);

@@ -136,7 +136,9 @@ describe('issue #17: the original REST wire', () => {
     assert.equal(nulls.statusCode, 201, nulls.body);
     const nullsId = json<{ id: string }>(nulls).id;
     const nullsView = json<{ scopes: string[]; params: object }>(await call('GET', `/providers/${nullsId}`));
-    assert.deepEqual([nullsView.scopes, nullsView.params], [[], {}]);
+    // No strategy named: the original's api_key default is written in (issue #25).
+    const written = { auth_strategy: { type: 'header', config: { header_name: 'X-API-Key' } } };
+    assert.deepEqual([nullsView.scopes, nullsView.params], [[], written]);
     const reset = await call('PATCH', `/v1/providers/${nullsId}`, { scopes: ['a'] });
     assert.deepEqual(json(reset).scopes, ['a']);
     assert.deepEqual(json(await call('PATCH', `/providers/${nullsId}`, { scopes: null })).scopes, []);

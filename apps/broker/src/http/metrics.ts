@@ -3,7 +3,9 @@ import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client
 
 /**
  * Prometheus metrics. Labels are route templates (`/providers/:id`), methods and status codes
- * only: never ids, names, keys or anything a caller controls.
+ * only: never ids, names, keys or anything a caller controls. The modules register theirs on the
+ * same registry (`*.metrics.ts`), and so do the original's names (original-metrics.ts), whose
+ * `provider` label is an operator-defined provider name.
  */
 export function createMetrics() {
   const registry = new Registry();

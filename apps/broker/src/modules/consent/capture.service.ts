@@ -45,6 +45,8 @@ export function createCaptureService(deps: {
   /** The SSRF-guarded client that probes credentials when a provider asks for it. */
   probe: SafeFetch;
   events?: ConnectionEventSink;
+  /** Counts captures by outcome (the original's `oauth_credential_captures_total`). */
+  metrics?: { captured(outcome: 'success' | 'error'): void };
   now?: () => number;
 }) {
   const { store, connections } = deps;
@@ -66,14 +68,16 @@ export function createCaptureService(deps: {
     };
   }
 
-  /**
-   * Tries the credentials against the provider as its `params.validation` says, applying them with
-   * the provider's strategy. Only the outcome is kept: no answer body, no credential, no cache.
-   */
   /** Probes per capture link (per process): a link is not a free oracle for guessing keys. */
   const probes = new Map<string, number>();
   const MAX_PROBES = 10;
 
+  /**
+   * Tries the credentials against the provider as its `params.validation` says (or, without one,
+   * at `user_info_endpoint` under `api_base_url`, as the original did), applying them with the
+   * provider's strategy, through the egress guard. Only the outcome is kept: no answer body, no
+   * credential, no cache.
+   */
   async function verify(
     flowId: string,
     profile: StoredProfile,
@@ -103,6 +107,7 @@ export function createCaptureService(deps: {
       });
     }
     let status: number;
+    let body: Buffer;
     try {
       const answer = await deps.probe(request.url.href, {
         method: spec.method,
@@ -110,18 +115,88 @@ export function createCaptureService(deps: {
         ...(spec.method === 'POST' ? { body: '{}' } : {}),
       });
       status = answer.status;
+      body = answer.body;
     } catch (error) {
       if (!(error instanceof EgressError)) throw error;
       throw errorFrom(consentErrors, 'credentials_unverifiable', { detail: `probe: ${error.message}` });
     }
+    const refuse = (why: string) =>
+      errorFrom(consentErrors, 'credentials_rejected', {
+        detail: `probe answered ${status}${why}`,
+        // The original's implicit probe: say where the provider refused them.
+        ...(spec.implicit
+          ? {
+              message: `The provider refused these credentials (its user info endpoint answered ${status}). Check them and submit again; nothing was stored.`,
+            }
+          : {}),
+      });
+    if (spec.failureStatus.includes(status) && !spec.expectStatus.includes(status)) throw refuse('');
     const accepted =
       spec.expectStatus.length > 0 ? spec.expectStatus.includes(status) : status >= 200 && status < 300;
-    if (accepted) return status;
-    const refused =
-      status === 401 || status === 403 || (spec.expectStatus.length > 0 && status < 500 && status !== 429);
-    if (refused)
-      throw errorFrom(consentErrors, 'credentials_rejected', { detail: `probe answered ${status}` });
+    if (accepted) {
+      // Only whether the text is there is kept; the answer itself is not (nor logged).
+      const text = spec.failureBodyContains || spec.successBodyContains ? body.toString('utf8') : '';
+      if (spec.failureBodyContains && text.includes(spec.failureBodyContains))
+        throw refuse(' with failure_body_contains');
+      if (spec.successBodyContains && !text.includes(spec.successBodyContains))
+        throw refuse(' without success_body_contains');
+      return status;
+    }
+    if (spec.expectStatus.length > 0 && status < 500 && status !== 429) throw refuse('');
     throw errorFrom(consentErrors, 'credentials_unverifiable', { detail: `probe answered ${status}` });
+  }
+
+  /** Stores the credentials, activates the connection, and says where to send the user. */
+  async function captureOnce(ctx: AuditContext, stateText: string, values: Record<string, unknown>) {
+    const { flow, profile, provider, fields } = await openFlow(stateText);
+    const checked = checkCaptured(fields, values);
+    if (!checked.ok) throw errorFrom(consentErrors, 'invalid_credentials', { details: checked.problems });
+    // Before the flow is consumed: refused credentials leave the link usable for another try.
+    const probed = await verify(flow.id, profile, checked.values);
+    const t = now();
+    if ((await store.consume(flow.id, t)) === undefined)
+      throw errorFrom(consentErrors, 'capture_not_available');
+    const credentials: StoredCredentials = { kind: 'static', fields: checked.values };
+    // After the flow is consumed (one writer per connection), before the row changes (it never
+    // points at credentials that were not stored). A backend failure answers its 503; the
+    // connection stays pending until it expires, and the user starts again.
+    const sealed = await deps.credentials.write(flow.connection_id, credentials);
+    const { activated, superseded } = await connections.activate(
+      flow.connection_id,
+      {
+        credentials: sealed,
+        access_expires_at: null,
+        last_error: null,
+      },
+      t,
+    );
+    if (!activated) {
+      if (deps.credentials.mode === 'secret-backend')
+        await deps.credentials.remove(flow.connection_id).catch(() => {});
+      throw errorFrom(consentErrors, 'capture_not_available');
+    }
+    await removeSuperseded(deps.credentials, superseded);
+    await emitActivated(deps.events, connections, flow.connection_id, superseded);
+    // Field names only: the values are the secrets.
+    await deps.audit.record(ctx, {
+      action: 'connection.activated',
+      resourceType: 'connection',
+      resourceId: flow.connection_id,
+      details: {
+        provider: provider.name,
+        fields: Object.keys(checked.values),
+        superseded,
+        ...(probed === undefined ? {} : { probe_status: probed }),
+      },
+    });
+    const redirectUrl = returnUrlAllowed(flow.return_url, deps.returnUrls)
+      ? withOutcome(flow.return_url, {
+          status: 'success',
+          connection_id: flow.connection_id,
+          provider: provider.name,
+        })
+      : null;
+    return { connection_id: flow.connection_id, status: 'active' as const, redirect_url: redirectUrl };
   }
 
   return {
@@ -139,57 +214,16 @@ export function createCaptureService(deps: {
       };
     },
 
-    /** Stores the credentials, activates the connection, and says where to send the user. */
+    /** `captureOnce`, counted by outcome. */
     async capture(ctx: AuditContext, stateText: string, values: Record<string, unknown>) {
-      const { flow, profile, provider, fields } = await openFlow(stateText);
-      const checked = checkCaptured(fields, values);
-      if (!checked.ok) throw errorFrom(consentErrors, 'invalid_credentials', { details: checked.problems });
-      // Before the flow is consumed: refused credentials leave the link usable for another try.
-      const probed = await verify(flow.id, profile, checked.values);
-      const t = now();
-      if ((await store.consume(flow.id, t)) === undefined)
-        throw errorFrom(consentErrors, 'capture_not_available');
-      const credentials: StoredCredentials = { kind: 'static', fields: checked.values };
-      // After the flow is consumed (one writer per connection), before the row changes (it never
-      // points at credentials that were not stored). A backend failure answers its 503; the
-      // connection stays pending until it expires, and the user starts again.
-      const sealed = await deps.credentials.write(flow.connection_id, credentials);
-      const { activated, superseded } = await connections.activate(
-        flow.connection_id,
-        {
-          credentials: sealed,
-          access_expires_at: null,
-          last_error: null,
-        },
-        t,
-      );
-      if (!activated) {
-        if (deps.credentials.mode === 'secret-backend')
-          await deps.credentials.remove(flow.connection_id).catch(() => {});
-        throw errorFrom(consentErrors, 'capture_not_available');
+      try {
+        const result = await captureOnce(ctx, stateText, values);
+        deps.metrics?.captured('success');
+        return result;
+      } catch (error) {
+        deps.metrics?.captured('error');
+        throw error;
       }
-      await removeSuperseded(deps.credentials, superseded);
-      await emitActivated(deps.events, connections, flow.connection_id, superseded);
-      // Field names only: the values are the secrets.
-      await deps.audit.record(ctx, {
-        action: 'connection.activated',
-        resourceType: 'connection',
-        resourceId: flow.connection_id,
-        details: {
-          provider: provider.name,
-          fields: Object.keys(checked.values),
-          superseded,
-          ...(probed === undefined ? {} : { probe_status: probed }),
-        },
-      });
-      const redirectUrl = returnUrlAllowed(flow.return_url, deps.returnUrls)
-        ? withOutcome(flow.return_url, {
-            status: 'success',
-            connection_id: flow.connection_id,
-            provider: provider.name,
-          })
-        : null;
-      return { connection_id: flow.connection_id, status: 'active' as const, redirect_url: redirectUrl };
     },
   };
 }

@@ -75,6 +75,21 @@ const PARAM_SKIP = new Set([
   'jwks_uri',
 ]);
 
+/**
+ * What the consent flow reports to metrics (http/original-metrics.ts keeps the original's names).
+ * Outcomes only: never a user, a connection or a credential.
+ */
+export interface ConsentMetrics {
+  /** A connection request answered (OAuth or capture link); `openid` when that scope was asked. */
+  consentStarted(openid: boolean): void;
+  /** An authorization code exchanged (success: the connection is active) or not, and how long it took. */
+  codeExchanged(outcome: 'success' | 'error', seconds: number): void;
+  /** An id_token verified at the callback (or refused), and how long checking the answer took. */
+  idTokenChecked(outcome: 'success' | 'error', seconds: number): void;
+}
+
+const seconds = (since: number) => (performance.now() - since) / 1000;
+
 function truthy(value: unknown): boolean {
   return value === true || value === 'true';
 }
@@ -98,6 +113,7 @@ export function createConsentService(deps: {
   returnUrls: { allowedDomains: readonly string[]; allowLoopback: boolean; requireHttps: boolean };
   schedule?: RefreshSchedule;
   events?: ConnectionEventSink;
+  metrics?: ConsentMetrics;
   now?: () => number;
 }) {
   const { store, connections, ring, audit } = deps;
@@ -245,6 +261,7 @@ export function createConsentService(deps: {
           ...metadataKeys(request.metadata),
         },
       });
+      deps.metrics?.consentStarted(scopes.includes('openid'));
       return { authUrl, state, scopes, provider_id: provider.id, connection_id: connectionId };
     },
 
@@ -295,7 +312,13 @@ export function createConsentService(deps: {
         return fail(/^[a-z_]{1,64}$/.test(upstreamError) ? upstreamError : 'authorization_failed');
       }
       if (flow.verifier === null) return fail('not_an_oauth_flow');
+      const exchangeStarted = performance.now();
+      const exchangeFailed = (error: string, detail?: string) => {
+        deps.metrics?.codeExchanged('error', seconds(exchangeStarted));
+        return fail(error, detail);
+      };
       let tokens: oauth.TokenEndpointResponse;
+      let idTokenStarted: number | undefined;
       try {
         const { profile, clientSecret } = await deps.providers.loadForUse(flow.provider_id);
         const openid = (JSON.parse(flow.scopes) as string[]).includes('openid');
@@ -314,12 +337,13 @@ export function createConsentService(deps: {
           callbackParams,
           flow.redirect_uri,
           codeVerifier,
-          oc.requestOptions(),
+          { ...oc.requestOptions(), additionalParameters: exchangeParameters(profile, flow.scopes) },
         );
         // A verifiable id_token is required with openid and checked: claims here (iss pinned to the
         // issuer configured or discovered, aud, exp, nonce), signature against that issuer's key
         // set below. One that cannot be verified never got this far (`oc.idTokens`, discarded).
         const verify = oc.idTokens.mode === 'verify';
+        if (verify && openid) idTokenStarted = performance.now();
         tokens = await oauth.processAuthorizationCodeResponse(
           oc.as,
           oc.client,
@@ -328,8 +352,13 @@ export function createConsentService(deps: {
         );
         if (tokens.id_token !== undefined)
           await oauth.validateApplicationLevelSignature(oc.as, response, oc.requestOptions());
+        if (idTokenStarted !== undefined && tokens.id_token !== undefined)
+          deps.metrics?.idTokenChecked('success', seconds(idTokenStarted));
       } catch (error) {
-        return fail(callbackFailure(error), error instanceof Error ? error.message : undefined);
+        const failure = callbackFailure(error);
+        if (idTokenStarted !== undefined && failure === 'id_token_invalid')
+          deps.metrics?.idTokenChecked('error', seconds(idTokenStarted));
+        return exchangeFailed(failure, error instanceof Error ? error.message : undefined);
       }
       const credentials: StoredCredentials = {
         kind: 'oauth2',
@@ -344,7 +373,8 @@ export function createConsentService(deps: {
         sealed = await deps.credentials.write(flow.connection_id, credentials);
       } catch (error) {
         // The code only: the backend's own text (paths, ARNs) stays out of the redirect and audit.
-        if (error instanceof NexusError) return fail(error.code);
+        if (error instanceof NexusError) return exchangeFailed(error.code);
+        deps.metrics?.codeExchanged('error', seconds(exchangeStarted));
         throw error;
       }
       const done = now();
@@ -367,8 +397,9 @@ export function createConsentService(deps: {
         // The flow was consumed once, so no other write to this connection exists.
         if (deps.credentials.mode === 'secret-backend')
           await deps.credentials.remove(flow.connection_id).catch(() => {});
-        return fail('connection_not_pending');
+        return exchangeFailed('connection_not_pending');
       }
+      deps.metrics?.codeExchanged('success', seconds(exchangeStarted));
       await removeSuperseded(deps.credentials, superseded);
       await audit.record(ctx, {
         action: 'connection.activated',
@@ -391,6 +422,17 @@ export function createConsentService(deps: {
 }
 
 export type ConsentService = ReturnType<typeof createConsentService>;
+
+/**
+ * Extra parameters of the authorization-code exchange. The original sends the flow's `scope`
+ * there by default (Microsoft Entra expects it; RFC 6749 §3.2 has servers ignore parameters they do
+ * not know) and leaves it out with `params.skip_scope_on_exchange` (Salesforce refuses it).
+ */
+function exchangeParameters(profile: StoredProfile, flowScopes: string): Record<string, string> {
+  const scopes = JSON.parse(flowScopes) as string[];
+  if (truthy(profile.params.skip_scope_on_exchange) || scopes.length === 0) return {};
+  return { scope: scopes.join(' ') };
+}
 
 /** The callback's parameters without `iss`, for a provider whose issuer identifier is unknown. */
 function withoutIss(params: URLSearchParams): URLSearchParams {

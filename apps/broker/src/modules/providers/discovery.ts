@@ -76,6 +76,11 @@ export function discoveryMayRecover(error: unknown): boolean {
   return true;
 }
 
+/** What discovery reports to metrics: each document fetched (not cached answers), by outcome. */
+export interface DiscoveryMetrics {
+  discovered(outcome: 'success' | 'error', seconds: number): void;
+}
+
 /**
  * Fetches and validates OpenID discovery documents (OIDC Discovery 1.0 §4) with oauth4webapi,
  * which checks that the document's `issuer` equals the one asked for (§4.3). Successful results
@@ -89,6 +94,7 @@ export function createDiscovery(deps: {
   fetch: typeof fetch;
   /** What an endpoint the document names may be (egress/endpoint-rules.ts). */
   rules: EndpointRules;
+  metrics?: DiscoveryMetrics;
   now?: () => number;
 }) {
   const now = deps.now ?? Date.now;
@@ -140,13 +146,17 @@ export function createDiscovery(deps: {
   function load(issuer: string): Promise<DiscoveredMetadata> {
     const running = inflight.get(issuer);
     if (running) return running;
+    const started = performance.now();
+    const took = () => (performance.now() - started) / 1000;
     const promise = fetchMetadata(issuer)
       .then((value) => {
         cache.set(issuer, { value, expiresAt: now() + deps.ttlSeconds * 1000 });
+        deps.metrics?.discovered('success', took());
         return value;
       })
       .catch((error: Error) => {
         cache.set(issuer, { error, expiresAt: now() + FAILURE_TTL_MS });
+        deps.metrics?.discovered('error', took());
         throw error;
       })
       .finally(() => inflight.delete(issuer));

@@ -58,6 +58,32 @@ const formTolerant =
   };
 
 /**
+ * `params.token_request_format: json` (the original's setting, for providers whose token endpoint
+ * reads JSON only): the form body oauth4webapi builds for the token endpoint (code exchange and
+ * refresh, client credentials included when the client authenticates in the body) is sent as a JSON
+ * object instead. Other requests (revocation, key sets) are left as they are.
+ */
+const jsonTokenRequests =
+  (send: typeof fetch, endpoint: string | undefined): typeof fetch =>
+  (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (
+      endpoint === undefined ||
+      init?.method !== 'POST' ||
+      !(init.body instanceof URLSearchParams) ||
+      new URL(url).href !== new URL(endpoint).href
+    )
+      return send(input, init);
+    const headers = new Headers(init.headers);
+    headers.set('content-type', 'application/json');
+    return send(input, {
+      ...init,
+      headers: Object.fromEntries(headers.entries()),
+      body: JSON.stringify(Object.fromEntries(init.body)),
+    });
+  };
+
+/**
  * GitHub answers a refused grant with `200 {"error": "bad_refresh_token", …}`. Read as a success it
  * would fail on the missing access token and leave the outcome unknown forever; it is an OAuth
  * error answer (RFC 6749 §5.2), so it is passed on as a 400 that oauth4webapi reads as one.
@@ -148,7 +174,11 @@ export async function oauthClientFor(
   if (typeof revocation === 'string') as = { ...as, revocation_endpoint: revocation };
   const auth = clientAuthFor(profile, clientSecret ?? '', as);
   const insecure = deps.allowInsecure(new URL(as.token_endpoint ?? as.issuer));
-  const send = formTolerant(deps.fetch, idTokens.mode === 'discard');
+  const guarded =
+    profile.params.token_request_format === 'json'
+      ? jsonTokenRequests(deps.fetch, as.token_endpoint)
+      : deps.fetch;
+  const send = formTolerant(guarded, idTokens.mode === 'discard');
   return {
     as,
     client: { client_id: profile.client_id! },

@@ -4,6 +4,11 @@ export const providerErrors = defineErrors({
   provider_not_found: { status: 404, message: 'No live provider with that id or name.' },
   provider_name_taken: { status: 409, message: 'A live provider or alias already uses that name.' },
   invalid_provider: { status: 400, message: 'The provider profile is not valid.' },
+  strategy_settings_conflict: {
+    status: 400,
+    message:
+      'A strategy setting is written both flat in params and in params.auth_strategy.config, with different values; details names each one.',
+  },
   discovery_failed: {
     status: 422,
     message: 'The OpenID discovery document could not be fetched or is not valid.',

@@ -74,7 +74,7 @@ const fields = {
     .record(z.string().min(1).max(64), z.unknown())
     .nullish()
     .describe(
-      'Options with meaning (`skip_scope_on_auth`, `skip_scope_on_exchange`, `credential_schema`, `auth_strategy`, `token_request_format`, `revocation_endpoint`, `validation`, `jwks_uri`: the key set that verifies id_tokens of `issuer` without discovery); other string values are extra authorize-URL parameters',
+      'Options with meaning (`skip_scope_on_auth`, `skip_scope_on_exchange`, `credential_schema`, `auth_strategy`, `token_request_format`, `revocation_endpoint`, `validation`, `jwks_uri`: the key set that verifies id_tokens of `issuer` without discovery). A static-credential provider may write its strategy settings flat (`param_name`, `header_name`, `service`…, as the original did): they are stored in `auth_strategy.config`. Other string values are extra authorize-URL parameters of an oauth2 provider',
     ),
   api_base_url: optionalUrl,
   user_info_endpoint: urlOrPath,

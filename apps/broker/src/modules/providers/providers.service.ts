@@ -12,6 +12,7 @@ import { parseClientKey } from './client-key.ts';
 import type { Discovery } from './discovery.ts';
 import { openidWarning, type ProviderWarning } from './id-token-trust.ts';
 import { createProviderCredentials, type ProviderRef } from './provider-credentials.ts';
+import { foldStrategySettings } from './provider-params.ts';
 import { providerErrors } from './providers.errors.ts';
 import type {
   AuthType,
@@ -21,7 +22,7 @@ import type {
   StoredProfile,
 } from './providers.schemas.ts';
 import type { LockedProvidersStore, ProvidersStore } from './providers.store.ts';
-import { validateProfile } from './providers.validate.ts';
+import { type Problem, validateProfile } from './providers.validate.ts';
 
 /**
  * What is stored in `providers.profile`: the profile plus whether a client secret exists. With an
@@ -170,24 +171,49 @@ export function createProvidersService(deps: {
     }
   }
 
+  /**
+   * The profile as it is stored: strategy settings written flat in `params` (the original's habit)
+   * folded into `params.auth_strategy`, and an `api_key` provider's default header written in
+   * (provider-params.ts). A setting given both ways with different values is refused here; the
+   * other problems are validated with the rest.
+   */
+  function fold(
+    profile: StoredProfile,
+    previous?: StoredProfile,
+  ): { profile: StoredProfile; problems: readonly Problem[] } {
+    const folded = foldStrategySettings(profile, previous);
+    if (folded.conflicts.length > 0)
+      throw errorFrom(providerErrors, 'strategy_settings_conflict', { details: folded.conflicts });
+    return { profile: { ...profile, params: folded.params }, problems: folded.problems };
+  }
+
   /** Validation shared by create, replace and patch; discovery runs last, only for a valid profile. */
   async function check(
     profile: StoredProfile,
     hasClientSecret: boolean,
     previous?: StoredProfile,
     newSecret?: string,
+    foldProblems: readonly Problem[] = [],
   ): Promise<void> {
-    validate(profile, hasClientSecret, newSecret);
+    validate(profile, hasClientSecret, newSecret, foldProblems);
     await discover(profile, previous);
   }
 
   /** The profile's own rules (no I/O): throws `invalid_provider` with every problem. */
-  function validate(profile: StoredProfile, hasClientSecret: boolean, newSecret?: string): void {
-    const problems = validateProfile(profile, {
-      allowLoopbackHttp: deps.allowLoopbackHttp,
-      hasClientSecret,
-      ...(deps.egressAllowedCidrs ? { egressAllowedCidrs: deps.egressAllowedCidrs } : {}),
-    });
+  function validate(
+    profile: StoredProfile,
+    hasClientSecret: boolean,
+    newSecret?: string,
+    foldProblems: readonly Problem[] = [],
+  ): void {
+    const problems = [...foldProblems];
+    problems.push(
+      ...validateProfile(profile, {
+        allowLoopbackHttp: deps.allowLoopbackHttp,
+        hasClientSecret,
+        ...(deps.egressAllowedCidrs ? { egressAllowedCidrs: deps.egressAllowedCidrs } : {}),
+      }),
+    );
     if (
       profile.auth_type === 'oauth2' &&
       profile.auth_header === 'private_key_jwt' &&
@@ -299,12 +325,14 @@ export function createProvidersService(deps: {
   async function write(
     ctx: AuditContext,
     row: ProvidersTable,
-    profile: StoredProfile,
+    written: StoredProfile,
     secret: string | null | undefined,
     ifMatch: string | undefined,
   ): Promise<ProviderView> {
     checkIfMatch(ifMatch, row.version);
     const before = await hydrate(row);
+    const folded = fold(written, before);
+    const profile = folded.profile;
     // Switching to a static type drops the client secret: it has no use there.
     // So does a switch between a shared secret and private_key_jwt: the stored value is the wrong kind.
     const sameKind =
@@ -313,7 +341,7 @@ export function createProvidersService(deps: {
       secret === undefined && before.has_client_secret && profile.auth_type === 'oauth2' && sameKind;
     const hasSecret = typeof secret === 'string' || keepSecret;
     // A profile that is not valid says so first; discovery is fetched only once the change may go.
-    validate(profile, hasSecret, secret ?? undefined);
+    validate(profile, hasSecret, secret ?? undefined, folded.problems);
     const destination = await guardDestinations(row, before, profile, secret, keepSecret);
     await discover(profile, before);
     const record: StoredRecord = { ...profile, has_client_secret: hasSecret };
@@ -413,8 +441,10 @@ export function createProvidersService(deps: {
       ctx: AuditContext,
       input: ProfileInput,
     ): Promise<{ id: string; warnings?: ProviderWarning[] }> {
-      const { profile, secret } = normalize(input);
-      await check(profile, secret !== undefined, undefined, secret);
+      const normalized = normalize(input);
+      const { secret } = normalized;
+      const { profile, problems } = fold(normalized.profile);
+      await check(profile, secret !== undefined, undefined, secret, problems);
       const id = randomUUID();
       const t = now();
       const ref: ProviderRef = { id, name: profile.name };

@@ -1,5 +1,5 @@
 import { addressProblem } from '../../egress/endpoint-rules.ts';
-import { defaultCredentialFields, strategyFor } from '../strategies/strategy.ts';
+import { defaultCredentialFields, STRATEGY_SETTINGS, strategyFor } from '../strategies/strategy.ts';
 import type { AuthType, StoredProfile } from './providers.schemas.ts';
 import { PROBE_KEYS, PROBE_METHODS } from './validation-probe.ts';
 
@@ -26,16 +26,6 @@ export const CORE_AUTHORIZE_PARAMS: ReadonlySet<string> = new Set([
   'request_uri',
 ]);
 
-/** Strategy types agents apply, the config keys each requires, and which auth types may use them. */
-const STRATEGIES: Record<string, { required: string[]; optional: string[] }> = {
-  oauth2: { required: [], optional: [] },
-  header: { required: [], optional: ['header_name', 'credential_field', 'value_prefix'] },
-  query_param: { required: ['param_name'], optional: ['credential_field'] },
-  basic_auth: { required: [], optional: ['username_field', 'password_field'] },
-  hmac_payload: { required: ['header_name'], optional: ['secret_field', 'algo', 'encoding'] },
-  aws_sigv4: { required: ['service'], optional: ['region'] },
-};
-
 const STRATEGY_FOR: Record<AuthType, readonly string[]> = {
   oauth2: ['oauth2'],
   api_key: ['header', 'query_param'],
@@ -57,6 +47,12 @@ const BOOL_PARAMS = new Set(['skip_scope_on_auth', 'skip_scope_on_exchange']);
 const OBJECT_PARAMS = new Set(['credential_schema', 'auth_strategy', 'validation']);
 
 const MAX_JSON_DEPTH = 16;
+const OAUTH_ONLY_PARAMS = [
+  'skip_scope_on_auth',
+  'skip_scope_on_exchange',
+  'token_request_format',
+  'revocation_endpoint',
+] as const;
 
 /** Whether a parsed JSON value nests deeper than `max` (iterative: no recursion to overflow). */
 function deeperThan(value: unknown, max: number): boolean {
@@ -131,11 +127,11 @@ function checkUrl(
 function checkStrategy(problems: Problem[], authType: AuthType, strategy: unknown): void {
   const allowed = STRATEGY_FOR[authType];
   if (strategy === undefined) {
-    const implied = STRATEGIES[allowed[0]!]!;
+    const implied = STRATEGY_SETTINGS[allowed[0] as keyof typeof STRATEGY_SETTINGS];
     for (const key of implied.required) {
       problems.push({
         path: `params.auth_strategy.config.${key}`,
-        message: `required for auth_type ${authType}`,
+        message: `required for auth_type ${authType} (in params.auth_strategy.config, or flat as params.${key})`,
       });
     }
     return;
@@ -158,7 +154,7 @@ function checkStrategy(problems: Problem[], authType: AuthType, strategy: unknow
     problems.push({ path: 'params.auth_strategy.config', message: 'must be an object' });
     return;
   }
-  const spec = STRATEGIES[type]!;
+  const spec = STRATEGY_SETTINGS[type as keyof typeof STRATEGY_SETTINGS];
   const values = config as Record<string, unknown>;
   for (const key of spec.required) {
     if (typeof values[key] !== 'string' || values[key] === '') {
@@ -219,6 +215,17 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
       problems.push({ path: 'params.jwks_uri', message: 'only for oauth2 (it verifies id_tokens)' });
     else if (profile.issuer === undefined)
       problems.push({ path: 'params.jwks_uri', message: 'needs issuer: the id_tokens it verifies name it' });
+  }
+  if (profile.auth_type !== 'oauth2') {
+    // Settings of the authorization request and the token endpoint: a static provider has neither,
+    // so they would be accepted and do nothing.
+    for (const key of OAUTH_ONLY_PARAMS) {
+      if (profile.params[key] !== undefined)
+        problems.push({
+          path: `params.${key}`,
+          message: `only for oauth2: auth_type ${profile.auth_type} has no authorization request or token endpoint`,
+        });
+    }
   }
   if (profile.auth_type === 'oauth2') {
     if (profile.params.auth_strategy !== undefined) {
@@ -315,12 +322,16 @@ function checkCredentialSchema(problems: Problem[], profile: StoredProfile): voi
   }
 }
 
-/** `params.validation`: the probe of captured credentials (see validation-probe.ts). */
+/**
+ * `params.validation`: the probe of captured credentials (see validation-probe.ts), in Nexus's
+ * keys and the original's (`skip`, `failure_status`, `failure_body_contains`, `success_body_contains`).
+ */
 function checkValidation(problems: Problem[], profile: StoredProfile, options: ValidationOptions): void {
   const value = profile.params.validation;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return; // reported already
   const path = 'params.validation';
-  if (profile.auth_type === 'oauth2' || profile.auth_type === 'aws_sigv4') {
+  const onlySkip = Object.keys(value).length === 1 && (value as { skip?: unknown }).skip === true;
+  if (profile.auth_type === 'oauth2' || (profile.auth_type === 'aws_sigv4' && !onlySkip)) {
     problems.push({
       path,
       message: `not available for auth_type ${profile.auth_type}: only static credentials the broker can apply are probed`,
@@ -333,17 +344,29 @@ function checkValidation(problems: Problem[], profile: StoredProfile, options: V
   }
   if (v.method !== undefined && !PROBE_METHODS.includes(v.method as never))
     problems.push({ path: `${path}.method`, message: `must be one of ${PROBE_METHODS.join(', ')}` });
-  if (
-    v.expect_status !== undefined &&
-    (!Array.isArray(v.expect_status) ||
-      v.expect_status.length === 0 ||
-      v.expect_status.length > 20 ||
-      !v.expect_status.every((n) => Number.isInteger(n) && n >= 200 && n <= 599))
-  )
-    problems.push({
-      path: `${path}.expect_status`,
-      message: 'must be a list of 1 to 20 HTTP status codes between 200 and 599',
-    });
+  for (const key of ['expect_status', 'failure_status'] as const) {
+    const list = v[key];
+    if (
+      list !== undefined &&
+      (!Array.isArray(list) ||
+        list.length === 0 ||
+        list.length > 20 ||
+        !list.every((n) => Number.isInteger(n) && n >= 200 && n <= 599))
+    )
+      problems.push({
+        path: `${path}.${key}`,
+        message: 'must be a list of 1 to 20 HTTP status codes between 200 and 599',
+      });
+  }
+  for (const key of ['failure_body_contains', 'success_body_contains'] as const) {
+    const text = v[key];
+    if (text !== undefined && (typeof text !== 'string' || text.length === 0 || text.length > 256))
+      problems.push({ path: `${path}.${key}`, message: 'must be a string of 1 to 256 characters' });
+  }
+  if (v.skip !== undefined && typeof v.skip !== 'boolean')
+    problems.push({ path: `${path}.skip`, message: 'must be true or false' });
+  // The original's opt-out: no probe, so nothing to probe either.
+  if (v.skip === true) return;
   if (v.url === undefined) {
     if (profile.user_info_endpoint === undefined)
       problems.push({ path: `${path}.url`, message: 'required unless user_info_endpoint is set' });

@@ -16,7 +16,38 @@ const DEFAULTS: Record<Strategy['type'], Record<string, string>> = {
   aws_sigv4: { region: 'us-east-1' },
 };
 
-const IMPLIED: Record<StoredProfile['auth_type'], Strategy['type']> = {
+/**
+ * The settings each strategy reads from its config, required and optional (the v1 contract's
+ * strategies table). The original's registration guide also writes them flat in `params`
+ * (`params.param_name`); providers/provider-params.ts folds that form into `auth_strategy.config`.
+ */
+export const STRATEGY_SETTINGS: Record<
+  Strategy['type'],
+  { readonly required: readonly string[]; readonly optional: readonly string[] }
+> = {
+  oauth2: { required: [], optional: [] },
+  header: { required: [], optional: ['header_name', 'credential_field', 'value_prefix'] },
+  query_param: { required: ['param_name'], optional: ['credential_field'] },
+  basic_auth: { required: [], optional: ['username_field', 'password_field'] },
+  hmac_payload: { required: ['header_name'], optional: ['secret_field', 'algo', 'encoding'] },
+  aws_sigv4: { required: ['service'], optional: ['region'] },
+};
+
+/** Every setting name of every strategy. */
+export const ALL_STRATEGY_SETTINGS: ReadonlySet<string> = new Set(
+  Object.values(STRATEGY_SETTINGS).flatMap((s) => [...s.required, ...s.optional]),
+);
+
+/**
+ * The header an `api_key` provider registered without a strategy gets, as the original answered
+ * agents (`{type: header, config: {header_name: X-API-Key}}`). It is written into the provider's
+ * `params.auth_strategy` when the provider is registered (provider-params.ts); a row written before
+ * that rule (no `auth_strategy`) keeps `DEFAULTS.header`'s `Authorization`.
+ */
+export const API_KEY_DEFAULT_HEADER = 'X-API-Key';
+
+/** The strategy type a static auth type applies when its profile names none. */
+export const IMPLIED: Record<StoredProfile['auth_type'], Strategy['type']> = {
   oauth2: 'oauth2',
   api_key: 'header',
   header: 'header',
@@ -26,7 +57,11 @@ const IMPLIED: Record<StoredProfile['auth_type'], Strategy['type']> = {
   aws_sigv4: 'aws_sigv4',
 };
 
-/** The strategy of a provider: its `params.auth_strategy` (validated at registration) or the implied one. */
+/**
+ * The strategy of a provider: its `params.auth_strategy` (validated at registration, flat settings
+ * folded in) or the implied one. An `api_key` row without one was written before registration
+ * started recording the original's `X-API-Key` default, and keeps sending `Authorization`.
+ */
 export function strategyFor(profile: StoredProfile): Strategy {
   if (profile.auth_type === 'oauth2') return { type: 'oauth2', config: {} };
   const given = profile.params.auth_strategy as
