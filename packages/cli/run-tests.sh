@@ -39,5 +39,6 @@ out="$("$NODE" bin/nexus.js completion bash)"
 [[ "$out" == *"complete -F _nexus nexus"* ]]
 "$NODE" bin/nexus.js validate -f examples/nexus-providers.yaml >/dev/null 2>&1 && exit 1 # variables unset: must fail
 GITHUB_CLIENT_SECRET=x GOOGLE_CLIENT_SECRET=y "$NODE" bin/nexus.js validate -f examples/nexus-providers.yaml
+(cd examples && GITHUB_CLIENT_SECRET=x GOOGLE_CLIENT_SECRET=y "$NODE" ../bin/nexus.js validate) # no -f: ./nexus-providers.yaml
 rm -rf dist
 echo "[cli] all passed"

@@ -23,6 +23,7 @@ const FLAGS = [
   '--resource',
   '--since',
   '--status',
+  '--detailed-exitcode',
 ];
 
 export function completionScript(shell: string | undefined): string {

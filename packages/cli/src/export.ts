@@ -4,6 +4,7 @@
  * set in the environment before apply. Applying the export to the same broker changes nothing.
  */
 import { Document } from 'yaml';
+import { escapeVars as escapeText } from './manifest.ts';
 import type { State } from './state.ts';
 import { providerNames } from './state.ts';
 
@@ -87,9 +88,12 @@ export function exportManifest(state: State): { yaml: string; variables: string[
   return { yaml: doc.toString({ lineWidth: 0 }), variables, warnings };
 }
 
-/** `${` in exported text would be read back as a variable: write it as `$${` (client secrets excepted). */
+/**
+ * `${X}` or `$X` in exported text would be read back as a variable: write `$${X}`, `$$X` (client
+ * secrets, which are placeholders, excepted; keys are never read as variables).
+ */
 function escapeVars(v: unknown, key?: string): unknown {
-  if (typeof v === 'string') return key === 'client_secret' ? v : v.replaceAll('${', '$${');
+  if (typeof v === 'string') return key === 'client_secret' ? v : escapeText(v);
   if (Array.isArray(v)) return v.map((x) => escapeVars(x));
   if (v !== null && typeof v === 'object')
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, escapeVars(x, k)]));

@@ -14,48 +14,48 @@ export const GLOBAL_FLAGS = [
   '--profile NAME       use a profile stored by `nexus login` (else NEXUS_PROFILE)',
   '-o, --output FORMAT  table (default), json or yaml',
   '--json               same as --output json',
-  '-y, --yes            do not ask for confirmation',
+  '-y, --yes            confirm without asking (else a terminal prompt, or y/yes piped on stdin)',
   '-h, --help           show help',
 ];
 
 export const COMMANDS: Record<string, CommandHelp> = {
   validate: {
-    usage: 'nexus validate -f FILE',
+    usage: 'nexus validate [-f FILE]',
     summary:
       'check a manifest against the schema; errors point at file:line:column (exit 0 valid, 1 invalid)',
-    flags: ['-f, --file FILE  the manifest (- for stdin)'],
-    examples: [
-      'nexus validate -f nexus.yaml',
-      'GITHUB_CLIENT_SECRET=x nexus validate -f nexus-providers.yaml',
-    ],
+    flags: ['-f, --file FILE  the manifest (- for stdin; default nexus-providers.yaml)'],
+    examples: ['nexus validate -f nexus.yaml', 'GITHUB_CLIENT_SECRET=x nexus validate'],
   },
   plan: {
-    usage: 'nexus plan -f FILE [--prune] [--update-secrets]',
-    summary: 'show what apply would change (exit 0 no changes, 2 changes, 1 error)',
+    usage: 'nexus plan [-f FILE] [--prune] [--update-secrets] [--detailed-exitcode]',
+    summary:
+      'show what apply would change, and orphans (! ORPHAN lines); exit 0 on success, changes or not, 1 on an error',
     flags: [
-      '-f, --file FILE     the manifest',
-      '--prune             also delete objects the file does not list (only kinds the file has a section for)',
-      '--update-secrets    re-send secrets (write-only on the broker, so they cannot be compared)',
+      '-f, --file FILE       the manifest (default nexus-providers.yaml)',
+      '--prune               also delete objects the file does not list (only kinds the file has a section for); without it they are listed as orphans',
+      '--update-secrets      re-send secrets (write-only on the broker, so they cannot be compared)',
+      '--detailed-exitcode   exit 0 no changes, 2 changes, 1 error (as terraform plan -detailed-exitcode)',
     ],
     examples: [
-      'nexus plan -f nexus.yaml',
+      'nexus plan',
       'nexus plan -f nexus.yaml --prune --json',
-      'nexus plan -f nexus.yaml || [ $? -eq 2 ]',
+      'nexus plan -f nexus.yaml --detailed-exitcode || [ $? -eq 2 ]',
     ],
   },
   apply: {
-    usage: 'nexus apply -f FILE [--yes] [--prune] [--update-secrets] [--agent-secrets FILE]',
+    usage: 'nexus apply [-f FILE] [--yes] [--prune] [--update-secrets] [--agent-secrets FILE]',
     summary:
       'make the broker match the manifest; asks for confirmation unless --yes; stops at the first failure without rolling back',
     flags: [
-      '-f, --file FILE        the manifest',
-      '-y, --yes              apply without asking (required without a terminal)',
+      '-f, --file FILE        the manifest (default nexus-providers.yaml)',
+      '-y, --yes              apply without asking (without a terminal: this, or y/yes piped on stdin)',
       '--prune                also delete objects the file does not list',
       '--update-secrets       re-send secrets',
       '--agent-secrets FILE   issue client secrets for new agents and append them to FILE (mode 0600)',
     ],
     examples: [
       'nexus apply -f nexus.yaml',
+      'yes | nexus apply',
       'nexus apply -f nexus.yaml --yes --prune',
       'nexus apply -f nexus.yaml --yes --json',
     ],
@@ -204,7 +204,7 @@ Connection: NEXUS_URL (or BROKER_BASE_URL) and API_KEY (or NEXUS_API_KEY), or a 
 
 Examples
   nexus validate -f nexus.yaml
-  nexus plan -f nexus.yaml        # exit 0: no changes, 2: changes, 1: error
+  nexus plan -f nexus.yaml        # exit 0 on success (--detailed-exitcode: 2 when changes), 1: error
   nexus apply -f nexus.yaml --yes
   nexus export > nexus.yaml
 

@@ -20,7 +20,14 @@ export interface Io {
   readonly env: Readonly<Record<string, string | undefined>>;
   prompt(question: string, options?: { hidden?: boolean }): Promise<string>;
   readStdin(): Promise<string>;
+  /**
+   * The first line of stdin (without its end of line), waiting at most `timeoutMs`; stdin is closed
+   * after it, so an endless producer (`yes |`) stops. `eof`: stdin ended with nothing on it.
+   */
+  readLine(timeoutMs: number): Promise<LineRead>;
 }
+
+export type LineRead = { kind: 'line'; text: string } | { kind: 'eof' } | { kind: 'timeout' };
 
 /** A CLI failure with its exit code; the message is safe to print. */
 export class CliError extends Error {
@@ -44,7 +51,35 @@ export function processIo(env: Readonly<Record<string, string | undefined>> = pr
     env,
     prompt: (question, options = {}) => prompt(question, options.hidden === true),
     readStdin,
+    readLine,
   };
+}
+
+function readLine(timeoutMs: number): Promise<LineRead> {
+  const stdin = process.stdin;
+  return new Promise((resolve) => {
+    let text = '';
+    const finish = (result: LineRead) => {
+      clearTimeout(timer);
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.off('error', onEnd);
+      stdin.destroy();
+      resolve(result);
+    };
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('utf8');
+      const end = text.indexOf('\n');
+      if (end >= 0) finish({ kind: 'line', text: text.slice(0, end).replace(/\r$/, '') });
+      else if (text.length > 4096) finish({ kind: 'line', text });
+    };
+    const onEnd = () => finish(text === '' ? { kind: 'eof' } : { kind: 'line', text });
+    const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+    stdin.on('data', onData);
+    stdin.once('end', onEnd);
+    stdin.once('error', onEnd);
+    stdin.resume();
+  });
 }
 
 async function readStdin(): Promise<string> {

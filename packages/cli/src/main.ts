@@ -51,6 +51,7 @@ const OPTIONS = {
   'no-verify': { type: 'boolean' },
   'include-deleted': { type: 'boolean' },
   remote: { type: 'boolean' },
+  'detailed-exitcode': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -103,16 +104,28 @@ function delegate(argv: readonly string[]): number | null {
   return r.status ?? 1;
 }
 
+/**
+ * Long options the original Go CLI (`-file`, `-prune`) and Terraform (`-detailed-exitcode`) spell
+ * with one dash, read as their `--` forms (node's parser would take `-file` for `-f ile`).
+ */
+const SINGLE_DASH = /^-(file|prune|detailed-exitcode)(=.*)?$/;
+
+export function normalizeArgs(argv: readonly string[]): string[] {
+  const end = argv.indexOf('--');
+  return argv.map((a, i) => (end !== -1 && i > end ? a : a.replace(SINGLE_DASH, '--$1$2')));
+}
+
 /** Runs one command; returns the exit code. Errors print a message (never a secret). */
-export async function main(argv: readonly string[], io: Io = processIo()): Promise<number> {
-  if (isBrokerCommand(argv)) {
-    const code = delegate(argv);
+export async function main(rawArgv: readonly string[], io: Io = processIo()): Promise<number> {
+  if (isBrokerCommand(rawArgv)) {
+    const code = delegate(rawArgv);
     if (code !== null) return code;
     io.err(
-      `\`nexus ${argv[0]}\` runs on the broker host: install @nexus/broker there (this CLI only talks to a broker over HTTP).`,
+      `\`nexus ${rawArgv[0]}\` runs on the broker host: install @nexus/broker there (this CLI only talks to a broker over HTTP).`,
     );
     return 1;
   }
+  const argv = normalizeArgs(rawArgv);
   let parsed: { values: Flags & { help?: boolean; version?: boolean }; positionals: string[] };
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }) as never;

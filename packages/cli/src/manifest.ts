@@ -1,5 +1,5 @@
 /**
- * Reading nexus.yaml: YAML with positions, `${VAR}` interpolation from the environment, JSON Schema
+ * Reading nexus.yaml: YAML with positions, `${VAR}` / `$VAR` interpolation from the environment, JSON Schema
  * validation (schema/nexus.schema.json), then checks the schema cannot express (duplicates, where
  * secrets come from). Every problem carries file:line:column; all problems are listed at once.
  */
@@ -82,7 +82,23 @@ export class ManifestError extends CliError {
   }
 }
 
-const VAR = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$\{/g;
+/**
+ * Interpolation, in string values (never in map keys), left to right; text from the environment is
+ * inserted as it is, never read again. A run of `$` signs followed by `{` or a name start:
+ * - each `$$` of the run writes one literal `$` (`$${X}` → `${X}`, `$$X` → `$X`);
+ * - an odd `$` left at its end starts a reference, `${NAME}` or `$NAME` (NAME: a letter or `_`,
+ *   then letters, digits, `_`; `$NAME` takes the longest such run), replaced by the environment
+ *   variable; one that is not set is an error. Not a reference (`${1}`, `${X:-d}`: no defaults),
+ *   it stays a literal `$`.
+ * Every other `$` stays as written (`$5`, `a$`, `$-x`, `a$$5`).
+ */
+export const VAR = /(\$+)(?=[{A-Za-z_])(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))?/g;
+
+/** The inverse of VAR for text meant literally: every `$` VAR would read is doubled. */
+export const escapeVars = (text: string) => text.replace(/\$+(?=[{A-Za-z_])/g, (run) => run + run);
+
+/** `nexus validate|plan|apply` without -f read this file of the current directory, as the original did. */
+export const DEFAULT_MANIFEST = 'nexus-providers.yaml';
 const REF = /^nexus-secret:([A-Za-z0-9_.-]{1,128})$/;
 const SECRET_PATHS = [['providers', '*', 'client_secret']];
 
@@ -98,6 +114,8 @@ export function loadManifest(file: string, env: Readonly<Record<string, string |
   try {
     text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new CliError(`cannot read ${file}: no such file`);
     throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
   }
   return parseManifest(text, file, env);
@@ -121,21 +139,25 @@ export function parseManifest(
   // Interpolation: every string scalar; secret fields remember where their value came from.
   const secrets = new Map<string, SecretSource>();
   visit(doc, {
-    Scalar(_key, node, ancestry) {
-      if (typeof node.value !== 'string') return;
+    Scalar(key, node, ancestry) {
+      // Keys are names, not values: `$ref` or `$schema` in a credential_schema stay as written.
+      if (key === 'key' || typeof node.value !== 'string') return;
       const path = pathOf(ancestry, node);
       const raw = node.value;
       const vars: string[] = [];
       const missing: string[] = [];
-      const value = raw.replace(VAR, (match, name: string | undefined) => {
-        if (name === undefined) return '${'; // $${ escapes a literal ${
+      const value = raw.replace(VAR, (match, run: string, braced?: string, bare?: string) => {
+        const escaped = '$'.repeat(Math.floor(run.length / 2));
+        const name = braced ?? bare;
+        if (run.length % 2 === 0) return escaped + match.slice(run.length);
+        if (name === undefined) return `${escaped}$`;
         vars.push(name);
         const v = env[name];
         if (v === undefined) {
           missing.push(name);
           return match;
         }
-        return v;
+        return escaped + v;
       });
       for (const name of missing) at(node.range?.[0], `environment variable ${name} is not set`);
       if (isSecretPath(path)) {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import type { CreateAgentInput } from '@nexus-broker/sdk';
 import type { Api } from './api.ts';
 import type { AgentSpec, IssuerSpec, Kind, Manifest, ProviderSpec, SecretSource } from './manifest.ts';
+import { storedParams } from './params.ts';
 import { providerNames, type State } from './state.ts';
 
 export type Op = 'create' | 'update' | 'delete' | 'unchanged';
@@ -40,9 +41,17 @@ export interface Action {
   run?: (ctx: ExecContext) => Promise<void>;
 }
 
+/** An object the broker has and the file does not list, of a kind the file has a section for. */
+export interface Orphan {
+  kind: Kind;
+  name: string;
+}
+
 export interface Plan {
   actions: Action[];
   counts: Record<Op, number>;
+  /** Without --prune: what --prune would delete, listed and left alone (never a change). */
+  orphans: Orphan[];
 }
 
 export interface PlanOptions {
@@ -154,7 +163,9 @@ const AGENT_FIELDS = [
 export function makePlan(manifest: Manifest, state: State, options: PlanOptions): Plan {
   const actions: Action[] = [];
   const deletes: Action[] = [];
+  const orphans: Orphan[] = [];
   const prune = (kind: Kind) => options.prune && manifest.sections.has(kind);
+  const orphan = (kind: Kind) => !options.prune && manifest.sections.has(kind);
 
   // Custom scopes: no update endpoint, so a changed description is delete + create.
   const wantScopes = new Map(manifest.scopes.map((s) => [s.name, s]));
@@ -197,6 +208,9 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
             await api.deleteScope(cur.name);
           },
         });
+  if (orphan('scope'))
+    for (const cur of state.scopes)
+      if (!wantScopes.has(cur.name)) orphans.push({ kind: 'scope', name: cur.name });
 
   // Trusted issuers, by issuer URL.
   const wantIssuers = new Set(manifest.issuers.map((i) => i.issuer));
@@ -246,6 +260,9 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
             await api.deleteTrustedIssuer(cur.id, cur.version);
           },
         });
+  if (orphan('trusted_issuer'))
+    for (const cur of state.issuers)
+      if (!wantIssuers.has(cur.issuer)) orphans.push({ kind: 'trusted_issuer', name: cur.issuer });
 
   // Providers; aliases that go away are removed first so another provider may take the name.
   const wantProviders = new Set(manifest.providers.map((p) => p.name));
@@ -254,7 +271,8 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
   const providerActions: Action[] = [];
   for (const p of manifest.providers) {
     const cur = state.providers.find((c) => c.name === p.name);
-    const desired = p.profile;
+    // Compared, and written, in the form the broker stores (flat strategy settings folded in).
+    const desired = { ...p.profile, params: storedParams(p.profile, cur) };
     if (!cur) {
       const changes = createChanges(desired).filter((c) => c.field !== 'name');
       if (p.secret) changes.push({ field: 'client_secret', new: '***', secret: true });
@@ -343,6 +361,9 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
             await api.deleteProvider(cur.id, cur.version);
           },
         });
+  if (orphan('provider'))
+    for (const cur of state.providers)
+      if (!wantProviders.has(cur.name)) orphans.push({ kind: 'provider', name: cur.name });
 
   // Agents; provider references compare by provider name whatever form (id, name, alias) was used.
   const names = providerNames(state);
@@ -430,6 +451,9 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
             await api.deleteAgent(cur.id, cur.version);
           },
         });
+  if (orphan('agent'))
+    for (const cur of state.agents)
+      if (!wantAgents.has(cur.agent_id)) orphans.push({ kind: 'agent', name: cur.agent_id });
 
   // Deletions after everything else, dependents first: agents, providers, issuers, scopes.
   const rank: Record<string, number> = { agent: 0, provider: 1, trusted_issuer: 2, scope: 3 };
@@ -437,7 +461,8 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
   actions.push(...deletes);
   const counts: Record<Op, number> = { create: 0, update: 0, delete: 0, unchanged: 0 };
   for (const a of actions) counts[a.op] += 1;
-  return { actions, counts };
+  orphans.sort((x, y) => rank[x.kind]! - rank[y.kind]!); // in the order --prune would delete them
+  return { actions, counts, orphans };
 }
 
 async function secretField(ctx: ExecContext, p: ProviderSpec): Promise<{ client_secret?: string }> {

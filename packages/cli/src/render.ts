@@ -4,7 +4,7 @@
  */
 import { stringify } from 'yaml';
 import { type Io, painter } from './io.ts';
-import type { Action, FieldChange, Plan } from './plan.ts';
+import type { Action, FieldChange, Orphan, Plan } from './plan.ts';
 
 const SYMBOL = { create: '+', update: '~', delete: '-', unchanged: '=' } as const;
 const COLOUR = { create: 'green', update: 'yellow', delete: 'red', unchanged: 'dim' } as const;
@@ -31,7 +31,24 @@ function changeLine(c: FieldChange, op: Action['op']): string {
   return `${c.field}: ${showValue(c.old)} → ${showValue(c.new)}`;
 }
 
-/** The human plan: one line per object, changed fields beneath, a summary line. */
+/**
+ * An orphan as the original CLI printed it, `! ORPHAN : NAME (would be deleted if --prune was
+ * passed)`, at the start of the line; kinds the original did not manage name theirs first.
+ */
+export function orphanLine(o: Orphan): string {
+  const kind = o.kind === 'provider' ? '' : `${KIND_LABEL[o.kind]}; `;
+  return `! ORPHAN : ${o.name} (${kind}would be deleted if --prune was passed)`;
+}
+
+/** The orphan lines, after a blank line; nothing when there are none. */
+export function renderOrphans(io: Io, plan: Plan): void {
+  if (plan.orphans.length === 0) return;
+  const paint = painter(io);
+  io.out('');
+  for (const o of plan.orphans) io.out(paint('yellow', orphanLine(o)));
+}
+
+/** The human plan: one line per object, changed fields beneath, orphans, a summary line. */
 export function renderPlan(io: Io, plan: Plan, target: string): void {
   const paint = painter(io);
   io.out(`Plan for ${target}:\n`);
@@ -41,15 +58,21 @@ export function renderPlan(io: Io, plan: Plan, target: string): void {
     for (const c of a.changes) io.out(`      ${changeLine(c, a.op)}`);
     if (a.note) io.out(paint('dim', `      (${a.note})`));
   }
+  renderOrphans(io, plan);
   const { create, update, delete: del, unchanged } = plan.counts;
   io.out(
     `\nPlan: ${create} to create, ${update} to update, ${del} to delete, ${unchanged} unchanged.${
       create + update + del === 0 ? ' No changes.' : ''
     }`,
   );
+  const n = plan.orphans.length;
+  if (n > 0)
+    io.out(
+      `${n} orphan${n === 1 ? '' : 's'} (in the broker, not in the file) left alone: --prune deletes ${n === 1 ? 'it' : 'them'}.`,
+    );
 }
 
-/** The plan for scripts: `{changes: [...], summary: {...}}`, secrets as "***". */
+/** The plan for scripts: `{changes: [...], orphans: [{kind, name}], summary: {...}}`, secrets as "***". */
 export function planJson(plan: Plan): unknown {
   return {
     changes: plan.actions.map((a) => ({
@@ -62,6 +85,7 @@ export function planJson(plan: Plan): unknown {
         new: c.secret ? '***' : (c.new ?? null),
       })),
     })),
+    orphans: plan.orphans.map((o) => ({ kind: o.kind, name: o.name })),
     summary: plan.counts,
   };
 }

@@ -50,7 +50,7 @@ describe('plan and apply when a change moves where secrets go', () => {
 
   test('the plan says so and shows the secret going with it; apply succeeds and the broker audits it', async () => {
     const file = manifest('v2.yaml', 'https://sso.acme.example/token', true);
-    const plan = await nexus(b, ['plan', '-f', file], { env });
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', file], { env });
     assert.equal(plan.code, 2, plan.stderr);
     assert.match(
       plan.stdout,
@@ -70,13 +70,13 @@ describe('plan and apply when a change moves where secrets go', () => {
     const audit = JSON.stringify(await admin(b, '/audit?event_type=provider.destination_changed'));
     assert.match(audit, /"basis":"current_client_secret"/);
     // No change: the next plan has nothing to do, and sends no secret.
-    const again = await nexus(b, ['plan', '-f', file], { env });
+    const again = await nexus(b, ['plan', '--detailed-exitcode', '-f', file], { env });
     assert.equal(again.code, 0, again.stdout);
   });
 
   test('without a client secret in the file the plan warns and apply stops with what to do', async () => {
     const file = manifest('v3.yaml', 'https://elsewhere.example/token', false);
-    const plan = await nexus(b, ['plan', '-f', file]);
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', file]);
     assert.equal(plan.code, 2, plan.stderr);
     assert.match(plan.stdout, /requires the current client_secret with it, and this file has none/);
     const apply = await nexus(b, ['apply', '-f', file, '--yes']);

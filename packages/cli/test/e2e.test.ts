@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: manifests spell variables ${VAR}; these are not templates
 /**
  * End to end against a real broker (SQLite, or PostgreSQL with NEXUS_TEST_DATABASE_URL): the
- * original manifest applied unchanged, plan exit codes, drift, prune, re-apply no-op, stale
+ * original manifest applied unchanged, plan exit codes, drift, orphans and prune, re-apply no-op, stale
  * updates refused (If-Match), a failed apply's report, export → apply round trip, stable --json
  * shapes, and no secret value in any output.
  */
@@ -66,16 +66,21 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
   });
   after(() => b.stop());
 
-  test('applied unchanged; plan exits 2 before and 0 after; a second apply is a no-op', async () => {
-    const plan1 = await nexus(b, ['plan', '-f', original], { env });
+  test('applied unchanged; plan exits 0 (2 with --detailed-exitcode) before, 0 after; a second apply is a no-op', async () => {
+    const plain = await nexus(b, ['plan', '-f', original], { env });
+    assert.equal(plain.code, 0, 'plan exits 0 on success, changes or not (Terraform, the original)');
+    assert.match(plain.stdout, /Plan: 3 to create, 0 to update, 0 to delete, 0 unchanged\./);
+    const plan1 = await nexus(b, ['plan', '--detailed-exitcode', '-f', original], { env });
     assert.equal(plan1.code, 2, plan1.stderr);
+    const terraform = await nexus(b, ['plan', '-detailed-exitcode', '-file', original], { env });
+    assert.equal(terraform.code, 2, `one-dash spellings: ${terraform.stderr}`);
     assert.match(plan1.stdout, /\+ create provider github/);
     assert.match(plan1.stdout, /client_secret: \*\*\*/);
     assert.match(plan1.stdout, /Plan: 3 to create, 0 to update, 0 to delete, 0 unchanged\./);
     const apply = await nexus(b, ['apply', '-f', original, '--yes'], { env });
     assert.equal(apply.code, 0, apply.stderr);
     assert.match(apply.stdout, /✓ created provider openai/);
-    const plan2 = await nexus(b, ['plan', '-f', original], { env });
+    const plan2 = await nexus(b, ['plan', '--detailed-exitcode', '-f', original], { env });
     assert.equal(plan2.code, 0, plan2.stdout);
     assert.match(plan2.stdout, /= unchanged provider github/);
     const again = await nexus(b, ['apply', '-f', original, '--yes'], { env });
@@ -87,15 +92,22 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
     assert.equal(view.body.version, 1, 'no write happened on the no-op apply');
   });
 
-  test('plan exits 1 on an error (invalid file, unreachable broker, bad key)', async () => {
+  test('plan exits 1 on an error (invalid file, unreachable broker, bad key), with or without --detailed-exitcode', async () => {
     const bad = write('bad.yaml', 'providers: [{name: UPPER}]\n');
+    assert.equal((await nexus(b, ['plan', '--detailed-exitcode', '-f', bad])).code, 1);
     assert.equal((await nexus(b, ['plan', '-f', bad])).code, 1);
-    const down = await nexus(b, ['plan', '-f', original], {
+    const plainDown = await nexus(b, ['plan', '-f', original], {
+      env: { ...env, NEXUS_URL: 'http://127.0.0.1:9' },
+    });
+    assert.equal(plainDown.code, 1);
+    const down = await nexus(b, ['plan', '--detailed-exitcode', '-f', original], {
       env: { ...env, NEXUS_URL: 'http://127.0.0.1:9' },
     });
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot reach|fetch failed|ECONNREFUSED/i);
-    const wrong = await nexus(b, ['plan', '-f', original], { env: { ...env, API_KEY: 'wrong-key' } });
+    const wrong = await nexus(b, ['plan', '--detailed-exitcode', '-f', original], {
+      env: { ...env, API_KEY: 'wrong-key' },
+    });
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /401/);
   });
@@ -106,7 +118,7 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
       profile: { description: 'edited by hand', scopes: ['openid'] },
     });
     assert.equal(patched.status, 200);
-    const plan = await nexus(b, ['plan', '-f', original], { env });
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', original], { env });
     assert.equal(plan.code, 2);
     assert.match(
       plan.stdout,
@@ -114,7 +126,30 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
     );
     assert.doesNotMatch(plan.stdout, /client_secret/, 'a stored secret is not re-sent unless asked');
     assert.equal((await nexus(b, ['apply', '-f', original, '--yes'], { env })).code, 0);
-    assert.equal((await nexus(b, ['plan', '-f', original], { env })).code, 0);
+    assert.equal((await nexus(b, ['plan', '--detailed-exitcode', '-f', original], { env })).code, 0);
+  });
+
+  test('a provider the file does not list is an orphan, as the original printed it; only --prune deletes it', async () => {
+    const made = await admin(b, 'POST', '/providers', {
+      profile: { name: 'legacy-crm', auth_type: 'api_key' },
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', original], { env });
+    assert.equal(plan.code, 0, 'an orphan is not a change');
+    assert.match(plan.stdout, /^! ORPHAN : legacy-crm \(would be deleted if --prune was passed\)$/m);
+    assert.match(plan.stdout, /1 orphan \(in the broker, not in the file\) left alone: --prune deletes it\./);
+    const apply = await nexus(b, ['apply', '-f', original, '--yes'], { env });
+    assert.equal(apply.code, 0, apply.stderr);
+    assert.match(apply.stdout, /^! ORPHAN : legacy-crm /m);
+    assert.equal((await admin(b, 'GET', '/providers/by-name/legacy-crm')).status, 200, 'left alone');
+    const prune = await nexus(b, ['plan', '--detailed-exitcode', '-f', original, '--prune'], { env });
+    assert.equal(prune.code, 2);
+    assert.match(prune.stdout, /- delete provider legacy-crm/);
+    assert.doesNotMatch(prune.stdout, /ORPHAN/);
+    const pruned = await nexus(b, ['apply', '-f', original, '--prune', '--yes'], { env });
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.match(pruned.stdout, /✓ deleted provider legacy-crm/);
+    assert.equal((await admin(b, 'GET', '/providers/by-name/legacy-crm')).status, 404);
   });
 
   test('agent public keys (jwks) are compared and exported like any field', async () => {
@@ -129,8 +164,12 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
       );
     const first = withKeys('first');
     assert.equal((await nexus(b, ['apply', '-f', first, '--yes'])).code, 0);
-    assert.equal((await nexus(b, ['plan', '-f', first])).code, 0, 'the same keys: no change');
-    const rotated = await nexus(b, ['plan', '-f', withKeys('second')]);
+    assert.equal(
+      (await nexus(b, ['plan', '--detailed-exitcode', '-f', first])).code,
+      0,
+      'the same keys: no change',
+    );
+    const rotated = await nexus(b, ['plan', '--detailed-exitcode', '-f', withKeys('second')]);
     assert.equal(rotated.code, 2, rotated.stdout);
     assert.match(
       rotated.stdout,
@@ -148,7 +187,7 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
     });
     assert.equal(made.status, 201);
     const file = write('url-keyed.yaml', 'agents:\n  - agent_id: url-keyed\n    allowed_scopes: []\n');
-    const plan = await nexus(b, ['plan', '-f', file]);
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', file]);
     assert.equal(plan.code, 0, plan.stdout);
     assert.doesNotMatch(plan.stdout, /jwks_uri/);
   });
@@ -160,7 +199,7 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
   });
 
   test('--update-secrets re-sends secrets, shown as *** → ***', async () => {
-    const plan = await nexus(b, ['plan', '-f', original, '--update-secrets'], { env });
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', original, '--update-secrets'], { env });
     assert.equal(plan.code, 2);
     assert.match(plan.stdout, /client_secret: \*\*\* → \*\*\*/);
   });
@@ -174,7 +213,7 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
     assert.match(r.stderr, /Set before apply: GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_SECRET/);
     for (const s of SECRETS) assert.ok(!text.includes(s), 'no secret in the exported file');
     const other = { GITHUB_CLIENT_SECRET: newSecret('unused'), GOOGLE_CLIENT_SECRET: newSecret('unused') };
-    const plan = await nexus(b, ['plan', '-f', out], { env: other });
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', out], { env: other });
     assert.equal(plan.code, 0, plan.stdout);
     const apply = await nexus(b, ['apply', '-f', out, '--yes'], { env: other });
     assert.match(apply.stdout, /No changes/);
@@ -214,7 +253,7 @@ describe('the full manifest: scopes, trusted issuers, aliases, agents, secret-st
     const slack = await admin(b, 'GET', '/providers/by-name/slack');
     assert.equal((await admin(b, 'GET', `/providers/${slack.body.id}`)).body.has_client_secret, true);
     assert.equal((await admin(b, 'GET', '/providers/by-name/gh')).status, 200, 'the alias resolves');
-    const plan = await nexus(b, ['plan', '-f', full], { env });
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', full], { env });
     assert.equal(plan.code, 0, plan.stdout);
   });
 
@@ -225,15 +264,28 @@ describe('the full manifest: scopes, trusted issuers, aliases, agents, secret-st
       allowed_scopes: [],
       generate_secret: false,
     });
-    const plain = await nexus(b, ['plan', '-f', full], { env });
-    assert.equal(plain.code, 0, 'without --prune extra objects are left alone');
-    assert.doesNotMatch(plain.stdout, /stray/);
-    const prune = await nexus(b, ['plan', '-f', full, '--prune'], { env });
+    const plain = await nexus(b, ['plan', '--detailed-exitcode', '-f', full], { env });
+    assert.equal(plain.code, 0, 'without --prune extra objects are left alone: orphans are not changes');
+    assert.match(
+      plain.stdout,
+      /^! ORPHAN : stray-bot \(agent; would be deleted if --prune was passed\)\n! ORPHAN : stray:scope \(scope; would be deleted if --prune was passed\)$/m,
+    );
+    assert.doesNotMatch(plain.stdout, /- delete/);
+    const json = JSON.parse((await nexus(b, ['plan', '-f', full, '--json'], { env })).stdout);
+    assert.deepEqual(json.orphans, [
+      { kind: 'agent', name: 'stray-bot' },
+      { kind: 'scope', name: 'stray:scope' },
+    ]);
+    const noPrune = await nexus(b, ['apply', '-f', full, '--yes'], { env });
+    assert.match(noPrune.stdout, /! ORPHAN : stray-bot [\s\S]*No changes/);
+    assert.equal((await admin(b, 'GET', '/admin/v1/agents/stray-bot')).status, 200, 'apply kept it');
+    const prune = await nexus(b, ['plan', '--detailed-exitcode', '-f', full, '--prune'], { env });
     assert.equal(prune.code, 2);
     assert.match(prune.stdout, /- delete agent stray-bot[\s\S]*- delete scope stray:scope/);
+    assert.doesNotMatch(prune.stdout, /ORPHAN/, 'with --prune they are deletions, not orphans');
     const apply = await nexus(b, ['apply', '-f', full, '--prune', '--yes'], { env });
     assert.equal(apply.code, 0, apply.stderr);
-    assert.equal((await nexus(b, ['plan', '-f', full, '--prune'], { env })).code, 0);
+    assert.equal((await nexus(b, ['plan', '--detailed-exitcode', '-f', full, '--prune'], { env })).code, 0);
     assert.equal((await admin(b, 'GET', '/admin/v1/agents/stray-bot')).status, 404);
   });
 
@@ -242,7 +294,7 @@ describe('the full manifest: scopes, trusted issuers, aliases, agents, secret-st
       'only-scopes.yaml',
       'scopes:\n  - name: crm:read\n    description: Read the CRM\n  - name: crm:write\n    description: Change CRM records\n',
     );
-    const plan = await nexus(b, ['plan', '-f', onlyScopes, '--prune']);
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', onlyScopes, '--prune']);
     assert.equal(plan.code, 0, plan.stdout);
   });
 
@@ -297,7 +349,7 @@ agents:
       assert.ok(r.code === 0 || r.code === 2, `${name}: ${r.stderr}`);
       shapes[name] = keys(JSON.parse(r.stdout));
     };
-    await run('plan', ['plan', '-f', full]);
+    await run('plan', ['plan', '--detailed-exitcode', '-f', full]);
     await run('providers list', ['providers', 'list']);
     await run('providers get', ['providers', 'get', 'github']);
     await run('agents list', ['agents', 'list']);
@@ -312,6 +364,9 @@ agents:
         '.changes[].fields',
         '.changes[].kind',
         '.changes[].name',
+        '.orphans',
+        '.orphans[].kind',
+        '.orphans[].name',
         '.summary',
         '.summary.create',
         '.summary.delete',

@@ -127,11 +127,15 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs the CLI with the broker's connection in the environment; fails if any secret is printed. */
+/**
+ * Runs the CLI with the broker's connection in the environment; fails if any secret is printed.
+ * `input` is written to its stdin, which is then closed, unless `holdStdin` keeps it open (and
+ * silent) until the CLI exits, as a CI runner that never closes it would.
+ */
 export async function nexus(
   broker: Broker | undefined,
   args: string[],
-  options: { env?: Record<string, string>; input?: string } = {},
+  options: { env?: Record<string, string>; input?: string; cwd?: string; holdStdin?: boolean } = {},
 ): Promise<Run> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -140,7 +144,11 @@ export async function nexus(
     ...(broker ? { NEXUS_URL: broker.url, API_KEY: broker.apiKey } : {}),
     ...options.env,
   };
-  const child = spawn(NODE, [CLI, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [CLI, ...args], {
+    env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => {
@@ -149,8 +157,11 @@ export async function nexus(
   child.stderr.on('data', (d) => {
     stderr += String(d);
   });
-  child.stdin.end(options.input ?? '');
+  child.stdin.on('error', () => {}); // the CLI may close stdin before reading all of it
+  if (options.holdStdin) child.stdin.write(options.input ?? '');
+  else child.stdin.end(options.input ?? '');
   const code: number = await new Promise((r) => child.on('close', (c) => r(c ?? 1)));
+  child.stdin.destroy();
   record(`$ nexus ${args.join(' ')}\n${stdout}\n${stderr}`);
   return { code, stdout, stderr };
 }

@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: manifests spell variables ${VAR}; these are not templates
 /**
  * Manifest validation without a broker: the published schema, errors at file:line:column, `${VAR}`
- * interpolation, the original manifest accepted unchanged, and completion scripts.
+ * and `$VAR` interpolation, the original manifest accepted unchanged, and completion scripts.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseManifest } from '../src/manifest.ts';
-import { nexus, REPO, SECRETS, transcript } from './harness.ts';
+import { newSecret, nexus, REPO, SECRETS, transcript } from './harness.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'nexus-cli-manifest-'));
 const write = (name: string, text: string) => {
@@ -28,10 +28,22 @@ test('the JSON Schema is published and is valid JSON', () => {
 
 test('the original manifest (providers: with the original profile fields) validates unchanged', async () => {
   const r = await nexus(undefined, ['validate', '-f', join(EXAMPLES, 'nexus-providers.yaml')], {
-    env: { GITHUB_CLIENT_SECRET: 'x', GOOGLE_CLIENT_SECRET: 'y' },
+    env: { GITHUB_CLIENT_SECRET: newSecret('gh'), GOOGLE_CLIENT_SECRET: newSecret('google') },
   });
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /valid \(3 objects\)/);
+});
+
+test('without -f, validate reads nexus-providers.yaml in the current directory', async () => {
+  const r = await nexus(undefined, ['validate'], {
+    cwd: EXAMPLES,
+    env: { GITHUB_CLIENT_SECRET: newSecret('gh'), GOOGLE_CLIENT_SECRET: newSecret('google') },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'nexus-providers.yaml: valid (3 objects)');
+  const elsewhere = await nexus(undefined, ['validate'], { cwd: dir });
+  assert.equal(elsewhere.code, 1);
+  assert.match(elsewhere.stderr, /-f was not given and .*nexus-providers\.yaml does not exist/);
 });
 
 test('schema errors point at file:line:column, all of them at once', async () => {
@@ -55,11 +67,54 @@ agents:
   assert.match(r.stderr, /4 problems/);
 });
 
-test('a missing ${VAR} is a validation error naming the variable and its line', async () => {
-  const path = write('env.yaml', 'providers:\n  - name: github\n    client_secret: ${NOT_SET_ANYWHERE}\n');
+test('a missing ${VAR} or $VAR is a validation error naming the variable and its line', async () => {
+  const path = write(
+    'env.yaml',
+    'providers:\n  - name: github\n    client_secret: ${NOT_SET_ANYWHERE}\n    description: in $NOT_SET_EITHER\n',
+  );
   const r = await nexus(undefined, ['validate', '-f', path]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, new RegExp(`${path}:3:20: environment variable NOT_SET_ANYWHERE is not set`));
+  assert.match(r.stderr, new RegExp(`${path}:4:18: environment variable NOT_SET_EITHER is not set`));
+});
+
+test('$VAR: the exact rule, the same as ${VAR}', () => {
+  const env = { R: 'eu', R_X: 'long', EMPTY: '' };
+  const cases: [string, string][] = [
+    ['$R', 'eu'],
+    ['${R}', 'eu'],
+    ['$R_X', 'long'], // the longest name
+    ['${R}_X', 'eu_X'],
+    ['$R-1.$R', 'eu-1.eu'],
+    ['x$EMPTY.y', 'x.y'], // set but empty: empty, not an error
+    ['$$R', '$R'], // $$ before a name or { is one literal $
+    ['$${R}', '${R}'],
+    ['$$$R', '$eu'],
+    ['$$$$R', '$$R'],
+    ['$5 and a$ and $-x and $ R', '$5 and a$ and $-x and $ R'], // $ not before a name: as written
+    ['pa$$5', 'pa$$5'],
+    ['${1}', '${1}'],
+    ['${R:-default}', '${R:-default}'], // no defaults: literal text
+    ['$', '$'],
+    ['$$', '$$'],
+  ];
+  for (const [written, read] of cases) {
+    const m = parseManifest(`providers:\n  - name: a\n    description: '${written}'\n`, 'm.yaml', env);
+    assert.equal(m.providers[0]!.profile.description, read, written);
+  }
+});
+
+test('$VAR: values from the environment are never read again, keys never at all', () => {
+  const tricky = 'p$ss$$w0rd${R}$R'; // a secret full of $
+  const m = parseManifest(
+    `providers:\n  - name: a\n    client_secret: $TRICKY\n    params:\n      credential_schema:\n        $schema: x\n        $ref: '#/$$defs/key'\n`,
+    'm.yaml',
+    { TRICKY: tricky, R: 'eu' },
+  );
+  assert.deepEqual(m.providers[0]!.secret, { kind: 'env', vars: ['TRICKY'], value: tricky });
+  assert.deepEqual(m.providers[0]!.profile.params, {
+    credential_schema: { $schema: 'x', $ref: '#/$defs/key' },
+  });
 });
 
 test('YAML syntax errors and duplicates carry positions too', async () => {
@@ -131,5 +186,13 @@ test('every command has --help with examples', async () => {
 });
 
 test('no secret of this file appeared in any output', () => {
+  // record() already fails a run that prints one: this guards that the file still runs the CLI
+  // with secrets at all, so that check is not vacuous.
+  assert.ok(SECRETS.size >= 4, `${SECRETS.size} secrets used`);
+  assert.ok(transcript.length >= 20, `${transcript.length} outputs recorded`);
+  assert.ok(
+    transcript.some((t) => t.includes('valid (3 objects)')),
+    'a run that read the secrets is in the transcript',
+  );
   for (const text of transcript) for (const s of SECRETS) assert.ok(!text.includes(s));
 });

@@ -49,7 +49,7 @@ describe('through a pseudo-terminal', () => {
     t.child.stdin!.write('no\r');
     assert.equal(await t.done, 1);
     assert.match(t.output(), /Apply cancelled: nothing was changed/);
-    assert.equal((await nexus(b, ['plan', '-f', file])).code, 2, 'still to do');
+    assert.equal((await nexus(b, ['plan', '--detailed-exitcode', '-f', file])).code, 2, 'still to do');
   });
 
   test('"yes" applies, with colours and a progress bar on the terminal', async () => {
@@ -97,7 +97,7 @@ describe('through a pseudo-terminal', () => {
     );
     assert.match(out, /Run `nexus plan` again/);
     assert.match(out, /not done {2}update provider p3/);
-    const plan = await nexus(b, ['plan', '-f', theirs]);
+    const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', theirs]);
     assert.equal(plan.code, 0, 'terminal B’s configuration stands');
   });
 

@@ -29,6 +29,7 @@ export interface Flags {
   'no-verify'?: boolean;
   'include-deleted'?: boolean;
   remote?: boolean;
+  'detailed-exitcode'?: boolean;
 }
 
 export interface Ctx {
@@ -56,11 +57,33 @@ export function makeCtx(io: Io, flags: Flags, args: string[]): Ctx {
   };
 }
 
-/** Asks "yes" on a terminal; refuses without one unless --yes. */
+/** How long a confirmation waits for its line on a stdin that is not a terminal. */
+export const STDIN_ANSWER_WAIT_MS = 5000;
+
+/**
+ * Confirms with --yes; on a terminal, by typing "yes" at the prompt; otherwise by the first line of
+ * stdin, "y" or "yes" in any case (`yes | nexus apply`, `echo yes | …`). Anything else on that
+ * line cancels. With nothing to read (stdin closed, empty, or no line within
+ * STDIN_ANSWER_WAIT_MS) it refuses with an error instead of waiting for ever.
+ */
 export async function confirm(ctx: Ctx, question: string): Promise<boolean> {
   if (ctx.flags.yes) return true;
-  if (!ctx.io.stdinTty)
-    throw new CliError(`${question}\nRefusing to ask without a terminal: pass --yes to confirm.`);
-  const answer = await ctx.io.prompt(`${question} Only "yes" is accepted: `);
-  return answer.trim() === 'yes';
+  if (ctx.io.stdinTty) {
+    const answer = await ctx.io.prompt(`${question} Only "yes" is accepted: `);
+    return answer.trim() === 'yes';
+  }
+  const refuse = (why: string) =>
+    new CliError(
+      `${question}\nRefusing to ask without a terminal: pass --yes to confirm, or pipe the answer (yes | nexus …). ${why}`,
+    );
+  if (ctx.flags.file === '-')
+    throw refuse('The manifest was read from stdin (-f -), so stdin cannot answer.');
+  const read = await ctx.io.readLine(STDIN_ANSWER_WAIT_MS);
+  if (read.kind === 'eof') throw refuse('Stdin is empty.');
+  if (read.kind === 'timeout')
+    throw refuse(`No line arrived on stdin within ${STDIN_ANSWER_WAIT_MS / 1000} s.`);
+  const yes = /^(y|yes)$/i.test(read.text.trim());
+  // The line itself is not echoed unless it is the answer: stdin may hold anything.
+  ctx.io.err(`${question.trim()} ${yes ? read.text.trim() : '(not "y" or "yes")'} [read from stdin]`);
+  return yes;
 }

@@ -1,17 +1,27 @@
 /** validate, plan, apply, export. */
-import { chmodSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { applyPlan, renderResult, resultJson } from '../apply.ts';
 import { exportManifest } from '../export.ts';
 import { CliError, painter } from '../io.ts';
-import { loadManifest, type Manifest } from '../manifest.ts';
+import { DEFAULT_MANIFEST, loadManifest, type Manifest } from '../manifest.ts';
 import { hasChanges, makePlan, type Plan } from '../plan.ts';
-import { emit, planJson, renderPlan } from '../render.ts';
+import { emit, planJson, renderOrphans, renderPlan } from '../render.ts';
 import { readState } from '../state.ts';
 import { type Ctx, confirm } from './context.ts';
 
+/** -f FILE, else nexus-providers.yaml in the current directory (the original CLI's default). */
+function manifestFile(ctx: Ctx): string {
+  if (ctx.flags.file !== undefined) return ctx.flags.file;
+  if (!existsSync(DEFAULT_MANIFEST))
+    throw new CliError(
+      `no manifest: -f was not given and ${resolve(DEFAULT_MANIFEST)} does not exist. Give one with -f FILE (- for stdin).`,
+    );
+  return DEFAULT_MANIFEST;
+}
+
 function manifestOf(ctx: Ctx): Manifest {
-  if (ctx.flags.file === undefined) throw new CliError('give the manifest: -f nexus.yaml');
-  const m = loadManifest(ctx.flags.file, ctx.io.env);
+  const m = loadManifest(manifestFile(ctx), ctx.io.env);
   for (const w of m.warnings) ctx.io.err(painter(ctx.io)('yellow', `warning: ${w}`));
   return m;
 }
@@ -34,11 +44,14 @@ async function planFor(ctx: Ctx): Promise<{ manifest: Manifest; plan: Plan }> {
   return { manifest, plan };
 }
 
-/** Exit 0: no changes; 2: changes; 1: error (like `terraform plan -detailed-exitcode`). */
+/**
+ * Exit 0 on success, changes or not; 1 on an error. With --detailed-exitcode (Terraform's
+ * `plan -detailed-exitcode`): 0 no changes, 2 changes, 1 error. Orphans are not changes.
+ */
 export async function planCommand(ctx: Ctx): Promise<number> {
   const { plan } = await planFor(ctx);
   emit(ctx.io, ctx.format, planJson(plan), () => renderPlan(ctx.io, plan, ctx.api().url));
-  return hasChanges(plan) ? 2 : 0;
+  return ctx.flags['detailed-exitcode'] && hasChanges(plan) ? 2 : 0;
 }
 
 export async function applyCommand(ctx: Ctx): Promise<number> {
@@ -46,7 +59,14 @@ export async function applyCommand(ctx: Ctx): Promise<number> {
   const json = ctx.format === 'json';
   if (!hasChanges(plan)) {
     if (json) ctx.io.out(JSON.stringify({ ok: true, items: [], notes: [] }, null, 2));
-    else ctx.io.out('No changes: the broker already matches the manifest.');
+    else {
+      renderOrphans(ctx.io, plan);
+      ctx.io.out(
+        plan.orphans.length === 0
+          ? 'No changes: the broker already matches the manifest.'
+          : 'No changes: the broker already matches the manifest; the orphans above are left alone (--prune deletes them).',
+      );
+    }
     return 0;
   }
   if (!json) renderPlan(ctx.io, plan, ctx.api().url);
