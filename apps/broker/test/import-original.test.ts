@@ -249,6 +249,10 @@ describe('nexus import original', { timeout: 300_000 }, () => {
     assert.equal(JSON.parse(resolved.body).connection_id, original.ids.alice, resolved.body);
     const weather = JSON.parse((await api('GET', `/v1/token/${original.ids.weather}`)).body);
     assert.equal(weather.credentials.api_key.startsWith('wk_'), true);
+    // Provider ids are kept too: an agent that stored one keeps working.
+    assert.equal(weather.provider_id, original.providerIds.weather, JSON.stringify(weather.provider_id));
+    const byId = await api('GET', `/providers/${original.providerIds.weather}`);
+    assert.equal(byId.statusCode, 200, byId.body);
 
     const attention = await api('GET', `/v1/token/${original.ids.attention}`);
     assert.equal(attention.statusCode, 409, attention.body);

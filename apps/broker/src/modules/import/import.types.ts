@@ -23,7 +23,7 @@ export interface RowReport {
   readonly name?: string;
   readonly outcome: RowOutcome;
   readonly reason?: string;
-  /** For providers: the Nexus id it maps to (a new id: Nexus chooses provider ids). */
+  /** For providers: the Nexus id it maps to (the original's, unless a Nexus row already had that id). */
   readonly nexus_id?: string;
 }
 

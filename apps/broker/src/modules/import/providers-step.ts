@@ -125,7 +125,8 @@ export async function importProviders(
       tally.add({ ...row, outcome: 'would_create', ...warned(rehearsed.warnings) });
       return undefined;
     }
-    const created = await deps.nexus.providers.create(deps.ctx, parsed.data);
+    // The original's id is kept, so agents and scripts that stored it keep working.
+    const created = await deps.nexus.providers.create(deps.ctx, parsed.data, { id: p.id });
     tally.add({ ...row, outcome: 'created', nexus_id: created.id, ...warned(created.warnings) });
     return created.id;
   }

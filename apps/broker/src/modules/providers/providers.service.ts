@@ -437,15 +437,21 @@ export function createProvidersService(deps: {
   }
 
   return {
+    /**
+     * `options.id`: an id to keep when it is free (`nexus import original` keeps the original's
+     * provider ids); the answer says which id the provider got.
+     */
     async create(
       ctx: AuditContext,
       input: ProfileInput,
+      options: { id?: string } = {},
     ): Promise<{ id: string; warnings?: ProviderWarning[] }> {
       const normalized = normalize(input);
       const { secret } = normalized;
       const { profile, problems } = fold(normalized.profile);
       await check(profile, secret !== undefined, undefined, secret, problems);
-      const id = randomUUID();
+      // A kept id is used only when no row (a deleted one included) has it.
+      const id = options.id !== undefined && !(await store.idTaken(options.id)) ? options.id : randomUUID();
       const t = now();
       const ref: ProviderRef = { id, name: profile.name };
       // Internal paths are per id: the secret goes first, so a row never lacks its secret.

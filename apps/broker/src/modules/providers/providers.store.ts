@@ -45,6 +45,12 @@ function storeOver(k: Kysely<DB> | Transaction<DB>) {
     async insert(row: ProvidersTable): Promise<void> {
       await k.insertInto('providers').values(row).execute();
     },
+    /** Whether any row, deleted ones included, has this id. */
+    async idTaken(id: string): Promise<boolean> {
+      return (
+        (await k.selectFrom('providers').select('id').where('id', '=', id).executeTakeFirst()) !== undefined
+      );
+    },
     async findLive(id: string): Promise<ProvidersTable | undefined> {
       return live().selectAll().where('id', '=', id).executeTakeFirst();
     },
