@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { json } from './harness.ts';
+import { createAgentWithToken, json } from './harness.ts';
 import { REDIRECT, RETURN, Scenario } from './oauth-scenario.ts';
 
 /**
@@ -33,37 +33,13 @@ describe('down-scoped provider tokens for agent sessions', () => {
     assert.equal(callback.origin + callback.pathname, REDIRECT);
     await s.call({ method: 'GET', url: callback.pathname + callback.search, key: null }, 302);
     connectionId = started.connection_id;
-    const agent = json<{ agent_id: string; client_secret: string }>(
-      await s.call(
-        {
-          method: 'POST',
-          url: '/admin/v1/agents',
-          payload: {
-            agent_id: 'narrow-bot',
-            allowed_scopes: ['api:read', 'email'],
-            allowed_providers: ['idp-basic'],
-            allowed_workspaces: ['narrow-user'],
-          },
-        },
-        201,
-      ),
-    );
-    agentToken = json<{ access_token: string }>(
-      await s.call(
-        {
-          method: 'POST',
-          url: '/oauth/token',
-          key: null,
-          headers: { 'content-type': 'application/x-www-form-urlencoded' },
-          payload: new URLSearchParams({
-            grant_type: 'client_credentials',
-            client_id: agent.agent_id,
-            client_secret: agent.client_secret,
-          }).toString(),
-        },
-        200,
-      ),
-    ).access_token;
+    agentToken = (
+      await createAgentWithToken(s.broker, 'narrow-bot', {
+        allowed_scopes: ['api:read', 'email'],
+        allowed_providers: ['idp-basic'],
+        allowed_workspaces: ['narrow-user'],
+      })
+    ).token;
   });
   after(() => s.close());
 

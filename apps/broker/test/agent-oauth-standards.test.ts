@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import * as client from 'openid-client';
-import { json, startBroker, type TestBroker } from './harness.ts';
+import { createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
 /**
@@ -286,20 +286,6 @@ describe('agent OAuth details (issue #17)', () => {
   let idp: OidcFixture;
   const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
   const call = (options: Parameters<TestBroker['request']>[0]) => broker.request(options);
-  const login = async (agentId: string, secret: string) =>
-    json<{ access_token: string }>(
-      await call({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: agentId,
-          client_secret: secret,
-        }).toString(),
-      }),
-    ).access_token;
 
   before(async () => {
     idp = await startOidcProvider();
@@ -312,17 +298,9 @@ describe('agent OAuth details (issue #17)', () => {
   });
 
   it('introspects with a bearer token: its own session tokens only; never two authentications at once', async () => {
-    const agents: Record<string, { id: string; client_secret: string; token: string }> = {};
-    for (const name of ['reader', 'stranger']) {
-      const created = json<{ id: string; client_secret: string }>(
-        await call({
-          method: 'POST',
-          url: '/admin/v1/agents',
-          payload: { agent_id: name, allowed_scopes: ['crm:read'] },
-        }),
-      );
-      agents[name] = { ...created, token: await login(name, created.client_secret) };
-    }
+    const agents: Record<string, { id: string; secret: string; token: string }> = {};
+    for (const name of ['reader', 'stranger'])
+      agents[name] = await createAgentWithToken(broker, name, { allowed_scopes: ['crm:read'] });
     const opened = json<{ session_token: string }>(
       await call({
         method: 'POST',
@@ -348,7 +326,7 @@ describe('agent OAuth details (issue #17)', () => {
     assert.deepEqual(json(await introspect(agents.stranger!.token)), { active: false });
     const twice = await introspect(agents.reader!.token, {
       client_id: 'reader',
-      client_secret: agents.reader!.client_secret,
+      client_secret: agents.reader!.secret,
     });
     assert.equal(twice.statusCode, 400, twice.body);
     const nobody = await call({
@@ -367,14 +345,10 @@ describe('agent OAuth details (issue #17)', () => {
       url: '/admin/v1/trusted-issuers',
       payload: { issuer: idp.issuer, enable_discovery: true, audience: AUDIENCE },
     });
-    const created = json<{ client_secret: string }>(
-      await call({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: { agent_id: 'bob-only', allowed_scopes: ['crm:read'], allowed_workspaces: ['bob'] },
-      }),
-    );
-    const token = await login('bob-only', created.client_secret);
+    const { token } = await createAgentWithToken(broker, 'bob-only', {
+      allowed_scopes: ['crm:read'],
+      allowed_workspaces: ['bob'],
+    });
     const userToken = await idp.signWithProviderKey({
       sub: 'alice',
       aud: AUDIENCE,
@@ -401,14 +375,10 @@ describe('agent OAuth details (issue #17)', () => {
       url: `/admin/v1/trusted-issuers/${issuers[0]!.id}`,
       payload: { clearance_claim: 'clearance' },
     });
-    const created = json<{ client_secret: string }>(
-      await call({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: { agent_id: 'cleared', allowed_scopes: ['crm:read'], allowed_workspaces: ['*'] },
-      }),
-    );
-    const token = await login('cleared', created.client_secret);
+    const { token } = await createAgentWithToken(broker, 'cleared', {
+      allowed_scopes: ['crm:read'],
+      allowed_workspaces: ['*'],
+    });
     const userToken = await idp.signWithProviderKey({
       sub: 'carol',
       aud: AUDIENCE,

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { json, startBroker, type TestBroker } from './harness.ts';
+import { assertProblem, createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
 /**
@@ -23,7 +23,7 @@ describe('on-behalf-of', () => {
   let idp: OidcFixture;
   let stranger: OidcFixture;
   let broker: TestBroker;
-  let agent: { id: string; agent_id: string; client_secret: string };
+  let agent: { id: string; secret: string; token: string };
   let agentToken: string;
   let aliceToken: string;
   let aliceConnection: string;
@@ -76,31 +76,12 @@ describe('on-behalf-of', () => {
     assert.equal(trusted.statusCode, 201, trusted.body);
     aliceConnection = await connect('alice');
     bobConnection = await connect('bob');
-    agent = json(
-      await call({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: {
-          agent_id: 'assistant',
-          allowed_scopes: ['crm:read', 'ledger:post'],
-          allowed_providers: ['crm'],
-          allowed_workspaces: ['*'],
-        },
-      }),
-    );
-    agentToken = json<{ access_token: string }>(
-      await call({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: agent.agent_id,
-          client_secret: agent.client_secret,
-        }).toString(),
-      }),
-    ).access_token;
+    agent = await createAgentWithToken(broker, 'assistant', {
+      allowed_scopes: ['crm:read', 'ledger:post'],
+      allowed_providers: ['crm'],
+      allowed_workspaces: ['*'],
+    });
+    agentToken = agent.token;
     aliceToken = await idp.issueUserToken({
       resource: AUDIENCE,
       accountId: 'alice',
@@ -149,26 +130,10 @@ describe('on-behalf-of', () => {
   });
 
   it("refuses to act for a user outside the agent's workspace grant, even without a connection", async () => {
-    const narrow = json<{ agent_id: string; client_secret: string }>(
-      await call({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: { agent_id: 'bob-only', allowed_scopes: ['crm:read'], allowed_workspaces: ['bob'] },
-      }),
-    );
-    const token = json<{ access_token: string }>(
-      await call({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: narrow.agent_id,
-          client_secret: narrow.client_secret,
-        }).toString(),
-      }),
-    ).access_token;
+    const { token } = await createAgentWithToken(broker, 'bob-only', {
+      allowed_scopes: ['crm:read'],
+      allowed_workspaces: ['bob'],
+    });
     const res = await call({
       method: 'POST',
       url: '/v1/agent-sessions/obo',
@@ -229,14 +194,15 @@ describe('on-behalf-of', () => {
     ];
     for (const [token, reason] of cases) {
       const res = await obo({ user_token: token, scopes: ['crm:read'] });
-      assert.equal(res.statusCode, 400, `${reason}: ${res.body}`);
-      assert.equal(json(res).error, 'invalid_grant');
-      assert.deepEqual(json(res).details, { gate: 'user_token', reason });
+      assert.deepEqual(assertProblem(res, 400, 'invalid_grant', reason).details, {
+        gate: 'user_token',
+        reason,
+      });
     }
   });
 
   it('exchanges a user token by RFC 8693 at /oauth/token, as a third-party client would', async () => {
-    const basic = `Basic ${Buffer.from(`${agent.agent_id}:${agent.client_secret}`).toString('base64')}`;
+    const basic = `Basic ${Buffer.from(`assistant:${agent.secret}`).toString('base64')}`;
     const exchange = (fields: Record<string, string>, auth: string | null = basic) =>
       call({
         method: 'POST',
@@ -350,26 +316,12 @@ describe('on-behalf-of with opaque user tokens (BACKEND_AUTH_URL)', () => {
       },
     });
     await broker.request({ method: 'POST', url: '/admin/v1/scopes', payload: { name: 'crm:read' } });
-    const agent = json<{ agent_id: string; client_secret: string }>(
-      await broker.request({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: { agent_id: 'opaque-bot', allowed_scopes: ['crm:read'], allowed_workspaces: ['*'] },
-      }),
-    );
-    agentToken = json<{ access_token: string }>(
-      await broker.request({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: agent.agent_id,
-          client_secret: agent.client_secret,
-        }).toString(),
-      }),
-    ).access_token;
+    agentToken = (
+      await createAgentWithToken(broker, 'opaque-bot', {
+        allowed_scopes: ['crm:read'],
+        allowed_workspaces: ['*'],
+      })
+    ).token;
   });
   after(async () => {
     await broker.close();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { json, startBroker, type TestBroker } from './harness.ts';
+import { createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
 
 /**
  * Agent sessions: bounded scopes and lifetime, custom-scope session tokens verified offline by an
@@ -40,31 +40,12 @@ describe('agent sessions', () => {
   }
 
   async function agent(agentId: string, allowedScopes: string[]) {
-    const created = json<{ agent_id: string; client_secret: string; id: string }>(
-      await call({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: {
-          agent_id: agentId,
-          allowed_scopes: allowedScopes,
-          allowed_providers: ['crm'],
-          allowed_workspaces: ['alice'],
-        },
-      }),
-    );
-    const res = await call({
-      method: 'POST',
-      url: '/oauth/token',
-      key: null,
-      headers: FORM,
-      payload: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: created.agent_id,
-        client_secret: created.client_secret,
-      }).toString(),
+    const created = await createAgentWithToken(broker, agentId, {
+      allowed_scopes: allowedScopes,
+      allowed_providers: ['crm'],
+      allowed_workspaces: ['alice'],
     });
-    tokens[agentId] = json<{ access_token: string }>(res).access_token;
-    return created;
+    tokens[agentId] = created.token;
   }
 
   const open = (name: string, payload: Record<string, unknown>) =>

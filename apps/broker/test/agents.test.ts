@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, exportJWK, jwtVerify, SignJWT, UnsecuredJWT } from 'jose';
-import { json, startBroker, type TestBroker } from './harness.ts';
+import { assertProblem, json, startBroker, type TestBroker } from './harness.ts';
 
 /**
  * Agents as principals: registration, client credentials (secret and private_key_jwt), access
@@ -111,8 +111,7 @@ describe('agents', () => {
       url: '/admin/v1/agents',
       payload: { agent_id: 'support-bot', allowed_scopes: [] },
     });
-    assert.equal(dup.statusCode, 409);
-    assert.equal(json(dup).error, 'agent_id_taken');
+    assertProblem(dup, 409, 'agent_id_taken');
     for (const [body, code] of [
       [{ agent_id: 'Bad Name', allowed_scopes: [] }, 'invalid_request'],
       [{ agent_id: 'x', allowed_scopes: ['has space'] }, 'invalid_request'],
@@ -201,8 +200,12 @@ describe('agents', () => {
     for (const other of [connections['alice-mail'], connections['bob-crm'], randomUUID()]) {
       for (const url of [`/v1/token/${other}`, `/v1/check-connection/${other}`, `/v1/refresh/${other}`]) {
         const res = await asAgent(at, { method: url.includes('refresh') ? 'POST' : 'GET', url });
-        assert.equal(res.statusCode, 404, `${url}: ${res.body}`);
-        assert.equal(json(res).error, 'connection_not_found', 'outside the grant looks like nothing at all');
+        assertProblem(
+          res,
+          404,
+          'connection_not_found',
+          `${url}: outside the grant looks like nothing at all`,
+        );
       }
     }
     const resolved = await asAgent(at, {
@@ -503,8 +506,7 @@ describe('agents', () => {
       url: `/admin/v1/agents/${created.id}`,
       headers: { 'if-match': '"999"' },
     });
-    assert.equal(stale.statusCode, 409);
-    assert.equal(json(stale).error, 'version_conflict');
+    assertProblem(stale, 409, 'version_conflict');
     assert.equal(
       (await call({ method: 'GET', url: `/admin/v1/agents/${created.id}` })).statusCode,
       200,

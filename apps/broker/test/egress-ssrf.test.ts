@@ -26,7 +26,7 @@ import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createVaultBackend } from '../src/modules/secrets/vault.backend.ts';
-import { json, startBroker, type TestBroker } from './harness.ts';
+import { createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
 
 const RETURN = 'https://app.example.com/done';
 const REFUSAL = /private or special-purpose address|must not name/;
@@ -641,26 +641,10 @@ describe('egress guard in production (issue #18)', () => {
   const oboWith = async (broker: TestBroker, presented = 'opaque-user-token') => {
     await broker.request({ method: 'POST', url: '/admin/v1/scopes', payload: { name: 'crm:read' } });
     const agentId = `obo-${Math.random().toString(36).slice(2, 8)}`;
-    const agent = json<{ agent_id: string; client_secret: string }>(
-      await broker.request({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: { agent_id: agentId, allowed_scopes: ['crm:read'], allowed_workspaces: ['*'] },
-      }),
-    );
-    const token = json<{ access_token: string }>(
-      await broker.request({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: agent.agent_id,
-          client_secret: agent.client_secret,
-        }).toString(),
-      }),
-    ).access_token;
+    const { token } = await createAgentWithToken(broker, agentId, {
+      allowed_scopes: ['crm:read'],
+      allowed_workspaces: ['*'],
+    });
     return broker.request({
       method: 'POST',
       url: '/v1/agent-sessions/obo',

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { GrpcServer } from '../src/grpc/server.ts';
 import { fromStruct, healthCheck, NexusClient, reflectionServices, startGrpc } from './grpc-client.ts';
-import { json } from './harness.ts';
+import { createAgentWithToken, json } from './harness.ts';
 import { RETURN, Scenario } from './oauth-scenario.ts';
 
 /**
@@ -12,7 +12,6 @@ import { RETURN, Scenario } from './oauth-scenario.ts';
  * answers as REST, the same credentials and grants, every error status with its reason.
  */
 
-const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 /** GetTokenResponse and RefreshConnectionResponse: the REST answer as a Struct in `token`. */
 type TokenAnswer = { token: Parameters<typeof fromStruct>[0] };
 const AUDIENCE = 'https://nexus.example.test/grpc-obo';
@@ -27,27 +26,7 @@ describe('gRPC NexusService', () => {
   const asAgent = (name: string) => ({ authorization: `Bearer ${tokens[name]}` });
 
   async function agent(agentId: string, grant: Record<string, unknown>) {
-    const created = json<{ agent_id: string; client_secret: string }>(
-      await s.call(
-        { method: 'POST', url: '/admin/v1/agents', payload: { agent_id: agentId, ...grant } },
-        201,
-      ),
-    );
-    const res = await s.call(
-      {
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: created.agent_id,
-          client_secret: created.client_secret,
-        }).toString(),
-      },
-      200,
-    );
-    tokens[agentId] = json<{ access_token: string }>(res).access_token;
+    tokens[agentId] = (await createAgentWithToken(s.broker, agentId, grant)).token;
   }
 
   type AuditEvent = {

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { GrpcServer } from '../src/grpc/server.ts';
 import { NexusClient, startGrpc } from './grpc-client.ts';
-import { createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
+import { assertProblem, createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
 
 const RETURN = 'http://localhost:3000/done';
 const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
@@ -144,8 +144,7 @@ describe('issue #18, smaller holes', () => {
         url: `/v1/capture-schema?state=${encodeURIComponent(variant)}`,
         key: null,
       });
-      assert.equal(res.statusCode, 404, `${JSON.stringify(variant)}: ${res.body}`);
-      assert.equal(json(res).error, 'capture_not_available');
+      assertProblem(res, 404, 'capture_not_available', JSON.stringify(variant));
     }
     const exact = await broker.request({
       method: 'GET',
@@ -178,9 +177,12 @@ describe('issue #18, smaller holes', () => {
     for (const c of ['\r', '\n', '\0', '\x7f', '\t', '\x1b', '\u0085']) {
       const value = `sk_live_ctl${c}tail`;
       const res = await captureJson(state, { api_key: value });
-      assert.equal(res.statusCode, 400, `${JSON.stringify(c)}: ${res.body}`);
-      const body = json<{ error: string; details: { path: string; message: string }[] }>(res);
-      assert.equal(body.error, 'invalid_credentials');
+      const body = assertProblem<{ error: string; details: { path: string; message: string }[] }>(
+        res,
+        400,
+        'invalid_credentials',
+        JSON.stringify(c),
+      );
       assert.deepEqual(
         body.details.map((d) => d.path),
         ['credentials.api_key'],
@@ -311,8 +313,7 @@ describe('issue #18, smaller holes', () => {
     it('keeps 4xx and the 5xx meant for callers as they are', async () => {
       const { state } = await start('probed');
       const res = await captureJson(state, { api_key: 'sk_live_probe' });
-      assert.equal(res.statusCode, 502, res.body);
-      assert.equal(json(res).error, 'credentials_unverifiable');
+      assertProblem(res, 502, 'credentials_unverifiable');
       const missing = await client.fail(
         'GetToken',
         { connection_id: '00000000-0000-4000-8000-000000000000' },

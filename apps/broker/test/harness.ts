@@ -3,6 +3,7 @@
  * The database is SQLite in a temporary directory, or, when NEXUS_TEST_DATABASE_URL is set
  * (scripts/services.sh run-with-postgres), a fresh PostgreSQL schema dropped afterwards.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { buildApp } from '../src/app.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { buildContainer, type Container } from '../src/container.ts';
 import { migrate } from '../src/db/migrate.ts';
+import type { ErrorBody } from '../src/http/error-handler.ts';
 import { createLogger } from '../src/http/logger.ts';
 
 export const TEST_PG_URL = process.env.NEXUS_TEST_DATABASE_URL;
@@ -175,4 +177,23 @@ export async function createAgentWithToken(
   });
   if (login.statusCode !== 200) throw new Error(`agent ${agentId} login: ${login.statusCode} ${login.body}`);
   return { id, secret: client_secret, token: json<{ access_token: string }>(login).access_token };
+}
+
+/**
+ * Asserts that `response` is an error answer with `status` and the stable error `code` (in the
+ * envelope's `error`, and in `code` where the envelope has it: the OAuth endpoints' RFC 6749 errors
+ * have only `error`); the parsed body, for assertions on `message` or `details`.
+ */
+export function assertProblem<T extends { error: string } = ErrorBody>(
+  response: LightMyRequestResponse,
+  status: number,
+  code: string,
+  note?: string,
+): T {
+  const where = note === undefined ? '' : `${note}: `;
+  assert.equal(response.statusCode, status, `${where}${response.body}`);
+  const body = json<T & { code?: unknown }>(response);
+  assert.equal(body.error, code, `${where}${response.body}`);
+  if (body.code !== undefined) assert.equal(body.code, code, `${where}code repeats error`);
+  return body;
 }

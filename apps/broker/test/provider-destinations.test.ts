@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { json } from './harness.ts';
+import { assertProblem, json } from './harness.ts';
 import { Scenario } from './oauth-scenario.ts';
 
 const SECRET = 'client-basic-secret';
@@ -72,9 +72,12 @@ describe('changing where a provider sends its secrets', { timeout: 120_000 }, ()
     ];
     for (const [change, field] of changes) {
       const res = await patch(change);
-      assert.equal(res.statusCode, 400, `${JSON.stringify(change)}: ${res.body}`);
-      const body = json<{ error: string; details: { fields: string[] } }>(res);
-      assert.equal(body.error, 'provider_secret_required');
+      const body = assertProblem<{ error: string; details: { fields: string[] } }>(
+        res,
+        400,
+        'provider_secret_required',
+        JSON.stringify(change),
+      );
       assert.ok(body.details.fields.includes(field), JSON.stringify(body.details));
     }
     const replaced = await s.call({
@@ -91,8 +94,7 @@ describe('changing where a provider sends its secrets', { timeout: 120_000 }, ()
         },
       },
     });
-    assert.equal(replaced.statusCode, 400, replaced.body);
-    assert.equal(json(replaced).error, 'provider_secret_required');
+    assertProblem(replaced, 400, 'provider_secret_required');
 
     assert.deepEqual(await provider(), before, 'the provider is unchanged');
     assert.equal((await s.broker.container.providers.loadForUse(basicId)).clientSecret, SECRET);
@@ -106,9 +108,11 @@ describe('changing where a provider sends its secrets', { timeout: 120_000 }, ()
   it('a client secret that is not the stored one vouches for nothing while a connection holds tokens: 409', async () => {
     const before = await provider();
     const res = await patch({ token_url: `${trap.url}/token`, client_secret: 'a-secret-of-my-own' });
-    assert.equal(res.statusCode, 409, res.body);
-    const body = json<{ error: string; details: { fields: string[] } }>(res);
-    assert.equal(body.error, 'provider_destination_locked');
+    const body = assertProblem<{ error: string; details: { fields: string[] } }>(
+      res,
+      409,
+      'provider_destination_locked',
+    );
     assert.deepEqual(body.details.fields, ['token_url']);
     assert.deepEqual(await provider(), before);
     assert.equal(
@@ -167,8 +171,7 @@ describe('changing where a provider sends its secrets', { timeout: 120_000 }, ()
     assert.equal(event?.details?.basis, 'no_stored_credentials');
     assert.equal((await s.broker.container.providers.loadForUse(id)).clientSecret, 'second-secret');
     const again = await patch({ token_url: 'https://newer.example/token' }, id);
-    assert.equal(again.statusCode, 400, 'the stored secret would go there');
-    assert.equal(json(again).error, 'provider_secret_required');
+    assertProblem(again, 400, 'provider_secret_required', 'the stored secret would go there');
   });
 
   it('a provider without a client secret: free with no credentials stored, locked while a connection holds some, free after revocation', async () => {
@@ -210,8 +213,7 @@ describe('changing where a provider sends its secrets', { timeout: 120_000 }, ()
     );
     const before = await provider(id);
     const locked = await patch({ api_base_url: `${trap.url}/api` }, id);
-    assert.equal(locked.statusCode, 409, locked.body);
-    assert.equal(json(locked).error, 'provider_destination_locked');
+    assertProblem(locked, 409, 'provider_destination_locked');
     assert.deepEqual(await provider(id), before);
 
     await s.call({ method: 'DELETE', url: `/connections/${started.connection_id}` }, 200);

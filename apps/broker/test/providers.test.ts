@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
-import { json, startBroker, type TestBroker } from './harness.ts';
+import { assertProblem, json, startBroker, type TestBroker } from './harness.ts';
 
 type View = {
   id: string;
@@ -242,8 +242,7 @@ describe('provider registry', () => {
       assert.deepEqual(json(res), { id });
     }
     const missing = await byName('no-such-provider');
-    assert.equal(missing.statusCode, 404);
-    assert.equal(json(missing).error, 'provider_not_found');
+    assertProblem(missing, 404, 'provider_not_found');
   });
 
   it('answers 404 provider_not_found for unknown and malformed ids on every route', async () => {
@@ -256,8 +255,7 @@ describe('provider registry', () => {
         ['DELETE', undefined],
       ] as const) {
         const res = await call({ method, url: `/providers/${id}`, ...(payload ? { payload } : {}) });
-        assert.equal(res.statusCode, 404, `${method} ${id}: ${res.body}`);
-        assert.equal(json(res).error, 'provider_not_found', `${method} ${id}`);
+        assertProblem(res, 404, 'provider_not_found', `${method} ${id}`);
       }
       for (const [method, url, payload] of [
         ['GET', `/providers/${id}/aliases`, undefined],
@@ -265,8 +263,7 @@ describe('provider registry', () => {
         ['DELETE', `/providers/${id}/aliases/orphan`, undefined],
       ] as const) {
         const res = await call({ method, url, ...(payload ? { payload } : {}) });
-        assert.equal(res.statusCode, 404, `${method} ${url}`);
-        assert.equal(json(res).error, 'provider_not_found', `${method} ${url}`);
+        assertProblem(res, 404, 'provider_not_found', `${method} ${url}`);
       }
     }
     assert.ok(!(await names()).includes('never-created'), 'a PUT to an unknown id creates nothing');
@@ -301,13 +298,11 @@ describe('provider registry', () => {
     assert.equal((await byName('google-prod')).statusCode, 200);
 
     const again = await call({ method: 'DELETE', url: `/providers/${id}/aliases/google-eu` });
-    assert.equal(again.statusCode, 404);
-    assert.equal(json(again).error, 'alias_not_found');
+    assertProblem(again, 404, 'alias_not_found');
     // An alias belongs to its provider: it cannot be removed through another one.
     const other = await create(oauth('google-other'));
     const foreign = await call({ method: 'DELETE', url: `/providers/${other}/aliases/google-prod` });
-    assert.equal(foreign.statusCode, 404);
-    assert.equal(json(foreign).error, 'alias_not_found');
+    assertProblem(foreign, 404, 'alias_not_found');
     assert.deepEqual((await get(id)).aliases, ['google-prod']);
   });
 
@@ -322,8 +317,7 @@ describe('provider registry', () => {
       [a, 'alias-a-prod'], // its own alias, twice
     ] as const) {
       const res = await call({ method: 'POST', url: `/providers/${target}/aliases`, payload: { alias } });
-      assert.equal(res.statusCode, 409, `${alias}: ${res.body}`);
-      assert.equal(json(res).error, 'alias_taken');
+      assertProblem(res, 409, 'alias_taken', alias);
       assert.deepEqual(json(res).details, { alias });
     }
     assert.deepEqual((await get(a)).aliases, ['alias-a-prod']);
@@ -336,8 +330,7 @@ describe('provider registry', () => {
     await call({ method: 'POST', url: `/providers/${taken}/aliases`, payload: { alias: 'taken-alias' } });
     for (const name of ['taken', 'taken-alias']) {
       const res = await call({ method: 'POST', url: '/providers', payload: { profile: oauth(name) } });
-      assert.equal(res.statusCode, 409, res.body);
-      assert.equal(json(res).error, 'provider_name_taken');
+      assertProblem(res, 409, 'provider_name_taken');
       assert.deepEqual(json(res).details, { name });
     }
     assert.equal((await names()).filter((n) => n === 'taken').length, 1);
@@ -350,8 +343,7 @@ describe('provider registry', () => {
       ['PUT', { profile: { ...oauth('taken-alias'), client_secret: undefined } }],
     ] as const) {
       const res = await call({ method, url: `/providers/${mover}`, payload });
-      assert.equal(res.statusCode, 409, `${method} ${JSON.stringify(payload)}: ${res.body}`);
-      assert.equal(json(res).error, 'provider_name_taken');
+      assertProblem(res, 409, 'provider_name_taken', `${method} ${JSON.stringify(payload)}`);
     }
     const view = await get(mover);
     assert.equal(view.name, 'mover');
@@ -476,8 +468,7 @@ describe('provider registry', () => {
         headers: { 'if-match': '"1"' },
         ...(payload ? { payload } : {}),
       });
-      assert.equal(res.statusCode, 409, `${method}: ${res.body}`);
-      assert.equal(json(res).error, 'version_conflict', method);
+      assertProblem(res, 409, 'version_conflict', method);
       assert.deepEqual(json(res).details, { current_version: 2 }, method);
     }
     const unchanged = await get(id);
@@ -596,13 +587,11 @@ describe('provider registry', () => {
     assert.deepEqual(json(res), { id, message: 'provider deleted' });
 
     const read = await call({ method: 'GET', url: `/providers/${id}` });
-    assert.equal(read.statusCode, 404);
-    assert.equal(json(read).error, 'provider_not_found');
+    assertProblem(read, 404, 'provider_not_found');
     for (const ref of ['doomed', 'doomed-alias']) assert.equal((await byName(ref)).statusCode, 404, ref);
     assert.ok(!(await names()).includes('doomed'));
     const twice = await call({ method: 'DELETE', url: `/providers/${id}` });
-    assert.equal(twice.statusCode, 404);
-    assert.equal(json(twice).error, 'provider_not_found');
+    assertProblem(twice, 404, 'provider_not_found');
     assert.equal(
       (await call({ method: 'PATCH', url: `/providers/${id}`, payload: { profile: { description: 'x' } } }))
         .statusCode,
@@ -654,8 +643,7 @@ describe('provider registry', () => {
       ['GET', `/connections/${connection}/token`],
     ] as const) {
       const res = await call({ method, url });
-      assert.equal(res.statusCode, 409, `${method} ${url}: ${res.body}`);
-      assert.equal(json(res).error, 'connection_not_active');
+      assertProblem(res, 409, 'connection_not_active', `${method} ${url}`);
       assert.ok(!res.body.includes('retired-api-key'));
     }
     const resolved = await call({
@@ -844,8 +832,7 @@ describe('provider registry', () => {
             }
           : {}),
       });
-      assert.equal(res.statusCode, 401, `${method} ${url}`);
-      assert.equal(json(res).error, 'unauthorized');
+      assertProblem(res, 401, 'unauthorized', `${method} ${url}`);
     }
     const view = await get(id);
     assert.equal(view.version, 1);

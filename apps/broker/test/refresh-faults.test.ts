@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { json } from './harness.ts';
+import { assertProblem, json } from './harness.ts';
 import { RETURN, Scenario } from './oauth-scenario.ts';
 
 /**
@@ -67,8 +67,7 @@ describe('refresh under provider faults', () => {
     // Agents reading the expired token do not turn into refresh calls: each is told when to retry.
     for (let i = 0; i < 20; i++) {
       const res = await s.call({ method: 'GET', url: `/v1/token/${id}` });
-      assert.equal(res.statusCode, 502, res.body);
-      assert.equal(json(res).error, 'provider_unavailable');
+      assertProblem(res, 502, 'provider_unavailable');
       assert.ok(json<{ details: { retry_after_seconds: number } }>(res).details.retry_after_seconds > 0);
       assert.ok(Number(res.headers['retry-after']) > 0, 'and in Retry-After');
     }
@@ -139,8 +138,7 @@ describe('refresh under provider faults', () => {
     s.clock += HOUR;
     assert.equal(await worker().runOnce(), 0, 'never retried in a loop');
     const res = await s.call({ method: 'GET', url: `/v1/token/${id}` });
-    assert.equal(res.statusCode, 409);
-    assert.equal(json(res).error, 'attention_required');
+    assertProblem(res, 409, 'attention_required');
     assert.deepEqual(await eventTypes(id), [
       { type: 'connection.active' },
       { type: 'connection.refresh_failed', reason: 'timeout' },
@@ -223,8 +221,7 @@ describe('refresh under provider faults', () => {
     // Expired, and the holder does not finish: a bounded wait, then a clean 503.
     s.clock += 20_000;
     const late = await s.call({ method: 'GET', url: `/v1/token/${id}` });
-    assert.equal(late.statusCode, 503, late.body);
-    assert.equal(json(late).error, 'refresh_in_progress');
+    assertProblem(late, 503, 'refresh_in_progress');
     assert.equal(late.headers['retry-after'], '1');
     await store.dropLease(id, 'other-replica:1');
     assert.notEqual((await s.token(id)).access_token, before.access_token);
@@ -268,8 +265,7 @@ describe('refresh under provider faults', () => {
       error_description: 'The refresh token passed is incorrect or expired.',
     }));
     const res = await s.call({ method: 'POST', url: `/v1/refresh/${id}` });
-    assert.equal(res.statusCode, 409, res.body);
-    assert.equal(json(res).error, 'attention_required');
+    assertProblem(res, 409, 'attention_required');
     const r = await row(id);
     assert.equal(r.status, 'attention_required');
     assert.equal(r.last_error, 'invalid_grant');

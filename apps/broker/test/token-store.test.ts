@@ -20,7 +20,7 @@ import { migrateTokens } from '../src/modules/connections/tokens-migration.ts';
 import { rewrap } from '../src/modules/keys/rewrap.ts';
 import { secretError } from '../src/modules/secrets/secrets.errors.ts';
 import { killAllChildren, runCli, show } from './cli-helpers.ts';
-import { json, newKeyBase64 } from './harness.ts';
+import { assertProblem, json, newKeyBase64 } from './harness.ts';
 import { RETURN, Scenario } from './oauth-scenario.ts';
 
 after(killAllChildren);
@@ -142,8 +142,7 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
     };
     try {
       const res = await s.call({ method: 'GET', url: `/v1/token/${id}` });
-      assert.equal(res.statusCode, 503, res.body);
-      assert.equal(json(res).error, 'secret_backend_unavailable');
+      assertProblem(res, 503, 'secret_backend_unavailable');
       assert.ok(!res.body.includes('10.9.8.7') && !res.body.includes('dial tcp'), res.body);
     } finally {
       secrets.get = realGet;
@@ -198,8 +197,7 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
     const restore = failPuts();
     try {
       const res = await s.call({ method: 'GET', url: `/v1/token/${id}` });
-      assert.equal(res.statusCode, 503, res.body);
-      assert.equal(json(res).error, 'secret_backend_unavailable');
+      assertProblem(res, 503, 'secret_backend_unavailable');
     } finally {
       restore();
     }
@@ -214,8 +212,7 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
     const id = await s.connect('idp-discovered', 'u-missing');
     await container().secrets.delete(credentialsPath(id));
     const res = await s.call({ method: 'GET', url: `/v1/token/${id}` });
-    assert.equal(res.statusCode, 503, res.body);
-    assert.equal(json(res).error, 'credentials_missing');
+    assertProblem(res, 503, 'credentials_missing');
   });
 
   it('revocation, and a newer connection superseding an older one, delete the backend copy', async () => {

@@ -3,7 +3,7 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, SignJWT, UnsecuredJWT } from 'jose';
 import { oboDecision } from '../src/modules/agents/obo.ts';
-import { json, startBroker, type TestBroker } from './harness.ts';
+import { assertProblem, json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
 /**
@@ -183,9 +183,11 @@ describe('trusted issuers and user tokens', () => {
         url: URL_BASE,
         payload: { issuer: idp.issuer, jwks_uri: idp.endpoints.jwks, audience: AUDIENCE },
       });
-      assert.equal(res.statusCode, 400, res.body);
-      const body = json<{ error: string; details: { path: string; message: string }[] }>(res);
-      assert.equal(body.error, 'invalid_trusted_issuer');
+      const body = assertProblem<{ error: string; details: { path: string; message: string }[] }>(
+        res,
+        400,
+        'invalid_trusted_issuer',
+      );
       assert.deepEqual(body.details, [
         { path: 'issuer', message: 'must use https' },
         { path: 'jwks_uri', message: 'must use https' },
@@ -277,8 +279,7 @@ describe('trusted issuers and user tokens', () => {
       url: `${URL_BASE}/${trusted.id}`,
       headers: { 'if-match': '"1"' },
     });
-    assert.equal(staleDelete.statusCode, 409, 'a delete against a stale version is refused');
-    assert.equal(json(staleDelete).error, 'version_conflict');
+    assertProblem(staleDelete, 409, 'version_conflict', 'a delete against a stale version is refused');
     assert.deepEqual(json(await call({ method: 'GET', url: `${URL_BASE}/${trusted.id}` })), before);
   });
 
@@ -403,8 +404,7 @@ describe('trusted issuers and user tokens', () => {
       url: `${URL_BASE}/${second.id}`,
       payload: { issuer: idp.issuer },
     });
-    assert.equal(renamed.statusCode, 409);
-    assert.equal(json(renamed).error, 'trusted_issuer_taken');
+    assertProblem(renamed, 409, 'trusted_issuer_taken');
 
     const deleted = await call({ method: 'DELETE', url: `${URL_BASE}/${second.id}` });
     assert.equal(deleted.statusCode, 200, deleted.body);

@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { buildContainer } from '../src/container.ts';
 import { createGcpSecretManagerBackend } from '../src/modules/secrets/gcp-secret-manager.backend.ts';
 import { createUserSecrets } from '../src/modules/user-secrets/user-secrets.service.ts';
-import { json, newKeyBase64, startBroker, type TestBroker } from './harness.ts';
+import { createAgentWithToken, json, newKeyBase64, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 import { FakeGcpSecretManager } from './secret-backends/gcp-secret-manager.fake.ts';
 import { FakeVault } from './secret-backends/vault-kv2.fake.ts';
@@ -17,7 +17,6 @@ import { FakeVault } from './secret-backends/vault-kv2.fake.ts';
  */
 
 const AUDIENCE = 'https://nexus.example.test/secrets';
-const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 const VALUE = 'sk_live_user_secret_value_91f3';
 
 describe('user secrets', () => {
@@ -177,26 +176,10 @@ describe('user secrets', () => {
       payload: { issuer: idp.issuer, use_discovery: true, audience: AUDIENCE },
     });
     await call({ method: 'POST', url: '/admin/v1/scopes', payload: { name: 'secrets:read' } });
-    const agent = json<{ agent_id: string; client_secret: string }>(
-      await call({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: { agent_id: 'secret-reader', allowed_scopes: ['secrets:read'], allowed_workspaces: ['*'] },
-      }),
-    );
-    const at = json<{ access_token: string }>(
-      await call({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: agent.agent_id,
-          client_secret: agent.client_secret,
-        }).toString(),
-      }),
-    ).access_token;
+    const { token: at } = await createAgentWithToken(broker, 'secret-reader', {
+      allowed_scopes: ['secrets:read'],
+      allowed_workspaces: ['*'],
+    });
     const userToken = await idp.issueUserToken({
       resource: AUDIENCE,
       accountId: 'alice',
@@ -231,30 +214,9 @@ describe('user secrets', () => {
     await put('gina', { name: 'granted', value: 'g-1' });
     await put('gina', { name: 'other', value: 'o-1' });
     await put('hank', { name: 'granted', value: 'h-1' });
-    const agent = json<{ agent_id: string; client_secret: string }>(
-      await call({
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: {
-          agent_id: 'granted-reader',
-          allowed_scopes: [],
-          allowed_secrets: ['gina/default/granted'],
-        },
-      }),
-    );
-    const at = json<{ access_token: string }>(
-      await call({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: agent.agent_id,
-          client_secret: agent.client_secret,
-        }).toString(),
-      }),
-    ).access_token;
+    const { token: at } = await createAgentWithToken(broker, 'granted-reader', {
+      allowed_secrets: ['gina/default/granted'],
+    });
     const read = (url: string) =>
       call({ method: 'GET', url, key: null, headers: { authorization: `Bearer ${at}` } });
     const ok = await read('/api/v2/secrets/granted?user_id=gina');
