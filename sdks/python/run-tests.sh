@@ -32,8 +32,8 @@ fi
 
 cd "$HERE"
 echo "== ruff check"
-"$VENV/bin/python" -m ruff check src tests
-echo "== mypy --strict (src and tests)"
-"$VENV/bin/python" -m mypy --strict src/nexus_sdk tests
+"$VENV/bin/python" -m ruff check src tests scripts
+echo "== mypy --strict (src, tests and scripts)"
+"$VENV/bin/python" -m mypy --strict src/nexus_sdk tests scripts
 echo "== pytest"
 "$VENV/bin/python" -m pytest -q "$@"

@@ -1,5 +1,12 @@
 """Transport-independent pieces shared by the sync and async clients: call descriptions, error
-mapping, backoff and Retry-After parsing."""
+mapping, backoff and Retry-After parsing, and the checks ``wait_for_active`` and ``resolve_secrets``
+make between calls.
+
+The clients are thin layers over this module and :mod:`._calls` (which builds every request and
+parses every answer). The async layer (``async_client.py``, ``async_admin.py``,
+``_async_transport.py``) is the one written by hand; the sync layer (``client.py``, ``admin.py``,
+``_sync_transport.py``) is generated from it by ``scripts/generate_sync.py`` (see the README's
+"Development" section)."""
 
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from .errors import (
     BadRequestError,
     BrokerUnavailableError,
     ConflictError,
+    ConnectionNotActiveError,
     NexusError,
     NotFoundError,
     PermissionDeniedError,
@@ -27,6 +35,8 @@ from .errors import (
     ServerError,
     UnresolvedSecretsError,
 )
+from .models import ConnectionStatus
+from .secrets import replace_references
 
 T = TypeVar("T")
 
@@ -37,6 +47,8 @@ IDEMPOTENT_ONLY_STATUSES = frozenset({502, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 REQUEST_ID_HEADER = "x-request-id"
 USER_AGENT = "nexus-broker-sdk-python/0.1.0"
+#: Connection states ``wait_for_active`` gives up on.
+TERMINAL_STATUSES = frozenset({"failed", "revoked", "expired"})
 
 
 @dataclass
@@ -171,3 +183,25 @@ def decode_json(response: httpx.Response) -> Any:
             request_id=response.headers.get(REQUEST_ID_HEADER),
         )
     return body
+
+
+def check_wait(status: ConnectionStatus, connection_id: str) -> None:
+    """Raises when a connection being waited for will not become active."""
+    if status.status == "attention_required":
+        raise AttentionRequiredError(connection_id=connection_id, status=None)
+    if status.status in TERMINAL_STATUSES:
+        raise ConnectionNotActiveError(
+            f"Connection {connection_id} is {status.status}; it will not become active.",
+            connection_id=connection_id,
+            status_value=status.status,
+        )
+
+
+def finish_resolution(
+    config: Any, values: Mapping[str, str], unresolved: list[dict[str, str]], leave_unresolved: bool
+) -> Any:
+    """``config`` with its secret references replaced, or :class:`UnresolvedSecretsError`."""
+    if unresolved and not leave_unresolved:
+        names = ", ".join(u["name"] for u in unresolved)
+        raise UnresolvedSecretsError(f"Unresolved secret references: {names}.", unresolved=unresolved)
+    return replace_references(config, values)

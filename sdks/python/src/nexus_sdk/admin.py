@@ -1,3 +1,5 @@
+# Generated from async_admin.py by scripts/generate_sync.py: do not edit. Edit async_admin.py, then run
+# `python scripts/generate_sync.py` in sdks/python.
 """The synchronous operator client: :class:`NexusAdminClient` (providers, connections, agents, audit)."""
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from ._config import (
     RetryPolicy,
     resolve_config,
 )
-from ._transport import Clock, SyncSleep, SyncTransport
+from ._sync_transport import SyncTransport
+from ._transport import Clock, SyncSleep
 from .models import (
     Agent,
     AgentWithSecret,

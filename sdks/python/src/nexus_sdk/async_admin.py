@@ -1,3 +1,5 @@
+# The sync twin of this file, admin.py, is generated from it: edit here, then run
+# `python scripts/generate_sync.py` in sdks/python (the test run checks that admin.py is up to date).
 """The asynchronous operator client: :class:`AsyncNexusAdminClient` (providers, connections, agents, audit)."""
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from . import _calls
+from ._async_transport import AsyncTransport
 from ._config import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -18,7 +21,7 @@ from ._config import (
     RetryPolicy,
     resolve_config,
 )
-from ._transport import AsyncSleep, AsyncTransport, Clock
+from ._transport import AsyncSleep, Clock
 from .models import (
     Agent,
     AgentWithSecret,
@@ -188,8 +191,8 @@ class _Audit:
                 limit=page_size,
                 cursor=cursor,
             )
-            for event in page.events:
-                yield event
+            for event in page.events:  # sync: yield from page.events
+                yield event  # sync:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor

@@ -1,3 +1,6 @@
+# The sync twin of this file, client.py, is generated from it: edit here, then run
+# `python scripts/generate_sync.py` in sdks/python (the test run checks that client.py is up to date).
+# On the sync side a line with a `# sync: CODE` comment reads CODE (see that script).
 """The asynchronous agent client: :class:`AsyncNexusClient`."""
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from . import _calls
+from ._async_transport import AsyncTransport
 from ._config import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -17,8 +21,8 @@ from ._config import (
     RetryPolicy,
     resolve_config,
 )
-from ._transport import DEFAULT_TOKEN_SKEW, AsyncSleep, AsyncTransport, Clock
-from .client import _check_wait, _finish_resolution
+from ._core import check_wait, finish_resolution
+from ._transport import DEFAULT_TOKEN_SKEW, AsyncSleep, Clock
 from .errors import (
     ConflictError,
     NotFoundError,
@@ -37,6 +41,7 @@ from .secrets import find_references
 
 if TYPE_CHECKING:
     from .bridge import NexusAuth
+    # sync: from .requests_auth import NexusRequestsAuth
 
 __all__ = ["AsyncNexusClient"]
 
@@ -144,7 +149,7 @@ class AsyncNexusClient:
         deadline = self._t.clock() + timeout
         while True:
             status = await self.check_connection(connection_id)
-            _check_wait(status, connection_id)
+            check_wait(status, connection_id)
             if status.is_active:
                 return status
             if self._t.clock() + poll_interval > deadline:
@@ -272,7 +277,7 @@ class AsyncNexusClient:
                     unresolved.append({"name": name, "reason": "not_found"})
                 except ConflictError:
                     unresolved.append({"name": name, "reason": "disabled"})
-            return _finish_resolution(config, values, unresolved, leave_unresolved)
+            return finish_resolution(config, values, unresolved, leave_unresolved)
         result = await self._t.send(_calls.resolve_secrets(config, user_id, zone, session_token, leave_unresolved))
         return result.config
 
@@ -298,3 +303,23 @@ class AsyncNexusClient:
             refresh_skew=refresh_skew,
             clock=clock,
         )
+
+    # sync: def requests_auth(
+    # sync:     self,
+    # sync:     connection_id: str | None = None,
+    # sync:     *,
+    # sync:     workspace_id: str | None = None,
+    # sync:     provider_name: str | None = None,
+    # sync:     refresh_skew: float = 60.0,
+    # sync:     clock: Clock | None = None,
+    # sync: ) -> NexusRequestsAuth:
+    # sync:     """A ``requests`` auth applying this connection's credential (see :class:`NexusRequestsAuth`)."""
+    # sync:     from .requests_auth import NexusRequestsAuth
+    # sync:     return NexusRequestsAuth(
+    # sync:         self,
+    # sync:         connection_id,
+    # sync:         workspace_id=workspace_id,
+    # sync:         provider_name=provider_name,
+    # sync:         refresh_skew=refresh_skew,
+    # sync:         clock=clock,
+    # sync:     )

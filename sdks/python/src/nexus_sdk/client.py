@@ -1,3 +1,5 @@
+# Generated from async_client.py by scripts/generate_sync.py: do not edit. Edit async_client.py, then run
+# `python scripts/generate_sync.py` in sdks/python.
 """The synchronous agent client: :class:`NexusClient`."""
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ from ._config import (
     RetryPolicy,
     resolve_config,
 )
-from ._transport import DEFAULT_TOKEN_SKEW, Clock, SyncSleep, SyncTransport
+from ._core import check_wait, finish_resolution
+from ._sync_transport import SyncTransport
+from ._transport import DEFAULT_TOKEN_SKEW, Clock, SyncSleep
 from .errors import (
-    AttentionRequiredError,
     ConflictError,
-    ConnectionNotActiveError,
     NotFoundError,
-    UnresolvedSecretsError,
     WaitTimeoutError,
 )
 from .models import (
@@ -35,15 +36,13 @@ from .models import (
     RevokeResult,
     UserSecret,
 )
-from .secrets import find_references, replace_references
+from .secrets import find_references
 
 if TYPE_CHECKING:
     from .bridge import NexusAuth
     from .requests_auth import NexusRequestsAuth
 
 __all__ = ["NexusClient"]
-
-_TERMINAL = {"failed", "revoked", "expired"}
 
 
 class NexusClient:
@@ -149,7 +148,7 @@ class NexusClient:
         deadline = self._t.clock() + timeout
         while True:
             status = self.check_connection(connection_id)
-            _check_wait(status, connection_id)
+            check_wait(status, connection_id)
             if status.is_active:
                 return status
             if self._t.clock() + poll_interval > deadline:
@@ -233,7 +232,8 @@ class NexusClient:
         session_token: str | None = None,
     ) -> str:
         """The value of one user secret (see :meth:`read_secret`)."""
-        return self.read_secret(name, user_id=user_id, zone=zone, version=version, session_token=session_token).value
+        secret = self.read_secret(name, user_id=user_id, zone=zone, version=version, session_token=session_token)
+        return secret.value
 
     def put_secret(
         self,
@@ -276,7 +276,7 @@ class NexusClient:
                     unresolved.append({"name": name, "reason": "not_found"})
                 except ConflictError:
                     unresolved.append({"name": name, "reason": "disabled"})
-            return _finish_resolution(config, values, unresolved, leave_unresolved)
+            return finish_resolution(config, values, unresolved, leave_unresolved)
         result = self._t.send(_calls.resolve_secrets(config, user_id, zone, session_token, leave_unresolved))
         return result.config
 
@@ -314,7 +314,6 @@ class NexusClient:
     ) -> NexusRequestsAuth:
         """A ``requests`` auth applying this connection's credential (see :class:`NexusRequestsAuth`)."""
         from .requests_auth import NexusRequestsAuth
-
         return NexusRequestsAuth(
             self,
             connection_id,
@@ -323,23 +322,3 @@ class NexusClient:
             refresh_skew=refresh_skew,
             clock=clock,
         )
-
-
-def _check_wait(status: ConnectionStatus, connection_id: str) -> None:
-    if status.status == "attention_required":
-        raise AttentionRequiredError(connection_id=connection_id, status=None)
-    if status.status in _TERMINAL:
-        raise ConnectionNotActiveError(
-            f"Connection {connection_id} is {status.status}; it will not become active.",
-            connection_id=connection_id,
-            status_value=status.status,
-        )
-
-
-def _finish_resolution(
-    config: Any, values: Mapping[str, str], unresolved: list[dict[str, str]], leave_unresolved: bool
-) -> Any:
-    if unresolved and not leave_unresolved:
-        names = ", ".join(u["name"] for u in unresolved)
-        raise UnresolvedSecretsError(f"Unresolved secret references: {names}.", unresolved=unresolved)
-    return replace_references(config, values)
