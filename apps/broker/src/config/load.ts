@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import type * as z from 'zod';
-import { ADMIN_SCOPES, type AdminScope } from '../http/types.ts';
+import { ADMIN_SCOPES, type AdminScope } from '../auth/principal.ts';
 import { isPlainHttp } from './checks.ts';
 import { parseKeys, type TransitKeysConfig } from './keys-config.ts';
 import { parseProxyRoutes } from './proxy-routes.ts';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Config } from '../config/load.ts';
 import { SecretBytes } from '../config/secret-value.ts';
-import { createVaultSession, VaultHttp, type VaultResponse } from '../modules/secrets/vault.http.ts';
+import { createVaultSession, VaultHttp, type VaultResponse } from '../vault/vault.http.ts';
 import type { ResolvedKeys } from './key-file.ts';
 import { followKeys } from './key-follow.ts';
 import { createKeyRing } from './keyring.ts';

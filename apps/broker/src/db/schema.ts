@@ -20,7 +20,7 @@ export interface AdminKeysTable {
   created_by: string;
   last_used_at: number | null;
   revoked_at: number | null;
-  /** 'full', 'read' or 'agent' (migration 0013; http/types.ts `AdminScope`). */
+  /** 'full', 'read' or 'agent' (migration 0013; auth/principal.ts `AdminScope`). */
   scope: string;
 }
 

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type http from 'node:http';
 import { BlockList, isIP } from 'node:net';
-import { cidrMatcher } from '../http/client-address.ts';
+import { cidrMatcher } from './cidr.ts';
 
 /**
  * The address check every outbound client shares (see README.md in this folder): a URL's host is

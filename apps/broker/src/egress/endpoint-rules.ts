@@ -1,5 +1,5 @@
-import { cidrMatcher } from '../http/client-address.ts';
 import { isLoopbackName, isSpecialAddress, LOOPBACK_CIDRS, literalHost } from './address-guard.ts';
+import { cidrMatcher } from './cidr.ts';
 
 /** What the broker may call, as the configuration decides it. */
 export interface EndpointRules {

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { AgentPrincipal, Principal } from '../http/types.ts';
+import type { AgentPrincipal, Principal } from '../auth/principal.ts';
 import type { AgentsService } from '../modules/agents/agents.service.ts';
 import type { OnBehalfOf } from '../modules/agents/obo.ts';
 import { actingAgent, openedSession } from '../modules/agents/sessions.routes.ts';

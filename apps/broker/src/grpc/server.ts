@@ -5,12 +5,12 @@ import { ReflectionService } from '@grpc/reflection';
 import type { FastifyRequest } from 'fastify';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import type { Principal } from '../auth/principal.ts';
 import type { Container } from '../container.ts';
 import { commonError } from '../errors/common.errors.ts';
 import { credentialFrom, credentialVerifier } from '../http/auth.ts';
 import { auditContext } from '../http/context.ts';
 import { clientKey, type RateLimitBucket } from '../http/rate-limit.ts';
-import type { Principal } from '../http/types.ts';
 
 const GRPC_RATE_LIMITED: Readonly<Record<string, RateLimitBucket>> = {
   RequestConnection: 'request_connection',

@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { AdminScope, AgentPrincipal, Principal } from '../auth/principal.ts';
+import { cidrMatcher } from '../egress/cidr.ts';
 import { commonError } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
 import type { AdminKeysService } from '../modules/admin-keys/admin-keys.service.ts';
-import { cidrMatcher } from './client-address.ts';
 import { sendError } from './error-handler.ts';
-import type { AdminScope, AgentPrincipal, Principal, RouteAuth } from './types.ts';
+import type { RouteAuth } from './types.ts';
 
 /**
  * The credential of `X-API-Key`, else of `Authorization: Bearer`; never from the query string.

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Principal } from '../auth/principal.ts';
 import { commonError } from '../errors/common.errors.ts';
 import type { NexusError } from '../errors/nexus-error.ts';
 import { type CredentialFamily, LOGIN_ROUTES } from './credential-family.ts';
 import { sendError } from './error-handler.ts';
 import { type CounterStore, memoryStore, redisStore, type StoreChange } from './rate-limit-store.ts';
-import type { Principal } from './types.ts';
 
 export type { StoreChange } from './rate-limit-store.ts';
 

@@ -1,8 +1,9 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
+import type { AdminScope } from '../auth/principal.ts';
 import { commonError } from '../errors/common.errors.ts';
 import { sendError } from './error-handler.ts';
-import type { AdminScope, RouteAuth } from './types.ts';
+import type { RouteAuth } from './types.ts';
 
 /**
  * Two surfaces, one route table. The public surface is what agents, users' browsers and providers

@@ -1,5 +1,5 @@
+import { ADMIN_SCOPES, type AdminScope } from '../../auth/principal.ts';
 import { NexusError } from '../../errors/nexus-error.ts';
-import { ADMIN_SCOPES, type AdminScope } from '../../http/types.ts';
 import { CliExit, configOrExit, containerOrExit, requireMigrated } from '../context.ts';
 import { cliActor, type Io, table } from '../output.ts';
 

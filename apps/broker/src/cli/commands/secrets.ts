@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type Config, ConfigError, loadConfig, type SecretBackendConfig } from '../../config/load.ts';
-import { BACKEND_MARKER } from '../../modules/connections/credential-store.ts';
 import {
   BUSY_WAIT_MS,
+  countInSecretBackend,
   MIGRATION_LEASE_MS,
   migrateTokens,
 } from '../../modules/connections/tokens-migration.ts';
@@ -93,14 +93,10 @@ export async function secretsMigrate(
     });
     bar.done();
     // Connection credentials kept in the backend (TOKEN_STORE=secret-backend) are not copied by --to.
-    const inBackend = await container.db.kysely
-      .selectFrom('connections')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .where('credentials', '=', BACKEND_MARKER)
-      .executeTakeFirst();
-    if (Number(inBackend?.n ?? 0) > 0)
+    const inBackend = await countInSecretBackend(container.db);
+    if (inBackend > 0)
       io.err(
-        `warning: ${Number(inBackend?.n)} connection(s) keep their credentials in ${config.secretBackend.kind}; --to does not copy them. ` +
+        `warning: ${inBackend} connection(s) keep their credentials in ${config.secretBackend.kind}; --to does not copy them. ` +
           'Move them into the database first (TOKEN_STORE=database, `nexus secrets migrate --tokens`), switch, then back (see docs/operations.md).',
       );
     if (options.json)

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
+import { ADMIN_SCOPES } from '../../auth/principal.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
-import { ADMIN_SCOPES } from '../../http/types.ts';
 import type { AdminKeysService } from './admin-keys.service.ts';
 
 const scope = z

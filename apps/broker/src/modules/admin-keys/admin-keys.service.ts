@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { ADMIN_SCOPES, type AdminPrincipal, type AdminScope } from '../../auth/principal.ts';
 import type { NamedApiKey } from '../../config/load.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
-import { ADMIN_SCOPES, type AdminPrincipal, type AdminScope } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { adminKeyErrors } from './admin-keys.errors.ts';
 import type { AdminKeysStore } from './admin-keys.store.ts';

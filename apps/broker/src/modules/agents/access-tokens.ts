@@ -1,8 +1,8 @@
 import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jose';
+import type { AgentPrincipal } from '../../auth/principal.ts';
 import type { Database } from '../../db/client.ts';
 import { coalescedReads } from '../../db/coalesce.ts';
 import type { AgentsTable } from '../../db/schema.ts';
-import type { AgentPrincipal } from '../../http/types.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 const list = (json: string) => JSON.parse(json) as string[];

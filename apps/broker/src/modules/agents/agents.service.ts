@@ -1,11 +1,11 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { type FetchImplementation, SignJWT } from 'jose';
+import type { AgentPrincipal } from '../../auth/principal.ts';
 import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { checkIfMatch } from '../../errors/if-match.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
-import type { AgentPrincipal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { createAccessTokenVerifier, principalOf } from './access-tokens.ts';
@@ -13,8 +13,6 @@ import { agentErrors } from './agents.errors.ts';
 import { createClientAuthenticator } from './client-auth.ts';
 import { type AgentJwks, shownJwks } from './jwks.ts';
 import type { SigningKeys } from './signing-keys.ts';
-
-/** Client secrets look like `nxs_<secret id>_<43 random chars>`: the id finds the row, the hash is compared. */
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -137,6 +135,7 @@ export function createAgentsService(deps: {
     return [...new Set(out)];
   }
 
+  /** `nxs_<secret id>_<43 random chars>`, stored as its SHA-256; `client-auth.ts` finds it by the id. */
   async function newSecret(agentUuid: string, t: number): Promise<{ id: string; secret: string }> {
     const id = randomBytes(8).toString('hex');
     const secret = `nxs_${id}_${randomBytes(32).toString('base64url')}`;

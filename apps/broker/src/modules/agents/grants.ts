@@ -1,4 +1,4 @@
-import type { AgentPrincipal, Principal } from '../../http/types.ts';
+import type { AgentPrincipal, Principal } from '../../auth/principal.ts';
 import type { ConnectionAccess } from '../connections/connections.service.ts';
 
 /** Whether an agent may use connections of this workspace and provider ("*" allows any). */

@@ -1,5 +1,5 @@
 import { decodeProtectedHeader } from 'jose';
-import type { Principal } from '../../http/types.ts';
+import type { Principal } from '../../auth/principal.ts';
 import type { AgentsService } from './agents.service.ts';
 import type { AgentSessions } from './sessions.ts';
 

@@ -1,5 +1,5 @@
+import type { AgentPrincipal } from '../../auth/principal.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
-import type { AgentPrincipal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { agentErrors } from './agents.errors.ts';
 import type { AgentSessions } from './sessions.ts';

@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
+import type { AgentPrincipal } from '../../auth/principal.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
-import type { AgentPrincipal } from '../../http/types.ts';
 import type { AgentsService } from './agents.service.ts';
 import type { CustomScopes } from './custom-scopes.ts';
 import type { OnBehalfOf } from './obo.ts';

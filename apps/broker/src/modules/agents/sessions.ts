@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT } from 'jose';
+import type { AgentPrincipal } from '../../auth/principal.ts';
 import type { Database } from '../../db/client.ts';
 import type { AgentSessionsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
-import type { AgentPrincipal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { connectionErrors } from '../connections/connections.errors.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';

@@ -1,6 +1,6 @@
+import type { AgentPrincipal } from '../../auth/principal.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
-import type { AgentPrincipal } from '../../http/types.ts';
 import type { AuditContext } from '../audit/audit.service.ts';
 import { agentErrors } from './agents.errors.ts';
 import type { AgentsService, ClientAuthentication } from './agents.service.ts';

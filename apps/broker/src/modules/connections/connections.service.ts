@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
+import type { Principal } from '../../auth/principal.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
-import type { Principal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
@@ -36,8 +36,10 @@ export interface TokenResponse {
 }
 
 /**
- * Who may use which connection. Admin keys may use every connection; agent credentials (a later
- * issue) answer from their grants. A connection outside the grant is reported as not found.
+ * Who may use which connection. The container passes `principalAccess` (`agents/grants.ts`): admin
+ * keys may use every connection, agents (access tokens) those whose provider and workspace their
+ * grant names. `adminOnlyAccess`, the default, lets only admin keys through. A connection outside
+ * the grant is reported as not found.
  */
 export interface ConnectionAccess {
   canUse(

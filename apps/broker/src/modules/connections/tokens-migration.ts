@@ -38,6 +38,19 @@ const BUSY_POLL_MS = 1_000;
 const PAGE = 200;
 
 /**
+ * How many connections keep their credentials in the secret backend (`TOKEN_STORE=secret-backend`):
+ * `nexus secrets migrate --to` does not copy those, and warns when there are any.
+ */
+export async function countInSecretBackend(db: Database): Promise<number> {
+  const row = await db.kysely
+    .selectFrom('connections')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('credentials', '=', BACKEND_MARKER)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/**
  * Moves connection credentials to where `to` says (decision 0010), in the configured secret
  * backend: `secret-backend` puts each row's sealed credentials at `connections/<id>`, reads the
  * copy back, then switches the row to the marker; `database` writes the backend copy back into

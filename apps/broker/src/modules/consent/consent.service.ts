@@ -1,11 +1,11 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
+import type { Principal } from '../../auth/principal.ts';
 import type { SecretBytes } from '../../config/secret-value.ts';
 import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
-import type { Principal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionEventSink, StoredCredentials } from '../connections/connections.service.ts';
 import type { ConnectionsStore } from '../connections/connections.store.ts';

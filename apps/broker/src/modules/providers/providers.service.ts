@@ -1,9 +1,9 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import type { Principal } from '../../auth/principal.ts';
 import type { ProvidersTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { checkIfMatch } from '../../errors/if-match.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
-import type { Principal } from '../../http/types.ts';
 import { principalMaySeeProvider } from '../agents/grants.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';

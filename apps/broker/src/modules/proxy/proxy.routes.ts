@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import type { Principal } from '../../auth/principal.ts';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
-import type { Principal } from '../../http/types.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';

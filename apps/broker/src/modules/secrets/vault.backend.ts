@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { NexusError } from '../../errors/nexus-error.ts';
+import { createVaultSession, type VaultAuth, VaultHttp, type VaultResponse } from '../../vault/vault.http.ts';
 import { checkPath, checkPrefix, checkValue, pageOf, type SecretBackend } from './secret-backend.ts';
 import { secretError } from './secrets.errors.ts';
-import { createVaultSession, type VaultAuth, VaultHttp, type VaultResponse } from './vault.http.ts';
 
 export interface VaultOptions {
   readonly kind: 'hashicorp-vault' | 'openbao';
@@ -55,7 +55,7 @@ const isCasMismatch = (r: VaultResponse) =>
 
 /**
  * HashiCorp Vault or OpenBao over their HTTP API: KV v2 (versions, check-and-set writes) or KV
- * v1, token or AppRole auth, namespaces, token renewal and re-login (see `vault.http.ts`).
+ * v1, token or AppRole auth, namespaces, token renewal and re-login (see `vault/vault.http.ts`).
  */
 export function createVaultBackend(options: VaultOptions): SecretBackend {
   const http = new VaultHttp({

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
-import type { Container } from '../../container.ts';
 import { isDatabaseUnavailable } from '../../db/availability.ts';
+import type { WebhookDelivery } from '../events/webhook-delivery.ts';
+import type { Housekeeping } from '../housekeeping/housekeeping.ts';
+import type { RefreshWorker } from './refresh-worker.ts';
 
 /** Housekeeping runs this often; refreshes and deliveries poll every NEXUS_WORKER_POLL_MS. */
 const HOUSEKEEPING_MS = 60_000;
@@ -40,24 +42,32 @@ function outageLog(logger: Logger, pollMs: number, now: () => number = Date.now)
   };
 }
 
+/** What the background jobs need from the composition root (the container satisfies it). */
+export interface BackgroundJobs {
+  readonly config: { readonly refresh: { readonly pollMs: number } };
+  readonly refreshWorker: Pick<RefreshWorker, 'start'>;
+  readonly webhookDelivery: Pick<WebhookDelivery, 'start'>;
+  readonly housekeeping: Pick<Housekeeping, 'start'>;
+}
+
 /**
  * Starts every background job of a broker process: the refresh worker, webhook delivery and
  * housekeeping. Failures are logged and retried at the next tick, never fatal; a database outage
  * is logged when it starts and when it ends. Returns a stop function that lets running refreshes
  * and deliveries finish.
  */
-export function startBackgroundJobs(container: Container, logger: Logger): () => Promise<void> {
-  const pollMs = container.config.refresh.pollMs;
+export function startBackgroundJobs(jobs: BackgroundJobs, logger: Logger): () => Promise<void> {
+  const pollMs = jobs.config.refresh.pollMs;
   const outage = outageLog(logger, pollMs);
-  const stopRefresh = container.refreshWorker.start(pollMs, (error) => {
+  const stopRefresh = jobs.refreshWorker.start(pollMs, (error) => {
     if (!outage.failed('refresh', error)) logger.error({ err: error }, 'refresh worker: claim failed');
   });
-  const stopDelivery = container.webhookDelivery.start(pollMs, (result) => {
+  const stopDelivery = jobs.webhookDelivery.start(pollMs, (result) => {
     if (!(result instanceof Error)) outage.succeeded();
     else if (!outage.failed('webhook_delivery', result))
       logger.error({ err: result }, 'webhook delivery failed');
   });
-  const stopHousekeeping = container.housekeeping.start(HOUSEKEEPING_MS, (result) => {
+  const stopHousekeeping = jobs.housekeeping.start(HOUSEKEEPING_MS, (result) => {
     if (result instanceof Error) {
       if (!outage.failed('housekeeping', result)) logger.error({ err: result }, 'housekeeping failed');
       return;

@@ -1,7 +1,9 @@
-import { ANY_ADDRESS } from '../../egress/address-guard.ts';
-import { createGuardedFetch, type GuardedFetch } from '../../egress/guarded-fetch.ts';
-import type { NexusError } from '../../errors/nexus-error.ts';
-import { secretError } from './secrets.errors.ts';
+import { ANY_ADDRESS } from '../egress/address-guard.ts';
+import { createGuardedFetch, type GuardedFetch } from '../egress/guarded-fetch.ts';
+import type { NexusError } from '../errors/nexus-error.ts';
+// The secret backends' error catalogue (a leaf: it imports only errors/): Vault failures keep their
+// `secret_backend_*` codes whether the secret store or the transit key provider (crypto/transit.ts) called.
+import { secretError } from '../modules/secrets/secrets.errors.ts';
 
 /** One answer of the Vault HTTP API, with the `errors` array Vault puts in failures. */
 export interface VaultResponse {
