@@ -22,6 +22,9 @@ const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b785
 
 var sigv4 = v4.NewSigner()
 
+// sigv4S3 signs the path as sent: S3 escapes it once, every other service twice (AWS SigV4 docs).
+var sigv4S3 = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+
 // strategyError is returned when a token cannot be applied (a field missing, a strategy
 // unknown); it matches [ErrStrategy] and never contains credential values.
 func strategyError(format string, args ...any) error {
@@ -141,7 +144,11 @@ func ApplyStrategy(ctx context.Context, t *Token, req *http.Request, body []byte
 		}
 		// Signing rewrites headers: the caller's request is already a clone.
 		req.Header.Del("Authorization")
-		if err := sigv4.SignHTTP(ctx, creds, req, payload, service, conf(t, "region", "us-east-1"), signTime.UTC()); err != nil {
+		signer := sigv4
+		if service == "s3" {
+			signer = sigv4S3
+		}
+		if err := signer.SignHTTP(ctx, creds, req, payload, service, conf(t, "region", "us-east-1"), signTime.UTC()); err != nil {
 			return strategyError("aws_sigv4 signing failed: %v", err)
 		}
 	default:

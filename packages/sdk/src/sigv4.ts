@@ -66,6 +66,9 @@ export async function signSigV4(input: SigV4Input): Promise<Record<string, strin
       ...(input.sessionToken ? { sessionToken: input.sessionToken } : {}),
     },
     sha256: NodeSha256,
+    // S3 signs the path as sent; every other service escapes it once more (AWS SigV4 docs, and the
+    // broker's signer).
+    uriEscapePath: input.service !== 's3',
   });
   const query: Record<string, string | string[]> = {};
   for (const [name, value] of input.url.searchParams) {

@@ -31,7 +31,8 @@ from .models import Credential
 __all__ = ["AppliedCredential", "compute", "credential_names", "origin_of", "SIGV4_HEADERS"]
 
 #: Headers the SigV4 signer writes; removed before (re)signing so a retry never carries stale ones.
-SIGV4_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token", "x-amz-content-sha256")
+#: ``x-amz-content-sha256`` is not one (``SigV4Auth`` never writes it): a caller's is kept and signed, as S3 needs.
+SIGV4_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token")
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def compute(
         key = _field(credential, c.get("secret_field") or "api_secret").encode()
         mac = hmac.new(key, body or b"", getattr(hashlib, algo))
         encoding = (c.get("encoding") or "hex").lower()
+        if encoding not in ("hex", "base64"):
+            raise StrategyError(f"The hmac_payload strategy names an unsupported encoding {encoding!r}.")
         value = base64.b64encode(mac.digest()).decode("ascii") if encoding == "base64" else mac.hexdigest()
         return AppliedCredential(headers={mac_header: value})
     if kind == "aws_sigv4":
@@ -110,6 +113,13 @@ def _sigv4(
         from botocore.credentials import Credentials
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise StrategyError("The aws_sigv4 strategy needs botocore: pip install 'nexus-broker-sdk[aws]'.") from exc
+
+    class _S3PathSigV4Auth(SigV4Auth):  # type: ignore[misc]
+        """S3 signs the path as sent (escaped once); other services escape it again (AWS SigV4 docs)."""
+
+        def _normalize_url_path(self, path: str) -> str:
+            return path
+
     c = credential.strategy.config
     service = c.get("service")
     if not service:
@@ -129,7 +139,8 @@ def _sigv4(
         if lower in ("host", "content-type") or lower.startswith("x-amz-"):
             to_sign[name] = value
     request = AWSRequest(method=method.upper(), url=url, headers=to_sign, data=body or b"")
-    SigV4Auth(Credentials(access_key, secret_key, session_token), service, region).add_auth(request)
+    signer = _S3PathSigV4Auth if service == "s3" else SigV4Auth
+    signer(Credentials(access_key, secret_key, session_token), service, region).add_auth(request)
     out = {name: str(request.headers[name]) for name in ("Authorization", "X-Amz-Date")}
     if session_token:
         out["X-Amz-Security-Token"] = str(request.headers["X-Amz-Security-Token"])

@@ -58,9 +58,16 @@ export function applyStrategy(
     }
     case 'hmac_payload': {
       if (c.header_name === undefined) throw new StrategyNotApplicable('header_name is not configured');
-      const mac = createHmac(c.algo ?? 'sha256', field(c.secret_field ?? 'api_secret'))
+      const algo = c.algo ?? 'sha256';
+      const encoding = c.encoding ?? 'hex';
+      // Registration accepts only these; a row that holds another value is refused, never signed otherwise.
+      if (algo !== 'sha256' && algo !== 'sha1')
+        throw new StrategyNotApplicable(`hmac_payload algo ${algo} is not sha256 or sha1`);
+      if (encoding !== 'hex' && encoding !== 'base64')
+        throw new StrategyNotApplicable(`hmac_payload encoding ${encoding} is not hex or base64`);
+      const mac = createHmac(algo, field(c.secret_field ?? 'api_secret'))
         .update(request.body)
-        .digest(c.encoding === 'base64' ? 'base64' : 'hex');
+        .digest(encoding);
       return withHeader(request, c.header_name, mac);
     }
     case 'aws_sigv4':
