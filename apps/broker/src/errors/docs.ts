@@ -1,4 +1,4 @@
-import { allErrorCodes } from './registry.ts';
+import { allErrorCodes, allReturnUrlCodes } from './registry.ts';
 
 /** Renders `docs/errors.md` from the error catalogues. */
 export function renderErrorDocs(): string {
@@ -33,6 +33,28 @@ export function renderErrorDocs(): string {
   );
   for (const [code, spec] of codes)
     if (logged(code, spec.status)) lines.push(`| \`${code}\` | ${spec.message} | ${spec.module} |`);
+  lines.push(
+    '',
+    '## In a consent return_url',
+    '',
+    "A consent that fails after the user left for the provider ends in a redirect to the caller's",
+    '`return_url` with `status=failed&error=<code>`, never in a JSON answer. `error` is one of the codes',
+    'below, or a code the provider itself sent back to the callback (RFC 6749 §4.1.2.1, OpenID Connect',
+    'Core §3.1.2.6: `access_denied`, `consent_required`, …), passed on when it is 1 to 64 lowercase',
+    'letters and underscores (anything else becomes `authorization_failed`). The audit event',
+    '`connection.failed` records the same code in `details.error`.',
+    '',
+    '| code | meaning | also an HTTP code | module |',
+    '|---|---|---|---|',
+  );
+  const http = allErrorCodes();
+  const returned = [...allReturnUrlCodes()].sort(([a], [b]) => a.localeCompare(b));
+  for (const [code, spec] of returned) {
+    const status = http.get(code)?.status;
+    lines.push(
+      `| \`${code}\` | ${spec.message} | ${status === undefined ? '' : String(status)} | ${spec.module} |`,
+    );
+  }
   lines.push('');
   return lines.join('\n');
 }

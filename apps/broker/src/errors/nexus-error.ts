@@ -59,3 +59,19 @@ export function errorFrom<C extends ErrorCatalog>(
   if (spec === undefined) throw new Error(`unknown error code ${code}`);
   return new NexusError(code, spec.status, spec.message, options);
 }
+
+/**
+ * A code that never answers a request: it travels to an application in a redirect (the consent
+ * callback's `status=failed&error=<code>` on the caller's return_url). The application branches on
+ * it, so it is catalogued and documented like an HTTP code; `message` says what happened.
+ */
+export interface ReturnUrlErrorSpec {
+  readonly message: string;
+}
+
+export type ReturnUrlErrorCatalog = Readonly<Record<string, ReturnUrlErrorSpec>>;
+
+/** Declares the codes a module sends to a return_url; `registry.ts` merges and documents them. */
+export function defineReturnUrlErrors<const C extends ReturnUrlErrorCatalog>(catalog: C): C {
+  return catalog;
+}

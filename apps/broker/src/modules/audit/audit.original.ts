@@ -35,7 +35,8 @@ const errorOf = (details: Details) => (typeof details?.error === 'string' ? deta
 /**
  * Codes an authorization server sends back in the redirect (RFC 6749 §4.1.2.1, OpenID Connect
  * Core §3.1.2.6): the user or the provider refused; the original logged these as `oauth_error`.
- * `authorization_failed` is Nexus's code for an error answer that did not look like a code.
+ * `authorization_failed` is Nexus's code for an error answer that did not look like a code, or a
+ * redirect that could not be accepted (RFC 9207 `iss` of another issuer, a repeated `state`).
  */
 const AUTHORIZATION_ERRORS = new Set([
   'invalid_request',

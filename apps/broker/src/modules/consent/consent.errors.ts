@@ -1,4 +1,5 @@
-import { defineErrors } from '../../errors/nexus-error.ts';
+import { defineErrors, defineReturnUrlErrors } from '../../errors/nexus-error.ts';
+import { secretErrors } from '../secrets/secrets.errors.ts';
 
 export const consentErrors = defineErrors({
   return_url_not_allowed: {
@@ -25,3 +26,69 @@ export const consentErrors = defineErrors({
       'The provider could not be reached to check these credentials. Try again shortly; nothing was stored.',
   },
 });
+
+/**
+ * Secret backend failures end a consent too: reading the provider's client credentials, or storing
+ * the connection's. Every secret backend code is listed, so a new one cannot reach a return_url
+ * undocumented.
+ */
+const secretBackendFailures = Object.fromEntries(
+  Object.entries(secretErrors).map(([code, spec]) => [
+    code,
+    {
+      message: `The secret backend failed while the broker read the provider's client credentials or stored the connection's: ${spec.message}`,
+    },
+  ]),
+) as { readonly [K in keyof typeof secretErrors]: { readonly message: string } };
+
+/**
+ * What `GET /auth/callback` sends to the caller's return_url as `status=failed&error=<code>`
+ * (besides the provider's own RFC 6749 codes, passed on). No other code reaches a return_url:
+ * callback-failure.ts maps every failure onto one of these.
+ */
+export const consentReturnErrors = defineReturnUrlErrors({
+  state_expired: {
+    message:
+      'The user came back after the sign-in link expired (10 minutes after request-connection). Start the connection again.',
+  },
+  state_reused: {
+    message:
+      'This sign-in link was already used (a reload, the back button); its first use decided the outcome. Start the connection again if that one failed.',
+  },
+  authorization_failed: {
+    message:
+      "The provider's redirect back could not be accepted: an error that is not a code (RFC 6749 §4.1.2.1), an `iss` that names another issuer or is missing although the provider promised one (RFC 9207), or a repeated `state` or `iss`.",
+  },
+  not_an_oauth_flow: {
+    message:
+      'The callback was reached for a static-credential (capture) flow, which has no authorization code. Use the capture link.',
+  },
+  token_exchange_failed: {
+    message:
+      "The token endpoint refused the authorization code (e.g. invalid_grant: expired, already used, or issued to another client, or the client's authentication failed) or did not answer with a token response (an error status, HTML or other non-JSON, a body without an access token); or the provider's key set could not be read. The broker log and the audit event have the detail.",
+  },
+  id_token_invalid: {
+    message:
+      'The id_token was refused: another issuer, audience or nonce, expired, missing although openid was asked for, malformed, or not signed by a key the provider publishes. Nothing was stored.',
+  },
+  provider_unavailable: {
+    message:
+      "The provider's token endpoint (or its key set) could not be reached, refused the connection, or did not answer within NEXUS_UPSTREAM_TIMEOUT_SECONDS. Start the connection again later.",
+  },
+  connection_not_pending: {
+    message:
+      'The connection stopped waiting for consent before the exchange finished (it expired, was revoked or was superseded); the tokens were not kept.',
+  },
+  provider_not_found: {
+    message: 'The provider was deleted while the user was signing in.',
+  },
+  discovery_failed: {
+    message: "The provider's OpenID discovery document could not be fetched or is not valid right now.",
+  },
+  ...secretBackendFailures,
+  internal_error: {
+    message: 'An unexpected failure inside the broker; the broker log has the cause.',
+  },
+});
+
+export type ConsentReturnCode = keyof typeof consentReturnErrors;

@@ -16,10 +16,12 @@ import { providerErrors } from '../providers/providers.errors.ts';
 import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { CORE_AUTHORIZE_PARAMS } from '../providers/providers.validate.ts';
-import { consentErrors } from './consent.errors.ts';
+import { type CallbackStep, callbackFailure, passedOn } from './callback-failure.ts';
+import { type ConsentReturnCode, consentErrors } from './consent.errors.ts';
 import type { ConsentStore } from './consent.store.ts';
 import { returnUrlAllowed, withOutcome } from './return-url.ts';
 import { signState, verifyState } from './state.ts';
+import { readTokenAnswer } from './token-answer.ts';
 
 /** A consent flow (and its pending connection) must complete within 10 minutes. */
 export const FLOW_TTL_MS = 10 * 60_000;
@@ -313,23 +315,26 @@ export function createConsentService(deps: {
       }
       if (flow.verifier === null) return fail('not_an_oauth_flow');
       const exchangeStarted = performance.now();
-      const exchangeFailed = (error: string, detail?: string) => {
+      const exchangeFailed = (error: ConsentReturnCode, detail?: string) => {
         deps.metrics?.codeExchanged('error', seconds(exchangeStarted));
         return fail(error, detail);
       };
       let tokens: oauth.TokenEndpointResponse;
       let idTokenStarted: number | undefined;
+      let step: CallbackStep = 'setup';
       try {
         const { profile, clientSecret } = await deps.providers.loadForUse(flow.provider_id);
         const openid = (JSON.parse(flow.scopes) as string[]).includes('openid');
         const oc = await deps.oauthClient(profile, clientSecret, { openid });
+        const codeVerifier = openText(ring, flow.verifier, verifierBinding(flow.id));
+        step = 'authorization_response';
         const callbackParams = oauth.validateAuthResponse(
           oc.as,
           oc.client,
           oc.issuerKnown ? params : withoutIss(params),
           stateText,
         );
-        const codeVerifier = openText(ring, flow.verifier, verifierBinding(flow.id));
+        step = 'token_request';
         const response = await oauth.authorizationCodeGrantRequest(
           oc.as,
           oc.client,
@@ -339,23 +344,14 @@ export function createConsentService(deps: {
           codeVerifier,
           { ...oc.requestOptions(), additionalParameters: exchangeParameters(profile, flow.scopes) },
         );
-        // A verifiable id_token is required with openid and checked: claims here (iss pinned to the
-        // issuer configured or discovered, aud, exp, nonce), signature against that issuer's key
-        // set below. One that cannot be verified never got this far (`oc.idTokens`, discarded).
-        const verify = oc.idTokens.mode === 'verify';
-        if (verify && openid) idTokenStarted = performance.now();
-        tokens = await oauth.processAuthorizationCodeResponse(
-          oc.as,
-          oc.client,
-          response,
-          verify ? { expectedNonce: flow.nonce ?? oauth.expectNoNonce, requireIdToken: openid } : {},
-        );
-        if (tokens.id_token !== undefined)
-          await oauth.validateApplicationLevelSignature(oc.as, response, oc.requestOptions());
+        tokens = await readTokenAnswer(oc, response, { openid, nonce: flow.nonce }, (next) => {
+          step = next;
+          if (next === 'id_token' && openid) idTokenStarted = performance.now();
+        });
         if (idTokenStarted !== undefined && tokens.id_token !== undefined)
           deps.metrics?.idTokenChecked('success', seconds(idTokenStarted));
       } catch (error) {
-        const failure = callbackFailure(error);
+        const failure = callbackFailure(step, error);
         if (idTokenStarted !== undefined && failure === 'id_token_invalid')
           deps.metrics?.idTokenChecked('error', seconds(idTokenStarted));
         return exchangeFailed(failure, error instanceof Error ? error.message : undefined);
@@ -373,7 +369,7 @@ export function createConsentService(deps: {
         sealed = await deps.credentials.write(flow.connection_id, credentials);
       } catch (error) {
         // The code only: the backend's own text (paths, ARNs) stays out of the redirect and audit.
-        if (error instanceof NexusError) return exchangeFailed(error.code);
+        if (error instanceof NexusError) return exchangeFailed(passedOn(error));
         deps.metrics?.codeExchanged('error', seconds(exchangeStarted));
         throw error;
       }
@@ -449,26 +445,6 @@ function metadataKeys(metadata: unknown): { metadata_keys?: string[] } {
       .slice(0, 20)
       .map((k) => k.slice(0, 64)),
   };
-}
-
-/** The `error` a failed code exchange sends back to the return URL. */
-function callbackFailure(error: unknown): string {
-  // The broker's own refusals (a discovery document or secret that cannot be read) keep their code;
-  // an internal failure's code describes the broker's insides and stays in the log.
-  if (error instanceof NexusError) return error.expose ? error.code : 'internal_error';
-  if (error instanceof oauth.ResponseBodyError) return 'token_exchange_failed';
-  if (error instanceof oauth.AuthorizationResponseError) return 'authorization_failed';
-  if (
-    error instanceof Error &&
-    (error.name === 'TimeoutError' || error.name === 'AbortError' || error.name === 'TypeError')
-  )
-    return 'provider_unavailable';
-  if (
-    error instanceof oauth.OperationProcessingError &&
-    /id_token|nonce|"iss"|"aud"|signature|JWT/i.test(error.message)
-  )
-    return 'id_token_invalid';
-  return 'token_exchange_failed';
 }
 
 /**
