@@ -9,7 +9,6 @@ import {
 } from 'jose';
 import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
-import type { ClientAuthentication } from './agents.service.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from './jwks.ts';
 
 /** Client secrets look like `nxs_<secret id>_<43 random chars>`: the id finds the row, the hash is compared. */
@@ -17,6 +16,15 @@ const SECRET_PATTERN = /^nxs_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const MAX_ASSERTION_LIFETIME_S = 300;
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Client authentication presented at the token endpoint (RFC 6749 §2.3, RFC 7523). */
+export interface ClientAuthentication {
+  basic?: { clientId: string; secret: string };
+  clientId?: string;
+  clientSecret?: string;
+  assertionType?: string;
+  assertion?: string;
+}
 
 /**
  * Agent client authentication at the token endpoint (RFC 6749 §2.3, RFC 7523): a client secret,

@@ -1,0 +1,76 @@
+/**
+ * Where a provider sends what it stores, and the guard on changing it (issue #18, "no admin path
+ * to a stored secret").
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ProvidersTable } from '../../db/schema.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { ProviderCredentials } from './provider-credentials.ts';
+import { refOf, type StoredRecord } from './provider-record.ts';
+import { providerErrors } from './providers.errors.ts';
+import type { StoredProfile } from './providers.schemas.ts';
+import type { ProvidersStore } from './providers.store.ts';
+
+/**
+ * Where a provider sends what it stores. The client secret, authorization codes and refresh tokens
+ * go to the token endpoint (`token_url`, or learnt from the issuer's discovery document), tokens to
+ * the revocation endpoint (`params.revocation_endpoint`, or discovered), the client credential in
+ * the form `auth_header` says (a `private_key_jwt` assertion's audience is the issuer), and
+ * connection credentials to `api_base_url` through the credential proxy.
+ */
+const DESTINATION_FIELDS = [
+  'token_url',
+  'issuer',
+  'enable_discovery',
+  'auth_header',
+  'api_base_url',
+] as const;
+
+/** The destination fields (DESTINATION_FIELDS and `params.revocation_endpoint`) a write changes. */
+function destinationChanges(before: StoredProfile, after: StoredProfile): string[] {
+  const differs = (a: unknown, b: unknown) => JSON.stringify(a ?? null) !== JSON.stringify(b ?? null);
+  const fields: string[] = DESTINATION_FIELDS.filter((f) => differs(before[f], after[f]));
+  if (differs(before.params.revocation_endpoint, after.params.revocation_endpoint))
+    fields.push('params.revocation_endpoint');
+  return fields;
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** Why a change of destination was accepted, for the audit event (never the secret itself). */
+export type DestinationBasis = 'current_client_secret' | 'no_stored_credentials';
+
+export function createDestinationGuard(deps: {
+  store: Pick<ProvidersStore, 'connectionsHoldCredentials'>;
+  creds: Pick<ProviderCredentials, 'getSecret'>;
+}) {
+  const { store, creds } = deps;
+  /**
+   * An admin key alone must not be able to send a stored secret somewhere new. A write that
+   * changes a destination field is accepted when it carries the stored client secret itself
+   * (whoever sends it holds it already), or when nothing stored would go there: no client secret
+   * kept, and no connection holding credentials. Runs before anything is fetched or written, so a
+   * refusal changes nothing.
+   */
+  return async function guardDestinations(
+    row: ProvidersTable,
+    before: StoredRecord,
+    after: StoredProfile,
+    secret: string | null | undefined,
+    keepSecret: boolean,
+  ): Promise<{ fields: string[]; basis: DestinationBasis } | undefined> {
+    const fields = destinationChanges(before, after);
+    if (fields.length === 0) return undefined;
+    if (typeof secret === 'string' && before.has_client_secret) {
+      const stored = await creds.getSecret(refOf(row));
+      if (stored !== undefined && timingSafeEqual(digest(stored), digest(secret)))
+        return { fields, basis: 'current_client_secret' };
+    }
+    // The stored secret would go to the new destination at the next token request.
+    if (keepSecret) throw errorFrom(providerErrors, 'provider_secret_required', { details: { fields } });
+    // Users' refresh tokens and credentials would: a new secret proves nothing about them.
+    if (await store.connectionsHoldCredentials(row.id))
+      throw errorFrom(providerErrors, 'provider_destination_locked', { details: { fields } });
+    return { fields, basis: 'no_stored_credentials' };
+  };
+}
