@@ -37,6 +37,11 @@ export async function installOpenApi(app: FastifyInstance, baseUrl: string, vers
       const responses = (out.schema as { response?: Record<string, unknown> } | undefined)?.response;
       if (RATE_LIMITED_ROUTES[input.url] !== undefined && responses?.['400'] !== undefined)
         responses['429'] = responses['400'];
+      // Any route that takes a body answers 413 above NEXUS_BODY_LIMIT_BYTES (a string within its
+      // schema's maxLength can still exceed it once escaped as JSON).
+      const body = (out.schema as { body?: unknown } | undefined)?.body;
+      if (body !== undefined && responses?.['400'] !== undefined && responses['413'] === undefined)
+        responses['413'] = responses['400'];
       return out;
     },
     transformObject: jsonSchemaTransformObject,
