@@ -32,8 +32,9 @@ import {
   type ConnectionsService,
   createConnectionsService,
 } from './modules/connections/connections.service.ts';
-import { type ConnectionsStore, createConnectionsStore } from './modules/connections/connections.store.ts';
-import { type CredentialStore, createCredentialStore } from './modules/connections/credential-store.ts';
+import { createConnectionsStore } from './modules/connections/connections.store.ts';
+import { createCredentialStore } from './modules/connections/credential-store.ts';
+import { type ConnectionsMaintenance, createMaintenance } from './modules/connections/maintenance.ts';
 import { createRefreshSchedule } from './modules/connections/refresh-schedule.ts';
 import { type CaptureService, createCaptureService } from './modules/consent/capture.service.ts';
 import { type ConsentService, createConsentService } from './modules/consent/consent.service.ts';
@@ -72,10 +73,9 @@ export interface Container {
   readonly secretsFallback: SecretBackend | undefined;
   readonly discovery: Discovery;
   readonly providers: ProvidersService;
-  readonly connectionsStore: ConnectionsStore;
-  /** Where connection credentials are kept (`TOKEN_STORE`). */
-  readonly credentialStore: CredentialStore;
   readonly connections: ConnectionsService;
+  /** Row-level connection maintenance for the CLI (rewrap, key reports, token migration, import). */
+  readonly connectionsMaintenance: ConnectionsMaintenance;
   readonly consentStore: ConsentStore;
   readonly consent: ConsentService;
   readonly capture: CaptureService;
@@ -215,14 +215,34 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     now,
   });
   const connectionsStore = createConnectionsStore(db, { refreshLeaseMs: config.refresh.leaseMs });
+  const credentialStore = createCredentialStore({
+    mode: config.tokenStore,
+    ring: keys.ring,
+    secrets,
+    fallback: secretsFallback,
+  });
+  const connections = originalMetrics.instrument(
+    createConnectionsService({
+      store: connectionsStore,
+      credentials: credentialStore,
+      providers,
+      oauthClient,
+      audit,
+      access: principalAccess,
+      schedule,
+      events,
+      leaseMs: config.refresh.leaseMs,
+      upstreamTimeoutMs: config.upstreamTimeoutMs,
+      now,
+    }),
+  );
   const sessions = createAgentSessions({
     db,
     signingKeys,
-    connections: connectionsStore,
+    connections,
     audit,
     issuer: config.http.baseUrl,
     maxTtlSeconds: config.agentSessionMaxTtlSeconds,
-    // Declared below; called only once the container is built.
     narrow: (id, scopes) => connections.narrowedToken(id, scopes),
     now,
   });
@@ -253,27 +273,6 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     decide: oboDecision,
     now,
   });
-  const credentialStore = createCredentialStore({
-    mode: config.tokenStore,
-    ring: keys.ring,
-    secrets,
-    fallback: secretsFallback,
-  });
-  const connections = originalMetrics.instrument(
-    createConnectionsService({
-      store: connectionsStore,
-      credentials: credentialStore,
-      providers,
-      oauthClient,
-      audit,
-      access: principalAccess,
-      schedule,
-      events,
-      leaseMs: config.refresh.leaseMs,
-      upstreamTimeoutMs: config.upstreamTimeoutMs,
-      now,
-    }),
-  );
   const consentStore = createConsentStore(db);
   const returnUrls = {
     allowedDomains: config.allowedReturnDomains,
@@ -282,39 +281,31 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   };
   const consent = createConsentService({
     store: consentStore,
-    connections: connectionsStore,
+    connections,
     providers,
     oauthClient,
     audit,
     ring: keys.ring,
-    credentials: credentialStore,
     stateKey: keys.stateKey,
     redirectUri: `${config.http.baseUrl}${config.http.redirectPath}`,
     capturePageUrl: `${config.http.baseUrl}/connect/capture`,
     returnUrls,
-    schedule,
-    events,
     metrics: originalMetrics.consent,
     now,
   });
   const capture = createCaptureService({
     store: consentStore,
-    connections: connectionsStore,
+    connections,
     providers,
-    audit,
-    credentials: credentialStore,
     stateKey: keys.stateKey,
     returnUrls,
     probe: createSafeFetch({ allowCidrs: config.egressAllowedCidrs, timeoutMs: config.upstreamTimeoutMs }),
-    events,
     metrics: originalMetrics.capture,
     now,
   });
   const housekeeping = createHousekeeping({
-    connections: connectionsStore,
+    connections,
     consent: consentStore,
-    events,
-    credentials: credentialStore,
     auditRetention,
     agents,
     signingKeys,
@@ -323,11 +314,11 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     now,
   });
   const refreshWorker = createRefreshWorker({
-    store: connectionsStore,
+    store: connections,
     connections,
     concurrency: config.refresh.concurrency,
     providerConcurrency: config.refresh.providerConcurrency,
-    metrics: createRefreshMetrics(metrics.registry, connectionsStore, now),
+    metrics: createRefreshMetrics(metrics.registry, connections, now),
     now,
   });
   const webhooks = createWebhooksService({
@@ -378,9 +369,8 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     secretsFallback,
     discovery,
     providers,
-    connectionsStore,
-    credentialStore,
     connections,
+    connectionsMaintenance: createMaintenance(connectionsStore, credentialStore),
     consentStore,
     consent,
     capture,

@@ -17,6 +17,7 @@ import { buildContainer, type Container } from '../src/container.ts';
 import { migrate } from '../src/db/migrate.ts';
 import type { ErrorBody } from '../src/http/error-handler.ts';
 import { createLogger } from '../src/http/logger.ts';
+import { type ConnectionStores, withConnectionStores } from './connection-stores.ts';
 
 export const TEST_PG_URL = process.env.NEXUS_TEST_DATABASE_URL;
 export const DIALECT: 'sqlite' | 'postgres' = TEST_PG_URL ? 'postgres' : 'sqlite';
@@ -65,7 +66,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
 export interface TestBroker {
   readonly app: FastifyInstance;
-  readonly container: Container;
+  /** With its connection stores attached (connection-stores.ts, a test-only path). */
+  readonly container: Container & ConnectionStores;
   readonly db: TestDatabase;
   readonly env: Record<string, string>;
   /** An admin key from API_KEYS, named `env:test`. */
@@ -116,7 +118,7 @@ export async function startBroker(
       done();
     },
   });
-  const container = buildContainer(config, options.now ? { now: options.now } : {});
+  const container = withConnectionStores(buildContainer(config, options.now ? { now: options.now } : {}));
   await migrate(container.db);
   const app = await buildApp(container, createLogger(config.logLevel, sink), options.listeners);
   await app.ready();

@@ -20,6 +20,7 @@ import { migrateTokens } from '../src/modules/connections/tokens-migration.ts';
 import { rewrap } from '../src/modules/keys/rewrap.ts';
 import { secretError } from '../src/modules/secrets/secrets.errors.ts';
 import { killAllChildren, runCli, show } from './cli-helpers.ts';
+import { withConnectionStores } from './connection-stores.ts';
 import { assertProblem, json, newKeyBase64 } from './harness.ts';
 import { RETURN, Scenario } from './oauth-scenario.ts';
 
@@ -240,7 +241,7 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
     const newKey = newKeyBase64();
     const env = { ...s.broker.env, ENCRYPTION_KEYS: `${newKey},${oldKey}` };
     delete (env as Record<string, string | undefined>).ENCRYPTION_KEY;
-    const rotated = buildContainer(loadConfig(env));
+    const rotated = withConnectionStores(buildContainer(loadConfig(env)));
     try {
       assert.notEqual(rotated.keys.ring.primaryKid, before.kid);
       const tokens = {
@@ -261,7 +262,7 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
       await rotated.close();
     }
     // Only the new key: the credentials still open (both the backend's and Nexus's envelope).
-    const onlyNew = buildContainer(loadConfig({ ...env, ENCRYPTION_KEYS: newKey }));
+    const onlyNew = withConnectionStores(buildContainer(loadConfig({ ...env, ENCRYPTION_KEYS: newKey })));
     try {
       const row = await onlyNew.connectionsStore.find(id);
       const creds = await onlyNew.credentialStore.read(row!);
@@ -287,7 +288,7 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
     ];
     const expected = await Promise.all(ids.map((id) => s.stored(id)));
     const env = { ...s.broker.env, TOKEN_STORE: 'secret-backend' };
-    const other = buildContainer(loadConfig(env));
+    const other = withConnectionStores(buildContainer(loadConfig(env)));
     const marker = async (id: string) => {
       const row = await other.db.kysely
         .selectFrom('connections')
@@ -353,7 +354,7 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
   it('skips a connection whose refresh lease is held, and a rerun finishes it', async () => {
     const id = await s.connect('idp-basic', 'm-busy');
     const env = { ...s.broker.env, TOKEN_STORE: 'secret-backend' };
-    const other = buildContainer(loadConfig(env));
+    const other = withConnectionStores(buildContainer(loadConfig(env)));
     try {
       assert.ok(await other.connectionsStore.holdLease(id, 'a-refresh', 60_000));
       const args = {

@@ -130,7 +130,7 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
           keys,
           brokers: container.brokers,
           ...(backendOk
-            ? { credentials: container.credentialStore, userSecretsBackend: container.secrets }
+            ? { credentials: container.connectionsMaintenance.keyIds, userSecretsBackend: container.secrets }
             : {}),
           now: Date.now(),
         }))

@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import type { Config } from '../../config/load.ts';
 import { buildContainer, type Container } from '../../container.ts';
 import { migrate } from '../../db/migrate.ts';
-import { createConnectionImport } from '../../modules/connections/connections.import.ts';
 import { createRefreshSchedule } from '../../modules/connections/refresh-schedule.ts';
 import type { Counts, ImportReport } from '../../modules/import/import.types.ts';
 import { importOriginal, WrongKeyError } from '../../modules/import/import-original.ts';
@@ -126,10 +125,8 @@ export async function importCommand(io: Io, env: NodeJS.ProcessEnv, options: Imp
       apply: options.apply,
       nexus: {
         providers: container.providers,
-        connections: createConnectionImport({
+        connections: container.connectionsMaintenance.importer({
           db: container.db,
-          store: container.connectionsStore,
-          credentials: container.credentialStore,
           schedule: createRefreshSchedule(config.refresh),
           audit: container.audit,
           owner: `import-${process.pid}-${randomUUID()}`,

@@ -181,11 +181,7 @@ export async function keysRewrap(
       signal: controller.signal,
       onProgress: (p) => bar.update(p.scanned, p.total),
       // Connection credentials kept in the secret backend, re-sealed under each one's refresh lease.
-      tokens: {
-        credentials: container.credentialStore,
-        store: container.connectionsStore,
-        owner: `rewrap-${process.pid}-${randomUUID()}`,
-      },
+      tokens: container.connectionsMaintenance.backendTokens(`rewrap-${process.pid}-${randomUUID()}`),
     });
     bar.done();
     // User secrets live in the secret backend under their own key ring.

@@ -4,7 +4,6 @@ import {
   BUSY_WAIT_MS,
   countInSecretBackend,
   MIGRATION_LEASE_MS,
-  migrateTokens,
 } from '../../modules/connections/tokens-migration.ts';
 import { migrateProviderCredentials } from '../../modules/providers/credentials-migration.ts';
 import { createProvidersStore } from '../../modules/providers/providers.store.ts';
@@ -155,10 +154,8 @@ async function tokensMigrate(
     await requireMigrated(container);
     await requireSecretBackend(container);
     const bar = progressBar(io, options.dryRun ? 'tokens (dry run)' : 'tokens');
-    const result = await migrateTokens({
+    const result = await container.connectionsMaintenance.migrateTokens({
       db: container.db,
-      store: container.connectionsStore,
-      credentials: container.credentialStore,
       backend: container.secrets,
       to: config.tokenStore,
       owner: `migrate-${process.pid}-${randomUUID()}`,

@@ -7,7 +7,7 @@ import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { connectionErrors } from '../connections/connections.errors.ts';
-import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { ConnectionsService } from '../connections/connections.service.ts';
 import { agentErrors } from './agents.errors.ts';
 import { agentMayUse } from './grants.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -51,7 +51,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function createAgentSessions(deps: {
   db: Database;
   signingKeys: SigningKeys;
-  connections: Pick<ConnectionsStore, 'find'>;
+  connections: Pick<ConnectionsService, 'describe'>;
   audit: Pick<AuditService, 'record'>;
   issuer: string;
   maxTtlSeconds: number;
@@ -194,7 +194,7 @@ export function createAgentSessions(deps: {
       const providerScopes = requested.filter((s) => !custom.has(s));
       let connectionId: string | null = null;
       if (request.connectionId !== undefined) {
-        const connection = await deps.connections.find(request.connectionId);
+        const connection = await deps.connections.describe(request.connectionId);
         if (connection === undefined || !agentMayUse(agent, connection) || connection.status !== 'active')
           await deny('connection', [], 'connection');
         // Another user's connection is not there for this user (before its scopes say anything).

@@ -1,7 +1,7 @@
 import type { Database } from '../../db/client.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import type { StoredCredentials } from './connections.service.ts';
 import type { ConnectionsStore } from './connections.store.ts';
+import type { StoredCredentials } from './connections.types.ts';
 import type { CredentialStore } from './credential-store.ts';
 import type { RefreshSchedule } from './refresh-schedule.ts';
 

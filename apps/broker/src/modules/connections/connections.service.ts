@@ -6,34 +6,25 @@ import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
-import { type Strategy, strategyFor } from '../strategies/strategy.ts';
+import { strategyFor } from '../strategies/strategy.ts';
 import type { ConnectionStatus } from './connection-status.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
+import {
+  type ConnectionEventSink,
+  type ConnectionEventType,
+  credentialsBinding,
+  noEvents,
+  type StoredCredentials,
+  type TokenResponse,
+} from './connections.types.ts';
 import { type CredentialStore, isBackendMarker } from './credential-store.ts';
+import { createLifecycle } from './lifecycle.ts';
 import { createRefresher } from './refresh.ts';
 import { defaultRefreshSchedule, type RefreshSchedule } from './refresh-schedule.ts';
 
-/**
- * What the vault keeps for a connection: sealed in `connections.credentials`, or in the secret
- * backend with `TOKEN_STORE=secret-backend` (`credential-store.ts`).
- */
-export type StoredCredentials =
-  | { kind: 'oauth2'; access_token: string; token_type: string; refresh_token?: string; scope?: string }
-  | { kind: 'static'; fields: Record<string, string> };
-
-/** The v1 token answer: never a refresh token, client secret or verifier. */
-export interface TokenResponse {
-  connection_id: string;
-  provider_id: string;
-  provider_name: string;
-  strategy: Strategy;
-  credentials: Record<string, string>;
-  expires_at: string | null;
-  access_token?: string;
-  token_type?: string;
-  expiry?: string | null;
-}
+// The module's vocabulary lives in connections.types.ts; re-exported for existing importers.
+export { credentialsBinding, type RefreshOutcome, type StoredCredentials } from './connections.types.ts';
 
 /**
  * Who may use which connection. The container passes `principalAccess` (`agents/grants.ts`): admin
@@ -49,32 +40,6 @@ export interface ConnectionAccess {
 }
 
 export const adminOnlyAccess: ConnectionAccess = { canUse: (principal) => principal?.kind === 'admin' };
-
-/** Connection state changes the broker reports as events (stored, and sent to webhooks). */
-export type ConnectionEventType =
-  | 'connection.active'
-  | 'connection.attention_required'
-  | 'connection.expired'
-  | 'connection.revoked'
-  | 'connection.refresh_failed'
-  | 'connection.refresh_recovered';
-
-export interface ConnectionEventSink {
-  emit(event: {
-    connectionId: string;
-    workspaceId: string;
-    providerId: string;
-    type: ConnectionEventType;
-    details?: Record<string, unknown>;
-  }): Promise<void>;
-}
-
-export const noEvents: ConnectionEventSink = { emit: async () => {} };
-
-/** What one background refresh of a claimed connection came to. */
-export type RefreshOutcome = 'refreshed' | 'attention_required' | 'failed' | 'skipped';
-
-export const credentialsBinding = (id: string) => ({ table: 'connections', id, field: 'credentials' });
 
 /** Default lease; longer than the upstream timeout, so a live holder never loses it mid-request. */
 const DEFAULT_LEASE_MS = 45_000;
@@ -213,8 +178,37 @@ export function createConnectionsService(deps: {
     return response;
   }
 
+  const lifecycle = createLifecycle({
+    store,
+    credentials: deps.credentials,
+    audit,
+    events,
+    schedule,
+    now,
+  });
+
   return {
     credentialsBinding,
+    /** `createPending`, `markFailed`, `activate` (consent), `expirePending`, `expireBroken` (housekeeping). */
+    ...lifecycle,
+
+    /** The worker's queue: it claims due connections, gives back those it will not run now. */
+    claimDue: store.claimDue,
+    dropLease: store.dropLease,
+    /** For the worker's gauges: due connections and connections by status. */
+    countDue: store.countDue,
+    countByStatus: store.countByStatus,
+
+    /**
+     * A connection's id, owner, provider, status and granted scopes (a JSON array), without its
+     * credentials; undefined when there is none. For agent sessions, which bind to one.
+     */
+    async describe(id: string) {
+      const row = await store.find(id);
+      if (row === undefined) return undefined;
+      const { id: rowId, workspace_id, provider_id, status, scopes } = row;
+      return { id: rowId, workspace_id, provider_id, status, scopes };
+    },
     /** This process's lease owner id: the worker claims leases under it. */
     owner,
 

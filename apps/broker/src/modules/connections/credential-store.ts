@@ -3,7 +3,7 @@ import type { KeyRing } from '../../crypto/keyring.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
 import { connectionErrors } from './connections.errors.ts';
-import { credentialsBinding, type StoredCredentials } from './connections.service.ts';
+import { credentialsBinding, type StoredCredentials } from './connections.types.ts';
 
 /** `TOKEN_STORE`: where a connection's sealed credentials are kept. */
 export type TokenStore = 'database' | 'secret-backend';

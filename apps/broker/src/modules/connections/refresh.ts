@@ -5,8 +5,8 @@ import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { connectionErrors } from './connections.errors.ts';
-import type { ConnectionEventType, RefreshOutcome, StoredCredentials } from './connections.service.ts';
 import type { ConnectionsStore, ConnectionWithProvider, LeaseTimes } from './connections.store.ts';
+import type { ConnectionEventType, RefreshOutcome, StoredCredentials } from './connections.types.ts';
 import type { CredentialStore } from './credential-store.ts';
 import {
   extendsToken,

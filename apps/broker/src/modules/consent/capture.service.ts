@@ -2,10 +2,8 @@ import type { SecretBytes } from '../../config/secret-value.ts';
 import { EgressError, type SafeFetch } from '../../egress/safe-fetch.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
-import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import type { ConnectionEventSink, StoredCredentials } from '../connections/connections.service.ts';
-import type { ConnectionsStore } from '../connections/connections.store.ts';
-import type { CredentialStore } from '../connections/credential-store.ts';
+import type { AuditContext } from '../audit/audit.service.ts';
+import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { probeSpecFor } from '../providers/validation-probe.ts';
@@ -13,7 +11,6 @@ import { applyStrategy, type OutgoingRequest, StrategyNotApplicable } from '../s
 import { strategyFor } from '../strategies/strategy.ts';
 import { type CaptureField, captureFields, checkCaptured, credentialSchema } from './capture.schema.ts';
 import { consentErrors } from './consent.errors.ts';
-import { emitActivated, removeSuperseded } from './consent.service.ts';
 import type { ConsentStore } from './consent.store.ts';
 import { returnUrlAllowed, withOutcome } from './return-url.ts';
 import { verifyState } from './state.ts';
@@ -35,16 +32,13 @@ export interface CaptureForm {
  */
 export function createCaptureService(deps: {
   store: ConsentStore;
-  connections: ConnectionsStore;
+  /** Activates the connection: credentials, superseding, audit and events (lifecycle.ts). */
+  connections: Pick<ConnectionsService, 'activate'>;
   providers: Pick<ProvidersService, 'loadForUse'>;
-  audit: Pick<AuditService, 'record'>;
-  /** Where connection credentials are kept (`TOKEN_STORE`). */
-  credentials: CredentialStore;
   stateKey: SecretBytes;
   returnUrls: Parameters<typeof returnUrlAllowed>[1];
   /** The SSRF-guarded client that probes credentials when a provider asks for it. */
   probe: SafeFetch;
-  events?: ConnectionEventSink;
   /** Counts captures by outcome (the original's `oauth_credential_captures_total`). */
   metrics?: { captured(outcome: 'success' | 'error'): void };
   now?: () => number;
@@ -153,42 +147,22 @@ export function createCaptureService(deps: {
     if (!checked.ok) throw errorFrom(consentErrors, 'invalid_credentials', { details: checked.problems });
     // Before the flow is consumed: refused credentials leave the link usable for another try.
     const probed = await verify(flow.id, profile, checked.values);
-    const t = now();
-    if ((await store.consume(flow.id, t)) === undefined)
+    if ((await store.consume(flow.id, now())) === undefined)
       throw errorFrom(consentErrors, 'capture_not_available');
-    const credentials: StoredCredentials = { kind: 'static', fields: checked.values };
-    // After the flow is consumed (one writer per connection), before the row changes (it never
-    // points at credentials that were not stored). A backend failure answers its 503; the
-    // connection stays pending until it expires, and the user starts again.
-    const sealed = await deps.credentials.write(flow.connection_id, credentials);
-    const { activated, superseded } = await connections.activate(
+    // After the flow is consumed (one writer per connection). A backend failure answers its 503;
+    // the connection stays pending until it expires, and the user starts again.
+    const { activated } = await connections.activate(
+      ctx,
       flow.connection_id,
+      { kind: 'static', fields: checked.values },
+      // Field names only: the values are the secrets.
       {
-        credentials: sealed,
-        access_expires_at: null,
-        last_error: null,
-      },
-      t,
-    );
-    if (!activated) {
-      if (deps.credentials.mode === 'secret-backend')
-        await deps.credentials.remove(flow.connection_id).catch(() => {});
-      throw errorFrom(consentErrors, 'capture_not_available');
-    }
-    await removeSuperseded(deps.credentials, superseded);
-    await emitActivated(deps.events, connections, flow.connection_id, superseded);
-    // Field names only: the values are the secrets.
-    await deps.audit.record(ctx, {
-      action: 'connection.activated',
-      resourceType: 'connection',
-      resourceId: flow.connection_id,
-      details: {
         provider: provider.name,
         fields: Object.keys(checked.values),
-        superseded,
         ...(probed === undefined ? {} : { probe_status: probed }),
       },
-    });
+    );
+    if (!activated) throw errorFrom(consentErrors, 'capture_not_available');
     const redirectUrl = returnUrlAllowed(flow.return_url, deps.returnUrls)
       ? withOutcome(flow.return_url, {
           status: 'success',

@@ -7,10 +7,8 @@ import type { KeyRing } from '../../crypto/keyring.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import type { ConnectionEventSink, StoredCredentials } from '../connections/connections.service.ts';
-import type { ConnectionsStore } from '../connections/connections.store.ts';
-import type { CredentialStore } from '../connections/credential-store.ts';
-import { defaultRefreshSchedule, type RefreshSchedule } from '../connections/refresh-schedule.ts';
+import type { ConnectionsService } from '../connections/connections.service.ts';
+import type { Activation } from '../connections/lifecycle.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import { providerErrors } from '../providers/providers.errors.ts';
 import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
@@ -98,7 +96,8 @@ function truthy(value: unknown): boolean {
 
 export function createConsentService(deps: {
   store: ConsentStore;
-  connections: ConnectionsStore;
+  /** Creates the pending connection, fails or activates it (credentials, superseding, audit, events). */
+  connections: Pick<ConnectionsService, 'createPending' | 'markFailed' | 'activate'>;
   providers: Pick<ProvidersService, 'resolve' | 'loadForUse'>;
   oauthClient: (
     profile: StoredProfile,
@@ -107,19 +106,14 @@ export function createConsentService(deps: {
   ) => Promise<OAuthClient>;
   audit: Pick<AuditService, 'record'>;
   ring: KeyRing;
-  /** Where connection credentials are kept (`TOKEN_STORE`). */
-  credentials: CredentialStore;
   stateKey: SecretBytes;
   redirectUri: string;
   capturePageUrl: string;
   returnUrls: { allowedDomains: readonly string[]; allowLoopback: boolean; requireHttps: boolean };
-  schedule?: RefreshSchedule;
-  events?: ConnectionEventSink;
   metrics?: ConsentMetrics;
   now?: () => number;
 }) {
   const { store, connections, ring, audit } = deps;
-  const schedule = deps.schedule ?? defaultRefreshSchedule;
   const now = deps.now ?? Date.now;
   const allowed = (url: string) => returnUrlAllowed(url, deps.returnUrls);
 
@@ -214,29 +208,12 @@ export function createConsentService(deps: {
       } else {
         authUrl = `${deps.capturePageUrl}?state=${encodeURIComponent(state)}`;
       }
-      await connections.insert({
+      await connections.createPending({
         id: connectionId,
-        workspace_id: request.workspaceId,
-        provider_id: provider.id,
-        status: 'pending',
-        scopes: JSON.stringify(scopes),
-        credentials: null,
-        access_expires_at: null,
-        pending_expires_at: expiresAt,
-        refresh_lease_until: null,
-        refresh_lease_owner: null,
-        last_refreshed_at: null,
-        last_error: null,
-        version: 1,
-        created_at: t,
-        updated_at: t,
-        revoked_at: null,
-        refresh_due_at: null,
-        refresh_failures: 0,
-        failing_since: null,
-        access_issued_at: null,
-        refresh_started_at: null,
-        refresh_attempted_at: null,
+        workspaceId: request.workspaceId,
+        providerId: provider.id,
+        scopes,
+        expiresAt,
       });
       await store.insert({
         id: flowId,
@@ -284,28 +261,11 @@ export function createConsentService(deps: {
         return failed(known.return_url, known.used_at !== null ? 'state_reused' : 'state_expired');
       }
       const fail = async (error: string, detail?: string): Promise<CallbackOutcome> => {
-        await connections.transition(
-          flow.connection_id,
-          'failed',
-          { last_error: error, pending_expires_at: null },
-          now(),
-        );
-        await audit.record(ctx, {
-          action: 'connection.failed',
-          resourceType: 'connection',
-          resourceId: flow.connection_id,
-          outcome: 'failure',
-          details: { error, ...(detail ? { detail: detail.slice(0, 200) } : {}) },
-        });
+        await connections.markFailed(flow.connection_id, error, { ctx, detail });
         return failed(flow.return_url, error);
       };
       if (!allowed(flow.return_url)) {
-        await connections.transition(
-          flow.connection_id,
-          'failed',
-          { last_error: 'return_url_not_allowed', pending_expires_at: null },
-          t,
-        );
+        await connections.markFailed(flow.connection_id, 'return_url_not_allowed');
         return untrusted();
       }
       const upstreamError = params.get('error');
@@ -356,61 +316,24 @@ export function createConsentService(deps: {
           deps.metrics?.idTokenChecked('error', seconds(idTokenStarted));
         return exchangeFailed(failure, error instanceof Error ? error.message : undefined);
       }
-      const credentials: StoredCredentials = {
-        kind: 'oauth2',
-        access_token: tokens.access_token,
-        token_type: tokens.token_type ?? 'bearer',
-        ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
-        ...(tokens.scope ? { scope: tokens.scope } : {}),
-      };
-      let sealed: Uint8Array;
+      let activation: Activation;
       try {
-        // Before the row changes: it never points at credentials that were not stored.
-        sealed = await deps.credentials.write(flow.connection_id, credentials);
+        activation = await connections.activate(ctx, flow.connection_id, { kind: 'oauth2', tokens });
       } catch (error) {
-        // The code only: the backend's own text (paths, ARNs) stays out of the redirect and audit.
+        // The credentials could not be stored (nothing changed). The code only: the backend's own
+        // text (paths, ARNs) stays out of the redirect and audit.
         if (error instanceof NexusError) return exchangeFailed(passedOn(error));
         deps.metrics?.codeExchanged('error', seconds(exchangeStarted));
         throw error;
       }
-      const done = now();
-      const expiresAt = typeof tokens.expires_in === 'number' ? done + tokens.expires_in * 1000 : null;
-      const { activated, superseded } = await connections.activate(
-        flow.connection_id,
-        {
-          credentials: sealed,
-          access_expires_at: expiresAt,
-          access_issued_at: done,
-          // Only a grant with a refresh token can be refreshed in the background.
-          refresh_due_at: tokens.refresh_token ? schedule.dueAt(done, expiresAt) : null,
-          last_refreshed_at: null,
-          last_error: null,
-          ...(tokens.scope ? { scopes: JSON.stringify(tokens.scope.split(' ')) } : {}),
-        },
-        done,
-      );
-      if (!activated) {
-        // The flow was consumed once, so no other write to this connection exists.
-        if (deps.credentials.mode === 'secret-backend')
-          await deps.credentials.remove(flow.connection_id).catch(() => {});
-        return exchangeFailed('connection_not_pending');
-      }
+      if (!activation.activated) return exchangeFailed('connection_not_pending');
       deps.metrics?.codeExchanged('success', seconds(exchangeStarted));
-      await removeSuperseded(deps.credentials, superseded);
-      await audit.record(ctx, {
-        action: 'connection.activated',
-        resourceType: 'connection',
-        resourceId: flow.connection_id,
-        details: { superseded },
-      });
-      await emitActivated(deps.events, connections, flow.connection_id, superseded);
-      const provider = await deps.providers.resolve(flow.provider_id);
       return {
         kind: 'redirect',
         location: withOutcome(flow.return_url, {
           status: 'success',
           connection_id: flow.connection_id,
-          provider: provider.name,
+          provider: activation.providerName ?? '',
         }),
       };
     },
@@ -445,38 +368,4 @@ function metadataKeys(metadata: unknown): { metadata_keys?: string[] } {
       .slice(0, 20)
       .map((k) => k.slice(0, 64)),
   };
-}
-
-/**
- * Deletes the backend copies of the connections an activation superseded (their rows no longer
- * point at them). Best effort: a failure leaves an orphan (sealed, and bound to a connection that
- * no longer uses it); the new connection is active either way.
- */
-export async function removeSuperseded(
-  credentials: Pick<CredentialStore, 'mode' | 'remove'>,
-  superseded: readonly string[],
-): Promise<void> {
-  if (credentials.mode !== 'secret-backend') return;
-  for (const id of superseded) await credentials.remove(id).catch(() => {});
-}
-
-/** Events for a newly active connection and for the older ones it superseded. */
-export async function emitActivated(
-  events: ConnectionEventSink | undefined,
-  connections: Pick<ConnectionsStore, 'find'>,
-  connectionId: string,
-  superseded: readonly string[],
-): Promise<void> {
-  if (events === undefined) return;
-  const row = await connections.find(connectionId);
-  if (row === undefined) return;
-  const base = { workspaceId: row.workspace_id, providerId: row.provider_id };
-  await events.emit({ ...base, connectionId, type: 'connection.active' });
-  for (const id of superseded)
-    await events.emit({
-      ...base,
-      connectionId: id,
-      type: 'connection.revoked',
-      details: { reason: 'superseded' },
-    });
 }

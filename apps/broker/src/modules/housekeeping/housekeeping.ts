@@ -1,7 +1,5 @@
 import type { AuditRetention } from '../audit/audit.retention.ts';
-import type { ConnectionEventSink } from '../connections/connections.service.ts';
-import type { ConnectionsStore } from '../connections/connections.store.ts';
-import type { CredentialStore } from '../connections/credential-store.ts';
+import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { ConsentStore } from '../consent/consent.store.ts';
 
 /** Flow rows outlive their 10-minute validity by a day, so a late callback still gets a precise error. */
@@ -25,11 +23,9 @@ export interface HousekeepingResult {
  * verifiers are already erased once used) are deleted after the retention period.
  */
 export function createHousekeeping(deps: {
-  connections: Pick<ConnectionsStore, 'expirePending' | 'expireBroken' | 'find'>;
+  /** Expires connections, emits their events and deletes their backend copies (lifecycle.ts). */
+  connections: Pick<ConnectionsService, 'expirePending' | 'expireBroken'>;
   consent: Pick<ConsentStore, 'deleteExpired'>;
-  events?: ConnectionEventSink;
-  /** Expired connections' backend copies are deleted (`TOKEN_STORE=secret-backend`). */
-  credentials?: Pick<CredentialStore, 'mode' | 'remove'>;
   auditRetention?: Pick<AuditRetention, 'runOnce'>;
   /** Spent client-assertion ids and signing keys past retirement are deleted. */
   agents?: { deleteExpiredAssertions(): Promise<number> };
@@ -46,39 +42,18 @@ export function createHousekeeping(deps: {
   const now = deps.now ?? Date.now;
   const giveUpMs = deps.giveUpMs ?? 168 * 3600_000;
 
-  async function expired(id: string, reason: string): Promise<void> {
-    if (deps.events === undefined) return;
-    const row = await deps.connections.find(id);
-    if (row === undefined) return;
-    await deps.events.emit({
-      connectionId: id,
-      workspaceId: row.workspace_id,
-      providerId: row.provider_id,
-      type: 'connection.expired',
-      details: { reason },
-    });
-  }
-
   return {
     async runOnce(): Promise<HousekeepingResult> {
       const t = now();
       let expiredConnections = 0;
       for (;;) {
-        const ids = await deps.connections.expirePending(t, BATCH);
-        for (const id of ids) await expired(id, 'not_completed');
-        // A broker killed between storing a connection's tokens and activating it leaves a backend
-        // copy that the row never pointed at: it goes with the row.
-        if (deps.credentials?.mode === 'secret-backend')
-          for (const id of ids) await deps.credentials.remove(id).catch(() => {});
+        const ids = await deps.connections.expirePending(BATCH);
         expiredConnections += ids.length;
         if (ids.length < BATCH) break;
       }
       let gaveUp = 0;
       for (;;) {
-        const ids = await deps.connections.expireBroken(t - giveUpMs, t, BATCH);
-        for (const id of ids) await expired(id, 'gave_up');
-        if (deps.credentials?.mode === 'secret-backend')
-          for (const id of ids) await deps.credentials.remove(id).catch(() => {});
+        const ids = await deps.connections.expireBroken(t - giveUpMs, BATCH);
         gaveUp += ids.length;
         if (ids.length < BATCH) break;
       }

@@ -1,4 +1,4 @@
-import type { StoredCredentials } from '../connections/connections.service.ts';
+import type { StoredCredentials } from '../connections/connections.types.ts';
 
 /** What a decrypted `tokens` row becomes: the vault's credentials and the token's lifetime. */
 export interface ConvertedToken {

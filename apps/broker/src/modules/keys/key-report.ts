@@ -5,7 +5,7 @@ import type { Database } from '../../db/client.ts';
 import type { BrokerProcess, BrokersStore } from '../brokers/brokers.store.ts';
 import { LIVE_MS } from '../brokers/brokers.store.ts';
 import { describeProcess, missingKeys } from '../brokers/rings.ts';
-import type { CredentialStore } from '../connections/credential-store.ts';
+import type { CredentialKeyIds } from '../connections/maintenance.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
 import { columnKeyUsage, ENCRYPTED_COLUMNS } from './rewrap.ts';
 
@@ -37,10 +37,7 @@ const places = (byPlace: Map<string, number>) => [...byPlace].map(([where, n]) =
 const userSecretPath = (secretId: string, version: number) => `user-secrets/${secretId}/v${version}`;
 
 /** The key ids of every ciphertext sealed with the encryption ring, by table. */
-async function encryptionUsage(
-  db: Database,
-  credentials: Pick<CredentialStore, 'keyIdOf'> | undefined,
-): Promise<Usage> {
+async function encryptionUsage(db: Database, credentials: CredentialKeyIds | undefined): Promise<Usage> {
   const usage: Usage = new Map();
   for (const col of ENCRYPTED_COLUMNS) {
     const backendCopy =
@@ -100,7 +97,7 @@ export async function keyRotationFindings(deps: {
   keys: Pick<ResolvedKeys, 'ring' | 'userSecretsRing'>;
   brokers: Pick<BrokersStore, 'live'>;
   /** Connection credentials kept in the secret backend (TOKEN_STORE=secret-backend). */
-  credentials?: Pick<CredentialStore, 'keyIdOf'>;
+  credentials?: CredentialKeyIds;
   /** Where user secrets are kept; their versions are read for the key id of the inner envelope. */
   userSecretsBackend?: Pick<SecretBackend, 'get'>;
   now: number;

@@ -3,9 +3,8 @@ import { type Binding, keyIdOfCiphertext, open, seal } from '../../crypto/envelo
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
 import { signingKeyBinding } from '../agents/signing-keys.ts';
-import { credentialsBinding } from '../connections/connections.service.ts';
-import type { ConnectionsStore } from '../connections/connections.store.ts';
-import { type CredentialStore, isBackendMarker } from '../connections/credential-store.ts';
+import { credentialsBinding } from '../connections/connections.types.ts';
+import { type BackendTokens, isBackendMarker } from '../connections/maintenance.ts';
 import { verifierBinding } from '../consent/consent.service.ts';
 import { webhookSecretBinding } from '../events/webhooks.service.ts';
 import { bindingFor } from '../secrets/internal.backend.ts';
@@ -55,15 +54,6 @@ export interface RewrapResult {
 }
 
 type Row = { id: string; value: Uint8Array };
-
-/** What `rewrap` needs to re-seal connection credentials kept in the secret backend. */
-export interface BackendTokens {
-  readonly credentials: Pick<CredentialStore, 'rewrap'>;
-  readonly store: Pick<ConnectionsStore, 'holdLease' | 'dropLease' | 'find' | 'renewLease'>;
-  /** The lease owner id this run uses. */
-  readonly owner: string;
-  readonly now?: () => number;
-}
 
 /** Longer than the secret backends' own retries (Vault: 3 × 10 s), so a put never outlives it. */
 const TOKEN_LEASE_MS = 60_000;

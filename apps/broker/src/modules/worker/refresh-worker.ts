@@ -1,5 +1,5 @@
-import type { ConnectionsService, RefreshOutcome } from '../connections/connections.service.ts';
-import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { ConnectionsService } from '../connections/connections.service.ts';
+import type { RefreshOutcome } from '../connections/connections.types.ts';
 
 export interface RefreshWorkerMetrics {
   refreshed(outcome: RefreshOutcome | 'error', providerId: string, seconds: number): void;
@@ -7,7 +7,8 @@ export interface RefreshWorkerMetrics {
 }
 
 export interface RefreshWorkerOptions {
-  store: Pick<ConnectionsStore, 'claimDue' | 'dropLease'>;
+  /** The connections service's queue (its `claimDue` and `dropLease`). */
+  store: Pick<ConnectionsService, 'claimDue' | 'dropLease'>;
   connections: Pick<ConnectionsService, 'refreshClaimed' | 'newLeaseId' | 'lease'>;
   /** Refreshes this process runs at once. */
   concurrency: number;

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { ConnectionsStore } from '../connections/connections.store.ts';
+import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { RefreshWorkerMetrics } from './refresh-worker.ts';
 
 /**
@@ -9,7 +9,7 @@ import type { RefreshWorkerMetrics } from './refresh-worker.ts';
  */
 export function createRefreshMetrics(
   registry: Registry,
-  store: Pick<ConnectionsStore, 'countDue' | 'countByStatus'>,
+  connections: Pick<ConnectionsService, 'countDue' | 'countByStatus'>,
   now: () => number,
 ): RefreshWorkerMetrics {
   const refreshes = new Counter({
@@ -35,7 +35,7 @@ export function createRefreshMetrics(
     help: 'Active connections whose refresh is due but not done yet',
     registers: [registry],
     async collect() {
-      this.set(await store.countDue(now()));
+      this.set(await connections.countDue(now()));
     },
   });
   new Gauge({
@@ -45,7 +45,7 @@ export function createRefreshMetrics(
     registers: [registry],
     async collect() {
       this.reset();
-      for (const [status, n] of Object.entries(await store.countByStatus())) this.set({ status }, n);
+      for (const [status, n] of Object.entries(await connections.countByStatus())) this.set({ status }, n);
     },
   });
   return {
