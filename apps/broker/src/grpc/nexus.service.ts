@@ -1,12 +1,11 @@
-import type { FastifyRequest } from 'fastify';
-import type { AgentPrincipal, Principal } from '../auth/principal.ts';
+import type { Principal } from '../auth/principal.ts';
 import type { AgentsService } from '../modules/agents/agents.service.ts';
 import type { OnBehalfOf } from '../modules/agents/obo.ts';
-import { actingAgent, openedSession } from '../modules/agents/sessions.routes.ts';
+import { openedSession } from '../modules/agents/session-views.ts';
 import type { AgentSessions } from '../modules/agents/sessions.ts';
 import type { AuditContext } from '../modules/audit/audit.service.ts';
-import { tokenResponse } from '../modules/connections/connections.routes.ts';
 import type { ConnectionsService } from '../modules/connections/connections.service.ts';
+import { tokenResponse } from '../modules/connections/token-view.ts';
 import type { ConsentService } from '../modules/consent/consent.service.ts';
 import {
   connectionIdRequest,
@@ -18,7 +17,7 @@ import {
 } from './nexus.schemas.ts';
 import { toStruct } from './struct.ts';
 
-/** The authenticated caller of one call, and its audit context (built as REST builds it). */
+/** The authenticated caller of one call, and its audit context (`callerContext`, as REST's). */
 export interface Caller {
   readonly principal: Principal;
   readonly ctx: AuditContext;
@@ -29,22 +28,20 @@ export type NexusHandler = (caller: Caller, request: unknown) => Promise<object>
 /**
  * `nexus.v1.NexusService`: each call validates its request, then makes the one service call the
  * matching REST route makes, with the same principal; access, grants and audit happen there.
- * Answers go through the REST response schemas, which are also filters: a field that REST would
- * not send (a refresh token, say) cannot leave through gRPC either.
+ * Answers go through the response schemas REST uses (`token-view.ts`, `session-views.ts`), which
+ * are also filters: a field that REST would not send (a refresh token, say) cannot leave through
+ * gRPC either.
  */
 export function nexusServiceHandlers(deps: {
   consent: Pick<ConsentService, 'start'>;
   connections: Pick<ConnectionsService, 'getToken' | 'refresh' | 'check' | 'revoke'>;
   sessions: Pick<AgentSessions, 'open' | 'get' | 'close'>;
-  agents: Pick<AgentsService, 'principalFor'>;
+  agents: Pick<AgentsService, 'actingAgent'>;
   onBehalfOf: OnBehalfOf;
   maxTtlSeconds: number;
 }): Record<string, NexusHandler> {
   const { connections, sessions } = deps;
   const sessionRequests = sessionSchemas(deps.maxTtlSeconds);
-  // `actingAgent` (the REST rule for whom a session is opened) reads only the request's principal.
-  const acting = (principal: Principal, agentId: string | undefined): Promise<AgentPrincipal> =>
-    actingAgent({ principal } as Pick<FastifyRequest, 'principal'> as FastifyRequest, deps.agents, agentId);
   const ownerOf = (principal: Principal) => (principal.kind === 'agent' ? principal : null);
 
   return {
@@ -95,7 +92,7 @@ export function nexusServiceHandlers(deps: {
 
     async RequestAgentSession({ principal, ctx }, request) {
       const b = parseRequest(sessionRequests.open, request);
-      const agent = await acting(principal, b.agent_id);
+      const agent = await deps.agents.actingAgent(principal, b.agent_id);
       const opened = await sessions.open(ctx, agent, {
         scopes: b.scopes,
         ttlSeconds: b.ttl_seconds,
@@ -106,7 +103,7 @@ export function nexusServiceHandlers(deps: {
 
     async RequestOboSession({ principal, ctx }, request) {
       const b = parseRequest(sessionRequests.obo, request);
-      const agent = await acting(principal, b.agent_id);
+      const agent = await deps.agents.actingAgent(principal, b.agent_id);
       const opened = await deps.onBehalfOf(ctx, agent, {
         userToken: b.user_token,
         scopes: b.scopes,

@@ -2,15 +2,13 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { ServiceDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import type { FastifyRequest } from 'fastify';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
-import type { Principal } from '../auth/principal.ts';
 import type { Container } from '../container.ts';
 import { commonError } from '../errors/common.errors.ts';
 import { credentialFrom, credentialVerifier } from '../http/auth.ts';
-import { auditContext } from '../http/context.ts';
 import { clientKey, type RateLimitBucket } from '../http/rate-limit.ts';
+import { type CallOrigin, callerContext } from '../modules/audit/audit-context.ts';
 
 const GRPC_RATE_LIMITED: Readonly<Record<string, RateLimitBucket>> = {
   RequestConnection: 'request_connection',
@@ -91,14 +89,12 @@ export function createGrpcServer(
       const headers = new grpc.Metadata();
       headers.set('x-request-id', requestId);
       call.sendMetadata(headers);
-      // The REST audit context, from the same function: it reads only these request fields.
-      const contextOf = (principal: Principal | undefined) =>
-        auditContext({
-          principal,
-          ip,
-          headers: { 'user-agent': firstValue(call.metadata, 'user-agent') },
-          id: requestId,
-        } as Pick<FastifyRequest, 'principal' | 'ip' | 'headers' | 'id'> as FastifyRequest);
+      // The call's origin, for the audit context REST builds the same way (modules/audit).
+      const origin: CallOrigin = {
+        ip,
+        userAgent: firstValue(call.metadata, 'user-agent') ?? null,
+        requestId,
+      };
       const finish = (code: grpc.status, error?: ReturnType<typeof asNexusError>) => {
         const line = {
           grpc: { method, code: grpc.status[code] },
@@ -129,7 +125,7 @@ export function createGrpcServer(
         // The same limits and counters as the REST routes of these calls (http/rate-limit.ts).
         const bucket = GRPC_RATE_LIMITED[method];
         if (bucket !== undefined) await container.rateLimiter.check(bucket, clientKey(principal, ip));
-        const caller: Caller = { principal, ctx: contextOf(principal) };
+        const caller: Caller = { principal, ctx: callerContext(principal, origin) };
         return handler(caller, call.request);
       })().then(
         (response) => {

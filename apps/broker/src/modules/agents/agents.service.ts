@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FetchImplementation } from 'jose';
-import type { AgentPrincipal } from '../../auth/principal.ts';
+import type { AgentPrincipal, Principal } from '../../auth/principal.ts';
 import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
@@ -60,6 +60,13 @@ export function createAgentsService(deps: {
   const { liveRow, view } = views;
   const secrets = createAgentSecrets({ db: deps.db, views, audit: deps.audit, now });
   const grant = createClientCredentialsGrant({ ...deps, now });
+
+  /** An operator acting for an agent (admin key + `agent_id`): the agent's own permissions. */
+  async function principalFor(ref: string): Promise<AgentPrincipal> {
+    const row = await liveRow(ref);
+    if (row.disabled_at !== null) throw commonError('forbidden', { message: 'The agent is deactivated.' });
+    return principalOf(row, list(row.allowed_scopes));
+  }
 
   /** Provider names, aliases or ids → ids (so a rename keeps the grant); "*" stays. */
   async function providerIds(refs: readonly string[]): Promise<string[]> {
@@ -223,11 +230,27 @@ export function createAgentsService(deps: {
     /** The claims of a live agent access token, or null (for RFC 7662 introspection). */
     accessTokenClaims: accessTokens.claims,
 
-    /** An operator acting for an agent (admin key + `agent_id`): the agent's own permissions. */
-    async principalFor(ref: string): Promise<AgentPrincipal> {
-      const row = await liveRow(ref);
-      if (row.disabled_at !== null) throw commonError('forbidden', { message: 'The agent is deactivated.' });
-      return principalOf(row, list(row.allowed_scopes));
+    principalFor,
+
+    /**
+     * The agent a session is opened for (REST and gRPC): the calling agent, which opens sessions
+     * for itself only, or, for an admin key, the agent it names (`agent_id`, required then).
+     */
+    async actingAgent(
+      principal: Principal | undefined,
+      agentId: string | undefined,
+    ): Promise<AgentPrincipal> {
+      if (principal?.kind === 'agent') {
+        if (agentId !== undefined && agentId !== principal.agentId)
+          throw commonError('forbidden', { message: 'An agent opens sessions for itself only.' });
+        return principal;
+      }
+      if (agentId === undefined)
+        throw commonError('invalid_request', {
+          message: 'With an admin key, name the agent: agent_id.',
+          details: [{ path: 'body.agent_id', message: 'required with an admin key' }],
+        });
+      return principalFor(agentId);
     },
 
     /** Deletes expired assertion ids (housekeeping). */

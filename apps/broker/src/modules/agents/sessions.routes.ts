@@ -1,13 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
-import type { AgentPrincipal } from '../../auth/principal.ts';
-import { commonError } from '../../errors/common.errors.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { AgentsService } from './agents.service.ts';
 import type { CustomScopes } from './custom-scopes.ts';
 import type { OnBehalfOf } from './obo.ts';
+import { openedSession, sessionView } from './session-views.ts';
 import type { AgentSessions } from './sessions.ts';
 
 const scope = z
@@ -15,69 +14,6 @@ const scope = z
   .min(1)
   .max(128)
   .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes');
-
-const sessionView = z
-  .object({
-    session_id: z.string(),
-    agent_id: z.string(),
-    connection_id: z.string().nullable(),
-    scopes_granted: z.array(z.string()),
-    custom_scopes: z.array(z.string()),
-    provider_scopes: z.array(z.string()),
-    status: z.enum(['active', 'closed', 'expired']),
-    created_at: z.string(),
-    expires_at: z.string(),
-    obo: z.boolean(),
-    acting_for: z.string().nullable(),
-    tenant_id: z.string().nullable(),
-    clearance_level: z.string().nullable(),
-  })
-  .meta({ id: 'AgentSession' });
-
-export const openedSession = sessionView
-  .extend({
-    session_token: z
-      .string()
-      .optional()
-      .describe(
-        'Broker-signed JWT (typ nexus-session+jwt) for custom scopes; verify with the JWKS or introspection',
-      ),
-    token_type: z.literal('session').optional(),
-    downscoped: z
-      .boolean()
-      .optional()
-      .describe(
-        "true: access_token is the provider's token narrowed to the session's provider scopes; false: the provider cannot narrow, use the connection's token",
-      ),
-    access_token: z
-      .string()
-      .optional()
-      .describe("The provider's down-scoped access token (never a refresh token)"),
-    access_token_type: z.string().optional(),
-    access_token_expires_at: z.string().nullable().optional(),
-    access_token_scope: z.string().optional(),
-  })
-  .meta({ id: 'OpenedAgentSession' });
-
-/** The agent a request acts as: the calling agent, or (for an admin key) the named one. */
-export async function actingAgent(
-  request: FastifyRequest,
-  agents: Pick<AgentsService, 'principalFor'>,
-  agentId: string | undefined,
-): Promise<AgentPrincipal> {
-  const p = request.principal;
-  if (p?.kind === 'agent') {
-    if (agentId !== undefined && agentId !== p.agentId)
-      throw commonError('forbidden', { message: 'An agent opens sessions for itself only.' });
-    return p;
-  }
-  if (agentId === undefined)
-    throw commonError('invalid_request', {
-      message: 'With an admin key, name the agent: agent_id.',
-      details: [{ path: 'body.agent_id', message: 'required with an admin key' }],
-    });
-  return agents.principalFor(agentId);
-}
 
 export function sessionsRoutes(
   app: FastifyInstance,
@@ -130,7 +66,7 @@ export function sessionsRoutes(
       },
     },
     async (request, reply) => {
-      const agent = await actingAgent(request, deps.agents, request.body.agent_id);
+      const agent = await deps.agents.actingAgent(request.principal, request.body.agent_id);
       const opened = await deps.sessions.open(auditContext(request), agent, {
         scopes: request.body.scopes,
         ttlSeconds: request.body.ttl_seconds,
@@ -177,7 +113,7 @@ export function sessionsRoutes(
       },
     },
     async (request, reply) => {
-      const agent = await actingAgent(request, deps.agents, request.body.agent_id);
+      const agent = await deps.agents.actingAgent(request.principal, request.body.agent_id);
       const opened = await deps.onBehalfOf(auditContext(request), agent, {
         userToken: request.body.user_token,
         scopes: request.body.scopes,

@@ -7,6 +7,7 @@ import { errorResponses } from '../../http/schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsService } from './connections.service.ts';
+import { tokenResponse } from './token-view.ts';
 
 // Connection ids are UUIDs; anything else (a NUL byte, say) is refused before it reaches a query.
 const idParams = z
@@ -17,26 +18,6 @@ const idParams = z
       .describe('Connection id'),
   })
   .strict();
-
-/** The token answer. The schema is also a filter: fields not listed here never leave the broker. */
-export const tokenResponse = z
-  .object({
-    connection_id: z.string(),
-    provider_id: z.string(),
-    provider_name: z.string(),
-    strategy: z.object({
-      type: z.enum(['oauth2', 'header', 'query_param', 'basic_auth', 'hmac_payload', 'aws_sigv4']),
-      config: z.record(z.string(), z.string()),
-    }),
-    credentials: z
-      .record(z.string(), z.string())
-      .describe('What the strategy applies; never a refresh token'),
-    expires_at: z.string().nullable().describe('When the access token expires (null: unknown or never)'),
-    access_token: z.string().optional().describe('OAuth only, flattened for original clients'),
-    token_type: z.string().optional(),
-    expiry: z.string().nullable().optional(),
-  })
-  .meta({ id: 'TokenResponse' });
 
 const revokeResponse = z.object({
   connection_id: z.string(),

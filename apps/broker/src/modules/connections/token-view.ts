@@ -1,0 +1,25 @@
+import * as z from 'zod';
+
+/**
+ * The token answer of `GET /v1/token/{id}`, `POST /v1/refresh/{id}` and `/v1/resolve`
+ * (connections.routes.ts), and of gRPC's GetToken and RefreshConnection (the same body as a
+ * Struct). The schema is also a filter: fields not listed here never leave the broker.
+ */
+export const tokenResponse = z
+  .object({
+    connection_id: z.string(),
+    provider_id: z.string(),
+    provider_name: z.string(),
+    strategy: z.object({
+      type: z.enum(['oauth2', 'header', 'query_param', 'basic_auth', 'hmac_payload', 'aws_sigv4']),
+      config: z.record(z.string(), z.string()),
+    }),
+    credentials: z
+      .record(z.string(), z.string())
+      .describe('What the strategy applies; never a refresh token'),
+    expires_at: z.string().nullable().describe('When the access token expires (null: unknown or never)'),
+    access_token: z.string().optional().describe('OAuth only, flattened for original clients'),
+    token_type: z.string().optional(),
+    expiry: z.string().nullable().optional(),
+  })
+  .meta({ id: 'TokenResponse' });
