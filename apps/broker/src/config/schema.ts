@@ -1,6 +1,8 @@
 import * as z from 'zod';
 import { bool, list } from './env-types.ts';
+import { retentionAuditEnv } from './schema-audit.ts';
 import { rateLimitEnv } from './schema-rate-limits.ts';
+import { refreshEnv } from './schema-refresh.ts';
 import { secretBackendEnv } from './schema-secret-backend.ts';
 
 /**
@@ -266,65 +268,7 @@ export const envSchema = z.object({
     .describe(
       'How long a call to a provider (code exchange, refresh, revocation) may take before it counts as a failure.',
     ),
-  NEXUS_REFRESH_MARGIN_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(86400)
-    .default(300)
-    .describe(
-      "The background worker refreshes an OAuth connection this long before its access token expires, but never more than 40 % of the token's lifetime before: a token is refreshed at most about once per half its lifetime, whatever its lifetime (decision 0012).",
-    ),
-  NEXUS_REFRESH_JITTER_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(3600)
-    .default(60)
-    .describe(
-      "Up to this much earlier again (at most 10 % of the token's lifetime), chosen at random per token, so tokens issued together are not all refreshed in the same second.",
-    ),
-  NEXUS_REFRESH_CONCURRENCY: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(256)
-    .default(32)
-    .describe('Refreshes one worker process runs at once.'),
-  NEXUS_REFRESH_PROVIDER_CONCURRENCY: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(256)
-    .default(16)
-    .describe(
-      'Refreshes one worker process runs at once against the same provider, so a slow provider cannot take every slot.',
-    ),
-  NEXUS_REFRESH_LEASE_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(2)
-    .max(600)
-    .default(45)
-    .describe(
-      'How long a refresh lease lasts (timed by the database clock). The holder renews it while its provider call runs; a replica that dies holding one is replaced after this, or after twice this when it died with a provider call in flight. At least `NEXUS_UPSTREAM_TIMEOUT_SECONDS` + 2.',
-    ),
-  NEXUS_REFRESH_GIVE_UP_HOURS: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(8760)
-    .default(168)
-    .describe(
-      'A connection whose refresh keeps failing (with its access token expired), or that stays `attention_required`, this long becomes `expired`.',
-    ),
-  NEXUS_WORKER_POLL_MS: z.coerce
-    .number()
-    .int()
-    .min(50)
-    .max(60000)
-    .default(1000)
-    .describe('How often an idle worker looks for due refreshes and webhook deliveries.'),
+  ...refreshEnv,
   NEXUS_AGENT_TOKEN_TTL_SECONDS: z.coerce
     .number()
     .int()
@@ -380,39 +324,7 @@ export const envSchema = z.object({
     .describe(
       'How long the credential proxy waits for the upstream response headers (504 `upstream_timeout` after). A response that has started streams without a deadline.',
     ),
-  NEXUS_EVENT_RETENTION_DAYS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(36500)
-    .default(30)
-    .describe(
-      'Connection events (`/admin/v1/events`) and their finished webhook deliveries are deleted after this many days (an event with a delivery still pending stays until it finishes). 0 keeps them. The audit log, not the event feed, is the lasting record.',
-    ),
-  NEXUS_AUDIT_RETENTION_DAYS: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(36500)
-    .default(0)
-    .describe(
-      'Audit events older than this many days are exported to `NEXUS_AUDIT_EXPORT_DIR`, then deleted (the chain stays verifiable). 0 keeps every event.',
-    ),
-  NEXUS_AUDIT_EXPORT_DIR: z
-    .string()
-    .min(1)
-    .max(1024)
-    .optional()
-    .describe(
-      'Where retention writes the events it removes (JSON Lines, mode 0600, one file per batch). Defaults to `NEXUS_DATA_DIR/audit-export`.',
-    ),
-  NEXUS_AUDIT_BATCH_MAX: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(1000)
-    .default(200)
-    .describe('Most audit events written in one group commit.'),
+  ...retentionAuditEnv,
 });
 
 export type EnvInput = z.input<typeof envSchema>;

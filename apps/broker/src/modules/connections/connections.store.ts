@@ -1,8 +1,12 @@
-import { type Expression, type ExpressionBuilder, type SqlBool, sql, type Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import type { Database } from '../../db/client.ts';
 import { coalescedReads } from '../../db/coalesce.ts';
 import type { ConnectionsTable, DB } from '../../db/schema.ts';
 import { allowedFrom, type ConnectionStatus } from './connection-status.ts';
+import { createLeaseQueries } from './lease-store.ts';
+import { createRefreshQueue } from './refresh-queue-store.ts';
+
+export type { LeaseTimes } from './lease-store.ts';
 
 /** A connection with what the token path needs of its provider, read in one indexed query. */
 export interface ConnectionWithProvider extends ConnectionsTable {
@@ -13,15 +17,10 @@ export interface ConnectionWithProvider extends ConnectionsTable {
 }
 
 /**
- * How long a refresh lease lasts, and how much longer a lease whose holder had a provider call in
- * flight is left alone after it ran out (the holder may be slow rather than dead: its answer may
- * still arrive, and taking over would spend the refresh token a second time).
+ * Every query on `connections`. The refresh lease's queries are in `lease-store.ts`, the worker's
+ * queue in `refresh-queue-store.ts`; this file holds the reads, the status changes, listing and
+ * housekeeping's expiries, and puts the three together as one store.
  */
-export interface LeaseTimes {
-  readonly leaseMs: number;
-  readonly graceMs: number;
-}
-
 export function createConnectionsStore(
   db: Database,
   options: {
@@ -35,26 +34,6 @@ export function createConnectionsStore(
 ) {
   const k = db.kysely;
   const refreshGraceMs = options.refreshLeaseMs ?? 45_000;
-  /*
-   * Leases are timed by the database's clock, never the replicas' own: two brokers whose clocks
-   * differ by seconds must still agree on whether a lease has run out.
-   */
-  const dbNow =
-    db.dialect === 'postgres'
-      ? sql<number>`(floor(extract(epoch from clock_timestamp()) * 1000))::bigint`
-      : sql<number>`CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)`;
-  /** The lease is free: never taken, or run out (plus `graceMs` when a provider call was in flight). */
-  const leaseFree =
-    (graceMs: number) =>
-    (eb: ExpressionBuilder<DB, 'connections'>): Expression<SqlBool> =>
-      eb.or([
-        eb('refresh_lease_until', 'is', null),
-        eb(
-          'refresh_lease_until',
-          '<',
-          sql<number>`CASE WHEN refresh_started_at IS NULL THEN ${dbNow} ELSE ${dbNow} - ${graceMs} END`,
-        ),
-      ]);
   const withProvider = () =>
     k
       .selectFrom('connections')
@@ -86,6 +65,9 @@ export function createConnectionsStore(
   );
 
   const store = {
+    ...createLeaseQueries(db, refreshGraceMs),
+    ...createRefreshQueue(db),
+
     async insert(row: ConnectionsTable, trx: Transaction<DB> | typeof k = k): Promise<void> {
       await trx.insertInto('connections').values(row).execute();
     },
@@ -173,216 +155,6 @@ export function createConnectionsStore(
         return { activated: true, superseded: older.map((o) => o.id) };
       });
     },
-
-    /**
-     * Takes the refresh lease of an active connection unless another holder's lease is still
-     * running. This is the cross-process single-flight: only the holder calls the provider.
-     * Taking the lease does not change `version`, so waiters see the refresh complete by it.
-     * `leaseId` is unique to this lease (fencing: only its holder may write the outcome).
-     */
-    async acquireLease(id: string, leaseId: string, version: number, lease: LeaseTimes): Promise<boolean> {
-      const result = await k
-        .updateTable('connections')
-        .set({ refresh_lease_owner: leaseId, refresh_lease_until: sql<number>`${dbNow} + ${lease.leaseMs}` })
-        .where('id', '=', id)
-        .where('status', '=', 'active')
-        // The version we read: a refresh that completed since then changes it, and we must not
-        // spend the refresh token we hold (a rotating provider would revoke the whole grant).
-        .where('version', '=', version)
-        .where(leaseFree(lease.graceMs))
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
-    },
-
-    /**
-     * Records, under the lease, that a provider call spending the stored refresh token starts now
-     * (unless an earlier one's outcome is still unknown), and extends the lease from now. False when the lease is no longer ours: do not call.
-     */
-    async markInFlight(id: string, leaseId: string, leaseMs: number): Promise<boolean> {
-      const result = await k
-        .updateTable('connections')
-        .set({
-          // An earlier call whose outcome is still unknown keeps its time.
-          refresh_started_at: sql<number>`COALESCE(refresh_started_at, ${dbNow})`,
-          refresh_lease_until: sql<number>`${dbNow} + ${leaseMs}`,
-        })
-        .where('id', '=', id)
-        .where('refresh_lease_owner', '=', leaseId)
-        // Revoked (or superseded) meanwhile: nothing may be spent for it any more.
-        .where('status', '=', 'active')
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
-    },
-
-    /** Extends a lease still held (the holder's heartbeat while its provider call runs). */
-    async renewLease(id: string, leaseId: string, leaseMs: number): Promise<boolean> {
-      const result = await k
-        .updateTable('connections')
-        .set({ refresh_lease_until: sql<number>`${dbNow} + ${leaseMs}` })
-        .where('id', '=', id)
-        .where('refresh_lease_owner', '=', leaseId)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
-    },
-
-    /**
-     * Writes a refresh result (or a new status) and releases the lease, if we still hold it: a
-     * holder whose lease was taken over writes nothing (fencing). The outcome is known, so the
-     * in-flight mark is cleared.
-     */
-    async completeLease(
-      id: string,
-      leaseId: string,
-      to: ConnectionStatus,
-      set: Partial<ConnectionsTable>,
-      now: number,
-    ): Promise<boolean> {
-      const result = await k
-        .updateTable('connections')
-        .set((eb) => ({
-          refresh_started_at: null,
-          refresh_attempted_at: now,
-          ...set,
-          status: to,
-          refresh_lease_owner: null,
-          refresh_lease_until: null,
-          updated_at: now,
-          version: eb('version', '+', 1),
-        }))
-        .where('id', '=', id)
-        .where('refresh_lease_owner', '=', leaseId)
-        .where('status', 'in', allowedFrom(to))
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
-    },
-
-    /**
-     * Releases the lease after a failed attempt: the credentials and status stay, the failure is
-     * counted and the next attempt scheduled (`retryAt`, or nothing counted when undefined).
-     * The in-flight mark stays unless `clearInFlight`: only an attempt that set it, and whose call
-     * provably was not processed (never sent, or answered with an error), may clear it. `version`
-     * moves, so a reader that decided to refresh before this attempt ended decides again (and
-     * sees the backoff) instead of calling at once. `countAttempt: false` leaves the floor between
-     * refresh attempts alone (a down-scoping call is not a refresh of the connection's token).
-     */
-    async releaseLease(
-      id: string,
-      leaseId: string,
-      lastError: string,
-      now: number,
-      retryAt?: number,
-      options: { clearInFlight?: boolean; countAttempt?: boolean } = {},
-    ): Promise<void> {
-      await k
-        .updateTable('connections')
-        .set((eb) => ({
-          refresh_lease_owner: null,
-          refresh_lease_until: null,
-          last_error: lastError,
-          ...(options.countAttempt === false ? {} : { refresh_attempted_at: now }),
-          updated_at: now,
-          version: eb('version', '+', 1),
-          ...(options.clearInFlight ? { refresh_started_at: null } : {}),
-          ...(retryAt === undefined
-            ? {}
-            : {
-                refresh_due_at: retryAt,
-                refresh_failures: eb('refresh_failures', '+', 1),
-                failing_since: eb.fn.coalesce('failing_since', eb.val(now)),
-              }),
-        }))
-        .where('id', '=', id)
-        .where('refresh_lease_owner', '=', leaseId)
-        .execute();
-    },
-
-    /**
-     * Takes the refresh lease of a connection in any status, if free, without changing `version`:
-     * maintenance that rewrites the credentials (a rewrap of the secret-backend copy) excludes
-     * refreshes this way, and gives the lease back with `dropLease`.
-     */
-    async holdLease(id: string, owner: string, leaseMs: number): Promise<boolean> {
-      const result = await k
-        .updateTable('connections')
-        .set({ refresh_lease_owner: owner, refresh_lease_until: sql<number>`${dbNow} + ${leaseMs}` })
-        .where('id', '=', id)
-        .where(leaseFree(refreshGraceMs))
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
-    },
-
-    /** Gives a lease back untouched (the worker claimed more than it may run now, or nothing was called). */
-    async dropLease(id: string, leaseId: string): Promise<void> {
-      await k
-        .updateTable('connections')
-        .set({ refresh_lease_owner: null, refresh_lease_until: null })
-        .where('id', '=', id)
-        .where('refresh_lease_owner', '=', leaseId)
-        .execute();
-    },
-
-    /** Nothing left for the worker to do for this connection (not refreshable, or not active). */
-    async clearDue(id: string): Promise<void> {
-      await k.updateTable('connections').set({ refresh_due_at: null }).where('id', '=', id).execute();
-    },
-
-    /**
-     * The worker's claim: the earliest due active connections whose lease is free, leased under
-     * `leaseId` in one short transaction. On PostgreSQL the rows are locked with
-     * `FOR UPDATE SKIP LOCKED`, so replicas claiming at the same time take disjoint sets.
-     * `tookOver` marks a lease that had expired in another holder's hands (a crashed replica).
-     */
-    async claimDue(
-      leaseId: string,
-      now: number,
-      lease: LeaseTimes,
-      limit: number,
-      skipProviders: readonly string[],
-    ): Promise<{ id: string; provider_id: string; tookOver: boolean }[]> {
-      return k.transaction().execute(async (trx) => {
-        let query = trx
-          .selectFrom('connections')
-          .select(['id', 'provider_id', 'refresh_lease_owner'])
-          .where('status', '=', 'active')
-          .where('refresh_due_at', '<=', now)
-          .where(leaseFree(lease.graceMs))
-          .orderBy('refresh_due_at')
-          .limit(limit);
-        if (skipProviders.length > 0) query = query.where('provider_id', 'not in', [...skipProviders]);
-        if (db.dialect === 'postgres') query = query.forUpdate().skipLocked();
-        const due = await query.execute();
-        if (due.length === 0) return [];
-        await trx
-          .updateTable('connections')
-          .set({
-            refresh_lease_owner: leaseId,
-            refresh_lease_until: sql<number>`${dbNow} + ${lease.leaseMs}`,
-          })
-          .where(
-            'id',
-            'in',
-            due.map((d) => d.id),
-          )
-          .execute();
-        return due.map((d) => ({
-          id: d.id,
-          provider_id: d.provider_id,
-          tookOver: d.refresh_lease_owner !== null,
-        }));
-      });
-    },
-
-    /** Active connections whose refresh is due (the worker's queue depth), by index range. */
-    async countDue(now: number): Promise<number> {
-      const row = await k
-        .selectFrom('connections')
-        .select((eb) => eb.fn.countAll<number>().as('n'))
-        .where('status', '=', 'active')
-        .where('refresh_due_at', '<=', now)
-        .executeTakeFirst();
-      return Number(row?.n ?? 0);
-    },
-
     /**
      * One page of connections in id order after `after`, filtered (indexes: primary key; status +
      * updated_at; workspace + provider + status). Never the credentials.

@@ -1,0 +1,222 @@
+import type * as oauth from 'oauth4webapi';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import type { AuditService } from '../audit/audit.service.ts';
+import { connectionErrors } from './connections.errors.ts';
+import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
+import type { ConnectionEventType, StoredCredentials } from './connections.types.ts';
+import type { CredentialStore } from './credential-store.ts';
+import type { FailedCall, GrantLostReason } from './refresh-classify.ts';
+import { extendsToken, type RefreshSchedule } from './refresh-schedule.ts';
+
+export interface OutcomeRecorderDeps {
+  store: Pick<ConnectionsStore, 'completeLease' | 'releaseLease' | 'find'>;
+  credentials: Pick<CredentialStore, 'write' | 'remove' | 'mode'>;
+  audit: Pick<AuditService, 'record'>;
+  schedule: RefreshSchedule;
+  emit: (
+    row: ConnectionWithProvider,
+    type: ConnectionEventType,
+    details?: Record<string, unknown>,
+  ) => Promise<void>;
+  owner: string;
+  now: () => number;
+}
+
+/**
+ * Storing what a refresh came to, by the holder of the lease `leaseId` only (fencing: every write
+ * carries the lease id, and a write that finds the lease taken over changes nothing). Each one
+ * releases or completes the lease, and records the event and audit entry that go with it.
+ */
+export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
+  const { store, audit, schedule, emit, owner, now } = c;
+
+  /**
+   * The provider no longer honours the grant (or there is none to refresh): the connection, whose
+   * lease we hold, moves to `attention_required`, stops being scheduled, and the caller gets 409.
+   */
+  async function grantLost(
+    row: ConnectionWithProvider,
+    leaseId: string,
+    reason: GrantLostReason,
+  ): Promise<never> {
+    const moved = await store.completeLease(
+      row.id,
+      leaseId,
+      'attention_required',
+      { last_error: reason, refresh_due_at: null },
+      now(),
+    );
+    if (!moved) {
+      // The lease was taken over (or the connection revoked) meanwhile: its holder decides.
+      throw errorFrom(connectionErrors, 'refresh_in_progress', {
+        detail: `lost the refresh lease of ${row.id} before recording ${reason}`,
+      });
+    }
+    await emit(row, 'connection.attention_required', { reason });
+    await audit.record(
+      { actor: 'system:refresh' },
+      {
+        action: 'connection.attention_required',
+        resourceType: 'connection',
+        resourceId: row.id,
+        outcome: 'failure',
+        details: { reason },
+      },
+    );
+    throw errorFrom(connectionErrors, 'attention_required', {
+      details: { connection_id: row.id, status: 'attention_required' },
+    });
+  }
+
+  /**
+   * Stores refreshed credentials (the new refresh token may be the only valid one). When the
+   * secret backend fails, the lease is released with the error and the caller gets the backend's
+   * 503; the in-flight mark stays, since the provider may have rotated the token the row still holds.
+   */
+  async function keepRefreshed(
+    row: ConnectionWithProvider,
+    leaseId: string,
+    next: StoredCredentials,
+  ): Promise<Uint8Array> {
+    try {
+      return await c.credentials.write(row.id, next);
+    } catch (error) {
+      const t = now();
+      await store.releaseLease(
+        row.id,
+        leaseId,
+        'secret_backend_failed',
+        t,
+        schedule.retryAt(row.refresh_failures + 1, t),
+      );
+      throw error;
+    }
+  }
+
+  /** A failed attempt: the lease goes back with the failure counted and the next attempt scheduled. */
+  async function failed(row: ConnectionWithProvider, leaseId: string, outcome: FailedCall): Promise<never> {
+    const t = now();
+    const failures = row.refresh_failures + 1;
+    await store.releaseLease(
+      row.id,
+      leaseId,
+      outcome.reason,
+      t,
+      schedule.retryAt(failures, t, outcome.kind === 'failed' ? outcome.retryAfterMs : undefined),
+      { clearInFlight: outcome.kind === 'failed' && row.refresh_started_at === null },
+    );
+    if (failures === 1) await emit(row, 'connection.refresh_failed', { reason: outcome.reason });
+    throw errorFrom(connectionErrors, 'provider_unavailable', {
+      detail: `refresh of ${row.id}: ${outcome.reason}`,
+      cause: outcome.error,
+    });
+  }
+
+  /**
+   * A refresh that brought tokens: the credentials are stored (the rotated refresh token, or the
+   * one we have when the provider does not rotate), then the row, fenced by the lease.
+   */
+  async function refreshed(
+    row: ConnectionWithProvider,
+    leaseId: string,
+    creds: StoredCredentials & { kind: 'oauth2' },
+    tokens: oauth.TokenEndpointResponse,
+    answeredAt: number,
+  ): Promise<void> {
+    const next: StoredCredentials = {
+      kind: 'oauth2',
+      access_token: tokens.access_token,
+      token_type: tokens.token_type ?? 'bearer',
+      // A provider that does not rotate refresh tokens omits it: keep the one we have.
+      ...((tokens.refresh_token ?? creds.refresh_token)
+        ? { refresh_token: tokens.refresh_token ?? creds.refresh_token }
+        : {}),
+      ...((tokens.scope ?? creds.scope) ? { scope: tokens.scope ?? creds.scope } : {}),
+    };
+    // Under the lease, before the row changes: with TOKEN_STORE=secret-backend the backend copy
+    // is written first, so a row never points at credentials that were not stored.
+    const sealed = await keepRefreshed(row, leaseId, next);
+    // The lifetime counts from the answer, not from when it was stored.
+    const t = answeredAt;
+    const expiresAt = typeof tokens.expires_in === 'number' ? t + tokens.expires_in * 1000 : null;
+    // An answer that does not extend the token is stored (it is what the provider gave) but
+    // counts as a failure, so the next attempt backs off instead of following the token into a loop.
+    const extended = extendsToken(t, expiresAt, {
+      issuedAt: row.access_issued_at ?? row.last_refreshed_at,
+      expiresAt: row.access_expires_at,
+    });
+    const stored = await store.completeLease(
+      row.id,
+      leaseId,
+      'active',
+      {
+        credentials: sealed,
+        access_expires_at: expiresAt,
+        access_issued_at: t,
+        last_refreshed_at: t,
+        ...(extended
+          ? {
+              last_error: null,
+              refresh_due_at: schedule.dueAt(t, expiresAt),
+              refresh_failures: 0,
+              failing_since: null,
+            }
+          : {
+              last_error: 'token_not_extended',
+              refresh_due_at: schedule.retryAt(row.refresh_failures + 1, t),
+              refresh_failures: row.refresh_failures + 1,
+              failing_since: row.failing_since ?? t,
+            }),
+      },
+      now(),
+    );
+    if (!stored) {
+      await discarded(row.id);
+      throw errorFrom(connectionErrors, 'refresh_in_progress', {
+        detail: `the refresh lease of ${row.id} was taken over, or the connection revoked; the tokens of this refresh were not kept`,
+      });
+    }
+    await audit.record(
+      { actor: 'system:refresh' },
+      {
+        action: 'connection.refreshed',
+        resourceType: 'connection',
+        resourceId: row.id,
+        // `replica`: which broker process refreshed (its lease owner id), for multi-replica operations.
+        details: {
+          rotated: tokens.refresh_token !== undefined,
+          replica: owner,
+          ...(extended ? {} : { token_not_extended: true }),
+        },
+      },
+    );
+    if (!extended && row.refresh_failures === 0)
+      await emit(row, 'connection.refresh_failed', { reason: 'token_not_extended' });
+    if (extended && row.refresh_failures > 0)
+      await emit(row, 'connection.refresh_recovered', { failures: row.refresh_failures });
+  }
+
+  /**
+   * A refresh whose outcome could not be stored: the connection was revoked (or superseded)
+   * meanwhile, or the lease taken over. The provider did answer, so the audit says so. With
+   * TOKEN_STORE=secret-backend the new tokens were written to the backend before finding out; for
+   * a revoked connection (whose copy revocation deleted) that copy goes too.
+   */
+  async function discarded(id: string): Promise<void> {
+    const current = await store.find(id);
+    const revoked = current === undefined || (current.status !== 'active' && current.status !== 'pending');
+    if (revoked && c.credentials.mode === 'secret-backend') await c.credentials.remove(id).catch(() => {});
+    await audit.record(
+      { actor: 'system:refresh' },
+      {
+        action: 'connection.refresh_discarded',
+        resourceType: 'connection',
+        resourceId: id,
+        outcome: 'failure',
+        details: { reason: revoked ? 'connection_not_active' : 'lease_taken_over', replica: owner },
+      },
+    );
+  }
+
+  return { grantLost, keepRefreshed, failed, refreshed, discarded };
+}
