@@ -36,7 +36,6 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { startOidcProvider } from '../apps/broker/test/oidc-fixture.ts';
 import { createLogTally } from './lib/broker-logs.ts';
 import {
@@ -50,6 +49,7 @@ import {
 } from './lib/services.ts';
 import { consent, type SoakWorld } from './lib/soak-calls.ts';
 import { MIX, startOpenLoop } from './lib/soak-load.ts';
+import { soakOptions } from './lib/soak-options.ts';
 import {
   type AuditChain,
   type IntervalRow,
@@ -62,44 +62,7 @@ import { createKindRecorder, FAILING, KINDS } from './lib/soak-series.ts';
 import { auditCounts, connectionStatuses, summarize } from './lib/soak-summary.ts';
 import { startTokenTap } from './lib/token-tap.ts';
 
-/** "90", "90s", "2m", "1h", "1h30m" → seconds. */
-function seconds(text: string): number {
-  if (/^\d+(\.\d+)?$/.test(text)) return Number(text);
-  const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(text);
-  if (m === null || text === '') throw new Error(`not a duration: ${text} (e.g. 90s, 2m, 1h)`);
-  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
-}
-
-const { values: o } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '1h' },
-    interval: { type: 'string', default: '30s' },
-    rate: { type: 'string', default: '200' },
-    connections: { type: 'string', default: '50' },
-    'consent-every': { type: 'string', default: '5s' },
-    'access-ttl': { type: 'string', default: '30' },
-    'refresh-margin': { type: 'string', default: '30' },
-    'refresh-jitter': { type: 'string', default: '5' },
-    replicas: { type: 'string', default: '2' },
-    'max-in-flight': { type: 'string', default: '1024' },
-    report: { type: 'string' },
-  },
-});
-const cfg = {
-  duration_s: seconds(o.duration),
-  interval_s: seconds(o.interval),
-  rate: Number(o.rate),
-  connections: Number(o.connections),
-  consent_every_s: seconds(o['consent-every']),
-  access_ttl_s: Number(o['access-ttl']),
-  refresh_margin_s: Number(o['refresh-margin']),
-  refresh_jitter_s: Number(o['refresh-jitter']),
-  replicas: Number(o.replicas),
-  max_in_flight: Number(o['max-in-flight']),
-};
-for (const [name, value] of Object.entries(cfg))
-  if (!Number.isFinite(value) || value < 0 || (value === 0 && name !== 'refresh_jitter_s'))
-    throw new Error(`${name}: not a positive number`);
+const { cfg, report } = soakOptions(process.argv.slice(2));
 const RSS_SAMPLE_MS = 5_000;
 const TIMEOUT_MS = 30_000;
 const PROVIDER = 'idp';
@@ -397,7 +360,7 @@ async function run(): Promise<Summary> {
 
 /** Writes --report (JSON) and returns the markdown to print. */
 function finish(s: Summary): string {
-  if (o.report !== undefined)
-    writeFileSync(o.report, `${JSON.stringify({ summary: s, series: rows, memory }, null, 2)}\n`);
-  return `\n${markdownTable(rows)}\n\n${markdownSummary(s)}${o.report ? `\n\nreport: ${o.report}` : ''}`;
+  if (report !== undefined)
+    writeFileSync(report, `${JSON.stringify({ summary: s, series: rows, memory }, null, 2)}\n`);
+  return `\n${markdownTable(rows)}\n\n${markdownSummary(s)}${report ? `\n\nreport: ${report}` : ''}`;
 }
