@@ -3,6 +3,7 @@ import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { capture, startCapture, statusOf } from './capture-helpers.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 
 /**
@@ -11,7 +12,6 @@ import { json, startBroker, type TestBroker } from './harness.ts';
  * 127.0.0.1/32 with NEXUS_EGRESS_ALLOWED_CIDRS; one broker without that allowance shows the refusal.
  */
 
-const RETURN = 'http://localhost:3000/done';
 const GOOD_KEY = 'probe-good-key-6f1d2c';
 const HMAC_SECRET = 'probe-hmac-secret-91ab';
 
@@ -60,29 +60,7 @@ async function register(broker: TestBroker, profile: Record<string, unknown>) {
   return broker.request({ method: 'POST', url: '/providers', payload: { profile } });
 }
 
-async function start(broker: TestBroker, provider: string) {
-  const res = await broker.request({
-    method: 'POST',
-    url: '/v1/request-connection',
-    payload: { user_id: 'u1', provider_name: provider, return_url: RETURN },
-  });
-  assert.equal(res.statusCode, 200, res.body);
-  return json<{ state: string; connection_id: string }>(res);
-}
-
-function capture(broker: TestBroker, state: string, credentials: Record<string, string>) {
-  return broker.request({
-    method: 'POST',
-    url: '/v1/capture-credential',
-    key: null,
-    payload: { state, credentials },
-  });
-}
-
-async function statusOf(broker: TestBroker, connectionId: string) {
-  const res = await broker.request({ method: 'GET', url: `/v1/check-connection/${connectionId}` });
-  return json<{ status: string }>(res).status;
-}
+const start = (broker: TestBroker, provider: string) => startCapture(broker, provider, 'u1');
 
 describe('validation probe of captured credentials', () => {
   let api: Api;

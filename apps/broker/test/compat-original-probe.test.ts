@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { capture, startCapture, statusOf } from './capture-helpers.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 
-const RETURN = 'http://localhost:3000/done';
 const GOOD_KEY = 'implicit-good-key-4e7a';
 
 interface Api {
@@ -51,29 +51,7 @@ async function startApi(): Promise<Api> {
   return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, seen };
 }
 
-async function start(broker: TestBroker, provider: string) {
-  const res = await broker.request({
-    method: 'POST',
-    url: '/v1/request-connection',
-    payload: { user_id: 'u-probe', provider_name: provider, return_url: RETURN },
-  });
-  assert.equal(res.statusCode, 200, res.body);
-  return json<{ state: string; connection_id: string }>(res);
-}
-
-function capture(broker: TestBroker, state: string, credentials: Record<string, string>) {
-  return broker.request({
-    method: 'POST',
-    url: '/v1/capture-credential',
-    key: null,
-    payload: { state, credentials },
-  });
-}
-
-async function statusOf(broker: TestBroker, connectionId: string) {
-  const res = await broker.request({ method: 'GET', url: `/v1/check-connection/${connectionId}` });
-  return json<{ status: string }>(res).status;
-}
+const start = (broker: TestBroker, provider: string) => startCapture(broker, provider, 'u-probe');
 
 describe('the implicit probe: api_base_url + user_info_endpoint, no params.validation', () => {
   let api: Api;
