@@ -21,8 +21,6 @@ import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
 import { agentsRoutes } from './modules/agents/agents.routes.ts';
 import { oauthRoutes } from './modules/agents/oauth.routes.ts';
-import { sessionsRoutes } from './modules/agents/sessions.routes.ts';
-import { trustedIssuersRoutes } from './modules/agents/trusted-issuers.routes.ts';
 import { auditRoutes } from './modules/audit/audit.routes.ts';
 import { connectionsRoutes } from './modules/connections/connections.routes.ts';
 import { captureRoutes } from './modules/consent/capture.routes.ts';
@@ -33,6 +31,8 @@ import { healthRoutes } from './modules/health/health.routes.ts';
 import { providersRoutes } from './modules/providers/providers.routes.ts';
 import { createProxyMetrics } from './modules/proxy/proxy.metrics.ts';
 import { proxyRoutes } from './modules/proxy/proxy.routes.ts';
+import { sessionsRoutes } from './modules/token-exchange/sessions.routes.ts';
+import { trustedIssuersRoutes } from './modules/token-exchange/trusted-issuers.routes.ts';
 import { userSecretsRoutes } from './modules/user-secrets/user-secrets.routes.ts';
 import { VERSION } from './version.ts';
 
@@ -137,8 +137,7 @@ export async function buildApp(
   oauthRoutes(app, {
     agents: container.agents,
     sessions: container.sessions,
-    onBehalfOf: container.onBehalfOf,
-    sessionTtlSeconds: Math.min(900, config.agentSessionMaxTtlSeconds),
+    tokenExchange: container.tokenExchange,
     signingKeys: container.signingKeys,
     issuer: config.http.baseUrl,
     // The same limit as JSON bodies: an over-long field is then a 400 naming it, not a 413.

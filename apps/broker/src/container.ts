@@ -12,17 +12,10 @@ import { createRateLimiter, type RateLimiter } from './http/rate-limit.ts';
 import { type AdminKeysService, createAdminKeysService } from './modules/admin-keys/admin-keys.service.ts';
 import { createAdminKeysStore } from './modules/admin-keys/admin-keys.store.ts';
 import { type AgentsService, createAgentsService } from './modules/agents/agents.service.ts';
+import { createAgentsStore } from './modules/agents/agents.store.ts';
 import { type CustomScopes, createCustomScopes } from './modules/agents/custom-scopes.ts';
 import { principalAccess } from './modules/agents/grants.ts';
-import { createOnBehalfOf, type OnBehalfOf, oboDecision } from './modules/agents/obo.ts';
-import { withRemoteVerification } from './modules/agents/remote-user-tokens.ts';
-import { type AgentSessions, createAgentSessions } from './modules/agents/sessions.ts';
 import { createSigningKeys, type SigningKeys } from './modules/agents/signing-keys.ts';
-import {
-  createTrustedIssuersService,
-  type TrustedIssuersService,
-} from './modules/agents/trusted-issuers.service.ts';
-import { createTrustedIssuersStore } from './modules/agents/trusted-issuers.store.ts';
 import { createAuditRetention } from './modules/audit/audit.retention.ts';
 import { type AuditService, createAuditService } from './modules/audit/audit.service.ts';
 import { createAuditStore } from './modules/audit/audit.store.ts';
@@ -38,7 +31,7 @@ import { type ConnectionsMaintenance, createMaintenance } from './modules/connec
 import { createRefreshSchedule } from './modules/connections/refresh-schedule.ts';
 import { type CaptureService, createCaptureService } from './modules/consent/capture.service.ts';
 import { type ConsentService, createConsentService } from './modules/consent/consent.service.ts';
-import { type ConsentStore, createConsentStore } from './modules/consent/consent.store.ts';
+import { createConsentStore } from './modules/consent/consent.store.ts';
 import { createDeliveriesStore } from './modules/events/deliveries.store.ts';
 import { createWebhookMetrics } from './modules/events/events.metrics.ts';
 import { createEventsService, type EventsService } from './modules/events/events.service.ts';
@@ -53,7 +46,18 @@ import { createProvidersService, type ProvidersService } from './modules/provide
 import { createProvidersStore } from './modules/providers/providers.store.ts';
 import { createSecretBackend } from './modules/secrets/secret-backend.factory.ts';
 import type { SecretBackend } from './modules/secrets/secret-backend.ts';
+import { createOnBehalfOf, type OnBehalfOf, oboDecision } from './modules/token-exchange/obo.ts';
+import { withRemoteVerification } from './modules/token-exchange/remote-user-tokens.ts';
+import { createSessionsStore } from './modules/token-exchange/sessions.store.ts';
+import { type AgentSessions, createAgentSessions } from './modules/token-exchange/sessions.ts';
+import { createTokenExchange, type TokenExchange } from './modules/token-exchange/token-exchange.ts';
+import {
+  createTrustedIssuersService,
+  type TrustedIssuersService,
+} from './modules/token-exchange/trusted-issuers.service.ts';
+import { createTrustedIssuersStore } from './modules/token-exchange/trusted-issuers.store.ts';
 import { createUserSecrets, type UserSecrets } from './modules/user-secrets/user-secrets.service.ts';
+import { createUserSecretsStore } from './modules/user-secrets/user-secrets.store.ts';
 import { createRefreshWorker, type RefreshWorker } from './modules/worker/refresh-worker.ts';
 import { createRefreshMetrics } from './modules/worker/worker.metrics.ts';
 
@@ -76,7 +80,6 @@ export interface Container {
   readonly connections: ConnectionsService;
   /** Row-level connection maintenance for the CLI (rewrap, key reports, token migration, import). */
   readonly connectionsMaintenance: ConnectionsMaintenance;
-  readonly consentStore: ConsentStore;
   readonly consent: ConsentService;
   readonly capture: CaptureService;
   readonly housekeeping: Housekeeping;
@@ -89,6 +92,8 @@ export interface Container {
   /** Users' own secrets (`/api/v2/secrets`), sealed with the user-secrets key ring. */
   readonly userSecrets: UserSecrets;
   readonly onBehalfOf: OnBehalfOf;
+  /** RFC 8693 token exchange at `POST /oauth/token`: a user's token → an on-behalf-of session token. */
+  readonly tokenExchange: TokenExchange;
   /** Background refresh of due OAuth connections; the worker runner calls `start`, tests `runOnce`. */
   readonly refreshWorker: RefreshWorker;
   /** Connection events: `emit` stores one and queues its webhook deliveries. */
@@ -195,8 +200,9 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
       maxResponseBytes: 256 * 1024,
     }),
   );
+  const agentsStore = createAgentsStore(db);
   const agents = createAgentsService({
-    db,
+    store: agentsStore,
     signingKeys,
     providers,
     audit,
@@ -236,8 +242,11 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
       now,
     }),
   );
+  const customScopes = createCustomScopes({ store: agentsStore, audit, now });
   const sessions = createAgentSessions({
-    db,
+    store: createSessionsStore(db),
+    agents,
+    customScopes,
     signingKeys,
     connections,
     audit,
@@ -273,6 +282,12 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     decide: oboDecision,
     now,
   });
+  const tokenExchange = createTokenExchange({
+    agents,
+    onBehalfOf,
+    issuer: config.http.baseUrl,
+    sessionTtlSeconds: Math.min(900, config.agentSessionMaxTtlSeconds),
+  });
   const consentStore = createConsentStore(db);
   const returnUrls = {
     allowedDomains: config.allowedReturnDomains,
@@ -305,7 +320,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   });
   const housekeeping = createHousekeeping({
     connections,
-    consent: consentStore,
+    consent,
     auditRetention,
     agents,
     signingKeys,
@@ -371,17 +386,23 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     providers,
     connections,
     connectionsMaintenance: createMaintenance(connectionsStore, credentialStore),
-    consentStore,
     consent,
     capture,
     housekeeping,
     signingKeys,
     agents,
-    customScopes: createCustomScopes({ db, audit, now }),
+    customScopes,
     trustedIssuers,
     sessions,
-    userSecrets: createUserSecrets({ db, backend: secrets, ring: keys.userSecretsRing, audit, now }),
+    userSecrets: createUserSecrets({
+      store: createUserSecretsStore(db),
+      backend: secrets,
+      ring: keys.userSecretsRing,
+      audit,
+      now,
+    }),
     onBehalfOf,
+    tokenExchange,
     refreshWorker,
     events,
     webhooks,

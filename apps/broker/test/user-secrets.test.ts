@@ -5,6 +5,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { buildContainer } from '../src/container.ts';
 import { createGcpSecretManagerBackend } from '../src/modules/secrets/gcp-secret-manager.backend.ts';
 import { createUserSecrets } from '../src/modules/user-secrets/user-secrets.service.ts';
+import { createUserSecretsStore } from '../src/modules/user-secrets/user-secrets.store.ts';
 import { createAgentWithToken, json, newKeyBase64, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 import { FakeGcpSecretManager } from './secret-backends/gcp-secret-manager.fake.ts';
@@ -264,7 +265,7 @@ describe('user secrets', () => {
     let fail = true;
     const backend = broker.container.secrets;
     const flaky = createUserSecrets({
-      db: broker.container.db,
+      store: createUserSecretsStore(broker.container.db),
       backend: {
         ...backend,
         put: async (path: string, value: Uint8Array) => {
@@ -399,7 +400,7 @@ describe('user secrets on GCP Secret Manager (official client against the FAKE R
       client: { port: fake.port, protocol: 'http', authClient: new PassThroughClient() } as never,
     });
     const secrets = createUserSecrets({
-      db: broker.container.db,
+      store: createUserSecretsStore(broker.container.db),
       backend,
       ring: broker.container.keys.userSecretsRing,
       audit: broker.container.audit,

@@ -1,7 +1,6 @@
 import { cryptoErrors } from '../crypto/crypto.errors.ts';
 import { adminKeyErrors } from '../modules/admin-keys/admin-keys.errors.ts';
 import { agentErrors } from '../modules/agents/agents.errors.ts';
-import { trustedIssuerErrors } from '../modules/agents/trusted-issuers.errors.ts';
 import { auditErrors } from '../modules/audit/audit.errors.ts';
 import { connectionErrors } from '../modules/connections/connections.errors.ts';
 import { consentErrors, consentReturnErrors } from '../modules/consent/consent.errors.ts';
@@ -9,6 +8,8 @@ import { eventErrors } from '../modules/events/events.errors.ts';
 import { providerErrors } from '../modules/providers/providers.errors.ts';
 import { proxyErrors } from '../modules/proxy/proxy.errors.ts';
 import { secretErrors } from '../modules/secrets/secrets.errors.ts';
+import { tokenExchangeErrors } from '../modules/token-exchange/token-exchange.errors.ts';
+import { trustedIssuerErrors } from '../modules/token-exchange/trusted-issuers.errors.ts';
 import { userSecretErrors } from '../modules/user-secrets/user-secrets.errors.ts';
 import { commonErrors } from './common.errors.ts';
 import type { ErrorCatalog, ErrorSpec, ReturnUrlErrorCatalog, ReturnUrlErrorSpec } from './nexus-error.ts';
@@ -19,6 +20,7 @@ export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
   crypto: cryptoErrors,
   admin_keys: adminKeyErrors,
   agents: agentErrors,
+  token_exchange: tokenExchangeErrors,
   trusted_issuers: trustedIssuerErrors,
   audit: auditErrors,
   providers: providerErrors,

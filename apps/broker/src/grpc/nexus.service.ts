@@ -1,12 +1,12 @@
 import type { Principal } from '../auth/principal.ts';
 import type { AgentsService } from '../modules/agents/agents.service.ts';
-import type { OnBehalfOf } from '../modules/agents/obo.ts';
-import { openedSession } from '../modules/agents/session-views.ts';
-import type { AgentSessions } from '../modules/agents/sessions.ts';
 import type { AuditContext } from '../modules/audit/audit.service.ts';
 import type { ConnectionsService } from '../modules/connections/connections.service.ts';
 import { tokenResponse } from '../modules/connections/token-view.ts';
 import type { ConsentService } from '../modules/consent/consent.service.ts';
+import type { OnBehalfOf } from '../modules/token-exchange/obo.ts';
+import { openedSession } from '../modules/token-exchange/session-views.ts';
+import type { AgentSessions } from '../modules/token-exchange/sessions.ts';
 import {
   connectionIdRequest,
   parseRequest,

@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { NexusError } from '../../src/errors/nexus-error.ts';
 import { MAX_SECRET_BYTES, type SecretBackend } from '../../src/modules/secrets/secret-backend.ts';
 import { createUserSecrets } from '../../src/modules/user-secrets/user-secrets.service.ts';
+import { createUserSecretsStore } from '../../src/modules/user-secrets/user-secrets.store.ts';
 import { startBroker } from '../harness.ts';
 
 export interface ConformanceTarget {
@@ -64,7 +65,7 @@ export function secretBackendConformance(target: ConformanceTarget): void {
       const broker = await startBroker();
       try {
         const secrets = createUserSecrets({
-          db: broker.container.db,
+          store: createUserSecretsStore(broker.container.db),
           backend: s,
           ring: broker.container.keys.userSecretsRing,
           audit: broker.container.audit,

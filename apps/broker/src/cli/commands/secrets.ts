@@ -5,8 +5,6 @@ import {
   countInSecretBackend,
   MIGRATION_LEASE_MS,
 } from '../../modules/connections/tokens-migration.ts';
-import { migrateProviderCredentials } from '../../modules/providers/credentials-migration.ts';
-import { createProvidersStore } from '../../modules/providers/providers.store.ts';
 import { createSecretBackend, describeBackendFailure } from '../../modules/secrets/secret-backend.factory.ts';
 import { CliExit, configOrExit, containerOrExit, requireMigrated, requireSecretBackend } from '../context.ts';
 import { type Io, progressBar } from '../output.ts';
@@ -80,9 +78,8 @@ export async function secretsMigrate(
       throw new CliExit(`Target backend ${toConfig.kind} failed its check: ${message}\nFix: ${fix}.`, 2);
     }
     const bar = progressBar(io, options.dryRun ? 'migrate (dry run)' : 'migrate');
-    const result = await migrateProviderCredentials({
-      store: createProvidersStore(container.db),
-      from: container.secrets,
+    // From the configured SECRET_BACKEND (container.secrets), which the providers service reads.
+    const result = await container.providers.migrateCredentials({
       to: target,
       dryRun: options.dryRun,
       // --force: overwrite target values that differ from the source (e.g. rotated after the switch).

@@ -1,8 +1,7 @@
 import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jose';
 import type { AgentPrincipal } from '../../auth/principal.ts';
-import type { Database } from '../../db/client.ts';
-import { coalescedReads } from '../../db/coalesce.ts';
 import type { AgentsTable } from '../../db/schema.ts';
+import type { AgentsStore } from './agents.store.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -22,7 +21,7 @@ export function principalOf(row: AgentsTable, scopes: readonly string[]): AgentP
 
 /** Verification of the broker's own agent access tokens (`typ: at+jwt`, ES256). */
 export function createAccessTokenVerifier(deps: {
-  db: Database;
+  store: Pick<AgentsStore, 'findById'>;
   signingKeys: Pick<SigningKeys, 'publicKey'>;
   issuer: string;
   tokenTtlSeconds: number;
@@ -34,7 +33,7 @@ export function createAccessTokenVerifier(deps: {
    * Hot path of every agent request. A token's signature, issuer, audience and type never change,
    * so a verified token is remembered (bounded, until its expiry) and not re-verified; what can
    * change (the agent being deactivated or deleted) is read from the database every time, by one
-   * prepared primary-key query (coalesced across concurrent requests on PostgreSQL).
+   * prepared primary-key query (`store.findById`, coalesced across concurrent requests on PostgreSQL).
    */
   const verified = new Map<string, JWTPayload>();
   const VERIFIED_MAX = 10_000;
@@ -56,24 +55,6 @@ export function createAccessTokenVerifier(deps: {
     publicKeys.set(kid, { jwk, key });
     return key;
   }
-  const k = deps.db.kysely;
-  const findOne = k.selectFrom('agents').selectAll().where('id', '=', '').compile();
-  const findMany = k
-    .selectFrom('agents')
-    .selectAll()
-    .where((eb) => eb('id', '=', eb.fn.any(eb.val<string[]>([]))))
-    .compile();
-  const findCoalesced = coalescedReads<string, AgentsTable>(
-    async (ids) => {
-      const { rows } = await deps.db.prepared<AgentsTable>(findMany.sql, [ids]);
-      return new Map(rows.map((r) => [r.id, r]));
-    },
-    { maxBatch: 200, maxInFlight: 2 },
-  );
-  const findAgent = async (id: string): Promise<AgentsTable | undefined> =>
-    deps.db.dialect === 'postgres'
-      ? findCoalesced(id)
-      : (await deps.db.prepared<AgentsTable>(findOne.sql, [id])).rows[0];
 
   /**
    * The principal behind an agent access token, with the token's claims, or null: signature with a
@@ -121,7 +102,7 @@ export function createAccessTokenVerifier(deps: {
       remember(token, payload);
     }
     // The agent is read on every request (deactivation takes effect at once); nothing is cached.
-    const row = await findAgent(payload.sub!);
+    const row = await deps.store.findById(payload.sub!);
     if (row === undefined || row.deleted_at !== null || row.disabled_at !== null) return null;
     return {
       principal: principalOf(

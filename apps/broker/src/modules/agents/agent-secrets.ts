@@ -3,38 +3,34 @@
  * finds one by its id), issued, rotated with an overlap, revoked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Database } from '../../db/client.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { type AgentViews, iso } from './agent-views.ts';
 import { agentErrors } from './agents.errors.ts';
+import type { AgentsStore } from './agents.store.ts';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 export function createAgentSecrets(deps: {
-  db: Database;
+  store: Pick<AgentsStore, 'insertSecret' | 'expireSecrets' | 'revokeSecret'>;
   views: Pick<AgentViews, 'liveRow'>;
   audit: Pick<AuditService, 'record'>;
   now: () => number;
 }) {
-  const k = deps.db.kysely;
-  const { views, audit, now } = deps;
+  const { store, views, audit, now } = deps;
 
   /** A new secret of the agent, stored as its hash; the value is returned once, here. */
   async function newSecret(agentUuid: string, t: number): Promise<{ id: string; secret: string }> {
     const id = randomBytes(8).toString('hex');
     const secret = `nxs_${id}_${randomBytes(32).toString('base64url')}`;
-    await k
-      .insertInto('agent_secrets')
-      .values({
-        id,
-        agent_uuid: agentUuid,
-        secret_hash: sha256(secret),
-        created_at: t,
-        expires_at: null,
-        revoked_at: null,
-      })
-      .execute();
+    await store.insertSecret({
+      id,
+      agent_uuid: agentUuid,
+      secret_hash: sha256(secret),
+      created_at: t,
+      expires_at: null,
+      revoked_at: null,
+    });
     return { id, secret };
   }
 
@@ -45,15 +41,7 @@ export function createAgentSecrets(deps: {
     async rotateSecret(ctx: AuditContext, ref: string, overlapSeconds: number) {
       const row = await views.liveRow(ref);
       const t = now();
-      await k
-        .updateTable('agent_secrets')
-        .set({ expires_at: t + overlapSeconds * 1000 })
-        .where('agent_uuid', '=', row.id)
-        .where('revoked_at', 'is', null)
-        .where((eb) =>
-          eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', t + overlapSeconds * 1000)]),
-        )
-        .execute();
+      await store.expireSecrets(row.id, t + overlapSeconds * 1000);
       const secret = await newSecret(row.id, t);
       await audit.record(ctx, {
         action: 'agent.secret_rotated',
@@ -70,14 +58,8 @@ export function createAgentSecrets(deps: {
 
     async revokeSecret(ctx: AuditContext, ref: string, secretId: string): Promise<void> {
       const row = await views.liveRow(ref);
-      const result = await k
-        .updateTable('agent_secrets')
-        .set({ revoked_at: now() })
-        .where('id', '=', secretId)
-        .where('agent_uuid', '=', row.id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) throw errorFrom(agentErrors, 'agent_secret_not_found');
+      if (!(await store.revokeSecret(row.id, secretId, now())))
+        throw errorFrom(agentErrors, 'agent_secret_not_found');
       await audit.record(ctx, {
         action: 'agent.secret_revoked',
         resourceType: 'agent',

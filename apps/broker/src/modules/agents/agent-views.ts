@@ -1,8 +1,8 @@
 /** How an agent is found (by id or agent_id, live only) and shown to an operator. */
-import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { agentErrors } from './agents.errors.ts';
+import type { AgentsStore } from './agents.store.ts';
 import { shownJwks } from './jwks.ts';
 
 export const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -27,32 +27,25 @@ export interface AgentView {
   updated_at: string;
 }
 
-export function createAgentViews(deps: { db: Database; now: () => number }) {
-  const k = deps.db.kysely;
-  const { now } = deps;
+export function createAgentViews(deps: {
+  store: Pick<AgentsStore, 'findLiveById' | 'findLiveByAgentId' | 'liveSecrets' | 'listLive'>;
+  now: () => number;
+}) {
+  const { store, now } = deps;
 
   return {
     /** The live agent by id or `agent_id`; `agent_not_found` otherwise. */
     async liveRow(ref: string): Promise<AgentsTable> {
-      const q = k.selectFrom('agents').selectAll().where('deleted_at', 'is', null);
       const row = /^[0-9a-f-]{36}$/.test(ref)
-        ? await q.where('id', '=', ref).executeTakeFirst()
-        : await q.where('agent_id', '=', ref).executeTakeFirst();
+        ? await store.findLiveById(ref)
+        : await store.findLiveByAgentId(ref);
       if (row === undefined) throw errorFrom(agentErrors, 'agent_not_found');
       return row;
     },
 
     /** The admin view of an agent, with its live client secrets (ids and dates, never values). */
     async view(row: AgentsTable): Promise<AgentView> {
-      const t = now();
-      const secrets = await k
-        .selectFrom('agent_secrets')
-        .select(['id', 'created_at', 'expires_at'])
-        .where('agent_uuid', '=', row.id)
-        .where('revoked_at', 'is', null)
-        .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', t)]))
-        .orderBy('created_at')
-        .execute();
+      const secrets = await store.liveSecrets(row.id, now());
       return {
         id: row.id,
         agent_id: row.agent_id,
@@ -76,15 +69,7 @@ export function createAgentViews(deps: { db: Database; now: () => number }) {
       };
     },
 
-    async listRows(): Promise<AgentsTable[]> {
-      return k
-        .selectFrom('agents')
-        .selectAll()
-        .where('deleted_at', 'is', null)
-        .orderBy('agent_id')
-        .limit(1000)
-        .execute();
-    },
+    listRows: (): Promise<AgentsTable[]> => store.listLive(),
   };
 }
 

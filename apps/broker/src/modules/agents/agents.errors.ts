@@ -11,22 +11,11 @@ export const agentErrors = defineErrors({
     message: 'Client authentication failed (unknown agent, wrong secret or assertion, or deactivated agent).',
   },
   unsupported_grant_type: { status: 400, message: 'This grant type is not supported here.' },
+  // Also raised by token-exchange/ (sessions and on-behalf-of), which names the gate in details.
   invalid_scope: {
     status: 400,
     message: 'A requested scope is not allowed: `details.gate` names the check that refused it.',
   },
-  // RFC 8693 §2.2.2: a token exchange for an audience or resource this broker does not issue for.
-  invalid_target: {
-    status: 400,
-    message:
-      'The token cannot be issued for that audience or resource: name this broker (its issuer), or one connection in the grant as urn:nexus:connection: followed by its id.',
-  },
-  invalid_grant: {
-    status: 400,
-    message:
-      "The user's token was refused (untrusted issuer, bad signature, expired, wrong audience…); see details.reason.",
-  },
-  session_not_found: { status: 404, message: 'No agent session with that id is visible to this credential.' },
   scope_exists: { status: 409, message: 'That custom scope is already defined.' },
   scope_not_found: { status: 404, message: 'No custom scope with that name.' },
 });

@@ -5,12 +5,12 @@
  * - agent-views.ts: finding a live agent and the admin view;
  * - agent-secrets.ts: client secrets (issued, rotated with an overlap, revoked);
  * - client-credentials.ts: the `client_credentials` grant and client authentication as a principal;
- * - access-tokens.ts: verifying the access tokens the grant issues.
+ * - access-tokens.ts: verifying the access tokens the grant issues;
+ * - agents.store.ts: every query on the module's tables (the service holds no SQL).
  */
 import { randomUUID } from 'node:crypto';
 import type { FetchImplementation } from 'jose';
 import type { AgentPrincipal, Principal } from '../../auth/principal.ts';
-import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { checkIfMatch } from '../../errors/if-match.ts';
@@ -21,6 +21,7 @@ import { createAccessTokenVerifier, principalOf } from './access-tokens.ts';
 import { createAgentSecrets } from './agent-secrets.ts';
 import { type AgentView, createAgentViews, list } from './agent-views.ts';
 import { agentErrors } from './agents.errors.ts';
+import type { AgentsStore } from './agents.store.ts';
 import { createClientCredentialsGrant } from './client-credentials.ts';
 import type { AgentJwks } from './jwks.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -41,7 +42,7 @@ export interface AgentInput {
 }
 
 export function createAgentsService(deps: {
-  db: Database;
+  store: AgentsStore;
   signingKeys: SigningKeys;
   providers: Pick<ProvidersService, 'resolve'>;
   audit: Pick<AuditService, 'record'>;
@@ -53,12 +54,12 @@ export function createAgentsService(deps: {
   jwksFetch?: FetchImplementation;
   now?: () => number;
 }) {
-  const k = deps.db.kysely;
+  const { store } = deps;
   const now = deps.now ?? Date.now;
   const accessTokens = createAccessTokenVerifier(deps);
-  const views = createAgentViews({ db: deps.db, now });
+  const views = createAgentViews({ store, now });
   const { liveRow, view } = views;
-  const secrets = createAgentSecrets({ db: deps.db, views, audit: deps.audit, now });
+  const secrets = createAgentSecrets({ store, views, audit: deps.audit, now });
   const grant = createClientCredentialsGrant({ ...deps, now });
 
   /** An operator acting for an agent (admin key + `agent_id`): the agent's own permissions. */
@@ -107,15 +108,9 @@ export function createAgentsService(deps: {
         deleted_at: null,
       };
       try {
-        await k.insertInto('agents').values(row).execute();
+        await store.insert(row);
       } catch (cause) {
-        const taken = await k
-          .selectFrom('agents')
-          .select('id')
-          .where('agent_id', '=', input.agent_id)
-          .where('deleted_at', 'is', null)
-          .executeTakeFirst();
-        if (taken)
+        if (await store.findLiveByAgentId(input.agent_id))
           throw errorFrom(agentErrors, 'agent_id_taken', { cause, details: { agent_id: input.agent_id } });
         throw cause;
       }
@@ -159,14 +154,7 @@ export function createAgentsService(deps: {
       if (patch.jwks !== undefined) set.jwks = patch.jwks === null ? null : JSON.stringify(patch.jwks);
       if (patch.jwks_uri !== undefined) set.jwks_uri = patch.jwks_uri;
       if (patch.active !== undefined) set.disabled_at = patch.active ? null : (row.disabled_at ?? t);
-      const result = await k
-        .updateTable('agents')
-        .set(set)
-        .where('id', '=', row.id)
-        .where('version', '=', row.version)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) throw commonError('version_conflict');
+      if (!(await store.update(row.id, row.version, set))) throw commonError('version_conflict');
       const changed = Object.keys(patch).sort();
       await deps.audit.record(ctx, {
         action:
@@ -185,20 +173,7 @@ export function createAgentsService(deps: {
     async remove(ctx: AuditContext, ref: string, ifMatch?: string): Promise<void> {
       const row = await liveRow(ref);
       checkIfMatch(ifMatch, row.version);
-      const t = now();
-      await k.transaction().execute(async (trx) => {
-        await trx
-          .updateTable('agents')
-          .set({ deleted_at: t, updated_at: t, version: row.version + 1 })
-          .where('id', '=', row.id)
-          .execute();
-        await trx
-          .updateTable('agent_secrets')
-          .set({ revoked_at: t })
-          .where('agent_uuid', '=', row.id)
-          .where('revoked_at', 'is', null)
-          .execute();
-      });
+      await store.softDelete(row.id, row.version, now());
       await deps.audit.record(ctx, {
         action: 'agent.deleted',
         resourceType: 'agent',
@@ -255,11 +230,21 @@ export function createAgentsService(deps: {
 
     /** Deletes expired assertion ids (housekeeping). */
     async deleteExpiredAssertions(): Promise<number> {
-      const result = await k
-        .deleteFrom('agent_assertions')
-        .where('expires_at', '<', now())
-        .executeTakeFirst();
-      return Number(result.numDeletedRows);
+      return store.deleteAssertionsBefore(now());
+    },
+
+    /**
+     * The agent row by id if it is live and active, else undefined: what token-exchange/ reads
+     * before it opens a session or calls a session token active (one primary-key query).
+     */
+    async activeRow(id: string): Promise<AgentsTable | undefined> {
+      const row = await store.findById(id);
+      return row === undefined || row.deleted_at !== null || row.disabled_at !== null ? undefined : row;
+    },
+
+    /** The `agent_id` of an agent by id, deleted or not (a session outlives its agent's deletion). */
+    async agentIdOf(id: string): Promise<string | undefined> {
+      return (await store.findById(id))?.agent_id;
     },
   };
 }

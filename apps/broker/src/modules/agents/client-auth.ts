@@ -7,8 +7,8 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from 'jose';
-import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
+import type { AgentsStore } from './agents.store.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from './jwks.ts';
 
 /** Client secrets look like `nxs_<secret id>_<43 random chars>`: the id finds the row, the hash is compared. */
@@ -32,13 +32,13 @@ export interface ClientAuthentication {
  * `jwks_uri`. Returns the agent, or null; every failure looks the same to the caller.
  */
 export function createClientAuthenticator(deps: {
-  db: Database;
+  store: Pick<AgentsStore, 'findLiveByAgentId' | 'insertAssertion' | 'findSecretWithAgent'>;
   issuer: string;
   tokenEndpoint: string;
   jwksFetch?: FetchImplementation | undefined;
   now?: () => number;
 }) {
-  const k = deps.db.kysely;
+  const { store } = deps;
   const now = deps.now ?? Date.now;
   const remoteSets = new Map<string, JWTVerifyGetKey>();
 
@@ -75,12 +75,7 @@ export function createClientAuthenticator(deps: {
       }
       if (claimed === undefined || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(claimed)) return null;
       if (auth.clientId !== undefined && auth.clientId !== claimed) return null;
-      const row = await k
-        .selectFrom('agents')
-        .selectAll()
-        .where('agent_id', '=', claimed)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
+      const row = await store.findLiveByAgentId(claimed);
       const keys = row === undefined ? undefined : keySetFor(row);
       if (row === undefined || keys === undefined) return null;
       try {
@@ -96,10 +91,7 @@ export function createClientAuthenticator(deps: {
         if ((payload.exp ?? 0) - (payload.iat ?? 0) > MAX_ASSERTION_LIFETIME_S) return null;
         // One use per assertion id (RFC 7523 §3: jti replay).
         try {
-          await k
-            .insertInto('agent_assertions')
-            .values({ jti_hash: sha256(`${row.id}:${payload.jti}`), expires_at: (payload.exp ?? 0) * 1000 })
-            .execute();
+          await store.insertAssertion(sha256(`${row.id}:${payload.jti}`), (payload.exp ?? 0) * 1000);
         } catch {
           return null;
         }
@@ -113,18 +105,7 @@ export function createClientAuthenticator(deps: {
     if (clientId === undefined || secret === undefined || secret.length > 256) return null;
     const match = SECRET_PATTERN.exec(secret);
     if (match === null) return null;
-    const found = await k
-      .selectFrom('agent_secrets')
-      .innerJoin('agents', 'agents.id', 'agent_secrets.agent_uuid')
-      .selectAll('agents')
-      .select([
-        'agent_secrets.secret_hash',
-        'agent_secrets.expires_at as secret_expires_at',
-        'agent_secrets.revoked_at as secret_revoked_at',
-      ])
-      .where('agent_secrets.id', '=', match[1]!)
-      .where('agents.deleted_at', 'is', null)
-      .executeTakeFirst();
+    const found = await store.findSecretWithAgent(match[1]!);
     if (found === undefined || found.agent_id !== clientId) return null;
     if (
       found.secret_revoked_at !== null ||

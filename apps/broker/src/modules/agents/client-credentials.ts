@@ -6,18 +6,18 @@
 import { randomUUID } from 'node:crypto';
 import { type FetchImplementation, SignJWT } from 'jose';
 import type { AgentPrincipal } from '../../auth/principal.ts';
-import type { Database } from '../../db/client.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { principalOf } from './access-tokens.ts';
 import { list } from './agent-views.ts';
 import { agentErrors } from './agents.errors.ts';
+import type { AgentsStore } from './agents.store.ts';
 import { type ClientAuthentication, createClientAuthenticator } from './client-auth.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 export function createClientCredentialsGrant(deps: {
-  db: Database;
+  store: Pick<AgentsStore, 'findLiveByAgentId' | 'insertAssertion' | 'findSecretWithAgent'>;
   signingKeys: SigningKeys;
   audit: Pick<AuditService, 'record'>;
   /** The broker's issuer identifier (BASE_URL) and its token endpoint. */

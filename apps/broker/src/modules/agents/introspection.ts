@@ -1,11 +1,18 @@
 import { decodeProtectedHeader } from 'jose';
 import type { Principal } from '../../auth/principal.ts';
 import type { AgentsService } from './agents.service.ts';
-import type { AgentSessions } from './sessions.ts';
 
 export type IntrospectionAnswer = { active: boolean } & Record<string, unknown>;
 
 const INACTIVE: IntrospectionAnswer = Object.freeze({ active: false });
+
+/**
+ * Session tokens are token-exchange/'s (its sessions service): it is passed in, so the
+ * authorization server depends on no other module's code for them.
+ */
+export interface SessionTokenIntrospection {
+  introspect(token: string): Promise<IntrospectionAnswer>;
+}
 
 /**
  * RFC 7662 introspection of the broker's own tokens: agent access tokens (`typ: at+jwt`) and session
@@ -20,7 +27,7 @@ const INACTIVE: IntrospectionAnswer = Object.freeze({ active: false });
  * another agent's tokens, which resource servers verify offline (JWKS) or with an admin key.
  */
 export function createIntrospection(deps: {
-  sessions: Pick<AgentSessions, 'introspect'>;
+  sessions: SessionTokenIntrospection;
   agents: Pick<AgentsService, 'accessTokenClaims'>;
 }) {
   async function answer(token: string): Promise<IntrospectionAnswer> {

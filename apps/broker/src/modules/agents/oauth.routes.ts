@@ -6,18 +6,20 @@ import { errorFrom } from '../../errors/nexus-error.ts';
 import { basicCredentials } from '../../http/basic-auth.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
+import {
+  EXCHANGE_TOKEN_TYPES,
+  TOKEN_EXCHANGE,
+  type TokenExchange,
+} from '../token-exchange/token-exchange.ts';
 import { agentErrors } from './agents.errors.ts';
 import type { AgentsService, ClientAuthentication } from './agents.service.ts';
-import { createIntrospection } from './introspection.ts';
+import { createIntrospection, type SessionTokenIntrospection } from './introspection.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from './jwks.ts';
-import type { OnBehalfOf } from './obo.ts';
-import type { AgentSessions } from './sessions.ts';
 import type { SigningKeys } from './signing-keys.ts';
-import { createTokenExchange, EXCHANGE_TOKEN_TYPES, TOKEN_EXCHANGE } from './token-exchange.ts';
 
 /**
  * The broker as an OAuth authorization server for agents: `POST /oauth/token` (client_credentials,
- * and RFC 8693 token exchange: token-exchange.ts), `POST /oauth/introspect` (RFC 7662:
+ * and RFC 8693 token exchange: token-exchange/token-exchange.ts), `POST /oauth/introspect` (RFC 7662:
  * introspection.ts), the JWKS its tokens are signed with, and RFC 8414 metadata listing all of it.
  * Clients authenticate in the request with client_secret_basic, client_secret_post or
  * private_key_jwt (client-auth.ts); introspection also takes an admin key or an agent access token.
@@ -69,16 +71,16 @@ export function oauthRoutes(
   app: FastifyInstance,
   deps: {
     agents: AgentsService;
-    sessions: AgentSessions;
-    onBehalfOf: OnBehalfOf;
+    /** Session tokens, for introspection (token-exchange/'s sessions service). */
+    sessions: SessionTokenIntrospection;
+    /** RFC 8693 at the token endpoint (token-exchange/token-exchange.ts, built by the container). */
+    tokenExchange: TokenExchange;
     signingKeys: SigningKeys;
     issuer: string;
     formBodyLimit: number;
-    /** Lifetime asked for sessions made by token exchange (bounded by the user's token). */
-    sessionTtlSeconds: number;
   },
 ): void {
-  const exchange = createTokenExchange(deps);
+  const exchange = deps.tokenExchange;
   const introspect = createIntrospection(deps);
 
   app.register(async (scope) => {

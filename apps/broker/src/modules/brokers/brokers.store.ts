@@ -1,32 +1,7 @@
 import type { Database } from '../../db/client.ts';
 import type { BrokerProcessesTable } from '../../db/schema.ts';
+import { type BrokerProcess, LIVE_MS, type LiveBrokers } from './brokers.types.ts';
 
-/** A running broker process as it last reported itself. */
-export interface BrokerProcess {
-  readonly id: string;
-  readonly host: string;
-  readonly pid: number;
-  /** `all`, `gateway` or `broker` (`nexus serve --role`), or `worker` (`nexus worker`). */
-  readonly role: string;
-  readonly startedAt: number;
-  readonly heartbeatAt: number;
-  /** Key ids of its rings, primary first; `userSecrets` is empty when it has no such ring. */
-  readonly rings: Rings;
-  /** `env`, `file` or `transit`. */
-  readonly keySource: string;
-}
-
-/** The key ids of a process's two rings, each primary first. */
-export interface Rings {
-  readonly encryption: readonly string[];
-  readonly userSecrets: readonly string[];
-}
-
-/**
- * A process whose last heartbeat is older than this is taken as gone (killed, or its host lost):
- * four heartbeats missed. Hosts' clocks must agree to within a few seconds, as tokens already need.
- */
-export const LIVE_MS = 20_000;
 /** Entries of processes gone this long are deleted by any heartbeat. */
 const FORGET_MS = 3_600_000;
 
@@ -47,7 +22,7 @@ const fromRow = (row: BrokerProcessesTable): BrokerProcess => ({
 });
 
 /** The process registry (`broker_processes`); this store is its only writer. */
-export function createBrokersStore(db: Database) {
+export function createBrokersStore(db: Database): BrokersStore {
   const k = db.kysely;
   return {
     /** Writes the process's entry, or refreshes it (heartbeat and rings) if it exists. */
@@ -107,4 +82,11 @@ export function createBrokersStore(db: Database) {
   };
 }
 
-export type BrokersStore = ReturnType<typeof createBrokersStore>;
+/** The registry's rows: what `presence.ts` writes, and `LiveBrokers` for everyone who reads. */
+export interface BrokersStore extends LiveBrokers {
+  /** Writes the process's entry, or refreshes it (heartbeat and rings) if it exists. */
+  upsert(p: BrokerProcess): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** Deletes the entries of processes gone for an hour (nobody else removes a killed one). */
+  forgetGone(now: number): Promise<number>;
+}

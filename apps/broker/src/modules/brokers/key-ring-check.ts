@@ -1,5 +1,5 @@
 import type { ResolvedKeys } from '../../crypto/key-file.ts';
-import type { BrokersStore } from './brokers.store.ts';
+import type { LiveBrokers } from './brokers.types.ts';
 import { type MissingKey, missingKeys, ringsOf } from './rings.ts';
 
 export interface KeyRingStatus {
@@ -20,7 +20,7 @@ export interface KeyRingCheck {
  * until then this process reports itself not ready, so that load balancers send it nothing.
  */
 export function createKeyRingCheck(deps: {
-  store: Pick<BrokersStore, 'live'>;
+  store: LiveBrokers;
   keys: Pick<ResolvedKeys, 'ring' | 'userSecretsRing' | 'follows' | 'reload'>;
   now?: () => number;
 }): KeyRingCheck {

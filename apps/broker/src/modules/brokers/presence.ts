@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ResolvedKeys } from '../../crypto/key-file.ts';
-import type { BrokerProcess, BrokersStore } from './brokers.store.ts';
+import type { BrokersStore } from './brokers.store.ts';
+import type { BrokerProcess } from './brokers.types.ts';
 import { ringsOf } from './rings.ts';
 
 /** Well inside `LIVE_MS`: a process is taken as gone only after missing several. */

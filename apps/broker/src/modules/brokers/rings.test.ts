@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { BrokerProcess } from './brokers.store.ts';
+import type { BrokerProcess } from './brokers.types.ts';
 import { missingKeys, rewrapBlockers } from './rings.ts';
 
 const proc = (pid: number, encryption: string[], userSecrets: string[] = []): BrokerProcess => ({

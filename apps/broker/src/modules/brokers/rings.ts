@@ -1,5 +1,5 @@
 import type { ResolvedKeys } from '../../crypto/key-file.ts';
-import type { BrokerProcess, Rings } from './brokers.store.ts';
+import type { BrokerProcess, Rings } from './brokers.types.ts';
 
 /*
  * The rule every check here applies (decision 0013): a process can serve only if it holds the

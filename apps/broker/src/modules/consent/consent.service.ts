@@ -337,6 +337,9 @@ export function createConsentService(deps: {
         }),
       };
     },
+
+    /** Housekeeping: deletes flows (used or not) that expired before `before`; answers how many. */
+    deleteExpiredFlows: (before: number): Promise<number> => store.deleteExpired(before),
   };
 }
 

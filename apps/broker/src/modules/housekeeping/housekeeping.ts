@@ -1,6 +1,6 @@
 import type { AuditRetention } from '../audit/audit.retention.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
-import type { ConsentStore } from '../consent/consent.store.ts';
+import type { ConsentService } from '../consent/consent.service.ts';
 
 /** Flow rows outlive their 10-minute validity by a day, so a late callback still gets a precise error. */
 export const FLOW_RETENTION_MS = 24 * 3600_000;
@@ -25,7 +25,8 @@ export interface HousekeepingResult {
 export function createHousekeeping(deps: {
   /** Expires connections, emits their events and deletes their backend copies (lifecycle.ts). */
   connections: Pick<ConnectionsService, 'expirePending' | 'expireBroken'>;
-  consent: Pick<ConsentStore, 'deleteExpired'>;
+  /** Consent flow rows belong to consent/: it deletes them. */
+  consent: Pick<ConsentService, 'deleteExpiredFlows'>;
   auditRetention?: Pick<AuditRetention, 'runOnce'>;
   /** Spent client-assertion ids and signing keys past retirement are deleted. */
   agents?: { deleteExpiredAssertions(): Promise<number> };
@@ -57,7 +58,7 @@ export function createHousekeeping(deps: {
         gaveUp += ids.length;
         if (ids.length < BATCH) break;
       }
-      const deletedFlows = await deps.consent.deleteExpired(t - FLOW_RETENTION_MS);
+      const deletedFlows = await deps.consent.deleteExpiredFlows(t - FLOW_RETENTION_MS);
       const auditRemoved = (await deps.auditRetention?.runOnce())?.removed ?? 0;
       await deps.agents?.deleteExpiredAssertions();
       await deps.signingKeys?.deleteRetired();

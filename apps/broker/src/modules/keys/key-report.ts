@@ -2,8 +2,7 @@ import { keyIdOfCiphertext } from '../../crypto/envelope.ts';
 import type { ResolvedKeys } from '../../crypto/key-file.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
-import type { BrokerProcess, BrokersStore } from '../brokers/brokers.store.ts';
-import { LIVE_MS } from '../brokers/brokers.store.ts';
+import { type BrokerProcess, LIVE_MS, type LiveBrokers } from '../brokers/brokers.types.ts';
 import { describeProcess, missingKeys } from '../brokers/rings.ts';
 import type { CredentialKeyIds } from '../connections/maintenance.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
@@ -95,7 +94,7 @@ async function userSecretsUsage(db: Database, backend: Pick<SecretBackend, 'get'
 export async function keyRotationFindings(deps: {
   db: Database;
   keys: Pick<ResolvedKeys, 'ring' | 'userSecretsRing'>;
-  brokers: Pick<BrokersStore, 'live'>;
+  brokers: LiveBrokers;
   /** Connection credentials kept in the secret backend (TOKEN_STORE=secret-backend). */
   credentials?: CredentialKeyIds;
   /** Where user secrets are kept; their versions are read for the key id of the inner envelope. */

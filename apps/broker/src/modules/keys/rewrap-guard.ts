@@ -1,5 +1,4 @@
-import type { BrokerProcess, BrokersStore } from '../brokers/brokers.store.ts';
-import { LIVE_MS } from '../brokers/brokers.store.ts';
+import { type BrokerProcess, LIVE_MS, type LiveBrokers } from '../brokers/brokers.types.ts';
 import { describeProcess, type RewrapBlocker, rewrapBlockers } from '../brokers/rings.ts';
 
 /** The primaries a rewrap re-seals under. */
@@ -15,7 +14,7 @@ export interface RewrapTarget {
  * within a second or two of the rotation.
  */
 export async function waitForBrokers(
-  store: Pick<BrokersStore, 'live'>,
+  store: LiveBrokers,
   target: RewrapTarget,
   options: { waitMs: number; pollMs?: number; now?: () => number },
 ): Promise<{ blockers: RewrapBlocker[]; live: BrokerProcess[] }> {

@@ -9,10 +9,12 @@
  * - provider-destinations.ts: the guard on changing where stored secrets go (issue #18);
  * - provider-writes.ts: create, replace, patch and delete, row and secret backend in step;
  * - provider-aliases.ts: the other names a provider answers to;
- * - provider-credentials.ts: where the client id and secret live in the secret backend.
+ * - provider-credentials.ts: where the client id and secret live in the secret backend;
+ * - credentials-migration.ts: copying them to another backend (`nexus secrets migrate --to`).
  */
 import type { AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
+import { type MigrationResult, migrateProviderCredentials } from './credentials-migration.ts';
 import type { Discovery } from './discovery.ts';
 import { createProviderAliases } from './provider-aliases.ts';
 import { createProviderChecks } from './provider-checks.ts';
@@ -26,6 +28,9 @@ import type { ProvidersStore } from './providers.store.ts';
 
 /** The internal backend's path of a client secret (external backends use the provider name). */
 export const clientSecretPath = (providerId: string) => `providers/${providerId}/client_secret`;
+
+/** What `migrateCredentials` takes: everything but the source, which is this service's backend. */
+export type CredentialsMigration = Omit<Parameters<typeof migrateProviderCredentials>[0], 'store' | 'from'>;
 
 export function createProvidersService(deps: {
   store: ProvidersStore;
@@ -65,6 +70,9 @@ export function createProvidersService(deps: {
     addAlias: aliases.addAlias,
     removeAlias: aliases.removeAlias,
     aliases: aliases.aliases,
+    /** Copies every provider's credentials from SECRET_BACKEND to `to`, resumably (credentials-migration.ts). */
+    migrateCredentials: (options: CredentialsMigration): Promise<MigrationResult> =>
+      migrateProviderCredentials({ ...options, store, from: deps.secrets }),
   };
 }
 

@@ -5,7 +5,7 @@ import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
-import type { AgentSessions } from '../agents/sessions.ts';
+import type { AgentSessions } from '../token-exchange/sessions.ts';
 import { userSecretErrors } from './user-secrets.errors.ts';
 import { referencedNames, type SecretOwner, type UserSecrets } from './user-secrets.service.ts';
 

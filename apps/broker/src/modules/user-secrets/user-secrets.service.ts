@@ -1,19 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { keyIdOfCiphertext, openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
-import type { Database } from '../../db/client.ts';
 import type { UserSecretsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
 import { userSecretErrors } from './user-secrets.errors.ts';
+import type { SecretOwner, UserSecretsStore } from './user-secrets.store.ts';
 
 /** Whose secrets a request reaches: one user, one zone. Everything else answers 404. */
-export interface SecretOwner {
-  readonly userId: string;
-  readonly zone: string;
-}
+export type { SecretOwner };
 
 export interface SecretMetadata {
   name: string;
@@ -66,13 +63,13 @@ export function referencedNames(input: unknown): Set<string> {
 }
 
 export function createUserSecrets(deps: {
-  db: Database;
+  store: UserSecretsStore;
   backend: SecretBackend;
   ring: KeyRing | undefined;
   audit: Pick<AuditService, 'record'>;
   now?: () => number;
 }) {
-  const k = deps.db.kysely;
+  const { store } = deps;
   const now = deps.now ?? Date.now;
 
   function ring(): KeyRing {
@@ -80,18 +77,8 @@ export function createUserSecrets(deps: {
     return deps.ring;
   }
 
-  async function find(owner: SecretOwner, name: string): Promise<UserSecretsTable | undefined> {
-    return k
-      .selectFrom('user_secrets')
-      .selectAll()
-      .where('user_id', '=', owner.userId)
-      .where('zone', '=', owner.zone)
-      .where('name', '=', name)
-      .executeTakeFirst();
-  }
-
   async function live(owner: SecretOwner, name: string): Promise<UserSecretsTable> {
-    const row = await find(owner, name);
+    const row = await store.find(owner, name);
     if (row === undefined || row.deleted_at !== null)
       throw errorFrom(userSecretErrors, 'user_secret_not_found');
     return row;
@@ -138,7 +125,7 @@ export function createUserSecrets(deps: {
     ): Promise<SecretMetadata & { version: number }> {
       const keys = ring();
       const t = now();
-      let row = await find(owner, input.name);
+      let row = await store.find(owner, input.name);
       if (row?.deleted_at != null) throw errorFrom(userSecretErrors, 'user_secret_deleted');
       const created = row === undefined;
       if (row === undefined) {
@@ -155,7 +142,7 @@ export function createUserSecrets(deps: {
           updated_at: t,
         };
         try {
-          await k.insertInto('user_secrets').values(row).execute();
+          await store.insert(row);
         } catch {
           // Created concurrently: add a version to that one instead.
           row = await live(owner, input.name);
@@ -165,17 +152,11 @@ export function createUserSecrets(deps: {
       let version = 0;
       for (let attempt = 0; attempt < 5 && version === 0; attempt++) {
         const current = await live(owner, input.name);
-        const result = await k
-          .updateTable('user_secrets')
-          .set({
-            current_version: current.current_version + 1,
-            updated_at: t,
-            ...(input.description === undefined ? {} : { description: input.description }),
-          })
-          .where('id', '=', current.id)
-          .where('current_version', '=', current.current_version)
-          .executeTakeFirst();
-        if (Number(result.numUpdatedRows) === 1) {
+        const claimed = await store.claimVersion(current.id, current.current_version, {
+          updated_at: t,
+          ...(input.description === undefined ? {} : { description: input.description }),
+        });
+        if (claimed) {
           version = current.current_version + 1;
           row = { ...current, current_version: version, updated_at: t };
         }
@@ -189,30 +170,16 @@ export function createUserSecrets(deps: {
         );
       } catch (error) {
         // Give the version number back, so the current version is never one without a value.
-        await k
-          .updateTable('user_secrets')
-          .set({ current_version: version - 1 })
-          .where('id', '=', row.id)
-          .where('current_version', '=', version)
-          .execute();
+        await store.releaseVersion(row.id, version);
         throw error;
       }
-      await k
-        .insertInto('user_secret_versions')
-        .values({ secret_id: row.id, version, created_at: t, created_by: ctx.actor })
-        .execute();
+      await store.insertVersion({ secret_id: row.id, version, created_at: t, created_by: ctx.actor });
       await record(ctx, created ? 'secret.created' : 'secret.updated', row, { version });
       return { ...metadata(row), version };
     },
 
     async list(owner: SecretOwner, includeDeleted: boolean): Promise<SecretMetadata[]> {
-      let q = k
-        .selectFrom('user_secrets')
-        .selectAll()
-        .where('user_id', '=', owner.userId)
-        .where('zone', '=', owner.zone);
-      if (!includeDeleted) q = q.where('deleted_at', 'is', null);
-      return (await q.orderBy('name').limit(1000).execute()).map(metadata);
+      return (await store.list(owner, includeDeleted)).map(metadata);
     },
 
     /** The value (current or a given version); audited as `key_accessed`. */
@@ -226,13 +193,7 @@ export function createUserSecrets(deps: {
 
     async versions(owner: SecretOwner, name: string) {
       const row = await live(owner, name);
-      const rows = await k
-        .selectFrom('user_secret_versions')
-        .select(['version', 'created_at', 'created_by'])
-        .where('secret_id', '=', row.id)
-        .orderBy('version', 'desc')
-        .limit(1000)
-        .execute();
+      const rows = await store.versions(row.id);
       return rows.map((r) => ({
         version: r.version,
         created_at: iso(r.created_at),
@@ -242,24 +203,16 @@ export function createUserSecrets(deps: {
 
     async remove(ctx: AuditContext, owner: SecretOwner, name: string): Promise<void> {
       const row = await live(owner, name);
-      await k
-        .updateTable('user_secrets')
-        .set({ deleted_at: now(), updated_at: now() })
-        .where('id', '=', row.id)
-        .execute();
+      await store.update(row.id, { deleted_at: now(), updated_at: now() });
       await record(ctx, 'secret.deleted', row);
     },
 
     async restore(ctx: AuditContext, owner: SecretOwner, name: string): Promise<SecretMetadata> {
-      const row = await find(owner, name);
+      const row = await store.find(owner, name);
       if (row === undefined || row.deleted_at === null)
         throw errorFrom(userSecretErrors, 'user_secret_not_found');
       const t = now();
-      await k
-        .updateTable('user_secrets')
-        .set({ deleted_at: null, updated_at: t })
-        .where('id', '=', row.id)
-        .execute();
+      await store.update(row.id, { deleted_at: null, updated_at: t });
       await record(ctx, 'secret.restored', row);
       return metadata({ ...row, deleted_at: null, updated_at: t });
     },
@@ -273,11 +226,7 @@ export function createUserSecrets(deps: {
       const row = await live(owner, name);
       const t = now();
       const disabled_at = enabled ? null : (row.disabled_at ?? t);
-      await k
-        .updateTable('user_secrets')
-        .set({ disabled_at, updated_at: t })
-        .where('id', '=', row.id)
-        .execute();
+      await store.update(row.id, { disabled_at, updated_at: t });
       await record(ctx, enabled ? 'secret.enabled' : 'secret.disabled', row);
       return metadata({ ...row, disabled_at, updated_at: t });
     },
@@ -289,12 +238,7 @@ export function createUserSecrets(deps: {
      */
     async rewrap(onProgress?: (done: number, total: number) => void) {
       const keys = ring();
-      const rows = await k
-        .selectFrom('user_secret_versions')
-        .select(['secret_id', 'version'])
-        .orderBy('secret_id')
-        .orderBy('version')
-        .execute();
+      const rows = await store.allVersions();
       let rewrapped = 0;
       let alreadyCurrent = 0;
       const failed: { secret_id: string; version: number; reason: string }[] = [];
@@ -328,7 +272,7 @@ export function createUserSecrets(deps: {
       const values = new Map<string, string>();
       const unresolved: { name: string; reason: 'not_found' | 'disabled' }[] = [];
       for (const name of names) {
-        const row = await find(owner, name);
+        const row = await store.find(owner, name);
         if (row === undefined || row.deleted_at !== null) unresolved.push({ name, reason: 'not_found' });
         else if (row.disabled_at !== null) unresolved.push({ name, reason: 'disabled' });
         else values.set(name, await readValue(ctx, row, row.current_version));

@@ -1,16 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, importJWK, jwtVerify, SignJWT } from 'jose';
 import type { AgentPrincipal } from '../../auth/principal.ts';
-import type { Database } from '../../db/client.ts';
 import type { AgentSessionsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
+import { agentErrors } from '../agents/agents.errors.ts';
+import type { AgentsService } from '../agents/agents.service.ts';
+import type { CustomScopes } from '../agents/custom-scopes.ts';
+import { agentMayUse } from '../agents/grants.ts';
+import type { SigningKeys } from '../agents/signing-keys.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { connectionErrors } from '../connections/connections.errors.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
-import { agentErrors } from './agents.errors.ts';
-import { agentMayUse } from './grants.ts';
-import type { SigningKeys } from './signing-keys.ts';
+import type { SessionsStore } from './sessions.store.ts';
+import { tokenExchangeErrors } from './token-exchange.errors.ts';
 
 /** JOSE `typ` of session tokens; agent access tokens are `at+jwt`, so neither passes for the other. */
 export const SESSION_TOKEN_TYPE = 'nexus-session+jwt';
@@ -49,7 +52,10 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * (JWKS) or online (`POST /oauth/introspect`, which also sees a closed session).
  */
 export function createAgentSessions(deps: {
-  db: Database;
+  store: SessionsStore;
+  /** The agents module: live, active agents and their `agent_id`s (its rows are its own). */
+  agents: Pick<AgentsService, 'activeRow' | 'agentIdOf'>;
+  customScopes: Pick<CustomScopes, 'namesAmong'>;
   signingKeys: SigningKeys;
   connections: Pick<ConnectionsService, 'describe'>;
   audit: Pick<AuditService, 'record'>;
@@ -62,29 +68,16 @@ export function createAgentSessions(deps: {
   ) => Promise<{ access_token: string; token_type: string; expires_at: string | null; scope: string } | null>;
   now?: () => number;
 }) {
-  const k = deps.db.kysely;
+  const { store } = deps;
   const now = deps.now ?? Date.now;
 
   async function agentRow(uuid: string) {
-    const row = await k
-      .selectFrom('agents')
-      .selectAll()
-      .where('id', '=', uuid)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst();
-    if (row === undefined || row.disabled_at !== null) throw commonError('unauthorized');
+    const row = await deps.agents.activeRow(uuid);
+    if (row === undefined) throw commonError('unauthorized');
     return row;
   }
 
-  async function customScopeNames(scopes: readonly string[]): Promise<Set<string>> {
-    if (scopes.length === 0) return new Set();
-    const rows = await k
-      .selectFrom('custom_scopes')
-      .select('name')
-      .where('name', 'in', [...scopes])
-      .execute();
-    return new Set(rows.map((r) => r.name));
-  }
+  const customScopeNames = (scopes: readonly string[]) => deps.customScopes.namesAmong(scopes);
 
   function view(row: AgentSessionsTable, agentId: string, custom: Set<string>): SessionView {
     const scopes = JSON.parse(row.scopes) as string[];
@@ -220,7 +213,7 @@ export function createAgentSessions(deps: {
         expires_at: t + ttl * 1000,
         closed_at: null,
       };
-      await k.insertInto('agent_sessions').values(session).execute();
+      await store.insert(session);
       await deps.audit.record(ctx, {
         action: request.obo ? 'agent.obo_opened' : 'agent.session_opened',
         resourceType: 'agent_session',
@@ -257,26 +250,17 @@ export function createAgentSessions(deps: {
     },
 
     async get(agent: AgentPrincipal | null, id: string): Promise<SessionView> {
-      const row = await k.selectFrom('agent_sessions').selectAll().where('id', '=', id).executeTakeFirst();
+      const row = await store.find(id);
       if (row === undefined || (agent !== null && row.agent_uuid !== agent.agentUuid))
-        throw errorFrom(agentErrors, 'session_not_found');
-      const owner = await k
-        .selectFrom('agents')
-        .select('agent_id')
-        .where('id', '=', row.agent_uuid)
-        .executeTakeFirst();
-      return view(row, owner?.agent_id ?? '', await customScopeNames(JSON.parse(row.scopes)));
+        throw errorFrom(tokenExchangeErrors, 'session_not_found');
+      const owner = await deps.agents.agentIdOf(row.agent_uuid);
+      return view(row, owner ?? '', await customScopeNames(JSON.parse(row.scopes)));
     },
 
     async close(ctx: AuditContext, agent: AgentPrincipal | null, id: string): Promise<SessionView> {
       const current = await this.get(agent, id);
       if (current.status === 'active') {
-        await k
-          .updateTable('agent_sessions')
-          .set({ closed_at: now() })
-          .where('id', '=', id)
-          .where('closed_at', 'is', null)
-          .execute();
+        await store.close(id, now());
         await deps.audit.record(ctx, {
           action: 'agent.session_closed',
           resourceType: 'agent_session',
@@ -311,19 +295,11 @@ export function createAgentSessions(deps: {
           algorithms: ['ES256'],
           currentDate: new Date(now()),
         });
-        const row = await k
-          .selectFrom('agent_sessions')
-          .innerJoin('agents', 'agents.id', 'agent_sessions.agent_uuid')
-          .select([
-            'agent_sessions.closed_at',
-            'agent_sessions.expires_at',
-            'agents.disabled_at',
-            'agents.deleted_at',
-          ])
-          .where('agent_sessions.id', '=', String(payload.sid))
-          .executeTakeFirst();
+        // Two primary-key reads: the session (closed or expired: inactive), then its agent through
+        // the agents service (deactivated or deleted: inactive).
+        const row = await store.find(String(payload.sid));
         if (row === undefined || row.closed_at !== null || row.expires_at <= now()) return inactive;
-        if (row.disabled_at !== null || row.deleted_at !== null) return inactive;
+        if ((await deps.agents.activeRow(row.agent_uuid)) === undefined) return inactive;
         return { active: true, token_type: 'session', ...payload };
       } catch {
         return inactive;

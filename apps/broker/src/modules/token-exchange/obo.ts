@@ -1,8 +1,9 @@
 import type { AgentPrincipal } from '../../auth/principal.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
+import { agentErrors } from '../agents/agents.errors.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
-import { agentErrors } from './agents.errors.ts';
 import type { AgentSessions } from './sessions.ts';
+import { tokenExchangeErrors } from './token-exchange.errors.ts';
 
 /** The outcome of the two on-behalf-of gates; `refused` lists the scopes that failed the named gate. */
 export type OboDecision =
@@ -84,7 +85,9 @@ export function createOnBehalfOf(deps: {
     const user = await deps.users.verifyUserToken(request.userToken);
     if (!user.ok) {
       await deny('user_token', { reason: user.reason });
-      throw errorFrom(agentErrors, 'invalid_grant', { details: { gate: 'user_token', reason: user.reason } });
+      throw errorFrom(tokenExchangeErrors, 'invalid_grant', {
+        details: { gate: 'user_token', reason: user.reason },
+      });
     }
     const decision = deps.decide({
       agentAllowedScopes: await deps.agentScopes(agent),

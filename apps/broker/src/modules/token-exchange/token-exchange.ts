@@ -1,10 +1,11 @@
 import type { AgentPrincipal } from '../../auth/principal.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
+import { agentErrors } from '../agents/agents.errors.ts';
+import type { AgentsService, ClientAuthentication } from '../agents/agents.service.ts';
 import type { AuditContext } from '../audit/audit.service.ts';
-import { agentErrors } from './agents.errors.ts';
-import type { AgentsService, ClientAuthentication } from './agents.service.ts';
 import type { OnBehalfOf } from './obo.ts';
+import { tokenExchangeErrors } from './token-exchange.errors.ts';
 
 export const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const JWT = 'urn:ietf:params:oauth:token-type:jwt';
@@ -55,9 +56,9 @@ export function exchangeTarget(form: Pick<ExchangeForm, 'audience' | 'resource'>
     if (connection) connections.add(connection[1]!.toLowerCase());
     else if (target !== issuer) refused.push(target);
   }
-  if (refused.length > 0) throw errorFrom(agentErrors, 'invalid_target', { details: { refused } });
+  if (refused.length > 0) throw errorFrom(tokenExchangeErrors, 'invalid_target', { details: { refused } });
   if (connections.size > 1)
-    throw errorFrom(agentErrors, 'invalid_target', {
+    throw errorFrom(tokenExchangeErrors, 'invalid_target', {
       message: 'A session token is bound to one connection at most: name one.',
       details: { refused: [...connections].map((id) => `urn:nexus:connection:${id}`) },
     });
@@ -124,7 +125,7 @@ export function createTokenExchange(deps: {
     } catch (error) {
       // Missing, outside the grant, not active, or not the user's: one answer, in OAuth terms.
       if (error instanceof NexusError && error.code === 'connection_not_found')
-        throw errorFrom(agentErrors, 'invalid_target', {
+        throw errorFrom(tokenExchangeErrors, 'invalid_target', {
           details: { refused: [`urn:nexus:connection:${connectionId}`] },
           cause: error,
         });

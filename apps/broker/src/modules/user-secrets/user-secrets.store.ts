@@ -1,0 +1,104 @@
+import type { Database } from '../../db/client.ts';
+import type { UserSecretsTable, UserSecretVersionsTable } from '../../db/schema.ts';
+
+/** Whose secrets a query reaches: one user, one zone. */
+export interface SecretOwner {
+  readonly userId: string;
+  readonly zone: string;
+}
+
+/**
+ * Rows of `user_secrets` and `user_secret_versions`: every query on them. Values are never here;
+ * they live in the secret backend under the version's path (user-secrets.service.ts).
+ */
+export function createUserSecretsStore(db: Database) {
+  const k = db.kysely;
+  const owned = (owner: SecretOwner) =>
+    k
+      .selectFrom('user_secrets')
+      .selectAll()
+      .where('user_id', '=', owner.userId)
+      .where('zone', '=', owner.zone);
+
+  return {
+    /** The secret by name, deleted or not. */
+    async find(owner: SecretOwner, name: string): Promise<UserSecretsTable | undefined> {
+      return owned(owner).where('name', '=', name).executeTakeFirst();
+    },
+
+    /** Throws when (user, zone, name) is taken, by a concurrent create say. */
+    async insert(row: UserSecretsTable): Promise<void> {
+      await k.insertInto('user_secrets').values(row).execute();
+    },
+
+    /** At most 1000, by name; deleted ones only when asked. */
+    async list(owner: SecretOwner, includeDeleted: boolean): Promise<UserSecretsTable[]> {
+      let q = owned(owner);
+      if (!includeDeleted) q = q.where('deleted_at', 'is', null);
+      return q.orderBy('name').limit(1000).execute();
+    },
+
+    /**
+     * Claims version `current + 1`: applies only while the row is still at `current`, so two
+     * writers never share a number. False when another writer moved it first.
+     */
+    async claimVersion(
+      id: string,
+      current: number,
+      set: { updated_at: number; description?: string },
+    ): Promise<boolean> {
+      const result = await k
+        .updateTable('user_secrets')
+        .set({ current_version: current + 1, ...set })
+        .where('id', '=', id)
+        .where('current_version', '=', current)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows) === 1;
+    },
+
+    /** Gives a claimed version back (its value was never stored), unless a later one was claimed. */
+    async releaseVersion(id: string, version: number): Promise<void> {
+      await k
+        .updateTable('user_secrets')
+        .set({ current_version: version - 1 })
+        .where('id', '=', id)
+        .where('current_version', '=', version)
+        .execute();
+    },
+
+    async insertVersion(row: UserSecretVersionsTable): Promise<void> {
+      await k.insertInto('user_secret_versions').values(row).execute();
+    },
+
+    /** A secret's versions, newest first (at most 1000). */
+    async versions(secretId: string): Promise<Omit<UserSecretVersionsTable, 'secret_id'>[]> {
+      return k
+        .selectFrom('user_secret_versions')
+        .select(['version', 'created_at', 'created_by'])
+        .where('secret_id', '=', secretId)
+        .orderBy('version', 'desc')
+        .limit(1000)
+        .execute();
+    },
+
+    /** Every stored version of every secret, in a stable order (key rewrap). */
+    async allVersions(): Promise<Pick<UserSecretVersionsTable, 'secret_id' | 'version'>[]> {
+      return k
+        .selectFrom('user_secret_versions')
+        .select(['secret_id', 'version'])
+        .orderBy('secret_id')
+        .orderBy('version')
+        .execute();
+    },
+
+    /** Sets the lifecycle columns (`deleted_at`, `disabled_at`) and `updated_at`. */
+    async update(
+      id: string,
+      set: Partial<Pick<UserSecretsTable, 'deleted_at' | 'disabled_at'>> & { updated_at: number },
+    ): Promise<void> {
+      await k.updateTable('user_secrets').set(set).where('id', '=', id).execute();
+    },
+  };
+}
+
+export type UserSecretsStore = ReturnType<typeof createUserSecretsStore>;
