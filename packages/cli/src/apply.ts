@@ -8,6 +8,7 @@ import type { Api } from './api.ts';
 import { type Io, painter, progressBar, writeSecretFile } from './io.ts';
 import type { Manifest, SecretSource } from './manifest.ts';
 import type { Action, ExecContext, Plan } from './plan.ts';
+import { describeApiError } from './render.ts';
 
 export interface ApplyResult {
   done: Action[];
@@ -34,7 +35,8 @@ export function failureMessage(a: Action, error: unknown): string {
     const details = Array.isArray(error.details)
       ? ` (${(error.details as { path?: string; message?: string }[]).map((d) => `${d.path ?? ''}: ${d.message ?? ''}`).join('; ')})`
       : '';
-    return `${error.message}${details} [${error.status ?? '-'} ${error.code}]`;
+    if (error.status === undefined) return describeApiError(error); // no answer: no details
+    return `${error.message}${details} [${error.status} ${error.code}]`;
   }
   return (error as Error).message;
 }

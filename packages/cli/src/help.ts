@@ -142,12 +142,13 @@ export const COMMANDS: Record<string, CommandHelp> = {
   },
   connections: {
     usage: 'nexus connections list [PROVIDER]|get ID|revoke ID',
-    summary: 'list connections (filtered), show a connection status, or revoke one',
+    summary:
+      'list connections (filtered; oldest first, by creation time), show a connection status, or revoke one',
     subcommands: ['list', 'get', 'revoke'],
     flags: [
       '--status S   list: filter (pending, active, attention_required, expired, revoked, failed)',
       '--user U     list: only this workspace (user)',
-      '--limit N    list: at most N (default: all, fetched a page at a time)',
+      "--limit N    list: at most N (default: all, fetched a page at a time in the API's id order, then sorted oldest first)",
     ],
     examples: [
       'nexus connections list --status attention_required',

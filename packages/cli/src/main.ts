@@ -23,6 +23,8 @@ import { completionScript } from './completion.ts';
 import { BROKER_COMMANDS, COMMANDS, commandHelp, mainHelp } from './help.ts';
 import { CliError, type Io, processIo } from './io.ts';
 import { ManifestError } from './manifest.ts';
+import { describeApiError } from './render.ts';
+import { parseFailure, suggestion, USAGE_EXIT, unknownSubcommand, usageExit } from './usage.ts';
 
 export const VERSION = '0.1.0';
 
@@ -130,8 +132,11 @@ export async function main(rawArgv: readonly string[], io: Io = processIo()): Pr
   try {
     parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true }) as never;
   } catch (error) {
-    io.err(`${(error as Error).message}\nRun \`nexus --help\` for usage.`);
-    return 1;
+    const first = argv.find((a) => !a.startsWith('-'));
+    io.err(
+      `error: ${parseFailure(error, argv, OPTIONS, first && HANDLERS[first] ? first : undefined).message}`,
+    );
+    return usageExit(argv);
   }
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
@@ -146,17 +151,25 @@ export async function main(rawArgv: readonly string[], io: Io = processIo()): Pr
   }
   const handler = HANDLERS[command];
   if (!handler) {
-    io.err(`unknown command: ${command}\nRun \`nexus --help\` for usage.`);
-    return 1;
+    const known = [...Object.keys(HANDLERS), ...BROKER_COMMANDS, 'help'];
+    io.err(
+      `error: unknown command \`${command}\`.${suggestion(command, known, (c) => `nexus ${c}`)} Run \`nexus --help\` for usage.`,
+    );
+    return usageExit(argv);
   }
   if (values.help) {
     io.out(commandHelp(command));
     return 0;
   }
+  let ctx: Ctx | undefined;
   try {
     const verb = NO_VERB.has(command) ? undefined : rest[0];
     const args = NO_VERB.has(command) ? rest : rest.slice(1);
-    const ctx = makeCtx(io, values, args);
+    const subcommands = COMMANDS[command]?.subcommands;
+    // Checked before the handler runs, so a typo is named even without broker credentials.
+    if (command !== 'completion' && subcommands && !subcommands.includes(verb ?? ''))
+      throw unknownSubcommand(command, verb);
+    ctx = makeCtx(io, values, args);
     return await handler(ctx, verb);
   } catch (error) {
     if (error instanceof ManifestError) {
@@ -166,11 +179,13 @@ export async function main(rawArgv: readonly string[], io: Io = processIo()): Pr
     }
     if (error instanceof CliError) {
       io.err(`error: ${error.message}`);
-      return error.exitCode;
+      return error.exitCode === USAGE_EXIT ? usageExit(argv) : error.exitCode;
     }
     if (error instanceof NexusError) {
       const hint = error.status === 401 ? ' (check API_KEY / NEXUS_API_KEY or the profile)' : '';
-      io.err(`error: ${error.message} [${error.status ?? '-'} ${error.code}]${hint}`);
+      // Only a request that was made fails this way, so the client (and its URL) exists.
+      const url = error.status === undefined ? ctx?.api().url : undefined;
+      io.err(`error: ${describeApiError(error, url)}${hint}`);
       return 1;
     }
     io.err(`error: ${(error as Error).message}`);

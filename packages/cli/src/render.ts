@@ -2,6 +2,7 @@
  * Output for people (plan diffs, tables) and for scripts (JSON and YAML with stable shapes). Secret
  * fields are always `***`; values are never looked at.
  */
+import type { NexusError } from '@nexus-broker/sdk';
 import { stringify } from 'yaml';
 import { type Io, painter } from './io.ts';
 import type { Action, FieldChange, Orphan, Plan } from './plan.ts';
@@ -115,4 +116,29 @@ export function table(
   io.out(paint('bold', line(headers)));
   for (const r of cells) io.out(line(r));
   if (rows.length === 0) io.out(paint('dim', '(none)'));
+}
+
+/** The deepest cause's text: `connect ECONNREFUSED 127.0.0.1:9` rather than `fetch failed`. */
+function rootCause(error: Error): string {
+  let text = error.message;
+  let current: unknown = error.cause;
+  for (let depth = 0; depth < 5 && current instanceof Error; depth++) {
+    const code = (current as { code?: unknown }).code;
+    const own = current.message || (typeof code === 'string' ? code : '');
+    if (own !== '') text = own;
+    current = current.cause;
+  }
+  return text;
+}
+
+/**
+ * One line for a failed request: `message [404 not_found]` when the broker answered; when it did
+ * not, the code in parentheses, and for an unreachable broker (given its URL) what the network said:
+ * `cannot reach the broker at URL: connect ECONNREFUSED … (broker_unavailable)` (issue #24).
+ */
+export function describeApiError(error: NexusError, url?: string): string {
+  if (error.status !== undefined) return `${error.message} [${error.status} ${error.code}]`;
+  if (error.code === 'broker_unavailable' && url !== undefined)
+    return `cannot reach the broker at ${url}: ${rootCause(error)} (${error.code})`;
+  return `${error.message} (${error.code})`;
 }

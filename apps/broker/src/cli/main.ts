@@ -22,6 +22,7 @@ import { serve, worker } from './commands/serve.ts';
 import { userSecretsCommand } from './commands/user-secrets.ts';
 import { CliExit } from './context.ts';
 import { type Io, processIo } from './output.ts';
+import { parseFailure, unknownCommand } from './usage.ts';
 
 const HELP = `nexus ${VERSION}: a credential broker for AI agents
 
@@ -98,7 +99,7 @@ export async function main(
   try {
     parsed = parse(argv);
   } catch (error) {
-    io.err(`${(error as Error).message}\n\nRun \`nexus --help\` for usage.`);
+    io.err(parseFailure(error, argv, OPTIONS));
     return 2;
   }
   const { values, positionals } = parsed;
@@ -194,7 +195,7 @@ export async function main(
           });
         break;
     }
-    io.err(`unknown command: ${positionals.join(' ')}\n\nRun \`nexus --help\` for usage.`);
+    io.err(unknownCommand(positionals, OPERATOR_COMMANDS));
     return 2;
   } catch (error) {
     if (error instanceof CliExit) {
@@ -206,43 +207,40 @@ export async function main(
   }
 }
 
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+  json: { type: 'boolean' },
+  'no-migrate': { type: 'boolean' },
+  'no-worker': { type: 'boolean' },
+  role: { type: 'string' },
+  transit: { type: 'boolean' },
+  status: { type: 'boolean' },
+  file: { type: 'string' },
+  name: { type: 'string' },
+  scope: { type: 'string' },
+  all: { type: 'boolean' },
+  'batch-size': { type: 'string' },
+  to: { type: 'string' },
+  'dry-run': { type: 'boolean' },
+  tokens: { type: 'boolean' },
+  user: { type: 'string' },
+  zone: { type: 'string' },
+  value: { type: 'string' },
+  'from-file': { type: 'string' },
+  'at-version': { type: 'string' },
+  'user-secrets': { type: 'boolean' },
+  force: { type: 'boolean' },
+  wait: { type: 'string' },
+  'database-url': { type: 'string' },
+  'encryption-key': { type: 'string' },
+  'encryption-key-file': { type: 'string' },
+  apply: { type: 'boolean' },
+  'with-audit': { type: 'boolean' },
+} as const;
+
 function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      version: { type: 'boolean', short: 'v' },
-      json: { type: 'boolean' },
-      'no-migrate': { type: 'boolean' },
-      'no-worker': { type: 'boolean' },
-      role: { type: 'string' },
-      transit: { type: 'boolean' },
-      status: { type: 'boolean' },
-      file: { type: 'string' },
-      name: { type: 'string' },
-      scope: { type: 'string' },
-      all: { type: 'boolean' },
-      'batch-size': { type: 'string' },
-      to: { type: 'string' },
-      'dry-run': { type: 'boolean' },
-      tokens: { type: 'boolean' },
-      user: { type: 'string' },
-      zone: { type: 'string' },
-      value: { type: 'string' },
-      'from-file': { type: 'string' },
-      'at-version': { type: 'string' },
-      'user-secrets': { type: 'boolean' },
-      force: { type: 'boolean' },
-      wait: { type: 'string' },
-      'database-url': { type: 'string' },
-      'encryption-key': { type: 'string' },
-      'encryption-key-file': { type: 'string' },
-      apply: { type: 'boolean' },
-      'with-audit': { type: 'boolean' },
-    },
-  });
+  return parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: OPTIONS });
 }
 
 function positiveInt(value: string | undefined, fallback: number): number {

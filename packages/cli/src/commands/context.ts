@@ -72,9 +72,10 @@ export async function confirm(ctx: Ctx, question: string): Promise<boolean> {
     const answer = await ctx.io.prompt(`${question} Only "yes" is accepted: `);
     return answer.trim() === 'yes';
   }
+  // One line after "error: " (the question may start with a blank line, for the prompt's sake).
   const refuse = (why: string) =>
     new CliError(
-      `${question}\nRefusing to ask without a terminal: pass --yes to confirm, or pipe the answer (yes | nexus …). ${why}`,
+      `${question.trim()} Refusing to ask without a terminal: pass --yes to confirm, or pipe the answer (yes | nexus …). ${why}`,
     );
   if (ctx.flags.file === '-')
     throw refuse('The manifest was read from stdin (-f -), so stdin cannot answer.');

@@ -321,11 +321,22 @@ export async function connections(ctx: Ctx, verb: string | undefined): Promise<n
       all.push(...page.connections);
       cursor = page.next_cursor ?? undefined;
     } while (cursor !== undefined && all.length < wanted);
+    // The API pages in id order (random UUIDs) for its cursor; people read them oldest first, as
+    // `audit tail` prints events. ISO timestamps of one format sort as text; the id breaks ties.
+    all.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
     emit(ctx.io, ctx.format, all, () =>
       table(
         ctx.io,
-        ['ID', 'WORKSPACE', 'PROVIDER', 'STATUS', 'UPDATED', 'LAST ERROR'],
-        all.map((c) => [c.id, c.workspace_id, c.provider_name, c.status, c.updated_at, c.last_error ?? '-']),
+        ['ID', 'WORKSPACE', 'PROVIDER', 'STATUS', 'CREATED', 'UPDATED', 'LAST ERROR'],
+        all.map((c) => [
+          c.id,
+          c.workspace_id,
+          c.provider_name,
+          c.status,
+          c.created_at,
+          c.updated_at,
+          c.last_error ?? '-',
+        ]),
       ),
     );
     return 0;

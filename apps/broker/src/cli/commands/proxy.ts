@@ -34,9 +34,10 @@ export const proxyEnvSchema = z.object({
   NEXUS_CLIENT_ID: z.string().min(1).max(200).optional().describe("The proxy's own agent id."),
   NEXUS_CLIENT_SECRET: z.string().min(1).max(512).optional().describe("The proxy's own agent secret."),
   NEXUS_API_KEY: z.string().min(1).max(512).optional().describe('Instead of an agent: an admin API key.'),
-  NEXUS_ROUTES: list.describe(
-    '`name=https://base-url,…`; the name is the provider whose connections the route serves.',
-  ),
+  // Required, but checked after parsing so that its absence is listed with every other problem.
+  NEXUS_ROUTES: list
+    .default([])
+    .describe('`name=https://base-url,…`; the name is the provider whose connections the route serves.'),
   TOKEN_CACHE_TTL: z.coerce
     .number()
     .int()
@@ -58,33 +59,39 @@ export const proxyEnvSchema = z.object({
   NEXUS_ENV: z.enum(['development', 'production', 'test']).optional(),
 });
 
+type ProxyEnv = z.infer<typeof proxyEnvSchema>;
+
+/** Every problem of the proxy's environment at once, as `nexus serve` lists its own (issue #24). */
 function configure(env: NodeJS.ProcessEnv) {
-  const parsed = proxyEnvSchema.safeParse(
-    Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')),
-  );
   const problems: string[] = [];
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
-    throw new CliExit(`nexus proxy: configuration errors:\n  ${problems.join('\n  ')}`, 2);
+  const parsed: Record<string, unknown> = {};
+  // "required" is said only of what is absent: a bad value has its own problem above.
+  const given = (...names: string[]) => names.some((n) => env[n] !== undefined && env[n] !== '');
+  // Each variable on its own, so that one bad value hides neither the others nor the checks below.
+  for (const [name, schema] of Object.entries(proxyEnvSchema.shape)) {
+    const raw = env[name] === '' ? undefined : env[name]; // empty means unset, as deploy tools write it
+    const result = (schema as z.ZodType).safeParse(raw);
+    if (result.success) parsed[name] = result.data;
+    else problems.push(`${name}: ${result.error.issues[0]?.message ?? 'invalid'}`);
   }
-  const e = parsed.data;
+  const e = { ...parsed, NEXUS_ROUTES: parsed.NEXUS_ROUTES ?? [] } as ProxyEnv;
   const broker = e.NEXUS_URL ?? e.BROKER_BASE_URL;
-  if (broker === undefined) problems.push('NEXUS_URL: required, the broker the proxy gets credentials from');
+  if (!given('NEXUS_URL', 'BROKER_BASE_URL'))
+    problems.push('NEXUS_URL: required, the broker the proxy gets credentials from');
   const own =
     e.NEXUS_CLIENT_ID !== undefined && e.NEXUS_CLIENT_SECRET !== undefined
       ? { clientId: e.NEXUS_CLIENT_ID, clientSecret: e.NEXUS_CLIENT_SECRET }
       : e.NEXUS_API_KEY !== undefined
         ? { apiKey: e.NEXUS_API_KEY }
         : undefined;
-  if (own === undefined)
+  if (!given('NEXUS_API_KEY') && !(given('NEXUS_CLIENT_ID') && given('NEXUS_CLIENT_SECRET')))
     problems.push(
       "NEXUS_CLIENT_ID and NEXUS_CLIENT_SECRET: required, the proxy's own agent credential (or NEXUS_API_KEY)",
     );
   const routes = parseProxyRoutes('NEXUS_ROUTES', e.NEXUS_ROUTES, problems, {
     requireHttps: e.NEXUS_ENV === 'production',
   });
-  if (e.NEXUS_ROUTES.length === 0)
-    problems.push('NEXUS_ROUTES: required, e.g. github=https://api.github.com');
+  if (!given('NEXUS_ROUTES')) problems.push('NEXUS_ROUTES: required, e.g. github=https://api.github.com');
   if (problems.length > 0)
     throw new CliExit(`nexus proxy: configuration errors:\n  ${problems.join('\n  ')}`, 2);
   return { ...e, brokerUrl: new URL(broker!), own: own!, routes };
