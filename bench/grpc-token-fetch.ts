@@ -187,7 +187,11 @@ try {
   const pid = broker.pid!;
   const rest = h2load(restUrl, clients, restArgs, pid, dataDir);
   const grpc = h2load(grpcUrl, grpcConnections, grpcArgs, pid, dataDir);
-  // gRPC answers 200 even for a failed call: the status is in the access log.
+  // gRPC answers 200 even for a failed call: the status is in the access log, complete once the
+  // broker has exited (it writes its log in blocks).
+  const exited = new Promise((r) => broker.once('exit', r));
+  broker.kill('SIGTERM');
+  await exited;
   const calls = readFileSync(logFile, 'utf8')
     .split('\n')
     .filter((line) => line.includes('"method":"GetToken"'));
@@ -202,10 +206,13 @@ try {
   console.log(
     `gRPC GetToken             ${fmt(grpc, grpc.failed + grpcFailed)}  (${calls.length} calls logged)`,
   );
-  console.log(`ratio gRPC/REST: ${(grpc.rps / rest.rps).toFixed(2)}`);
+  console.log(`ratio gRPC/REST: ${(grpc.rps / rest.rps).toFixed(2)} (target >= 1)`);
+  if (rest.failed + grpc.failed + grpcFailed > 0 || calls.length === 0) process.exitCode = 1;
 } finally {
-  broker.kill('SIGTERM');
-  await new Promise((r) => broker.once('exit', r));
+  if (broker.exitCode === null && broker.signalCode === null) {
+    broker.kill('SIGTERM');
+    await new Promise((r) => broker.once('exit', r));
+  }
   closeSync(logFd);
   rmSync(dataDir, { recursive: true, force: true });
   if (schema !== undefined && pgUrl !== undefined) {

@@ -91,6 +91,16 @@ ensure_redis() {
   echo "redis://127.0.0.1:$REDIS_PORT"
 }
 
+ensure_wrk() {
+  command -v wrk >/dev/null 2>&1 || apt_install wrk
+  command -v wrk
+}
+
+ensure_h2load() {
+  command -v h2load >/dev/null 2>&1 || apt_install nghttp2-client
+  command -v h2load
+}
+
 ensure_chromium() {
   [ -x "$CHROMIUM" ] || apt_install chromium
   if [ ! -x "$CHROMIUM" ]; then
@@ -256,6 +266,8 @@ case "${1:-}" in
     ;;
   ensure-redis) ensure_redis ;;
   ensure-chromium) ensure_chromium ;;
+  ensure-wrk) ensure_wrk ;;
+  ensure-h2load) ensure_h2load ;;
   run-with-postgres)
     shift
     NEXUS_TEST_DATABASE_URL=$(ensure_postgres)
@@ -264,7 +276,7 @@ case "${1:-}" in
     exec "$@"
     ;;
   *)
-    echo "usage: $0 ensure-postgres | ensure-redis | ensure-chromium | ensure-moto | ensure-rustyvault | run-with-postgres CMD... | run-with-moto CMD... | run-with-peers CMD... | private-postgres ACTION DIR [PORT]" >&2
+    echo "usage: $0 ensure-postgres | ensure-redis | ensure-chromium | ensure-wrk | ensure-h2load | ensure-moto | ensure-rustyvault | run-with-postgres CMD... | run-with-moto CMD... | run-with-peers CMD... | private-postgres ACTION DIR [PORT]" >&2
     exit 2
     ;;
 esac

@@ -10,6 +10,7 @@ import { warnUntrustedForwarding } from './http/client-address.ts';
 import { installCors } from './http/cors.ts';
 import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installJsonBodyParser } from './http/json-body.ts';
+import { createAccessLog } from './http/logger.ts';
 import { installOpenApi } from './http/openapi.ts';
 import { installRateLimits } from './http/rate-limit.ts';
 import { installPublicAdminGuard, installSurfaces, type listenersFor } from './http/surfaces.ts';
@@ -79,17 +80,24 @@ export async function buildApp(
   app.removeContentTypeParser('text/plain');
   // Nested at most MAX_JSON_DEPTH levels, on every route: deeper bodies are refused before parsing.
   installJsonBodyParser(app);
-  app.addHook('onSend', async (request, reply) => {
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     reply.header('cache-control', 'no-store');
     reply.header('x-content-type-options', 'nosniff');
+    done(null, payload);
   });
   installErrorHandling(app);
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      { req: request, res: reply, ms: Math.round(reply.elapsedTime * 100) / 100 },
-      'request completed',
-    );
+  const accessLog = createAccessLog(logger);
+  app.addHook('onResponse', (request, reply, done) => {
+    accessLog({
+      requestId: request.id,
+      method: request.method,
+      url: request.url,
+      ip: request.ip,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime * 100) / 100,
+    });
+    done();
   });
   container.metrics.install(app);
   // Before authentication: a route of the other surface is unknown here, not unauthorized.

@@ -8,6 +8,7 @@ import {
   LOGIN_ROUTES,
   loginFamily,
 } from './credential-family.ts';
+import { quickHook } from './quick-hook.ts';
 import { type RateLimiter, replyLimited } from './rate-limit.ts';
 
 /** The credential family of each request that presented one to a protected or login route. */
@@ -33,41 +34,47 @@ export function installAuthFailureLimit(
 ): void {
   if (!limiter.enabled) return;
   const envKeyName = envKeyMatcher(options.envKeys);
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.is404 || LOGIN_ROUTES.has(request.routeOptions.url ?? '')) return;
-    if ((request.routeOptions.config.auth ?? 'admin') === 'public') return;
-    const family = credentialFamily(presentedCredential(request), envKeyName);
-    families.set(request, family);
-    try {
-      await limiter.refuseIfFailing(request.ip, family);
-    } catch (error) {
-      return replyLimited(request, reply, error);
-    }
-  });
-  app.addHook('preValidation', async (request, reply) => {
-    if (request.is404) return;
-    const login = LOGIN_ROUTES.has(request.routeOptions.url ?? '');
-    // A route that authenticates OAuth clients itself, reached without a header credential: the
-    // client's credential is in the form, as at /oauth/token (without its login allowance).
-    const client = request.routeOptions.config.clientAuth === true && families.get(request) === 'none';
-    if (!login && !client) return;
-    const family = loginFamily(request.headers.authorization, request.body, envKeyName);
-    families.set(request, family);
-    try {
-      await limiter.refuseIfFailing(request.ip, family);
-      if (login) await limiter.check('login', `ip:${request.ip}|${family}`);
-    } catch (error) {
-      return replyLimited(request, reply, error);
-    }
-  });
-  app.addHook('onResponse', async (request, reply) => {
-    const family = families.get(request);
-    if (family === undefined) return;
-    if (reply.statusCode === 401) await limiter.recordFailure(request.ip, family);
-    else if (
-      request.principal !== undefined ||
-      (reply.statusCode === 200 && LOGIN_ROUTES.has(request.routeOptions.url ?? ''))
-    )
-      await limiter.recordSuccess(family);
-  });
+  app.addHook(
+    'onRequest',
+    quickHook((request, reply) => {
+      if (request.is404 || LOGIN_ROUTES.has(request.routeOptions.url ?? '')) return undefined;
+      if ((request.routeOptions.config.auth ?? 'admin') === 'public') return undefined;
+      const family = credentialFamily(presentedCredential(request), envKeyName);
+      families.set(request, family);
+      return limiter
+        .refuseIfFailing(request.ip, family)
+        .catch((error: unknown) => replyLimited(request, reply, error));
+    }),
+  );
+  app.addHook(
+    'preValidation',
+    quickHook((request, reply) => {
+      if (request.is404) return undefined;
+      const login = LOGIN_ROUTES.has(request.routeOptions.url ?? '');
+      // A route that authenticates OAuth clients itself, reached without a header credential: the
+      // client's credential is in the form, as at /oauth/token (without its login allowance).
+      const client = request.routeOptions.config.clientAuth === true && families.get(request) === 'none';
+      if (!login && !client) return undefined;
+      const family = loginFamily(request.headers.authorization, request.body, envKeyName);
+      families.set(request, family);
+      return (async () => {
+        await limiter.refuseIfFailing(request.ip, family);
+        if (login) await limiter.check('login', `ip:${request.ip}|${family}`);
+      })().catch((error: unknown) => replyLimited(request, reply, error));
+    }),
+  );
+  app.addHook(
+    'onResponse',
+    quickHook((request, reply) => {
+      const family = families.get(request);
+      if (family === undefined) return undefined;
+      if (reply.statusCode === 401) return limiter.recordFailure(request.ip, family);
+      if (
+        request.principal !== undefined ||
+        (reply.statusCode === 200 && LOGIN_ROUTES.has(request.routeOptions.url ?? ''))
+      )
+        return limiter.recordSuccess(family);
+      return undefined;
+    }),
+  );
 }

@@ -5,6 +5,7 @@ import { commonError } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
 import type { AdminKeysService } from '../modules/admin-keys/admin-keys.service.ts';
 import { sendError } from './error-handler.ts';
+import { quickHook } from './quick-hook.ts';
 import type { RouteAuth } from './types.ts';
 
 /**
@@ -116,20 +117,26 @@ export function credentialVerifier(
 export function installAuth(app: FastifyInstance, deps: AuthDeps): void {
   const verify = credentialVerifier(deps);
   app.decorateRequest('principal', undefined);
-  app.addHook('onRequest', async (request, reply) => {
-    // Unknown routes fall through to the 404 handler; public routes need nothing.
-    const { config } = request.routeOptions;
-    const routeAuth = config.auth ?? 'admin';
-    if (request.is404 || routeAuth === 'public') return;
-    const needed = requiredScope({ method: request.method, auth: routeAuth, scope: config.scope });
-    const credential = presentedCredential(request);
-    // The route authenticates the OAuth client in the request itself (after the body is parsed).
-    if (credential === undefined && config.clientAuth === true) return;
-    try {
-      request.principal = await verify(credential, request.ip, routeAuth, needed);
-    } catch (error) {
-      if (error instanceof NexusError) return sendError(request, reply, error);
-      throw error;
-    }
-  });
+  app.addHook(
+    'onRequest',
+    quickHook((request, reply) => {
+      // Unknown routes fall through to the 404 handler; public routes need nothing.
+      const { config } = request.routeOptions;
+      const routeAuth = config.auth ?? 'admin';
+      if (request.is404 || routeAuth === 'public') return undefined;
+      const needed = requiredScope({ method: request.method, auth: routeAuth, scope: config.scope });
+      const credential = presentedCredential(request);
+      // The route authenticates the OAuth client in the request itself (after the body is parsed).
+      if (credential === undefined && config.clientAuth === true) return undefined;
+      return verify(credential, request.ip, routeAuth, needed).then(
+        (principal) => {
+          request.principal = principal;
+        },
+        (error: unknown) => {
+          if (error instanceof NexusError) return sendError(request, reply, error);
+          throw error;
+        },
+      );
+    }),
+  );
 }

@@ -22,13 +22,69 @@ export const REDACT_PATHS = [
   'credentials',
 ];
 
+/**
+ * `,"time":"<ISO 8601>"` as pino writes it, built once per millisecond instead of once per line
+ * (a `Date` and `toISOString` per line was 4% of the broker's CPU under load).
+ */
+let lastMs = -1;
+let lastTime = '';
+export function isoTime(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastTime = `,"time":"${new Date(ms).toISOString()}"`;
+  }
+  return lastTime;
+}
+
+const LEVEL_INFO = 30;
+
+/**
+ * The access line of every answered request, in the format of the logger's own lines
+ * (`request completed`, with `request_id`, `req`, `res` and `ms`), written straight to its
+ * destination. Going through pino (a child logger per request, serializers, the redactor) was
+ * a fifth of the cost of a no-op request. Its fields are fixed and hold no secret: the method, the
+ * path without its query string (which can carry codes and state), the client address, the status
+ * and the duration; `JSON.stringify` escapes what a caller put in the path.
+ */
+export function createAccessLog(logger: Logger) {
+  const stream = (logger as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
+  return (line: {
+    requestId: string;
+    method: string;
+    url: string;
+    ip: string | undefined;
+    status: number;
+    ms: number;
+  }): void => {
+    if (stream === undefined || !logger.isLevelEnabled('info')) return;
+    const q = line.url.indexOf('?');
+    const path = q === -1 ? line.url : line.url.slice(0, q);
+    stream.write(
+      `{"level":${LEVEL_INFO}${isoTime()},"service":"nexus","request_id":${JSON.stringify(line.requestId)},` +
+        `"req":{"method":${JSON.stringify(line.method)},"path":${JSON.stringify(path)}` +
+        `${line.ip === undefined ? '' : `,"ip":${JSON.stringify(line.ip)}`}},` +
+        `"res":{"status":${line.status}},"ms":${line.ms},"msg":"request completed"}\n`,
+    );
+  };
+}
+
+/**
+ * Standard output, written in blocks: lines gather until 4 KiB or 100 ms, whichever comes first,
+ * instead of one write(2) per line (6% of a token fetch's CPU). What is buffered is flushed
+ * synchronously when the process exits (pino registers that); a `kill -9` loses at most the
+ * last 100 ms of lines, and never an audit event (those are in the database).
+ */
+const stdoutInBlocks = () =>
+  pino.destination({ dest: process.stdout.fd ?? 1, sync: false, minLength: 4096, periodicFlush: 100 });
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: 'nexus' },
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       serializers: {
         // Only method and path: query strings can carry codes and state (OAuth callback).
         req: (req: { method: string; url: string; ip?: string }) => ({
@@ -40,6 +96,6 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         err: pino.stdSerializers.err,
       },
     },
-    destination,
+    destination ?? stdoutInBlocks(),
   );
 }

@@ -26,10 +26,11 @@ export function createMetrics() {
   return {
     registry,
     install(app: FastifyInstance): void {
-      app.addHook('onResponse', async (request, reply) => {
+      app.addHook('onResponse', (request, reply, done) => {
         const route = request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched');
         requests.inc({ method: request.method, route, status: String(reply.statusCode) });
         duration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+        done();
       });
     },
   };

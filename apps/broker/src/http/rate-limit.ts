@@ -4,6 +4,7 @@ import { commonError } from '../errors/common.errors.ts';
 import type { NexusError } from '../errors/nexus-error.ts';
 import { type CredentialFamily, LOGIN_ROUTES } from './credential-family.ts';
 import { sendError } from './error-handler.ts';
+import { quickHook } from './quick-hook.ts';
 import { type CounterStore, memoryStore, redisStore, type StoreChange } from './rate-limit-store.ts';
 
 export type { StoreChange } from './rate-limit-store.ts';
@@ -236,14 +237,15 @@ export function installRateLimits(app: FastifyInstance, limiter: RateLimiter): v
   app.addHook('onClose', async () => {
     unsubscribe();
   });
-  app.addHook('onRequest', async (request: FastifyRequest, reply) => {
-    const url = request.routeOptions.url ?? '';
-    const bucket = request.is404 || LOGIN_ROUTES.has(url) ? undefined : RATE_LIMITED_ROUTES[url];
-    if (bucket === undefined) return;
-    try {
-      await limiter.check(bucket, clientKey(request.principal, request.ip));
-    } catch (error) {
-      return replyLimited(request, reply, error);
-    }
-  });
+  app.addHook(
+    'onRequest',
+    quickHook((request, reply) => {
+      const url = request.routeOptions.url ?? '';
+      const bucket = request.is404 || LOGIN_ROUTES.has(url) ? undefined : RATE_LIMITED_ROUTES[url];
+      if (bucket === undefined) return undefined;
+      return limiter
+        .check(bucket, clientKey(request.principal, request.ip))
+        .catch((error: unknown) => replyLimited(request, reply, error));
+    }),
+  );
 }

@@ -23,7 +23,8 @@ const ADMIN_PATHS = new Set(['/metrics', '/ready', '/openapi.json']);
 
 /** The surface a route belongs to ('both' for /health), from its path and its authentication. */
 export function surfaceOf(url: string, auth: RouteAuth | undefined): Surface | 'both' {
-  if (url === '/health') return 'both';
+  // Liveness, and the page that says where the API reference is, answer on every listener.
+  if (url === '/health' || url === '/') return 'both';
   if (ADMIN_PATHS.has(url) || url === '/docs' || url.startsWith('/docs/')) return 'admin';
   return auth === 'public' || auth === 'agent' ? 'public' : 'admin';
 }
@@ -79,12 +80,12 @@ export function installSurfaces(app: FastifyInstance): void {
         },
       });
   });
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     const listener = (request.raw as Tagged)[SURFACE];
-    if (listener === undefined || listener === 'all' || request.is404) return;
+    if (listener === undefined || listener === 'all' || request.is404) return done();
     const surface = surfaceOf(request.routeOptions.url ?? '', request.routeOptions.config.auth);
-    if (surface !== 'both' && surface !== listener)
-      return sendError(request, reply, commonError('route_not_found'));
+    if (surface !== 'both' && surface !== listener) sendError(request, reply, commonError('route_not_found'));
+    done();
   });
 }
 
@@ -96,9 +97,9 @@ export function installSurfaces(app: FastifyInstance): void {
  */
 export function installPublicAdminGuard(app: FastifyInstance, allowAdminKeys: boolean): void {
   if (allowAdminKeys) return;
-  app.addHook('onRequest', async (request, reply) => {
-    if ((request.raw as Tagged)[SURFACE] !== 'public' || request.principal?.kind !== 'admin') return;
-    return sendError(
+  app.addHook('onRequest', (request, reply, done) => {
+    if ((request.raw as Tagged)[SURFACE] !== 'public' || request.principal?.kind !== 'admin') return done();
+    sendError(
       request,
       reply,
       commonError('forbidden', {
@@ -106,6 +107,7 @@ export function installPublicAdminGuard(app: FastifyInstance, allowAdminKeys: bo
           'Admin keys are not accepted on the public listener: use an agent token here, or the admin listener (set PUBLIC_LISTENER_ADMIN_KEYS=true to allow them).',
       }),
     );
+    done();
   });
 }
 
