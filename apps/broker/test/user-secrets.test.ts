@@ -321,7 +321,8 @@ describe('user secrets', () => {
     }
   });
 
-  it('answers 503 with the fix when no user-secrets key is configured', async () => {
+  // Issue #24: a feature that is off is not an outage; 501 says a retry will not help.
+  it('answers 501 with the fix when no user-secrets key is configured', async () => {
     const bare = await startBroker({ env: { USER_SECRETS_KEY: '' } });
     try {
       const res = await bare.request({
@@ -329,7 +330,7 @@ describe('user secrets', () => {
         url: '/api/v2/secrets?user_id=x',
         payload: { name: 'a', value: 'b' },
       });
-      assert.equal(res.statusCode, 503, res.body);
+      assert.equal(res.statusCode, 501, res.body);
       assert.match(json(res).message as string, /USER_SECRETS_KEY/);
     } finally {
       await bare.close();

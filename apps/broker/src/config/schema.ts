@@ -148,7 +148,7 @@ export const envSchema = z.object({
     .max(256)
     .optional()
     .describe(
-      '32 random bytes, base64: the key that encrypts user secrets (`/api/v2/secrets`), separate from `ENCRYPTION_KEY`. Without it (and without `USER_SECRETS_KEYS` or a key file entry) the user-secret API answers 503. Development key files get one generated.',
+      '32 random bytes, base64: the key that encrypts user secrets (`/api/v2/secrets`), separate from `ENCRYPTION_KEY`. Without it (and without `USER_SECRETS_KEYS` or a key file entry) every user-secret route answers `501 user_secrets_not_configured`, and the start-up log and `nexus doctor` list user secrets as off. Development key files get one generated.',
     ),
   USER_SECRETS_KEYS: list(8192)
     .optional()

@@ -121,7 +121,8 @@ export function installErrorHandling(app: FastifyInstance): void {
       // is enough, a stack per request would bury the first line of the outage.
       const { message, code } = unavailableCause(nexus.cause) ?? {};
       request.log.warn({ code: nexus.code, cause: { message, code } }, 'database unavailable');
-    } else if (nexus.status >= 500) {
+    } else if (nexus.status >= 500 && nexus.status !== 501) {
+      // 501: a feature the operator did not configure (it names the variable), not a failure.
       logFailure(request, nexus, error);
     } else if (nexus.detail !== undefined) {
       request.log.info({ code: nexus.code, detail: nexus.detail }, 'request rejected');

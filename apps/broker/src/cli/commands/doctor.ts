@@ -1,3 +1,4 @@
+import { describeFeatureOff, featuresOff } from '../../config/features.ts';
 import { ConfigError, loadConfig } from '../../config/load.ts';
 import { buildContainer } from '../../container.ts';
 import { type ResolvedKeys, resolveKeys } from '../../crypto/key-file.ts';
@@ -149,6 +150,11 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
         );
       else add('ok', 'admin keys', `${admins} live admin key(s)`);
     }
+
+    // Listed, not warned: each is a valid choice, but a first start should say what is not there.
+    // With keys that could not be read, whether user secrets are on is not known: not claimed off.
+    for (const off of featuresOff(config, keys === undefined || keys.userSecretsRing !== undefined))
+      add('ok', 'features', describeFeatureOff(off));
 
     if (config.mode === 'production') {
       if (config.allowedReturnDomains.length === 0)

@@ -1,4 +1,6 @@
 import { buildApp } from '../../app.ts';
+import type { Config } from '../../config/config.types.ts';
+import { describeFeatureOff, featuresOff } from '../../config/features.ts';
 import { originalVariableWarnings } from '../../config/original-variables.ts';
 import { watchKeyFile } from '../../crypto/key-file-watch.ts';
 import { isDatabaseUnavailable } from '../../db/availability.ts';
@@ -16,6 +18,7 @@ import {
   warnDevelopmentKeys,
 } from '../context.ts';
 import type { Io } from '../output.ts';
+import { ensurePortsFree, type WantedPort } from '../ports.ts';
 
 export interface ServeOptions {
   readonly migrate: boolean;
@@ -130,6 +133,18 @@ const untilSignal = (logger: ReturnType<typeof createLogger>) =>
     process.once('SIGINT', stop);
   });
 
+/** The ports `nexus serve` listens on for this role (the same choices as below, made early). */
+function portsOf(config: Config, role: Role): WantedPort[] {
+  const ports: WantedPort[] = [
+    { variable: 'PORT', hostVariable: 'HOST', host: config.http.host, port: config.http.port },
+  ];
+  if (role === 'all' && config.adminListener !== undefined)
+    ports.push({ variable: 'ADMIN_PORT', hostVariable: 'ADMIN_HOST', ...config.adminListener });
+  if (role !== 'broker' && config.grpc !== undefined)
+    ports.push({ variable: 'GRPC_PORT', hostVariable: 'GRPC_HOST', ...config.grpc });
+  return ports;
+}
+
 /** `nexus worker`: the background jobs alone, no HTTP listener (for deployments that split them). */
 export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean }): Promise<number> {
   const config = configOrExit(env);
@@ -157,15 +172,19 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel);
   warnOriginalVariables(env, logger);
+  const role = (options.role ?? config.role) as Role;
+  if (!ROLES.includes(role))
+    throw new CliExit(`--role must be one of ${ROLES.join(', ')} (got ${options.role})`, 2);
+  // Before keys are generated, the database migrated or an admin key printed (issue #24).
+  await ensurePortsFree(portsOf(config, role));
   const container = await containerOrExit(config);
   let stopFollowing: (() => Promise<void>) | undefined;
   try {
     warnDevelopmentKeys(io, container);
     await prepareDatabase(container, logger, options.migrate);
     await requireSecretBackend(container);
-    const role = (options.role ?? config.role) as Role;
-    if (!ROLES.includes(role))
-      throw new CliExit(`--role must be one of ${ROLES.join(', ')} (got ${options.role})`, 2);
+    for (const off of featuresOff(config, container.keys.userSecretsRing !== undefined))
+      logger.info({ feature_off: off.feature, turn_on_with: off.variable }, describeFeatureOff(off));
     stopFollowing = await followKeysAndRegister(container, logger, role);
     // The gateway role has no admin surface: no admin key is bootstrapped there.
     if (role !== 'gateway') await bootstrapAdminKey(io, container, logger);

@@ -6,6 +6,7 @@ import type { Metrics } from '../../http/metrics.ts';
 import type { KeyRingCheck, KeyRingStatus } from '../brokers/key-ring-check.ts';
 import { describeProcess } from '../brokers/rings.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
+import { homeRoute } from './home.ts';
 
 const CHECK_TIMEOUT_MS = 2_000;
 
@@ -39,6 +40,8 @@ export function healthRoutes(
 ): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['operations'];
+
+  homeRoute(app);
 
   r.get(
     '/health',

@@ -1,6 +1,7 @@
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifyRequest, FastifySchemaCompiler } from 'fastify';
 import { validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
+import { commonError } from '../../errors/common.errors.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import {
@@ -58,6 +59,29 @@ function unwrap<T extends object>(body: { profile: T } | T): T {
 }
 
 /**
+ * POST takes only `{profile: {...}}`. A bare profile would be answered with one "unknown field"
+ * per field and no word on what is missing (issue #24): a body that has no `profile` but a
+ * profile's own `name` or `auth_type` is answered with the fix instead.
+ */
+async function hintUnwrappedProfile(request: FastifyRequest): Promise<void> {
+  const body = request.body;
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || 'profile' in body) return;
+  if (!('name' in body) && !('auth_type' in body)) return;
+  throw commonError('invalid_request', {
+    message: 'The request body is not valid: wrap the provider profile in {"profile": {...}}.',
+    details: [
+      { path: 'body.profile', message: 'required: send {"profile": {"name": ..., "auth_type": ..., ...}}' },
+      ...Object.keys(body)
+        .slice(0, 20)
+        .map((key) => ({
+          path: `body.${key.slice(0, 64)}`,
+          message: 'unknown field (belongs inside profile)',
+        })),
+    ],
+  });
+}
+
+/**
  * The provider registry at its broker path (`/providers`) and at the original gateway's (`/v1/providers`),
  * with the same rules: admin keys only (scope `full` to write), the same validation and the same
  * guard on where secrets go.
@@ -95,6 +119,7 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
             ...errorResponses(413, 409, 422),
           },
         },
+        preValidation: hintUnwrappedProfile,
       },
       async (request, reply) => {
         const created = await providers.create(auditContext(request), request.body.profile);

@@ -1,7 +1,9 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import * as z from 'zod';
 import type { Principal } from '../../auth/principal.ts';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
+import { errorResponses, errorSchema } from '../../http/schemas.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
@@ -88,37 +90,60 @@ export function proxyRoutes(
   });
   app.addHook('onClose', async () => proxy.close());
 
+  async function forward(request: FastifyRequest, reply: FastifyReply) {
+    const raw = request.raw.url ?? '/proxy';
+    const { route, path, search, mount } = routeOf(raw.slice('/proxy'.length), request.headers);
+    const hasBody =
+      request.headers['transfer-encoding'] !== undefined ||
+      Number(request.headers['content-length'] ?? 0) > 0;
+    const result = await proxy.forward({
+      caller: { ctx: auditContext(request), principal: request.principal },
+      route,
+      path,
+      search,
+      publicBase: `/proxy${mount}`,
+      method: request.method,
+      headers: request.headers,
+      body: hasBody ? request.raw : undefined,
+    });
+    reply.code(result.status);
+    for (const [name, value] of Object.entries(result.headers))
+      if (value !== undefined) reply.header(name, value);
+    return reply.send(result.body);
+  }
+
   // Bodies are streamed to the upstream, never parsed: this scope has no content-type parsers.
   app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
-    scope.route({
-      method: [...METHODS],
-      url: '/proxy/*',
-      exposeHeadRoute: false,
-      config: { auth: 'agent' },
-      schema: { hide: true },
-      async handler(request, reply) {
-        const raw = request.raw.url ?? '/proxy';
-        const { route, path, search, mount } = routeOf(raw.slice('/proxy'.length), request.headers);
-        const hasBody =
-          request.headers['transfer-encoding'] !== undefined ||
-          Number(request.headers['content-length'] ?? 0) > 0;
-        const result = await proxy.forward({
-          caller: { ctx: auditContext(request), principal: request.principal },
-          route,
-          path,
-          search,
-          publicBase: `/proxy${mount}`,
-          method: request.method,
-          headers: request.headers,
-          body: hasBody ? request.raw : undefined,
-        });
-        reply.code(result.status);
-        for (const [name, value] of Object.entries(result.headers))
-          if (value !== undefined) reply.header(name, value);
-        return reply.send(result.body);
-      },
-    });
+    // One route per method, the same handler: the OpenAPI document needs one operation id each.
+    for (const method of METHODS)
+      scope.route({
+        method,
+        url: '/proxy/*',
+        exposeHeadRoute: false,
+        config: { auth: 'agent' },
+        // Documentation only: no headers or body schema, which would replace the headers and body
+        // forwarded upstream by their parsed (stripped) copies.
+        schema: {
+          operationId: `proxy${method[0]}${method.slice(1).toLowerCase()}`,
+          tags: ['proxy'],
+          summary: `${method} on the upstream API of a route, with the connection's credential`,
+          description:
+            "`/proxy/<route>/<path>` (or `/proxy/<path>` with `X-Nexus-Provider: <route>`) goes to the route's base URL with `<path>` and the query, the body streamed as it is. Name the connection with `X-Nexus-Connection-ID`, or `X-Nexus-User-ID` for that user's connection of the route's provider. The upstream's answer comes back as it is; the errors below are the broker's own, before or instead of the upstream's answer. See docs/proxy.md.",
+          params: z.object({
+            '*': z.string().describe('`<route>/<path>`, or `<path>` with X-Nexus-Provider'),
+          }),
+          response: {
+            200: {
+              description: "The upstream API's answer (any status and content type), passed through",
+              content: { '*/*': { schema: z.unknown() } },
+            },
+            ...errorResponses(404, 502),
+            504: errorSchema,
+          },
+        },
+        handler: forward,
+      });
   });
 }

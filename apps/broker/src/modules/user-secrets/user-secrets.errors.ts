@@ -11,8 +11,9 @@ export const userSecretErrors = defineErrors({
     status: 422,
     message: 'Some nexus-secret references could not be resolved; details.unresolved lists them.',
   },
+  // 501, not 503: the broker is up and a retry will not help; the operator must set the key.
   user_secrets_not_configured: {
-    status: 503,
+    status: 501,
     message:
       'User secrets are not configured: set USER_SECRETS_KEY (generate one with `nexus keys generate`).',
   },

@@ -4,7 +4,7 @@ import * as z from 'zod';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
-import { errorResponses } from '../../http/schemas.ts';
+import { errorResponses, errorSchema } from '../../http/schemas.ts';
 import type { AgentSessions } from '../token-exchange/sessions.ts';
 import { userSecretErrors } from './user-secrets.errors.ts';
 import { referencedNames, type SecretOwner, type UserSecrets } from './user-secrets.service.ts';
@@ -104,6 +104,8 @@ export function userSecretsRoutes(
   const owner = (request: FastifyRequest, q: { user_id?: string | undefined; zone: string }, name?: string) =>
     secretOwner(request, deps.sessions, q, name === undefined ? undefined : [name]);
   const params = z.object({ name }).strict();
+  // Without USER_SECRETS_KEY every route answers 501 user_secrets_not_configured (issue #24).
+  const notConfigured = { 501: errorSchema };
 
   r.post(
     '/api/v2/secrets',
@@ -121,7 +123,11 @@ export function userSecretsRoutes(
             description: z.string().max(500).optional(),
           })
           .strict(),
-        response: { 201: metadata.extend({ version: z.number().int() }), ...errorResponses(409, 503) },
+        response: {
+          201: metadata.extend({ version: z.number().int() }),
+          ...errorResponses(409, 503),
+          ...notConfigured,
+        },
       },
     },
     async (request, reply) => {
@@ -139,7 +145,7 @@ export function userSecretsRoutes(
         tags,
         summary: 'Metadata of the secrets of one user and zone (never values)',
         querystring: ownerQuery.extend({ include_deleted: z.stringbool().default(false) }),
-        response: { 200: z.object({ secrets: z.array(metadata) }), ...errorResponses() },
+        response: { 200: z.object({ secrets: z.array(metadata) }), ...errorResponses(), ...notConfigured },
       },
     },
     async (request) => ({
@@ -160,6 +166,7 @@ export function userSecretsRoutes(
         response: {
           200: z.object({ name: z.string(), zone: z.string(), version: z.number().int(), value: z.string() }),
           ...errorResponses(404, 409, 503),
+          ...notConfigured,
         },
       },
     },
@@ -189,6 +196,7 @@ export function userSecretsRoutes(
             ),
           }),
           ...errorResponses(404),
+          ...notConfigured,
         },
       },
     },
@@ -207,7 +215,7 @@ export function userSecretsRoutes(
         summary: 'Soft-delete a secret (restore brings it back with its versions)',
         params,
         querystring: ownerQuery,
-        response: { 200: z.object({ message: z.string() }), ...errorResponses(404) },
+        response: { 200: z.object({ message: z.string() }), ...errorResponses(404), ...notConfigured },
       },
     },
     async (request) => {
@@ -235,7 +243,7 @@ export function userSecretsRoutes(
           summary,
           params,
           querystring: ownerQuery,
-          response: { 200: metadata, ...errorResponses(404) },
+          response: { 200: metadata, ...errorResponses(404), ...notConfigured },
         },
       },
       async (request) => {
@@ -272,6 +280,7 @@ export function userSecretsRoutes(
             unresolved: z.array(z.object({ name: z.string(), reason: z.enum(['not_found', 'disabled']) })),
           }),
           ...errorResponses(422, 503),
+          ...notConfigured,
         },
       },
     },

@@ -72,6 +72,10 @@ export function createUserSecrets(deps: {
   const { store } = deps;
   const now = deps.now ?? Date.now;
 
+  /**
+   * The user-secrets ring, or `user_secrets_not_configured`. Every operation asks for it first,
+   * also those that decrypt nothing: with the feature off, each route says how to turn it on.
+   */
   function ring(): KeyRing {
     if (deps.ring === undefined) throw errorFrom(userSecretErrors, 'user_secrets_not_configured');
     return deps.ring;
@@ -179,11 +183,13 @@ export function createUserSecrets(deps: {
     },
 
     async list(owner: SecretOwner, includeDeleted: boolean): Promise<SecretMetadata[]> {
+      ring();
       return (await store.list(owner, includeDeleted)).map(metadata);
     },
 
     /** The value (current or a given version); audited as `key_accessed`. */
     async read(ctx: AuditContext, owner: SecretOwner, name: string, version?: number) {
+      ring();
       const row = await live(owner, name);
       if (row.disabled_at !== null) throw errorFrom(userSecretErrors, 'user_secret_disabled');
       const v = version ?? row.current_version;
@@ -192,6 +198,7 @@ export function createUserSecrets(deps: {
     },
 
     async versions(owner: SecretOwner, name: string) {
+      ring();
       const row = await live(owner, name);
       const rows = await store.versions(row.id);
       return rows.map((r) => ({
@@ -202,12 +209,14 @@ export function createUserSecrets(deps: {
     },
 
     async remove(ctx: AuditContext, owner: SecretOwner, name: string): Promise<void> {
+      ring();
       const row = await live(owner, name);
       await store.update(row.id, { deleted_at: now(), updated_at: now() });
       await record(ctx, 'secret.deleted', row);
     },
 
     async restore(ctx: AuditContext, owner: SecretOwner, name: string): Promise<SecretMetadata> {
+      ring();
       const row = await store.find(owner, name);
       if (row === undefined || row.deleted_at === null)
         throw errorFrom(userSecretErrors, 'user_secret_not_found');
@@ -223,6 +232,7 @@ export function createUserSecrets(deps: {
       name: string,
       enabled: boolean,
     ): Promise<SecretMetadata> {
+      ring();
       const row = await live(owner, name);
       const t = now();
       const disabled_at = enabled ? null : (row.disabled_at ?? t);
@@ -268,6 +278,7 @@ export function createUserSecrets(deps: {
      * left in place and reported.
      */
     async resolve(ctx: AuditContext, owner: SecretOwner, input: unknown, leaveUnresolved: boolean) {
+      ring();
       const names = referencedNames(input);
       const values = new Map<string, string>();
       const unresolved: { name: string; reason: 'not_found' | 'disabled' }[] = [];
