@@ -31,6 +31,8 @@ export interface Config {
   readonly mode: RunMode;
   readonly dataDir: string;
   readonly logLevel: string;
+  /** `auto`: readable on a terminal outside production (http/logger.ts), JSON otherwise. */
+  readonly logFormat: 'auto' | 'json' | 'pretty';
   readonly http: {
     readonly host: string;
     readonly port: number;

@@ -16,6 +16,7 @@ const groups: Record<string, string> = {
   NODE_ENV: 'General',
   NEXUS_DATA_DIR: 'General',
   LOG_LEVEL: 'General',
+  LOG_FORMAT: 'General',
   HOST: 'HTTP',
   PORT: 'HTTP',
   ADMIN_PORT: 'HTTP',

@@ -194,6 +194,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     mode,
     dataDir,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     http: {
       host: e.HOST,
       port: e.PORT,

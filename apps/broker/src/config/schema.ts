@@ -213,7 +213,13 @@ export const envSchema = z.object({
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .default('info')
-    .describe('Minimum level of the JSON logs written to stdout.'),
+    .describe('Minimum level of the logs written to stdout.'),
+  LOG_FORMAT: z
+    .enum(['auto', 'json', 'pretty'])
+    .default('auto')
+    .describe(
+      'How logs are written: `json`, one object per line; `pretty`, readable lines; `auto`, readable lines on a terminal outside production, JSON otherwise (a pipe, a file, a log collector).',
+    ),
   ...secretBackendEnv,
   NEXUS_METRICS_PUBLIC: bool
     .default(false)

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
 
 /**
@@ -77,6 +78,25 @@ export function createAccessLog(logger: Logger) {
  */
 const stdoutInBlocks = () =>
   pino.destination({ dest: process.stdout.fd ?? 1, sync: false, minLength: 4096, periodicFlush: 100 });
+
+/**
+ * Readable lines (pino-pretty, loaded only then) for `pretty`, or for `auto` on a terminal outside
+ * production; undefined for JSON. A log collector always gets JSON unless told otherwise.
+ */
+export function prettyDestination(
+  format: 'auto' | 'json' | 'pretty',
+  context: { production: boolean; terminal: boolean },
+): pino.DestinationStream | undefined {
+  const pretty = format === 'pretty' || (format === 'auto' && context.terminal && !context.production);
+  if (!pretty) return undefined;
+  const build = createRequire(import.meta.url)('pino-pretty') as (options: object) => pino.DestinationStream;
+  return build({
+    colorize: context.terminal,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'service',
+    sync: true,
+  });
+}
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(

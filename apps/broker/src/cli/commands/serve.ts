@@ -5,7 +5,7 @@ import { originalVariableWarnings } from '../../config/original-variables.ts';
 import { watchKeyFile } from '../../crypto/key-file-watch.ts';
 import { isDatabaseUnavailable } from '../../db/availability.ts';
 import { migrate, migrationStatus } from '../../db/migrate.ts';
-import { createLogger } from '../../http/logger.ts';
+import { createLogger, prettyDestination } from '../../http/logger.ts';
 import { listenersFor, type Role } from '../../http/surfaces.ts';
 import { applyServerTimeouts } from '../../http/timeouts.ts';
 import { startPresence } from '../../modules/brokers/presence.ts';
@@ -118,6 +118,16 @@ async function followKeysAndRegister(
  * One warning per variable of the original Go Nexus that is set and that Nexus does not read,
  * saying what to do instead (config/original-variables.ts). Names only: values may be secrets.
  */
+/** JSON lines, or readable ones on a terminal in development (LOG_FORMAT). */
+const loggerFor = (config: Config) =>
+  createLogger(
+    config.logLevel,
+    prettyDestination(config.logFormat, {
+      production: config.mode === 'production',
+      terminal: process.stdout.isTTY === true,
+    }),
+  );
+
 function warnOriginalVariables(env: NodeJS.ProcessEnv, logger: ReturnType<typeof createLogger>): void {
   for (const { variable, nexus, message } of originalVariableWarnings(env))
     logger.warn({ variable, nexus }, message);
@@ -148,7 +158,7 @@ function portsOf(config: Config, role: Role): WantedPort[] {
 /** `nexus worker`: the background jobs alone, no HTTP listener (for deployments that split them). */
 export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean }): Promise<number> {
   const config = configOrExit(env);
-  const logger = createLogger(config.logLevel);
+  const logger = loggerFor(config);
   warnOriginalVariables(env, logger);
   const container = await containerOrExit(config);
   let stopFollowing: (() => Promise<void>) | undefined;
@@ -170,7 +180,7 @@ export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean
 /** `nexus serve`: migrate (unless disabled), bootstrap an admin key in development, listen. */
 export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOptions): Promise<number> {
   const config = configOrExit(env);
-  const logger = createLogger(config.logLevel);
+  const logger = loggerFor(config);
   warnOriginalVariables(env, logger);
   const role = (options.role ?? config.role) as Role;
   if (!ROLES.includes(role))
