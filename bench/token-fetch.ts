@@ -7,6 +7,7 @@
  *
  * --profile runs only the token phase, under `node --cpu-prof`, and prints where the broker's CPU
  * went per request (lib/cpu-profile.ts); the .cpuprofile is kept for a flame graph.
+ * --workers N starts the broker as `nexus serve --workers N` (PostgreSQL only): N processes.
  * --smoke runs each phase for 2 s and checks only that every answer was a 200 (CI keeps the bench
  * working with it; the figures come from full runs).
  *
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '1' },
     smoke: { type: 'boolean' },
     profile: { type: 'boolean' },
+    workers: { type: 'string' },
   },
 });
 const clients = Number(values.clients);
@@ -67,7 +69,9 @@ const env: Record<string, string> = {
   RATE_LIMIT_ENABLED: 'false',
   NODE_COMPILE_CACHE: join(dataDir, 'cc'),
   // NEXUS_FROM_SOURCE=1 measures the TypeScript instead of the bundle that `npm ci` compiles.
-  ...(process.env.NEXUS_FROM_SOURCE === undefined ? {} : { NEXUS_FROM_SOURCE: process.env.NEXUS_FROM_SOURCE }),
+  ...(process.env.NEXUS_FROM_SOURCE === undefined
+    ? {}
+    : { NEXUS_FROM_SOURCE: process.env.NEXUS_FROM_SOURCE }),
 };
 let schema: string | undefined;
 let pgUrl: string | undefined;
@@ -101,7 +105,9 @@ async function stopBroker() {
   broker.kill('SIGINT');
   await exited;
 }
-const broker = spawn(process.execPath, [...nodeFlags, bin, 'serve'], {
+if (values.workers !== undefined && !values.pg) throw new Error('--workers needs --pg');
+const serveArgs = values.workers === undefined ? ['serve'] : ['serve', '--workers', values.workers];
+const broker = spawn(process.execPath, [...nodeFlags, bin, ...serveArgs], {
   env,
   stdio: ['ignore', 'ignore', 'pipe'],
 });
@@ -207,7 +213,7 @@ try {
     const noop = phase(`${base}/health`, pid);
     const token = phase(`${base}/v1/token/${id}`, pid, [header], script);
     console.log(
-      `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, database ${values.pg ? 'postgresql' : 'sqlite'}, key ${values.key}, ${ids.length} connection(s), wrk -t2 -c${clients} -d${seconds}s`,
+      `machine: ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown'}), node ${process.version}, database ${values.pg ? 'postgresql' : 'sqlite'}, key ${values.key}, ${ids.length} connection(s), ${values.workers ?? 1} broker process(es), wrk -t2 -c${clients} -d${seconds}s`,
     );
     console.log(`Fastify hello (ceiling) ${formatWrk(ceiling)}`);
     console.log(`GET /health (no-op)     ${formatWrk(noop)}`);

@@ -67,3 +67,23 @@ export function machineBusyTicks(): number {
   // user nice system idle iowait irq softirq steal
   return all.slice(0, 8).reduce((a, b) => a + b, 0) - all[3]! - all[4]!;
 }
+
+/** utime + stime of a process and every live process below it (`serve --workers`), in ticks. */
+export function treeTicks(root: number | string): number {
+  const children = new Map<string, string[]>();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]!;
+      children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+    } catch {}
+  }
+  let sum = 0;
+  const queue = [String(root)];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    sum += procTicks(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return sum;
+}

@@ -6,7 +6,14 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { machineBusyTicks, postgresTicksBetween, postgresTicksByPid, procTicks, TICK_MS } from './proc.ts';
+import {
+  machineBusyTicks,
+  postgresTicksBetween,
+  postgresTicksByPid,
+  procTicks,
+  TICK_MS,
+  treeTicks,
+} from './proc.ts';
 import { freePort } from './services.ts';
 
 export interface WrkResult {
@@ -44,7 +51,8 @@ export function wrk(options: {
     options.url,
   ];
   const snapshot = () => ({
-    server: procTicks(options.serverPid),
+    // The server and its children (the workers of `serve --workers`).
+    server: treeTicks(options.serverPid),
     pg: postgresTicksByPid(),
     // wrk has exited and been waited for when the phase ends: it counts in our children's time.
     wrk: procTicks('self', true),

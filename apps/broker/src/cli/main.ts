@@ -19,6 +19,7 @@ import { migrateCommand } from './commands/migrate.ts';
 import { proxyCommand } from './commands/proxy.ts';
 import { secretsMigrate } from './commands/secrets.ts';
 import { serve, worker } from './commands/serve.ts';
+import { serveWorkers } from './commands/serve-workers.ts';
 import { userSecretsCommand } from './commands/user-secrets.ts';
 import { CliExit } from './context.ts';
 import { type Io, processIo } from './output.ts';
@@ -29,10 +30,12 @@ const HELP = `nexus ${VERSION}: a credential broker for AI agents
 Usage: nexus <command> [options]
 
 Broker
-  serve [--no-migrate] [--no-worker] [--role all|gateway|broker]
+  serve [--no-migrate] [--no-worker] [--role all|gateway|broker] [--workers N]
                                     run the broker (configuration from the environment); background
                                     jobs (token refresh, webhooks, housekeeping) run in it unless --no-worker;
-                                    --role gateway: public surface only (DMZ), broker: admin surface and jobs
+                                    --role gateway: public surface only (DMZ), broker: admin surface and jobs;
+                                    --workers N: N processes on the same ports, one per core (PostgreSQL,
+                                    and REDIS_URL while rate limits are on; Linux)
   worker [--no-migrate]             run only the background jobs (pair with \`serve --no-worker\`)
   migrate [--status]                apply pending database migrations (--status: list, exit 3 if pending)
   doctor                            check configuration, keys, database and access; say how to fix problems
@@ -115,12 +118,22 @@ export async function main(
       return 0;
     }
     switch (command) {
-      case 'serve':
-        return await serve(io, env, {
+      case 'serve': {
+        const serveOptions = {
           migrate: values['no-migrate'] !== true,
           worker: values['no-worker'] !== true,
           role: values.role,
+          reusePort: values['reuse-port'] === true,
+        };
+        if (values.workers === undefined) return await serve(io, env, serveOptions);
+        return await serveWorkers(io, env, {
+          ...serveOptions,
+          workers: Number(values.workers),
+          prepare: async () => {
+            await serve(io, env, { ...serveOptions, prepareOnly: true });
+          },
         });
+      }
       case 'worker':
         return await worker(env, { migrate: values['no-migrate'] !== true });
       case 'proxy':
@@ -213,6 +226,8 @@ const OPTIONS = {
   json: { type: 'boolean' },
   'no-migrate': { type: 'boolean' },
   'no-worker': { type: 'boolean' },
+  workers: { type: 'string' },
+  'reuse-port': { type: 'boolean' },
   role: { type: 'string' },
   transit: { type: 'boolean' },
   status: { type: 'boolean' },

@@ -1,3 +1,4 @@
+import type { FastifyListenOptions } from 'fastify';
 import { buildApp } from '../../app.ts';
 import type { Config } from '../../config/config.types.ts';
 import { describeFeatureOff, featuresOff } from '../../config/features.ts';
@@ -26,6 +27,13 @@ export interface ServeOptions {
   readonly worker: boolean;
   /** `--role`, overriding NEXUS_ROLE. */
   readonly role?: string | undefined;
+  /**
+   * A worker of `serve --workers` (serve-workers.ts): its siblings share the ports
+   * (SO_REUSEPORT), and the parent already checked them, migrated and said what is off.
+   */
+  readonly reusePort?: boolean | undefined;
+  /** The parent of `serve --workers`: checks, migrations and the admin key, then return. */
+  readonly prepareOnly?: boolean | undefined;
 }
 
 const ROLES: readonly Role[] = ['all', 'gateway', 'broker'];
@@ -181,26 +189,38 @@ export async function worker(env: NodeJS.ProcessEnv, options: { migrate: boolean
 export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOptions): Promise<number> {
   const config = configOrExit(env);
   const logger = loggerFor(config);
-  warnOriginalVariables(env, logger);
+  // A worker of `serve --workers`: its parent said all this once.
+  const sibling = options.reusePort === true;
+  if (!sibling) warnOriginalVariables(env, logger);
   const role = (options.role ?? config.role) as Role;
   if (!ROLES.includes(role))
     throw new CliExit(`--role must be one of ${ROLES.join(', ')} (got ${options.role})`, 2);
   // Before keys are generated, the database migrated or an admin key printed (issue #24).
-  await ensurePortsFree(portsOf(config, role));
+  if (!sibling) await ensurePortsFree(portsOf(config, role));
   const container = await containerOrExit(config);
   let stopFollowing: (() => Promise<void>) | undefined;
   try {
-    warnDevelopmentKeys(io, container);
+    if (!sibling) warnDevelopmentKeys(io, container);
     await prepareDatabase(container, logger, options.migrate);
     await requireSecretBackend(container);
-    for (const off of featuresOff(config, container.keys.userSecretsRing !== undefined))
-      logger.info({ feature_off: off.feature, turn_on_with: off.variable }, describeFeatureOff(off));
-    stopFollowing = await followKeysAndRegister(container, logger, role);
+    if (!sibling)
+      for (const off of featuresOff(config, container.keys.userSecretsRing !== undefined))
+        logger.info({ feature_off: off.feature, turn_on_with: off.variable }, describeFeatureOff(off));
     // The gateway role has no admin surface: no admin key is bootstrapped there.
-    if (role !== 'gateway') await bootstrapAdminKey(io, container, logger);
+    if (options.prepareOnly === true) {
+      if (role !== 'gateway') await bootstrapAdminKey(io, container, logger);
+      return 0;
+    }
+    stopFollowing = await followKeysAndRegister(container, logger, role);
+    if (role !== 'gateway' && !sibling) await bootstrapAdminKey(io, container, logger);
     const listeners = listenersFor(role, config.adminListener !== undefined);
     const app = await buildApp(container, logger, listeners);
-    await app.listen({ host: config.http.host, port: config.http.port });
+    // Node's `reusePort` (Linux, Node 24): Fastify passes its listen options on to Node's.
+    await app.listen({
+      host: config.http.host,
+      port: config.http.port,
+      ...(sibling ? { reusePort: true } : {}),
+    } as FastifyListenOptions);
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
     const adminServer = listeners.adminServer;
@@ -212,7 +232,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
       try {
         await new Promise<void>((resolve, reject) => {
           adminServer.once('error', reject);
-          adminServer.listen(wanted, host, () => resolve());
+          adminServer.listen({ port: wanted, host, reusePort: sibling }, () => resolve());
         });
       } catch (error) {
         await app.close();
