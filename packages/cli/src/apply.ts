@@ -56,6 +56,8 @@ export async function applyPlan(
     providerIds: new Map(),
     notes: [],
     async resolveSecret(source: SecretSource) {
+      // The plan sends no secret whose variable is unset (plan-providers.ts): this is a bug guard.
+      if (source.kind === 'unset') throw new Error(`${source.vars.join(', ')} is not set`);
       if (source.kind !== 'ref') return source.value;
       const cached = refs.get(source.name);
       if (cached !== undefined) return cached;

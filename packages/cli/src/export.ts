@@ -1,7 +1,8 @@
 /**
  * `nexus export`: today's configuration as a manifest. Secrets are never read (the broker does not
- * return them): a provider with a client secret gets `client_secret: ${<NAME>_CLIENT_SECRET}`, to be
- * set in the environment before apply. Applying the export to the same broker changes nothing.
+ * return them): a provider with a client secret gets `client_secret: ${<NAME>_CLIENT_SECRET}`, set in
+ * the environment to send a new secret; unset, plan and apply keep the stored one. Applying the
+ * export to the same broker changes nothing, variables set or not.
  */
 import { Document } from 'yaml';
 import { escapeVars as escapeText } from './manifest.ts';
@@ -84,7 +85,8 @@ export function exportManifest(state: State): { yaml: string; variables: string[
   const doc = new Document(escapeVars(data));
   doc.commentBefore =
     ' Exported by `nexus export`. Secrets are not included: set the variables named in\n' +
-    ` \${...} before \`nexus apply\`${variables.length > 0 ? ` (${variables.join(', ')})` : ''}.`;
+    ` \${...} to send them${variables.length > 0 ? ` (${variables.join(', ')})` : ''}; plan and apply keep the\n` +
+    ' stored secret of a provider whose variable is not set.';
   return { yaml: doc.toString({ lineWidth: 0 }), variables, warnings };
 }
 

@@ -22,7 +22,19 @@ export interface Problem {
 export type SecretSource =
   | { kind: 'env'; vars: string[]; value: string }
   | { kind: 'ref'; name: string }
-  | { kind: 'literal'; value: string };
+  | { kind: 'literal'; value: string }
+  /** `${VAR}` not set, read with `keepUnsetSecrets`: keep the broker's stored secret (plan-providers.ts). */
+  | { kind: 'unset'; vars: string[]; line: number; col: number };
+
+export interface ManifestOptions {
+  /**
+   * plan and apply: an unset variable in a client_secret is not an error, because the broker never
+   * returns a stored secret and an export names one for every provider that has it (issue #24);
+   * the plan keeps the stored secret, and refuses only where there is none to keep. validate, which
+   * has no broker to ask, still names every unset variable.
+   */
+  keepUnsetSecrets?: boolean;
+}
 
 export interface ProviderSpec {
   name: string;
@@ -109,7 +121,11 @@ function isSecretPath(path: readonly (string | number)[]): boolean {
 }
 
 /** Loads, interpolates and validates a manifest; throws ManifestError listing every problem. */
-export function loadManifest(file: string, env: Readonly<Record<string, string | undefined>>): Manifest {
+export function loadManifest(
+  file: string,
+  env: Readonly<Record<string, string | undefined>>,
+  options: ManifestOptions = {},
+): Manifest {
   let text: string;
   try {
     text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
@@ -118,13 +134,14 @@ export function loadManifest(file: string, env: Readonly<Record<string, string |
       throw new CliError(`cannot read ${file}: no such file`);
     throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
   }
-  return parseManifest(text, file, env);
+  return parseManifest(text, file, env, options);
 }
 
 export function parseManifest(
   text: string,
   file: string,
   env: Readonly<Record<string, string | undefined>>,
+  options: ManifestOptions = {},
 ): Manifest {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -159,17 +176,23 @@ export function parseManifest(
         }
         return escaped + v;
       });
-      for (const name of missing) at(node.range?.[0], `environment variable ${name} is not set`);
-      if (isSecretPath(path)) {
-        const ref = REF.exec(raw);
-        secrets.set(
-          path.join('.'),
-          ref
-            ? { kind: 'ref', name: ref[1]! }
-            : vars.length > 0
-              ? { kind: 'env', vars, value }
-              : { kind: 'literal', value },
-        );
+      const secret = isSecretPath(path);
+      if (secret && missing.length > 0 && options.keepUnsetSecrets) {
+        const pos = lines.linePos(node.range?.[0] ?? 0);
+        secrets.set(path.join('.'), { kind: 'unset', vars: missing, line: pos.line, col: pos.col });
+      } else {
+        for (const name of missing) at(node.range?.[0], `environment variable ${name} is not set`);
+        if (secret) {
+          const ref = REF.exec(raw);
+          secrets.set(
+            path.join('.'),
+            ref
+              ? { kind: 'ref', name: ref[1]! }
+              : vars.length > 0
+                ? { kind: 'env', vars, value }
+                : { kind: 'literal', value },
+          );
+        }
       }
       if (value !== raw) node.value = value;
     },

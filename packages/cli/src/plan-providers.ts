@@ -2,7 +2,13 @@
  * The plan for providers and their aliases. Aliases that go away are removed before providers are
  * written, and new ones added after, so another provider may take a released name.
  */
-import type { Manifest, ProviderSpec } from './manifest.ts';
+import {
+  type Manifest,
+  ManifestError,
+  type Problem,
+  type ProviderSpec,
+  type SecretSource,
+} from './manifest.ts';
 import { storedParams } from './params.ts';
 import { createChanges, diff, same } from './plan-compare.ts';
 import { unlisted } from './plan-orphans.ts';
@@ -47,16 +53,34 @@ function destinationChanges(
 }
 
 /** What the plan says about a change of destination, and whether apply sends the secret for it. */
-function destinationNote(moved: readonly string[], hasStoredSecret: boolean, fileHasSecret: boolean) {
+function destinationNote(
+  moved: readonly string[],
+  hasStoredSecret: boolean,
+  secret: SecretSource | undefined,
+) {
   const what = `${moved.join(', ')} change${moved.length === 1 ? 's' : ''} where the broker sends this provider's secrets`;
   if (!hasStoredSecret)
     return `${what}: the broker refuses this while connections of this provider hold credentials`;
-  if (fileHasSecret) return `${what}: the client secret is sent with it, as the broker requires`;
-  return `${what}: the broker requires the current client_secret with it, and this file has none for the provider, so apply will fail; add client_secret (\${VAR} or nexus-secret:NAME)`;
+  if (secret === undefined)
+    return `${what}: the broker requires the current client_secret with it, and this file has none for the provider, so apply will fail; add client_secret (\${VAR} or nexus-secret:NAME)`;
+  if (secret.kind === 'unset')
+    return `${what}: the broker requires the current client_secret with it, and ${secret.vars.join(', ')} is not set, so apply will fail; set it`;
+  return `${what}: the client secret is sent with it, as the broker requires`;
+}
+
+/**
+ * A client_secret whose variable is unset is kept as the broker stores it (manifest.ts,
+ * `keepUnsetSecrets`). Where nothing can be kept (a new provider, one without a stored secret) or
+ * the secret must be sent (--update-secrets), that is the file's error, at the secret's line.
+ */
+function unsetProblem(p: ProviderSpec, why: string): Problem | undefined {
+  if (p.secret?.kind !== 'unset') return undefined;
+  const { vars, line, col } = p.secret;
+  return { line, col, message: `environment variable ${vars.join(', ')} is not set: ${why}` };
 }
 
 async function secretField(ctx: ExecContext, p: ProviderSpec): Promise<{ client_secret?: string }> {
-  return p.secret ? { client_secret: await ctx.resolveSecret(p.secret) } : {};
+  return p.secret && p.secret.kind !== 'unset' ? { client_secret: await ctx.resolveSecret(p.secret) } : {};
 }
 
 export function planProviders(manifest: Manifest, state: State, options: PlanOptions): KindPlan {
@@ -64,12 +88,20 @@ export function planProviders(manifest: Manifest, state: State, options: PlanOpt
   const aliasRemovals: Action[] = [];
   const aliasAdditions: Action[] = [];
   const providerActions: Action[] = [];
+  const problems: Problem[] = [];
   for (const p of manifest.providers) {
+    const unset = p.secret?.kind === 'unset' ? p.secret : undefined;
+    const given = p.secret !== undefined && unset === undefined;
     const cur = state.providers.find((c) => c.name === p.name);
     // Compared, and written, in the form the broker stores (flat strategy settings folded in).
     const desired = { ...p.profile, params: storedParams(p.profile, cur) };
     if (!cur) {
       const changes = createChanges(desired).filter((c) => c.field !== 'name');
+      const problem = unsetProblem(
+        p,
+        `provider ${p.name} is new, so there is no stored client_secret to keep`,
+      );
+      if (problem) problems.push(problem);
       if (p.secret) changes.push({ field: 'client_secret', new: '***', secret: true });
       providerActions.push({
         op: 'create',
@@ -89,8 +121,14 @@ export function planProviders(manifest: Manifest, state: State, options: PlanOpt
       const changes = diff(PROVIDER_FIELDS, current, desired);
       const moved = destinationChanges(changes, current, desired);
       // A change of destination needs the secret: send it whenever the file has it.
-      const sendSecret =
-        p.secret !== undefined && (!cur.has_client_secret || options.updateSecrets || moved.length > 0);
+      const sendSecret = given && (!cur.has_client_secret || options.updateSecrets || moved.length > 0);
+      const problem = !cur.has_client_secret
+        ? unsetProblem(p, `provider ${p.name} has no stored client_secret to keep`)
+        : options.updateSecrets
+          ? unsetProblem(p, '--update-secrets sends every client_secret')
+          : undefined;
+      if (problem) problems.push(problem);
+      const remarks = unset ? [`client_secret: kept (${unset.vars.join(', ')} not set)`] : [];
       if (sendSecret)
         changes.push({
           field: 'client_secret',
@@ -99,16 +137,15 @@ export function planProviders(manifest: Manifest, state: State, options: PlanOpt
           secret: true,
         });
       if (changes.length === 0)
-        providerActions.push({ op: 'unchanged', kind: 'provider', name: p.name, changes });
+        providerActions.push({ op: 'unchanged', kind: 'provider', name: p.name, changes, remarks });
       else
         providerActions.push({
           op: 'update',
           kind: 'provider',
           name: p.name,
           changes,
-          ...(moved.length > 0 && {
-            note: destinationNote(moved, cur.has_client_secret, p.secret !== undefined),
-          }),
+          remarks,
+          ...(moved.length > 0 && { note: destinationNote(moved, cur.has_client_secret, p.secret) }),
           run: async (ctx) => {
             const profile = { ...desired, ...(sendSecret ? await secretField(ctx, p) : {}) };
             await ctx.api.replaceProvider(cur.id, profile as never, cur.version);
@@ -143,6 +180,7 @@ export function planProviders(manifest: Manifest, state: State, options: PlanOpt
           });
     }
   }
+  if (problems.length > 0) throw new ManifestError(manifest.file, problems);
   const rest = unlisted(
     manifest,
     options,

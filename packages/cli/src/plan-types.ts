@@ -29,6 +29,8 @@ export interface Action {
   name: string;
   changes: FieldChange[];
   note?: string;
+  /** Lines beneath the changes that are not changes (a client_secret kept as stored). */
+  remarks?: string[];
   run?: (ctx: ExecContext) => Promise<void>;
 }
 

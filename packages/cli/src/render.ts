@@ -57,6 +57,7 @@ export function renderPlan(io: Io, plan: Plan, target: string): void {
     const head = `${SYMBOL[a.op]} ${a.op === 'unchanged' ? 'unchanged' : a.op} ${KIND_LABEL[a.kind]} ${a.name}`;
     io.out(`  ${paint(COLOUR[a.op], head)}`);
     for (const c of a.changes) io.out(`      ${changeLine(c, a.op)}`);
+    for (const r of a.remarks ?? []) io.out(paint('dim', `      ${r}`));
     if (a.note) io.out(paint('dim', `      (${a.note})`));
   }
   renderOrphans(io, plan);

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { applyPlan, renderResult, resultJson } from '../apply.ts';
 import { exportManifest } from '../export.ts';
 import { CliError, painter } from '../io.ts';
-import { DEFAULT_MANIFEST, loadManifest, type Manifest } from '../manifest.ts';
+import { DEFAULT_MANIFEST, loadManifest, type Manifest, type ManifestOptions } from '../manifest.ts';
 import { hasChanges, makePlan, type Plan } from '../plan.ts';
 import { emit, planJson, renderOrphans, renderPlan } from '../render.ts';
 import { readState } from '../state.ts';
@@ -20,8 +20,9 @@ function manifestFile(ctx: Ctx): string {
   return DEFAULT_MANIFEST;
 }
 
-function manifestOf(ctx: Ctx): Manifest {
-  const m = loadManifest(manifestFile(ctx), ctx.io.env);
+/** plan and apply keep a stored secret whose variable is unset; validate names it (manifest.ts). */
+function manifestOf(ctx: Ctx, options: ManifestOptions = {}): Manifest {
+  const m = loadManifest(manifestFile(ctx), ctx.io.env, options);
   for (const w of m.warnings) ctx.io.err(painter(ctx.io)('yellow', `warning: ${w}`));
   return m;
 }
@@ -35,7 +36,7 @@ export function validateCommand(ctx: Ctx): number {
 }
 
 async function planFor(ctx: Ctx): Promise<{ manifest: Manifest; plan: Plan }> {
-  const manifest = manifestOf(ctx);
+  const manifest = manifestOf(ctx, { keepUnsetSecrets: true });
   const state = await readState(ctx.api());
   const plan = makePlan(manifest, state, {
     prune: ctx.flags.prune === true,
