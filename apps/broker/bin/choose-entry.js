@@ -22,7 +22,12 @@ export function chooseEntry(broker, env) {
     return source;
   }
   const src = new URL('src/', broker);
-  for (const file of readdirSync(src, { recursive: true }))
-    if (statSync(new URL(file, src)).mtimeMs > built) return source;
+  let files;
+  try {
+    files = readdirSync(src, { recursive: true });
+  } catch {
+    return bundle.href; // no source beside the bundle (an image that ships only the bundle)
+  }
+  for (const file of files) if (statSync(new URL(file, src)).mtimeMs > built) return source;
   return bundle.href;
 }

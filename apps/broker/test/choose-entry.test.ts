@@ -53,6 +53,13 @@ describe('what `nexus` starts from (bin/choose-entry.js)', () => {
     assert.equal(String(chooseEntry(tree.url, {})).slice(tree.url.href.length), 'src/cli/main.ts');
   });
 
+  it('starts from the bundle when no source ships beside it', () => {
+    const tree = brokerTree({ source: 2_000, bundle: 3_000 });
+    roots.push(tree.root);
+    rmSync(join(tree.root, 'src'), { recursive: true });
+    assert.equal(String(chooseEntry(tree.url, {})).slice(tree.url.href.length), 'dist/bundle/nexus.mjs');
+  });
+
   it('starts from the source without a bundle, or when NEXUS_FROM_SOURCE=1', () => {
     assert.equal(choose({ source: 2_000 }), 'src/cli/main.ts');
     assert.equal(choose({ source: 2_000, bundle: 3_000 }, { NEXUS_FROM_SOURCE: '1' }), 'src/cli/main.ts');
