@@ -46,11 +46,10 @@ import { createProvidersService, type ProvidersService } from './modules/provide
 import { createProvidersStore } from './modules/providers/providers.store.ts';
 import { createSecretBackend } from './modules/secrets/secret-backend.factory.ts';
 import type { SecretBackend } from './modules/secrets/secret-backend.ts';
-import { createOnBehalfOf, type OnBehalfOf, oboDecision } from './modules/token-exchange/obo.ts';
-import { withRemoteVerification } from './modules/token-exchange/remote-user-tokens.ts';
+import type { OnBehalfOf } from './modules/token-exchange/obo.ts';
 import { createSessionsStore } from './modules/token-exchange/sessions.store.ts';
-import { type AgentSessions, createAgentSessions } from './modules/token-exchange/sessions.ts';
-import { createTokenExchange, type TokenExchange } from './modules/token-exchange/token-exchange.ts';
+import type { AgentSessions } from './modules/token-exchange/sessions.ts';
+import type { TokenExchange } from './modules/token-exchange/token-exchange.ts';
 import {
   createTrustedIssuersService,
   type TrustedIssuersService,
@@ -60,6 +59,7 @@ import { createUserSecrets, type UserSecrets } from './modules/user-secrets/user
 import { createUserSecretsStore } from './modules/user-secrets/user-secrets.store.ts';
 import { createRefreshWorker, type RefreshWorker } from './modules/worker/refresh-worker.ts';
 import { createRefreshMetrics } from './modules/worker/worker.metrics.ts';
+import { createTokenExchangeParts } from './token-exchange-parts.ts';
 
 /** Every long-lived object of a broker process. Built here and nowhere else. */
 export interface Container {
@@ -243,50 +243,16 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     }),
   );
   const customScopes = createCustomScopes({ store: agentsStore, audit, now });
-  const sessions = createAgentSessions({
-    store: createSessionsStore(db),
+  const { sessions, onBehalfOf, tokenExchange } = createTokenExchangeParts({
+    config,
+    sessionsStore: createSessionsStore(db),
     agents,
     customScopes,
+    trustedIssuers,
     signingKeys,
     connections,
     audit,
-    issuer: config.http.baseUrl,
-    maxTtlSeconds: config.agentSessionMaxTtlSeconds,
-    narrow: (id, scopes) => connections.narrowedToken(id, scopes),
     now,
-  });
-  const onBehalfOf = createOnBehalfOf({
-    sessions,
-    // Opaque user tokens go to the developer's callback (BACKEND_AUTH_URL) when one is configured.
-    users:
-      config.backendAuth === undefined
-        ? trustedIssuers
-        : withRemoteVerification(trustedIssuers, {
-            url: config.backendAuth.url,
-            token:
-              config.backendAuth.token === undefined
-                ? undefined
-                : new TextDecoder().decode(config.backendAuth.token.reveal()),
-            fetch: createSafeFetch({
-              allowCidrs: config.egressAllowedCidrs,
-              timeoutMs: config.upstreamTimeoutMs,
-              maxRedirects: 0,
-            }),
-            maxLifetimeMs: 900_000,
-            now,
-          }),
-    // The agent gate: scopes its row still allows and its credential (token) was given.
-    agentScopes: async (agent) =>
-      (await agents.principalFor(agent.agentUuid)).scopes.filter((s) => agent.scopes.includes(s)),
-    audit,
-    decide: oboDecision,
-    now,
-  });
-  const tokenExchange = createTokenExchange({
-    agents,
-    onBehalfOf,
-    issuer: config.http.baseUrl,
-    sessionTtlSeconds: Math.min(900, config.agentSessionMaxTtlSeconds),
   });
   const consentStore = createConsentStore(db);
   const returnUrls = {
