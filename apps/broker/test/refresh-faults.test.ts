@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { assertProblem, json } from './harness.ts';
+import { sql } from 'kysely';
+import { assertProblem, DIALECT, json } from './harness.ts';
 import { RETURN, Scenario } from './oauth-scenario.ts';
 
 /**
@@ -284,5 +285,65 @@ describe('refresh under provider faults', () => {
       ),
     );
     assert.ok(started.connection_id);
+  });
+});
+
+describe('a refresh call the broker holds back', {
+  skip:
+    DIALECT !== 'postgres' &&
+    'a statement that stalls inside the database (a trigger running pg_sleep): runs in `npm run test:pg`',
+}, () => {
+  // A 3 s lease: a call is sent only while the lease was confirmed less than 1.5 s before.
+  const s = new Scenario();
+  before(() =>
+    s.start({
+      env: {
+        NEXUS_REFRESH_MARGIN_SECONDS: String(MARGIN_S),
+        NEXUS_REFRESH_JITTER_SECONDS: '0',
+        NEXUS_UPSTREAM_TIMEOUT_SECONDS: '1',
+        NEXUS_REFRESH_LEASE_SECONDS: '3',
+      },
+    }),
+  );
+  after(() => s.close());
+
+  it('when the database stalled under its lease: not sent, no failure counted, sent by the next claim', async () => {
+    const id = await s.connect('idp-basic', 'held-back');
+    const store = s.broker.container.connectionsStore;
+    s.clock = (await store.find(id))!.refresh_due_at!;
+    // The database stalls for 2 s on the statement that marks the call in flight; the lease
+    // renewals wait behind its row lock. The broker cannot vouch for its lease when the mark returns.
+    const db = s.broker.container.db.kysely;
+    await sql`CREATE FUNCTION nexus_test_stall() RETURNS trigger LANGUAGE plpgsql
+      AS $$ BEGIN PERFORM pg_sleep(2); RETURN NEW; END $$`.execute(db);
+    await sql`CREATE TRIGGER nexus_test_stall BEFORE UPDATE ON connections FOR EACH ROW
+      WHEN (OLD.refresh_started_at IS NULL AND NEW.refresh_started_at IS NOT NULL)
+      EXECUTE FUNCTION nexus_test_stall()`.execute(db);
+    const base = { ...s.idp.counts };
+    try {
+      assert.equal(await s.broker.container.refreshWorker.runOnce(), 1, 'claimed');
+    } finally {
+      await sql`DROP TRIGGER nexus_test_stall ON connections`.execute(db);
+      await sql`DROP FUNCTION nexus_test_stall()`.execute(db);
+    }
+    assert.equal(s.idp.counts.token_requests, base.token_requests, 'nothing reached the provider');
+    const held = (await store.find(id))!;
+    assert.equal(held.refresh_failures, 0, 'no failure counted');
+    assert.equal(held.last_error, null);
+    assert.equal(held.refresh_started_at, null, 'known not sent: no unknown outcome left behind');
+    assert.equal(held.refresh_lease_owner, null, 'the lease is free for any replica');
+    assert.ok(held.refresh_due_at! <= s.clock + 1_000, 'due again in a second, without backoff');
+    const events = json<{ events: { type: string }[] }>(
+      await s.call({ method: 'GET', url: `/admin/v1/events?connection_id=${id}` }, 200),
+    ).events.map((e) => e.type);
+    assert.ok(!events.includes('connection.refresh_failed'), events.join());
+    // The next pass, a second later, sends it once, and the connection is refreshed.
+    s.clock += 1_000;
+    assert.equal(await s.broker.container.refreshWorker.runOnce(), 1);
+    assert.equal(s.idp.counts.refresh_token - base.refresh_token, 1);
+    const after = (await store.find(id))!;
+    assert.equal(after.status, 'active');
+    assert.notEqual(after.last_refreshed_at, null);
+    assert.equal(after.refresh_failures, 0);
   });
 });

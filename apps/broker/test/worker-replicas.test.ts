@@ -266,6 +266,12 @@ describe('a worker starved of CPU in the middle of a refresh', { skip: PG_ONLY }
       },
       20_000,
     );
+    // Stopped only once every call has left: the provider holds all three.
+    await waitFor(
+      'the provider to receive every call',
+      async () => s.idp.counts.token_requests - base.token_requests >= ids.length,
+      20_000,
+    );
     starved.kill('SIGSTOP');
     const other = await startWorker(s, leaseEnv);
     // Longer than the lease (10 s), shorter than the lease and its grace for a call in flight.

@@ -135,15 +135,16 @@ export function createLeaseQueries(db: Database, refreshGraceMs: number) {
      * provably was not processed (never sent, or answered with an error), may clear it. `version`
      * moves, so a reader that decided to refresh before this attempt ended decides again (and
      * sees the backoff) instead of calling at once. `countAttempt: false` leaves the floor between
-     * refresh attempts alone (a down-scoping call is not a refresh of the connection's token).
+     * refresh attempts alone (a down-scoping call is not a refresh of the connection's token);
+     * `dueAt` schedules the next attempt without counting a failure.
      */
     async releaseLease(
       id: string,
       leaseId: string,
-      lastError: string,
+      lastError: string | null,
       now: number,
       retryAt?: number,
-      options: { clearInFlight?: boolean; countAttempt?: boolean } = {},
+      options: { clearInFlight?: boolean; countAttempt?: boolean; dueAt?: number } = {},
     ): Promise<void> {
       await k
         .updateTable('connections')
@@ -155,6 +156,7 @@ export function createLeaseQueries(db: Database, refreshGraceMs: number) {
           updated_at: now,
           version: eb('version', '+', 1),
           ...(options.clearInFlight ? { refresh_started_at: null } : {}),
+          ...(options.dueAt === undefined ? {} : { refresh_due_at: options.dueAt }),
           ...(retryAt === undefined
             ? {}
             : {

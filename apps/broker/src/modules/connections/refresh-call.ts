@@ -5,7 +5,7 @@ import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
-import { classify, describeUpstreamError, type Spent } from './refresh-classify.ts';
+import { classify, describeUpstreamError, type Spent, WithheldError } from './refresh-classify.ts';
 import { type LeaseKeeper, monotonic } from './refresh-lease.ts';
 
 /** A timer this late means the process did not run (starved of CPU, stopped, paused by GC). */
@@ -83,7 +83,9 @@ export function createProviderCall(c: ProviderCallDeps) {
     const fetchThrough = options[oauth.customFetch];
     const guardedFetch: typeof fetch = (input, init) => {
       if (monotonic() - keeper.confirmedAt > leaseMs / 2)
-        return Promise.reject(new Error('the refresh lease is no longer known to be fresh; not sent'));
+        return Promise.reject(
+          new WithheldError('the refresh lease is no longer known to be fresh; not sent'),
+        );
       sent = true;
       return fetchThrough(input, init);
     };

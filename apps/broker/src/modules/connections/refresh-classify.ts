@@ -18,11 +18,22 @@ export type Spent =
   | { kind: 'grant_lost' }
   /** Nothing was spent: the call never left, or the provider answered with an error. */
   | { kind: 'failed'; reason: string; retryAfterMs: number | undefined; error: unknown }
+  /**
+   * Nothing was spent, through no fault of the provider: this process held the call back because
+   * it could no longer vouch for its lease (it had been starved of CPU or stopped). Retried at
+   * once, by whichever replica claims it, without counting a failure.
+   */
+  | { kind: 'withheld'; reason: string; error: unknown }
   /** The provider may have processed the call (timeout, connection lost after sending). */
   | { kind: 'unknown'; reason: string; error: unknown };
 
 /** A call that did not bring tokens, to be recorded as a failed attempt. */
 export type FailedCall = Extract<Spent, { kind: 'failed' | 'unknown' }>;
+
+/** Raised by the send guard: the request was never handed to the network. */
+export class WithheldError extends Error {
+  override name = 'WithheldError';
+}
 
 function isInvalidGrant(error: unknown): boolean {
   return error instanceof oauth.ResponseBodyError && isInvalidGrantCode(error.error);
@@ -77,6 +88,7 @@ export function describeUpstreamError(error: unknown): string {
  */
 export function classify(error: unknown, sent: boolean, now: number): Exclude<Spent, { kind: 'tokens' }> {
   if (isInvalidGrant(error)) return { kind: 'grant_lost' };
+  if (!sent && error instanceof WithheldError) return { kind: 'withheld', reason: error.message, error };
   const reason = describeUpstreamError(error);
   const response = responseOf(error);
   if (response !== undefined) {

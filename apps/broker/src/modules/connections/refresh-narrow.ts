@@ -91,11 +91,11 @@ export function createNarrowing(c: NarrowingDeps) {
         leaseId,
         current.refresh_started_at !== null ? 'refresh_outcome_lost' : 'invalid_grant',
       );
-    if (spent.kind === 'failed' || spent.kind === 'unknown') {
+    if (spent.kind === 'failed' || spent.kind === 'unknown' || spent.kind === 'withheld') {
       // invalid_scope, an outage: nothing changes, unless the call may have been processed. A
       // narrowing is not a refresh of the connection's own token: the floor between those stays.
-      await store.releaseLease(id, leaseId, current.last_error ?? '', now(), undefined, {
-        clearInFlight: spent.kind === 'failed' && current.refresh_started_at === null,
+      await store.releaseLease(id, leaseId, current.last_error, now(), undefined, {
+        clearInFlight: spent.kind !== 'unknown' && current.refresh_started_at === null,
         countAttempt: false,
       });
       return null;

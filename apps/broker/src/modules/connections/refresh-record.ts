@@ -8,6 +8,9 @@ import type { CredentialStore } from './credential-store.ts';
 import type { FailedCall, GrantLostReason } from './refresh-classify.ts';
 import { extendsToken, type RefreshSchedule } from './refresh-schedule.ts';
 
+/** How soon a call held back by the send guard is due again. */
+const WITHHELD_RETRY_MS = 1_000;
+
 export interface OutcomeRecorderDeps {
   store: Pick<ConnectionsStore, 'completeLease' | 'releaseLease' | 'find'>;
   credentials: Pick<CredentialStore, 'write' | 'remove' | 'mode'>;
@@ -109,6 +112,25 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     throw errorFrom(connectionErrors, 'provider_unavailable', {
       detail: `refresh of ${row.id}: ${outcome.reason}`,
       cause: outcome.error,
+    });
+  }
+
+  /**
+   * A call held back before it left (`withheld`): nothing was spent and nothing failed, so the
+   * lease goes back with no failure counted and `last_error` as it was, and the connection is due
+   * again a moment later (not at once: a database that keeps stalling must not become a loop of
+   * claims); the next claim, any replica's, sends it. The caller sees a refresh still in progress.
+   */
+  async function withheld(row: ConnectionWithProvider, leaseId: string, reason: string): Promise<never> {
+    const t = now();
+    await store.releaseLease(row.id, leaseId, row.last_error, t, undefined, {
+      clearInFlight: row.refresh_started_at === null,
+      countAttempt: false,
+      dueAt: t + WITHHELD_RETRY_MS,
+    });
+    throw errorFrom(connectionErrors, 'refresh_in_progress', {
+      detail: `refresh of ${row.id}: ${reason}`,
+      details: { connection_id: row.id, retry_after_seconds: 1 },
     });
   }
 
@@ -218,5 +240,5 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     );
   }
 
-  return { grantLost, keepRefreshed, failed, refreshed, discarded };
+  return { grantLost, keepRefreshed, failed, withheld, refreshed, discarded };
 }

@@ -158,6 +158,7 @@ export function createRefresher(c: {
       const spent = await spend(row, leaseId, keeper, creds.refresh_token);
       if (spent.kind === 'grant_lost')
         await grantLost(row, leaseId, outcomeWasUnknown ? 'refresh_outcome_lost' : 'invalid_grant');
+      if (spent.kind === 'withheld') return await record.withheld(row, leaseId, spent.reason);
       if (spent.kind === 'failed' || spent.kind === 'unknown') return await failed(row, leaseId, spent);
       const { tokens, answeredAt } = spent as Extract<Spent, { kind: 'tokens' }>;
       await record.refreshed(row, leaseId, creds, tokens, answeredAt);
