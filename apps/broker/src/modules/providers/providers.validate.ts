@@ -1,5 +1,6 @@
 import { STRATEGY_SETTINGS } from '../strategies/strategy.ts';
 import { checkCredentialSchema, checkValidation } from './capture-params.validate.ts';
+import { CATALOG_PARAMS, checkCatalogParams } from './catalog-params.validate.ts';
 import { checkUrl, type Problem, type ValidationOptions } from './provider-url-rules.ts';
 import type { AuthType, StoredProfile } from './providers.schemas.ts';
 
@@ -122,6 +123,8 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
     const path = `params.${key}`;
     if (!/^[A-Za-z0-9_.-]{1,64}$/.test(key)) {
       problems.push({ path, message: 'parameter names are letters, digits, dot, dash and underscore' });
+    } else if (CATALOG_PARAMS.has(key)) {
+      // Settings that catalogue templates write (catalog-params.validate.ts checks them below).
     } else if (CORE_AUTHORIZE_PARAMS.has(key.toLowerCase())) {
       problems.push({ path, message: 'overrides a core authorization parameter the broker sets itself' });
     } else if (BOOL_PARAMS.has(key)) {
@@ -146,6 +149,7 @@ function checkParams(problems: Problem[], profile: StoredProfile, options: Valid
       });
     }
   }
+  checkCatalogParams(problems, profile, options);
   if (profile.params.validation !== undefined) checkValidation(problems, profile, options);
   if (profile.params.credential_schema !== undefined) checkCredentialSchema(problems, profile);
   if (profile.params.jwks_uri !== undefined) {
