@@ -20,11 +20,16 @@ COPY package.json package-lock.json ./
 COPY apps/broker/package.json apps/broker/
 COPY packages/cli/package.json packages/cli/
 COPY packages/sdk/package.json packages/sdk/
+COPY packages/connect/package.json packages/connect/
 RUN npm ci --ignore-scripts --no-audit --no-fund
 # tsconfig.json too: esbuild follows its import settings (verbatimModuleSyntax) as tsc does.
 COPY tsconfig.json ./
 COPY apps/broker/src apps/broker/src
 COPY apps/broker/scripts apps/broker/scripts
+# The operator console's frontend: build.mjs compiles it into dist/console.
+COPY apps/broker/console apps/broker/console
+# The provider catalogue: build.mjs copies it beside the bundle, where the broker reads it.
+COPY catalog catalog
 RUN node apps/broker/scripts/build.mjs
 
 # --- deps: the broker's production dependencies only --------------------------------------------
@@ -34,6 +39,7 @@ COPY package.json package-lock.json ./
 COPY apps/broker/package.json apps/broker/
 COPY packages/cli/package.json packages/cli/
 COPY packages/sdk/package.json packages/sdk/
+COPY packages/connect/package.json packages/connect/
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --workspace @nexus/broker \
  && npm cache clean --force
 
@@ -53,6 +59,7 @@ COPY --from=deps /app/node_modules node_modules
 COPY --from=deps /app/package.json package.json
 COPY --from=deps /app/apps/broker/package.json apps/broker/package.json
 COPY --from=build /src/apps/broker/dist/bundle apps/broker/dist/bundle
+COPY --from=build /src/apps/broker/dist/console apps/broker/dist/console
 # The bundle finds the agent API's protos at ../../../../proto, as the source does (build.mjs).
 COPY proto proto
 COPY deploy/docker/nexus.mjs deploy/docker/healthcheck.mjs deploy/docker/

@@ -4,6 +4,7 @@
 // Independent derivation of the strategy vectors: HMAC/basic via node:crypto/Buffer, SigV4 written
 // from the AWS docs ("Create a signed AWS API request"), NOT by calling any Nexus implementation.
 import { createHash, createHmac } from 'node:crypto';
+import { headersVectors } from './derive-headers-vectors.mjs';
 
 const NOW = '2026-01-02T03:04:05Z';
 const sha256hex = (b) => createHash('sha256').update(b).digest('hex');
@@ -150,6 +151,8 @@ err(
   { url: 'https://api.example.com/v1/items' },
   ['api_key'],
 );
+
+headersVectors({ ok, err });
 
 // query_param
 for (const [name, config, creds, url] of [
@@ -389,6 +392,8 @@ const doc = {
     request:
       'method, URL, headers (lower-case names) and body (a UTF-8 string; HMAC and SigV4 sign its UTF-8 bytes; empty string = no body).',
     now: 'aws_sigv4 only: the signing time.',
+    headers_templates:
+      'headers only: config maps header names to templates; each {field} is replaced by that credential field, once (a value is never expanded again), the text around it kept.',
     'expected.headers':
       'every header of the request once the strategy is applied (the input ones kept), lower-case names compared case-insensitively; host and content-length, which transports add, are not compared.',
     'expected.url': 'the request URL without its query: unchanged by every strategy.',

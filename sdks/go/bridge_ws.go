@@ -49,7 +49,7 @@ func (e *refusedCredential) Unwrap() error { return e.err }
 // close handshake with code 1000) or a permanent failure (a [*PermanentError]).
 //
 //   - The credential is applied to the handshake request: oauth2 (Authorization: Bearer),
-//     header, query_param, basic_auth, and aws_sigv4 (the handshake is a GET signed like any
+//     header, headers, query_param, basic_auth, and aws_sigv4 (the handshake is a GET signed like any
 //     other, as AWS API Gateway's WebSocket APIs expect). hmac_payload is refused
 //     ([ErrStrategy]): it signs a request body and a handshake has none, so its signature
 //     would be a constant that anyone who saw it could replay.

@@ -56,6 +56,24 @@ func TestConnectionLifecycle(t *testing.T) {
 	}
 }
 
+// Issue #20: the testbed's providers declare no per-connection parameters, so the broker refuses
+// the name it was sent (and creates nothing): the field reached it.
+func TestRequestConnectionSendsConnectionConfig(t *testing.T) {
+	tb := testbed(t)
+	c := agentClient(t)
+	_, err := c.RequestConnection(ctxT(t), RequestConnectionInput{
+		UserID: "go-connection-config", ProviderName: tb.Providers[StrategyOAuth2],
+		ReturnURL: "http://localhost:3000/connected", ConnectionConfig: map[string]string{"tenant": "acme"},
+	})
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(err, ErrBadRequest) || e.Status != 400 || e.Code != "invalid_connection_config" {
+		t.Fatalf("connection_config for a provider without parameters: %#v", err)
+	}
+	if !strings.Contains(e.Message, "tenant is not a connection parameter") {
+		t.Fatalf("message %q does not name the parameter", e.Message)
+	}
+}
+
 func TestTokenCalls(t *testing.T) {
 	tb := testbed(t)
 	c := agentClient(t)

@@ -92,6 +92,16 @@ func metadataFor(t *Token) (map[string]string, error) {
 			return nil, err
 		}
 		return map[string]string{"authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}, nil
+	case StrategyHeaders:
+		values, err := headerValues(t)
+		if err != nil {
+			return nil, err
+		}
+		md := make(map[string]string, len(values))
+		for name, v := range values {
+			md[strings.ToLower(name)] = v
+		}
+		return md, nil
 	}
 	return nil, strategyError("the %s strategy cannot be carried in gRPC metadata", t.Strategy.Type)
 }

@@ -22,6 +22,7 @@ const (
 const (
 	StrategyOAuth2      = "oauth2"
 	StrategyHeader      = "header"
+	StrategyHeaders     = "headers"
 	StrategyQueryParam  = "query_param"
 	StrategyBasicAuth   = "basic_auth"
 	StrategyHMACPayload = "hmac_payload"
@@ -36,6 +37,10 @@ type RequestConnectionInput struct {
 	ProviderID   string   `json:"provider_id,omitempty"`
 	Scopes       []string `json:"scopes,omitempty"`
 	ReturnURL    string   `json:"return_url"`
+	// ConnectionConfig holds values of the provider's per-connection parameters (a Zendesk
+	// subdomain, a Microsoft tenant). The broker answers 400 invalid_connection_config to a name
+	// the provider does not declare, a missing value or one that does not match its pattern.
+	ConnectionConfig map[string]string `json:"connection_config,omitempty"`
 }
 
 // RequestConnectionResponse tells where to send the user.
@@ -67,6 +72,9 @@ type Token struct {
 	// AccessToken and TokenType are the OAuth fields flattened at the top level (oauth2 only).
 	AccessToken string
 	TokenType   string
+	// ConnectionConfig holds the values the provider's URL placeholders are filled with for this
+	// connection (not secrets); nil when the provider has none.
+	ConnectionConfig map[string]string
 }
 
 // TokenResponse is the name the original Go SDK used for [Token].
@@ -81,12 +89,14 @@ type tokenWire struct {
 	ExpiresAt    *string           `json:"expires_at"`
 	AccessToken  string            `json:"access_token"`
 	TokenType    string            `json:"token_type"`
+	Config       map[string]string `json:"connection_config"`
 }
 
 func (w *tokenWire) token() *Token {
 	t := &Token{
 		ConnectionID: w.ConnectionID, ProviderID: w.ProviderID, ProviderName: w.ProviderName,
 		Strategy: w.Strategy, Credentials: w.Credentials, AccessToken: w.AccessToken, TokenType: w.TokenType,
+		ConnectionConfig: w.Config,
 	}
 	if t.Credentials == nil {
 		t.Credentials = map[string]string{}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -67,6 +68,14 @@ func ApplyStrategy(ctx context.Context, t *Token, req *http.Request, body []byte
 			return err
 		}
 		req.Header.Set(conf(t, "header_name", "Authorization"), t.Strategy.Config["value_prefix"]+v)
+	case StrategyHeaders:
+		values, err := headerValues(t)
+		if err != nil {
+			return err
+		}
+		for name, v := range values {
+			req.Header.Set(name, v)
+		}
 	case StrategyQueryParam:
 		name := conf(t, "param_name", "")
 		if name == "" {
@@ -155,4 +164,30 @@ func ApplyStrategy(ctx context.Context, t *Token, req *http.Request, body []byte
 		return strategyError("unknown strategy type %q", t.Strategy.Type)
 	}
 	return nil
+}
+
+// placeholder is a {field} of a headers template: a credential field's name in braces.
+var placeholder = regexp.MustCompile(`\{([A-Za-z0-9_.-]{1,64})\}`)
+
+// headerValues is what a headers strategy sets: each header of its config with every {field}
+// replaced, once, by that credential field (the text around it kept).
+func headerValues(t *Token) (map[string]string, error) {
+	if len(t.Strategy.Config) == 0 {
+		return nil, strategyError("headers strategy of connection %s names no header", t.ConnectionID)
+	}
+	out := make(map[string]string, len(t.Strategy.Config))
+	var missing error
+	for name, template := range t.Strategy.Config {
+		out[name] = placeholder.ReplaceAllStringFunc(template, func(m string) string {
+			v, err := field(t, m[1:len(m)-1])
+			if err != nil && missing == nil {
+				missing = err
+			}
+			return v
+		})
+	}
+	if missing != nil {
+		return nil, missing
+	}
+	return out, nil
 }

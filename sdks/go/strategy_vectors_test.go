@@ -60,7 +60,7 @@ func TestStrategyVectors(t *testing.T) {
 	for _, v := range vectors {
 		types[v.Strategy.Type] = true
 	}
-	for _, want := range []string{StrategyOAuth2, StrategyHeader, StrategyQueryParam, StrategyBasicAuth, StrategyHMACPayload, StrategyAWSSigV4} {
+	for _, want := range []string{StrategyOAuth2, StrategyHeader, StrategyHeaders, StrategyQueryParam, StrategyBasicAuth, StrategyHMACPayload, StrategyAWSSigV4} {
 		if !types[want] {
 			t.Errorf("the vector file has no %s vector", want)
 		}

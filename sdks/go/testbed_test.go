@@ -40,7 +40,7 @@ type testbedInfo struct {
 	UserSecrets map[string]string `json:"user_secrets"`
 }
 
-var strategies = []string{StrategyOAuth2, StrategyHeader, StrategyQueryParam, StrategyBasicAuth, StrategyHMACPayload, StrategyAWSSigV4}
+var strategies = []string{StrategyOAuth2, StrategyHeader, StrategyHeaders, StrategyQueryParam, StrategyBasicAuth, StrategyHMACPayload, StrategyAWSSigV4}
 
 var (
 	tbOnce   sync.Once

@@ -11,6 +11,7 @@ import { type OidcFixture, startOidcProvider } from '../../apps/broker/test/oidc
 import { BrokerProcess, freePort } from './broker-process.ts';
 import {
   closeCode,
+  headersProfile,
   newCredentials,
   optionalString,
   PROVIDERS,
@@ -46,6 +47,7 @@ export class Testbed {
   private readonly issued: Record<Strategy, StaticCredentials[]> = {
     oauth2: [],
     header: [],
+    headers: [],
     query_param: [],
     basic_auth: [],
     hmac_payload: [],
@@ -193,6 +195,7 @@ export class Testbed {
           },
         },
       },
+      headersProfile(this.upstream.url),
       {
         name: PROVIDERS.query_param,
         auth_type: 'query_param',

@@ -7,6 +7,7 @@ export const WORKSPACE = 'testbed-user';
 export const STRATEGIES: readonly Strategy[] = [
   'oauth2',
   'header',
+  'headers',
   'query_param',
   'basic_auth',
   'hmac_payload',
@@ -15,12 +16,23 @@ export const STRATEGIES: readonly Strategy[] = [
 export const PROVIDERS: Record<Strategy, string> = {
   oauth2: 'tb-oauth2',
   header: 'tb-header',
+  headers: 'tb-headers',
   query_param: 'tb-query',
   basic_auth: 'tb-basic',
   hmac_payload: 'tb-hmac',
   aws_sigv4: 'tb-sigv4',
 };
 export const SCOPES = ['tb:read', 'tb:write'];
+
+/** The provider of the `headers` strategy: two headers, one with text around its field (upstream.ts checks both). */
+export const headersProfile = (upstreamUrl: string) => ({
+  name: PROVIDERS.headers,
+  auth_type: 'header',
+  api_base_url: `${upstreamUrl}/headers`,
+  params: {
+    auth_strategy: { type: 'headers', config: { 'X-Api-Key': '{api_key}', 'X-App-Key': 'app {app_key}' } },
+  },
+});
 
 export function tokenTtlOf(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
@@ -55,6 +67,8 @@ export function newCredentials(strategy: Exclude<Strategy, 'oauth2'>): StaticCre
     case 'header':
     case 'query_param':
       return { api_key: `key-${token()}` };
+    case 'headers':
+      return { api_key: `key-${token()}`, app_key: `app-${token()}` };
     case 'basic_auth':
       return { username: `user-${token()}`, password: `pw-${token()}` };
     case 'hmac_payload':

@@ -2,7 +2,7 @@
  * The upstream API of the SDK testbed: `ANY /<strategy>/<path>` answers 200 only when the request
  * carries a credential that strategy must have applied, checked independently of any SDK:
  * - oauth2: the bearer token is presented to the OpenID provider's userinfo endpoint;
- * - header, query_param, basic_auth: the value equals credentials the testbed captured;
+ * - header, headers, query_param, basic_auth: the values equal credentials the testbed captured;
  * - hmac_payload: the HMAC is recomputed over the raw body received;
  * - aws_sigv4: the signature is recomputed with the AWS signer (@smithy/signature-v4) from the
  *   headers the client said it signed, the raw body and the client's own X-Amz-Date.
@@ -17,8 +17,17 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { Sha256 } from '../../apps/broker/src/modules/strategies/sigv4.ts';
 import type { OidcFixture } from '../../apps/broker/test/oidc-fixture.ts';
 
-export type Strategy = 'oauth2' | 'header' | 'query_param' | 'basic_auth' | 'hmac_payload' | 'aws_sigv4';
+export type Strategy =
+  | 'oauth2'
+  | 'header'
+  | 'headers'
+  | 'query_param'
+  | 'basic_auth'
+  | 'hmac_payload'
+  | 'aws_sigv4';
 export type StaticCredentials = Record<string, string>;
+/** The credentials captured per strategy; a strategy without an entry accepts none. */
+export type Issued = Partial<Record<Strategy, StaticCredentials[]>>;
 
 const BODY_LIMIT = 10 * 1024 * 1024;
 
@@ -97,12 +106,12 @@ export class TokenExpiries {
 /** The credential checks of every testbed server (this upstream, the WebSocket and gRPC servers). */
 export function createVerifier(deps: {
   idp: OidcFixture;
-  issued: Record<Strategy, StaticCredentials[]>;
+  issued: Issued;
   expiries: TokenExpiries;
 }): Verifier {
   async function verify(strategy: Strategy, req: CheckedRequest): Promise<string | null> {
     const { url, body } = req;
-    const issued = deps.issued[strategy];
+    const issued = deps.issued[strategy] ?? [];
     const header = (name: string) => {
       const value = req.headers[name];
       return typeof value === 'string' ? value : undefined;
@@ -121,6 +130,17 @@ export function createVerifier(deps: {
         return issued.some((c) => value !== undefined && same(value, c.api_key!))
           ? null
           : 'X-Api-Key is wrong';
+      }
+      case 'headers': {
+        // Both headers, from the same captured credential (the provider's templates: bed.ts).
+        const key = header('x-api-key');
+        const app = header('x-app-key');
+        return issued.some(
+          (c) =>
+            key !== undefined && app !== undefined && same(key, c.api_key!) && same(app, `app ${c.app_key}`),
+        )
+          ? null
+          : 'X-Api-Key or X-App-Key is wrong';
       }
       case 'query_param': {
         const value = url.searchParams.get('api_key');
@@ -211,9 +231,7 @@ export function createVerifier(deps: {
  * with a verifier of its own built from `idp` (as apps/broker/test/proxy.test.ts starts it).
  */
 export async function startUpstream(
-  deps:
-    | { issued: Record<Strategy, StaticCredentials[]>; verify: Verifier }
-    | { issued: Record<Strategy, StaticCredentials[]>; idp: OidcFixture },
+  deps: { issued: Issued; verify: Verifier } | { issued: Issued; idp: OidcFixture },
 ) {
   const verify =
     'verify' in deps

@@ -9,12 +9,13 @@
  * files and ~1,500 package files took most of the start-up time (docs/decisions/0014).
  *
  * Left outside the bundle: packages that read their own files at run time (swagger and its UI's
- * assets, gRPC's protos) and the cloud SDKs, which load only when their secret backend is
- * configured.
+ * assets, gRPC's protos), the cloud SDKs, which load only when their secret backend is
+ * configured, and `oidc-provider`, the demo identity provider that only `nexus dev` imports.
  */
 import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
+import { buildConsole } from '../console/build.mjs';
 
 const broker = join(import.meta.dirname, '..');
 const dist = join(broker, 'dist');
@@ -35,6 +36,7 @@ await build({
     'grpc-health-check',
     '@aws-sdk/*',
     '@google-cloud/*',
+    'oidc-provider',
   ],
   // CommonJS packages inside an ES module still call require() for Node's built-ins.
   banner: {
@@ -45,4 +47,8 @@ await build({
 });
 cpSync(join(broker, 'src', 'db', 'migrations'), join(out, 'migrations'), { recursive: true });
 cpSync(join(broker, 'src', 'grpc', 'protos'), join(out, 'protos'), { recursive: true });
+// The provider catalogue (decision 0015): the broker reads it from beside the bundle.
+cpSync(join(broker, '..', '..', 'catalog'), join(out, 'catalog'), { recursive: true });
+// The operator console's frontend (apps/broker/console), served at /console from dist/console.
+await buildConsole(join(dist, 'console'));
 console.log(`apps/broker/dist/bundle/nexus.mjs built in ${Date.now() - started} ms`);

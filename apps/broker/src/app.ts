@@ -21,15 +21,25 @@ type Listeners = ReturnType<typeof listenersFor>;
 import './http/types.ts';
 import { adminKeysRoutes } from './modules/admin-keys/admin-keys.routes.ts';
 import { agentsRoutes } from './modules/agents/agents.routes.ts';
+import { agentMayUse } from './modules/agents/grants.ts';
 import { oauthRoutes } from './modules/agents/oauth.routes.ts';
 import { auditRoutes } from './modules/audit/audit.routes.ts';
+import { catalogRoutes } from './modules/catalog/catalog.routes.ts';
+import { connectRoutes } from './modules/connect/connect.routes.ts';
+import { createConnectService } from './modules/connect/connect.service.ts';
 import { connectionsRoutes } from './modules/connections/connections.routes.ts';
 import { captureRoutes } from './modules/consent/capture.routes.ts';
+import { confirmRoutes } from './modules/consent/confirm.routes.ts';
 import { consentRoutes } from './modules/consent/consent.routes.ts';
+import { defaultAssetsDir } from './modules/console/console.assets.ts';
+import { consoleRoutes } from './modules/console/console.routes.ts';
 import { eventsRoutes } from './modules/events/events.routes.ts';
 import { webhooksRoutes } from './modules/events/webhooks.routes.ts';
 import { healthRoutes } from './modules/health/health.routes.ts';
+import { mcpRoutes } from './modules/mcp/mcp.routes.ts';
+import { createMcpIssuerAuth } from './modules/mcp/mcp-issuer.ts';
 import { providersRoutes } from './modules/providers/providers.routes.ts';
+import { mcpGatewayRoutes } from './modules/proxy/mcp-gateway.routes.ts';
 import { createProxyMetrics } from './modules/proxy/proxy.metrics.ts';
 import { proxyRoutes } from './modules/proxy/proxy.routes.ts';
 import { sessionsRoutes } from './modules/token-exchange/sessions.routes.ts';
@@ -121,15 +131,36 @@ export async function buildApp(
     metricsPublic: config.http.metricsPublic,
     keyRing: container.keyRingCheck,
   });
-  providersRoutes(app, { providers: container.providers });
+  providersRoutes(app, { providers: container.providers, catalog: container.catalog });
+  catalogRoutes(app, { catalog: container.catalog });
   adminKeysRoutes(app, { adminKeys: container.adminKeys });
+  consoleRoutes(app, { assetsDir: defaultAssetsDir() });
   auditRoutes(app, { audit: container.audit });
   consentRoutes(app, { consent: container.consent, callbackPath: config.http.redirectPath });
+  confirmRoutes(app, { consent: container.consent });
   captureRoutes(app, {
     capture: container.capture,
     formBodyLimit: Math.min(config.http.bodyLimit, 64 * 1024),
+    brand: config.connect.brand,
   });
   connectionsRoutes(app, { connections: container.connections, providers: container.providers });
+  connectRoutes(app, {
+    connect: createConnectService({
+      db: container.db,
+      consent: container.consent,
+      providers: container.providers,
+      connections: container.connections,
+      audit: container.audit,
+      returnUrls: {
+        allowedDomains: config.allowedReturnDomains,
+        allowLoopback: config.mode !== 'production',
+        requireHttps: config.mode === 'production',
+      },
+      baseUrl: config.http.baseUrl,
+      ttlMs: config.connect.sessionTtlMs,
+    }),
+    brand: config.connect.brand,
+  });
   webhooksRoutes(app, { webhooks: container.webhooks });
   eventsRoutes(app, { events: container.events });
   agentsRoutes(app, { agents: container.agents });
@@ -151,7 +182,7 @@ export async function buildApp(
     // The same limit as JSON bodies: an over-long field is then a 400 naming it, not a 413.
     formBodyLimit: config.http.bodyLimit,
   });
-  proxyRoutes(app, {
+  const inBrokerProxy = proxyRoutes(app, {
     connections: container.connections,
     providers: container.providers,
     audit: container.audit,
@@ -160,6 +191,23 @@ export async function buildApp(
     bodyLimit: config.proxy.bodyLimit,
     timeoutMs: config.proxy.timeoutMs,
     allowCidrs: config.egressAllowedCidrs,
+  });
+  mcpGatewayRoutes(app, { proxy: inBrokerProxy.options, routes: config.proxy.mcpGatewayRoutes });
+  mcpRoutes(app, {
+    connections: container.connections,
+    consent: container.consent,
+    userSecrets: container.userSecrets,
+    audit: container.audit,
+    mayUse: agentMayUse,
+    defaultReturnUrl: `${config.http.baseUrl}/`,
+    issuer: config.http.baseUrl,
+    sessions: container.sessions,
+    issuerAuth: createMcpIssuerAuth({
+      entries: config.proxy.mcpIssuers,
+      resource: config.http.baseUrl,
+      verify: (token, options) => container.trustedIssuers.verifyUserToken(token, options),
+      agents: container.agents,
+    }),
   });
   return app;
 }

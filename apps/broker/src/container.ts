@@ -21,6 +21,7 @@ import { type AuditService, createAuditService } from './modules/audit/audit.ser
 import { createAuditStore } from './modules/audit/audit.store.ts';
 import { type BrokersStore, createBrokersStore } from './modules/brokers/brokers.store.ts';
 import { createKeyRingCheck, type KeyRingCheck } from './modules/brokers/key-ring-check.ts';
+import { type CatalogService, createCatalogService } from './modules/catalog/catalog.service.ts';
 import {
   type ConnectionsService,
   createConnectionsService,
@@ -77,6 +78,8 @@ export interface Container {
   readonly secretsFallback: SecretBackend | undefined;
   readonly discovery: Discovery;
   readonly providers: ProvidersService;
+  /** The provider catalogue (catalog/providers/), read on first use; `nexus serve` reads it at start. */
+  readonly catalog: CatalogService;
   readonly connections: ConnectionsService;
   /** Row-level connection maintenance for the CLI (rewrap, key reports, token migration, import). */
   readonly connectionsMaintenance: ConnectionsMaintenance;
@@ -259,6 +262,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     allowedDomains: config.allowedReturnDomains,
     allowLoopback: config.mode !== 'production',
     requireHttps: config.mode === 'production',
+    own: `${config.http.baseUrl}/connect/finish`,
   };
   const consent = createConsentService({
     store: consentStore,
@@ -272,6 +276,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     capturePageUrl: `${config.http.baseUrl}/connect/capture`,
     returnUrls,
     metrics: originalMetrics.consent,
+    verifier: config.connect.verifier,
     now,
   });
   const capture = createCaptureService({
@@ -282,6 +287,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     returnUrls,
     probe: createSafeFetch({ allowCidrs: config.egressAllowedCidrs, timeoutMs: config.upstreamTimeoutMs }),
     metrics: originalMetrics.capture,
+    confirmation: consent,
     now,
   });
   const housekeeping = createHousekeeping({
@@ -350,6 +356,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     secretsFallback,
     discovery,
     providers,
+    catalog: createCatalogService(),
     connections,
     connectionsMaintenance: createMaintenance(connectionsStore, credentialStore),
     consent,

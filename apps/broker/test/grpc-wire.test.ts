@@ -59,6 +59,7 @@ describe('gRPC wire (issue #17)', () => {
     );
     // Nexus may add to the original messages only on new numbers (this is the whole list today).
     assert.deepEqual(compareWire(original, restrictWire(published, original)).added, [
+      'nexus.v1.RequestConnectionRequest field 7 `repeated Connection_config connection_config`',
       'nexus.v1.CheckConnectionResponse field 3 `string connection_id`',
       'nexus.v1.CheckConnectionResponse reserves 2',
     ]);

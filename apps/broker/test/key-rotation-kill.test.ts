@@ -50,6 +50,8 @@ describe('kill -9 during keys rewrap, then rerun', { timeout: 240_000 }, () => {
       NEXUS_KEY_FILE: keyFile,
       API_KEYS: `ops:${adminKey}`,
       RATE_LIMIT_ENABLED: 'false',
+      // A capture held for the app's confirmation (decision 0017) is sealed data too.
+      NEXUS_CONNECT_VERIFIER_URL: 'http://localhost:3000/verify',
     };
     const generated = await runCli(['keys', 'generate', '--file', keyFile], env);
     assert.equal(generated.code, 0, show(generated));
@@ -102,6 +104,20 @@ describe('kill -9 during keys rewrap, then rerun', { timeout: 240_000 }, () => {
         false,
       );
       assert.equal(captured.statusCode, 200, captured.body);
+      const toConfirm = await inject('POST', '/v1/request-connection', {
+        user_id: 'u2',
+        provider_name: 'static',
+        return_url: 'http://localhost:3000/done',
+        verify: true,
+      });
+      assert.equal(toConfirm.statusCode, 200, toConfirm.body);
+      const held = await inject(
+        'POST',
+        '/v1/capture-credential',
+        { state: json<{ state: string }>(toConfirm).state, credentials: { api_key: 'sk_held' } },
+        false,
+      );
+      assert.equal(held.statusCode, 200, held.body);
       const hook = await inject('POST', '/admin/v1/webhooks', { url: 'https://hooks.example/in' });
       assert.equal(hook.statusCode, 201, hook.body);
       const agent = await inject('POST', '/admin/v1/agents', { agent_id: 'kill-agent', allowed_scopes: [] });
@@ -138,11 +154,12 @@ describe('kill -9 during keys rewrap, then rerun', { timeout: 240_000 }, () => {
     const oldUserKid = keyIdOf(material.userSecretsKeys![1]!.reveal());
     // Doctor sees every kind under the old keys, user secrets included (read through the backend):
     // 300 secrets, 5 user-secret versions (their outer envelope), the provider's client secret, the
-    // captured credentials, the verifier, the webhook secret and the signing key.
+    // captured credentials, a capture held for confirmation, the verifier, the webhook secret and
+    // the signing key.
     const before = await runCli(['doctor'], env, 30_000);
     assert.match(
       before.stdout,
-      /^\[WARN\] ciphertexts: 310 stored secret\(s\) still use older key /m,
+      /^\[WARN\] ciphertexts: 311 stored secret\(s\) still use older key /m,
       show(before),
     );
     assert.match(

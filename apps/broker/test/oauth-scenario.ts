@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import type { LightMyRequestResponse } from 'fastify';
 import { json, startBroker, type TestBroker } from './harness.ts';
-import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
+import { type OidcFixture, type OidcFixtureOptions, startOidcProvider } from './oidc-fixture.ts';
 
 export const REDIRECT = 'http://127.0.0.1:8080/auth/callback';
 export const RETURN = 'http://localhost:3000/connected';
@@ -38,8 +38,12 @@ export class Scenario {
   clock = Date.now();
   responses: LightMyRequestResponse[] = [];
 
-  async start(options: { rotate?: boolean; env?: Record<string, string> } = {}) {
-    this.idp = await startOidcProvider({ clients, rotateRefreshTokens: options.rotate ?? true });
+  async start(options: { rotate?: boolean; env?: Record<string, string>; idp?: OidcFixtureOptions } = {}) {
+    this.idp = await startOidcProvider({
+      clients,
+      rotateRefreshTokens: options.rotate ?? true,
+      ...options.idp,
+    });
     this.broker = await startBroker({
       env: { NEXUS_UPSTREAM_TIMEOUT_SECONDS: '2', ...options.env },
       now: () => this.clock,

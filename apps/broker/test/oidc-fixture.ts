@@ -9,7 +9,9 @@
  *   long tests would see tokens silently vanish and look like reuse);
  * - `consent()` drives the provider's own devInteractions login and consent pages over HTTP (cookie jar,
  *   HTML forms), the way a browser would, and stops at the redirect to the client's redirect_uri;
- * - fault injection on POST /token and /token/revocation; counts of processed grants and revocations.
+ * - fault injection on POST /token and /token/revocation; counts of processed grants and revocations;
+ * - token answers rewritten and sent in another shape (form-encoded, another content type or status),
+ *   optional PKCE and comma-separated scopes: the quirks of real providers (token-quirks.test.ts).
  */
 import { createHash, createPrivateKey, generateKeyPair, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, ServerResponse } from 'node:http';
@@ -40,6 +42,26 @@ export interface OidcFixtureOptions {
    * The fixture always listens on 127.0.0.1; a path component is stripped from incoming requests.
    */
   issuer?: string;
+  /**
+   * Default true: every authorization request must carry PKCE. False: PKCE is optional, and a
+   * code exchange that sends a `code_verifier` for a code issued without a challenge is refused.
+   */
+  pkceRequired?: boolean;
+  /**
+   * Default false. True: the provider also reads comma-separated `scope` in authorization
+   * requests (GitHub, Slack), as oidc-provider itself reads only spaces.
+   */
+  readsCommaScopes?: boolean;
+}
+
+/** How the token endpoint sends a rewritten answer (setTokenResponseRewrite). */
+export interface OidcAnswerShape {
+  /** Form-encoded (`application/x-www-form-urlencoded`, values as text) instead of JSON. */
+  form?: boolean;
+  /** The Content-Type header sent instead (e.g. `text/plain` for a form body). */
+  contentType?: string;
+  /** The HTTP status sent instead (e.g. 200 for an error answer). */
+  status?: number;
 }
 
 /**
@@ -64,6 +86,8 @@ export interface OidcFixture {
     jwks: string;
     revocation: string;
     userinfo: string;
+    /** GET: an Atlassian-like list of sites for a valid access token (setAccessibleResources). */
+    accessible_resources: string;
   };
   /** The clients the provider knows (the option, or DEFAULT_CLIENTS). */
   readonly clients: readonly OidcFixtureClient[];
@@ -88,11 +112,19 @@ export interface OidcFixture {
   /**
    * A provider that misbehaves in its successful answers: every JSON body the token endpoint sends
    * back passes through `rewrite` (e.g. `expires_in: 0`) until it is set back to undefined. The
-   * tokens themselves are still the provider's own.
+   * tokens themselves are still the provider's own. `shape` sends the result another way
+   * (form-encoded, another content type or status).
    */
   setTokenResponseRewrite(
     rewrite: ((body: Record<string, unknown>) => Record<string, unknown>) | undefined,
+    shape?: OidcAnswerShape,
   ): void;
+  /**
+   * What GET `endpoints.accessible_resources` answers to a request with a valid access token of this
+   * provider (Bearer): `answer` as JSON (default `[]`), or, a number, that status. Without a valid
+   * token it answers 401.
+   */
+  setAccessibleResources(answer: readonly unknown[] | number): void;
   /** Browserless consent through the provider's own login and consent pages; returns the redirect to the client (not requested). */
   consent(authUrl: string, accountId?: string): Promise<URL>;
   /** Revokes every grant of an account, with all its codes, access tokens and refresh tokens. */
@@ -148,6 +180,7 @@ interface ProviderInstance {
   use(fn: (ctx: ProviderContext, next: () => Promise<void>) => Promise<void>): unknown;
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
   readonly Client: { find(id: string): Promise<unknown> };
+  readonly AccessToken: { find(value: string): Promise<unknown> };
 }
 type ProviderConstructor = new (issuer: string, configuration: Record<string, unknown>) => ProviderInstance;
 
@@ -434,21 +467,37 @@ function escapeHtml(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Passes the JSON body of `res` through `rewrite` when it is sent (koa sends it in one `end`). */
+/**
+ * Passes the JSON body of `res` through `rewrite` when it is sent (koa sends it in one `end`),
+ * and sends the result in `shape`.
+ */
 function rewriteBody(
   res: ServerResponse,
   rewrite: (body: Record<string, unknown>) => Record<string, unknown>,
+  shape: OidcAnswerShape = {},
 ) {
   const end = res.end.bind(res) as (chunk?: unknown) => ServerResponse;
   res.end = ((chunk?: unknown) => {
     if (typeof chunk !== 'string' && !Buffer.isBuffer(chunk)) return end(chunk);
     let text = String(chunk);
+    let rewritten = false;
     try {
-      text = JSON.stringify(rewrite(JSON.parse(text) as Record<string, unknown>));
+      const body = rewrite(JSON.parse(text) as Record<string, unknown>);
+      text = shape.form
+        ? new URLSearchParams(
+            Object.entries(body).map(([k, v]): [string, string] => [k, String(v)]),
+          ).toString()
+        : JSON.stringify(body);
+      rewritten = true;
     } catch {
       // Not JSON: sent as it is.
     }
-    if (!res.headersSent) res.setHeader('content-length', Buffer.byteLength(text));
+    if (!res.headersSent) {
+      res.setHeader('content-length', Buffer.byteLength(text));
+      if (rewritten && shape.form) res.setHeader('content-type', 'application/x-www-form-urlencoded');
+      if (rewritten && shape.contentType !== undefined) res.setHeader('content-type', shape.contentType);
+      if (rewritten && shape.status !== undefined) res.statusCode = shape.status;
+    }
     return end(text);
   }) as typeof res.end;
 }
@@ -495,6 +544,8 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
   };
   let fault: OidcFault = 'none';
   let rewriteAnswer: ((body: Record<string, unknown>) => Record<string, unknown>) | undefined;
+  let answerShape: OidcAnswerShape = {};
+  let accessibleResources: readonly unknown[] | number = [];
   let slowMs = DEFAULT_SLOW_MS;
   let closed = false;
   const sockets = new Set<Socket>();
@@ -567,7 +618,7 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
             }),
           },
         },
-        pkce: { required: () => true },
+        pkce: { required: () => options.pkceRequired ?? true },
         scopes: ['openid', 'offline_access', 'profile', 'email', 'api:read'],
         claims: {
           openid: ['sub'],
@@ -632,8 +683,21 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     jwks: provider.urlFor('jwks'),
     revocation: provider.urlFor('revocation'),
     userinfo: provider.urlFor('userinfo'),
+    accessible_resources: `${issuer.replace(/\/$/, '')}/accessible-resources`,
+  };
+  const resourcesPath = new URL(endpoints.accessible_resources).pathname;
+  /** Like Atlassian's accessible-resources: only for a valid (unexpired, unrevoked) access token. */
+  const answerResources = async (req: IncomingMessage, res: ServerResponse) => {
+    const send = (status: number, body: unknown) =>
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const token = bearer === undefined ? undefined : await provider.AccessToken.find(bearer);
+    if (token === undefined) return send(401, { error: 'invalid_token' });
+    if (typeof accessibleResources === 'number') return send(accessibleResources, { error: 'refused' });
+    send(200, accessibleResources);
   };
   const tokenPath = new URL(endpoints.token).pathname;
+  const authorizationPath = new URL(endpoints.authorization).pathname;
   const faultPaths = new Set([tokenPath, new URL(endpoints.revocation).pathname]);
   const callback = provider.callback();
 
@@ -654,9 +718,19 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
 
   handle = (req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://fixture.invalid').pathname;
+    if (options.readsCommaScopes && req.method === 'GET' && pathname === authorizationPath) {
+      const url = new URL(req.url ?? '/', 'http://fixture.invalid');
+      const scope = url.searchParams.get('scope');
+      if (scope !== null) url.searchParams.set('scope', scope.replaceAll(',', ' '));
+      req.url = url.pathname + url.search;
+    }
+    if (req.method === 'GET' && pathname === resourcesPath) {
+      answerResources(req, res).catch(() => res.destroy());
+      return;
+    }
     if (req.method === 'POST' && pathname === tokenPath) {
       counts.token_requests += 1;
-      if (rewriteAnswer !== undefined) rewriteBody(res, rewriteAnswer);
+      if (rewriteAnswer !== undefined) rewriteBody(res, rewriteAnswer, answerShape);
     }
     if (req.method !== 'POST' || !faultPaths.has(pathname) || fault === 'none' || fault === 'down') {
       dispatch(req, res);
@@ -844,8 +918,12 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     endpoints,
     clients,
     counts,
-    setTokenResponseRewrite(rewrite) {
+    setAccessibleResources(answer) {
+      accessibleResources = answer;
+    },
+    setTokenResponseRewrite(rewrite, shape = {}) {
       rewriteAnswer = rewrite;
+      answerShape = shape;
     },
     async setTokenEndpointFault(next: OidcFault, ms: number = DEFAULT_SLOW_MS): Promise<void> {
       const wasDown = fault === 'down';

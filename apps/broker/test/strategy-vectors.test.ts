@@ -74,6 +74,7 @@ describe('broker strategies match the shared vectors', () => {
       'aws_sigv4',
       'basic_auth',
       'header',
+      'headers',
       'hmac_payload',
       'oauth2',
       'query_param',

@@ -212,6 +212,9 @@ describe('trusted issuers and user tokens', () => {
       permissions: ['crm:read', 'crm:write'],
       clearance: 'secret',
       expiresAt: exp * 1000,
+      // The provider's OAuth scope and client, as the token carries them (`/mcp` reads them).
+      scopes: ['api:read'],
+      clientId: decodeJwt(genuine).client_id,
     });
   });
 

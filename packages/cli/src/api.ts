@@ -32,6 +32,17 @@ export interface ConnectionSummary {
   updated_at: string;
 }
 
+/** An entry of the provider catalogue as `GET /catalog` lists it. */
+export interface CatalogSummary {
+  key: string;
+  name: string;
+  description?: string;
+  categories: string[];
+  auth_type: string;
+  version: number;
+  parameters: string[];
+}
+
 export interface CustomScope {
   name: string;
   description: string;
@@ -141,6 +152,10 @@ export class Api {
 
   // Providers (SDK)
   listProviders = () => this.admin.listProviders();
+  /** The provider catalogue (`GET /catalog`): each entry's key, name, auth type and version. */
+  async listCatalog(): Promise<CatalogSummary[]> {
+    return (await this.request<{ entries: CatalogSummary[] }>('GET', 'catalog')).entries;
+  }
   getProvider = (id: string) => this.admin.getProvider(id);
   providerIdByName = (name: string) => this.admin.getProviderIdByName(name);
   createProvider = (profile: ProviderProfileInput) => this.admin.createProvider(profile);

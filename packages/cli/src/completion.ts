@@ -24,6 +24,10 @@ const FLAGS = [
   '--since',
   '--status',
   '--detailed-exitcode',
+  '--client-id',
+  '--client-secret-file',
+  '--name',
+  '--scopes',
 ];
 
 export function completionScript(shell: string | undefined): string {
@@ -37,7 +41,7 @@ export function completionScript(shell: string | undefined): string {
 _nexus() {
   local cur="\${COMP_WORDS[COMP_CWORD]}" prev="\${COMP_WORDS[COMP_CWORD-1]}"
   case "$prev" in
-    -f|--file|--out|--agent-secrets) COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
+    -f|--file|--out|--agent-secrets|--client-secret-file) COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
     -o|--output) COMPREPLY=( $(compgen -W "table json yaml" -- "$cur") ); return ;;
   esac
   if [[ "$cur" == -* ]]; then COMPREPLY=( $(compgen -W "${FLAGS.join(' ')}" -- "$cur") ); return; fi

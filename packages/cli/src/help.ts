@@ -81,10 +81,20 @@ export const COMMANDS: Record<string, CommandHelp> = {
     ],
   },
   providers: {
-    usage: 'nexus providers list|get|delete [NAME]',
-    summary: 'list providers, show one (never its secret), or delete one (asks unless --yes)',
-    subcommands: ['list', 'get', 'delete'],
+    usage:
+      'nexus providers list|get|delete [NAME] | add KEY [--client-id ID] [--client-secret-file FILE] [--name NAME] [--scopes A,B]',
+    summary:
+      'list providers, show one (never its secret), delete one (asks unless --yes), or add one from the provider catalogue',
+    subcommands: ['list', 'get', 'delete', 'add'],
+    flags: [
+      '--client-id ID               add: the OAuth client id',
+      '--client-secret-file FILE    add: read the client secret from FILE (- for stdin); never given on the command line',
+      '--name NAME                  add: the provider name (default: the catalogue key)',
+      "--scopes A,B                 add: default scopes instead of the entry's",
+    ],
     examples: [
+      'nexus providers add google --client-id "$GOOGLE_CLIENT_ID" --client-secret-file google.secret',
+      'nexus providers add openai',
       'nexus providers list',
       'nexus providers get github -o yaml',
       'nexus providers delete github --yes',

@@ -54,6 +54,10 @@ const OPTIONS = {
   'include-deleted': { type: 'boolean' },
   remote: { type: 'boolean' },
   'detailed-exitcode': { type: 'boolean' },
+  'client-id': { type: 'string' },
+  'client-secret-file': { type: 'string' },
+  name: { type: 'string' },
+  scopes: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;

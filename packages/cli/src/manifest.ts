@@ -38,7 +38,10 @@ export interface ManifestOptions {
 
 export interface ProviderSpec {
   name: string;
+  /** With `template`: only the fields the file writes (plan-catalog.ts merges them over the entry's). */
   profile: Record<string, unknown>;
+  /** A provider catalogue key (decision 0015). */
+  template?: string;
   secret: SecretSource | undefined;
   /** undefined: aliases are not managed by this file. */
   aliases: string[] | undefined;
@@ -326,6 +329,12 @@ export function normalizeProfile(p: Record<string, unknown>): Record<string, unk
   return profile;
 }
 
+/** A templated provider's own fields: no defaults, which would hide the entry's values. */
+const explicitFields = (p: Record<string, unknown>) =>
+  Object.fromEntries(
+    Object.entries(p).filter(([k]) => !['template', 'client_secret', 'aliases'].includes(k)),
+  );
+
 const list = (v: unknown) => [...new Set((v as string[] | undefined) ?? [])];
 
 function build(data: Record<string, unknown>, secrets: Map<string, SecretSource>, file: string): Manifest {
@@ -355,7 +364,9 @@ function build(data: Record<string, unknown>, secrets: Map<string, SecretSource>
     })),
     providers: arr('providers').map((p, i) => ({
       name: String(p.name),
-      profile: normalizeProfile(p),
+      ...(typeof p.template === 'string'
+        ? { template: p.template, profile: explicitFields(p) }
+        : { profile: normalizeProfile(p) }),
       secret:
         typeof p.client_secret === 'string' && p.client_secret !== ''
           ? secrets.get(`providers.${i}.client_secret`)

@@ -10,6 +10,7 @@ import {
   type SecretSource,
 } from './manifest.ts';
 import { storedParams } from './params.ts';
+import { specProfile } from './plan-catalog.ts';
 import { createChanges, diff, same } from './plan-compare.ts';
 import { unlisted } from './plan-orphans.ts';
 import type { Action, ExecContext, FieldChange, KindPlan, PlanOptions } from './plan-types.ts';
@@ -93,8 +94,10 @@ export function planProviders(manifest: Manifest, state: State, options: PlanOpt
     const unset = p.secret?.kind === 'unset' ? p.secret : undefined;
     const given = p.secret !== undefined && unset === undefined;
     const cur = state.providers.find((c) => c.name === p.name);
-    // Compared, and written, in the form the broker stores (flat strategy settings folded in).
-    const desired = { ...p.profile, params: storedParams(p.profile, cur) };
+    // Compared, and written, in the form the broker stores (flat strategy settings folded in); a
+    // template is the entry's profile under the fields the file writes (plan-catalog.ts).
+    const profile = specProfile(p, state.catalog);
+    const desired = { ...profile, params: storedParams(profile, cur) };
     if (!cur) {
       const changes = createChanges(desired).filter((c) => c.field !== 'name');
       const problem = unsetProblem(

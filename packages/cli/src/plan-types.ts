@@ -1,6 +1,7 @@
 /** The shapes of a plan (plan.ts): actions with their field changes, orphans, and what apply runs. */
 import type { Api } from './api.ts';
 import type { Kind, SecretSource } from './manifest.ts';
+import type { Outdated } from './plan-catalog.ts';
 
 export type Op = 'create' | 'update' | 'delete' | 'unchanged';
 
@@ -45,6 +46,8 @@ export interface Plan {
   counts: Record<Op, number>;
   /** Without --prune: what --prune would delete, listed and left alone (never a change). */
   orphans: Orphan[];
+  /** Providers made from an older version of their catalogue entry (plan-catalog.ts); not a change. */
+  outdated: Outdated[];
 }
 
 export interface PlanOptions {

@@ -10,6 +10,7 @@
  */
 import type { AgentSpec, Manifest } from './manifest.ts';
 import { planAgents } from './plan-agents.ts';
+import { outdatedProviders } from './plan-catalog.ts';
 import { planIssuers } from './plan-issuers.ts';
 import { inDeletionOrder } from './plan-orphans.ts';
 import { planProviders } from './plan-providers.ts';
@@ -31,7 +32,7 @@ export function makePlan(manifest: Manifest, state: State, options: PlanOptions)
   for (const a of actions) counts[a.op] += 1;
   // In the order --prune would delete them.
   const orphans = inDeletionOrder(kinds.flatMap((k) => k.orphans));
-  return { actions, counts, orphans };
+  return { actions, counts, orphans, outdated: outdatedProviders(state) };
 }
 
 export const hasChanges = (plan: Plan) => plan.counts.create + plan.counts.update + plan.counts.delete > 0;

@@ -6,6 +6,7 @@ import type { NexusError } from '@nexus-broker/sdk';
 import { stringify } from 'yaml';
 import { type Io, painter } from './io.ts';
 import type { Action, FieldChange, Orphan, Plan } from './plan.ts';
+import { outdatedLine } from './plan-catalog.ts';
 
 const SYMBOL = { create: '+', update: '~', delete: '-', unchanged: '=' } as const;
 const COLOUR = { create: 'green', update: 'yellow', delete: 'red', unchanged: 'dim' } as const;
@@ -61,6 +62,8 @@ export function renderPlan(io: Io, plan: Plan, target: string): void {
     if (a.note) io.out(paint('dim', `      (${a.note})`));
   }
   renderOrphans(io, plan);
+  if (plan.outdated.length > 0) io.out('');
+  for (const o of plan.outdated) io.out(paint('yellow', `! OUTDATED : ${outdatedLine(o)}`));
   const { create, update, delete: del, unchanged } = plan.counts;
   io.out(
     `\nPlan: ${create} to create, ${update} to update, ${del} to delete, ${unchanged} unchanged.${
@@ -74,7 +77,10 @@ export function renderPlan(io: Io, plan: Plan, target: string): void {
     );
 }
 
-/** The plan for scripts: `{changes: [...], orphans: [{kind, name}], summary: {...}}`, secrets as "***". */
+/**
+ * The plan for scripts: `{changes: [...], orphans: [{kind, name}], outdated: [{provider, template,
+ * version, latest}], summary: {...}}`, secrets as "***".
+ */
 export function planJson(plan: Plan): unknown {
   return {
     changes: plan.actions.map((a) => ({
@@ -88,6 +94,12 @@ export function planJson(plan: Plan): unknown {
       })),
     })),
     orphans: plan.orphans.map((o) => ({ kind: o.kind, name: o.name })),
+    outdated: plan.outdated.map((o) => ({
+      provider: o.name,
+      template: o.key,
+      version: o.version,
+      latest: o.latest ?? null,
+    })),
     summary: plan.counts,
   };
 }

@@ -3,12 +3,15 @@
  * its aliases and version), agent, custom scope and trusted issuer.
  */
 import type { Agent, Api, CustomScope, Provider, TrustedIssuer } from './api.ts';
+import type { CatalogState } from './plan-catalog.ts';
 
 export interface State {
   scopes: CustomScope[];
   issuers: TrustedIssuer[];
   providers: Provider[];
   agents: Agent[];
+  /** The provider catalogue, when the plan needs it (plan-catalog.ts `readCatalog`). */
+  catalog?: CatalogState | undefined;
 }
 
 /** Reads everything, a few requests at a time. */

@@ -367,6 +367,8 @@ agents:
         '.orphans',
         '.orphans[].kind',
         '.orphans[].name',
+        // Providers made from an older catalogue entry (always present, like orphans; empty here).
+        '.outdated',
         '.summary',
         '.summary.create',
         '.summary.delete',

@@ -93,7 +93,7 @@ describe('the first hour (issue #24)', () => {
     ]);
     const bare = await nexus(undefined, ['providers']);
     assert.equal(bare.code, 2);
-    assert.match(bare.stderr, /`nexus providers` needs a subcommand: list, get, delete\./);
+    assert.match(bare.stderr, /`nexus providers` needs a subcommand: list, get, delete, add\./);
   });
 
   test('a broker that is down: "cannot reach the broker at URL: why (broker_unavailable)"', async () => {

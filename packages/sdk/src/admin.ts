@@ -195,7 +195,14 @@ export class NexusAdmin {
 
   /** Starts a consent for a workspace (operator form of requestConnection). */
   createConsent(
-    input: { workspace_id: string; provider_id: string; scopes?: string[]; return_url: string },
+    input: {
+      workspace_id: string;
+      provider_id: string;
+      scopes?: string[];
+      return_url: string;
+      /** Values of the provider's per-connection parameters, as in requestConnection. */
+      connection_config?: Record<string, string>;
+    },
     options: CallOptions = {},
   ): Promise<Omit<RequestConnectionResponse, 'connection_id'>> {
     return this.#transport.request({

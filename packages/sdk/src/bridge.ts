@@ -203,7 +203,7 @@ class CredentialCache {
 
 /**
  * Returns a `fetch` that sends each request with the credential of the connection applied
- * (oauth2, header, query_param, basic_auth, hmac_payload, aws_sigv4). The request body is read
+ * (oauth2, header, headers, query_param, basic_auth, hmac_payload, aws_sigv4). The request body is read
  * into memory once so that it can be signed over its exact bytes and replayed after a 401.
  * Throws AttentionRequiredError when the user must reconnect.
  */

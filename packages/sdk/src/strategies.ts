@@ -16,6 +16,9 @@ export interface OutgoingRequest {
   body: Uint8Array | undefined;
 }
 
+/** A `{field}` placeholder of a `headers` template: a credential field's name in braces. */
+const PLACEHOLDER = /\{([A-Za-z0-9_.-]{1,64})\}/g;
+
 export interface ApplyOptions {
   /** Signing time for aws_sigv4. */
   now: () => number;
@@ -58,6 +61,18 @@ export async function applyStrategy(
         c.header_name || 'Authorization',
         `${c.value_prefix ?? ''}${field(c.credential_field || 'api_key')}`,
       );
+    case 'headers': {
+      // Each `{field}` replaced once by that credential field; the text around it kept.
+      const entries = Object.entries(c);
+      if (entries.length === 0)
+        throw new StrategyError('The headers strategy has no header in its config.', {
+          code: 'strategy_not_applicable',
+        });
+      const headers = { ...request.headers };
+      for (const [name, template] of entries)
+        headers[name.toLowerCase()] = template.replace(PLACEHOLDER, (_, f: string) => field(f));
+      return { ...request, headers };
+    }
     case 'query_param': {
       const url = new URL(request.url);
       url.searchParams.set(required('param_name'), field(c.credential_field || 'api_key'));

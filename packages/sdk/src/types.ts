@@ -15,11 +15,19 @@ export interface ErrorBody {
   request_id: string;
 }
 
-export type StrategyType = 'oauth2' | 'header' | 'query_param' | 'basic_auth' | 'hmac_payload' | 'aws_sigv4';
+export type StrategyType =
+  | 'oauth2'
+  | 'header'
+  | 'headers'
+  | 'query_param'
+  | 'basic_auth'
+  | 'hmac_payload'
+  | 'aws_sigv4';
 
 /** How an agent applies a credential upstream (the v1 contract's strategies table). */
 export interface Strategy {
   type: StrategyType;
+  /** Settings by name; for `headers`, each header name to its value template (`{field}`: a credential field). */
   config: Record<string, string>;
 }
 
@@ -39,6 +47,8 @@ export interface TokenResponse {
   access_token?: string;
   token_type?: string;
   expiry?: string | null;
+  /** The values the provider's URL placeholders are filled with for this connection; absent when it has none. */
+  connection_config?: Record<string, string>;
 }
 
 /** Body of `POST /v1/request-connection`: name the provider by `provider_name` or `provider_id`. */
@@ -53,6 +63,12 @@ export interface RequestConnectionInput {
   scopes?: string[];
   /** Where the user is sent back; must be on the broker's ALLOWED_RETURN_DOMAINS. */
   return_url: string;
+  /**
+   * Values of the provider's per-connection parameters (a Zendesk `subdomain`, a Microsoft
+   * `tenant`), checked against their patterns; the broker answers 400 `invalid_connection_config`
+   * to a name the provider does not declare, a missing value or one that does not match.
+   */
+  connection_config?: Record<string, string>;
 }
 
 export interface RequestConnectionResponse {

@@ -90,6 +90,23 @@ describe('agent API', () => {
     assert.equal(after.code, 'connection_revoked');
   });
 
+  test('requestConnection sends connection_config: the broker checks it against the provider (issue #20)', async () => {
+    // The testbed's providers declare no per-connection parameters, so the broker refuses the name
+    // it was sent, and creates nothing: the field reached it.
+    const error = await agent
+      .requestConnection({
+        user_id: `sdk-user-${randomBytes(4).toString('hex')}`,
+        provider_name: tb.info.providers.oauth2,
+        return_url: RETURN_URL,
+        connection_config: { tenant: 'acme' },
+      })
+      .catch((e: unknown) => e);
+    assert.ok(error instanceof NexusError);
+    assert.equal(error.status, 400);
+    assert.equal(error.code, 'invalid_connection_config');
+    assert.match(error.message, /tenant is not a connection parameter/);
+  });
+
   test('waitForActive returns once a connection is active', async () => {
     const connectionId = await tb.connect('header');
     assert.equal((await agent.waitForActive(connectionId)).status, 'active');

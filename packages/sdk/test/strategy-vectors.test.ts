@@ -51,6 +51,7 @@ describe('SDK strategies match the shared vectors', () => {
       'aws_sigv4',
       'basic_auth',
       'header',
+      'headers',
       'hmac_payload',
       'oauth2',
       'query_param',

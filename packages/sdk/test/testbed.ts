@@ -12,10 +12,18 @@ const REPO = resolve(import.meta.dirname, '../../..');
 const NODE = process.env.NEXUS_TEST_NODE ?? resolve(REPO, 'node_modules/.bin/node');
 const TESTBED = resolve(REPO, 'sdks/testbed/testbed.ts');
 
-export type StrategyName = 'oauth2' | 'header' | 'query_param' | 'basic_auth' | 'hmac_payload' | 'aws_sigv4';
+export type StrategyName =
+  | 'oauth2'
+  | 'header'
+  | 'headers'
+  | 'query_param'
+  | 'basic_auth'
+  | 'hmac_payload'
+  | 'aws_sigv4';
 export const STRATEGIES: readonly StrategyName[] = [
   'oauth2',
   'header',
+  'headers',
   'query_param',
   'basic_auth',
   'hmac_payload',

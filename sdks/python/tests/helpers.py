@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import requests
 
-STRATEGIES = ["oauth2", "header", "query_param", "basic_auth", "hmac_payload", "aws_sigv4"]
+STRATEGIES = ["oauth2", "header", "headers", "query_param", "basic_auth", "hmac_payload", "aws_sigv4"]
 BODY = b'{"order":42,"note":"caf\xc3\xa9 & tea","items":[1,2,3]}'
 BODY_SHA256 = hashlib.sha256(BODY).hexdigest()
 

@@ -10,6 +10,7 @@ from nexus_sdk import (
     AsyncNexusAdminClient,
     AsyncNexusClient,
     AuthenticationError,
+    BadRequestError,
     NexusAdminClient,
     NexusClient,
     NotFoundError,
@@ -38,6 +39,21 @@ def assert_resolved(resolved: object, value: str) -> None:
         "note": "mentions nexus-secret:db-password but is not a reference",
         "flags": [True, None] if isinstance(resolved, dict) and isinstance(resolved["flags"], list) else (True, None),
     }
+
+
+def test_request_connection_sends_connection_config(testbed: Testbed, agent: NexusClient) -> None:
+    # Issue #20: the testbed's providers declare no per-connection parameters, so the broker refuses
+    # the name it was sent (and creates nothing): the field reached it.
+    with pytest.raises(BadRequestError) as refused:
+        agent.request_connection(
+            f"ws-{uuid.uuid4().hex[:10]}",
+            provider_name=testbed.provider("oauth2"),
+            return_url=RETURN_URL,
+            connection_config={"tenant": "acme"},
+        )
+    assert refused.value.status == 400
+    assert refused.value.code == "invalid_connection_config"
+    assert "tenant is not a connection parameter" in refused.value.message
 
 
 def test_connection_lifecycle(testbed: Testbed, agent: NexusClient) -> None:

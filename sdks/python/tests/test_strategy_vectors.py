@@ -81,7 +81,7 @@ BRIDGES: dict[str, Callable[[dict[str, Any]], Sent]] = {"httpx": via_httpx, "req
 
 def test_the_vector_file_covers_every_strategy_type() -> None:
     types = {v["strategy"]["type"] for v in VECTORS}
-    assert types == {"oauth2", "header", "query_param", "basic_auth", "hmac_payload", "aws_sigv4"}
+    assert types == {"oauth2", "header", "headers", "query_param", "basic_auth", "hmac_payload", "aws_sigv4"}
 
 
 @pytest.mark.parametrize("bridge", sorted(BRIDGES))

@@ -15,6 +15,7 @@ import {
   keysRotateSigning,
   keysTransitRewrap,
 } from './commands/keys.ts';
+import { mcpCommand } from './commands/mcp.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { proxyCommand } from './commands/proxy.ts';
 import { secretsMigrate } from './commands/secrets.ts';
@@ -37,10 +38,15 @@ Broker
                                     --workers N: N processes on the same ports, one per core (PostgreSQL,
                                     and REDIS_URL while rate limits are on; Linux)
   worker [--no-migrate]             run only the background jobs (pair with \`serve --no-worker\`)
+  dev [--port N] [--idp-port N]     see a consent work: the broker on its embedded defaults (data in .nexus/dev)
+                                    with a demo OpenID provider, a demo provider and agent, all on 127.0.0.1;
+                                    prints the URL to open. Never in production mode (docs/dev.md)
   migrate [--status]                apply pending database migrations (--status: list, exit 3 if pending)
   doctor                            check configuration, keys, database and access; say how to fix problems
   proxy                             run the credential proxy on its own (NEXUS_URL, NEXUS_ROUTES, the proxy's
                                     agent credential NEXUS_CLIENT_ID/NEXUS_CLIENT_SECRET; docs/proxy.md)
+  mcp                               Nexus as an MCP server over stdio, relayed to the broker's /mcp (NEXUS_URL, the
+                                    agent's NEXUS_CLIENT_ID/NEXUS_CLIENT_SECRET or NEXUS_AGENT_TOKEN, NEXUS_USER_ID; docs/mcp.md)
 
 Moving from the original Go Nexus (docs/migrating.md)
   import original --database-url postgres://… --encryption-key KEY [--apply] [--with-audit]
@@ -136,8 +142,15 @@ export async function main(
       }
       case 'worker':
         return await worker(env, { migrate: values['no-migrate'] !== true });
+      case 'dev': {
+        // Loaded only here: `nexus serve` does not read the demo provider's code (docs/dev.md).
+        const { dev } = await import('./commands/dev.ts');
+        return await dev(io, env, { port: values.port, idpPort: values['idp-port'] });
+      }
       case 'proxy':
         return await proxyCommand(env);
+      case 'mcp':
+        return await mcpCommand(env);
       case 'migrate':
         return await migrateCommand(io, env, { status: values.status === true, json });
       case 'doctor':
@@ -229,6 +242,8 @@ const OPTIONS = {
   workers: { type: 'string' },
   'reuse-port': { type: 'boolean' },
   role: { type: 'string' },
+  port: { type: 'string' },
+  'idp-port': { type: 'string' },
   transit: { type: 'boolean' },
   status: { type: 'boolean' },
   file: { type: 'string' },

@@ -8,6 +8,7 @@
 export const BROKER_COMMANDS: Readonly<Record<string, readonly string[]>> = {
   serve: [],
   worker: [],
+  dev: [],
   proxy: [],
   migrate: [],
   doctor: [],

@@ -1,5 +1,6 @@
 import type { AdminScope } from '../auth/principal.ts';
 import type { TransitKeysConfig } from './keys-config.ts';
+import type { McpIssuer } from './mcp-issuers.ts';
 import type { SecretBackendConfig } from './secret-backend-config.ts';
 import type { SecretBytes } from './secret-value.ts';
 
@@ -108,6 +109,13 @@ export interface Config {
   /** The in-broker credential proxy (modules/proxy). */
   readonly proxy: {
     readonly routes: ReadonlyMap<string, URL>;
+    /**
+     * Routes the MCP gateway serves (`/mcp-gateway/<name>`): an MCP endpoint of their own, or null
+     * for the proxy route of that name.
+     */
+    readonly mcpGatewayRoutes: ReadonlyMap<string, URL | null>;
+    /** Trusted issuers whose tokens `/mcp` takes directly, and the agent their callers act as. */
+    readonly mcpIssuers: readonly McpIssuer[];
     readonly bodyLimit: number;
     readonly timeoutMs: number;
   };
@@ -119,4 +127,11 @@ export interface Config {
   readonly auditRetention: { readonly retentionMs: number; readonly exportDir: string };
   /** NEXUS_EVENT_RETENTION_DAYS in milliseconds; 0 keeps events. */
   readonly eventRetentionMs: number;
+  /** The hosted connect pages (modules/connect): session lifetime and branding. */
+  readonly connect: {
+    readonly sessionTtlMs: number;
+    readonly brand: { readonly name: string; readonly logoUrl: string | undefined; readonly color: string };
+    /** NEXUS_CONNECT_VERIFIER_URL / _REQUIRED: the confirmation step (decision 0017); undefined: off. */
+    readonly verifier?: { readonly url: string; readonly required: boolean } | undefined;
+  };
 }

@@ -87,11 +87,13 @@ const groups: Record<string, string> = {
   NEXUS_UPSTREAM_TIMEOUT_SECONDS: 'Providers',
   NEXUS_EGRESS_ALLOWED_CIDRS: 'Providers',
   NEXUS_PROXY_ROUTES: 'Credential proxy',
+  NEXUS_MCP_GATEWAY_ROUTES: 'Credential proxy',
   NEXUS_PROXY_BODY_LIMIT_BYTES: 'Credential proxy',
   NEXUS_PROXY_TIMEOUT_SECONDS: 'Credential proxy',
   NEXUS_AGENT_TOKEN_TTL_SECONDS: 'Agents',
   NEXUS_AGENT_SESSION_MAX_TTL_SECONDS: 'Agents',
   BACKEND_AUTH_URL: 'Agents',
+  NEXUS_MCP_ISSUERS: 'Agents',
   BACKEND_AUTH_TOKEN: 'Agents',
   NEXUS_REFRESH_MARGIN_SECONDS: 'Background worker',
   NEXUS_REFRESH_JITTER_SECONDS: 'Background worker',
@@ -104,6 +106,12 @@ const groups: Record<string, string> = {
   NEXUS_EVENT_RETENTION_DAYS: 'Background worker',
   NEXUS_AUDIT_RETENTION_DAYS: 'Audit',
   NEXUS_AUDIT_EXPORT_DIR: 'Audit',
+  NEXUS_CONNECT_SESSION_TTL_SECONDS: 'Hosted pages',
+  NEXUS_CONNECT_BRAND_NAME: 'Hosted pages',
+  NEXUS_CONNECT_BRAND_LOGO_URL: 'Hosted pages',
+  NEXUS_CONNECT_BRAND_COLOR: 'Hosted pages',
+  NEXUS_CONNECT_VERIFIER_URL: 'Hosted pages',
+  NEXUS_CONNECT_VERIFIER_REQUIRED: 'Hosted pages',
 };
 
 /** Variables whose values are never echoed in errors or docs. */

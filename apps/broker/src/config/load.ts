@@ -5,7 +5,8 @@ import { ADMIN_SCOPES, type AdminScope } from '../auth/principal.ts';
 import { isPlainHttp } from './checks.ts';
 import type { Config, NamedApiKey, RunMode } from './config.types.ts';
 import { parseKeys } from './keys-config.ts';
-import { parseProxyRoutes } from './proxy-routes.ts';
+import { parseMcpIssuers } from './mcp-issuers.ts';
+import { parseMcpGatewayRoutes, parseProxyRoutes } from './proxy-routes.ts';
 import { envSchema, type ParsedEnv, SECRET_VARIABLES } from './schema.ts';
 import { parseSecretBackend } from './secret-backend-config.ts';
 import { SecretBytes } from './secret-value.ts';
@@ -151,6 +152,15 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   const proxyRoutes = parseProxyRoutes('NEXUS_PROXY_ROUTES', e.NEXUS_PROXY_ROUTES ?? [], problems, {
     requireHttps: mode === 'production',
   });
+  const mcpGatewayRoutes = parseMcpGatewayRoutes(
+    'NEXUS_MCP_GATEWAY_ROUTES',
+    e.NEXUS_MCP_GATEWAY_ROUTES ?? [],
+    problems,
+    { requireHttps: mode === 'production' },
+  );
+  const mcpIssuers = parseMcpIssuers('NEXUS_MCP_ISSUERS', e.NEXUS_MCP_ISSUERS ?? [], problems, {
+    requireHttps: mode === 'production',
+  });
   if (e.NEXUS_REFRESH_LEASE_SECONDS < e.NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2)
     problems.push(
       `NEXUS_REFRESH_LEASE_SECONDS: must be at least NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2 (${e.NEXUS_UPSTREAM_TIMEOUT_SECONDS + 2}), or a slow refresh could outlive its lease and be repeated; raise it or lower the timeout`,
@@ -170,6 +180,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   } else if (mode === 'production' && isPlainHttp(e.BASE_URL)) {
     problems.push('BASE_URL: must use https in production');
   }
+  if (mode === 'production' && isPlainHttp(e.NEXUS_CONNECT_BRAND_LOGO_URL))
+    problems.push('NEXUS_CONNECT_BRAND_LOGO_URL: must use https in production');
+  if (mode === 'production' && isPlainHttp(e.NEXUS_CONNECT_VERIFIER_URL))
+    problems.push('NEXUS_CONNECT_VERIFIER_URL: must use https in production');
+  if (e.NEXUS_CONNECT_VERIFIER_REQUIRED && e.NEXUS_CONNECT_VERIFIER_URL === undefined)
+    problems.push(
+      "NEXUS_CONNECT_VERIFIER_REQUIRED: needs NEXUS_CONNECT_VERIFIER_URL, the application's page where the browser goes to have the user confirmed",
+    );
   const secretBackend =
     e.SECRET_BACKEND === undefined ? undefined : parseSecretBackend(e, mode, problems, cwd);
   const fallbackKind = e.SECRET_BACKEND_FALLBACK;
@@ -269,6 +287,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     egressAllowedCidrs: e.NEXUS_EGRESS_ALLOWED_CIDRS,
     proxy: {
       routes: proxyRoutes,
+      mcpGatewayRoutes,
+      mcpIssuers,
       bodyLimit: e.NEXUS_PROXY_BODY_LIMIT_BYTES,
       timeoutMs: e.NEXUS_PROXY_TIMEOUT_SECONDS * 1000,
     },
@@ -299,6 +319,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       exportDir: resolve(e.NEXUS_AUDIT_EXPORT_DIR ?? join(dataDir, 'audit-export')),
     },
     eventRetentionMs: e.NEXUS_EVENT_RETENTION_DAYS * 86_400_000,
+    connect: {
+      sessionTtlMs: e.NEXUS_CONNECT_SESSION_TTL_SECONDS * 1000,
+      brand: {
+        name: e.NEXUS_CONNECT_BRAND_NAME,
+        logoUrl: e.NEXUS_CONNECT_BRAND_LOGO_URL,
+        color: e.NEXUS_CONNECT_BRAND_COLOR.toLowerCase(),
+      },
+      ...(e.NEXUS_CONNECT_VERIFIER_URL === undefined
+        ? {}
+        : { verifier: { url: e.NEXUS_CONNECT_VERIFIER_URL, required: e.NEXUS_CONNECT_VERIFIER_REQUIRED } }),
+    },
   };
   return deepFreeze(config);
 }

@@ -38,3 +38,41 @@ export function parseProxyRoutes(
   }
   return routes;
 }
+
+/**
+ * MCP gateway routes (`/mcp-gateway/<name>`): `name` marks the credential-proxy route of that name
+ * (NEXUS_PROXY_ROUTES or the provider's `api_base_url`) as a remote MCP server's endpoint;
+ * `name=https://…/mcp` gives provider `name`'s connections an MCP endpoint of its own, beside the
+ * API its proxy route reaches. Unmarked routes are not reachable through the gateway.
+ */
+export function parseMcpGatewayRoutes(
+  variable: string,
+  entries: readonly string[],
+  problems: string[],
+  options: { requireHttps: boolean },
+): Map<string, URL | null> {
+  const marked = entries.filter((entry) => !entry.includes('='));
+  const routes = new Map<string, URL | null>(
+    parseProxyRoutes(
+      variable,
+      entries.filter((entry) => entry.includes('=')),
+      problems,
+      options,
+    ),
+  );
+  for (const entry of marked) {
+    const name = entry.trim();
+    if (!/^[a-z0-9-]{1,64}$/.test(name)) {
+      problems.push(
+        `${variable}: "${entry.slice(0, 80)}" is not a route name (lower-case letters, digits and dashes) or name=URL`,
+      );
+      continue;
+    }
+    if (routes.has(name)) {
+      problems.push(`${variable}: route ${name} is given twice`);
+      continue;
+    }
+    routes.set(name, null);
+  }
+  return routes;
+}

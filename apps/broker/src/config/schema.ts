@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { bool, list } from './env-types.ts';
 import { retentionAuditEnv } from './schema-audit.ts';
+import { connectEnv } from './schema-connect.ts';
 import { rateLimitEnv } from './schema-rate-limits.ts';
 import { refreshEnv } from './schema-refresh.ts';
 import { secretBackendEnv } from './schema-secret-backend.ts';
@@ -312,6 +313,16 @@ export const envSchema = z.object({
     .describe(
       'Credential-proxy routes: `name=https://base-url,…`. The name is the provider whose connections the route serves. Without an entry, a provider with an `api_base_url` is a route of its own name. Plain http only outside production.',
     ),
+  NEXUS_MCP_GATEWAY_ROUTES: list(16384)
+    .default([])
+    .describe(
+      "Remote MCP servers reachable through the gateway at `/mcp-gateway/<name>`, with the acting user's connection token: `name` marks the credential-proxy route of that name (its base URL is the MCP endpoint), `name=https://mcp.example.com/mcp` gives provider `name` an MCP endpoint beside its API route. Routes not listed are not reachable through the gateway. Plain http only outside production.",
+    ),
+  NEXUS_MCP_ISSUERS: list(16384)
+    .default([])
+    .describe(
+      "Trusted issuers whose users' access tokens `/mcp` accepts as the bearer token itself (an MCP client acting for a person, with the developer's identity provider as its authorization server), and the agent such a caller acts as: `<issuer> <agent_id> [<client_id> …],…`. The issuer must also be a trusted issuer (`/admin/v1/trusted-issuers`); the token must name this broker (`BASE_URL`) as its audience and carry the `mcp` scope; the agent's grant and scopes apply beside the user's permissions. Client ids, when given, restrict the token's `azp`/`client_id`. Unlisted issuers' tokens are refused at `/mcp`.",
+    ),
   NEXUS_PROXY_BODY_LIMIT_BYTES: z.coerce
     .number()
     .int()
@@ -331,6 +342,7 @@ export const envSchema = z.object({
       'How long the credential proxy waits for the upstream response headers (504 `upstream_timeout` after). A response that has started streams without a deadline.',
     ),
   ...retentionAuditEnv,
+  ...connectEnv,
 });
 
 export type EnvInput = z.input<typeof envSchema>;

@@ -104,6 +104,8 @@ export interface ConnectionsTable {
   refresh_started_at: number | null;
   /** When the last refresh attempt ended, successful or not (migration 0011). */
   refresh_attempted_at: number | null;
+  /** JSON object of strings: the values of the provider's URL placeholders (migration 0014). */
+  connection_config: string | null;
 }
 
 export interface ConsentFlowsTable {
@@ -280,6 +282,47 @@ export interface BrokerProcessesTable {
   key_source: string;
 }
 
+/** A hosted connect session (migration 0015, modules/connect); only the token's hash is kept. */
+export interface ConnectSessionsTable {
+  id: string;
+  token_hash: string;
+  workspace_id: string;
+  /** JSON array of provider ids. */
+  providers: string;
+  return_url: string;
+  /** JSON object of strings, or null. */
+  connection_config: string | null;
+  created_by: string;
+  expires_at: number;
+  used_at: number | null;
+  connection_id: string | null;
+  /** Where the pick sent the browser (the authorization URL or the capture page). */
+  auth_url: string | null;
+  created_at: number;
+  /** 1: the session's consent must be confirmed by the app (migration 0016, decision 0017). */
+  verify: number;
+}
+
+/** A consent that must be confirmed by the app that asked (migration 0016, decision 0017). */
+export interface ConsentConfirmationsTable {
+  /** The consent flow's id. */
+  id: string;
+  connection_id: string;
+  provider_id: string;
+  workspace_id: string;
+  /** The audit actor of the request: the only caller that may confirm. */
+  requested_by: string;
+  return_url: string;
+  /** SHA-256 (hex) of the `flow_id` given to the verifier page; null until the callback. */
+  flow_hash: string | null;
+  /** The sealed credentials waiting for the confirmation; erased when it is used. */
+  held: Uint8Array | null;
+  held_at: number | null;
+  expires_at: number;
+  used_at: number | null;
+  created_at: number;
+}
+
 export interface DB {
   connections: ConnectionsTable;
   consent_flows: ConsentFlowsTable;
@@ -303,6 +346,8 @@ export interface DB {
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
   broker_processes: BrokerProcessesTable;
+  connect_sessions: ConnectSessionsTable;
+  consent_confirmations: ConsentConfirmationsTable;
 }
 
 export type { Generated };

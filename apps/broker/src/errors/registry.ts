@@ -2,9 +2,12 @@ import { cryptoErrors } from '../crypto/crypto.errors.ts';
 import { adminKeyErrors } from '../modules/admin-keys/admin-keys.errors.ts';
 import { agentErrors } from '../modules/agents/agents.errors.ts';
 import { auditErrors } from '../modules/audit/audit.errors.ts';
+import { catalogErrors } from '../modules/catalog/catalog.errors.ts';
+import { connectErrors, connectReturnErrors } from '../modules/connect/connect.errors.ts';
 import { connectionErrors } from '../modules/connections/connections.errors.ts';
 import { consentErrors, consentReturnErrors } from '../modules/consent/consent.errors.ts';
 import { eventErrors } from '../modules/events/events.errors.ts';
+import { mcpErrors } from '../modules/mcp/mcp.errors.ts';
 import { providerErrors } from '../modules/providers/providers.errors.ts';
 import { proxyErrors } from '../modules/proxy/proxy.errors.ts';
 import { secretErrors } from '../modules/secrets/secrets.errors.ts';
@@ -24,12 +27,15 @@ export const CATALOGUES: Readonly<Record<string, ErrorCatalog>> = {
   trusted_issuers: trustedIssuerErrors,
   audit: auditErrors,
   providers: providerErrors,
+  catalog: catalogErrors,
   connections: connectionErrors,
   consent: consentErrors,
+  connect: connectErrors,
   events: eventErrors,
   secrets: secretErrors,
   user_secrets: userSecretErrors,
   proxy: proxyErrors,
+  mcp: mcpErrors,
 };
 
 /** All codes with their module; throws when two modules declare the same code. */
@@ -53,6 +59,7 @@ export function allErrorCodes(): Map<string, ErrorSpec & { module: string }> {
  */
 export const RETURN_URL_CATALOGUES: Readonly<Record<string, ReturnUrlErrorCatalog>> = {
   consent: consentReturnErrors,
+  connect: connectReturnErrors,
 };
 
 /** All return_url codes with their module; throws when two modules declare the same code. */

@@ -40,6 +40,14 @@ export const requestConnectionRequest = z
     scopes: z.array(oauthScope).max(100).default([]),
     return_url: z.url({ protocol: /^https?$/ }).max(2048),
     action: z.string().max(256).optional(),
+    // An empty map is no map (proto3 sends none).
+    connection_config: z.preprocess(
+      (v) => (typeof v === 'object' && v !== null && Object.keys(v).length === 0 ? undefined : v),
+      z
+        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), z.string().max(2048))
+        .refine((v) => Object.keys(v).length <= 20, { message: 'at most 20 entries' })
+        .optional(),
+    ),
   })
   .refine((b) => b.provider_id !== undefined || b.provider_name !== undefined, {
     message: 'give provider_id or provider_name',

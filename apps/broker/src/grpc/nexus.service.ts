@@ -55,6 +55,7 @@ export function nexusServiceHandlers(deps: {
         returnUrl: b.return_url,
         action: b.action,
         principal,
+        connectionConfig: b.connection_config,
       });
       return {
         auth_url: started.authUrl,

@@ -128,7 +128,15 @@ export function installAuth(app: FastifyInstance, deps: AuthDeps): void {
       const credential = presentedCredential(request);
       // The route authenticates the OAuth client in the request itself (after the body is parsed).
       if (credential === undefined && config.clientAuth === true) return undefined;
-      return verify(credential, request.ip, routeAuth, needed).then(
+      const fallback = config.bearerFallback;
+      const verified =
+        fallback === undefined || credential === undefined || !JWT_SHAPE.test(credential)
+          ? verify(credential, request.ip, routeAuth, needed)
+          : verify(credential, request.ip, routeAuth, needed).catch(async (error: unknown) => {
+              if (!(error instanceof NexusError) || error.code !== 'unauthorized') throw error;
+              return (await fallback(credential, request)) ?? Promise.reject(error);
+            });
+      return verified.then(
         (principal) => {
           request.principal = principal;
         },

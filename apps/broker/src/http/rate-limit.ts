@@ -30,15 +30,20 @@ export type RateLimitBucket =
 export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
   '/v1/request-connection': 'request_connection',
   '/auth/consent-spec': 'request_connection',
+  '/v1/connect-sessions': 'request_connection',
+  // Each pick starts a consent flow, like request-connection (per client address: it is public).
+  '/connect/session/pick': 'request_connection',
   '/auth/callback': 'callback',
   '/v1/token/:id': 'token',
   // Each proxied call reads the credential like a token fetch.
   '/proxy/*': 'token',
+  '/mcp-gateway/:route': 'token',
   '/connections/:id/token': 'token',
   '/v1/resolve': 'token',
   '/connections/resolve': 'token',
   '/v1/refresh/:id': 'refresh',
   '/connections/:id/refresh': 'refresh',
+  '/admin/v1/connections/:id/refresh': 'refresh',
   '/v1/capture-credential': 'capture',
   '/auth/capture-credential': 'capture',
   '/connect/capture': 'capture',

@@ -16,7 +16,7 @@ export const errorSchema = z
   })
   .meta({ id: 'Error' });
 
-type Status = 404 | 409 | 412 | 413 | 422 | 429 | 502 | 503;
+type Status = 404 | 409 | 410 | 412 | 413 | 422 | 429 | 502 | 503;
 type Always = 400 | 401 | 403;
 
 /**

@@ -10,7 +10,7 @@ import type { RouteAuth } from './types.ts';
  * reach: the agent API (`/v1/*`, user secrets), the OAuth callback, the hosted connect and capture
  * pages, `/oauth/*`, `/.well-known/*`, the credential proxy and `/health`. The admin surface is the
  * rest: providers, connections admin, agents, scopes, trusted issuers, webhooks, events, audit,
- * `/metrics`, `/ready` and the OpenAPI document.
+ * `/metrics`, `/ready`, the OpenAPI document and the operator console (`/console`).
  *
  * A listener serves one surface or both; a route asked for on a listener that does not serve its
  * surface answers exactly like an unknown route (404 `route_not_found`).
@@ -26,6 +26,8 @@ export function surfaceOf(url: string, auth: RouteAuth | undefined): Surface | '
   // Liveness, and the page that says where the API reference is, answer on every listener.
   if (url === '/health' || url === '/') return 'both';
   if (ADMIN_PATHS.has(url) || url === '/docs' || url.startsWith('/docs/')) return 'admin';
+  // The operator console calls the admin API: it is served where that API is.
+  if (url === '/console' || url.startsWith('/console/')) return 'admin';
   return auth === 'public' || auth === 'agent' ? 'public' : 'admin';
 }
 

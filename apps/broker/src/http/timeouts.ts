@@ -88,7 +88,8 @@ export function installBodyDeadline(
     stop();
     const raw = request.raw;
     const socket = raw.socket;
-    if (raw.complete || socket.destroyed) return done();
+    // An in-process request (app.inject: the MCP http_request tool's proxy call) has no socket to pause.
+    if (raw.complete || socket.destroyed || typeof socket.setTimeout !== 'function') return done();
     // Any byte in either direction restarts it; the answer (which may stream for long) starts
     // after the body, when the pause limit is lifted again.
     const idle = () => {

@@ -1,4 +1,5 @@
-import type { AdminScope, Principal } from '../auth/principal.ts';
+import type { FastifyRequest } from 'fastify';
+import type { AdminScope, AgentPrincipal, Principal } from '../auth/principal.ts';
 
 /**
  * `public`: no credential. `admin`: an admin API key (the default for every route). `agent`: an
@@ -20,6 +21,12 @@ declare module 'fastify' {
      * X-API-Key or Bearer credential reaches it with `principal` undefined (`POST /oauth/introspect`).
      */
     clientAuth?: boolean;
+    /**
+     * A bearer token the broker's own verification refuses may still be the route's to accept
+     * (`/mcp` takes trusted issuers' tokens, modules/mcp/mcp-issuer.ts): the agent principal it
+     * stands for, or undefined to refuse as usual. It may throw the `NexusError` to answer with.
+     */
+    bearerFallback?: (token: string, request: FastifyRequest) => Promise<AgentPrincipal | undefined>;
   }
   interface FastifyRequest {
     principal: Principal | undefined;

@@ -30,6 +30,10 @@ export interface Flags {
   'include-deleted'?: boolean;
   remote?: boolean;
   'detailed-exitcode'?: boolean;
+  'client-id'?: string;
+  'client-secret-file'?: string;
+  name?: string;
+  scopes?: string;
 }
 
 export interface Ctx {

@@ -6,6 +6,7 @@ import { exportManifest } from '../export.ts';
 import { CliError, painter } from '../io.ts';
 import { DEFAULT_MANIFEST, loadManifest, type Manifest, type ManifestOptions } from '../manifest.ts';
 import { hasChanges, makePlan, type Plan } from '../plan.ts';
+import { readCatalog } from '../plan-catalog.ts';
 import { emit, planJson, renderOrphans, renderPlan } from '../render.ts';
 import { readState } from '../state.ts';
 import { type Ctx, confirm } from './context.ts';
@@ -38,6 +39,7 @@ export function validateCommand(ctx: Ctx): number {
 async function planFor(ctx: Ctx): Promise<{ manifest: Manifest; plan: Plan }> {
   const manifest = manifestOf(ctx, { keepUnsetSecrets: true });
   const state = await readState(ctx.api());
+  state.catalog = await readCatalog(ctx.api(), manifest, state);
   const plan = makePlan(manifest, state, {
     prune: ctx.flags.prune === true,
     updateSecrets: ctx.flags['update-secrets'] === true,

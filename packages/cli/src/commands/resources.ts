@@ -3,6 +3,7 @@ import type { Agent, AuditEvent, ConnectionSummary, Provider, TrustedIssuer } fr
 import { CliError, writeSecretFile } from '../io.ts';
 import { emit, table } from '../render.ts';
 import { type Ctx, confirm } from './context.ts';
+import { providersAdd } from './providers-add.ts';
 
 const need = (ctx: Ctx, what: string): string => {
   const v = ctx.args[0];
@@ -39,6 +40,7 @@ async function providerByName(ctx: Ctx, ref: string): Promise<Provider> {
 }
 
 export async function providers(ctx: Ctx, verb: string | undefined): Promise<number> {
+  if (verb === 'add') return providersAdd(ctx);
   const api = ctx.api();
   if (verb === 'list') {
     const all = await Promise.all(

@@ -56,7 +56,12 @@ def agent_login(client_id: str, client_secret: str, scope: str | None, now: floa
 
 
 def request_connection(
-    user_id: str, provider_name: str | None, provider_id: str | None, scopes: Sequence[str] | None, return_url: str
+    user_id: str,
+    provider_name: str | None,
+    provider_id: str | None,
+    scopes: Sequence[str] | None,
+    return_url: str,
+    connection_config: Mapping[str, str] | None = None,
 ) -> Call[ConnectionRequest]:
     if (provider_name is None) == (provider_id is None):
         raise ValueError("give exactly one of provider_name and provider_id")
@@ -67,6 +72,7 @@ def request_connection(
             "provider_id": provider_id,
             "scopes": list(scopes) if scopes is not None else None,
             "return_url": return_url,
+            "connection_config": dict(connection_config) if connection_config is not None else None,
         }
     )
     return Call("POST", "/v1/request-connection", lambda b: ConnectionRequest.from_dict(_dict(b)), json_body=body)

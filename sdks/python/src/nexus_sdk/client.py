@@ -129,9 +129,17 @@ class NexusClient:
         provider_id: str | None = None,
         scopes: Sequence[str] | None = None,
         return_url: str,
+        connection_config: Mapping[str, str] | None = None,
     ) -> ConnectionRequest:
-        """Starts connecting a user's account; send the user to ``auth_url`` of the answer."""
-        return self._t.send(_calls.request_connection(user_id, provider_name, provider_id, scopes, return_url))
+        """Starts connecting a user's account; send the user to ``auth_url`` of the answer.
+
+        ``connection_config``: values of the provider's per-connection parameters (a Zendesk ``subdomain``,
+        a Microsoft ``tenant``); the broker refuses names it does not declare, missing values and values
+        that do not match their patterns (400 ``invalid_connection_config``).
+        """
+        return self._t.send(
+            _calls.request_connection(user_id, provider_name, provider_id, scopes, return_url, connection_config)
+        )
 
     def check_connection(self, connection_id: str) -> ConnectionStatus:
         """The stored state of a connection (pending, active, attention_required, expired, revoked, failed)."""

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 ConnectionStatusValue = Literal["pending", "active", "attention_required", "expired", "revoked", "failed"]
-StrategyType = Literal["oauth2", "header", "query_param", "basic_auth", "hmac_payload", "aws_sigv4"]
+StrategyType = Literal["oauth2", "header", "headers", "query_param", "basic_auth", "hmac_payload", "aws_sigv4"]
 
 
 def parse_time(value: Any) -> datetime | None:

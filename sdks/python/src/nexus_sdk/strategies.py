@@ -8,6 +8,7 @@ type            applies
 ==============  ===============================================================================
 oauth2          ``Authorization: Bearer <access_token>``
 header          ``<header_name>: <value_prefix><credentials[credential_field]>``
+headers         each ``<name>: <template>`` of the config, every ``{field}`` replaced by ``credentials[field]``
 query_param     ``?<param_name>=<credentials[credential_field]>``
 basic_auth      HTTP Basic of ``username_field`` / ``password_field``
 hmac_payload    ``<header_name>: HMAC-<algo>(credentials[secret_field], raw body)`` in hex or base64
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +35,9 @@ __all__ = ["AppliedCredential", "compute", "credential_names", "origin_of", "SIG
 #: Headers the SigV4 signer writes; removed before (re)signing so a retry never carries stale ones.
 #: ``x-amz-content-sha256`` is not one (``SigV4Auth`` never writes it): a caller's is kept and signed, as S3 needs.
 SIGV4_HEADERS = ("authorization", "x-amz-date", "x-amz-security-token")
+
+#: A ``{field}`` placeholder of a ``headers`` template: a credential field's name in braces.
+PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.-]{1,64})\}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,15 @@ def compute(
         name = c.get("header_name") or "Authorization"
         value = _field(credential, c.get("credential_field") or "api_key")
         return AppliedCredential(headers={name: f"{c.get('value_prefix', '')}{value}"})
+    if kind == "headers":
+        if not c:
+            raise StrategyError("The headers strategy has no header in its config.")
+        # Each {field} replaced once by that credential field (a value is never expanded again).
+
+        def fill(match: re.Match[str]) -> str:
+            return _field(credential, match.group(1))
+
+        return AppliedCredential(headers={name: PLACEHOLDER.sub(fill, template) for name, template in c.items()})
     if kind == "query_param":
         param = c.get("param_name")
         if not param:

@@ -1,4 +1,4 @@
-import type { FastifyListenOptions } from 'fastify';
+import type { FastifyInstance, FastifyListenOptions } from 'fastify';
 import { buildApp } from '../../app.ts';
 import type { Config } from '../../config/config.types.ts';
 import { describeFeatureOff, featuresOff } from '../../config/features.ts';
@@ -34,6 +34,16 @@ export interface ServeOptions {
   readonly reusePort?: boolean | undefined;
   /** The parent of `serve --workers`: checks, migrations and the admin key, then return. */
   readonly prepareOnly?: boolean | undefined;
+  /**
+   * `nexus dev` (dev.ts): given the app before it listens, to add its pages and start its demo
+   * peers; told the broker's URL once it listens, closed when the broker stops.
+   */
+  readonly extend?: ((app: FastifyInstance, container: Container) => Promise<ServeExtension>) | undefined;
+}
+
+export interface ServeExtension {
+  ready(url: string): void;
+  close(): Promise<void>;
 }
 
 const ROLES: readonly Role[] = ['all', 'gateway', 'broker'];
@@ -199,6 +209,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
   if (!sibling) await ensurePortsFree(portsOf(config, role));
   const container = await containerOrExit(config);
   let stopFollowing: (() => Promise<void>) | undefined;
+  let extension: ServeExtension | undefined;
   try {
     if (!sibling) warnDevelopmentKeys(io, container);
     await prepareDatabase(container, logger, options.migrate);
@@ -215,12 +226,17 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     if (role !== 'gateway' && !sibling) await bootstrapAdminKey(io, container, logger);
     const listeners = listenersFor(role, config.adminListener !== undefined);
     const app = await buildApp(container, logger, listeners);
+    extension = await options.extend?.(app, container);
     // Node's `reusePort` (Linux, Node 24): Fastify passes its listen options on to Node's.
     await app.listen({
       host: config.http.host,
       port: config.http.port,
       ...(sibling ? { reusePort: true } : {}),
     } as FastifyListenOptions);
+    // The provider catalogue is read now, once: an entry that fails its schema is left out, said here.
+    if (!sibling)
+      for (const problem of (await container.catalog.load()).problems)
+        logger.warn({ catalog_file: problem.file, problem: problem.message }, 'catalogue entry left out');
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
     const adminServer = listeners.adminServer;
@@ -278,6 +294,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
       },
       'nexus ready',
     );
+    extension?.ready(`http://${hostForUrl(config.http.host)}:${port}`);
     // After the listener is up: the first claim and housekeeping pass do not delay readiness.
     // A gateway (DMZ) never runs background jobs: refreshes and deliveries belong to the broker role.
     const runJobs = options.worker && role !== 'gateway';
@@ -292,6 +309,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
     await stopJobs();
     return 0;
   } finally {
+    await extension?.close();
     await stopFollowing?.();
     await container.close();
   }

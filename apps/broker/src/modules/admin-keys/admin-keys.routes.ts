@@ -24,6 +24,19 @@ const keyView = z
   })
   .meta({ id: 'AdminKey' });
 
+const currentKeyView = z
+  .object({
+    id: z.string().describe("The stored key's id, or `env:<name>` for a key from API_KEY or API_KEYS"),
+    name: z.string(),
+    scope,
+    source: z
+      .enum(['stored', 'environment'])
+      .describe(
+        '`stored`: made with the API or the CLI (revocable); `environment`: from API_KEY or API_KEYS',
+      ),
+  })
+  .meta({ id: 'CurrentAdminKey' });
+
 const keyName = z
   .string()
   .trim()
@@ -77,6 +90,21 @@ export function adminKeysRoutes(app: FastifyInstance, deps: { adminKeys: AdminKe
       },
     },
     async (request) => deps.adminKeys.list(request.query.include_revoked),
+  );
+
+  r.get(
+    '/admin/v1/admin-keys/current',
+    {
+      schema: {
+        operationId: 'currentAdminKey',
+        tags,
+        summary: 'The admin key making this call: its id, name and scope (never its value)',
+        description:
+          'What a client (the console) needs to know about the key it holds, e.g. whether it is read-only. Any admin key may call it, whatever its scope. `current` is a path word, not a name: no key can be created with that name.',
+        response: { 200: currentKeyView, ...errorResponses() },
+      },
+    },
+    async (request) => deps.adminKeys.current(request.principal),
   );
 
   r.delete(

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { ADMIN_SCOPES, type AdminPrincipal, type AdminScope } from '../../auth/principal.ts';
+import { ADMIN_SCOPES, type AdminPrincipal, type AdminScope, type Principal } from '../../auth/principal.ts';
 import type { NamedApiKey } from '../../config/load.ts';
+import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { adminKeyErrors } from './admin-keys.errors.ts';
@@ -114,6 +115,11 @@ export function createAdminKeysService(deps: {
         throw errorFrom(adminKeyErrors, 'admin_key_name_taken', {
           message: 'Names starting with "env:" are reserved for keys from the environment.',
         });
+      // `GET /admin/v1/admin-keys/current` is the calling key: a key of that name would be ambiguous.
+      if (name === 'current')
+        throw errorFrom(adminKeyErrors, 'admin_key_name_taken', {
+          message: 'The name "current" is reserved: /admin/v1/admin-keys/current is the calling key.',
+        });
       if (await store.findLiveByName(name)) throw errorFrom(adminKeyErrors, 'admin_key_name_taken');
       const id = randomBytes(8).toString('hex');
       const key = `nxa_${id}_${randomBytes(32).toString('base64url')}`;
@@ -142,6 +148,19 @@ export function createAdminKeysService(deps: {
         details: { name, scope },
       });
       return { ...view(row), key };
+    },
+
+    /** The key making the call (`GET /admin/v1/admin-keys/current`); never its value. */
+    current(principal: Principal | undefined): {
+      id: string;
+      name: string;
+      scope: AdminScope;
+      source: 'stored' | 'environment';
+    } {
+      // The admin routes admit admin keys only, and a key that authenticated has a scope.
+      if (principal?.kind !== 'admin' || principal.scope === undefined) throw commonError('forbidden');
+      const source = principal.keyId.startsWith('env:') ? 'environment' : 'stored';
+      return { id: principal.keyId, name: principal.name, scope: principal.scope, source };
     },
 
     async list(includeRevoked = false): Promise<AdminKeyView[]> {

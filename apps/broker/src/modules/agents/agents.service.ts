@@ -228,6 +228,27 @@ export function createAgentsService(deps: {
       return principalFor(agentId);
     },
 
+    /**
+     * The agent an MCP client with a trusted issuer's token acts as (`NEXUS_MCP_ISSUERS`), by its
+     * `agent_id`: a principal whose scopes are the agent's `allowed_scopes` that the user holds too
+     * (both gates), and, only when asked, an in-process access token with those scopes for at most
+     * `ttlSeconds` (client-credentials.ts `internalToken`). Undefined when the agent is not live
+     * and active.
+     */
+    async actAs(
+      agentId: string,
+      userScopes: readonly string[],
+      ttlSeconds: number,
+    ): Promise<{ principal: AgentPrincipal; token: () => Promise<string> } | undefined> {
+      const row = await store.findLiveByAgentId(agentId);
+      if (row === undefined || row.disabled_at !== null) return undefined;
+      const scopes = list(row.allowed_scopes).filter((s) => userScopes.includes(s));
+      return {
+        principal: principalOf(row, scopes),
+        token: () => grant.internalToken(row, scopes, Math.max(1, ttlSeconds)),
+      };
+    },
+
     /** Deletes expired assertion ids (housekeeping). */
     async deleteExpiredAssertions(): Promise<number> {
       return store.deleteAssertionsBefore(now());

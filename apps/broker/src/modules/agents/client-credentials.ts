@@ -31,6 +31,23 @@ export function createClientCredentialsGrant(deps: {
   const { audit, now } = deps;
   const authenticateClient = createClientAuthenticator(deps);
 
+  /** A signed access token (RFC 9068) for an agent row, with these scopes, for `ttlSeconds`. */
+  async function sign(row: AgentsTable, scopes: readonly string[], ttlSeconds: number) {
+    const signer = await deps.signingKeys.signer();
+    const iat = Math.floor(now() / 1000);
+    const jti = randomUUID();
+    const token = await new SignJWT({ client_id: row.agent_id, scope: scopes.join(' ') })
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
+      .setIssuer(deps.issuer)
+      .setAudience(deps.issuer)
+      .setSubject(row.id)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + ttlSeconds)
+      .setJti(jti)
+      .sign(signer.privateKey);
+    return { token, jti };
+  }
+
   /** The authenticated, active agent; otherwise the failure is audited and `invalid_client` thrown. */
   async function authenticatedAgent(ctx: AuditContext, auth: ClientAuthentication): Promise<AgentsTable> {
     const row = await authenticateClient(auth);
@@ -71,18 +88,7 @@ export function createClientCredentialsGrant(deps: {
         });
         throw errorFrom(agentErrors, 'invalid_scope', { details: { refused } });
       }
-      const signer = await deps.signingKeys.signer();
-      const iat = Math.floor(now() / 1000);
-      const jti = randomUUID();
-      const token = await new SignJWT({ client_id: row.agent_id, scope: requested.join(' ') })
-        .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
-        .setIssuer(deps.issuer)
-        .setAudience(deps.issuer)
-        .setSubject(row.id)
-        .setIssuedAt(iat)
-        .setExpirationTime(iat + deps.tokenTtlSeconds)
-        .setJti(jti)
-        .sign(signer.privateKey);
+      const { token, jti } = await sign(row, requested, deps.tokenTtlSeconds);
       await audit.record(actor, {
         action: 'agent.token_issued',
         resourceType: 'agent',
@@ -108,5 +114,14 @@ export function createClientCredentialsGrant(deps: {
       const row = await authenticatedAgent(ctx, auth);
       return principalOf(row, list(row.allowed_scopes));
     },
+
+    /**
+     * An access token the broker signs for itself, never handed to a client: `/mcp` calls the
+     * credential proxy in process as the agent a trusted issuer's caller acts as (that caller holds
+     * no agent token, and its own token must not travel). Not audited: it authenticates one
+     * in-process request, whose own audit event names the agent.
+     */
+    internalToken: async (row: AgentsTable, scopes: readonly string[], ttlSeconds: number) =>
+      (await sign(row, scopes, ttlSeconds)).token,
   };
 }

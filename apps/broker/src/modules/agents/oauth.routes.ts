@@ -6,6 +6,7 @@ import { errorFrom } from '../../errors/nexus-error.ts';
 import { basicCredentials } from '../../http/basic-auth.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
+import { tokenExchangeErrors } from '../token-exchange/token-exchange.errors.ts';
 import {
   EXCHANGE_TOKEN_TYPES,
   TOKEN_EXCHANGE,
@@ -65,6 +66,15 @@ function clientAuthentication(
     ...(b.client_assertion_type !== undefined ? { assertionType: b.client_assertion_type } : {}),
     ...(b.client_assertion !== undefined ? { assertion: b.client_assertion } : {}),
   };
+}
+
+/** Whether an RFC 8707 resource is this broker or a URL below it (same origin, path under the issuer's). */
+function withinIssuer(resource: string, issuer: string): boolean {
+  const r = URL.parse(resource);
+  const i = new URL(issuer);
+  if (r === null || r.origin !== i.origin || r.hash !== '' || r.search !== '') return false;
+  const slash = (path: string) => (path.endsWith('/') ? path : `${path}/`);
+  return slash(r.pathname).startsWith(slash(i.pathname));
 }
 
 export function oauthRoutes(
@@ -177,6 +187,11 @@ export function oauthRoutes(
             details: { supported: ['client_credentials', TOKEN_EXCHANGE] },
           });
         }
+        // RFC 8707 §2: an access token's audience is this broker (its issuer, /mcp included); a
+        // resource elsewhere gets no token, rather than one that resource would refuse.
+        const foreign = [b.resource ?? []].flat().filter((r) => !withinIssuer(r, deps.issuer));
+        if (foreign.length > 0)
+          throw errorFrom(tokenExchangeErrors, 'invalid_target', { details: { resource: foreign } });
         return deps.agents.clientCredentials(auditContext(request), client, b.scope);
       },
     );

@@ -104,7 +104,87 @@ function decodeCursor(cursor: string): number {
   return Number(match[1]);
 }
 
+/** Events one verification checks at most (the default is smaller); a long log is verified in steps. */
+const VERIFY_MAX_LIMIT = 100_000;
+
+const verifySchema = z
+  .object({
+    ok: z.boolean().describe('false: the chain is broken at `broken_at`'),
+    checked: z.number().int().describe('Events verified by this call'),
+    from_seq: z.number().int().describe('The first event checked'),
+    to_seq: z.number().int().describe('The last event found intact (`from_seq - 1` when none)'),
+    complete: z
+      .boolean()
+      .describe(
+        'true: the walk reached the head (the newest event when the call started). false: `limit` stopped it, or the chain broke',
+      ),
+    next_from_seq: z
+      .number()
+      .int()
+      .nullable()
+      .describe('When `limit` stopped an intact walk: pass as `from_seq` to go on; otherwise null'),
+    head_seq: z.number().int(),
+    head_hash: z
+      .string()
+      .describe('Hash of the newest event: keep a copy elsewhere to detect a rewrite of the whole chain'),
+    pruned_through: z
+      .number()
+      .int()
+      .describe(
+        'Events up to this number were removed by retention (0: none); their export files verify them',
+      ),
+    broken_at: z.number().int().nullable(),
+    reason: z.string().nullable(),
+  })
+  .meta({ id: 'AuditVerification' });
+
 export function auditRoutes(app: FastifyInstance, deps: { audit: AuditService }): void {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/audit/verify',
+    {
+      schema: {
+        operationId: 'verifyAuditChain',
+        tags: ['audit'],
+        summary:
+          "Verify the audit log's hash chain, as `nexus audit verify` does, a bounded number of events at a time",
+        description:
+          "Walks the chain from `from_seq` (default: the oldest event kept) for at most `limit` events, up to the head as it was when the call started. Starting after the first event trusts the stored hash of event `from_seq - 1`: to verify a long log in steps, pass each answer's `next_from_seq` until `complete` is true. Reads only; a `read` key may call it.",
+        querystring: z
+          .object({
+            from_seq: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+            limit: z.coerce
+              .number()
+              .int()
+              .min(1)
+              .max(VERIFY_MAX_LIMIT)
+              .default(10_000)
+              .describe(`Events to verify at most (default 10000, at most ${VERIFY_MAX_LIMIT})`),
+          })
+          .strict(),
+        response: { 200: verifySchema, ...errorResponses() },
+      },
+    },
+    async (request) => {
+      const r = await deps.audit.verify(undefined, {
+        fromSeq: request.query.from_seq,
+        limit: request.query.limit,
+      });
+      return {
+        ok: r.ok,
+        checked: r.checked,
+        from_seq: r.fromSeq,
+        to_seq: r.toSeq,
+        complete: r.complete,
+        next_from_seq: r.ok && !r.complete ? r.toSeq + 1 : null,
+        head_seq: r.headSeq,
+        head_hash: r.headHash,
+        pruned_through: r.prunedThrough,
+        broken_at: r.brokenAt ?? null,
+        reason: r.reason ?? null,
+      };
+    },
+  );
+
   app.withTypeProvider<ZodTypeProvider>().get(
     '/audit',
     {

@@ -47,6 +47,11 @@ export interface VerifyResult {
   readonly headHash: string;
   /** Events up to this sequence number were removed by retention (0: none); their export files verify them. */
   readonly prunedThrough: number;
+  /** The first event checked, and the last one found intact (fromSeq - 1 when none). */
+  readonly fromSeq: number;
+  readonly toSeq: number;
+  /** Whether the walk reached the head; false when a limit stopped it (or it broke). */
+  readonly complete: boolean;
   /** The first sequence number where the chain breaks, and why. */
   readonly brokenAt?: number;
   readonly reason?: string;
@@ -196,37 +201,53 @@ export function createAuditService(deps: {
     },
 
     /**
-     * Walks the whole chain: every row must follow its predecessor without a gap, link to its
-     * hash, and hash to what it stores; the last row must match the recorded head.
+     * Walks the chain up to the head as it was when called (events written meanwhile are left
+     * for the next run): every row must follow its predecessor without a gap, link to its hash,
+     * and hash to what it stores; the last row must match the recorded head. `range` bounds the
+     * work: start after an event already verified (`fromSeq`, whose predecessor is then trusted
+     * as stored) and stop after `limit` events; `complete` says whether the head was reached.
      */
-    async verify(onProgress?: (checked: number, total: number) => void): Promise<VerifyResult> {
+    async verify(
+      onProgress?: (checked: number, total: number) => void,
+      range: { fromSeq?: number | undefined; limit?: number | undefined } = {},
+    ): Promise<VerifyResult> {
       const head = await store.head();
       const anchor = (await deps.anchor?.()) ?? { seq: 0, hash: GENESIS_HASH };
-      if (anchor.seq > 0 && deps.retentionEnabled === false) {
-        return {
-          ok: false,
-          checked: 0,
-          headSeq: head.seq,
-          headHash: head.hash,
-          prunedThrough: anchor.seq,
-          brokenAt: 1,
-          reason: `events 1–${anchor.seq} are marked as removed by retention, but NEXUS_AUDIT_RETENTION_DAYS is 0: if retention was turned off after it ran, check them against the export files; otherwise they were deleted`,
-        };
-      }
+      const limit = range.limit ?? Number.POSITIVE_INFINITY;
       let prevSeq = anchor.seq;
       let prevHash = anchor.hash;
       let checked = 0;
+      let fromSeq = anchor.seq + 1;
+      const base = { headSeq: head.seq, headHash: head.hash, prunedThrough: anchor.seq };
       const fail = (brokenAt: number, reason: string): VerifyResult => ({
+        ...base,
         ok: false,
         checked,
-        headSeq: head.seq,
-        headHash: head.hash,
-        prunedThrough: anchor.seq,
+        fromSeq,
+        toSeq: prevSeq,
+        complete: false,
         brokenAt,
         reason,
       });
-      for (;;) {
-        const page = await store.pageAscending(prevSeq, 1000);
+      if (anchor.seq > 0 && deps.retentionEnabled === false)
+        return fail(
+          1,
+          `events 1–${anchor.seq} are marked as removed by retention, but NEXUS_AUDIT_RETENTION_DAYS is 0: if retention was turned off after it ran, check them against the export files; otherwise they were deleted`,
+        );
+      if (range.fromSeq !== undefined && range.fromSeq > anchor.seq + 1) {
+        fromSeq = range.fromSeq;
+        const [before] = await store.pageAscending(fromSeq - 2, 1);
+        // Nothing at or before the head to check from there (events written since are the next run's).
+        if (before === undefined || before.seq > head.seq)
+          return { ...base, ok: true, checked: 0, fromSeq, toSeq: fromSeq - 1, complete: true };
+        if (before.seq !== fromSeq - 1)
+          return fail(fromSeq - 1, `event ${fromSeq - 1} is missing (next present is ${before.seq})`);
+        prevSeq = before.seq;
+        prevHash = before.hash;
+      }
+      while (prevSeq < head.seq && checked < limit) {
+        const want = Math.min(1000, head.seq - prevSeq, limit - checked);
+        const page = await store.pageAscending(prevSeq, want);
         for (const row of page) {
           if (row.seq !== prevSeq + 1)
             return fail(prevSeq + 1, `event ${prevSeq + 1} is missing (next present is ${row.seq})`);
@@ -239,15 +260,16 @@ export function createAuditService(deps: {
           checked++;
         }
         onProgress?.(checked, head.seq);
-        if (page.length < 1000) break;
+        if (page.length < want) break;
       }
-      if (prevSeq !== head.seq || prevHash !== head.hash) {
+      const result = { ...base, checked, fromSeq, toSeq: prevSeq };
+      if (prevSeq < head.seq && checked >= limit) return { ...result, ok: true, complete: false };
+      if (prevSeq !== head.seq || prevHash !== head.hash)
         return fail(
           prevSeq + 1,
           `the chain ends at event ${prevSeq} but the head records event ${head.seq}: events were deleted`,
         );
-      }
-      return { ok: true, checked, headSeq: head.seq, headHash: head.hash, prunedThrough: anchor.seq };
+      return { ...result, ok: true, complete: true };
     },
   };
 }

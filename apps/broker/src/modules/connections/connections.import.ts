@@ -110,6 +110,7 @@ export function createConnectionImport(deps: {
         failing_since: null,
         refresh_started_at: null,
         refresh_attempted_at: null,
+        connection_config: null,
       });
       try {
         await inserting;

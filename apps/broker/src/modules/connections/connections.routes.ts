@@ -5,6 +5,8 @@ import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
+import { STATUSES } from './connection-status.ts';
+import { connectionView } from './connection-view.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsService } from './connections.service.ts';
 import { tokenResponse } from './token-view.ts';
@@ -113,7 +115,6 @@ export function connectionsRoutes(
     );
   }
 
-  const statuses = ['pending', 'active', 'attention_required', 'expired', 'revoked', 'failed'] as const;
   r.get(
     '/connections',
     {
@@ -125,7 +126,7 @@ export function connectionsRoutes(
           'Connections, a page at a time, filtered by status, workspace or provider (never credentials)',
         querystring: z
           .object({
-            status: z.enum(statuses).optional(),
+            status: z.enum(STATUSES).optional(),
             workspace_id: z.string().trim().min(1).max(200).optional(),
             provider: z.string().min(1).max(64).optional().describe('Provider name, alias or id'),
             limit: z.coerce.number().int().min(1).max(500).default(100),
@@ -140,21 +141,7 @@ export function connectionsRoutes(
           .strict(),
         response: {
           200: z.object({
-            connections: z.array(
-              z.object({
-                id: z.string(),
-                workspace_id: z.string(),
-                provider_id: z.string(),
-                provider_name: z.string(),
-                status: z.enum(statuses),
-                scopes: z.array(z.string()),
-                access_expires_at: z.string().nullable(),
-                last_refreshed_at: z.string().nullable(),
-                last_error: z.string().nullable(),
-                created_at: z.string(),
-                updated_at: z.string(),
-              }),
-            ),
+            connections: z.array(connectionView),
             next_cursor: z.string().nullable().describe('Pass as cursor for the next page; null at the end'),
           }),
           ...errorResponses(404),
@@ -173,6 +160,40 @@ export function connectionsRoutes(
   );
 
   r.get(
+    '/connections/:id',
+    {
+      config: { auth: 'admin' },
+      schema: {
+        operationId: 'getConnection',
+        tags: ['connections'],
+        summary: 'One connection, as the list shows it (never credentials)',
+        params: idParams,
+        response: { 200: connectionView, ...errorResponses(404) },
+      },
+    },
+    async (request) => connections.view(request.principal, request.params.id),
+  );
+
+  r.post(
+    '/admin/v1/connections/:id/refresh',
+    {
+      config: { auth: 'admin', scope: 'full' },
+      schema: {
+        operationId: 'refreshConnectionView',
+        tags: ['connections'],
+        summary:
+          'Refresh now, like POST /connections/{id}/refresh, then answer the connection (no credential)',
+        description:
+          "For operators and the console: the refreshed connection's state, never its token (so no `connection.token_read` event; `connection.refresh_requested` records who asked). Errors as the token route's: 409 `refresh_not_supported` without a refresh token, `attention_required` when the provider refused the grant, 502 when the provider failed.",
+        params: idParams,
+        response: { 200: connectionView, ...tokenErrors },
+      },
+    },
+    async (request) =>
+      connections.refreshWithoutCredential(auditContext(request), request.principal, request.params.id),
+  );
+
+  r.get(
     '/v1/check-connection/:id',
     {
       config: { auth: 'agent' },
@@ -184,7 +205,7 @@ export function connectionsRoutes(
         response: {
           200: z.object({
             connection_id: z.string(),
-            status: z.enum(['pending', 'active', 'attention_required', 'expired', 'revoked', 'failed']),
+            status: z.enum(STATUSES),
           }),
           ...errorResponses(404),
         },

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import * as oauth from 'oauth4webapi';
 import type { Principal } from '../../auth/principal.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import { parseConnectionConfig, strategyForConnection } from '../providers/connection-params.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { strategyFor } from '../strategies/strategy.ts';
 import type { ConnectionStatus } from './connection-status.ts';
+import { type ConnectionView, connectionViewOf } from './connection-view.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
 import {
@@ -22,6 +23,7 @@ import { type CredentialStore, isBackendMarker } from './credential-store.ts';
 import { createLifecycle } from './lifecycle.ts';
 import { createRefresher } from './refresh.ts';
 import { defaultRefreshSchedule, type RefreshSchedule } from './refresh-schedule.ts';
+import { createUpstreamRevoker } from './revoke-upstream.ts';
 
 // The module's vocabulary lives in connections.types.ts; re-exported for existing importers.
 export { credentialsBinding, type RefreshOutcome, type StoredCredentials } from './connections.types.ts';
@@ -140,15 +142,17 @@ export function createConnectionsService(deps: {
 
   async function tokenResponse(row: ConnectionWithProvider): Promise<TokenResponse> {
     const profile = profileOf(row);
-    const strategy = strategyFor(profile);
     const creds = await credentialsOf(row);
     const expiresAt = row.access_expires_at === null ? null : new Date(row.access_expires_at).toISOString();
+    const config = parseConnectionConfig(row.connection_config);
+    const strategy = strategyForConnection(strategyFor(profile), config);
     const base = {
       connection_id: row.id,
       provider_id: row.provider_id,
       provider_name: row.provider_name,
       strategy,
       expires_at: expiresAt,
+      ...(config === null ? {} : { connection_config: { ...config } }),
     };
     if (creds.kind === 'oauth2') {
       return {
@@ -178,6 +182,12 @@ export function createConnectionsService(deps: {
     return response;
   }
 
+  const revokeUpstream = createUpstreamRevoker({
+    providers: deps.providers,
+    oauthClient: deps.oauthClient,
+    credentialsOf,
+  });
+
   const lifecycle = createLifecycle({
     store,
     credentials: deps.credentials,
@@ -200,14 +210,16 @@ export function createConnectionsService(deps: {
     countByStatus: store.countByStatus,
 
     /**
-     * A connection's id, owner, provider, status and granted scopes (a JSON array), without its
-     * credentials; undefined when there is none. For agent sessions, which bind to one.
+     * A connection's id, owner, provider, status, granted scopes (a JSON array) and
+     * `connection_config`, without its credentials; undefined when there is none. For agent
+     * sessions, which bind to one, and the consent's callback, which fills the provider's URLs.
      */
     async describe(id: string) {
       const row = await store.find(id);
       if (row === undefined) return undefined;
       const { id: rowId, workspace_id, provider_id, status, scopes } = row;
-      return { id: rowId, workspace_id, provider_id, status, scopes };
+      const connection_config = parseConnectionConfig(row.connection_config);
+      return { id: rowId, workspace_id, provider_id, status, scopes, connection_config };
     },
     /** This process's lease owner id: the worker claims leases under it. */
     owner,
@@ -278,23 +290,28 @@ export function createConnectionsService(deps: {
       const rows = await store.listPage(filter, cursor, limit + 1);
       const page = rows.slice(0, limit);
       return {
-        connections: page.map((r) => ({
-          id: r.id,
-          workspace_id: r.workspace_id,
-          provider_id: r.provider_id,
-          provider_name: r.provider_name,
-          status: r.status as ConnectionStatus,
-          scopes: JSON.parse(r.scopes) as string[],
-          access_expires_at:
-            r.access_expires_at === null ? null : new Date(Number(r.access_expires_at)).toISOString(),
-          last_refreshed_at:
-            r.last_refreshed_at === null ? null : new Date(Number(r.last_refreshed_at)).toISOString(),
-          last_error: r.last_error,
-          created_at: new Date(Number(r.created_at)).toISOString(),
-          updated_at: new Date(Number(r.updated_at)).toISOString(),
-        })),
+        connections: page.map(connectionViewOf),
         next_cursor: rows.length > limit ? page[page.length - 1]!.id : null,
       };
+    },
+
+    /** `GET /connections/{id}` (admin): one connection as the list shows it, never a credential. */
+    async view(principal: Principal | undefined, id: string): Promise<ConnectionView> {
+      return connectionViewOf(await visible(principal, id));
+    },
+
+    /**
+     * `POST /admin/v1/connections/{id}/refresh`: refresh now like `refresh`, but answer the view:
+     * no credential is read (no `connection.token_read`); `connection.refresh_requested` says who.
+     */
+    async refreshWithoutCredential(ctx: AuditContext, principal: Principal | undefined, id: string) {
+      const row = await visible(principal, id);
+      assertUsable(row);
+      if (row.provider_auth_type !== 'oauth2') throw errorFrom(connectionErrors, 'refresh_not_supported');
+      const refreshed = await refreshShared(id, true);
+      const event = { action: 'connection.refresh_requested', resourceType: 'connection', resourceId: id };
+      await audit.record(ctx, { ...event, details: { provider: row.provider_name } });
+      return connectionViewOf(refreshed);
     },
 
     /** `GET /v1/check-connection/{id}`: the stored state, never guessed from a token fetch. */
@@ -371,27 +388,6 @@ export function createConnectionsService(deps: {
       };
     },
   };
-
-  /** Revokes the refresh token (which ends the grant at most providers), then the access token. */
-  async function revokeUpstream(row: ConnectionWithProvider): Promise<boolean> {
-    const creds = await credentialsOf(row);
-    if (creds.kind !== 'oauth2') return false;
-    const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
-    const oc = await deps.oauthClient(profile, clientSecret);
-    if (oc.as.revocation_endpoint === undefined) return false;
-    for (const [token, hint] of [
-      [creds.refresh_token, 'refresh_token'],
-      [creds.access_token, 'access_token'],
-    ] as const) {
-      if (token === undefined) continue;
-      const response = await oauth.revocationRequest(oc.as, oc.client, oc.auth, token, {
-        ...oc.requestOptions(),
-        additionalParameters: { token_type_hint: hint },
-      });
-      await oauth.processRevocationResponse(response);
-    }
-    return true;
-  }
 }
 
 export type ConnectionsService = ReturnType<typeof createConnectionsService>;

@@ -178,6 +178,7 @@ export function createConnectionsStore(
           'providers.name as provider_name',
           'connections.status',
           'connections.scopes',
+          'connections.connection_config',
           'connections.access_expires_at',
           'connections.last_refreshed_at',
           'connections.last_error',

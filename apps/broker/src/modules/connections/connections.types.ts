@@ -29,6 +29,8 @@ export interface TokenResponse {
   access_token?: string;
   token_type?: string;
   expiry?: string | null;
+  /** The values of the provider's URL placeholders (decision 0015); absent when it has none. */
+  connection_config?: Record<string, string>;
 }
 
 /** Connection state changes the broker reports as events (stored, and sent to webhooks). */
@@ -60,5 +62,13 @@ export type RefreshOutcome = 'refreshed' | 'attention_required' | 'failed' | 'sk
  * an authorization-code exchange, or the static fields a user typed into the capture form.
  */
 export type ActivationTokens =
-  | { readonly kind: 'oauth2'; readonly tokens: TokenEndpointResponse }
+  | {
+      readonly kind: 'oauth2';
+      readonly tokens: TokenEndpointResponse;
+      /**
+       * The connection's values with those learnt from this token answer added (decision 0015),
+       * stored as its `connection_config`; absent: the stored values stay.
+       */
+      readonly connectionConfig?: Readonly<Record<string, string>> | undefined;
+    }
   | { readonly kind: 'static'; readonly fields: Record<string, string> };

@@ -61,6 +61,10 @@ export function createLifecycle(deps: {
   function activationColumns(input: ActivationTokens, at: number) {
     if (input.kind === 'static') return { access_expires_at: null, last_error: null };
     const { tokens } = input;
+    const config =
+      input.connectionConfig === undefined
+        ? {}
+        : { connection_config: JSON.stringify(input.connectionConfig) };
     const expiresAt = typeof tokens.expires_in === 'number' ? at + tokens.expires_in * 1000 : null;
     return {
       access_expires_at: expiresAt,
@@ -70,6 +74,7 @@ export function createLifecycle(deps: {
       last_refreshed_at: null,
       last_error: null,
       ...(tokens.scope ? { scopes: JSON.stringify(tokens.scope.split(' ')) } : {}),
+      ...config,
     };
   }
 
@@ -93,6 +98,8 @@ export function createLifecycle(deps: {
       providerId: string;
       scopes: readonly string[];
       expiresAt: number;
+      /** request-connection's `connection_config`, checked, with defaults filled in (decision 0015). */
+      connectionConfig?: Readonly<Record<string, string>> | null;
     }): Promise<void> {
       const t = now();
       await store.insert({
@@ -118,6 +125,8 @@ export function createLifecycle(deps: {
         access_issued_at: null,
         refresh_started_at: null,
         refresh_attempted_at: null,
+        connection_config:
+          connection.connectionConfig == null ? null : JSON.stringify(connection.connectionConfig),
       });
     },
 

@@ -1,5 +1,6 @@
 import * as oauth from 'oauth4webapi';
 import { errorFrom } from '../../errors/nexus-error.ts';
+import { forConnection, parseConnectionConfig } from '../providers/connection-params.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
@@ -62,12 +63,17 @@ export function createProviderCall(c: ProviderCallDeps) {
     leaseId: string,
     keeper: LeaseKeeper,
     refreshToken: string,
-    additionalParameters?: Record<string, string>,
+    /** A down-scoping refresh (RFC 6749 §6): the scopes asked for, joined as the provider reads them. */
+    narrowTo?: readonly string[],
   ): Promise<Spent> {
     let oc: OAuthClient;
     try {
       const { profile, clientSecret } = await c.providers.loadForUse(row.provider_id);
-      oc = await c.oauthClient(profile, clientSecret);
+      // The token endpoint of this connection: its URL placeholders filled (decision 0015).
+      oc = await c.oauthClient(
+        forConnection(profile, parseConnectionConfig(row.connection_config)),
+        clientSecret,
+      );
     } catch (error) {
       return { kind: 'failed', reason: describeUpstreamError(error), retryAfterMs: undefined, error };
     }
@@ -95,7 +101,7 @@ export function createProviderCall(c: ProviderCallDeps) {
         // Our own timeout replaces the client's: see `patientTimeout`.
         signal: AbortSignal.any([timeout.signal, keeper.signal]),
         [oauth.customFetch]: guardedFetch,
-        ...(additionalParameters ? { additionalParameters } : {}),
+        ...(narrowTo ? { additionalParameters: { scope: oc.joinScopes(narrowTo) } } : {}),
       });
       const answeredAt = now();
       const tokens = await oauth.processRefreshTokenResponse(oc.as, oc.client, response);

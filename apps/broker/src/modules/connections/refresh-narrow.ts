@@ -84,7 +84,7 @@ export function createNarrowing(c: NarrowingDeps) {
       await store.dropLease(id, leaseId);
       return null;
     }
-    const spent = await spend(current, leaseId, keeper, creds.refresh_token, { scope: scopes.join(' ') });
+    const spent = await spend(current, leaseId, keeper, creds.refresh_token, scopes);
     if (spent.kind === 'grant_lost')
       await grantLost(
         current,

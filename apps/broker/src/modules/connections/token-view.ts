@@ -1,5 +1,13 @@
 import * as z from 'zod';
 
+/** A connection's `connection_config` as views show it (not a secret): null when it has none. */
+export const connectionConfigView = z
+  .record(z.string(), z.string())
+  .nullable()
+  .describe(
+    "The values of the provider's URL placeholders: request-connection's `connection_config` (or the parameters' defaults) and values learnt from the token response at consent (decision 0015)",
+  );
+
 /**
  * The token answer of `GET /v1/token/{id}`, `POST /v1/refresh/{id}` and `/v1/resolve`
  * (connections.routes.ts), and of gRPC's GetToken and RefreshConnection (the same body as a
@@ -11,8 +19,12 @@ export const tokenResponse = z
     provider_id: z.string(),
     provider_name: z.string(),
     strategy: z.object({
-      type: z.enum(['oauth2', 'header', 'query_param', 'basic_auth', 'hmac_payload', 'aws_sigv4']),
-      config: z.record(z.string(), z.string()),
+      type: z.enum(['oauth2', 'header', 'headers', 'query_param', 'basic_auth', 'hmac_payload', 'aws_sigv4']),
+      config: z
+        .record(z.string(), z.string())
+        .describe(
+          'The strategy settings; for `headers`, each header name mapped to its value template, `{field}` standing for a credential field',
+        ),
     }),
     credentials: z
       .record(z.string(), z.string())
@@ -21,5 +33,11 @@ export const tokenResponse = z
     access_token: z.string().optional().describe('OAuth only, flattened for original clients'),
     token_type: z.string().optional(),
     expiry: z.string().nullable().optional(),
+    connection_config: connectionConfigView
+      .unwrap()
+      .optional()
+      .describe(
+        "The values the provider's URL placeholders are filled with for this connection (the credential proxy uses them for the base URL); absent when the provider has none",
+      ),
   })
   .meta({ id: 'TokenResponse' });

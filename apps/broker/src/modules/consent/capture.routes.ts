@@ -5,6 +5,7 @@ import * as z from 'zod';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
+import type { Brand } from './brand.ts';
 import { captureFormPage, captureMessagePage, capturePageHeaders } from './capture.page.ts';
 import type { CaptureService } from './capture.service.ts';
 
@@ -23,7 +24,8 @@ const RETRYABLE = new Set(['invalid_credentials', 'credentials_rejected', 'crede
 
 export function captureRoutes(
   app: FastifyInstance,
-  deps: { capture: CaptureService; formBodyLimit: number },
+  /** `brand`: the operator's branding of the hosted pages (NEXUS_CONNECT_BRAND_*). */
+  deps: { capture: CaptureService; formBodyLimit: number; brand?: Brand },
 ): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { capture } = deps;
@@ -81,11 +83,15 @@ export function captureRoutes(
           response: {
             200: z.object({
               connection_id: z.string(),
-              status: z.literal('active'),
+              status: z
+                .enum(['active', 'pending'])
+                .describe('`pending`: the app confirms the user first (verify, decision 0017)'),
               redirect_url: z
                 .string()
                 .nullable()
-                .describe('The return URL with status=success: where to send the browser on'),
+                .describe(
+                  'Where to send the browser on: the return URL with status=success, or (pending) the verifier page with its flow_id',
+                ),
             }),
             ...errorResponses(404, 413, 422, 429, 502),
           },
@@ -114,7 +120,7 @@ export function captureRoutes(
     ) =>
       reply
         .status(status)
-        .headers(capturePageHeaders(nonce, returnOrigin))
+        .headers(capturePageHeaders(nonce, returnOrigin, deps.brand))
         .type('text/html; charset=utf-8')
         .send(page);
     const unavailable = (reply: FastifyReply, nonce: string) =>
@@ -127,6 +133,7 @@ export function captureRoutes(
           nonce,
           'This link has expired',
           'It was already used, has expired, or is not valid. Start the connection again from the application.',
+          deps.brand,
         ),
       );
 
@@ -141,8 +148,8 @@ export function captureRoutes(
             reply,
             200,
             nonce,
-            form.return_origin,
-            captureFormPage(nonce, form, request.query.state),
+            formActionOrigins(form),
+            captureFormPage(nonce, form, request.query.state, [], deps.brand),
           );
         } catch (error) {
           if (error instanceof NexusError && error.code === 'capture_not_available')
@@ -153,7 +160,7 @@ export function captureRoutes(
               429,
               nonce,
               null,
-              captureMessagePage(nonce, 'Too many attempts', error.message),
+              captureMessagePage(nonce, 'Too many attempts', error.message, deps.brand),
             );
           throw error;
         }
@@ -186,6 +193,7 @@ export function captureRoutes(
               nonce,
               'Connected',
               'You can close this window and return to the application.',
+              deps.brand,
             ),
           );
         } catch (error) {
@@ -200,8 +208,8 @@ export function captureRoutes(
               reply,
               error.status,
               nonce,
-              form.return_origin,
-              captureFormPage(nonce, form, stateText!, problems),
+              formActionOrigins(form),
+              captureFormPage(nonce, form, stateText!, problems, deps.brand),
             );
           }
           if (error instanceof NexusError && error.code === 'capture_not_available')
@@ -211,4 +219,10 @@ export function captureRoutes(
       },
     );
   });
+}
+
+/** Where the form's submit may be redirected (CSP `form-action`): the return URL, and the verifier page. */
+function formActionOrigins(form: { return_origin: string | null; verifier_origin: string | null }) {
+  const origins = [form.return_origin, form.verifier_origin].filter((o) => o !== null);
+  return origins.length === 0 ? null : [...new Set(origins)].join(' ');
 }

@@ -10,7 +10,10 @@ import { probeSpecFor } from '../providers/validation-probe.ts';
 import { applyStrategy, type OutgoingRequest, StrategyNotApplicable } from '../strategies/apply.ts';
 import { strategyFor } from '../strategies/strategy.ts';
 import { type CaptureField, captureFields, checkCaptured, credentialSchema } from './capture.schema.ts';
+import { VERIFIER_GONE } from './confirm.service.ts';
+import { loadForFlow } from './connection-config.ts';
 import { consentErrors } from './consent.errors.ts';
+import type { ConsentService } from './consent.service.ts';
 import type { ConsentStore } from './consent.store.ts';
 import { returnUrlAllowed, withOutcome } from './return-url.ts';
 import { verifyState } from './state.ts';
@@ -23,6 +26,13 @@ export interface CaptureForm {
   readonly expires_at: string;
   /** Origin of the return URL, so the page's CSP lets the post-submit redirect go there. */
   readonly return_origin: string | null;
+  /** Origin of the verifier page, where the submit goes first when the app confirms (decision 0017). */
+  readonly verifier_origin: string | null;
+  /** The provider's `params.capture_help` and `params.docs_url` (decision 0015), shown on the page. */
+  readonly help: string | undefined;
+  readonly docs_url: string | undefined;
+  /** The return URL with `status=failed&error=cancelled`: the page's cancel link back to the app. */
+  readonly cancel_url: string | null;
 }
 
 /**
@@ -33,7 +43,7 @@ export interface CaptureForm {
 export function createCaptureService(deps: {
   store: ConsentStore;
   /** Activates the connection: credentials, superseding, audit and events (lifecycle.ts). */
-  connections: Pick<ConnectionsService, 'activate'>;
+  connections: Pick<ConnectionsService, 'activate' | 'describe' | 'markFailed'>;
   providers: Pick<ProvidersService, 'loadForUse'>;
   stateKey: SecretBytes;
   returnUrls: Parameters<typeof returnUrlAllowed>[1];
@@ -41,6 +51,8 @@ export function createCaptureService(deps: {
   probe: SafeFetch;
   /** Counts captures by outcome (the original's `oauth_credential_captures_total`). */
   metrics?: { captured(outcome: 'success' | 'error'): void };
+  /** The step before activation of a consent the app must confirm (confirm.service.ts, decision 0017). */
+  confirmation?: Pick<ConsentService, 'holdForConfirmation' | 'verifierOrigin'>;
   now?: () => number;
 }) {
   const { store, connections } = deps;
@@ -52,7 +64,9 @@ export function createCaptureService(deps: {
       throw errorFrom(consentErrors, 'capture_not_available', { detail: `state ${checked.reason}` });
     const flow = await store.findOpen(checked.state.flowId, now());
     if (flow === undefined || flow.verifier !== null) throw errorFrom(consentErrors, 'capture_not_available');
-    const { id, profile } = await deps.providers.loadForUse(flow.provider_id);
+    // The probe goes to this connection's URLs: the provider's placeholders filled (decision 0015).
+    const { profile } = await loadForFlow(deps, flow);
+    const id = flow.provider_id;
     if (profile.auth_type === 'oauth2') throw errorFrom(consentErrors, 'capture_not_available');
     return {
       flow,
@@ -149,18 +163,31 @@ export function createCaptureService(deps: {
     const probed = await verify(flow.id, profile, checked.values);
     if ((await store.consume(flow.id, now())) === undefined)
       throw errorFrom(consentErrors, 'capture_not_available');
+    // Field names only: the values are the secrets.
+    const details = {
+      provider: provider.name,
+      fields: Object.keys(checked.values),
+      ...(probed === undefined ? {} : { probe_status: probed }),
+    };
+    // A consent the app must confirm is held, and the browser goes to its verifier page first.
+    const verifierAt = await deps.confirmation?.holdForConfirmation(
+      flow.id,
+      { kind: 'static', fields: checked.values },
+      details,
+    );
+    if (verifierAt === VERIFIER_GONE) {
+      await connections.markFailed(flow.connection_id, VERIFIER_GONE, { ctx });
+      throw errorFrom(consentErrors, 'verifier_not_configured');
+    }
+    if (verifierAt !== undefined)
+      return { connection_id: flow.connection_id, status: 'pending' as const, redirect_url: verifierAt };
     // After the flow is consumed (one writer per connection). A backend failure answers its 503;
     // the connection stays pending until it expires, and the user starts again.
     const { activated } = await connections.activate(
       ctx,
       flow.connection_id,
       { kind: 'static', fields: checked.values },
-      // Field names only: the values are the secrets.
-      {
-        provider: provider.name,
-        fields: Object.keys(checked.values),
-        ...(probed === undefined ? {} : { probe_status: probed }),
-      },
+      details,
     );
     if (!activated) throw errorFrom(consentErrors, 'capture_not_available');
     const redirectUrl = returnUrlAllowed(flow.return_url, deps.returnUrls)
@@ -176,15 +203,19 @@ export function createCaptureService(deps: {
   return {
     async form(stateText: string): Promise<CaptureForm> {
       const { flow, profile, provider, fields } = await openFlow(stateText);
-      const returnOrigin = returnUrlAllowed(flow.return_url, deps.returnUrls)
-        ? new URL(flow.return_url).origin
-        : null;
+      const trusted = returnUrlAllowed(flow.return_url, deps.returnUrls);
+      const returnOrigin = trusted ? new URL(flow.return_url).origin : null;
+      const text = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
       return {
+        help: text(profile.params.capture_help),
+        docs_url: text(profile.params.docs_url),
+        cancel_url: trusted ? withOutcome(flow.return_url, { status: 'failed', error: 'cancelled' }) : null,
         provider,
         fields,
         schema: credentialSchema(profile),
         expires_at: new Date(flow.expires_at).toISOString(),
         return_origin: returnOrigin,
+        verifier_origin: deps.confirmation?.verifierOrigin ?? null,
       };
     },
 

@@ -3,7 +3,9 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
+import { connectionConfig } from './connection-config.schema.ts';
 import type { CallbackOutcome, ConsentService } from './consent.service.ts';
+import { verifyField } from './verify.schema.ts';
 
 const scopes = z
   .array(
@@ -90,6 +92,8 @@ export function consentRoutes(
             return_url: returnUrl,
             metadata: metadata.optional(),
             action: action.optional(),
+            connection_config: connectionConfig.optional(),
+            verify: verifyField,
           })
           .strict()
           .refine((b) => (b.provider_name === undefined) !== (b.provider_id === undefined), {
@@ -109,6 +113,8 @@ export function consentRoutes(
         action: b.action,
         metadata: b.metadata,
         principal: request.principal,
+        connectionConfig: b.connection_config,
+        verify: b.verify,
       });
     },
   );
@@ -126,6 +132,7 @@ export function consentRoutes(
             provider_id: providerRef.describe('Provider id, name or alias'),
             scopes: requestedScopes,
             return_url: returnUrl,
+            connection_config: connectionConfig.optional(),
           })
           .strict(),
         response: { 200: startResponse, ...errorResponses(404, 413) },
@@ -138,6 +145,7 @@ export function consentRoutes(
         providerRef: b.provider_id,
         scopes: b.scopes,
         returnUrl: b.return_url,
+        connectionConfig: b.connection_config,
       });
       return {
         authUrl: started.authUrl,

@@ -9,14 +9,18 @@ import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { Activation } from '../connections/lifecycle.ts';
+import { CATALOG_PARAMS } from '../providers/catalog-params.validate.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import { providerErrors } from '../providers/providers.errors.ts';
 import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { CORE_AUTHORIZE_PARAMS } from '../providers/providers.validate.ts';
 import { type CallbackStep, callbackFailure, passedOn } from './callback-failure.ts';
+import { createConfirmService, VERIFIER_GONE } from './confirm.service.ts';
+import { checkedConnectionConfig, loadForConnection, loadForFlow, withLearnt } from './connection-config.ts';
 import { type ConsentReturnCode, consentErrors } from './consent.errors.ts';
 import type { ConsentStore } from './consent.store.ts';
+import { exchangeParameters, metadataKeys, truthy, withoutIss } from './consent-params.ts';
 import { returnUrlAllowed, withOutcome } from './return-url.ts';
 import { signState, verifyState } from './state.ts';
 import { readTokenAnswer } from './token-answer.ts';
@@ -49,6 +53,10 @@ export interface StartRequest {
   readonly metadata?: unknown;
   /** The caller; an agent may start connections only for providers and users in its grant. */
   readonly principal?: Principal | undefined;
+  /** Values of the provider's `params.connection_parameters` (decision 0015), checked here. */
+  readonly connectionConfig?: Readonly<Record<string, unknown>> | undefined;
+  /** The app confirms the user before activation (decision 0017); absent: the operator's default. */
+  readonly verify?: boolean | undefined;
 }
 
 export interface StartResult {
@@ -73,6 +81,8 @@ const PARAM_SKIP = new Set([
   'revocation_endpoint',
   'validation',
   'jwks_uri',
+  // Catalogue settings (pkce, scope_separator, token_response, template…): never URL parameters.
+  ...CATALOG_PARAMS,
 ]);
 
 /**
@@ -90,14 +100,10 @@ export interface ConsentMetrics {
 
 const seconds = (since: number) => (performance.now() - since) / 1000;
 
-function truthy(value: unknown): boolean {
-  return value === true || value === 'true';
-}
-
 export function createConsentService(deps: {
   store: ConsentStore;
   /** Creates the pending connection, fails or activates it (credentials, superseding, audit, events). */
-  connections: Pick<ConnectionsService, 'createPending' | 'markFailed' | 'activate'>;
+  connections: Pick<ConnectionsService, 'createPending' | 'markFailed' | 'activate' | 'describe'>;
   providers: Pick<ProvidersService, 'resolve' | 'loadForUse'>;
   oauthClient: (
     profile: StoredProfile,
@@ -111,17 +117,21 @@ export function createConsentService(deps: {
   capturePageUrl: string;
   returnUrls: { allowedDomains: readonly string[]; allowLoopback: boolean; requireHttps: boolean };
   metrics?: ConsentMetrics;
+  /** NEXUS_CONNECT_VERIFIER_URL / _REQUIRED (confirm.service.ts); undefined: no confirmation step. */
+  verifier?: { readonly url: string; readonly required: boolean } | undefined;
   now?: () => number;
 }) {
   const { store, connections, ring, audit } = deps;
   const now = deps.now ?? Date.now;
+  const confirmation = createConfirmService({ ...deps, store: store.confirmations, now });
   const allowed = (url: string) => returnUrlAllowed(url, deps.returnUrls);
 
   function buildAuthorizationUrl(
     provider: ProviderView,
     profile: StoredProfile,
     oc: OAuthClient,
-    flow: { state: string; challenge: string; nonce: string | undefined; scopes: string[] },
+    /** `challenge`: the PKCE code challenge (S256); undefined for a provider without PKCE. */
+    flow: { state: string; challenge: string | undefined; nonce: string | undefined; scopes: string[] },
   ): string {
     const url = new URL(oc.as.authorization_endpoint!);
     // Extra parameters first; the core ones are set after, so nothing can override them.
@@ -138,11 +148,17 @@ export function createConsentService(deps: {
     url.searchParams.set('client_id', provider.client_id!);
     url.searchParams.set('redirect_uri', deps.redirectUri);
     if (!truthy(profile.params.skip_scope_on_auth) && flow.scopes.length > 0)
-      url.searchParams.set('scope', flow.scopes.join(' '));
+      url.searchParams.set('scope', oc.joinScopes(flow.scopes));
     else url.searchParams.delete('scope');
     url.searchParams.set('state', flow.state);
-    url.searchParams.set('code_challenge', flow.challenge);
-    url.searchParams.set('code_challenge_method', 'S256');
+    if (flow.challenge !== undefined) {
+      url.searchParams.set('code_challenge', flow.challenge);
+      url.searchParams.set('code_challenge_method', 'S256');
+    } else {
+      // `params.pkce: false`: a provider that refuses PKCE (decision 0015).
+      url.searchParams.delete('code_challenge');
+      url.searchParams.delete('code_challenge_method');
+    }
     if (flow.nonce !== undefined) url.searchParams.set('nonce', flow.nonce);
     else url.searchParams.delete('nonce');
     return url.toString();
@@ -176,6 +192,8 @@ export function createConsentService(deps: {
         if (!p.allowedWorkspaces.includes('*') && !p.allowedWorkspaces.includes(request.workspaceId))
           throw commonError('forbidden', { message: 'This agent may not act for that user (workspace).' });
       }
+      const config = checkedConnectionConfig(provider, request.connectionConfig);
+      const verify = confirmation.wanted(request.verify);
       const asked = request.scopes ?? [];
       const scopes = [...new Set(asked.length > 0 ? asked : provider.scopes)];
       const t = now();
@@ -191,9 +209,10 @@ export function createConsentService(deps: {
       let verifier: Uint8Array | null = null;
       let nonce: string | null = null;
       if (provider.auth_type === 'oauth2') {
-        const { profile, clientSecret } = await deps.providers.loadForUse(provider.id);
+        const { profile, clientSecret } = await loadForConnection(deps.providers, provider.id, config);
         const openid = scopes.includes('openid');
         const oc = await deps.oauthClient(profile, clientSecret, { openid });
+        // Generated and sealed even without PKCE: a flow with a verifier is an OAuth flow.
         const codeVerifier = oauth.generateRandomCodeVerifier();
         // A nonce whenever openid is asked for, even when the id_token will be discarded: some
         // providers require one, and whether it is verified is decided again at the callback.
@@ -201,7 +220,7 @@ export function createConsentService(deps: {
         verifier = sealText(ring, codeVerifier, verifierBinding(flowId));
         authUrl = buildAuthorizationUrl(provider, profile, oc, {
           state,
-          challenge: await oauth.calculatePKCECodeChallenge(codeVerifier),
+          challenge: oc.pkce ? await oauth.calculatePKCECodeChallenge(codeVerifier) : undefined,
           nonce: nonce ?? undefined,
           scopes,
         });
@@ -214,6 +233,7 @@ export function createConsentService(deps: {
         providerId: provider.id,
         scopes,
         expiresAt,
+        connectionConfig: config,
       });
       await store.insert({
         id: flowId,
@@ -228,6 +248,14 @@ export function createConsentService(deps: {
         used_at: null,
         created_at: t,
       });
+      if (verify)
+        await confirmation.open(ctx, {
+          ...request,
+          id: flowId,
+          connectionId,
+          providerId: provider.id,
+          expiresAt,
+        });
       await audit.record(ctx, {
         action: 'connection.requested',
         resourceType: 'connection',
@@ -236,6 +264,7 @@ export function createConsentService(deps: {
           provider: provider.name,
           workspace_id: request.workspaceId,
           scopes,
+          ...(verify ? { confirm: true } : {}),
           ...(request.action ? { request_action: request.action.slice(0, 256) } : {}),
           ...metadataKeys(request.metadata),
         },
@@ -280,10 +309,11 @@ export function createConsentService(deps: {
         return fail(error, detail);
       };
       let tokens: oauth.TokenEndpointResponse;
+      let learnt: Awaited<ReturnType<typeof withLearnt>>;
       let idTokenStarted: number | undefined;
       let step: CallbackStep = 'setup';
       try {
-        const { profile, clientSecret } = await deps.providers.loadForUse(flow.provider_id);
+        const { profile, clientSecret, stored } = await loadForFlow(deps, flow);
         const openid = (JSON.parse(flow.scopes) as string[]).includes('openid');
         const oc = await deps.oauthClient(profile, clientSecret, { openid });
         const codeVerifier = openText(ring, flow.verifier, verifierBinding(flow.id));
@@ -301,8 +331,9 @@ export function createConsentService(deps: {
           oc.auth,
           callbackParams,
           flow.redirect_uri,
-          codeVerifier,
-          { ...oc.requestOptions(), additionalParameters: exchangeParameters(profile, flow.scopes) },
+          // Read from the provider now: a change of `params.pkce` during the flow's 10 minutes fails it.
+          oc.pkce ? codeVerifier : oauth.nopkce,
+          { ...oc.requestOptions(), additionalParameters: exchangeParameters(profile, oc, flow.scopes) },
         );
         tokens = await readTokenAnswer(oc, response, { openid, nonce: flow.nonce }, (next) => {
           step = next;
@@ -310,15 +341,24 @@ export function createConsentService(deps: {
         });
         if (idTokenStarted !== undefined && tokens.id_token !== undefined)
           deps.metrics?.idTokenChecked('success', seconds(idTokenStarted));
+        learnt = await withLearnt(profile, stored, tokens, oc);
       } catch (error) {
         const failure = callbackFailure(step, error);
         if (idTokenStarted !== undefined && failure === 'id_token_invalid')
           deps.metrics?.idTokenChecked('error', seconds(idTokenStarted));
         return exchangeFailed(failure, error instanceof Error ? error.message : undefined);
       }
+      if (!learnt.ok) return exchangeFailed('learnt_value_invalid', learnt.detail);
+      // A consent the app must confirm is held here, and the browser goes to its verifier page.
+      const verifierAt = await confirmation.hold(flow.id, learnt.activation);
+      if (verifierAt === VERIFIER_GONE) return fail(VERIFIER_GONE);
+      if (verifierAt !== undefined) {
+        deps.metrics?.codeExchanged('success', seconds(exchangeStarted));
+        return { kind: 'redirect', location: verifierAt };
+      }
       let activation: Activation;
       try {
-        activation = await connections.activate(ctx, flow.connection_id, { kind: 'oauth2', tokens });
+        activation = await connections.activate(ctx, flow.connection_id, learnt.activation);
       } catch (error) {
         // The credentials could not be stored (nothing changed). The code only: the backend's own
         // text (paths, ARNs) stays out of the redirect and audit.
@@ -338,37 +378,21 @@ export function createConsentService(deps: {
       };
     },
 
-    /** Housekeeping: deletes flows (used or not) that expired before `before`; answers how many. */
-    deleteExpiredFlows: (before: number): Promise<number> => store.deleteExpired(before),
+    /**
+     * Housekeeping: deletes flows (used or not) that expired before `before`, and confirmations past
+     * their deadline (now: an unconfirmed hold is revoked at the provider first); answers how many.
+     */
+    deleteExpiredFlows: async (before: number): Promise<number> =>
+      (await store.deleteExpired(before)) + (await confirmation.deleteExpired(now())),
+
+    /** `POST /v1/connect/confirm` (confirm.service.ts). */
+    confirm: confirmation.confirm,
+    /** Whether a request's `verify` is accepted, and whether it means a confirmation (400s otherwise). */
+    verifyWanted: confirmation.wanted,
+    verifierOrigin: deps.verifier === undefined ? null : new URL(deps.verifier.url).origin,
+    /** The capture form's step before activation, as the callback's (confirm.service.ts). */
+    holdForConfirmation: confirmation.hold,
   };
 }
 
 export type ConsentService = ReturnType<typeof createConsentService>;
-
-/**
- * Extra parameters of the authorization-code exchange. The original sends the flow's `scope`
- * there by default (Microsoft Entra expects it; RFC 6749 §3.2 has servers ignore parameters they do
- * not know) and leaves it out with `params.skip_scope_on_exchange` (Salesforce refuses it).
- */
-function exchangeParameters(profile: StoredProfile, flowScopes: string): Record<string, string> {
-  const scopes = JSON.parse(flowScopes) as string[];
-  if (truthy(profile.params.skip_scope_on_exchange) || scopes.length === 0) return {};
-  return { scope: scopes.join(' ') };
-}
-
-/** The callback's parameters without `iss`, for a provider whose issuer identifier is unknown. */
-function withoutIss(params: URLSearchParams): URLSearchParams {
-  const copy = new URLSearchParams(params);
-  copy.delete('iss');
-  return copy;
-}
-
-/** The audit detail of a request's `metadata`: its top-level key names (at most 20), never a value. */
-function metadataKeys(metadata: unknown): { metadata_keys?: string[] } {
-  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) return {};
-  return {
-    metadata_keys: Object.keys(metadata)
-      .slice(0, 20)
-      .map((k) => k.slice(0, 64)),
-  };
-}

@@ -1,9 +1,13 @@
 import type { Database } from '../../db/client.ts';
 import type { ConsentFlowsTable } from '../../db/schema.ts';
+import { createConfirmStore } from './confirm.store.ts';
 
 export function createConsentStore(db: Database) {
   const k = db.kysely;
   return {
+    /** `consent_confirmations` (confirm.store.ts): the consents the app must confirm. */
+    confirmations: createConfirmStore(db),
+
     async insert(row: ConsentFlowsTable): Promise<void> {
       await k.insertInto('consent_flows').values(row).execute();
     },

@@ -41,6 +41,20 @@ describe('return URL allow-list', () => {
     assert.equal(returnUrlAllowed('http://localhost.evil.test/cb', dev), false);
   });
 
+  it("always allows the broker's own connect finish page, and nothing else of the broker", () => {
+    const own = { ...prod, own: 'https://nexus.example.net/connect/finish' };
+    assert.equal(returnUrlAllowed('https://nexus.example.net/connect/finish?session=s1', own), true);
+    assert.equal(returnUrlAllowed('https://nexus.example.net/connect/finish?session=s1', prod), false);
+    for (const url of [
+      'https://nexus.example.net/connect/finish/x',
+      'https://nexus.example.net/other',
+      'http://nexus.example.net/connect/finish',
+      'https://nexus.example.net:8443/connect/finish',
+      'https://u:p@nexus.example.net/connect/finish',
+    ])
+      assert.equal(returnUrlAllowed(url, own), false, url);
+  });
+
   it('adds the outcome without dropping the caller’s own parameters', () => {
     const url = new URL(
       withOutcome('https://app.example.com/cb?session=abc', { status: 'failed', error: 'access_denied' }),

@@ -5,7 +5,17 @@
  */
 export function returnUrlAllowed(
   raw: string,
-  options: { allowedDomains: readonly string[]; allowLoopback: boolean; requireHttps: boolean },
+  options: {
+    allowedDomains: readonly string[];
+    allowLoopback: boolean;
+    requireHttps: boolean;
+    /**
+     * The broker's own page that ends a hosted connect session (`<BASE_URL>/connect/finish`,
+     * modules/connect): always allowed, whatever the list says. It shows the outcome of the session
+     * it names, read from the database, so reaching it from another flow changes nothing.
+     */
+    own?: string | undefined;
+  },
 ): boolean {
   let url: URL;
   try {
@@ -14,6 +24,7 @@ export function returnUrlAllowed(
     return false;
   }
   if (url.username || url.password) return false;
+  if (options.own !== undefined && `${url.origin}${url.pathname}` === options.own) return true;
   const host = url.hostname.toLowerCase();
   const loopback = host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
   if (loopback) return options.allowLoopback && (url.protocol === 'http:' || url.protocol === 'https:');

@@ -37,7 +37,7 @@ export async function readTokenAnswer(
 /**
  * A copy of a successful JSON answer without its `id_token`. Other answers are copied untouched
  * (unread: a body that fails to arrive fails while oauth4webapi reads it, as it always did).
- * JSON answers were already read whole by the client's fetch (oauth-client.ts, `errorsAsErrors`).
+ * JSON answers were already read whole by the client's fetch (providers/token-answer-quirks.ts).
  */
 async function withoutIdToken(response: Response): Promise<Response> {
   const copy = response.clone();

@@ -20,7 +20,8 @@ const PAGE = `<!doctype html>
 <body>
 <h1>Nexus ${VERSION}</h1>
 <p>A credential broker for AI agents. This address serves its API.</p>
-<p>The API reference is at <a href="${DOCS}">${DOCS}</a> (on the admin port when ADMIN_PORT is set). A web console will live here later.</p>
+<p>The API reference is at <a href="${DOCS}">${DOCS}</a> (on the admin port when ADMIN_PORT is set).</p>
+<p>Operators sign in to the console at <a href="/console">/console</a> with an admin key (also on the admin port when ADMIN_PORT is set).</p>
 </body>
 </html>
 `;

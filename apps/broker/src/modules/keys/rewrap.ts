@@ -5,6 +5,7 @@ import type { Database } from '../../db/client.ts';
 import { signingKeyBinding } from '../agents/signing-keys.ts';
 import { credentialsBinding } from '../connections/connections.types.ts';
 import { type BackendTokens, isBackendMarker } from '../connections/maintenance.ts';
+import { heldBinding } from '../consent/confirm.service.ts';
 import { verifierBinding } from '../consent/consent.service.ts';
 import { webhookSecretBinding } from '../events/webhooks.service.ts';
 import { bindingFor } from '../secrets/internal.backend.ts';
@@ -26,6 +27,7 @@ export const ENCRYPTED_COLUMNS: readonly EncryptedColumn[] = [
   { table: 'secret_store', idColumn: 'path', column: 'value', binding: bindingFor },
   { table: 'connections', idColumn: 'id', column: 'credentials', binding: credentialsBinding },
   { table: 'consent_flows', idColumn: 'id', column: 'verifier', binding: verifierBinding },
+  { table: 'consent_confirmations', idColumn: 'id', column: 'held', binding: heldBinding },
   { table: 'webhooks', idColumn: 'id', column: 'secret', binding: webhookSecretBinding },
   { table: 'signing_keys', idColumn: 'kid', column: 'private_key', binding: signingKeyBinding },
 ];

@@ -3,6 +3,7 @@ import { parseClientKey, toSigningKey } from './client-key.ts';
 import type { Discovery } from './discovery.ts';
 import { type IdTokenTrust, idTokenTrust } from './id-token-trust.ts';
 import type { StoredProfile } from './providers.schemas.ts';
+import { joinScopes, tokenAnswerQuirks, tolerantFetch, usesPkce } from './token-answer-quirks.ts';
 
 /** Everything oauth4webapi needs to talk to one provider. */
 export interface OAuthClient {
@@ -20,7 +21,14 @@ export interface OAuthClient {
    * cannot be compared with anything and is ignored (RFC 9207 §2.4).
    */
   readonly issuerKnown: boolean;
-  /** Options for every oauth4webapi request: timeout, loopback http in development, form responses. */
+  /** Whether the authorization request and code exchange carry PKCE (all but `params.pkce: false`). */
+  readonly pkce: boolean;
+  /** Requested scopes joined as the provider reads them (`params.scope_separator`). */
+  joinScopes(scopes: readonly string[]): string;
+  /**
+   * Options for every oauth4webapi request: timeout, loopback http in development, and a fetch
+   * whose answers are put into the standard form first (token-answer-quirks.ts).
+   */
   requestOptions(): {
     signal: AbortSignal;
     [oauth.allowInsecureRequests]: boolean;
@@ -28,34 +36,6 @@ export interface OAuthClient {
     headers: Record<string, string>;
   };
 }
-
-/**
- * Some providers (GitHub without `Accept: application/json`, older Salesforce setups) answer the
- * token endpoint with `application/x-www-form-urlencoded`. oauth4webapi reads JSON only, so such
- * bodies are re-encoded as JSON here; numeric `expires_in` is restored. Requests go through
- * `send`: the egress guard (egress/guarded-fetch.ts), never the global fetch.
- */
-const formTolerant =
-  (send: typeof fetch, dropIdToken: boolean): typeof fetch =>
-  async (input, init) => {
-    const response = await send(input, init);
-    const type = response.headers.get('content-type') ?? '';
-    if (!type.includes('application/x-www-form-urlencoded')) return errorsAsErrors(response, dropIdToken);
-    const fields = Object.fromEntries(new URLSearchParams(await response.text()));
-    const body: Record<string, unknown> = { ...fields };
-    if (typeof fields.expires_in === 'string' && /^\d+$/.test(fields.expires_in))
-      body.expires_in = Number(fields.expires_in);
-    const headers = new Headers(response.headers);
-    headers.set('content-type', 'application/json');
-    return errorsAsErrors(
-      new Response(JSON.stringify(body), {
-        status: response.status,
-        statusText: response.statusText,
-        headers,
-      }),
-      dropIdToken,
-    );
-  };
 
 /**
  * `params.token_request_format: json` (the original's setting, for providers whose token endpoint
@@ -82,41 +62,6 @@ const jsonTokenRequests =
       body: JSON.stringify(Object.fromEntries(init.body)),
     });
   };
-
-/**
- * GitHub answers a refused grant with `200 {"error": "bad_refresh_token", …}`. Read as a success it
- * would fail on the missing access token and leave the outcome unknown forever; it is an OAuth
- * error answer (RFC 6749 §5.2), so it is passed on as a 400 that oauth4webapi reads as one.
- * With `dropIdToken`, an `id_token` in a successful answer is removed here, before anything parses
- * it: an id_token that cannot be verified is never used (id-token-trust.ts).
- */
-async function errorsAsErrors(response: Response, dropIdToken: boolean): Promise<Response> {
-  if (!response.ok || !(response.headers.get('content-type') ?? '').includes('json')) return response;
-  let text = await response.text();
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  const isError =
-    typeof body === 'object' &&
-    body !== null &&
-    typeof (body as { error?: unknown }).error === 'string' &&
-    (body as { access_token?: unknown }).access_token === undefined;
-  let headers = response.headers;
-  if (dropIdToken && typeof body === 'object' && body !== null && 'id_token' in body) {
-    const { id_token: _, ...rest } = body as Record<string, unknown>;
-    text = JSON.stringify(rest);
-    headers = new Headers(headers);
-    headers.delete('content-length');
-  }
-  return new Response(text, {
-    status: isError ? 400 : response.status,
-    statusText: isError ? 'Bad Request' : response.statusText,
-    headers,
-  });
-}
 
 /**
  * Builds the authorization-server metadata for a provider: from its discovery document when it
@@ -178,13 +123,19 @@ export async function oauthClientFor(
     profile.params.token_request_format === 'json'
       ? jsonTokenRequests(deps.fetch, as.token_endpoint)
       : deps.fetch;
-  const send = formTolerant(guarded, idTokens.mode === 'discard');
+  const send = tolerantFetch(guarded, {
+    quirks: tokenAnswerQuirks(profile),
+    tokenEndpoint: as.token_endpoint,
+    dropIdToken: idTokens.mode === 'discard',
+  });
   return {
     as,
     client: { client_id: profile.client_id! },
     auth,
     idTokens,
     issuerKnown: profile.issuer !== undefined || idTokens.mode === 'verify',
+    pkce: usesPkce(profile),
+    joinScopes: (scopes) => joinScopes(profile, scopes),
     requestOptions: () => ({
       signal: AbortSignal.timeout(deps.timeoutMs),
       [oauth.allowInsecureRequests]: insecure,

@@ -4,6 +4,7 @@ import * as z from 'zod';
 import { commonError } from '../../errors/common.errors.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
+import type { CatalogService } from '../catalog/catalog.service.ts';
 import {
   type ProfileInput,
   type ProfilePatch,
@@ -66,7 +67,7 @@ function unwrap<T extends object>(body: { profile: T } | T): T {
 async function hintUnwrappedProfile(request: FastifyRequest): Promise<void> {
   const body = request.body;
   if (typeof body !== 'object' || body === null || Array.isArray(body) || 'profile' in body) return;
-  if (!('name' in body) && !('auth_type' in body)) return;
+  if (!('name' in body) && !('auth_type' in body) && !('template' in body)) return;
   throw commonError('invalid_request', {
     message: 'The request body is not valid: wrap the provider profile in {"profile": {...}}.',
     details: [
@@ -79,6 +80,22 @@ async function hintUnwrappedProfile(request: FastifyRequest): Promise<void> {
         })),
     ],
   });
+}
+
+/**
+ * A profile naming a catalogue `template` (decision 0015) is expanded before the schema sees it:
+ * the expansion, explicit fields winning, is then validated and written as any profile. POST's
+ * `{profile}`, and PUT's either form.
+ */
+function expandTemplate(catalog: CatalogService) {
+  return async (request: FastifyRequest): Promise<void> => {
+    const body = request.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+    if ('profile' in body) {
+      const wrapped = body as { profile: unknown };
+      wrapped.profile = await catalog.expandProfile(wrapped.profile);
+    } else if (request.method === 'PUT') request.body = await catalog.expandProfile(body);
+  };
 }
 
 /**
@@ -100,9 +117,13 @@ const metadataEntry = z.object({
   category: z.string(),
 });
 
-export function providersRoutes(app: FastifyInstance, deps: { providers: ProvidersService }): void {
+export function providersRoutes(
+  app: FastifyInstance,
+  deps: { providers: ProvidersService; catalog: CatalogService },
+): void {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { providers } = deps;
+  const withTemplate = expandTemplate(deps.catalog);
   const tags = ['providers'];
 
   for (const [prefix, suffix] of PREFIXES)
@@ -112,14 +133,15 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
         schema: {
           operationId: `createProvider${suffix}`,
           tags,
-          summary: 'Register a provider',
+          summary:
+            'Register a provider; with `template` (a `GET /catalog` key) it is made from that catalogue entry',
           body: z.object({ profile: profileInput }).strict(),
           response: {
             201: z.object({ id: z.string(), message: z.string(), warnings }),
             ...errorResponses(413, 409, 422),
           },
         },
-        preValidation: hintUnwrappedProfile,
+        preValidation: [hintUnwrappedProfile, withTemplate],
       },
       async (request, reply) => {
         const created = await providers.create(auditContext(request), request.body.profile);
@@ -225,6 +247,7 @@ export function providersRoutes(app: FastifyInstance, deps: { providers: Provide
           response: { 200: providerView.extend({ warnings }), ...errorResponses(404, 409, 413, 422) },
         },
         validatorCompiler: eitherForm(wrappedInput, profileInput),
+        preValidation: withTemplate,
       },
       async (request, reply) => {
         const view = await providers.replace(

@@ -21,10 +21,22 @@ export const providerName = z
 
 /** Accepts "" and null as "not set", as the original's Go clients send zero values. */
 const optionalText = (max: number) => z.string().max(max).nullish();
+/**
+ * A URL with `{name}` placeholders (decision 0015): an http(s) URL, or one that starts with a
+ * placeholder (a learnt origin such as `{instance_url}`). The placeholders are checked against
+ * `params.connection_parameters` and `params.learnt`, and the URL once they are filled
+ * (connection-params.validate.ts).
+ */
+const urlTemplate = z
+  .string()
+  .max(2048)
+  .regex(/^(?=https?:\/\/|\{)[^\s#]*\{[A-Za-z_][A-Za-z0-9_]{0,63}\}[^\s#]*$/);
 const optionalUrl = z
-  .union([z.literal(''), z.url({ protocol: /^https?$/ }).max(2048)])
+  .union([z.literal(''), z.url({ protocol: /^https?$/ }).max(2048), urlTemplate])
   .nullish()
-  .describe('Absolute https URL (http only for localhost in development)');
+  .describe(
+    'Absolute https URL (http only for localhost in development); `auth_url`, `token_url` and `api_base_url` may name `{parameter}` placeholders (`params.connection_parameters`, `params.learnt`)',
+  );
 
 /**
  * `user_info_endpoint`: an absolute URL, or (as the original documents it: `/oauth2/v3/userinfo`,
@@ -35,6 +47,7 @@ const urlOrPath = z
     [
       z.literal(''),
       z.url({ protocol: /^https?$/ }).max(2048),
+      urlTemplate,
       z
         .string()
         .max(2048)
@@ -74,7 +87,7 @@ const fields = {
     .record(z.string().min(1).max(64), z.unknown())
     .nullish()
     .describe(
-      'Options with meaning (`skip_scope_on_auth`, `skip_scope_on_exchange`, `credential_schema`, `auth_strategy`, `token_request_format`, `revocation_endpoint`, `validation`, `jwks_uri`: the key set that verifies id_tokens of `issuer` without discovery). A static-credential provider may write its strategy settings flat (`param_name`, `header_name`, `service`…, as the original did): they are stored in `auth_strategy.config`. Other string values are extra authorize-URL parameters of an oauth2 provider',
+      'Options with meaning (`skip_scope_on_auth`, `skip_scope_on_exchange`, `credential_schema`, `auth_strategy` (`{type, config}`; a `headers` config maps header names to value templates in which `{field}` is a captured credential field), `token_request_format`, `revocation_endpoint`, `validation`, `jwks_uri`: the key set that verifies id_tokens of `issuer` without discovery). A static-credential provider may write its strategy settings flat (`param_name`, `header_name`, `service`…, as the original did): they are stored in `auth_strategy.config`. Other string values are extra authorize-URL parameters of an oauth2 provider',
     ),
   api_base_url: optionalUrl,
   user_info_endpoint: urlOrPath,
@@ -120,6 +133,14 @@ export const profileInput = z
     use_discovery: useDiscovery,
     scopes: fields.scopes.transform((v) => v ?? []),
     params: fields.params.transform((v) => v ?? {}),
+    template: z
+      .string()
+      .min(1)
+      .max(64)
+      .optional()
+      .describe(
+        "A provider catalogue key (`GET /catalog`): the profile is the entry's expansion, with the fields given here winning (`params` merged key by key) and `params.template` recording `{key, version}`; an unknown key is refused with `unknown_template`",
+      ),
   })
   .strict()
   // The documented shape is the object itself; the alias is folded after validation.

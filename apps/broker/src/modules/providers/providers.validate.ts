@@ -1,7 +1,9 @@
 import { STRATEGY_SETTINGS } from '../strategies/strategy.ts';
 import { checkCredentialSchema, checkValidation } from './capture-params.validate.ts';
 import { CATALOG_PARAMS, checkCatalogParams } from './catalog-params.validate.ts';
-import { checkUrl, type Problem, type ValidationOptions } from './provider-url-rules.ts';
+import { hasPlaceholders } from './connection-params.ts';
+import { checkHeadersConfig } from './headers.validate.ts';
+import { checkUrl as checkPlainUrl, type Problem, type ValidationOptions } from './provider-url-rules.ts';
 import type { AuthType, StoredProfile } from './providers.schemas.ts';
 
 export type { Problem, ValidationOptions } from './provider-url-rules.ts';
@@ -26,8 +28,8 @@ export const CORE_AUTHORIZE_PARAMS: ReadonlySet<string> = new Set([
 
 const STRATEGY_FOR: Record<AuthType, readonly string[]> = {
   oauth2: ['oauth2'],
-  api_key: ['header', 'query_param'],
-  header: ['header'],
+  api_key: ['header', 'query_param', 'headers'],
+  header: ['header', 'headers'],
   query_param: ['query_param'],
   basic_auth: ['basic_auth'],
   hmac_payload: ['hmac_payload'],
@@ -51,6 +53,20 @@ const OAUTH_ONLY_PARAMS = [
   'token_request_format',
   'revocation_endpoint',
 ] as const;
+
+/**
+ * A provider URL (provider-url-rules.ts). One with `{name}` placeholders is checked once sample
+ * values fill it, and refused where placeholders are not filled (connection-params.validate.ts).
+ */
+function checkUrl(
+  problems: Problem[],
+  path: string,
+  value: string | undefined,
+  options: ValidationOptions,
+  called = true,
+): void {
+  if (!hasPlaceholders(value)) checkPlainUrl(problems, path, value, options, called);
+}
 
 /** Whether a parsed JSON value nests deeper than `max` (iterative: no recursion to overflow). */
 function deeperThan(value: unknown, max: number): boolean {
@@ -92,6 +108,11 @@ function checkStrategy(problems: Problem[], authType: AuthType, strategy: unknow
   }
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
     problems.push({ path: 'params.auth_strategy.config', message: 'must be an object' });
+    return;
+  }
+  // Its config maps header names to templates, not settings (headers.validate.ts).
+  if (type === 'headers') {
+    checkHeadersConfig(problems, config as Record<string, unknown>);
     return;
   }
   const spec = STRATEGY_SETTINGS[type as keyof typeof STRATEGY_SETTINGS];

@@ -87,10 +87,13 @@ export function routeOf(
   return { route, path, search, mount: named !== undefined ? '' : `/${route}` };
 }
 
-/** Joins a route's base URL and the caller's path; the result never leaves the base path. */
+/**
+ * Joins a route's base URL and the caller's path; the result never leaves the base path. An empty
+ * path is the base URL itself, trailing slash kept (the MCP gateway's endpoint).
+ */
 export function upstreamUrl(base: URL, path: string, search: string): URL {
   const basePath = base.pathname.replace(/\/$/, '');
-  const url = new URL(`${base.origin}${basePath}${path}${search}`);
+  const url = new URL(`${base.origin}${path === '' ? base.pathname : `${basePath}${path}`}${search}`);
   if (url.origin !== base.origin || !`${url.pathname}/`.startsWith(`${basePath}/`))
     throw commonError('invalid_request', { message: "The path leaves the route's base URL." });
   return url;

@@ -9,6 +9,11 @@ export const proxyErrors = defineErrors({
     status: 400,
     message: "That connection belongs to another provider: send it through that provider's route.",
   },
+  base_url_unresolved: {
+    status: 409,
+    message:
+      "The route's base URL names a per-connection value (`{name}` in the provider's api_base_url) that this connection does not have: connect it again. Nothing was sent upstream.",
+  },
   token_fetch_failed: {
     status: 502,
     message:

@@ -6,13 +6,16 @@ import { auditContext } from '../../http/context.ts';
 import { errorResponses, errorSchema } from '../../http/schemas.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
+import { filledUrl, hasPlaceholders } from '../providers/connection-params.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import type { ProxyMetrics } from './proxy.metrics.ts';
-import { createProxy, routeOf } from './proxy.ts';
+import { type BaseUrlFor, createProxy, type ProxyOptions, routeOf } from './proxy.ts';
 
 interface Caller {
   ctx: AuditContext;
   principal: Principal | undefined;
+  /** Set by the MCP gateway (mcp-gateway.routes.ts), recorded in the audit event. */
+  via?: 'mcp-gateway';
 }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
@@ -37,13 +40,14 @@ export function proxyRoutes(
     timeoutMs: number;
     allowCidrs: readonly string[];
   },
-): void {
+): { options: ProxyOptions<Caller> } {
   const { connections, providers } = deps;
   const routeCache = new Map<
     string,
-    { route: { baseUrl: URL; providerName: string } | undefined; until: number }
+    { route: { baseUrl: URL | BaseUrlFor; providerName: string } | undefined; until: number }
   >();
-  const proxy = createProxy<Caller>({
+  // The options are handed back for the MCP gateway, which forwards through the same code.
+  const options: ProxyOptions<Caller> = {
     async routes(name) {
       const configured = deps.routes.get(name);
       if (configured !== undefined) return { baseUrl: configured, providerName: name };
@@ -55,7 +59,13 @@ export function proxyRoutes(
         if (error instanceof NexusError && error.status === 404) return undefined;
         throw error;
       });
-      const base = provider?.api_base_url ? URL.parse(provider.api_base_url) : null;
+      const template = provider?.api_base_url;
+      // A base URL with placeholders is filled per connection, with its connection_config.
+      const base: URL | BaseUrlFor | null = !template
+        ? null
+        : hasPlaceholders(template)
+          ? (credential) => filledUrl(template, credential.connection_config)
+          : URL.parse(template);
       const route = provider && base ? { baseUrl: base, providerName: provider.name } : undefined;
       if (routeCache.size >= 1_000) routeCache.delete(routeCache.keys().next().value!);
       routeCache.set(name, { route, until: Date.now() + ROUTE_CACHE_MS });
@@ -83,11 +93,18 @@ export function proxyRoutes(
           resourceType: 'connection',
           resourceId: info.connectionId ?? null,
           outcome: info.status < 400 ? 'success' : 'failure',
-          details: { route: info.route, method: info.method, status: info.status, outcome: info.outcome },
+          details: {
+            route: info.route,
+            method: info.method,
+            status: info.status,
+            outcome: info.outcome,
+            ...(caller.via === undefined ? {} : { via: caller.via }),
+          },
         });
       },
     },
-  });
+  };
+  const proxy = createProxy(options);
   app.addHook('onClose', async () => proxy.close());
 
   async function forward(request: FastifyRequest, reply: FastifyReply) {
@@ -139,11 +156,12 @@ export function proxyRoutes(
               description: "The upstream API's answer (any status and content type), passed through",
               content: { '*/*': { schema: z.unknown() } },
             },
-            ...errorResponses(404, 502),
+            ...errorResponses(404, 409, 502),
             504: errorSchema,
           },
         },
         handler: forward,
       });
   });
+  return { options };
 }

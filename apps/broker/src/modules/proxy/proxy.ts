@@ -36,7 +36,15 @@ export interface ProxyCredential {
   readonly provider_name: string;
   readonly strategy: Strategy;
   readonly credentials: Readonly<Record<string, string>>;
+  /** The values of the provider's URL placeholders (decision 0015), when it has any. */
+  readonly connection_config?: Readonly<Record<string, string>> | undefined;
 }
+
+/**
+ * The base URL of a route whose provider's `api_base_url` names `{name}` placeholders: filled with
+ * the connection's values; undefined when the connection has no value for one.
+ */
+export type BaseUrlFor = (credential: ProxyCredential) => URL | undefined;
 
 export type ConnectionRef = { connectionId: string } | { workspaceId: string; providerName: string };
 
@@ -53,7 +61,7 @@ export interface CredentialSource<Caller> {
 export interface ProxyRequest<Caller> {
   readonly caller: Caller;
   readonly route: string;
-  /** The path below the route, starting with `/`, as the caller encoded it. */
+  /** The path below the route, starting with `/`, as the caller encoded it; empty for the base URL itself. */
   readonly path: string;
   /** The raw query string with its `?`, or empty. */
   readonly search: string;
@@ -100,9 +108,10 @@ export interface ProxyObserver<Caller> {
 export interface ProxyOptions<Caller> {
   /**
    * A route: its one upstream base URL and the provider whose connections it serves (credentials go
-   * to no other route), or undefined when there is no such route.
+   * to no other route), or undefined when there is no such route. The base URL may depend on the
+   * connection (`BaseUrlFor`).
    */
-  readonly routes: (name: string) => Promise<{ baseUrl: URL; providerName: string } | undefined>;
+  readonly routes: (name: string) => Promise<{ baseUrl: URL | BaseUrlFor; providerName: string } | undefined>;
   readonly credentials: CredentialSource<Caller>;
   readonly allowCidrs: readonly string[];
   readonly bodyLimit: number;
@@ -234,7 +243,6 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         outcome = 'unknown_route';
         throw errorFrom(proxyErrors, 'unknown_route');
       }
-      const base = route.baseUrl;
       const ref = connectionRefOf(request.headers, route.providerName);
       let credential: ProxyCredential;
       try {
@@ -250,6 +258,12 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
       if (credential.provider_name !== route.providerName) {
         outcome = 'refused';
         throw errorFrom(proxyErrors, 'route_mismatch');
+      }
+      // The egress guard checks the filled URL as any other (`send`).
+      const base = typeof route.baseUrl === 'function' ? route.baseUrl(credential) : route.baseUrl;
+      if (base === undefined) {
+        outcome = 'refused';
+        throw errorFrom(proxyErrors, 'base_url_unresolved');
       }
       const url = upstreamUrl(base, request.path, request.search);
       const method = request.method.toUpperCase();

@@ -53,6 +53,41 @@ describe('applyStrategy', () => {
     assert.equal(out.headers['x-sig'], createHmac('sha1', 's-1').update('{"a":1}').digest('base64'));
   });
 
+  test('headers sets every header, each template filled from the credential fields', () => {
+    const out = applyStrategy(
+      {
+        type: 'headers',
+        config: {
+          'DD-API-KEY': '{api_key}',
+          'DD-APPLICATION-KEY': '{application_key}',
+          'X-Both': 'k={api_key}; app={application_key}; v=2',
+        },
+      },
+      { api_key: 'k-1', application_key: 'a-$&-1' },
+      { ...base, headers: { accept: 'application/json', 'dd-api-key': 'stale' } },
+    );
+    assert.deepEqual(out.headers, {
+      accept: 'application/json',
+      'dd-api-key': 'k-1',
+      'dd-application-key': 'a-$&-1',
+      'x-both': 'k=k-1; app=a-$&-1; v=2',
+    });
+  });
+
+  test('headers names the missing field, never a value, and refuses an empty config', () => {
+    assert.throws(
+      () =>
+        applyStrategy(
+          { type: 'headers', config: { 'x-api-key': '{api_key}', 'x-app': '{app_key}' } },
+          { api_key: 'secret-value' },
+          base,
+        ),
+      (e: unknown) =>
+        e instanceof StrategyNotApplicable && e.message.includes('app_key') && !e.message.includes('secret'),
+    );
+    assert.throws(() => applyStrategy({ type: 'headers', config: {} }, {}, base), StrategyNotApplicable);
+  });
+
   test('a missing credential field or aws_sigv4 is refused, naming no value', () => {
     assert.throws(
       () => applyStrategy({ type: 'header', config: {} }, { other: 'x' }, base),

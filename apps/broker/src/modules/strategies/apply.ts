@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { expandHeaders } from './headers.ts';
 import type { Strategy } from './strategy.ts';
 
 /** A request about to leave the broker, before its credential is applied. */
@@ -41,6 +42,11 @@ export function applyStrategy(
         c.header_name ?? 'Authorization',
         `${c.value_prefix ?? ''}${field(c.credential_field ?? 'api_key')}`,
       );
+    case 'headers': {
+      const values = expandHeaders(c, field);
+      if (values.length === 0) throw new StrategyNotApplicable('the headers strategy names no header');
+      return values.reduce((out, [name, value]) => withHeader(out, name, value), request);
+    }
     case 'query_param': {
       if (c.param_name === undefined) throw new StrategyNotApplicable('param_name is not configured');
       const url = new URL(request.url);

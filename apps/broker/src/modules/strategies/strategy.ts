@@ -1,8 +1,17 @@
 import type { StoredProfile } from '../providers/providers.schemas.ts';
+import { headersFields } from './headers.ts';
 
 /** What an agent applies to its outgoing request (the v1 contract's strategies table). */
 export interface Strategy {
-  readonly type: 'oauth2' | 'header' | 'query_param' | 'basic_auth' | 'hmac_payload' | 'aws_sigv4';
+  readonly type:
+    | 'oauth2'
+    | 'header'
+    | 'headers'
+    | 'query_param'
+    | 'basic_auth'
+    | 'hmac_payload'
+    | 'aws_sigv4';
+  /** Settings by name; for `headers`, header names to value templates (headers.ts). */
   readonly config: Readonly<Record<string, string>>;
 }
 
@@ -10,6 +19,7 @@ export interface Strategy {
 const DEFAULTS: Record<Strategy['type'], Record<string, string>> = {
   oauth2: {},
   header: { header_name: 'Authorization', credential_field: 'api_key' },
+  headers: {},
   query_param: { credential_field: 'api_key' },
   basic_auth: { username_field: 'username', password_field: 'password' },
   hmac_payload: { secret_field: 'api_secret', algo: 'sha256', encoding: 'hex' },
@@ -27,6 +37,8 @@ export const STRATEGY_SETTINGS: Record<
 > = {
   oauth2: { required: [], optional: [] },
   header: { required: [], optional: ['header_name', 'credential_field', 'value_prefix'] },
+  // Its config keys are header names, not settings (headers.validate.ts checks them).
+  headers: { required: [], optional: [] },
   query_param: { required: ['param_name'], optional: ['credential_field'] },
   basic_auth: { required: [], optional: ['username_field', 'password_field'] },
   hmac_payload: { required: ['header_name'], optional: ['secret_field', 'algo', 'encoding'] },
@@ -77,6 +89,8 @@ export function defaultCredentialFields(strategy: Strategy): string[] {
     case 'header':
     case 'query_param':
       return [strategy.config.credential_field ?? 'api_key'];
+    case 'headers':
+      return headersFields(strategy.config);
     case 'basic_auth':
       return [strategy.config.username_field ?? 'username', strategy.config.password_field ?? 'password'];
     case 'hmac_payload':

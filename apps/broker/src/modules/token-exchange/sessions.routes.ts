@@ -15,6 +15,15 @@ const scope = z
   .max(128)
   .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes');
 
+/** A filter's text: no control character (PostgreSQL refuses NUL in text: 400, not 500). */
+const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .regex(/^\P{Cc}+$/u, 'no control characters');
+
 export function sessionsRoutes(
   app: FastifyInstance,
   deps: {
@@ -153,6 +162,60 @@ export function sessionsRoutes(
       },
     },
     async (request) => deps.sessions.close(auditContext(request), ownerOf(request), request.params.id),
+  );
+
+  // The operator's view of every agent's sessions, on the admin surface (the /v1 routes above are
+  // the agent API's, on the public one).
+  r.get(
+    '/admin/v1/agent-sessions',
+    {
+      schema: {
+        operationId: 'listAgentSessions',
+        tags,
+        summary: "Every agent's sessions, newest first, filtered and paged (never a token)",
+        querystring: z
+          .object({
+            agent: text(64).optional().describe('Agent by `agent_id` or id'),
+            status: z.enum(['active', 'closed', 'expired']).optional(),
+            acting_for: text(200).optional().describe('On-behalf-of sessions acting for this user'),
+            connection_id: z.string().uuid().optional(),
+            limit: z.coerce.number().int().min(1).max(200).default(50),
+            cursor: z.string().max(200).optional().describe('`next_cursor` from the previous page'),
+          })
+          .strict(),
+        response: {
+          200: z.object({
+            sessions: z.array(sessionView),
+            next_cursor: z.string().nullable().describe('Pass as cursor for the next page; null at the end'),
+          }),
+          ...errorResponses(404),
+        },
+      },
+    },
+    async (request) => {
+      const q = request.query;
+      const agentUuid = q.agent === undefined ? undefined : (await deps.agents.get(q.agent)).id;
+      return deps.sessions.list(
+        { agentUuid, status: q.status, actingFor: q.acting_for, connectionId: q.connection_id },
+        q.cursor,
+        q.limit,
+      );
+    },
+  );
+
+  r.delete(
+    '/admin/v1/agent-sessions/:id',
+    {
+      schema: {
+        operationId: 'revokeAgentSession',
+        tags,
+        summary:
+          'Close any agent session (as DELETE /v1/agent-sessions/{id} does for its agent): its session tokens fail introspection from now on',
+        params,
+        response: { 200: sessionView, ...errorResponses(404) },
+      },
+    },
+    async (request) => deps.sessions.close(auditContext(request), null, request.params.id),
   );
 
   const scopeName = z

@@ -12,7 +12,7 @@ import type { SigningKeys } from '../agents/signing-keys.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { connectionErrors } from '../connections/connections.errors.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
-import type { SessionsStore } from './sessions.store.ts';
+import type { SessionsFilter, SessionsStore } from './sessions.store.ts';
 import { tokenExchangeErrors } from './token-exchange.errors.ts';
 
 /** JOSE `typ` of session tokens; agent access tokens are `at+jwt`, so neither passes for the other. */
@@ -269,6 +269,36 @@ export function createAgentSessions(deps: {
         });
       }
       return this.get(agent, id);
+    },
+
+    /**
+     * `GET /admin/v1/agent-sessions`: a page of every agent's sessions, newest first, never a
+     * token (sessions store none). `cursor` is the previous page's `next_cursor`.
+     */
+    async list(filter: SessionsFilter, cursor: string | undefined, limit: number) {
+      let after: { createdAt: number; id: string } | undefined;
+      if (cursor !== undefined) {
+        const match = /^(\d{1,15}):([0-9a-f-]{36})$/.exec(Buffer.from(cursor, 'base64url').toString());
+        if (!match)
+          throw commonError('invalid_request', { message: 'cursor: not a next_cursor of this list.' });
+        after = { createdAt: Number(match[1]), id: match[2]! };
+      }
+      const rows = await store.listPage(filter, after, limit + 1, now());
+      const page = rows.slice(0, limit);
+      const owners = new Map<string, string>();
+      for (const uuid of new Set(page.map((r) => r.agent_uuid)))
+        owners.set(uuid, (await deps.agents.agentIdOf(uuid)) ?? '');
+      const custom = await customScopeNames([
+        ...new Set(page.flatMap((r) => JSON.parse(r.scopes) as string[])),
+      ]);
+      const last = page[page.length - 1];
+      return {
+        sessions: page.map((r) => view(r, owners.get(r.agent_uuid) ?? '', custom)),
+        next_cursor:
+          rows.length > limit && last !== undefined
+            ? Buffer.from(`${last.created_at}:${last.id}`).toString('base64url')
+            : null,
+      };
     },
 
     /**

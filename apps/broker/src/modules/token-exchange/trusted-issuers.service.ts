@@ -255,8 +255,8 @@ export function createTrustedIssuersService(deps: {
      * Verifies a user's access token from a trusted issuer (signature, issuer, audience, expiry,
      * not-before, algorithm allow-list) and maps its claims; never throws for a bad token.
      */
-    verifyUserToken(token: string): Promise<UserTokenResult> {
-      return verifier.verify(token);
+    verifyUserToken(token: string, options?: { audience?: string }): Promise<UserTokenResult> {
+      return verifier.verify(token, options);
     },
   };
 }

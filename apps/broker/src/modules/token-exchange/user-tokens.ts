@@ -56,6 +56,10 @@ export type UserTokenResult =
       clearance: string | number | null;
       /** The token's `exp`, epoch milliseconds. */
       expiresAt: number;
+      /** The OAuth scopes of the token (its `scope` claim, RFC 9068 §2.2.3). */
+      scopes: string[];
+      /** The OAuth client the token was issued to (`azp`, else `client_id`), if it says. */
+      clientId: string | null;
     }
   | { ok: false; reason: UserTokenRefusal };
 
@@ -162,7 +166,11 @@ export function createUserTokenVerifier(deps: {
   }
 
   return {
-    async verify(token: string): Promise<UserTokenResult> {
+    /**
+     * `audience`: the audience the token must carry instead of the issuer's own (`/mcp` takes tokens
+     * issued for the broker as a resource, RFC 8707).
+     */
+    async verify(token: string, options: { audience?: string } = {}): Promise<UserTokenResult> {
       if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3)
         return refuse('malformed');
       let alg: unknown;
@@ -189,7 +197,7 @@ export function createUserTokenVerifier(deps: {
       try {
         ({ payload } = await jwtVerify(token, keySet(jwksUri), {
           issuer: row.issuer,
-          audience: row.audience,
+          audience: options.audience ?? row.audience,
           algorithms,
           currentDate: new Date(t),
           clockTolerance: tolerance,
@@ -212,6 +220,8 @@ export function createUserTokenVerifier(deps: {
         permissions: permissionList(payload[row.permissions_claim]),
         clearance: row.clearance_claim === null ? null : clearanceLevel(payload[row.clearance_claim]),
         expiresAt: (payload.exp as number) * 1000,
+        scopes: permissionList(payload.scope),
+        clientId: text(payload.azp) ?? text(payload.client_id),
       };
     },
   };

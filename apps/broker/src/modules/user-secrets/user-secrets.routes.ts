@@ -7,7 +7,12 @@ import { auditContext } from '../../http/context.ts';
 import { errorResponses, errorSchema } from '../../http/schemas.ts';
 import type { AgentSessions } from '../token-exchange/sessions.ts';
 import { userSecretErrors } from './user-secrets.errors.ts';
-import { referencedNames, type SecretOwner, type UserSecrets } from './user-secrets.service.ts';
+import {
+  agentHoldsSecretGrant,
+  referencedNames,
+  type SecretOwner,
+  type UserSecrets,
+} from './user-secrets.service.ts';
 
 const name = z
   .string()
@@ -66,11 +71,8 @@ export async function secretOwner(
     grantedNames.length > 0 &&
     query.user_id !== undefined
   ) {
-    const user = query.user_id;
-    const granted = (name: string) =>
-      p.allowedSecrets.includes(`${user}/${query.zone}/${name}`) ||
-      p.allowedSecrets.includes(`*/${query.zone}/${name}`);
-    if (grantedNames.every(granted)) return { userId: user, zone: query.zone };
+    const owner = { userId: query.user_id, zone: query.zone };
+    if (grantedNames.every((n) => agentHoldsSecretGrant(p.allowedSecrets, owner, n))) return owner;
   }
   const header = request.headers[SESSION_HEADER];
   const token = typeof header === 'string' ? header : undefined;

@@ -23,6 +23,22 @@ export interface SecretMetadata {
   updated_at: string;
 }
 
+/**
+ * Whether an agent holds an explicit grant for one secret name of one user and zone:
+ * `<user>/<zone>/<name>`, or the same with `*` as the user for every user. Shared by the REST
+ * routes and MCP.
+ */
+export function agentHoldsSecretGrant(
+  allowedSecrets: readonly string[],
+  owner: SecretOwner,
+  name: string,
+): boolean {
+  return (
+    allowedSecrets.includes(`${owner.userId}/${owner.zone}/${name}`) ||
+    allowedSecrets.includes(`*/${owner.zone}/${name}`)
+  );
+}
+
 export const REFERENCE_PREFIX = 'nexus-secret:';
 const REFERENCE = /^nexus-secret:([A-Za-z0-9_.-]{1,128})$/;
 const MAX_RESOLVE_DEPTH = 16;

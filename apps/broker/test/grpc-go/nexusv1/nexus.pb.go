@@ -63,10 +63,16 @@ type RequestConnectionRequest struct {
 	Scopes []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Where the user is sent back; must be on ALLOWED_RETURN_DOMAINS. Required.
 	ReturnUrl string `protobuf:"bytes,5,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`
-	// Accepted for original clients (at most 128 characters); it changes nothing, as in the original.
-	Action        string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Accepted for original clients (at most 256 characters): it changes nothing, as in the original;
+	// the audit event of the request records it.
+	Action string `protobuf:"bytes,6,opt,name=action,proto3" json:"action,omitempty"`
+	// Added by Nexus (issue #20): values of the provider's per-connection parameters (a Zendesk
+	// subdomain, a Microsoft tenant), as REST's `connection_config`. Each is checked against the
+	// parameter's pattern; a name the provider does not declare, a missing value or one that does not
+	// match is INVALID_ARGUMENT `invalid_connection_config`, and nothing is created.
+	ConnectionConfig map[string]string `protobuf:"bytes,7,rep,name=connection_config,json=connectionConfig,proto3" json:"connection_config,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RequestConnectionRequest) Reset() {
@@ -139,6 +145,13 @@ func (x *RequestConnectionRequest) GetAction() string {
 		return x.Action
 	}
 	return ""
+}
+
+func (x *RequestConnectionRequest) GetConnectionConfig() map[string]string {
+	if x != nil {
+		return x.ConnectionConfig
+	}
+	return nil
 }
 
 type RequestConnectionResponse struct {
@@ -1071,7 +1084,7 @@ var File_nexus_v1_nexus_proto protoreflect.FileDescriptor
 
 const file_nexus_v1_nexus_proto_rawDesc = "" +
 	"\n" +
-	"\x14nexus/v1/nexus.proto\x12\bnexus.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xc8\x01\n" +
+	"\x14nexus/v1/nexus.proto\x12\bnexus.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xf4\x02\n" +
 	"\x18RequestConnectionRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1f\n" +
 	"\vprovider_id\x18\x02 \x01(\tR\n" +
@@ -1080,7 +1093,11 @@ const file_nexus_v1_nexus_proto_rawDesc = "" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12\x1d\n" +
 	"\n" +
 	"return_url\x18\x05 \x01(\tR\treturnUrl\x12\x16\n" +
-	"\x06action\x18\x06 \x01(\tR\x06action\"\xaa\x01\n" +
+	"\x06action\x18\x06 \x01(\tR\x06action\x12e\n" +
+	"\x11connection_config\x18\a \x03(\v28.nexus.v1.RequestConnectionRequest.ConnectionConfigEntryR\x10connectionConfig\x1aC\n" +
+	"\x15ConnectionConfigEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xaa\x01\n" +
 	"\x19RequestConnectionResponse\x12\x19\n" +
 	"\bauth_url\x18\x01 \x01(\tR\aauthUrl\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
@@ -1200,7 +1217,7 @@ func file_nexus_v1_nexus_proto_rawDescGZIP() []byte {
 	return file_nexus_v1_nexus_proto_rawDescData
 }
 
-var file_nexus_v1_nexus_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_nexus_v1_nexus_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_nexus_v1_nexus_proto_goTypes = []any{
 	(*RequestConnectionRequest)(nil),   // 0: nexus.v1.RequestConnectionRequest
 	(*RequestConnectionResponse)(nil),  // 1: nexus.v1.RequestConnectionResponse
@@ -1217,34 +1234,36 @@ var file_nexus_v1_nexus_proto_goTypes = []any{
 	(*GetAgentSessionRequest)(nil),     // 12: nexus.v1.GetAgentSessionRequest
 	(*CloseAgentSessionRequest)(nil),   // 13: nexus.v1.CloseAgentSessionRequest
 	(*AgentSession)(nil),               // 14: nexus.v1.AgentSession
-	(*structpb.Struct)(nil),            // 15: google.protobuf.Struct
+	nil,                                // 15: nexus.v1.RequestConnectionRequest.ConnectionConfigEntry
+	(*structpb.Struct)(nil),            // 16: google.protobuf.Struct
 }
 var file_nexus_v1_nexus_proto_depIdxs = []int32{
-	15, // 0: nexus.v1.GetTokenResponse.token:type_name -> google.protobuf.Struct
-	15, // 1: nexus.v1.RefreshConnectionResponse.token:type_name -> google.protobuf.Struct
-	0,  // 2: nexus.v1.NexusService.RequestConnection:input_type -> nexus.v1.RequestConnectionRequest
-	2,  // 3: nexus.v1.NexusService.CheckConnection:input_type -> nexus.v1.CheckConnectionRequest
-	4,  // 4: nexus.v1.NexusService.GetToken:input_type -> nexus.v1.GetTokenRequest
-	6,  // 5: nexus.v1.NexusService.RefreshConnection:input_type -> nexus.v1.RefreshConnectionRequest
-	8,  // 6: nexus.v1.NexusService.RevokeConnection:input_type -> nexus.v1.RevokeConnectionRequest
-	10, // 7: nexus.v1.NexusService.RequestAgentSession:input_type -> nexus.v1.RequestAgentSessionRequest
-	11, // 8: nexus.v1.NexusService.RequestOboSession:input_type -> nexus.v1.RequestOboSessionRequest
-	12, // 9: nexus.v1.NexusService.GetAgentSession:input_type -> nexus.v1.GetAgentSessionRequest
-	13, // 10: nexus.v1.NexusService.CloseAgentSession:input_type -> nexus.v1.CloseAgentSessionRequest
-	1,  // 11: nexus.v1.NexusService.RequestConnection:output_type -> nexus.v1.RequestConnectionResponse
-	3,  // 12: nexus.v1.NexusService.CheckConnection:output_type -> nexus.v1.CheckConnectionResponse
-	5,  // 13: nexus.v1.NexusService.GetToken:output_type -> nexus.v1.GetTokenResponse
-	7,  // 14: nexus.v1.NexusService.RefreshConnection:output_type -> nexus.v1.RefreshConnectionResponse
-	9,  // 15: nexus.v1.NexusService.RevokeConnection:output_type -> nexus.v1.RevokeConnectionResponse
-	14, // 16: nexus.v1.NexusService.RequestAgentSession:output_type -> nexus.v1.AgentSession
-	14, // 17: nexus.v1.NexusService.RequestOboSession:output_type -> nexus.v1.AgentSession
-	14, // 18: nexus.v1.NexusService.GetAgentSession:output_type -> nexus.v1.AgentSession
-	14, // 19: nexus.v1.NexusService.CloseAgentSession:output_type -> nexus.v1.AgentSession
-	11, // [11:20] is the sub-list for method output_type
-	2,  // [2:11] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	15, // 0: nexus.v1.RequestConnectionRequest.connection_config:type_name -> nexus.v1.RequestConnectionRequest.ConnectionConfigEntry
+	16, // 1: nexus.v1.GetTokenResponse.token:type_name -> google.protobuf.Struct
+	16, // 2: nexus.v1.RefreshConnectionResponse.token:type_name -> google.protobuf.Struct
+	0,  // 3: nexus.v1.NexusService.RequestConnection:input_type -> nexus.v1.RequestConnectionRequest
+	2,  // 4: nexus.v1.NexusService.CheckConnection:input_type -> nexus.v1.CheckConnectionRequest
+	4,  // 5: nexus.v1.NexusService.GetToken:input_type -> nexus.v1.GetTokenRequest
+	6,  // 6: nexus.v1.NexusService.RefreshConnection:input_type -> nexus.v1.RefreshConnectionRequest
+	8,  // 7: nexus.v1.NexusService.RevokeConnection:input_type -> nexus.v1.RevokeConnectionRequest
+	10, // 8: nexus.v1.NexusService.RequestAgentSession:input_type -> nexus.v1.RequestAgentSessionRequest
+	11, // 9: nexus.v1.NexusService.RequestOboSession:input_type -> nexus.v1.RequestOboSessionRequest
+	12, // 10: nexus.v1.NexusService.GetAgentSession:input_type -> nexus.v1.GetAgentSessionRequest
+	13, // 11: nexus.v1.NexusService.CloseAgentSession:input_type -> nexus.v1.CloseAgentSessionRequest
+	1,  // 12: nexus.v1.NexusService.RequestConnection:output_type -> nexus.v1.RequestConnectionResponse
+	3,  // 13: nexus.v1.NexusService.CheckConnection:output_type -> nexus.v1.CheckConnectionResponse
+	5,  // 14: nexus.v1.NexusService.GetToken:output_type -> nexus.v1.GetTokenResponse
+	7,  // 15: nexus.v1.NexusService.RefreshConnection:output_type -> nexus.v1.RefreshConnectionResponse
+	9,  // 16: nexus.v1.NexusService.RevokeConnection:output_type -> nexus.v1.RevokeConnectionResponse
+	14, // 17: nexus.v1.NexusService.RequestAgentSession:output_type -> nexus.v1.AgentSession
+	14, // 18: nexus.v1.NexusService.RequestOboSession:output_type -> nexus.v1.AgentSession
+	14, // 19: nexus.v1.NexusService.GetAgentSession:output_type -> nexus.v1.AgentSession
+	14, // 20: nexus.v1.NexusService.CloseAgentSession:output_type -> nexus.v1.AgentSession
+	12, // [12:21] is the sub-list for method output_type
+	3,  // [3:12] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_nexus_v1_nexus_proto_init() }
@@ -1261,7 +1280,7 @@ func file_nexus_v1_nexus_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_nexus_v1_nexus_proto_rawDesc), len(file_nexus_v1_nexus_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,295 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import * as z from 'zod';
+import type { AgentPrincipal } from '../../auth/principal.ts';
+import { commonError } from '../../errors/common.errors.ts';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import { presentedCredential } from '../../http/auth.ts';
+import { auditContext } from '../../http/context.ts';
+import { errorResponses } from '../../http/schemas.ts';
+import { VERSION } from '../../version.ts';
+import type { AgentSessions } from '../token-exchange/sessions.ts';
+import { CALLER_KEY, type McpCaller } from './mcp.caller.ts';
+import { mcpErrors } from './mcp.errors.ts';
+import { createMcpSessions } from './mcp.sessions.ts';
+import { registerTools } from './mcp.tools.ts';
+import type { McpToolDeps, ProxyCall } from './mcp.types.ts';
+import { MAX_RESULT_BYTES } from './mcp-http-request.ts';
+import type { McpIssuerAuth } from './mcp-issuer.ts';
+import { challenge, MCP_SCOPE, METADATA_PATH, protectedResourceMetadata } from './mcp-resource.ts';
+
+const USER_HEADER = 'x-nexus-user-id';
+const SESSION_HEADER = 'x-nexus-session';
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+const USER_ID = /^[^\u0000-\u001f\u007f]{1,200}$/;
+
+/**
+ * The agent's principal narrowed to one person (an on-behalf-of session, a trusted issuer's token):
+ * that person's workspace when the grant reaches it, else none, so every service the tools call
+ * finds the person's own connections only, whatever else the agent may reach.
+ */
+function pinnedTo(p: AgentPrincipal, user: string): AgentPrincipal {
+  const reaches = p.allowedWorkspaces.includes('*') || p.allowedWorkspaces.includes(user);
+  return { ...p, allowedWorkspaces: reaches ? [user] : [] };
+}
+
+/** Reads at most `max` bytes of a stream, then stops it. */
+async function readBounded(stream: Readable, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size > max) break;
+  }
+  stream.destroy();
+  return Buffer.concat(chunks).subarray(0, max);
+}
+
+/**
+ * `/mcp`: Nexus as an MCP server over Streamable HTTP (stateful sessions), on the public surface,
+ * for agents with their access tokens (each request is authenticated by http/auth.ts like the
+ * agent API; admin keys are refused: tools act as an agent, within its grant).
+ */
+export function mcpRoutes(
+  app: FastifyInstance,
+  deps: Omit<McpToolDeps, 'proxy' | 'log' | 'sessions'> & {
+    /** The broker's issuer URL (BASE_URL): the resource, and the audience of its tokens. */
+    issuer: string;
+    /** On-behalf-of sessions (`X-Nexus-Session`), from token-exchange/. */
+    sessions: Pick<AgentSessions, 'introspect'>;
+    /** Trusted issuers' tokens as the bearer token itself (NEXUS_MCP_ISSUERS), mcp-issuer.ts. */
+    issuerAuth?: McpIssuerAuth;
+    maxSessions?: number;
+    sessionIdleMs?: number;
+  },
+): void {
+  const { issuer } = deps;
+  const sessions = createMcpSessions({
+    max: deps.maxSessions ?? 1_000,
+    idleMs: deps.sessionIdleMs ?? 30 * 60_000,
+  });
+  app.addHook('preClose', async () => sessions.closeAll());
+
+  /*
+   * The credential proxy, in process, as the agent: the very route agents call (`/proxy/*`), so its
+   * allow-list, grant check, egress guard, refresh-and-retry and audit apply unchanged. The agent's
+   * token authenticates the inner request; the proxy never forwards it upstream.
+   */
+  const proxy: ProxyCall = async (caller, r) => {
+    const res = await app.inject({
+      method: r.method,
+      url: `/proxy/${encodeURIComponent(r.route)}${r.path}`,
+      headers: {
+        ...r.headers,
+        authorization: `Bearer ${await caller.proxyToken()}`,
+        'user-agent': 'nexus-mcp',
+      },
+      ...(r.body === undefined ? {} : { payload: r.body }),
+      remoteAddress: caller.ip,
+      payloadAsStream: true,
+    });
+    return {
+      status: res.statusCode,
+      headers: res.headers,
+      body: await readBounded(res.stream(), MAX_RESULT_BYTES + 1),
+    };
+  };
+  const toolDeps: McpToolDeps = {
+    ...deps,
+    proxy,
+    log: (error, tool) => app.log.error({ err: error, tool }, 'MCP tool failed'),
+  };
+
+  async function open(owner: string): Promise<StreamableHTTPServerTransport> {
+    const server = new McpServer({ name: 'nexus', version: VERSION }, { capabilities: { tools: {} } });
+    registerTools(server, toolDeps);
+    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      onsessioninitialized: (id) => sessions.add(id, { transport, server, owner }),
+      onsessionclosed: (id) => sessions.remove(id),
+    });
+    transport.onclose = () => {
+      if (transport.sessionId !== undefined) sessions.remove(transport.sessionId);
+    };
+    await server.connect(transport);
+    return transport;
+  }
+
+  /**
+   * The user of the agent's on-behalf-of session in `X-Nexus-Session`, when one is presented: an
+   * active session of this very agent (RFC 8693 exchange of the user's token from a trusted issuer,
+   * both gates applied), whose scopes include `mcp` too. The user's permissions and the agent's
+   * scopes are then both required, and the session fixes the user every tool acts for.
+   */
+  async function actingFor(request: FastifyRequest, agentId: string): Promise<string | undefined> {
+    const header = request.headers[SESSION_HEADER];
+    if (header === undefined) return undefined;
+    const session =
+      typeof header === 'string' && header.length <= 8192
+        ? await deps.sessions.introspect(header)
+        : undefined;
+    if (session?.active !== true || session.obo !== true || session.client_id !== agentId)
+      throw commonError('unauthorized', {
+        message: `${SESSION_HEADER} is not an active on-behalf-of session of this agent: exchange the user's token again.`,
+      });
+    if (
+      !String(session.scope ?? '')
+        .split(' ')
+        .includes(MCP_SCOPE)
+    ) {
+      lacksScope.add(request);
+      throw errorFrom(mcpErrors, 'insufficient_scope', {
+        message: `The on-behalf-of session lacks the ${MCP_SCOPE} scope: the user's permissions and the agent's scopes must both include it.`,
+        details: { scope: MCP_SCOPE, resource_metadata: `${issuer}${METADATA_PATH}` },
+      });
+    }
+    return String(session.acting_for);
+  }
+
+  async function handle(request: FastifyRequest, reply: FastifyReply) {
+    const p = request.principal;
+    if (p?.kind !== 'agent')
+      throw commonError('forbidden', {
+        message: 'The MCP endpoint is for agents: present an agent access token (POST /oauth/token).',
+      });
+    const viaIssuer = deps.issuerAuth?.callerOf(request);
+    if (!p.scopes.includes(MCP_SCOPE)) {
+      lacksScope.add(request);
+      throw errorFrom(mcpErrors, 'insufficient_scope', {
+        ...(viaIssuer === undefined
+          ? {}
+          : {
+              message: viaIssuer.userHasMcp
+                ? `The agent this issuer's MCP clients act as lacks the ${MCP_SCOPE} scope (its allowed_scopes): an operator's setting.`
+                : `The token lacks the ${MCP_SCOPE} scope: ask ${viaIssuer.issuer} for it (scope=${MCP_SCOPE}).`,
+            }),
+        details: { scope: MCP_SCOPE, resource_metadata: `${issuer}${METADATA_PATH}` },
+      });
+    }
+    if (viaIssuer !== undefined && request.headers[SESSION_HEADER] !== undefined)
+      throw commonError('invalid_request', {
+        message: `A trusted issuer's token already names the person: ${SESSION_HEADER} is for agents' own tokens.`,
+      });
+    const user = request.headers[USER_HEADER];
+    if (user !== undefined && (typeof user !== 'string' || !USER_ID.test(user)))
+      throw commonError('invalid_request', {
+        message: `${USER_HEADER}: one user id, at most 200 characters.`,
+      });
+    const onBehalfOf = viaIssuer?.userId ?? (await actingFor(request, p.agentId));
+    if (onBehalfOf !== undefined && typeof user === 'string' && user.trim() !== onBehalfOf)
+      throw commonError('invalid_request', {
+        message: `${USER_HEADER} names another user than the person the token or on-behalf-of session stands for.`,
+      });
+    // A pinned caller's MCP session is the person's too: another person the agent acts for finds none.
+    const owner = onBehalfOf === undefined ? p.agentUuid : `${p.agentUuid}\u0000${onBehalfOf}`;
+    const id = request.headers['mcp-session-id'];
+    let transport: StreamableHTTPServerTransport;
+    if (typeof id === 'string') {
+      const session = sessions.find(id, owner);
+      // Another agent's session does not exist for this one. 404 tells MCP clients to start anew.
+      if (session === undefined)
+        throw commonError('not_found', { message: 'No such MCP session: initialize a new one.' });
+      transport = session.transport;
+    } else if (request.method === 'POST' && isInitializeRequest(request.body)) {
+      transport = await open(owner);
+    } else {
+      throw commonError('invalid_request', {
+        message: 'Start with an initialize request, then send the Mcp-Session-Id header it answers.',
+      });
+    }
+    const presented = presentedCredential(request)!;
+    const caller: McpCaller = {
+      // Pinned to one person: the grant narrows to that person's workspace (the user's gate).
+      principal: onBehalfOf === undefined ? p : pinnedTo(p, onBehalfOf),
+      ctx: auditContext(request),
+      proxyToken: viaIssuer?.proxyToken ?? (async () => presented),
+      ip: request.ip,
+      actingUser: onBehalfOf ?? (typeof user === 'string' ? user.trim() : undefined),
+      onBehalfOf: onBehalfOf !== undefined,
+      ...(viaIssuer ? { viaIssuer: viaIssuer.issuer } : {}),
+    };
+    const auth: AuthInfo = {
+      // The person's token stays here: the SDK gets the agent's, or nothing.
+      token: viaIssuer === undefined ? presented : '',
+      clientId: p.agentId,
+      scopes: [...p.scopes],
+      extra: { [CALLER_KEY]: caller },
+    };
+    (request.raw as IncomingMessage & { auth?: AuthInfo }).auth = auth;
+    reply.hijack();
+    await transport.handleRequest(request.raw, reply.raw, request.body);
+  }
+
+  // Refusals carry the challenge an MCP client starts discovery from (RFC 9728 §5.1).
+  const lacksScope = new WeakSet<FastifyRequest>();
+  const onSend = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    done: (e: null, p: unknown) => void,
+  ) => {
+    if (reply.statusCode === 401)
+      reply.header(
+        'www-authenticate',
+        challenge(issuer, presentedCredential(request) === undefined ? 'no_token' : 'invalid_token'),
+      );
+    else if (reply.statusCode === 403 && lacksScope.has(request))
+      reply.header('www-authenticate', challenge(issuer, 'insufficient_scope'));
+    done(null, payload);
+  };
+
+  app.get(
+    METADATA_PATH,
+    {
+      config: { auth: 'public' },
+      schema: {
+        operationId: 'protectedResourceMetadata',
+        tags: ['mcp'],
+        summary: 'RFC 9728 protected-resource metadata: the authorization server and scope for /mcp',
+        response: { 200: z.record(z.string(), z.unknown()) },
+      },
+    },
+    async () => protectedResourceMetadata(issuer, deps.issuerAuth?.issuers() ?? []),
+  );
+
+  for (const method of ['POST', 'GET', 'DELETE'] as const)
+    app.route({
+      method,
+      url: '/mcp',
+      config: {
+        auth: 'agent',
+        ...(deps.issuerAuth ? { bearerFallback: deps.issuerAuth.authenticate } : {}),
+      },
+      schema: {
+        operationId: `mcp${method[0]}${method.slice(1).toLowerCase()}`,
+        tags: ['mcp'],
+        summary:
+          method === 'POST'
+            ? 'MCP (Streamable HTTP): a JSON-RPC message from the client'
+            : method === 'GET'
+              ? "MCP (Streamable HTTP): the session's stream of server messages"
+              : 'MCP (Streamable HTTP): end the session',
+        description:
+          "Nexus as an MCP server for agents (docs/mcp.md): tools list_connections, connect, connection_status, http_request and get_secret, each within the agent's grant and audited. Authenticate with an agent access token (name the user the agent acts for with X-Nexus-User-ID), or with a person's access token from a trusted issuer listed in NEXUS_MCP_ISSUERS (audience: this broker, scope mcp).",
+        response: {
+          200: {
+            description: 'JSON-RPC answers, as JSON or as a server-sent event stream',
+            content: {
+              'application/json': { schema: z.unknown() },
+              'text/event-stream': { schema: z.unknown() },
+            },
+          },
+          ...errorResponses(404),
+        },
+      },
+      onSend,
+      handler: handle,
+    });
+}

@@ -1,0 +1,210 @@
+import type { StoredProfile } from './providers.schemas.ts';
+
+/**
+ * How a provider's token endpoint departs from RFC 6749 §5, and how its answers are put back into
+ * the standard form before oauth4webapi (which reads strict JSON only) sees them (decision 0015:
+ * quirks are settings, not per-provider code). Every request of the provider's OAuth client goes
+ * through `tolerantFetch`; the settings come from `params.token_response`
+ * (quirk-params.validate.ts checks them).
+ *
+ * For every provider, whatever its settings:
+ * - a form-encoded answer (`application/x-www-form-urlencoded`: GitHub when `Accept:
+ *   application/json` is ignored) is read as a JSON object;
+ * - `expires_in` given as a numeric string (`"3600"`) becomes a number; `null` or `""` is treated
+ *   as absent (the token's lifetime is unknown, as when it is missing);
+ * - a granted `scope` given as a JSON array of strings (Twitch) is stored space-separated (§3.3);
+ * - a 200 answer with a string `error` and no `access_token` is an OAuth error answer (§5.2) and
+ *   passed on as a 400 (GitHub's `bad_refresh_token`; connections/refresh-classify.ts reads it);
+ * - with `dropIdToken`, an `id_token` is removed before anything parses it (id-token-trust.ts).
+ *
+ * Only with a setting, and only for answers of the token endpoint:
+ * - `form_encoded`: a body that is not JSON is read as a form whatever its content type says;
+ * - `error_with_200`: any 200 answer with an `error` field, or with `ok: false` (Slack), is an
+ *   error answer, even when it also carries a token;
+ * - `tokens_at`: the token fields (`access_token`, `refresh_token`, `expires_in`, `scope`,
+ *   `token_type`) are taken from that object (Slack: `authed_user`, the user's token, not the
+ *   bot's at the top level) when the answer has it with an `access_token`; an answer without it
+ *   (Slack answers a user token's refresh at the top level) is read as it is. Such an answer's
+ *   `token_type` (Slack: `user`) is the bearer token it is used as;
+ * - `scope_separator: ","`: the granted `scope` is stored space-separated (RFC 6749 §3.3), so
+ *   that it compares with the requested scopes.
+ */
+export interface TokenAnswerQuirks {
+  readonly formEncoded: boolean;
+  readonly tokensAt: readonly string[] | undefined;
+  readonly scopeSeparator: ' ' | ',';
+  readonly errorWith200: boolean;
+}
+
+/** The fields of a token answer that `tokens_at` moves to the top level. */
+const TOKEN_FIELDS = ['access_token', 'refresh_token', 'expires_in', 'scope', 'token_type'] as const;
+/** `token_type` values oauth4webapi accepts (RFC 6750, RFC 9449); others are read as bearer. */
+const KNOWN_TOKEN_TYPES = new Set(['bearer', 'dpop']);
+
+/** Statuses whose Response has no body (a copy with one cannot be constructed). */
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+type Body = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Body => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The provider's `params.token_response`, read into settings (validated when it was stored). */
+export function tokenAnswerQuirks(profile: Pick<StoredProfile, 'params'>): TokenAnswerQuirks {
+  const setting = profile.params.token_response;
+  const tr = isObject(setting) ? setting : {};
+  return {
+    formEncoded: tr.form_encoded === true,
+    tokensAt: typeof tr.tokens_at === 'string' ? tr.tokens_at.split('.') : undefined,
+    scopeSeparator: tr.scope_separator === ',' ? ',' : ' ',
+    errorWith200: tr.error_with_200 === true,
+  };
+}
+
+/** Whether the authorization request and code exchange use PKCE: all but `params.pkce: false`. */
+export function usesPkce(profile: Pick<StoredProfile, 'params'>): boolean {
+  return profile.params.pkce !== false;
+}
+
+/**
+ * Requested scopes as the provider reads them (`params.scope_separator`). `+` is joined with a
+ * space, which URL query and form encoding (URLSearchParams) write as a literal `+`: what such
+ * providers document, and what a server decoding either way reads correctly.
+ */
+export function joinScopes(profile: Pick<StoredProfile, 'params'>, scopes: readonly string[]): string {
+  return scopes.join(profile.params.scope_separator === ',' ? ',' : ' ');
+}
+
+/**
+ * `send`, with every answer put into the standard form (see `TokenAnswerQuirks`). `tokenEndpoint`
+ * decides which answers the provider's settings apply to.
+ */
+export function tolerantFetch(
+  send: typeof fetch,
+  options: { quirks: TokenAnswerQuirks; tokenEndpoint: string | undefined; dropIdToken: boolean },
+): typeof fetch {
+  const { quirks, dropIdToken } = options;
+  const tokenEndpoint = options.tokenEndpoint === undefined ? undefined : new URL(options.tokenEndpoint).href;
+  return async (input, init) => {
+    const response = await send(input, init);
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const fromTokenEndpoint = tokenEndpoint !== undefined && URL.parse(url)?.href === tokenEndpoint;
+    // No body to read (a revocation's 204): nothing to put right.
+    if (NULL_BODY_STATUSES.has(response.status)) return response;
+    const type = response.headers.get('content-type') ?? '';
+    const form = type.includes('application/x-www-form-urlencoded');
+    const json = type.includes('json');
+    if (!form && !json && !(fromTokenEndpoint && quirks.formEncoded)) return response;
+    const text = await response.text();
+    let body = parse(text, form ? 'form' : json ? 'json' : 'either');
+    // Not an object: passed on as it came, for oauth4webapi to refuse.
+    if (body === undefined) return copy(response, text, response.status);
+    let status = response.status;
+    if (response.ok && isErrorAnswer(body, fromTokenEndpoint && quirks.errorWith200)) status = 400;
+    else if (response.ok && fromTokenEndpoint) body = standardTokens(body, quirks);
+    body = withExpiresIn(body);
+    if (dropIdToken && status < 300) body = withoutIdToken(body);
+    const headers = new Headers(response.headers);
+    // A JSON media type stays as it was (`application/jwk-set+json`…); anything read otherwise is now JSON.
+    if (!json) headers.set('content-type', 'application/json');
+    headers.delete('content-length');
+    return new Response(JSON.stringify(body), {
+      status,
+      statusText: status === response.status ? response.statusText : 'Bad Request',
+      headers,
+    });
+  };
+}
+
+/** A JSON object, or form fields as one; undefined for anything else. */
+function parse(text: string, as: 'json' | 'form' | 'either'): Body | undefined {
+  if (as !== 'form') {
+    try {
+      const value: unknown = JSON.parse(text);
+      return isObject(value) ? value : undefined;
+    } catch {
+      if (as === 'json') return undefined;
+    }
+  }
+  const fields = new URLSearchParams(text.trim());
+  // `either` (form_encoded, any content type): a body with no `name=value` pair is not a form.
+  if (as === 'either' && !text.includes('=')) return undefined;
+  return Object.fromEntries(fields);
+}
+
+/** An unread answer's copy, with its body already read as `text`. */
+function copy(response: Response, text: string, status: number): Response {
+  return new Response(text, { status, statusText: response.statusText, headers: response.headers });
+}
+
+/**
+ * An OAuth error answer sent with a 200 (RFC 6749 §5.2 says 400). Without the provider's
+ * `error_with_200`, only an answer that has an `error` code and no token is one: a success that
+ * also carries an `error` field (as some do, empty or informational) stays a success.
+ */
+function isErrorAnswer(body: Body, errorWith200: boolean): boolean {
+  const hasError = typeof body.error === 'string' && body.error !== '';
+  if (errorWith200) return hasError || body.ok === false;
+  return hasError && body.access_token === undefined;
+}
+
+/** A successful token answer with the provider's settings applied. */
+function standardTokens(body: Body, quirks: TokenAnswerQuirks): Body {
+  let answer = body;
+  if (quirks.tokensAt !== undefined) {
+    const nested = at(body, quirks.tokensAt);
+    if (nested !== undefined && typeof nested.access_token === 'string') {
+      answer = { ...body };
+      for (const field of TOKEN_FIELDS) delete answer[field];
+      for (const field of TOKEN_FIELDS) if (nested[field] !== undefined) answer[field] = nested[field];
+    }
+    const type = typeof answer.token_type === 'string' ? answer.token_type.toLowerCase() : undefined;
+    if (type === undefined || !KNOWN_TOKEN_TYPES.has(type)) answer = { ...answer, token_type: 'bearer' };
+  }
+  const scope = answer.scope;
+  if (Array.isArray(scope) && scope.every((s) => typeof s === 'string'))
+    answer = { ...answer, scope: scope.join(' ') };
+  if (quirks.scopeSeparator === ',' && typeof answer.scope === 'string') {
+    answer = { ...answer, scope: spaceSeparated(answer.scope) };
+  }
+  return answer;
+}
+
+/** The object at a dotted path (own properties only), if there is one. */
+function at(body: Body, path: readonly string[]): Body | undefined {
+  let node: unknown = body;
+  for (const key of path) {
+    if (!isObject(node) || !Object.hasOwn(node, key)) return undefined;
+    node = node[key];
+  }
+  return isObject(node) ? node : undefined;
+}
+
+/** `a,b, c` → `a b c` (RFC 6749 §3.3: space-delimited). */
+function spaceSeparated(scope: string): string {
+  return scope
+    .split(/[\s,]+/)
+    .filter((s) => s !== '')
+    .join(' ');
+}
+
+/**
+ * `expires_in` as RFC 6749 §5.1 has it: a number of seconds. A numeric string is read as one;
+ * `null` or an empty string is an unknown lifetime, as when it is missing. Anything else is left
+ * for oauth4webapi to refuse.
+ */
+function withExpiresIn(body: Body): Body {
+  const value = body.expires_in;
+  if (value === null || (typeof value === 'string' && value.trim() === '')) {
+    const { expires_in: _, ...rest } = body;
+    return rest;
+  }
+  if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value))
+    return { ...body, expires_in: Number(value) };
+  return body;
+}
+
+function withoutIdToken(body: Body): Body {
+  if (!('id_token' in body)) return body;
+  const { id_token: _, ...rest } = body;
+  return rest;
+}
