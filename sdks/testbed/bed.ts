@@ -1,7 +1,9 @@
 /**
- * The testbed itself (started by testbed.ts, which reads the environment): the OpenID provider, the
- * broker child process, the upstream and long-lived servers, and the control API the tests drive.
- */ import { randomBytes, randomUUID } from 'node:crypto';
+ * The testbed itself (started by testbed.ts with what config.ts read of the environment): the
+ * OpenID provider, the broker child process, the upstream and long-lived servers, and the control
+ * API the tests drive.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';

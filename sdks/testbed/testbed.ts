@@ -16,9 +16,9 @@
  * it stops on SIGTERM, SIGINT or when its standard input closes. Logs go to stderr.
  */
 import { log, Testbed } from './bed.ts';
+import { loadTestbedConfig } from './config.ts';
 
-// The environment is read here only, and what the broker child needs of it is passed on.
-const testbed = new Testbed({ PATH: process.env.PATH, HOME: process.env.HOME });
+const testbed = new Testbed(loadTestbedConfig().inherited);
 let stopping = false;
 async function stop(code: number) {
   if (stopping) return;
