@@ -5,6 +5,9 @@ import { auditContext } from '../../http/context.ts';
 import { errorResponses, errorSchema } from '../../http/schemas.ts';
 import type { AuditContext } from '../audit/audit.service.ts';
 import { createProxy, type ProxyOptions } from './proxy.ts';
+import { sendUpstream, withUnparsedBodies } from './proxy-http.ts';
+
+const UPSTREAM_CHALLENGE: ReadonlySet<string> = new Set(['www-authenticate']);
 
 interface Caller {
   ctx: AuditContext;
@@ -65,18 +68,12 @@ export function mcpGatewayRoutes(
       headers: request.headers,
       body: hasBody ? request.raw : undefined,
     });
-    reply.code(result.status);
     // The upstream's challenge names its own authorization server: the user's token is Nexus's
     // to present, and an MCP client must not start an OAuth flow against the upstream.
-    for (const [name, value] of Object.entries(result.headers))
-      if (value !== undefined && name !== 'www-authenticate') reply.header(name, value);
-    return reply.send(result.body);
+    return sendUpstream(reply, result, UPSTREAM_CHALLENGE);
   }
 
-  // Bodies are streamed to the upstream, never parsed: this scope has no content-type parsers.
-  app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  withUnparsedBodies(app, (scope) => {
     for (const method of METHODS)
       scope.route({
         method,

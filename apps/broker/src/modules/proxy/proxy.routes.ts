@@ -10,6 +10,7 @@ import { filledUrl, hasPlaceholders } from '../providers/connection-params.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import type { ProxyMetrics } from './proxy.metrics.ts';
 import { type BaseUrlFor, createProxy, type ProxyOptions, routeOf } from './proxy.ts';
+import { sendUpstream, withUnparsedBodies } from './proxy-http.ts';
 
 interface Caller {
   ctx: AuditContext;
@@ -123,16 +124,10 @@ export function proxyRoutes(
       headers: request.headers,
       body: hasBody ? request.raw : undefined,
     });
-    reply.code(result.status);
-    for (const [name, value] of Object.entries(result.headers))
-      if (value !== undefined) reply.header(name, value);
-    return reply.send(result.body);
+    return sendUpstream(reply, result);
   }
 
-  // Bodies are streamed to the upstream, never parsed: this scope has no content-type parsers.
-  app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', (_request, _payload, done) => done(null));
+  withUnparsedBodies(app, (scope) => {
     // One route per method, the same handler: the OpenAPI document needs one operation id each.
     for (const method of METHODS)
       scope.route({
