@@ -12,12 +12,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { CHROMIUM, launchChromium, WAIT } from './chromium.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const WAIT = 20_000;
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
 const PACKAGE = join(ROOT, 'packages', 'connect', 'dist', 'index.js');
@@ -146,11 +145,7 @@ describe('hosted connect in a popup, with @nexus-broker/connect', { timeout: 180
       assert.equal(created.statusCode, 201, created.body);
     }
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: WAIT,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

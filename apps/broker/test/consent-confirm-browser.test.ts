@@ -12,12 +12,10 @@ import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { type Browser, type BrowserContext, chromium } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
+import { CHROMIUM, launchChromium, WAIT } from './chromium.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
-
-const CHROMIUM = '/usr/bin/chromium';
-const WAIT = 20_000;
 
 function listen(server: Server, port = 0): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -135,11 +133,7 @@ describe('a forwarded consent link, completed by someone else, is caught by the 
       },
     });
     assert.equal(created.statusCode, 201, created.body);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: WAIT,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {

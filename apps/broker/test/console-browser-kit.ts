@@ -4,15 +4,16 @@
  * that checks the page loaded without an error, axe-core, and screenshots for docs/screenshots/.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium as launchBrowser, WAIT } from './chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
 const AXE = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-export const WAIT = 20_000;
+
+export { WAIT };
 export const LAPTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 /** The console's pages, as its navigation names them. */
@@ -29,13 +30,8 @@ export const PAGES = [
 ] as const;
 
 export async function launchChromium(): Promise<Browser> {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: run \`bash scripts/services.sh ensure-chromium\``);
   mkdirSync(SCREENSHOTS, { recursive: true });
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    timeout: WAIT,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-sync'],
-  });
+  return launchBrowser();
 }
 
 /** Opens a page from the navigation; it must finish loading without an error shown. */

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { CHROMIUM, launchChromium, WAIT } from './chromium.ts';
 import {
   baseEnv,
   type CliProcess,
@@ -26,8 +27,6 @@ import {
 } from './cli-helpers.ts';
 import { createTestDatabase, DIALECT, type TestDatabase } from './harness.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const WAIT = 20_000;
 const SCREENSHOTS = join(REPO_ROOT, 'docs', 'screenshots');
 const OPEN_URL = /Open (http:\/\/127\.0\.0\.1:\d+\/dev) in your browser/;
 const BANNER_LINE = (what: string) =>
@@ -50,11 +49,7 @@ describe('nexus dev: a consent in the browser, then the token call', { timeout: 
     idpPort = await freePort();
     env = { ...baseEnv(), ...db.env, PORT: String(await freePort()) };
     mkdirSync(SCREENSHOTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: WAIT,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
 
   after(async () => {
