@@ -2,7 +2,8 @@
 # Builds what would be published, checks it, and installs it as a user would (issue #24), so that
 # publishing is one step away: the npm tarballs of @nexus-broker/sdk and @nexus-broker/cli and the
 # wheel of the Python SDK (nexus-broker-sdk). The Go SDK is published by tagging the repository;
-# its `replace` install is built in sdks/go/run-tests.sh's module and in the README.
+# until then its README's `replace` install is what users do, and it is done here too: a scratch
+# module requires the SDK through a `replace` to this clone and builds the README's quick start.
 #
 #   bash scripts/pack.sh          # build, check, install into scratch projects, clean up
 #   bash scripts/pack.sh DIR      # the same, and keep the artifacts in DIR (to install from a clone)
@@ -120,4 +121,23 @@ for name in ("NexusClient", "AsyncNexusClient", "NexusAdminClient", "NexusAuth")
 assert "/venv/" in nexus_sdk.__file__, nexus_sdk.__file__
 ')
 
-say "ok: $(cd "$OUT" && ls | tr '\n' ' ')"
+say "the Go SDK through a replace directive (sdks/go/README.md's install), building its quick start"
+GO=$(command -v go || true)
+if [ -z "$GO" ] && [ -x /usr/local/go/bin/go ]; then GO=/usr/local/go/bin/go; fi
+[ -n "$GO" ] || fail "no Go toolchain (go on PATH or /usr/local/go/bin/go)"
+GOAPP="$WORK/go-app"
+mkdir -p "$GOAPP"
+# The README's first go block is its quick start (readme.test.ts checks it is example_test.go's Example).
+awk '/^```go/ { inside = 1; next } /^```/ { if (inside) exit } inside' "$REPO/sdks/go/README.md" >"$GOAPP/main.go"
+grep -q '^func main() {' "$GOAPP/main.go" || fail "no quick start program found in sdks/go/README.md"
+(
+  cd "$GOAPP"
+  export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+  "$GO" mod init example.com/pack-check >/dev/null 2>&1
+  "$GO" mod edit -require=github.com/nexus-broker/nexus/sdks/go@v0.0.0 \
+    -replace=github.com/nexus-broker/nexus/sdks/go="$REPO/sdks/go"
+  "$GO" mod tidy >"$WORK/go.log" 2>&1 || { cat "$WORK/go.log" >&2; exit 1; }
+  "$GO" build -o quickstart . >>"$WORK/go.log" 2>&1 || { cat "$WORK/go.log" >&2; exit 1; }
+) || fail "the Go SDK's replace install"
+
+say "ok: $(cd "$OUT" && ls | xargs), and the Go quick start built"

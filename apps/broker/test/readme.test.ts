@@ -19,11 +19,22 @@
  * - A non-shell block whose first line is a comment naming a file (`// quickstart.mjs`) is written
  *   to that file, for the shell blocks after it.
  * Processes a block leaves in the background are stopped at the end.
+ * The TypeScript and Python quick starts run against the SDK testbed; the Go one needs a browser
+ * (consent at GitHub), so the last suite checks that it is the Example() go test compiles.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -181,5 +192,32 @@ describe('README.md: what its skipped blocks rely on', () => {
 
   test('the scratch directory held the broker data, not the checkout', () => {
     assert.ok(existsSync(join(work, '.nexus', 'keys.json')));
+  });
+});
+
+describe('sdks/go/README.md: its quick start is the program example_test.go compiles', () => {
+  // It needs a browser (consent at GitHub), so it is not run; `go vet` and `go test` compile it
+  // (sdks/go/run-tests.sh) as Example(). This keeps the README's copy the one that compiles.
+  const body = (source: string, fn: string) =>
+    new RegExp(`^func ${fn}\\(\\) \\{\n([\\s\\S]*?)^\\}$`, 'm').exec(source)?.[1];
+  const imports = (source: string) => /^import \(\n([\s\S]*?)^\)$/m.exec(source)?.[1];
+
+  test('same imports, and main() is Example() line for line', () => {
+    const block = readBlocks(join(REPO_ROOT, 'sdks/go/README.md'), 'sdks/go/README.md', 'Quick start').find(
+      (b) => b.lang === 'go',
+    );
+    assert.ok(block, 'the Quick start has a go block');
+    const example = readFileSync(join(REPO_ROOT, 'sdks/go/example_test.go'), 'utf8');
+    assert.ok(imports(block.text) !== undefined && body(block.text, 'main') !== undefined, block.where);
+    assert.equal(
+      imports(block.text),
+      imports(example),
+      `${block.where}: imports differ from example_test.go`,
+    );
+    assert.equal(
+      body(block.text, 'main'),
+      body(example, 'Example'),
+      `${block.where}: main() differs from Example()`,
+    );
   });
 });

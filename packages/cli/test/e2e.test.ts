@@ -210,7 +210,10 @@ describe('the original manifest, plan exit codes, drift, re-apply, export round 
     assert.equal(r.code, 0, r.stderr);
     const text = readFileSync(out, 'utf8');
     assert.match(text, /client_secret: \$\{GITHUB_CLIENT_SECRET\}/);
-    assert.match(r.stderr, /Set before apply: GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_SECRET/);
+    assert.match(
+      r.stderr,
+      /Secrets are not exported: GITHUB_CLIENT_SECRET, GOOGLE_CLIENT_SECRET\. plan and apply keep/,
+    );
     for (const s of SECRETS) assert.ok(!text.includes(s), 'no secret in the exported file');
     const other = { GITHUB_CLIENT_SECRET: newSecret('unused'), GOOGLE_CLIENT_SECRET: newSecret('unused') };
     const plan = await nexus(b, ['plan', '--detailed-exitcode', '-f', out], { env: other });

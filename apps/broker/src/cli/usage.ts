@@ -1,7 +1,8 @@
 /**
  * Usage errors of `nexus` (issue #24): an unknown command, subcommand or option is named in one
  * line with the nearest known spelling, and exits 2. The operator CLI (packages/cli/src/usage.ts)
- * words them the same way; the two packages share no code, since either is installed alone.
+ * does the same, in its own style (`error: ` first, as its other errors); the two packages share
+ * no code, since either is installed alone.
  */
 
 /** Commands this CLI runs, with their subcommands (empty: none). */

@@ -93,6 +93,10 @@ export async function exportCommand(ctx: Ctx): Promise<number> {
     chmodSync(ctx.flags.out, 0o644);
     ctx.io.err(`wrote ${ctx.flags.out}`);
   } else ctx.io.write(yaml);
-  if (variables.length > 0) ctx.io.err(`Set before apply: ${variables.join(', ')}`);
+  // Secrets are write-only (issue #24): an unset variable keeps the stored secret, so say so.
+  if (variables.length > 0)
+    ctx.io.err(
+      `Secrets are not exported: ${variables.join(', ')}. plan and apply keep a stored secret while its variable is unset; set it for a broker that lacks the provider, or with --update-secrets to replace it.`,
+    );
   return 0;
 }
