@@ -13,10 +13,10 @@ import { type OidcFixture, startOidcProvider } from '../../apps/broker/test/oidc
 import { BrokerProcess, freePort } from './broker-process.ts';
 import {
   closeCode,
-  headersProfile,
   newCredentials,
   optionalString,
   PROVIDERS,
+  providerProfiles,
   RETURN_URL,
   SCOPES,
   STRATEGIES,
@@ -174,70 +174,8 @@ export class Testbed {
   }
 
   private async registerProviders(): Promise<void> {
-    const client = this.idp.clients[0]!;
-    const profiles: Record<string, unknown>[] = [
-      {
-        name: PROVIDERS.oauth2,
-        client_id: client.client_id,
-        client_secret: client.client_secret,
-        issuer: this.idp.issuer,
-        enable_discovery: true,
-        scopes: ['openid', 'email'],
-        api_base_url: `${this.upstream.url}/oauth2`,
-        params: { revocation_endpoint: this.idp.endpoints.revocation },
-      },
-      {
-        name: PROVIDERS.header,
-        auth_type: 'header',
-        api_base_url: `${this.upstream.url}/header`,
-        params: {
-          auth_strategy: {
-            type: 'header',
-            config: { header_name: 'X-Api-Key', credential_field: 'api_key' },
-          },
-        },
-      },
-      headersProfile(this.upstream.url),
-      {
-        name: PROVIDERS.query_param,
-        auth_type: 'query_param',
-        api_base_url: `${this.upstream.url}/query_param`,
-        params: {
-          auth_strategy: {
-            type: 'query_param',
-            config: { param_name: 'api_key', credential_field: 'api_key' },
-          },
-        },
-      },
-      {
-        name: PROVIDERS.basic_auth,
-        auth_type: 'basic_auth',
-        api_base_url: `${this.upstream.url}/basic_auth`,
-      },
-      {
-        name: PROVIDERS.hmac_payload,
-        auth_type: 'hmac_payload',
-        api_base_url: `${this.upstream.url}/hmac_payload`,
-        params: {
-          auth_strategy: {
-            type: 'hmac_payload',
-            config: {
-              header_name: 'X-Signature',
-              secret_field: 'api_secret',
-              algo: 'sha256',
-              encoding: 'hex',
-            },
-          },
-        },
-      },
-      {
-        name: PROVIDERS.aws_sigv4,
-        auth_type: 'aws_sigv4',
-        api_base_url: `${this.upstream.url}/aws_sigv4`,
-        params: { auth_strategy: { type: 'aws_sigv4', config: { region: 'eu-west-1', service: 'testbed' } } },
-      },
-    ];
-    for (const profile of profiles) await this.admin('POST', '/providers', { profile });
+    for (const profile of providerProfiles(this.upstream.url, this.idp))
+      await this.admin('POST', '/providers', { profile });
     for (const name of SCOPES) await this.admin('POST', '/admin/v1/scopes', { name });
     await this.admin('POST', '/admin/v1/trusted-issuers', {
       issuer: this.idp.issuer,

@@ -1,5 +1,6 @@
 /** The testbed's vocabulary: its strategies and providers, and the values the control API reads and hands out. */
 import { randomBytes } from 'node:crypto';
+import type { OidcFixture } from '../../apps/broker/test/oidc-fixture.ts';
 import type { StaticCredentials, Strategy } from './upstream.ts';
 
 export const RETURN_URL = 'http://localhost:3000/connected';
@@ -24,15 +25,89 @@ export const PROVIDERS: Record<Strategy, string> = {
 };
 export const SCOPES = ['tb:read', 'tb:write'];
 
-/** The provider of the `headers` strategy: two headers, one with text around its field (upstream.ts checks both). */
-export const headersProfile = (upstreamUrl: string) => ({
-  name: PROVIDERS.headers,
-  auth_type: 'header',
-  api_base_url: `${upstreamUrl}/headers`,
-  params: {
-    auth_strategy: { type: 'headers', config: { 'X-Api-Key': '{api_key}', 'X-App-Key': 'app {app_key}' } },
-  },
-});
+/**
+ * The provider the testbed registers for each strategy: the OpenID provider's client for oauth2, and
+ * for the others a strategy whose credential the upstream checks at `{upstream}/{strategy}`
+ * (upstream.ts; `headers`: two headers, one with text around its field).
+ */
+export function providerProfiles(
+  upstreamUrl: string,
+  idp: Pick<OidcFixture, 'clients' | 'issuer' | 'endpoints'>,
+): Record<string, unknown>[] {
+  const client = idp.clients[0]!;
+  return [
+    {
+      name: PROVIDERS.oauth2,
+      client_id: client.client_id,
+      client_secret: client.client_secret,
+      issuer: idp.issuer,
+      enable_discovery: true,
+      scopes: ['openid', 'email'],
+      api_base_url: `${upstreamUrl}/oauth2`,
+      params: { revocation_endpoint: idp.endpoints.revocation },
+    },
+    {
+      name: PROVIDERS.header,
+      auth_type: 'header',
+      api_base_url: `${upstreamUrl}/header`,
+      params: {
+        auth_strategy: {
+          type: 'header',
+          config: { header_name: 'X-Api-Key', credential_field: 'api_key' },
+        },
+      },
+    },
+    {
+      name: PROVIDERS.headers,
+      auth_type: 'header',
+      api_base_url: `${upstreamUrl}/headers`,
+      params: {
+        auth_strategy: {
+          type: 'headers',
+          config: { 'X-Api-Key': '{api_key}', 'X-App-Key': 'app {app_key}' },
+        },
+      },
+    },
+    {
+      name: PROVIDERS.query_param,
+      auth_type: 'query_param',
+      api_base_url: `${upstreamUrl}/query_param`,
+      params: {
+        auth_strategy: {
+          type: 'query_param',
+          config: { param_name: 'api_key', credential_field: 'api_key' },
+        },
+      },
+    },
+    {
+      name: PROVIDERS.basic_auth,
+      auth_type: 'basic_auth',
+      api_base_url: `${upstreamUrl}/basic_auth`,
+    },
+    {
+      name: PROVIDERS.hmac_payload,
+      auth_type: 'hmac_payload',
+      api_base_url: `${upstreamUrl}/hmac_payload`,
+      params: {
+        auth_strategy: {
+          type: 'hmac_payload',
+          config: {
+            header_name: 'X-Signature',
+            secret_field: 'api_secret',
+            algo: 'sha256',
+            encoding: 'hex',
+          },
+        },
+      },
+    },
+    {
+      name: PROVIDERS.aws_sigv4,
+      auth_type: 'aws_sigv4',
+      api_base_url: `${upstreamUrl}/aws_sigv4`,
+      params: { auth_strategy: { type: 'aws_sigv4', config: { region: 'eu-west-1', service: 'testbed' } } },
+    },
+  ];
+}
 
 export function tokenTtlOf(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;

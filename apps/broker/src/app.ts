@@ -26,7 +26,6 @@ import { oauthRoutes } from './modules/agents/oauth.routes.ts';
 import { auditRoutes } from './modules/audit/audit.routes.ts';
 import { catalogRoutes } from './modules/catalog/catalog.routes.ts';
 import { connectRoutes } from './modules/connect/connect.routes.ts';
-import { createConnectService } from './modules/connect/connect.service.ts';
 import { connectionsRoutes } from './modules/connections/connections.routes.ts';
 import { captureRoutes } from './modules/consent/capture.routes.ts';
 import { confirmRoutes } from './modules/consent/confirm.routes.ts';
@@ -145,20 +144,7 @@ export async function buildApp(
   });
   connectionsRoutes(app, { connections: container.connections, providers: container.providers });
   connectRoutes(app, {
-    connect: createConnectService({
-      db: container.db,
-      consent: container.consent,
-      providers: container.providers,
-      connections: container.connections,
-      audit: container.audit,
-      returnUrls: {
-        allowedDomains: config.allowedReturnDomains,
-        allowLoopback: config.mode !== 'production',
-        requireHttps: config.mode === 'production',
-      },
-      baseUrl: config.http.baseUrl,
-      ttlMs: config.connect.sessionTtlMs,
-    }),
+    connect: container.connect,
     brand: config.connect.brand,
   });
   webhooksRoutes(app, { webhooks: container.webhooks });

@@ -1,5 +1,6 @@
 import { Gauge } from 'prom-client';
 import type { Config } from './config/load.ts';
+import { createConsentParts } from './consent-parts.ts';
 import { type ResolvedKeys, resolveKeys } from './crypto/key-file.ts';
 import { type Database, openDatabase } from './db/client.ts';
 import { identityProviderCidrs } from './egress/endpoint-rules.ts';
@@ -15,6 +16,7 @@ import { type AgentsService, createAgentsService } from './modules/agents/agents
 import { createAgentsStore } from './modules/agents/agents.store.ts';
 import { type CustomScopes, createCustomScopes } from './modules/agents/custom-scopes.ts';
 import { principalAccess } from './modules/agents/grants.ts';
+import { createSigningKeysStore } from './modules/agents/signing-keys.store.ts';
 import { createSigningKeys, type SigningKeys } from './modules/agents/signing-keys.ts';
 import { createAuditRetention } from './modules/audit/audit.retention.ts';
 import { type AuditService, createAuditService } from './modules/audit/audit.service.ts';
@@ -22,6 +24,8 @@ import { createAuditStore } from './modules/audit/audit.store.ts';
 import { type BrokersStore, createBrokersStore } from './modules/brokers/brokers.store.ts';
 import { createKeyRingCheck, type KeyRingCheck } from './modules/brokers/key-ring-check.ts';
 import { type CatalogService, createCatalogService } from './modules/catalog/catalog.service.ts';
+import type { ConnectService } from './modules/connect/connect.service.ts';
+import { createConnectStore } from './modules/connect/connect.store.ts';
 import {
   type ConnectionsService,
   createConnectionsService,
@@ -30,8 +34,8 @@ import { createConnectionsStore } from './modules/connections/connections.store.
 import { createCredentialStore } from './modules/connections/credential-store.ts';
 import { type ConnectionsMaintenance, createMaintenance } from './modules/connections/maintenance.ts';
 import { createRefreshSchedule } from './modules/connections/refresh-schedule.ts';
-import { type CaptureService, createCaptureService } from './modules/consent/capture.service.ts';
-import { type ConsentService, createConsentService } from './modules/consent/consent.service.ts';
+import type { CaptureService } from './modules/consent/capture.service.ts';
+import type { ConsentService } from './modules/consent/consent.service.ts';
 import { createConsentStore } from './modules/consent/consent.store.ts';
 import { createDeliveriesStore } from './modules/events/deliveries.store.ts';
 import { createWebhookMetrics } from './modules/events/events.metrics.ts';
@@ -85,6 +89,8 @@ export interface Container {
   readonly connectionsMaintenance: ConnectionsMaintenance;
   readonly consent: ConsentService;
   readonly capture: CaptureService;
+  /** Hosted connect sessions (`/v1/connect-sessions`, the `/connect/*` pages). */
+  readonly connect: ConnectService;
   readonly housekeeping: Housekeeping;
   readonly signingKeys: SigningKeys;
   readonly agents: AgentsService;
@@ -192,7 +198,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
   const eventsStore = createEventsStore(db);
   const events = createEventsService({ store: eventsStore, now });
   const schedule = createRefreshSchedule(config.refresh);
-  const signingKeys = createSigningKeys({ db, ring: keys.ring, now });
+  const signingKeys = createSigningKeys({ store: createSigningKeysStore(db), ring: keys.ring, now });
   // Key sets (agents' jwks_uri, trusted issuers' JWKS) through the egress guard; loopback is allowed
   // outside production, like plain-http provider URLs, for a local identity provider.
   const jwksFetch = joseFetch(
@@ -257,37 +263,16 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     audit,
     now,
   });
-  const consentStore = createConsentStore(db);
-  const returnUrls = {
-    allowedDomains: config.allowedReturnDomains,
-    allowLoopback: config.mode !== 'production',
-    requireHttps: config.mode === 'production',
-    own: `${config.http.baseUrl}/connect/finish`,
-  };
-  const consent = createConsentService({
-    store: consentStore,
+  const { consent, capture, connect } = createConsentParts({
+    config,
+    keys,
+    consentStore: createConsentStore(db),
+    connectStore: createConnectStore(db),
     connections,
     providers,
     oauthClient,
     audit,
-    ring: keys.ring,
-    stateKey: keys.stateKey,
-    redirectUri: `${config.http.baseUrl}${config.http.redirectPath}`,
-    capturePageUrl: `${config.http.baseUrl}/connect/capture`,
-    returnUrls,
-    metrics: originalMetrics.consent,
-    verifier: config.connect.verifier,
-    now,
-  });
-  const capture = createCaptureService({
-    store: consentStore,
-    connections,
-    providers,
-    stateKey: keys.stateKey,
-    returnUrls,
-    probe: createSafeFetch({ allowCidrs: config.egressAllowedCidrs, timeoutMs: config.upstreamTimeoutMs }),
-    metrics: originalMetrics.capture,
-    confirmation: consent,
+    originalMetrics,
     now,
   });
   const housekeeping = createHousekeeping({
@@ -361,6 +346,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     connectionsMaintenance: createMaintenance(connectionsStore, credentialStore),
     consent,
     capture,
+    connect,
     housekeeping,
     signingKeys,
     agents,

@@ -38,6 +38,10 @@ const RULES: Record<string, Rule> = {
     why: 'one composition root: modules take what they need as narrow parameters (cli/, app.ts, grpc/server.ts build from it)',
     forbids: (e) => e.to === 'container.ts' && !isEntryPoint(e.from),
   },
+  'the composition parts (*-parts.ts) are imported only by container.ts': {
+    why: 'they build a group of services for container.ts (which builds every store): part of the one composition root',
+    forbids: (e) => /^[a-z-]+-parts\.ts$/.test(e.to) && e.from !== 'container.ts',
+  },
   'leaf layers never import modules, HTTP, gRPC, the CLI or the container': {
     why: 'crypto/, egress/, vault/, auth/, config/, db/ and errors/ are at the bottom; they may name error catalogues only',
     forbids: (e) =>
@@ -174,6 +178,9 @@ describe('the dependency checker', () => {
     );
     assert.deepEqual(check('http/auth.ts', "import { x } from '../modules/agents/agents.routes.ts';"), [
       'routes files are imported only by app.ts',
+    ]);
+    assert.deepEqual(check('app.ts', "import { createConsentParts } from './consent-parts.ts';"), [
+      'the composition parts (*-parts.ts) are imported only by container.ts',
     ]);
   });
 

@@ -2,7 +2,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, type KeyObject } fro
 import { exportJWK, type JWK } from 'jose';
 import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
-import type { Database } from '../../db/client.ts';
+import type { SigningKeysStore } from './signing-keys.store.ts';
 
 export const signingKeyBinding = (kid: string) => ({ table: 'signing_keys', id: kid, field: 'private_key' });
 
@@ -22,9 +22,9 @@ const FORCED_RELOAD_MS = 5_000;
  * keys are sealed with the envelope key ring. The newest live key signs; every key not yet past its
  * `retire_at` is published in the JWKS, so tokens signed before a rotation verify until they expire.
  */
-export function createSigningKeys(deps: { db: Database; ring: KeyRing; now?: () => number }) {
+export function createSigningKeys(deps: { store: SigningKeysStore; ring: KeyRing; now?: () => number }) {
   const now = deps.now ?? Date.now;
-  const k = deps.db.kysely;
+  const { store } = deps;
   let lastForced = 0;
   let cache:
     | {
@@ -43,40 +43,25 @@ export function createSigningKeys(deps: { db: Database; ring: KeyRing; now?: () 
       .update(JSON.stringify({ crv: publicJwk.crv, kty: publicJwk.kty, x: publicJwk.x, y: publicJwk.y }))
       .digest('base64url');
     const pem = privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-    await k
-      .insertInto('signing_keys')
-      .values({
-        kid,
-        alg: 'ES256',
-        private_key: sealText(deps.ring, pem, signingKeyBinding(kid)),
-        public_jwk: JSON.stringify({ ...publicJwk, kid, alg: 'ES256', use: 'sig' }),
-        created_at: now(),
-        retire_at: null,
-      })
-      .execute();
+    await store.insert({
+      kid,
+      alg: 'ES256',
+      private_key: sealText(deps.ring, pem, signingKeyBinding(kid)),
+      public_jwk: JSON.stringify({ ...publicJwk, kid, alg: 'ES256', use: 'sig' }),
+      created_at: now(),
+      retire_at: null,
+    });
     return kid;
   }
 
   async function load(force = false) {
     const t = now();
     if (!force && cache !== undefined && t - cache.at < RELOAD_MS) return cache;
-    let rows = await k
-      .selectFrom('signing_keys')
-      .selectAll()
-      .where((eb) => eb.or([eb('retire_at', 'is', null), eb('retire_at', '>', t)]))
-      .orderBy('created_at', 'desc')
-      .orderBy('kid')
-      .execute();
+    let rows = await store.unretiredAt(t);
     if (rows.length === 0) {
       // First use: make one. Two replicas racing make two keys; both are published, one signs.
       await generate();
-      rows = await k
-        .selectFrom('signing_keys')
-        .selectAll()
-        .where('retire_at', 'is', null)
-        .orderBy('created_at', 'desc')
-        .orderBy('kid')
-        .execute();
+      rows = await store.live();
     }
     const newest = rows.find((r) => r.retire_at === null) ?? rows[0]!;
     cache = {
@@ -134,23 +119,16 @@ export function createSigningKeys(deps: { db: Database; ring: KeyRing; now?: () 
      */
     async rotate(keepMs: number): Promise<{ kid: string; retired: string[] }> {
       const t = now();
-      const live = await k.selectFrom('signing_keys').select('kid').where('retire_at', 'is', null).execute();
+      const retired = await store.liveKids();
       const kid = await generate();
-      const retired = live.map((r) => r.kid);
-      if (retired.length > 0)
-        await k
-          .updateTable('signing_keys')
-          .set({ retire_at: t + keepMs })
-          .where('kid', 'in', retired)
-          .execute();
+      await store.retire(retired, t + keepMs);
       cache = undefined;
       return { kid, retired };
     },
 
     /** Deletes keys past retirement (housekeeping). */
     async deleteRetired(): Promise<number> {
-      const result = await k.deleteFrom('signing_keys').where('retire_at', '<', now()).executeTakeFirst();
-      return Number(result.numDeletedRows);
+      return store.deleteRetiredBefore(now());
     },
   };
 }

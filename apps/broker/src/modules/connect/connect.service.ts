@@ -1,6 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Principal } from '../../auth/principal.ts';
-import type { Database } from '../../db/client.ts';
 import type { ConnectSessionsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
@@ -16,7 +15,7 @@ import type { ProviderView } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { connectErrors } from './connect.errors.ts';
 import { type ConnectOutcome, failedOutcome } from './connect.outcome.ts';
-import { createConnectStore } from './connect.store.ts';
+import type { ConnectStore } from './connect.store.ts';
 
 export interface CreateSessionRequest {
   readonly workspaceId: string;
@@ -55,8 +54,7 @@ const hashToken = (token: string) => createHash('sha256').update(token).digest('
  * outcome from the database, never from its query: only an active connection is a success.
  */
 export function createConnectService(deps: {
-  /** The module's own table (connect.store.ts) is built from it. */
-  db: Database;
+  store: ConnectStore;
   consent: Pick<ConsentService, 'start' | 'verifyWanted'>;
   providers: Pick<ProvidersService, 'list' | 'resolve'>;
   connections: Pick<ConnectionsService, 'describe'>;
@@ -67,7 +65,7 @@ export function createConnectService(deps: {
   ttlMs: number;
   now?: () => number;
 }) {
-  const store = createConnectStore(deps.db);
+  const { store } = deps;
   const now = deps.now ?? Date.now;
   const finishUrl = (id: string) => `${deps.baseUrl}/connect/finish?session=${encodeURIComponent(id)}`;
 

@@ -31,9 +31,9 @@ const ROUTE_CACHE_MS = 5_000;
 export function proxyRoutes(
   app: FastifyInstance,
   deps: {
-    connections: ConnectionsService;
-    providers: ProvidersService;
-    audit: AuditService;
+    connections: Pick<ConnectionsService, 'getToken' | 'resolve' | 'refresh'>;
+    providers: Pick<ProvidersService, 'resolve'>;
+    audit: Pick<AuditService, 'record'>;
     metrics: ProxyMetrics;
     /** Route name → upstream base URL, from configuration; otherwise a provider's api_base_url. */
     routes: ReadonlyMap<string, URL>;
