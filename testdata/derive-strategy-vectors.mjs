@@ -263,7 +263,7 @@ sigv4Vectors({ add, err, now: NOW, jsonBody: JSON_BODY });
 
 const doc = {
   description: [
-    'Strategy test vectors (issue #23): one set that the broker (apps/broker/test/strategy-vectors.test.ts) and the TypeScript, Python and Go SDKs (packages/sdk/test/strategy-vectors.test.ts, sdks/python/tests/test_strategy_vectors.py, sdks/go/strategy_vectors_test.go) all assert, so the implementations of the v1 contract strategies table cannot drift.',
+    'Strategy test vectors (issue #23): one set that the broker (apps/broker/test/strategy-vectors.test.ts) and the TypeScript, Python and Go SDKs (packages/sdk/test/sdk-strategy-vectors.test.ts, sdks/python/tests/test_strategy_vectors.py, sdks/go/strategy_vectors_test.go) all assert, so the implementations of the v1 contract strategies table cannot drift.',
     'Expected values were derived independently of every Nexus implementation: HMAC and Basic with node:crypto and Buffer; SigV4 from the AWS documentation (canonical request, string to sign, signing key) and checked against @smithy/signature-v4 and botocore SigV4Auth called directly. Never regenerate them by running a Nexus implementation.',
   ],
   format: {

@@ -60,6 +60,10 @@ import {
   type TrustedIssuersService,
 } from './modules/token-exchange/trusted-issuers.service.ts';
 import { createTrustedIssuersStore } from './modules/token-exchange/trusted-issuers.store.ts';
+import {
+  createMaintenance as createUserSecretsMaintenance,
+  type UserSecretsMaintenance,
+} from './modules/user-secrets/maintenance.ts';
 import { createUserSecrets, type UserSecrets } from './modules/user-secrets/user-secrets.service.ts';
 import { createUserSecretsStore } from './modules/user-secrets/user-secrets.store.ts';
 import { createRefreshWorker, type RefreshWorker } from './modules/worker/refresh-worker.ts';
@@ -100,6 +104,8 @@ export interface Container {
   readonly sessions: AgentSessions;
   /** Users' own secrets (`/api/v2/secrets`), sealed with the user-secrets key ring. */
   readonly userSecrets: UserSecrets;
+  /** What the key reports read of user secrets (the key ids of the stored versions). */
+  readonly userSecretsMaintenance: UserSecretsMaintenance;
   readonly onBehalfOf: OnBehalfOf;
   /** RFC 8693 token exchange at `POST /oauth/token`: a user's token → an on-behalf-of session token. */
   readonly tokenExchange: TokenExchange;
@@ -329,6 +335,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
       this.set(rateLimiter.storeFailures);
     },
   });
+  const userSecretsStore = createUserSecretsStore(db);
   return {
     config,
     keys,
@@ -354,12 +361,13 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
     trustedIssuers,
     sessions,
     userSecrets: createUserSecrets({
-      store: createUserSecretsStore(db),
+      store: userSecretsStore,
       backend: secrets,
       ring: keys.userSecretsRing,
       audit,
       now,
     }),
+    userSecretsMaintenance: createUserSecretsMaintenance(userSecretsStore, secrets),
     onBehalfOf,
     tokenExchange,
     refreshWorker,

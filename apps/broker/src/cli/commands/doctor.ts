@@ -131,7 +131,10 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
           keys,
           brokers: container.brokers,
           ...(backendOk
-            ? { credentials: container.connectionsMaintenance.keyIds, userSecretsBackend: container.secrets }
+            ? {
+                credentials: container.connectionsMaintenance.keyIds,
+                userSecrets: container.userSecretsMaintenance.keyIds,
+              }
             : {}),
           now: Date.now(),
         }))

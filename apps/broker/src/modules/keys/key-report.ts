@@ -1,11 +1,10 @@
-import { keyIdOfCiphertext } from '../../crypto/envelope.ts';
 import type { ResolvedKeys } from '../../crypto/key-file.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
 import { type BrokerProcess, LIVE_MS, type LiveBrokers } from '../brokers/brokers.types.ts';
 import { describeProcess, missingKeys } from '../brokers/rings.ts';
 import type { CredentialKeyIds } from '../connections/maintenance.ts';
-import type { SecretBackend } from '../secrets/secret-backend.ts';
+import type { UserSecretKeyIds } from '../user-secrets/maintenance.ts';
 import { columnKeyUsage, ENCRYPTED_COLUMNS } from './rewrap.ts';
 
 /** A `nexus doctor` finding about keys (the doctor's own format). */
@@ -28,13 +27,6 @@ function add(usage: Usage, kid: string, where: string, n = 1) {
 const total = (byPlace: Map<string, number>) => [...byPlace.values()].reduce((a, b) => a + b, 0);
 const places = (byPlace: Map<string, number>) => [...byPlace].map(([where, n]) => `${where} ${n}`).join(', ');
 
-/**
- * Where user-secret versions are kept in the secret backend. The same format as
- * user-secrets.service.ts's `pathOf` (not exported there); `test/key-rotation-kill.test.ts`
- * fails if the two part ways (doctor then counts no user secret).
- */
-const userSecretPath = (secretId: string, version: number) => `user-secrets/${secretId}/v${version}`;
-
 /** The key ids of every ciphertext sealed with the encryption ring, by table. */
 async function encryptionUsage(db: Database, credentials: CredentialKeyIds | undefined): Promise<Usage> {
   const usage: Usage = new Map();
@@ -49,40 +41,10 @@ async function encryptionUsage(db: Database, credentials: CredentialKeyIds | und
 }
 
 /** The key ids of every user-secret version (the inner envelope, sealed with the user-secrets ring). */
-async function userSecretsUsage(db: Database, backend: Pick<SecretBackend, 'get'>): Promise<Usage> {
+async function userSecretsUsage(userSecrets: UserSecretKeyIds): Promise<Usage> {
   const usage: Usage = new Map();
-  let after: { secret_id: string; version: number } | undefined;
-  for (;;) {
-    let q = db.kysely
-      .selectFrom('user_secret_versions')
-      .select(['secret_id', 'version'])
-      .orderBy('secret_id')
-      .orderBy('version')
-      .limit(500);
-    if (after !== undefined) {
-      const a = after;
-      q = q.where((eb) =>
-        eb.or([
-          eb('secret_id', '>', a.secret_id),
-          eb.and([eb('secret_id', '=', a.secret_id), eb('version', '>', a.version)]),
-        ]),
-      );
-    }
-    const rows = await q.execute();
-    if (rows.length === 0) return usage;
-    for (const row of rows) {
-      const stored = await backend
-        .get(userSecretPath(row.secret_id, Number(row.version)))
-        .catch(() => undefined);
-      if (stored === null) continue; // deleted from the backend: nothing to re-seal
-      add(
-        usage,
-        stored === undefined ? 'unreadable' : (keyIdOfCiphertext(stored.value) ?? 'unreadable'),
-        'user secrets',
-      );
-    }
-    after = rows[rows.length - 1]!;
-  }
+  for await (const kid of userSecrets.ofVersions()) add(usage, kid ?? 'unreadable', 'user secrets');
+  return usage;
 }
 
 /**
@@ -97,8 +59,8 @@ export async function keyRotationFindings(deps: {
   brokers: LiveBrokers;
   /** Connection credentials kept in the secret backend (TOKEN_STORE=secret-backend). */
   credentials?: CredentialKeyIds;
-  /** Where user secrets are kept; their versions are read for the key id of the inner envelope. */
-  userSecretsBackend?: Pick<SecretBackend, 'get'>;
+  /** Key ids of the stored user-secret versions (read through the secret backend). */
+  userSecrets?: UserSecretKeyIds;
   now: number;
 }): Promise<KeyFinding[]> {
   const findings: KeyFinding[] = [];
@@ -106,8 +68,8 @@ export async function keyRotationFindings(deps: {
   findings.push(...brokerFindings(live, deps.keys, deps.now));
   const usage = await encryptionUsage(deps.db, deps.credentials);
   findings.push(...ringFindings('encryption', deps.keys.ring, usage, live));
-  if (deps.keys.userSecretsRing !== undefined && deps.userSecretsBackend !== undefined) {
-    const users = await userSecretsUsage(deps.db, deps.userSecretsBackend);
+  if (deps.keys.userSecretsRing !== undefined && deps.userSecrets !== undefined) {
+    const users = await userSecretsUsage(deps.userSecrets);
     findings.push(...ringFindings('user secrets', deps.keys.userSecretsRing, users, live));
   }
   return findings;

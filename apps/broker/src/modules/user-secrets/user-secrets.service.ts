@@ -7,7 +7,7 @@ import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
 import { userSecretErrors } from './user-secrets.errors.ts';
-import type { SecretOwner, UserSecretsStore } from './user-secrets.store.ts';
+import { type SecretOwner, type UserSecretsStore, versionPath } from './user-secrets.store.ts';
 
 /** Whose secrets a request reaches: one user, one zone. Everything else answers 404. */
 export type { SecretOwner };
@@ -49,7 +49,6 @@ export const versionBinding = (secretId: string, version: number) => ({
   id: `${secretId}:${version}`,
   field: 'value',
 });
-const pathOf = (secretId: string, version: number) => `user-secrets/${secretId}/v${version}`;
 const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
@@ -129,7 +128,7 @@ export function createUserSecrets(deps: {
     });
 
   async function readValue(ctx: AuditContext, row: UserSecretsTable, version: number): Promise<string> {
-    const stored = await deps.backend.get(pathOf(row.id, version));
+    const stored = await deps.backend.get(versionPath(row.id, version));
     if (stored === null) throw errorFrom(userSecretErrors, 'user_secret_not_found');
     const value = openText(ring(), stored.value, versionBinding(row.id, version));
     await record(ctx, 'key_accessed', row, { version });
@@ -185,7 +184,7 @@ export function createUserSecrets(deps: {
         throw commonError('conflict', { message: 'Too many concurrent writes to this secret; retry.' });
       try {
         await deps.backend.put(
-          pathOf(row.id, version),
+          versionPath(row.id, version),
           sealText(keys, input.value, versionBinding(row.id, version)),
         );
       } catch (error) {
@@ -269,7 +268,7 @@ export function createUserSecrets(deps: {
       let alreadyCurrent = 0;
       const failed: { secret_id: string; version: number; reason: string }[] = [];
       for (const [i, row] of rows.entries()) {
-        const path = pathOf(row.secret_id, row.version);
+        const path = versionPath(row.secret_id, row.version);
         const binding = versionBinding(row.secret_id, row.version);
         try {
           const stored = await deps.backend.get(path);

@@ -7,9 +7,18 @@ export interface SecretOwner {
   readonly zone: string;
 }
 
+/** One stored version: a secret and its version number. */
+export type VersionKey = Pick<UserSecretVersionsTable, 'secret_id' | 'version'>;
+
+/**
+ * Where a version's value is kept in the secret backend: the one definition of this format (the
+ * service writes and reads there, maintenance.ts reads there for the key reports).
+ */
+export const versionPath = (secretId: string, version: number) => `user-secrets/${secretId}/v${version}`;
+
 /**
  * Rows of `user_secrets` and `user_secret_versions`: every query on them. Values are never here;
- * they live in the secret backend under the version's path (user-secrets.service.ts).
+ * they live in the secret backend under `versionPath`.
  */
 export function createUserSecretsStore(db: Database) {
   const k = db.kysely;
@@ -82,13 +91,34 @@ export function createUserSecretsStore(db: Database) {
     },
 
     /** Every stored version of every secret, in a stable order (key rewrap). */
-    async allVersions(): Promise<Pick<UserSecretVersionsTable, 'secret_id' | 'version'>[]> {
+    async allVersions(): Promise<VersionKey[]> {
       return k
         .selectFrom('user_secret_versions')
         .select(['secret_id', 'version'])
         .orderBy('secret_id')
         .orderBy('version')
         .execute();
+    },
+
+    /**
+     * One page of every stored version, in the order of `allVersions`, after `after` (from the
+     * start when undefined): the key reports walk them without holding them all.
+     */
+    async versionsAfter(after: VersionKey | undefined, limit: number): Promise<VersionKey[]> {
+      let q = k
+        .selectFrom('user_secret_versions')
+        .select(['secret_id', 'version'])
+        .orderBy('secret_id')
+        .orderBy('version')
+        .limit(limit);
+      if (after !== undefined)
+        q = q.where((eb) =>
+          eb.or([
+            eb('secret_id', '>', after.secret_id),
+            eb.and([eb('secret_id', '=', after.secret_id), eb('version', '>', after.version)]),
+          ]),
+        );
+      return q.execute();
     },
 
     /** Sets the lifecycle columns (`deleted_at`, `disabled_at`) and `updated_at`. */
