@@ -86,7 +86,7 @@ export interface Container {
   readonly secretsFallback: SecretBackend | undefined;
   readonly discovery: Discovery;
   readonly providers: ProvidersService;
-  /** The provider catalogue (catalog/providers/), read on first use; `nexus serve` reads it at start. */
+  /** The provider catalogue (catalog/providers/), read on first use. */
   readonly catalog: CatalogService;
   readonly connections: ConnectionsService;
   /** Row-level connection maintenance for the CLI (rewrap, key reports, token migration, import). */

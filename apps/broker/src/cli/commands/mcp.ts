@@ -1,5 +1,4 @@
 import * as z from 'zod';
-import { runStdioRelay } from '../../modules/mcp/mcp-stdio.ts';
 import { CliExit } from '../context.ts';
 
 /** `nexus mcp`'s environment (docs/mcp.md): the broker and the agent's credential, as the SDKs read them. */
@@ -42,6 +41,8 @@ export async function mcpCommand(env: NodeJS.ProcessEnv): Promise<number> {
     );
   if (problems.length > 0)
     throw new CliExit(`nexus mcp: configuration errors:\n  ${problems.join('\n  ')}`, 2);
+  // The MCP SDK loads only for this command, not with every other one.
+  const { runStdioRelay } = await import('../../modules/mcp/mcp-stdio.ts');
   await runStdioRelay({
     brokerUrl: new URL(e.NEXUS_URL!),
     credential: credential!,

@@ -233,10 +233,12 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
       port: config.http.port,
       ...(sibling ? { reusePort: true } : {}),
     } as FastifyListenOptions);
-    // The provider catalogue is read now, once: an entry that fails its schema is left out, said here.
+    // The provider catalogue is read on first use: an entry that fails its schema is left out, said then.
     if (!sibling)
-      for (const problem of (await container.catalog.load()).problems)
-        logger.warn({ catalog_file: problem.file, problem: problem.message }, 'catalogue entry left out');
+      container.catalog.onFirstLoad(({ problems }) => {
+        for (const problem of problems)
+          logger.warn({ catalog_file: problem.file, problem: problem.message }, 'catalogue entry left out');
+      });
     const address = app.server.address();
     const port = typeof address === 'object' && address !== null ? address.port : config.http.port;
     const adminServer = listeners.adminServer;

@@ -1,7 +1,8 @@
 /**
  * The provider catalogue (decision 0015): the entries of catalog/providers/, read and checked once
- * (catalog-loader.ts) on first use, then answered from memory. `nexus serve` loads it at start and
- * logs any entry it had to leave out. Templates expand here (catalog-expand.ts); the broker never
+ * (catalog-loader.ts) on first use, then answered from memory; `nexus serve` logs any entry it
+ * had to leave out then. Not read at start: its files, YAML parser and JSON Schema validator were a
+ * third of the embedded default's start-up, for a feature used when providers are added. Templates expand here (catalog-expand.ts); the broker never
  * consults the catalogue when it serves a connection.
  */
 import { errorFrom } from '../../errors/nexus-error.ts';
@@ -25,8 +26,17 @@ export interface CatalogSummary {
 export function createCatalogService(deps: { load?: () => Promise<LoadedCatalog> } = {}) {
   const load = deps.load ?? (() => loadCatalog());
   let loaded: Promise<LoadedCatalog> | undefined;
+  const listeners: ((catalog: LoadedCatalog) => void)[] = [];
   const catalog = (): Promise<LoadedCatalog> => {
-    loaded ??= load();
+    if (loaded === undefined) {
+      loaded = load();
+      void loaded.then(
+        (c) => {
+          for (const listener of listeners.splice(0)) listener(c);
+        },
+        () => undefined,
+      );
+    }
     return loaded;
   };
 
@@ -39,6 +49,12 @@ export function createCatalogService(deps: { load?: () => Promise<LoadedCatalog>
   return {
     /** Reads the catalogue now (once); its problems are the files left out. */
     load: (): Promise<LoadedCatalog> => catalog(),
+
+    /** Calls `listener` once, when the catalogue is first read (by whoever reads it first). */
+    onFirstLoad(listener: (catalog: LoadedCatalog) => void): void {
+      if (loaded === undefined) listeners.push(listener);
+      else void loaded.then(listener, () => undefined);
+    },
 
     list: async (): Promise<CatalogSummary[]> =>
       [...(await catalog()).entries.values()].map((e) => ({
