@@ -5,7 +5,7 @@
  *
  *   node bench/token-fetch.ts [--pg] [--seconds 15] [--key env|db|agent] [--clients 50] [--connections 1] [--smoke]
  *
- * --profile runs only the token phase, under `node --cpu-prof`, and prints where the broker's CPU
+ * --profile runs only the token phase (`--profile-route health`: the /health phase), under `node --cpu-prof`, and prints where the broker's CPU
  * went per request (lib/cpu-profile.ts); the .cpuprofile is kept for a flame graph.
  * --workers N starts the broker as `nexus serve --workers N` (PostgreSQL only): N processes.
  * --smoke runs each phase for 2 s and checks only that every answer was a 200 (CI keeps the bench
@@ -45,6 +45,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '1' },
     smoke: { type: 'boolean' },
     profile: { type: 'boolean' },
+    'profile-route': { type: 'string', default: 'token' },
     workers: { type: 'string' },
   },
 });
@@ -189,9 +190,12 @@ try {
   const phase = (url: string, serverPid: number, headers: string[] = [], lua?: string) =>
     wrk({ url, serverPid, clients, seconds, headers, script: lua });
   if (values.profile) {
-    phase(`${base}/v1/token/${id}`, pid, [header], script);
-    const token = phase(`${base}/v1/token/${id}`, pid, [header], script);
-    console.log(`GET /v1/token/{id}      ${formatWrk(token)}`);
+    const onHealth = values['profile-route'] === 'health';
+    const profiled = () =>
+      onHealth ? phase(`${base}/health`, pid) : phase(`${base}/v1/token/${id}`, pid, [header], script);
+    profiled();
+    const token = profiled();
+    console.log(`${onHealth ? 'GET /health            ' : 'GET /v1/token/{id}     '} ${formatWrk(token)}`);
     await stopBroker();
     const file = join(profileDir, readdirSync(profileDir)[0]!);
     console.log(`where the broker's CPU went, per request (${file}):`);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Container } from './container.ts';
 import { commonError } from './errors/common.errors.ts';
@@ -13,6 +13,8 @@ import { installJsonBodyParser } from './http/json-body.ts';
 import { createAccessLog } from './http/logger.ts';
 import { installOpenApi } from './http/openapi.ts';
 import { installRateLimits } from './http/rate-limit.ts';
+import { requestLoggerFactory } from './http/request-logger.ts';
+import { serializerCompiler } from './http/serializer.ts';
 import { installPublicAdminGuard, installSurfaces, type listenersFor } from './http/surfaces.ts';
 import { applyServerTimeouts, installBodyDeadline } from './http/timeouts.ts';
 
@@ -69,6 +71,8 @@ export async function buildApp(
     },
     // One access-log line per request (written in onResponse below) instead of two.
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
+    // request.log becomes pino's child only when a request logs through it (request-logger.ts).
+    childLoggerFactory: requestLoggerFactory,
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: true },
     return503OnClosing: true,
     // Errors raised while routing (before any hook runs) get the same envelope as the rest.

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createAccessLog, createLogger } from '../src/http/logger.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 
 /**
@@ -96,5 +97,34 @@ describe('logs never contain secrets', () => {
       assert.equal(typeof line.request_id, 'string');
       assert.equal(typeof (line.res as { status: number }).status, 'number');
     }
+  });
+
+  it('writes the access line as one JSON object, whatever characters a caller put in its fields', () => {
+    const lines: string[] = [];
+    const logger = createLogger('info', { write: (line: string) => void lines.push(line) });
+    const accessLog = createAccessLog(logger);
+    const odd = [
+      '/p/"quoted"',
+      '/p/back\\slash',
+      '/p/\u0001ctl',
+      '/p/\u00e9t\u00e9',
+      '/p/\ud83d\ude00',
+      '/plain/path-1',
+    ];
+    for (const path of odd)
+      accessLog({
+        requestId: 'req-1',
+        method: 'GET',
+        url: `${path}?code=secret`,
+        ip: '::1',
+        status: 200,
+        ms: 1.5,
+      });
+    assert.deepEqual(
+      lines.map((l) => (JSON.parse(l) as { req: { path: string } }).req.path),
+      odd,
+      'each path as sent, without its query string',
+    );
+    assert.ok(lines.every((l) => !l.includes('secret')));
   });
 });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { SecretBytes } from '../config/secret-value.ts';
 import { NexusError } from '../errors/nexus-error.ts';
@@ -76,5 +76,28 @@ describe('envelope encryption', () => {
     const kid = keyIdOf(k1.reveal());
     assert.match(kid, /^k[0-9a-f]{16}$/);
     assert.ok(!kid.includes(Buffer.from(k1.reveal()).toString('hex').slice(0, 8)));
+  });
+
+  it('opens an envelope built by hand from the documented format (stored ciphertexts stay readable)', () => {
+    // Format version 1 as the comment in envelope.ts documents it, with the associated data of
+    // each layer the JSON array ["nexus", 1, layer, kid, table, id, field].
+    const kid = keyIdOf(k1.reveal());
+    const binding = { table: 'connections', id: 'c-\u00e9"x', field: 'credentials' };
+    const ad = (layer: string) =>
+      Buffer.from(JSON.stringify(['nexus', 1, layer, kid, binding.table, binding.id, binding.field]));
+    const gcm = (key: Uint8Array, data: Uint8Array, layer: string) => {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv).setAAD(ad(layer));
+      return Buffer.concat([iv, cipher.update(data), cipher.final(), cipher.getAuthTag()]);
+    };
+    const dek = randomBytes(32);
+    const blob = Buffer.concat([
+      Buffer.from([1, kid.length]),
+      Buffer.from(kid, 'ascii'),
+      gcm(k1.reveal(), dek, 'dek'),
+      gcm(dek, Buffer.from('{"kind":"static"}'), 'payload'),
+    ]);
+    assert.equal(openText(ring, new Uint8Array(blob), binding), '{"kind":"static"}');
+    assertCode(() => open(ring, new Uint8Array(blob), { ...binding, id: 'c-other' }), 'decryption_failed');
   });
 });

@@ -30,10 +30,15 @@ const IV = 12;
 const TAG = 16;
 const WRAPPED = 32 + TAG;
 
-function aad(binding: Binding, layer: 'dek' | 'payload', kid: string): Buffer {
-  return Buffer.from(
-    JSON.stringify(['nexus', VERSION, layer, kid, binding.table, binding.id, binding.field]),
-  );
+/** The associated data of both layers: `["nexus",1,"<layer>","<kid>","<table>","<id>","<field>"]`. */
+function aads(binding: Binding, kid: string): { dek: Buffer; payload: Buffer } {
+  // The array's tail is the same for both layers: serialised once, byte for byte what
+  // JSON.stringify(['nexus', VERSION, layer, kid, table, id, field]) gives.
+  const tail = JSON.stringify([kid, binding.table, binding.id, binding.field]).slice(1);
+  return {
+    dek: Buffer.from(`["nexus",${VERSION},"dek",${tail}`),
+    payload: Buffer.from(`["nexus",${VERSION},"payload",${tail}`),
+  };
 }
 
 /*
@@ -53,7 +58,10 @@ function gcmOpen(key: KeyObject, iv: Uint8Array, sealed: Uint8Array, ad: Buffer)
   const decipher = createDecipheriv('aes-256-gcm', key, iv);
   decipher.setAAD(ad);
   decipher.setAuthTag(sealed.subarray(sealed.length - TAG));
-  return Buffer.concat([decipher.update(sealed.subarray(0, sealed.length - TAG)), decipher.final()]);
+  const out = decipher.update(sealed.subarray(0, sealed.length - TAG));
+  // GCM releases nothing at `final`: it only checks the tag (and throws when it does not match).
+  decipher.final();
+  return out;
 }
 
 /** Encrypts `plaintext` under a new data key wrapped by the ring's primary key. */
@@ -62,8 +70,9 @@ export function seal(ring: KeyRing, plaintext: Uint8Array, binding: Binding): Ui
   const kek = ring.key(kid)!;
   const dek = randomBytes(32);
   try {
-    const wrapped = gcmSeal(kek, dek, aad(binding, 'dek', kid));
-    const payload = gcmSeal(createSecretKey(dek), plaintext, aad(binding, 'payload', kid));
+    const ad = aads(binding, kid);
+    const wrapped = gcmSeal(kek, dek, ad.dek);
+    const payload = gcmSeal(createSecretKey(dek), plaintext, ad.payload);
     const kidBytes = Buffer.from(kid, 'ascii');
     return new Uint8Array(
       Buffer.concat([
@@ -109,8 +118,9 @@ export function open(ring: KeyRing, blob: Uint8Array, binding: Binding): Uint8Ar
   const sealed = blob.subarray(start + IV + WRAPPED + IV);
   let dek: Buffer | undefined;
   try {
-    dek = gcmOpen(kek, wrapIv, wrapped, aad(binding, 'dek', kid));
-    return new Uint8Array(gcmOpen(createSecretKey(dek), iv, sealed, aad(binding, 'payload', kid)));
+    const ad = aads(binding, kid);
+    dek = gcmOpen(kek, wrapIv, wrapped, ad.dek);
+    return new Uint8Array(gcmOpen(createSecretKey(dek), iv, sealed, ad.payload));
   } catch (cause) {
     throw errorFrom(cryptoErrors, 'decryption_failed', {
       detail: `${binding.table}.${binding.field} (${binding.id}): authentication failed (tampered, or copied from another row)`,

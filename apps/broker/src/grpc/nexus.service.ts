@@ -1,4 +1,5 @@
 import type { Principal } from '../auth/principal.ts';
+import { answerFilter } from '../http/serializer.ts';
 import type { AgentsService } from '../modules/agents/agents.service.ts';
 import type { AuditContext } from '../modules/audit/audit.service.ts';
 import type { ConnectionsService } from '../modules/connections/connections.service.ts';
@@ -16,6 +17,9 @@ import {
   sessionSchemas,
 } from './nexus.schemas.ts';
 import { toStruct } from './struct.ts';
+
+/** The token answer filter REST's serializer uses (compiled once, not zod's parse per call). */
+const tokenAnswer = answerFilter(tokenResponse);
 
 /** The authenticated caller of one call, and its audit context (`callerContext`, as REST's). */
 export interface Caller {
@@ -75,14 +79,14 @@ export function nexusServiceHandlers(deps: {
     async GetToken({ principal, ctx }, request) {
       const { connection_id } = parseRequest(connectionIdRequest, request);
       return {
-        token: toStruct(tokenResponse.parse(await connections.getToken(ctx, principal, connection_id))),
+        token: toStruct(tokenAnswer(await connections.getToken(ctx, principal, connection_id))),
       };
     },
 
     async RefreshConnection({ principal, ctx }, request) {
       const { connection_id } = parseRequest(connectionIdRequest, request);
       return {
-        token: toStruct(tokenResponse.parse(await connections.refresh(ctx, principal, connection_id))),
+        token: toStruct(tokenAnswer(await connections.refresh(ctx, principal, connection_id))),
       };
     },
 

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Container } from '../container.ts';
 import { commonError } from '../errors/common.errors.ts';
 import { credentialFrom, credentialVerifier } from '../http/auth.ts';
+import { createCallLog } from '../http/logger.ts';
 import { clientKey, type RateLimitBucket } from '../http/rate-limit.ts';
 import { type CallOrigin, callerContext } from '../modules/audit/audit-context.ts';
 
@@ -78,6 +79,7 @@ export function createGrpcServer(
   health.addToServer(server);
   new ReflectionService(definitions).addToServer(server);
 
+  const callLog = createCallLog(logger);
   /** One unary call: authenticate as REST does, run the handler, answer or map the error once. */
   const unary =
     (method: string, handler: NexusHandler): grpc.handleUnaryCall<unknown, object> =>
@@ -86,9 +88,12 @@ export function createGrpcServer(
       const given = firstValue(call.metadata, 'x-request-id');
       const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
       const ip = peerAddress(call.getPeer());
-      const headers = new grpc.Metadata();
-      headers.set('x-request-id', requestId);
-      call.sendMetadata(headers);
+      // The response headers go out with the answer (one write), not ahead of it (two).
+      const sendHeaders = () => {
+        const headers = new grpc.Metadata();
+        headers.set('x-request-id', requestId);
+        call.sendMetadata(headers);
+      };
       // The call's origin, for the audit context REST builds the same way (modules/audit).
       const origin: CallOrigin = {
         ip,
@@ -109,7 +114,8 @@ export function createGrpcServer(
             { ...line, err: error.cause ?? error, code: error.code, detail: error.detail },
             'call failed',
           );
-        else logger.info(error?.detail ? { ...line, detail: error.detail } : line, 'call completed');
+        else if (error?.detail) logger.info({ ...line, detail: error.detail }, 'call completed');
+        else callLog({ method, code: line.grpc.code as string, requestId, ms: line.ms });
       };
       (async () => {
         const credential = credentialFrom(
@@ -129,12 +135,14 @@ export function createGrpcServer(
         return handler(caller, call.request);
       })().then(
         (response) => {
+          sendHeaders();
           callback(null, response);
           finish(grpc.status.OK);
         },
         (thrown: unknown) => {
           const error = asNexusError(thrown);
           const failure = toFailure(error, requestId);
+          sendHeaders();
           callback(failure);
           finish(failure.code, error);
         },

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import type { NamedApiKey } from '../config/load.ts';
 import { basicCredentials } from './basic-auth.ts';
 
@@ -54,7 +54,7 @@ export function envKeyMatcher(keys: readonly NamedApiKey[]): (credential: string
   }));
   if (digests.length === 0) return () => undefined;
   return (credential) => {
-    const digest = createHash('sha256').update(credential).digest();
+    const digest = hash('sha256', credential, 'buffer');
     let found: string | undefined;
     for (const key of digests) if (timingSafeEqual(key.hash, digest) && found === undefined) found = key.name;
     return found;

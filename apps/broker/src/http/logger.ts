@@ -40,6 +40,11 @@ export function isoTime(): string {
 
 const LEVEL_INFO = 30;
 
+/** Characters a JSON string may hold as they are (no quote, backslash, control or non-ASCII). */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+/** `JSON.stringify(text)`, skipped for the plain text most fields are (ids, methods, paths, addresses). */
+const quoted = (text: string) => (PLAIN.test(text) ? `"${text}"` : JSON.stringify(text));
+
 /**
  * The access line of every answered request, in the format of the logger's own lines
  * (`request completed`, with `request_id`, `req`, `res` and `ms`), written straight to its
@@ -62,10 +67,28 @@ export function createAccessLog(logger: Logger) {
     const q = line.url.indexOf('?');
     const path = q === -1 ? line.url : line.url.slice(0, q);
     stream.write(
-      `{"level":${LEVEL_INFO}${isoTime()},"service":"nexus","request_id":${JSON.stringify(line.requestId)},` +
-        `"req":{"method":${JSON.stringify(line.method)},"path":${JSON.stringify(path)}` +
-        `${line.ip === undefined ? '' : `,"ip":${JSON.stringify(line.ip)}`}},` +
+      `{"level":${LEVEL_INFO}${isoTime()},"service":"nexus","request_id":${quoted(line.requestId)},` +
+        `"req":{"method":${quoted(line.method)},"path":${quoted(path)}` +
+        `${line.ip === undefined ? '' : `,"ip":${quoted(line.ip)}`}},` +
         `"res":{"status":${line.status}},"ms":${line.ms},"msg":"request completed"}\n`,
+    );
+  };
+}
+
+/**
+ * The line of every gRPC call that succeeded (`call completed`, with `grpc.method`, `grpc.code`,
+ * `request_id` and `ms`), written straight to the logger's destination like the access line:
+ * through pino it cost a gRPC call about as much as a fifth of REST's token route. Failed calls
+ * carry an error and details, and keep going through the logger.
+ */
+export function createCallLog(logger: Logger) {
+  const stream = (logger as unknown as Record<symbol, { write(line: string): void }>)[pino.symbols.streamSym];
+  return (line: { method: string; code: string; requestId: string; ms: number }): void => {
+    if (stream === undefined || !logger.isLevelEnabled('info')) return;
+    stream.write(
+      `{"level":${LEVEL_INFO}${isoTime()},"service":"nexus","grpc":{"method":${quoted(line.method)},` +
+        `"code":${quoted(line.code)}},"request_id":${quoted(line.requestId)},` +
+        `"ms":${line.ms},"msg":"call completed"}\n`,
     );
   };
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ADMIN_SCOPES, type AdminPrincipal, type AdminScope, type Principal } from '../../auth/principal.ts';
 import type { NamedApiKey } from '../../config/load.ts';
 import { commonError } from '../../errors/common.errors.ts';
@@ -24,7 +24,7 @@ export interface AdminKeyView {
   revoked_at: string | null;
 }
 
-const hash = (key: string | Uint8Array) => createHash('sha256').update(key).digest();
+const hash = (key: string | Uint8Array) => oneShotHash('sha256', key, 'buffer');
 /** A scope this broker does not know (a row written by a newer one) is no scope at all. */
 const knownScope = (value: string): AdminScope | undefined =>
   (ADMIN_SCOPES as readonly string[]).includes(value) ? (value as AdminScope) : undefined;

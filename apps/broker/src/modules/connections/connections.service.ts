@@ -6,7 +6,6 @@ import { parseConnectionConfig, strategyForConnection } from '../providers/conne
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
-import { strategyFor } from '../strategies/strategy.ts';
 import type { ConnectionStatus } from './connection-status.ts';
 import { type ConnectionView, connectionViewOf } from './connection-view.ts';
 import { connectionErrors } from './connections.errors.ts';
@@ -24,6 +23,7 @@ import { createLifecycle } from './lifecycle.ts';
 import { createRefresher } from './refresh.ts';
 import { defaultRefreshSchedule, type RefreshSchedule } from './refresh-schedule.ts';
 import { createUpstreamRevoker } from './revoke-upstream.ts';
+import { strategyOfProfile } from './token-view.ts';
 
 // The module's vocabulary lives in connections.types.ts; re-exported for existing importers.
 export { credentialsBinding, type RefreshOutcome, type StoredCredentials } from './connections.types.ts';
@@ -81,7 +81,6 @@ export function createConnectionsService(deps: {
     });
   const owner = `${process.pid}-${randomUUID()}`;
 
-  const profileOf = (row: ConnectionWithProvider) => JSON.parse(row.provider_profile) as StoredProfile;
   const credentialsOf = (row: ConnectionWithProvider): Promise<StoredCredentials> =>
     deps.credentials.read(row);
 
@@ -141,11 +140,10 @@ export function createConnectionsService(deps: {
   const { needsRefresh, refreshShared } = refresher;
 
   async function tokenResponse(row: ConnectionWithProvider): Promise<TokenResponse> {
-    const profile = profileOf(row);
     const creds = await credentialsOf(row);
     const expiresAt = row.access_expires_at === null ? null : new Date(row.access_expires_at).toISOString();
     const config = parseConnectionConfig(row.connection_config);
-    const strategy = strategyForConnection(strategyFor(profile), config);
+    const strategy = strategyForConnection(strategyOfProfile(row.provider_profile), config);
     const base = {
       connection_id: row.id,
       provider_id: row.provider_id,

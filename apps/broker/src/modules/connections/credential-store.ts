@@ -50,6 +50,10 @@ export interface CredentialStore {
   putSealed(connectionId: string, sealed: Uint8Array): Promise<void>;
 }
 
+/** The text of decrypted bytes, read in place (no decoder object per read). */
+const utf8 = (bytes: Uint8Array) =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+
 export function createCredentialStore(deps: {
   mode: TokenStore;
   ring: KeyRing;
@@ -66,7 +70,7 @@ export function createCredentialStore(deps: {
   }
 
   const parse = (id: string, sealed: Uint8Array) =>
-    JSON.parse(new TextDecoder().decode(open(ring, sealed, credentialsBinding(id)))) as StoredCredentials;
+    JSON.parse(utf8(open(ring, sealed, credentialsBinding(id)))) as StoredCredentials;
 
   return {
     mode,

@@ -1,4 +1,6 @@
 import * as z from 'zod';
+import type { StoredProfile } from '../providers/providers.schemas.ts';
+import { type Strategy, strategyFor } from '../strategies/strategy.ts';
 
 /** A connection's `connection_config` as views show it (not a secret): null when it has none. */
 export const connectionConfigView = z
@@ -41,3 +43,21 @@ export const tokenResponse = z
       ),
   })
   .meta({ id: 'TokenResponse' });
+
+/**
+ * The strategy of a stored provider profile (its JSON text, as the connection row joins it), parsed
+ * once per distinct text instead of on every token read. Keyed by the whole text, so a profile
+ * that changes is a new entry: nothing here can answer with a stale strategy. Frozen, since every
+ * reader shares it; at most 256 texts are kept (the oldest goes first).
+ */
+const strategies = new Map<string, Strategy>();
+export function strategyOfProfile(profileText: string): Strategy {
+  let strategy = strategies.get(profileText);
+  if (strategy === undefined) {
+    const found = strategyFor(JSON.parse(profileText) as StoredProfile);
+    strategy = Object.freeze({ type: found.type, config: Object.freeze({ ...found.config }) });
+    if (strategies.size >= 256) strategies.delete(strategies.keys().next().value as string);
+    strategies.set(profileText, strategy);
+  }
+  return strategy;
+}
