@@ -14,7 +14,7 @@ import type pg from 'pg';
 import type { DatabaseConfig } from '../config/load.ts';
 import { isDatabaseUnavailable } from './availability.ts';
 import type { DB } from './schema.ts';
-import { openSqlite } from './sqlite-driver.ts';
+import { openSqlite, openSqliteReader } from './sqlite-driver.ts';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -211,6 +211,7 @@ function openSqliteDatabase(file: string): Database {
   // The file holds key hashes and ciphertexts: owner only (SQLite gives -wal/-shm the same mode).
   chmodSync(file, 0o600);
   const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: driverDb }) });
+  const reader = openSqliteReader(file);
   return {
     kysely,
     dialect: 'sqlite',
@@ -218,6 +219,8 @@ function openSqliteDatabase(file: string): Database {
       raw.prepare('SELECT 1').get();
     },
     async prepared<R>(text: string, params: readonly unknown[]) {
+      // Point reads go to the read-only connection (sqlite-driver.ts); writes through Kysely.
+      if (/^\s*select\b/i.test(text)) return { rows: reader.all(text, params) as R[], affected: 0 };
       const result = await kysely.executeQuery<R>(CompiledQuery.raw(text, [...params]));
       return { rows: [...result.rows], affected: Number(result.numAffectedRows ?? 0n) };
     },
@@ -231,6 +234,7 @@ function openSqliteDatabase(file: string): Database {
       });
     },
     async close() {
+      reader.close();
       await kysely.destroy();
       // Kysely closes the file only if it ever opened a connection; close it either way.
       if (raw.isOpen) raw.close();

@@ -35,3 +35,36 @@ export function openSqlite(file: string): { kysely: SqliteDatabase; raw: Databas
   };
   return { kysely, raw };
 }
+
+/**
+ * A second, read-only connection to the same file, for the hot point reads (`Database.prepared`
+ * SELECTs: a connection, an agent, an admin key by id). Kysely's SQLite driver has one connection
+ * behind a mutex, so a read waited for any open transaction and went through Kysely's promise
+ * chain; in WAL mode this connection reads the last committed state instead, at once. Never an
+ * uncommitted write: a read here cannot see a transaction of the other connection before it
+ * commits, and sees it as soon as it has. Statements are prepared once and kept.
+ */
+export function openSqliteReader(file: string): {
+  all(sql: string, params: readonly unknown[]): unknown[];
+  close(): void;
+} {
+  let reader: DatabaseSync | undefined;
+  const statements = new Map<string, ReturnType<DatabaseSync['prepare']>>();
+  return {
+    all(sql, params) {
+      if (reader === undefined) {
+        reader = new DatabaseSync(file, { readOnly: true });
+        reader.exec('PRAGMA busy_timeout = 5000;');
+      }
+      let stmt = statements.get(sql);
+      if (stmt === undefined) {
+        stmt = reader.prepare(sql);
+        if (statements.size < 100) statements.set(sql, stmt);
+      }
+      return stmt.all(...(params as SQLInputValue[]));
+    },
+    close() {
+      if (reader?.isOpen) reader.close();
+    },
+  };
+}
