@@ -27,7 +27,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -110,7 +110,8 @@ if (values.workers !== undefined && !values.pg) throw new Error('--workers needs
 const serveArgs = values.workers === undefined ? ['serve'] : ['serve', '--workers', values.workers];
 const broker = spawn(process.execPath, [...nodeFlags, bin, ...serveArgs], {
   env,
-  stdio: ['ignore', 'ignore', 'pipe'],
+  // BENCH_STDOUT=file keeps the broker's standard output (its log, or BENCH_NODE_FLAGS=--trace-gc).
+  stdio: ['ignore', process.env.BENCH_STDOUT ? openSync(process.env.BENCH_STDOUT, 'w') : 'ignore', 'pipe'],
 });
 try {
   for (let i = 0; ; i++) {
