@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * Compiles the broker and its dependencies into one ES module, apps/broker/dist/bundle/nexus.mjs,
- * with the files the source reads beside it at run time (the SQL migrations and gRPC's protos).
+ * Compiles the broker and its dependencies into apps/broker/dist/bundle/nexus.mjs and the chunks
+ * beside it (one per dynamic import, loaded when it runs), with the files the source reads beside
+ * them at run time (the SQL migrations, gRPC's protos and the provider catalogue).
  * The bundle sits as deep in the tree as the source files that find them relative to
  * themselves, so `new URL('../../../../proto', import.meta.url)` names the same folder from both. `npm ci` runs this (the root `prepare` script); bin/nexus.js
  * starts from the bundle when it is newer than every source file and from the TypeScript
@@ -10,7 +11,8 @@
  *
  * Left outside the bundle: packages that read their own files at run time (swagger and its UI's
  * assets, gRPC's protos), the cloud SDKs, which load only when their secret backend is
- * configured, and `oidc-provider`, the demo identity provider that only `nexus dev` imports.
+ * configured, `oidc-provider`, the demo identity provider that only `nexus dev` imports, and the
+ * packages the broker imports only on first use (Redis, the SigV4 signer, YAML).
  */
 import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,8 +25,15 @@ const out = join(dist, 'bundle');
 const started = Date.now();
 rmSync(dist, { recursive: true, force: true });
 await build({
-  entryPoints: [join(broker, 'src', 'cli', 'main.ts')],
-  outfile: join(out, 'nexus.mjs'),
+  entryPoints: { nexus: join(broker, 'src', 'cli', 'main.ts') },
+  outdir: out,
+  outExtension: { '.js': '.mjs' },
+  // Each dynamic import becomes its own file, loaded when it runs (gRPC's server and its packages,
+  // the MCP server, `nexus dev`…): in one file, esbuild hoisted the external packages those import
+  // to the top, and every start loaded gRPC and protobufjs. Shared modules stay in shared chunks.
+  splitting: true,
+  // Beside nexus.mjs: modules find files relative to themselves (migrations, protos, catalogue).
+  chunkNames: '[name]-[hash]',
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -37,6 +46,15 @@ await build({
     '@aws-sdk/*',
     '@google-cloud/*',
     'oidc-provider',
+    // Imported only on first use, by a dynamic import of the package itself: Redis (REDIS_URL),
+    // the SigV4 signer (a SigV4 provider's first request), the catalogue's YAML parser. Bundled,
+    // their ~2 MB were parsed and kept in memory by every start. (A package imported statically by
+    // a bundled module that is itself loaded lazily, like the MCP SDK, must stay in the bundle:
+    // esbuild would hoist its import to the top of the bundle, loading it at every start.)
+    'redis',
+    '@redis/*',
+    '@smithy/*',
+    'yaml',
   ],
   // CommonJS packages inside an ES module still call require() for Node's built-ins.
   banner: {

@@ -235,6 +235,9 @@ describe('Dockerfile', () => {
       assert.equal(health.status, 200);
       const ready = await fetchWithin(`http://127.0.0.1:${port}/ready`);
       assert.equal(ready.status, 200, await ready.text());
+      // The console's files are found from the bundle's files too (chunks sit beside nexus.mjs).
+      const script = await fetchWithin(`http://127.0.0.1:${port}/console/app.js`);
+      assert.equal(script.status, 200, await script.text());
 
       const check = healthcheckCommand(final);
       const result = spawnSync(process.execPath, check.slice(1).map(inRepo), {
@@ -253,6 +256,56 @@ describe('Dockerfile', () => {
         timeout: 10_000,
       });
       assert.equal(down.status, 1, 'the HEALTHCHECK fails once the broker is gone');
+    });
+
+    it('loads the AWS and GCP secret backends from the bundle (they are not loaded otherwise)', () => {
+      // The backends are imported on first use; from the bundle a `require` of their source path
+      // failed with "Cannot find module". Unreachable endpoints: the start-up check must get as
+      // far as calling them.
+      const entrypoint = execForm(final, 'ENTRYPOINT');
+      const serve = (backend: Record<string, string>) => {
+        const dir = mkdtempSync(join(tmpdir(), 'nexus-image-backend-'));
+        try {
+          const run = spawnSync(process.execPath, [...entrypoint.slice(1).map(inRepo), 'serve'], {
+            cwd: REPO_ROOT,
+            env: {
+              ...baseEnv(),
+              ...envKeys(),
+              NEXUS_DATA_DIR: dir,
+              HOST: '127.0.0.1',
+              PORT: '0',
+              ...backend,
+            },
+            encoding: 'utf8',
+            timeout: 60_000,
+          });
+          return { status: run.status, output: `${run.stdout}${run.stderr}` };
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      };
+      const aws = serve({
+        SECRET_BACKEND: 'aws-secrets-manager',
+        AWS_REGION: 'us-east-1',
+        AWS_ENDPOINT_URL_SECRETS_MANAGER: 'http://127.0.0.1:9',
+        AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+        AWS_SECRET_ACCESS_KEY: 'example-secret',
+      });
+      assert.doesNotMatch(aws.output, /Cannot find module/, aws.output);
+      assert.match(
+        aws.output,
+        /Secret backend aws-secrets-manager \(SECRET_BACKEND\) failed its start-up check/,
+      );
+      assert.notEqual(aws.status, 0);
+      // Without Google credentials the client gives up before any call; what matters here is that
+      // its module was found in the bundle's files.
+      const gcp = serve({
+        SECRET_BACKEND: 'gcp-secret-manager',
+        GCP_PROJECT_ID: 'nexus-test',
+        GCP_SECRET_MANAGER_ENDPOINT: '127.0.0.1:9',
+      });
+      assert.doesNotMatch(gcp.output, /Cannot find module/, gcp.output);
+      assert.notEqual(gcp.status, 0);
     });
   });
 });

@@ -52,7 +52,14 @@ function describe(errors: readonly ErrorObject[] | null | undefined): string {
 export async function entryValidator(
   dir: string = catalogDir(),
 ): Promise<(entry: unknown, file: string) => string[]> {
-  const { Ajv2020 } = await import('ajv/dist/2020.js');
+  // A CommonJS module: its class is the module itself, also exported as `Ajv2020` and `default`,
+  // and which of those an `import()` shows depends on who compiled the importer (Node, esbuild).
+  const ajvModule = (await import('ajv/dist/2020.js')) as unknown as Record<string, unknown>;
+  const Ajv2020 = [
+    ajvModule.Ajv2020,
+    (ajvModule.default as Record<string, unknown>)?.Ajv2020,
+    ajvModule.default,
+  ].find((candidate) => typeof candidate === 'function') as typeof import('ajv/dist/2020.js').Ajv2020;
   const schema = JSON.parse(readFileSync(join(dir, 'schema', 'provider.schema.json'), 'utf8')) as object;
   const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, strictTypes: false });
   const validate = ajv.compile(schema);

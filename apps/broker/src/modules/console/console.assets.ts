@@ -2,12 +2,12 @@ import { readFile } from 'node:fs/promises';
 
 /**
  * Where `npm run build` writes the console's compiled frontend: apps/broker/dist/console/. The
- * compiled broker (dist/bundle/nexus.mjs) sits two folders below apps/broker/ and this source file
- * three, so each names the same folder from where it is.
+ * compiled broker (dist/bundle/nexus.mjs and the chunks beside it) sits two folders below
+ * apps/broker/ and this source file three, so each names the same folder from where it is.
  */
 export function defaultAssetsDir(): URL {
   const here = import.meta.url;
-  return here.endsWith('/dist/bundle/nexus.mjs')
+  return here.includes('/dist/bundle/')
     ? new URL('../console/', here)
     : new URL('../../../dist/console/', here);
 }

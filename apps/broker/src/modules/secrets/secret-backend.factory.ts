@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import type { SecretBackendConfig } from '../../config/load.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { Database } from '../../db/client.ts';
@@ -9,10 +8,29 @@ import type { SecretBackend } from './secret-backend.ts';
 import { createVaultBackend } from './vault.backend.ts';
 
 /**
- * The cloud SDKs are large (the Google client pulls in gRPC and protobuf): they are loaded only when
- * their backend is configured, so the embedded default starts fast and small.
+ * The cloud SDKs are large (the Google client pulls in gRPC and protobuf): their backends are
+ * imported on first use, and only when configured, so the embedded default starts fast and small.
+ * A dynamic `import()` of the module (not a `require` of its path, which the compiled bundle cannot
+ * resolve: the source files are not beside it) so the bundler keeps it as a file of its own.
  */
-const load = <M>(path: string): M => createRequire(import.meta.url)(path) as M;
+function lazyBackend(kind: string, open: () => Promise<SecretBackend>): SecretBackend {
+  let backend: Promise<SecretBackend> | undefined;
+  const loaded = () => {
+    backend ??= open();
+    return backend;
+  };
+  return {
+    kind,
+    keepsVersions: true,
+    get: async (path, options) => (await loaded()).get(path, options),
+    put: async (path, value) => (await loaded()).put(path, value),
+    delete: async (path) => (await loaded()).delete(path),
+    list: async (prefix, options) => (await loaded()).list(prefix, options),
+    healthCheck: async () => (await loaded()).healthCheck(),
+    // Nothing to close if it was never used.
+    close: async () => (backend === undefined ? undefined : (await backend).close()),
+  };
+}
 
 /** Builds the configured backend. No I/O: the first call (or `healthCheck`) connects. */
 export function createSecretBackend(
@@ -53,21 +71,21 @@ export function createSecretBackend(
         now: deps.now,
       });
     case 'aws-secrets-manager':
-      return load<typeof import('./aws-secrets-manager.backend.ts')>(
-        './aws-secrets-manager.backend.ts',
-      ).createAwsSecretsManagerBackend({
-        region: config.region,
-        prefix: config.prefix,
-        ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
-      });
+      return lazyBackend('aws-secrets-manager', async () =>
+        (await import('./aws-secrets-manager.backend.ts')).createAwsSecretsManagerBackend({
+          region: config.region,
+          prefix: config.prefix,
+          ...(config.endpoint === undefined ? {} : { endpoint: config.endpoint }),
+        }),
+      );
     case 'gcp-secret-manager':
-      return load<typeof import('./gcp-secret-manager.backend.ts')>(
-        './gcp-secret-manager.backend.ts',
-      ).createGcpSecretManagerBackend({
-        projectId: config.projectId,
-        prefix: config.prefix,
-        ...(config.apiEndpoint === undefined ? {} : { apiEndpoint: config.apiEndpoint }),
-      });
+      return lazyBackend('gcp-secret-manager', async () =>
+        (await import('./gcp-secret-manager.backend.ts')).createGcpSecretManagerBackend({
+          projectId: config.projectId,
+          prefix: config.prefix,
+          ...(config.apiEndpoint === undefined ? {} : { apiEndpoint: config.apiEndpoint }),
+        }),
+      );
   }
 }
 
