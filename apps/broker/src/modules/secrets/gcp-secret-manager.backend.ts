@@ -104,12 +104,30 @@ function mapError(error: unknown): never {
  * replication; a write adds a version. Credentials are Application Default Credentials.
  */
 export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions): SecretBackend {
-  const client = new SecretManagerServiceClient({
-    fallback: true,
-    projectId: options.projectId,
-    ...(options.apiEndpoint === undefined ? {} : { apiEndpoint: options.apiEndpoint }),
-    ...options.client,
-  });
+  /*
+   * The client once it is ready (its credentials found). Each of the client's methods rethrows a
+   * failed initialisation inside a `.catch` nobody handles: an unhandled rejection, which stops
+   * Node (no Application Default Credentials was enough to crash `nexus serve`). So no method is
+   * called before `initialize()` has succeeded; a failure fails the call as any other (the caller
+   * maps it to unavailable), and the next call tries again with a new client.
+   */
+  let ready: Promise<SecretManagerServiceClient> | undefined;
+  const connected = (): Promise<SecretManagerServiceClient> => {
+    ready ??= (async () => {
+      const client = new SecretManagerServiceClient({
+        fallback: true,
+        projectId: options.projectId,
+        ...(options.apiEndpoint === undefined ? {} : { apiEndpoint: options.apiEndpoint }),
+        ...options.client,
+      });
+      await client.initialize();
+      return client;
+    })().catch((error: unknown) => {
+      ready = undefined;
+      throw error;
+    });
+    return ready;
+  };
   // Bounded: the client's defaults retry for up to a minute, longer than any caller waits.
   // gax counts `maxRetries` as attempts, and 0 means "until the deadline".
   const call = { timeout: options.timeoutMs ?? 10_000, maxRetries: Math.max(1, options.attempts ?? 3) };
@@ -127,7 +145,7 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
   async function read(path: string, version?: string) {
     if (version !== undefined && !/^[1-9][0-9]{0,18}$/.test(version)) return null;
     try {
-      const [out] = await client.accessSecretVersion(
+      const [out] = await (await connected()).accessSecretVersion(
         { name: `${secretName(path)}/versions/${version ?? 'latest'}` },
         call,
       );
@@ -161,7 +179,7 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
     const parent = secretName(path);
     for (let attempt = 0; ; attempt++) {
       try {
-        const [out] = await client.addSecretVersion(
+        const [out] = await (await connected()).addSecretVersion(
           { parent, payload: { data: Buffer.from(value), dataCrc32c: crc32c(value) } },
           call,
         );
@@ -170,7 +188,7 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
         if (codeOf(error) !== NOT_FOUND || attempt > 0) return mapError(error);
       }
       try {
-        await client.createSecret(
+        await (await connected()).createSecret(
           {
             parent: project,
             secretId: idFor(path),
@@ -200,7 +218,7 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
     async delete(path) {
       checkPath(path);
       try {
-        await client.deleteSecret({ name: secretName(path) }, call);
+        await (await connected()).deleteSecret({ name: secretName(path) }, call);
       } catch (error) {
         if (codeOf(error) !== NOT_FOUND) mapError(error);
       }
@@ -212,7 +230,7 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
       try {
         // No server-side filter: its matching rules are looser than a prefix test and not worth
         // the risk of missing a secret. Listing is for migration and doctor, not the hot path.
-        for await (const secret of client.listSecretsAsync(
+        for await (const secret of (await connected()).listSecretsAsync(
           { parent: project, pageSize: 250 },
           { ...call, autoPaginate: false },
         )) {
@@ -230,7 +248,8 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
       await read(HEALTH_PROBE);
     },
     async close() {
-      await client.close();
+      const client = await ready?.catch(() => undefined);
+      await client?.close();
     },
   };
 }
