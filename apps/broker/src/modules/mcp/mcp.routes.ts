@@ -102,14 +102,6 @@ export function mcpRoutes(
     log: (error, tool) => app.log.error({ err: error, tool }, 'MCP tool failed'),
   };
 
-  // The MCP SDK (and the JSON Schema validator it brings) loads with the first /mcp request, not
-  // at start: it was a third of the embedded default's start-up time and RSS.
-  let runtime: Promise<typeof import('./mcp.server.ts')> | undefined;
-  const mcpRuntime = () => {
-    runtime ??= import('./mcp.server.ts');
-    return runtime;
-  };
-
   /**
    * The user of the agent's on-behalf-of session in `X-Nexus-Session`, when one is presented: an
    * active session of this very agent (RFC 8693 exchange of the user's token from a trusted issuer,
@@ -178,7 +170,9 @@ export function mcpRoutes(
     // A pinned caller's MCP session is the person's too: another person the agent acts for finds none.
     const owner = onBehalfOf === undefined ? p.agentUuid : `${p.agentUuid}\u0000${onBehalfOf}`;
     const id = request.headers['mcp-session-id'];
-    const { isInitializeRequest, openSession } = await mcpRuntime();
+    // The MCP SDK (and the JSON Schema validator it brings) loads with the first /mcp request, not
+    // at start, where it was a third of the embedded default's start-up time and RSS.
+    const { isInitializeRequest, openSession } = await import('./mcp.server.ts');
     let transport: StreamableHTTPServerTransport;
     if (typeof id === 'string') {
       const session = sessions.find(id, owner);
