@@ -19,6 +19,27 @@ import { join } from 'node:path';
 import { build } from 'esbuild';
 import { buildConsole } from '../console/build.mjs';
 
+/**
+ * `node:http` and `node:https` imported as ES modules are required instead. Node builds an ES
+ * module's view of a built-in by reading every export, and `node:http`'s WebSocket getters load
+ * undici (fetch's implementation): ~15–20 ms and several MB at every start, for exports the broker
+ * never uses. A require() returns the exports object without reading them.
+ */
+const builtinHttpAsCommonJs = {
+  name: 'builtin-http-as-commonjs',
+  setup(build) {
+    build.onResolve({ filter: /^(node:)?https?$/ }, (args) =>
+      args.kind === 'import-statement' || args.kind === 'dynamic-import'
+        ? { path: args.path.replace(/^(node:)?/, 'node:'), namespace: 'builtin-cjs' }
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'builtin-cjs' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 const broker = join(import.meta.dirname, '..');
 const dist = join(broker, 'dist');
 const out = join(dist, 'bundle');
@@ -60,6 +81,7 @@ await build({
   banner: {
     js: "import { createRequire as __nexusRequire } from 'node:module';\nconst require = __nexusRequire(import.meta.url);",
   },
+  plugins: [builtinHttpAsCommonJs],
   legalComments: 'none',
   logLevel: 'warning',
 });

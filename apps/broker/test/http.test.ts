@@ -88,10 +88,27 @@ describe('HTTP surface', () => {
     assert.ok(!JSON.stringify(doc).includes('/docs/static'), 'UI routes are hidden');
   });
 
-  it('serves a browsable API reference page', async () => {
+  it('serves a browsable API reference page, its files and its document, without a key', async () => {
     const res = await broker.request({ method: 'GET', url: '/docs/', key: null });
     assert.equal(res.statusCode, 200);
     assert.match(res.headers['content-type'] as string, /text\/html/);
+    assert.match(res.headers['content-security-policy'] as string, /script-src 'self'/);
+    assert.equal(res.headers['x-content-type-options'], 'nosniff');
+    const css = await broker.request({ method: 'GET', url: '/docs/static/swagger-ui.css', key: null });
+    assert.equal(css.statusCode, 200);
+    assert.match(css.headers['content-type'] as string, /text\/css/);
+    assert.ok(css.body.length > 10_000);
+    const head = await broker.request({ method: 'HEAD', url: '/docs/static/swagger-ui.css', key: null });
+    assert.equal(head.statusCode, 200);
+    assert.equal(head.body, '');
+    // The page's own copy of the document is the one at /openapi.json.
+    const own = await broker.request({ method: 'GET', url: '/docs/json', key: null });
+    const doc = await broker.request({ method: 'GET', url: '/openapi.json', key: null });
+    assert.deepEqual(json(own), json(doc));
+    // Anything else under /docs is an unknown route, answered like any other.
+    const missing = await broker.request({ method: 'GET', url: '/docs/static/nope.js', key: null });
+    assert.equal(missing.statusCode, 404);
+    assert.equal(json(missing).error, 'route_not_found');
   });
 
   it('protects /metrics and labels by route template, never by id', async () => {

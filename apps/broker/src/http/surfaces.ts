@@ -68,7 +68,7 @@ export function installSurfaces(app: FastifyInstance): void {
   const routes: RouteEntry[] = [];
   ROUTES.set(app, routes);
   app.addHook('onRoute', (route) => {
-    // Read when asked: hooks that run after this one may still set `auth` (the /docs routes).
+    // Read when asked: a hook that runs after this one may still set `auth`.
     const config = () => route.config as { auth?: RouteAuth; scope?: AdminScope } | undefined;
     for (const method of [route.method].flat())
       routes.push({
