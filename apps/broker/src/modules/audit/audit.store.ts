@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { Database } from '../../db/client.ts';
+import type { Database, SyncStatements } from '../../db/client.ts';
 import type { AuditEventsTable, DB } from '../../db/schema.ts';
 
 export interface AuditQuery {
@@ -52,6 +52,30 @@ SELECT ${names} FROM json_to_recordset($5::json)
     .join(', ')})
 WHERE EXISTS (SELECT 1 FROM moved)`;
 
+const INSERT_SQLITE = `INSERT INTO audit_events (${names}) VALUES (${Object.keys(COLUMNS)
+  .map(() => '?')
+  .join(', ')})`;
+const columns = Object.keys(COLUMNS) as (keyof AuditEventsTable)[];
+
+/**
+ * SQLite: the batch under the write lock, one prepared single-row INSERT per event (cheaper in
+ * SQLite than one multi-row INSERT of 14 × n parameters), then the head. Runs inside
+ * `Database.writeSync`: one transaction, rolled back whole if any statement fails.
+ */
+function appendSqlite(sql: SyncStatements, build: (head: Head) => AuditEventsTable[]): void {
+  const [head] = sql.all<Head>('SELECT seq, hash FROM audit_chain WHERE id = 1', []);
+  if (head === undefined) throw new Error('audit_chain has no head row (migrations not applied?)');
+  const rows = build(head);
+  if (rows.length === 0) return;
+  for (const row of rows)
+    sql.run(
+      INSERT_SQLITE,
+      columns.map((c) => row[c]),
+    );
+  const last = rows[rows.length - 1]!;
+  sql.run('UPDATE audit_chain SET seq = ?, hash = ? WHERE id = 1', [last.seq, last.hash]);
+}
+
 /** Optimistic appends tried before falling back to a transaction that locks the head. */
 const OPTIMISTIC_TRIES = 3;
 
@@ -68,12 +92,15 @@ export function createAuditStore(db: Database) {
     return k.selectFrom('audit_chain').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirstOrThrow();
   }
 
-  /** Appends in one transaction holding the head row (SQLite's write lock, or `FOR UPDATE`). */
+  /** PostgreSQL: appends in one transaction holding the head row (`FOR UPDATE`). */
   async function appendLocked(build: (head: Head) => AuditEventsTable[]): Promise<Head | undefined> {
     return k.transaction().execute(async (trx: Transaction<DB>) => {
-      let q = trx.selectFrom('audit_chain').select(['seq', 'hash']).where('id', '=', 1);
-      if (db.dialect === 'postgres') q = q.forUpdate();
-      const head = await q.executeTakeFirstOrThrow();
+      const head = await trx
+        .selectFrom('audit_chain')
+        .select(['seq', 'hash'])
+        .where('id', '=', 1)
+        .forUpdate()
+        .executeTakeFirstOrThrow();
       const rows = build(head);
       if (rows.length === 0) return undefined;
       await trx.insertInto('audit_events').values(rows).execute();
@@ -130,8 +157,8 @@ export function createAuditStore(db: Database) {
      * lock. Either way batches from several replicas extend one chain.
      */
     async append(build: (head: Head) => AuditEventsTable[]): Promise<void> {
-      if (db.dialect !== 'postgres') {
-        await appendLocked(build);
+      if (db.writeSync !== undefined) {
+        await db.writeSync((sql) => appendSqlite(sql, build));
         return;
       }
       knownHead = await appendOptimistic(build);
