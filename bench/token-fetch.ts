@@ -3,7 +3,7 @@
  * and against a Fastify hello on the same Node (lib/hello.ts), all in one run, with wrk (Debian
  * package `wrk`; `scripts/services.sh ensure-wrk`), 50 connections. Usage:
  *
- *   node bench/token-fetch.ts [--pg] [--seconds 15] [--key env|db|agent] [--clients 50] [--connections 1] [--smoke]
+ *   node bench/token-fetch.ts [--pg] [--seconds 15] [--key env|db|agent] [--clients 50] [--connections 1] [--filler 0] [--smoke]
  *
  * --profile runs only the token phase (`--profile-route health`: the /health phase), under `node --cpu-prof`, and prints where the broker's CPU
  * went per request (lib/cpu-profile.ts); the .cpuprofile is kept for a flame graph.
@@ -17,6 +17,10 @@
  * access token from POST /oauth/token (verified, agent re-read and grant checked on every request). --clients sets wrk's
  * open connections (the targets are for 50). --connections N spreads the token requests over N
  * connections (a wrk Lua script cycles through them), so concurrent reads are not all for one row.
+ * --filler N (PostgreSQL) adds N more rows to the connections table, copies of the first connection
+ * with new ids inserted directly (never read: a copied credential is bound to its original id), so
+ * that the reads spread over --connections run against a table and indexes of N + connections rows
+ * (a million connections without creating each through the API).
  * Each phase also reports where the machine's CPU went, from /proc, in CPU microseconds per
  * request: the broker, PostgreSQL (all its processes), wrk, and the rest (kernel work not charged
  * to a process, and any other process: a large figure there means the run was disturbed).
@@ -43,6 +47,7 @@ const { values } = parseArgs({
     key: { type: 'string', default: 'env' },
     clients: { type: 'string', default: '50' },
     connections: { type: 'string', default: '1' },
+    filler: { type: 'string', default: '0' },
     smoke: { type: 'boolean' },
     profile: { type: 'boolean' },
     'profile-route': { type: 'string', default: 'token' },
@@ -51,6 +56,8 @@ const { values } = parseArgs({
 });
 const clients = Number(values.clients);
 const connectionCount = Number(values.connections);
+const fillerCount = Number(values.filler);
+if (fillerCount > 0 && !values.pg) throw new Error('--filler needs --pg');
 if (values.key !== 'env' && values.key !== 'db' && values.key !== 'agent')
   throw new Error('--key is env, db or agent');
 const seconds = values.smoke ? 2 : Number(values.seconds);
@@ -145,6 +152,26 @@ try {
     ids.push(started.connection_id!);
   }
   const id = ids[0]!;
+  if (fillerCount > 0) {
+    const client = new pg.Client({ connectionString: pgUrl });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ column_name: string }>(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'connections' AND column_name <> 'id'",
+        [schema],
+      );
+      const columns = rows.map((r) => `"${r.column_name}"`).join(', ');
+      const started = Date.now();
+      await client.query(
+        `INSERT INTO ${schema}.connections (id, ${columns}) SELECT gen_random_uuid()::text, ${columns} FROM ${schema}.connections CROSS JOIN generate_series(1, $1::int) WHERE id = $2`,
+        [fillerCount, id],
+      );
+      await client.query(`ANALYZE ${schema}.connections`);
+      console.log(`filler: ${fillerCount} more connection rows in ${Date.now() - started} ms`);
+    } finally {
+      await client.end();
+    }
+  }
   let script: string | undefined;
   if (ids.length > 1) {
     script = join(dataDir, 'ids.lua');
