@@ -226,19 +226,11 @@ function openSqliteDatabase(file: string): Database {
   chmodSync(file, 0o600);
   const kysely = new Kysely<DB>({ dialect: new SqliteDialect({ database: driverDb }) });
   const reader = openSqliteReader(file);
-  const statements = new Map<string, ReturnType<typeof raw.prepare>>();
-  const statement = (sql: string) => {
-    let stmt = statements.get(sql);
-    if (stmt === undefined) {
-      stmt = raw.prepare(sql);
-      if (statements.size < 100) statements.set(sql, stmt);
-    }
-    return stmt;
-  };
+  // The driver's own statements, prepared once per text (sqlite-driver.ts), on the same connection.
   const writer: SyncStatements = {
-    all: <R>(sql: string, params: readonly unknown[]) => statement(sql).all(...(params as never[])) as R[],
+    all: <R>(sql: string, params: readonly unknown[]) => driverDb.prepare(sql).all(params) as R[],
     run: (sql, params) => {
-      statement(sql).run(...(params as never[]));
+      driverDb.prepare(sql).run(params);
     },
   };
   return {

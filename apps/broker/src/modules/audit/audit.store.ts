@@ -32,7 +32,8 @@ const COLUMNS = {
   prev_hash: 'text',
   hash: 'text',
 } as const satisfies Record<keyof AuditEventsTable, string>;
-const names = Object.keys(COLUMNS).join(', ');
+const columns = Object.keys(COLUMNS) as (keyof AuditEventsTable)[];
+const names = columns.join(', ');
 
 /**
  * One statement, one round trip, one implicit transaction: move the head from the one the batch
@@ -52,10 +53,7 @@ SELECT ${names} FROM json_to_recordset($5::json)
     .join(', ')})
 WHERE EXISTS (SELECT 1 FROM moved)`;
 
-const INSERT_SQLITE = `INSERT INTO audit_events (${names}) VALUES (${Object.keys(COLUMNS)
-  .map(() => '?')
-  .join(', ')})`;
-const columns = Object.keys(COLUMNS) as (keyof AuditEventsTable)[];
+const INSERT_SQLITE = `INSERT INTO audit_events (${names}) VALUES (${columns.map(() => '?').join(', ')})`;
 
 /**
  * SQLite: the batch under the write lock, one prepared single-row INSERT per event (cheaper in
