@@ -137,25 +137,35 @@ export interface PinnedAddress {
  * Resolves the host of a URL and refuses it unless every address is outside the special-purpose
  * ranges or inside `allowCidrs`. The answer is the address to connect to (see `pinnedLookup`).
  */
-export function createAddressGuard(options: {
+export function createAddressGuard(options: GuardOptions): (url: URL) => Promise<PinnedAddress> {
+  const check = createHostGuard(options);
+  return (url) => {
+    // The WHATWG parser has already turned decimal, octal, hex and short IPv4 forms into dotted quads.
+    const literal = literalHost(url);
+    return check(literal ?? url.hostname);
+  };
+}
+
+export interface GuardOptions {
   /** Ranges allowed despite being special (`NEXUS_EGRESS_ALLOWED_CIDRS`, loopback in development). */
   readonly allowCidrs: readonly string[];
   /** Resolver, replaceable in tests; the default is the system resolver (`getaddrinfo`). */
   readonly resolve?: Resolver | undefined;
-}): (url: URL) => Promise<PinnedAddress> {
+}
+
+/** `createAddressGuard` for a host name or IP literal (IPv6 without brackets). */
+export function createHostGuard(options: GuardOptions): (host: string) => Promise<PinnedAddress> {
   const allowed = cidrMatcher(options.allowCidrs);
   const resolve = options.resolve ?? systemResolve;
   const permitted = (address: string) => allowed(address) || !isSpecialAddress(address);
 
-  return async (url) => {
-    // The WHATWG parser has already turned decimal, octal, hex and short IPv4 forms into dotted quads.
-    const literal = literalHost(url);
-    if (literal !== undefined) {
-      if (!permitted(literal))
-        throw new EgressError('address_not_allowed', `${literal} is a private or special-purpose address`);
-      return { address: literal, family: isIP(literal) as 4 | 6 };
+  return async (host) => {
+    const family = isIP(host);
+    if (family !== 0) {
+      if (!permitted(host))
+        throw new EgressError('address_not_allowed', `${host} is a private or special-purpose address`);
+      return { address: host, family: family as 4 | 6 };
     }
-    const host = url.hostname;
     let found: readonly { address: string; family: number }[];
     try {
       found = await resolve(host);
@@ -172,6 +182,23 @@ export function createAddressGuard(options: {
       );
     const first = found[0]!;
     return { address: first.address, family: first.family === 6 ? 6 : 4 };
+  };
+}
+
+/**
+ * A socket `lookup` (net.connect, undici's `connect` options) that checks the name as
+ * `createHostGuard` does and connects to the checked address: for pools, whose sockets are then
+ * all opened to checked addresses. Node never calls a lookup for an IP literal: check those before
+ * sending (`createAddressGuard`).
+ */
+export function guardedLookup(
+  check: (host: string) => Promise<PinnedAddress>,
+): http.RequestOptions['lookup'] {
+  return (host, opts, callback) => {
+    check(host).then(
+      (target) => pinnedLookup(target)!(host, opts, callback),
+      (error: Error) => (callback as (e: Error) => void)(error),
+    );
   };
 }
 

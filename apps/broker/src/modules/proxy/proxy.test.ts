@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { NexusError } from '../../errors/nexus-error.ts';
+import { createProxy, type ProxyCredential } from './proxy.ts';
+
+/**
+ * The proxy's upstream pool and the egress guard (decision 0019): a host name is resolved and
+ * checked when a connection opens, never per request, and a connection is never opened to an
+ * address the guard refuses, even after the name has been answered once (DNS rebinding). The
+ * resolver is the test's (the guard's `resolve` option); the upstream is a real local server.
+ */
+describe('proxy upstream pool and egress guard', () => {
+  let upstream: Server;
+  let port = 0;
+  const seen: { path: string; key: string | undefined; socket: number }[] = [];
+  const sockets = new WeakMap<object, number>();
+  let opened = 0;
+
+  before(async () => {
+    upstream = createServer((req: IncomingMessage, res) => {
+      let id = sockets.get(req.socket);
+      if (id === undefined) sockets.set(req.socket, (id = ++opened));
+      seen.push({ path: req.url ?? '', key: req.headers['x-api-key'] as string | undefined, socket: id });
+      // `/close` ends the connection after the answer, so the next call must open another.
+      if (req.url === '/close') res.setHeader('connection', 'close');
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+    await new Promise<void>((done) => upstream.listen(0, '127.0.0.1', done));
+    port = (upstream.address() as AddressInfo).port;
+  });
+  after(() => upstream.close());
+
+  const credential: ProxyCredential = {
+    connection_id: '00000000-0000-4000-8000-000000000001',
+    provider_name: 'svc',
+    strategy: { type: 'header', config: { header_name: 'X-Api-Key' } },
+    credentials: { api_key: 'upstream-key' },
+  };
+
+  /** A proxy to `http://svc.example:<port>` whose name resolves to whatever `answer` holds. */
+  function proxyTo(answer: { address: string }) {
+    const lookups: string[] = [];
+    const proxy = createProxy<null>({
+      routes: async (name) =>
+        name === 'svc' ? { baseUrl: new URL(`http://svc.example:${port}`), providerName: 'svc' } : undefined,
+      credentials: { token: async () => credential, refresh: async () => credential },
+      allowCidrs: ['127.0.0.1/32'],
+      bodyLimit: 1024,
+      timeoutMs: 5000,
+      resolve: async (host) => {
+        lookups.push(host);
+        return [{ address: answer.address, family: 4 }];
+      },
+    });
+    const call = async (path: string) => {
+      const result = await proxy.forward({
+        caller: null,
+        route: 'svc',
+        path,
+        search: '',
+        publicBase: '/proxy/svc',
+        method: 'GET',
+        headers: { 'x-nexus-connection-id': credential.connection_id },
+        body: undefined,
+      });
+      const chunks: Buffer[] = [];
+      for await (const chunk of result.body) chunks.push(chunk as Buffer);
+      return { status: result.status, body: Buffer.concat(chunks).toString() };
+    };
+    return { proxy, call, lookups };
+  }
+
+  it('resolves and checks a host name once per connection, not on every call', async () => {
+    seen.length = 0;
+    const { proxy, call, lookups } = proxyTo({ address: '127.0.0.1' });
+    try {
+      for (let i = 0; i < 5; i++)
+        assert.deepEqual(await call(`/a${i}`), { status: 200, body: '{"ok":true}' });
+      const connections = new Set(seen.map((s) => s.socket)).size;
+      assert.ok(connections < 5, `the pool reused its connections (${connections} for 5 calls)`);
+      assert.equal(lookups.length, connections, 'one lookup per connection opened');
+      assert.ok(lookups.every((host) => host === 'svc.example'));
+      assert.ok(seen.every((s) => s.key === 'upstream-key'));
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('refuses a name that resolves to a forbidden address, and opens no connection', async () => {
+    seen.length = 0;
+    const { proxy, call } = proxyTo({ address: '10.1.2.3' });
+    try {
+      await assert.rejects(call('/x'), (error: unknown) => {
+        assert.ok(error instanceof NexusError);
+        assert.equal(error.status, 502);
+        assert.equal(error.code, 'upstream_error');
+        assert.match(
+          error.message,
+          /svc\.example resolves to 10\.1\.2\.3, a private or special-purpose address/,
+        );
+        return true;
+      });
+      assert.deepEqual(seen, []);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('checks the name again for every new connection: a rebound name is refused', async () => {
+    seen.length = 0;
+    const answer = { address: '127.0.0.1' };
+    const { proxy, call, lookups } = proxyTo(answer);
+    try {
+      // The upstream closes this connection after answering.
+      assert.equal((await call('/close')).status, 200);
+      answer.address = '169.254.169.254';
+      await assert.rejects(call('/after'), (error: unknown) => {
+        assert.ok(error instanceof NexusError);
+        assert.equal(error.code, 'upstream_error');
+        assert.match(error.message, /169\.254\.169\.254/);
+        return true;
+      });
+      assert.equal(lookups.length, 2, 'the second connection looked the name up again');
+      assert.deepEqual(
+        seen.map((s) => s.path),
+        ['/close'],
+        'nothing reached the upstream after the name was rebound',
+      );
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('checks an IP address in the URL on every call (no lookup sees it)', async () => {
+    const proxy = createProxy<null>({
+      routes: async () => ({ baseUrl: new URL(`http://127.0.0.1:${port}`), providerName: 'svc' }),
+      credentials: { token: async () => credential, refresh: async () => credential },
+      allowCidrs: [],
+      bodyLimit: 1024,
+      timeoutMs: 5000,
+    });
+    seen.length = 0;
+    try {
+      await assert.rejects(
+        proxy.forward({
+          caller: null,
+          route: 'svc',
+          path: '/x',
+          search: '',
+          publicBase: '/proxy/svc',
+          method: 'GET',
+          headers: { 'x-nexus-connection-id': credential.connection_id },
+          body: undefined,
+        }),
+        (error: unknown) => error instanceof NexusError && /127\.0\.0\.1 is a private/.test(error.message),
+      );
+      assert.deepEqual(seen, []);
+    } finally {
+      proxy.close();
+    }
+  });
+});
