@@ -82,6 +82,15 @@ function echoServer() {
       return;
     }
     if (url.pathname.endsWith('/slow')) return; // never answers
+    if (url.pathname.endsWith('/cut')) {
+      // Promises 1 MiB, sends 64 KiB, then drops the connection.
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': String(1024 * 1024),
+      });
+      res.write(Buffer.alloc(64 * 1024, 1), () => res.destroy());
+      return;
+    }
     if (url.pathname.endsWith('/redirect-private')) {
       res.writeHead(302, { location: String(url.searchParams.get('to')) }).end();
       return;
@@ -616,7 +625,7 @@ describe('credential proxy', { timeout: 240_000 }, () => {
       NEXUS_URL: brokerUrl,
       NEXUS_CLIENT_ID: 'sidecar',
       NEXUS_CLIENT_SECRET: sidecar.secret,
-      NEXUS_ROUTES: `tb-header=${upstream.url}/header,tb-oauth2=${upstream.url}/oauth2,private=${privateUrl}`,
+      NEXUS_ROUTES: `tb-header=${upstream.url}/header,tb-oauth2=${upstream.url}/oauth2,private=${privateUrl},echo=${echoUrl}/base`,
       NEXUS_EGRESS_ALLOWED_CIDRS: '127.0.0.1/32',
       PROXY_PORT: String(port),
       TOKEN_CACHE_TTL: '30',
@@ -643,6 +652,19 @@ describe('credential proxy', { timeout: 240_000 }, () => {
       'x-nexus-connection-id': connections.private,
     });
     assert.equal(refused.status, 502);
+
+    // Answers stream through whole; an upstream that drops the connection mid-answer cuts the
+    // caller's answer (never a complete-looking one), and the proxy goes on serving.
+    const admin = { 'x-api-key': s.broker.adminKey, 'x-nexus-connection-id': connections.echo };
+    const download = await call('/echo/download?mb=8', admin);
+    assert.equal(download.status, 200);
+    assert.equal((await download.arrayBuffer()).byteLength, 8 * 1024 * 1024);
+    const cut = await call('/echo/cut', admin);
+    assert.equal(cut.status, 200);
+    await assert.rejects(cut.arrayBuffer(), 'the cut answer fails to read to its end');
+    const after = await call('/echo/after-cut', admin);
+    assert.equal(after.status, 200, await after.clone().text());
+
     const before = s.idp.counts.refresh_token;
     s.clock += 31_000; // past the floor between forced refreshes of one connection
     upstream.rejectNext('oauth2', 1);
