@@ -21,7 +21,11 @@ describe('proxy upstream pool and egress guard', () => {
   before(async () => {
     upstream = createServer((req: IncomingMessage, res) => {
       let id = sockets.get(req.socket);
-      if (id === undefined) sockets.set(req.socket, (id = ++opened));
+      if (id === undefined) {
+        opened += 1;
+        id = opened;
+        sockets.set(req.socket, id);
+      }
       seen.push({ path: req.url ?? '', key: req.headers['x-api-key'] as string | undefined, socket: id });
       // `/close` ends the connection after the answer, so the next call must open another.
       if (req.url === '/close') res.setHeader('connection', 'close');
