@@ -53,6 +53,9 @@ const listen = (server: Server, host = '127.0.0.1') =>
 function echoServer() {
   const seen: { url: string; headers: IncomingMessage['headers'] }[] = [];
   let sseGate: (() => void) | undefined;
+  /** Resolves when the answer to `/late-stream` is closed (by the proxy, since it never ends). */
+  let lateClosed: (() => void) | undefined;
+  const lateStreamClosed = new Promise<void>((done) => (lateClosed = done));
   const sseNext = () => new Promise<void>((done) => (sseGate = done));
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -82,6 +85,16 @@ function echoServer() {
       return;
     }
     if (url.pathname.endsWith('/slow')) return; // never answers
+    if (url.pathname.endsWith('/late-stream')) {
+      // Answers after 300 ms, then streams until the other side goes away.
+      res.once('close', () => lateClosed?.());
+      setTimeout(() => {
+        if (res.destroyed) return;
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        const tick = setInterval(() => (res.destroyed ? clearInterval(tick) : res.write('x')), 20);
+      }, 300);
+      return;
+    }
     if (url.pathname.endsWith('/cut')) {
       // Promises 1 MiB, sends 64 KiB, then drops the connection.
       res.writeHead(200, {
@@ -124,7 +137,7 @@ function echoServer() {
       res.end(JSON.stringify({ url: req.url, headers: req.headers, size, sha256: hash.digest('hex') }));
     });
   });
-  return { server, seen, releaseSse: () => sseGate?.() };
+  return { server, seen, releaseSse: () => sseGate?.(), lateStreamClosed };
 }
 
 describe('credential proxy', { timeout: 240_000 }, () => {
@@ -664,6 +677,16 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     await assert.rejects(cut.arrayBuffer(), 'the cut answer fails to read to its end');
     const after = await call('/echo/after-cut', admin);
     assert.equal(after.status, 200, await after.clone().text());
+    // A caller that leaves before the upstream answers: the upstream's endless answer is stopped.
+    await assert.rejects(
+      fetch(`${base}/echo/late-stream`, { headers: admin, signal: AbortSignal.timeout(100) }),
+    );
+    await Promise.race([
+      echo.lateStreamClosed,
+      new Promise((_, fail) =>
+        setTimeout(() => fail(new Error('the upstream answer was never stopped')), 5_000),
+      ),
+    ]);
 
     const before = s.idp.counts.refresh_token;
     s.clock += 31_000; // past the floor between forced refreshes of one connection

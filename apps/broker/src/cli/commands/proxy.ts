@@ -185,13 +185,19 @@ export async function proxyCommand(env: NodeJS.ProcessEnv): Promise<number> {
       // leaves stops the upstream body) without pipeline's per-call AbortController, whose abort
       // builds a DOMException with a stack trace on every request (~25 µs here).
       const body = result.body;
+      let callerLeft = false;
+      const leave = () => {
+        callerLeft = true;
+        if (!body.readableEnded) body.destroy();
+      };
       body.once('error', (error) => {
-        logger.warn({ request_id: requestId, err: error }, 'upstream answer cut');
+        // Destroying the body because the caller left errors it too: that is not the upstream's doing.
+        if (!callerLeft) logger.warn({ request_id: requestId, err: error }, 'upstream answer cut');
         res.destroy();
       });
-      res.once('close', () => {
-        if (!body.readableEnded) body.destroy();
-      });
+      // A caller that left while the upstream was still answering: nothing to pipe to.
+      if (res.destroyed) return leave();
+      res.once('close', leave);
       body.pipe(res);
     })().catch((error: unknown) => {
       if (!(error instanceof NexusError))

@@ -139,8 +139,12 @@ export function responseHeaders(
     secrets: readonly string[];
   },
 ): OutgoingHttpHeaders {
+  // A header the upstream repeated arrives as an array (undici keeps every value): `Connection`
+  // lists are joined, and only the first location is kept, rewritten and cleaned, as Node's own
+  // HTTP client would keep it. An array never passes through uncleaned.
+  const connection = headers.connection;
   const listed = new Set(
-    (header(headers, 'connection') ?? '')
+    (Array.isArray(connection) ? connection.join(',') : (connection ?? ''))
       .split(',')
       .map((t) => t.trim().toLowerCase())
       .filter(Boolean),
@@ -149,8 +153,9 @@ export function responseHeaders(
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || UPSTREAM_ONLY.has(name)) continue;
     if (name.startsWith('access-control-')) continue;
-    if ((name === 'location' || name === 'content-location') && typeof value === 'string') {
-      out[name] = location(value, context);
+    if (name === 'location' || name === 'content-location') {
+      const first = Array.isArray(value) ? value[0] : value;
+      if (first !== undefined) out[name] = location(first, context);
       continue;
     }
     out[name] = value;
@@ -198,15 +203,32 @@ export async function buffer(body: Readable, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Passes a streamed body through, failing it once it grows past `limit` bytes. */
-export function limited(limit: number): Transform {
+/**
+ * Passes a streamed body through, failing it once it grows past `limit` bytes, or with
+ * `upstream_timeout` when the caller sends nothing for `idleMs` before the end: the upstream
+ * client's own deadline does not run while a request is still being written.
+ */
+export function limited(limit: number, idleMs: number): Transform {
   let size = 0;
-  return new Transform({
+  let timer: NodeJS.Timeout | undefined;
+  const stream: Transform = new Transform({
     transform(chunk: Buffer, _encoding, done) {
+      timer?.refresh();
       size += chunk.length;
       if (size > limit)
         done(commonError('payload_too_large', { message: `The request body is over ${limit} bytes.` }));
       else done(null, chunk);
     },
+    flush(done) {
+      clearTimeout(timer);
+      done();
+    },
+    destroy(error, done) {
+      clearTimeout(timer);
+      done(error);
+    },
   });
+  timer = setTimeout(() => stream.destroy(errorFrom(proxyErrors, 'upstream_timeout')), idleMs);
+  timer.unref();
+  return stream;
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { createProxy, type ProxyCredential } from './proxy.ts';
@@ -29,6 +30,18 @@ describe('proxy upstream pool and egress guard', () => {
       seen.push({ path: req.url ?? '', key: req.headers['x-api-key'] as string | undefined, socket: id });
       // `/close` ends the connection after the answer, so the next call must open another.
       if (req.url === '/close') res.setHeader('connection', 'close');
+      if (req.url?.startsWith('/twice')) {
+        // The request URL (query credential included) echoed in two Location headers, and a
+        // header named in the second of two Connection headers.
+        res.setHeader('location', [req.url, req.url]);
+        res.setHeader('connection', ['keep-alive', 'x-internal']);
+        res.setHeader('x-internal', 'hop');
+      }
+      if (req.url === '/upload') {
+        req.resume();
+        req.on('end', () => res.writeHead(200).end('{"ok":true}'));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     });
     await new Promise<void>((done) => upstream.listen(0, '127.0.0.1', done));
@@ -44,34 +57,37 @@ describe('proxy upstream pool and egress guard', () => {
   };
 
   /** A proxy to `http://svc.example:<port>` whose name resolves to whatever `answer` holds. */
-  function proxyTo(answer: { address: string }) {
+  function proxyTo(answer: { address: string }, using = credential, timeoutMs = 5000) {
     const lookups: string[] = [];
     const proxy = createProxy<null>({
       routes: async (name) =>
         name === 'svc' ? { baseUrl: new URL(`http://svc.example:${port}`), providerName: 'svc' } : undefined,
-      credentials: { token: async () => credential, refresh: async () => credential },
+      credentials: { token: async () => using, refresh: async () => using },
       allowCidrs: ['127.0.0.1/32'],
       bodyLimit: 1024,
-      timeoutMs: 5000,
+      timeoutMs,
       resolve: async (host) => {
         lookups.push(host);
         return [{ address: answer.address, family: 4 }];
       },
     });
-    const call = async (path: string) => {
+    const call = async (path: string, body?: Readable) => {
       const result = await proxy.forward({
         caller: null,
         route: 'svc',
         path,
         search: '',
         publicBase: '/proxy/svc',
-        method: 'GET',
-        headers: { 'x-nexus-connection-id': credential.connection_id },
-        body: undefined,
+        method: body === undefined ? 'GET' : 'POST',
+        headers: {
+          'x-nexus-connection-id': credential.connection_id,
+          ...(body === undefined ? {} : { 'transfer-encoding': 'chunked' }),
+        },
+        body,
       });
       const chunks: Buffer[] = [];
       for await (const chunk of result.body) chunks.push(chunk as Buffer);
-      return { status: result.status, body: Buffer.concat(chunks).toString() };
+      return { status: result.status, headers: result.headers, body: Buffer.concat(chunks).toString() };
     };
     return { proxy, call, lookups };
   }
@@ -80,8 +96,10 @@ describe('proxy upstream pool and egress guard', () => {
     seen.length = 0;
     const { proxy, call, lookups } = proxyTo({ address: '127.0.0.1' });
     try {
-      for (let i = 0; i < 5; i++)
-        assert.deepEqual(await call(`/a${i}`), { status: 200, body: '{"ok":true}' });
+      for (let i = 0; i < 5; i++) {
+        const answer = await call(`/a${i}`);
+        assert.deepEqual([answer.status, answer.body], [200, '{"ok":true}']);
+      }
       const connections = new Set(seen.map((s) => s.socket)).size;
       assert.ok(connections < 5, `the pool reused its connections (${connections} for 5 calls)`);
       assert.equal(lookups.length, connections, 'one lookup per connection opened');
@@ -132,6 +150,52 @@ describe('proxy upstream pool and egress guard', () => {
         ['/close'],
         'nothing reached the upstream after the name was rebound',
       );
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a repeated Location header is rewritten and cleaned of the credential like a single one', async () => {
+    const secret = 'query-secret-123456';
+    const { proxy, call } = proxyTo(
+      { address: '127.0.0.1' },
+      {
+        ...credential,
+        strategy: { type: 'query_param', config: { param_name: 'api_key' } },
+        credentials: { api_key: secret },
+      },
+    );
+    try {
+      const answer = await call('/twice/items');
+      assert.equal(
+        answer.headers.location,
+        '/proxy/svc/twice/items',
+        'one location, the proxy path, no query',
+      );
+      assert.ok(!JSON.stringify(answer.headers).includes(secret), 'the credential is in no header');
+      assert.equal(
+        answer.headers['x-internal'],
+        undefined,
+        'a header named in a repeated Connection is dropped',
+      );
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a caller that stops sending a streamed body gets upstream_timeout, as a silent upstream does', async () => {
+    const { proxy, call } = proxyTo({ address: '127.0.0.1' }, credential, 300);
+    try {
+      const stalled = new Readable({ read() {} });
+      stalled.push('first chunk, then nothing');
+      await assert.rejects(call('/upload', stalled), (error: unknown) => {
+        assert.ok(error instanceof NexusError);
+        assert.equal(error.code, 'upstream_timeout');
+        assert.equal(error.status, 504);
+        return true;
+      });
+      // A body that is sent whole goes through.
+      assert.equal((await call('/upload', Readable.from(['all', 'of', 'it']))).status, 200);
     } finally {
       proxy.close();
     }

@@ -132,7 +132,9 @@ function upstreamFailure(error: unknown): NexusError {
       message: `The upstream address is not allowed or not resolvable: ${error.message}.`,
     });
   const code = (error as { code?: unknown } | undefined)?.code;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return errorFrom(proxyErrors, 'upstream_timeout');
+  // Connecting (the guard's DNS lookup included) and waiting for the answer share the deadline.
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT')
+    return errorFrom(proxyErrors, 'upstream_timeout');
   // A header value the client refuses (a credential with a line break, say): nothing was sent.
   if (code === 'UND_ERR_INVALID_ARG')
     return errorFrom(proxyErrors, 'auth_injection_failed', { detail: (error as Error).message });
@@ -159,8 +161,12 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
           connections: 256,
           headersTimeout: options.timeoutMs,
           bodyTimeout: 0,
-          connect: { lookup: guardedLookup(check) },
+          connect: { lookup: guardedLookup(check), timeout: options.timeoutMs },
         }),
+      (error: unknown) => {
+        pool = undefined; // the next call tries again
+        throw error;
+      },
     ));
 
   async function withCredential(
@@ -281,7 +287,7 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
           body = await buffer(request.body, options.bodyLimit);
         else {
           // pipeline, not pipe: a caller that aborts its upload aborts the upstream request too.
-          const limiter = limited(options.bodyLimit);
+          const limiter = limited(options.bodyLimit, options.timeoutMs);
           pipeline(request.body, limiter).catch(() => {});
           body = limiter;
         }
