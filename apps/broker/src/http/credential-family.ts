@@ -1,5 +1,6 @@
-import { createHash, hash, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NamedApiKey } from '../config/load.ts';
+import { sha256Bytes } from '../crypto/digest.ts';
 import { basicCredentials } from './basic-auth.ts';
 
 /**
@@ -54,7 +55,7 @@ export function envKeyMatcher(keys: readonly NamedApiKey[]): (credential: string
   }));
   if (digests.length === 0) return () => undefined;
   return (credential) => {
-    const digest = hash('sha256', credential, 'buffer');
+    const digest = sha256Bytes(credential);
     let found: string | undefined;
     for (const key of digests) if (timingSafeEqual(key.hash, digest) && found === undefined) found = key.name;
     return found;

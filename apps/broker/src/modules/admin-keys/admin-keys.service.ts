@@ -1,6 +1,7 @@
-import { hash as oneShotHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { ADMIN_SCOPES, type AdminPrincipal, type AdminScope, type Principal } from '../../auth/principal.ts';
 import type { NamedApiKey } from '../../config/load.ts';
+import { sha256Bytes } from '../../crypto/digest.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
@@ -24,7 +25,7 @@ export interface AdminKeyView {
   revoked_at: string | null;
 }
 
-const hash = (key: string | Uint8Array) => oneShotHash('sha256', key, 'buffer');
+const hash = sha256Bytes;
 /** A scope this broker does not know (a row written by a newer one) is no scope at all. */
 const knownScope = (value: string): AdminScope | undefined =>
   (ADMIN_SCOPES as readonly string[]).includes(value) ? (value as AdminScope) : undefined;
