@@ -227,6 +227,13 @@ describe('a worker killed in the middle of a batch', { skip: PG_ONLY }, () => {
     s.idp.setTokenEndpointFault('none');
     for (let i = 0; i < 2; i++) await startWorker(s);
     await waitFor('every connection refreshed', async () => (await refreshedCount(s, ids)) === 30, 90_000);
+    // Audit events are group-committed just after the refresh itself: wait for the last batch (as
+    // the tests above do; without it a loaded CI machine read the audit before the last commit).
+    await waitFor(
+      'every refresh audited',
+      async () => (await refreshAudit(s, ids)).perConnection.size === 30,
+      10_000,
+    );
     assert.equal(s.idp.counts.refresh_token - base, 30, 'one token-endpoint call per connection');
     const { perConnection } = await refreshAudit(s, ids);
     assert.deepEqual([...new Set(perConnection.values())], [1]);
