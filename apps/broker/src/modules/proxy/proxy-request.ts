@@ -203,15 +203,21 @@ export async function buffer(body: Readable, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** A streamed request body with its idle deadline, which ends when the answer starts. */
+export interface LimitedBody extends Transform {
+  /** The upstream's answer has started: the rest of the upload has no deadline, like the answer. */
+  answered(): void;
+}
+
 /**
  * Passes a streamed body through, failing it once it grows past `limit` bytes, or with
- * `upstream_timeout` when the caller sends nothing for `idleMs` before the end: the upstream
- * client's own deadline does not run while a request is still being written.
+ * `upstream_timeout` when the caller sends nothing for `idleMs` before the end or the answer:
+ * the upstream client's own deadline does not run while a request is still being written.
  */
-export function limited(limit: number, idleMs: number): Transform {
+export function limited(limit: number, idleMs: number): LimitedBody {
   let size = 0;
   let timer: NodeJS.Timeout | undefined;
-  const stream: Transform = new Transform({
+  const stream = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       timer?.refresh();
       size += chunk.length;
@@ -230,5 +236,5 @@ export function limited(limit: number, idleMs: number): Transform {
   });
   timer = setTimeout(() => stream.destroy(errorFrom(proxyErrors, 'upstream_timeout')), idleMs);
   timer.unref();
-  return stream;
+  return Object.assign(stream, { answered: () => clearTimeout(timer) });
 }

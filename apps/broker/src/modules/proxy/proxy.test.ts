@@ -37,6 +37,14 @@ describe('proxy upstream pool and egress guard', () => {
         res.setHeader('connection', ['keep-alive', 'x-internal']);
         res.setHeader('x-internal', 'hop');
       }
+      if (req.url === '/early') {
+        // Answers at once, before reading the request body (a 401 or a 413 would).
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"early":');
+        setTimeout(() => res.end('true}'), 600);
+        req.resume();
+        return;
+      }
       if (req.url === '/upload') {
         req.resume();
         req.on('end', () => res.writeHead(200).end('{"ok":true}'));
@@ -196,6 +204,20 @@ describe('proxy upstream pool and egress guard', () => {
       });
       // A body that is sent whole goes through.
       assert.equal((await call('/upload', Readable.from(['all', 'of', 'it']))).status, 200);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('an answer that starts before the upload ends is not cut by the upload deadline', async () => {
+    const { proxy, call } = proxyTo({ address: '127.0.0.1' }, credential, 300);
+    try {
+      const slow = new Readable({ read() {} });
+      slow.push('one chunk');
+      // The caller finishes its upload only after the deadline, while the answer is streaming.
+      setTimeout(() => slow.push(null), 500);
+      const answer = await call('/early', slow);
+      assert.deepEqual([answer.status, answer.body], [200, '{"early":true}']);
     } finally {
       proxy.close();
     }

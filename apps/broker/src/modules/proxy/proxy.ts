@@ -15,6 +15,7 @@ import {
   forwardedHeaders,
   header,
   insideBase,
+  type LimitedBody,
   limited,
   REPLAY_BUFFER_BYTES,
   responseHeaders,
@@ -281,15 +282,16 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
       const type = credential.strategy.type;
       const signsBody = type === 'hmac_payload' || type === 'aws_sigv4';
       let body: Buffer | Readable | undefined;
+      let streamed: LimitedBody | undefined;
       try {
         if (request.body === undefined) body = signsBody ? Buffer.alloc(0) : undefined;
         else if (signsBody || (type === 'oauth2' && declared <= REPLAY_BUFFER_BYTES))
           body = await buffer(request.body, options.bodyLimit);
         else {
           // pipeline, not pipe: a caller that aborts its upload aborts the upstream request too.
-          const limiter = limited(options.bodyLimit, options.timeoutMs);
-          pipeline(request.body, limiter).catch(() => {});
-          body = limiter;
+          streamed = limited(options.bodyLimit, options.timeoutMs);
+          pipeline(request.body, streamed).catch(() => {});
+          body = streamed;
         }
       } catch (error) {
         outcome = 'too_large';
@@ -304,6 +306,7 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         throw error;
       });
       let res = await send(method, applied.url, applied.headers, body);
+      streamed?.answered();
       if (res.statusCode === 401 && type === 'oauth2' && replayable) {
         drain(res);
         try {
