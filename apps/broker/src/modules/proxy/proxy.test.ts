@@ -64,14 +64,20 @@ describe('proxy upstream pool and egress guard', () => {
     credentials: { api_key: 'upstream-key' },
   };
 
-  /** A proxy to `http://svc.example:<port>` whose name resolves to whatever `answer` holds. */
-  function proxyTo(answer: { address: string }, using = credential, timeoutMs = 5000) {
+  /**
+   * A proxy to `http://<host>:<port>` (by default `svc.example`, whose name resolves to whatever
+   * `answer` holds), loopback allowed unless `allowCidrs` says otherwise.
+   */
+  function proxyTo(
+    answer: { address: string },
+    { using = credential, timeoutMs = 5000, host = 'svc.example', allowCidrs = ['127.0.0.1/32'] } = {},
+  ) {
     const lookups: string[] = [];
     const proxy = createProxy<null>({
       routes: async (name) =>
-        name === 'svc' ? { baseUrl: new URL(`http://svc.example:${port}`), providerName: 'svc' } : undefined,
+        name === 'svc' ? { baseUrl: new URL(`http://${host}:${port}`), providerName: 'svc' } : undefined,
       credentials: { token: async () => using, refresh: async () => using },
-      allowCidrs: ['127.0.0.1/32'],
+      allowCidrs,
       bodyLimit: 1024,
       timeoutMs,
       resolve: async (host) => {
@@ -100,6 +106,17 @@ describe('proxy upstream pool and egress guard', () => {
     return { proxy, call, lookups };
   }
 
+  /** For `assert.rejects`: the broker's error `code`, with `status` and a message matching `message`. */
+  const nexusError =
+    (code: string, status: number, message?: RegExp) =>
+    (error: unknown): true => {
+      assert.ok(error instanceof NexusError);
+      assert.equal(error.code, code);
+      assert.equal(error.status, status);
+      if (message !== undefined) assert.match(error.message, message);
+      return true;
+    };
+
   it('resolves and checks a host name once per connection, not on every call', async () => {
     seen.length = 0;
     const { proxy, call, lookups } = proxyTo({ address: '127.0.0.1' });
@@ -122,16 +139,14 @@ describe('proxy upstream pool and egress guard', () => {
     seen.length = 0;
     const { proxy, call } = proxyTo({ address: '10.1.2.3' });
     try {
-      await assert.rejects(call('/x'), (error: unknown) => {
-        assert.ok(error instanceof NexusError);
-        assert.equal(error.status, 502);
-        assert.equal(error.code, 'upstream_error');
-        assert.match(
-          error.message,
+      await assert.rejects(
+        call('/x'),
+        nexusError(
+          'upstream_error',
+          502,
           /svc\.example resolves to 10\.1\.2\.3, a private or special-purpose address/,
-        );
-        return true;
-      });
+        ),
+      );
       assert.deepEqual(seen, []);
     } finally {
       proxy.close();
@@ -146,12 +161,7 @@ describe('proxy upstream pool and egress guard', () => {
       // The upstream closes this connection after answering.
       assert.equal((await call('/close')).status, 200);
       answer.address = '169.254.169.254';
-      await assert.rejects(call('/after'), (error: unknown) => {
-        assert.ok(error instanceof NexusError);
-        assert.equal(error.code, 'upstream_error');
-        assert.match(error.message, /169\.254\.169\.254/);
-        return true;
-      });
+      await assert.rejects(call('/after'), nexusError('upstream_error', 502, /169\.254\.169\.254/));
       assert.equal(lookups.length, 2, 'the second connection looked the name up again');
       assert.deepEqual(
         seen.map((s) => s.path),
@@ -168,9 +178,11 @@ describe('proxy upstream pool and egress guard', () => {
     const { proxy, call } = proxyTo(
       { address: '127.0.0.1' },
       {
-        ...credential,
-        strategy: { type: 'query_param', config: { param_name: 'api_key' } },
-        credentials: { api_key: secret },
+        using: {
+          ...credential,
+          strategy: { type: 'query_param', config: { param_name: 'api_key' } },
+          credentials: { api_key: secret },
+        },
       },
     );
     try {
@@ -192,16 +204,11 @@ describe('proxy upstream pool and egress guard', () => {
   });
 
   it('a caller that stops sending a streamed body gets upstream_timeout, as a silent upstream does', async () => {
-    const { proxy, call } = proxyTo({ address: '127.0.0.1' }, credential, 300);
+    const { proxy, call } = proxyTo({ address: '127.0.0.1' }, { timeoutMs: 300 });
     try {
       const stalled = new Readable({ read() {} });
       stalled.push('first chunk, then nothing');
-      await assert.rejects(call('/upload', stalled), (error: unknown) => {
-        assert.ok(error instanceof NexusError);
-        assert.equal(error.code, 'upstream_timeout');
-        assert.equal(error.status, 504);
-        return true;
-      });
+      await assert.rejects(call('/upload', stalled), nexusError('upstream_timeout', 504));
       // A body that is sent whole goes through.
       assert.equal((await call('/upload', Readable.from(['all', 'of', 'it']))).status, 200);
     } finally {
@@ -210,7 +217,7 @@ describe('proxy upstream pool and egress guard', () => {
   });
 
   it('an answer that starts before the upload ends is not cut by the upload deadline', async () => {
-    const { proxy, call } = proxyTo({ address: '127.0.0.1' }, credential, 300);
+    const { proxy, call } = proxyTo({ address: '127.0.0.1' }, { timeoutMs: 300 });
     try {
       const slow = new Readable({ read() {} });
       slow.push('one chunk');
@@ -224,28 +231,11 @@ describe('proxy upstream pool and egress guard', () => {
   });
 
   it('checks an IP address in the URL on every call (no lookup sees it)', async () => {
-    const proxy = createProxy<null>({
-      routes: async () => ({ baseUrl: new URL(`http://127.0.0.1:${port}`), providerName: 'svc' }),
-      credentials: { token: async () => credential, refresh: async () => credential },
-      allowCidrs: [],
-      bodyLimit: 1024,
-      timeoutMs: 5000,
-    });
+    const { proxy, call, lookups } = proxyTo({ address: '127.0.0.1' }, { host: '127.0.0.1', allowCidrs: [] });
     seen.length = 0;
     try {
-      await assert.rejects(
-        proxy.forward({
-          caller: null,
-          route: 'svc',
-          path: '/x',
-          search: '',
-          publicBase: '/proxy/svc',
-          method: 'GET',
-          headers: { 'x-nexus-connection-id': credential.connection_id },
-          body: undefined,
-        }),
-        (error: unknown) => error instanceof NexusError && /127\.0\.0\.1 is a private/.test(error.message),
-      );
+      await assert.rejects(call('/x'), nexusError('upstream_error', 502, /127\.0\.0\.1 is a private/));
+      assert.deepEqual(lookups, []);
       assert.deepEqual(seen, []);
     } finally {
       proxy.close();
