@@ -6,14 +6,42 @@
  * The same run measures a Fastify hello (bench/lib/hello.ts) on the same Node the same way, the
  * ceiling the broker's figures compare with: machines here differ, and so does what Node itself costs.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { freePort } from './lib/services.ts';
 
 const runs = Number(process.argv[2] ?? 7);
 const bin = join(import.meta.dirname, '..', 'apps', 'broker', 'bin', 'nexus.js');
+
+/**
+ * Waits until `ready` finds the ready time in what `child` printed, lets it idle one second, reads
+ * its RSS and stops it.
+ */
+async function measure(
+  child: ChildProcessByStdio<null, Readable, null>,
+  ready: (printed: string) => number | undefined,
+): Promise<{ readyMs: number; rssMb: number }> {
+  let out = '';
+  const readyMs = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('not ready within 10 s')), 10_000);
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk;
+      const ms = ready(out);
+      if (ms !== undefined) {
+        clearTimeout(timer);
+        resolve(ms);
+      }
+    });
+  });
+  await new Promise((r) => setTimeout(r, 1000));
+  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  return { readyMs, rssMb: Math.round(Number(rss?.[1] ?? 0) / 1024) };
+}
 
 async function once(dataDir: string, cacheDir: string): Promise<{ readyMs: number; rssMb: number }> {
   const port = await freePort();
@@ -30,23 +58,11 @@ async function once(dataDir: string, cacheDir: string): Promise<{ readyMs: numbe
     },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
-  let out = '';
-  const readyMs = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('not ready within 10 s')), 10_000);
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-      const match = /"ready_ms":(\d+)/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-      }
-    });
+  // The broker's own clock: process start to ready.
+  return measure(child, (printed) => {
+    const match = /"ready_ms":(\d+)/.exec(printed);
+    return match ? Number(match[1]) : undefined;
   });
-  await new Promise((r) => setTimeout(r, 1000));
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-  return { readyMs, rssMb: Math.round(Number(rss?.[1] ?? 0) / 1024) };
 }
 
 /** The Fastify hello: process start → listening (measured from here), and idle RSS one second later. */
@@ -63,19 +79,9 @@ async function hello(): Promise<{ readyMs: number; rssMb: number }> {
     env: { PATH: process.env.PATH },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
-  const readyMs = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('the hello did not listen within 10 s')), 10_000);
-    child.stdout.on('data', (chunk: Buffer) => {
-      if (!chunk.toString().includes('listening')) return;
-      clearTimeout(timer);
-      resolve(Math.round(performance.now() - started));
-    });
-  });
-  await new Promise((r) => setTimeout(r, 1000));
-  const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-  return { readyMs, rssMb: Math.round(Number(rss?.[1] ?? 0) / 1024) };
+  return measure(child, (printed) =>
+    printed.includes('listening') ? Math.round(performance.now() - started) : undefined,
+  );
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
