@@ -51,7 +51,7 @@ function jwtMember(part: string, member: string): string | undefined {
 export function envKeyMatcher(keys: readonly NamedApiKey[]): (credential: string) => string | undefined {
   const digests = keys.map((k) => ({
     name: k.name,
-    hash: createHash('sha256').update(k.key.reveal()).digest(),
+    hash: sha256Bytes(k.key.reveal()),
   }));
   if (digests.length === 0) return () => undefined;
   return (credential) => {
