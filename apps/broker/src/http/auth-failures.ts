@@ -1,13 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { envKeyMatcher } from '../auth/env-keys.ts';
 import type { NamedApiKey } from '../config/load.ts';
 import { presentedCredential } from './auth.ts';
-import {
-  type CredentialFamily,
-  credentialFamily,
-  envKeyMatcher,
-  LOGIN_ROUTES,
-  loginFamily,
-} from './credential-family.ts';
+import { type CredentialFamily, credentialFamily, LOGIN_ROUTES, loginFamily } from './credential-family.ts';
 import { quickHook } from './quick-hook.ts';
 import { type RateLimiter, replyLimited } from './rate-limit.ts';
 
@@ -33,7 +28,8 @@ export function installAuthFailureLimit(
   options: { envKeys: readonly NamedApiKey[] },
 ): void {
   if (!limiter.enabled) return;
-  const envKeyName = envKeyMatcher(options.envKeys);
+  const envKey = envKeyMatcher(options.envKeys);
+  const envKeyName = (credential: string) => envKey(credential)?.name;
   app.addHook(
     'onRequest',
     quickHook((request, reply) => {

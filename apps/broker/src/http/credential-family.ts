@@ -1,6 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { NamedApiKey } from '../config/load.ts';
-import { sha256Bytes } from '../crypto/digest.ts';
+import { createHash } from 'node:crypto';
 import { basicCredentials } from './basic-auth.ts';
 
 /**
@@ -45,21 +43,6 @@ function jwtMember(part: string, member: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Recognises the keys of API_KEY/API_KEYS (by SHA-256, in constant time): their name, or undefined. */
-export function envKeyMatcher(keys: readonly NamedApiKey[]): (credential: string) => string | undefined {
-  const digests = keys.map((k) => ({
-    name: k.name,
-    hash: sha256Bytes(k.key.reveal()),
-  }));
-  if (digests.length === 0) return () => undefined;
-  return (credential) => {
-    const digest = sha256Bytes(credential);
-    let found: string | undefined;
-    for (const key of digests) if (timingSafeEqual(key.hash, digest) && found === undefined) found = key.name;
-    return found;
-  };
 }
 
 /** The family of a credential sent in `X-API-Key` or `Authorization: Bearer`. */

@@ -1,4 +1,5 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { envKeyMatcher } from '../../auth/env-keys.ts';
 import { ADMIN_SCOPES, type AdminPrincipal, type AdminScope, type Principal } from '../../auth/principal.ts';
 import type { NamedApiKey } from '../../config/load.ts';
 import { sha256Bytes } from '../../crypto/digest.ts';
@@ -42,7 +43,7 @@ export function createAdminKeysService(deps: {
 }) {
   const { store, audit } = deps;
   const now = deps.now ?? Date.now;
-  const envKeys = deps.envKeys.map((k) => ({ name: k.name, hash: hash(k.key.reveal()), scope: k.scope }));
+  const envKey = envKeyMatcher(deps.envKeys);
   // last_used_at is advisory: write it at most once a minute per key, not on every request.
   const lastTouched = new Map<string, number>();
 
@@ -79,12 +80,11 @@ export function createAdminKeysService(deps: {
     /** Returns who is calling, or null for an unknown or revoked key. */
     async authenticate(presented: string): Promise<KeyPrincipal | null> {
       if (presented.length > 256) return null;
-      const digest = hash(presented);
       const match = KEY_PATTERN.exec(presented);
       if (match) {
         const row = await store.findById(match[1]!);
         if (row === undefined || row.revoked_at !== null) return null;
-        if (!timingSafeEqual(Buffer.from(row.key_hash, 'hex'), digest)) return null;
+        if (!timingSafeEqual(Buffer.from(row.key_hash, 'hex'), hash(presented))) return null;
         const scope = knownScope(row.scope);
         if (scope === undefined) return null;
         const t = now();
@@ -94,13 +94,8 @@ export function createAdminKeysService(deps: {
         }
         return { kind: 'admin', keyId: row.id, name: row.name, scope };
       }
-      let found: KeyPrincipal | null = null;
-      for (const key of envKeys) {
-        // Compare against every configured key so timing does not depend on which one matched.
-        if (timingSafeEqual(key.hash, digest) && found === null)
-          found = { kind: 'admin', keyId: key.name, name: key.name, scope: key.scope };
-      }
-      return found;
+      const env = envKey(presented);
+      return env === undefined ? null : { kind: 'admin', keyId: env.name, name: env.name, scope: env.scope };
     },
 
     /**
@@ -169,7 +164,7 @@ export function createAdminKeysService(deps: {
     },
 
     async countLive(): Promise<number> {
-      return (await store.countLive()) + envKeys.length;
+      return (await store.countLive()) + deps.envKeys.length;
     },
 
     async revoke(ctx: AuditContext, idOrName: string): Promise<AdminKeyView> {
