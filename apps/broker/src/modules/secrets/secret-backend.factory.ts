@@ -12,11 +12,16 @@ import { createVaultBackend } from './vault.backend.ts';
  * imported on first use, and only when configured, so the embedded default starts fast and small.
  * A dynamic `import()` of the module (not a `require` of its path, which the compiled bundle cannot
  * resolve: the source files are not beside it) so the bundler keeps it as a file of its own.
+ * A failed load (the import, or building the client) is not kept: the next call tries again, so a
+ * passing fault does not leave the backend failing until the broker restarts.
  */
-function lazyBackend(kind: string, open: () => Promise<SecretBackend>): SecretBackend {
+export function lazyBackend(kind: string, open: () => Promise<SecretBackend>): SecretBackend {
   let backend: Promise<SecretBackend> | undefined;
   const loaded = () => {
-    backend ??= open();
+    backend ??= open().catch((error: unknown) => {
+      backend = undefined;
+      throw error;
+    });
     return backend;
   };
   return {
