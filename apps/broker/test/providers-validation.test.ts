@@ -683,6 +683,50 @@ describe('provider validation', () => {
         apiKey({ params: { auth_strategy: { type: 'header', config: { header_name: 'X-Api-Key' } } } }),
       );
     });
+
+    it('refuses a header_name the broker and the proxy set themselves, in any case', async () => {
+      // Sent as the credential's header, these would change where or how the request goes (its
+      // host, its framing, the connection), not who sends it: the headers strategy refuses them too.
+      for (const header_name of [
+        'Host',
+        'content-length',
+        'Transfer-Encoding',
+        'CONNECTION',
+        'X-Nexus-Connection',
+      ]) {
+        await refuseProfile(
+          apiKey({ params: { auth_strategy: { type: 'header', config: { header_name } } } }),
+          {
+            error: 'invalid_provider',
+            path: 'params.auth_strategy.config.header_name',
+            message: /set themselves/,
+          },
+          header_name,
+        );
+        await refuseProfile(
+          apiKey({
+            auth_type: 'hmac_payload',
+            params: { auth_strategy: { type: 'hmac_payload', config: { header_name } } },
+          }),
+          {
+            error: 'invalid_provider',
+            path: 'params.auth_strategy.config.header_name',
+            message: /set themselves/,
+          },
+          `hmac ${header_name}`,
+        );
+      }
+      // The original's flat form is checked the same way once it is stored as the strategy's setting.
+      await refuseProfile(
+        apiKey({ params: { header_name: 'Host' } }),
+        {
+          error: 'invalid_provider',
+          path: 'params.auth_strategy.config.header_name',
+          message: /set themselves/,
+        },
+        'flat Host',
+      );
+    });
   });
 
   describe('params rules', () => {

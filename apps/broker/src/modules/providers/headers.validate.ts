@@ -36,6 +36,12 @@ const RESERVED = new Set([
   'expect',
 ]);
 
+/** Whether a strategy may not write the header `name` (any case): see RESERVED. */
+export const isReservedHeader = (name: string): boolean => {
+  const lower = name.toLowerCase();
+  return RESERVED.has(lower) || lower.startsWith('x-nexus-');
+};
+
 export function checkHeadersConfig(problems: Problem[], config: Record<string, unknown>): void {
   const base = 'params.auth_strategy.config';
   const before = problems.length;
@@ -53,7 +59,7 @@ export function checkHeadersConfig(problems: Problem[], config: Record<string, u
       problems.push({ path, message: `must be a valid HTTP header name of at most ${MAX_NAME} characters` });
       continue;
     }
-    if (RESERVED.has(lower) || lower.startsWith('x-nexus-')) {
+    if (isReservedHeader(name)) {
       problems.push({ path, message: 'is a header the broker and the proxy set themselves' });
       continue;
     }

@@ -2,7 +2,7 @@ import { STRATEGY_SETTINGS } from '../strategies/strategy.ts';
 import { checkCredentialSchema, checkValidation } from './capture-params.validate.ts';
 import { CATALOG_PARAMS, checkCatalogParams } from './catalog-params.validate.ts';
 import { hasPlaceholders } from './connection-params.ts';
-import { checkHeadersConfig } from './headers.validate.ts';
+import { checkHeadersConfig, isReservedHeader } from './headers.validate.ts';
 import { checkUrl as checkPlainUrl, type Problem, type ValidationOptions } from './provider-url-rules.ts';
 import type { AuthType, StoredProfile } from './providers.schemas.ts';
 
@@ -132,6 +132,8 @@ function checkStrategy(problems: Problem[], authType: AuthType, strategy: unknow
       problems.push({ path, message: `must be one of ${ENUM_CONFIG[key].join(', ')}` });
     } else if (key === 'header_name' && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) {
       problems.push({ path, message: 'must be a valid HTTP header name' });
+    } else if (key === 'header_name' && isReservedHeader(value)) {
+      problems.push({ path, message: 'is a header the broker and the proxy set themselves' });
     }
   }
 }
