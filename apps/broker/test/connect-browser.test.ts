@@ -4,21 +4,20 @@
  * (its built file, packages/connect/dist), opens a session in a popup, and the user goes through
  * the broker's pages and a real OpenID provider's login and consent pages (oidc-provider). The
  * promise resolves with the connection id, or rejects with 'closed' or 'denied'. axe-core runs on
- * every connect page; screenshots go to docs/screenshots/.
+ * every connect page; screenshots as chromium.ts says (SCREENSHOTS).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { CHROMIUM, launchChromium, WAIT } from './chromium.ts';
+import { CHROMIUM, launchChromium, SCREENSHOTS, WAIT } from './chromium.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
-const SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
 const PACKAGE = join(ROOT, 'packages', 'connect', 'dist', 'index.js');
 const AXE = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 const PHONE = { width: 390, height: 844 };
@@ -83,7 +82,6 @@ describe('hosted connect in a popup, with @nexus-broker/connect', { timeout: 180
       `${CHROMIUM} not found: run \`bash scripts/services.sh ensure-chromium\``,
     );
     assert.ok(existsSync(PACKAGE), `${PACKAGE} not built: run \`npm run build -w @nexus-broker/connect\``);
-    mkdirSync(SCREENSHOTS, { recursive: true });
     const connectJs = readFileSync(PACKAGE, 'utf8');
     appServer = createServer((req, res) => {
       const path = new URL(req.url ?? '/', 'http://app.invalid').pathname;

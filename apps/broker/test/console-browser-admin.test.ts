@@ -3,7 +3,7 @@
  * browser (console-browser-kit.ts): the page is static under a strict CSP; editing a provider with `PATCH` and `If-Match` (the client secret is
  * never shown, only replaced; a change made meanwhile is refused, not overwritten), and the
  * Sessions page (every agent's sessions, filtered; closing one). axe-core on each; screenshots
- * for docs/screenshots/.
+ * for docs/screenshots/ (`npm run screenshots`).
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';

@@ -1,16 +1,15 @@
 /**
  * What the console's browser test (console-browser.test.ts) uses on every page: Debian's Chromium
  * (`bash scripts/services.sh ensure-chromium`, never a browser Playwright downloads), navigation
- * that checks the page loaded without an error, axe-core, and screenshots for docs/screenshots/.
+ * that checks the page loaded without an error, axe-core, and screenshots (chromium.ts: SCREENSHOTS).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium as launchBrowser, WAIT } from './chromium.ts';
+import { launchChromium as launchBrowser, SCREENSHOTS, WAIT } from './chromium.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
-const SCREENSHOTS = join(ROOT, 'docs', 'screenshots');
 const AXE = readFileSync(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 
 export { WAIT };
@@ -29,10 +28,7 @@ export const PAGES = [
   'Admin keys',
 ] as const;
 
-export async function launchChromium(): Promise<Browser> {
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  return launchBrowser();
-}
+export const launchChromium = (): Promise<Browser> => launchBrowser();
 
 /** Opens a page from the navigation; it must finish loading without an error shown. */
 export async function go(page: Page, title: string): Promise<void> {

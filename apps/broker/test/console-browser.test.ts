@@ -6,7 +6,7 @@
  * revokes it, finds the revocation in the audit log and verifies the audit chain; a
  * read-only key sees no button that changes state and the API refuses it anyway; axe-core finds
  * no serious or critical violation on any page, on a laptop and on a phone. Screenshots go to
- * docs/screenshots/ (README and docs/console.md show them).
+ * docs/screenshots/ with `npm run screenshots` (README and docs/console.md show them).
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';

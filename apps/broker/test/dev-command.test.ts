@@ -3,31 +3,29 @@
  * Debian's Chromium (playwright-core), the demo consent completed through the demo identity
  * provider's own pages, and the token call the last page shows run as shown, in bash, against
  * the running broker. A second start reuses the demo provider and agent (same ids, same agent
- * secret), and production mode is refused. Screenshots go to docs/screenshots/dev-*.png.
+ * secret), and production mode is refused. Screenshots: dev-*.png (chromium.ts: SCREENSHOTS).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
-import { CHROMIUM, launchChromium, WAIT } from './chromium.ts';
+import { CHROMIUM, launchChromium, SCREENSHOTS, WAIT } from './chromium.ts';
 import {
   baseEnv,
   type CliProcess,
   freePort,
   killAllChildren,
-  REPO_ROOT,
   runCli,
   show,
   spawnCli,
 } from './cli-helpers.ts';
 import { createTestDatabase, DIALECT, type TestDatabase } from './harness.ts';
 
-const SCREENSHOTS = join(REPO_ROOT, 'docs', 'screenshots');
 const OPEN_URL = /Open (http:\/\/127\.0\.0\.1:\d+\/dev) in your browser/;
 const BANNER_LINE = (what: string) =>
   new RegExp(`demo ${what} "[\\w-]+" ([0-9a-f-]{36}): (registered|reused)`);
@@ -48,7 +46,6 @@ describe('nexus dev: a consent in the browser, then the token call', { timeout: 
     db = await createTestDatabase();
     idpPort = await freePort();
     env = { ...baseEnv(), ...db.env, PORT: String(await freePort()) };
-    mkdirSync(SCREENSHOTS, { recursive: true });
     browser = await launchChromium();
   });
 
