@@ -18,6 +18,9 @@ import type {
   AgentSessionInput,
   AgentTokenResponse,
   CheckConnectionResponse,
+  ConfirmConnectionResponse,
+  ConnectSession,
+  ConnectSessionInput,
   OboSessionInput,
   OpenedAgentSession,
   ProviderMetadata,
@@ -121,6 +124,33 @@ export class NexusClient {
       method: 'POST',
       path: '/v1/request-connection',
       json: input,
+      ...options,
+    });
+  }
+
+  /**
+   * A hosted connect page for one user: a short-lived, single-use URL where the user picks a
+   * provider among `providers`, consents or types the credentials, and returns to `return_url`.
+   */
+  createConnectSession(input: ConnectSessionInput, options: CallOptions = {}): Promise<ConnectSession> {
+    return this.#transport.request({ method: 'POST', path: '/v1/connect-sessions', json: input, ...options });
+  }
+
+  /**
+   * From your verifier page (a connection requested with `verify`): confirms that `userId`, the
+   * user signed in to your application, is the one the connection was asked for. The same user:
+   * the connection activates; another: it fails with `user_mismatch` and nothing is kept. Send the
+   * browser to `redirect_url` either way. A `flowId` works once (409 `confirm_flow_used`).
+   */
+  confirmConnection(
+    flowId: string,
+    userId: string,
+    options: CallOptions = {},
+  ): Promise<ConfirmConnectionResponse> {
+    return this.#transport.request({
+      method: 'POST',
+      path: '/v1/connect/confirm',
+      json: { flow_id: flowId, user_id: userId },
       ...options,
     });
   }

@@ -69,6 +69,50 @@ export interface RequestConnectionInput {
    * to a name the provider does not declare, a missing value or one that does not match.
    */
   connection_config?: Record<string, string>;
+  /**
+   * Have your application confirm the user before the connection activates: after the provider's
+   * callback the browser goes to the broker's verifier page (NEXUS_CONNECT_VERIFIER_URL) with a
+   * single-use `flow_id`, and your server calls `confirmConnection`. Absent: the operator's default.
+   * 400 `verifier_not_configured` when the broker has no verifier.
+   */
+  verify?: boolean;
+}
+
+/** `POST /v1/connect-sessions`: a hosted connect page for one user. */
+export interface ConnectSessionInput {
+  /** The user (workspace) the connection will belong to. */
+  user_id: string;
+  /** Provider ids, names or aliases to offer (1 to 50); absent: every provider the caller may connect. */
+  providers?: string[];
+  /** Where the user goes back to; must be on the broker's ALLOWED_RETURN_DOMAINS. */
+  return_url: string;
+  /** As in `RequestConnectionInput`. */
+  connection_config?: Record<string, string>;
+  /** As in `RequestConnectionInput`. */
+  verify?: boolean;
+}
+
+export interface ConnectSession {
+  id: string;
+  /** Open it in the user's browser (or a popup, with `@nexus-broker/connect`); it works once, until `expires_at`. */
+  url: string;
+  /** The capability inside `url` (the broker stores it hashed; shown only here). */
+  token: string;
+  expires_at: string;
+  /** What the page offers. */
+  providers: { id: string; name: string }[];
+}
+
+/** `POST /v1/connect/confirm`: the outcome, and where to send the browser. */
+export interface ConfirmConnectionResponse {
+  status: 'active' | 'failed';
+  connection_id: string;
+  /** `user_mismatch` or `connection_not_pending` when `status` is `failed`. */
+  error?: string;
+  /** On failure: whether the provider accepted the revocation of the grant. */
+  provider_revoked?: boolean;
+  /** The return URL with the outcome, or null if it is no longer allowed. */
+  redirect_url: string | null;
 }
 
 export interface RequestConnectionResponse {
@@ -214,10 +258,16 @@ export interface ProviderProfileInput {
   user_info_endpoint?: string | null;
   description?: string | null;
   category?: string | null;
+  /**
+   * A provider catalogue key (`GET /catalog`): the profile is that entry's expansion, the fields
+   * given here winning (`params` merged key by key). Create and replace only; 400
+   * `unknown_template` for a key the catalogue does not have.
+   */
+  template?: string;
 }
 
-/** `PATCH /providers/{id}`: any subset; null clears a field. */
-export type ProviderProfilePatch = Partial<ProviderProfileInput>;
+/** `PATCH /providers/{id}`: any subset; null clears a field. A `template` is applied by create or replace only. */
+export type ProviderProfilePatch = Partial<Omit<ProviderProfileInput, 'template'>>;
 
 export interface Provider {
   id: string;

@@ -107,6 +107,47 @@ describe('agent API', () => {
     assert.match(error.message, /tenant is not a connection parameter/);
   });
 
+  test('createConnectSession: a single-use page offering the providers asked for', async () => {
+    const session = await agent.createConnectSession({
+      user_id: `sdk-user-${randomBytes(4).toString('hex')}`,
+      providers: [tb.info.providers.oauth2, tb.info.providers.header],
+      return_url: RETURN_URL,
+    });
+    assert.deepEqual(
+      session.providers.map((p) => p.name).sort(),
+      [tb.info.providers.header, tb.info.providers.oauth2].sort(),
+    );
+    assert.ok(session.url.includes(session.token), 'the capability is inside the url');
+    assert.ok(Date.parse(session.expires_at) > Date.now());
+    const page = await fetch(session.url);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    for (const p of session.providers) assert.ok(html.includes(p.name), `the page offers ${p.name}`);
+  });
+
+  test('verify and confirmConnection reach the broker: no verifier configured, unknown flow', async () => {
+    // The testbed's broker has no verifier page (NEXUS_CONNECT_VERIFIER_URL), so asking for one is
+    // refused and nothing is created: the field reached it.
+    for (const start of [
+      () =>
+        agent.requestConnection({
+          user_id: 'sdk-verify',
+          provider_name: tb.info.providers.oauth2,
+          return_url: RETURN_URL,
+          verify: true,
+        }),
+      () => agent.createConnectSession({ user_id: 'sdk-verify', return_url: RETURN_URL, verify: true }),
+    ]) {
+      const error = await start().catch((e: unknown) => e);
+      assert.ok(error instanceof NexusError);
+      assert.equal(error.status, 400);
+      assert.equal(error.code, 'verifier_not_configured');
+    }
+    const unknown = await agent.confirmConnection('no-such-flow', 'sdk-verify').catch((e: unknown) => e);
+    assert.ok(unknown instanceof NotFoundError);
+    assert.equal(unknown.code, 'confirm_flow_unknown');
+  });
+
   test('waitForActive returns once a connection is active', async () => {
     const connectionId = await tb.connect('header');
     assert.equal((await agent.waitForActive(connectionId)).status, 'active');
@@ -249,6 +290,21 @@ describe('NexusAdmin', () => {
     assert.deepEqual(await admin.addProviderAlias(created.id, `${name}-alias`), [`${name}-alias`]);
     await admin.deleteProvider(created.id);
     await assert.rejects(admin.getProvider(created.id), NotFoundError);
+  });
+
+  test('providers: create from a catalogue template', async () => {
+    const name = `sdk-cohere-${randomBytes(4).toString('hex')}`;
+    const created = await admin.createProvider({ name, template: 'cohere' });
+    const provider = await admin.getProvider(created.id);
+    assert.equal(provider.name, name);
+    assert.equal(provider.auth_type, 'api_key');
+    assert.deepEqual((provider.params.template as { key: string }).key, 'cohere');
+    const unknown = await admin
+      .createProvider({ name: `${name}-x`, template: 'no-such-api' })
+      .catch((e: unknown) => e);
+    assert.ok(unknown instanceof NexusError);
+    assert.equal(unknown.code, 'unknown_template');
+    await admin.deleteProvider(created.id);
   });
 
   test('connections: token, resolve, events', async () => {
