@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 
@@ -54,6 +56,36 @@ def test_request_connection_sends_connection_config(testbed: Testbed, agent: Nex
     assert refused.value.status == 400
     assert refused.value.code == "invalid_connection_config"
     assert "tenant is not a connection parameter" in refused.value.message
+
+
+def test_create_connect_session_offers_the_providers_asked_for(testbed: Testbed, agent: NexusClient) -> None:
+    wanted = sorted([testbed.provider("oauth2"), testbed.provider("header")])
+    session = agent.create_connect_session(f"ws-{uuid.uuid4().hex[:10]}", providers=wanted, return_url=RETURN_URL)
+    assert sorted(name for _, name in session.providers) == wanted
+    assert session.token in session.url
+    assert session.token not in repr(session), "the capability stays out of repr"
+    assert session.expires_at is not None and session.expires_at > datetime.now(timezone.utc)
+    with urllib.request.urlopen(session.url) as page:  # noqa: S310 (the testbed broker, on loopback)
+        assert page.status == 200
+        html = page.read().decode()
+    for name in wanted:
+        assert name in html
+
+
+def test_verify_and_confirm_reach_the_broker(testbed: Testbed, agent: NexusClient) -> None:
+    # The testbed's broker has no verifier page (NEXUS_CONNECT_VERIFIER_URL): asking for one is refused
+    # and nothing is created, so the field reached it.
+    with pytest.raises(BadRequestError) as refused:
+        agent.request_connection(
+            "ws-verify", provider_name=testbed.provider("oauth2"), return_url=RETURN_URL, verify=True
+        )
+    assert refused.value.code == "verifier_not_configured"
+    with pytest.raises(BadRequestError) as refused_session:
+        agent.create_connect_session("ws-verify", return_url=RETURN_URL, verify=True)
+    assert refused_session.value.code == "verifier_not_configured"
+    with pytest.raises(NotFoundError) as unknown:
+        agent.confirm_connection("no-such-flow", "ws-verify")
+    assert unknown.value.code == "confirm_flow_unknown"
 
 
 def test_connection_lifecycle(testbed: Testbed, agent: NexusClient) -> None:
@@ -196,6 +228,12 @@ async def test_async_clients(testbed: Testbed) -> None:
         value = testbed.info["user_secrets"]["db-password"]
         assert await agent.get_secret("db-password", user_id=testbed.workspace_id) == value
         assert_resolved(await agent.resolve_secrets(nested_config(), user_id=testbed.workspace_id), value)
+        offered = await agent.create_connect_session(
+            f"ws-{uuid.uuid4().hex[:10]}", providers=[testbed.provider("header")], return_url=RETURN_URL
+        )
+        assert [name for _, name in offered.providers] == [testbed.provider("header")]
+        with pytest.raises(NotFoundError):
+            await agent.confirm_connection("no-such-flow", "ws-verify")
         session = await agent.request_agent_session(["tb:write"])
         assert (await agent.close_agent_session(session.session_id)).status == "closed"
         with pytest.raises(NotFoundError):

@@ -14,8 +14,10 @@ from .models import (
     AgentWithSecret,
     AuditEvent,
     AuditPage,
+    ConfirmedConnection,
     ConnectionRequest,
     ConnectionStatus,
+    ConnectSession,
     Credential,
     Provider,
     ProviderSummary,
@@ -62,6 +64,7 @@ def request_connection(
     scopes: Sequence[str] | None,
     return_url: str,
     connection_config: Mapping[str, str] | None = None,
+    verify: bool | None = None,
 ) -> Call[ConnectionRequest]:
     if (provider_name is None) == (provider_id is None):
         raise ValueError("give exactly one of provider_name and provider_id")
@@ -73,9 +76,38 @@ def request_connection(
             "scopes": list(scopes) if scopes is not None else None,
             "return_url": return_url,
             "connection_config": dict(connection_config) if connection_config is not None else None,
+            "verify": verify,
         }
     )
     return Call("POST", "/v1/request-connection", lambda b: ConnectionRequest.from_dict(_dict(b)), json_body=body)
+
+
+def create_connect_session(
+    user_id: str,
+    providers: Sequence[str] | None,
+    return_url: str,
+    connection_config: Mapping[str, str] | None,
+    verify: bool | None,
+) -> Call[ConnectSession]:
+    body = _drop_none(
+        {
+            "user_id": user_id,
+            "providers": list(providers) if providers is not None else None,
+            "return_url": return_url,
+            "connection_config": dict(connection_config) if connection_config is not None else None,
+            "verify": verify,
+        }
+    )
+    return Call("POST", "/v1/connect-sessions", lambda b: ConnectSession.from_dict(_dict(b)), json_body=body)
+
+
+def confirm_connection(flow_id: str, user_id: str) -> Call[ConfirmedConnection]:
+    return Call(
+        "POST",
+        "/v1/connect/confirm",
+        lambda b: ConfirmedConnection.from_dict(_dict(b)),
+        json_body={"flow_id": flow_id, "user_id": user_id},
+    )
 
 
 def check_connection(connection_id: str) -> Call[ConnectionStatus]:

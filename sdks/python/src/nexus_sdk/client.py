@@ -30,8 +30,10 @@ from .errors import (
 from .models import (
     AgentSession,
     AgentToken,
+    ConfirmedConnection,
     ConnectionRequest,
     ConnectionStatus,
+    ConnectSession,
     Credential,
     RevokeResult,
     UserSecret,
@@ -130,16 +132,49 @@ class NexusClient:
         scopes: Sequence[str] | None = None,
         return_url: str,
         connection_config: Mapping[str, str] | None = None,
+        verify: bool | None = None,
     ) -> ConnectionRequest:
         """Starts connecting a user's account; send the user to ``auth_url`` of the answer.
 
         ``connection_config``: values of the provider's per-connection parameters (a Zendesk ``subdomain``,
         a Microsoft ``tenant``); the broker refuses names it does not declare, missing values and values
         that do not match their patterns (400 ``invalid_connection_config``).
+        ``verify``: have your application confirm the user before the connection activates (the browser
+        goes to the broker's verifier page with a ``flow_id``; your server calls ``confirm_connection``);
+        ``None`` is the operator's default, and a broker without a verifier answers 400
+        ``verifier_not_configured``.
         """
         return self._t.send(
-            _calls.request_connection(user_id, provider_name, provider_id, scopes, return_url, connection_config)
+            _calls.request_connection(
+                user_id, provider_name, provider_id, scopes, return_url, connection_config, verify
+            )
         )
+
+    def create_connect_session(
+        self,
+        user_id: str,
+        *,
+        providers: Sequence[str] | None = None,
+        return_url: str,
+        connection_config: Mapping[str, str] | None = None,
+        verify: bool | None = None,
+    ) -> ConnectSession:
+        """A hosted connect page for one user: a short-lived, single-use ``url`` listing ``providers``.
+
+        ``providers``: ids, names or aliases to offer (1 to 50); ``None`` offers every provider the caller
+        may connect. The user picks one, consents or types the credentials, and returns to ``return_url``.
+        """
+        return self._t.send(
+            _calls.create_connect_session(user_id, providers, return_url, connection_config, verify)
+        )
+
+    def confirm_connection(self, flow_id: str, user_id: str) -> ConfirmedConnection:
+        """From your verifier page: confirms that ``user_id`` (signed in to your application) asked for the connection.
+
+        The same user: it activates; another: it fails with ``user_mismatch`` and nothing is kept. Send the
+        browser to ``redirect_url`` either way. A ``flow_id`` works once (409 ``confirm_flow_used``).
+        """
+        return self._t.send(_calls.confirm_connection(flow_id, user_id))
 
     def check_connection(self, connection_id: str) -> ConnectionStatus:
         """The stored state of a connection (pending, active, attention_required, expired, revoked, failed)."""

@@ -16,6 +16,8 @@ __all__ = [
     "ConnectionStatusValue",
     "StrategyType",
     "ConnectionRequest",
+    "ConnectSession",
+    "ConfirmedConnection",
     "ConnectionStatus",
     "Strategy",
     "Credential",
@@ -74,6 +76,66 @@ class ConnectionRequest:
             scopes=_str_list(d.get("scopes")),
             provider_id=str(d.get("provider_id", "")),
             connection_id=str(d.get("connection_id", "")),
+            raw=dict(d),
+        )
+
+
+@dataclass(frozen=True)
+class ConnectSession:
+    """Answer of ``create_connect_session``: open ``url`` in the user's browser; it works once, until ``expires_at``.
+
+    ``token`` is the capability inside ``url`` (the broker keeps only its hash), so it is left out of ``repr``.
+    ``providers`` are what the page offers, as ``(id, name)`` pairs.
+    """
+
+    id: str
+    url: str = field(repr=False)
+    token: str = field(repr=False)
+    expires_at: datetime | None
+    providers: list[tuple[str, str]]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ConnectSession:
+        offered = d.get("providers")
+        return cls(
+            id=str(d.get("id", "")),
+            url=str(d.get("url", "")),
+            token=str(d.get("token", "")),
+            expires_at=parse_time(d.get("expires_at")),
+            providers=[
+                (str(p.get("id", "")), str(p.get("name", "")))
+                for p in (offered if isinstance(offered, list) else [])
+                if isinstance(p, Mapping)
+            ],
+            raw=dict(d),
+        )
+
+
+@dataclass(frozen=True)
+class ConfirmedConnection:
+    """Answer of ``confirm_connection``: send the browser to ``redirect_url`` (``None``: no longer allowed).
+
+    ``status`` is ``active``, or ``failed`` with ``error`` (``user_mismatch``, ``connection_not_pending``)
+    and ``provider_revoked`` (whether the provider accepted the revocation of the grant).
+    """
+
+    status: str
+    connection_id: str
+    error: str | None
+    provider_revoked: bool | None
+    redirect_url: str | None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ConfirmedConnection:
+        revoked = d.get("provider_revoked")
+        return cls(
+            status=str(d.get("status", "")),
+            connection_id=str(d.get("connection_id", "")),
+            error=_opt_str(d.get("error")),
+            provider_revoked=revoked if isinstance(revoked, bool) else None,
+            redirect_url=_opt_str(d.get("redirect_url")),
             raw=dict(d),
         )
 
