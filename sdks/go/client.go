@@ -69,6 +69,41 @@ func (c *Client) RequestConnection(ctx context.Context, in RequestConnectionInpu
 	return &out, nil
 }
 
+// CreateConnectSession makes a hosted connect page for one user: POST /v1/connect-sessions. The
+// user picks a provider among those offered, consents or types the credentials, and returns to
+// ReturnURL with status=success&connection_id=… or status=failed&error=<code>.
+func (c *Client) CreateConnectSession(ctx context.Context, in ConnectSessionInput) (*ConnectSession, error) {
+	const op = "POST /v1/connect-sessions"
+	if err := required(op, "UserID", in.UserID); err != nil {
+		return nil, err
+	}
+	var out ConnectSession
+	if err := c.t.do(ctx, request{method: http.MethodPost, path: "/v1/connect-sessions", op: op, json: in}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ConfirmConnection is called from the application's verifier page, for a connection requested
+// with Verify: userID (signed in to the application) is the user the connection was asked for.
+// The same user: it activates; another: it fails with user_mismatch and nothing is kept. Send the
+// browser to RedirectURL either way. A flowID works once (409 confirm_flow_used).
+func (c *Client) ConfirmConnection(ctx context.Context, flowID, userID string) (*ConfirmedConnection, error) {
+	const op = "POST /v1/connect/confirm"
+	if err := required(op, "flow id", flowID); err != nil {
+		return nil, err
+	}
+	if err := required(op, "user id", userID); err != nil {
+		return nil, err
+	}
+	body := map[string]string{"flow_id": flowID, "user_id": userID}
+	var out ConfirmedConnection
+	if err := c.t.do(ctx, request{method: http.MethodPost, path: "/v1/connect/confirm", op: op, json: body}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // CheckConnection returns the stored status of a connection (pending, active,
 // attention_required, expired, revoked, failed): GET /v1/check-connection/{id}.
 func (c *Client) CheckConnection(ctx context.Context, connectionID string) (string, error) {

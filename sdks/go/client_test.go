@@ -3,8 +3,11 @@ package nexus
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +74,67 @@ func TestRequestConnectionSendsConnectionConfig(t *testing.T) {
 	}
 	if !strings.Contains(e.Message, "tenant is not a connection parameter") {
 		t.Fatalf("message %q does not name the parameter", e.Message)
+	}
+}
+
+func TestCreateConnectSession(t *testing.T) {
+	tb := testbed(t)
+	c := agentClient(t)
+	wanted := []string{tb.Providers[StrategyHeader], tb.Providers[StrategyOAuth2]}
+	sort.Strings(wanted)
+	s, err := c.CreateConnectSession(ctxT(t), ConnectSessionInput{
+		UserID: "go-connect-session", Providers: wanted, ReturnURL: "http://localhost:3000/connected",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range s.Providers {
+		got = append(got, p.Name)
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(wanted, ",") || !strings.Contains(s.URL, s.Token) || s.Token == "" {
+		t.Fatalf("CreateConnectSession: %v", s)
+	}
+	if strings.Contains(fmt.Sprintf("%v %#v", s, s), s.Token) {
+		t.Fatal("the session's capability is printed")
+	}
+	resp, err := http.Get(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	for _, name := range wanted {
+		if resp.StatusCode != 200 || !strings.Contains(string(page), name) {
+			t.Fatalf("the page (status %d) does not offer %s", resp.StatusCode, name)
+		}
+	}
+}
+
+// The testbed's broker has no verifier page (NEXUS_CONNECT_VERIFIER_URL): asking for one is
+// refused and nothing is created, so the field reached it; an unknown flow is not found.
+func TestVerifyAndConfirmReachTheBroker(t *testing.T) {
+	tb := testbed(t)
+	c := agentClient(t)
+	verify := true
+	_, err := c.RequestConnection(ctxT(t), RequestConnectionInput{
+		UserID: "go-verify", ProviderName: tb.Providers[StrategyOAuth2],
+		ReturnURL: "http://localhost:3000/connected", Verify: &verify,
+	})
+	var e *Error
+	if !errors.As(err, &e) || e.Code != "verifier_not_configured" {
+		t.Fatalf("verify without a verifier: %#v", err)
+	}
+	_, err = c.CreateConnectSession(ctxT(t), ConnectSessionInput{
+		UserID: "go-verify", ReturnURL: "http://localhost:3000/connected", Verify: &verify,
+	})
+	if !errors.As(err, &e) || e.Code != "verifier_not_configured" {
+		t.Fatalf("verify without a verifier (connect session): %#v", err)
+	}
+	_, err = c.ConfirmConnection(ctxT(t), "no-such-flow", "go-verify")
+	if !errors.As(err, &e) || !errors.Is(err, ErrNotFound) || e.Code != "confirm_flow_unknown" {
+		t.Fatalf("unknown flow: %#v", err)
 	}
 }
 

@@ -41,6 +41,61 @@ type RequestConnectionInput struct {
 	// subdomain, a Microsoft tenant). The broker answers 400 invalid_connection_config to a name
 	// the provider does not declare, a missing value or one that does not match its pattern.
 	ConnectionConfig map[string]string `json:"connection_config,omitempty"`
+	// Verify has the application confirm the user before the connection activates: after the
+	// provider's callback the browser goes to the broker's verifier page with a flow_id, and the
+	// application's server calls [Client.ConfirmConnection]. Nil: the operator's default. A broker
+	// without a verifier answers 400 verifier_not_configured.
+	Verify *bool `json:"verify,omitempty"`
+}
+
+// ConnectSessionInput asks for a hosted connect page for one user: POST /v1/connect-sessions.
+type ConnectSessionInput struct {
+	UserID string `json:"user_id"`
+	// Providers are the ids, names or aliases to offer (1 to 50); empty: every provider the
+	// caller may connect.
+	Providers        []string          `json:"providers,omitempty"`
+	ReturnURL        string            `json:"return_url"`
+	ConnectionConfig map[string]string `json:"connection_config,omitempty"`
+	Verify           *bool             `json:"verify,omitempty"`
+}
+
+// ConnectSession is a single-use hosted page: open URL in the user's browser before ExpiresAt.
+// Token is the capability inside URL (the broker keeps only its hash).
+type ConnectSession struct {
+	ID        string `json:"id"`
+	URL       string `json:"url"`
+	Token     string `json:"token"`
+	ExpiresAt string `json:"expires_at"`
+	// Providers are what the page offers.
+	Providers []ProviderRef `json:"providers"`
+}
+
+// ProviderRef names a provider.
+type ProviderRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// String shows the session without its URL and token (the capability).
+func (s ConnectSession) String() string {
+	return fmt.Sprintf("nexus.ConnectSession{id=%s providers=%v expires=%s}", s.ID, s.Providers, s.ExpiresAt)
+}
+
+// GoString is String.
+func (s ConnectSession) GoString() string { return s.String() }
+
+// LogValue keeps the capability out of slog output.
+func (s ConnectSession) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// ConfirmedConnection is the outcome of [Client.ConfirmConnection]: send the browser to
+// RedirectURL (nil: no longer allowed). Status is "active", or "failed" with Error
+// (user_mismatch, connection_not_pending) and ProviderRevoked.
+type ConfirmedConnection struct {
+	Status          string  `json:"status"`
+	ConnectionID    string  `json:"connection_id"`
+	Error           string  `json:"error,omitempty"`
+	ProviderRevoked *bool   `json:"provider_revoked,omitempty"`
+	RedirectURL     *string `json:"redirect_url"`
 }
 
 // RequestConnectionResponse tells where to send the user.
