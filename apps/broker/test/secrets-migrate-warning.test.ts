@@ -1,7 +1,7 @@
 /**
  * `nexus secrets migrate --to KIND` copies provider credentials only: connections that keep their
  * credentials in the secret backend (TOKEN_STORE=secret-backend) are not copied, and the command
- * says how many there are and what to do (`countInSecretBackend`, connections/tokens-migration.ts).
+ * says how many there are and what to do (`countInSecretBackend`, connections/maintenance.ts).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

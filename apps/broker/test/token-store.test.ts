@@ -299,7 +299,6 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
     };
     const run = (to: 'database' | 'secret-backend', extra: { dryRun?: boolean; signal?: AbortSignal } = {}) =>
       migrateTokens({
-        db: other.db,
         store: other.connectionsStore,
         credentials: other.credentialStore,
         to,
@@ -316,7 +315,6 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
       const controller = new AbortController();
       let seen = 0;
       const first = await migrateTokens({
-        db: other.db,
         store: other.connectionsStore,
         credentials: other.credentialStore,
         to: 'secret-backend',
@@ -358,7 +356,6 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
     try {
       assert.ok(await other.connectionsStore.holdLease(id, 'a-refresh', 60_000));
       const args = {
-        db: other.db,
         store: other.connectionsStore,
         credentials: other.credentialStore,
         to: 'secret-backend' as const,

@@ -126,7 +126,6 @@ export async function importCommand(io: Io, env: NodeJS.ProcessEnv, options: Imp
       nexus: {
         providers: container.providers,
         connections: container.connectionsMaintenance.importer({
-          db: container.db,
           schedule: createRefreshSchedule(config.refresh),
           audit: container.audit,
           owner: `import-${process.pid}-${randomUUID()}`,

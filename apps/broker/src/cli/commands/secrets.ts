@@ -1,10 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Config, ConfigError, loadConfig, type SecretBackendConfig } from '../../config/load.ts';
-import {
-  BUSY_WAIT_MS,
-  countInSecretBackend,
-  MIGRATION_LEASE_MS,
-} from '../../modules/connections/tokens-migration.ts';
+import { BUSY_WAIT_MS, MIGRATION_LEASE_MS } from '../../modules/connections/tokens-migration.ts';
 import { createSecretBackend, describeBackendFailure } from '../../modules/secrets/secret-backend.factory.ts';
 import { CliExit, configOrExit, containerOrExit, requireMigrated, requireSecretBackend } from '../context.ts';
 import { type Io, progressBar } from '../output.ts';
@@ -89,7 +85,7 @@ export async function secretsMigrate(
     });
     bar.done();
     // Connection credentials kept in the backend (TOKEN_STORE=secret-backend) are not copied by --to.
-    const inBackend = await countInSecretBackend(container.db);
+    const inBackend = await container.connectionsMaintenance.countInSecretBackend();
     if (inBackend > 0)
       io.err(
         `warning: ${inBackend} connection(s) keep their credentials in ${config.secretBackend.kind}; --to does not copy them. ` +
@@ -152,7 +148,6 @@ async function tokensMigrate(
     await requireSecretBackend(container);
     const bar = progressBar(io, options.dryRun ? 'tokens (dry run)' : 'tokens');
     const result = await container.connectionsMaintenance.migrateTokens({
-      db: container.db,
       backend: container.secrets,
       to: config.tokenStore,
       owner: `migrate-${process.pid}-${randomUUID()}`,

@@ -1,4 +1,3 @@
-import type { Database } from '../../db/client.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsStore } from './connections.store.ts';
 import type { StoredCredentials } from './connections.types.ts';
@@ -44,17 +43,15 @@ const IMPORT_LEASE_MS = 20_000;
  * and an agent may have stored the id of any of them.
  */
 export function createConnectionImport(deps: {
-  db: Database;
-  store: Pick<ConnectionsStore, 'insert' | 'find' | 'holdLease' | 'dropLease'>;
+  store: Pick<ConnectionsStore, 'insert' | 'find' | 'holdLease' | 'dropLease' | 'replaceImportedTokens'>;
   credentials: CredentialStore;
   schedule: RefreshSchedule;
   audit: Pick<AuditService, 'record'>;
   owner: string;
   now?: () => number;
 }) {
-  const { db, store, credentials, schedule, audit } = deps;
+  const { store, credentials, schedule, audit } = deps;
   const now = deps.now ?? Date.now;
-  const k = db.kysely;
 
   /** The columns that carry the token and its schedule (`refresh_due_at` as activation sets it). */
   function tokenColumns(c: ImportedConnection, sealed: Uint8Array | null) {
@@ -146,24 +143,13 @@ export function createConnectionImport(deps: {
         const row = await store.find(c.id);
         if (row === undefined || row.status !== 'active' || row.last_refreshed_at !== null) return 'kept';
         const sealed = await credentials.write(c.id, c.credentials);
-        const updated = await k
-          .updateTable('connections')
-          .set((eb) => ({
-            ...tokenColumns(c, sealed),
-            scopes: JSON.stringify(c.scopes),
-            last_error: null,
-            refresh_failures: 0,
-            failing_since: null,
-            refresh_attempted_at: null,
-            updated_at: now(),
-            version: eb('version', '+', 1),
-          }))
-          .where('id', '=', c.id)
-          .where('status', '=', 'active')
-          .where('last_refreshed_at', 'is', null)
-          .where('refresh_lease_owner', '=', deps.owner)
-          .executeTakeFirst();
-        if (Number(updated.numUpdatedRows) !== 1) {
+        const replaced = await store.replaceImportedTokens(
+          c.id,
+          deps.owner,
+          { ...tokenColumns(c, sealed), scopes: JSON.stringify(c.scopes) },
+          now(),
+        );
+        if (!replaced) {
           // Revoked or expired meanwhile (neither needs the lease): its backend copy goes too.
           if (credentials.mode === 'secret-backend') await credentials.remove(c.id).catch(() => {});
           return 'kept';

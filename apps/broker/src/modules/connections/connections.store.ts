@@ -3,6 +3,7 @@ import type { Database } from '../../db/client.ts';
 import { coalescedReads } from '../../db/coalesce.ts';
 import type { ConnectionsTable, DB } from '../../db/schema.ts';
 import { allowedFrom, type ConnectionStatus } from './connection-status.ts';
+import { createCredentialMoveQueries } from './credentials-move-store.ts';
 import { createLeaseQueries } from './lease-store.ts';
 import { createRefreshQueue } from './refresh-queue-store.ts';
 
@@ -67,6 +68,7 @@ export function createConnectionsStore(
   const store = {
     ...createLeaseQueries(db, refreshGraceMs),
     ...createRefreshQueue(db),
+    ...createCredentialMoveQueries(db),
 
     async insert(row: ConnectionsTable, trx: Transaction<DB> | typeof k = k): Promise<void> {
       await trx.insertInto('connections').values(row).execute();

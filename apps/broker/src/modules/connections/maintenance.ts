@@ -34,6 +34,11 @@ export interface ConnectionsMaintenance {
   backendTokens(owner: string): BackendTokens;
   /** Key ids of the secret-backend copies (key reports). */
   readonly keyIds: CredentialKeyIds;
+  /**
+   * How many connections keep their credentials in the secret backend (`TOKEN_STORE=secret-backend`):
+   * `nexus secrets migrate --to` does not copy those, and warns when there are any.
+   */
+  countInSecretBackend(): Promise<number>;
   /** `nexus secrets migrate --tokens` (tokens-migration.ts). */
   migrateTokens(args: Omit<MigrateArgs, 'store' | 'credentials'>): ReturnType<typeof migrateTokens>;
   /** `nexus import original`: the writer of imported rows (connections.import.ts). */
@@ -47,6 +52,7 @@ export function createMaintenance(
   return {
     backendTokens: (owner) => ({ credentials, store, owner }),
     keyIds: credentials,
+    countInSecretBackend: () => store.countWithCredentials('in-backend'),
     migrateTokens: (args) => migrateTokens({ ...args, store, credentials }),
     importer: (args) => createConnectionImport({ ...args, store, credentials }),
   };

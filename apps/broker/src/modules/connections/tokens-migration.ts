@@ -1,4 +1,3 @@
-import type { Database } from '../../db/client.ts';
 import type { SecretBackend } from '../secrets/secret-backend.ts';
 import type { ConnectionsStore } from './connections.store.ts';
 import {
@@ -38,19 +37,6 @@ const BUSY_POLL_MS = 1_000;
 const PAGE = 200;
 
 /**
- * How many connections keep their credentials in the secret backend (`TOKEN_STORE=secret-backend`):
- * `nexus secrets migrate --to` does not copy those, and warns when there are any.
- */
-export async function countInSecretBackend(db: Database): Promise<number> {
-  const row = await db.kysely
-    .selectFrom('connections')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('credentials', '=', BACKEND_MARKER)
-    .executeTakeFirst();
-  return Number(row?.n ?? 0);
-}
-
-/**
  * Moves connection credentials to where `to` says (decision 0010), in the configured secret
  * backend: `secret-backend` puts each row's sealed credentials at `connections/<id>`, reads the
  * copy back, then switches the row to the marker; `database` writes the backend copy back into
@@ -68,8 +54,17 @@ export async function countInSecretBackend(db: Database): Promise<number> {
  * `TOKEN_STORE` says.
  */
 export async function migrateTokens(deps: {
-  db: Database;
-  store: Pick<ConnectionsStore, 'holdLease' | 'dropLease' | 'renewLease'>;
+  store: Pick<
+    ConnectionsStore,
+    | 'holdLease'
+    | 'dropLease'
+    | 'renewLease'
+    | 'countWithCredentials'
+    | 'pageWithCredentials'
+    | 'credentialsOf'
+    | 'credentialsOfOne'
+    | 'switchCredentials'
+  >;
   credentials: Pick<CredentialStore, 'getSealed' | 'putSealed' | 'remove'>;
   /** The backend `credentials` writes to, to find leftover copies (`to: database`); none: not looked for. */
   backend?: Pick<SecretBackend, 'list'>;
@@ -83,15 +78,10 @@ export async function migrateTokens(deps: {
   /** The run is waiting for `count` connections whose lease is held. */
   onWait?: (count: number) => void;
 }): Promise<TokenMigrationResult> {
-  const k = deps.db.kysely;
+  const { store } = deps;
   const toBackend = deps.to === 'secret-backend';
   const inPlace = (credentials: Uint8Array) => isBackendMarker(credentials) === toBackend;
-  const counted = await k
-    .selectFrom('connections')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('credentials', 'is not', null)
-    .executeTakeFirst();
-  const total = Number(counted?.n ?? 0);
+  const total = await store.countWithCredentials('anywhere');
   const result = {
     total,
     moved: 0,
@@ -129,18 +119,11 @@ export async function migrateTokens(deps: {
   let done = 0;
   let after: string | undefined;
   for (;;) {
-    let q = k
-      .selectFrom('connections')
-      .select(['id', 'credentials'])
-      .where('credentials', 'is not', null)
-      .orderBy('id')
-      .limit(PAGE);
-    if (after !== undefined) q = q.where('id', '>', after);
-    const page = await q.execute();
+    const page = await store.pageWithCredentials(after, PAGE);
     if (page.length === 0) break;
     for (const row of page) {
       if (stopped()) return result;
-      await settle(row.id, new Uint8Array(row.credentials!), false);
+      await settle(row.id, row.credentials, false);
       deps.onProgress?.(++done, total);
     }
     after = page[page.length - 1]!.id;
@@ -155,13 +138,9 @@ export async function migrateTokens(deps: {
       if (paths.length === 0) break;
       last = paths[paths.length - 1];
       const ids = paths.map((p) => p.slice(prefix.length)).filter((id) => id.length > 0 && !busy.has(id));
-      const rows = ids.length
-        ? await k.selectFrom('connections').select(['id', 'credentials']).where('id', 'in', ids).execute()
-        : [];
-      for (const row of rows) {
+      for (const row of await store.credentialsOf(ids)) {
         if (stopped()) return result;
-        if (row.credentials !== null && !isBackendMarker(new Uint8Array(row.credentials)))
-          await settle(row.id, undefined, true);
+        if (!isBackendMarker(row.credentials)) await settle(row.id, undefined, true);
       }
     }
   }
@@ -201,16 +180,11 @@ export async function migrateTokens(deps: {
     if (listed !== undefined && inPlace(listed)) return 'already-there';
     if (deps.dryRun) return 'would-move';
     const leasedAt = performance.now();
-    if (!(await deps.store.holdLease(id, deps.owner, MIGRATION_LEASE_MS))) return 'busy';
+    if (!(await store.holdLease(id, deps.owner, MIGRATION_LEASE_MS))) return 'busy';
     try {
       // Read again under the lease: a refresh may have written since the page was read.
-      const current = await k
-        .selectFrom('connections')
-        .select('credentials')
-        .where('id', '=', id)
-        .executeTakeFirst();
-      if (current?.credentials == null) return 'already-there'; // revoked or expired meanwhile
-      const held = new Uint8Array(current.credentials);
+      const held = await store.credentialsOfOne(id);
+      if (held === undefined) return 'already-there'; // revoked or expired meanwhile
       if (inPlace(held)) {
         if (!leftover || (await deps.credentials.getSealed(id)) === undefined) return 'already-there';
         await removeCopy(id, leasedAt);
@@ -220,19 +194,21 @@ export async function migrateTokens(deps: {
         // Copy, read back (putSealed compares the bytes), then switch the pointer. The lease is
         // renewed first, so that it outlasts the backend's own retries: a put landing after a
         // refresh took the lease over would overwrite that refresh's newer tokens.
-        if (!(await deps.store.renewLease(id, deps.owner, MIGRATION_LEASE_MS)))
+        if (!(await store.renewLease(id, deps.owner, MIGRATION_LEASE_MS)))
           throw new Error('the refresh lease was lost; run again');
         await deps.credentials.putSealed(id, held);
-        if (!(await switchRow(id, held, BACKEND_MARKER))) throw new Error('the row changed; run again');
+        if (!(await store.switchCredentials(id, held, BACKEND_MARKER, deps.owner)))
+          throw new Error('the row changed; run again');
         return 'moved';
       }
       const sealed = await deps.credentials.getSealed(id);
       if (sealed === undefined) throw new Error('the row points at the secret backend, which has no copy');
-      if (!(await switchRow(id, held, sealed))) throw new Error('the row changed; run again');
+      if (!(await store.switchCredentials(id, held, sealed, deps.owner)))
+        throw new Error('the row changed; run again');
       await removeCopy(id, leasedAt);
       return 'moved';
     } finally {
-      await deps.store.dropLease(id, deps.owner);
+      await store.dropLease(id, deps.owner);
     }
   }
 
@@ -250,16 +226,5 @@ export async function migrateTokens(deps: {
         `the row holds the credentials, but the backend copy ${credentialsPath(id)} could not be deleted (${(error as { code?: string }).code ?? 'error'}); run again`,
       );
     });
-  }
-
-  async function switchRow(id: string, from: Uint8Array, to: Uint8Array): Promise<boolean> {
-    const updated = await k
-      .updateTable('connections')
-      .set({ credentials: to })
-      .where('id', '=', id)
-      .where('credentials', '=', from)
-      .where('refresh_lease_owner', '=', deps.owner)
-      .executeTakeFirst();
-    return Number(updated.numUpdatedRows) === 1;
   }
 }
