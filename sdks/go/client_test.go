@@ -273,14 +273,14 @@ func TestAgentSessions(t *testing.T) {
 		Token string `json:"token"`
 	}
 	control(t, http.MethodPost, "/user-token", map[string]string{"account_id": tb.WorkspaceID}, &ut)
-	obo, err := c.RequestOBOSession(ctx, OBOSessionRequest{UserToken: ut.Token, Scopes: []string{"tb:read"}, TTLSeconds: 120})
+	obo, err := c.RequestOBOSession(ctx, OBOSessionRequest{UserToken: ut.Token, Scopes: []string{"tb:read", "secrets:read"}, TTLSeconds: 120})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !obo.OBO || obo.ActingFor == nil || *obo.ActingFor != tb.WorkspaceID || obo.SessionToken == "" {
 		t.Fatalf("RequestOBOSession: %v acting_for=%v", obo, obo.ActingFor)
 	}
-	// Acting for the user, the agent reads the user's secrets with the session token.
+	// Acting for the user (with secrets:read), the agent reads the user's secrets with the session token.
 	sec, err := c.GetSecret(ctx, "db-password", WithSession(obo.SessionToken))
 	if err != nil || sec.Value != tb.UserSecrets["db-password"] {
 		t.Fatalf("GetSecret on behalf of the user: %v, %v", sec, err)

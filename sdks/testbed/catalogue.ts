@@ -23,7 +23,7 @@ export const PROVIDERS: Record<Strategy, string> = {
   hmac_payload: 'tb-hmac',
   aws_sigv4: 'tb-sigv4',
 };
-export const SCOPES = ['tb:read', 'tb:write'];
+export const SCOPES = ['tb:read', 'tb:write', 'secrets:read'];
 
 /**
  * The provider the testbed registers for each strategy: the OpenID provider's client for oauth2, and

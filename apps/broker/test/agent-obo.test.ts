@@ -259,6 +259,39 @@ describe('on-behalf-of', () => {
     assert.equal(anonymous.statusCode, 401, 'the agent must authenticate');
   });
 
+  it("narrows open sessions when the operator narrows the agent's grant", async () => {
+    const narrowed = await createAgentWithToken(broker, 'narrowed', {
+      allowed_scopes: ['crm:read', 'crm:write'],
+      allowed_providers: ['crm'],
+      allowed_workspaces: ['alice', 'bob'],
+    });
+    const opened = await call({
+      method: 'POST',
+      url: '/v1/agent-sessions/obo',
+      key: null,
+      headers: { authorization: `Bearer ${narrowed.token}` },
+      payload: { user_token: aliceToken, scopes: ['crm:read', 'crm:write'] },
+    });
+    assert.equal(opened.statusCode, 201, opened.body);
+    const token = json<{ session_token: string }>(opened).session_token;
+    const introspect = async () =>
+      json<{ active: boolean; scope?: string }>(
+        await call({ method: 'POST', url: '/oauth/introspect', headers: FORM, payload: `token=${token}` }),
+      );
+    const patch = async (body: Record<string, unknown>) =>
+      assert.equal(
+        (await call({ method: 'PATCH', url: '/admin/v1/agents/narrowed', payload: body })).statusCode,
+        200,
+      );
+    assert.deepEqual([(await introspect()).active, (await introspect()).scope], [true, 'crm:read crm:write']);
+    // A scope taken from the agent leaves the session; the rest stays.
+    await patch({ allowed_scopes: ['crm:read'] });
+    assert.deepEqual([(await introspect()).active, (await introspect()).scope], [true, 'crm:read']);
+    // The user taken from the agent's grant ends the session.
+    await patch({ allowed_workspaces: ['bob'] });
+    assert.deepEqual(await introspect(), { active: false });
+  });
+
   it('audits every on-behalf-of decision with the failing gate and the user', async () => {
     const events = json<{
       events: { event_type: string; actor: string; details: Record<string, unknown> | null }[];

@@ -170,6 +170,24 @@ describe(`/mcp as an OAuth-protected resource (${DIALECT})`, () => {
     });
   });
 
+  it('takes the mcp scope from tokens already issued when the agent loses it', async () => {
+    const agent = await createAgentWithToken(w.broker, 'mcp-then-not', {
+      allowed_scopes: ['mcp'],
+      allowed_providers: ['*'],
+      allowed_workspaces: ['user-1'],
+    });
+    assert.equal((await post({ authorization: `Bearer ${agent.token}` })).status, 200);
+    const patched = await w.broker.request({
+      method: 'PATCH',
+      url: '/admin/v1/agents/mcp-then-not',
+      payload: { allowed_scopes: [] },
+    });
+    assert.equal(patched.statusCode, 200, patched.body);
+    const res = await post({ authorization: `Bearer ${agent.token}` });
+    assert.equal(res.status, 403, 'the token still says mcp; the agent no longer holds it');
+    assert.equal(((await res.json()) as { error: string }).error, 'insufficient_scope');
+  });
+
   it('issues client-credentials tokens only for this broker as resource (RFC 8707)', async () => {
     const login = (resource: string) =>
       w.broker.request({

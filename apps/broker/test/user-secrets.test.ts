@@ -14,7 +14,8 @@ import { FakeVault } from './secret-backends/vault-kv2.fake.ts';
 /**
  * User secrets: (user, zone, name), versions, soft delete/restore, enable/disable, the
  * `nexus-secret:NAME` resolver, audit without values, and who may read (an operator naming the
- * user; an agent only while acting for that user, with its on-behalf-of session token).
+ * user; an agent while acting for that user, with an on-behalf-of session granted secrets:read, or
+ * secrets:write to change them; or with a grant for that name, which only reads).
  */
 
 const AUDIENCE = 'https://nexus.example.test/secrets';
@@ -211,6 +212,95 @@ describe('user secrets', () => {
     );
   });
 
+  it("needs secrets:read in the session to read a user's secrets, secrets:write to change them", async () => {
+    await put('ivy', { name: 'payments', value: 'ivy-original' });
+    // Set up here as in the test above (a repeat answers 409, which changes nothing).
+    await call({
+      method: 'POST',
+      url: '/admin/v1/trusted-issuers',
+      payload: { issuer: idp.issuer, use_discovery: true, audience: AUDIENCE },
+    });
+    for (const name of ['secrets:read', 'secrets:write', 'calendar:read'])
+      await call({ method: 'POST', url: '/admin/v1/scopes', payload: { name } });
+    const { token: at } = await createAgentWithToken(broker, 'scoped-secrets', {
+      allowed_scopes: ['secrets:read', 'secrets:write', 'calendar:read'],
+      allowed_workspaces: ['*'],
+    });
+    const userToken = await idp.issueUserToken({
+      resource: AUDIENCE,
+      accountId: 'ivy',
+      claims: { permissions: ['secrets:read', 'secrets:write', 'calendar:read'] },
+    });
+    const session = async (scopes: string[]) => {
+      const opened = await call({
+        method: 'POST',
+        url: '/v1/agent-sessions/obo',
+        key: null,
+        headers: { authorization: `Bearer ${at}` },
+        payload: { user_token: userToken, scopes },
+      });
+      assert.equal(opened.statusCode, 201, opened.body);
+      return json<{ session_token: string }>(opened).session_token;
+    };
+    const asAgent = (token: string, method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
+      call({
+        method,
+        url,
+        key: null,
+        headers: { authorization: `Bearer ${at}`, 'x-nexus-session': token },
+        ...(payload === undefined ? {} : { payload }),
+      });
+    const refused = (res: Awaited<ReturnType<typeof call>>, scope: string, what: string) => {
+      assert.equal(res.statusCode, 403, `${what}: ${res.body}`);
+      assert.equal(json(res).error, 'user_secret_scope_missing', what);
+      assert.match(json<{ message: string }>(res).message, new RegExp(scope), what);
+    };
+    const writes = (token: string) =>
+      [
+        [
+          'POST /api/v2/secrets',
+          () => asAgent(token, 'POST', '/api/v2/secrets', { name: 'payments', value: 'agent-made' }),
+        ],
+        ['DELETE', () => asAgent(token, 'DELETE', '/api/v2/secrets/payments')],
+        ['disable', () => asAgent(token, 'POST', '/api/v2/secrets/payments/disable')],
+        ['restore', () => asAgent(token, 'POST', '/api/v2/secrets/payments/restore')],
+      ] as const;
+
+    // A session for something else reaches no secret, by any route.
+    const calendar = await session(['calendar:read']);
+    refused(await asAgent(calendar, 'GET', '/api/v2/secrets/payments'), 'secrets:read', 'read');
+    refused(await asAgent(calendar, 'GET', '/api/v2/secrets'), 'secrets:read', 'list');
+    refused(await asAgent(calendar, 'GET', '/api/v2/secrets/payments/versions'), 'secrets:read', 'versions');
+    refused(
+      await asAgent(calendar, 'POST', '/api/v2/secrets/resolve', { config: { a: 'nexus-secret:payments' } }),
+      'secrets:read',
+      'resolve',
+    );
+    for (const [what, send] of writes(calendar)) refused(await send(), 'secrets:write', what);
+
+    // secrets:read reads, and changes nothing.
+    const reader = await session(['secrets:read']);
+    const read = await asAgent(reader, 'GET', '/api/v2/secrets/payments');
+    assert.equal(read.statusCode, 200, read.body);
+    assert.equal(json(read).value, 'ivy-original');
+    for (const [what, send] of writes(reader)) refused(await send(), 'secrets:write', what);
+    const after = await get('ivy', 'payments');
+    assert.equal(after.statusCode, 200, 'still there, still enabled');
+    assert.equal(json(after).value, 'ivy-original');
+    assert.equal(json(after).version, 1);
+
+    // secrets:write changes them.
+    const writer = await session(['secrets:read', 'secrets:write']);
+    const written = await asAgent(writer, 'POST', '/api/v2/secrets', {
+      name: 'payments',
+      value: 'agent-made',
+    });
+    assert.equal(written.statusCode, 201, written.body);
+    assert.equal(json(await get('ivy', 'payments')).value, 'agent-made');
+    assert.equal((await asAgent(writer, 'POST', '/api/v2/secrets/payments/disable')).statusCode, 200);
+    assert.equal((await get('ivy', 'payments')).statusCode, 409, 'disabled by the agent');
+  });
+
   it('lets an agent read exactly the secrets granted to it by name, nothing else', async () => {
     await put('gina', { name: 'granted', value: 'g-1' });
     await put('gina', { name: 'other', value: 'o-1' });
@@ -252,6 +342,25 @@ describe('user secrets', () => {
       ['gina', { nothing: 'to resolve' }],
     ] as const)
       assert.equal((await resolve(user, config)).statusCode, 404, JSON.stringify([user, config]));
+    // A grant by name reads; it never changes the secret.
+    for (const [method, url] of [
+      ['DELETE', '/api/v2/secrets/granted?user_id=gina'],
+      ['POST', '/api/v2/secrets/granted/disable?user_id=gina'],
+    ] as const)
+      assert.equal(
+        (await call({ method, url, key: null, headers: { authorization: `Bearer ${at}` } })).statusCode,
+        404,
+        `${method} ${url}`,
+      );
+    const overwrite = await call({
+      method: 'POST',
+      url: '/api/v2/secrets?user_id=gina',
+      key: null,
+      headers: { authorization: `Bearer ${at}` },
+      payload: { name: 'granted', value: 'overwritten' },
+    });
+    assert.equal(overwrite.statusCode, 404, overwrite.body);
+    assert.equal(json(await get('gina', 'granted')).value, 'g-1');
     const bad = await call({
       method: 'PATCH',
       url: '/admin/v1/agents/granted-reader',

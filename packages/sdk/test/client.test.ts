@@ -231,7 +231,8 @@ describe('user secrets', () => {
     assert.deepEqual(await agent.resolveSecrets(config(), { userId: tb.info.workspace_id }), expected());
 
     const { token } = await tb.control<{ token: string }>('POST', '/user-token', {});
-    const obo = await agent.requestOboSession({ user_token: token, scopes: ['tb:read'] });
+    // Reading a user's secrets while acting for them takes the secrets:read scope in the session.
+    const obo = await agent.requestOboSession({ user_token: token, scopes: ['tb:read', 'secrets:read'] });
     assert.deepEqual(await agent.resolveSecrets(config(), { sessionToken: obo.session_token! }), expected());
 
     const asAdmin = new NexusClient({ baseUrl: tb.info.broker_url, apiKey: tb.info.admin_key, env: {} });

@@ -150,9 +150,9 @@ def test_agent_and_obo_sessions(testbed: Testbed, agent: NexusClient) -> None:
     assert agent.close_agent_session(session.session_id).status == "closed"
 
     user_token = testbed.control("POST", "/user-token", {"account_id": testbed.workspace_id})["token"]
-    obo = agent.request_obo_session(user_token, ["tb:read"])
+    obo = agent.request_obo_session(user_token, ["tb:read", "secrets:read"])
     assert obo.obo and obo.acting_for == testbed.workspace_id and obo.session_token
-    # While acting for the user, the agent resolves that user's secrets in one round trip.
+    # While acting for the user (with secrets:read), the agent resolves that user's secrets in one round trip.
     value = testbed.info["user_secrets"]["db-password"]
     assert_resolved(agent.resolve_secrets(nested_config(), session_token=obo.session_token), value)
     assert agent.get_secret("db-password", session_token=obo.session_token) == value

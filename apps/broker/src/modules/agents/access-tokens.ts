@@ -104,13 +104,14 @@ export function createAccessTokenVerifier(deps: {
     // The agent is read on every request (deactivation takes effect at once); nothing is cached.
     const row = await deps.store.findById(payload.sub!);
     if (row === undefined || row.deleted_at !== null || row.disabled_at !== null) return null;
-    return {
-      principal: principalOf(
-        row,
-        typeof payload.scope === 'string' && payload.scope !== '' ? payload.scope.split(' ') : [],
-      ),
-      claims: payload,
-    };
+    // The token's scopes that the agent still holds: removing a scope from the agent takes it
+    // from the tokens already issued, as deactivation does.
+    const granted = new Set(list(row.allowed_scopes));
+    const scopes =
+      typeof payload.scope === 'string' && payload.scope !== ''
+        ? payload.scope.split(' ').filter((s) => granted.has(s))
+        : [];
+    return { principal: principalOf(row, scopes), claims: payload };
   }
 
   return {

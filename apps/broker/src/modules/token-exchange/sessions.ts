@@ -329,8 +329,20 @@ export function createAgentSessions(deps: {
         // the agents service (deactivated or deleted: inactive).
         const row = await store.find(String(payload.sid));
         if (row === undefined || row.closed_at !== null || row.expires_at <= now()) return inactive;
-        if ((await deps.agents.activeRow(row.agent_uuid)) === undefined) return inactive;
-        return { active: true, token_type: 'session', ...payload };
+        const agent = await deps.agents.activeRow(row.agent_uuid);
+        if (agent === undefined) return inactive;
+        // The agent's grant as it is now: an operator who narrows it narrows the open sessions too.
+        // A user no longer in the grant ends the session; scopes no longer granted leave it.
+        const workspaces = JSON.parse(agent.allowed_workspaces) as string[];
+        const actingFor = row.obo === null ? null : (JSON.parse(row.obo) as OboContext).user_id;
+        if (actingFor !== null && !workspaces.includes('*') && !workspaces.includes(actingFor))
+          return inactive;
+        const granted = new Set(JSON.parse(agent.allowed_scopes) as string[]);
+        const scope = String(payload.scope ?? '')
+          .split(' ')
+          .filter((s) => s !== '' && granted.has(s));
+        if (scope.length === 0) return inactive;
+        return { active: true, token_type: 'session', ...payload, scope: scope.join(' ') };
       } catch {
         return inactive;
       }

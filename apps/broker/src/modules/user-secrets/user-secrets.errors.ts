@@ -7,6 +7,11 @@ export const userSecretErrors = defineErrors({
     status: 409,
     message: 'The secret is deleted; restore it before writing a new version.',
   },
+  user_secret_scope_missing: {
+    status: 403,
+    message:
+      "The on-behalf-of session lacks the scope this call needs: secrets:read to read a user's secrets, secrets:write to change them.",
+  },
   unresolved_secrets: {
     status: 422,
     message: 'Some nexus-secret references could not be resolved; details.unresolved lists them.',

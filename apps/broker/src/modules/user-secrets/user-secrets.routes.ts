@@ -44,15 +44,21 @@ const metadata = z
   .meta({ id: 'UserSecret' });
 
 export const SESSION_HEADER = 'x-nexus-session';
+/** The scopes an on-behalf-of session needs to read, or to change, the secrets of the user it acts for. */
+export const SECRET_SCOPES = { read: 'secrets:read', write: 'secrets:write' } as const;
 
 /**
- * Whose secrets a request reaches. An operator names the user. An agent reaches a user's secrets
- * only while acting for them: it presents its on-behalf-of session token in `X-Nexus-Session`.
+ * Whose secrets a request reaches. An operator names the user. An agent reads a secret it holds a
+ * grant for by name (`allowed_secrets`), or reaches a user's secrets while acting for them: it
+ * presents its on-behalf-of session token in `X-Nexus-Session`, and the session's scopes (the
+ * user's permissions and the agent's scopes both) include `secrets:read`, or `secrets:write` for a
+ * call that changes them. Grants by name only ever read.
  */
 export async function secretOwner(
   request: FastifyRequest,
   sessions: Pick<AgentSessions, 'introspect'>,
   query: { user_id?: string | undefined; zone: string },
+  access: keyof typeof SECRET_SCOPES,
   /** The names the call reads: an agent's explicit grants for every one of them are enough. */
   grantedNames?: readonly string[],
 ): Promise<SecretOwner> {
@@ -67,6 +73,7 @@ export async function secretOwner(
   }
   if (
     p?.kind === 'agent' &&
+    access === 'read' &&
     grantedNames !== undefined &&
     grantedNames.length > 0 &&
     query.user_id !== undefined
@@ -93,6 +100,16 @@ export async function secretOwner(
   // Another user's secrets do not exist for this caller.
   if (query.user_id !== undefined && query.user_id !== actingFor)
     throw errorFrom(userSecretErrors, 'user_secret_not_found');
+  const scope = SECRET_SCOPES[access];
+  if (
+    !String(session.scope ?? '')
+      .split(' ')
+      .includes(scope)
+  )
+    throw errorFrom(userSecretErrors, 'user_secret_scope_missing', {
+      message: `The on-behalf-of session lacks the ${scope} scope: the user's permissions and the agent's scopes must both include it.`,
+      details: { scope },
+    });
   return { userId: actingFor, zone: query.zone };
 }
 
@@ -103,8 +120,13 @@ export function userSecretsRoutes(
   const r = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['user secrets'];
   const config = { auth: 'agent' as const };
-  const owner = (request: FastifyRequest, q: { user_id?: string | undefined; zone: string }, name?: string) =>
-    secretOwner(request, deps.sessions, q, name === undefined ? undefined : [name]);
+  const reader = (
+    request: FastifyRequest,
+    q: { user_id?: string | undefined; zone: string },
+    name?: string,
+  ) => secretOwner(request, deps.sessions, q, 'read', name === undefined ? undefined : [name]);
+  const writer = (request: FastifyRequest, q: { user_id?: string | undefined; zone: string }) =>
+    secretOwner(request, deps.sessions, q, 'write');
   const params = z.object({ name }).strict();
   // Without USER_SECRETS_KEY every route answers 501 user_secrets_not_configured (issue #24).
   const notConfigured = { 501: errorSchema };
@@ -134,7 +156,7 @@ export function userSecretsRoutes(
     },
     async (request, reply) => {
       reply.status(201);
-      return deps.secrets.put(auditContext(request), await owner(request, request.query), request.body);
+      return deps.secrets.put(auditContext(request), await writer(request, request.query), request.body);
     },
   );
 
@@ -151,7 +173,7 @@ export function userSecretsRoutes(
       },
     },
     async (request) => ({
-      secrets: await deps.secrets.list(await owner(request, request.query), request.query.include_deleted),
+      secrets: await deps.secrets.list(await reader(request, request.query), request.query.include_deleted),
     }),
   );
 
@@ -175,7 +197,7 @@ export function userSecretsRoutes(
     async (request) =>
       deps.secrets.read(
         auditContext(request),
-        await owner(request, request.query, request.params.name),
+        await reader(request, request.query, request.params.name),
         request.params.name,
         request.query.version,
       ),
@@ -203,7 +225,7 @@ export function userSecretsRoutes(
       },
     },
     async (request) => ({
-      versions: await deps.secrets.versions(await owner(request, request.query), request.params.name),
+      versions: await deps.secrets.versions(await reader(request, request.query), request.params.name),
     }),
   );
 
@@ -223,7 +245,7 @@ export function userSecretsRoutes(
     async (request) => {
       await deps.secrets.remove(
         auditContext(request),
-        await owner(request, request.query),
+        await writer(request, request.query),
         request.params.name,
       );
       return { message: 'secret deleted' };
@@ -249,7 +271,7 @@ export function userSecretsRoutes(
         },
       },
       async (request) => {
-        const who = await owner(request, request.query);
+        const who = await writer(request, request.query);
         const ctx = auditContext(request);
         if (verb === 'restore') return deps.secrets.restore(ctx, who, request.params.name);
         return deps.secrets.setEnabled(ctx, who, request.params.name, verb === 'enable');
@@ -291,7 +313,7 @@ export function userSecretsRoutes(
       const names = [...referencedNames(request.body.config)];
       const result = await deps.secrets.resolve(
         auditContext(request),
-        await secretOwner(request, deps.sessions, request.query, names),
+        await secretOwner(request, deps.sessions, request.query, 'read', names),
         request.body.config,
         request.body.leave_unresolved,
       );
