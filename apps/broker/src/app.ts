@@ -16,6 +16,7 @@ import { installCors } from './http/cors.ts';
 import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installJsonBodyParser } from './http/json-body.ts';
 import { createAccessLog } from './http/logger.ts';
+import { installNulRefusal } from './http/nul-text.ts';
 import { installOpenApi } from './http/openapi.ts';
 import { installRateLimits } from './http/rate-limit.ts';
 import { requestLoggerFactory } from './http/request-logger.ts';
@@ -108,6 +109,8 @@ export async function buildApp(
   // First: a body that does not arrive is cut whatever the route and whoever sends it. The proxy
   // streams uploads: there the limit is on pauses, once the caller is authenticated.
   installBodyDeadline(app, config.http.timeouts, new Set(['/proxy/*']));
+  // No NUL in a URL the broker reads (nul-text.ts); the proxies forward theirs as they are.
+  installNulRefusal(app, new Set(['/proxy/*', '/mcp-gateway/:route']));
   // JSON only: a text/plain body gets 415 instead of reaching a schema as a string.
   app.removeContentTypeParser('text/plain');
   // Nested at most MAX_JSON_DEPTH levels, on every route: deeper bodies are refused before parsing.

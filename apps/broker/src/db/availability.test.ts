@@ -7,7 +7,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { commonError } from '../errors/common.errors.ts';
-import { isDatabaseUnavailable } from './availability.ts';
+import { isDatabaseUnavailable, isUnstorableText } from './availability.ts';
 import { coalescedReads } from './coalesce.ts';
 
 /** A loopback port nothing listens on (it was free a moment ago). */
@@ -119,6 +119,16 @@ describe('isDatabaseUnavailable', () => {
       assert.ok(isDatabaseUnavailable(serverError(code)), code);
     for (const code of ['23505', '42P01', '40001', '40P01', '0A000', '22P02', '57P04', '08'])
       assert.equal(isDatabaseUnavailable(serverError(code)), false, code);
+  });
+
+  it('tells text the database cannot hold (a NUL) from every other failure, wrapped or not', () => {
+    for (const code of ['22021', '22P05']) {
+      assert.ok(isUnstorableText(serverError(code)), code);
+      assert.ok(isUnstorableText(new Error('wrapped', { cause: serverError(code) })), `${code} as a cause`);
+      assert.equal(isDatabaseUnavailable(serverError(code)), false, `${code} is not an outage`);
+    }
+    for (const code of ['23505', '22P02', '57P01', '08006'])
+      assert.equal(isUnstorableText(serverError(code)), false, code);
   });
 
   it("recognises pg's own messages for a connection that died or an answer that never came", () => {

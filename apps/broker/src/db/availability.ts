@@ -70,11 +70,16 @@ function matchesItself(error: object): boolean {
  * driver's own error, whose message and code are worth a log line. Undefined for other failures.
  */
 export function unavailableCause(error: unknown): { message?: unknown; code?: unknown } | undefined {
+  return causeWhere(error, matchesItself);
+}
+
+/** The first error in `error`'s `cause` chain (or an `AggregateError`'s members) that `matches`. */
+function causeWhere(error: unknown, matches: (error: object) => boolean): object | undefined {
   const seen = new Set<object>();
   const visit = (value: unknown, depth: number): object | undefined => {
     if (typeof value !== 'object' || value === null || depth > MAX_DEPTH || seen.has(value)) return undefined;
     seen.add(value);
-    if (matchesItself(value)) return value;
+    if (matches(value)) return value;
     const { cause, errors } = value as { cause?: unknown; errors?: unknown };
     const found = visit(cause, depth + 1);
     if (found !== undefined || !Array.isArray(errors)) return found;
@@ -85,6 +90,21 @@ export function unavailableCause(error: unknown): { message?: unknown; code?: un
     return undefined;
   };
   return visit(error, 0);
+}
+
+/**
+ * SQLSTATE 22021 (`character_not_in_repertoire`: PostgreSQL's "invalid byte sequence for encoding
+ * UTF8: 0x00") and 22P05 (`untranslatable_character`): text the database cannot hold, a NUL from a
+ * value the edge did not see (a claim decoded from a token). The request's fault, not the broker's.
+ */
+const UNSTORABLE_TEXT_SQLSTATES: ReadonlySet<string> = new Set(['22021', '22P05']);
+
+/** Whether `error` (or its cause chain) is the database refusing text it cannot hold. */
+export function isUnstorableText(error: unknown): boolean {
+  return (
+    causeWhere(error, (e) => UNSTORABLE_TEXT_SQLSTATES.has(String((e as { code?: unknown }).code))) !==
+    undefined
+  );
 }
 
 /** Whether `error` (or its cause chain) says the database is unavailable; see `unavailableCause`. */

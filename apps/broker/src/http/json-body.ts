@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { commonError } from '../errors/common.errors.ts';
+import { holdsNul, nulRefused } from './nul-text.ts';
 
 /**
  * How deep a JSON body may nest. The deepest body the API defines is a few levels (a user-secrets
@@ -31,7 +32,8 @@ export function nestedDeeperThan(text: string, max: number): boolean {
 
 /**
  * Replaces the JSON body parser with one that refuses bodies nested deeper than MAX_JSON_DEPTH
- * (400 `invalid_request`) and otherwise is Fastify's own (prototype-poisoning keys refused).
+ * and bodies holding a NUL character (400 `invalid_request`, nul-text.ts), and otherwise is
+ * Fastify's own (prototype-poisoning keys refused).
  * Every route that takes JSON gets it, in every scope that does not replace it.
  */
 export function installJsonBodyParser(app: FastifyInstance): void {
@@ -46,6 +48,12 @@ export function installJsonBodyParser(app: FastifyInstance): void {
         }),
         undefined,
       );
-    parse(request, body, done);
+    // `\u0000` is the only way JSON writes a NUL (a raw one is not valid JSON): only a body
+    // holding that text is walked, to tell it from an escaped backslash before `u0000`.
+    if (!body.includes('\\u0000')) return parse(request, body, done);
+    parse(request, body, (error, value) => {
+      if (error === null && holdsNul(value)) return done(nulRefused('body'), undefined);
+      done(error, value);
+    });
   });
 }

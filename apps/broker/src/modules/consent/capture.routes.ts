@@ -4,6 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
+import { holdsNul, nulRefused } from '../../http/nul-text.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { Brand } from './brand.ts';
 import { captureFormPage, captureMessagePage, capturePageHeaders } from './capture.page.ts';
@@ -107,7 +108,9 @@ export function captureRoutes(
       'application/x-www-form-urlencoded',
       { parseAs: 'string', bodyLimit: deps.formBodyLimit },
       (_req, body, done) => {
-        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+        const fields = Object.fromEntries(new URLSearchParams(body as string));
+        if (holdsNul(fields)) return done(nulRefused('body'), undefined);
+        done(null, fields);
       },
     );
     const s = scope.withTypeProvider<ZodTypeProvider>();

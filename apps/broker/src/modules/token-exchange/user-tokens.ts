@@ -64,6 +64,8 @@ export type UserTokenResult =
   | { ok: false; reason: UserTokenRefusal };
 
 /** Tokens longer than this are refused unparsed. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+const CONTROL = /[\u0000-\u001f\u007f]/;
 const MAX_TOKEN_LENGTH = 16 * 1024;
 /** Seconds of clock skew tolerated on `exp`, `nbf` and `iat` between the issuer and the broker. */
 export const USER_TOKEN_CLOCK_TOLERANCE_S = 30;
@@ -181,7 +183,14 @@ export function createUserTokenVerifier(deps: {
       } catch {
         return refuse('malformed');
       }
-      if (typeof unverified.iss !== 'string' || unverified.iss === '' || unverified.iss.length > 2048)
+      // No trusted issuer's identifier holds a control character (issuers are URLs), so such an
+      // `iss` is unknown without asking the database (which may refuse to look a NUL up).
+      if (
+        typeof unverified.iss !== 'string' ||
+        unverified.iss === '' ||
+        unverified.iss.length > 2048 ||
+        CONTROL.test(unverified.iss)
+      )
         return refuse('unknown_issuer');
       const row = await deps.issuers.findLiveByIssuer(unverified.iss);
       if (row === undefined) return refuse('unknown_issuer');

@@ -162,9 +162,12 @@ export function createUserSecrets(deps: {
         };
         try {
           await store.insert(row);
-        } catch {
-          // Created concurrently: add a version to that one instead.
-          row = await live(owner, input.name);
+        } catch (cause) {
+          // Created concurrently: add a version to that one instead. Without such a secret the
+          // insert failed for its own reason, which is this call's answer (not a 404).
+          row = await live(owner, input.name).catch(() => {
+            throw cause;
+          });
         }
       }
       // The version number is claimed by a conditional update, so two writers never share one.
