@@ -108,6 +108,32 @@ describe('consent confirmed by the app that asked (verifier configured)', () => 
     assert.equal(row.held, null, 'the held credentials are erased once used');
   });
 
+  it('a confirmation that fails before deciding (activation unavailable) can be retried', async () => {
+    const started = await requestConnection(s, 'retry-user');
+    const verifier = await completeAs(s, started.authUrl, 'retry-account');
+    const flowId = verifier.searchParams.get('flow_id')!;
+    // A fault injected into the broker's own connections service (the object the confirmation
+    // calls): its activation fails once, as it does while the database or secret backend is away.
+    const connections = s.broker.container.connections;
+    const activate = connections.activate;
+    connections.activate = async () => {
+      throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+    };
+    try {
+      const failed = await confirm(s, flowId, 'retry-user');
+      assert.equal(failed.statusCode, 503, failed.body);
+    } finally {
+      connections.activate = activate;
+    }
+    assert.equal(await status(s, started.connection_id), 'pending');
+    // The retry confirms the same flow: the credentials were not lost to the failed attempt.
+    const retried = await confirm(s, flowId, 'retry-user');
+    assert.equal(retried.statusCode, 200, retried.body);
+    assert.equal(json<Confirmed>(retried).status, 'active');
+    assert.ok((await s.token(started.connection_id)).access_token);
+    assertProblem(await confirm(s, flowId, 'retry-user'), 409, 'confirm_flow_used');
+  });
+
   it('a forwarded link completed by someone else: mismatch fails the connection, audited, grant revoked at the provider', async () => {
     const started = await requestConnection(s, 'alice-2');
     // Alice forwards the link; Mallory opens it and signs in with her own account.

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
+import type { ConsentConfirmationsTable } from '../../db/schema.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
@@ -79,6 +80,58 @@ export function createConfirmService(deps: {
     } catch {
       return false;
     }
+  }
+
+  /**
+   * What a claimed confirmation comes to: activation for the requested user, else failure.
+   * `progress.revoked` is set once the held grant may have been revoked at the provider: from
+   * then on the claim is never given back (a retry would activate dead tokens).
+   */
+  async function decide(
+    ctx: AuditContext,
+    claimed: ConsentConfirmationsTable & { held: Uint8Array },
+    userId: string,
+    t: number,
+    progress: { revoked: boolean },
+  ): Promise<ConfirmResult> {
+    const { activation, details } = unseal(claimed, t);
+    const id = claimed.connection_id;
+    if (userId !== claimed.workspace_id) {
+      progress.revoked = true;
+      const revoked = await revokeHeld(claimed, activation);
+      await deps.connections.markFailed(id, 'user_mismatch', {
+        ctx,
+        detail: `confirmed for another user than requested; grant revoked at the provider: ${revoked ? 'yes' : 'no'}`,
+      });
+      return {
+        status: 'failed',
+        connection_id: id,
+        error: 'user_mismatch',
+        provider_revoked: revoked,
+        redirect_url: back(claimed.return_url, { status: 'failed', error: 'user_mismatch' }),
+      };
+    }
+    const activated = await deps.connections.activate(ctx, id, activation, { ...details, confirmed: true });
+    if (!activated.activated) {
+      // Expired or revoked while waiting: nothing was kept, so the grant goes too.
+      const revoked = await revokeHeld(claimed, activation);
+      return {
+        status: 'failed',
+        connection_id: id,
+        error: 'connection_not_pending',
+        provider_revoked: revoked,
+        redirect_url: back(claimed.return_url, { status: 'failed', error: 'connection_not_pending' }),
+      };
+    }
+    return {
+      status: 'active',
+      connection_id: id,
+      redirect_url: back(claimed.return_url, {
+        status: 'success',
+        connection_id: id,
+        provider: activated.providerName ?? '',
+      }),
+    };
   }
 
   /** The held activation, with `expires_in` counted from the exchange, not from the confirmation. */
@@ -174,43 +227,17 @@ export function createConfirmService(deps: {
       if (row.expires_at <= t) throw errorFrom(consentErrors, 'confirm_flow_expired');
       const claimed = await store.claim(row.id, t);
       if (claimed?.held == null) throw errorFrom(consentErrors, 'confirm_flow_used');
-      const { activation, details } = unseal({ ...claimed, held: claimed.held }, t);
-      const id = claimed.connection_id;
-      if (userId !== claimed.workspace_id) {
-        const revoked = await revokeHeld(claimed, activation);
-        await deps.connections.markFailed(id, 'user_mismatch', {
-          ctx,
-          detail: `confirmed for another user than requested; grant revoked at the provider: ${revoked ? 'yes' : 'no'}`,
-        });
-        return {
-          status: 'failed',
-          connection_id: id,
-          error: 'user_mismatch',
-          provider_revoked: revoked,
-          redirect_url: back(claimed.return_url, { status: 'failed', error: 'user_mismatch' }),
-        };
+      const held = claimed.held;
+      const progress = { revoked: false };
+      try {
+        return await decide(ctx, { ...claimed, held }, userId, t, progress);
+      } catch (error) {
+        // Nothing was decided (an outage, a key not in the ring): the claim is given back, so the
+        // app's retry confirms the same flow once the cause is gone, instead of losing the
+        // credentials to a 409 and leaving the grant alive at the provider.
+        if (!progress.revoked) await store.release(claimed.id, t, held).catch(() => undefined);
+        throw error;
       }
-      const activated = await deps.connections.activate(ctx, id, activation, { ...details, confirmed: true });
-      if (!activated.activated) {
-        // Expired or revoked while waiting: nothing was kept, so the grant goes too.
-        const revoked = await revokeHeld(claimed, activation);
-        return {
-          status: 'failed',
-          connection_id: id,
-          error: 'connection_not_pending',
-          provider_revoked: revoked,
-          redirect_url: back(claimed.return_url, { status: 'failed', error: 'connection_not_pending' }),
-        };
-      }
-      return {
-        status: 'active',
-        connection_id: id,
-        redirect_url: back(claimed.return_url, {
-          status: 'success',
-          connection_id: id,
-          provider: activated.providerName ?? '',
-        }),
-      };
     },
 
     /**

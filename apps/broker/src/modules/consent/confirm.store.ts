@@ -60,6 +60,21 @@ export function createConfirmStore(db: Database) {
     },
 
     /**
+     * Gives back a claim whose confirmation failed before it decided anything (the database or the
+     * secret backend away): the row holds its sealed credentials again and its flow_id works again.
+     * Only the claim made at `usedAt` is given back.
+     */
+    async release(id: string, usedAt: number, held: Uint8Array): Promise<void> {
+      await k
+        .updateTable('consent_confirmations')
+        .set({ used_at: null, held })
+        .where('id', '=', id)
+        .where('used_at', '=', usedAt)
+        .where('held', 'is', null)
+        .execute();
+    },
+
+    /**
      * Housekeeping: unconfirmed rows past expiry that still hold credentials (at most `limit`), to
      * revoke at the provider before they go.
      */
