@@ -36,7 +36,10 @@ export function createConsentParts(deps: {
     allowLoopback: config.mode !== 'production',
     requireHttps: config.mode === 'production',
   };
-  const returnUrls = { ...appReturnUrls, own: `${config.http.baseUrl}/connect/finish` };
+  // As return-url.ts compares it (`origin` + path): lower-case host, no default port, whatever
+  // the spelling of BASE_URL.
+  const finish = new URL(`${config.http.baseUrl}/connect/finish`);
+  const returnUrls = { ...appReturnUrls, own: `${finish.origin}${finish.pathname}` };
   const consent = createConsentService({
     store: deps.consentStore,
     connections,

@@ -278,6 +278,34 @@ describe('connect sessions (POST /v1/connect-sessions and the hosted pages)', ()
     assert.match(script.headers['content-type'] as string, /javascript/);
   });
 
+  it('works whatever the spelling of BASE_URL (host case, default port)', async () => {
+    const spelled = await startBroker({ env: { BASE_URL: 'http://Nexus.Example.test:80' } });
+    try {
+      const made = await spelled.request({
+        method: 'POST',
+        url: '/providers',
+        payload: { profile: { name: 'keyed', auth_type: 'api_key' } },
+      });
+      assert.equal(made.statusCode, 201, made.body);
+      const created = await spelled.request({
+        method: 'POST',
+        url: '/v1/connect-sessions',
+        payload: { user_id: 'erin', return_url: RETURN },
+      });
+      assert.equal(created.statusCode, 201, created.body);
+      const s = json<Session>(created);
+      const picked = await spelled.request({
+        method: 'GET',
+        url: `/connect/session/pick?token=${s.token}&provider=${s.providers[0]!.id}`,
+        key: null,
+      });
+      assert.equal(picked.statusCode, 303, `the pick starts the capture flow: ${picked.body.slice(0, 300)}`);
+      assert.equal(new URL(picked.headers.location as string).pathname, '/connect/capture');
+    } finally {
+      await spelled.close();
+    }
+  });
+
   it('checks the branding variables when the broker starts', () => {
     const problems = (env: Record<string, string>) => {
       try {
