@@ -127,6 +127,34 @@ describe('rate limits in one process (memory counters)', () => {
   });
 });
 
+describe('the OAuth callback at a configured REDIRECT_PATH', () => {
+  it('counts against the callback limit wherever the path is', async () => {
+    const broker = await startBroker({
+      env: { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_CALLBACK_RPM: '2', REDIRECT_PATH: '/oauth2/callback' },
+    });
+    try {
+      const callback = () =>
+        broker.request({
+          method: 'GET',
+          url: '/oauth2/callback?state=x&code=y',
+          key: null,
+          remoteAddress: '192.0.2.78',
+        });
+      const wait = 60_000 - (Date.now() % 60_000);
+      if (wait < 3_000) await new Promise((done) => setTimeout(done, wait + 50));
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await callback()).statusCode);
+      assert.deepEqual(statuses.slice(2), [429, 429], `statuses ${statuses}`);
+      assert.ok(
+        statuses.slice(0, 2).every((s) => s !== 429),
+        `statuses ${statuses}`,
+      );
+    } finally {
+      await broker.close();
+    }
+  });
+});
+
 describe('guessing credentials', () => {
   it('an address whose credentials keep failing gets 429 before the next one is checked; others go on', async () => {
     const broker = await startBroker({

@@ -94,8 +94,10 @@ async function buildDocsApp(routes: readonly RouteOptions[], baseUrl: string, ve
         (out.schema as Record<string, unknown>).security = [];
       // Rate-limited routes can answer 429 (the error envelope, with Retry-After).
       const responses = (out.schema as { response?: Record<string, unknown> } | undefined)?.response;
-      if (RATE_LIMITED_ROUTES[input.url] !== undefined && responses?.['400'] !== undefined)
-        responses['429'] = responses['400'];
+      const limited =
+        (input.route.config as { rateLimit?: string } | undefined)?.rateLimit ??
+        RATE_LIMITED_ROUTES[input.url];
+      if (limited !== undefined && responses?.['400'] !== undefined) responses['429'] = responses['400'];
       // Any route that takes a body answers 413 above NEXUS_BODY_LIMIT_BYTES (a string within its
       // schema's maxLength can still exceed it once escaped as JSON).
       const body = (out.schema as { body?: unknown } | undefined)?.body;

@@ -26,14 +26,16 @@ export type RateLimitBucket =
   | 'login'
   | 'auth_failure';
 
-/** Which routes count against which bucket (REST); gRPC calls name their bucket themselves. */
+/**
+ * Which routes count against which bucket (REST); gRPC calls name their bucket themselves, and so
+ * does a route whose path is configured (the OAuth callback, `config.rateLimit`).
+ */
 export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
   '/v1/request-connection': 'request_connection',
   '/auth/consent-spec': 'request_connection',
   '/v1/connect-sessions': 'request_connection',
   // Each pick starts a consent flow, like request-connection (per client address: it is public).
   '/connect/session/pick': 'request_connection',
-  '/auth/callback': 'callback',
   '/v1/token/:id': 'token',
   // Each proxied call reads the credential like a token fetch.
   '/proxy/*': 'token',
@@ -246,7 +248,10 @@ export function installRateLimits(app: FastifyInstance, limiter: RateLimiter): v
     'onRequest',
     quickHook((request, reply) => {
       const url = request.routeOptions.url ?? '';
-      const bucket = request.is404 || LOGIN_ROUTES.has(url) ? undefined : RATE_LIMITED_ROUTES[url];
+      const bucket =
+        request.is404 || LOGIN_ROUTES.has(url)
+          ? undefined
+          : (request.routeOptions.config.rateLimit ?? RATE_LIMITED_ROUTES[url]);
       if (bucket === undefined) return undefined;
       return limiter
         .check(bucket, clientKey(request.principal, request.ip))

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { AdminScope, AgentPrincipal, Principal } from '../auth/principal.ts';
+import type { RateLimitBucket } from './rate-limit.ts';
 
 /**
  * `public`: no credential. `admin`: an admin API key (the default for every route). `agent`: an
@@ -21,6 +22,11 @@ declare module 'fastify' {
      * X-API-Key or Bearer credential reaches it with `principal` undefined (`POST /oauth/introspect`).
      */
     clientAuth?: boolean;
+    /**
+     * The rate-limit bucket of a route whose path is configured (`REDIRECT_PATH`); the others are
+     * named by path in rate-limit.ts `RATE_LIMITED_ROUTES`.
+     */
+    rateLimit?: RateLimitBucket;
     /**
      * A bearer token the broker's own verification refuses may still be the route's to accept
      * (`/mcp` takes trusted issuers' tokens, modules/mcp/mcp-issuer.ts): the agent principal it

@@ -159,7 +159,7 @@ export function consentRoutes(
   r.get(
     deps.callbackPath,
     {
-      config: { auth: 'public' },
+      config: { auth: 'public', rateLimit: 'callback' },
       schema: {
         // A browser redirect target answering 302 or an HTML page, not an API: kept out of the
         // OpenAPI document like the hosted capture page (the tests drive it through a real provider).
