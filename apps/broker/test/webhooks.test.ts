@@ -1101,4 +1101,39 @@ describe('webhook delivery across replicas', () => {
       false,
     );
   });
+
+  it('gives a delivery up when every worker that claimed it died, after the last attempt', async () => {
+    await broker.container.events.emit({
+      connectionId: 'c-always-crashing',
+      workspaceId: 'ws',
+      providerId: 'p',
+      type: 'connection.expired',
+    });
+    const store = createDeliveriesStore(broker.container.db);
+    const leaseMs = broker.container.config.upstreamTimeoutMs + 60_000;
+    // Twelve workers in turn claim it and die before recording anything (a crash during the send).
+    let id = '';
+    for (let i = 0; i < MAX_ATTEMPTS; i++) {
+      const [claimed] = await store.claim(`dying-${i}`, clock, leaseMs, 10);
+      assert.ok(claimed, `claim ${i + 1}`);
+      id = claimed.id;
+      clock += leaseMs;
+    }
+    const before = receiver.received.length;
+    assert.deepEqual(await replica.webhookDelivery.runOnce(), { delivered: 0, failed: 1, retried: 0 });
+    assert.equal(receiver.received.length, before, 'not sent a thirteenth time');
+    const row = await broker.container.db.kysely
+      .selectFrom('webhook_deliveries')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirstOrThrow();
+    assert.deepEqual([row.status, row.attempts, row.next_attempt_at], ['failed', MAX_ATTEMPTS, null]);
+    assert.match(row.last_error ?? '', /gave up after 12 attempts/);
+    clock += leaseMs;
+    assert.deepEqual(
+      await replica.webhookDelivery.runOnce(),
+      { delivered: 0, failed: 0, retried: 0 },
+      'ended',
+    );
+  });
 });

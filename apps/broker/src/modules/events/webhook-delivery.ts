@@ -104,6 +104,18 @@ export function createWebhookDelivery(deps: {
     webhook: WebhooksTable | undefined,
     event: ConnectionEventsTable | undefined,
   ): Promise<DeliveryOutcome> {
+    // Claimed past the last attempt: every worker that claimed it before died before it could
+    // record an outcome (attempts are counted at claim). It ends here, unsent, instead of being
+    // claimed again forever.
+    if (d.attempts > maxAttempts)
+      return finish(d, {
+        status: 'failed',
+        attempts: maxAttempts,
+        next_attempt_at: null,
+        last_status_code: null,
+        last_error: `gave up after ${maxAttempts} attempts: no worker recorded an outcome for the last one`,
+        delivered_at: null,
+      });
     if (webhook === undefined || webhook.deleted_at !== null || webhook.secret === null)
       return abandon(d, 'the webhook was deleted');
     if (webhook.disabled_at !== null) return abandon(d, 'the webhook is disabled');
