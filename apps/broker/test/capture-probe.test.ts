@@ -213,6 +213,26 @@ describe('validation probe of captured credentials', () => {
     assert.ok(!res.body.includes('wrong-key-0000'), 'the typed secret is not echoed');
   });
 
+  it('answers every failure of the hosted form with a page of its own, never JSON', async () => {
+    const { state, connection_id } = await start(broker, 'probed-header');
+    const submit = (apiKey: string) =>
+      broker.request({
+        method: 'POST',
+        url: '/connect/capture',
+        key: null,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ state, api_key: apiKey }).toString(),
+      });
+    for (let i = 0; i < 10; i++) assert.equal((await submit(`guess-${i}`)).statusCode, 422);
+    // The eleventh probe of the link is refused: a page saying so, with the page's headers.
+    const limited = await submit(GOOD_KEY);
+    assert.equal(limited.statusCode, 429, limited.body);
+    assert.match(limited.headers['content-type'] as string, /^text\/html/);
+    assert.match(String(limited.headers['content-security-policy']), /default-src 'none'/);
+    assert.ok(limited.body.includes('Too many attempts'), limited.body);
+    assert.equal(await statusOf(broker, connection_id), 'pending');
+  });
+
   it('rejects validation settings it cannot honour when the provider is registered', async () => {
     const cases: [Record<string, unknown>, string][] = [
       [

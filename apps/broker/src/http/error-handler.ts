@@ -116,21 +116,36 @@ function send(request: FastifyRequest, reply: FastifyReply, error: NexusError): 
   return reply.status(error.status).type('application/json').send(body);
 }
 
+/**
+ * What a thrown error answers, logged as the error handler logs it: for routes that answer with a
+ * page of their own instead of the JSON envelope (the hosted capture form). Show only what
+ * `expose` allows, as `send` does.
+ */
+export function rejection(request: FastifyRequest, error: unknown): NexusError {
+  const nexus = toNexusError(error instanceof Error ? error : new Error(String(error)));
+  logRejection(request, nexus, error);
+  return nexus;
+}
+
+function logRejection(request: FastifyRequest, nexus: NexusError, error: unknown): void {
+  if (nexus.code === 'database_unavailable') {
+    // Expected while the database restarts and logged once per request: the driver's message
+    // is enough, a stack per request would bury the first line of the outage.
+    const { message, code } = unavailableCause(nexus.cause) ?? {};
+    request.log.warn({ code: nexus.code, cause: { message, code } }, 'database unavailable');
+  } else if (nexus.status >= 500 && nexus.status !== 501) {
+    // 501: a feature the operator did not configure (it names the variable), not a failure.
+    logFailure(request, nexus, error);
+  } else if (nexus.detail !== undefined) {
+    request.log.info({ code: nexus.code, detail: nexus.detail }, 'request rejected');
+  }
+}
+
 /** The one place errors become responses: a stack trace or driver message never reaches the caller. */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const nexus = toNexusError(error);
-    if (nexus.code === 'database_unavailable') {
-      // Expected while the database restarts and logged once per request: the driver's message
-      // is enough, a stack per request would bury the first line of the outage.
-      const { message, code } = unavailableCause(nexus.cause) ?? {};
-      request.log.warn({ code: nexus.code, cause: { message, code } }, 'database unavailable');
-    } else if (nexus.status >= 500 && nexus.status !== 501) {
-      // 501: a feature the operator did not configure (it names the variable), not a failure.
-      logFailure(request, nexus, error);
-    } else if (nexus.detail !== undefined) {
-      request.log.info({ code: nexus.code, detail: nexus.detail }, 'request rejected');
-    }
+    logRejection(request, nexus, error);
     return send(request, reply, nexus);
   });
   app.setNotFoundHandler((request, reply) => sendError(request, reply, commonError('route_not_found')));

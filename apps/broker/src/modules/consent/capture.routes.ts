@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
+import { rejection } from '../../http/error-handler.ts';
 import { holdsNul, nulRefused } from '../../http/nul-text.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { Brand } from './brand.ts';
@@ -140,6 +141,28 @@ export function captureRoutes(
         ),
       );
 
+    /**
+     * Every failure of the hosted form is a page, never the API's JSON: the person in front of it
+     * reads what happened (the message a caller would get, or nothing of the broker's insides for a
+     * 5xx), with the page's own headers.
+     */
+    const failure = (request: FastifyRequest, reply: FastifyReply, nonce: string, error: unknown) => {
+      const e = rejection(request, error);
+      if (e.code === 'capture_not_available') return unavailable(reply, nonce);
+      const retryAfter = (e.details as { retry_after_seconds?: unknown } | undefined)?.retry_after_seconds;
+      if (typeof retryAfter === 'number') reply.header('retry-after', String(retryAfter));
+      const [title, text] =
+        e.code === 'rate_limited'
+          ? ['Too many attempts', e.message]
+          : e.expose
+            ? ['Could not connect', e.message]
+            : [
+                'Something went wrong',
+                `Try again later. If it keeps happening, give the application this reference: ${request.id}.`,
+              ];
+      return html(reply, e.status, nonce, null, captureMessagePage(nonce, title, text, deps.brand));
+    };
+
     s.get(
       '/connect/capture',
       { config: { auth: 'public' }, schema: { hide: true, querystring: z.object({ state }).strict() } },
@@ -155,17 +178,7 @@ export function captureRoutes(
             captureFormPage(nonce, form, request.query.state, [], deps.brand),
           );
         } catch (error) {
-          if (error instanceof NexusError && error.code === 'capture_not_available')
-            return unavailable(reply, nonce);
-          if (error instanceof NexusError && error.code === 'rate_limited')
-            return html(
-              reply,
-              429,
-              nonce,
-              null,
-              captureMessagePage(nonce, 'Too many attempts', error.message, deps.brand),
-            );
-          throw error;
+          return failure(request, reply, nonce, error);
         }
       },
     );
@@ -200,8 +213,10 @@ export function captureRoutes(
             ),
           );
         } catch (error) {
-          if (error instanceof NexusError && RETRYABLE.has(error.code)) {
-            // The link stays usable: show the form again with what went wrong.
+          if (!(error instanceof NexusError && RETRYABLE.has(error.code)))
+            return failure(request, reply, nonce, error);
+          // The link stays usable: show the form again with what went wrong.
+          try {
             const form = await capture.form(stateText!);
             const problems =
               error.code === 'invalid_credentials'
@@ -214,10 +229,9 @@ export function captureRoutes(
               formActionOrigins(form),
               captureFormPage(nonce, form, stateText!, problems, deps.brand),
             );
+          } catch (again) {
+            return failure(request, reply, nonce, again);
           }
-          if (error instanceof NexusError && error.code === 'capture_not_available')
-            return unavailable(reply, nonce);
-          throw error;
         }
       },
     );
