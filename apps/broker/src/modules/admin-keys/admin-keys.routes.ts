@@ -100,7 +100,7 @@ export function adminKeysRoutes(app: FastifyInstance, deps: { adminKeys: AdminKe
         tags,
         summary: 'The admin key making this call: its id, name and scope (never its value)',
         description:
-          'What a client (the console) needs to know about the key it holds, e.g. whether it is read-only. Any admin key may call it, whatever its scope. `current` is a path word, not a name: no key can be created with that name.',
+          'What a client (the console) needs to know about the key it holds, e.g. whether it is read-only. Keys of scope `full` and `read` may call it; an `agent`-scope key (the agent API only) gets 403, which tells the console it cannot be used there. `current` is a path word, not a name: no key can be created with that name.',
         response: { 200: currentKeyView, ...errorResponses() },
       },
     },
