@@ -257,4 +257,48 @@ describe('admin API for the console', { timeout: 120_000 }, () => {
       assertProblem(await s.call({ method: 'GET', url: '/audit/verify?from_seq=0' }), 400, 'invalid_request');
     });
   });
+
+  describe('GET /admin/v1/user-secrets and …/{name}/versions', () => {
+    it("lists one user's secrets and their versions for a full key, never a value", async () => {
+      for (const value of ['first-value-91f3', 'second-value-77a1'])
+        await s.call(
+          { method: 'POST', url: '/api/v2/secrets?user_id=carol', payload: { name: 'stripe', value } },
+          201,
+        );
+      const listed = await s.call({ method: 'GET', url: '/admin/v1/user-secrets?user_id=carol' }, 200);
+      assert.deepEqual(
+        json<{ secrets: { name: string; current_version: number }[] }>(listed).secrets.map((x) => [
+          x.name,
+          x.current_version,
+        ]),
+        [['stripe', 2]],
+      );
+      const versions = await s.call(
+        { method: 'GET', url: '/admin/v1/user-secrets/stripe/versions?user_id=carol' },
+        200,
+      );
+      assert.deepEqual(
+        json<{ versions: { version: number }[] }>(versions).versions.map((v) => v.version),
+        [2, 1],
+      );
+      for (const res of [listed, versions]) assert.doesNotMatch(res.body, /value-/);
+      assert.equal(
+        json<{ secrets: unknown[] }>(
+          await s.call({ method: 'GET', url: '/admin/v1/user-secrets?user_id=nobody' }, 200),
+        ).secrets.length,
+        0,
+      );
+      assertProblem(
+        await s.call({ method: 'GET', url: '/admin/v1/user-secrets/stripe/versions?user_id=nobody' }),
+        404,
+        'user_secret_not_found',
+      );
+      assertProblem(await s.call({ method: 'GET', url: '/admin/v1/user-secrets' }), 400, 'invalid_request');
+      assertProblem(
+        await s.call({ method: 'GET', url: '/admin/v1/user-secrets?user_id=carol', key: readKey }),
+        403,
+        'forbidden',
+      );
+    });
+  });
 });

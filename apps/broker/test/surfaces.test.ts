@@ -4,7 +4,9 @@
  * the admin listener, while each answers (whatever it answers) on its own.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { listenersFor, routeTable, surfaceOf } from '../src/http/surfaces.ts';
 import { baseEnv, envKeys, freePort, killAllChildren, spawnCli } from './cli-helpers.ts';
@@ -63,6 +65,32 @@ describe('split mode: public and admin listeners from one route table', () => {
     }
     // Both: /health and the home page (`/`).
     assert.ok(seen.public > 20 && seen.admin > 20 && seen.both === 2, JSON.stringify(seen));
+  });
+
+  it('serves every call the console makes on the admin listener, where the console is', async () => {
+    // The console's calls, read from its source: `api('GET', '/path/${id}')`, the template parts
+    // made concrete. A route the console calls that the admin listener does not serve would break
+    // its page in split mode.
+    const dir = join(import.meta.dirname, '..', 'console', 'src');
+    const calls = new Set<string>();
+    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.ts')) continue;
+      const text = readFileSync(join(dir, file), 'utf8');
+      for (const m of text.matchAll(/'(GET|POST|PATCH|PUT|DELETE)',\s*[`'](\/[^`'?]*)/g))
+        calls.add(`${m[1]} ${m[2]!.replaceAll(/\$\{[^}]*\}/g, '00000000-0000-4000-8000-000000000000')}`);
+    }
+    assert.ok(calls.size >= 20, `the console's calls: ${[...calls].join(', ')}`);
+    assert.ok(calls.has('GET /admin/v1/user-secrets'), 'user secrets through the admin surface');
+    for (const call of calls) {
+      const [method, path] = call.split(' ') as [string, string];
+      const res = await fetch(`${adminUrl}${path}`, {
+        method,
+        headers: { 'x-api-key': broker.adminKey, 'content-type': 'application/json' },
+        ...(method === 'GET' || method === 'DELETE' ? {} : { body: '{}' }),
+        redirect: 'manual',
+      });
+      assert.equal(await routeNotFound(res), false, `${call} on the admin listener`);
+    }
   });
 
   it('puts the agent API on the public listener and operations on the admin one', () => {

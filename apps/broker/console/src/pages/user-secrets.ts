@@ -20,7 +20,7 @@ function Versions({ user, zone, name }: { user: string; zone: string; name: stri
     () =>
       api<{ versions: { version: number; created_at: string; created_by: string }[] }>(
         'GET',
-        `/api/v2/secrets/${encodeURIComponent(name)}/versions`,
+        `/admin/v1/user-secrets/${encodeURIComponent(name)}/versions`,
         { query: { user_id: user, zone } },
       ),
     [name],
@@ -45,7 +45,7 @@ function SecretList({ user, zone }: { user: string; zone: string }): VNode {
   const [open, setOpen] = useState<string | undefined>();
   const [load] = useLoad(
     () =>
-      api<{ secrets: UserSecret[] }>('GET', '/api/v2/secrets', {
+      api<{ secrets: UserSecret[] }>('GET', '/admin/v1/user-secrets', {
         query: { user_id: user, zone, include_deleted: 'true' },
       }),
     [user, zone],
@@ -72,8 +72,7 @@ function SecretList({ user, zone }: { user: string; zone: string }): VNode {
 export function UserSecretsPage(): VNode {
   const [owner, setOwner] = useState<{ user: string; zone: string } | undefined>();
   return html`<${PageTitle}>User secrets</${PageTitle}>
-    <p class="muted">Names, versions and states only: values are never read here. Listing needs a key of scope “full”
-      (user secrets belong to the agent-facing API).</p>
+    <p class="muted">Names, versions and states only: values are never read here. Listing needs a key of scope “full”.</p>
     <form class="filters" aria-label="Choose a user" onSubmit=${(e: Event) => {
       const v = formValues(e);
       setOwner({ user: v.user_id?.trim() ?? '', zone: v.zone?.trim() || 'default' });

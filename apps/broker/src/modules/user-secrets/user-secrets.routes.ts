@@ -177,6 +177,66 @@ export function userSecretsRoutes(
     }),
   );
 
+  /*
+   * The same metadata for operators on the admin surface: the console is served by the admin
+   * listener, which in split mode (ADMIN_PORT, `--role`) does not serve the agent API above.
+   */
+  const adminOwner = z
+    .object({
+      user_id: z.string().trim().min(1).max(200).describe('The owning user'),
+      zone,
+    })
+    .strict();
+  r.get(
+    '/admin/v1/user-secrets',
+    {
+      config: { scope: 'full' },
+      schema: {
+        operationId: 'adminListUserSecrets',
+        tags,
+        summary: "Metadata of one user's secrets in a zone, for operators (never values)",
+        description:
+          'The admin-surface twin of `GET /api/v2/secrets` (the console uses it); needs a key of scope `full`.',
+        querystring: adminOwner.extend({ include_deleted: z.stringbool().default(false) }),
+        response: { 200: z.object({ secrets: z.array(metadata) }), ...errorResponses(), ...notConfigured },
+      },
+    },
+    async (request) => ({
+      secrets: await deps.secrets.list(
+        { userId: request.query.user_id, zone: request.query.zone },
+        request.query.include_deleted,
+      ),
+    }),
+  );
+  r.get(
+    '/admin/v1/user-secrets/:name/versions',
+    {
+      config: { scope: 'full' },
+      schema: {
+        operationId: 'adminListUserSecretVersions',
+        tags,
+        summary: 'Versions of a user secret, newest first, for operators (no values)',
+        params,
+        querystring: adminOwner,
+        response: {
+          200: z.object({
+            versions: z.array(
+              z.object({ version: z.number().int(), created_at: z.string(), created_by: z.string() }),
+            ),
+          }),
+          ...errorResponses(404),
+          ...notConfigured,
+        },
+      },
+    },
+    async (request) => ({
+      versions: await deps.secrets.versions(
+        { userId: request.query.user_id, zone: request.query.zone },
+        request.params.name,
+      ),
+    }),
+  );
+
   r.get(
     '/api/v2/secrets/:name',
     {
