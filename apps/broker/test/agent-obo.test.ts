@@ -259,6 +259,19 @@ describe('on-behalf-of', () => {
     assert.equal(anonymous.statusCode, 401, 'the agent must authenticate');
   });
 
+  it('audits every on-behalf-of decision with the failing gate and the user', async () => {
+    const events = json<{
+      events: { event_type: string; actor: string; details: Record<string, unknown> | null }[];
+    }>(await call({ method: 'GET', url: '/audit?limit=500' })).events;
+    const opened = events.filter((e) => e.event_type === 'agent.obo_opened');
+    assert.ok(opened.length >= 3);
+    assert.ok(opened.every((e) => e.actor === 'agent:assistant' && e.details?.acting_for === 'alice'));
+    const gates = new Set(
+      events.filter((e) => e.event_type === 'agent.obo_denied').map((e) => e.details?.gate),
+    );
+    for (const gate of ['user_permissions', 'agent_scopes', 'user_token']) assert.ok(gates.has(gate), gate);
+  });
+
   it("narrows open sessions when the operator narrows the agent's grant", async () => {
     const narrowed = await createAgentWithToken(broker, 'narrowed', {
       allowed_scopes: ['crm:read', 'crm:write'],
@@ -290,19 +303,6 @@ describe('on-behalf-of', () => {
     // The user taken from the agent's grant ends the session.
     await patch({ allowed_workspaces: ['bob'] });
     assert.deepEqual(await introspect(), { active: false });
-  });
-
-  it('audits every on-behalf-of decision with the failing gate and the user', async () => {
-    const events = json<{
-      events: { event_type: string; actor: string; details: Record<string, unknown> | null }[];
-    }>(await call({ method: 'GET', url: '/audit?limit=500' })).events;
-    const opened = events.filter((e) => e.event_type === 'agent.obo_opened');
-    assert.ok(opened.length >= 3);
-    assert.ok(opened.every((e) => e.actor === 'agent:assistant' && e.details?.acting_for === 'alice'));
-    const gates = new Set(
-      events.filter((e) => e.event_type === 'agent.obo_denied').map((e) => e.details?.gate),
-    );
-    for (const gate of ['user_permissions', 'agent_scopes', 'user_token']) assert.ok(gates.has(gate), gate);
   });
 });
 

@@ -56,18 +56,19 @@ describe(`NUL characters in requests (${DIALECT})`, () => {
       .selectFrom('connections')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
-    refusedForNul(
-      await call({
-        method: 'POST',
-        url: '/v1/request-connection',
-        payload: {
-          user_id: 'nul-user',
-          provider_name: 'nul-keyed',
-          return_url: 'http://localhost:3000/x\u0000y',
-        },
-      }),
-      'request-connection return_url',
-    );
+    const started = await call({
+      method: 'POST',
+      url: '/v1/request-connection',
+      payload: {
+        user_id: 'nul-user',
+        provider_name: 'nul-keyed',
+        return_url: 'http://localhost:3000/x\u0000y',
+      },
+    });
+    refusedForNul(started, 'request-connection return_url');
+    assert.deepEqual(json(started).details, [
+      { path: 'body.return_url', message: 'contains a NUL character (U+0000)' },
+    ]);
     refusedForNul(
       await call({
         method: 'POST',

@@ -4,6 +4,7 @@
  */
 import { ApiKeyAuth } from './auth.ts';
 import { type CommonOptions, resolveAdminCredential, resolveCommon } from './config.ts';
+import type { RequestConnectionResponse } from './consent-types.ts';
 import { type CallOptions, Transport } from './http.ts';
 import type {
   Agent,
@@ -20,7 +21,6 @@ import type {
   ProviderProfileInput,
   ProviderProfilePatch,
   ProviderSummary,
-  RequestConnectionResponse,
   RevokeConnectionResponse,
   RotatedAgentSecret,
   TokenResponse,

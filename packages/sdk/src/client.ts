@@ -4,6 +4,13 @@
  */
 import { AgentAuth, ApiKeyAuth } from './auth.ts';
 import { type CommonOptions, resolveAgentCredential, resolveCommon } from './config.ts';
+import type {
+  ConfirmConnectionResponse,
+  ConnectSession,
+  ConnectSessionInput,
+  RequestConnectionInput,
+  RequestConnectionResponse,
+} from './consent-types.ts';
 import {
   AttentionRequiredError,
   attentionMessage,
@@ -18,14 +25,9 @@ import type {
   AgentSessionInput,
   AgentTokenResponse,
   CheckConnectionResponse,
-  ConfirmConnectionResponse,
-  ConnectSession,
-  ConnectSessionInput,
   OboSessionInput,
   OpenedAgentSession,
   ProviderMetadata,
-  RequestConnectionInput,
-  RequestConnectionResponse,
   ResolveSecretsResponse,
   RevokeConnectionResponse,
   TokenResponse,

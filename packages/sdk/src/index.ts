@@ -38,6 +38,7 @@ export {
   type RetryEvent,
   type RetryOptions,
 } from './config.ts';
+export type * from './consent-types.ts';
 export {
   AttentionRequiredError,
   AuthenticationError,

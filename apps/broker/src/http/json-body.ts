@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { commonError } from '../errors/common.errors.ts';
-import { holdsNul, nulRefused } from './nul-text.ts';
+import { nulInBody } from './nul-text.ts';
 
 /**
  * How deep a JSON body may nest. The deepest body the API defines is a few levels (a user-secrets
@@ -52,7 +52,8 @@ export function installJsonBodyParser(app: FastifyInstance): void {
     // holding that text is walked, to tell it from an escaped backslash before `u0000`.
     if (!body.includes('\\u0000')) return parse(request, body, done);
     parse(request, body, (error, value) => {
-      if (error === null && holdsNul(value)) return done(nulRefused('body'), undefined);
+      const refused = error === null ? nulInBody(value) : undefined;
+      if (refused !== undefined) return done(refused, undefined);
       done(error, value);
     });
   });

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import _calls
+from . import _admin_calls, _calls
 from ._config import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_MAX,
@@ -46,26 +46,26 @@ class _Providers:
 
     def create(self, profile: Mapping[str, Any]) -> str:
         """Registers a provider; returns its id."""
-        return self._t.send(_calls.create_provider(profile))
+        return self._t.send(_admin_calls.create_provider(profile))
 
     def list(self) -> builtins.list[ProviderSummary]:
-        return self._t.send(_calls.list_providers())
+        return self._t.send(_admin_calls.list_providers())
 
     def get(self, provider_id: str) -> Provider:
-        return self._t.send(_calls.get_provider(provider_id))
+        return self._t.send(_admin_calls.get_provider(provider_id))
 
     def id_by_name(self, name: str) -> str:
-        return self._t.send(_calls.provider_id_by_name(name))
+        return self._t.send(_admin_calls.provider_id_by_name(name))
 
     def replace(self, provider_id: str, profile: Mapping[str, Any]) -> Provider:
-        return self._t.send(_calls.replace_provider(provider_id, profile))
+        return self._t.send(_admin_calls.replace_provider(provider_id, profile))
 
     def update(self, provider_id: str, changes: Mapping[str, Any]) -> Provider:
         """PATCH: changes some fields (``None`` clears one)."""
-        return self._t.send(_calls.patch_provider(provider_id, changes))
+        return self._t.send(_admin_calls.patch_provider(provider_id, changes))
 
     def delete(self, provider_id: str) -> None:
-        self._t.send(_calls.delete_provider(provider_id))
+        self._t.send(_admin_calls.delete_provider(provider_id))
 
     def metadata(self) -> dict[str, dict[str, Any]]:
         return self._t.send(_calls.provider_metadata("/providers/metadata"))
@@ -79,7 +79,7 @@ class _Connections:
         self, workspace_id: str, provider_id: str, *, return_url: str, scopes: Sequence[str] | None = None
     ) -> ConnectionRequest:
         """Operator form of request_connection (``POST /auth/consent-spec``)."""
-        return self._t.send(_calls.consent_spec(workspace_id, provider_id, scopes, return_url))
+        return self._t.send(_admin_calls.consent_spec(workspace_id, provider_id, scopes, return_url))
 
     def get_token(self, connection_id: str) -> Credential:
         return self._t.send(_calls.get_token(connection_id, "/connections/", "/token"))
@@ -114,7 +114,7 @@ class _Agents:
     ) -> AgentWithSecret:
         """Registers an agent; its client secret (when generated) is in the answer, once."""
         return self._t.send(
-            _calls.create_agent(
+            _admin_calls.create_agent(
                 {
                     "agent_id": agent_id,
                     "allowed_scopes": list(allowed_scopes),
@@ -131,24 +131,24 @@ class _Agents:
         )
 
     def list(self) -> builtins.list[Agent]:
-        return self._t.send(_calls.list_agents())
+        return self._t.send(_admin_calls.list_agents())
 
     def get(self, agent_id: str) -> Agent:
-        return self._t.send(_calls.get_agent(agent_id))
+        return self._t.send(_admin_calls.get_agent(agent_id))
 
     def update(self, agent_id: str, changes: Mapping[str, Any], *, if_match: str | None = None) -> Agent:
         """PATCH an agent; ``{"active": False}`` deactivates it at once."""
-        return self._t.send(_calls.update_agent(agent_id, changes, if_match))
+        return self._t.send(_admin_calls.update_agent(agent_id, changes, if_match))
 
     def delete(self, agent_id: str) -> None:
-        self._t.send(_calls.delete_agent(agent_id))
+        self._t.send(_admin_calls.delete_agent(agent_id))
 
     def rotate_secret(self, agent_id: str, *, overlap_seconds: int | None = None) -> dict[str, Any]:
         """A new client secret (``client_secret`` in the answer, once); old ones work for the overlap."""
-        return self._t.send(_calls.rotate_agent_secret(agent_id, overlap_seconds))
+        return self._t.send(_admin_calls.rotate_agent_secret(agent_id, overlap_seconds))
 
     def revoke_secret(self, agent_id: str, secret_id: str) -> None:
-        self._t.send(_calls.revoke_agent_secret(agent_id, secret_id))
+        self._t.send(_admin_calls.revoke_agent_secret(agent_id, secret_id))
 
 
 class _Audit:
@@ -167,7 +167,7 @@ class _Audit:
         cursor: str | None = None,
     ) -> AuditPage:
         """One page of audit events, newest first; pass ``next_cursor`` back as ``cursor``."""
-        return self._t.send(_calls.list_audit(event_type, actor, resource, since, until, limit, cursor))
+        return self._t.send(_admin_calls.list_audit(event_type, actor, resource, since, until, limit, cursor))
 
     def iter(
         self,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from . import _calls
+from . import _admin_calls, _calls
 from ._async_transport import AsyncTransport
 from ._config import (
     DEFAULT_BACKOFF_BASE,
@@ -46,26 +46,26 @@ class _Providers:
 
     async def create(self, profile: Mapping[str, Any]) -> str:
         """Registers a provider; returns its id."""
-        return await self._t.send(_calls.create_provider(profile))
+        return await self._t.send(_admin_calls.create_provider(profile))
 
     async def list(self) -> builtins.list[ProviderSummary]:
-        return await self._t.send(_calls.list_providers())
+        return await self._t.send(_admin_calls.list_providers())
 
     async def get(self, provider_id: str) -> Provider:
-        return await self._t.send(_calls.get_provider(provider_id))
+        return await self._t.send(_admin_calls.get_provider(provider_id))
 
     async def id_by_name(self, name: str) -> str:
-        return await self._t.send(_calls.provider_id_by_name(name))
+        return await self._t.send(_admin_calls.provider_id_by_name(name))
 
     async def replace(self, provider_id: str, profile: Mapping[str, Any]) -> Provider:
-        return await self._t.send(_calls.replace_provider(provider_id, profile))
+        return await self._t.send(_admin_calls.replace_provider(provider_id, profile))
 
     async def update(self, provider_id: str, changes: Mapping[str, Any]) -> Provider:
         """PATCH: changes some fields (``None`` clears one)."""
-        return await self._t.send(_calls.patch_provider(provider_id, changes))
+        return await self._t.send(_admin_calls.patch_provider(provider_id, changes))
 
     async def delete(self, provider_id: str) -> None:
-        await self._t.send(_calls.delete_provider(provider_id))
+        await self._t.send(_admin_calls.delete_provider(provider_id))
 
     async def metadata(self) -> dict[str, dict[str, Any]]:
         return await self._t.send(_calls.provider_metadata("/providers/metadata"))
@@ -79,7 +79,7 @@ class _Connections:
         self, workspace_id: str, provider_id: str, *, return_url: str, scopes: Sequence[str] | None = None
     ) -> ConnectionRequest:
         """Operator form of request_connection (``POST /auth/consent-spec``)."""
-        return await self._t.send(_calls.consent_spec(workspace_id, provider_id, scopes, return_url))
+        return await self._t.send(_admin_calls.consent_spec(workspace_id, provider_id, scopes, return_url))
 
     async def get_token(self, connection_id: str) -> Credential:
         return await self._t.send(_calls.get_token(connection_id, "/connections/", "/token"))
@@ -114,7 +114,7 @@ class _Agents:
     ) -> AgentWithSecret:
         """Registers an agent; its client secret (when generated) is in the answer, once."""
         return await self._t.send(
-            _calls.create_agent(
+            _admin_calls.create_agent(
                 {
                     "agent_id": agent_id,
                     "allowed_scopes": list(allowed_scopes),
@@ -131,24 +131,24 @@ class _Agents:
         )
 
     async def list(self) -> builtins.list[Agent]:
-        return await self._t.send(_calls.list_agents())
+        return await self._t.send(_admin_calls.list_agents())
 
     async def get(self, agent_id: str) -> Agent:
-        return await self._t.send(_calls.get_agent(agent_id))
+        return await self._t.send(_admin_calls.get_agent(agent_id))
 
     async def update(self, agent_id: str, changes: Mapping[str, Any], *, if_match: str | None = None) -> Agent:
         """PATCH an agent; ``{"active": False}`` deactivates it at once."""
-        return await self._t.send(_calls.update_agent(agent_id, changes, if_match))
+        return await self._t.send(_admin_calls.update_agent(agent_id, changes, if_match))
 
     async def delete(self, agent_id: str) -> None:
-        await self._t.send(_calls.delete_agent(agent_id))
+        await self._t.send(_admin_calls.delete_agent(agent_id))
 
     async def rotate_secret(self, agent_id: str, *, overlap_seconds: int | None = None) -> dict[str, Any]:
         """A new client secret (``client_secret`` in the answer, once); old ones work for the overlap."""
-        return await self._t.send(_calls.rotate_agent_secret(agent_id, overlap_seconds))
+        return await self._t.send(_admin_calls.rotate_agent_secret(agent_id, overlap_seconds))
 
     async def revoke_secret(self, agent_id: str, secret_id: str) -> None:
-        await self._t.send(_calls.revoke_agent_secret(agent_id, secret_id))
+        await self._t.send(_admin_calls.revoke_agent_secret(agent_id, secret_id))
 
 
 class _Audit:
@@ -167,7 +167,7 @@ class _Audit:
         cursor: str | None = None,
     ) -> AuditPage:
         """One page of audit events, newest first; pass ``next_cursor`` back as ``cursor``."""
-        return await self._t.send(_calls.list_audit(event_type, actor, resource, since, until, limit, cursor))
+        return await self._t.send(_admin_calls.list_audit(event_type, actor, resource, since, until, limit, cursor))
 
     async def iter(
         self,

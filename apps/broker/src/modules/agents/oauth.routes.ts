@@ -5,7 +5,7 @@ import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { basicCredentials } from '../../http/basic-auth.ts';
 import { auditContext } from '../../http/context.ts';
-import { holdsNul, nulRefused } from '../../http/nul-text.ts';
+import { nulInBody } from '../../http/nul-text.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import { tokenExchangeErrors } from '../token-exchange/token-exchange.errors.ts';
 import {
@@ -106,7 +106,8 @@ export function oauthRoutes(
           const prior = out[key];
           out[key] = prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value];
         }
-        if (holdsNul(out)) return done(nulRefused('body'), undefined);
+        const refused = nulInBody(out);
+        if (refused !== undefined) return done(refused, undefined);
         done(null, out);
       },
     );

@@ -5,7 +5,7 @@ import * as z from 'zod';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { rejection } from '../../http/error-handler.ts';
-import { holdsNul, nulRefused } from '../../http/nul-text.ts';
+import { nulInBody } from '../../http/nul-text.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { Brand } from './brand.ts';
 import { captureFormPage, captureMessagePage, capturePageHeaders } from './capture.page.ts';
@@ -110,7 +110,8 @@ export function captureRoutes(
       { parseAs: 'string', bodyLimit: deps.formBodyLimit },
       (_req, body, done) => {
         const fields = Object.fromEntries(new URLSearchParams(body as string));
-        if (holdsNul(fields)) return done(nulRefused('body'), undefined);
+        const refused = nulInBody(fields);
+        if (refused !== undefined) return done(refused, undefined);
         done(null, fields);
       },
     );
