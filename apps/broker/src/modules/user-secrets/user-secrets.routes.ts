@@ -42,6 +42,10 @@ const metadata = z
     updated_at: z.string(),
   })
   .meta({ id: 'UserSecret' });
+const secretList = z.object({ secrets: z.array(metadata) });
+const versionList = z.object({
+  versions: z.array(z.object({ version: z.number().int(), created_at: z.string(), created_by: z.string() })),
+});
 
 export const SESSION_HEADER = 'x-nexus-session';
 /** The scopes an on-behalf-of session needs to read, or to change, the secrets of the user it acts for. */
@@ -169,7 +173,7 @@ export function userSecretsRoutes(
         tags,
         summary: 'Metadata of the secrets of one user and zone (never values)',
         querystring: ownerQuery.extend({ include_deleted: z.stringbool().default(false) }),
-        response: { 200: z.object({ secrets: z.array(metadata) }), ...errorResponses(), ...notConfigured },
+        response: { 200: secretList, ...errorResponses(), ...notConfigured },
       },
     },
     async (request) => ({
@@ -198,7 +202,7 @@ export function userSecretsRoutes(
         description:
           'The admin-surface twin of `GET /api/v2/secrets` (the console uses it); needs a key of scope `full`.',
         querystring: adminOwner.extend({ include_deleted: z.stringbool().default(false) }),
-        response: { 200: z.object({ secrets: z.array(metadata) }), ...errorResponses(), ...notConfigured },
+        response: { 200: secretList, ...errorResponses(), ...notConfigured },
       },
     },
     async (request) => ({
@@ -219,11 +223,7 @@ export function userSecretsRoutes(
         params,
         querystring: adminOwner,
         response: {
-          200: z.object({
-            versions: z.array(
-              z.object({ version: z.number().int(), created_at: z.string(), created_by: z.string() }),
-            ),
-          }),
+          200: versionList,
           ...errorResponses(404),
           ...notConfigured,
         },
@@ -274,11 +274,7 @@ export function userSecretsRoutes(
         params,
         querystring: ownerQuery,
         response: {
-          200: z.object({
-            versions: z.array(
-              z.object({ version: z.number().int(), created_at: z.string(), created_by: z.string() }),
-            ),
-          }),
+          200: versionList,
           ...errorResponses(404),
           ...notConfigured,
         },
