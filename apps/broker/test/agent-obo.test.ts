@@ -297,9 +297,20 @@ describe('on-behalf-of', () => {
         200,
       );
     assert.deepEqual([(await introspect()).active, (await introspect()).scope], [true, 'crm:read crm:write']);
-    // A scope taken from the agent leaves the session; the rest stays.
+    const accessToken = async () =>
+      json<{ active: boolean; scope?: string }>(
+        await call({
+          method: 'POST',
+          url: '/oauth/introspect',
+          headers: FORM,
+          payload: `token=${narrowed.token}`,
+        }),
+      );
+    assert.equal((await accessToken()).scope, 'crm:read crm:write');
+    // A scope taken from the agent leaves the session, and its access token; the rest stays.
     await patch({ allowed_scopes: ['crm:read'] });
     assert.deepEqual([(await introspect()).active, (await introspect()).scope], [true, 'crm:read']);
+    assert.deepEqual([(await accessToken()).active, (await accessToken()).scope], [true, 'crm:read']);
     // The user taken from the agent's grant ends the session.
     await patch({ allowed_workspaces: ['bob'] });
     assert.deepEqual(await introspect(), { active: false });

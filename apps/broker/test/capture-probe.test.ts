@@ -223,6 +223,15 @@ describe('validation probe of captured credentials', () => {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         payload: new URLSearchParams({ state, api_key: apiKey }).toString(),
       });
+    // Refused before the handler (a NUL in a field, a form without its state): pages too.
+    for (const res of [
+      await submit('a\u0000b'),
+      await broker.request({ method: 'GET', url: '/connect/capture', key: null }),
+    ]) {
+      assert.equal(res.statusCode, 400, res.body);
+      assert.match(res.headers['content-type'] as string, /^text\/html/);
+      assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+    }
     for (let i = 0; i < 10; i++) assert.equal((await submit(`guess-${i}`)).statusCode, 422);
     // The eleventh probe of the link is refused: a page saying so, with the page's headers.
     const limited = await submit(GOOD_KEY);

@@ -134,6 +134,34 @@ describe('consent confirmed by the app that asked (verifier configured)', () => 
     assertProblem(await confirm(s, flowId, 'retry-user'), 409, 'confirm_flow_used');
   });
 
+  it('a confirmation whose activation committed before a later step failed is not given back', async () => {
+    const started = await requestConnection(s, 'late-fault-user');
+    const verifier = await completeAs(s, started.authUrl, 'late-fault-account');
+    const flowId = verifier.searchParams.get('flow_id')!;
+    // A fault injected into the broker's own audit service: the activation's audit event (written
+    // after the row became active) fails once, as it does when a pooled connection is reset.
+    const audit = s.broker.container.audit;
+    const record = audit.record;
+    let failed = false;
+    audit.record = async (ctx, event) => {
+      if (!failed && event.action === 'connection.activated') {
+        failed = true;
+        throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+      }
+      return record(ctx, event);
+    };
+    try {
+      const first = await confirm(s, flowId, 'late-fault-user');
+      assert.equal(first.statusCode, 503, first.body);
+    } finally {
+      audit.record = record;
+    }
+    assert.ok(failed, 'the fault was hit');
+    assert.equal(await status(s, started.connection_id), 'active', 'activated before the fault');
+    // Decided: a retry does not activate it a second time with the held tokens.
+    assertProblem(await confirm(s, flowId, 'late-fault-user'), 409, 'confirm_flow_used');
+  });
+
   it('a forwarded link completed by someone else: mismatch fails the connection, audited, grant revoked at the provider', async () => {
     const started = await requestConnection(s, 'alice-2');
     // Alice forwards the link; Mallory opens it and signs in with her own account.

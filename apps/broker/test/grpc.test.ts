@@ -219,6 +219,25 @@ describe('gRPC NexusService', () => {
     );
     assert.equal(notAllowed.code, grpc.status.INVALID_ARGUMENT);
     assert.equal(notAllowed.trailers['nexus-error-code'], 'return_url_not_allowed');
+    // A NUL anywhere in a request, as on REST: refused before anything runs, on both databases.
+    for (const [field, request] of [
+      ['request.user_id', { user_id: 'user\u0000g', provider_name: 'idp-basic', return_url: RETURN }],
+      [
+        'request.return_url',
+        { user_id: 'user-nul', provider_name: 'idp-basic', return_url: `${RETURN}\u0000x` },
+      ],
+    ] as const) {
+      const nul = await client.fail('RequestConnection', request, admin);
+      assert.equal(nul.code, grpc.status.INVALID_ARGUMENT, field);
+      assert.equal(nul.trailers['nexus-error-code'], 'invalid_request', field);
+      assert.deepEqual(JSON.parse(nul.trailers['nexus-error-details']!)[0].path, field);
+    }
+    const created = await s.broker.container.db.kysely
+      .selectFrom('connections')
+      .select('id')
+      .where('workspace_id', '=', 'user-nul')
+      .execute();
+    assert.deepEqual(created, [], 'no pending connection left behind');
     const missing = await client.fail(
       'CheckConnection',
       { connection_id: '00000000-0000-4000-8000-000000000000' },

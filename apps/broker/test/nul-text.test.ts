@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { DIALECT, json, startBroker, type TestBroker } from './harness.ts';
+import { createAgentWithToken, DIALECT, json, startBroker, type TestBroker } from './harness.ts';
 
 /**
  * A NUL character (U+0000) anywhere the broker reads text: refused with 400 invalid_request before
@@ -120,17 +120,20 @@ describe(`NUL characters in requests (${DIALECT})`, () => {
       await form({ grant_type: 'client_credentials', client_id: 'a\u0000b', client_secret: 'x' }),
       'client_id',
     );
-    // The issuer of an unverified user token is read before any database lookup.
+    // The issuer of an unverified user token is checked before any database lookup: an unknown
+    // issuer on both databases (PostgreSQL would refuse to look a NUL up).
+    const { token: at } = await createAgentWithToken(broker, 'nul-obo', { allowed_workspaces: ['*'] });
     const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
     const forged = `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ iss: 'https://idp.example/\u0000x', sub: 'u' })}.c2ln`;
     const exchanged = await call({
       method: 'POST',
       url: '/v1/agent-sessions/obo',
-      payload: { user_token: forged, scopes: ['x'], agent_id: 'nobody' },
+      key: null,
+      headers: { authorization: `Bearer ${at}` },
+      payload: { user_token: forged, scopes: ['x'] },
     });
-    assert.ok(
-      exchanged.statusCode >= 400 && exchanged.statusCode < 500,
-      `${exchanged.statusCode} ${exchanged.body}`,
-    );
+    assert.equal(exchanged.statusCode, 400, exchanged.body);
+    assert.equal(json(exchanged).error, 'invalid_grant');
+    assert.deepEqual(json(exchanged).details, { gate: 'user_token', reason: 'unknown_issuer' });
   });
 });

@@ -1,8 +1,9 @@
 import { Metadata, status } from '@grpc/grpc-js';
 import type { MessageTypeDefinition } from '@grpc/proto-loader';
-import { isDatabaseUnavailable } from '../db/availability.ts';
+import { isDatabaseUnavailable, isUnstorableText } from '../db/availability.ts';
 import { commonError, databaseUnavailable } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
+import { nulRefused } from '../http/nul-text.ts';
 
 /** `ErrorInfo.domain` of every broker error. */
 export const ERROR_DOMAIN = 'nexus';
@@ -126,7 +127,8 @@ export function createErrorMapper(types: {
  * `retry_after_seconds` in ErrorInfo), other unexpected failures `internal_error` (logged, not sent).
  */
 export function asNexusError(error: unknown): NexusError {
-  if ((!(error instanceof NexusError) || error.status === 500) && isDatabaseUnavailable(error))
-    return databaseUnavailable(error);
+  const unexpected = !(error instanceof NexusError) || error.status === 500;
+  if (unexpected && isDatabaseUnavailable(error)) return databaseUnavailable(error);
+  if (unexpected && isUnstorableText(error)) return nulRefused();
   return error instanceof NexusError ? error : commonError('internal_error', { cause: error });
 }

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { commonError } from '../errors/common.errors.ts';
+import { nulPath, nulRefused } from '../http/nul-text.ts';
 
 /**
  * Edge validation of NexusService requests, with the bounds of the REST route schemas
@@ -85,6 +86,9 @@ export function sessionSchemas(maxTtlSeconds: number) {
 
 /** Parses a request or throws `invalid_request` naming each bad field, as REST does. */
 export function parseRequest<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
+  // No NUL in any text of a request, as on REST (http/nul-text.ts): refused before anything runs.
+  const nul = nulPath(request, 'request');
+  if (nul !== undefined) throw nulRefused(undefined, nul);
   const result = schema.safeParse(request);
   if (result.success) return result.data;
   const details = result.error.issues.slice(0, 20).map((issue) => ({

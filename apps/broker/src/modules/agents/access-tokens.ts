@@ -111,7 +111,9 @@ export function createAccessTokenVerifier(deps: {
       typeof payload.scope === 'string' && payload.scope !== ''
         ? payload.scope.split(' ').filter((s) => granted.has(s))
         : [];
-    return { principal: principalOf(row, scopes), claims: payload };
+    // Introspection shows the same narrowed scopes as the requests get.
+    const claims = typeof payload.scope === 'string' ? { ...payload, scope: scopes.join(' ') } : payload;
+    return { principal: principalOf(row, scopes), claims };
   }
 
   return {

@@ -163,6 +163,11 @@ export function captureRoutes(
               ];
       return html(reply, e.status, nonce, null, captureMessagePage(nonce, title, text, deps.brand));
     };
+    // What fails before the handlers (the form's parsing and schema, a NUL, the rate limit's hook)
+    // gets the same pages.
+    scope.setErrorHandler((error, request, reply) =>
+      failure(request, reply, randomBytes(16).toString('base64'), error),
+    );
 
     s.get(
       '/connect/capture',

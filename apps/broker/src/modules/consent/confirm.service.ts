@@ -234,8 +234,14 @@ export function createConfirmService(deps: {
       } catch (error) {
         // Nothing was decided (an outage, a key not in the ring): the claim is given back, so the
         // app's retry confirms the same flow once the cause is gone, instead of losing the
-        // credentials to a 409 and leaving the grant alive at the provider.
-        if (!progress.revoked) await store.release(claimed.id, t, held).catch(() => undefined);
+        // credentials to a 409 and leaving the grant alive at the provider. Only while the
+        // connection is still pending: an activation that committed before a later step failed
+        // (its audit event, its events) decided, and a second one would overwrite newer tokens.
+        if (!progress.revoked) {
+          const connection = await deps.connections.describe(claimed.connection_id).catch(() => undefined);
+          if (connection?.status === 'pending')
+            await store.release(claimed.id, t, held).catch(() => undefined);
+        }
         throw error;
       }
     },
