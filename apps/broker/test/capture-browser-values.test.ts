@@ -108,7 +108,7 @@ describe('capture page refuses control characters in a real browser', { timeout:
     assert.equal(await page.locator('input[name="token"]').inputValue(), pasted, 'the browser kept the tab');
     const [refused] = await Promise.all([
       page.waitForResponse((r) => r.request().method() === 'POST'),
-      page.locator('button[type="submit"]').click(),
+      page.getByRole('button', { name: 'Connect', exact: true }).click(),
     ]);
     assert.equal(refused.status(), 400);
     await page.waitForLoadState('load');
@@ -139,7 +139,7 @@ describe('capture page refuses control characters in a real browser', { timeout:
     // The same link, corrected.
     await page.locator('input[name="token"]').fill('tok_clean_secret');
     await page.locator('input[name="account"]').fill('acme');
-    await page.locator('button[type="submit"]').click();
+    await page.getByRole('button', { name: 'Connect', exact: true }).click();
     await page.waitForURL((url) => url.port === String(appPort) && url.pathname === '/done');
     assert.equal(new URL(page.url()).searchParams.get('status'), 'success');
     assert.equal(appRequests.filter((u) => u.pathname === '/done').length, 1);

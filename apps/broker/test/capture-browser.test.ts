@@ -167,9 +167,10 @@ describe('static-credential capture page in a real browser', { timeout: 120_000 
 
     assertNoCspViolations(messages, 'on loading the form');
     // The nonce'd stylesheet applies (a blocked <style> would leave the browser defaults).
-    const submit = page.locator('button[type="submit"]');
-    assert.equal(await computedStyle(page, 'button[type="submit"]', 'backgroundColor'), 'rgb(31, 111, 235)');
-    assert.equal(await computedStyle(page, 'button[type="submit"]', 'color'), 'rgb(255, 255, 255)');
+    const submit = page.getByRole('button', { name: 'Connect', exact: true });
+    const connect = 'form[action="/connect/capture"] button[type="submit"]';
+    assert.equal(await computedStyle(page, connect, 'backgroundColor'), 'rgb(31, 111, 235)');
+    assert.equal(await computedStyle(page, connect, 'color'), 'rgb(255, 255, 255)');
     assert.equal(await computedStyle(page, 'body', 'backgroundColor'), 'rgb(246, 247, 249)');
 
     // The required token is missing: the browser refuses to submit.
@@ -239,7 +240,7 @@ describe('static-credential capture page in a real browser', { timeout: 120_000 
     await stale.page.locator('input[name="token"]').fill('second-attempt');
     const [second] = await Promise.all([
       stale.page.waitForResponse((r) => r.request().method() === 'POST', { timeout: WAIT }),
-      stale.page.locator('button[type="submit"]').click(),
+      stale.page.getByRole('button', { name: 'Connect', exact: true }).click(),
     ]);
     assert.equal(second.status(), 404);
     await stale.page.waitForLoadState('load');

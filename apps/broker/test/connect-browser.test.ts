@@ -251,7 +251,10 @@ describe('hosted connect in a popup, with @nexus-broker/connect', { timeout: 180
       await popup.getByRole('link', { name: /documentation/ }).getAttribute('href'),
       'https://docs.example.com/keys',
     );
-    assert.equal(await popup.getByRole('link', { name: 'Cancel and return to the application' }).count(), 1);
+    assert.equal(
+      await popup.getByRole('button', { name: 'Cancel and return to the application' }).count(),
+      1,
+    );
     assert.equal(
       await popup.evaluate<string>(`getComputedStyle(document.querySelector('button')).backgroundColor`),
       'rgb(91, 33, 182)',

@@ -100,14 +100,69 @@ describe('connect sessions (POST /v1/connect-sessions and the hosted pages)', ()
     assert.match(shown.body, /keyed API/);
     assert.match(shown.body, /<strong>other<\/strong>/);
 
-    // Cancel on the offer page: the finish page says 'denied' to the opener and 'cancelled' to the app.
-    const cancel = /<a class="secondary" href="([^"]+)">Cancel and return/.exec(shown.body)?.[1];
-    assert.ok(cancel);
-    const cancelled = await page(cancel.replaceAll('&amp;', '&'));
+    // Cancel on the offer page: a form post that uses the session up; the finish page says
+    // 'denied' to the opener and 'cancelled' to the app.
+    assert.match(csp, /form-action 'self'/);
+    const field =
+      /<form method="post" action="\/connect\/session\/cancel"><input type="hidden" name="token" value="([^"]+)">/.exec(
+        shown.body,
+      );
+    assert.equal(field?.[1], s.token);
+    const posted = await broker.request({
+      method: 'POST',
+      url: '/connect/session/cancel',
+      key: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ token: s.token }).toString(),
+    });
+    assert.equal(posted.statusCode, 303, posted.body);
+    const cancelled = await page(posted.headers.location as string);
     assert.equal(cancelled.statusCode, 200);
     assert.match(cancelled.body, /<h1>Not connected<\/h1>/);
     assert.match(cancelled.body, /href="http:\/\/localhost:3000\/back\?status=failed&amp;error=cancelled"/);
     assert.match(cancelled.body, /&quot;reason&quot;:&quot;denied&quot;/);
+    // Used up: nothing can be picked from it any more.
+    assert.match((await page(local(s.url))).body, /This link has expired/);
+    const picked = await page(`/connect/session/pick?token=${s.token}&provider=${keyId}`);
+    assert.match(picked.body, /error=session_expired/);
+  });
+
+  it('cancel on the capture form fails the connection and uses the link up', async () => {
+    const s = json<Session>(await create({ user_id: 'frank', return_url: RETURN, providers: ['keyed'] }));
+    const picked = await page(`/connect/session/pick?token=${s.token}&provider=${keyId}`);
+    assert.equal(picked.statusCode, 303, picked.body);
+    const capture = new URL(picked.headers.location as string);
+    const form = await page(local(capture.toString()));
+    const state = capture.searchParams.get('state')!;
+    assert.match(form.body, /<form method="post" action="\/connect\/capture\/cancel" class="cancel">/);
+    const posted = await broker.request({
+      method: 'POST',
+      url: '/connect/capture/cancel',
+      key: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ state }).toString(),
+    });
+    assert.equal(posted.statusCode, 303, posted.body);
+    const finish = new URL(posted.headers.location as string);
+    assert.equal(finish.pathname, '/connect/finish');
+    assert.equal(finish.searchParams.get('error'), 'cancelled');
+    assert.match((await page(local(finish.toString()))).body, /<h1>Not connected<\/h1>/);
+    const [row] = await broker.container.db.kysely
+      .selectFrom('connections')
+      .select(['status', 'last_error'])
+      .where('workspace_id', '=', 'frank')
+      .execute();
+    assert.deepEqual({ ...row }, { status: 'failed', last_error: 'cancelled' });
+    // The link is used up: the form is gone, and a submission or a second cancel finds nothing.
+    assert.equal((await page(local(capture.toString()))).statusCode, 404);
+    const again = await broker.request({
+      method: 'POST',
+      url: '/connect/capture',
+      key: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ state, api_key: 'k-after-cancel' }).toString(),
+    });
+    assert.equal(again.statusCode, 404, again.body);
   });
 
   it('refuses bad input with stable codes, and writes nothing', async () => {
@@ -220,16 +275,15 @@ describe('connect sessions (POST /v1/connect-sessions and the hosted pages)', ()
       .execute();
     assert.equal(started.length, 1, 'one pending connection');
 
-    // The capture page: the provider's help and docs link, and a cancel link back through the finish page.
+    // The capture page: the provider's help and docs link, and a cancel button (its own test below).
     const form = await page(local(capture.toString()));
     assert.equal(form.statusCode, 200);
     assert.match(form.body, /Create a key in keyed&#39;s settings\./);
     assert.match(form.body, /href="https:\/\/docs\.example\/keyed"/);
-    const cancel = /<a href="([^"]+)">Cancel and return to the application<\/a>/.exec(form.body)?.[1];
-    assert.ok(cancel, 'a cancel link');
-    const cancelUrl = new URL(cancel.replaceAll('&amp;', '&'));
-    assert.equal(cancelUrl.pathname, '/connect/finish');
-    assert.equal(cancelUrl.searchParams.get('error'), 'cancelled');
+    assert.match(
+      form.body,
+      /<button type="submit" class="secondary">Cancel and return to the application<\/button>/,
+    );
 
     for (const again of [`/connect/session/pick?token=${s.token}&provider=${otherId}`, local(s.url)]) {
       const used = await page(again);

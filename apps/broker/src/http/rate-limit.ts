@@ -36,6 +36,7 @@ export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
   '/v1/connect-sessions': 'request_connection',
   // Each pick starts a consent flow, like request-connection (per client address: it is public).
   '/connect/session/pick': 'request_connection',
+  '/connect/session/cancel': 'request_connection',
   '/v1/token/:id': 'token',
   // Each proxied call reads the credential like a token fetch.
   '/proxy/*': 'token',
@@ -49,6 +50,7 @@ export const RATE_LIMITED_ROUTES: Readonly<Record<string, RateLimitBucket>> = {
   '/v1/capture-credential': 'capture',
   '/auth/capture-credential': 'capture',
   '/connect/capture': 'capture',
+  '/connect/capture/cancel': 'capture',
   // Agent logins (client secret or assertion checks), per client address and credential family.
   '/oauth/token': 'login',
 };

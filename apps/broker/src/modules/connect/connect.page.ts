@@ -16,15 +16,21 @@ a.provider:hover,a.provider:focus-visible{border-color:var(--accent);box-shadow:
 a.provider strong{font-size:1.05rem}a.provider span{color:#4b535d;font-size:.9rem}
 a.button{display:inline-block;margin-top:1rem;padding:.7rem 1.3rem;border-radius:6px;background:var(--accent);color:var(--on-accent);text-decoration:none;font-weight:600}
 a.button:focus-visible{outline:3px solid #1b1f24;outline-offset:2px}
-a.secondary{color:#1b1f24}.note{color:#4b535d;font-size:.85rem;margin-top:1.5rem}
+a.secondary,button.secondary{color:#1b1f24}button.secondary{background:none;border:0;padding:0;font:inherit;text-decoration:underline;cursor:pointer}.note{color:#4b535d;font-size:.85rem;margin-top:1.5rem}
 .status{font-size:2rem;line-height:1;margin:0 0 .5rem;color:#1a7f37}code{background:#eef0f3;padding:.1rem .3rem;border-radius:4px}`;
 
 /** Headers of every connect page: no inline script, styles and the one script by nonce, the logo's origin for images. */
-export function connectPageHeaders(nonce: string, brand: Brand, withScript: boolean): Record<string, string> {
+export function connectPageHeaders(
+  nonce: string,
+  brand: Brand,
+  withScript: boolean,
+  /** `'self'` on the offer page, whose cancel button posts to the broker. */
+  formAction = "'none'",
+): Record<string, string> {
   const logo = imgSrc(brand);
   const script = withScript ? `; script-src 'nonce-${nonce}'` : '';
   return {
-    'content-security-policy': `default-src 'none'; style-src 'nonce-${nonce}'; img-src ${logo}${script}; form-action 'none'; frame-ancestors 'none'; base-uri 'none'`,
+    'content-security-policy': `default-src 'none'; style-src 'nonce-${nonce}'; img-src ${logo}${script}; form-action ${formAction}; frame-ancestors 'none'; base-uri 'none'`,
     'referrer-policy': 'no-referrer',
     'x-frame-options': 'DENY',
   };
@@ -52,7 +58,6 @@ export function offerPage(
       return `<li><a class="provider" href="${escapeHtml(href)}"><strong>${escapeHtml(p.name)}</strong><span>${escapeHtml(description)}</span></a></li>`;
     })
     .join('\n');
-  const cancel = `/connect/finish?session=${encodeURIComponent(view.sessionId)}&status=failed&error=cancelled`;
   const body =
     view.providers.length === 0
       ? '<h1>Nothing to connect</h1><p>None of the accounts this link offered can be connected any more.</p>'
@@ -66,7 +71,7 @@ ${items}
     brand,
     'Connect an account',
     `${body}
-<p><a class="secondary" href="${escapeHtml(cancel)}">Cancel and return to the application</a></p>
+<form method="post" action="/connect/session/cancel"><input type="hidden" name="token" value="${escapeHtml(view.token)}"><button type="submit" class="secondary">Cancel and return to the application</button></form>
 <p class="note">You sign in at the provider itself, or type your credentials into this page of ${escapeHtml(brand.name)}, which stores them encrypted. The application that sent you here never sees them.</p>`,
   );
 }

@@ -3,6 +3,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { auditContext } from '../../http/context.ts';
+import { rejection } from '../../http/error-handler.ts';
+import { nulInBody } from '../../http/nul-text.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { Brand } from '../consent/brand.ts';
 import { connectionConfig } from '../consent/connection-config.schema.ts';
@@ -80,10 +82,17 @@ export function connectRoutes(app: FastifyInstance, deps: { connect: ConnectServ
     },
   );
 
-  const html = (reply: FastifyReply, status: number, nonce: string, page: string, withScript = false) =>
+  const html = (
+    reply: FastifyReply,
+    status: number,
+    nonce: string,
+    page: string,
+    withScript = false,
+    formAction?: string,
+  ) =>
     reply
       .status(status)
-      .headers(connectPageHeaders(nonce, brand, withScript))
+      .headers(connectPageHeaders(nonce, brand, withScript, formAction))
       .type('text/html; charset=utf-8')
       .send(page);
   const nonceOf = () => randomBytes(16).toString('base64');
@@ -122,6 +131,8 @@ export function connectRoutes(app: FastifyInstance, deps: { connect: ConnectServ
           sessionId: view.session.id,
           providers: view.providers,
         }),
+        false,
+        "'self'",
       );
     },
   );
@@ -147,6 +158,38 @@ export function connectRoutes(app: FastifyInstance, deps: { connect: ConnectServ
       return unknown(reply, nonce);
     },
   );
+
+  // The offer page's cancel button: a form post (a link could be followed by a prefetcher).
+  app.register(async (scope) => {
+    scope.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 4096 },
+      (_req, body, done) => {
+        const fields = Object.fromEntries(new URLSearchParams(body as string));
+        const refused = nulInBody(fields);
+        if (refused !== undefined) return done(refused, undefined);
+        done(null, fields);
+      },
+    );
+    scope.setErrorHandler((error, request, reply) => {
+      const e = rejection(request, error);
+      const nonce = nonceOf();
+      const title = e.code === 'rate_limited' ? 'Too many attempts' : 'Could not cancel';
+      const text = e.expose ? e.message : 'Try again later, or close this window.';
+      return html(reply, e.status, nonce, messagePage(nonce, brand, title, text));
+    });
+    scope
+      .withTypeProvider<ZodTypeProvider>()
+      .post(
+        '/connect/session/cancel',
+        { config: { auth: 'public' }, schema: { hide: true, body: z.object({ token }).strict() } },
+        async (request, reply) => {
+          const cancelled = await connect.cancel(request.body.token);
+          if (cancelled.kind === 'unknown') return unknown(reply, nonceOf());
+          return reply.redirect(cancelled.location, 303);
+        },
+      );
+  });
 
   r.get(
     '/connect/finish',

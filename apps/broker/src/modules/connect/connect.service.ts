@@ -255,6 +255,24 @@ export function createConnectService(deps: {
     },
 
     /**
+     * The offer page's cancel: the session is used up, so nothing can be picked from it any more,
+     * and the finish page tells the application (`cancelled`). A session already used (a pick in
+     * another tab) is left as it is: the finish page says what became of it.
+     */
+    async cancel(
+      token: string,
+    ): Promise<{ readonly kind: 'unknown' } | { readonly kind: 'redirect'; readonly location: string }> {
+      const session = await byToken(token);
+      if (session === undefined) return { kind: 'unknown' };
+      const t = now();
+      if (usable(session, t)) await store.claim(session.id, t);
+      return {
+        kind: 'redirect',
+        location: `/connect/finish?session=${encodeURIComponent(session.id)}&status=failed&error=cancelled`,
+      };
+    },
+
+    /**
      * `/connect/finish?session=<id>`: the outcome of a session, from the database. Success only
      * when the session's own connection is active; otherwise the code the consent flow sent
      * (`error`, when it looks like a code) or why the session ended.

@@ -8,7 +8,7 @@ input{width:100%;box-sizing:border-box;padding:.5rem;border:1px solid #b8bfc8;bo
 small{color:#57606a}button{margin-top:1.5rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:4px;background:var(--accent,#1f6feb);color:var(--on-accent,#fff);font:inherit;font-weight:600}
 .error{background:#ffebe9;border:1px solid #ff818266;padding:.6rem;border-radius:4px}.note{color:#57606a;font-size:.85rem;margin-top:1.5rem}
 .field-error{color:#cf222e;font-size:.9rem;margin:.3rem 0 0}input[aria-invalid="true"]{border-color:#cf222e}
-.help{background:#f1f5fd;border-left:3px solid var(--accent,#1f6feb);padding:.5rem .75rem}a{color:#0b57c2}.cancel{margin-top:1rem}
+.help{background:#f1f5fd;border-left:3px solid var(--accent,#1f6feb);padding:.5rem .75rem}a{color:#0b57c2}.cancel{margin-top:1rem}button.secondary{margin-top:0;padding:0;background:none;color:#0b57c2;font-weight:400;text-decoration:underline;cursor:pointer}
 header.brand{display:flex;align-items:center;gap:.6rem;max-width:32rem;margin:2rem auto 0;padding:0 2rem;font-weight:600}header.brand+main{margin-top:1rem;border-top:4px solid var(--accent)}
 header.brand img{height:2rem;width:auto;max-width:8rem}
 @media (max-width:34rem){main{margin:.75rem;padding:1.25rem}header.brand{margin-top:1rem;padding:0 .75rem}}`;
@@ -45,7 +45,6 @@ export function captureFormPage(
     fields: readonly CaptureField[];
     help?: string | undefined;
     docs_url?: string | undefined;
-    cancel_url?: string | null;
   },
   state: string,
   errors: readonly { path: string; message: string }[] = [],
@@ -89,7 +88,10 @@ ${errorList}
 ${inputs}
 <button type="submit">Connect</button>
 </form>
-${form.cancel_url ? `<p class="cancel"><a href="${escapeHtml(form.cancel_url)}">Cancel and return to the application</a></p>` : ''}
+<form method="post" action="/connect/capture/cancel" class="cancel">
+<input type="hidden" name="state" value="${escapeHtml(state)}">
+<button type="submit" class="secondary">Cancel and return to the application</button>
+</form>
 <p class="note">Your credentials go to ${escapeHtml(brand?.name ?? 'Nexus')}, which stores them encrypted. The application that sent you here never sees them.</p>`,
     brand,
   );

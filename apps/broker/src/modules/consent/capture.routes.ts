@@ -241,6 +241,33 @@ export function captureRoutes(
         }
       },
     );
+
+    // The form's cancel button: the link is used up and the connection fails, then back to the app.
+    s.post(
+      '/connect/capture/cancel',
+      { config: { auth: 'public' }, schema: { hide: true, body: z.object({ state }).strict() } },
+      async (request, reply) => {
+        const nonce = randomBytes(16).toString('base64');
+        try {
+          const back = await capture.cancel(auditContext(request), request.body.state);
+          if (back !== null) return reply.redirect(back, 303);
+          return html(
+            reply,
+            200,
+            nonce,
+            null,
+            captureMessagePage(
+              nonce,
+              'Not connected',
+              'You cancelled: nothing was stored. You can close this window and return to the application.',
+              deps.brand,
+            ),
+          );
+        } catch (error) {
+          return failure(request, reply, nonce, error);
+        }
+      },
+    );
   });
 }
 

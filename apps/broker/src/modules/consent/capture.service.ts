@@ -31,8 +31,6 @@ export interface CaptureForm {
   /** The provider's `params.capture_help` and `params.docs_url` (decision 0015), shown on the page. */
   readonly help: string | undefined;
   readonly docs_url: string | undefined;
-  /** The return URL with `status=failed&error=cancelled`: the page's cancel link back to the app. */
-  readonly cancel_url: string | null;
 }
 
 /**
@@ -209,7 +207,6 @@ export function createCaptureService(deps: {
       return {
         help: text(profile.params.capture_help),
         docs_url: text(profile.params.docs_url),
-        cancel_url: trusted ? withOutcome(flow.return_url, { status: 'failed', error: 'cancelled' }) : null,
         provider,
         fields,
         schema: credentialSchema(profile),
@@ -217,6 +214,21 @@ export function createCaptureService(deps: {
         return_origin: returnOrigin,
         verifier_origin: deps.confirmation?.verifierOrigin ?? null,
       };
+    },
+
+    /**
+     * The form's cancel: the link is used up and the pending connection fails (`cancelled`), so
+     * nothing can be connected through it any more; answers where to send the user back (the
+     * return URL with `status=failed&error=cancelled`), or null when that URL is no longer allowed.
+     */
+    async cancel(ctx: AuditContext, stateText: string): Promise<string | null> {
+      const { flow } = await openFlow(stateText);
+      if ((await store.consume(flow.id, now())) === undefined)
+        throw errorFrom(consentErrors, 'capture_not_available');
+      await connections.markFailed(flow.connection_id, 'cancelled', { ctx });
+      return returnUrlAllowed(flow.return_url, deps.returnUrls)
+        ? withOutcome(flow.return_url, { status: 'failed', error: 'cancelled' })
+        : null;
     },
 
     /** `captureOnce`, counted by outcome. */

@@ -86,7 +86,7 @@ export const consentReturnErrors = defineReturnUrlErrors({
   },
   cancelled: {
     message:
-      'The user chose "Cancel and return to the application" on the hosted capture page (or the hosted connect page) instead of connecting. The link itself stays valid until it expires; the pending connection expires with it.',
+      'The user chose "Cancel and return to the application" on the hosted capture page (or the hosted connect page) instead of connecting. The link is used up, and the pending connection failed with this code.',
   },
   authorization_failed: {
     message:
