@@ -4,7 +4,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import * as z from 'zod';
 import { auditContext } from '../../http/context.ts';
 import { rejection } from '../../http/error-handler.ts';
-import { nulInBody } from '../../http/nul-text.ts';
+import { formFieldsParser } from '../../http/form-body.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { Brand } from '../consent/brand.ts';
 import { connectionConfig } from '../consent/connection-config.schema.ts';
@@ -164,12 +164,7 @@ export function connectRoutes(app: FastifyInstance, deps: { connect: ConnectServ
     scope.addContentTypeParser(
       'application/x-www-form-urlencoded',
       { parseAs: 'string', bodyLimit: 4096 },
-      (_req, body, done) => {
-        const fields = Object.fromEntries(new URLSearchParams(body as string));
-        const refused = nulInBody(fields);
-        if (refused !== undefined) return done(refused, undefined);
-        done(null, fields);
-      },
+      formFieldsParser,
     );
     scope.setErrorHandler((error, request, reply) => {
       const e = rejection(request, error);

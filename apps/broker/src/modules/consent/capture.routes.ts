@@ -5,7 +5,7 @@ import * as z from 'zod';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { rejection } from '../../http/error-handler.ts';
-import { nulInBody } from '../../http/nul-text.ts';
+import { formFieldsParser } from '../../http/form-body.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { Brand } from './brand.ts';
 import { captureFormPage, captureMessagePage, capturePageHeaders } from './capture.page.ts';
@@ -108,12 +108,7 @@ export function captureRoutes(
     scope.addContentTypeParser(
       'application/x-www-form-urlencoded',
       { parseAs: 'string', bodyLimit: deps.formBodyLimit },
-      (_req, body, done) => {
-        const fields = Object.fromEntries(new URLSearchParams(body as string));
-        const refused = nulInBody(fields);
-        if (refused !== undefined) return done(refused, undefined);
-        done(null, fields);
-      },
+      formFieldsParser,
     );
     const s = scope.withTypeProvider<ZodTypeProvider>();
     const html = (
@@ -141,6 +136,12 @@ export function captureRoutes(
           deps.brand,
         ),
       );
+
+    /** Back to the application when its URL is still allowed, else a page saying how it ended. */
+    const backOr = (reply: FastifyReply, nonce: string, to: string | null, title: string, text: string) =>
+      to !== null
+        ? reply.redirect(to, 303)
+        : html(reply, 200, nonce, null, captureMessagePage(nonce, title, text, deps.brand));
 
     /**
      * Every failure of the hosted form is a page, never the API's JSON: the person in front of it
@@ -205,18 +206,12 @@ export function captureRoutes(
         const { state: stateText, ...values } = request.body as Record<string, string>;
         try {
           const result = await capture.capture(auditContext(request), stateText!, values);
-          if (result.redirect_url !== null) return reply.redirect(result.redirect_url, 303);
-          return html(
+          return backOr(
             reply,
-            200,
             nonce,
-            null,
-            captureMessagePage(
-              nonce,
-              'Connected',
-              'You can close this window and return to the application.',
-              deps.brand,
-            ),
+            result.redirect_url,
+            'Connected',
+            'You can close this window and return to the application.',
           );
         } catch (error) {
           if (!(error instanceof NexusError && RETRYABLE.has(error.code)))
@@ -250,18 +245,12 @@ export function captureRoutes(
         const nonce = randomBytes(16).toString('base64');
         try {
           const back = await capture.cancel(auditContext(request), request.body.state);
-          if (back !== null) return reply.redirect(back, 303);
-          return html(
+          return backOr(
             reply,
-            200,
             nonce,
-            null,
-            captureMessagePage(
-              nonce,
-              'Not connected',
-              'You cancelled: nothing was stored. You can close this window and return to the application.',
-              deps.brand,
-            ),
+            back,
+            'Not connected',
+            'You cancelled: nothing was stored. You can close this window and return to the application.',
           );
         } catch (error) {
           return failure(request, reply, nonce, error);
