@@ -2,6 +2,7 @@ import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify } from 'jo
 import type { AgentPrincipal } from '../../auth/principal.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import type { AgentsStore } from './agents.store.ts';
+import { scopesStillHeld } from './grants.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 const list = (json: string) => JSON.parse(json) as string[];
@@ -104,13 +105,8 @@ export function createAccessTokenVerifier(deps: {
     // The agent is read on every request (deactivation takes effect at once); nothing is cached.
     const row = await deps.store.findById(payload.sub!);
     if (row === undefined || row.deleted_at !== null || row.disabled_at !== null) return null;
-    // The token's scopes that the agent still holds: removing a scope from the agent takes it
-    // from the tokens already issued, as deactivation does.
-    const granted = new Set(list(row.allowed_scopes));
-    const scopes =
-      typeof payload.scope === 'string' && payload.scope !== ''
-        ? payload.scope.split(' ').filter((s) => granted.has(s))
-        : [];
+    // Removing a scope from the agent takes it from the tokens already issued, as deactivation does.
+    const scopes = scopesStillHeld(payload.scope, row);
     // Introspection shows the same narrowed scopes as the requests get.
     const claims = typeof payload.scope === 'string' ? { ...payload, scope: scopes.join(' ') } : payload;
     return { principal: principalOf(row, scopes), claims };

@@ -1,16 +1,29 @@
 import type { AgentPrincipal, Principal } from '../../auth/principal.ts';
+import type { AgentsTable } from '../../db/schema.ts';
 import type { ConnectionAccess } from '../connections/connections.service.ts';
+
+/** Whether a grant list (`allowed_providers`, `allowed_workspaces`) names `item`, or is "*" (any). */
+export const grantNames = (list: readonly string[], item: string): boolean =>
+  list.includes('*') || list.includes(item);
+
+/**
+ * The scopes of an issued token or session (space-separated) that its agent still holds: an
+ * operator who removes a scope from the agent takes it from what was already issued.
+ */
+export function scopesStillHeld(scope: unknown, agent: Pick<AgentsTable, 'allowed_scopes'>): string[] {
+  if (typeof scope !== 'string' || scope === '') return [];
+  const held = new Set(JSON.parse(agent.allowed_scopes) as string[]);
+  return scope.split(' ').filter((s) => s !== '' && held.has(s));
+}
 
 /** Whether an agent may use connections of this workspace and provider ("*" allows any). */
 export function agentMayUse(
   principal: AgentPrincipal,
   target: { workspace_id: string; provider_id: string },
 ): boolean {
-  const providers = principal.allowedProviders;
-  const workspaces = principal.allowedWorkspaces;
   return (
-    (providers.includes('*') || providers.includes(target.provider_id)) &&
-    (workspaces.includes('*') || workspaces.includes(target.workspace_id))
+    grantNames(principal.allowedProviders, target.provider_id) &&
+    grantNames(principal.allowedWorkspaces, target.workspace_id)
   );
 }
 
@@ -22,7 +35,7 @@ export function agentMayUse(
 export function principalMaySeeProvider(principal: Principal | undefined, providerId: string): boolean {
   if (principal?.kind === 'admin') return true;
   if (principal?.kind !== 'agent') return false;
-  return principal.allowedProviders.includes('*') || principal.allowedProviders.includes(providerId);
+  return grantNames(principal.allowedProviders, providerId);
 }
 
 /** Who may use which connection: admin keys any; agents what their grant names (else "not found"). */

@@ -3,7 +3,7 @@ import type { Principal } from '../../auth/principal.ts';
 import type { ConnectSessionsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
-import { principalMaySeeProvider } from '../agents/grants.ts';
+import { grantNames, principalMaySeeProvider } from '../agents/grants.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
 import { checkedConnectionConfig } from '../consent/connection-config.ts';
@@ -134,11 +134,7 @@ export function createConnectService(deps: {
     async create(ctx: AuditContext, principal: Principal | undefined, request: CreateSessionRequest) {
       if (!returnUrlAllowed(request.returnUrl, deps.returnUrls))
         throw errorFrom(consentErrors, 'return_url_not_allowed');
-      if (
-        principal?.kind === 'agent' &&
-        !principal.allowedWorkspaces.includes('*') &&
-        !principal.allowedWorkspaces.includes(request.workspaceId)
-      )
+      if (principal?.kind === 'agent' && !grantNames(principal.allowedWorkspaces, request.workspaceId))
         throw commonError('forbidden', { message: 'This agent may not act for that user (workspace).' });
       deps.consent.verifyWanted(request.verify);
       const { views, explicit } = await offerFor(principal, request.providers);

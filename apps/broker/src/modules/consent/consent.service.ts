@@ -6,6 +6,7 @@ import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
+import { grantNames } from '../agents/grants.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { Activation } from '../connections/lifecycle.ts';
@@ -187,9 +188,9 @@ export function createConsentService(deps: {
       const p = request.principal;
       if (p?.kind === 'agent') {
         // A provider outside the grant is "not found", as it is everywhere else for this agent.
-        if (!p.allowedProviders.includes('*') && !p.allowedProviders.includes(provider.id))
+        if (!grantNames(p.allowedProviders, provider.id))
           throw errorFrom(providerErrors, 'provider_not_found');
-        if (!p.allowedWorkspaces.includes('*') && !p.allowedWorkspaces.includes(request.workspaceId))
+        if (!grantNames(p.allowedWorkspaces, request.workspaceId))
           throw commonError('forbidden', { message: 'This agent may not act for that user (workspace).' });
       }
       const config = checkedConnectionConfig(provider, request.connectionConfig);

@@ -10,7 +10,8 @@ import { errorFrom } from '../../errors/nexus-error.ts';
 import { presentedCredential } from '../../http/auth.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
-import type { AgentSessions } from '../token-exchange/sessions.ts';
+import { grantNames } from '../agents/grants.ts';
+import { type AgentSessions, sessionHasScope } from '../token-exchange/sessions.ts';
 import { CALLER_KEY, type McpCaller } from './mcp.caller.ts';
 import { mcpErrors } from './mcp.errors.ts';
 import { createMcpSessions } from './mcp.sessions.ts';
@@ -30,8 +31,7 @@ const USER_ID = /^[^\u0000-\u001f\u007f]{1,200}$/;
  * finds the person's own connections only, whatever else the agent may reach.
  */
 function pinnedTo(p: AgentPrincipal, user: string): AgentPrincipal {
-  const reaches = p.allowedWorkspaces.includes('*') || p.allowedWorkspaces.includes(user);
-  return { ...p, allowedWorkspaces: reaches ? [user] : [] };
+  return { ...p, allowedWorkspaces: grantNames(p.allowedWorkspaces, user) ? [user] : [] };
 }
 
 /** Reads at most `max` bytes of a stream, then stops it. */
@@ -119,11 +119,7 @@ export function mcpRoutes(
       throw commonError('unauthorized', {
         message: `${SESSION_HEADER} is not an active on-behalf-of session of this agent: exchange the user's token again.`,
       });
-    if (
-      !String(session.scope ?? '')
-        .split(' ')
-        .includes(MCP_SCOPE)
-    ) {
+    if (!sessionHasScope(session, MCP_SCOPE)) {
       lacksScope.add(request);
       throw errorFrom(mcpErrors, 'insufficient_scope', {
         message: `The on-behalf-of session lacks the ${MCP_SCOPE} scope: the user's permissions and the agent's scopes must both include it.`,

@@ -7,7 +7,7 @@ import { errorFrom } from '../../errors/nexus-error.ts';
 import { agentErrors } from '../agents/agents.errors.ts';
 import type { AgentsService } from '../agents/agents.service.ts';
 import type { CustomScopes } from '../agents/custom-scopes.ts';
-import { agentMayUse } from '../agents/grants.ts';
+import { agentMayUse, grantNames, scopesStillHeld } from '../agents/grants.ts';
 import type { SigningKeys } from '../agents/signing-keys.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { connectionErrors } from '../connections/connections.errors.ts';
@@ -51,6 +51,10 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * scopes come with a broker-signed session token that the developer's services verify offline
  * (JWKS) or online (`POST /oauth/introspect`, which also sees a closed session).
  */
+/** Whether an introspected session (`introspect`'s answer) carries `scope`. */
+export const sessionHasScope = (session: Record<string, unknown>, scope: string): boolean =>
+  typeof session.scope === 'string' && session.scope.split(' ').includes(scope);
+
 export function createAgentSessions(deps: {
   store: SessionsStore;
   /** The agents module: live, active agents and their `agent_id`s (its rows are its own). */
@@ -177,11 +181,7 @@ export function createAgentSessions(deps: {
       const notAllowed = requested.filter((s) => !allowed.includes(s));
       if (notAllowed.length > 0) await deny('agent_scopes', notAllowed);
       // Acting for a user needs that user in the agent's grant, with or without a connection.
-      if (
-        request.obo &&
-        !agent.allowedWorkspaces.includes('*') &&
-        !agent.allowedWorkspaces.includes(request.obo.user_id)
-      )
+      if (request.obo && !grantNames(agent.allowedWorkspaces, request.obo.user_id))
         await deny('acting_for', requested);
       const custom = await customScopeNames(requested);
       const providerScopes = requested.filter((s) => !custom.has(s));
@@ -333,14 +333,10 @@ export function createAgentSessions(deps: {
         if (agent === undefined) return inactive;
         // The agent's grant as it is now: an operator who narrows it narrows the open sessions too.
         // A user no longer in the grant ends the session; scopes no longer granted leave it.
-        const workspaces = JSON.parse(agent.allowed_workspaces) as string[];
         const actingFor = row.obo === null ? null : (JSON.parse(row.obo) as OboContext).user_id;
-        if (actingFor !== null && !workspaces.includes('*') && !workspaces.includes(actingFor))
+        if (actingFor !== null && !grantNames(JSON.parse(agent.allowed_workspaces) as string[], actingFor))
           return inactive;
-        const granted = new Set(JSON.parse(agent.allowed_scopes) as string[]);
-        const scope = String(payload.scope ?? '')
-          .split(' ')
-          .filter((s) => s !== '' && granted.has(s));
+        const scope = scopesStillHeld(payload.scope, agent);
         if (scope.length === 0) return inactive;
         return { active: true, token_type: 'session', ...payload, scope: scope.join(' ') };
       } catch {

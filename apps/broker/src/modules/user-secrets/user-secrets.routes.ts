@@ -5,7 +5,7 @@ import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses, errorSchema } from '../../http/schemas.ts';
-import type { AgentSessions } from '../token-exchange/sessions.ts';
+import { type AgentSessions, sessionHasScope } from '../token-exchange/sessions.ts';
 import { userSecretErrors } from './user-secrets.errors.ts';
 import {
   agentHoldsSecretGrant,
@@ -105,11 +105,7 @@ export async function secretOwner(
   if (query.user_id !== undefined && query.user_id !== actingFor)
     throw errorFrom(userSecretErrors, 'user_secret_not_found');
   const scope = SECRET_SCOPES[access];
-  if (
-    !String(session.scope ?? '')
-      .split(' ')
-      .includes(scope)
-  )
+  if (!sessionHasScope(session, scope))
     throw errorFrom(userSecretErrors, 'user_secret_scope_missing', {
       message: `The on-behalf-of session lacks the ${scope} scope: the user's permissions and the agent's scopes must both include it.`,
       details: { scope },
