@@ -181,12 +181,11 @@ export function userSecretsRoutes(
    * The same metadata for operators on the admin surface: the console is served by the admin
    * listener, which in split mode (ADMIN_PORT, `--role`) does not serve the agent API above.
    */
-  const adminOwner = z
-    .object({
-      user_id: z.string().trim().min(1).max(200).describe('The owning user'),
-      zone,
-    })
-    .strict();
+  const adminOwner = ownerQuery.required({ user_id: true });
+  const ownerOf = (q: { user_id: string; zone: string }): SecretOwner => ({
+    userId: q.user_id,
+    zone: q.zone,
+  });
   r.get(
     '/admin/v1/user-secrets',
     {
@@ -202,10 +201,7 @@ export function userSecretsRoutes(
       },
     },
     async (request) => ({
-      secrets: await deps.secrets.list(
-        { userId: request.query.user_id, zone: request.query.zone },
-        request.query.include_deleted,
-      ),
+      secrets: await deps.secrets.list(ownerOf(request.query), request.query.include_deleted),
     }),
   );
   r.get(
@@ -226,10 +222,7 @@ export function userSecretsRoutes(
       },
     },
     async (request) => ({
-      versions: await deps.secrets.versions(
-        { userId: request.query.user_id, zone: request.query.zone },
-        request.params.name,
-      ),
+      versions: await deps.secrets.versions(ownerOf(request.query), request.params.name),
     }),
   );
 
