@@ -50,9 +50,13 @@ export function EditProvider({
   const save = (p: Provider) => (event: Event) => {
     const v = formValues(event);
     const patch = changes(p, v);
+    const form = event.currentTarget as HTMLFormElement;
     return action.run(async () => {
       if (Object.keys(patch).length === 0) return 'Nothing changed.';
       await api('PATCH', `/providers/${id}`, { body: patch, headers: { 'if-match': `"${p.version}"` } });
+      // The secret leaves the page now, not when the reloaded profile redraws the form.
+      const secret = form.elements.namedItem('client_secret');
+      if (secret instanceof HTMLInputElement) secret.value = '';
       reload();
       onSaved();
       return `Provider ${p.name} saved (${Object.keys(patch)
