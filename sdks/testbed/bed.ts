@@ -9,8 +9,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../apps/broker/test/free-port.ts';
 import { type OidcFixture, startOidcProvider } from '../../apps/broker/test/oidc-fixture.ts';
-import { BrokerProcess, freePort } from './broker-process.ts';
+import { BrokerProcess } from './broker-process.ts';
 import {
   closeCode,
   newCredentials,

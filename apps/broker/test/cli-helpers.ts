@@ -5,7 +5,6 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
@@ -20,6 +19,8 @@ import { openDatabase } from '../src/db/client.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createLogger } from '../src/http/logger.ts';
 import { DIALECT, type TestDatabase } from './harness.ts';
+
+export { freePort } from './free-port.ts';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../../..');
 export const NEXUS_BIN = join(REPO_ROOT, 'apps/broker/bin/nexus.js');
@@ -190,20 +191,6 @@ export function runCli(
 /** A message for assertions: the command's full output. */
 export const show = (r: CliResult) =>
   `exit code ${r.code}, signal ${r.signal}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
-
-/** A TCP port that was free a moment ago (listen on 0, read the port, close). */
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 /** `fetch` with a bound on the time it may take. */
 export function fetchWithin(url: string, init: RequestInit = {}, timeoutMs = 5_000): Promise<Response> {

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { CHROMIUM, launchChromium, WAIT } from './chromium.ts';
+import { freePort } from './free-port.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
@@ -22,13 +23,6 @@ function listen(server: Server, port = 0): Promise<number> {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
   });
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  const port = await listen(probe);
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
 }
 
 const signedIn = (req: IncomingMessage) => /(?:^|;\s*)app_user=([a-z]+)/.exec(req.headers.cookie ?? '')?.[1];
