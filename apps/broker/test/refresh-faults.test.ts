@@ -54,42 +54,44 @@ describe('refresh under provider faults', () => {
     return id;
   }
 
-  it('backs off when the provider answers an already expired token (expires_in: 0), and serves no loop', async () => {
-    const start = s.clock;
-    const id = await dueConnection('expires-in-zero');
-    s.idp.setTokenResponseRewrite((body) => ({ ...body, expires_in: 0 }));
-    const base = s.idp.counts.refresh_token;
-    assert.equal(await worker().runOnce(), 1);
-    let r = await row(id);
-    assert.equal(r.status, 'active');
-    assert.equal(r.last_error, 'token_not_extended');
-    assert.equal(r.refresh_failures, 1);
-    assert.ok(r.refresh_due_at! - s.clock >= 24_000, 'the next attempt backs off');
-    // Agents reading the expired token do not turn into refresh calls: each is told when to retry.
-    for (let i = 0; i < 20; i++) {
-      const res = await s.call({ method: 'GET', url: `/v1/token/${id}` });
-      assertProblem(res, 502, 'provider_unavailable');
-      assert.ok(json<{ details: { retry_after_seconds: number } }>(res).details.retry_after_seconds > 0);
-      assert.ok(Number(res.headers['retry-after']) > 0, 'and in Retry-After');
-    }
-    assert.equal(await worker().runOnce(), 0, 'nothing due before the backoff');
-    assert.equal(s.idp.counts.refresh_token - base, 1, 'one call to the provider in all');
-    // The provider mends its ways; a read after the floor refreshes once and the connection recovers.
-    s.idp.setTokenResponseRewrite(undefined);
-    s.clock += 16_000;
-    const token = await s.token(id);
-    assert.ok(Date.parse(token.expires_at!) > s.clock);
-    assert.equal(s.idp.counts.refresh_token - base, 2);
-    r = await row(id);
-    assert.equal(r.refresh_failures, 0);
-    assert.ok(r.refresh_due_at! > s.clock + HOUR / 2, 'scheduled from the new token');
-    assert.deepEqual(await eventTypes(id), [
-      { type: 'connection.active' },
-      { type: 'connection.refresh_failed', reason: 'token_not_extended' },
-      { type: 'connection.refresh_recovered' },
-    ]);
-    s.clock = start;
-  });
+  // 0.5: a lifetime under a second is none (whole seconds), not a token due again at once.
+  for (const lifetime of [0, 0.5])
+    it(`backs off when the provider answers an already expired token (expires_in: ${lifetime}), and serves no loop`, async () => {
+      const start = s.clock;
+      const id = await dueConnection(`expires-in-${lifetime}`);
+      s.idp.setTokenResponseRewrite((body) => ({ ...body, expires_in: lifetime }));
+      const base = s.idp.counts.refresh_token;
+      assert.equal(await worker().runOnce(), 1);
+      let r = await row(id);
+      assert.equal(r.status, 'active');
+      assert.equal(r.last_error, 'token_not_extended');
+      assert.equal(r.refresh_failures, 1);
+      assert.ok(r.refresh_due_at! - s.clock >= 24_000, 'the next attempt backs off');
+      // Agents reading the expired token do not turn into refresh calls: each is told when to retry.
+      for (let i = 0; i < 20; i++) {
+        const res = await s.call({ method: 'GET', url: `/v1/token/${id}` });
+        assertProblem(res, 502, 'provider_unavailable');
+        assert.ok(json<{ details: { retry_after_seconds: number } }>(res).details.retry_after_seconds > 0);
+        assert.ok(Number(res.headers['retry-after']) > 0, 'and in Retry-After');
+      }
+      assert.equal(await worker().runOnce(), 0, 'nothing due before the backoff');
+      assert.equal(s.idp.counts.refresh_token - base, 1, 'one call to the provider in all');
+      // The provider mends its ways; a read after the floor refreshes once and the connection recovers.
+      s.idp.setTokenResponseRewrite(undefined);
+      s.clock += 16_000;
+      const token = await s.token(id);
+      assert.ok(Date.parse(token.expires_at!) > s.clock);
+      assert.equal(s.idp.counts.refresh_token - base, 2);
+      r = await row(id);
+      assert.equal(r.refresh_failures, 0);
+      assert.ok(r.refresh_due_at! > s.clock + HOUR / 2, 'scheduled from the new token');
+      assert.deepEqual(await eventTypes(id), [
+        { type: 'connection.active' },
+        { type: 'connection.refresh_failed', reason: 'token_not_extended' },
+        { type: 'connection.refresh_recovered' },
+      ]);
+      s.clock = start;
+    });
 
   it('does not follow a provider that keeps answering the same expiry into shorter and shorter refreshes', async () => {
     const start = s.clock;

@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
+import type { Logger } from 'pino';
+import { startBackgroundJobs } from '../src/modules/worker/runner.ts';
 import { assertProblem, DIALECT, json } from './harness.ts';
 import { RETURN, Scenario, type Token } from './oauth-scenario.ts';
 
@@ -210,6 +212,34 @@ describe(`provider quirks against a real OpenID provider (${DIALECT})`, () => {
     assert.equal(refreshed.access_token, lastAnswer().access_token);
     assert.equal(refreshed.expires_at, null);
     assert.equal(s.idp.counts.refresh_token, base + 1);
+    // Forced refreshes of it are 30 s apart, as for a token that lives an hour (an API that keeps
+    // answering 401 must not turn every retry through the proxy into a rotation).
+    s.clock += 10_000;
+    const again = json<Token>(await s.call({ method: 'POST', url: `/v1/refresh/${id}` }, 200));
+    assert.equal(again.access_token, refreshed.access_token, 'the token refreshed 10 s ago');
+    assert.equal(s.idp.counts.refresh_token, base + 1);
+    assert.equal(await status(id), 'active');
+  });
+
+  it('expires_in with a fraction, or past ten years (or past what a date holds): whole seconds, or no known expiry', async () => {
+    await register('quirk-odd-expiry', {});
+    s.idp.setTokenResponseRewrite(reshape((b) => ({ ...b, expires_in: 3600.75 })));
+    const id = await connect('quirk-odd-expiry', 'user-odd-expiry');
+    assert.equal((await s.token(id)).expires_at, expiresIn(3600), 'the fraction dropped');
+    // 1e13 s would be ~300,000 years from now: past what a Date (and SQLite's integers) hold.
+    for (const odd of [3600.0001, 1e13, '99999999999999999999', 1e300]) {
+      s.idp.setTokenResponseRewrite(reshape((b) => ({ ...b, expires_in: odd })));
+      const refreshed = await refresh(id);
+      assert.equal(
+        refreshed.access_token,
+        lastAnswer().access_token,
+        `expires_in ${odd}: the new token stored`,
+      );
+      assert.equal(refreshed.expires_at, odd === 3600.0001 ? expiresIn(3600) : null, `expires_in ${odd}`);
+      assert.equal((await s.token(id)).access_token, lastAnswer().access_token);
+      const [row] = await listed('quirk-odd-expiry');
+      assert.equal(row!.access_expires_at, refreshed.expires_at, 'the connection lists');
+    }
     assert.equal(await status(id), 'active');
   });
 
@@ -250,5 +280,48 @@ describe(`provider quirks against a real OpenID provider (${DIALECT})`, () => {
     assertProblem(await s.call({ method: 'POST', url: `/v1/refresh/${id}` }), 409, 'attention_required');
     assert.equal(await status(id), 'attention_required');
     assert.equal((await s.call({ method: 'GET', url: `/v1/token/${id}` })).statusCode, 409);
+  });
+
+  it('an error answer carrying new tokens (Slack: ok false) leaves them out of every log line', async () => {
+    await register('quirk-error-tokens', { token_response: { error_with_200: true } });
+    const id = await connect('quirk-error-tokens', 'user-error-tokens');
+    s.idp.setTokenResponseRewrite(reshape((b) => ({ ...b, ok: false, error: 'ratelimited' })));
+    s.clock += 31_000;
+    assertProblem(await s.call({ method: 'POST', url: `/v1/refresh/${id}` }), 502, 'provider_unavailable');
+    const issued = lastAnswer();
+    assert.ok(typeof issued.access_token === 'string' && typeof issued.refresh_token === 'string');
+    assert.ok(
+      s.broker.logs.some((l) => l.includes('"code":"provider_unavailable"')),
+      'the failure is logged',
+    );
+    for (const token of [issued.access_token, issued.refresh_token])
+      assert.ok(!s.broker.logs.some((l) => l.includes(String(token))), 'a token in the log');
+  });
+
+  it('a background refresh that fails unexpectedly is logged with its connection and code', async () => {
+    await register('quirk-damaged', {});
+    const id = await connect('quirk-damaged', 'user-damaged');
+    // One byte of the stored ciphertext changed: the worker cannot open it.
+    const row = (await s.broker.container.connectionsStore.find(id))!;
+    const damaged = Uint8Array.from(row.credentials as Uint8Array);
+    damaged[damaged.length - 1]! ^= 1;
+    await s.broker.container.db.kysely
+      .updateTable('connections')
+      .set({ credentials: damaged })
+      .where('id', '=', id)
+      .execute();
+    s.clock = row.refresh_due_at! + 1;
+    const stop = startBackgroundJobs(s.broker.container, s.broker.app.log as Logger);
+    const failed = () => s.broker.logs.find((l) => l.includes('background refresh failed') && l.includes(id));
+    try {
+      for (let i = 0; i < 100 && failed() === undefined; i++) await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      await stop();
+    }
+    const line = JSON.parse(failed() ?? '{}') as { level?: number; code?: string; connection_id?: string };
+    assert.equal(line.level, 40, 'logged as a warning');
+    assert.equal(line.code, 'decryption_failed');
+    assert.equal(line.connection_id, id);
+    await s.call({ method: 'DELETE', url: `/v1/connections/${id}` });
   });
 });

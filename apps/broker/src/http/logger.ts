@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import pino, { type Logger } from 'pino';
+import { errorForLog } from './log-error.ts';
 
 /**
  * Paths scrubbed from every log line. The request and response serializers below already log no
@@ -143,7 +144,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
           ip: req.ip,
         }),
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
-        err: pino.stdSerializers.err,
+        err: errorForLog,
       },
     },
     destination ?? stdoutInBlocks(),

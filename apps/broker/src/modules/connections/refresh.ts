@@ -188,10 +188,11 @@ export function createRefresher(c: {
         // Satisfied by a refresh that completed just before (many agents forcing at once), or
         // within the floor for forced refreshes: an API that keeps answering 401 (a suspended
         // account) must not turn every retry into a rotation.
-        const floor = Math.max(
-          RECENT_REFRESH_MS,
-          Math.min(FORCED_FLOOR_MAX_MS, minIntervalMs(lifetimeOf(row))),
-        );
+        // A token of unknown lifetime is only ever refreshed so: the whole floor.
+        const floor =
+          row.access_expires_at === null
+            ? FORCED_FLOOR_MAX_MS
+            : Math.max(RECENT_REFRESH_MS, Math.min(FORCED_FLOOR_MAX_MS, minIntervalMs(lifetimeOf(row))));
         if (
           (row.last_refreshed_at ?? Number.NEGATIVE_INFINITY) >=
           Math.min(requestedAt - RECENT_REFRESH_MS, now() - floor)

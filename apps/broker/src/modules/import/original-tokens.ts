@@ -1,4 +1,5 @@
 import type { StoredCredentials } from '../connections/connections.types.ts';
+import { lifetimeSeconds } from '../providers/token-answer-quirks.ts';
 
 /** What a decrypted `tokens` row becomes: the vault's credentials and the token's lifetime. */
 export interface ConvertedToken {
@@ -14,8 +15,8 @@ export class TokenShapeError extends Error {}
 const EARLIEST = Date.UTC(1971, 0, 1);
 
 function seconds(value: unknown): number | undefined {
-  const n = typeof value === 'string' && /^\d{1,10}$/.test(value.trim()) ? Number(value) : value;
-  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined;
+  const n = lifetimeSeconds(value);
+  return n !== undefined && n > 0 ? n : undefined;
 }
 
 function instant(value: unknown): number | undefined {

@@ -187,20 +187,44 @@ function spaceSeparated(scope: string): string {
     .join(' ');
 }
 
+/** The longest token lifetime read as one (ten years); a longer one is an unknown lifetime. */
+export const MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600;
+
+/** A numeric string (`"3600"`) as the number it spells; anything else as it is. */
+const numeric = (value: unknown): unknown =>
+  typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
+
 /**
- * `expires_in` as RFC 6749 §5.1 has it: a number of seconds. A numeric string is read as one;
- * `null` or an empty string is an unknown lifetime, as when it is missing. Anything else is left
- * for oauth4webapi to refuse.
+ * A lifetime in seconds as a provider or the original's database gives it (a number, or a
+ * numeric string), in whole seconds: undefined when it is not one, is negative, or is longer than
+ * `MAX_EXPIRES_IN_S`. Fractions are dropped, so expiries stay whole milliseconds (PostgreSQL's
+ * BIGINT refuses others) and a lifetime under a second is none (such a token does not extend the
+ * one it replaces, so its refresh backs off instead of looping).
+ */
+export function lifetimeSeconds(value: unknown): number | undefined {
+  const n = numeric(value);
+  if (typeof n !== 'number' || !(n >= 0 && n <= MAX_EXPIRES_IN_S)) return undefined;
+  return Math.floor(n);
+}
+
+/**
+ * `expires_in` as RFC 6749 §5.1 has it: a whole number of seconds (see `lifetimeSeconds`).
+ * `null`, an empty string, or a lifetime past `MAX_EXPIRES_IN_S` (which would put the expiry
+ * beyond what a date holds) is an unknown lifetime, as when it is missing. Anything else (a
+ * negative number, text) is left for oauth4webapi to refuse.
  */
 function withExpiresIn(body: Body): Body {
-  const value = body.expires_in;
-  if (value === null || (typeof value === 'string' && value.trim() === '')) {
+  const value = numeric(body.expires_in);
+  if (
+    value === null ||
+    (typeof value === 'string' && value.trim() === '') ||
+    (typeof value === 'number' && value > MAX_EXPIRES_IN_S)
+  ) {
     const { expires_in: _, ...rest } = body;
     return rest;
   }
-  if (typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value))
-    return { ...body, expires_in: Number(value) };
-  return body;
+  const seconds = lifetimeSeconds(value);
+  return seconds === undefined ? body : { ...body, expires_in: seconds };
 }
 
 function withoutIdToken(body: Body): Body {

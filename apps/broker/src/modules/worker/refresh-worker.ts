@@ -34,6 +34,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
   let filling: Promise<boolean> | undefined;
   let wake: (() => void) | undefined;
   let launched = 0;
+  let onJobError = options.onError;
 
   function saturated(): string[] {
     return [...perProvider].filter(([, n]) => n >= options.providerConcurrency).map(([p]) => p);
@@ -49,7 +50,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
         outcome = await options.connections.refreshClaimed(id, leaseId);
       } catch (error) {
         outcome = 'error';
-        options.onError?.(error, id);
+        onJobError?.(error, id);
       }
       options.metrics?.refreshed(outcome, providerId, (performance.now() - started) / 1000);
     })().finally(() => {
@@ -114,9 +115,15 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
 
     /**
      * Runs until stopped: claims whenever a slot frees up, and polls every `pollMs` when idle.
-     * Errors (a database hiccup) are reported and retried at the next poll, never fatal.
+     * Errors (a database hiccup) are reported and retried at the next poll, never fatal; a
+     * refresh that fails is reported to `onRefreshError` (its connection is due again later).
      */
-    start(pollMs: number, onLoopError: (error: unknown) => void): () => Promise<void> {
+    start(
+      pollMs: number,
+      onLoopError: (error: unknown) => void,
+      onRefreshError?: (error: unknown, connectionId: string) => void,
+    ): () => Promise<void> {
+      if (onRefreshError) onJobError = onRefreshError;
       let stopped = false;
       let timer: NodeJS.Timeout | undefined;
       const loop = async () => {

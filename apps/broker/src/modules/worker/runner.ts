@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { isDatabaseUnavailable } from '../../db/availability.ts';
+import { NexusError } from '../../errors/nexus-error.ts';
 import type { WebhookDelivery } from '../events/webhook-delivery.ts';
 import type { Housekeeping } from '../housekeeping/housekeeping.ts';
 import type { RefreshWorker } from './refresh-worker.ts';
@@ -59,9 +60,19 @@ export interface BackgroundJobs {
 export function startBackgroundJobs(jobs: BackgroundJobs, logger: Logger): () => Promise<void> {
   const pollMs = jobs.config.refresh.pollMs;
   const outage = outageLog(logger, pollMs);
-  const stopRefresh = jobs.refreshWorker.start(pollMs, (error) => {
-    if (!outage.failed('refresh', error)) logger.error({ err: error }, 'refresh worker: claim failed');
-  });
+  const stopRefresh = jobs.refreshWorker.start(
+    pollMs,
+    (error) => {
+      if (!outage.failed('refresh', error)) logger.error({ err: error }, 'refresh worker: claim failed');
+    },
+    (error, connectionId) => {
+      if (outage.failed('refresh', error)) return;
+      // The code and detail say what failed (`provider_unavailable`: "refresh of … : invalid_grant");
+      // `err` is what errorForLog keeps of the cause: never a provider's answer.
+      const { code, detail } = error instanceof NexusError ? error : { code: undefined, detail: undefined };
+      logger.warn({ connection_id: connectionId, code, detail, err: error }, 'background refresh failed');
+    },
+  );
   const stopDelivery = jobs.webhookDelivery.start(pollMs, (result) => {
     if (!(result instanceof Error)) outage.succeeded();
     else if (!outage.failed('webhook_delivery', result))
