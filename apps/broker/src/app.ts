@@ -16,13 +16,13 @@ import { installCors } from './http/cors.ts';
 import { installErrorHandling, sendError } from './http/error-handler.ts';
 import { installJsonBodyParser } from './http/json-body.ts';
 import { createAccessLog } from './http/logger.ts';
-import { installNulRefusal } from './http/nul-text.ts';
 import { installOpenApi } from './http/openapi.ts';
 import { installRateLimits } from './http/rate-limit.ts';
 import { requestLoggerFactory } from './http/request-logger.ts';
 import { serializerCompiler } from './http/serializer.ts';
 import { installPublicAdminGuard, installSurfaces, type listenersFor } from './http/surfaces.ts';
 import { applyServerTimeouts, installBodyDeadline } from './http/timeouts.ts';
+import { installNulRefusal } from './http/unstorable-text.ts';
 
 type Listeners = ReturnType<typeof listenersFor>;
 
@@ -109,7 +109,7 @@ export async function buildApp(
   // First: a body that does not arrive is cut whatever the route and whoever sends it. The proxy
   // streams uploads: there the limit is on pauses, once the caller is authenticated.
   installBodyDeadline(app, config.http.timeouts, new Set(['/proxy/*']));
-  // No NUL in a URL the broker reads (nul-text.ts); the proxies forward theirs as they are.
+  // No NUL in a URL the broker reads (unstorable-text.ts); the proxies forward theirs as they are.
   installNulRefusal(app, new Set(['/proxy/*', '/mcp-gateway/:route']));
   // JSON only: a text/plain body gets 415 instead of reaching a schema as a string.
   app.removeContentTypeParser('text/plain');

@@ -444,7 +444,7 @@ describe('agents', () => {
       headers: FORM,
       payload: 'grant_type=client_credentials&client_id=x%00y&client_secret=s',
     });
-    // Refused before any client is looked up (http/nul-text.ts), on both databases alike.
+    // Refused before any client is looked up (http/unstorable-text.ts), on both databases alike.
     assert.equal(nulClient.statusCode, 400, nulClient.body);
     assert.equal(json(nulClient).error, 'invalid_request');
     assert.deepEqual(json(nulClient).details, [

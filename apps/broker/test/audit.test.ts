@@ -111,6 +111,42 @@ describe('audit log: group commit and hash chain', () => {
     assert.equal((await broker.container.audit.verify()).ok, true);
   });
 
+  it('an anonymous login whose claimed client id is cut mid-emoji: its event and its neighbours stored, the chain intact', async () => {
+    // The failed login is audited as `agent:<first 64 UTF-16 units of the client id>`: here the
+    // first half of the emoji. Admin keys are created meanwhile, in the same audit batches.
+    const clientId = `${'a'.repeat(63)}\u{1F600}`;
+    const login = () =>
+      broker.app.inject({
+        method: 'POST',
+        url: '/oauth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: clientId,
+          client_secret: 'x',
+        }).toString(),
+      });
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        i % 2 === 0
+          ? login()
+          : broker.request({ method: 'POST', url: '/admin/v1/admin-keys', payload: { name: `batch-${i}` } }),
+      ),
+    );
+    assert.deepEqual(
+      answers.map((a) => a.statusCode),
+      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 401 : 201)),
+    );
+    const verify = json<{ ok: boolean; broken_at?: unknown }>(
+      await broker.request({ method: 'GET', url: '/audit/verify' }),
+    );
+    assert.deepEqual(verify.ok, true, JSON.stringify(verify));
+    const denied = json<{ events: { actor: string }[] }>(
+      await broker.request({ method: 'GET', url: '/audit?event_type=agent.token_denied&limit=1' }),
+    ).events;
+    assert.equal(denied[0]?.actor, `agent:${'a'.repeat(63)}\ufffd`);
+  });
+
   it('keeps one chain when events race from two writers (as from two replicas)', async () => {
     const a = createAuditService({ store: createAuditStore(broker.container.db), batchMax: 7 });
     const b = createAuditService({ store: createAuditStore(broker.container.db), batchMax: 7 });

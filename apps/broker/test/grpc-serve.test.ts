@@ -65,4 +65,44 @@ describe('nexus serve: the gRPC listener', { timeout: 60_000 }, () => {
       broker.kill('SIGKILL');
     }
   });
+
+  for (const [label, env] of [
+    ['--role gateway', { NEXUS_ROLE: 'gateway' }],
+    ['all, split by ADMIN_PORT', { ADMIN_PORT: 'admin' }],
+  ] as const)
+    it(`${label}: admin keys are refused on gRPC as on the public HTTP listener`, async () => {
+      const [port, grpcPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+      const adminKey = `grpc-split-key-${'k'.repeat(24)}`;
+      const broker = spawnCli(['serve', '--no-worker'], {
+        ...baseEnv(),
+        ...db.env,
+        ...envKeys(),
+        NEXUS_ENV: 'test',
+        API_KEYS: `ops:${adminKey}`,
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        GRPC_PORT: String(grpcPort),
+        ...('NEXUS_ROLE' in env ? env : { ADMIN_PORT: String(adminPort) }),
+      });
+      const client = new NexusClient(`127.0.0.1:${grpcPort}`);
+      try {
+        await broker.waitFor('stdout', /"msg":"nexus ready"/, 15_000);
+        const http = await fetch(
+          `http://127.0.0.1:${port}/v1/check-connection/00000000-0000-4000-8000-000000000000`,
+          {
+            headers: { 'x-api-key': adminKey },
+          },
+        );
+        assert.equal(http.status, 403, 'the public HTTP listener refuses it');
+        const refused = await client.fail(
+          'CheckConnection',
+          { connection_id: '00000000-0000-4000-8000-000000000000' },
+          { 'x-api-key': adminKey },
+        );
+        assert.equal(refused.code, grpc.status.PERMISSION_DENIED, JSON.stringify(refused));
+      } finally {
+        client.close();
+        broker.kill('SIGKILL');
+      }
+    });
 });

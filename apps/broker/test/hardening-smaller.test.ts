@@ -177,7 +177,7 @@ describe('issue #18, smaller holes', () => {
     for (const c of ['\r', '\n', '\0', '\x7f', '\t', '\x1b', '\u0085']) {
       const value = `sk_live_ctl${c}tail`;
       const res = await captureJson(state, { api_key: value });
-      // A NUL is refused at the edge, before the route (http/nul-text.ts), naming the field too.
+      // A NUL is refused at the edge, before the route (http/unstorable-text.ts), naming the field too.
       const nul = c === '\0';
       const body = assertProblem<{ error: string; details: { path: string; message: string }[] }>(
         res,

@@ -182,6 +182,70 @@ describe('admin keys over HTTP', () => {
     );
   });
 
+  it('refuses a name shaped like a key id, so that revoking by that name can never revoke another key', async () => {
+    const ops = json<{ id: string }>(
+      await broker.request({ method: 'POST', url: '/admin/v1/admin-keys', payload: { name: 'ops' } }),
+    );
+    // A key named after the ops key's id: revoking "it" by name would revoke ops.
+    const rogue = await broker.request({
+      method: 'POST',
+      url: '/admin/v1/admin-keys',
+      payload: { name: ops.id },
+    });
+    assert.equal(rogue.statusCode, 409, rogue.body);
+    assert.equal(json(rogue).error, 'admin_key_name_taken');
+    const live = json<{ name: string; revoked_at: string | null }[]>(
+      await broker.request({ method: 'GET', url: '/admin/v1/admin-keys' }),
+    ).filter((k) => k.revoked_at === null);
+    assert.ok(!live.some((k) => k.name === ops.id), 'no key of that name');
+    assert.ok(live.some((k) => k.name === 'ops'));
+  });
+
+  it('keeps at most 1000 keys live, so that the list of live keys is always whole', async () => {
+    const listed = async () =>
+      json<{ id: string; name: string }[]>(
+        await broker.request({ method: 'GET', url: '/admin/v1/admin-keys' }),
+      );
+    const before = (await listed()).length;
+    // Filled up to the bound directly (creating them one by one over HTTP would only be slower).
+    const filler = Array.from({ length: 1000 - before }, (_, i) => ({
+      id: `f${i.toString(16).padStart(15, '0')}`,
+      name: `filler-${i}`,
+      key_hash: `filler-hash-${i}`,
+      created_at: i,
+      created_by: 'test',
+      last_used_at: null,
+      revoked_at: null,
+      scope: 'read',
+    }));
+    for (let i = 0; i < filler.length; i += 200)
+      await broker.container.db.kysely
+        .insertInto('admin_keys')
+        .values(filler.slice(i, i + 200))
+        .execute();
+    const full = await broker.request({
+      method: 'POST',
+      url: '/admin/v1/admin-keys',
+      payload: { name: 'one-too-many' },
+    });
+    assert.equal(full.statusCode, 409, full.body);
+    assert.equal(json(full).error, 'admin_key_limit_reached');
+    const all = await listed();
+    assert.equal(all.length, 1000, 'every live key listed');
+    assert.ok(all.some((k) => k.name === 'ops') && all.some((k) => k.name === 'filler-0'));
+    // One revoked: room for one more, listed too.
+    const revoked = await broker.request({ method: 'DELETE', url: '/admin/v1/admin-keys/filler-7' });
+    assert.equal(revoked.statusCode, 200, revoked.body);
+    const created = await broker.request({
+      method: 'POST',
+      url: '/admin/v1/admin-keys',
+      payload: { name: 'newest' },
+    });
+    assert.equal(created.statusCode, 201, created.body);
+    assert.equal((await listed()).at(-1)?.name, 'newest');
+    await broker.container.db.kysely.deleteFrom('admin_keys').where('name', 'like', 'filler-%').execute();
+  });
+
   it('rejects a forged key with a valid shape but the wrong secret', async () => {
     const { key } = json<{ key: string }>(
       await broker.request({ method: 'POST', url: '/admin/v1/admin-keys', payload: { name: 'shape' } }),

@@ -5,7 +5,7 @@ import { createAgentWithToken, DIALECT, json, startBroker, type TestBroker } fro
 /**
  * A NUL character (U+0000) anywhere the broker reads text: refused with 400 invalid_request before
  * anything is read or written, the same on SQLite (which would store it) and PostgreSQL (which
- * refuses it in text, and used to end such requests in a 500). http/nul-text.ts.
+ * refuses it in text, and used to end such requests in a 500). http/unstorable-text.ts.
  */
 describe(`NUL characters in requests (${DIALECT})`, () => {
   let broker: TestBroker;
@@ -94,6 +94,31 @@ describe(`NUL characters in requests (${DIALECT})`, () => {
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .executeTakeFirstOrThrow();
     assert.equal(Number(after.n), Number(before.n), 'no pending connection left behind');
+  });
+
+  it('an unpaired surrogate in a JSON body is refused as well; a pair (an emoji), escaped or not, is text', async () => {
+    const lone = await call({
+      method: 'POST',
+      url: '/api/v2/secrets?user_id=nul-user',
+      payload: { name: 'lone', value: 'v', description: 'half an emoji: \ud83d' },
+    });
+    assert.equal(lone.statusCode, 400, lone.body);
+    assert.equal(json(lone).error, 'invalid_request');
+    assert.match(json<{ message: string }>(lone).message, /unpaired UTF-16 surrogate/);
+    assert.deepEqual(json(lone).details, [
+      { path: 'body.description', message: 'contains an unpaired UTF-16 surrogate' },
+    ]);
+    const missing = await call({ method: 'GET', url: '/api/v2/secrets/lone?user_id=nul-user' });
+    assert.equal(missing.statusCode, 404, 'nothing stored');
+    const pair = await call({
+      method: 'POST',
+      url: '/api/v2/secrets?user_id=nul-user',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"name":"pair","value":"\\ud83d\\ude00 and \u{1F600}"}',
+    });
+    assert.equal(pair.statusCode, 201, pair.body);
+    const read = await call({ method: 'GET', url: '/api/v2/secrets/pair?user_id=nul-user' });
+    assert.equal(json(read).value, '\u{1F600} and \u{1F600}');
   });
 
   it('an escaped backslash before "u0000" is text, not a NUL', async () => {

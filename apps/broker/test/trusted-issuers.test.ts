@@ -238,6 +238,15 @@ describe('trusted issuers and user tokens', () => {
       payload: { user_id_claim: 'employee_id' },
     });
     assert.deepEqual(await verify(genuine), { ok: false, reason: 'missing_user' });
+    // `*` names every user in a grant, so no person may be it; nor may an id hold control characters.
+    for (const employee of ['*', 'a\u0007b']) {
+      const odd = await idp.issueUserToken({
+        resource: AUDIENCE,
+        accountId: 'mallory',
+        claims: { ...CLAIMS, employee_id: employee },
+      });
+      assert.deepEqual(await verify(odd), { ok: false, reason: 'invalid_user' }, JSON.stringify(employee));
+    }
     const restored = await call({
       method: 'PATCH',
       url: `${URL_BASE}/${trusted.id}`,

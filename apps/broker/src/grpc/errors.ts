@@ -3,7 +3,7 @@ import type { MessageTypeDefinition } from '@grpc/proto-loader';
 import { isDatabaseUnavailable, isUnstorableText } from '../db/availability.ts';
 import { commonError, databaseUnavailable } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
-import { nulRefused } from '../http/nul-text.ts';
+import { unstorableRefused } from '../http/unstorable-text.ts';
 
 /** `ErrorInfo.domain` of every broker error. */
 export const ERROR_DOMAIN = 'nexus';
@@ -129,6 +129,6 @@ export function createErrorMapper(types: {
 export function asNexusError(error: unknown): NexusError {
   const unexpected = !(error instanceof NexusError) || error.status === 500;
   if (unexpected && isDatabaseUnavailable(error)) return databaseUnavailable(error);
-  if (unexpected && isUnstorableText(error)) return nulRefused();
+  if (unexpected && isUnstorableText(error)) return unstorableRefused();
   return error instanceof NexusError ? error : commonError('internal_error', { cause: error });
 }

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { commonError } from '../errors/common.errors.ts';
-import { nulPath, nulRefused } from '../http/nul-text.ts';
+import { unstorablePath, unstorableRefused } from '../http/unstorable-text.ts';
 
 /**
  * Edge validation of NexusService requests, with the bounds of the REST route schemas
@@ -86,9 +86,9 @@ export function sessionSchemas(maxTtlSeconds: number) {
 
 /** Parses a request or throws `invalid_request` naming each bad field, as REST does. */
 export function parseRequest<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
-  // No NUL in any text of a request, as on REST (http/nul-text.ts): refused before anything runs.
-  const nul = nulPath(request, 'request');
-  if (nul !== undefined) throw nulRefused(undefined, nul);
+  // No NUL in any text of a request, as on REST (http/unstorable-text.ts): refused before anything runs.
+  const unstorable = unstorablePath(request, 'request');
+  if (unstorable !== undefined) throw unstorableRefused(undefined, unstorable);
   const result = schema.safeParse(request);
   if (result.success) return result.data;
   const details = result.error.issues.slice(0, 20).map((issue) => ({

@@ -126,7 +126,7 @@ export function createGrpcServer(
         if (options.refuseAdminKeys && principal.kind === 'admin')
           throw commonError('forbidden', {
             message:
-              'Admin keys are not accepted by the gateway: use an agent token (set PUBLIC_LISTENER_ADMIN_KEYS=true to allow them).',
+              'Admin keys are not accepted on the public listeners (gRPC among them): use an agent token here, or the admin listener (set PUBLIC_LISTENER_ADMIN_KEYS=true to allow them).',
           });
         // The same limits and counters as the REST routes of these calls (http/rate-limit.ts).
         const bucket = GRPC_RATE_LIMITED[method];

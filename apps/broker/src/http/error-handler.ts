@@ -3,7 +3,7 @@ import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } fro
 import { isDatabaseUnavailable, isUnstorableText, unavailableCause } from '../db/availability.ts';
 import { commonError, commonErrors, databaseUnavailable } from '../errors/common.errors.ts';
 import { NexusError } from '../errors/nexus-error.ts';
-import { nulRefused } from './nul-text.ts';
+import { unstorableRefused } from './unstorable-text.ts';
 
 /**
  * The wire envelope of every error: the v1 contract's `{error, message}` plus details and the
@@ -36,9 +36,9 @@ function toNexusError(error: FastifyError | Error): NexusError {
   // driver's error arrives bare or wrapped by a service as an internal error.
   if ((!(error instanceof NexusError) || error.status === 500) && isDatabaseUnavailable(error))
     return databaseUnavailable(error);
-  // A NUL the edge did not see (nul-text.ts), inside a decoded value: a 400 on PostgreSQL too.
+  // A NUL the edge did not see (unstorable-text.ts), inside a decoded value: a 400 on PostgreSQL too.
   if ((!(error instanceof NexusError) || error.status === 500) && isUnstorableText(error))
-    return nulRefused();
+    return unstorableRefused();
   if (error instanceof NexusError) return error;
   if (hasZodFastifySchemaValidationErrors(error)) {
     const where = (error as FastifyError).validationContext ?? 'request';

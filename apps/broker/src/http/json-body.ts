@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { commonError } from '../errors/common.errors.ts';
-import { nulInBody } from './nul-text.ts';
+import { mayHoldUnstorable, unstorableInBody } from './unstorable-text.ts';
 
 /**
  * How deep a JSON body may nest. The deepest body the API defines is a few levels (a user-secrets
@@ -32,7 +32,7 @@ export function nestedDeeperThan(text: string, max: number): boolean {
 
 /**
  * Replaces the JSON body parser with one that refuses bodies nested deeper than MAX_JSON_DEPTH
- * and bodies holding a NUL character (400 `invalid_request`, nul-text.ts), and otherwise is
+ * and bodies holding a NUL character (400 `invalid_request`, unstorable-text.ts), and otherwise is
  * Fastify's own (prototype-poisoning keys refused).
  * Every route that takes JSON gets it, in every scope that does not replace it.
  */
@@ -48,11 +48,11 @@ export function installJsonBodyParser(app: FastifyInstance): void {
         }),
         undefined,
       );
-    // `\u0000` is the only way JSON writes a NUL (a raw one is not valid JSON): only a body
-    // holding that text is walked, to tell it from an escaped backslash before `u0000`.
-    if (!body.includes('\\u0000')) return parse(request, body, done);
+    // `\u0000` is the only way JSON writes a NUL (a raw one is not valid JSON), and a `\uD8xx`
+    // escape the only way it writes a lone surrogate: only a body holding such text is walked.
+    if (!mayHoldUnstorable(body)) return parse(request, body, done);
     parse(request, body, (error, value) => {
-      const refused = error === null ? nulInBody(value) : undefined;
+      const refused = error === null ? unstorableInBody(value) : undefined;
       if (refused !== undefined) return done(refused, undefined);
       done(error, value);
     });

@@ -270,7 +270,10 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
       config.grpc === undefined || role === 'broker'
         ? undefined
         : (await import('../../grpc/server.ts')).createGrpcServer(container, logger, {
-            refuseAdminKeys: role === 'gateway' && !config.publicListenerAdminKeys,
+            // gRPC serves the public surface: admin keys are refused wherever HTTP refuses them on
+            // that surface (a gateway, or `all` split by ADMIN_PORT), unless allowed.
+            refuseAdminKeys:
+              (role === 'gateway' || config.adminListener !== undefined) && !config.publicListenerAdminKeys,
           });
     let grpcPort: number | undefined;
     try {

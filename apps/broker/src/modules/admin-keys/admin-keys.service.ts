@@ -16,6 +16,11 @@ import type { AdminKeysStore } from './admin-keys.store.ts';
  */
 const KEY_PATTERN = /^nxa_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
 
+/** A stored key's id (its value's second part): how revocation tells an id from a name. */
+const KEY_ID = /^[a-f0-9]{16}$/;
+/** Stored admin keys live at once (`admin_key_limit_reached` beyond). */
+export const MAX_LIVE_KEYS = 1000;
+
 export interface AdminKeyView {
   id: string;
   name: string;
@@ -69,9 +74,7 @@ export function createAdminKeysService(deps: {
   }
 
   async function resolveLive(idOrName: string) {
-    const row = /^[a-f0-9]{16}$/.test(idOrName)
-      ? await store.findById(idOrName)
-      : await store.findLiveByName(idOrName);
+    const row = KEY_ID.test(idOrName) ? await store.findById(idOrName) : await store.findLiveByName(idOrName);
     if (row === undefined || row.revoked_at !== null) throw errorFrom(adminKeyErrors, 'admin_key_not_found');
     return row;
   }
@@ -111,12 +114,22 @@ export function createAdminKeysService(deps: {
         throw errorFrom(adminKeyErrors, 'admin_key_name_taken', {
           message: 'Names starting with "env:" are reserved for keys from the environment.',
         });
+      // A name shaped like an id would be read as one: revoking "that name" would revoke the key
+      // whose id it is (a rogue key named after the operator's key id), never this one.
+      if (KEY_ID.test(name))
+        throw errorFrom(adminKeyErrors, 'admin_key_name_taken', {
+          message: 'Names of 16 lowercase hexadecimal characters are reserved: they read as key ids.',
+        });
       // `GET /admin/v1/admin-keys/current` is the calling key: a key of that name would be ambiguous.
       if (name === 'current')
         throw errorFrom(adminKeyErrors, 'admin_key_name_taken', {
           message: 'The name "current" is reserved: /admin/v1/admin-keys/current is the calling key.',
         });
       if (await store.findLiveByName(name)) throw errorFrom(adminKeyErrors, 'admin_key_name_taken');
+      // Bounded, so that the list of live keys is always whole (a key hidden past a page would be
+      // a key nobody reviews).
+      if ((await store.countLive()) >= MAX_LIVE_KEYS)
+        throw errorFrom(adminKeyErrors, 'admin_key_limit_reached');
       const id = randomBytes(8).toString('hex');
       const key = `nxa_${id}_${randomBytes(32).toString('base64url')}`;
       const row = {

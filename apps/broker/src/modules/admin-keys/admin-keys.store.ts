@@ -2,6 +2,9 @@ import type { Database } from '../../db/client.ts';
 import { coalescedReads } from '../../db/coalesce.ts';
 import type { AdminKeysTable } from '../../db/schema.ts';
 
+/** How many revoked keys a list with `include_revoked` shows: the most recently revoked. */
+export const REVOKED_LISTED = 1000;
+
 export function createAdminKeysStore(db: Database) {
   const k = db.kysely;
   /*
@@ -38,10 +41,27 @@ export function createAdminKeysStore(db: Database) {
         .where('revoked_at', 'is', null)
         .executeTakeFirst();
     },
+    /**
+     * Every live key, oldest first (their number is capped at creation, so the list is whole),
+     * then with `includeRevoked` the `REVOKED_LISTED` most recently revoked.
+     */
     async list(includeRevoked: boolean): Promise<AdminKeysTable[]> {
-      let q = k.selectFrom('admin_keys').selectAll().orderBy('created_at', 'asc').limit(1000);
-      if (!includeRevoked) q = q.where('revoked_at', 'is', null);
-      return q.execute();
+      const live = await k
+        .selectFrom('admin_keys')
+        .selectAll()
+        .where('revoked_at', 'is', null)
+        .orderBy('created_at', 'asc')
+        .orderBy('id', 'asc')
+        .execute();
+      if (!includeRevoked) return live;
+      const revoked = await k
+        .selectFrom('admin_keys')
+        .selectAll()
+        .where('revoked_at', 'is not', null)
+        .orderBy('revoked_at', 'desc')
+        .limit(REVOKED_LISTED)
+        .execute();
+      return [...live, ...revoked];
     },
     async countLive(): Promise<number> {
       const row = await k

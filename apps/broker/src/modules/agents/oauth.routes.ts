@@ -5,8 +5,8 @@ import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { basicCredentials } from '../../http/basic-auth.ts';
 import { auditContext } from '../../http/context.ts';
-import { nulInBody } from '../../http/nul-text.ts';
 import { errorResponses } from '../../http/schemas.ts';
+import { unstorableInBody } from '../../http/unstorable-text.ts';
 import { tokenExchangeErrors } from '../token-exchange/token-exchange.errors.ts';
 import {
   EXCHANGE_TOKEN_TYPES,
@@ -106,7 +106,7 @@ export function oauthRoutes(
           const prior = out[key];
           out[key] = prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value];
         }
-        const refused = nulInBody(out);
+        const refused = unstorableInBody(out);
         if (refused !== undefined) return done(refused, undefined);
         done(null, out);
       },

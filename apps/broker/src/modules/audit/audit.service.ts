@@ -73,11 +73,19 @@ const newEventId: () => string =
 
 const MAX_DETAILS_BYTES = 8 * 1024;
 /**
- * Bounded, and free of control characters: a caller-chosen string (a claimed client id, say) must
- * never make the batch insert fail (PostgreSQL refuses NUL in text) or forge log-looking lines.
+ * Bounded, free of control characters and well-formed: a caller-chosen string (a claimed client
+ * id, say) must never make the batch insert fail (PostgreSQL refuses NUL in text, and an unpaired
+ * surrogate in the batch's JSON), forge log-looking lines, or be hashed as one text and stored as
+ * another (a cut emoji's half would be hashed as `\ud83d` and stored as U+FFFD, and the chain
+ * would read as tampered with). What is hashed is what is stored.
  */
 const clip = (value: string | null | undefined, max: number) =>
-  value == null ? null : value.slice(0, max).replace(/\p{Cc}/gu, '\ufffd');
+  value == null
+    ? null
+    : value
+        .slice(0, max)
+        .toWellFormed()
+        .replace(/\p{Cc}/gu, '\ufffd');
 
 /**
  * Appends hash-chained audit events with group commit: events recorded while a batch is being

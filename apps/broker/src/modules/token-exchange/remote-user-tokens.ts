@@ -1,6 +1,6 @@
 import type { SafeFetch } from '../../egress/safe-fetch.ts';
 import type { UserTokenChecker } from './obo.ts';
-import { clearanceLevel } from './user-tokens.ts';
+import { clearanceLevel, usableUserId } from './user-tokens.ts';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN = 16 * 1024;
@@ -54,6 +54,7 @@ export function withRemoteVerification(
       const userId = text(body.user_id);
       if (body.active !== true) return { ok: false, reason: 'remote_rejected' };
       if (userId === null) return { ok: false, reason: 'missing_user' };
+      if (!usableUserId(userId)) return { ok: false, reason: 'invalid_user' };
       const permissions = Array.isArray(body.permissions)
         ? body.permissions.filter((p): p is string => typeof p === 'string' && p.length <= 128).slice(0, 200)
         : [];

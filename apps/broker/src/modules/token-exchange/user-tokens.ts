@@ -39,6 +39,8 @@ export type UserTokenRefusal =
   | 'wrong_audience'
   | 'algorithm_not_allowed'
   | 'missing_user'
+  /** The user claim is not an id a grant can name: `*`, control characters, unpaired surrogates. */
+  | 'invalid_user'
   /** The issuer's keys (its JWKS, or the discovery document naming it) could not be fetched. */
   | 'keys_unavailable';
 
@@ -75,6 +77,15 @@ const MAX_KEY_SETS = 256;
 const refuse = (reason: UserTokenRefusal): UserTokenResult => ({ ok: false, reason });
 
 /** A claim as text: strings as they are, finite numbers printed; anything else is absent. */
+/**
+ * Whether a user id from a token can be acted for: not `*` (which names every user in a grant, so
+ * a person whose id it is would reach everyone's connections), and text every database stores as
+ * it is (no control character, no unpaired surrogate).
+ */
+export function usableUserId(userId: string): boolean {
+  return userId !== '*' && userId.isWellFormed() && !/\p{Cc}/u.test(userId);
+}
+
 function text(value: unknown): string | null {
   if (typeof value === 'string' && value !== '') return value;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
@@ -220,6 +231,7 @@ export function createUserTokenVerifier(deps: {
         return refuse('not_yet_valid');
       const userId = text(payload[row.user_id_claim]);
       if (userId === null || userId.length > 256) return refuse('missing_user');
+      if (!usableUserId(userId)) return refuse('invalid_user');
       return {
         ok: true,
         issuerId: row.id,
