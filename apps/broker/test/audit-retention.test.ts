@@ -6,6 +6,9 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/load.ts';
 import { buildContainer } from '../src/container.ts';
 import { chainHash, GENESIS_HASH } from '../src/modules/audit/audit.chain.ts';
+import { createAuditRetention } from '../src/modules/audit/audit.retention.ts';
+import { createAuditService } from '../src/modules/audit/audit.service.ts';
+import { createAuditStore } from '../src/modules/audit/audit.store.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 
 const DAY = 86_400_000;
@@ -100,6 +103,62 @@ describe('audit retention', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('a verify that retention overtakes goes on from the new anchor, not a false alarm', async () => {
+    // More old events than one page of the walk (1000), so that retention removes rows ahead of it.
+    await Promise.all(
+      Array.from({ length: 1500 }, (_, i) =>
+        broker.container.audit.record(
+          { actor: 'test' },
+          { action: 'test.old', resourceType: 'test', resourceId: String(i) },
+        ),
+      ),
+    );
+    clock += 31 * DAY;
+    await makeEvents('after-old', 2);
+    const retention = createAuditRetention({
+      db: broker.container.db,
+      ...broker.container.config.auditRetention,
+      now: () => clock,
+    });
+    const store = createAuditStore(broker.container.db);
+    let removed = 0;
+    // Housekeeping runs as the walk's first page comes back, as it may at any minute's turn.
+    const overtaken = {
+      ...store,
+      pageAscending: async (after: number, n: number) => {
+        const page = await store.pageAscending(after, n);
+        if (removed === 0) removed = (await retention.runOnce()).removed;
+        return page;
+      },
+    };
+    const audit = createAuditService({
+      store: overtaken,
+      batchMax: 100,
+      anchor: retention.anchor,
+      retentionEnabled: true,
+    });
+    const result = await audit.verify();
+    assert.ok(removed > 1000, `retention removed ${removed} events while the walk ran`);
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(result.complete, true);
+    assert.equal(result.prunedThrough, (await retention.anchor()).seq);
+    // Tampering after the anchor is still found.
+    const [first] = await broker.container.db.kysely
+      .selectFrom('audit_events')
+      .select('seq')
+      .orderBy('seq')
+      .limit(1)
+      .execute();
+    await broker.container.db.kysely
+      .updateTable('audit_events')
+      .set({ actor: 'someone-else' })
+      .where('seq', '=', first!.seq)
+      .execute();
+    const tampered = await broker.container.audit.verify();
+    assert.equal(tampered.ok, false);
+    assert.equal(tampered.brokenAt, first!.seq);
   });
 
   it('still detects tampering with what remains, and a second run removes nothing new', async () => {

@@ -253,12 +253,23 @@ export function createAuditService(deps: {
         prevSeq = before.seq;
         prevHash = before.hash;
       }
-      while (prevSeq < head.seq && checked < limit) {
+      walk: while (prevSeq < head.seq && checked < limit) {
         const want = Math.min(1000, head.seq - prevSeq, limit - checked);
         const page = await store.pageAscending(prevSeq, want);
         for (const row of page) {
-          if (row.seq !== prevSeq + 1)
+          if (row.seq !== prevSeq + 1) {
+            // Retention may have removed the oldest events since the walk began (housekeeping
+            // runs every minute): its anchor then moved past the gap, and the walk goes on from
+            // there. A gap the anchor does not cover is a deletion.
+            const moved = await deps.anchor?.();
+            if (moved !== undefined && moved.seq > prevSeq) {
+              prevSeq = moved.seq;
+              prevHash = moved.hash;
+              base.prunedThrough = moved.seq;
+              continue walk;
+            }
             return fail(prevSeq + 1, `event ${prevSeq + 1} is missing (next present is ${row.seq})`);
+          }
           if (row.prev_hash !== prevHash)
             return fail(row.seq, `event ${row.seq} does not link to event ${prevSeq}`);
           if (chainHash(row) !== row.hash)
