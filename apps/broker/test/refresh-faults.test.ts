@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { sql } from 'kysely';
 import { assertProblem, DIALECT, json } from './harness.ts';
@@ -347,5 +349,82 @@ describe('a refresh call the broker holds back', {
     assert.equal(after.status, 'active');
     assert.notEqual(after.last_refreshed_at, null);
     assert.equal(after.refresh_failures, 0);
+  });
+});
+
+describe('a database that is away when the rotated refresh token comes back', () => {
+  // PostgreSQL: statements are cut after 2 s, so a stalled write fails as an outage does.
+  const s = new Scenario();
+  before(() =>
+    s.start({
+      env: {
+        NEXUS_REFRESH_MARGIN_SECONDS: String(MARGIN_S),
+        NEXUS_REFRESH_JITTER_SECONDS: '0',
+        DATABASE_QUERY_TIMEOUT_MS: '2000',
+      },
+    }),
+  );
+  after(() => s.close());
+
+  /**
+   * Makes the database unavailable for the write that stores the refresh's outcome, once:
+   * PostgreSQL stalls that UPDATE past the statement timeout (a trigger, the first time only);
+   * SQLite has another connection take the write lock as the provider answers, and let it go a
+   * moment later (the broker's write waits out its busy timeout, then gets SQLITE_BUSY).
+   */
+  async function awayOnce(): Promise<() => Promise<void>> {
+    const db = s.broker.container.db.kysely;
+    if (DIALECT === 'postgres') {
+      await sql`CREATE SEQUENCE nexus_test_away`.execute(db);
+      await sql`CREATE FUNCTION nexus_test_away() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN IF nextval('nexus_test_away') = 1 THEN PERFORM pg_sleep(5); END IF; RETURN NEW; END $$`.execute(
+        db,
+      );
+      await sql`CREATE TRIGGER nexus_test_away BEFORE UPDATE ON connections FOR EACH ROW
+        WHEN (OLD.refresh_started_at IS NOT NULL AND NEW.refresh_started_at IS NULL
+          AND NEW.credentials IS DISTINCT FROM OLD.credentials)
+        EXECUTE FUNCTION nexus_test_away()`.execute(db);
+      return async () => {
+        await sql`DROP TRIGGER nexus_test_away ON connections`.execute(db);
+        await sql`DROP FUNCTION nexus_test_away()`.execute(db);
+        await sql`DROP SEQUENCE nexus_test_away`.execute(db);
+      };
+    }
+    const other = new DatabaseSync(join(s.broker.db.dataDir, 'nexus.db'));
+    s.idp.setTokenResponseRewrite((body) => {
+      other.exec('BEGIN IMMEDIATE');
+      setTimeout(() => other.exec('ROLLBACK'), 100);
+      s.idp.setTokenResponseRewrite(undefined);
+      return body;
+    });
+    return async () => {
+      s.idp.setTokenResponseRewrite(undefined);
+      other.close();
+    };
+  }
+
+  it('keeps the new refresh token once the database answers again, and the grant lives on', async () => {
+    const id = await s.connect('idp-basic', 'away-at-keep');
+    const store = s.broker.container.connectionsStore;
+    s.clock = (await store.find(id))!.refresh_due_at!;
+    const before = (await s.stored(id)).refresh_token;
+    const base = { ...s.idp.counts };
+    const restore = await awayOnce();
+    try {
+      assert.equal(await s.broker.container.refreshWorker.runOnce(), 1);
+    } finally {
+      await restore();
+    }
+    assert.equal(s.idp.counts.refresh_token - base.refresh_token, 1, 'one refresh at the provider');
+    const kept = (await store.find(id))!;
+    assert.equal(kept.status, 'active');
+    assert.equal(kept.last_error, null, String(kept.last_error));
+    assert.equal(kept.refresh_started_at, null, 'no unknown outcome left behind');
+    assert.notEqual((await s.stored(id)).refresh_token, before, 'the rotated refresh token is stored');
+    // The next refresh presents it: no reuse at the provider, the grant is whole.
+    s.clock = kept.refresh_due_at!;
+    assert.equal(await s.broker.container.refreshWorker.runOnce(), 1);
+    assert.equal(s.idp.counts.refresh_reused, base.refresh_reused, 'no refresh token presented twice');
+    assert.equal((await store.find(id))!.status, 'active');
   });
 });

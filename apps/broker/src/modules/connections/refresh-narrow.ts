@@ -13,7 +13,10 @@ export interface NarrowingDeps {
     'find' | 'acquireLease' | 'renewLease' | 'dropLease' | 'releaseLease' | 'completeLease'
   >;
   spend: ReturnType<typeof createProviderCall>;
-  record: Pick<ReturnType<typeof createOutcomeRecorder>, 'grantLost' | 'keepRefreshed' | 'discarded'>;
+  record: Pick<
+    ReturnType<typeof createOutcomeRecorder>,
+    'grantLost' | 'keepRefreshed' | 'discarded' | 'throughOutage'
+  >;
   lease: LeaseTimes;
   leaseMs: number;
   newLeaseId: () => string;
@@ -26,7 +29,7 @@ export interface NarrowingDeps {
 /** Down-scoping for agent sessions, under the same single-flight lease as every refresh. */
 export function createNarrowing(c: NarrowingDeps) {
   const { store, spend, lease, leaseMs, newLeaseId, now, sleep, credentialsOf, assertUsable } = c;
-  const { grantLost, keepRefreshed, discarded } = c.record;
+  const { grantLost, keepRefreshed, discarded, throughOutage } = c.record;
 
   /**
    * A down-scoped access token for an agent session (RFC 6749 §6: a refresh may ask for fewer
@@ -106,12 +109,14 @@ export function createNarrowing(c: NarrowingDeps) {
       ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
     };
     const sealed = await keepRefreshed(current, leaseId, next);
-    const kept = await store.completeLease(
-      id,
-      leaseId,
-      'active',
-      { credentials: sealed, refresh_attempted_at: current.refresh_attempted_at },
-      now(),
+    const kept = await throughOutage(() =>
+      store.completeLease(
+        id,
+        leaseId,
+        'active',
+        { credentials: sealed, refresh_attempted_at: current.refresh_attempted_at },
+        now(),
+      ),
     );
     // Lost the lease meanwhile: the rotated refresh token could not be kept; hand out nothing.
     if (!kept) {

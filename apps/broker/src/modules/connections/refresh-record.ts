@@ -1,4 +1,5 @@
 import type * as oauth from 'oauth4webapi';
+import { isDatabaseUnavailable } from '../../db/availability.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { connectionErrors } from './connections.errors.ts';
@@ -10,6 +11,12 @@ import { extendsToken, type RefreshSchedule } from './refresh-schedule.ts';
 
 /** How soon a call held back by the send guard is due again. */
 const WITHHELD_RETRY_MS = 1_000;
+/**
+ * Pauses before each new try of the write that keeps a refresh's answer, while the database is
+ * unavailable (about 4 s in all, well within the lease): the provider has spent the old refresh
+ * token, so giving up loses the grant's new one.
+ */
+const KEEP_RETRY_MS = [250, 750, 1_000, 2_000] as const;
 
 export interface OutcomeRecorderDeps {
   store: Pick<ConnectionsStore, 'completeLease' | 'releaseLease' | 'find'>;
@@ -23,6 +30,7 @@ export interface OutcomeRecorderDeps {
   ) => Promise<void>;
   owner: string;
   now: () => number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 /**
@@ -32,6 +40,20 @@ export interface OutcomeRecorderDeps {
  */
 export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
   const { store, audit, schedule, emit, owner, now } = c;
+  const sleep = c.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+
+  /** `write`, tried again through a short database outage (`KEEP_RETRY_MS`); other errors at once. */
+  async function throughOutage<T>(write: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        const pause = KEEP_RETRY_MS[attempt];
+        if (pause === undefined || !isDatabaseUnavailable(error)) throw error;
+        await sleep(pause);
+      }
+    }
+  }
 
   /**
    * The provider no longer honours the grant (or there is none to refresh): the connection, whose
@@ -167,30 +189,32 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
       issuedAt: row.access_issued_at ?? row.last_refreshed_at,
       expiresAt: row.access_expires_at,
     });
-    const stored = await store.completeLease(
-      row.id,
-      leaseId,
-      'active',
-      {
-        credentials: sealed,
-        access_expires_at: expiresAt,
-        access_issued_at: t,
-        last_refreshed_at: t,
-        ...(extended
-          ? {
-              last_error: null,
-              refresh_due_at: schedule.dueAt(t, expiresAt),
-              refresh_failures: 0,
-              failing_since: null,
-            }
-          : {
-              last_error: 'token_not_extended',
-              refresh_due_at: schedule.retryAt(row.refresh_failures + 1, t),
-              refresh_failures: row.refresh_failures + 1,
-              failing_since: row.failing_since ?? t,
-            }),
-      },
-      now(),
+    const stored = await throughOutage(() =>
+      store.completeLease(
+        row.id,
+        leaseId,
+        'active',
+        {
+          credentials: sealed,
+          access_expires_at: expiresAt,
+          access_issued_at: t,
+          last_refreshed_at: t,
+          ...(extended
+            ? {
+                last_error: null,
+                refresh_due_at: schedule.dueAt(t, expiresAt),
+                refresh_failures: 0,
+                failing_since: null,
+              }
+            : {
+                last_error: 'token_not_extended',
+                refresh_due_at: schedule.retryAt(row.refresh_failures + 1, t),
+                refresh_failures: row.refresh_failures + 1,
+                failing_since: row.failing_since ?? t,
+              }),
+        },
+        now(),
+      ),
     );
     if (!stored) {
       await discarded(row.id);
@@ -240,5 +264,5 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     );
   }
 
-  return { grantLost, keepRefreshed, failed, withheld, refreshed, discarded };
+  return { grantLost, keepRefreshed, failed, withheld, refreshed, discarded, throughOutage };
 }
