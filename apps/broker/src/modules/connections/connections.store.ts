@@ -158,8 +158,9 @@ export function createConnectionsStore(
       });
     },
     /**
-     * One page of connections in id order after `after`, filtered (indexes: primary key; status +
-     * updated_at; workspace + provider + status). Never the credentials.
+     * One page of connections in id order after `after`, filtered (indexes, each in id order but
+     * the workspace one, whose few rows are sorted: primary key; status + id; provider + id;
+     * workspace + provider + status). Never the credentials.
      */
     async listPage(
       filter: {
