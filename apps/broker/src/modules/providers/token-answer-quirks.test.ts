@@ -44,15 +44,19 @@ describe('token answers put into the standard form (token-answer-quirks.ts)', ()
     assert.equal((await answer({ token_response: { form_encoded: true } }, 'oops', plain)).body, 'oops');
   });
 
-  it('expires_in: a numeric string is a number; null or empty is an unknown lifetime', async () => {
+  it('expires_in: whole seconds from a number or numeric string; null, empty or past ten years is an unknown lifetime', async () => {
     const read = async (value: unknown) =>
       (await answer({}, JSON.stringify({ access_token: 't', token_type: 'bearer', expires_in: value })))
         .body as Record<string, unknown>;
     assert.equal((await read('3600')).expires_in, 3600);
-    assert.equal((await read(' 59.5 ')).expires_in, 59.5);
+    assert.equal((await read(' 59.5 ')).expires_in, 59, 'a fraction dropped');
+    assert.equal((await read(0.5)).expires_in, 0, 'under a second: none');
     assert.equal((await read(7200)).expires_in, 7200);
     assert.equal('expires_in' in (await read(null)), false);
     assert.equal('expires_in' in (await read('')), false);
+    assert.equal('expires_in' in (await read(1e13)), false, 'past ten years');
+    assert.equal('expires_in' in (await read('99999999999999999999')), false);
+    assert.equal((await read(-5)).expires_in, -5, 'left for oauth4webapi to refuse');
     assert.equal((await read('soon')).expires_in, 'soon', 'left for oauth4webapi to refuse');
   });
 
