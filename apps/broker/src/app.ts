@@ -207,7 +207,6 @@ export async function buildApp(
   mcpGatewayRoutes(app, { proxy: inBrokerProxy.options, routes: config.proxy.mcpGatewayRoutes });
   mcpRoutes(app, {
     connections: container.connections,
-    consent: container.consent,
     userSecrets: container.userSecrets,
     audit: container.audit,
     mayUse: agentMayUse,

@@ -12,7 +12,15 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { agentMayUse } from '../src/modules/agents/grants.ts';
+import { CALLER_KEY, type McpCaller, pinnedTo } from '../src/modules/mcp/mcp.caller.ts';
+import { inProcessConnect, inProcessProxy } from '../src/modules/mcp/mcp.in-process.ts';
+import { registerTools } from '../src/modules/mcp/mcp.tools.ts';
+import type { McpToolDeps } from '../src/modules/mcp/mcp.types.ts';
 import { MCP_SCOPE } from '../src/modules/mcp/mcp-resource.ts';
 import { CAPTURE_RETURN_URL, capture, startCapture } from './capture-helpers.ts';
 import { freePort } from './cli-helpers.ts';
@@ -152,9 +160,62 @@ export async function httpClient(
   return { client, transport };
 }
 
+/**
+ * The tools of one MCP session over an in-memory transport, wired to the broker's own services and
+ * in-process routes as mcp.routes.ts wires them, for what `/mcp` gives a test no hold on: a caller
+ * pinned to a person no verifier lets through any more, and settings such as the call deadline.
+ */
+export async function toolClient(
+  world: McpWorld,
+  token: string,
+  options: { user?: string; pinnedTo?: string; deps?: Partial<McpToolDeps> } = {},
+) {
+  const c = world.broker.container;
+  const principal = await c.agents.authenticateToken(token);
+  assert.ok(principal);
+  const caller: McpCaller = {
+    principal: options.pinnedTo === undefined ? principal : pinnedTo(principal, options.pinnedTo),
+    ctx: { actor: `agent:${principal.agentId}`, ip: '127.0.0.1' },
+    proxyToken: async () => token,
+    ip: '127.0.0.1',
+    actingUser: options.pinnedTo ?? options.user,
+    onBehalfOf: options.pinnedTo !== undefined,
+  };
+  const server = new McpServer({ name: 'nexus', version: 'test' }, { capabilities: { tools: {} } });
+  registerTools(server, {
+    connections: c.connections,
+    userSecrets: c.userSecrets,
+    audit: c.audit,
+    mayUse: agentMayUse,
+    proxy: inProcessProxy(world.broker.app),
+    startConnection: inProcessConnect(world.broker.app),
+    defaultReturnUrl: `${world.url}/`,
+    ...options.deps,
+  });
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  // What mcp.routes.ts hands the SDK with each HTTP request: the caller, in `authInfo`.
+  const authInfo = {
+    token,
+    clientId: principal.agentId,
+    scopes: [...principal.scopes],
+    extra: { [CALLER_KEY]: caller },
+  };
+  const send = clientSide.send.bind(clientSide);
+  clientSide.send = (message, sendOptions) => send(message, { ...sendOptions, authInfo });
+  await server.connect(serverSide);
+  const client = new Client({ name: 'mcp-test', version: '1.0.0' });
+  await client.connect(clientSide);
+  return { client, close: () => client.close() };
+}
+
 /** A tool call's JSON answer and whether it is a tool error. */
-export async function call(client: Client, name: string, args: Record<string, unknown> = {}) {
-  const result = (await client.callTool({ name, arguments: args })) as CallToolResult;
+export async function call(
+  client: Client,
+  name: string,
+  args: Record<string, unknown> = {},
+  options?: RequestOptions,
+) {
+  const result = (await client.callTool({ name, arguments: args }, undefined, options)) as CallToolResult;
   const first = result.content[0];
   assert.equal(first?.type, 'text');
   const text = (first as { text: string }).text;

@@ -9,7 +9,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { createAgentWithToken, DIALECT } from './harness.ts';
-import { call, httpClient, type McpWorld, startMcpWorld, toolAudit } from './mcp-fixture.ts';
+import {
+  CAPTURE_RETURN_URL,
+  call,
+  httpClient,
+  type McpWorld,
+  startMcpWorld,
+  toolAudit,
+} from './mcp-fixture.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
 /** The audience the issuers' on-behalf-of tokens carry: not the `/mcp` resource. */
@@ -154,6 +161,27 @@ describe(`MCP with a trusted issuer's token as the bearer token (${DIALECT})`, (
       body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }),
     });
     assert.equal(stolen.status, 404);
+  });
+
+  it('connect starts a connection for the person, as the listed agent (through request-connection)', async () => {
+    const { client } = await httpClient(w, await personToken(idp, 'user-2', ['mcp']));
+    try {
+      const started = await call(client, 'connect', { provider: 'echo', return_url: CAPTURE_RETURN_URL });
+      assert.equal(started.isError, false, started.text);
+      assert.equal(started.body.status, 'pending');
+      assert.match(started.body.authorization_url, /\/connect\/capture\?state=/);
+      const status = await call(client, 'connection_status', { connection_id: started.body.connection_id });
+      assert.equal(status.body.status, 'pending', status.text);
+      // Another person, though the agent's grant reaches them: not there for this caller.
+      const theirs = await call(client, 'connect', {
+        provider: 'echo',
+        user_id: 'user-1',
+        return_url: CAPTURE_RETURN_URL,
+      });
+      assert.equal(theirs.body.error, 'not_found');
+    } finally {
+      await client.close();
+    }
   });
 
   it('refuses a token for another audience, an expired one, and one from an unknown issuer (401)', async () => {

@@ -122,6 +122,39 @@ describe(`MCP over Streamable HTTP (${DIALECT})`, () => {
     assert.equal(w.upstream.seen.length, before);
   });
 
+  it('http_request refuses header values with control or non-Latin-1 characters as invalid arguments', async () => {
+    // Security review, MCP defect 5: they reached the proxy and came back as a 502 "the credential
+    // could not be applied", logged as a broker failure.
+    const before = w.upstream.seen.length;
+    const errorsBefore = w.broker.logs.filter((l) => l.includes('"level":50')).length;
+    for (const value of ['a\r\nx-injected: 1', 'bell\u0007', 'euro €', 'c1 \u0085']) {
+      const res = await call(a.client, 'http_request', {
+        provider: 'echo',
+        path: '/x',
+        headers: { 'x-a': value },
+      });
+      assert.equal(res.isError, true, JSON.stringify(value));
+      assert.match(
+        res.text,
+        /Input validation error.*no control characters \(but tab\) and no characters past U\+00FF/,
+      );
+    }
+    assert.equal(w.upstream.seen.length, before, 'nothing sent upstream');
+    assert.equal(
+      w.broker.logs.filter((l) => l.includes('"level":50')).length,
+      errorsBefore,
+      'no broker failure',
+    );
+    // Tab and Latin-1 letters are what HTTP carries as they are.
+    const latin = await call(a.client, 'http_request', {
+      provider: 'echo',
+      path: '/x',
+      headers: { 'x-a': 'ünï\tcafé' },
+    });
+    assert.equal(latin.body.status, 200, latin.text);
+    assert.equal(w.upstream.seen.at(-1)!.headers['x-a'], 'ünï\tcafé');
+  });
+
   it('connect without elicitation returns the link; the connection is pending', async () => {
     const res = await call(a.client, 'connect', { provider: 'echo', return_url: CAPTURE_RETURN_URL });
     assert.equal(res.isError, false, res.text);

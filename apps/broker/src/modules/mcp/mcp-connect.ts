@@ -10,8 +10,8 @@ export const MAX_WAIT_SECONDS = 120;
 const DEFAULT_POLL_MS = 1_000;
 
 /**
- * `connect`: starts a connection for the user the agent acts for (the consent service's `start`,
- * as `POST /v1/request-connection`: same grant checks, same audit event) and brings the link to the
+ * `connect`: starts a connection for the user the agent acts for (`POST /v1/request-connection`,
+ * in process: same grant checks, rate limit and audit event) and brings the link to the
  * person. With a client that declared URL-mode elicitation (MCP 2025-11-25 and later), the link is
  * sent to the client as an elicitation and never shown to the model; otherwise it is in the result
  * for the model to pass on. With `wait_seconds`, the tool then reads the status until the
@@ -114,13 +114,12 @@ export function connectTool(server: McpServer, deps: McpToolDeps, audited: Audit
         caller,
         extra,
       ): Promise<ToolAnswer> => {
-        const started = await deps.consent.start(caller.ctx, {
-          workspaceId: requireUser(caller, args.user_id),
-          providerRef: args.provider,
+        // As POST /v1/request-connection, through it: its rate limit counts this call too.
+        const started = await deps.startConnection(caller, {
+          userId: requireUser(caller, args.user_id),
+          provider: args.provider,
           scopes: args.scopes,
           returnUrl: args.return_url ?? deps.defaultReturnUrl,
-          action: 'mcp:connect',
-          principal: caller.principal,
         });
         const waitMs = args.wait_seconds * 1000;
         const action = await elicit(extra, started.connection_id, args.provider, started.authUrl, waitMs);

@@ -1,13 +1,28 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
+import { errorFrom } from '../../errors/nexus-error.ts';
+import { proxyErrors } from '../proxy/proxy.errors.ts';
 import type { Audited, McpToolDeps, ToolAnswer } from './mcp.types.ts';
 import { requireUser, userIdArg } from './mcp.types.ts';
 
 /** The most of an upstream answer a tool result carries; the rest is cut (`truncated: true`). */
 export const MAX_RESULT_BYTES = 256 * 1024;
+/**
+ * The longest one call lasts, whatever the upstream does: within the 60 s MCP clients commonly wait
+ * (the SDK's default), so the model gets what arrived rather than a timeout of its own.
+ */
+export const CALL_DEADLINE_MS = 45_000;
 const MAX_BODY_CHARS = 1024 * 1024;
 const DOT_SEGMENT = /(^|\/)(\.|%2e){1,2}(\/|$)/i;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+const PATH = /^\/[^\s\\\u0000-\u001f\u007f]*$/;
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
+/**
+ * A header value the HTTP client sends as it is: tab, visible ASCII and Latin-1 letters (RFC 9110
+ * §5.5 obs-text). No line break can start another header, nor a control character reach the
+ * upstream; a character past U+00FF has no one-byte form and would make the proxy fail.
+ */
+const HEADER_VALUE = /^[\t\x20-\x7e\u00a0-\u00ff]*$/;
 
 /**
  * Headers a tool may not set: the caller's own credentials and the proxy's addressing headers
@@ -47,13 +62,19 @@ export function httpRequestTool(server: McpServer, deps: McpToolDeps, audited: A
           .string()
           .min(1)
           .max(4096)
-          .regex(/^\/[^\s\\]*$/, 'starts with / and contains no spaces or backslashes')
+          .regex(PATH, 'starts with / and contains no spaces, backslashes or control characters')
           // Dot segments (plain or percent-encoded) would climb out of the route's base path.
           .refine((p) => !DOT_SEGMENT.test(p.split('?')[0]!), 'no . or .. segments')
           .describe('Path below the route, with the query string: /user/repos?per_page=5'),
         method: z.enum(METHODS).default('GET'),
         headers: z
-          .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/), z.string().max(8192))
+          .record(
+            z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/),
+            z
+              .string()
+              .max(8192)
+              .regex(HEADER_VALUE, 'no control characters (but tab) and no characters past U+00FF'),
+          )
           .refine((h) => Object.keys(h).length <= 50, 'at most 50 headers')
           .optional()
           .describe('Request headers (Authorization and X-Nexus-* are refused: Nexus adds the credential)'),
@@ -80,6 +101,7 @@ export function httpRequestTool(server: McpServer, deps: McpToolDeps, audited: A
           user_id?: string;
         },
         caller,
+        extra,
       ): Promise<ToolAnswer> => {
         const headers: Record<string, string> = {};
         const refused: string[] = [];
@@ -95,24 +117,33 @@ export function httpRequestTool(server: McpServer, deps: McpToolDeps, audited: A
         } else headers['x-nexus-user-id'] = requireUser(caller, args.user_id);
         if (args.body !== undefined && headers['content-type'] === undefined)
           headers['content-type'] = 'application/octet-stream';
-        const answer = await deps.proxy(caller, {
-          route: args.provider,
-          path: args.path,
-          method: args.method,
-          headers,
-          body: args.body,
-        });
+        // The upstream request ends with the call: cancelled, its session closed, or at the deadline.
+        const deadlineMs = deps.callDeadlineMs ?? CALL_DEADLINE_MS;
+        const deadline = AbortSignal.timeout(deadlineMs);
+        const signal = AbortSignal.any([extra.signal, deadline]);
+        const answer = await deps
+          .proxy(
+            caller,
+            { route: args.provider, path: args.path, method: args.method, headers, body: args.body },
+            { maxBytes: MAX_RESULT_BYTES, signal },
+          )
+          .catch((error: unknown) => {
+            if (!deadline.aborted || extra.signal.aborted) throw error;
+            throw errorFrom(proxyErrors, 'upstream_timeout', {
+              message: `The upstream did not answer within ${deadlineMs / 1000} s.`,
+            });
+          });
         const shown: Record<string, string> = {};
         for (const [name, value] of Object.entries(answer.headers))
           if (SHOWN.has(name) && value !== undefined) shown[name] = String(value);
-        const truncated = answer.body.length > MAX_RESULT_BYTES;
-        const bytes = truncated ? answer.body.subarray(0, MAX_RESULT_BYTES) : answer.body;
+        const { body: bytes } = answer;
         const textual = TEXTUAL.test(shown['content-type'] ?? 'text/plain');
         return {
           status: answer.status,
           headers: shown,
           ...(textual ? { body: bytes.toString('utf8') } : { body_base64: bytes.toString('base64') }),
-          truncated,
+          // Over MAX_RESULT_BYTES, or not all there at the deadline: the beginning only.
+          truncated: !answer.complete,
           ...(refused.length > 0 ? { refused_headers: refused } : {}),
         };
       },

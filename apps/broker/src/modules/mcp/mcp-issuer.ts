@@ -5,6 +5,7 @@ import { type McpIssuer, mcpIssuerFor } from '../../config/mcp-issuers.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import type { AgentsService } from '../agents/agents.service.ts';
 import type { UserTokenResult } from '../token-exchange/user-tokens.ts';
+import { usablePerson } from './mcp.caller.ts';
 import { MCP_SCOPE } from './mcp-resource.ts';
 
 /** How long the in-process proxy token of such a caller lives at most (never past the user's token). */
@@ -60,6 +61,11 @@ export function createMcpIssuerAuth(deps: {
           user.reason === 'wrong_audience'
             ? `The token is not issued for this resource: ask ${String(iss)} for a token with resource=${deps.resource} (RFC 8707).`
             : `The token from ${String(iss)} is not valid here (${user.reason}).`,
+        );
+      // A grant reads `*` as every user: a person whose id it is would act for everyone.
+      if (!usablePerson(user.userId))
+        throw refused(
+          `The token's user id (${JSON.stringify(user.userId)}) names no single person: it cannot be acted for here.`,
         );
       const entry = mcpIssuerFor(deps.entries, user.issuer, user.clientId);
       if (entry === undefined)

@@ -1,5 +1,6 @@
 import type { AgentPrincipal } from '../../auth/principal.ts';
 import { commonError } from '../../errors/common.errors.ts';
+import { grantNames } from '../agents/grants.ts';
 import type { AuditContext } from '../audit/audit.service.ts';
 
 /**
@@ -33,4 +34,24 @@ export function callerOf(authInfo: { extra?: Record<string, unknown> } | undefin
   const caller = authInfo?.extra?.[CALLER_KEY] as McpCaller | undefined;
   if (caller === undefined) throw commonError('unauthorized');
   return caller;
+}
+
+/**
+ * Whether a person's user id (from a trusted issuer's token or an on-behalf-of session) names one
+ * person: not `*`, which a grant reads as "every user", and no control character.
+ */
+export function usablePerson(userId: string): boolean {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+  return userId !== '*' && userId !== '' && !/[\u0000-\u001f\u007f-\u009f]/.test(userId);
+}
+
+/**
+ * The agent's principal narrowed to one person (an on-behalf-of session, a trusted issuer's token):
+ * exactly that person's workspace when the grant reaches it, else none, so every service the tools
+ * call finds the person's own connections only, whatever else the agent may reach. A user id that
+ * a grant would read as a wildcard (`*`) narrows to nothing: it names no one.
+ */
+export function pinnedTo(p: AgentPrincipal, user: string): AgentPrincipal {
+  const reaches = usablePerson(user) && grantNames(p.allowedWorkspaces, user);
+  return { ...p, allowedWorkspaces: reaches ? [user] : [] };
 }

@@ -1,22 +1,19 @@
 import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import * as z from 'zod';
-import type { AgentPrincipal } from '../../auth/principal.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { presentedCredential } from '../../http/auth.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
-import { grantNames } from '../agents/grants.ts';
 import { type AgentSessions, sessionHasScope } from '../token-exchange/sessions.ts';
-import { CALLER_KEY, type McpCaller } from './mcp.caller.ts';
+import { CALLER_KEY, type McpCaller, pinnedTo, usablePerson } from './mcp.caller.ts';
 import { mcpErrors } from './mcp.errors.ts';
-import { createMcpSessions } from './mcp.sessions.ts';
-import type { McpToolDeps, ProxyCall } from './mcp.types.ts';
-import { MAX_RESULT_BYTES } from './mcp-http-request.ts';
+import { inProcessConnect, inProcessProxy } from './mcp.in-process.ts';
+import { createMcpSessions, MAX_SESSIONS, MAX_SESSIONS_PER_OWNER } from './mcp.sessions.ts';
+import type { McpToolDeps } from './mcp.types.ts';
 import type { McpIssuerAuth } from './mcp-issuer.ts';
 import { challenge, MCP_SCOPE, METADATA_PATH, protectedResourceMetadata } from './mcp-resource.ts';
 
@@ -26,35 +23,13 @@ const SESSION_HEADER = 'x-nexus-session';
 const USER_ID = /^[^\u0000-\u001f\u007f]{1,200}$/;
 
 /**
- * The agent's principal narrowed to one person (an on-behalf-of session, a trusted issuer's token):
- * that person's workspace when the grant reaches it, else none, so every service the tools call
- * finds the person's own connections only, whatever else the agent may reach.
- */
-function pinnedTo(p: AgentPrincipal, user: string): AgentPrincipal {
-  return { ...p, allowedWorkspaces: grantNames(p.allowedWorkspaces, user) ? [user] : [] };
-}
-
-/** Reads at most `max` bytes of a stream, then stops it. */
-async function readBounded(stream: Readable, max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    chunks.push(chunk as Buffer);
-    size += (chunk as Buffer).length;
-    if (size > max) break;
-  }
-  stream.destroy();
-  return Buffer.concat(chunks).subarray(0, max);
-}
-
-/**
  * `/mcp`: Nexus as an MCP server over Streamable HTTP (stateful sessions), on the public surface,
  * for agents with their access tokens (each request is authenticated by http/auth.ts like the
  * agent API; admin keys are refused: tools act as an agent, within its grant).
  */
 export function mcpRoutes(
   app: FastifyInstance,
-  deps: Omit<McpToolDeps, 'proxy' | 'log' | 'sessions'> & {
+  deps: Omit<McpToolDeps, 'proxy' | 'startConnection' | 'log'> & {
     /** The broker's issuer URL (BASE_URL): the resource, and the audience of its tokens. */
     issuer: string;
     /** On-behalf-of sessions (`X-Nexus-Session`), from token-exchange/. */
@@ -62,43 +37,22 @@ export function mcpRoutes(
     /** Trusted issuers' tokens as the bearer token itself (NEXUS_MCP_ISSUERS), mcp-issuer.ts. */
     issuerAuth?: McpIssuerAuth;
     maxSessions?: number;
+    maxSessionsPerOwner?: number;
     sessionIdleMs?: number;
   },
 ): void {
   const { issuer } = deps;
   const sessions = createMcpSessions({
-    max: deps.maxSessions ?? 1_000,
+    max: deps.maxSessions ?? MAX_SESSIONS,
+    perOwner: deps.maxSessionsPerOwner ?? MAX_SESSIONS_PER_OWNER,
     idleMs: deps.sessionIdleMs ?? 30 * 60_000,
   });
   app.addHook('preClose', async () => sessions.closeAll());
 
-  /*
-   * The credential proxy, in process, as the agent: the very route agents call (`/proxy/*`), so its
-   * allow-list, grant check, egress guard, refresh-and-retry and audit apply unchanged. The agent's
-   * token authenticates the inner request; the proxy never forwards it upstream.
-   */
-  const proxy: ProxyCall = async (caller, r) => {
-    const res = await app.inject({
-      method: r.method,
-      url: `/proxy/${encodeURIComponent(r.route)}${r.path}`,
-      headers: {
-        ...r.headers,
-        authorization: `Bearer ${await caller.proxyToken()}`,
-        'user-agent': 'nexus-mcp',
-      },
-      ...(r.body === undefined ? {} : { payload: r.body }),
-      remoteAddress: caller.ip,
-      payloadAsStream: true,
-    });
-    return {
-      status: res.statusCode,
-      headers: res.headers,
-      body: await readBounded(res.stream(), MAX_RESULT_BYTES + 1),
-    };
-  };
   const toolDeps: McpToolDeps = {
     ...deps,
-    proxy,
+    proxy: inProcessProxy(app),
+    startConnection: inProcessConnect(app),
     log: (error, tool) => app.log.error({ err: error, tool }, 'MCP tool failed'),
   };
 
@@ -126,7 +80,12 @@ export function mcpRoutes(
         details: { scope: MCP_SCOPE, resource_metadata: `${issuer}${METADATA_PATH}` },
       });
     }
-    return String(session.acting_for);
+    const user = String(session.acting_for);
+    if (!usablePerson(user))
+      throw commonError('unauthorized', {
+        message: `The on-behalf-of session's user id (${JSON.stringify(user)}) names no single person: it cannot be acted for.`,
+      });
+    return user;
   }
 
   async function handle(request: FastifyRequest, reply: FastifyReply) {
@@ -165,24 +124,6 @@ export function mcpRoutes(
       });
     // A pinned caller's MCP session is the person's too: another person the agent acts for finds none.
     const owner = onBehalfOf === undefined ? p.agentUuid : `${p.agentUuid}\u0000${onBehalfOf}`;
-    const id = request.headers['mcp-session-id'];
-    // The MCP SDK (and the JSON Schema validator it brings) loads with the first /mcp request, not
-    // at start, where it was a third of the embedded default's start-up time and RSS.
-    const { isInitializeRequest, openSession } = await import('./mcp.server.ts');
-    let transport: StreamableHTTPServerTransport;
-    if (typeof id === 'string') {
-      const session = sessions.find(id, owner);
-      // Another agent's session does not exist for this one. 404 tells MCP clients to start anew.
-      if (session === undefined)
-        throw commonError('not_found', { message: 'No such MCP session: initialize a new one.' });
-      transport = session.transport;
-    } else if (request.method === 'POST' && isInitializeRequest(request.body)) {
-      transport = await openSession(toolDeps, sessions, owner);
-    } else {
-      throw commonError('invalid_request', {
-        message: 'Start with an initialize request, then send the Mcp-Session-Id header it answers.',
-      });
-    }
     const presented = presentedCredential(request)!;
     const caller: McpCaller = {
       // Pinned to one person: the grant narrows to that person's workspace (the user's gate).
@@ -201,6 +142,37 @@ export function mcpRoutes(
       scopes: [...p.scopes],
       extra: { [CALLER_KEY]: caller },
     };
+    const id = request.headers['mcp-session-id'];
+    // The MCP SDK (and the JSON Schema validator it brings) loads with the first /mcp request, not
+    // at start, where it was a third of the embedded default's start-up time and RSS.
+    const { isInitializeRequest, openSession } = await import('./mcp.server.ts');
+    if (typeof id === 'string') {
+      const session = sessions.find(id, owner);
+      // Another agent's session does not exist for this one. 404 tells MCP clients to start anew.
+      if (session === undefined)
+        throw commonError('not_found', { message: 'No such MCP session: initialize a new one.' });
+      return serve(request, reply, session.transport, auth);
+    }
+    if (request.method !== 'POST' || !isInitializeRequest(request.body))
+      throw commonError('invalid_request', {
+        message: 'Start with an initialize request, then send the Mcp-Session-Id header it answers.',
+      });
+    // Room for one more (503 when the process is full of others'), held until it opened or failed.
+    const opening = sessions.reserve(owner);
+    try {
+      await serve(request, reply, await openSession(toolDeps, sessions, owner), auth);
+    } finally {
+      opening();
+    }
+  }
+
+  /** Hands the request to the session's transport, with its caller for the tools. */
+  async function serve(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    transport: StreamableHTTPServerTransport,
+    auth: AuthInfo,
+  ) {
     (request.raw as IncomingMessage & { auth?: AuthInfo }).auth = auth;
     reply.hijack();
     await transport.handleRequest(request.raw, reply.raw, request.body);

@@ -5,11 +5,14 @@ import type { AgentPrincipal } from '../../auth/principal.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
-import type { ConsentService } from '../consent/consent.service.ts';
 import type { UserSecrets } from '../user-secrets/user-secrets.service.ts';
 import type { McpCaller } from './mcp.caller.ts';
 
-/** A call to the credential proxy as the agent: `/proxy/<route><path>` (mcp.routes.ts makes it). */
+/**
+ * A call to the credential proxy as the agent: `/proxy/<route><path>` (mcp.in-process.ts makes
+ * it). It reads at most `maxBytes` of the answer, then ends the upstream request; so does `signal`
+ * (the call cancelled, its session closed, its deadline) at any time.
+ */
 export type ProxyCall = (
   caller: McpCaller,
   request: {
@@ -19,21 +22,36 @@ export type ProxyCall = (
     headers: Record<string, string>;
     body: string | undefined;
   },
+  options: { maxBytes: number; signal: AbortSignal },
 ) => Promise<{
   status: number;
   headers: Record<string, string | string[] | number | undefined>;
+  /** At most `maxBytes`: the beginning of the answer's body. */
   body: Buffer;
+  /** Whether `body` is the whole answer (not cut at `maxBytes`, by `signal` or by a broken upstream). */
+  complete: boolean;
 }>;
 
 /**
- * The tools of Nexus's MCP server. Each one calls the service REST calls (same grant checks, same
- * errors: what the agent may not reach is "not found"), and each call is audited as
+ * `POST /v1/request-connection` as the agent (mcp.in-process.ts makes it): consent's `start`
+ * behind the route's grant checks and rate limit. A refusal is thrown as the route's NexusError.
+ */
+export type ConnectCall = (
+  caller: McpCaller,
+  request: { userId: string; provider: string; scopes: string[] | undefined; returnUrl: string },
+) => Promise<{ connection_id: string; authUrl: string }>;
+
+/**
+ * The tools of Nexus's MCP server. Each one calls the service REST calls, or the REST route itself
+ * where that has limits of its own (same grant checks, same errors: what the agent may not reach is
+ * "not found"), and each call is audited as
  * `mcp.tool_call` with the agent (the actor), the user it acts for and the tool's name. Results
  * are built field by field: a refresh token or client secret has no field to travel in.
  */
 export interface McpToolDeps {
   readonly connections: Pick<ConnectionsService, 'list' | 'check'>;
-  readonly consent: Pick<ConsentService, 'start'>;
+  /** Starts a connection as `POST /v1/request-connection` does (the `connect` tool). */
+  readonly startConnection: ConnectCall;
   readonly userSecrets: Pick<UserSecrets, 'read'>;
   readonly audit: Pick<AuditService, 'record'>;
   /** The agents module's grant check (`agentMayUse`): which connections an agent sees. */
@@ -43,6 +61,8 @@ export interface McpToolDeps {
   ) => boolean;
   /** The credential proxy, called in process as the agent (see mcp-http-request.ts). */
   readonly proxy: ProxyCall;
+  /** The longest an `http_request` call lasts, whatever the upstream does (ms). */
+  readonly callDeadlineMs?: number;
   /** Where the person lands after connecting when the tool names no `return_url`. */
   readonly defaultReturnUrl: string;
   /** How often `connect` reads the status while it waits (ms). */

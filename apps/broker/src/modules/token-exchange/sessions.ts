@@ -14,6 +14,7 @@ import { connectionErrors } from '../connections/connections.errors.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { SessionsFilter, SessionsStore } from './sessions.store.ts';
 import { tokenExchangeErrors } from './token-exchange.errors.ts';
+import { usableUserId } from './user-tokens.ts';
 
 /** JOSE `typ` of session tokens; agent access tokens are `at+jwt`, so neither passes for the other. */
 export const SESSION_TOKEN_TYPE = 'nexus-session+jwt';
@@ -180,8 +181,12 @@ export function createAgentSessions(deps: {
       };
       const notAllowed = requested.filter((s) => !allowed.includes(s));
       if (notAllowed.length > 0) await deny('agent_scopes', notAllowed);
-      // Acting for a user needs that user in the agent's grant, with or without a connection.
-      if (request.obo && !grantNames(agent.allowedWorkspaces, request.obo.user_id))
+      // Acting for a user needs that user in the agent's grant, with or without a connection;
+      // and a user a grant can name (`*` names them all: user-tokens.ts `usableUserId`).
+      if (
+        request.obo &&
+        (!usableUserId(request.obo.user_id) || !grantNames(agent.allowedWorkspaces, request.obo.user_id))
+      )
         await deny('acting_for', requested);
       const custom = await customScopeNames(requested);
       const providerScopes = requested.filter((s) => !custom.has(s));
