@@ -56,6 +56,12 @@ export function routeOf(
   rawPath: string,
   headers: IncomingHttpHeaders,
 ): { route: string; path: string; search: string; mount: string } {
+  // Origin-form only: `*` (OPTIONS) and absolute-form (`GET http://host/…`, as to a forward
+  // proxy) name no path below a route (RFC 9112 §3.2).
+  if (rawPath !== '' && !rawPath.startsWith('/'))
+    throw commonError('invalid_request', {
+      message: 'The request target must be a path (`/<route>/…`, or `/…` with X-Nexus-Provider).',
+    });
   const q = rawPath.indexOf('?');
   const pathname = q === -1 ? rawPath : rawPath.slice(0, q);
   const search = q === -1 ? '' : rawPath.slice(q);
@@ -93,7 +99,9 @@ export function routeOf(
  */
 export function upstreamUrl(base: URL, path: string, search: string): URL {
   const basePath = base.pathname.replace(/\/$/, '');
-  const url = new URL(`${base.origin}${path === '' ? base.pathname : `${basePath}${path}`}${search}`);
+  const url = URL.parse(`${base.origin}${path === '' ? base.pathname : `${basePath}${path}`}${search}`);
+  if (url === null)
+    throw commonError('invalid_request', { message: 'The path and query make no valid URL.' });
   if (url.origin !== base.origin || !`${url.pathname}/`.startsWith(`${basePath}/`))
     throw commonError('invalid_request', { message: "The path leaves the route's base URL." });
   return url;
@@ -124,21 +132,24 @@ export function insideBase(base: URL, url: URL): boolean {
   return url.origin === base.origin && `${url.pathname}/`.startsWith(`${basePath}/`);
 }
 
+/** What the answer headers are cleaned of: the route's base, and the credential. */
+export interface AnswerContext {
+  base: URL;
+  current: URL;
+  publicPath: string;
+  /** The query parameter the strategy put the credential in, if it did. */
+  queryParam: string | undefined;
+  secrets: readonly string[];
+}
+
 /**
  * The upstream's answer headers as the caller gets them: no hop-by-hop headers, nothing that would
  * act on the broker's origin (cookies, HSTS, CORS), and locations that neither carry the credential
- * nor point past the proxy: a location inside the route's base becomes the proxy's own path.
+ * nor point past the proxy: a location inside the route's base becomes the proxy's own path. When
+ * the credential went in the query, no header value carries it back (a pagination `Link` built
+ * from the request URL, say).
  */
-export function responseHeaders(
-  headers: IncomingHttpHeaders,
-  context: {
-    base: URL;
-    current: URL;
-    publicPath: string;
-    queryParam: string | undefined;
-    secrets: readonly string[];
-  },
-): OutgoingHttpHeaders {
+export function responseHeaders(headers: IncomingHttpHeaders, context: AnswerContext): OutgoingHttpHeaders {
   // A header the upstream repeated arrives as an array (undici keeps every value): `Connection`
   // lists are joined, and only the first location is kept, rewritten and cleaned, as Node's own
   // HTTP client would keep it. An array never passes through uncleaned.
@@ -149,30 +160,68 @@ export function responseHeaders(
       .map((t) => t.trim().toLowerCase())
       .filter(Boolean),
   );
+  // Only a credential in the query is echoed by headers that repeat the request URL; the forms
+  // are worked out only then (the proxy's hot path has no query credential).
+  const forms = context.queryParam === undefined ? undefined : credentialForms(context.secrets);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || UPSTREAM_ONLY.has(name)) continue;
     if (name.startsWith('access-control-')) continue;
     if (name === 'location' || name === 'content-location') {
       const first = Array.isArray(value) ? value[0] : value;
-      if (first !== undefined) out[name] = location(first, context);
+      if (first !== undefined) out[name] = location(first, context, forms);
       continue;
     }
-    out[name] = value;
+    out[name] =
+      forms === undefined
+        ? value
+        : Array.isArray(value)
+          ? value.map((v) => withoutCredential(v, forms, context.queryParam))
+          : withoutCredential(value, forms, context.queryParam);
   }
   return out;
 }
 
-function location(
-  value: string,
-  c: {
-    base: URL;
-    current: URL;
-    publicPath: string;
-    queryParam: string | undefined;
-    secrets: readonly string[];
-  },
-): string {
+/**
+ * How a credential value may appear in an echoed URL or text: as it is, percent-encoded, and
+ * form-encoded (`URLSearchParams`, as the query strategy writes it). Values under 4 characters
+ * are left alone: removing them would mangle unrelated text and hide nothing.
+ */
+function credentialForms(secrets: readonly string[]): string[] {
+  const forms = new Set<string>();
+  for (const secret of secrets)
+    if (secret.length >= 4)
+      for (const form of [
+        secret,
+        encodeURIComponent(secret),
+        new URLSearchParams({ v: secret }).toString().slice(2),
+      ])
+        forms.add(form);
+  return [...forms];
+}
+
+const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * `text` without the credential: a `<param>=<credential>` query pair goes whole, with one of its
+ * separators (`?a=1&key=s&b=2` → `?a=1&b=2`), and any other occurrence of a form goes alone.
+ * A plain `includes` first: most values hold none.
+ */
+function withoutCredential(text: string, forms: readonly string[], param: string | undefined): string {
+  let out = text;
+  for (const form of forms) {
+    if (!out.includes(form)) continue;
+    if (param !== undefined) {
+      const name = new URLSearchParams({ [param]: '' }).toString().slice(0, -1); // as the query has it
+      const pair = new RegExp(`([?&])${escaped(name)}=${escaped(form)}(&?)`, 'g');
+      out = out.replace(pair, (_pair, lead: string, tail: string) => (tail === '&' ? lead : ''));
+    }
+    out = out.split(form).join('');
+  }
+  return out;
+}
+
+function location(value: string, c: AnswerContext, forms: readonly string[] | undefined): string {
   const url = URL.parse(value, c.current.href);
   if (url === null) return '';
   if (c.queryParam !== undefined) url.searchParams.delete(c.queryParam);
@@ -182,10 +231,7 @@ function location(
     text = `${c.publicPath}${url.pathname.slice(basePath.length) || '/'}${url.search}${url.hash}`;
   } else text = url.href;
   // Whatever the upstream echoed, a credential value never goes back to the caller.
-  for (const secret of c.secrets)
-    if (secret.length >= 4)
-      for (const form of [secret, encodeURIComponent(secret)]) text = text.split(form).join('');
-  return text;
+  return withoutCredential(text, forms ?? credentialForms(c.secrets), c.queryParam);
 }
 
 /** Reads a body whole, up to `limit` bytes (413 beyond). */
@@ -203,38 +249,24 @@ export async function buffer(body: Readable, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** A streamed request body with its idle deadline, which ends when the answer starts. */
+/** A streamed request body, limited in size. */
 export interface LimitedBody extends Transform {
-  /** The upstream's answer has started: the rest of the upload has no deadline, like the answer. */
-  answered(): void;
+  /** Told of each chunk that passes (the exchange's idle deadline starts again), while set. */
+  moved: (() => void) | undefined;
 }
 
-/**
- * Passes a streamed body through, failing it once it grows past `limit` bytes, or with
- * `upstream_timeout` when the caller sends nothing for `idleMs` before the end or the answer:
- * the upstream client's own deadline does not run while a request is still being written.
- */
-export function limited(limit: number, idleMs: number): LimitedBody {
+/** Passes a streamed body through, failing it once it grows past `limit` bytes. */
+export function limited(limit: number): LimitedBody {
   let size = 0;
-  let timer: NodeJS.Timeout | undefined;
   const stream = new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      timer?.refresh();
+      stream.moved?.();
       size += chunk.length;
       if (size > limit)
         done(commonError('payload_too_large', { message: `The request body is over ${limit} bytes.` }));
       else done(null, chunk);
     },
-    flush(done) {
-      clearTimeout(timer);
-      done();
-    },
-    destroy(error, done) {
-      clearTimeout(timer);
-      done(error);
-    },
-  });
-  timer = setTimeout(() => stream.destroy(errorFrom(proxyErrors, 'upstream_timeout')), idleMs);
-  timer.unref();
-  return Object.assign(stream, { answered: () => clearTimeout(timer) });
+  }) as LimitedBody;
+  stream.moved = undefined;
+  return stream;
 }

@@ -110,7 +110,9 @@ export function proxyRoutes(
 
   async function forward(request: FastifyRequest, reply: FastifyReply) {
     const raw = request.raw.url ?? '/proxy';
-    const { route, path, search, mount } = routeOf(raw.slice('/proxy'.length), request.headers);
+    // An absolute-form target (`GET http://host/proxy/…`) reaches this route too: routeOf refuses it.
+    const below = raw.startsWith('/proxy') ? raw.slice('/proxy'.length) : raw;
+    const { route, path, search, mount } = routeOf(below, request.headers);
     const hasBody =
       request.headers['transfer-encoding'] !== undefined ||
       Number(request.headers['content-length'] ?? 0) > 0;

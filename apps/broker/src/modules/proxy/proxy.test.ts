@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { createProxy, type ProxyCredential } from './proxy.ts';
@@ -18,6 +18,16 @@ describe('proxy upstream pool and egress guard', () => {
   const seen: { path: string; key: string | undefined; socket: number }[] = [];
   const sockets = new WeakMap<object, number>();
   let opened = 0;
+  /** The never-ending answers whose connection has closed, by path. */
+  const closed: string[] = [];
+  /** Resolves when `n` never-ending answers have closed, or fails after `ms`. */
+  const closedWithin = async (n: number, ms: number) => {
+    const until = Date.now() + ms;
+    while (closed.length < n) {
+      if (Date.now() > until) throw new Error(`${closed.length} of ${n} answers released after ${ms} ms`);
+      await new Promise((done) => setTimeout(done, 10));
+    }
+  };
 
   before(async () => {
     upstream = createServer((req: IncomingMessage, res) => {
@@ -43,6 +53,37 @@ describe('proxy upstream pool and egress guard', () => {
         res.write('{"early":');
         setTimeout(() => res.end('true}'), 600);
         req.resume();
+        return;
+      }
+      if (req.url?.startsWith('/link')) {
+        // Pagination as APIs build it, from the request URL (the query credential included), and
+        // the credential echoed decoded in a header of its own.
+        const next = new URL(req.url, 'https://api.example.test');
+        next.searchParams.set('page', '2');
+        res.writeHead(200, {
+          link: [`<${next.href}>; rel="next"`, `<${req.url}>; rel="self"`],
+          'x-echo': `key=${new URL(req.url, 'http://x').searchParams.get('api_key')}`,
+        });
+        res.end('{}');
+        return;
+      }
+      if (req.url === '/hold' || req.url === '/endless') {
+        // An answer that never ends: one chunk (`/hold`), or as much as the reader takes (`/endless`).
+        res.once('close', () => closed.push(req.url ?? ''));
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        const chunk = Buffer.alloc(req.url === '/hold' ? 1 : 64 * 1024, 7);
+        const more = () => {
+          while (!res.destroyed && res.write(chunk) && req.url === '/endless');
+        };
+        res.on('drain', more);
+        more();
+        return;
+      }
+      if (req.url === '/quiet') {
+        // An event stream: one event, a long silence, another.
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: one\n\n');
+        setTimeout(() => res.end('data: two\n\n'), 700);
         return;
       }
       if (req.url === '/upload') {
@@ -85,8 +126,9 @@ describe('proxy upstream pool and egress guard', () => {
         return [{ address: answer.address, family: 4 }];
       },
     });
-    const call = async (path: string, body?: Readable) => {
-      const result = await proxy.forward({
+    /** The answer, its body unread. */
+    const open = (path: string, body?: Readable) =>
+      proxy.forward({
         caller: null,
         route: 'svc',
         path,
@@ -99,11 +141,13 @@ describe('proxy upstream pool and egress guard', () => {
         },
         body,
       });
+    const call = async (path: string, body?: Readable) => {
+      const result = await open(path, body);
       const chunks: Buffer[] = [];
       for await (const chunk of result.body) chunks.push(chunk as Buffer);
       return { status: result.status, headers: result.headers, body: Buffer.concat(chunks).toString() };
     };
-    return { proxy, call, lookups };
+    return { proxy, open, call, lookups };
   }
 
   /** For `assert.rejects`: the broker's error `code`, with `status` and a message matching `message`. */
@@ -237,6 +281,109 @@ describe('proxy upstream pool and egress guard', () => {
       await assert.rejects(call('/x'), nexusError('upstream_error', 502, /127\.0\.0\.1 is a private/));
       assert.deepEqual(lookups, []);
       assert.deepEqual(seen, []);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a call waiting for a pooled connection gets upstream_timeout after the deadline, not never', {
+    timeout: 10_000,
+  }, async () => {
+    // Not too short a deadline: opening 256 connections takes its time on a busy machine.
+    const { proxy, open, call } = proxyTo({ address: '127.0.0.1' }, { timeoutMs: 1_500 });
+    const held: Readable[] = [];
+    try {
+      // Every one of the origin's 256 connections busy with an answer that is still streaming.
+      for (const answer of await Promise.all(Array.from({ length: 256 }, () => open('/hold'))))
+        held.push(answer.body);
+      const started = performance.now();
+      await assert.rejects(call('/x'), nexusError('upstream_timeout', 504));
+      const waited = performance.now() - started;
+      assert.ok(waited < 4_000, `answered after ${Math.round(waited)} ms`);
+      for (const body of held) body.destroy();
+      assert.equal((await call('/x')).status, 200, 'the pool serves again once the answers are released');
+    } finally {
+      for (const body of held) body.destroy();
+      proxy.close();
+    }
+  });
+
+  it('a long upload is not cut while it moves, even past the deadline', { timeout: 10_000 }, async () => {
+    const { proxy, call } = proxyTo({ address: '127.0.0.1' }, { timeoutMs: 600 });
+    try {
+      let sent = 0;
+      const slow = new Readable({
+        read() {
+          if (sent === 12) return void this.push(null);
+          sent += 1;
+          setTimeout(() => this.push('chunk'), 100); // 1.2 s in all, twice the deadline
+        },
+      });
+      assert.equal((await call('/upload', slow)).status, 200);
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('an answer its reader stopped taking is released after the deadline; a quiet one is not', {
+    timeout: 10_000,
+  }, async () => {
+    const { proxy, open } = proxyTo({ address: '127.0.0.1' }, { timeoutMs: 300 });
+    try {
+      closed.length = 0;
+      const unread = await open('/endless');
+      unread.body.on('error', () => {});
+      // A destination that takes one chunk and then never drains (a reader that went away).
+      unread.body.pipe(new Writable({ highWaterMark: 1, write() {} }));
+      await closedWithin(1, 2_000);
+
+      // An event stream silent for longer than the deadline, read by a pipe, arrives whole.
+      const quiet = await open('/quiet');
+      const chunks: Buffer[] = [];
+      await new Promise<void>((done, fail) => {
+        quiet.body.on('error', fail);
+        quiet.body.pipe(
+          new Writable({
+            write(chunk: Buffer, _encoding, next) {
+              chunks.push(chunk);
+              next();
+            },
+          }).on('finish', done),
+        );
+      });
+      assert.equal(Buffer.concat(chunks).toString(), 'data: one\n\ndata: two\n\n');
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a query credential echoed in any answer header (pagination Link, say) is removed in every form', async () => {
+    // Characters that URLSearchParams, encodeURIComponent and plain text each write differently.
+    const secret = 'q secret/+&=~9';
+    const { proxy, call } = proxyTo(
+      { address: '127.0.0.1' },
+      {
+        using: {
+          ...credential,
+          strategy: { type: 'query_param', config: { param_name: 'api_key' } },
+          credentials: { api_key: secret },
+        },
+      },
+    );
+    try {
+      const answer = await call('/link');
+      const text = JSON.stringify(answer.headers);
+      for (const form of [
+        secret,
+        encodeURIComponent(secret),
+        new URLSearchParams({ secret }).toString().slice(7),
+      ])
+        assert.ok(!text.includes(form), `${form} is in ${text}`);
+      assert.deepEqual(answer.headers.link, [
+        '<https://api.example.test/link?page=2>; rel="next"',
+        '</link>; rel="self"',
+      ]);
+      assert.equal(answer.headers['x-echo'], 'key=');
     } finally {
       proxy.close();
     }

@@ -2,7 +2,6 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Dispatcher } from 'undici';
-import { createHostGuard, EgressError, guardedLookup, literalHost } from '../../egress/address-guard.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import { applyStrategy, StrategyNotApplicable } from '../strategies/apply.ts';
@@ -21,6 +20,7 @@ import {
   responseHeaders,
   upstreamUrl,
 } from './proxy-request.ts';
+import { createUpstream, releasedWhenUnread } from './proxy-upstream.ts';
 
 export { routeOf } from './proxy-request.ts';
 
@@ -116,7 +116,10 @@ export interface ProxyOptions<Caller> {
   readonly credentials: CredentialSource<Caller>;
   readonly allowCidrs: readonly string[];
   readonly bodyLimit: number;
-  /** Until the upstream's response headers arrive. */
+  /**
+   * The idle deadline from dispatch until the upstream's response headers arrive (the wait for a
+   * pooled connection included), and the longest an answer's reader may take nothing of it.
+   */
   readonly timeoutMs: number;
   readonly maxRedirects?: number;
   readonly observer?: ProxyObserver<Caller>;
@@ -125,50 +128,11 @@ export interface ProxyOptions<Caller> {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-/** What a failed upstream exchange tells the caller; never the request's own data. */
-function upstreamFailure(error: unknown): NexusError {
-  if (error instanceof NexusError) return error; // the body's limit, say
-  if (error instanceof EgressError)
-    return errorFrom(proxyErrors, 'upstream_error', {
-      message: `The upstream address is not allowed or not resolvable: ${error.message}.`,
-    });
-  const code = (error as { code?: unknown } | undefined)?.code;
-  // Connecting (the guard's DNS lookup included) and waiting for the answer share the deadline.
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT')
-    return errorFrom(proxyErrors, 'upstream_timeout');
-  // A header value the client refuses (a credential with a line break, say): nothing was sent.
-  if (code === 'UND_ERR_INVALID_ARG')
-    return errorFrom(proxyErrors, 'auth_injection_failed', { detail: (error as Error).message });
-  return errorFrom(proxyErrors, 'upstream_error', {
-    detail: error instanceof Error ? error.message : String(error),
-  });
-}
-
 const first = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 export function createProxy<Caller>(options: ProxyOptions<Caller>) {
-  const check = createHostGuard(options);
   const maxRedirects = options.maxRedirects ?? 3;
-  // One keep-alive pool per origin. A socket is opened only to an address the guard checked when
-  // it was opened (`guardedLookup`); IP literals, which no lookup sees, are checked per request.
-  // The idle deadline ends when the answer's headers arrive (an event stream may stay open).
-  // undici is loaded on the first proxied call, not at start-up (~12 ms and ~10 MB).
-  let pool: Promise<Dispatcher> | undefined;
-  const dispatcher = () =>
-    // undici is CommonJS: its exports object is the default export, bundled or not.
-    (pool ??= import('undici').then(
-      ({ default: { Agent } }) =>
-        new Agent({
-          connections: 256,
-          headersTimeout: options.timeoutMs,
-          bodyTimeout: 0,
-          connect: { lookup: guardedLookup(check), timeout: options.timeoutMs },
-        }),
-      (error: unknown) => {
-        pool = undefined; // the next call tries again
-        throw error;
-      },
-    ));
+  const { send, close } = createUpstream(options);
 
   async function withCredential(
     credential: ProxyCredential,
@@ -200,32 +164,6 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         detail:
           error instanceof StrategyNotApplicable || error instanceof Error ? error.message : String(error),
       });
-    }
-  }
-
-  /** One request to one address-checked URL; resolves when the response headers arrive. */
-  async function send(
-    method: string,
-    url: URL,
-    headers: Record<string, string>,
-    body: Buffer | Readable | undefined,
-  ): Promise<Dispatcher.ResponseData> {
-    if (url.protocol !== 'http:' && url.protocol !== 'https:')
-      throw errorFrom(proxyErrors, 'upstream_error', {
-        message: `${url.protocol} upstream URLs are not used.`,
-      });
-    try {
-      const literal = literalHost(url);
-      if (literal !== undefined) await check(literal);
-      return await (await dispatcher()).request({
-        origin: url.origin,
-        path: `${url.pathname}${url.search}`,
-        method: method as Dispatcher.HttpMethod,
-        headers,
-        body,
-      });
-    } catch (error) {
-      throw upstreamFailure(error);
     }
   }
 
@@ -281,15 +219,14 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
       }
       const type = credential.strategy.type;
       const signsBody = type === 'hmac_payload' || type === 'aws_sigv4';
-      let body: Buffer | Readable | undefined;
-      let streamed: LimitedBody | undefined;
+      let body: Buffer | LimitedBody | undefined;
       try {
         if (request.body === undefined) body = signsBody ? Buffer.alloc(0) : undefined;
         else if (signsBody || (type === 'oauth2' && declared <= REPLAY_BUFFER_BYTES))
           body = await buffer(request.body, options.bodyLimit);
         else {
           // pipeline, not pipe: a caller that aborts its upload aborts the upstream request too.
-          streamed = limited(options.bodyLimit, options.timeoutMs);
+          const streamed = limited(options.bodyLimit);
           pipeline(request.body, streamed).catch(() => {});
           body = streamed;
         }
@@ -306,7 +243,6 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         throw error;
       });
       let res = await send(method, applied.url, applied.headers, body);
-      streamed?.answered();
       if (res.statusCode === 401 && type === 'oauth2' && replayable) {
         drain(res);
         try {
@@ -349,6 +285,13 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         current = next;
       }
       upstreamSeconds = (performance.now() - upstreamStarted) / 1000;
+      // A status no HTTP server may send, which no reply could carry on (undici passes 600–999).
+      if (res.statusCode > 599) {
+        res.body.destroy();
+        throw errorFrom(proxyErrors, 'upstream_error', {
+          message: `The upstream answered with status ${res.statusCode}, which is not an HTTP status.`,
+        });
+      }
       status = res.statusCode;
       const headers = responseHeaders(res.headers, {
         base,
@@ -357,7 +300,7 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         queryParam: type === 'query_param' ? (credential.strategy.config.param_name ?? undefined) : undefined,
         secrets: Object.values(credential.credentials),
       });
-      return { status, headers, body: res.body };
+      return { status, headers, body: releasedWhenUnread(res.body, options.timeoutMs) };
     } catch (error) {
       if (error instanceof NexusError) {
         status = error.status;
@@ -385,15 +328,7 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
     }
   }
 
-  return {
-    forward,
-    close() {
-      void pool?.then(
-        (d) => d.destroy(),
-        () => {},
-      );
-    },
-  };
+  return { forward, close };
 }
 
 export type Proxy = ReturnType<typeof createProxy>;

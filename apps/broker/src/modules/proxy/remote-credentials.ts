@@ -6,12 +6,14 @@ import type { ConnectionRef, CredentialSource, ProxyCredential } from './proxy.t
 
 /**
  * Credentials for the standalone `nexus proxy`, from a broker over HTTP. Two identities take part:
- * - the caller (an agent or an admin key, presented to the proxy as to the broker): the broker
- *   decides whether it may use the connection (`GET /v1/check-connection/{id}`, the same check as
- *   the token route), so knowing a connection id is not enough, unlike the original sidecar;
+ * - the caller (an agent or an admin key, presented to the proxy as to the broker): on every call
+ *   the broker decides whether it may use the connection and whether the connection is still
+ *   active (`GET /v1/check-connection/{id}`, the same check as the token route), so knowing a
+ *   connection id is not enough, unlike the original sidecar, and a revocation takes effect at once;
  * - the proxy's own agent credential: it fetches and refreshes the token, which never leaves the
  *   proxy. The broker audits both.
- * Tokens are cached for TOKEN_CACHE_TTL (never past their expiry); refreshes are single-flight.
+ * Tokens are cached for TOKEN_CACHE_TTL (never past their expiry), and used only for a connection
+ * the broker has just called active; refreshes are single-flight.
  */
 export interface RemoteCaller {
   /** The caller's credential header, as presented: `authorization` or `x-api-key`. */
@@ -47,28 +49,40 @@ interface BrokerError {
 }
 
 const EXPIRY_SKEW_MS = 30_000;
-/** A caller's permission is re-checked with the broker at least this often (revocations take effect). */
-const CALLER_CHECK_MAX_MS = 30_000;
-const MAX_ENTRIES = 10_000;
 
-/** When a caller's bearer token (a JWT) expires; undefined for admin keys or opaque tokens. */
-function tokenExpiry(caller: RemoteCaller): number | undefined {
-  if (caller.header.name !== 'authorization') return undefined;
-  const payload = caller.header.value.slice(7).split('.')[1];
-  if (payload === undefined) return undefined;
-  try {
-    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString()) as { exp?: unknown }).exp;
-    return typeof exp === 'number' ? exp * 1000 : undefined;
-  } catch {
-    return undefined;
-  }
+/**
+ * `ask` for `key`, with the calls of one moment sharing one broker request, but never a request
+ * sent before they came: a call that finds one on its way waits for the next, which is sent when
+ * that one ends and answers every call that came meanwhile. Nothing is remembered, so each answer
+ * is read after every call it answers was made (a revocation before a call is seen by that call).
+ */
+function freshlyAsked<T>(): (key: string, ask: () => Promise<T>) => Promise<T> {
+  const slots = new Map<string, { running: Promise<T>; next?: Promise<T> }>();
+  const start = (key: string, ask: () => Promise<T>) => {
+    const slot: { running: Promise<T>; next?: Promise<T> } = { running: ask() };
+    slots.set(key, slot);
+    const settled = () => {
+      if (slots.get(key) === slot && slot.next === undefined) slots.delete(key);
+    };
+    slot.running.then(settled, settled);
+    return slot.running;
+  };
+  return (key, ask) => {
+    const slot = slots.get(key);
+    if (slot === undefined) return start(key, ask);
+    slot.next ??= slot.running.then(
+      () => start(key, ask),
+      () => start(key, ask),
+    );
+    return slot.next;
+  };
 }
 
 export function createRemoteCredentials(options: RemoteCredentialOptions): CredentialSource<RemoteCaller> {
   const now = options.now ?? Date.now;
   const tokens = new Map<string, { value: ProxyCredential; until: number }>();
-  const allowed = new Map<string, number>();
   const inflight = new Map<string, Promise<ProxyCredential>>();
+  const checks = freshlyAsked<string>();
   let session: { token: string; until: number } | undefined;
 
   async function call<T>(method: string, path: string, auth: Record<string, string>): Promise<T> {
@@ -158,31 +172,25 @@ export function createRemoteCredentials(options: RemoteCredentialOptions): Crede
     }
   }
 
-  /** How long a caller's yes stays cached: short, and never past the caller's own token. */
-  const callerUntil = (caller: RemoteCaller) =>
-    Math.min(
-      now() + Math.min(options.cacheTtlMs, CALLER_CHECK_MAX_MS),
-      tokenExpiry(caller) ?? Number.POSITIVE_INFINITY,
-    );
-  const remember_ = (key: string, until: number) => {
-    allowed.set(key, until);
-    if (allowed.size > MAX_ENTRIES) allowed.delete(allowed.keys().next().value!);
-  };
+  /**
+   * The caller may use the connection, and it is active: asked of the broker with the caller's
+   * own credential for every call, never remembered (a revoked grant or connection takes effect at
+   * once, cached token or not); concurrent calls of one caller share a request (`freshlyAsked`).
+   * `check-connection` reads no credential at the broker.
+   */
+  function checkCaller(caller: RemoteCaller, ref: ConnectionRef): Promise<string> {
+    const who = createHash('sha256').update(caller.header.value).digest('base64url');
+    const what = 'connectionId' in ref ? ref.connectionId : `${ref.workspaceId}\n${ref.providerName}`;
+    return checks(`${caller.header.name}:${who}:${what}`, () => askBroker(caller, ref));
+  }
 
-  const callerKey = (caller: RemoteCaller, id: string) =>
-    `${createHash('sha256').update(caller.header.value).digest('base64url')}:${id}`;
-
-  /** The caller may use the connection: asked of the broker with the caller's own credential. */
-  async function checkCaller(caller: RemoteCaller, ref: ConnectionRef): Promise<string> {
+  async function askBroker(caller: RemoteCaller, ref: ConnectionRef): Promise<string> {
     const auth = { [caller.header.name]: caller.header.value };
     if (!('connectionId' in ref)) {
+      // The user's newest active connection of the provider.
       const query = new URLSearchParams({ workspace_id: ref.workspaceId, provider_name: ref.providerName });
-      const resolved = await call<{ connection_id: string }>('GET', `/v1/resolve?${query}`, auth);
-      remember_(callerKey(caller, resolved.connection_id), callerUntil(caller));
-      return resolved.connection_id;
+      return (await call<{ connection_id: string }>('GET', `/v1/resolve?${query}`, auth)).connection_id;
     }
-    const key = callerKey(caller, ref.connectionId);
-    if ((allowed.get(key) ?? 0) > now()) return ref.connectionId;
     const { status } = await call<{ status: string }>(
       'GET',
       `/v1/check-connection/${encodeURIComponent(ref.connectionId)}`,
@@ -199,7 +207,6 @@ export function createRemoteCredentials(options: RemoteCredentialOptions): Crede
             details: { connection_id: ref.connectionId, status },
           });
     }
-    remember_(key, callerUntil(caller));
     return ref.connectionId;
   }
 
