@@ -227,7 +227,8 @@ describe(`provider quirks against a real OpenID provider (${DIALECT})`, () => {
     const id = await connect('quirk-odd-expiry', 'user-odd-expiry');
     assert.equal((await s.token(id)).expires_at, expiresIn(3600), 'the fraction dropped');
     // 1e13 s would be ~300,000 years from now: past what a Date (and SQLite's integers) hold.
-    for (const odd of [3600.0001, 1e13, '99999999999999999999', 1e300]) {
+    // Text and arrays oauth4webapi would read with parseFloat: no known expiry either.
+    for (const odd of [3600.0001, 1e13, '99999999999999999999', 1e300, '3600.0001s', [3600.0001], '1e13']) {
       s.idp.setTokenResponseRewrite(reshape((b) => ({ ...b, expires_in: odd })));
       const refreshed = await refresh(id);
       assert.equal(

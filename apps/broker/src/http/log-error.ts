@@ -1,6 +1,9 @@
+import { NexusError } from '../errors/nexus-error.ts';
+
 /**
- * What of a thrown value goes into a log line: its class, message, stack, and short codes
- * (`code`, `status`, the OAuth `error`), then the same of its `cause` when that is an Error, a few
+ * What of a thrown value goes into a log line: its class, message, stack, short codes (`code`,
+ * `status`, the OAuth `error`), a NexusError's `detail` (written by the broker for its operators:
+ * "sealed with key k2, not in the ring"), then the same of its `cause` when that is an Error, a few
  * levels deep. Nothing else: pino's standard serializer copies every enumerable property, and
  * errors carry what they were made from (oauth4webapi's `ResponseBodyError` holds a provider's
  * whole answer as `cause`, new tokens included), which the exact-path redaction list cannot reach.
@@ -16,6 +19,7 @@ export interface LoggedError {
   code?: string | number;
   status?: number;
   error?: string;
+  detail?: string;
   cause?: LoggedError;
   errors?: LoggedError[];
 }
@@ -36,6 +40,7 @@ export function errorForLog(value: unknown, depth = 0): LoggedError {
   const status = e.status ?? e.statusCode;
   if (typeof status === 'number') logged.status = status;
   if (typeof e.error === 'string' && CODE.test(e.error)) logged.error = e.error;
+  if (value instanceof NexusError && value.detail !== undefined) logged.detail = value.detail;
   if (depth < MAX_DEPTH && e.cause instanceof Error) logged.cause = errorForLog(e.cause, depth + 1);
   if (depth < MAX_DEPTH && value instanceof AggregateError)
     logged.errors = value.errors.slice(0, MAX_AGGREGATED).map((inner) => errorForLog(inner, depth + 1));

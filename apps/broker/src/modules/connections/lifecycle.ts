@@ -1,4 +1,5 @@
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
+import { expiryOf } from '../providers/token-answer-quirks.ts';
 import type { ConnectionsStore } from './connections.store.ts';
 import type {
   ActivationTokens,
@@ -65,7 +66,7 @@ export function createLifecycle(deps: {
       input.connectionConfig === undefined
         ? {}
         : { connection_config: JSON.stringify(input.connectionConfig) };
-    const expiresAt = typeof tokens.expires_in === 'number' ? at + tokens.expires_in * 1000 : null;
+    const expiresAt = expiryOf(at, tokens.expires_in);
     return {
       access_expires_at: expiresAt,
       access_issued_at: at,

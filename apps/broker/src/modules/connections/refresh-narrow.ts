@@ -1,4 +1,5 @@
 import { errorFrom } from '../../errors/nexus-error.ts';
+import { expiryOf } from '../providers/token-answer-quirks.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsStore, ConnectionWithProvider, LeaseTimes } from './connections.store.ts';
 import type { StoredCredentials } from './connections.types.ts';
@@ -6,6 +7,8 @@ import type { createProviderCall } from './refresh-call.ts';
 import type { Spent } from './refresh-classify.ts';
 import { keepLease, type LeaseKeeper, monotonic, POLL_MS } from './refresh-lease.ts';
 import type { createOutcomeRecorder } from './refresh-record.ts';
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export interface NarrowingDeps {
   store: Pick<
@@ -129,10 +132,7 @@ export function createNarrowing(c: NarrowingDeps) {
     return {
       access_token: tokens.access_token,
       token_type: tokens.token_type ?? 'bearer',
-      expires_at:
-        typeof tokens.expires_in === 'number'
-          ? new Date(answeredAt + tokens.expires_in * 1000).toISOString()
-          : null,
+      expires_at: iso(expiryOf(answeredAt, tokens.expires_in)),
       scope: granted.join(' '),
     };
   }

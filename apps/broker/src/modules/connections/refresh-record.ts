@@ -2,6 +2,7 @@ import type * as oauth from 'oauth4webapi';
 import { isDatabaseUnavailable } from '../../db/availability.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditService } from '../audit/audit.service.ts';
+import { expiryOf } from '../providers/token-answer-quirks.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
 import type { ConnectionEventType, StoredCredentials } from './connections.types.ts';
@@ -13,8 +14,9 @@ import { extendsToken, type RefreshSchedule } from './refresh-schedule.ts';
 const WITHHELD_RETRY_MS = 1_000;
 /**
  * Pauses before each new try of the write that keeps a refresh's answer, while the database is
- * unavailable (about 4 s in all, well within the lease): the provider has spent the old refresh
- * token, so giving up loses the grant's new one.
+ * unavailable (about 4 s of pauses in all; each try is bounded by the database timeouts, and the
+ * lease is fenced, so a try after a takeover changes nothing): the provider has spent the old
+ * refresh token, so giving up loses the grant's new one.
  */
 const KEEP_RETRY_MS = [250, 750, 1_000, 2_000] as const;
 
@@ -182,14 +184,14 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     const sealed = await keepRefreshed(row, leaseId, next);
     // The lifetime counts from the answer, not from when it was stored.
     const t = answeredAt;
-    const expiresAt = typeof tokens.expires_in === 'number' ? t + tokens.expires_in * 1000 : null;
+    const expiresAt = expiryOf(t, tokens.expires_in);
     // An answer that does not extend the token is stored (it is what the provider gave) but
     // counts as a failure, so the next attempt backs off instead of following the token into a loop.
     const extended = extendsToken(t, expiresAt, {
       issuedAt: row.access_issued_at ?? row.last_refreshed_at,
       expiresAt: row.access_expires_at,
     });
-    const stored = await throughOutage(() =>
+    const written = await throughOutage(() =>
       store.completeLease(
         row.id,
         leaseId,
@@ -216,6 +218,9 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
         now(),
       ),
     );
+    // A write whose answer was lost after it committed (the connection dropped at COMMIT) is
+    // retried, finds the lease released, and changes nothing: the row then holds these credentials.
+    const stored = written || (await landed(row.id, sealed, t));
     if (!stored) {
       await discarded(row.id);
       throw errorFrom(connectionErrors, 'refresh_in_progress', {
@@ -240,6 +245,13 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
       await emit(row, 'connection.refresh_failed', { reason: 'token_not_extended' });
     if (extended && row.refresh_failures > 0)
       await emit(row, 'connection.refresh_recovered', { failures: row.refresh_failures });
+  }
+
+  /** Whether the row holds what this refresh wrote at `t` (its ciphertext, and its time). */
+  async function landed(id: string, sealed: Uint8Array, t: number): Promise<boolean> {
+    const current = await store.find(id);
+    if (current?.credentials == null || current.last_refreshed_at !== t) return false;
+    return Buffer.from(current.credentials).equals(Buffer.from(sealed));
   }
 
   /**

@@ -57,7 +57,10 @@ describe('token answers put into the standard form (token-answer-quirks.ts)', ()
     assert.equal('expires_in' in (await read(1e13)), false, 'past ten years');
     assert.equal('expires_in' in (await read('99999999999999999999')), false);
     assert.equal((await read(-5)).expires_in, -5, 'left for oauth4webapi to refuse');
-    assert.equal((await read('soon')).expires_in, 'soon', 'left for oauth4webapi to refuse');
+    // Text oauth4webapi would read with parseFloat (3600.5, 1e13) is no lifetime either.
+    for (const text of ['soon', '3600.5s', '1e13', '0x10'])
+      assert.equal('expires_in' in (await read(text)), false, text);
+    assert.equal('expires_in' in (await read([3600])), false, 'an array');
   });
 
   it('an error in a 200 is a 400; with error_with_200 also beside a token, and ok: false', async () => {

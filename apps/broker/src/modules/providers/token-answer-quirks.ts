@@ -190,7 +190,7 @@ function spaceSeparated(scope: string): string {
 /** The longest token lifetime read as one (ten years); a longer one is an unknown lifetime. */
 export const MAX_EXPIRES_IN_S = 10 * 365 * 24 * 3600;
 
-/** A numeric string (`"3600"`) as the number it spells; anything else as it is. */
+/** A numeric string (`"3600"`, `" 59.5 "`) as the number it spells; anything else as it is. */
 const numeric = (value: unknown): unknown =>
   typeof value === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(value) ? Number(value) : value;
 
@@ -207,24 +207,27 @@ export function lifetimeSeconds(value: unknown): number | undefined {
   return Math.floor(n);
 }
 
+/** When a token answered at `answeredAt` with `expiresIn` expires; null for an unknown lifetime. */
+export function expiryOf(answeredAt: number, expiresIn: unknown): number | null {
+  const seconds = lifetimeSeconds(expiresIn);
+  return seconds === undefined ? null : answeredAt + seconds * 1000;
+}
+
 /**
- * `expires_in` as RFC 6749 §5.1 has it: a whole number of seconds (see `lifetimeSeconds`).
- * `null`, an empty string, or a lifetime past `MAX_EXPIRES_IN_S` (which would put the expiry
- * beyond what a date holds) is an unknown lifetime, as when it is missing. Anything else (a
- * negative number, text) is left for oauth4webapi to refuse.
+ * `expires_in` as RFC 6749 §5.1 has it: a whole number of seconds (see `lifetimeSeconds`). A
+ * negative number is left for oauth4webapi to refuse. Anything else that is not a lifetime
+ * (`null`, `""`, text such as `"3600s"` or `"1e13"`, an array, a lifetime past `MAX_EXPIRES_IN_S`)
+ * is removed: an unknown lifetime, as when it is missing. oauth4webapi reads a non-number with
+ * `parseFloat`, so leaving such a value would let `"3600.5s"` through as 3600.5.
  */
 function withExpiresIn(body: Body): Body {
+  if (!('expires_in' in body)) return body;
   const value = numeric(body.expires_in);
-  if (
-    value === null ||
-    (typeof value === 'string' && value.trim() === '') ||
-    (typeof value === 'number' && value > MAX_EXPIRES_IN_S)
-  ) {
-    const { expires_in: _, ...rest } = body;
-    return rest;
-  }
+  if (typeof value === 'number' && value < 0) return body;
   const seconds = lifetimeSeconds(value);
-  return seconds === undefined ? body : { ...body, expires_in: seconds };
+  if (seconds !== undefined) return { ...body, expires_in: seconds };
+  const { expires_in: _, ...rest } = body;
+  return rest;
 }
 
 function withoutIdToken(body: Body): Body {
