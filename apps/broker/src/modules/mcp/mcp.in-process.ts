@@ -30,9 +30,15 @@ function release(res: InjectResponse): void {
   res.raw.res.destroy();
 }
 
-/** Waits for `pending` unless `signal` aborts first; an answer that arrives after is released. */
+/**
+ * Waits for `pending` unless `signal` aborts first (or had already); an answer that arrives after
+ * is released.
+ */
 async function until(pending: Promise<InjectResponse>, signal: AbortSignal): Promise<InjectResponse> {
-  signal.throwIfAborted();
+  if (signal.aborted) {
+    void pending.then(release, () => {});
+    throw signal.reason;
+  }
   const { promise, reject } = Promise.withResolvers<never>();
   const onAbort = () => reject(signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
@@ -76,10 +82,13 @@ async function readBounded(stream: Readable, max: number, signal: AbortSignal) {
 /** `http_request`'s way to the credential proxy: `/proxy/<route><path>` in process. */
 export function inProcessProxy(app: FastifyInstance): ProxyCall {
   return async (caller, r, { maxBytes, signal }) => {
+    const headers = { ...r.headers, ...(await asAgent(caller)) };
+    // A call cancelled before it starts sends nothing.
+    signal.throwIfAborted();
     const pending = app.inject({
       method: r.method,
       url: `/proxy/${encodeURIComponent(r.route)}${r.path}`,
-      headers: { ...r.headers, ...(await asAgent(caller)) },
+      headers,
       ...(r.body === undefined ? {} : { payload: r.body }),
       remoteAddress: caller.ip,
       payloadAsStream: true,

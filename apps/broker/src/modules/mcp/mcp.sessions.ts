@@ -16,8 +16,9 @@ const FULL_RETRY_AFTER_S = 60;
  * Open MCP sessions of this process (Streamable HTTP, stateful: an elicitation's answer must reach
  * the server that asked). A session belongs to the agent that opened it: another agent presenting
  * its id finds nothing. Bounded in idle time, per owner and in all: an owner over its quota loses
- * its own least recently used session, never another owner's, and a process that holds `max`
- * refuses new sessions (503, Retry-After) until some close or idle out.
+ * its own least recently used session, never another owner's; in a process that holds `max`, a new
+ * session takes the place of the oldest of whoever holds the most (when that owner holds more than
+ * the newcomer would), and when every owner holds as few, it is refused (503, Retry-After).
  * Sessions are not shared between replicas: behind a load balancer, route `/mcp` by the
  * `Mcp-Session-Id` header (sticky), or a client re-initializes after a 404.
  */
@@ -90,12 +91,18 @@ export function createMcpSessions(options: {
     },
     /**
      * Room for a session `owner` is about to open: its own oldest session goes when it holds its
-     * quota; with the process full of others' sessions, 503 (`service_unavailable`, Retry-After).
+     * quota. With the process full, the oldest session of whoever holds the most goes, when that
+     * owner holds more than this one would (so a few owners at their quota cannot lock everyone
+     * else out); when nobody does, 503 (`service_unavailable`, Retry-After).
      * Call the returned function once the initialization is over, whether it opened one or not.
      */
     reserve(owner: string): () => void {
       sweepIdle();
       shrink(owner, options.perOwner);
+      if (sessions.size + opening >= options.max) {
+        const [largest, held] = [...owned].reduce((a, b) => (b[1] > a[1] ? b : a), ['', 0]);
+        if (held > (owned.get(owner) ?? 0) + 1) shrink(largest, held);
+      }
       if (sessions.size + opening >= options.max)
         throw commonError('service_unavailable', {
           message: `This broker holds as many MCP sessions as it may (${options.max}): retry after ${FULL_RETRY_AFTER_S} s.`,
