@@ -3,7 +3,7 @@ import { createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt, decodeProtectedHeader, SignJWT, UnsecuredJWT } from 'jose';
 import { oboDecision } from '../src/modules/token-exchange/obo.ts';
-import { assertProblem, json, startBroker, type TestBroker } from './harness.ts';
+import { assertProblem, createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
 import { type OidcFixture, startOidcProvider } from './oidc-fixture.ts';
 
 /**
@@ -486,5 +486,62 @@ describe('oboDecision', () => {
       gate: 'agent_scopes',
       refused: ['x'],
     });
+  });
+});
+
+describe('claims stored with an on-behalf-of session', () => {
+  const AUDIENCE = 'https://nexus.example.test/obo-claims';
+  let idp: OidcFixture;
+  let broker: TestBroker;
+  before(async () => {
+    idp = await startOidcProvider();
+    broker = await startBroker();
+    await broker.request({ method: 'POST', url: '/admin/v1/scopes', payload: { name: 'crm:read' } });
+    const trusted = await broker.request({
+      method: 'POST',
+      url: '/admin/v1/trusted-issuers',
+      payload: { issuer: idp.issuer, use_discovery: true, audience: AUDIENCE, tenant_claim: 'tenant' },
+    });
+    assert.equal(trusted.statusCode, 201, trusted.body);
+  });
+  after(async () => {
+    await broker.close();
+    await idp.close();
+  });
+
+  it('a tenant claim holding half an emoji is stored well-formed, and the session list still reads', async () => {
+    const agent = await createAgentWithToken(broker, 'assistant', {
+      allowed_scopes: ['crm:read'],
+      allowed_workspaces: ['*'],
+    });
+    const obo = async (tenant: string, account: string) =>
+      broker.request({
+        method: 'POST',
+        url: '/v1/agent-sessions/obo',
+        key: null,
+        headers: { authorization: `Bearer ${agent.token}` },
+        payload: {
+          user_token: await idp.issueUserToken({
+            resource: AUDIENCE,
+            accountId: account,
+            claims: { permissions: ['crm:read'], tenant },
+          }),
+          scopes: ['crm:read'],
+        },
+      });
+    assert.equal((await obo('acme', 'alice')).statusCode, 201);
+    const odd = await obo('Caf\u00e9 \ud83d', 'mallory');
+    assert.equal(odd.statusCode, 201, odd.body);
+    for (const user of ['alice', 'mallory']) {
+      const listed = await broker.request({
+        method: 'GET',
+        url: `/admin/v1/agent-sessions?acting_for=${user}`,
+      });
+      assert.equal(listed.statusCode, 200, listed.body);
+    }
+    const mallory = json<{ sessions: { tenant_id: string | null }[] }>(
+      await broker.request({ method: 'GET', url: '/admin/v1/agent-sessions?acting_for=mallory' }),
+    ).sessions;
+    assert.equal(mallory[0]?.tenant_id, 'Caf\u00e9 \ufffd');
   });
 });

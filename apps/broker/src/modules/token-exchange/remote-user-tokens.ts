@@ -1,6 +1,6 @@
 import type { SafeFetch } from '../../egress/safe-fetch.ts';
 import type { UserTokenChecker } from './obo.ts';
-import { clearanceLevel, usableUserId } from './user-tokens.ts';
+import { clearanceLevel, storable, usableUserId } from './user-tokens.ts';
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const MAX_TOKEN = 16 * 1024;
@@ -68,7 +68,7 @@ export function withRemoteVerification(
         ok: true,
         issuer: `callback:${new URL(remote.url).origin}`,
         userId,
-        tenantId: text(body.tenant_id),
+        tenantId: storable(text(body.tenant_id)),
         permissions,
         clearance: clearanceLevel(body.clearance_level),
         expiresAt,

@@ -76,7 +76,6 @@ const MAX_KEY_SETS = 256;
 
 const refuse = (reason: UserTokenRefusal): UserTokenResult => ({ ok: false, reason });
 
-/** A claim as text: strings as they are, finite numbers printed; anything else is absent. */
 /**
  * Whether a user id from a token can be acted for: not `*` (which names every user in a grant, so
  * a person whose id it is would reach everyone's connections), and text every database stores as
@@ -86,6 +85,16 @@ export function usableUserId(userId: string): boolean {
   return userId !== '*' && userId.isWellFormed() && !/\p{Cc}/u.test(userId);
 }
 
+/**
+ * A claim stored with a session (tenant, clearance) as text every database stores as it is: an
+ * unpaired surrogate (half an emoji) becomes U+FFFD, where PostgreSQL would refuse the session's
+ * JSON when it is read back (`obo::jsonb`).
+ */
+export function storable<T extends string | number | null>(value: T): T {
+  return (typeof value === 'string' ? value.toWellFormed() : value) as T;
+}
+
+/** A claim as text: strings as they are, finite numbers printed; anything else is absent. */
 function text(value: unknown): string | null {
   if (typeof value === 'string' && value !== '') return value;
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
@@ -95,7 +104,7 @@ function text(value: unknown): string | null {
 /** A clearance level as the token carries it: a string, or a finite number (kept a number). */
 export function clearanceLevel(value: unknown): string | number | null {
   if (typeof value === 'number' && Number.isFinite(value)) return value;
-  return typeof value === 'string' && value !== '' && value.length <= 256 ? value : null;
+  return typeof value === 'string' && value !== '' && value.length <= 256 ? storable(value) : null;
 }
 
 /** Permissions as a JSON array of strings, or a space-separated string (the `scope` claim, RFC 8693 §4.2). */
@@ -237,7 +246,7 @@ export function createUserTokenVerifier(deps: {
         issuerId: row.id,
         issuer: row.issuer,
         userId,
-        tenantId: row.tenant_claim === null ? null : text(payload[row.tenant_claim]),
+        tenantId: row.tenant_claim === null ? null : storable(text(payload[row.tenant_claim])),
         permissions: permissionList(payload[row.permissions_claim]),
         clearance: row.clearance_claim === null ? null : clearanceLevel(payload[row.clearance_claim]),
         expiresAt: (payload.exp as number) * 1000,
