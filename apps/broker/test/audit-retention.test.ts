@@ -161,6 +161,44 @@ describe('audit retention', () => {
     assert.equal(tampered.brokenAt, first!.seq);
   });
 
+  it('a verify resumed from an event retention removes meanwhile starts from the new anchor', async () => {
+    await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        broker.container.audit.record(
+          { actor: 'test' },
+          { action: 'test.old', resourceType: 'test', resourceId: String(i) },
+        ),
+      ),
+    );
+    clock += 31 * DAY;
+    await makeEvents('after-resumed', 2);
+    const retention = createAuditRetention({
+      db: broker.container.db,
+      ...broker.container.config.auditRetention,
+      now: () => clock,
+    });
+    const store = createAuditStore(broker.container.db);
+    const from = (await retention.anchor()).seq + 10; // inside what retention is about to remove
+    let removed = 0;
+    const overtaken = {
+      ...store,
+      pageAscending: async (after: number, n: number) => {
+        if (removed === 0) removed = (await retention.runOnce()).removed;
+        return store.pageAscending(after, n);
+      },
+    };
+    const audit = createAuditService({
+      store: overtaken,
+      batchMax: 100,
+      anchor: retention.anchor,
+      retentionEnabled: true,
+    });
+    const result = await audit.verify(undefined, { fromSeq: from });
+    assert.ok(removed >= 50, `retention removed ${removed}`);
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(result.complete, true);
+  });
+
   it('still detects tampering with what remains, and a second run removes nothing new', async () => {
     assert.equal((await broker.container.housekeeping.runOnce()).auditRemoved, 0);
     const [first] = await allEvents();

@@ -51,6 +51,44 @@ describe('audit log: group commit and hash chain', () => {
     await assert.rejects(failing.record(ctx, { action: 'x', resourceType: 'test' }), /disk full/);
   });
 
+  it('one event the database refuses fails its own request only, not the others of its batch', async () => {
+    const real = createAuditStore(broker.container.db);
+    let batches = 0;
+    const audit = createAuditService({
+      store: {
+        ...real,
+        // As PostgreSQL refuses a batch whose JSON holds one value it cannot take.
+        append: (build) => {
+          batches++;
+          return real.append((head) => {
+            const rows = build(head);
+            if (rows.some((r) => r.action === 'test.poison'))
+              throw new Error('invalid input syntax for type json');
+            return rows;
+          });
+        },
+      },
+      batchMax: 50,
+    });
+    const before = (await real.head()).seq;
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        audit.record(ctx, {
+          action: i === 4 ? 'test.poison' : 'test.neighbour',
+          resourceType: 'test',
+          resourceId: String(i),
+        }),
+      ),
+    );
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      Array.from({ length: 10 }, (_, i) => (i === 4 ? 'rejected' : 'fulfilled')),
+    );
+    assert.equal((await real.head()).seq, before + 9, 'the nine others are stored');
+    assert.ok(batches >= 2, 'written alone after the batch failed');
+    assert.equal((await broker.container.audit.verify()).ok, true);
+  });
+
   it('detects an edited row', async () => {
     const db = broker.container.db.kysely;
     const target = await db

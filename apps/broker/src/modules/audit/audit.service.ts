@@ -111,24 +111,28 @@ export function createAuditService(deps: {
   let queue: Pending[] = [];
   let writing: Promise<void> | undefined;
 
+  function append(batch: readonly Pending[]): Promise<void> {
+    return store.append((head) => {
+      let prev = head.hash || GENESIS_HASH;
+      return batch.map((p, i) => {
+        const fields = { ...p.row, seq: head.seq + i + 1, prev_hash: prev };
+        const hash = chainHash(fields);
+        prev = hash;
+        return { ...fields, hash };
+      });
+    });
+  }
+
   async function writeBatches(): Promise<void> {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchMax);
       queue = queue.slice(batch.length);
       try {
-        await store.append((head) => {
-          let prev = head.hash || GENESIS_HASH;
-          return batch.map((p, i) => {
-            const fields = { ...p.row, seq: head.seq + i + 1, prev_hash: prev };
-            const hash = chainHash(fields);
-            prev = hash;
-            return { ...fields, hash };
-          });
-        });
+        await append(batch);
         for (const p of batch) p.resolve();
       } catch (error) {
-        for (const p of batch) p.reject(error);
         if (isDatabaseUnavailable(error)) {
+          for (const p of batch) p.reject(error);
           // Events queued behind a batch the database could not take would each wait another
           // timeout only to fail alike: fail them now, so a request's wait stays bounded by one
           // batch. Their requests answer 503 and nothing was delivered without its event; the
@@ -136,6 +140,11 @@ export function createAuditService(deps: {
           const behind = queue;
           queue = [];
           for (const p of behind) p.reject(error);
+        } else if (batch.length === 1) batch[0]!.reject(error);
+        else {
+          // One event the database refuses (a text it cannot hold) must not fail the requests
+          // whose events shared its batch: each is written alone, and only its own write decides.
+          for (const p of batch) await append([p]).then(p.resolve, p.reject);
         }
       }
     }
@@ -248,10 +257,18 @@ export function createAuditService(deps: {
         // Nothing at or before the head to check from there (events written since are the next run's).
         if (before === undefined || before.seq > head.seq)
           return { ...base, ok: true, checked: 0, fromSeq, toSeq: fromSeq - 1, complete: true };
-        if (before.seq !== fromSeq - 1)
+        const moved = before.seq === fromSeq - 1 ? undefined : await deps.anchor?.();
+        if (moved !== undefined && moved.seq >= fromSeq - 1) {
+          // Retention removed it since the anchor was read: the walk starts from the new anchor.
+          prevSeq = moved.seq;
+          prevHash = moved.hash;
+          base.prunedThrough = moved.seq;
+        } else if (before.seq !== fromSeq - 1) {
           return fail(fromSeq - 1, `event ${fromSeq - 1} is missing (next present is ${before.seq})`);
-        prevSeq = before.seq;
-        prevHash = before.hash;
+        } else {
+          prevSeq = before.seq;
+          prevHash = before.hash;
+        }
       }
       walk: while (prevSeq < head.seq && checked < limit) {
         const want = Math.min(1000, head.seq - prevSeq, limit - checked);
