@@ -105,10 +105,14 @@ describe('audit retention', () => {
     }
   });
 
-  it('a verify that retention overtakes goes on from the new anchor, not a false alarm', async () => {
-    // More old events than one page of the walk (1000), so that retention removes rows ahead of it.
+  /**
+   * `n` events old enough to go, then an audit service whose store runs retention once during the
+   * walk: right after (`after`) or right before (`before`) its first read of events. Also says how
+   * many retention removed, and the anchor as the walk began.
+   */
+  async function overtakenAudit(n: number, when: 'before' | 'after') {
     await Promise.all(
-      Array.from({ length: 1500 }, (_, i) =>
+      Array.from({ length: n }, (_, i) =>
         broker.container.audit.record(
           { actor: 'test' },
           { action: 'test.old', resourceType: 'test', resourceId: String(i) },
@@ -116,20 +120,23 @@ describe('audit retention', () => {
       ),
     );
     clock += 31 * DAY;
-    await makeEvents('after-old', 2);
+    await makeEvents(`after-${when}`, 2);
     const retention = createAuditRetention({
       db: broker.container.db,
       ...broker.container.config.auditRetention,
       now: () => clock,
     });
     const store = createAuditStore(broker.container.db);
-    let removed = 0;
-    // Housekeeping runs as the walk's first page comes back, as it may at any minute's turn.
+    const state = { removed: 0, anchorAtStart: (await retention.anchor()).seq, retention };
+    const prune = async () => {
+      if (state.removed === 0) state.removed = (await retention.runOnce()).removed;
+    };
     const overtaken = {
       ...store,
-      pageAscending: async (after: number, n: number) => {
-        const page = await store.pageAscending(after, n);
-        if (removed === 0) removed = (await retention.runOnce()).removed;
+      pageAscending: async (after: number, count: number) => {
+        if (when === 'before') await prune();
+        const page = await store.pageAscending(after, count);
+        if (when === 'after') await prune();
         return page;
       },
     };
@@ -139,8 +146,15 @@ describe('audit retention', () => {
       anchor: retention.anchor,
       retentionEnabled: true,
     });
+    return { audit, state };
+  }
+
+  it('a verify that retention overtakes goes on from the new anchor, not a false alarm', async () => {
+    // More old events than one page of the walk (1000), so that retention removes rows ahead of it.
+    const { audit, state } = await overtakenAudit(1500, 'after');
+    const { retention } = state;
     const result = await audit.verify();
-    assert.ok(removed > 1000, `retention removed ${removed} events while the walk ran`);
+    assert.ok(state.removed > 1000, `retention removed ${state.removed} events while the walk ran`);
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(result.complete, true);
     assert.equal(result.prunedThrough, (await retention.anchor()).seq);
@@ -162,39 +176,10 @@ describe('audit retention', () => {
   });
 
   it('a verify resumed from an event retention removes meanwhile starts from the new anchor', async () => {
-    await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        broker.container.audit.record(
-          { actor: 'test' },
-          { action: 'test.old', resourceType: 'test', resourceId: String(i) },
-        ),
-      ),
-    );
-    clock += 31 * DAY;
-    await makeEvents('after-resumed', 2);
-    const retention = createAuditRetention({
-      db: broker.container.db,
-      ...broker.container.config.auditRetention,
-      now: () => clock,
-    });
-    const store = createAuditStore(broker.container.db);
-    const from = (await retention.anchor()).seq + 10; // inside what retention is about to remove
-    let removed = 0;
-    const overtaken = {
-      ...store,
-      pageAscending: async (after: number, n: number) => {
-        if (removed === 0) removed = (await retention.runOnce()).removed;
-        return store.pageAscending(after, n);
-      },
-    };
-    const audit = createAuditService({
-      store: overtaken,
-      batchMax: 100,
-      anchor: retention.anchor,
-      retentionEnabled: true,
-    });
+    const { audit, state } = await overtakenAudit(50, 'before');
+    const from = state.anchorAtStart + 10; // inside what retention is about to remove
     const result = await audit.verify(undefined, { fromSeq: from });
-    assert.ok(removed >= 50, `retention removed ${removed}`);
+    assert.ok(state.removed >= 50, `retention removed ${state.removed}`);
     assert.equal(result.ok, true, JSON.stringify(result));
     assert.equal(result.complete, true);
   });

@@ -34,3 +34,28 @@ export async function statusOf(broker: TestBroker, connectionId: string) {
   const res = await broker.request({ method: 'GET', url: `/v1/check-connection/${connectionId}` });
   return json<{ status: string }>(res).status;
 }
+
+/**
+ * A provider whose key goes in a header (`strategy`) at `apiBaseUrl`, and `userId`'s connection to
+ * it with the key `key-<name>-0123456789` captured: the connection's id.
+ */
+export async function headerKeyedConnection(
+  broker: TestBroker,
+  name: string,
+  apiBaseUrl: string,
+  strategy: Record<string, unknown>,
+  userId = 'user-1',
+): Promise<string> {
+  const created = await broker.request({
+    method: 'POST',
+    url: '/providers',
+    payload: {
+      profile: { name, auth_type: 'header', api_base_url: apiBaseUrl, params: { auth_strategy: strategy } },
+    },
+  });
+  assert.equal(created.statusCode, 201, created.body);
+  const flow = await startCapture(broker, name, userId);
+  const done = await capture(broker, flow.state, { api_key: `key-${name}-0123456789` });
+  assert.equal(done.statusCode, 200, done.body);
+  return flow.connection_id;
+}

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
 import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { capture, startCapture } from './capture-helpers.ts';
+import { headerKeyedConnection } from './capture-helpers.ts';
 import { createAgentWithToken, startBroker, type TestBroker } from './harness.ts';
 
 const STRATEGY = { type: 'header', config: { header_name: 'X-Api-Key', credential_field: 'api_key' } };
@@ -86,18 +86,7 @@ describe('the proxy releases upstream connections', { timeout: 60_000 }, () => {
       ['late', `${httpUrl}/api/late`],
       ['odd', rawUrl],
     ] as const) {
-      const created = await broker.request({
-        method: 'POST',
-        url: '/providers',
-        payload: {
-          profile: { name, auth_type: 'header', api_base_url: base, params: { auth_strategy: STRATEGY } },
-        },
-      });
-      assert.equal(created.statusCode, 201, created.body);
-      const flow = await startCapture(broker, name, 'user-1');
-      const done = await capture(broker, flow.state, { api_key: `key-${name}-0123456789` });
-      assert.equal(done.statusCode, 200, done.body);
-      connections[name] = flow.connection_id;
+      connections[name] = await headerKeyedConnection(broker, name, base, STRATEGY);
     }
     token = (
       await createAgentWithToken(broker, 'agent-1', { allowed_providers: ['*'], allowed_workspaces: ['*'] })

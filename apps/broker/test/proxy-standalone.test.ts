@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { capture, startCapture } from './capture-helpers.ts';
+import { headerKeyedConnection } from './capture-helpers.ts';
 import { freePort, killAllChildren, spawnCli } from './cli-helpers.ts';
 import { createAgentWithToken, startBroker, type TestBroker } from './harness.ts';
 
@@ -83,18 +83,7 @@ describe('nexus proxy', { timeout: 60_000 }, () => {
       ['other', upstreamUrl],
       ['odd', oddUrl],
     ] as const) {
-      const created = await broker.request({
-        method: 'POST',
-        url: '/providers',
-        payload: {
-          profile: { name, auth_type: 'header', api_base_url: base, params: { auth_strategy: STRATEGY } },
-        },
-      });
-      assert.equal(created.statusCode, 201, created.body);
-      const flow = await startCapture(broker, name, 'user-1');
-      const done = await capture(broker, flow.state, { api_key: `key-${name}-0123456789` });
-      assert.equal(done.statusCode, 200, done.body);
-      connections[name] = flow.connection_id;
+      connections[name] = await headerKeyedConnection(broker, name, base, STRATEGY);
     }
     const grants = { allowed_providers: ['*'], allowed_workspaces: ['*'] };
     caller = (await createAgentWithToken(broker, 'caller', grants)).token;
