@@ -65,14 +65,21 @@ describe('logs never contain secrets', () => {
     await broker.request({ method: 'GET', url: `/providers?code=${planted.queryCode}` });
     // The admin key itself, on every request above.
     await broker.request({ method: 'GET', url: `/providers/${id}` });
+    // A leaked admin key pasted into the path to revoke it: the path is logged, the key's secret not.
+    const leaked = json<{ key: string }>(
+      await broker.request({ method: 'POST', url: '/admin/v1/admin-keys', payload: { name: 'leaked' } }),
+    ).key;
+    await broker.request({ method: 'DELETE', url: `/admin/v1/admin-keys/${leaked}` });
 
     // The access line is written in onResponse, which may run just after inject resolves.
     const completedLines = () => broker.logs.filter((l) => l.includes('"request completed"')).length;
-    for (let i = 0; i < 100 && completedLines() < 9; i++) await new Promise((r) => setTimeout(r, 10));
-    assert.equal(completedLines(), 9, 'one access-log line per request');
+    for (let i = 0; i < 100 && completedLines() < 11; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(completedLines(), 11, 'one access-log line per request');
+    assert.ok(broker.logs.some((l) => l.includes(`/admin/v1/admin-keys/${leaked.slice(0, 21)}[redacted]`)));
     const everything = broker.logs.join('\n');
     const needles = [
       ...Object.values(planted),
+      leaked.slice(21),
       broker.adminKey,
       broker.env.ENCRYPTION_KEY!,
       broker.env.STATE_KEY!,

@@ -41,6 +41,19 @@ export function isoTime(): string {
 
 const LEVEL_INFO = 30;
 
+/**
+ * A request path as logged: without its query string (which can carry codes and state), and with
+ * the secret part of any admin key in it replaced (an operator revoking a leaked key by pasting
+ * the key itself into `DELETE /admin/v1/admin-keys/…`). `includes` first: most paths hold none.
+ */
+export function loggedPath(url: string): string {
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  return path.includes('nxa_')
+    ? path.replace(/nxa_([a-f0-9]{16})_[A-Za-z0-9_-]+/g, 'nxa_$1_[redacted]')
+    : path;
+}
+
 /** Characters a JSON string may hold as they are (no quote, backslash, control or non-ASCII). */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 /** `JSON.stringify(text)`, skipped for the plain text most fields are (ids, methods, paths, addresses). */
@@ -76,8 +89,7 @@ export function createAccessLog(logger: Logger) {
     status: number;
     ms: number;
   }): void => {
-    const q = line.url.indexOf('?');
-    const path = q === -1 ? line.url : line.url.slice(0, q);
+    const path = loggedPath(line.url);
     write(
       `"request_id":${quoted(line.requestId)},"req":{"method":${quoted(line.method)},"path":${quoted(path)}` +
         `${line.ip === undefined ? '' : `,"ip":${quoted(line.ip)}`}},"res":{"status":${line.status}},"ms":${line.ms}`,
@@ -140,7 +152,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         // Only method and path: query strings can carry codes and state (OAuth callback).
         req: (req: { method: string; url: string; ip?: string }) => ({
           method: req.method,
-          path: req.url.split('?')[0],
+          path: loggedPath(req.url),
           ip: req.ip,
         }),
         res: (res: { statusCode: number }) => ({ status: res.statusCode }),
