@@ -33,3 +33,15 @@ function canListen(port: number): Promise<boolean> {
     server.listen(port, '127.0.0.1', () => server.close(() => resolveFree(true)));
   });
 }
+
+/** Starts `server` (node:http or node:net) on a free loopback port; its base URL. */
+export function listenOnLoopback(server: {
+  listen: (port: number, host: string, done: () => void) => void;
+  address: () => unknown;
+}): Promise<string> {
+  return new Promise((done) =>
+    server.listen(0, '127.0.0.1', () =>
+      done(`http://127.0.0.1:${(server.address() as { port: number }).port}`),
+    ),
+  );
+}

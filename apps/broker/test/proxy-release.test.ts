@@ -7,9 +7,10 @@
  */
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type ServerResponse } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer, type Socket } from 'node:net';
+import { createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { headerKeyedConnection } from './capture-helpers.ts';
+import { listenOnLoopback } from './free-port.ts';
 import { createAgentWithToken, startBroker, type TestBroker } from './harness.ts';
 
 const STRATEGY = { type: 'header', config: { header_name: 'X-Api-Key', credential_field: 'api_key' } };
@@ -63,17 +64,9 @@ describe('the proxy releases upstream connections', { timeout: 60_000 }, () => {
     });
   });
 
-  const listen = (server: {
-    listen: (port: number, host: string, done: () => void) => void;
-    address: () => unknown;
-  }) =>
-    new Promise<string>((done) =>
-      server.listen(0, '127.0.0.1', () => done(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
-    );
-
   before(async () => {
-    const httpUrl = await listen(http);
-    const rawUrl = await listen(raw);
+    const httpUrl = await listenOnLoopback(http);
+    const rawUrl = await listenOnLoopback(raw);
     broker = await startBroker({
       env: {
         NEXUS_EGRESS_ALLOWED_CIDRS: '127.0.0.1/32',

@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer } from 'node:http';
-import { type AddressInfo, connect, createServer as createTcpServer, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { headerKeyedConnection } from './capture-helpers.ts';
 import { freePort, killAllChildren, spawnCli } from './cli-helpers.ts';
+import { listenOnLoopback } from './free-port.ts';
 import { createAgentWithToken, startBroker, type TestBroker } from './harness.ts';
 
 after(killAllChildren);
@@ -66,17 +67,10 @@ describe('nexus proxy', { timeout: 60_000 }, () => {
       ),
     );
   });
-  const listen = (server: {
-    listen: (port: number, host: string, done: () => void) => void;
-    address: () => unknown;
-  }) =>
-    new Promise<string>((done) =>
-      server.listen(0, '127.0.0.1', () => done(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
-    );
 
   before(async () => {
-    const upstreamUrl = await listen(upstream);
-    const oddUrl = await listen(odd);
+    const upstreamUrl = await listenOnLoopback(upstream);
+    const oddUrl = await listenOnLoopback(odd);
     broker = await startBroker({ env: { NEXUS_EGRESS_ALLOWED_CIDRS: '127.0.0.1/32' } });
     for (const [name, base] of [
       ['svc', upstreamUrl],

@@ -150,6 +150,19 @@ describe('proxy upstream pool and egress guard', () => {
     return { proxy, open, call, lookups };
   }
 
+  /** A proxy to 127.0.0.1 whose credential goes in the query (`api_key`), with `secret` as the key. */
+  const proxyWithQueryKey = (secret: string) =>
+    proxyTo(
+      { address: '127.0.0.1' },
+      {
+        using: {
+          ...credential,
+          strategy: { type: 'query_param', config: { param_name: 'api_key' } },
+          credentials: { api_key: secret },
+        },
+      },
+    );
+
   /** For `assert.rejects`: the broker's error `code`, with `status` and a message matching `message`. */
   const nexusError =
     (code: string, status: number, message?: RegExp) =>
@@ -219,16 +232,7 @@ describe('proxy upstream pool and egress guard', () => {
 
   it('a repeated Location header is rewritten and cleaned of the credential like a single one', async () => {
     const secret = 'query-secret-123456';
-    const { proxy, call } = proxyTo(
-      { address: '127.0.0.1' },
-      {
-        using: {
-          ...credential,
-          strategy: { type: 'query_param', config: { param_name: 'api_key' } },
-          credentials: { api_key: secret },
-        },
-      },
-    );
+    const { proxy, call } = proxyWithQueryKey(secret);
     try {
       const answer = await call('/twice/items');
       assert.equal(
@@ -360,16 +364,7 @@ describe('proxy upstream pool and egress guard', () => {
   it('a query credential echoed in any answer header (pagination Link, say) is removed in every form', async () => {
     // Characters that URLSearchParams, encodeURIComponent and plain text each write differently.
     const secret = 'q secret/+&=~9';
-    const { proxy, call } = proxyTo(
-      { address: '127.0.0.1' },
-      {
-        using: {
-          ...credential,
-          strategy: { type: 'query_param', config: { param_name: 'api_key' } },
-          credentials: { api_key: secret },
-        },
-      },
-    );
+    const { proxy, call } = proxyWithQueryKey(secret);
     try {
       const answer = await call('/link');
       const text = JSON.stringify(answer.headers);
