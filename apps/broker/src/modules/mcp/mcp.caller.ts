@@ -2,6 +2,7 @@ import type { AgentPrincipal } from '../../auth/principal.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { grantNames } from '../agents/grants.ts';
 import type { AuditContext } from '../audit/audit.service.ts';
+import { usableUserId } from '../token-exchange/user-tokens.ts';
 
 /**
  * Who calls a tool: the agent behind the access token of the HTTP request that carried the call
@@ -38,11 +39,11 @@ export function callerOf(authInfo: { extra?: Record<string, unknown> } | undefin
 
 /**
  * Whether a person's user id (from a trusted issuer's token or an on-behalf-of session) names one
- * person: not `*`, which a grant reads as "every user", and no control character.
+ * person: not empty, and an id a user token may carry (`usableUserId`: not `*`, which a grant
+ * reads as "every user", no control character, no unpaired surrogate).
  */
 export function usablePerson(userId: string): boolean {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
-  return userId !== '*' && userId !== '' && !/[\u0000-\u001f\u007f-\u009f]/.test(userId);
+  return userId !== '' && usableUserId(userId);
 }
 
 /**
