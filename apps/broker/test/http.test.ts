@@ -120,6 +120,35 @@ describe('HTTP surface', () => {
     assert.ok(!res.body.includes('7d444840'));
   });
 
+  it('counts each request once across scrapes, with a consistent duration histogram', async () => {
+    const scrape = async () => (await broker.request({ method: 'GET', url: '/metrics' })).body;
+    const sample = (text: string, line: string) => {
+      const found = text.split('\n').find((l) => l.startsWith(`${line} `));
+      return found === undefined ? 0 : Number(found.slice(line.length + 1));
+    };
+    const counted = 'nexus_http_requests_total{method="GET",route="/admin/v1/agents/:id",status="404"}';
+    const duration = (suffix: string, le?: string) =>
+      `nexus_http_request_duration_seconds_${suffix}{${le === undefined ? '' : `le="${le}",`}method="GET",route="/admin/v1/agents/:id"}`;
+    const before = await scrape();
+    for (let i = 0; i < 3; i++) await broker.request({ method: 'GET', url: `/admin/v1/agents/missing-${i}` });
+    const first = await scrape();
+    assert.equal(sample(first, counted) - sample(before, counted), 3);
+    assert.equal(sample(first, duration('count')) - sample(before, duration('count')), 3);
+    assert.ok(sample(first, duration('sum')) > sample(before, duration('sum')));
+    assert.equal(sample(first, duration('bucket', '+Inf')), sample(first, duration('count')));
+    const bounds = ['0.001', '0.0025', '0.005', '0.01', '0.025', '0.05', '0.1', '0.25', '1', '5', '+Inf'];
+    const cumulative = bounds.map((le) => sample(first, duration('bucket', le)));
+    assert.deepEqual(
+      cumulative,
+      [...cumulative].sort((a, b) => a - b),
+      'buckets are cumulative',
+    );
+    // A scrape with no new request reports the same totals.
+    const second = await scrape();
+    assert.equal(sample(second, counted), sample(first, counted));
+    assert.equal(sample(second, duration('count')), sample(first, duration('count')));
+  });
+
   it('reports not ready when the database is gone', async () => {
     const other = await startBroker();
     assert.equal((await other.request({ method: 'GET', url: '/ready', key: null })).statusCode, 200);
