@@ -12,7 +12,7 @@ function recorder() {
   const writes: string[] = [];
   let syncFlushes = 0;
   const inner = {
-    write: (text: string) => void writes.push(text),
+    write: (bytes: Buffer) => void writes.push(bytes.toString('utf8')),
     flushSync: () => void syncFlushes++,
     flush: (cb?: (error?: Error) => void) => cb?.(),
   };
@@ -56,7 +56,7 @@ describe('log lines handed over once per turn', () => {
       import { createLogger } from ${JSON.stringify(logger)};
       const log = createLogger('info');
       log.info('first words');
-      log.warn({ code: 7 }, 'last words');
+      log.warn({ code: 7 }, 'last words: café ✓');
       process.exit(3);`;
     let out = '';
     try {
@@ -73,7 +73,7 @@ describe('log lines handed over once per turn', () => {
       .map((l) => JSON.parse(l) as { msg: string; code?: number });
     assert.deepEqual(
       lines.map((l) => l.msg),
-      ['first words', 'last words'],
+      ['first words', 'last words: café ✓'],
     );
     assert.equal(lines[1]!.code, 7);
   });
