@@ -72,6 +72,8 @@ const newEventId: () => string =
   typeof nodeCrypto.randomUUIDv7 === 'function' ? () => nodeCrypto.randomUUIDv7() : nodeCrypto.randomUUID;
 
 const MAX_DETAILS_BYTES = 8 * 1024;
+/** What most audited strings are (ids, addresses, request ids): nothing for `clip` to change. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 /**
  * Bounded, free of control characters and well-formed: a caller-chosen string (a claimed client
  * id, say) must never make the batch insert fail (PostgreSQL refuses NUL in text, and an unpaired
@@ -82,10 +84,12 @@ const MAX_DETAILS_BYTES = 8 * 1024;
 const clip = (value: string | null | undefined, max: number) =>
   value == null
     ? null
-    : value
-        .slice(0, max)
-        .toWellFormed()
-        .replace(/\p{Cc}/gu, '\ufffd');
+    : value.length <= max && PRINTABLE_ASCII.test(value)
+      ? value
+      : value
+          .slice(0, max)
+          .toWellFormed()
+          .replace(/\p{Cc}/gu, '\ufffd');
 
 /**
  * Appends hash-chained audit events with group commit: events recorded while a batch is being
