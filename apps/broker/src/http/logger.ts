@@ -166,7 +166,13 @@ export class TurnBatched {
       // pino hands its own destinations to an exit hook that calls their `flushSync`; that hook
       // runs before this one (registered first), so this one hands over what is held and flushes again.
       process.once('exit', () => {
-        for (const ref of liveBatches) ref.deref()?.flushSync();
+        for (const ref of liveBatches) {
+          try {
+            ref.deref()?.flushSync();
+          } catch {
+            // A destination already ended (pino ends its own on beforeExit): nothing is left to write.
+          }
+        }
       });
     }
   }

@@ -59,7 +59,6 @@ export function createMetrics() {
   }
   return {
     registry,
-
     install(app: FastifyInstance): void {
       app.addHook('onResponse', (request, reply, done) => {
         const route = request.is404 ? 'unmatched' : (request.routeOptions.url ?? 'unmatched');
