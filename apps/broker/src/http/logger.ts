@@ -128,7 +128,7 @@ const stdoutInBlocks = () =>
       periodicFlush: 100,
       // Blocks of bytes, kept as a list until written: a block of text is re-measured on every write.
       contentMode: 'buffer',
-    }),
+    }) as unknown as BlockDestination, // sonic-boom's types know only its text mode
   );
 
 type BlockDestination = {
