@@ -17,20 +17,22 @@ describe('nexus serve: the gRPC listener', { timeout: 60_000 }, () => {
     db = await createTestDatabase();
   });
   after(() => db.drop());
+  /** What both tests start `nexus serve` with: the database, keys, one admin key, HTTP and gRPC ports. */
+  const serveEnv = (adminKey: string, port: number, grpcPort: number) => ({
+    ...baseEnv(),
+    ...db.env,
+    ...envKeys(),
+    NEXUS_ENV: 'test',
+    API_KEYS: `ops:${adminKey}`,
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    GRPC_PORT: String(grpcPort),
+  });
 
   it('serves gRPC on GRPC_PORT beside HTTP, with the same credentials, and stops on SIGTERM', async () => {
     const [port, grpcPort] = [await freePort(), await freePort()];
     const adminKey = `grpc-serve-key-${'k'.repeat(24)}`;
-    const broker = spawnCli(['serve', '--no-worker'], {
-      ...baseEnv(),
-      ...db.env,
-      ...envKeys(),
-      NEXUS_ENV: 'test',
-      API_KEYS: `ops:${adminKey}`,
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      GRPC_PORT: String(grpcPort),
-    });
+    const broker = spawnCli(['serve', '--no-worker'], serveEnv(adminKey, port, grpcPort));
     const client = new NexusClient(`127.0.0.1:${grpcPort}`);
     try {
       await broker.waitFor('stdout', /"msg":"nexus ready"/, 15_000);
@@ -74,14 +76,7 @@ describe('nexus serve: the gRPC listener', { timeout: 60_000 }, () => {
       const [port, grpcPort, adminPort] = [await freePort(), await freePort(), await freePort()];
       const adminKey = `grpc-split-key-${'k'.repeat(24)}`;
       const broker = spawnCli(['serve', '--no-worker'], {
-        ...baseEnv(),
-        ...db.env,
-        ...envKeys(),
-        NEXUS_ENV: 'test',
-        API_KEYS: `ops:${adminKey}`,
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        GRPC_PORT: String(grpcPort),
+        ...serveEnv(adminKey, port, grpcPort),
         ...('NEXUS_ROLE' in env ? env : { ADMIN_PORT: String(adminPort) }),
       });
       const client = new NexusClient(`127.0.0.1:${grpcPort}`);
