@@ -153,7 +153,7 @@ export class TurnBatched {
   readonly #inner: BlockDestination;
   readonly #release = () => {
     if (this.#pending.length === 0) return;
-    const text = this.#pending.length === 1 ? this.#pending[0]! : this.#pending.join('');
+    const text = this.#pending.join('');
     this.#pending = [];
     this.#inner.write(Buffer.from(text));
   };
