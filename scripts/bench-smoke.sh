@@ -11,6 +11,7 @@ run bench/startup.ts 2
 run bench/token-fetch.ts --smoke
 run bench/token-fetch.ts --smoke --pg --key agent
 run bench/grpc-token-fetch.ts --pg --seconds 2
+run bench/grpc-transport.ts --seconds 1
 run bench/proxy.ts --seconds 2
 bash scripts/services.sh run-with-postgres node bench/refresh.ts --pg --connections 200 --window 5 --replicas 2
 bash scripts/services.sh run-with-postgres node bench/soak.ts --duration 40s --interval 10s --rate 50 --connections 10 --access-ttl 10 --refresh-margin 5 --refresh-jitter 1 --report "${TMPDIR:-/tmp}/nexus-soak-smoke.json"

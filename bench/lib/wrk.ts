@@ -84,17 +84,23 @@ export const formatWrk = (r: WrkResult) =>
 /** Starts the Fastify hello (hello.ts) on a free port; `stop` ends it. */
 export async function startHello(): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(import.meta.dirname, 'hello.ts'), String(port)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const server = await startListening(join(import.meta.dirname, 'hello.ts'), [String(port)]);
+  return { url: `http://127.0.0.1:${port}/`, ...server };
+}
+
+/** Starts `node FILE ...args` and resolves once it prints `listening`. */
+export async function startListening(
+  file: string,
+  args: string[],
+): Promise<{ pid: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   await new Promise<void>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`the Fastify hello exited (${code})`)));
+    child.once('exit', (code) => reject(new Error(`${file} exited (${code})`)));
     child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('listening')) resolve();
     });
   });
   return {
-    url: `http://127.0.0.1:${port}/`,
     pid: child.pid!,
     stop: async () => {
       child.removeAllListeners('exit');
