@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../config/load.ts';
-import { KeyFileError, newKey, readKeyFile, resolveKeys, writeKeyFile } from './key-file.ts';
+import {
+  createKeyFile,
+  KeyFileError,
+  newKey,
+  readKeyFile,
+  resolveKeys,
+  updateKeyFile,
+  writeKeyFile,
+} from './key-file.ts';
+import { keyIdOf } from './keyring.ts';
 
 describe('key file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nexus-keys-'));
@@ -46,5 +56,78 @@ describe('key file', () => {
       mode: 0o600,
     });
     assert.throws(() => readKeyFile(path, true), /encryption_keys\[0\] is not a 32-byte base64 key/);
+  });
+
+  const kids = (path: string) => readKeyFile(path, false).encryptionKeys.map((k) => keyIdOf(k.reveal()));
+
+  it('is created only when absent: a second creation finds the first and leaves it as it was', () => {
+    const path = join(dir, 'created', 'keys.json');
+    const first = { encryptionKeys: [newKey()], stateKey: newKey() };
+    assert.equal(createKeyFile(path, first), true);
+    assert.equal(createKeyFile(path, { encryptionKeys: [newKey()], stateKey: newKey() }), false);
+    assert.deepEqual(kids(path), [keyIdOf(first.encryptionKeys[0]!.reveal())]);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    // No temporary file is left behind by either attempt.
+    assert.deepEqual(readdirSync(join(dir, 'created')), ['keys.json']);
+  });
+
+  it('keeps both keys when another process changes the file during a change', async () => {
+    const path = join(dir, 'shared.json');
+    writeKeyFile(path, { encryptionKeys: [newKey()], stateKey: newKey() });
+    const original = kids(path);
+    // A second process adds its key while it holds the file for 400 ms.
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `const { newKey, updateKeyFile } = await import(${JSON.stringify(new URL('./key-file.ts', import.meta.url).href)});
+         updateKeyFile(process.argv[1], false, (m) => {
+           process.stdout.write('holding\\n');
+           Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 400);
+           return { ...m, encryptionKeys: [newKey(), ...m.encryptionKeys] };
+         });`,
+        path,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    const ours = newKey();
+    updateKeyFile(path, false, (m) => ({ ...m, encryptionKeys: [ours, ...m.encryptionKeys] }));
+    assert.equal(await new Promise((resolve) => child.once('exit', resolve)), 0);
+    const now = kids(path);
+    // Ours went on top of the other process's key, which went on top of the original.
+    assert.equal(now.length, 3);
+    assert.equal(now[0], keyIdOf(ours.reveal()));
+    assert.deepEqual(now.slice(2), original);
+    assert.equal(existsSync(`${path}.lock`), false);
+  });
+
+  it('refuses a change while a running process holds the file, and takes over a lock whose process is gone', () => {
+    const path = join(dir, 'locked.json');
+    writeKeyFile(path, { encryptionKeys: [newKey()], stateKey: newKey() });
+    const before = kids(path);
+    writeFileSync(`${path}.lock`, `${process.pid}@${hostname()}`);
+    const add = () =>
+      updateKeyFile(path, false, (m) => ({ ...m, encryptionKeys: [newKey(), ...m.encryptionKeys] }), 100);
+    assert.throws(
+      add,
+      (e: unknown) =>
+        e instanceof KeyFileError &&
+        e.message.includes(`(${process.pid}@${hostname()})`) &&
+        e.message.includes(`remove ${path}.lock`),
+    );
+    assert.deepEqual(kids(path), before);
+    // A process that has exited (this one's child, reaped) holds nothing.
+    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    });
+    // The same pid on another host cannot be checked from here: waited for, then refused.
+    writeFileSync(`${path}.lock`, `${gone.stdout}@elsewhere.example`);
+    assert.throws(add, KeyFileError);
+    writeFileSync(`${path}.lock`, `${gone.stdout}@${hostname()}`);
+    add();
+    assert.equal(kids(path).length, 2);
+    assert.equal(existsSync(`${path}.lock`), false);
   });
 });

@@ -1,5 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fchmodSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Config } from '../config/load.ts';
 import { decodeBase64Strict, SecretBytes } from '../config/secret-value.ts';
@@ -82,9 +97,7 @@ export function readKeyFile(path: string, strictPermissions: boolean): KeyMateri
   };
 }
 
-/** Writes the key file atomically (temp file + rename) with mode 0600 in a 0700 directory. */
-export function writeKeyFile(path: string, material: KeyMaterial): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+function keyFileText(material: KeyMaterial): string {
   const body = JSON.stringify(
     {
       version: 1,
@@ -95,10 +108,134 @@ export function writeKeyFile(path: string, material: KeyMaterial): void {
     null,
     2,
   );
-  const temp = `${path}.${process.pid}.tmp`;
-  writeFileSync(temp, `${body}\n`, { mode: 0o600 });
-  chmodSync(temp, 0o600);
+  return `${body}\n`;
+}
+
+/**
+ * Writes `material` to a new temporary file beside `path`, mode 0600, flushed to the disk: a key
+ * the brokers start encrypting with must not vanish in a power cut while the data it sealed stays.
+ */
+function writeTemp(path: string, material: KeyMaterial): string {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+    writeFileSync(fd, keyFileText(material));
+    fsyncSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  closeSync(fd);
+  return temp;
+}
+
+/** Flushes a directory's entries (a rename or link in it) to the disk. */
+function syncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Replaces the key file atomically and durably (temp file, fsync, rename, fsync of the directory),
+ * mode 0600 in a 0700 directory. Changes to a file in use go through `updateKeyFile`.
+ */
+export function writeKeyFile(path: string, material: KeyMaterial): void {
+  const temp = writeTemp(path, material);
   renameSync(temp, path);
+  syncDirectory(dirname(path));
+}
+
+/**
+ * Creates the key file only if there is none (an atomic link of a complete, flushed file): two
+ * processes creating it at once never both win, nor overwrite each other. False if one exists.
+ */
+export function createKeyFile(path: string, material: KeyMaterial): boolean {
+  const temp = writeTemp(path, material);
+  try {
+    linkSync(temp, path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    rmSync(temp, { force: true });
+  }
+  syncDirectory(dirname(path));
+  return true;
+}
+
+/** How long a change waits for another process's change to the same key file. */
+const LOCK_WAIT_MS = 5_000;
+
+const sleepSync = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Reads, changes and rewrites the key file while holding `PATH.lock` (created exclusively; it holds
+ * `pid@host`), so that two changes at once (two `nexus keys rotate`, a rotation beside a first
+ * start) never drop each other's key: the second reads what the first wrote. Waits up to 5 s for
+ * the holder; a lock left by a process of this host that no longer runs is taken over (one from
+ * another host, on a shared volume, cannot be checked and is waited for).
+ */
+export function updateKeyFile(
+  path: string,
+  production: boolean,
+  change: (current: KeyMaterial) => KeyMaterial | undefined,
+  waitMs = LOCK_WAIT_MS,
+): KeyMaterial {
+  const lock = `${path}.lock`;
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      const fd = openSync(lock, 'wx', 0o600);
+      try {
+        writeSync(fd, `${process.pid}@${hostname()}`);
+      } finally {
+        closeSync(fd);
+      }
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let holder = '';
+    try {
+      holder = readFileSync(lock, 'utf8').trim();
+    } catch {}
+    // An empty lock is one being written: its holder runs.
+    const [pid, host] = holder.split('@');
+    if (host === hostname() && /^[1-9]\d{0,9}$/.test(pid ?? '') && !isRunning(Number(pid))) {
+      rmSync(lock, { force: true });
+      continue;
+    }
+    if (Date.now() >= deadline)
+      throw new KeyFileError(
+        `${path} is being changed by another process${holder === '' ? '' : ` (${holder.slice(0, 100)})`}; run this again once it is done. If no nexus command is running, remove ${lock}.`,
+      );
+    sleepSync(20);
+  }
+  try {
+    const current = readKeyFile(path, production);
+    const next = change(current);
+    if (next === undefined) return current;
+    writeKeyFile(path, next);
+    return next;
+  } finally {
+    rmSync(lock, { force: true });
+  }
 }
 
 /**
@@ -117,10 +254,14 @@ export function resolveKeys(config: Config): ResolvedKeys {
           `key file ${keyFile} does not exist. Set ENCRYPTION_KEY and STATE_KEY (generate each with \`nexus keys generate\`), or create the file with \`nexus keys generate --file ${keyFile}\``,
         );
       }
-      fromFile = { encryptionKeys: [newKey()], stateKey: newKey(), userSecretsKeys: [newKey()] };
-      writeKeyFile(keyFile, fromFile);
-      generated = true;
-    } else {
+      const made = { encryptionKeys: [newKey()], stateKey: newKey(), userSecretsKeys: [newKey()] };
+      // Another process may have created it since: then its keys are the ones to use.
+      if (createKeyFile(keyFile, made)) {
+        fromFile = made;
+        generated = true;
+      }
+    }
+    if (fromFile === undefined) {
       fromFile = readKeyFile(keyFile, config.mode === 'production');
       // A development key file from before user secrets existed gets its key now.
       if (
@@ -128,8 +269,9 @@ export function resolveKeys(config: Config): ResolvedKeys {
         generateIfMissing &&
         config.keys.userSecretsKeys === undefined
       ) {
-        fromFile = { ...fromFile, userSecretsKeys: [newKey()] };
-        writeKeyFile(keyFile, fromFile);
+        fromFile = updateKeyFile(keyFile, config.mode === 'production', (current) =>
+          current.userSecretsKeys === undefined ? { ...current, userSecretsKeys: [newKey()] } : undefined,
+        );
       }
     }
   }

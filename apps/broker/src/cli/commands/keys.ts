@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { SecretBytes } from '../../config/secret-value.ts';
-import { encodeKey, newKey, readKeyFile, writeKeyFile } from '../../crypto/key-file.ts';
+import { createKeyFile, encodeKey, newKey, updateKeyFile } from '../../crypto/key-file.ts';
 import { keyIdOf } from '../../crypto/keyring.ts';
 import { newTransitKey, rewrapTransitKeys, TransitError } from '../../crypto/transit.ts';
 import { rewrapBlockers } from '../../modules/brokers/rings.ts';
@@ -18,12 +18,11 @@ export function keysGenerate(io: Io, options: { file: string | undefined }): num
     return 0;
   }
   const path = resolve(options.file);
-  if (existsSync(path))
+  if (!createKeyFile(path, { encryptionKeys: [newKey()], stateKey: newKey(), userSecretsKeys: [newKey()] }))
     throw new CliExit(
       `${path} already exists; refusing to overwrite a key file (that would lose its keys)`,
       1,
     );
-  writeKeyFile(path, { encryptionKeys: [newKey()], stateKey: newKey(), userSecretsKeys: [newKey()] });
   io.out(
     `Wrote ${path} (mode 0600). Point NEXUS_KEY_FILE at it, and back it up: losing it loses every stored secret.`,
   );
@@ -113,10 +112,12 @@ export function keysRotate(io: Io, env: NodeJS.ProcessEnv, options: { userSecret
       2,
     );
   }
-  const material = readKeyFile(path, config.mode === 'production');
-  writeKeyFile(path, { ...material, encryptionKeys: [key, ...material.encryptionKeys] });
+  const written = updateKeyFile(path, config.mode === 'production', (material) => ({
+    ...material,
+    encryptionKeys: [key, ...material.encryptionKeys],
+  }));
   io.out(
-    `Added key ${kid} as the primary in ${path}; ${material.encryptionKeys.length} older key(s) still decrypt.`,
+    `Added key ${kid} as the primary in ${path}; ${written.encryptionKeys.length - 1} older key(s) still decrypt.`,
   );
   io.out(FILE_FOLLOW_STEPS);
   return 0;
@@ -247,8 +248,10 @@ function rotateUserSecretsKey(
       'no key file to rotate: set NEXUS_KEY_FILE, or set USER_SECRETS_KEYS in the environment',
       2,
     );
-  const material = readKeyFile(path, config.mode === 'production');
-  writeKeyFile(path, { ...material, userSecretsKeys: [key, ...(material.userSecretsKeys ?? [])] });
+  updateKeyFile(path, config.mode === 'production', (material) => ({
+    ...material,
+    userSecretsKeys: [key, ...(material.userSecretsKeys ?? [])],
+  }));
   io.out(`Added user-secrets key ${kid} as the primary in ${path}; older user-secrets keys still decrypt.`);
   io.out(FILE_FOLLOW_STEPS);
   return 0;
