@@ -38,10 +38,21 @@ export function readMigrations(dir = MIGRATIONS_DIR): Migration[] {
     });
 }
 
-/** The one dialect difference our migrations allow: PostgreSQL spells BLOB as BYTEA. */
-function forDialect(sql: string, dialect: Dialect): string {
-  return dialect === 'postgres' ? sql.replace(/\bBLOB\b/g, 'BYTEA') : sql;
+/**
+ * The dialect differences our migrations allow: PostgreSQL spells BLOB as BYTEA, and what the two
+ * cannot say alike (triggers) sits between a `-- postgres only` or `-- sqlite only` line and an
+ * `-- end` line, kept for that dialect and dropped for the other. The checksum covers both.
+ */
+export function forDialect(sql: string, dialect: Dialect): string {
+  const kept = sql.replace(DIALECT_SECTION, (_all, only: string, body: string) =>
+    only === dialect ? body : '',
+  );
+  if (/^-- (postgres only|sqlite only|end)\s*$/m.test(kept))
+    throw new MigrationError('a `-- postgres only` / `-- sqlite only` section is not closed by `-- end`');
+  return dialect === 'postgres' ? kept.replace(/\bBLOB\b/g, 'BYTEA') : kept;
 }
+
+const DIALECT_SECTION = /^-- (postgres|sqlite) only[ \t]*\n([\s\S]*?)^-- end[ \t]*$/gm;
 
 const LEDGER = `CREATE TABLE IF NOT EXISTS nexus_migrations (
   id TEXT PRIMARY KEY,

@@ -348,6 +348,20 @@ export interface DB {
   broker_processes: BrokerProcessesTable;
   connect_sessions: ConnectSessionsTable;
   consent_confirmations: ConsentConfirmationsTable;
+  connection_counts: ConnectionCountsTable;
+  connection_count_deltas: ConnectionCountDeltasTable;
+}
+
+/** Connections by status, kept by triggers (migration 0018) and folded from the deltas below. */
+export interface ConnectionCountsTable {
+  status: string;
+  n: number | string;
+}
+
+/** One row per change of a connection's status (or per status of a bulk insert or delete). */
+export interface ConnectionCountDeltasTable {
+  status: string;
+  delta: number | string;
 }
 
 export type { Generated };

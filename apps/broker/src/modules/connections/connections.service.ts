@@ -206,6 +206,8 @@ export function createConnectionsService(deps: {
     /** For the worker's gauges: due connections and connections by status. */
     countDue: store.countDue,
     countByStatus: store.countByStatus,
+    /** Housekeeping folds the recorded status changes, so they never pile up between scrapes. */
+    foldStatusCounts: store.foldStatusCounts,
 
     /**
      * A connection's id, owner, provider, status, granted scopes (a JSON array) and

@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { Database } from '../../db/client.ts';
 import { coalescedReads } from '../../db/coalesce.ts';
 import type { ConnectionsTable, DB } from '../../db/schema.ts';
@@ -34,6 +34,27 @@ export function createConnectionsStore(
   } = {},
 ) {
   const k = db.kysely;
+
+  /**
+   * Adds the status changes the triggers recorded (migration 0018) into the counts and deletes
+   * them. Concurrent folds on PostgreSQL each take only the rows they deleted; SQLite has one writer.
+   */
+  async function foldStatusCounts(): Promise<void> {
+    if (db.dialect === 'postgres') {
+      await sql`WITH moved AS (DELETE FROM connection_count_deltas RETURNING status, delta)
+        INSERT INTO connection_counts (status, n)
+        SELECT status, SUM(delta)::bigint FROM moved GROUP BY status ORDER BY status
+        ON CONFLICT (status) DO UPDATE SET n = connection_counts.n + EXCLUDED.n`.execute(k);
+      return;
+    }
+    await k.transaction().execute(async (trx) => {
+      await sql`INSERT INTO connection_counts (status, n)
+        SELECT status, SUM(delta) FROM connection_count_deltas WHERE true GROUP BY status
+        ON CONFLICT (status) DO UPDATE SET n = n + excluded.n`.execute(trx);
+      await sql`DELETE FROM connection_count_deltas`.execute(trx);
+    });
+  }
+
   const refreshGraceMs = options.refreshLeaseMs ?? 45_000;
   const withProvider = () =>
     k
@@ -195,12 +216,12 @@ export function createConnectionsStore(
       return q.orderBy('connections.id').limit(limit).execute();
     },
 
+    foldStatusCounts,
+
+    /** Connections by status (zero for a status none has any more): folds, then reads a few rows. */
     async countByStatus(): Promise<Record<string, number>> {
-      const rows = await k
-        .selectFrom('connections')
-        .select((eb) => ['status', eb.fn.countAll<number>().as('n')])
-        .groupBy('status')
-        .execute();
+      await foldStatusCounts();
+      const rows = await k.selectFrom('connection_counts').select(['status', 'n']).execute();
       return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
     },
 

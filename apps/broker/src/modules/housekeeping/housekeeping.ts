@@ -24,7 +24,8 @@ export interface HousekeepingResult {
  */
 export function createHousekeeping(deps: {
   /** Expires connections, emits their events and deletes their backend copies (lifecycle.ts). */
-  connections: Pick<ConnectionsService, 'expirePending' | 'expireBroken'>;
+  connections: Pick<ConnectionsService, 'expirePending' | 'expireBroken'> &
+    Partial<Pick<ConnectionsService, 'foldStatusCounts'>>;
   /** Consent flow rows belong to consent/: it deletes them. */
   consent: Pick<ConsentService, 'deleteExpiredFlows'>;
   auditRetention?: Pick<AuditRetention, 'runOnce'>;
@@ -58,6 +59,8 @@ export function createHousekeeping(deps: {
         gaveUp += ids.length;
         if (ids.length < BATCH) break;
       }
+      // After the expiries above, whose status changes it counts (migration 0018).
+      await deps.connections.foldStatusCounts?.();
       const deletedFlows = await deps.consent.deleteExpiredFlows(t - FLOW_RETENTION_MS);
       const auditRemoved = (await deps.auditRetention?.runOnce())?.removed ?? 0;
       await deps.agents?.deleteExpiredAssertions();
