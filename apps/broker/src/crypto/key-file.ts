@@ -188,8 +188,8 @@ function isRunning(pid: number): boolean {
  * Reads, changes and rewrites the key file while holding `PATH.lock` (created exclusively; it holds
  * `pid@host`), so that two changes at once (two `nexus keys rotate`, a rotation beside a first
  * start) never drop each other's key: the second reads what the first wrote. Waits up to 5 s for
- * the holder; a lock left by a process of this host that no longer runs is taken over (one from
- * another host, on a shared volume, cannot be checked and is waited for).
+ * the holder; a lock left by a process of this host that no longer runs is reported at once, for
+ * the operator to remove (one from another host, on a shared volume, cannot be checked).
  */
 export function updateKeyFile(
   path: string,
@@ -215,12 +215,13 @@ export function updateKeyFile(
     try {
       holder = readFileSync(lock, 'utf8').trim();
     } catch {}
-    // An empty lock is one being written: its holder runs.
+    // An empty lock is one being written: its holder runs. One whose holder is gone is not taken
+    // over here: two waiters could each remove it, one of them the other's fresh lock.
     const [pid, host] = holder.split('@');
-    if (host === hostname() && /^[1-9]\d{0,9}$/.test(pid ?? '') && !isRunning(Number(pid))) {
-      rmSync(lock, { force: true });
-      continue;
-    }
+    if (host === hostname() && /^[1-9]\d{0,9}$/.test(pid ?? '') && !isRunning(Number(pid)))
+      throw new KeyFileError(
+        `${lock} was left by process ${pid}, which is no longer running (it stopped while changing the key file, which it replaces whole, so the file is as it was or as it meant it). Remove ${lock} and run this again.`,
+      );
     if (Date.now() >= deadline)
       throw new KeyFileError(
         `${path} is being changed by another process${holder === '' ? '' : ` (${holder.slice(0, 100)})`}; run this again once it is done. If no nexus command is running, remove ${lock}.`,
