@@ -161,6 +161,22 @@ describe('failed authentications from one address (memory counters)', { timeout:
     );
   });
 
+  it('an attacker rotating IPv6 addresses inside one /64 is counted as one address; the next /64 is not', async () => {
+    await freshWindow(60_000, 15_000);
+    const statuses: number[] = [];
+    // A host holds a whole /64: a new address for every attempt must not reset the count.
+    for (let i = 1; i <= 40; i++)
+      statuses.push((await from(`2001:db8:7:1::${i.toString(16)}`, `garbage-${random()}`)).statusCode);
+    assert.deepEqual(statuses.slice(0, 30), Array(30).fill(401));
+    assert.deepEqual(statuses.slice(30), Array(10).fill(429));
+    await validCallersServed('2001:db8:7:1::ffff', 'in the throttled /64');
+    assert.equal(
+      (await from('2001:db8:7:2::1', 'garbage-next-network')).statusCode,
+      401,
+      'the next /64 is apart',
+    );
+  });
+
   it('agent logins: a valid client secret keeps logging in while the same address fails hundreds of times', async () => {
     await freshWindow(60_000, 15_000);
     const balancer = '192.0.2.70';

@@ -6,7 +6,7 @@ export const rateLimitEnv = {
   RATE_LIMIT_ENABLED: bool
     .default(true)
     .describe(
-      'Rate limits per client (agent, else admin key, else client address) on request-connection, the OAuth callback, token reads, refreshes and credential capture. Counters in memory, or in Redis when `REDIS_URL` is set (shared by replicas). 429 with Retry-After over the limit.',
+      'Rate limits per client (agent, else admin key, else client address; an IPv6 address counts as its /64 network, which one host usually holds whole) on request-connection, the OAuth callback, token reads, refreshes and credential capture. Counters in memory, or in Redis when `REDIS_URL` is set (shared by replicas). 429 with Retry-After over the limit.',
     ),
   RATE_LIMIT_WINDOW_SECONDS: z.coerce
     .number()

@@ -4,7 +4,7 @@ import type { NamedApiKey } from '../config/load.ts';
 import { presentedCredential } from './auth.ts';
 import { type CredentialFamily, credentialFamily, LOGIN_ROUTES, loginFamily } from './credential-family.ts';
 import { quickHook } from './quick-hook.ts';
-import { type RateLimiter, replyLimited } from './rate-limit.ts';
+import { clientKey, type RateLimiter, replyLimited } from './rate-limit.ts';
 
 /** The credential family of each request that presented one to a protected or login route. */
 const families = new WeakMap<FastifyRequest, CredentialFamily>();
@@ -55,7 +55,7 @@ export function installAuthFailureLimit(
       families.set(request, family);
       return (async () => {
         await limiter.refuseIfFailing(request.ip, family);
-        if (login) await limiter.check('login', `ip:${request.ip}|${family}`);
+        if (login) await limiter.check('login', `${clientKey(undefined, request.ip)}|${family}`);
       })().catch((error: unknown) => replyLimited(request, reply, error));
     }),
   );

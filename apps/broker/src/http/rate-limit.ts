@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Principal } from '../auth/principal.ts';
 import { commonError } from '../errors/common.errors.ts';
 import type { NexusError } from '../errors/nexus-error.ts';
+import { addressKey } from './client-address.ts';
 import { type CredentialFamily, LOGIN_ROUTES } from './credential-family.ts';
 import { sendError } from './error-handler.ts';
 import { quickHook } from './quick-hook.ts';
@@ -63,10 +64,11 @@ export interface RateLimitConfig {
   readonly redisUrl: string | undefined;
 }
 
+/** Who a request counts as: its agent, its admin key, or else its address (an IPv6 one by its /64). */
 export function clientKey(principal: Principal | undefined, ip: string): string {
   if (principal?.kind === 'agent') return `agent:${principal.agentId}`;
   if (principal?.kind === 'admin') return `admin:${principal.keyId}`;
-  return `ip:${ip}`;
+  return `ip:${addressKey(ip)}`;
 }
 
 /**
@@ -124,10 +126,10 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
     if (knownGood.size >= KNOWN_GOOD_MAX) knownGood.delete(knownGood.keys().next().value!);
     knownGood.set(family, { until: now() + KNOWN_GOOD_MS, sharedAt });
   };
-  const failureKeys = (address: string, family: CredentialFamily) => [
-    `auth_failure:${address}|${family}`,
-    `auth_failure:${address}`,
-  ];
+  const failureKeys = (ip: string, family: CredentialFamily) => {
+    const address = addressKey(ip);
+    return [`auth_failure:${address}|${family}`, `auth_failure:${address}`];
+  };
 
   return {
     enabled: config.enabled,
