@@ -52,6 +52,14 @@ export interface OidcFixtureOptions {
    * requests (GitHub, Slack), as oidc-provider itself reads only spaces.
    */
   readsCommaScopes?: boolean;
+  /**
+   * Default false: revoking a token revokes every token of its grant (oidc-provider's own
+   * endpoint). True: like providers that revoke only the token presented, the fixture answers
+   * POST /token/revocation itself (RFC 7009: the client authenticated by HTTP Basic or its form
+   * credentials, the token found in the provider's store and destroyed if it is that client's),
+   * and the rest of the grant stays live.
+   */
+  revokesPresentedTokenOnly?: boolean;
 }
 
 /** How the token endpoint sends a rewritten answer (setTokenResponseRewrite). */
@@ -73,9 +81,18 @@ export interface OidcAnswerShape {
  * - `slow`: held for the given time before it reaches the provider, dropped if the client gave up
  *   meanwhile (a hung front end);
  * - `answer_lost`: processed by the provider (a refresh token is rotated), but the answer never
- *   comes back: the connection is held, then dropped after the given time.
+ *   comes back: the connection is held, then dropped after the given time;
+ * - `slow_answer`: processed by the provider at once, its answer sent the given time later.
  */
-export type OidcFault = 'none' | 'refuse' | 'down' | 'error500' | 'slow' | 'rate_limited' | 'answer_lost';
+export type OidcFault =
+  | 'none'
+  | 'refuse'
+  | 'down'
+  | 'error500'
+  | 'slow'
+  | 'rate_limited'
+  | 'answer_lost'
+  | 'slow_answer';
 
 export interface OidcFixture {
   readonly issuer: string;
@@ -180,7 +197,13 @@ interface ProviderInstance {
   use(fn: (ctx: ProviderContext, next: () => Promise<void>) => Promise<void>): unknown;
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
   readonly Client: { find(id: string): Promise<unknown> };
-  readonly AccessToken: { find(value: string): Promise<unknown> };
+  readonly AccessToken: { find(value: string): Promise<StoredToken | undefined> };
+  readonly RefreshToken: { find(value: string): Promise<StoredToken | undefined> };
+}
+/** What the fixture reads of a token found in the provider's store. */
+interface StoredToken {
+  readonly clientId?: string;
+  destroy(): Promise<void>;
 }
 type ProviderConstructor = new (issuer: string, configuration: Record<string, unknown>) => ProviderInstance;
 
@@ -716,6 +739,37 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     callback(req, res);
   };
 
+  const revocationPath = new URL(endpoints.revocation).pathname;
+  /** `revokesPresentedTokenOnly`: POST /token/revocation destroys the presented token alone. */
+  const revokeOnly = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const form = new URLSearchParams(Buffer.concat(chunks).toString());
+    const basic = /^Basic (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const [id, secret] = basic
+      ? Buffer.from(basic, 'base64').toString().split(':').map(decodeURIComponent)
+      : [form.get('client_id'), form.get('client_secret')];
+    const client = clients.find((c) => c.client_id === id && c.client_secret === secret);
+    const send = (status: number, body = '') =>
+      res.writeHead(status, { 'content-type': 'application/json' }).end(body);
+    if (client === undefined) return void send(401, '{"error":"invalid_client"}');
+    counts.revocation += 1;
+    const presented = form.get('token') ?? '';
+    const token =
+      (await provider.RefreshToken.find(presented)) ?? (await provider.AccessToken.find(presented));
+    if (token !== undefined && token.clientId === client.client_id) await token.destroy();
+    send(200);
+  };
+  /** The provider, or the fixture's own revocation answer when `revokesPresentedTokenOnly`. */
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
+    const pathname = new URL(req.url ?? '/', 'http://fixture.invalid').pathname;
+    if (options.revokesPresentedTokenOnly && req.method === 'POST' && pathname === revocationPath) {
+      revokeOnly(req, res).catch(() => res.destroy());
+      return;
+    }
+    dispatch(req, res);
+  };
+
   handle = (req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://fixture.invalid').pathname;
     if (options.readsCommaScopes && req.method === 'GET' && pathname === authorizationPath) {
@@ -733,7 +787,7 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
       if (rewriteAnswer !== undefined) rewriteBody(res, rewriteAnswer, answerShape);
     }
     if (req.method !== 'POST' || !faultPaths.has(pathname) || fault === 'none' || fault === 'down') {
-      dispatch(req, res);
+      serve(req, res);
       return;
     }
     switch (fault) {
@@ -748,7 +802,7 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
           req.socket.destroy();
         }, slowMs);
         slowTimers.add(timer);
-        dispatch(req, swallow);
+        serve(req, swallow);
         return;
       }
       case 'refuse':
@@ -767,9 +821,23 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
           slowTimers.delete(timer);
           // The client gave up during the wait: the request never reaches the provider.
           if (closed || req.destroyed || res.destroyed || req.socket.destroyed) return;
-          dispatch(req, res);
+          serve(req, res);
         }, slowMs);
         slowTimers.add(timer);
+        return;
+      }
+      case 'slow_answer': {
+        // Processed now; what the provider writes back leaves `slowMs` later, all at once.
+        const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+        res.end = ((...args: unknown[]) => {
+          const timer = setTimeout(() => {
+            slowTimers.delete(timer);
+            end(...args);
+          }, slowMs);
+          slowTimers.add(timer);
+          return res;
+        }) as ServerResponse['end'];
+        serve(req, res);
         return;
       }
     }

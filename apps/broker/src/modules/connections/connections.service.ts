@@ -46,6 +46,9 @@ export const adminOnlyAccess: ConnectionAccess = { canUse: (principal) => princi
 /** Default lease; longer than the upstream timeout, so a live holder never loses it mid-request. */
 const DEFAULT_LEASE_MS = 45_000;
 
+/** How many times a revocation follows a refresh that stored new tokens while it revoked the old ones. */
+const REVOKE_ROUNDS = 3;
+
 export function createConnectionsService(deps: {
   store: ConnectionsStore;
   /** Where the sealed credentials are kept (`TOKEN_STORE`). */
@@ -121,6 +124,12 @@ export function createConnectionsService(deps: {
     }
   }
 
+  const revokeUpstream = createUpstreamRevoker({
+    providers: deps.providers,
+    oauthClient: deps.oauthClient,
+    credentialsOf,
+  });
+
   const refresher = createRefresher({
     store,
     credentials: deps.credentials,
@@ -136,6 +145,7 @@ export function createConnectionsService(deps: {
     sleep,
     credentialsOf,
     assertUsable,
+    revokeIssued: revokeUpstream,
   });
   const { needsRefresh, refreshShared } = refresher;
 
@@ -179,12 +189,6 @@ export function createConnectionsService(deps: {
     });
     return response;
   }
-
-  const revokeUpstream = createUpstreamRevoker({
-    providers: deps.providers,
-    oauthClient: deps.oauthClient,
-    credentialsOf,
-  });
 
   const lifecycle = createLifecycle({
     store,
@@ -343,33 +347,35 @@ export function createConnectionsService(deps: {
         };
       }
       let providerRevoked = false;
-      if (
-        row.provider_auth_type === 'oauth2' &&
-        row.credentials !== null &&
-        row.provider_deleted_at === null
-      ) {
-        providerRevoked = await revokeUpstream(row).catch(() => false);
+      let current = row;
+      let t = now();
+      for (let attempt = 1; ; attempt++) {
+        const { provider_auth_type: type, credentials, provider_deleted_at: gone } = current;
+        if (type === 'oauth2' && credentials !== null && gone === null)
+          providerRevoked = await revokeUpstream(current).catch(() => false);
+        // Only if the row still holds what was just revoked at the provider: a refresh that stored
+        // new tokens meanwhile moved its version, and those are revoked too (then, after a few
+        // rounds, the connection is revoked here whatever the provider was last told).
+        const expected = attempt < REVOKE_ROUNDS ? current.version : undefined;
+        t = now();
+        const set = { credentials: null, revoked_at: t, last_error: reason ?? null, refresh_due_at: null };
+        if (await store.transition(row.id, 'revoked', set, t, undefined, expected)) break;
+        const again = expected === undefined ? undefined : await store.find(row.id);
+        if (again === undefined || again.version === current.version || again.status === 'revoked') {
+          // Lost a race with another revocation: report what is there now.
+          if (isBackendMarker(current.credentials)) await deps.credentials.remove(row.id);
+          const latest = await visible(principal, id);
+          return {
+            connection_id: id,
+            status: 'revoked' as const,
+            revoked_at: new Date(latest.revoked_at ?? t).toISOString(),
+            already_revoked: true,
+            provider_revoked: providerRevoked,
+          };
+        }
+        current = again;
       }
-      const t = now();
-      const moved = await store.transition(
-        row.id,
-        'revoked',
-        { credentials: null, revoked_at: t, last_error: reason ?? null, refresh_due_at: null },
-        t,
-      );
-      if (moved) await emit(row, 'connection.revoked', { provider_revoked: providerRevoked });
-      if (!moved) {
-        // Lost a race with another revocation: report what is there now.
-        if (isBackendMarker(row.credentials)) await deps.credentials.remove(row.id);
-        const current = await visible(principal, id);
-        return {
-          connection_id: id,
-          status: 'revoked' as const,
-          revoked_at: new Date(current.revoked_at ?? t).toISOString(),
-          already_revoked: true,
-          provider_revoked: providerRevoked,
-        };
-      }
+      await emit(current, 'connection.revoked', { provider_revoked: providerRevoked });
       await audit.record(ctx, {
         action: 'connection.revoked',
         resourceType: 'connection',
@@ -378,7 +384,7 @@ export function createConnectionsService(deps: {
       });
       // After the row no longer points at it: a failure here (503) leaves the connection revoked,
       // and the caller's retry (revocation is idempotent) deletes the copy.
-      if (isBackendMarker(row.credentials)) await deps.credentials.remove(row.id);
+      if (isBackendMarker(current.credentials)) await deps.credentials.remove(row.id);
       return {
         connection_id: row.id,
         status: 'revoked' as const,

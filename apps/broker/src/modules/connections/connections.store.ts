@@ -124,13 +124,16 @@ export function createConnectionsStore(
       set: Partial<ConnectionsTable>,
       now: number,
       trx: Transaction<DB> | typeof k = k,
+      /** Only if the row is still at this version (nothing, a refresh included, changed it since). */
+      version?: number,
     ): Promise<boolean> {
-      const result = await trx
+      let q = trx
         .updateTable('connections')
         .set((eb) => ({ ...set, status: to, updated_at: now, version: eb('version', '+', 1) }))
         .where('id', '=', id)
-        .where('status', 'in', allowedFrom(to))
-        .executeTakeFirst();
+        .where('status', 'in', allowedFrom(to));
+      if (version !== undefined) q = q.where('version', '=', version);
+      const result = await q.executeTakeFirst();
       return Number(result.numUpdatedRows) === 1;
     },
 

@@ -33,6 +33,18 @@ export interface OutcomeRecorderDeps {
   owner: string;
   now: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * RFC 7009 revocation at the provider of tokens a refresh brought but could not keep, the
+   * connection having been revoked meanwhile (false: the provider has no revocation endpoint).
+   * Without it such tokens are only dropped, and stay live at the provider until they expire.
+   */
+  revokeIssued?: (row: ConnectionWithProvider, tokens: IssuedTokens) => Promise<boolean>;
+}
+
+/** The tokens of one provider answer, as RFC 7009 revocation takes them. */
+export interface IssuedTokens {
+  readonly access_token?: string | undefined;
+  readonly refresh_token?: string | undefined;
 }
 
 /**
@@ -222,7 +234,8 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     // retried, finds the lease released, and changes nothing: the row then holds these credentials.
     const stored = written || (await landed(row.id, sealed, t));
     if (!stored) {
-      await discarded(row.id);
+      // Only what this answer brought: a refresh token it did not rotate is the one revocation had.
+      await discarded(row, { access_token: tokens.access_token, refresh_token: tokens.refresh_token });
       throw errorFrom(connectionErrors, 'refresh_in_progress', {
         detail: `the refresh lease of ${row.id} was taken over, or the connection revoked; the tokens of this refresh were not kept`,
       });
@@ -258,12 +271,23 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
    * A refresh whose outcome could not be stored: the connection was revoked (or superseded)
    * meanwhile, or the lease taken over. The provider did answer, so the audit says so. With
    * TOKEN_STORE=secret-backend the new tokens were written to the backend before finding out; for
-   * a revoked connection (whose copy revocation deleted) that copy goes too.
+   * a revoked connection (whose copy revocation deleted) that copy goes too. A connection revoked
+   * by request (not superseded by a newer one, whose grant a provider may share) also has the new
+   * tokens revoked at the provider: the revocation there spent the old ones only.
    */
-  async function discarded(id: string): Promise<void> {
+  async function discarded(row: ConnectionWithProvider, issued: IssuedTokens): Promise<void> {
+    const { id } = row;
     const current = await store.find(id);
     const revoked = current === undefined || (current.status !== 'active' && current.status !== 'pending');
     if (revoked && c.credentials.mode === 'secret-backend') await c.credentials.remove(id).catch(() => {});
+    let providerRevoked: boolean | undefined;
+    if (
+      current?.status === 'revoked' &&
+      current.last_error !== 'superseded' &&
+      c.revokeIssued !== undefined &&
+      (issued.access_token !== undefined || issued.refresh_token !== undefined)
+    )
+      providerRevoked = await c.revokeIssued(row, issued).catch(() => false);
     await audit.record(
       { actor: 'system:refresh' },
       {
@@ -271,7 +295,11 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
         resourceType: 'connection',
         resourceId: id,
         outcome: 'failure',
-        details: { reason: revoked ? 'connection_not_active' : 'lease_taken_over', replica: owner },
+        details: {
+          reason: revoked ? 'connection_not_active' : 'lease_taken_over',
+          replica: owner,
+          ...(providerRevoked === undefined ? {} : { provider_revoked: providerRevoked }),
+        },
       },
     );
   }

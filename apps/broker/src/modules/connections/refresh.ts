@@ -11,7 +11,7 @@ import { createProviderCall } from './refresh-call.ts';
 import type { Spent } from './refresh-classify.ts';
 import { keepLease, monotonic, POLL_MS } from './refresh-lease.ts';
 import { createNarrowing } from './refresh-narrow.ts';
-import { createOutcomeRecorder } from './refresh-record.ts';
+import { createOutcomeRecorder, type OutcomeRecorderDeps } from './refresh-record.ts';
 import {
   failingRetryMs,
   lifetimeMs,
@@ -61,6 +61,7 @@ export function createRefresher(c: {
   sleep: (ms: number) => Promise<void>;
   credentialsOf: (row: ConnectionWithProvider) => Promise<StoredCredentials>;
   assertUsable: (row: ConnectionWithProvider) => void;
+  revokeIssued?: OutcomeRecorderDeps['revokeIssued'];
 }) {
   const { store, schedule, owner, leaseMs, now, sleep, credentialsOf, assertUsable } = c;
   const lease: LeaseTimes = { leaseMs, graceMs: leaseMs };

@@ -5,6 +5,7 @@ import type { StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import type { ConnectionWithProvider } from './connections.store.ts';
 import type { StoredCredentials } from './connections.types.ts';
+import type { IssuedTokens } from './refresh-record.ts';
 
 /**
  * RFC 7009 revocation at the provider, for `revoke`: the refresh token (which ends the grant at
@@ -17,12 +18,20 @@ export function createUpstreamRevoker(deps: {
   oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
   credentialsOf: (row: ConnectionWithProvider) => Promise<StoredCredentials>;
 }) {
-  return async function revokeUpstream(row: ConnectionWithProvider): Promise<boolean> {
-    const creds = await deps.credentialsOf(row);
-    if (creds.kind !== 'oauth2') return false;
+  return async function revokeUpstream(
+    row: ConnectionWithProvider,
+    /** Tokens to revoke instead of the stored ones: a refresh's answer that could not be kept. */
+    issued?: IssuedTokens,
+  ): Promise<boolean> {
+    let tokens: IssuedTokens | undefined = issued;
+    if (tokens === undefined) {
+      const creds = await deps.credentialsOf(row);
+      if (creds.kind !== 'oauth2') return false;
+      tokens = creds;
+    }
     const { profile, clientSecret } = await deps.providers.loadForUse(row.provider_id);
     const filled = forConnection(profile, parseConnectionConfig(row.connection_config));
-    return revokeTokens(await deps.oauthClient(filled, clientSecret), creds);
+    return revokeTokens(await deps.oauthClient(filled, clientSecret), tokens);
   };
 }
 
@@ -31,10 +40,7 @@ export function createUpstreamRevoker(deps: {
  * when the provider has no endpoint; throws when a call fails. Also used by consent/ for a grant
  * whose consent was confirmed for another user (decision 0017).
  */
-export async function revokeTokens(
-  oc: OAuthClient,
-  tokens: { readonly access_token?: string | undefined; readonly refresh_token?: string | undefined },
-): Promise<boolean> {
+export async function revokeTokens(oc: OAuthClient, tokens: IssuedTokens): Promise<boolean> {
   if (oc.as.revocation_endpoint === undefined) return false;
   for (const [token, hint] of [
     [tokens.refresh_token, 'refresh_token'],
