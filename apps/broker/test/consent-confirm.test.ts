@@ -12,7 +12,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { openText } from '../src/crypto/envelope.ts';
 import { heldBinding } from '../src/modules/consent/confirm.service.ts';
 import { assertProblem, createAgentWithToken, json } from './harness.ts';
-import { clients, REDIRECT, RETURN, Scenario } from './oauth-scenario.ts';
+import { REDIRECT, RETURN, Scenario } from './oauth-scenario.ts';
 
 const VERIFIER = 'http://localhost:3000/verify-user';
 
@@ -215,19 +215,7 @@ describe('consent confirmed by the app that asked (verifier configured)', () => 
 
     // At the provider: revoked (refresh and access token), and the refresh token no longer works.
     assert.ok(s.idp.counts.revocation >= revocationsBefore + 1, 'the revocation reached the provider');
-    const client = clients[0]!;
-    const refresh = await fetch(s.idp.endpoints.token, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({
-        grant_type: 'refresh_token',
-        refresh_token: refreshToken,
-        client_id: client.client_id,
-        client_secret: client.client_secret,
-      }),
-    });
-    assert.equal(refresh.status, 400);
-    assert.equal(((await refresh.json()) as { error: string }).error, 'invalid_grant');
+    assert.deepEqual(await s.refreshAtProvider(refreshToken), { status: 400, error: 'invalid_grant' });
     // Confirming again does not bring it back.
     assertProblem(await confirm(s, flowId, 'alice-2'), 409, 'confirm_flow_used');
     assert.equal(await status(s, started.connection_id), 'failed');

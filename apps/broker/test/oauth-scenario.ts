@@ -131,6 +131,28 @@ export class Scenario {
     return creds as { access_token: string; refresh_token?: string };
   }
 
+  /**
+   * A refresh sent straight to the provider with `refreshToken`, as `client` (default: the
+   * `idp-discovered` provider's): 200 while the token is live, 400 `invalid_grant` once revoked.
+   */
+  async refreshAtProvider(
+    refreshToken: string,
+    client: (typeof clients)[number] = clients[0]!,
+  ): Promise<{ status: number; error: string | undefined }> {
+    const res = await fetch(this.idp.endpoints.token, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+        client_id: client.client_id,
+        client_secret: client.client_secret,
+      }),
+    });
+    const body = (await res.json()) as { error?: string };
+    return { status: res.status, error: body.error };
+  }
+
   async close() {
     await this.broker?.close();
     await this.idp?.close();
