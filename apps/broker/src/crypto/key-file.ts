@@ -2,22 +2,18 @@ import { randomBytes } from 'node:crypto';
 import {
   closeSync,
   existsSync,
-  fchmodSync,
-  fsyncSync,
-  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
-  renameSync,
   rmSync,
   statSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Config } from '../config/load.ts';
 import { decodeBase64Strict, SecretBytes } from '../config/secret-value.ts';
+import { createFileDurably, replaceFileDurably } from '../durable-file.ts';
 import { type FollowedKeys, followKeys } from './key-follow.ts';
 import { createKeyRing } from './keyring.ts';
 
@@ -112,62 +108,22 @@ function keyFileText(material: KeyMaterial): string {
 }
 
 /**
- * Writes `material` to a new temporary file beside `path`, mode 0600, flushed to the disk: a key
- * the brokers start encrypting with must not vanish in a power cut while the data it sealed stays.
- */
-function writeTemp(path: string, material: KeyMaterial): string {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    fchmodSync(fd, 0o600);
-    writeFileSync(fd, keyFileText(material));
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(temp, { force: true });
-    throw error;
-  }
-  closeSync(fd);
-  return temp;
-}
-
-/** Flushes a directory's entries (a rename or link in it) to the disk. */
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Replaces the key file atomically and durably (temp file, fsync, rename, fsync of the directory),
- * mode 0600 in a 0700 directory. Changes to a file in use go through `updateKeyFile`.
+ * Replaces the key file atomically and durably (a key the brokers start encrypting with must not
+ * vanish in a power cut while the data it sealed stays), mode 0600 in a 0700 directory. Changes
+ * to a file in use go through `updateKeyFile`.
  */
 export function writeKeyFile(path: string, material: KeyMaterial): void {
-  const temp = writeTemp(path, material);
-  renameSync(temp, path);
-  syncDirectory(dirname(path));
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  replaceFileDurably(path, keyFileText(material));
 }
 
 /**
- * Creates the key file only if there is none (an atomic link of a complete, flushed file): two
- * processes creating it at once never both win, nor overwrite each other. False if one exists.
+ * Creates the key file only if there is none: two processes creating it at once never both win,
+ * nor overwrite each other. False if one exists.
  */
 export function createKeyFile(path: string, material: KeyMaterial): boolean {
-  const temp = writeTemp(path, material);
-  try {
-    linkSync(temp, path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  } finally {
-    rmSync(temp, { force: true });
-  }
-  syncDirectory(dirname(path));
-  return true;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  return createFileDurably(path, keyFileText(material));
 }
 
 /** How long a change waits for another process's change to the same key file. */

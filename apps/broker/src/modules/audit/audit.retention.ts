@@ -1,6 +1,7 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Database } from '../../db/client.ts';
+import { replaceFileDurably } from '../../durable-file.ts';
 import { GENESIS_HASH } from './audit.chain.ts';
 
 const BATCH = 1000;
@@ -14,9 +15,10 @@ export interface RetentionResult {
 /**
  * Audit retention (NEXUS_AUDIT_RETENTION_DAYS; 0 keeps everything). Removes events older than the
  * retention from the oldest end of the chain, in batches: each batch is first written to a JSON
- * Lines file in the export directory (mode 0600, fsynced, renamed into place), then deleted, and
- * the chain's anchor (`audit_chain.pruned_seq/pruned_hash`) moves to its last event, all while the
- * chain head row is locked, so replicas never prune concurrently and appends wait for a moment.
+ * Lines file in the export directory (mode 0600, flushed and renamed into place, its directory
+ * flushed: durable-file.ts), then deleted, and the chain's anchor (`audit_chain.pruned_seq/
+ * pruned_hash`) moves to its last event, all while the chain head row is locked, so replicas never
+ * prune concurrently and appends wait for a moment.
  * Only a contiguous prefix is removed: the first event newer than the cutoff stops the batch.
  */
 export function createAuditRetention(deps: {
@@ -47,15 +49,8 @@ export function createAuditRetention(deps: {
       const last = old.at(-1)!;
       mkdirSync(deps.exportDir, { recursive: true, mode: 0o700 });
       const file = join(deps.exportDir, `audit-${first.seq}-${last.seq}.jsonl`);
-      const tmp = `${file}.tmp`;
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        writeSync(fd, `${old.map((r) => JSON.stringify(r)).join('\n')}\n`);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, file);
+      // On the disk, directory entry included, before the events leave the database.
+      replaceFileDurably(file, `${old.map((r) => JSON.stringify(r)).join('\n')}\n`);
       await trx
         .deleteFrom('audit_events')
         .where('seq', '>=', first.seq)
