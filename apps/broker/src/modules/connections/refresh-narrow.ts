@@ -123,7 +123,7 @@ export function createNarrowing(c: NarrowingDeps) {
     );
     // Lost the lease meanwhile: the rotated refresh token could not be kept; hand out nothing.
     if (!kept) {
-      await discarded(current, { access_token: tokens.access_token, refresh_token: tokens.refresh_token });
+      await discarded(current, tokens);
       return null;
     }
     const granted = (tokens.scope ?? scopes.join(' ')).split(' ').filter((x) => x !== '');

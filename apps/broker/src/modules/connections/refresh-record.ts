@@ -235,7 +235,7 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     const stored = written || (await landed(row.id, sealed, t));
     if (!stored) {
       // Only what this answer brought: a refresh token it did not rotate is the one revocation had.
-      await discarded(row, { access_token: tokens.access_token, refresh_token: tokens.refresh_token });
+      await discarded(row, tokens);
       throw errorFrom(connectionErrors, 'refresh_in_progress', {
         detail: `the refresh lease of ${row.id} was taken over, or the connection revoked; the tokens of this refresh were not kept`,
       });
