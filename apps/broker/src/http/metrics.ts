@@ -20,8 +20,8 @@ export function createMetrics() {
     // Counted per request in `cells`, handed to the counter when it is scraped.
     collect() {
       for (const cell of cells.values()) {
-        if (cell.count > cell.reported) this.inc(cell.labels, cell.count - cell.reported);
-        cell.reported = cell.count;
+        if (cell.unreported > 0) this.inc(cell.labels, cell.unreported);
+        cell.unreported = 0;
       }
     },
   });
@@ -43,10 +43,10 @@ export function createMetrics() {
         duration = { labels: { method, route }, counts: UPPER_BOUNDS.map(() => 0), sum: 0, count: 0 };
         durations.set(durationKey, duration);
       }
-      cell = { labels: { method, route, status: String(status) }, count: 0, reported: 0, duration };
+      cell = { labels: { method, route, status: String(status) }, unreported: 0, duration };
       cells.set(key, cell);
     }
-    cell.count++;
+    cell.unreported++;
     const d = cell.duration;
     d.count++;
     d.sum += seconds;
@@ -82,8 +82,8 @@ interface DurationCell {
 
 interface RequestCell {
   labels: { method: string; route: string; status: string };
-  count: number;
-  reported: number;
+  /** Requests since the counter last took them (prom-client's counter keeps the total). */
+  unreported: number;
   duration: DurationCell;
 }
 
