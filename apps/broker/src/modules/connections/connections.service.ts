@@ -348,7 +348,7 @@ export function createConnectionsService(deps: {
       }
       let providerRevoked = false;
       let current = row;
-      let t = now();
+      let t: number;
       for (let attempt = 1; ; attempt++) {
         const { provider_auth_type: type, credentials, provider_deleted_at: gone } = current;
         if (type === 'oauth2' && credentials !== null && gone === null)
