@@ -721,7 +721,8 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
   };
   const tokenPath = new URL(endpoints.token).pathname;
   const authorizationPath = new URL(endpoints.authorization).pathname;
-  const faultPaths = new Set([tokenPath, new URL(endpoints.revocation).pathname]);
+  const revocationPath = new URL(endpoints.revocation).pathname;
+  const faultPaths = new Set([tokenPath, revocationPath]);
   const callback = provider.callback();
 
   const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
@@ -739,7 +740,6 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     callback(req, res);
   };
 
-  const revocationPath = new URL(endpoints.revocation).pathname;
   /** `revokesPresentedTokenOnly`: POST /token/revocation destroys the presented token alone. */
   const revokeOnly = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const chunks: Buffer[] = [];
@@ -761,8 +761,7 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
     send(200);
   };
   /** The provider, or the fixture's own revocation answer when `revokesPresentedTokenOnly`. */
-  const serve = (req: IncomingMessage, res: ServerResponse): void => {
-    const pathname = new URL(req.url ?? '/', 'http://fixture.invalid').pathname;
+  const serve = (req: IncomingMessage, res: ServerResponse, pathname: string): void => {
     if (options.revokesPresentedTokenOnly && req.method === 'POST' && pathname === revocationPath) {
       revokeOnly(req, res).catch(() => res.destroy());
       return;
@@ -787,7 +786,7 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
       if (rewriteAnswer !== undefined) rewriteBody(res, rewriteAnswer, answerShape);
     }
     if (req.method !== 'POST' || !faultPaths.has(pathname) || fault === 'none' || fault === 'down') {
-      serve(req, res);
+      serve(req, res, pathname);
       return;
     }
     switch (fault) {
@@ -802,7 +801,7 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
           req.socket.destroy();
         }, slowMs);
         slowTimers.add(timer);
-        serve(req, swallow);
+        serve(req, swallow, pathname);
         return;
       }
       case 'refuse':
@@ -821,7 +820,7 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
           slowTimers.delete(timer);
           // The client gave up during the wait: the request never reaches the provider.
           if (closed || req.destroyed || res.destroyed || req.socket.destroyed) return;
-          serve(req, res);
+          serve(req, res, pathname);
         }, slowMs);
         slowTimers.add(timer);
         return;
@@ -837,7 +836,7 @@ export async function startOidcProvider(options: OidcFixtureOptions = {}): Promi
           slowTimers.add(timer);
           return res;
         }) as ServerResponse['end'];
-        serve(req, res);
+        serve(req, res, pathname);
         return;
       }
     }
