@@ -14,7 +14,7 @@
  * configured, `oidc-provider`, the demo identity provider that only `nexus dev` imports, and the
  * packages the broker imports only on first use (Redis, the SigV4 signer, YAML).
  */
-import { cpSync, rmSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { buildConsole } from '../console/build.mjs';
@@ -39,6 +39,27 @@ const builtinHttpAsCommonJs = {
     }));
   },
 };
+
+/**
+ * Escapes every non-ASCII character left in the output files. V8 keeps each loaded file's source
+ * in memory for lazy compilation, and Node decodes a file that is not all ASCII into a string of
+ * two bytes per character: a few `§` and `…` in comments kept the largest chunk at 2.8 MB of
+ * memory instead of 1.4 at every start. esbuild's ASCII output (its default) already escapes
+ * strings, templates, regular expressions and identifiers; what it leaves raw are comments (its
+ * dependencies' documentation, and ours inside expressions), where an escape changes nothing.
+ */
+function asciiOnly(dir) {
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith('.mjs')) continue;
+    const file = join(dir, name);
+    const text = readFileSync(file, 'utf8');
+    const escaped = text.replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
+    if (escaped !== text) writeFileSync(file, escaped);
+  }
+}
 
 const broker = join(import.meta.dirname, '..');
 const dist = join(broker, 'dist');
@@ -85,6 +106,7 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 });
+asciiOnly(out);
 cpSync(join(broker, 'src', 'db', 'migrations'), join(out, 'migrations'), { recursive: true });
 cpSync(join(broker, 'src', 'grpc', 'protos'), join(out, 'protos'), { recursive: true });
 // The provider catalogue (decision 0015): the broker reads it from beside the bundle.

@@ -188,6 +188,17 @@ describe('Dockerfile', () => {
       assert.ok(!secrets.includes(name), `${name} is secret and set in the Dockerfile`);
   });
 
+  it('builds the bundle as ASCII only (a file with one other character stays in memory at two bytes each)', () => {
+    const dir = join(REPO_ROOT, 'apps/broker/dist/bundle');
+    const files = readdirSync(dir).filter((name) => name.endsWith('.mjs'));
+    assert.ok(files.length > 1, 'the bundle is missing: `npm ci` (or `npm run build`) builds it');
+    for (const name of files) {
+      const text = readFileSync(join(dir, name), 'utf8');
+      const at = text.search(/[\u0080-\uffff]/);
+      assert.equal(at, -1, `${name} has ${JSON.stringify(text.slice(at - 40, at + 10))}`);
+    }
+  });
+
   describe('the entrypoint, run as the image runs it', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'nexus-image-'));
     let broker: ChildProcess | undefined;
