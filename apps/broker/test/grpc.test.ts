@@ -122,6 +122,18 @@ describe('gRPC NexusService', () => {
       assert.ok(e.request_id);
     }
 
+    // `superseded` is the broker's own mark of a replaced connection: refused, nothing revoked.
+    const reserved = await client.fail(
+      'RevokeConnection',
+      { connection_id: id, reason: 'superseded' },
+      admin,
+    );
+    assert.equal(reserved.code, grpc.status.INVALID_ARGUMENT);
+    assert.deepEqual(JSON.parse(reserved.trailers['nexus-error-details']!)[0].path, 'request.reason');
+    assert.equal(
+      (await client.call<{ status: string }>('CheckConnection', { connection_id: id }, admin)).status,
+      'active',
+    );
     const revoked = await client.call<Record<string, unknown>>(
       'RevokeConnection',
       { connection_id: id, reason: 'done' },

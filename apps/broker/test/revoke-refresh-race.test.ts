@@ -54,6 +54,20 @@ describe('revocation racing a refresh, at a provider that revokes only the prese
     assert.equal(await status(id), 'revoked');
   });
 
+  it('refuses the reason `superseded`, which would pass a revocation off as a replacement', async () => {
+    // A refresh discarded after a replacement leaves its tokens alone (the newer connection may
+    // share the grant at the provider); after a revocation by request it revokes them.
+    const id = await s.connect('idp-discovered', 'reserved-reason');
+    const refused = await s.call({ method: 'DELETE', url: `/v1/connections/${id}?reason=superseded` }, 400);
+    assert.equal(JSON.parse(refused.body).error, 'invalid_request');
+    assert.match(refused.body, /reserved/);
+    assert.equal(await status(id), 'active', 'nothing was revoked');
+    await s.call({ method: 'DELETE', url: `/v1/connections/${id}?reason=no%20longer%20needed` }, 200);
+    assert.equal(await status(id), 'revoked');
+    const row = await s.broker.container.connectionsStore.find(id);
+    assert.equal(row?.last_error, 'no longer needed');
+  });
+
   it('the answer arrives while the revocation is at the provider: the revocation follows the new tokens', async () => {
     const id = await s.connect('idp-discovered', 'race-during');
     const issued = captureIssued();

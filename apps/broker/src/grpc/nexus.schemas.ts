@@ -1,6 +1,7 @@
 import * as z from 'zod';
 import { commonError } from '../errors/common.errors.ts';
 import { unstorablePath, unstorableRefused } from '../http/unstorable-text.ts';
+import { revocationReason } from '../modules/connections/connection-status.ts';
 
 /**
  * Edge validation of NexusService requests, with the bounds of the REST route schemas
@@ -57,7 +58,7 @@ export const requestConnectionRequest = z
 
 export const revokeConnectionRequest = z.object({
   connection_id: uuid,
-  reason: z.string().max(200).optional(),
+  reason: revocationReason.optional(),
 });
 
 /** `ttl_seconds` 0 (unset in proto3) means the REST default. */

@@ -5,7 +5,7 @@ import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
-import { STATUSES } from './connection-status.ts';
+import { revocationReason, STATUSES } from './connection-status.ts';
 import { connectionView } from './connection-view.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsService } from './connections.service.ts';
@@ -225,7 +225,7 @@ export function connectionsRoutes(
           tags,
           summary: 'Revoke: best-effort RFC 7009 revocation at the provider, then locally; idempotent',
           params: idParams,
-          querystring: z.object({ reason: z.string().max(200).optional() }).strict(),
+          querystring: z.object({ reason: revocationReason.optional() }).strict(),
           response: { 200: revokeResponse, ...errorResponses(404) },
         },
       },

@@ -2,7 +2,7 @@ import { sql, type Transaction } from 'kysely';
 import type { Database } from '../../db/client.ts';
 import { coalescedReads } from '../../db/coalesce.ts';
 import type { ConnectionsTable, DB } from '../../db/schema.ts';
-import { allowedFrom, type ConnectionStatus } from './connection-status.ts';
+import { allowedFrom, type ConnectionStatus, SUPERSEDED } from './connection-status.ts';
 import { createCredentialMoveQueries } from './credentials-move-store.ts';
 import { createLeaseQueries } from './lease-store.ts';
 import { createRefreshQueue } from './refresh-queue-store.ts';
@@ -173,7 +173,7 @@ export function createConnectionsStore(
           await store.transition(
             o.id,
             'revoked',
-            { credentials: null, revoked_at: now, last_error: 'superseded' },
+            { credentials: null, revoked_at: now, last_error: SUPERSEDED },
             now,
             trx,
           );

@@ -1,5 +1,6 @@
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { expiryOf } from '../providers/token-answer-quirks.ts';
+import { SUPERSEDED } from './connection-status.ts';
 import type { ConnectionsStore } from './connections.store.ts';
 import type {
   ActivationTokens,
@@ -194,7 +195,7 @@ export function createLifecycle(deps: {
             ...base,
             connectionId: old,
             type: 'connection.revoked',
-            details: { reason: 'superseded' },
+            details: { reason: SUPERSEDED },
           });
       }
       return { activated: true, superseded, providerName: row?.provider_name };

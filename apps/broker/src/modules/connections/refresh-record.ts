@@ -3,6 +3,7 @@ import { isDatabaseUnavailable } from '../../db/availability.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import { expiryOf } from '../providers/token-answer-quirks.ts';
+import { SUPERSEDED } from './connection-status.ts';
 import { connectionErrors } from './connections.errors.ts';
 import type { ConnectionsStore, ConnectionWithProvider } from './connections.store.ts';
 import type { ConnectionEventType, StoredCredentials } from './connections.types.ts';
@@ -283,7 +284,7 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     let providerRevoked: boolean | undefined;
     if (
       current?.status === 'revoked' &&
-      current.last_error !== 'superseded' &&
+      current.last_error !== SUPERSEDED &&
       c.revokeIssued !== undefined &&
       (issued.access_token !== undefined || issued.refresh_token !== undefined)
     )
