@@ -12,7 +12,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { credentialsPath } from '../src/modules/connections/credential-store.ts';
+import {
+  connectionOfPath,
+  credentialsPath,
+  isBackendMarker,
+} from '../src/modules/connections/credential-store.ts';
 import { MIGRATION_LEASE_MS } from '../src/modules/connections/tokens-migration.ts';
 import {
   baseEnv,
@@ -148,16 +152,17 @@ describe('kill -9 during `nexus secrets migrate --tokens`, then run again', { ti
       all.map((r) => [
         r.id,
         {
-          marker: Buffer.from(r.credentials!).toString() === 'nexus:secret-backend',
+          marker: isBackendMarker(r.credentials),
           lease: r.refresh_lease_owner,
         },
       ]),
     );
   }
+  /** The connections with a copy in the backend. */
   async function copies(): Promise<Set<string>> {
-    const paths = await s.broker.container.secrets.list(credentialsPath(''), { limit: 1000 });
-    return new Set(paths.map((p) => p.slice(credentialsPath('').length)));
+    return new Set((await copyPaths()).map((p) => connectionOfPath(p)!));
   }
+  const copyPaths = () => s.broker.container.secrets.list(credentialsPath(''), { limit: 1000 });
   /** Runs the command to completion: exit 0, nothing failed, nothing busy; its JSON summary. */
   async function rerun(to: 'database' | 'secret-backend') {
     const started = Date.now();
@@ -218,14 +223,18 @@ describe('kill -9 during `nexus secrets migrate --tokens`, then run again', { ti
       [],
       'every row points at the backend, no lease left',
     );
-    assert.deepEqual([...(await copies())].sort(), ids, 'one copy per connection, no other');
+    assert.deepEqual(
+      (await copyPaths()).map((p) => connectionOfPath(p)!).sort(),
+      ids,
+      'one copy per connection (what the killed run copied for x deleted), no other',
+    );
     await assertNothingLost('after the rerun');
   });
 
   it('back to the database: killed between the switch and the delete; the rerun deletes the leftover copy', async () => {
     const x = ids[Math.floor(ids.length / 3)]!;
     const path = (
-      await sqlOn<{ path: string }>(db(), 'SELECT path FROM secret_store WHERE path LIKE ?', [`%${x}`])
+      await sqlOn<{ path: string }>(db(), 'SELECT path FROM secret_store WHERE path LIKE ?', [`%${x}%`])
     )[0]?.path;
     assert.ok(path, `the copy of ${x} in secret_store`);
     const release = await stallStatements(db(), 'secret_store', 'DELETE', {
@@ -336,7 +345,10 @@ describe('kill -9 during a consent callback, then run again', { timeout: 180_000
     return rows[0]!.status;
   }
   async function copyOf(id: string): Promise<boolean> {
-    const rows = await sqlOn(database, 'SELECT path FROM secret_store WHERE path = ?', [credentialsPath(id)]);
+    const rows = await sqlOn(database, 'SELECT path FROM secret_store WHERE path = ? OR path LIKE ?', [
+      credentialsPath(id),
+      `${credentialsPath(id)}/%`,
+    ]);
     return rows.length > 0;
   }
   /** Ten minutes pass for `id`'s consent; the restarted broker's housekeeping (it runs at start) expires it. */

@@ -56,7 +56,12 @@ describe(`a refresh whose stored outcome's reply was lost (${DIALECT})`, () => {
     const sealed = new Uint8Array([1, 2, 3, 4]);
     const recorder = createOutcomeRecorder({
       store,
-      credentials: { write: async () => sealed, remove: async () => {}, mode: 'database' } as never,
+      credentials: {
+        write: async () => sealed,
+        discard: async () => {},
+        remove: async () => {},
+        mode: 'database',
+      } as never,
       audit: { record: async (_ctx, event) => void audits.push(event.action) },
       schedule: defaultRefreshSchedule,
       emit: async () => {},

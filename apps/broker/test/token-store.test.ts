@@ -15,16 +15,19 @@ import {
   credentialsBinding,
   type StoredCredentials,
 } from '../src/modules/connections/connections.service.ts';
-import { BACKEND_MARKER, credentialsPath } from '../src/modules/connections/credential-store.ts';
+import { backendPath, isBackendMarker } from '../src/modules/connections/credential-store.ts';
 import { migrateTokens } from '../src/modules/connections/tokens-migration.ts';
 import { rewrap } from '../src/modules/keys/rewrap.ts';
 import { secretError } from '../src/modules/secrets/secrets.errors.ts';
 import { killAllChildren, runCli, show } from './cli-helpers.ts';
-import { withConnectionStores } from './connection-stores.ts';
+import { type ConnectionStores, withConnectionStores } from './connection-stores.ts';
 import { assertProblem, json, newKeyBase64 } from './harness.ts';
 import { RETURN, Scenario } from './oauth-scenario.ts';
 
 after(killAllChildren);
+
+/** Whether a connection has any copy in the container's secret backend. */
+const hasCopy = async (c: ConnectionStores, id: string) => (await c.credentialStore.copiesOf(id)).length > 0;
 
 describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_000 }, () => {
   const s = new Scenario();
@@ -51,9 +54,17 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
       .executeTakeFirstOrThrow();
     return row.credentials === null ? null : new Uint8Array(row.credentials);
   }
-  /** What the backend holds for a connection, opened the way only the broker can. */
+  /** The backend paths holding copies of a connection's credentials. */
+  const copies = (id: string) => container().credentialStore.copiesOf(id);
+  /**
+   * What the backend holds for a connection (the copy its row names, else the one copy left),
+   * opened the way only the broker can.
+   */
   async function backend(id: string, ring: KeyRing = container().keys.ring) {
-    const stored = await container().secrets.get(credentialsPath(id));
+    const col = await column(id);
+    const path = isBackendMarker(col) ? backendPath(id, col!) : (await copies(id))[0];
+    if (path === undefined) return null;
+    const stored = await container().secrets.get(path);
     if (stored === null) return null;
     return {
       kid: keyIdOfCiphertext(stored.value),
@@ -62,8 +73,7 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
       ) as StoredCredentials,
     };
   }
-  const isMarker = (bytes: Uint8Array | null) =>
-    bytes !== null && Buffer.from(bytes).equals(Buffer.from(BACKEND_MARKER));
+  const isMarker = isBackendMarker;
 
   it('OAuth consent puts the sealed tokens in the backend and only the marker in the row', async () => {
     const id = await s.connect('idp-discovered');
@@ -211,7 +221,7 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
 
   it('a row pointing at a missing backend copy answers 503 credentials_missing', async () => {
     const id = await s.connect('idp-discovered', 'u-missing');
-    await container().secrets.delete(credentialsPath(id));
+    await container().secrets.delete(backendPath(id, (await column(id))!));
     const res = await s.call({ method: 'GET', url: `/v1/token/${id}` });
     assertProblem(res, 503, 'credentials_missing');
   });
@@ -251,7 +261,7 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
       };
       const result = await rewrap(rotated.db, rotated.keys.ring, { tokens });
       assert.deepEqual(result.failed, []);
-      const stored = await rotated.secrets.get(credentialsPath(id));
+      const stored = await rotated.secrets.get(backendPath(id, (await column(id))!));
       assert.equal(keyIdOfCiphertext(stored!.value), rotated.keys.ring.primaryKid);
       const again = await rewrap(rotated.db, rotated.keys.ring, { tokens });
       assert.equal(again.rewrapped, 0, 'a second run has nothing left to do');
@@ -295,7 +305,7 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
         .select('credentials')
         .where('id', '=', id)
         .executeTakeFirstOrThrow();
-      return Buffer.from(row.credentials!).equals(Buffer.from(BACKEND_MARKER));
+      return isBackendMarker(row.credentials);
     };
     const run = (to: 'database' | 'secret-backend', extra: { dryRun?: boolean; signal?: AbortSignal } = {}) =>
       migrateTokens({
@@ -309,7 +319,7 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
     try {
       const dry = await run('secret-backend', { dryRun: true });
       assert.equal(dry.wouldMove, 3);
-      assert.equal(await other.secrets.get(credentialsPath(ids[0]!)), null, 'a dry run writes nothing');
+      assert.equal(await hasCopy(other, ids[0]!), false, 'a dry run writes nothing');
 
       // Interrupted after the first connection, then resumed.
       const controller = new AbortController();
@@ -331,7 +341,7 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
       assert.deepEqual([second.moved, second.alreadyThere, second.failed.length], [2, 1, 0]);
       for (const [i, id] of ids.entries()) {
         assert.ok(await marker(id), 'the row holds only the marker');
-        assert.ok((await other.secrets.get(credentialsPath(id))) !== null);
+        assert.ok(await hasCopy(other, id));
         // The broker configured with TOKEN_STORE=database keeps serving: it reads by the row.
         assert.equal((await s.token(id)).access_token, expected[i]!.access_token);
       }
@@ -341,7 +351,7 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
       assert.deepEqual([back.moved, back.failed.length], [3, 0]);
       for (const [i, id] of ids.entries()) {
         assert.ok(!(await marker(id)));
-        assert.equal(await other.secrets.get(credentialsPath(id)), null, 'the backend copy is deleted');
+        assert.equal(await hasCopy(other, id), false, 'the backend copy is deleted');
         assert.equal((await s.token(id)).access_token, expected[i]!.access_token);
       }
     } finally {
@@ -364,11 +374,11 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
       };
       const busy = await migrateTokens(args);
       assert.equal(busy.busy, 1);
-      assert.equal(await other.secrets.get(credentialsPath(id)), null, 'nothing copied under a held lease');
+      assert.equal(await hasCopy(other, id), false, 'nothing copied under a held lease');
       await other.connectionsStore.dropLease(id, 'a-refresh');
       const done = await migrateTokens(args);
       assert.equal(done.busy, 0);
-      assert.ok((await other.secrets.get(credentialsPath(id))) !== null);
+      assert.ok(await hasCopy(other, id));
     } finally {
       await other.close();
     }
@@ -384,7 +394,7 @@ describe('nexus secrets migrate --tokens: between the column and the backend, wh
     const body = JSON.parse(moved.stdout.trim().split('\n').pop()!) as { moved: number; failed: unknown[] };
     assert.ok(body.moved >= 1, moved.stdout);
     assert.deepEqual(body.failed, []);
-    assert.ok((await s.broker.container.secrets.get(credentialsPath(id))) !== null);
+    assert.ok(await hasCopy(s.broker.container, id));
     assert.equal((await s.token(id)).access_token, (await s.stored(id)).access_token);
   });
 });

@@ -108,6 +108,18 @@ export function secretBackendConformance(target: ConformanceTarget): void {
       assert.equal(got?.version, v3.version);
     });
 
+    it('writes with `fresh` like without: a new path is created, an existing one gets a new version', async () => {
+      const p = `${base()}/fresh`;
+      const v1 = await s.put(p, bytes('created'), { fresh: true });
+      assert.equal(text((await s.get(p))?.value), 'created');
+      // Not so fresh after all (another writer made it first): still written, as a new version.
+      const v2 = await s.put(p, bytes('again'), { fresh: true });
+      assert.notEqual(v2.version, v1.version);
+      const got = await s.get(p);
+      assert.equal(text(got?.value), 'again');
+      assert.equal(got?.version, v2.version);
+    });
+
     it('reads a given version where the backend keeps versions, and null for an unknown one', async () => {
       const p = `${base()}/secret`;
       const v1 = await s.put(p, bytes('first'));

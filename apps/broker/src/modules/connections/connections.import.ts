@@ -154,6 +154,8 @@ export function createConnectionImport(deps: {
           if (credentials.mode === 'secret-backend') await credentials.remove(c.id).catch(() => {});
           return 'kept';
         }
+        // The copy the row held before (TOKEN_STORE=secret-backend: the new one is at a path of its own).
+        await credentials.discard(c.id, row.credentials).catch(() => {});
         await audit.record(ctx, {
           action: 'connection.import_updated',
           resourceType: 'connection',

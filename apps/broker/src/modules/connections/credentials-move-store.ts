@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Database } from '../../db/client.ts';
 import type { ConnectionsTable } from '../../db/schema.ts';
 import { BACKEND_MARKER } from './credential-store.ts';
@@ -23,7 +24,8 @@ export function createCredentialMoveQueries(db: Database) {
     async countWithCredentials(where: 'anywhere' | 'in-backend'): Promise<number> {
       const q = k.selectFrom('connections').select((eb) => eb.fn.countAll<number>().as('n'));
       const row = await (where === 'in-backend'
-        ? q.where('credentials', '=', BACKEND_MARKER)
+        ? // The marker, with or without a write id after it (credential-store.ts).
+          q.where(sql`substr(credentials, 1, ${sql.lit(BACKEND_MARKER.length)})`, '=', BACKEND_MARKER)
         : q.where('credentials', 'is not', null)
       ).executeTakeFirst();
       return Number(row?.n ?? 0);

@@ -18,7 +18,7 @@ export interface NarrowingDeps {
   spend: ReturnType<typeof createProviderCall>;
   record: Pick<
     ReturnType<typeof createOutcomeRecorder>,
-    'grantLost' | 'keepRefreshed' | 'discarded' | 'throughOutage'
+    'grantLost' | 'keepRefreshed' | 'discarded' | 'retire' | 'throughOutage'
   >;
   lease: LeaseTimes;
   leaseMs: number;
@@ -32,7 +32,7 @@ export interface NarrowingDeps {
 /** Down-scoping for agent sessions, under the same single-flight lease as every refresh. */
 export function createNarrowing(c: NarrowingDeps) {
   const { store, spend, lease, leaseMs, newLeaseId, now, sleep, credentialsOf, assertUsable } = c;
-  const { grantLost, keepRefreshed, discarded, throughOutage } = c.record;
+  const { grantLost, keepRefreshed, discarded, retire, throughOutage } = c.record;
 
   /**
    * A down-scoped access token for an agent session (RFC 6749 §6: a refresh may ask for fewer
@@ -123,9 +123,10 @@ export function createNarrowing(c: NarrowingDeps) {
     );
     // Lost the lease meanwhile: the rotated refresh token could not be kept; hand out nothing.
     if (!kept) {
-      await discarded(current, tokens);
+      await discarded(current, tokens, sealed);
       return null;
     }
+    await retire(current, sealed);
     const granted = (tokens.scope ?? scopes.join(' ')).split(' ').filter((x) => x !== '');
     // A provider that ignores the narrowing hands back more than was asked: not down-scoped.
     if (granted.some((g) => !scopes.includes(g))) return null;

@@ -23,7 +23,7 @@ const KEEP_RETRY_MS = [250, 750, 1_000, 2_000] as const;
 
 export interface OutcomeRecorderDeps {
   store: Pick<ConnectionsStore, 'completeLease' | 'releaseLease' | 'find'>;
-  credentials: Pick<CredentialStore, 'write' | 'remove' | 'mode'>;
+  credentials: Pick<CredentialStore, 'write' | 'discard' | 'remove' | 'mode'>;
   audit: Pick<AuditService, 'record'>;
   schedule: RefreshSchedule;
   emit: (
@@ -236,11 +236,12 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     const stored = written || (await landed(row.id, sealed, t));
     if (!stored) {
       // Only what this answer brought: a refresh token it did not rotate is the one revocation had.
-      await discarded(row, tokens);
+      await discarded(row, tokens, sealed);
       throw errorFrom(connectionErrors, 'refresh_in_progress', {
         detail: `the refresh lease of ${row.id} was taken over, or the connection revoked; the tokens of this refresh were not kept`,
       });
     }
+    await retire(row, sealed);
     await audit.record(
       { actor: 'system:refresh' },
       {
@@ -261,6 +262,15 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
       await emit(row, 'connection.refresh_recovered', { failures: row.refresh_failures });
   }
 
+  /**
+   * Deletes the secret-backend copy the row pointed at before it took `stored` (best effort: a
+   * copy left behind is deleted with the connection).
+   */
+  async function retire(row: ConnectionWithProvider, stored: Uint8Array): Promise<void> {
+    if (row.credentials !== null && !Buffer.from(row.credentials).equals(Buffer.from(stored)))
+      await c.credentials.discard(row.id, row.credentials).catch(() => {});
+  }
+
   /** Whether the row holds what this refresh wrote at `t` (its ciphertext, and its time). */
   async function landed(id: string, sealed: Uint8Array, t: number): Promise<boolean> {
     const current = await store.find(id);
@@ -271,13 +281,19 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
   /**
    * A refresh whose outcome could not be stored: the connection was revoked (or superseded)
    * meanwhile, or the lease taken over. The provider did answer, so the audit says so. With
-   * TOKEN_STORE=secret-backend the new tokens were written to the backend before finding out; for
-   * a revoked connection (whose copy revocation deleted) that copy goes too. A connection revoked
+   * TOKEN_STORE=secret-backend the new tokens were written to the backend (`written`, a path of
+   * their own) before finding out: that copy is deleted, and for a revoked connection any other
+   * left (revocation deleted those it found). A connection revoked
    * by request (not superseded by a newer one, whose grant a provider may share) also has the new
    * tokens revoked at the provider: the revocation there spent the old ones only.
    */
-  async function discarded(row: ConnectionWithProvider, issued: IssuedTokens): Promise<void> {
+  async function discarded(
+    row: ConnectionWithProvider,
+    issued: IssuedTokens,
+    written: Uint8Array,
+  ): Promise<void> {
     const { id } = row;
+    await c.credentials.discard(id, written).catch(() => {});
     const current = await store.find(id);
     const revoked = current === undefined || (current.status !== 'active' && current.status !== 'pending');
     if (revoked && c.credentials.mode === 'secret-backend') await c.credentials.remove(id).catch(() => {});
@@ -305,5 +321,5 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     );
   }
 
-  return { grantLost, keepRefreshed, failed, withheld, refreshed, discarded, throughOutage };
+  return { grantLost, keepRefreshed, failed, withheld, refreshed, discarded, retire, throughOutage };
 }

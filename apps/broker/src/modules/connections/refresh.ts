@@ -44,7 +44,7 @@ const READ_WAIT_MAX_MS = 10_000;
  */
 export function createRefresher(c: {
   store: ConnectionsStore;
-  credentials: Pick<CredentialStore, 'write' | 'remove' | 'mode'>;
+  credentials: Pick<CredentialStore, 'write' | 'discard' | 'remove' | 'mode'>;
   providers: Pick<ProvidersService, 'loadForUse'>;
   oauthClient: (profile: StoredProfile, clientSecret: string | undefined) => Promise<OAuthClient>;
   audit: Pick<AuditService, 'record'>;

@@ -1,8 +1,8 @@
 import type { SecretBackend } from '../secrets/secret-backend.ts';
 import type { ConnectionsStore } from './connections.store.ts';
 import {
-  BACKEND_MARKER,
   type CredentialStore,
+  connectionOfPath,
   credentialsPath,
   isBackendMarker,
   type TokenStore,
@@ -65,7 +65,10 @@ export async function migrateTokens(deps: {
     | 'credentialsOfOne'
     | 'switchCredentials'
   >;
-  credentials: Pick<CredentialStore, 'getSealed' | 'putSealed' | 'remove'>;
+  credentials: Pick<
+    CredentialStore,
+    'getSealed' | 'putSealed' | 'copiesOf' | 'discard' | 'removeOthers' | 'remove'
+  >;
   /** The backend `credentials` writes to, to find leftover copies (`to: database`); none: not looked for. */
   backend?: Pick<SecretBackend, 'list'>;
   to: TokenStore;
@@ -137,7 +140,9 @@ export async function migrateTokens(deps: {
       const paths = await deps.backend.list(prefix, { limit: PAGE, ...(last ? { after: last } : {}) });
       if (paths.length === 0) break;
       last = paths[paths.length - 1];
-      const ids = paths.map((p) => p.slice(prefix.length)).filter((id) => id.length > 0 && !busy.has(id));
+      const ids = [
+        ...new Set(paths.map(connectionOfPath).filter((id) => id !== undefined && !busy.has(id))),
+      ] as string[];
       for (const row of await store.credentialsOf(ids)) {
         if (stopped()) return result;
         if (!isBackendMarker(row.credentials)) await settle(row.id, undefined, true);
@@ -186,7 +191,7 @@ export async function migrateTokens(deps: {
       const held = await store.credentialsOfOne(id);
       if (held === undefined) return 'already-there'; // revoked or expired meanwhile
       if (inPlace(held)) {
-        if (!leftover || (await deps.credentials.getSealed(id)) === undefined) return 'already-there';
+        if (!leftover || (await deps.credentials.copiesOf(id)).length === 0) return 'already-there';
         await removeCopy(id, leasedAt);
         return 'leftover-deleted';
       }
@@ -196,12 +201,19 @@ export async function migrateTokens(deps: {
         // refresh took the lease over would overwrite that refresh's newer tokens.
         if (!(await store.renewLease(id, deps.owner, MIGRATION_LEASE_MS)))
           throw new Error('the refresh lease was lost; run again');
-        await deps.credentials.putSealed(id, held);
-        if (!(await store.switchCredentials(id, held, BACKEND_MARKER, deps.owner)))
+        const marker = await deps.credentials.putSealed(id, held);
+        if (!(await store.switchCredentials(id, held, marker, deps.owner))) {
+          await deps.credentials.discard(id, marker).catch(() => {});
           throw new Error('the row changed; run again');
+        }
+        // A copy an interrupted run left (it copied, and was stopped before the switch): the
+        // row names the new one. Only while the lease surely runs (a refresh that took it over
+        // may have pointed the row at a copy of its own); a copy left is deleted with the connection.
+        if (performance.now() - leasedAt <= MIGRATION_LEASE_MS / 2)
+          await deps.credentials.removeOthers(id, marker).catch(() => {});
         return 'moved';
       }
-      const sealed = await deps.credentials.getSealed(id);
+      const sealed = await deps.credentials.getSealed(id, held);
       if (sealed === undefined) throw new Error('the row points at the secret backend, which has no copy');
       if (!(await store.switchCredentials(id, held, sealed, deps.owner)))
         throw new Error('the row changed; run again');
@@ -220,10 +232,12 @@ export async function migrateTokens(deps: {
    */
   async function removeCopy(id: string, leasedAt: number): Promise<void> {
     if (performance.now() - leasedAt > MIGRATION_LEASE_MS / 2)
-      throw new Error(`the move took too long to delete the backend copy ${credentialsPath(id)}; run again`);
+      throw new Error(
+        `the move took too long to delete the backend copies at ${credentialsPath(id)}…; run again`,
+      );
     await deps.credentials.remove(id).catch((error: unknown) => {
       throw new Error(
-        `the row holds the credentials, but the backend copy ${credentialsPath(id)} could not be deleted (${(error as { code?: string }).code ?? 'error'}); run again`,
+        `the row holds the credentials, but the backend copies at ${credentialsPath(id)}… could not be deleted (${(error as { code?: string }).code ?? 'error'}); run again`,
       );
     });
   }

@@ -34,7 +34,7 @@ async function encryptionUsage(db: Database, credentials: CredentialKeyIds | und
     const backendCopy =
       credentials === undefined
         ? undefined
-        : (id: string) => credentials.keyIdOf(id).catch(() => 'unreadable');
+        : (id: string, marker: Uint8Array) => credentials.keyIdOf(id, marker).catch(() => 'unreadable');
     for (const [kid, n] of await columnKeyUsage(db, col, backendCopy)) add(usage, kid, col.table, n);
   }
   return usage;

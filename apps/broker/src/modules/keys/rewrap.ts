@@ -74,10 +74,11 @@ export async function rewrapBackendTokens(
     const row = await tokens.store.find(id);
     // Revoked or moved back to the column since the page was read: nothing in the backend to keep.
     if (row === undefined || !isBackendMarker(row.credentials)) return 'current';
-    // A full lease for the put itself: one landing after a refresh took the lease over would
-    // overwrite that refresh's newer tokens with the old ones.
+    // A full lease for the put itself (it re-seals the copy in place; a refresh that took the
+    // lease over would have written its tokens to a path of their own, so a late put could only
+    // leave an old copy no row names).
     if (!(await tokens.store.renewLease(id, tokens.owner, TOKEN_LEASE_MS))) return 'busy';
-    return (await tokens.credentials.rewrap(id)) ? 'rewrapped' : 'current';
+    return (await tokens.credentials.rewrap(id, row.credentials!)) ? 'rewrapped' : 'current';
   } finally {
     await tokens.store.dropLease(id, tokens.owner);
   }
@@ -224,12 +225,12 @@ export async function rewrap(
 /**
  * How many ciphertexts of one column are sealed with each key id (`unreadable`: not an envelope).
  * `backendCopy` is called for each connection row whose credentials are kept in the secret backend
- * (TOKEN_STORE=secret-backend) and answers that copy's key id.
+ * (TOKEN_STORE=secret-backend), with the marker the row holds, and answers that copy's key id.
  */
 export async function columnKeyUsage(
   db: Database,
   col: EncryptedColumn,
-  backendCopy?: (connectionId: string) => Promise<string | undefined>,
+  backendCopy?: (connectionId: string, marker: Uint8Array) => Promise<string | undefined>,
 ): Promise<Map<string, number>> {
   const usage = new Map<string, number>();
   let after: string | undefined;
@@ -240,7 +241,7 @@ export async function columnKeyUsage(
       let kid: string | undefined;
       if (col.table === 'connections' && isBackendMarker(row.value)) {
         if (backendCopy === undefined) continue;
-        kid = await backendCopy(row.id);
+        kid = await backendCopy(row.id, row.value);
         if (kid === undefined) continue;
       } else kid = keyIdOfCiphertext(row.value) ?? 'unreadable';
       usage.set(kid, (usage.get(kid) ?? 0) + 1);

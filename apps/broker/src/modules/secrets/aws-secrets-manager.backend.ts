@@ -119,19 +119,29 @@ export function createAwsSecretsManagerBackend(options: AwsSecretsManagerOptions
     }
   }
 
-  async function write(path: string, value: Uint8Array): Promise<{ version: string }> {
+  async function write(path: string, value: Uint8Array, fresh: boolean): Promise<{ version: string }> {
     const SecretId = nameFor(path);
     const body = { SecretBinary: value };
+    const put = async () =>
+      (await client.send(new PutSecretValueCommand({ SecretId, ...body }))).VersionId ?? '';
+    const create = async () =>
+      (await client.send(new CreateSecretCommand({ Name: SecretId, ...body }))).VersionId ?? '';
+    // A path made up for this write: create it, and add a version if it exists after all.
+    if (fresh) {
+      try {
+        return { version: await create() };
+      } catch (error) {
+        if (nameOf(error) !== 'ResourceExistsException') return mapError(error);
+      }
+    }
     for (let attempt = 0; ; attempt++) {
       try {
-        const out = await client.send(new PutSecretValueCommand({ SecretId, ...body }));
-        return { version: out.VersionId ?? '' };
+        return { version: await put() };
       } catch (error) {
         if (nameOf(error) !== 'ResourceNotFoundException' || attempt > 0) return mapError(error);
       }
       try {
-        const out = await client.send(new CreateSecretCommand({ Name: SecretId, ...body }));
-        return { version: out.VersionId ?? '' };
+        return { version: await create() };
       } catch (error) {
         // Another writer created it first: write our value as a new version of theirs.
         if (nameOf(error) !== 'ResourceExistsException') return mapError(error);
@@ -146,10 +156,10 @@ export function createAwsSecretsManagerBackend(options: AwsSecretsManagerOptions
       checkPath(path);
       return read(path, opts.version);
     },
-    async put(path, value) {
+    async put(path, value, options = {}) {
       checkPath(path);
       checkValue(value);
-      return write(path, value);
+      return write(path, value, options.fresh === true);
     },
     async delete(path) {
       checkPath(path);

@@ -175,18 +175,16 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
     }
   }
 
-  async function write(path: string, value: Uint8Array): Promise<{ version: string }> {
+  async function write(path: string, value: Uint8Array, fresh: boolean): Promise<{ version: string }> {
     const parent = secretName(path);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const [out] = await (await connected()).addSecretVersion(
-          { parent, payload: { data: Buffer.from(value), dataCrc32c: crc32c(value) } },
-          call,
-        );
-        return { version: out.name?.split('/').at(-1) ?? '' };
-      } catch (error) {
-        if (codeOf(error) !== NOT_FOUND || attempt > 0) return mapError(error);
-      }
+    const add = async () => {
+      const [out] = await (await connected()).addSecretVersion(
+        { parent, payload: { data: Buffer.from(value), dataCrc32c: crc32c(value) } },
+        call,
+      );
+      return { version: out.name?.split('/').at(-1) ?? '' };
+    };
+    const create = async () => {
       try {
         await (await connected()).createSecret(
           {
@@ -198,8 +196,18 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
         );
       } catch (error) {
         // Another writer created it first: add our version to theirs.
-        if (codeOf(error) !== ALREADY_EXISTS) return mapError(error);
+        if (codeOf(error) !== ALREADY_EXISTS) mapError(error);
       }
+    };
+    // A path made up for this write: created first, saving the add that would be refused.
+    if (fresh) await create();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await add();
+      } catch (error) {
+        if (codeOf(error) !== NOT_FOUND || attempt > 0) return mapError(error);
+      }
+      await create();
     }
   }
 
@@ -210,10 +218,10 @@ export function createGcpSecretManagerBackend(options: GcpSecretManagerOptions):
       checkPath(path);
       return read(path, opts.version);
     },
-    async put(path, value) {
+    async put(path, value, options = {}) {
       checkPath(path);
       checkValue(value);
-      return write(path, value);
+      return write(path, value, options.fresh === true);
     },
     async delete(path) {
       checkPath(path);

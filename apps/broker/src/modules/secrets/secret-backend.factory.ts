@@ -28,7 +28,7 @@ export function lazyBackend(kind: string, open: () => Promise<SecretBackend>): S
     kind,
     keepsVersions: true,
     get: async (path, options) => (await loaded()).get(path, options),
-    put: async (path, value) => (await loaded()).put(path, value),
+    put: async (path, value, options) => (await loaded()).put(path, value, options),
     delete: async (path) => (await loaded()).delete(path),
     list: async (prefix, options) => (await loaded()).list(prefix, options),
     healthCheck: async () => (await loaded()).healthCheck(),

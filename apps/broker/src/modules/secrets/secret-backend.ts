@@ -25,8 +25,12 @@ export interface SecretBackend {
   readonly keepsVersions: boolean;
   /** The current version, or the given one when the backend keeps versions; null when absent. */
   get(path: string, options?: { version?: string }): Promise<SecretValue | null>;
-  /** Writes a new version (creating the secret if needed) and returns its id. */
-  put(path: string, value: Uint8Array): Promise<{ version: string }>;
+  /**
+   * Writes a new version (creating the secret if needed) and returns its id. `fresh`: the caller
+   * made the path up and expects nothing there, so a backend whose create and update are separate
+   * calls (AWS, GCP) tries the create first; an existing secret is still written.
+   */
+  put(path: string, value: Uint8Array, options?: { fresh?: boolean }): Promise<{ version: string }>;
   /** Removes the secret and all its versions. Idempotent: deleting a missing path succeeds. */
   delete(path: string): Promise<void>;
   /**
