@@ -196,9 +196,9 @@ export async function migrateTokens(deps: {
         return 'leftover-deleted';
       }
       if (toBackend) {
-        // Copy, read back (putSealed compares the bytes), then switch the pointer. The lease is
-        // renewed first, so that it outlasts the backend's own retries: a put landing after a
-        // refresh took the lease over would overwrite that refresh's newer tokens.
+        // Copy to a path of its own, read back (putSealed compares the bytes), then switch the
+        // pointer. The lease is renewed first, so that it outlasts the backend's own retries and
+        // the switch finds it ours (a refresh never writes while it is).
         if (!(await store.renewLease(id, deps.owner, MIGRATION_LEASE_MS)))
           throw new Error('the refresh lease was lost; run again');
         const marker = await deps.credentials.putSealed(id, held);
