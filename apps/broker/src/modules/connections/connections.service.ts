@@ -363,7 +363,8 @@ export function createConnectionsService(deps: {
         const again = expected === undefined ? undefined : await store.find(row.id);
         if (again === undefined || again.version === current.version || again.status === 'revoked') {
           // Lost a race with another revocation: report what is there now.
-          if (isBackendMarker(current.credentials)) await deps.credentials.remove(row.id);
+          if (isBackendMarker(current.credentials))
+            await deps.credentials.remove(row.id, current.credentials);
           const latest = await visible(principal, id);
           return {
             connection_id: id,
@@ -384,7 +385,7 @@ export function createConnectionsService(deps: {
       });
       // After the row no longer points at it: a failure here (503) leaves the connection revoked,
       // and the caller's retry (revocation is idempotent) deletes the copy.
-      if (isBackendMarker(current.credentials)) await deps.credentials.remove(row.id);
+      if (isBackendMarker(current.credentials)) await deps.credentials.remove(row.id, current.credentials);
       return {
         connection_id: row.id,
         status: 'revoked' as const,

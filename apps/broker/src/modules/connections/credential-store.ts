@@ -84,8 +84,12 @@ export interface CredentialStore {
   read(row: { id: string; credentials: Uint8Array | null }): Promise<StoredCredentials>;
   /** Deletes the backend copy a column value names; a no-op for a sealed column. Idempotent. */
   discard(connectionId: string, column: Uint8Array | null): Promise<void>;
-  /** Deletes every backend copy of a connection, if any. Idempotent; a no-op for `database` rows. */
-  remove(connectionId: string): Promise<void>;
+  /**
+   * Deletes every backend copy of a connection, if any: first the one `column` names (the row's,
+   * when the caller read it: a listing may not show a copy made a moment ago), then the others.
+   * Idempotent; a no-op for `database` rows.
+   */
+  remove(connectionId: string, column?: Uint8Array | null): Promise<void>;
   /** The backend paths holding copies of a connection's credentials (for migration). */
   copiesOf(connectionId: string): Promise<string[]>;
   /**
@@ -145,6 +149,13 @@ export function createCredentialStore(deps: {
     }
   }
 
+  async function discard(id: string, column: Uint8Array | null): Promise<void> {
+    if (!isBackendMarker(column)) return;
+    const path = backendPath(id, column!);
+    await secrets.delete(path);
+    await fallback?.delete(path);
+  }
+
   async function copiesOf(id: string): Promise<string[]> {
     const legacy = (await secrets.get(credentialsPath(id))) === null ? [] : [credentialsPath(id)];
     return [...legacy, ...(await listed(secrets, id))];
@@ -170,13 +181,9 @@ export function createCredentialStore(deps: {
         });
       return parse(row.id, sealed);
     },
-    async discard(id, column) {
-      if (!isBackendMarker(column)) return;
-      const path = backendPath(id, column!);
-      await secrets.delete(path);
-      await fallback?.delete(path);
-    },
-    async remove(id) {
+    discard,
+    async remove(id, column) {
+      if (column !== undefined) await discard(id, column);
       for (const backend of fallback === undefined ? [secrets] : [secrets, fallback]) {
         await backend.delete(credentialsPath(id));
         for (const path of await listed(backend, id)) await backend.delete(path);
