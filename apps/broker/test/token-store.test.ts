@@ -243,20 +243,23 @@ describe('TOKEN_STORE=secret-backend with the internal backend', { timeout: 120_
     );
   });
 
-  it("revocation deletes the row's copy even when the backend's listing does not show it yet", async () => {
+  it("revocation and supersession delete the row's copy even when the backend's listing does not show it yet", async () => {
     // AWS's and GCP's listings are eventually consistent: a copy a refresh made a moment ago may
     // be missing from them, and it holds the live tokens.
-    const id = await s.connect('idp-discovered', 'u-revoke-unlisted');
-    const path = backendPath(id, (await column(id))!);
+    const older = await s.connect('idp-discovered', 'u-unlisted');
+    const olderPath = backendPath(older, (await column(older))!);
     const secrets = container().secrets as { list: (prefix: string) => Promise<string[]> };
     const realList = secrets.list;
     secrets.list = async () => [];
     try {
-      await s.call({ method: 'DELETE', url: `/v1/connections/${id}` }, 200);
+      const newer = await s.connect('idp-discovered', 'u-unlisted');
+      assert.equal(await container().secrets.get(olderPath), null, 'the superseded copy');
+      const newerPath = backendPath(newer, (await column(newer))!);
+      await s.call({ method: 'DELETE', url: `/v1/connections/${newer}` }, 200);
+      assert.equal(await container().secrets.get(newerPath), null, 'the revoked copy');
     } finally {
       secrets.list = realList;
     }
-    assert.equal(await container().secrets.get(path), null);
   });
 
   it('nexus keys rewrap re-seals the backend copies under the new primary key', async () => {

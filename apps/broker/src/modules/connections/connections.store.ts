@@ -145,7 +145,7 @@ export function createConnectionsStore(
       id: string,
       set: Partial<ConnectionsTable>,
       now: number,
-    ): Promise<{ activated: boolean; superseded: string[] }> {
+    ): Promise<{ activated: boolean; superseded: { id: string; credentials: Uint8Array | null }[] }> {
       return k.transaction().execute(async (trx) => {
         const row = await trx
           .selectFrom('connections')
@@ -163,7 +163,7 @@ export function createConnectionsStore(
         if (!activated) return { activated: false, superseded: [] };
         const older = await trx
           .selectFrom('connections')
-          .select('id')
+          .select(['id', 'credentials'])
           .where('workspace_id', '=', row.workspace_id)
           .where('provider_id', '=', row.provider_id)
           .where('status', 'in', ['active', 'attention_required', 'expired'])
@@ -178,7 +178,7 @@ export function createConnectionsStore(
             trx,
           );
         }
-        return { activated: true, superseded: older.map((o) => o.id) };
+        return { activated: true, superseded: older };
       });
     },
     /**

@@ -35,10 +35,15 @@ export function createLifecycle(deps: {
 }) {
   const { store, credentials, audit, events, now } = deps;
 
-  /** Deletes backend copies no row points at any more. Best effort: an orphan stays sealed and bound. */
-  async function removeCopies(ids: readonly string[]): Promise<void> {
+  /**
+   * Deletes backend copies no row points at any more (first the one `column` names, when known: a
+   * listing may not show a copy made a moment ago). Best effort: an orphan stays sealed and bound.
+   */
+  async function removeCopies(rows: readonly (string | { id: string; credentials: Uint8Array | null })[]) {
     if (credentials.mode !== 'secret-backend') return;
-    for (const id of ids) await credentials.remove(id).catch(() => {});
+    for (const row of rows)
+      if (typeof row === 'string') await credentials.remove(row).catch(() => {});
+      else await credentials.remove(row.id, row.credentials).catch(() => {});
   }
 
   async function emitFor(
@@ -169,17 +174,14 @@ export function createLifecycle(deps: {
     ): Promise<Activation> {
       const sealed = await credentials.write(id, storedCredentials(input));
       const t = now();
-      const { activated, superseded } = await store.activate(
-        id,
-        { credentials: sealed, ...activationColumns(input, t) },
-        t,
-      );
-      if (!activated) {
+      const activation = await store.activate(id, { credentials: sealed, ...activationColumns(input, t) }, t);
+      if (!activation.activated) {
         // The flow was consumed once, so no other write to this connection exists.
-        await removeCopies([id]);
+        await removeCopies([{ id, credentials: sealed }]);
         return { activated: false, superseded: [], providerName: undefined };
       }
-      await removeCopies(superseded);
+      await removeCopies(activation.superseded);
+      const superseded = activation.superseded.map((o) => o.id);
       await audit.record(ctx, {
         action: 'connection.activated',
         resourceType: 'connection',
