@@ -118,7 +118,7 @@ export function createConnectionImport(deps: {
           credentials.mode === 'secret-backend' &&
           (await store.find(c.id)) === undefined
         )
-          await credentials.remove(c.id).catch(() => {});
+          await credentials.remove(c.id, sealed).catch(() => {});
         throw error;
       }
       await audit.record(ctx, {
@@ -151,7 +151,7 @@ export function createConnectionImport(deps: {
         );
         if (!replaced) {
           // Revoked or expired meanwhile (neither needs the lease): its backend copy goes too.
-          if (credentials.mode === 'secret-backend') await credentials.remove(c.id).catch(() => {});
+          if (credentials.mode === 'secret-backend') await credentials.remove(c.id, sealed).catch(() => {});
           return 'kept';
         }
         // The copy the row held before (TOKEN_STORE=secret-backend: the new one is at a path of its own).
