@@ -36,8 +36,9 @@ export function createLifecycle(deps: {
   const { store, credentials, audit, events, now } = deps;
 
   /**
-   * Deletes backend copies no row points at any more (first the one `column` names, when known: a
-   * listing may not show a copy made a moment ago). Best effort: an orphan stays sealed and bound.
+   * Deletes backend copies no row points at any more (first the one a row's `credentials` names,
+   * when known: a listing may not show a copy made a moment ago). Best effort: an orphan stays
+   * sealed and bound.
    */
   async function removeCopies(rows: readonly (string | { id: string; credentials: Uint8Array | null })[]) {
     if (credentials.mode !== 'secret-backend') return;
