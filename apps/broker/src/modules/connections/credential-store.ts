@@ -123,11 +123,12 @@ export function createCredentialStore(deps: {
 }): CredentialStore {
   const { mode, ring, secrets, fallback } = deps;
 
-  async function getSealed(id: string, column: Uint8Array): Promise<Uint8Array | undefined> {
-    const path = backendPath(id, column);
+  /** The sealed bytes at a backend path (the fallback backend's when the primary has none). */
+  async function sealedAt(path: string): Promise<Uint8Array | undefined> {
     const found = (await secrets.get(path)) ?? (fallback === undefined ? null : await fallback.get(path));
     return found?.value;
   }
+  const getSealed = (id: string, column: Uint8Array) => sealedAt(backendPath(id, column));
 
   /** Puts sealed bytes at a path of their own; returns the marker naming it. */
   async function putNew(id: string, sealed: Uint8Array): Promise<{ marker: Uint8Array; path: string }> {
@@ -174,10 +175,11 @@ export function createCredentialStore(deps: {
     async read(row) {
       // The token hot path with TOKEN_STORE=database: the column, no I/O.
       if (!isBackendMarker(row.credentials)) return parse(row.id, row.credentials!);
-      const sealed = await getSealed(row.id, row.credentials!);
+      const path = backendPath(row.id, row.credentials!);
+      const sealed = await sealedAt(path);
       if (sealed === undefined)
         throw errorFrom(connectionErrors, 'credentials_missing', {
-          detail: `connection ${row.id}: the row points at the secret backend, which has nothing at ${backendPath(row.id, row.credentials!)}`,
+          detail: `connection ${row.id}: the row points at the secret backend, which has nothing at ${path}`,
         });
       return parse(row.id, sealed);
     },

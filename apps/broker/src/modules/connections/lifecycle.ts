@@ -40,11 +40,9 @@ export function createLifecycle(deps: {
    * when known: a listing may not show a copy made a moment ago). Best effort: an orphan stays
    * sealed and bound.
    */
-  async function removeCopies(rows: readonly (string | { id: string; credentials: Uint8Array | null })[]) {
+  async function removeCopies(rows: readonly { id: string; credentials?: Uint8Array | null }[]) {
     if (credentials.mode !== 'secret-backend') return;
-    for (const row of rows)
-      if (typeof row === 'string') await credentials.remove(row).catch(() => {});
-      else await credentials.remove(row.id, row.credentials).catch(() => {});
+    for (const row of rows) await credentials.remove(row.id, row.credentials).catch(() => {});
   }
 
   async function emitFor(
@@ -212,7 +210,7 @@ export function createLifecycle(deps: {
     async expirePending(limit: number): Promise<string[]> {
       const ids = await store.expirePending(now(), limit);
       await emitFor(ids, 'connection.expired', { reason: 'not_completed' });
-      await removeCopies(ids);
+      await removeCopies(ids.map((id) => ({ id })));
       return ids;
     },
 
@@ -220,7 +218,7 @@ export function createLifecycle(deps: {
     async expireBroken(cutoff: number, limit: number): Promise<string[]> {
       const ids = await store.expireBroken(cutoff, now(), limit);
       await emitFor(ids, 'connection.expired', { reason: 'gave_up' });
-      await removeCopies(ids);
+      await removeCopies(ids.map((id) => ({ id })));
       return ids;
     },
   };

@@ -126,7 +126,7 @@ export function createNarrowing(c: NarrowingDeps) {
       await discarded(current, tokens, sealed);
       return null;
     }
-    await retire(current, sealed);
+    await retire(current);
     const granted = (tokens.scope ?? scopes.join(' ')).split(' ').filter((x) => x !== '');
     // A provider that ignores the narrowing hands back more than was asked: not down-scoped.
     if (granted.some((g) => !scopes.includes(g))) return null;

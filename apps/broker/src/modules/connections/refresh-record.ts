@@ -241,7 +241,7 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
         detail: `the refresh lease of ${row.id} was taken over, or the connection revoked; the tokens of this refresh were not kept`,
       });
     }
-    await retire(row, sealed);
+    await retire(row);
     await audit.record(
       { actor: 'system:refresh' },
       {
@@ -263,12 +263,11 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
   }
 
   /**
-   * Deletes the secret-backend copy the row pointed at before it took `stored` (best effort: a
-   * copy left behind is deleted with the connection).
+   * Deletes the secret-backend copy `row` pointed at, now that the row holds a new one (a write
+   * never reuses a path). Best effort: a copy left behind is deleted with the connection.
    */
-  async function retire(row: ConnectionWithProvider, stored: Uint8Array): Promise<void> {
-    if (row.credentials !== null && !Buffer.from(row.credentials).equals(Buffer.from(stored)))
-      await c.credentials.discard(row.id, row.credentials).catch(() => {});
+  async function retire(row: ConnectionWithProvider): Promise<void> {
+    await c.credentials.discard(row.id, row.credentials).catch(() => {});
   }
 
   /** Whether the row holds what this refresh wrote at `t` (its ciphertext, and its time). */
