@@ -19,8 +19,8 @@ const families = new WeakMap<FastifyRequest, CredentialFamily>();
  * Public routes take no credential and are never refused here: `/health` and `/ready` answer
  * whatever an address did. `/oauth/token` is checked once its form body is parsed (the client's
  * credential is in it), and its login allowance (RATE_LIMIT_LOGIN_RPM) is per address and family.
- * Installed before authentication; a 401 counts as a failure, an authenticated request or an
- * issued token as a success. Counters are shared through Redis when it is configured.
+ * Installed before authentication; a 401 counts as a failure (before it is sent), an authenticated
+ * request or an issued token as a success. Counters are shared through Redis when it is configured.
  */
 export function installAuthFailureLimit(
   app: FastifyInstance,
@@ -59,12 +59,19 @@ export function installAuthFailureLimit(
       })().catch((error: unknown) => replyLimited(request, reply, error));
     }),
   );
+  // A failure is counted before its 401 leaves: a client that waits for each answer (one guesser,
+  // or a test) never sees a broker that has not yet heard of its last failure.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const family = reply.statusCode === 401 ? families.get(request) : undefined;
+    if (family === undefined) return done(null, payload);
+    const send = () => done(null, payload);
+    limiter.recordFailure(request.ip, family).then(send, send);
+  });
   app.addHook(
     'onResponse',
     quickHook((request, reply) => {
       const family = families.get(request);
-      if (family === undefined) return undefined;
-      if (reply.statusCode === 401) return limiter.recordFailure(request.ip, family);
+      if (family === undefined || reply.statusCode === 401) return undefined;
       if (
         request.principal !== undefined ||
         (reply.statusCode === 200 && LOGIN_ROUTES.has(request.routeOptions.url ?? ''))
