@@ -32,7 +32,7 @@ import {
   type TestBroker,
   type TestDatabase,
 } from './harness.ts';
-import { startRedis } from './redis-server.ts';
+import { redisClients, startRedis } from './redis-server.ts';
 
 after(killAllChildren);
 
@@ -238,6 +238,7 @@ describe('failed authentications across two brokers sharing Redis, all clients o
   let db: TestDatabase;
   let redis: ChildProcess | undefined;
   let redisDir: string;
+  let redisPort: number;
   const brokers: { url: string; process: ReturnType<typeof spawnCli> }[] = [];
   let env: Record<string, string>;
   let used: string;
@@ -245,7 +246,7 @@ describe('failed authentications across two brokers sharing Redis, all clients o
 
   before(async () => {
     redisDir = mkdtempSync(join(tmpdir(), 'nexus-redis-'));
-    const redisPort = await freePort();
+    redisPort = await freePort();
     redis = await startRedis(redisPort, redisDir);
     db = await createTestDatabase();
     env = {
@@ -292,6 +293,15 @@ describe('failed authentications across two brokers sharing Redis, all clients o
     fetch(`${brokers[broker]!.url}${path}`, {
       headers: { ...headers, ...(key === undefined ? {} : { 'x-api-key': key }) },
     }).then((r) => r.status);
+
+  it('each broker connects to Redis once ready, before its first request', async () => {
+    // Connected on first use instead, a connection slower than 500 ms let the first failures
+    // through uncounted, and the other broker answered 401 where it should have refused.
+    for (let tries = 0; (await redisClients(redisPort)) < brokers.length; tries++) {
+      if (tries > 100) assert.fail(`${await redisClients(redisPort)} of ${brokers.length} brokers connected`);
+      await new Promise((done) => setTimeout(done, 100));
+    }
+  });
 
   it('counts are shared, keys seen working on one broker are good on the other, probes always answer', async () => {
     await freshWindow(60_000, 20_000);

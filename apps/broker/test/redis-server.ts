@@ -2,7 +2,8 @@
  * A private `redis-server` for tests that stop, hang or restart it (the shared test Redis must not
  * be touched): on a given port, bound to loopback, nothing persisted.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 
 /** Starts redis-server on `port` with `dir` as its working directory; resolves once it accepts connections. */
 export async function startRedis(port: number, dir: string): Promise<ChildProcess> {
@@ -42,4 +43,11 @@ export function stopRedis(
     child.once('exit', () => resolve());
     child.kill(signal);
   });
+}
+
+/** How many clients are connected to the Redis on `port`, not counting the one that asks. */
+export async function redisClients(port: number): Promise<number> {
+  const { stdout } = await promisify(execFile)('redis-cli', ['-p', String(port), 'CLIENT', 'LIST']);
+  return stdout.split('\n').filter((line) => line.startsWith('id=') && !line.includes('cmd=client|list'))
+    .length;
 }

@@ -16,6 +16,8 @@ export interface CounterStore {
   ): Promise<{ counts: number[]; marked: boolean }>;
   /** Sets `mark` for `ttlMs`. */
   setMark(mark: string, ttlMs: number): Promise<void>;
+  /** Opens the store's connection now, if it has one, instead of on first use. */
+  warm(): void;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export function memoryStore(now: () => number): CounterStore {
       return { counts: keys.map((key) => counts.get(key) ?? 0), marked: false };
     },
     async setMark() {},
+    warm() {},
     async close() {},
   };
 }
@@ -94,9 +97,10 @@ export function redisStore(
 ): CounterStore {
   let connecting: Promise<RedisCommands> | undefined;
   let lastError: unknown;
-  // Loaded and connected on first use: processes that serve no limited route (and brokers without
-  // Redis) never load the client library or open a connection. The first use waits for the
-  // connection (at most REDIS_TIMEOUT_MS); the client keeps reconnecting in the background.
+  // Loaded and connected by `warm` (a serving broker, once it is ready) or on first use: other
+  // processes (and brokers without Redis) never load the client library or open a connection. The
+  // first use waits for the connection (at most REDIS_TIMEOUT_MS); the client keeps reconnecting
+  // in the background.
   const connect = async (): Promise<RedisCommands> => {
     const { createClient } = await import('redis');
     const client = createClient({
@@ -182,6 +186,13 @@ export function redisStore(
         };
       }),
     setMark: (mark, ttlMs) => run((client) => client.setPx(`nexus:ok:${mark}`, ttlMs)),
+    warm() {
+      // Without it the first limited request after a start waited for the connection, and a
+      // connection slower than REDIS_TIMEOUT_MS let the first requests through uncounted.
+      if (connecting !== undefined) return;
+      connecting = connect();
+      connecting.catch(() => {}); // a client library that fails to load is reported on first use
+    },
     async close() {
       // destroy, not close: close() waits for pending commands, forever if Redis hangs.
       (await connecting)?.destroy();

@@ -200,6 +200,8 @@ export function createRateLimiter(config: RateLimitConfig, now: () => number = D
         storeFailures += 1;
       }
     },
+    /** Opens the connection to Redis now (see CounterStore.warm); nothing without Redis. */
+    warm: () => store?.warm(),
     get storeFailures() {
       return storeFailures;
     },

@@ -300,6 +300,7 @@ export async function serve(io: Io, env: NodeJS.ProcessEnv, options: ServeOption
       'nexus ready',
     );
     extension?.ready(`http://${hostForUrl(config.http.host)}:${port}`);
+    container.rateLimiter.warm();
     // After the listener is up: the first claim and housekeeping pass do not delay readiness.
     // A gateway (DMZ) never runs background jobs: refreshes and deliveries belong to the broker role.
     const runJobs = options.worker && role !== 'gateway';
