@@ -40,7 +40,8 @@ after(killAllChildren);
  * Makes the statements `when` selects (a trigger condition over OLD/NEW) stall for a few seconds
  * and then fail: the process that runs one can be killed inside it, and its write never commits
  * (a killed client's PostgreSQL session would otherwise finish the statement and commit it).
- * SQLite burns CPU inside the writer's transaction (it has no sleep); PostgreSQL sleeps.
+ * SQLite burns CPU inside the writer's transaction (it has no sleep; ~8 s here, ample for a loaded
+ * machine to poll and kill), PostgreSQL sleeps.
  */
 async function stallStatements(
   db: TestDatabase,
@@ -52,7 +53,7 @@ async function stallStatements(
     await sqlOn(
       db,
       `CREATE TRIGGER nexus_test_stall BEFORE ${event} ON ${table} WHEN ${when.sqlite} BEGIN
-         SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 15000000) SELECT x FROM c);
+         SELECT count(*) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 60000000) SELECT x FROM c);
          SELECT RAISE(ABORT, 'nexus test stall');
        END`,
     );

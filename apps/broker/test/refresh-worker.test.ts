@@ -217,10 +217,15 @@ describe('background refresh worker', () => {
     s.clock += HOUR - (MARGIN_S - 1) * 1000;
     s.idp.setTokenEndpointFault('slow', 300);
     const base = s.idp.counts.refresh_token;
+    const arrived = s.idp.counts.token_requests;
     const [refreshed, forced] = await Promise.all([
       worker().runOnce(),
       (async () => {
-        await new Promise((r) => setTimeout(r, 50));
+        // Once the worker's call is at the provider (held there 300 ms), its lease is taken.
+        for (let tries = 0; s.idp.counts.token_requests === arrived; tries++) {
+          assert.ok(tries < 2_000, "the worker's call reached the provider within 10 s");
+          await new Promise((r) => setTimeout(r, 5));
+        }
         return s.call({ method: 'POST', url: `/v1/refresh/${id}` });
       })(),
     ]);

@@ -32,13 +32,23 @@ describe('revocation racing a refresh, at a provider that revokes only the prese
     return issued;
   }
   const status = async (id: string) => (await s.broker.container.connectionsStore.find(id))?.status;
+  /** Until a token request beyond the `seen` so far has reached the provider (counted on arrival). */
+  async function untilTokenRequest(seen: number): Promise<void> {
+    for (let tries = 0; s.idp.counts.token_requests <= seen; tries++) {
+      assert.ok(tries < 1_000, 'the refresh reached the provider within 10 s');
+      await sleep(10);
+    }
+  }
 
   it('the answer arrives after the connection was revoked: its new tokens are revoked at the provider', async () => {
     const id = await s.connect('idp-discovered', 'race-after');
     const issued = captureIssued();
     // The provider rotates at once; its answer reaches the broker 800 ms later.
     await s.idp.setTokenEndpointFault('slow_answer', 800);
+    const seen = s.idp.counts.token_requests;
     const refresh = s.call({ method: 'POST', url: `/v1/refresh/${id}` });
+    // Arrived, then a moment for the provider to rotate (it answers 800 ms later).
+    await untilTokenRequest(seen);
     await sleep(200);
     await s.idp.setTokenEndpointFault('none');
     await s.call({ method: 'DELETE', url: `/v1/connections/${id}` }, 200);
@@ -74,8 +84,9 @@ describe('revocation racing a refresh, at a provider that revokes only the prese
     // Every call reaches the provider 600 ms after it was sent: the refresh first, then the
     // revocation of the token it is about to rotate.
     await s.idp.setTokenEndpointFault('slow', 600);
+    const seen = s.idp.counts.token_requests;
     const refresh = s.call({ method: 'POST', url: `/v1/refresh/${id}` });
-    await sleep(150);
+    await untilTokenRequest(seen);
     const revoke = s.call({ method: 'DELETE', url: `/v1/connections/${id}` });
     assert.equal((await refresh).statusCode, 200, 'the refresh was kept');
     const revoked = await revoke;

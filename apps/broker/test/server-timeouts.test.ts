@@ -83,7 +83,9 @@ function exchange(
   });
 }
 
-const cutAfterTheLimit = (ms: number, what: string, extraMs = 1_500) =>
+// The slack covers a loaded machine's late timers and Node's one-second checks; Node's own
+// defaults (headers 60 s, request 300 s) would outlast the 15 s guard.
+const cutAfterTheLimit = (ms: number, what: string, extraMs = 4_000) =>
   assert.ok(
     ms >= LIMIT_S * 1000 - 100 && ms <= LIMIT_S * 1000 + extraMs,
     `${what}: closed after ${Math.round(ms)} ms (limit ${LIMIT_S} s)`,
@@ -195,15 +197,16 @@ describe('listener timeouts on a real broker', { timeout: 120_000 }, () => {
   it('headers that never end are cut after the headers limit', async () => {
     const { closedAfterMs } = await exchange(port, 'GET /health HTTP/1.1\r\nHost: broker\r\n');
     // Node checks every second (connectionsCheckingInterval).
-    cutAfterTheLimit(closedAfterMs, 'incomplete headers', 2_000);
+    cutAfterTheLimit(closedAfterMs, 'incomplete headers');
   });
 
   it('an idle keep-alive connection is closed after the keep-alive limit', async () => {
     const { data, closedAfterMs } = await exchange(port, 'GET /health HTTP/1.1\r\nHost: broker\r\n\r\n');
     assert.match(data, /^HTTP\/1\.1 200 /);
     assert.match(data, /keep-alive: timeout=2/i);
-    // Node keeps the socket a second beyond the advertised timeout (keepAliveTimeoutBuffer).
-    cutAfterTheLimit(closedAfterMs, 'idle keep-alive', 2_000);
+    // Node keeps the socket a second beyond the advertised timeout (keepAliveTimeoutBuffer). At
+    // most 5 s in all: Node's default keep-alive (5 s, closed at 6) must not pass for ours.
+    cutAfterTheLimit(closedAfterMs, 'idle keep-alive', 3_000);
   });
 
   it('an unauthenticated upload to the proxy is answered 401 and closed, however slowly it trickles', async () => {

@@ -280,9 +280,11 @@ describe('a worker starved of CPU in the middle of a refresh', { skip: PG_ONLY }
       20_000,
     );
     starved.kill('SIGSTOP');
+    const stoppedAt = performance.now();
     const other = await startWorker(s, leaseEnv);
-    // Longer than the lease (10 s), shorter than the lease and its grace for a call in flight.
-    await new Promise((r) => setTimeout(r, 13_000));
+    // Longer than the lease (10 s), shorter than the lease and its grace for a call in flight,
+    // counted from the stop: a slow start of the other worker does not eat into the grace.
+    await new Promise((r) => setTimeout(r, Math.max(0, stoppedAt + 13_000 - performance.now())));
     assert.equal(await refreshedCount(s, ids), 0, 'the other worker did not take the leases over');
     starved.kill('SIGCONT');
     await s.idp.setTokenEndpointFault('none');
