@@ -149,10 +149,11 @@ describe('audit log: group commit and hash chain', () => {
     assert.equal((await broker.container.audit.verify()).ok, true);
   });
 
-  it('an anonymous login whose claimed client id is cut mid-emoji: its event and its neighbours stored, the chain intact', async () => {
-    // The failed login is audited as `agent:<first 64 UTF-16 units of the client id>`: here the
-    // first half of the emoji. Admin keys are created meanwhile, in the same audit batches.
-    const clientId = `${'a'.repeat(63)}\u{1F600}`;
+  it('an actor cut mid-emoji: its event and its neighbours stored, the chain intact', async () => {
+    // An actor is stored as its first 200 UTF-16 units (every text field is clipped alike): here
+    // the first half of the emoji. Failed logins and admin keys are recorded meanwhile, in
+    // the same audit batches.
+    const actor = `agent:${'a'.repeat(193)}\u{1F600}`;
     const login = () =>
       broker.app.inject({
         method: 'POST',
@@ -160,29 +161,72 @@ describe('audit log: group commit and hash chain', () => {
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         payload: new URLSearchParams({
           grant_type: 'client_credentials',
-          client_id: clientId,
+          client_id: `${'a'.repeat(63)}\u{1F600}`,
           client_secret: 'x',
         }).toString(),
       });
     const answers = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        i % 2 === 0
-          ? login()
-          : broker.request({ method: 'POST', url: '/admin/v1/admin-keys', payload: { name: `batch-${i}` } }),
+      Array.from({ length: 30 }, (_, i) =>
+        i % 3 === 0
+          ? login().then((r) => r.statusCode)
+          : i % 3 === 1
+            ? broker.container.audit
+                .record(
+                  { ...ctx, actor },
+                  { action: 'cut.actor', resourceType: 'test', resourceId: String(i) },
+                )
+                .then(() => 0)
+            : broker
+                .request({ method: 'POST', url: '/admin/v1/admin-keys', payload: { name: `batch-${i}` } })
+                .then((r) => r.statusCode),
       ),
     );
     assert.deepEqual(
-      answers.map((a) => a.statusCode),
-      Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? 401 : 201)),
+      answers,
+      Array.from({ length: 30 }, (_, i) => [401, 0, 201][i % 3]),
     );
     const verify = json<{ ok: boolean; broken_at?: unknown }>(
       await broker.request({ method: 'GET', url: '/audit/verify' }),
     );
     assert.deepEqual(verify.ok, true, JSON.stringify(verify));
-    const denied = json<{ events: { actor: string }[] }>(
-      await broker.request({ method: 'GET', url: '/audit?event_type=agent.token_denied&limit=1' }),
+    const cut = json<{ events: { actor: string }[] }>(
+      await broker.request({ method: 'GET', url: '/audit?event_type=cut.actor&limit=1' }),
     ).events;
-    assert.equal(denied[0]?.actor, `agent:${'a'.repeat(63)}\ufffd`);
+    assert.equal(cut[0]?.actor, `agent:${'a'.repeat(193)}\ufffd`);
+  });
+
+  it('a refused client is audited by its agent id only when an agent has it; anything else as unknown', async () => {
+    // Client id and secret swapped, or an admin key pasted as the client id: the audit log (read
+    // by read-scope keys) must not keep it.
+    const secret = `nxs_${'0'.repeat(16)}_${'S'.repeat(43)}`;
+    const refused = async (clientId: string) => {
+      const res = await broker.app.inject({
+        method: 'POST',
+        url: '/oauth/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({
+          grant_type: 'client_credentials',
+          client_id: clientId,
+          client_secret: 'wrong',
+        }).toString(),
+      });
+      assert.equal(res.statusCode, 401, res.body);
+      const events = json<{ events: { actor: string }[] }>(
+        await broker.request({ method: 'GET', url: '/audit?event_type=agent.token_denied&limit=1' }),
+      ).events;
+      return events[0]!.actor;
+    };
+    assert.equal(await refused(secret), 'agent:unknown');
+    assert.equal(await refused('not-an-agent'), 'agent:unknown');
+    const agent = await broker.request({
+      method: 'POST',
+      url: '/admin/v1/agents',
+      payload: { agent_id: 'audited-by-id', allowed_scopes: [] },
+    });
+    assert.equal(agent.statusCode, 201, agent.body);
+    assert.equal(await refused('audited-by-id'), 'agent:audited-by-id');
+    const all = await broker.request({ method: 'GET', url: '/audit?limit=500' });
+    assert.ok(!all.body.includes(secret.slice(0, 30)), 'the pasted secret is nowhere in the audit log');
   });
 
   it('keeps one chain when events race from two writers (as from two replicas)', async () => {

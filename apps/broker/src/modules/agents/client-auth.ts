@@ -13,6 +13,8 @@ import { CLIENT_ASSERTION_ALGORITHMS } from './jwks.ts';
 
 /** Client secrets look like `nxs_<secret id>_<43 random chars>`: the id finds the row, the hash is compared. */
 const SECRET_PATTERN = /^nxs_([a-f0-9]{16})_([A-Za-z0-9_-]{43})$/;
+/** An agent id as agents are registered (agents.routes.ts): what a client id or assertion issuer may be. */
+export const AGENT_ID = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const MAX_ASSERTION_LIFETIME_S = 300;
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -73,7 +75,7 @@ export function createClientAuthenticator(deps: {
       } catch {
         return null;
       }
-      if (claimed === undefined || !/^[a-z0-9][a-z0-9._-]{0,63}$/.test(claimed)) return null;
+      if (claimed === undefined || !AGENT_ID.test(claimed)) return null;
       if (auth.clientId !== undefined && auth.clientId !== claimed) return null;
       const row = await store.findLiveByAgentId(claimed);
       const keys = row === undefined ? undefined : keySetFor(row);

@@ -13,7 +13,7 @@ import { principalOf } from './access-tokens.ts';
 import { list } from './agent-views.ts';
 import { agentErrors } from './agents.errors.ts';
 import type { AgentsStore } from './agents.store.ts';
-import { type ClientAuthentication, createClientAuthenticator } from './client-auth.ts';
+import { AGENT_ID, type ClientAuthentication, createClientAuthenticator } from './client-auth.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
 export function createClientCredentialsGrant(deps: {
@@ -48,13 +48,25 @@ export function createClientCredentialsGrant(deps: {
     return { token, jti };
   }
 
+  /**
+   * Who a refused client claimed to be, for the audit log (which read-scope keys can read): the
+   * agent when one has that id, else `agent:unknown`. The field may hold anything: a secret pasted
+   * into it (client id and secret swapped, an admin key) must not be stored, nor anything derived
+   * from it that could be guessed back (a hash of a short password). The event's address and user
+   * agent still tell attempts apart.
+   */
+  async function claimedActor(auth: ClientAuthentication): Promise<string> {
+    const claimed = auth.basic?.clientId ?? auth.clientId;
+    if (claimed === undefined || !AGENT_ID.test(claimed)) return 'agent:unknown';
+    return (await deps.store.findLiveByAgentId(claimed)) === undefined ? 'agent:unknown' : `agent:${claimed}`;
+  }
+
   /** The authenticated, active agent; otherwise the failure is audited and `invalid_client` thrown. */
   async function authenticatedAgent(ctx: AuditContext, auth: ClientAuthentication): Promise<AgentsTable> {
     const row = await authenticateClient(auth);
     if (row !== null && row.disabled_at === null) return row;
-    const claimed = row?.agent_id ?? auth.basic?.clientId ?? auth.clientId ?? 'unknown';
     await audit.record(
-      { ...ctx, actor: `agent:${claimed.slice(0, 64)}` },
+      { ...ctx, actor: row === null ? await claimedActor(auth) : `agent:${row.agent_id}` },
       {
         action: 'agent.token_denied',
         resourceType: 'agent',
