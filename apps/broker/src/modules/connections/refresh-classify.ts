@@ -1,4 +1,6 @@
 import * as oauth from 'oauth4webapi';
+import { EgressError } from '../../egress/address-guard.ts';
+import { NexusError } from '../../errors/nexus-error.ts';
 import { retryAfterMs } from './refresh-schedule.ts';
 
 /**
@@ -70,15 +72,33 @@ function failedToConnect(error: unknown): boolean {
 /** A gateway's answer in front of the provider: the provider itself may have processed the call. */
 const GATEWAY_STATUSES = new Set([502, 504]);
 
+/**
+ * What may be said of an error in `last_error` (which read keys, the console and webhooks see):
+ * text this code or oauth4webapi wrote, or a short error code. Anyone else's message may quote
+ * what it was given: a secret backend's SDK names accounts and roles, a JSON parser quotes the
+ * provider's answer (tokens included).
+ */
+function sayable(error: Error): string | undefined {
+  if (error instanceof NexusError) return error.code;
+  if (error instanceof EgressError || error instanceof WithheldError) return error.message;
+  if (error instanceof oauth.OperationProcessingError || error instanceof oauth.UnsupportedOperationError)
+    return error.message;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : undefined;
+}
+
+const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 export function describeUpstreamError(error: unknown): string {
-  if (error instanceof oauth.ResponseBodyError) return `${error.status} ${error.error}`;
+  // The provider's `error` is a code (RFC 6749 §5.2); anything else may echo the request back.
+  if (error instanceof oauth.ResponseBodyError)
+    return `${error.status} ${OAUTH_ERROR_CODE.test(error.error) ? error.error : 'error'}`;
   const response = responseOf(error);
   if (response !== undefined) return `${response.status} unusable answer`;
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError'))
-    return 'timeout';
-  if (error instanceof Error)
-    return (error.cause instanceof Error ? error.cause.message : error.message).slice(0, 200);
-  return 'unknown';
+  if (!(error instanceof Error)) return 'unknown';
+  if (error.name === 'TimeoutError' || error.name === 'AbortError') return 'timeout';
+  const cause = error.cause instanceof Error ? sayable(error.cause) : undefined;
+  return (cause ?? sayable(error) ?? error.name).slice(0, 200);
 }
 
 /**

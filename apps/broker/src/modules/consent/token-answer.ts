@@ -41,7 +41,8 @@ export async function readTokenAnswer(
  */
 async function withoutIdToken(response: Response): Promise<Response> {
   const copy = response.clone();
-  if (!response.ok || !(response.headers.get('content-type') ?? '').includes('json')) return copy;
+  if (!response.ok || !(response.headers.get('content-type') ?? '').toLowerCase().includes('json'))
+    return copy;
   const text = await copy.text();
   let body: unknown;
   try {

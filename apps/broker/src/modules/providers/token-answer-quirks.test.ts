@@ -8,12 +8,19 @@ const TOKEN = 'https://id.example.com/oauth/token';
 async function answer(
   params: Record<string, unknown>,
   body: string,
-  { status = 200, type = 'application/json', url = TOKEN, dropIdToken = false } = {},
+  {
+    status = 200,
+    type = 'application/json',
+    url = TOKEN,
+    dropIdToken = false,
+    grant = undefined as string | undefined,
+  } = {},
 ) {
   const send: typeof fetch = async () =>
     new Response(body, { status, headers: { 'content-type': type, 'x-request-id': 'r1' } });
   const f = tolerantFetch(send, { quirks: tokenAnswerQuirks({ params }), tokenEndpoint: TOKEN, dropIdToken });
-  const res = await f(url, { method: 'POST' });
+  const sent = grant === undefined ? undefined : new URLSearchParams({ grant_type: grant });
+  const res = await f(url, { method: 'POST', ...(sent === undefined ? {} : { body: sent }) });
   const text = await res.text();
   let parsed: unknown;
   try {
@@ -25,6 +32,36 @@ async function answer(
 }
 
 describe('token answers put into the standard form (token-answer-quirks.ts)', () => {
+  it('keeps a successful answer whose optional parts are unusable, with its rotated refresh token', async () => {
+    const tokens = (extra: Record<string, unknown>) =>
+      JSON.stringify({ access_token: 'a', refresh_token: 'r2', token_type: 'bearer', ...extra });
+    const body = async (text: string, options = {}) =>
+      (await answer({}, text, options)).body as Record<string, unknown>;
+    assert.equal((await body(tokens({ token_type: undefined }))).token_type, 'bearer', 'missing');
+    assert.equal((await body(tokens({ token_type: 'mac' }))).token_type, 'bearer', 'unknown');
+    assert.equal((await body(tokens({ token_type: 'DPoP' }))).token_type, 'DPoP', 'known: as sent');
+    assert.deepEqual(await body(tokens({ scope: null })), {
+      access_token: 'a',
+      refresh_token: 'r2',
+      token_type: 'bearer',
+    });
+    const noRotation = await body(tokens({ refresh_token: null }));
+    assert.equal('refresh_token' in noRotation, false, 'a null refresh token is no new one');
+    assert.equal('refresh_token' in (await body(tokens({ refresh_token: '' }))), false);
+    // Media types without regard to case; a JSON answer under another type is read.
+    for (const type of ['Application/JSON', 'text/plain'])
+      assert.deepEqual(await body(tokens({ expires_in: '3600', token_type: undefined }), { type }), {
+        access_token: 'a',
+        refresh_token: 'r2',
+        token_type: 'bearer',
+        expires_in: 3600,
+      });
+    // An id_token in a refresh answer is dropped (nothing reads it); at the code exchange it stays.
+    const withId = tokens({ id_token: 'garbage' });
+    assert.equal('id_token' in (await body(withId, { grant: 'refresh_token' })), false);
+    assert.equal((await body(withId, { grant: 'authorization_code' })).id_token, 'garbage');
+  });
+
   it('reads a form-encoded answer as JSON for every provider', async () => {
     const res = await answer({}, 'access_token=gho_1&scope=repo%2Cgist&token_type=bearer', {
       type: 'application/x-www-form-urlencoded; charset=utf-8',
@@ -56,7 +93,7 @@ describe('token answers put into the standard form (token-answer-quirks.ts)', ()
     assert.equal('expires_in' in (await read('')), false);
     assert.equal('expires_in' in (await read(1e13)), false, 'past ten years');
     assert.equal('expires_in' in (await read('99999999999999999999')), false);
-    assert.equal((await read(-5)).expires_in, -5, 'left for oauth4webapi to refuse');
+    assert.equal((await read(-5)).expires_in, 0, 'expired on arrival, the answer kept');
     // Text oauth4webapi would read with parseFloat (3600.5, 1e13) is no lifetime either.
     for (const text of ['soon', '3600.5s', '1e13', '0x10'])
       assert.equal('expires_in' in (await read(text)), false, text);
@@ -125,8 +162,9 @@ describe('token answers put into the standard form (token-answer-quirks.ts)', ()
       'user:read:email chat:read',
     );
     assert.equal(await read({}, scoped([])), '');
-    // Not only strings: left for oauth4webapi to refuse. Not a token answer: left alone.
-    assert.deepEqual(await read({}, scoped(['a', 1])), ['a', 1]);
+    // Not only strings: absent (the answer, and its refresh token, kept). Not a token answer: left alone.
+    assert.equal(await read({}, scoped(['a', 1])), undefined);
+    assert.equal(await read({}, scoped(42)), undefined);
     assert.deepEqual(await read({}, twitch, 'https://id.example.com/other'), [
       'user:read:email',
       'chat:read',

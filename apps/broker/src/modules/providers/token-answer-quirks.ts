@@ -9,9 +9,14 @@ import type { StoredProfile } from './providers.schemas.ts';
  *
  * For every provider, whatever its settings:
  * - a form-encoded answer (`application/x-www-form-urlencoded`: GitHub when `Accept:
- *   application/json` is ignored) is read as a JSON object;
+ *   application/json` is ignored) is read as a JSON object; media types are compared without
+ *   regard to case, and a token endpoint's JSON answer under another type (`text/plain`) is read;
  * - `expires_in` given as a numeric string (`"3600"`) becomes a number; `null` or `""` is treated
- *   as absent (the token's lifetime is unknown, as when it is missing);
+ *   as absent (the token's lifetime is unknown, as when it is missing), a negative one as 0;
+ * - in a successful token answer, a missing or unknown `token_type` is bearer, and a `scope` that
+ *   is not text or a `refresh_token` that is not a non-empty string is absent: the answer, and
+ *   the rotated refresh token in it, is kept rather than refused;
+ * - an `id_token` in a refresh answer is removed (nothing reads it there);
  * - a granted `scope` given as a JSON array of strings (Twitch) is stored space-separated (§3.3);
  * - a 200 answer with a string `error` and no `access_token` is an OAuth error answer (§5.2) and
  *   passed on as a 400 (GitHub's `bad_refresh_token`; connections/refresh-classify.ts reads it);
@@ -24,8 +29,8 @@ import type { StoredProfile } from './providers.schemas.ts';
  * - `tokens_at`: the token fields (`access_token`, `refresh_token`, `expires_in`, `scope`,
  *   `token_type`) are taken from that object (Slack: `authed_user`, the user's token, not the
  *   bot's at the top level) when the answer has it with an `access_token`; an answer without it
- *   (Slack answers a user token's refresh at the top level) is read as it is. Such an answer's
- *   `token_type` (Slack: `user`) is the bearer token it is used as;
+ *   (Slack answers a user token's refresh at the top level) is read as it is (its `token_type`,
+ *   Slack's `user`, is a bearer token, as above);
  * - `scope_separator: ","`: the granted `scope` is stored space-separated (RFC 6749 §3.3), so
  *   that it compares with the requested scopes.
  */
@@ -90,19 +95,23 @@ export function tolerantFetch(
     const fromTokenEndpoint = tokenEndpoint !== undefined && URL.parse(url)?.href === tokenEndpoint;
     // No body to read (a revocation's 204): nothing to put right.
     if (NULL_BODY_STATUSES.has(response.status)) return response;
-    const type = response.headers.get('content-type') ?? '';
+    // Media types are case-insensitive (RFC 9110 §8.3.1): `Application/JSON` is JSON.
+    const type = (response.headers.get('content-type') ?? '').toLowerCase();
     const form = type.includes('application/x-www-form-urlencoded');
     const json = type.includes('json');
-    if (!form && !json && !(fromTokenEndpoint && quirks.formEncoded)) return response;
+    if (!form && !json && !fromTokenEndpoint) return response;
     const text = await response.text();
-    let body = parse(text, form ? 'form' : json ? 'json' : 'either');
+    // The token endpoint's answer under another type (`text/plain`) is read as JSON, or as a form
+    // with `form_encoded`.
+    let body = parse(text, form ? 'form' : json || !quirks.formEncoded ? 'json' : 'either');
     // Not an object: passed on as it came, for oauth4webapi to refuse.
     if (body === undefined) return copy(response, text, response.status);
     let status = response.status;
     if (response.ok && isErrorAnswer(body, fromTokenEndpoint && quirks.errorWith200)) status = 400;
-    else if (response.ok && fromTokenEndpoint) body = standardTokens(body, quirks);
+    else if (response.ok && fromTokenEndpoint) body = usableTokens(standardTokens(body, quirks));
     body = withExpiresIn(body);
-    if (dropIdToken && status < 300) body = withoutIdToken(body);
+    // Nothing reads an `id_token` at refresh, and one that fails its checks would lose the answer.
+    if (status < 300 && (dropIdToken || (fromTokenEndpoint && isRefresh(init)))) body = withoutIdToken(body);
     const headers = new Headers(response.headers);
     // A JSON media type stays as it was (`application/jwk-set+json`…); anything read otherwise is now JSON.
     if (!json) headers.set('content-type', 'application/json');
@@ -157,8 +166,6 @@ function standardTokens(body: Body, quirks: TokenAnswerQuirks): Body {
       for (const field of TOKEN_FIELDS) delete answer[field];
       for (const field of TOKEN_FIELDS) if (nested[field] !== undefined) answer[field] = nested[field];
     }
-    const type = typeof answer.token_type === 'string' ? answer.token_type.toLowerCase() : undefined;
-    if (type === undefined || !KNOWN_TOKEN_TYPES.has(type)) answer = { ...answer, token_type: 'bearer' };
   }
   const scope = answer.scope;
   if (Array.isArray(scope) && scope.every((s) => typeof s === 'string'))
@@ -167,6 +174,30 @@ function standardTokens(body: Body, quirks: TokenAnswerQuirks): Body {
     answer = { ...answer, scope: spaceSeparated(answer.scope) };
   }
   return answer;
+}
+
+/**
+ * A successful token answer whose optional parts oauth4webapi would refuse, made usable: a
+ * missing or unknown `token_type` is read as bearer, and a `scope` that is not text or a
+ * `refresh_token` that is not a non-empty string as absent. Refusing the whole answer would drop
+ * the rotated refresh token it carries: the provider has already spent the old one.
+ */
+function usableTokens(answer: Body): Body {
+  const out = { ...answer };
+  const type = typeof out.token_type === 'string' ? out.token_type.toLowerCase() : undefined;
+  if (type === undefined || !KNOWN_TOKEN_TYPES.has(type)) out.token_type = 'bearer';
+  if ('scope' in out && typeof out.scope !== 'string') delete out.scope;
+  if ('refresh_token' in out && (typeof out.refresh_token !== 'string' || out.refresh_token === ''))
+    delete out.refresh_token;
+  return out;
+}
+
+/** Whether a request is a refresh (RFC 6749 §6): its form body says `grant_type=refresh_token`. */
+function isRefresh(init: RequestInit | undefined): boolean {
+  const body = init?.body;
+  const form =
+    body instanceof URLSearchParams ? body : typeof body === 'string' ? new URLSearchParams(body) : undefined;
+  return form?.get('grant_type') === 'refresh_token';
 }
 
 /** The object at a dotted path (own properties only), if there is one. */
@@ -215,7 +246,8 @@ export function expiryOf(answeredAt: number, expiresIn: unknown): number | null 
 
 /**
  * `expires_in` as RFC 6749 §5.1 has it: a whole number of seconds (see `lifetimeSeconds`). A
- * negative number is left for oauth4webapi to refuse. Anything else that is not a lifetime
+ * negative number is 0: a token expired on arrival, which extends nothing (the refresh backs off),
+ * while the answer's refresh token is kept. Anything else that is not a lifetime
  * (`null`, `""`, text such as `"3600s"` or `"1e13"`, an array, a lifetime past `MAX_EXPIRES_IN_S`)
  * is removed: an unknown lifetime, as when it is missing. oauth4webapi reads a non-number with
  * `parseFloat`, so leaving such a value would let `"3600.5s"` through as 3600.5.
@@ -223,7 +255,7 @@ export function expiryOf(answeredAt: number, expiresIn: unknown): number | null 
 function withExpiresIn(body: Body): Body {
   if (!('expires_in' in body)) return body;
   const value = numeric(body.expires_in);
-  if (typeof value === 'number' && value < 0) return body;
+  if (typeof value === 'number' && value < 0) return { ...body, expires_in: 0 };
   const seconds = lifetimeSeconds(value);
   if (seconds !== undefined) return { ...body, expires_in: seconds };
   const { expires_in: _, ...rest } = body;
