@@ -216,6 +216,23 @@ describe('providers registered by OpenID discovery', () => {
     }
   });
 
+  it('refuses a document whose authorization endpoint the browser should not be sent to', async () => {
+    // Opened by the user's browser (the connect page redirects there): held to the rules of an
+    // auth_url the operator types. Before, "not a url" registered and then failed each consent
+    // with a 500, and javascript: or plain http were handed to the browser.
+    for (const [i, endpoint] of [
+      'not a url',
+      'javascript:alert(document.domain)//',
+      'http://203.0.113.9/authorize',
+      'https://user:pass@idp.example/authorize',
+      'https://idp.example/authorize#frag',
+    ].entries()) {
+      stub.answer(documentFor(stub.url, { authorization_endpoint: endpoint }));
+      const message = await refusedDiscovery(discovered(`bad-authz-${i}`, stub.url));
+      assert.match(message, /authorization_endpoint: must/, endpoint);
+    }
+  });
+
   it('does not remember a failure: registering again once the issuer answers succeeds', async () => {
     stub.answer({ status: 503, type: 'text/plain', body: 'down for maintenance' });
     await refusedDiscovery(discovered('flaky', stub.url));
