@@ -112,6 +112,20 @@ describe(`nexus mcp over stdio (${DIALECT})`, () => {
     assert.match(result.stderr, /NEXUS_CLIENT_ID and NEXUS_CLIENT_SECRET \(or NEXUS_AGENT_TOKEN\): required/);
   });
 
+  it('refuses a credential with a line break in it, without quoting it', async () => {
+    const token = 'eyJhbGciOi.first-line\nsecond-line';
+    const result = await runCli(['mcp'], {
+      ...baseEnv(),
+      NEXUS_FROM_SOURCE: '1',
+      NEXUS_URL: 'http://127.0.0.1:1',
+      NEXUS_AGENT_TOKEN: token,
+    });
+    assert.equal(result.code, 2, show(result));
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /NEXUS_AGENT_TOKEN: printable ASCII without spaces or line breaks/);
+    assert.ok(!result.stderr.includes('first-line'), 'the token is not quoted');
+  });
+
   it('a wrong client secret: the tool calls fail, nothing runs', async () => {
     await assert.rejects(stdioClient('a', 'user-1', { NEXUS_CLIENT_SECRET: 'nxs_wrong' }));
   });

@@ -51,6 +51,14 @@ describe('loadConfig', () => {
       ),
       missing.join('\n'),
     );
+    // A line break pasted inside the token: refused at start, without quoting it (sent as a
+    // header, it failed every request with an error that did).
+    const pasted = problemsOf({ ...vault, VAULT_TOKEN: 'hvs.first\nhvs.second' });
+    assert.ok(
+      pasted.some((p) => p.startsWith('VAULT_TOKEN:') && p.includes('line breaks')),
+      pasted.join('\n'),
+    );
+    assert.ok(!pasted.join('\n').includes('hvs.'), 'the token is not quoted');
     const both = problemsOf({ ...vault, VAULT_K8S_TOKEN_FILE: tokenFile, VAULT_TOKEN: 'hvs.x' });
     assert.ok(
       both.some((p) => p.includes('set one way to log in to Vault')),

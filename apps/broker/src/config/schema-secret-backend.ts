@@ -1,5 +1,11 @@
 import * as z from 'zod';
 
+/**
+ * A value sent as an HTTP header: printable ASCII, no spaces. A line break pasted with a token
+ * would otherwise fail every request, with an error quoting the header, token and all.
+ */
+const HEADER_VALUE = [/^[!-~]*$/, 'printable ASCII without spaces or line breaks'] as const;
+
 /** Secret-backend variables (SECRET_BACKEND, Vault/OpenBao, AWS, GCP), part of `envSchema`. */
 export const secretBackendEnv = {
   SECRET_BACKEND: z
@@ -18,7 +24,7 @@ export const secretBackendEnv = {
     .enum(['database', 'secret-backend'])
     .default('database')
     .describe(
-      'Where connection credentials (access and refresh tokens, captured API keys) are kept. `database`: sealed in the `connections` row. `secret-backend`: the same sealed value at `connections/<connection id>` in SECRET_BACKEND (under its prefix), the row keeping only a marker; every token fetch then costs one secret-backend read. Existing connections move with `nexus secrets migrate --tokens`; see docs/operations.md.',
+      'Where connection credentials (access and refresh tokens, captured API keys) are kept. `database`: sealed in the `connections` row. `secret-backend`: the same sealed value at `connections/<connection id>/<write id>` in SECRET_BACKEND (under its prefix; a new path at each write), the row keeping only a marker naming it; every token fetch then costs one secret-backend read. Existing connections move with `nexus secrets migrate --tokens`; see docs/operations.md.',
     ),
   VAULT_ADDR: z
     .url({ protocol: /^https?$/ })
@@ -28,6 +34,7 @@ export const secretBackendEnv = {
   VAULT_TOKEN: z
     .string()
     .max(4096)
+    .regex(...HEADER_VALUE)
     .optional()
     .describe('`hashicorp-vault` / `openbao`: a token (renewed before it expires). Or use AppRole.'),
   VAULT_ROLE_ID: z
@@ -82,6 +89,7 @@ export const secretBackendEnv = {
   VAULT_NAMESPACE: z
     .string()
     .max(256)
+    .regex(...HEADER_VALUE)
     .optional()
     .describe('Vault Enterprise / OpenBao namespace, sent as `X-Vault-Namespace`.'),
   AWS_REGION: z

@@ -1,12 +1,13 @@
 import * as z from 'zod';
 import { CliExit } from '../context.ts';
+import { credentialVar } from '../credential-env.ts';
 
 /** `nexus mcp`'s environment (docs/mcp.md): the broker and the agent's credential, as the SDKs read them. */
 const mcpEnvSchema = z.object({
   NEXUS_URL: z.url({ protocol: /^https?$/ }).optional(),
-  NEXUS_AGENT_TOKEN: z.string().min(1).max(8192).optional(),
-  NEXUS_CLIENT_ID: z.string().min(1).max(200).optional(),
-  NEXUS_CLIENT_SECRET: z.string().min(1).max(512).optional(),
+  NEXUS_AGENT_TOKEN: credentialVar(8192),
+  NEXUS_CLIENT_ID: credentialVar(200),
+  NEXUS_CLIENT_SECRET: credentialVar(512),
   NEXUS_USER_ID: z
     .string()
     .trim()

@@ -12,6 +12,7 @@ import {
   type RemoteCaller,
 } from '../../modules/proxy/remote-credentials.ts';
 import { CliExit } from '../context.ts';
+import { credentialVar } from '../credential-env.ts';
 
 const list = z
   .string()
@@ -30,9 +31,9 @@ export const proxyEnvSchema = z.object({
     .optional()
     .describe('The broker (`BROKER_BASE_URL` is accepted too).'),
   BROKER_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
-  NEXUS_CLIENT_ID: z.string().min(1).max(200).optional().describe("The proxy's own agent id."),
-  NEXUS_CLIENT_SECRET: z.string().min(1).max(512).optional().describe("The proxy's own agent secret."),
-  NEXUS_API_KEY: z.string().min(1).max(512).optional().describe('Instead of an agent: an admin API key.'),
+  NEXUS_CLIENT_ID: credentialVar(200).describe("The proxy's own agent id."),
+  NEXUS_CLIENT_SECRET: credentialVar(512).describe("The proxy's own agent secret."),
+  NEXUS_API_KEY: credentialVar(512).describe('Instead of an agent: an admin API key.'),
   // Required, but checked after parsing so that its absence is listed with every other problem.
   NEXUS_ROUTES: list
     .default([])
