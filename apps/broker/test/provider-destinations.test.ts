@@ -67,6 +67,15 @@ describe('changing where a provider sends its secrets', { timeout: 120_000 }, ()
       [{ params: { revocation_endpoint: `${trap.url}/revoke` } }, 'params.revocation_endpoint'],
       [{ auth_header: 'client_secret_post' }, 'auth_header'],
       [{ api_base_url: `${trap.url}/api` }, 'api_base_url'],
+      // Fetched with each new access token.
+      [
+        {
+          params: {
+            learnt: { org: { from: 'api', url: `${trap.url}/me`, path: 'org', pattern: '^[a-z]+$' } },
+          },
+        },
+        'params.learnt',
+      ],
       // Discovery would learn the endpoints from the trap: refused before it is even fetched.
       [{ issuer: trap.url, enable_discovery: true }, 'issuer'],
     ];

@@ -84,6 +84,19 @@ describe('per-connection parameters: provider checks (decision 0015)', () => {
     assert.deepEqual(problems(salesforce), []);
   });
 
+  it('refuses a learnt value that would read a token out of the token response', () => {
+    // Learnt values are stored in the clear and shown to read keys and agents.
+    for (const path of ['refresh_token', 'access_token', 'authed_user.access_token', 'id_token']) {
+      const learnt = { leaked: { from: 'token_response', path, pattern: '^.+$' } };
+      assert.ok(
+        problems({ ...salesforce, params: { ...salesforce.params, learnt } }).some((p) =>
+          p.startsWith('params.learnt.leaked.path: must not name a token'),
+        ),
+        path,
+      );
+    }
+  });
+
   it('refuses declarations of the wrong shape', () => {
     const withParams = (params: Record<string, unknown>) => problems({ ...zendesk, params });
     const subdomain = { title: 'S', pattern: '^[a-z]+$' };

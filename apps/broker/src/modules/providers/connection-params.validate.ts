@@ -23,6 +23,8 @@ const MAX_TEXT: Record<string, number> = { title: 200, description: 1000, patter
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Token answer members that hold credentials, which a learnt value (stored in the clear) may not read. */
+const CREDENTIAL_FIELDS = new Set(['access_token', 'refresh_token', 'id_token']);
 /** A sample value of a learnt value that starts a URL, to check the URL's shape with. */
 const SAMPLE_ORIGIN = 'https://learnt.example.com';
 
@@ -155,6 +157,13 @@ export function checkConnectionParams(
       problems.push({
         path: `${path}.path`,
         message: 'must be a dotted path of member names or array indexes (a.0.b)',
+      });
+    // A learnt value is stored in the clear, shown to read keys and agents: never a credential.
+    else if (spec.from === 'token_response' && spec.path!.split('.').some((p) => CREDENTIAL_FIELDS.has(p)))
+      problems.push({
+        path: `${path}.path`,
+        message:
+          'must not name a token (access_token, refresh_token, id_token): learnt values are not secret',
       });
   }
   if (Object.keys(learnt).length > 0 && profile.auth_type !== 'oauth2')

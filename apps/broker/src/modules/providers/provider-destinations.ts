@@ -15,8 +15,9 @@ import type { ProvidersStore } from './providers.store.ts';
  * Where a provider sends what it stores. The client secret, authorization codes and refresh tokens
  * go to the token endpoint (`token_url`, or learnt from the issuer's discovery document), tokens to
  * the revocation endpoint (`params.revocation_endpoint`, or discovered), the client credential in
- * the form `auth_header` says (a `private_key_jwt` assertion's audience is the issuer), and
- * connection credentials to `api_base_url` through the credential proxy.
+ * the form `auth_header` says (a `private_key_jwt` assertion's audience is the issuer),
+ * connection credentials to `api_base_url` through the credential proxy, and a new access token
+ * to the URLs of learnt values `from: api` (`params.learnt`).
  */
 const DESTINATION_FIELDS = [
   'token_url',
@@ -32,7 +33,19 @@ function destinationChanges(before: StoredProfile, after: StoredProfile): string
   const fields: string[] = DESTINATION_FIELDS.filter((f) => differs(before[f], after[f]));
   if (differs(before.params.revocation_endpoint, after.params.revocation_endpoint))
     fields.push('params.revocation_endpoint');
+  // A learnt value `from: api` is fetched with the connection's new access token.
+  if (differs(learntApiUrls(before), learntApiUrls(after))) fields.push('params.learnt');
   return fields;
+}
+
+/** The URLs of a profile's learnt values fetched `from: api`, by name. */
+function learntApiUrls(profile: StoredProfile): Record<string, unknown> {
+  const learnt = profile.params.learnt;
+  if (typeof learnt !== 'object' || learnt === null) return {};
+  const urls: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(learnt as Record<string, { from?: unknown; url?: unknown }>))
+    if (spec?.from === 'api') urls[name] = spec.url;
+  return urls;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
