@@ -461,6 +461,32 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     assert.equal(s.idp.counts.refresh_token, before + 2);
   });
 
+  it('counts a refreshed credential that no header can carry as injection_failed', async () => {
+    s.clock += 31_000; // past the floor between forced refreshes
+    upstream.rejectNext('oauth2', 1);
+    s.idp.setTokenResponseRewrite((body) => ({ ...body, access_token: 'refreshed\r\nX-Injected: 1' }));
+    try {
+      const res = await proxy('/tb-oauth2/me', { connection: connections.oauth2 });
+      assert.equal(res.status, 502);
+      assert.equal(((await res.json()) as { error: string }).error, 'auth_injection_failed');
+    } finally {
+      s.idp.setTokenResponseRewrite(undefined);
+    }
+    const metrics = (await s.call({ method: 'GET', url: '/metrics' }, 200)).body;
+    const counted = metrics
+      .split('\n')
+      .filter((l) => l.startsWith('nexus_proxy_requests_total{route="tb-oauth2"'));
+    assert.ok(
+      counted.includes(
+        'nexus_proxy_requests_total{route="tb-oauth2",status="502",outcome="injection_failed"} 1',
+      ),
+      counted.join('\n'),
+    );
+    // A usable token again for the tests that follow.
+    s.clock += 31_000;
+    await s.call({ method: 'POST', url: `/v1/refresh/${connections.oauth2}` }, 200);
+  });
+
   it('passes attention_required (409) through with its body', async () => {
     // Its own account at the provider and its own workspace, so other connections keep their grants.
     const started = json<{ authUrl: string; connection_id: string }>(

@@ -312,7 +312,9 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
                 ? 'upstream_error'
                 : error.code === 'payload_too_large'
                   ? 'too_large'
-                  : 'refused';
+                  : error.code === 'auth_injection_failed'
+                    ? 'injection_failed'
+                    : 'refused';
       } else outcome = 'upstream_error';
       throw error;
     } finally {
