@@ -16,8 +16,8 @@ import { call, httpClient, type McpWorld, startMcpWorld, toolClient } from './mc
 const BIG = Buffer.alloc(16 * 1024 * 1024, 7);
 
 /**
- * Polls `check` until it holds, at most `ms`: well under the proxy's own deadline (5 s here), after
- * which the proxy releases an answer nobody reads by itself. What is tested is that the tool
+ * Polls `check` until it holds, at most `ms`: well under the proxy's own deadline (30 s here),
+ * after which the proxy releases an answer nobody reads by itself. What is tested is that the tool
  * releases it at once.
  */
 async function eventually(check: () => boolean, ms = 10_000): Promise<boolean> {
@@ -48,7 +48,7 @@ describe(`MCP http_request releases its upstream request (${DIALECT})`, () => {
   before(async () => {
     await new Promise<void>((done) => upstream.listen(0, '127.0.0.1', done));
     const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/api`;
-    w = await startMcpWorld({ env: { NEXUS_PROXY_TIMEOUT_SECONDS: '5' } });
+    w = await startMcpWorld({ env: { NEXUS_PROXY_TIMEOUT_SECONDS: '30' } });
     const created = await w.broker.request({
       method: 'POST',
       url: '/providers',

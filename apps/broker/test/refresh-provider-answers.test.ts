@@ -112,6 +112,10 @@ describe('what a failed refresh says of its cause (last_error)', () => {
     );
     const thrown = secretError('secret_backend_denied', { detail: `aws: ${sdk.message}`, cause: sdk });
     assert.equal(describeUpstreamError(thrown), 'secret_backend_denied');
+    // Whatever its cause's code: `ECONNREFUSED` alone would read as the provider's refusal.
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.9:443'), { code: 'ECONNREFUSED' });
+    const unavailable = secretError('secret_backend_unavailable', { cause: refused });
+    assert.equal(describeUpstreamError(unavailable), 'secret_backend_unavailable');
   });
 
   it('quotes nothing of a token answer that is not valid JSON', async () => {

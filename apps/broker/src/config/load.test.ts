@@ -53,12 +53,17 @@ describe('loadConfig', () => {
     );
     // A line break pasted inside the token: refused at start, without quoting it (sent as a
     // header, it failed every request with an error that did).
-    const pasted = problemsOf({ ...vault, VAULT_TOKEN: 'hvs.first\nhvs.second' });
+    const byToken = { SECRET_BACKEND: 'openbao', VAULT_ADDR: 'http://127.0.0.1:8200' };
+    const pasted = problemsOf({ ...byToken, VAULT_TOKEN: 'hvs.first\nhvs.second' });
     assert.ok(
       pasted.some((p) => p.startsWith('VAULT_TOKEN:') && p.includes('line breaks')),
       pasted.join('\n'),
     );
     assert.ok(!pasted.join('\n').includes('hvs.'), 'the token is not quoted');
+    // A secret file's final newline is not part of the token.
+    const fromFile = loadConfig({ ...byToken, VAULT_TOKEN: 'hvs.fromfile\n' }, '/srv').secretBackend;
+    assert.ok(fromFile.kind === 'openbao' && fromFile.auth.method === 'token');
+    assert.equal(Buffer.from(fromFile.auth.token.reveal()).toString(), 'hvs.fromfile');
     const both = problemsOf({ ...vault, VAULT_K8S_TOKEN_FILE: tokenFile, VAULT_TOKEN: 'hvs.x' });
     assert.ok(
       both.some((p) => p.includes('set one way to log in to Vault')),

@@ -1,8 +1,9 @@
 import * as z from 'zod';
 
 /**
- * A value sent as an HTTP header: printable ASCII, no spaces. A line break pasted with a token
- * would otherwise fail every request, with an error quoting the header, token and all.
+ * A value sent as an HTTP header: printable ASCII, no spaces, once trimmed (a secret file's final
+ * newline is fine). A line break inside a token would otherwise fail every request, with an error
+ * quoting the header, token and all.
  */
 const HEADER_VALUE = [/^[!-~]*$/, 'printable ASCII without spaces or line breaks'] as const;
 
@@ -33,10 +34,13 @@ export const secretBackendEnv = {
     .describe('`hashicorp-vault` / `openbao`: the server URL, e.g. `https://vault.example.com:8200`.'),
   VAULT_TOKEN: z
     .string()
+    .trim()
     .max(4096)
     .regex(...HEADER_VALUE)
     .optional()
-    .describe('`hashicorp-vault` / `openbao`: a token (renewed before it expires). Or use AppRole.'),
+    .describe(
+      '`hashicorp-vault` / `openbao`: a token (renewed before it expires). Or use AppRole. Printable ASCII; surrounding whitespace is ignored.',
+    ),
   VAULT_ROLE_ID: z
     .string()
     .max(256)
@@ -88,6 +92,7 @@ export const secretBackendEnv = {
     .describe('Path inside the mount under which Nexus keeps its secrets.'),
   VAULT_NAMESPACE: z
     .string()
+    .trim()
     .max(256)
     .regex(...HEADER_VALUE)
     .optional()

@@ -97,6 +97,8 @@ export function describeUpstreamError(error: unknown): string {
   if (response !== undefined) return `${response.status} unusable answer`;
   if (!(error instanceof Error)) return 'unknown';
   if (error.name === 'TimeoutError' || error.name === 'AbortError') return 'timeout';
+  // Our own error names what failed (`secret_backend_unavailable`), whatever its cause's code.
+  if (error instanceof NexusError) return error.code;
   const cause = error.cause instanceof Error ? sayable(error.cause) : undefined;
   return (cause ?? sayable(error) ?? error.name).slice(0, 200);
 }

@@ -86,7 +86,15 @@ describe('per-connection parameters: provider checks (decision 0015)', () => {
 
   it('refuses a learnt value that would read a token out of the token response', () => {
     // Learnt values are stored in the clear and shown to read keys and agents.
-    for (const path of ['refresh_token', 'access_token', 'authed_user.access_token', 'id_token']) {
+    for (const path of [
+      'refresh_token',
+      'access_token',
+      'authed_user.access_token',
+      'id_token',
+      'bot.bot_access_token',
+      'incoming_webhook.url',
+      'oauth_token_secret',
+    ]) {
       const learnt = { leaked: { from: 'token_response', path, pattern: '^.+$' } };
       assert.ok(
         problems({ ...salesforce, params: { ...salesforce.params, learnt } }).some((p) =>

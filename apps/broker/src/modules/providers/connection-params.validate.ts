@@ -23,8 +23,12 @@ const MAX_TEXT: Record<string, number> = { title: 200, description: 1000, patter
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Token answer members that hold credentials, which a learnt value (stored in the clear) may not read. */
-const CREDENTIAL_FIELDS = new Set(['access_token', 'refresh_token', 'id_token']);
+/**
+ * Token answer members that may hold credentials (`access_token`, `refresh_token`, `id_token`,
+ * Slack's `bot.bot_access_token` and `incoming_webhook.url`, OAuth 1's `oauth_token_secret`), which
+ * a learnt value (stored in the clear) may not read.
+ */
+const CREDENTIAL_MEMBER = /token|secret|password|webhook|key/i;
 /** A sample value of a learnt value that starts a URL, to check the URL's shape with. */
 const SAMPLE_ORIGIN = 'https://learnt.example.com';
 
@@ -159,11 +163,11 @@ export function checkConnectionParams(
         message: 'must be a dotted path of member names or array indexes (a.0.b)',
       });
     // A learnt value is stored in the clear, shown to read keys and agents: never a credential.
-    else if (spec.from === 'token_response' && spec.path!.split('.').some((p) => CREDENTIAL_FIELDS.has(p)))
+    else if (spec.from === 'token_response' && spec.path!.split('.').some((p) => CREDENTIAL_MEMBER.test(p)))
       problems.push({
         path: `${path}.path`,
         message:
-          'must not name a token (access_token, refresh_token, id_token): learnt values are not secret',
+          'must not name a token or secret (a member named like token, secret, password, webhook or key): learnt values are not secret',
       });
   }
   if (Object.keys(learnt).length > 0 && profile.auth_type !== 'oauth2')

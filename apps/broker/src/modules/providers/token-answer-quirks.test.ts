@@ -56,6 +56,12 @@ describe('token answers put into the standard form (token-answer-quirks.ts)', ()
         token_type: 'bearer',
         expires_in: 3600,
       });
+    // An OAuth error answer as text is read as one too (a lost grant, not a failure to retry).
+    const refused = await answer({}, '{"error":"invalid_grant"}', { status: 400, type: 'text/plain' });
+    assert.deepEqual(
+      [refused.status, refused.type, refused.body],
+      [400, 'application/json', { error: 'invalid_grant' }],
+    );
     // An id_token in a refresh answer is dropped (nothing reads it); at the code exchange it stays.
     const withId = tokens({ id_token: 'garbage' });
     assert.equal('id_token' in (await body(withId, { grant: 'refresh_token' })), false);
