@@ -67,6 +67,15 @@ describe('changing where a provider sends its secrets', { timeout: 120_000 }, ()
       [{ params: { revocation_endpoint: `${trap.url}/revoke` } }, 'params.revocation_endpoint'],
       [{ auth_header: 'client_secret_post' }, 'auth_header'],
       [{ api_base_url: `${trap.url}/api` }, 'api_base_url'],
+      // What a connection may fill into a URL's placeholders.
+      [
+        {
+          params: {
+            connection_parameters: { host: { title: 'Host', pattern: '^.+$', default: 'evil.example' } },
+          },
+        },
+        'params.connection_parameters',
+      ],
       // Fetched with each new access token.
       [
         {

@@ -35,17 +35,34 @@ function destinationChanges(before: StoredProfile, after: StoredProfile): string
     fields.push('params.revocation_endpoint');
   // A learnt value `from: api` is fetched with the connection's new access token.
   if (differs(learntApiUrls(before), learntApiUrls(after))) fields.push('params.learnt');
+  // What a connection may fill into `{placeholders}` of the URLs above (a host, say): a wider
+  // pattern or another default sends the client secret to a host the operator never typed.
+  if (differs(parameterRules(before), parameterRules(after))) fields.push('params.connection_parameters');
   return fields;
 }
+
+/** A record's entries by name (the order they were written in changes nothing). */
+const sorted = <T>(record: Record<string, T>): [string, T][] =>
+  Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
 /** The URLs of a profile's learnt values fetched `from: api`, by name. */
 function learntApiUrls(profile: StoredProfile): Record<string, unknown> {
   const learnt = profile.params.learnt;
   if (typeof learnt !== 'object' || learnt === null) return {};
   const urls: Record<string, unknown> = {};
-  for (const [name, spec] of Object.entries(learnt as Record<string, { from?: unknown; url?: unknown }>))
+  for (const [name, spec] of sorted(learnt as Record<string, { from?: unknown; url?: unknown }>))
     if (spec?.from === 'api') urls[name] = spec.url;
   return urls;
+}
+
+/** The pattern and default of each of a profile's connection parameters, by name. */
+function parameterRules(profile: StoredProfile): Record<string, unknown> {
+  const declared = profile.params.connection_parameters;
+  if (typeof declared !== 'object' || declared === null) return {};
+  const rules: Record<string, unknown> = {};
+  for (const [name, spec] of sorted(declared as Record<string, { pattern?: unknown; default?: unknown }>))
+    rules[name] = [spec?.pattern ?? null, spec?.default ?? null];
+  return rules;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
