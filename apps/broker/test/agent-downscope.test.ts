@@ -77,4 +77,34 @@ describe('down-scoped provider tokens for agent sessions', () => {
       'active',
     );
   });
+
+  it('keeps the rotated refresh token of a narrowing answer it cannot use, and hands out nothing narrowed', async () => {
+    const before = await s.stored(connectionId);
+    const reused = s.idp.counts.refresh_reused;
+    let sent: string | undefined;
+    // The provider rotates and answers without an access token.
+    s.idp.setTokenResponseRewrite(({ access_token: _, ...body }) => {
+      sent = body.refresh_token as string;
+      return body;
+    });
+    let res: Awaited<ReturnType<typeof s.call>>;
+    try {
+      res = await s.call({
+        method: 'POST',
+        url: '/v1/agent-sessions',
+        key: null,
+        headers: { authorization: `Bearer ${agentToken}` },
+        payload: { scopes: ['api:read'], connection_id: connectionId },
+      });
+    } finally {
+      s.idp.setTokenResponseRewrite(undefined);
+    }
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(json<{ downscoped: boolean }>(res).downscoped, false);
+    assert.ok(sent !== undefined && sent !== before.refresh_token, 'the provider rotated the token');
+    assert.equal((await s.stored(connectionId)).refresh_token, sent, 'the rotated refresh token was kept');
+    s.clock += 60_000;
+    await s.call({ method: 'POST', url: `/v1/refresh/${connectionId}` }, 200);
+    assert.equal(s.idp.counts.refresh_reused, reused, 'no refresh token presented twice');
+  });
 });

@@ -67,6 +67,46 @@ describe('refresh answers that are odd but carry a rotated refresh token', () =>
     });
 });
 
+describe('a successful refresh answer that cannot be used, with a rotated refresh token', () => {
+  const s = new Scenario();
+  before(() => s.start({ rotate: true }));
+  after(() => s.close());
+  afterEach(() => s.idp.setTokenResponseRewrite(undefined));
+
+  it('keeps the new refresh token, fails the attempt (502), and the next refresh spends the new one', async () => {
+    const id = await s.connect('idp-basic', 'no-access-token');
+    const before = await s.stored(id);
+    let sent: string | undefined;
+    s.idp.setTokenResponseRewrite(({ access_token: _, ...body }) => {
+      sent = body.refresh_token as string;
+      return body;
+    });
+    const first = await s.call({ method: 'POST', url: `/v1/refresh/${id}` });
+    s.idp.setTokenResponseRewrite(undefined);
+    assert.equal(first.statusCode, 502, first.body);
+    assert.equal(JSON.parse(first.body).error, 'provider_unavailable');
+    assert.ok(sent !== undefined && sent !== before.refresh_token, 'the provider rotated the token');
+    const kept = await s.stored(id);
+    assert.equal(kept.refresh_token, sent, 'the rotated token is stored');
+    assert.equal(kept.access_token, before.access_token, 'with the access token we had');
+    const row = (await s.broker.container.connectionsStore.find(id))!;
+    assert.equal(row.refresh_started_at, null, 'the outcome is known');
+    assert.equal(row.refresh_failures, 1);
+    assert.match(row.last_error ?? '', /access_token/);
+
+    s.clock += 10 * 60_000;
+    const reused = s.idp.counts.refresh_reused;
+    const second = await s.call({ method: 'POST', url: `/v1/refresh/${id}` });
+    assert.equal(second.statusCode, 200, second.body);
+    assert.equal(s.idp.counts.refresh_reused, reused, 'no refresh token presented twice');
+    const recovered = (await s.broker.container.connectionsStore.find(id))!;
+    assert.deepEqual(
+      [recovered.status, recovered.refresh_failures, recovered.last_error],
+      ['active', 0, null],
+    );
+  });
+});
+
 describe('a provider error answer that echoes the request', () => {
   const s = new Scenario();
   before(() => s.start({ rotate: false }));

@@ -95,6 +95,8 @@ export function createProviderCall(c: ProviderCallDeps) {
       sent = true;
       return fetchThrough(input, init);
     };
+    // A copy of a successful answer, read again only if it cannot be used (see `rotatedIn`).
+    let answer: Response | undefined;
     try {
       const response = await oauth.refreshTokenGrantRequest(oc.as, oc.client, oc.auth, refreshToken, {
         ...options,
@@ -104,12 +106,32 @@ export function createProviderCall(c: ProviderCallDeps) {
         ...(narrowTo ? { additionalParameters: { scope: oc.joinScopes(narrowTo) } } : {}),
       });
       const answeredAt = now();
+      answer = response.ok ? response.clone() : undefined;
       const tokens = await oauth.processRefreshTokenResponse(oc.as, oc.client, response);
       return { kind: 'tokens', tokens, answeredAt };
     } catch (error) {
+      const rotated = answer === undefined ? undefined : await rotatedIn(answer, refreshToken);
+      if (rotated !== undefined)
+        return { kind: 'rotated', refreshToken: rotated, reason: describeUpstreamError(error), error };
       return classify(error, sent, now());
     } finally {
       timeout.clear();
     }
   };
+}
+
+/**
+ * The new refresh token of a successful answer that could not be used otherwise (no access token,
+ * say), if it has one: a non-empty string other than the one presented.
+ */
+async function rotatedIn(answer: Response, presented: string): Promise<string | undefined> {
+  try {
+    const body: unknown = JSON.parse(await answer.text());
+    const token = (body as { refresh_token?: unknown } | null)?.refresh_token;
+    return typeof token === 'string' && token !== '' && token !== presented && token.length <= 16_384
+      ? token
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }

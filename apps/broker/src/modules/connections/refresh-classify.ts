@@ -27,7 +27,12 @@ export type Spent =
    */
   | { kind: 'withheld'; reason: string; error: unknown }
   /** The provider may have processed the call (timeout, connection lost after sending). */
-  | { kind: 'unknown'; reason: string; error: unknown };
+  | { kind: 'unknown'; reason: string; error: unknown }
+  /**
+   * A successful answer that could not be used, yet carries a new refresh token: the provider
+   * rotated, so the one we hold is spent. The new one is kept; the attempt counts as failed.
+   */
+  | { kind: 'rotated'; refreshToken: string; reason: string; error: unknown };
 
 /** A call that did not bring tokens, to be recorded as a failed attempt. */
 export type FailedCall = Extract<Spent, { kind: 'failed' | 'unknown' }>;

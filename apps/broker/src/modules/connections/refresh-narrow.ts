@@ -1,3 +1,4 @@
+import type * as oauth from 'oauth4webapi';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { expiryOf } from '../providers/token-answer-quirks.ts';
 import { connectionErrors } from './connections.errors.ts';
@@ -106,7 +107,12 @@ export function createNarrowing(c: NarrowingDeps) {
       });
       return null;
     }
-    const { tokens, answeredAt } = spent as Extract<Spent, { kind: 'tokens' }>;
+    // An answer that could not be used but rotated the connection's refresh token: the new one
+    // is kept below, and nothing is handed out.
+    const { tokens, answeredAt } =
+      spent.kind === 'rotated'
+        ? { tokens: { refresh_token: spent.refreshToken } as oauth.TokenEndpointResponse, answeredAt: now() }
+        : (spent as Extract<Spent, { kind: 'tokens' }>);
     const next: StoredCredentials = {
       ...creds,
       ...(tokens.refresh_token ? { refresh_token: tokens.refresh_token } : {}),
@@ -127,6 +133,7 @@ export function createNarrowing(c: NarrowingDeps) {
       return null;
     }
     await retire(current);
+    if (spent.kind === 'rotated') return null;
     const granted = (tokens.scope ?? scopes.join(' ')).split(' ').filter((x) => x !== '');
     // A provider that ignores the narrowing hands back more than was asked: not down-scoped.
     if (granted.some((g) => !scopes.includes(g))) return null;

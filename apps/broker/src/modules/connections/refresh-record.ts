@@ -263,6 +263,60 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
   }
 
   /**
+   * A successful answer that could not be used but carries a new refresh token (`rotated`): the
+   * provider has spent ours, so the new one is kept with the access token we have, and the attempt
+   * counts as failed (backoff, `last_error` says why, `connection.refresh_failed` on the first).
+   * The caller gets 502 provider_unavailable.
+   */
+  async function keptRotation(
+    row: ConnectionWithProvider,
+    leaseId: string,
+    creds: StoredCredentials & { kind: 'oauth2' },
+    spent: { refreshToken: string; reason: string; error: unknown },
+  ): Promise<never> {
+    const sealed = await keepRefreshed(row, leaseId, { ...creds, refresh_token: spent.refreshToken });
+    const t = now();
+    const failures = row.refresh_failures + 1;
+    const written = await throughOutage(() =>
+      store.completeLease(
+        row.id,
+        leaseId,
+        'active',
+        {
+          credentials: sealed,
+          last_error: spent.reason,
+          refresh_due_at: schedule.retryAt(failures, t),
+          refresh_failures: failures,
+          failing_since: row.failing_since ?? t,
+        },
+        t,
+      ),
+    );
+    if (!written && !(await landed(row.id, sealed, row.last_refreshed_at))) {
+      await discarded(row, { refresh_token: spent.refreshToken }, sealed);
+      throw errorFrom(connectionErrors, 'refresh_in_progress', {
+        detail: `the refresh lease of ${row.id} was taken over, or the connection revoked; the rotated refresh token was not kept`,
+      });
+    }
+    await retire(row);
+    await audit.record(
+      { actor: 'system:refresh' },
+      {
+        action: 'connection.refreshed',
+        resourceType: 'connection',
+        resourceId: row.id,
+        outcome: 'failure',
+        details: { rotated: true, answer_unusable: spent.reason, replica: owner },
+      },
+    );
+    if (row.refresh_failures === 0) await emit(row, 'connection.refresh_failed', { reason: spent.reason });
+    throw errorFrom(connectionErrors, 'provider_unavailable', {
+      detail: `refresh of ${row.id}: ${spent.reason}; the answer's new refresh token was kept`,
+      cause: spent.error,
+    });
+  }
+
+  /**
    * Deletes the secret-backend copy `row` pointed at, now that the row holds a new one (a write
    * never reuses a path). Best effort: a copy left behind is deleted with the connection.
    */
@@ -271,7 +325,7 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
   }
 
   /** Whether the row holds what this refresh wrote at `t` (its ciphertext, and its time). */
-  async function landed(id: string, sealed: Uint8Array, t: number): Promise<boolean> {
+  async function landed(id: string, sealed: Uint8Array, t: number | null): Promise<boolean> {
     const current = await store.find(id);
     if (current?.credentials == null || current.last_refreshed_at !== t) return false;
     return Buffer.from(current.credentials).equals(Buffer.from(sealed));
@@ -320,5 +374,15 @@ export function createOutcomeRecorder(c: OutcomeRecorderDeps) {
     );
   }
 
-  return { grantLost, keepRefreshed, failed, withheld, refreshed, discarded, retire, throughOutage };
+  return {
+    grantLost,
+    keepRefreshed,
+    failed,
+    withheld,
+    refreshed,
+    keptRotation,
+    discarded,
+    retire,
+    throughOutage,
+  };
 }

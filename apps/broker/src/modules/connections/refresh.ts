@@ -161,6 +161,7 @@ export function createRefresher(c: {
         await grantLost(row, leaseId, outcomeWasUnknown ? 'refresh_outcome_lost' : 'invalid_grant');
       if (spent.kind === 'withheld') return await record.withheld(row, leaseId, spent.reason);
       if (spent.kind === 'failed' || spent.kind === 'unknown') return await failed(row, leaseId, spent);
+      if (spent.kind === 'rotated') return await record.keptRotation(row, leaseId, creds, spent);
       const { tokens, answeredAt } = spent as Extract<Spent, { kind: 'tokens' }>;
       await record.refreshed(row, leaseId, creds, tokens, answeredAt);
     } finally {
