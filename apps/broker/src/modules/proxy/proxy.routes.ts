@@ -4,6 +4,7 @@ import type { Principal } from '../../auth/principal.ts';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses, errorSchema } from '../../http/schemas.ts';
+import { principalMaySeeProvider } from '../agents/grants.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
 import { filledUrl, hasPlaceholders } from '../providers/connection-params.ts';
@@ -47,6 +48,19 @@ export function proxyRoutes(
     string,
     { route: { baseUrl: URL | BaseUrlFor; providerName: string } | undefined; until: number }
   >();
+  // A provider's id by name (for an agent's grant), remembered like routes.
+  const idCache = new Map<string, { id: string | undefined; until: number }>();
+  async function providerIdOf(name: string): Promise<string | undefined> {
+    const hit = idCache.get(name);
+    if (hit !== undefined && hit.until > Date.now()) return hit.id;
+    const provider = await providers.resolve(name).catch((error: unknown) => {
+      if (error instanceof NexusError && error.status === 404) return undefined;
+      throw error;
+    });
+    if (idCache.size >= 1_000) idCache.delete(idCache.keys().next().value!);
+    idCache.set(name, { id: provider?.id, until: Date.now() + ROUTE_CACHE_MS });
+    return provider?.id;
+  }
   // The options are handed back for the MCP gateway, which forwards through the same code.
   const options: ProxyOptions<Caller> = {
     async routes(name) {
@@ -71,6 +85,12 @@ export function proxyRoutes(
       if (routeCache.size >= 1_000) routeCache.delete(routeCache.keys().next().value!);
       routeCache.set(name, { route, until: Date.now() + ROUTE_CACHE_MS });
       return route;
+    },
+    async visible(caller, providerName) {
+      const principal = caller.principal;
+      if (principal?.kind !== 'agent' || principal.allowedProviders.includes('*')) return true;
+      const id = await providerIdOf(providerName);
+      return id !== undefined && principalMaySeeProvider(principal, id);
     },
     credentials: {
       async token(caller, ref) {

@@ -114,6 +114,12 @@ export interface ProxyOptions<Caller> {
    */
   readonly routes: (name: string) => Promise<{ baseUrl: URL | BaseUrlFor; providerName: string } | undefined>;
   readonly credentials: CredentialSource<Caller>;
+  /**
+   * Whether `caller` may know of the route of `providerName` (an agent: its grant names the
+   * provider). A route it may not is answered as no route at all, before any connection is looked
+   * up, so that the proxy does not tell an agent which providers exist outside its grant.
+   */
+  readonly visible?: (caller: Caller, providerName: string) => Promise<boolean>;
   readonly allowCidrs: readonly string[];
   readonly bodyLimit: number;
   /**
@@ -178,7 +184,13 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
     let outcome: ProxyOutcome = 'ok';
     let status = 500;
     try {
-      const route = await options.routes(request.route);
+      let route = await options.routes(request.route);
+      if (
+        route !== undefined &&
+        options.visible &&
+        !(await options.visible(request.caller, route.providerName))
+      )
+        route = undefined;
       if (route === undefined) {
         outcome = 'unknown_route';
         throw errorFrom(proxyErrors, 'unknown_route');
