@@ -24,9 +24,10 @@ const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * Token answer members that may hold credentials (`access_token`, `refresh_token`, `id_token`,
- * Slack's `bot.bot_access_token` and `incoming_webhook.url`, OAuth 1's `oauth_token_secret`), which
- * a learnt value (stored in the clear) may not read.
+ * Members of a token answer (or of the API answer a value is learnt `from: api`) that may hold
+ * credentials (`access_token`, `refresh_token`, `id_token`, Slack's `bot.bot_access_token` and
+ * `incoming_webhook.url`, OAuth 1's `oauth_token_secret`, an `api_key`), which a learnt value
+ * (stored in the clear) may not read.
  */
 const CREDENTIAL_MEMBER = /token|secret|password|webhook|key/i;
 /** A sample value of a learnt value that starts a URL, to check the URL's shape with. */
@@ -163,7 +164,7 @@ export function checkConnectionParams(
         message: 'must be a dotted path of member names or array indexes (a.0.b)',
       });
     // A learnt value is stored in the clear, shown to read keys and agents: never a credential.
-    else if (spec.from === 'token_response' && spec.path!.split('.').some((p) => CREDENTIAL_MEMBER.test(p)))
+    else if (spec.path!.split('.').some((p) => CREDENTIAL_MEMBER.test(p)))
       problems.push({
         path: `${path}.path`,
         message:

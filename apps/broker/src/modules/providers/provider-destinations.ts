@@ -16,8 +16,9 @@ import type { ProvidersStore } from './providers.store.ts';
  * go to the token endpoint (`token_url`, or learnt from the issuer's discovery document), tokens to
  * the revocation endpoint (`params.revocation_endpoint`, or discovered), the client credential in
  * the form `auth_header` says (a `private_key_jwt` assertion's audience is the issuer),
- * connection credentials to `api_base_url` through the credential proxy, and a new access token
- * to the URLs of learnt values `from: api` (`params.learnt`).
+ * connection credentials to `api_base_url` through the credential proxy, a captured API key to
+ * the capture probe (`params.validation`, else a static provider's `user_info_endpoint`), and a
+ * new access token to the URLs of learnt values `from: api` (`params.learnt`).
  */
 const DESTINATION_FIELDS = [
   'token_url',
@@ -27,42 +28,50 @@ const DESTINATION_FIELDS = [
   'api_base_url',
 ] as const;
 
-/** The destination fields (DESTINATION_FIELDS and `params.revocation_endpoint`) a write changes. */
+/** The destination fields (DESTINATION_FIELDS and those under `params`) a write changes. */
 function destinationChanges(before: StoredProfile, after: StoredProfile): string[] {
-  const differs = (a: unknown, b: unknown) => JSON.stringify(a ?? null) !== JSON.stringify(b ?? null);
+  const differs = (a: unknown, b: unknown) => stable(a ?? null) !== stable(b ?? null);
   const fields: string[] = DESTINATION_FIELDS.filter((f) => differs(before[f], after[f]));
-  if (differs(before.params.revocation_endpoint, after.params.revocation_endpoint))
-    fields.push('params.revocation_endpoint');
-  // A learnt value `from: api` is fetched with the connection's new access token.
-  if (differs(learntApiUrls(before), learntApiUrls(after))) fields.push('params.learnt');
-  // What a connection may fill into `{placeholders}` of the URLs above (a host, say): a wider
-  // pattern or another default sends the client secret to a host the operator never typed.
-  if (differs(parameterRules(before), parameterRules(after))) fields.push('params.connection_parameters');
+  // A provider of captured credentials: the capture probe sends each one typed there, unless
+  // `params.validation` names its own URL.
+  const captured = before.auth_type !== 'oauth2' || after.auth_type !== 'oauth2';
+  if (captured && differs(before.user_info_endpoint, after.user_info_endpoint))
+    fields.push('user_info_endpoint');
+  for (const field of PARAMS_DESTINATIONS)
+    if (differs(destinationPart(before, field), destinationPart(after, field)))
+      fields.push(`params.${field}`);
   return fields;
 }
 
-/** A record's entries by name (the order they were written in changes nothing). */
-const sorted = <T>(record: Record<string, T>): [string, T][] =>
-  Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-
-/** The URLs of a profile's learnt values fetched `from: api`, by name. */
-function learntApiUrls(profile: StoredProfile): Record<string, unknown> {
-  const learnt = profile.params.learnt;
-  if (typeof learnt !== 'object' || learnt === null) return {};
-  const urls: Record<string, unknown> = {};
-  for (const [name, spec] of sorted(learnt as Record<string, { from?: unknown; url?: unknown }>))
-    if (spec?.from === 'api') urls[name] = spec.url;
-  return urls;
+/** What of a `params` setting decides a destination: of a connection parameter, its pattern and default. */
+function destinationPart(profile: StoredProfile, field: (typeof PARAMS_DESTINATIONS)[number]): unknown {
+  const value = profile.params[field];
+  if (field !== 'connection_parameters' || typeof value !== 'object' || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value as Record<string, { pattern?: unknown; default?: unknown } | null>).map(
+      ([name, spec]) => [name, [spec?.pattern ?? null, spec?.default ?? null]],
+    ),
+  );
 }
 
-/** The pattern and default of each of a profile's connection parameters, by name. */
-function parameterRules(profile: StoredProfile): Record<string, unknown> {
-  const declared = profile.params.connection_parameters;
-  if (typeof declared !== 'object' || declared === null) return {};
-  const rules: Record<string, unknown> = {};
-  for (const [name, spec] of sorted(declared as Record<string, { pattern?: unknown; default?: unknown }>))
-    rules[name] = [spec?.pattern ?? null, spec?.default ?? null];
-  return rules;
+/**
+ * Settings under `params` that decide where a secret goes:
+ * - `revocation_endpoint`: tokens;
+ * - `validation`: the probe a captured API key is sent to before it is kept;
+ * - `learnt`: values filled into the URLs above (and `from: api` URLs, fetched with each new access
+ *   token);
+ * - `connection_parameters`: what a connection may fill into their `{placeholders}` (a host, say).
+ */
+const PARAMS_DESTINATIONS = ['revocation_endpoint', 'validation', 'learnt', 'connection_parameters'] as const;
+
+/** JSON with object keys in order: the order settings were written in changes nothing. */
+function stable(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stable).join(',')}]`;
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stable(v)}`).join(',')}}`;
 }
 
 const digest = (value: string) => createHash('sha256').update(value).digest();

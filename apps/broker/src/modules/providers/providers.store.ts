@@ -23,8 +23,9 @@ export function createProvidersStore(db: Database) {
     },
     /**
      * Whether any connection of the provider holds credentials (tokens, captured fields, or the
-     * marker of a copy in the secret backend): what a change of the provider's endpoints would send
-     * elsewhere. Revoked and failed connections hold none (their credentials are erased).
+     * marker of a copy in the secret backend), or a consent holds some for its confirmation: what a
+     * change of the provider's endpoints would send elsewhere. Revoked and failed connections hold
+     * none (their credentials are erased).
      */
     async connectionsHoldCredentials(providerId: string): Promise<boolean> {
       const row = await db.kysely
@@ -34,7 +35,20 @@ export function createProvidersStore(db: Database) {
         .where('credentials', 'is not', null)
         .limit(1)
         .executeTakeFirst();
-      return row !== undefined;
+      if (row !== undefined) return true;
+      // Tokens held for a consent's confirmation (verify: true) are stored credentials too: they
+      // become a connection's, or are revoked at the provider (housekeeping, once expired), with
+      // the profile as it is then. Rows expired over a day ago were long swept (by the expires_at
+      // index: no scan of every confirmation there ever was).
+      const held = await db.kysely
+        .selectFrom('consent_confirmations')
+        .select('id')
+        .where('expires_at', '>', Date.now() - 86_400_000)
+        .where('provider_id', '=', providerId)
+        .where('held', 'is not', null)
+        .limit(1)
+        .executeTakeFirst();
+      return held !== undefined;
     },
   };
 }

@@ -46,7 +46,10 @@ export function proxyRoutes(
   const { connections, providers } = deps;
   const routeCache = new Map<
     string,
-    { route: { baseUrl: URL | BaseUrlFor; providerName: string } | undefined; until: number }
+    {
+      route: { baseUrl: URL | BaseUrlFor; providerName: string; providerId: string } | undefined;
+      until: number;
+    }
   >();
   // A provider's id by name (for an agent's grant), remembered like routes.
   const idCache = new Map<string, { id: string | undefined; until: number }>();
@@ -81,7 +84,10 @@ export function proxyRoutes(
         : hasPlaceholders(template)
           ? (credential) => filledUrl(template, credential.connection_config)
           : URL.parse(template);
-      const route = provider && base ? { baseUrl: base, providerName: provider.name } : undefined;
+      const route =
+        provider && base
+          ? { baseUrl: base, providerName: provider.name, providerId: provider.id }
+          : undefined;
       if (routeCache.size >= 1_000) routeCache.delete(routeCache.keys().next().value!);
       routeCache.set(name, { route, until: Date.now() + ROUTE_CACHE_MS });
       return route;

@@ -35,6 +35,8 @@ export { routeOf } from './proxy-request.ts';
 export interface ProxyCredential {
   readonly connection_id: string;
   readonly provider_name: string;
+  /** The provider's id, where the credential source knows it (the in-broker proxy). */
+  readonly provider_id?: string;
   readonly strategy: Strategy;
   readonly credentials: Readonly<Record<string, string>>;
   /** The values of the provider's URL placeholders (decision 0015), when it has any. */
@@ -112,7 +114,9 @@ export interface ProxyOptions<Caller> {
    * to no other route), or undefined when there is no such route. The base URL may depend on the
    * connection (`BaseUrlFor`).
    */
-  readonly routes: (name: string) => Promise<{ baseUrl: URL | BaseUrlFor; providerName: string } | undefined>;
+  readonly routes: (
+    name: string,
+  ) => Promise<{ baseUrl: URL | BaseUrlFor; providerName: string; providerId?: string } | undefined>;
   readonly credentials: CredentialSource<Caller>;
   /**
    * Whether `caller` may know of the route of `providerName` (an agent: its grant names the
@@ -207,7 +211,13 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         });
       }
       connectionId = credential.connection_id;
-      if (credential.provider_name !== route.providerName) {
+      // By id where both know it: a route remembered for a provider since deleted, its name now
+      // another's (a rename), must not carry that one's credentials to the old base URL.
+      const mismatch =
+        route.providerId !== undefined && credential.provider_id !== undefined
+          ? credential.provider_id !== route.providerId
+          : credential.provider_name !== route.providerName;
+      if (mismatch) {
         outcome = 'refused';
         throw errorFrom(proxyErrors, 'route_mismatch');
       }
