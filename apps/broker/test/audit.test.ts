@@ -229,6 +229,34 @@ describe('audit log: group commit and hash chain', () => {
     assert.ok(!all.body.includes(secret.slice(0, 30)), 'the pasted secret is nowhere in the audit log');
   });
 
+  it('shortens over-long details field by field, keeping who did what', async () => {
+    // A hundred scopes of 256 characters (a caller's choice) once replaced the whole details with
+    // {truncated: true}, and the event no longer said which workspace or provider it was about.
+    const scopes = Array.from({ length: 100 }, (_, i) => `${i}-${'s'.repeat(250)}`);
+    await broker.container.audit.record(ctx, {
+      action: 'long.details',
+      resourceType: 'test',
+      resourceId: 'r-long',
+      details: { workspace_id: 'alice', provider: 'crm', scopes, note: 'n'.repeat(9000) },
+    });
+    const [event] = json<{ events: { details: Record<string, unknown> }[] }>(
+      await broker.request({ method: 'GET', url: '/audit?event_type=long.details&limit=1' }),
+    ).events;
+    const details = event!.details;
+    assert.equal(details.workspace_id, 'alice');
+    assert.equal(details.provider, 'crm');
+    assert.equal(details.truncated, true);
+    assert.deepEqual(details.truncated_fields, ['scopes', 'note']);
+    const kept = details.scopes as string[];
+    assert.ok(kept.length > 0 && kept.length < scopes.length, `${kept.length} scopes kept`);
+    assert.deepEqual(kept, scopes.slice(0, kept.length), 'the start of the list, as it was');
+    assert.equal(details.note, 'n'.repeat(256));
+    assert.equal(
+      json<{ ok: boolean }>(await broker.request({ method: 'GET', url: '/audit/verify' })).ok,
+      true,
+    );
+  });
+
   it('keeps one chain when events race from two writers (as from two replicas)', async () => {
     const a = createAuditService({ store: createAuditStore(broker.container.db), batchMax: 7 });
     const b = createAuditService({ store: createAuditStore(broker.container.db), batchMax: 7 });

@@ -72,6 +72,39 @@ const newEventId: () => string =
   typeof nodeCrypto.randomUUIDv7 === 'function' ? () => nodeCrypto.randomUUIDv7() : nodeCrypto.randomUUID;
 
 const MAX_DETAILS_BYTES = 8 * 1024;
+/** The most of one detail kept when the whole is too long (see `fitted`). */
+const MAX_DETAIL_BYTES = 512;
+
+/**
+ * Details longer than MAX_DETAILS_BYTES, shortened field by field: small fields are kept whole
+ * (ids, names, the workspace), a long text is cut, a long list keeps what fits of its start, and
+ * anything else long is left out; `truncated_fields` names what was shortened. A caller cannot
+ * then empty an event of what says who did what by making one field long (a hundred scopes).
+ */
+function fitted(details: Record<string, unknown>): string {
+  const out: Record<string, unknown> = {};
+  const shortened: string[] = [];
+  for (const [key, value] of Object.entries(details)) {
+    if (JSON.stringify(value ?? null).length <= MAX_DETAIL_BYTES) {
+      out[key] = value;
+      continue;
+    }
+    shortened.push(key);
+    if (typeof value === 'string') out[key] = value.slice(0, MAX_DETAIL_BYTES / 2);
+    else if (Array.isArray(value)) {
+      const kept: unknown[] = [];
+      for (const item of value) {
+        if (JSON.stringify([...kept, item]).length > MAX_DETAIL_BYTES) break;
+        kept.push(item);
+      }
+      out[key] = kept;
+    }
+  }
+  const text = JSON.stringify({ ...out, truncated: true, truncated_fields: shortened });
+  return text.length <= MAX_DETAILS_BYTES
+    ? text
+    : JSON.stringify({ truncated: true, truncated_fields: Object.keys(details).slice(0, 32) });
+}
 /** What most audited strings are (ids, addresses, request ids): nothing for `clip` to change. */
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 /**
@@ -169,7 +202,7 @@ export function createAuditService(deps: {
       let details: string | null = null;
       if (event.details !== undefined) {
         details = JSON.stringify(event.details);
-        if (details.length > MAX_DETAILS_BYTES) details = JSON.stringify({ truncated: true });
+        if (details.length > MAX_DETAILS_BYTES) details = fitted(event.details);
       }
       const row = {
         id: newEventId(),
