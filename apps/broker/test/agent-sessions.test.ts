@@ -214,6 +214,33 @@ describe('agent sessions', () => {
     assert.equal((await introspect('not-a-token')).active, false);
   });
 
+  it('a session bound to a connection lasts only while the grant covers that connection', async () => {
+    await agent('narrowed-bot', ['crm:read', 'contacts.read']);
+    const opened = await open('narrowed-bot', {
+      scopes: ['crm:read', 'contacts.read'],
+      connection_id: aliceConnection,
+      ttl_seconds: 600,
+    });
+    assert.equal(opened.statusCode, 201, opened.body);
+    const { session_token } = json<{ session_token: string }>(opened);
+    assert.equal((await introspect(session_token)).active, true);
+    for (const narrowed of [{ allowed_providers: [] }, { allowed_workspaces: ['bob'] }]) {
+      const patched = await call({
+        method: 'PATCH',
+        url: '/admin/v1/agents/narrowed-bot',
+        payload: narrowed,
+      });
+      assert.equal(patched.statusCode, 200, patched.body);
+      assert.equal((await introspect(session_token)).active, false, JSON.stringify(narrowed));
+      await call({
+        method: 'PATCH',
+        url: '/admin/v1/agents/narrowed-bot',
+        payload: { allowed_providers: ['crm'], allowed_workspaces: ['alice'] },
+      });
+      assert.equal((await introspect(session_token)).active, true, 'the grant given back');
+    }
+  });
+
   it('lets an operator open a session for a named agent, and audits opening and closing', async () => {
     const res = await call({
       method: 'POST',

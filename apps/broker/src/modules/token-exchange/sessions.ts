@@ -330,8 +330,8 @@ export function createAgentSessions(deps: {
           algorithms: ['ES256'],
           currentDate: new Date(now()),
         });
-        // Two primary-key reads: the session (closed or expired: inactive), then its agent through
-        // the agents service (deactivated or deleted: inactive).
+        // Primary-key reads: the session (closed or expired: inactive), its agent through the
+        // agents service (deactivated or deleted: inactive), and its connection if it has one.
         const row = await store.find(String(payload.sid));
         if (row === undefined || row.closed_at !== null || row.expires_at <= now()) return inactive;
         const agent = await deps.agents.activeRow(row.agent_uuid);
@@ -339,8 +339,19 @@ export function createAgentSessions(deps: {
         // The agent's grant as it is now: an operator who narrows it narrows the open sessions too.
         // A user no longer in the grant ends the session; scopes no longer granted leave it.
         const actingFor = row.obo === null ? null : (JSON.parse(row.obo) as OboContext).user_id;
-        if (actingFor !== null && !grantNames(JSON.parse(agent.allowed_workspaces) as string[], actingFor))
-          return inactive;
+        const workspaces = JSON.parse(agent.allowed_workspaces) as string[];
+        if (actingFor !== null && !grantNames(workspaces, actingFor)) return inactive;
+        // A session bound to a connection lasts while the grant covers that connection and it is active.
+        if (row.connection_id !== null) {
+          const connection = await deps.connections.describe(row.connection_id);
+          if (
+            connection === undefined ||
+            connection.status !== 'active' ||
+            !grantNames(JSON.parse(agent.allowed_providers) as string[], connection.provider_id) ||
+            !grantNames(workspaces, connection.workspace_id)
+          )
+            return inactive;
+        }
         const scope = scopesStillHeld(payload.scope, agent);
         if (scope.length === 0) return inactive;
         return { active: true, token_type: 'session', ...payload, scope: scope.join(' ') };
