@@ -10,6 +10,7 @@ import { refOf, type StoredRecord } from './provider-record.ts';
 import { providerErrors } from './providers.errors.ts';
 import type { StoredProfile } from './providers.schemas.ts';
 import type { ProvidersStore } from './providers.store.ts';
+import { probeSpecFor } from './validation-probe.ts';
 
 /**
  * Where a provider sends what it stores. The client secret, authorization codes and refresh tokens
@@ -32,11 +33,15 @@ const DESTINATION_FIELDS = [
 function destinationChanges(before: StoredProfile, after: StoredProfile): string[] {
   const differs = (a: unknown, b: unknown) => stable(a ?? null) !== stable(b ?? null);
   const fields: string[] = DESTINATION_FIELDS.filter((f) => differs(before[f], after[f]));
-  // A provider of captured credentials: the capture probe sends each one typed there, unless
-  // `params.validation` names its own URL.
-  const captured = before.auth_type !== 'oauth2' || after.auth_type !== 'oauth2';
-  if (captured && differs(before.user_info_endpoint, after.user_info_endpoint))
-    fields.push('user_info_endpoint');
+  // A provider of captured credentials sends each one typed to its capture probe: a probe that
+  // goes to another origin is a new destination (a path under the guarded api_base_url is not).
+  const probe = probeOrigin(after);
+  if (probe !== null && probe !== probeOrigin(before))
+    fields.push(
+      isObject(after.params.validation) && after.params.validation.url !== undefined
+        ? 'params.validation'
+        : 'user_info_endpoint',
+    );
   for (const field of PARAMS_DESTINATIONS)
     if (differs(destinationPart(before, field), destinationPart(after, field)))
       fields.push(`params.${field}`);
@@ -57,12 +62,20 @@ function destinationPart(profile: StoredProfile, field: (typeof PARAMS_DESTINATI
 /**
  * Settings under `params` that decide where a secret goes:
  * - `revocation_endpoint`: tokens;
- * - `validation`: the probe a captured API key is sent to before it is kept;
  * - `learnt`: values filled into the URLs above (and `from: api` URLs, fetched with each new access
  *   token);
  * - `connection_parameters`: what a connection may fill into their `{placeholders}` (a host, say).
  */
-const PARAMS_DESTINATIONS = ['revocation_endpoint', 'validation', 'learnt', 'connection_parameters'] as const;
+const PARAMS_DESTINATIONS = ['revocation_endpoint', 'learnt', 'connection_parameters'] as const;
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
+
+/** The origin a provider's capture probe sends captured keys to (validation-probe.ts), or null for none. */
+function probeOrigin(profile: StoredProfile): string | null {
+  const url = probeSpecFor(profile)?.url;
+  if (url === undefined) return null;
+  return URL.parse(url)?.origin ?? `unparsed:${url}`;
+}
 
 /** JSON with object keys in order: the order settings were written in changes nothing. */
 function stable(value: unknown): string {
