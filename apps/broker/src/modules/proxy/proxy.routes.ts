@@ -44,58 +44,48 @@ export function proxyRoutes(
   },
 ): { options: ProxyOptions<Caller> } {
   const { connections, providers } = deps;
-  const routeCache = new Map<
-    string,
-    {
-      route: { baseUrl: URL | BaseUrlFor; providerName: string; providerId: string } | undefined;
-      until: number;
-    }
-  >();
-  // A provider's id by name (for an agent's grant), remembered like routes.
-  const idCache = new Map<string, { id: string | undefined; until: number }>();
-  async function providerIdOf(name: string): Promise<string | undefined> {
-    const hit = idCache.get(name);
-    if (hit !== undefined && hit.until > Date.now()) return hit.id;
+  type Route = { baseUrl: URL | BaseUrlFor; providerName: string; providerId: string };
+  // A provider by name (alias or id too), and its route (name and api_base_url, no secret), are
+  // remembered for a few seconds, so a proxied call costs one query (the connection) like a token
+  // read, and an agent's grant is checked without another.
+  const named = new Map<string, { id: string | undefined; route: Route | undefined; until: number }>();
+  async function providerNamed(name: string) {
+    const hit = named.get(name);
+    if (hit !== undefined && hit.until > Date.now()) return hit;
     const provider = await providers.resolve(name).catch((error: unknown) => {
       if (error instanceof NexusError && error.status === 404) return undefined;
       throw error;
     });
-    if (idCache.size >= 1_000) idCache.delete(idCache.keys().next().value!);
-    idCache.set(name, { id: provider?.id, until: Date.now() + ROUTE_CACHE_MS });
-    return provider?.id;
+    const template = provider?.api_base_url;
+    // A base URL with placeholders is filled per connection, with its connection_config.
+    const base: URL | BaseUrlFor | null = !template
+      ? null
+      : hasPlaceholders(template)
+        ? (credential) => filledUrl(template, credential.connection_config)
+        : URL.parse(template);
+    const entry = {
+      id: provider?.id,
+      route:
+        provider && base
+          ? { baseUrl: base, providerName: provider.name, providerId: provider.id }
+          : undefined,
+      until: Date.now() + ROUTE_CACHE_MS,
+    };
+    if (named.size >= 1_000) named.delete(named.keys().next().value!);
+    named.set(name, entry);
+    return entry;
   }
   // The options are handed back for the MCP gateway, which forwards through the same code.
   const options: ProxyOptions<Caller> = {
     async routes(name) {
       const configured = deps.routes.get(name);
       if (configured !== undefined) return { baseUrl: configured, providerName: name };
-      // A provider's route (name and api_base_url, no secret) is remembered for a few seconds, so
-      // a proxied call costs one query (the connection) like a token read.
-      const hit = routeCache.get(name);
-      if (hit !== undefined && hit.until > Date.now()) return hit.route;
-      const provider = await providers.resolve(name).catch((error: unknown) => {
-        if (error instanceof NexusError && error.status === 404) return undefined;
-        throw error;
-      });
-      const template = provider?.api_base_url;
-      // A base URL with placeholders is filled per connection, with its connection_config.
-      const base: URL | BaseUrlFor | null = !template
-        ? null
-        : hasPlaceholders(template)
-          ? (credential) => filledUrl(template, credential.connection_config)
-          : URL.parse(template);
-      const route =
-        provider && base
-          ? { baseUrl: base, providerName: provider.name, providerId: provider.id }
-          : undefined;
-      if (routeCache.size >= 1_000) routeCache.delete(routeCache.keys().next().value!);
-      routeCache.set(name, { route, until: Date.now() + ROUTE_CACHE_MS });
-      return route;
+      return (await providerNamed(name)).route;
     },
     async visible(caller, providerName) {
       const principal = caller.principal;
       if (principal?.kind !== 'agent' || principal.allowedProviders.includes('*')) return true;
-      const id = await providerIdOf(providerName);
+      const { id } = await providerNamed(providerName);
       return id !== undefined && principalMaySeeProvider(principal, id);
     },
     credentials: {
