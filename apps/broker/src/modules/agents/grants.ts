@@ -18,7 +18,7 @@ export function scopesStillHeld(scope: unknown, agent: Pick<AgentsTable, 'allowe
 
 /** Whether an agent may use connections of this workspace and provider ("*" allows any). */
 export function agentMayUse(
-  principal: AgentPrincipal,
+  principal: Pick<AgentPrincipal, 'allowedProviders' | 'allowedWorkspaces'>,
   target: { workspace_id: string; provider_id: string },
 ): boolean {
   return (

@@ -339,17 +339,15 @@ export function createAgentSessions(deps: {
         // The agent's grant as it is now: an operator who narrows it narrows the open sessions too.
         // A user no longer in the grant ends the session; scopes no longer granted leave it.
         const actingFor = row.obo === null ? null : (JSON.parse(row.obo) as OboContext).user_id;
-        const workspaces = JSON.parse(agent.allowed_workspaces) as string[];
-        if (actingFor !== null && !grantNames(workspaces, actingFor)) return inactive;
+        const grant = {
+          allowedProviders: JSON.parse(agent.allowed_providers) as string[],
+          allowedWorkspaces: JSON.parse(agent.allowed_workspaces) as string[],
+        };
+        if (actingFor !== null && !grantNames(grant.allowedWorkspaces, actingFor)) return inactive;
         // A session bound to a connection lasts while the grant covers that connection and it is active.
         if (row.connection_id !== null) {
           const connection = await deps.connections.describe(row.connection_id);
-          if (
-            connection === undefined ||
-            connection.status !== 'active' ||
-            !grantNames(JSON.parse(agent.allowed_providers) as string[], connection.provider_id) ||
-            !grantNames(workspaces, connection.workspace_id)
-          )
+          if (connection === undefined || connection.status !== 'active' || !agentMayUse(grant, connection))
             return inactive;
         }
         const scope = scopesStillHeld(payload.scope, agent);
