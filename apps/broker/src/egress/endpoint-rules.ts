@@ -40,14 +40,9 @@ export function addressProblem(url: URL, rules: EndpointRules): string | undefin
  * `addressProblem`.
  */
 export function endpointProblem(url: URL, rules: EndpointRules): string | undefined {
-  return schemeProblem(url, rules) ?? addressProblem(url, rules);
-}
-
-/** The scheme rules alone (no credentials; https, or plain http to loopback outside production). */
-export function schemeProblem(url: URL, rules: EndpointRules): string | undefined {
   if (url.username !== '' || url.password !== '') return 'must not contain credentials';
   const loopback = isLoopbackName(url.hostname) || cidrMatcher(LOOPBACK_CIDRS)(literalHost(url) ?? '');
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && rules.allowLoopback && loopback))
     return 'must use https';
-  return undefined;
+  return addressProblem(url, rules);
 }

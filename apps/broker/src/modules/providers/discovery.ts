@@ -1,7 +1,8 @@
 import * as oauth from 'oauth4webapi';
 import { EgressError } from '../../egress/address-guard.ts';
-import { type EndpointRules, endpointProblem, schemeProblem } from '../../egress/endpoint-rules.ts';
+import { type EndpointRules, endpointProblem } from '../../egress/endpoint-rules.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
+import { checkUrl, type Problem } from './provider-url-rules.ts';
 import { providerErrors } from './providers.errors.ts';
 
 export interface DiscoveredMetadata {
@@ -33,7 +34,7 @@ const CALLED_ENDPOINTS = ['token_endpoint', 'jwks_uri', 'revocation_endpoint', '
 
 /** The first endpoint of `as` that the rules refuse, as "field: problem". */
 function refusedEndpoint(as: oauth.AuthorizationServer, rules: EndpointRules): string | undefined {
-  for (const field of [...CALLED_ENDPOINTS, 'authorization_endpoint'] as const) {
+  for (const field of CALLED_ENDPOINTS) {
     const value = as[field];
     if (value === undefined) continue;
     let url: URL;
@@ -42,18 +43,21 @@ function refusedEndpoint(as: oauth.AuthorizationServer, rules: EndpointRules): s
     } catch {
       return `${field}: must be an absolute URL`;
     }
-    // The authorization endpoint is opened by the user's browser, never called by the broker: it
-    // is held to the rules of an `auth_url` the operator typed (https, or http on loopback where
-    // allowed; no credentials, no fragment), not to the address rules of a called one.
-    const problem =
-      field === 'authorization_endpoint' ? browserEndpointProblem(url, rules) : endpointProblem(url, rules);
+    const problem = endpointProblem(url, rules);
     if (problem !== undefined) return `${field}: ${problem}`;
   }
-  return undefined;
+  // The authorization endpoint is opened by the user's browser, never called by the broker: it is
+  // held to the rules of an `auth_url` the operator typed, not to the address rules of a called one.
+  const problems: Problem[] = [];
+  checkUrl(
+    problems,
+    'authorization_endpoint',
+    String(as.authorization_endpoint),
+    { allowLoopbackHttp: rules.allowLoopback, hasClientSecret: false },
+    false,
+  );
+  return problems[0] === undefined ? undefined : `${problems[0].path}: ${problems[0].message}`;
 }
-
-const browserEndpointProblem = (url: URL, rules: EndpointRules): string | undefined =>
-  schemeProblem(url, rules) ?? (url.hash === '' ? undefined : 'must not contain a fragment');
 
 /** Egress failures after which the same request may work later; the others are the guard's refusals. */
 const TRANSIENT_EGRESS = new Set(['dns_failed', 'timeout', 'network']);
