@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { headerKeyedConnection } from './capture-helpers.ts';
 import { createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
 
 describe('the credential proxy and an agent grant', () => {
@@ -14,29 +15,21 @@ describe('the credential proxy and an agent grant', () => {
 
   before(async () => {
     broker = await startBroker();
-    for (const name of ['crm', 'secretcorp']) {
-      const created = await broker.request({
-        method: 'POST',
-        url: '/providers',
-        payload: { profile: { name, auth_type: 'api_key', api_base_url: `https://${name}.example.com` } },
-      });
-      assert.equal(created.statusCode, 201, created.body);
-    }
-    const started = json<{ state: string; connection_id: string }>(
-      await broker.request({
-        method: 'POST',
-        url: '/v1/request-connection',
-        payload: { user_id: 'alice', provider_name: 'crm', return_url: 'http://localhost:3000/done' },
-      }),
+    connection = await headerKeyedConnection(
+      broker,
+      'crm',
+      'https://crm.example.com',
+      { type: 'header', config: { header_name: 'X-Api-Key' } },
+      'alice',
     );
-    const captured = await broker.request({
+    const other = await broker.request({
       method: 'POST',
-      url: '/v1/capture-credential',
-      key: null,
-      payload: { state: started.state, credentials: { api_key: 'k-alice' } },
+      url: '/providers',
+      payload: {
+        profile: { name: 'secretcorp', auth_type: 'api_key', api_base_url: 'https://secretcorp.example.com' },
+      },
     });
-    assert.equal(captured.statusCode, 200, captured.body);
-    connection = started.connection_id;
+    assert.equal(other.statusCode, 201, other.body);
     agentToken = (
       await createAgentWithToken(broker, 'crm-only', {
         allowed_scopes: [],
