@@ -82,6 +82,47 @@ describe('refresh worker scheduling', () => {
     assert.equal(h.stats().left, 0);
   });
 
+  test('a provider left out of a claim as full is asked for again when its refreshes end during the claim', async () => {
+    // a and b of provider p run (its cap) with q1 of q; c of p is due too. q1 ends first; the
+    // claim that follows leaves p out, and a and b end while it is in flight. The worker must
+    // claim again rather than conclude that nothing is left (c stayed unrefreshed until the next
+    // pass, which made a CI run of test/refresh-worker.test.ts count 9 of 10).
+    const queue = [
+      { id: 'a', provider: 'p' },
+      { id: 'b', provider: 'p' },
+      { id: 'q1', provider: 'q' },
+      { id: 'c', provider: 'p' },
+    ];
+    const finish: (() => void)[] = [];
+    const worker = createRefreshWorker({
+      store: {
+        async claimDue(_owner, _now, _lease, limit, skip) {
+          const picked = queue.filter((d) => !skip.includes(d.provider)).slice(0, limit);
+          for (const p of picked) queue.splice(queue.indexOf(p), 1);
+          if (skip.length > 0) {
+            for (const end of finish.splice(0)) end();
+            await new Promise((resolve) => setTimeout(resolve, 20));
+          }
+          return picked.map((p) => ({ id: p.id, provider_id: p.provider, tookOver: false }));
+        },
+        dropLease: async () => assert.fail('nothing is over the cap here'),
+      },
+      connections: {
+        newLeaseId: () => 'me:1',
+        lease: { leaseMs: 1000, graceMs: 1000 },
+        refreshClaimed: (id) =>
+          new Promise<RefreshOutcome>((resolve) => {
+            if (id === 'a' || id === 'b') finish.push(() => resolve('refreshed'));
+            else setTimeout(() => resolve('refreshed'), 5);
+          }),
+      },
+      concurrency: 3,
+      providerConcurrency: 2,
+    });
+    assert.equal(await worker.runOnce(), 4);
+    assert.deepEqual(queue, [], 'c was refreshed in the same pass');
+  });
+
   test('keeps running when a refresh throws, and reports it', async () => {
     const errors: string[] = [];
     const worker = createRefreshWorker({

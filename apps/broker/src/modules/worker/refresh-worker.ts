@@ -34,6 +34,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
   let filling: Promise<boolean> | undefined;
   let wake: (() => void) | undefined;
   let launched = 0;
+  let ended = 0;
   let onJobError = options.onError;
 
   function saturated(): string[] {
@@ -58,6 +59,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
       if (n === 0) perProvider.delete(providerId);
       else perProvider.set(providerId, n);
       running.delete(job);
+      ended++;
       wake?.();
     });
     running.add(job);
@@ -71,14 +73,15 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
       if (free <= 0) return started;
       // One lease id per claim: the fencing token of every lease it takes.
       const leaseId = options.connections.newLeaseId();
-      const claimed = await options.store.claimDue(
-        leaseId,
-        now(),
-        options.connections.lease,
-        free,
-        saturated(),
-      );
-      if (claimed.length === 0) return started;
+      const endedBefore = ended;
+      const full = saturated();
+      const claimed = await options.store.claimDue(leaseId, now(), options.connections.lease, free, full);
+      if (claimed.length === 0) {
+        // A provider left out as full may have freed its slots while the claim ran: ask again,
+        // or its due connections wait for the next poll (and `runOnce` would miss them).
+        if (full.length > 0 && ended !== endedBefore) continue;
+        return started;
+      }
       const takeovers = claimed.filter((c) => c.tookOver).length;
       if (takeovers > 0) options.metrics?.tookOver(takeovers);
       for (const c of claimed) {
@@ -128,12 +131,15 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
       let timer: NodeJS.Timeout | undefined;
       const loop = async () => {
         while (!stopped) {
+          const endedBefore = ended;
           try {
             await fill();
           } catch (error) {
             onLoopError(error);
           }
           if (stopped) break;
+          // A refresh that ended during the fill freed a slot its wake-up could not report.
+          if (ended !== endedBefore && running.size < options.concurrency) continue;
           await new Promise<void>((resolve) => {
             wake = resolve;
             timer = setTimeout(resolve, pollMs);
