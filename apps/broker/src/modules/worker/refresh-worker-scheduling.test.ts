@@ -123,6 +123,84 @@ describe('refresh worker scheduling', () => {
     assert.deepEqual(queue, [], 'c was refreshed in the same pass');
   });
 
+  test('a lease that cannot be given back strands nothing else of its batch, and the failure is reported', async () => {
+    // b is over p's cap and is given back; that write fails (a connection reset). c and d, of
+    // other providers, used to stay leased and unworked until their leases ran out (45 s).
+    const worked: string[] = [];
+    let claims = 0;
+    const worker = createRefreshWorker({
+      store: {
+        async claimDue() {
+          if (claims++ > 0) return [];
+          return ['a:p', 'b:p', 'c:q', 'd:r'].map((x) => {
+            const [id, provider_id] = x.split(':') as [string, string];
+            return { id, provider_id, tookOver: false };
+          });
+        },
+        dropLease: async () => {
+          throw new Error('connection reset');
+        },
+      },
+      connections: {
+        newLeaseId: () => 'me:1',
+        lease: { leaseMs: 1000, graceMs: 1000 },
+        refreshClaimed: async (id) => {
+          worked.push(id);
+          return 'refreshed';
+        },
+      },
+      concurrency: 4,
+      providerConcurrency: 1,
+    });
+    await assert.rejects(worker.runOnce(), /connection reset/);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.deepEqual(worked.sort(), ['a', 'c', 'd']);
+  });
+
+  test('a claim that returns after stop() starts no provider call and gives its batch back', async () => {
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      openGate = resolve;
+    });
+    let claims = 0;
+    const dropped: string[] = [];
+    const worked: string[] = [];
+    const worker = createRefreshWorker({
+      store: {
+        async claimDue(_owner, _now, _lease, limit) {
+          claims++;
+          await gate;
+          return Array.from({ length: limit }, (_, i) => ({
+            id: `x${claims}-${i}`,
+            provider_id: `p${i}`,
+            tookOver: false,
+          }));
+        },
+        dropLease: async (id) => {
+          dropped.push(id);
+        },
+      },
+      connections: {
+        newLeaseId: () => 'me:1',
+        lease: { leaseMs: 1000, graceMs: 1000 },
+        refreshClaimed: async (id) => {
+          worked.push(id);
+          return 'refreshed';
+        },
+      },
+      concurrency: 2,
+      providerConcurrency: 2,
+    });
+    const stop = worker.start(10_000, (error) => assert.fail(String(error)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const stopped = stop();
+    openGate();
+    await stopped;
+    assert.deepEqual(worked, [], 'no refresh started after stop()');
+    assert.deepEqual(dropped.sort(), ['x1-0', 'x1-1']);
+    assert.equal(claims, 1, 'and no further claim');
+  });
+
   test('keeps running when a refresh throws, and reports it', async () => {
     const errors: string[] = [];
     const worker = createRefreshWorker({

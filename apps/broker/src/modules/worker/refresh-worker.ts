@@ -35,6 +35,8 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
   let wake: (() => void) | undefined;
   let launched = 0;
   let ended = 0;
+  /** Set when the serving loop is told to stop: a claim that returns after that starts nothing. */
+  let stopping = false;
   let onJobError = options.onError;
 
   function saturated(): string[] {
@@ -65,12 +67,20 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
     running.add(job);
   }
 
+  /** Gives leases back; every one is tried, and the first failure is thrown after all were. */
+  async function giveBack(ids: string[], leaseId: string): Promise<void> {
+    const results = await Promise.allSettled(ids.map((id) => options.store.dropLease(id, leaseId)));
+    const failed = results.find((r) => r.status === 'rejected');
+    // Those leases run out by themselves (NEXUS_REFRESH_LEASE_SECONDS); the caller reports it.
+    if (failed) throw failed.reason;
+  }
+
   /** Claims and starts work until the slots are full or nothing is due; true if it started any. */
   async function fillOnce(): Promise<boolean> {
     let started = false;
     for (;;) {
       const free = options.concurrency - running.size;
-      if (free <= 0) return started;
+      if (free <= 0 || stopping) return started;
       // One lease id per claim: the fencing token of every lease it takes.
       const leaseId = options.connections.newLeaseId();
       const endedBefore = ended;
@@ -79,20 +89,31 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
       if (claimed.length === 0) {
         // A provider left out as full may have freed its slots while the claim ran: ask again,
         // or its due connections wait for the next poll (and `runOnce` would miss them).
-        if (full.length > 0 && ended !== endedBefore) continue;
+        if (full.length > 0 && ended !== endedBefore && !stopping) continue;
+        return started;
+      }
+      // Shutdown began while the claim ran: start no provider call, give the batch back.
+      if (stopping) {
+        await giveBack(
+          claimed.map((c) => c.id),
+          leaseId,
+        );
         return started;
       }
       const takeovers = claimed.filter((c) => c.tookOver).length;
       if (takeovers > 0) options.metrics?.tookOver(takeovers);
+      const over: string[] = [];
       for (const c of claimed) {
         // A batch may hold more of one provider than its cap allows: give those back untouched.
         if ((perProvider.get(c.provider_id) ?? 0) >= options.providerConcurrency) {
-          await options.store.dropLease(c.id, leaseId);
+          over.push(c.id);
           continue;
         }
         launch(c.id, c.provider_id, leaseId);
         started = true;
       }
+      // Only after the whole batch was launched: a failed give-back must not strand the rest.
+      await giveBack(over, leaseId);
       if (claimed.length < free) return started;
     }
   }
@@ -127,17 +148,17 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
       onRefreshError?: (error: unknown, connectionId: string) => void,
     ): () => Promise<void> {
       if (onRefreshError) onJobError = onRefreshError;
-      let stopped = false;
+      stopping = false;
       let timer: NodeJS.Timeout | undefined;
       const loop = async () => {
-        while (!stopped) {
+        while (!stopping) {
           const endedBefore = ended;
           try {
             await fill();
           } catch (error) {
             onLoopError(error);
           }
-          if (stopped) break;
+          if (stopping) break;
           // A refresh that ended during the fill freed a slot its wake-up could not report.
           if (ended !== endedBefore && running.size < options.concurrency) continue;
           await new Promise<void>((resolve) => {
@@ -150,7 +171,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions) {
       };
       const done = loop();
       return async () => {
-        stopped = true;
+        stopping = true;
         wake?.();
         await done;
         // Leases of refreshes still running are completed by them; wait so none is cut off.
