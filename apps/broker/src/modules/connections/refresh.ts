@@ -100,6 +100,8 @@ export function createRefresher(c: {
   }
 
   const needsRefresh = (row: ConnectionWithProvider) => readDecision(row) !== 'serve';
+  const liveToken = (row: ConnectionWithProvider) =>
+    row.access_expires_at !== null && row.access_expires_at > now();
 
   function providerUnavailable(row: ConnectionWithProvider, detail: string): NexusError {
     const wait = Math.max(
@@ -213,13 +215,27 @@ export function createRefresher(c: {
       }
       const leaseId = newLeaseId();
       if (await store.acquireLease(row.id, leaseId, row.version, lease)) {
-        await refreshUpstream(id, leaseId);
+        try {
+          await refreshUpstream(id, leaseId);
+        } catch (error) {
+          // A lazy read whose token still works is served it when the refresh could not be made
+          // (no refresh token, the provider failing, the call withheld), as when another process
+          // holds the lease; a grant lost on the way has changed the status, and is refused.
+          if (force || !(error instanceof NexusError) || !liveToken(row)) throw error;
+          const after = await store.find(id);
+          if (after === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
+          assertUsable(after);
+          if (!liveToken(after)) throw error;
+          return after;
+        }
         const fresh = await store.find(id);
         if (fresh === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
+        // Revoked between the refresh's write and this read: its credentials are gone.
+        assertUsable(fresh);
         return fresh;
       }
       // Another process holds the lease. A token that still works is served as it is.
-      if (!force && row.access_expires_at !== null && row.access_expires_at > now()) return row;
+      if (!force && liveToken(row)) return row;
       if (monotonic() > deadline)
         throw errorFrom(connectionErrors, 'refresh_in_progress', {
           details: { connection_id: id, retry_after_seconds: 1 },
