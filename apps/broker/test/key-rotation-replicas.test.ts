@@ -132,7 +132,7 @@ describe('rotating environment keys across two replicas', { skip: PG_ONLY, timeo
     assert.match(
       refused.stderr,
       new RegExp(
-        `^ {2}${literal(who(b))}, last heartbeat .*: lacks the new encryption primary key \\(it writes with ${kidOf(k1)}\\); its keys come from the environment: put the new key first in ENCRYPTION_KEYS there and restart it$`,
+        `^ {2}${literal(who(b))}, last heartbeat .*: lacks the new encryption primary key \\(it writes with ${kidOf(k1)}\\); its keys come from the environment: add the new key after the current primary in ENCRYPTION_KEYS there and restart it; move it to the front only once every replica holds it$`,
         'm',
       ),
       show(refused),
@@ -166,7 +166,10 @@ describe('rotating environment keys across two replicas', { skip: PG_ONLY, timeo
     assert.equal(early.code, 1, show(early));
     assert.match(
       early.stderr,
-      new RegExp(`${literal(who(b))}, .*: has the new encryption key but still writes with ${kidOf(k1)}`),
+      new RegExp(
+        `${literal(who(b))}, .*: has the new encryption key but still writes with ${kidOf(k1)}; its keys come from the environment: move the new key to the front of ENCRYPTION_KEYS there and restart it$`,
+        'm',
+      ),
     );
     // 2: the new key first everywhere. 3: rewrap.
     b = await restart(b, `${k2},${k1}`);

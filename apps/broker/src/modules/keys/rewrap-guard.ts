@@ -47,7 +47,13 @@ export function explainBlockers(blockers: readonly RewrapBlocker[], waitedMs?: n
     const fix =
       b.process.keySource === 'file'
         ? `it has not re-read its key file: it does within seconds, or at once on \`kill -HUP ${b.process.pid}\` on ${b.process.host}; if that host has its own copy of the file, copy the new file there`
-        : `its keys come from the environment${b.process.keySource === 'transit' ? ' (KEY_PROVIDER=transit)' : ''}: put the new key first in ${ring.variable} there and restart it`;
+        : `its keys come from the environment${b.process.keySource === 'transit' ? ' (KEY_PROVIDER=transit)' : ''}: ${
+            b.problem === 'lacks'
+              ? // First everywhere at once would have the first replica restarted write what the
+                // others cannot open yet (docs/operations.md, step 2).
+                `add the new key after the current primary in ${ring.variable} there and restart it; move it to the front only once every replica holds it`
+              : `move the new key to the front of ${ring.variable} there and restart it`
+          }`;
     return `  ${describeProcess(b.process)}, last heartbeat ${new Date(b.process.heartbeatAt).toISOString()}: ${what}; ${fix}`;
   });
   return [
