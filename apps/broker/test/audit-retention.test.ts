@@ -197,3 +197,79 @@ describe('audit retention', () => {
     assert.equal(verified.brokenAt, first!.seq);
   });
 });
+
+describe('audit verify at the end of the log', () => {
+  let broker: TestBroker;
+  let exportDir: string;
+  let clock = Date.now();
+  before(async () => {
+    exportDir = mkdtempSync(join(tmpdir(), 'nexus-audit-export-'));
+    broker = await startBroker({
+      env: { NEXUS_AUDIT_RETENTION_DAYS: '30', NEXUS_AUDIT_EXPORT_DIR: exportDir },
+      now: () => clock,
+    });
+  });
+  after(async () => {
+    await broker.close();
+    rmSync(exportDir, { recursive: true, force: true });
+  });
+
+  const record = (n: number, action: string) =>
+    Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        broker.container.audit.record(
+          { actor: 'test' },
+          { action, resourceType: 'test', resourceId: String(i) },
+        ),
+      ),
+    );
+
+  it('a verify that retention overtakes up to the head (an idle log) is not a false alarm', async () => {
+    await record(1500, 'test.idle');
+    clock += 31 * DAY; // nothing written since: the whole log is past retention
+    const retention = createAuditRetention({
+      db: broker.container.db,
+      ...broker.container.config.auditRetention,
+      now: () => clock,
+    });
+    const store = createAuditStore(broker.container.db);
+    let pages = 0;
+    let removed = 0;
+    const audit = createAuditService({
+      store: {
+        ...store,
+        // Housekeeping runs between the walk's first and second page.
+        pageAscending: async (afterSeq: number, count: number) => {
+          if (++pages === 2) removed = (await retention.runOnce()).removed;
+          return store.pageAscending(afterSeq, count);
+        },
+      },
+      batchMax: 100,
+      anchor: retention.anchor,
+      retentionEnabled: true,
+    });
+    const result = await audit.verify();
+    assert.equal(removed, 1500, 'retention removed the whole log while the walk ran');
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.equal(result.complete, true);
+  });
+  it('a resumed verify reports a deleted tail, as a whole walk does', async () => {
+    await record(30, 'test.tail');
+    const first = json<{ ok: boolean; next_from_seq: number; head_seq: number }>(
+      await broker.request({ method: 'GET', url: '/audit/verify?limit=20' }),
+    );
+    assert.equal(first.ok, true);
+    // The newest events deleted from where the verifier will resume, the head row left as it was.
+    await broker.container.db.kysely
+      .deleteFrom('audit_events')
+      .where('seq', '>=', first.next_from_seq - 1)
+      .execute();
+    assert.equal((await broker.container.audit.verify()).ok, false, 'a whole walk finds it');
+    const resumed = json<{ ok: boolean; broken_at: number; reason: string }>(
+      await broker.request({ method: 'GET', url: `/audit/verify?from_seq=${first.next_from_seq}` }),
+    );
+    assert.equal(resumed.ok, false, JSON.stringify(resumed));
+    assert.equal(resumed.broken_at, first.next_from_seq - 1);
+    assert.match(resumed.reason, /events were deleted/);
+  });
+});

@@ -291,9 +291,27 @@ export function createAuditService(deps: {
       if (range.fromSeq !== undefined && range.fromSeq > anchor.seq + 1) {
         fromSeq = range.fromSeq;
         const [before] = await store.pageAscending(fromSeq - 2, 1);
-        // Nothing at or before the head to check from there (events written since are the next run's).
-        if (before === undefined || before.seq > head.seq)
-          return { ...base, ok: true, checked: 0, fromSeq, toSeq: fromSeq - 1, complete: true };
+        if (before === undefined || before.seq > head.seq) {
+          // Past the head: nothing written there yet (events written since are the next run's).
+          if (fromSeq - 1 > head.seq)
+            return { ...base, ok: true, checked: 0, fromSeq, toSeq: fromSeq - 1, complete: true };
+          // The head records events from there on: only retention may have removed them all.
+          const moved = await deps.anchor?.();
+          if (moved !== undefined && moved.seq >= head.seq)
+            return {
+              ...base,
+              prunedThrough: moved.seq,
+              ok: true,
+              checked: 0,
+              fromSeq,
+              toSeq: moved.seq,
+              complete: true,
+            };
+          return fail(
+            fromSeq - 1,
+            `events ${fromSeq - 1}–${head.seq} are missing but the head records event ${head.seq}: events were deleted`,
+          );
+        }
         const moved = before.seq === fromSeq - 1 ? undefined : await deps.anchor?.();
         if (moved !== undefined && moved.seq >= fromSeq - 1) {
           // Retention removed it since the anchor was read: the walk starts from the new anchor.
@@ -333,7 +351,17 @@ export function createAuditService(deps: {
           checked++;
         }
         onProgress?.(checked, head.seq);
-        if (page.length < want) break;
+        if (page.length < want) {
+          // The rest is gone: a deletion, unless retention pruned it since the walk began.
+          const moved = prevSeq < head.seq ? await deps.anchor?.() : undefined;
+          if (moved !== undefined && moved.seq > prevSeq) {
+            prevSeq = moved.seq;
+            prevHash = moved.hash;
+            base.prunedThrough = moved.seq;
+            continue;
+          }
+          break;
+        }
       }
       const result = { ...base, checked, fromSeq, toSeq: prevSeq };
       if (prevSeq < head.seq && checked >= limit) return { ...result, ok: true, complete: false };
