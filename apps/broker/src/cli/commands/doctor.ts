@@ -135,7 +135,7 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
                 credentials: container.connectionsMaintenance.keyIds,
                 userSecrets: container.userSecretsMaintenance.keyIds,
               }
-            : {}),
+            : { backendUnread: config.tokenStore === 'secret-backend' }),
           now: Date.now(),
         }))
           add(f.level, f.check, f.message, f.fix);

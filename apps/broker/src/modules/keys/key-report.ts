@@ -59,6 +59,11 @@ export async function keyRotationFindings(deps: {
   brokers: LiveBrokers;
   /** Connection credentials kept in the secret backend (TOKEN_STORE=secret-backend). */
   credentials?: CredentialKeyIds;
+  /**
+   * Set when values sealed with the encryption ring are kept in a secret backend that did not
+   * answer: their keys are unknown, so no older key is called removable.
+   */
+  backendUnread?: boolean;
   /** Key ids of the stored user-secret versions (read through the secret backend). */
   userSecrets?: UserSecretKeyIds;
   now: number;
@@ -67,7 +72,7 @@ export async function keyRotationFindings(deps: {
   const live = await deps.brokers.live(deps.now);
   findings.push(...brokerFindings(live, deps.keys, deps.now));
   const usage = await encryptionUsage(deps.db, deps.credentials);
-  findings.push(...ringFindings('encryption', deps.keys.ring, usage, live));
+  findings.push(...ringFindings('encryption', deps.keys.ring, usage, live, deps.backendUnread === true));
   if (deps.keys.userSecretsRing !== undefined && deps.userSecrets !== undefined) {
     const users = await userSecretsUsage(deps.userSecrets);
     findings.push(...ringFindings('user secrets', deps.keys.userSecretsRing, users, live));
@@ -135,6 +140,7 @@ function ringFindings(
   ring: KeyRing,
   usage: Usage,
   live: readonly BrokerProcess[],
+  backendUnread = false,
 ): KeyFinding[] {
   const out: KeyFinding[] = [];
   const enc = name === 'encryption';
@@ -185,6 +191,13 @@ function ringFindings(
         check: 'keys',
         message: `older ${name} key ${kid} seals nothing stored, but a running broker still writes with it: keep it`,
         fix: 'move the new key first on every replica and restart them (docs/operations.md)',
+      });
+    else if (backendUnread)
+      out.push({
+        level: 'warn',
+        check: 'keys',
+        message: `older ${name} key ${kid} is used by nothing in the database, but the tokens kept in the secret backend (TOKEN_STORE=secret-backend) could not be read: keep it`,
+        fix: 'run `nexus doctor` again once the secret backend answers, before removing it',
       });
     else
       out.push({
