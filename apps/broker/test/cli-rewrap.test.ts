@@ -16,7 +16,7 @@ import { newKey, readKeyFile } from '../src/crypto/key-file.ts';
 import { createKeyRing, type KeyRing, keyIdOf } from '../src/crypto/keyring.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { type RewrapProgress, rewrap } from '../src/modules/keys/rewrap.ts';
-import { bindingFor } from '../src/modules/secrets/internal.backend.ts';
+import { bindingFor, createInternalBackend } from '../src/modules/secrets/internal.backend.ts';
 import {
   baseEnv,
   blockSecretUpdate,
@@ -269,6 +269,60 @@ describe('rewrap() as a library: abort after the first batch, then finish', { ti
       assert.equal(count(await kidsByPath(db), ring.primaryKid), total);
       await assertAllOpen(db, createKeyRing([freshKey]), originals);
     } finally {
+      await container.close();
+      await db.drop();
+    }
+  });
+});
+
+describe('rewrap() racing a writer', { timeout: 60_000 }, () => {
+  it('reports a value another process rewrote under an older key meanwhile, and counts one rewritten under the new key', async () => {
+    const db = await createTestDatabase();
+    const oldKey = newKey();
+    const freshKey = newKey();
+    const env = {
+      ...db.env,
+      NEXUS_ENV: 'test',
+      ENCRYPTION_KEY: Buffer.from(oldKey.reveal()).toString('base64'),
+      STATE_KEY: Buffer.from(newKey().reveal()).toString('base64'),
+    };
+    await writeSecrets(env, 3);
+    const container = containerFor(env);
+    const oldRing = createKeyRing([oldKey]);
+    const ring = createKeyRing([freshKey, oldKey]);
+    const kysely = container.db.kysely as unknown as { transaction: () => unknown };
+    const transaction = kysely.transaction.bind(kysely);
+    try {
+      let raced = false;
+      // Between the batch's read and its update, two writers commit: a process that has not yet
+      // taken the new key (secret 0, under the old one) and one that has (secret 1).
+      kysely.transaction = () => {
+        const real = transaction() as { execute: (fn: unknown) => Promise<unknown> };
+        return {
+          execute: async (fn: unknown) => {
+            if (!raced) {
+              raced = true;
+              await createInternalBackend(container.db, oldRing).put(pathOf(0), Buffer.from('old-writer'));
+              await createInternalBackend(container.db, ring).put(pathOf(1), Buffer.from('new-writer'));
+            }
+            return real.execute(fn);
+          },
+        };
+      };
+      const first = await rewrap(container.db, ring);
+      kysely.transaction = transaction;
+      assert.equal(first.rewrapped, 1, 'secret 2');
+      assert.equal(first.alreadyCurrent, 1, 'secret 1, written under the new key meanwhile');
+      assert.equal(first.failed.length, 1, JSON.stringify(first.failed));
+      assert.match(first.failed[0]!.reason, /written by another process .* run again/);
+      assert.equal((await kidsByPath(db)).get(pathOf(0)), oldRing.primaryKid);
+
+      const second = await rewrap(container.db, ring);
+      assert.deepEqual(second.failed, []);
+      assert.equal(second.rewrapped, 1);
+      assert.equal(count(await kidsByPath(db), ring.primaryKid), 3);
+    } finally {
+      kysely.transaction = transaction;
       await container.close();
       await db.drop();
     }

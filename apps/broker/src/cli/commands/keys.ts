@@ -205,7 +205,8 @@ export async function keysRewrap(
       io.out(
         `Primary key ${container.keys.ring.primaryKid}: ${result.rewrapped} re-encrypted, ${result.alreadyCurrent} already current, ${result.failed.length} failed.`,
       );
-      for (const f of result.failed.slice(0, 20)) io.err(`  cannot open ${f.table} ${f.id}: ${f.reason}`);
+      for (const f of result.failed.slice(0, 20))
+        io.err(`  not re-encrypted: ${f.table} ${f.id}: ${f.reason}`);
       if (result.interrupted) io.out('Interrupted: run `nexus keys rewrap` again to finish.');
     }
     if (result.interrupted) return 130;

@@ -194,15 +194,35 @@ export async function rewrap(
         }
       }
       if (updates.length > 0) {
+        const changed: string[] = [];
         await k.transaction().execute(async (trx) => {
           for (const u of updates) {
             const result =
               await sql`UPDATE ${table} SET ${valueCol} = ${u.sealed} WHERE ${idCol} = ${u.id} AND ${valueCol} = ${u.old}`.execute(
                 trx,
               );
-            rewrapped += Number(result.numAffectedRows ?? 0n);
+            const n = Number(result.numAffectedRows ?? 0n);
+            rewrapped += n;
+            if (n === 0) changed.push(u.id);
           }
         });
+        // Written meanwhile (the concurrent write wins): fine if it sealed with the primary or
+        // removed the value; otherwise it is still under an older key, and this run says so.
+        for (const id of changed) {
+          const now = await sql<{
+            value: Uint8Array | null;
+          }>`SELECT ${valueCol} AS value FROM ${table} WHERE ${idCol} = ${id}`.execute(k);
+          const value = now.rows[0]?.value ?? null;
+          if (value === null) continue;
+          if (!isBackendMarker(value) && keyIdOfCiphertext(value) === ring.primaryKid) current++;
+          else
+            failed.push({
+              table: col.table,
+              id,
+              reason:
+                'written by another process while this run re-encrypted it, not under the new key: run again',
+            });
+        }
       }
       scanned += page.length;
       after = page[page.length - 1]!.id;
