@@ -119,6 +119,20 @@ export function proxyRoutes(
           },
         });
       },
+      unrecorded(caller, info, error) {
+        // No secret here: the route, the connection id, the status and the error's code.
+        app.log.error(
+          {
+            request_id: caller.ctx.requestId,
+            route: info.route,
+            connection_id: info.connectionId,
+            method: info.method,
+            status: info.status,
+            code: (error as { code?: unknown }).code,
+          },
+          'proxied call answered, but its proxy.request audit event could not be written',
+        );
+      },
     },
   };
   const proxy = createProxy(options);

@@ -94,18 +94,24 @@ export type ProxyOutcome =
   | 'timeout';
 
 /** Told once per proxied call, with what may be recorded (never payloads or credentials). */
+export interface ProxyCallInfo {
+  route: string;
+  connectionId: string | undefined;
+  method: string;
+  status: number;
+  outcome: ProxyOutcome;
+  upstreamSeconds: number | undefined;
+}
+
 export interface ProxyObserver<Caller> {
-  done(
-    caller: Caller,
-    info: {
-      route: string;
-      connectionId: string | undefined;
-      method: string;
-      status: number;
-      outcome: ProxyOutcome;
-      upstreamSeconds: number | undefined;
-    },
-  ): Promise<void> | void;
+  /** Every call, answered or refused (metrics, the audit event); awaited before the answer. */
+  done(caller: Caller, info: ProxyCallInfo): Promise<void> | void;
+  /**
+   * `done` failed (the audit event could not be written) after the request went upstream: the
+   * caller still gets the upstream's answer, since an error would have it send the call again,
+   * and this reports the unrecorded call. Without it, the error is the answer.
+   */
+  unrecorded?(caller: Caller, info: ProxyCallInfo, error: unknown): void;
 }
 
 export interface ProxyOptions<Caller> {
@@ -181,12 +187,23 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
     res.body.dump().catch(() => {});
   };
 
+  /** Hands a finished call to the observer; see `ProxyObserver.unrecorded` for a failure. */
+  async function observed(caller: Caller, info: ProxyCallInfo, sent: boolean): Promise<void> {
+    try {
+      await options.observer?.done(caller, info);
+    } catch (error) {
+      if (!sent || options.observer?.unrecorded === undefined) throw error;
+      options.observer.unrecorded(caller, info, error);
+    }
+  }
+
   async function forward(request: ProxyRequest<Caller>): Promise<ProxyResult> {
     const started = performance.now();
     let connectionId: string | undefined;
     let upstreamSeconds: number | undefined;
     let outcome: ProxyOutcome = 'ok';
     let status = 500;
+    let sent = false;
     try {
       let route = await options.routes(request.route);
       if (
@@ -264,6 +281,7 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         outcome = 'injection_failed';
         throw error;
       });
+      sent = true;
       let res = await send(method, applied.url, applied.headers, body);
       if (res.statusCode === 401 && type === 'oauth2' && replayable) {
         drain(res);
@@ -340,7 +358,7 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
       } else outcome = 'upstream_error';
       throw error;
     } finally {
-      await options.observer?.done(request.caller, {
+      const info: ProxyCallInfo = {
         route: request.route,
         connectionId,
         method: request.method,
@@ -348,7 +366,8 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         outcome,
         upstreamSeconds:
           upstreamSeconds ?? (outcome === 'ok' ? (performance.now() - started) / 1000 : undefined),
-      });
+      };
+      await observed(request.caller, info, sent);
     }
   }
 
