@@ -4,6 +4,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { buildContainer } from '../src/container.ts';
+import { newKey } from '../src/crypto/key-file.ts';
+import { createKeyRing } from '../src/crypto/keyring.ts';
 import { json } from './harness.ts';
 import { RETURN, Scenario } from './oauth-scenario.ts';
 
@@ -84,6 +86,40 @@ describe('background refresh worker', () => {
     assert.equal(s.idp.counts.refresh_token - base, 10);
     s.clock -= HOUR - (MARGIN_S - 1) * 1000;
     for (const id of ids) await s.call({ method: 'DELETE', url: `/v1/connections/${id}` }, 200);
+  });
+
+  it('a worker whose key ring lacks the connection key leaves it to one that has it, counting no failure', async () => {
+    const id = await s.connect('idp-basic', 'key-missing');
+    const start = s.clock;
+    // A replica that has not been given the key the credentials are sealed with (a rotation
+    // rolled out to some processes only), on the same database.
+    const lacking = buildContainer(s.broker.container.config, {
+      now: () => s.clock,
+      keys: { ...s.broker.container.keys, ring: createKeyRing([newKey()]) },
+    });
+    try {
+      s.clock += HOUR - (MARGIN_S - 1) * 1000;
+      const base = s.idp.counts.refresh_token;
+      assert.equal(await lacking.refreshWorker.runOnce(), 1);
+      let r = await row(id);
+      assert.equal(r.status, 'active');
+      assert.equal(r.refresh_failures, 0, 'not the connection failing');
+      assert.equal(r.last_error, null);
+      assert.equal(r.failing_since, null);
+      assert.ok(r.refresh_due_at! >= s.clock + 60_000, 'left to others for a minute');
+      assert.equal(r.refresh_lease_owner, null);
+      assert.equal(await lacking.refreshWorker.runOnce(), 0, 'not claimed again at once');
+      // A process that holds the key refreshes it when it falls due again.
+      s.clock += 61_000;
+      assert.equal(await worker().runOnce(), 1);
+      r = await row(id);
+      assert.equal(r.refresh_failures, 0);
+      assert.equal(s.idp.counts.refresh_token - base, 1, 'one upstream refresh, by the process with the key');
+    } finally {
+      await lacking.close();
+      s.clock = start;
+      await s.call({ method: 'DELETE', url: `/v1/connections/${id}` }, 200);
+    }
   });
 
   it('backs off on provider failures without touching the connection, then recovers by itself', async () => {

@@ -26,6 +26,8 @@ const RECENT_REFRESH_MS = 2_000;
 const FORCED_FLOOR_MAX_MS = 30_000;
 /** A read of an expired token waits at most this long for another process's refresh of it. */
 const READ_WAIT_MAX_MS = 10_000;
+/** How long a process whose key ring lacks a connection's key leaves its refresh to others. */
+const KEY_MISSING_RETRY_MS = 60_000;
 
 /**
  * Refreshing connections: the single-flight lease shared by on-demand refreshes, the background
@@ -136,9 +138,21 @@ export function createRefresher(c: {
       try {
         creds = await credentialsOf(row);
       } catch (error) {
+        const t = now();
+        if (error instanceof NexusError && error.code === 'key_not_in_ring') {
+          // This process's key ring lacks the key (a rotation not rolled out here yet): not the
+          // connection's failure, which would count towards giving it up. Left for a process
+          // that holds the key; this one looks again in a minute.
+          await store.releaseLease(row.id, leaseId, row.last_error, t, undefined, {
+            countAttempt: false,
+            ...(row.refresh_due_at === null
+              ? {}
+              : { dueAt: Math.max(row.refresh_due_at, t + KEY_MISSING_RETRY_MS) }),
+          });
+          throw error;
+        }
         // Unreadable credentials (the secret backend is down, a damaged ciphertext): nothing was
         // spent; the attempt counts as a failure, so neither readers nor the worker loop on it.
-        const t = now();
         await store.releaseLease(
           row.id,
           leaseId,
