@@ -98,3 +98,39 @@ describe('audit group commit while the database is away', () => {
     );
   });
 });
+
+describe('audit events written one by one after a refused batch', () => {
+  it('stop at the first write that finds the database away, and fail the rest at once', async () => {
+    const { store, committed, pending } = controlledStore();
+    const audit = createAuditService({ store, batchMax: 100 });
+    const outcomes = new Map<string, string>();
+    const track = (id: string) =>
+      audit.record(ctx, event(id)).then(
+        () => outcomes.set(id, 'committed'),
+        () => outcomes.set(id, 'failed'),
+      );
+    const batch = ['a', 'b', 'c', 'd'].map(track);
+    await until(() => pending.length === 1);
+    const behind = track('e');
+    // Refused whole for a reason of its own (a deadlock): each event is tried alone.
+    pending[0]!.settle(Object.assign(new Error('deadlock detected'), { code: '40P01' }));
+    await until(() => pending.length === 2);
+    pending[1]!.settle(); // a
+    await until(() => pending.length === 3);
+    pending[2]!.settle(adminShutdown()); // b: the database went away
+    for (let i = 0; i < 5; i++) await turn();
+    assert.equal(pending.length, 3, 'c and d were not each tried against a database that is away');
+    await Promise.all([...batch, behind]);
+    assert.deepEqual(
+      committed.map((r) => r.resource_id),
+      ['a'],
+    );
+    assert.deepEqual(Object.fromEntries(outcomes), {
+      a: 'committed',
+      b: 'failed',
+      c: 'failed',
+      d: 'failed',
+      e: 'failed',
+    });
+  });
+});

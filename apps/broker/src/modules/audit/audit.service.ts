@@ -160,6 +160,18 @@ export function createAuditService(deps: {
     });
   }
 
+  /**
+   * The database could not take a write: `pending` and every event queued behind it fail now.
+   * Each would otherwise wait another timeout only to fail alike; so a request's wait stays
+   * bounded by one write. Their requests answer 503 and nothing was delivered without its event;
+   * the next event starts a new batch, which finds the database back or fails on its own.
+   */
+  function failFrom(pending: readonly Pending[], error: unknown): void {
+    const behind = queue;
+    queue = [];
+    for (const p of [...pending, ...behind]) p.reject(error);
+  }
+
   async function writeBatches(): Promise<void> {
     while (queue.length > 0) {
       const batch = queue.slice(0, batchMax);
@@ -168,20 +180,24 @@ export function createAuditService(deps: {
         await append(batch);
         for (const p of batch) p.resolve();
       } catch (error) {
-        if (isDatabaseUnavailable(error)) {
-          for (const p of batch) p.reject(error);
-          // Events queued behind a batch the database could not take would each wait another
-          // timeout only to fail alike: fail them now, so a request's wait stays bounded by one
-          // batch. Their requests answer 503 and nothing was delivered without its event; the
-          // next event starts a new batch, which finds the database back or fails on its own.
-          const behind = queue;
-          queue = [];
-          for (const p of behind) p.reject(error);
-        } else if (batch.length === 1) batch[0]!.reject(error);
+        if (isDatabaseUnavailable(error)) failFrom(batch, error);
+        else if (batch.length === 1) batch[0]!.reject(error);
         else {
           // One event the database refuses (a text it cannot hold) must not fail the requests
-          // whose events shared its batch: each is written alone, and only its own write decides.
-          for (const p of batch) await append([p]).then(p.resolve, p.reject);
+          // whose events shared its batch: each is written alone, and only its own write decides,
+          // until the database itself is found away.
+          for (const [i, p] of batch.entries()) {
+            try {
+              await append([p]);
+              p.resolve();
+            } catch (single) {
+              p.reject(single);
+              if (isDatabaseUnavailable(single)) {
+                failFrom(batch.slice(i + 1), single);
+                break;
+              }
+            }
+          }
         }
       }
     }
