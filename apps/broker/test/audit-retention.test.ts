@@ -13,17 +13,23 @@ import { json, startBroker, type TestBroker } from './harness.ts';
 
 const DAY = 86_400_000;
 
+/** A broker keeping 30 days of audit events, exporting what it removes to a directory of its own. */
+async function retentionBroker(now: () => number) {
+  const exportDir = mkdtempSync(join(tmpdir(), 'nexus-audit-export-'));
+  const broker = await startBroker({
+    env: { NEXUS_AUDIT_RETENTION_DAYS: '30', NEXUS_AUDIT_EXPORT_DIR: exportDir },
+    now,
+  });
+  return { broker, exportDir };
+}
+
 describe('audit retention', () => {
   let broker: TestBroker;
   let exportDir: string;
   let clock = Date.now();
 
   before(async () => {
-    exportDir = mkdtempSync(join(tmpdir(), 'nexus-audit-export-'));
-    broker = await startBroker({
-      env: { NEXUS_AUDIT_RETENTION_DAYS: '30', NEXUS_AUDIT_EXPORT_DIR: exportDir },
-      now: () => clock,
-    });
+    ({ broker, exportDir } = await retentionBroker(() => clock));
   });
   after(async () => {
     await broker.close();
@@ -203,11 +209,7 @@ describe('audit verify at the end of the log', () => {
   let exportDir: string;
   let clock = Date.now();
   before(async () => {
-    exportDir = mkdtempSync(join(tmpdir(), 'nexus-audit-export-'));
-    broker = await startBroker({
-      env: { NEXUS_AUDIT_RETENTION_DAYS: '30', NEXUS_AUDIT_EXPORT_DIR: exportDir },
-      now: () => clock,
-    });
+    ({ broker, exportDir } = await retentionBroker(() => clock));
   });
   after(async () => {
     await broker.close();

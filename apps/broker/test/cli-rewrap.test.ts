@@ -227,17 +227,23 @@ describe('nexus keys rewrap after a rotation', { timeout: 120_000 }, () => {
   });
 });
 
+/** A database, the key its secrets are written under, the key to move them to, and the env. */
+async function libraryRun() {
+  const db = await createTestDatabase();
+  const oldKey = newKey();
+  const freshKey = newKey();
+  const env = {
+    ...db.env,
+    NEXUS_ENV: 'test',
+    ENCRYPTION_KEY: Buffer.from(oldKey.reveal()).toString('base64'),
+    STATE_KEY: Buffer.from(newKey().reveal()).toString('base64'),
+  };
+  return { db, oldKey, freshKey, env };
+}
+
 describe('rewrap() as a library: abort after the first batch, then finish', { timeout: 60_000 }, () => {
   it('stops at a batch boundary when the signal fires, and a second call completes the rest', async () => {
-    const db = await createTestDatabase();
-    const oldKey = newKey();
-    const freshKey = newKey();
-    const env = {
-      ...db.env,
-      NEXUS_ENV: 'test',
-      ENCRYPTION_KEY: Buffer.from(oldKey.reveal()).toString('base64'),
-      STATE_KEY: Buffer.from(newKey().reveal()).toString('base64'),
-    };
+    const { db, oldKey, freshKey, env } = await libraryRun();
     const total = 120;
     const originals = await writeSecrets(env, total);
     const container = containerFor(env);
@@ -277,15 +283,7 @@ describe('rewrap() as a library: abort after the first batch, then finish', { ti
 
 describe('rewrap() racing a writer', { timeout: 60_000 }, () => {
   it('reports a value another process rewrote under an older key meanwhile, and counts one rewritten under the new key', async () => {
-    const db = await createTestDatabase();
-    const oldKey = newKey();
-    const freshKey = newKey();
-    const env = {
-      ...db.env,
-      NEXUS_ENV: 'test',
-      ENCRYPTION_KEY: Buffer.from(oldKey.reveal()).toString('base64'),
-      STATE_KEY: Buffer.from(newKey().reveal()).toString('base64'),
-    };
+    const { db, oldKey, freshKey, env } = await libraryRun();
     await writeSecrets(env, 3);
     const container = containerFor(env);
     const oldRing = createKeyRing([oldKey]);
