@@ -48,6 +48,10 @@ async function call<T>(
   options: { query?: Query; body?: unknown; headers?: Record<string, string> },
 ): Promise<T> {
   const url = new URL(path, location.origin);
+  // The path the page built is the path called: a value from the page's address that carries
+  // `..` (or `%2e%2e`) must not move the call to another route of the admin API.
+  if (url.pathname !== path.split('?')[0] || url.origin !== location.origin)
+    throw new ApiError(0, 'invalid_path', 'That address does not name anything the console can open.');
   for (const [name, value] of Object.entries(options.query ?? {}))
     if (value !== undefined && value !== '') url.searchParams.set(name, String(value));
   const headers: Record<string, string> = { ...options.headers, accept: 'application/json' };

@@ -76,13 +76,13 @@ export function ConnectionPage({ id }: { id: string }): VNode {
   const refresh = () =>
     action.run(async () => {
       // The admin refresh answers the connection's state, never its new credential.
-      await api('POST', `/admin/v1/connections/${id}/refresh`);
+      await api('POST', `/admin/v1/connections/${encodeURIComponent(id)}/refresh`);
       reload();
       return 'Refreshed.';
     });
   const revoke = () =>
     action.run(async () => {
-      await api('DELETE', `/connections/${id}`);
+      await api('DELETE', `/connections/${encodeURIComponent(id)}`);
       reload();
       return 'Revoked.';
     });
