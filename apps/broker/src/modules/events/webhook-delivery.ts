@@ -3,6 +3,7 @@ import { open } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { ConnectionEventsTable, WebhookDeliveriesTable, WebhooksTable } from '../../db/schema.ts';
 import { EgressError, type SafeFetch } from '../../egress/safe-fetch.ts';
+import { NexusError } from '../../errors/nexus-error.ts';
 import type { AttemptResult, DeliveriesStore } from './deliveries.store.ts';
 import type { DeliveryOutcome, WebhookMetrics } from './events.metrics.ts';
 import { eventPayload } from './events.service.ts';
@@ -17,6 +18,8 @@ export const MAX_DELAY_MS = 3_600_000;
 const BATCH = 10;
 /** A bound on one `runOnce`, so a flood of events cannot keep one pass going forever. */
 const MAX_BATCHES = 100;
+/** How long a process whose key ring lacks a webhook secret's key leaves its deliveries to others. */
+const KEY_MISSING_RETRY_MS = 60_000;
 
 export interface DeliveryRunResult {
   delivered: number;
@@ -46,7 +49,7 @@ type Claimed = WebhookDeliveriesTable;
  * `DeliveriesStore.claim`), POSTs the signed event through the SSRF-guarded egress client outside
  * any transaction, and writes each result back while it still holds the lease. Delivery is
  * at-least-once: a worker that stalls past its lease may send an event another worker sends too,
- * so receivers deduplicate on `Nexus-Event-Id`.
+ * so receivers deduplicate on the event's `id` (in the signed body).
  */
 export function createWebhookDelivery(deps: {
   store: DeliveriesStore;
@@ -123,8 +126,18 @@ export function createWebhookDelivery(deps: {
     let secret: Uint8Array;
     try {
       secret = open(ring, webhook.secret, webhookSecretBinding(webhook.id));
-    } catch {
-      // A key missing from the ring is the operator's to fix; keep the delivery queued meanwhile.
+    } catch (error) {
+      // A key this process lacks (a rotation not rolled out here yet) is no attempt of the
+      // delivery's: it is left to a process that holds the key, and looked at again in a minute.
+      if (error instanceof NexusError && error.code === 'key_not_in_ring')
+        return finish(d, {
+          status: 'pending',
+          attempts: d.attempts - 1,
+          next_attempt_at: now() + KEY_MISSING_RETRY_MS,
+          last_status_code: null,
+          last_error: 'a broker lacks the key of the webhook secret (key_not_in_ring; run `nexus doctor`)',
+          delivered_at: null,
+        });
       return retry(d, 'the webhook secret could not be decrypted (run `nexus doctor`)', null);
     }
     const body = JSON.stringify(eventPayload(event));
@@ -191,9 +204,12 @@ export function createWebhookDelivery(deps: {
     }
   }
 
+  /** Set when the serving loop is told to stop: no further batch is claimed. */
+  let stopping = false;
+
   async function runOnce(): Promise<DeliveryRunResult> {
     const totals: DeliveryRunResult = { delivered: 0, failed: 0, retried: 0 };
-    for (let batch = 0; batch < MAX_BATCHES; batch++) {
+    for (let batch = 0; batch < MAX_BATCHES && !stopping; batch++) {
       const claimed = await store.claim(owner, now(), deps.leaseMs, BATCH);
       if (claimed.length === 0) break;
       const [webhooks, events] = await Promise.all([
@@ -218,24 +234,29 @@ export function createWebhookDelivery(deps: {
   return {
     runOnce,
 
-    /** Runs every `intervalMs` until stopped; failures are reported, never fatal. */
-    start(intervalMs: number, onResult: (result: DeliveryRunResult | Error) => void): () => void {
-      let running = false;
-      const tick = async () => {
-        if (running) return;
-        running = true;
-        try {
-          onResult(await runOnce());
-        } catch (error) {
-          onResult(error as Error);
-        } finally {
-          running = false;
-        }
+    /**
+     * Runs every `intervalMs` until stopped; failures are reported, never fatal. The stop function
+     * claims nothing more and resolves once the deliveries being sent have recorded their results
+     * (a receiver that already answered 2xx is not sent the event again by another replica).
+     */
+    start(intervalMs: number, onResult: (result: DeliveryRunResult | Error) => void): () => Promise<void> {
+      stopping = false;
+      let running: Promise<void> | undefined;
+      const tick = () => {
+        running ??= runOnce()
+          .then(onResult, (error: unknown) => onResult(error as Error))
+          .finally(() => {
+            running = undefined;
+          });
       };
       const timer = setInterval(tick, intervalMs);
       timer.unref();
-      void tick();
-      return () => clearInterval(timer);
+      tick();
+      return async () => {
+        stopping = true;
+        clearInterval(timer);
+        await running;
+      };
     },
   };
 }

@@ -89,7 +89,6 @@ export function startBackgroundJobs(jobs: BackgroundJobs, logger: Logger): () =>
   });
   return async () => {
     stopHousekeeping();
-    stopDelivery();
-    await stopRefresh();
+    await Promise.all([stopDelivery(), stopRefresh()]);
   };
 }
