@@ -19,6 +19,11 @@ export interface AwsSecretsManagerOptions {
   readonly endpoint?: string;
   /** Extra client settings (tests pass static credentials); production uses the default chain. */
   readonly client?: SecretsManagerClientConfig;
+  /**
+   * The longest one attempt may wait for a connection, and then for the answer to move (10 s, as
+   * the Vault and GCP backends): without it the SDK waits up to 300 s per attempt.
+   */
+  readonly timeoutMs?: number;
 }
 
 /** The name probed by `healthCheck`: reading it needs no permission beyond the prefix. */
@@ -85,9 +90,13 @@ function mapError(error: unknown): never {
  * versions beyond about 100).
  */
 export function createAwsSecretsManagerBackend(options: AwsSecretsManagerOptions): SecretBackend {
+  const timeoutMs = options.timeoutMs ?? 10_000;
   const client = new SecretsManagerClient({
     region: options.region,
     ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+    // Three attempts (the SDK's default retry count), each bounded.
+    maxAttempts: 3,
+    requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
     ...options.client,
   });
   const nameFor = (path: string) => `${options.prefix}/${path}`;
