@@ -120,19 +120,32 @@ export function createProviderWrites(deps: {
       throw commonError('version_conflict', {
         message: 'The provider changed while it was being updated; fetch it again and retry.',
       });
+    // Set once the client id in the backend was changed: undoes that if the secret write fails.
+    let restoreId: (() => Promise<void>) | undefined;
     try {
       if (creds.external) {
         // A row written under `internal` still holds the id itself: the backend gets it now, since
         // the row written below will not.
         const idInBackend = parseRecord(row).has_client_id === true;
+        const previous = idInBackend ? before.client_id : undefined;
+        const restore = () =>
+          previous === undefined ? creds.deleteClientId(ref) : creds.putClientId(ref, previous);
         if (profile.client_id === undefined) {
-          if (before.client_id !== undefined) await creds.deleteClientId(ref);
+          if (before.client_id !== undefined) {
+            restoreId = restore;
+            await creds.deleteClientId(ref);
+          }
         } else if (profile.client_id !== before.client_id || !idInBackend) {
+          restoreId = restore;
           await creds.putClientId(ref, profile.client_id);
         }
       }
       if (typeof secret === 'string') await creds.putSecret(ref, secret);
     } catch (cause) {
+      // The profile goes back below; so does the client id it names (at a renamed provider's new
+      // paths, which are dropped anyway, there is nothing to restore), or the id would not match
+      // the secret and every refresh would answer invalid_client.
+      if (restoreId !== undefined && !renamed) await restoreId().catch(() => {});
       // Put the profile (and its name) back so it never describes a secret that was not stored;
       // after a rename the old paths still hold the credentials, and the new ones go.
       await store
