@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { migrate } from '../src/db/migrate.ts';
+import { createProviderCredentials } from '../src/modules/providers/provider-credentials.ts';
 import { profileInput, profilePatch } from '../src/modules/providers/providers.schemas.ts';
 import { createProvidersService } from '../src/modules/providers/providers.service.ts';
 import { createProvidersStore } from '../src/modules/providers/providers.store.ts';
@@ -66,6 +67,32 @@ describe('provider update when the backend refuses the secret write', () => {
       const inUse = await providers.loadForUse(created.id);
       assert.equal(inUse.profile.client_id, 'old-id');
       assert.equal(inUse.clientSecret, 'old-secret', 'the pair the provider issued, still together');
+    } finally {
+      await container.close();
+      await db.drop();
+    }
+  });
+
+  it("a replica does not serve a deleted provider's cached credentials to one created again under its name", async () => {
+    const db = await createTestDatabase();
+    const container = containerFor({ ...db.env, NEXUS_ENV: 'test', ...envKeys() });
+    try {
+      await migrate(container.db);
+      const external: SecretBackend = { ...container.secrets, kind: 'openbao', keepsVersions: false };
+      const clock = { t: Date.now() };
+      const [a, b] = [0, 1].map(() => createProviderCredentials(external, { now: () => clock.t }));
+      const first = { id: 'id-first', name: 'crm' };
+      await a!.putClientId(first, 'first-id');
+      await a!.putSecret(first, 'first-secret');
+      assert.equal(await b!.getSecret(first), 'first-secret'); // replica b has it cached now
+      // Deleted and created again through replica a, within b's cache time.
+      await a!.dropName(first);
+      const second = { id: 'id-second', name: 'crm' };
+      await a!.putClientId(second, 'second-id');
+      await a!.putSecret(second, 'second-secret');
+      clock.t += 1_000;
+      assert.equal(await b!.getClientId(second), 'second-id');
+      assert.equal(await b!.getSecret(second), 'second-secret');
     } finally {
       await container.close();
       await db.drop();

@@ -67,43 +67,48 @@ export function createProviderCredentials(
     external ? `${p.name}/client_secret` : `providers/${p.id}/client_secret`;
   const idPath = (p: ProviderRef) => `${p.name}/client_id`;
 
-  async function read(path: string): Promise<string | undefined> {
-    const hit = cache.get(path);
+  // Cached per provider id as well as path: a provider deleted and created again under the same
+  // name (a new id) must not be served the old one's credentials by a replica that read them.
+  const keyOf = (p: ProviderRef, path: string) => `${p.id} ${path}`;
+
+  async function read(p: ProviderRef, path: string): Promise<string | undefined> {
+    const key = keyOf(p, path);
+    const hit = cache.get(key);
     if (hit && hit.until > now()) return hit.value;
     const stored = await secrets.get(path);
     const value = stored === null ? undefined : decoder.decode(stored.value);
     // Only values are cached: a miss is asked again (a credential written by another replica, or
     // a backend that answered "absent" by mistake, must not be hidden for the TTL).
-    if (cacheMs > 0 && value !== undefined) cache.set(path, { value, until: now() + cacheMs });
+    if (cacheMs > 0 && value !== undefined) cache.set(key, { value, until: now() + cacheMs });
     return value;
   }
-  async function put(path: string, value: string): Promise<void> {
-    cache.delete(path);
+  async function put(p: ProviderRef, path: string, value: string): Promise<void> {
+    cache.delete(keyOf(p, path));
     await secrets.put(path, encoder.encode(value));
   }
-  async function remove(path: string): Promise<void> {
-    cache.delete(path);
+  async function remove(p: ProviderRef, path: string): Promise<void> {
+    cache.delete(keyOf(p, path));
     await secrets.delete(path);
   }
 
   return {
     external,
     async getSecret(p) {
-      return (await read(secretPath(p))) ?? fallback?.getSecret(p);
+      return (await read(p, secretPath(p))) ?? fallback?.getSecret(p);
     },
-    putSecret: (p, secret) => put(secretPath(p), secret),
+    putSecret: (p, secret) => put(p, secretPath(p), secret),
     async deleteSecret(p) {
-      await remove(secretPath(p));
+      await remove(p, secretPath(p));
       await fallback?.deleteSecret(p);
     },
     async getClientId(p) {
-      return (external ? await read(idPath(p)) : undefined) ?? fallback?.getClientId(p);
+      return (external ? await read(p, idPath(p)) : undefined) ?? fallback?.getClientId(p);
     },
     putClientId: async (p, clientId) => {
-      if (external) await put(idPath(p), clientId);
+      if (external) await put(p, idPath(p), clientId);
     },
     deleteClientId: async (p) => {
-      if (external) await remove(idPath(p));
+      if (external) await remove(p, idPath(p));
       await fallback?.deleteClientId(p);
     },
     async copy(from, to) {
@@ -115,7 +120,7 @@ export function createProviderCredentials(
       ] as const) {
         const stored = await secrets.get(src);
         if (stored === null) continue;
-        cache.delete(dst);
+        cache.delete(keyOf(to, dst));
         await secrets.put(dst, stored.value);
         // Verified before the old copy goes: a failed write must not lose the credential.
         const copy = await secrets.get(dst);
@@ -126,12 +131,12 @@ export function createProviderCredentials(
     async dropName(p) {
       await fallback?.dropName(p);
       if (!external) return;
-      await remove(idPath(p));
-      await remove(secretPath(p));
+      await remove(p, idPath(p));
+      await remove(p, secretPath(p));
     },
     async dropId(p) {
       await fallback?.dropId(p);
-      if (!external) await remove(secretPath(p));
+      if (!external) await remove(p, secretPath(p));
     },
   };
 }
