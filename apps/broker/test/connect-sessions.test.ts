@@ -98,6 +98,10 @@ describe('connect sessions (POST /v1/connect-sessions and the hosted pages)', ()
     assert.equal(shown.headers['x-frame-options'], 'DENY');
     assert.doesNotMatch(shown.body, /<script/);
     assert.match(shown.body, /keyed API/);
+    // A link opened from a mail or chat client that added its own parameters still works.
+    const tracked = await page(`${local(s.url)}&utm_source=mail&fbclid=x1`);
+    assert.equal(tracked.statusCode, 200, tracked.body);
+    assert.match(tracked.body, /keyed API/);
     assert.match(shown.body, /<strong>other<\/strong>/);
 
     // Cancel on the offer page: a form post that uses the session up; the finish page says
@@ -129,7 +133,7 @@ describe('connect sessions (POST /v1/connect-sessions and the hosted pages)', ()
 
   it('cancel on the capture form fails the connection and uses the link up', async () => {
     const s = json<Session>(await create({ user_id: 'frank', return_url: RETURN, providers: ['keyed'] }));
-    const picked = await page(`/connect/session/pick?token=${s.token}&provider=${keyId}`);
+    const picked = await page(`/connect/session/pick?token=${s.token}&provider=${keyId}&fbclid=x2`);
     assert.equal(picked.statusCode, 303, picked.body);
     const capture = new URL(picked.headers.location as string);
     const form = await page(local(capture.toString()));

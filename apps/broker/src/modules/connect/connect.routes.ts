@@ -116,7 +116,9 @@ export function connectRoutes(app: FastifyInstance, deps: { connect: ConnectServ
 
   r.get(
     '/connect/session',
-    { config: { auth: 'public' }, schema: { hide: true, querystring: z.object({ token }).strict() } },
+    // A page a person opens from a link: parameters a mail or chat client adds (utm_*, fbclid)
+    // are ignored, not answered with a JSON error.
+    { config: { auth: 'public' }, schema: { hide: true, querystring: z.object({ token }) } },
     async (request, reply) => {
       const nonce = nonceOf();
       const view = await connect.view(request.query.token);
@@ -141,7 +143,7 @@ export function connectRoutes(app: FastifyInstance, deps: { connect: ConnectServ
     '/connect/session/pick',
     {
       config: { auth: 'public' },
-      schema: { hide: true, querystring: z.object({ token, provider: providerRef }).strict() },
+      schema: { hide: true, querystring: z.object({ token, provider: providerRef }) },
     },
     async (request, reply) => {
       const nonce = nonceOf();
