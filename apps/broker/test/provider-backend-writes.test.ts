@@ -13,19 +13,36 @@ import { createTestDatabase } from './harness.ts';
 /**
  * A provider change whose client-secret write fails half-way must not leave the backend holding
  * the new client id beside the old secret (every refresh would then answer invalid_client). The
- * backend is the broker's real internal one (its database table), presented as an external
- * layout (name-keyed `client_id` and `client_secret` paths, as Vault, AWS and GCP hold them) with
- * a write that fails on demand: no real Vault can be made to refuse one chosen write. SQLite and
- * PostgreSQL.
+ * backend is the broker's real internal one, on a database of its own (as an external backend
+ * is), presented as an external layout (name-keyed `client_id` and `client_secret` paths, as
+ * Vault, AWS and GCP hold them) with a write that fails on demand: no real Vault can be made to
+ * refuse one chosen write. SQLite and PostgreSQL.
  */
-describe('provider update when the backend refuses the secret write', () => {
-  it('puts the client id back with the profile', async () => {
+
+/** The internal backend of a second database, and that database's cleanup. */
+async function backendElsewhere() {
+  const db = await createTestDatabase();
+  const container = containerFor({ ...db.env, NEXUS_ENV: 'test', ...envKeys() });
+  await migrate(container.db);
+  return {
+    secrets: container.secrets,
+    async close() {
+      await container.close();
+      await db.drop();
+    },
+  };
+}
+
+describe('provider writes when the backend refuses one of them', () => {
+  it('an update puts the client id back with the profile; a delete keeps the pair', async () => {
     const db = await createTestDatabase();
     const container = containerFor({ ...db.env, NEXUS_ENV: 'test', ...envKeys() });
+    const elsewhere = await backendElsewhere();
     try {
       await migrate(container.db);
       let refuse: string | undefined;
-      const real = container.secrets;
+      let refuseDelete: string | undefined;
+      const real = elsewhere.secrets;
       const scripted: SecretBackend = {
         ...real,
         kind: 'openbao',
@@ -34,6 +51,11 @@ describe('provider update when the backend refuses the secret write', () => {
           if (refuse !== undefined && path.endsWith(refuse))
             throw secretError('secret_backend_unavailable', { detail: 'refused by the test' });
           return real.put(path, value);
+        },
+        async delete(path) {
+          if (refuseDelete !== undefined && path.endsWith(refuseDelete))
+            throw secretError('secret_backend_unavailable', { detail: 'refused by the test' });
+          return real.delete(path);
         },
       };
       const providers = createProvidersService({
@@ -67,18 +89,30 @@ describe('provider update when the backend refuses the secret write', () => {
       const inUse = await providers.loadForUse(created.id);
       assert.equal(inUse.profile.client_id, 'old-id');
       assert.equal(inUse.clientSecret, 'old-secret', 'the pair the provider issued, still together');
+
+      // A delete the backend half refuses is rolled back whole: the provider keeps its pair.
+      for (const part of ['client_id', 'client_secret']) {
+        refuseDelete = part;
+        await assert.rejects(
+          providers.remove(ctx, created.id),
+          (error: { code?: string }) => error.code === 'secret_backend_unavailable',
+        );
+        refuseDelete = undefined;
+        const kept = await providers.loadForUse(created.id);
+        assert.equal(kept.profile.client_id, 'old-id', `after refusing ${part}`);
+        assert.equal(kept.clientSecret, 'old-secret', `after refusing ${part}`);
+      }
     } finally {
+      await elsewhere.close();
       await container.close();
       await db.drop();
     }
   });
 
   it("a replica does not serve a deleted provider's cached credentials to one created again under its name", async () => {
-    const db = await createTestDatabase();
-    const container = containerFor({ ...db.env, NEXUS_ENV: 'test', ...envKeys() });
+    const elsewhere = await backendElsewhere();
     try {
-      await migrate(container.db);
-      const external: SecretBackend = { ...container.secrets, kind: 'openbao', keepsVersions: false };
+      const external: SecretBackend = { ...elsewhere.secrets, kind: 'openbao', keepsVersions: false };
       const clock = { t: Date.now() };
       const [a, b] = [0, 1].map(() => createProviderCredentials(external, { now: () => clock.t }));
       const first = { id: 'id-first', name: 'crm' };
@@ -94,8 +128,7 @@ describe('provider update when the backend refuses the secret write', () => {
       assert.equal(await b!.getClientId(second), 'second-id');
       assert.equal(await b!.getSecret(second), 'second-secret');
     } finally {
-      await container.close();
-      await db.drop();
+      await elsewhere.close();
     }
   });
 });

@@ -131,8 +131,16 @@ export function createProviderCredentials(
     async dropName(p) {
       await fallback?.dropName(p);
       if (!external) return;
-      await remove(p, idPath(p));
+      // Both go or neither: a failure rolls the caller's delete back, and the provider must then
+      // still hold its pair. The secret goes first and is put back if the id cannot go.
+      const secret = await secrets.get(secretPath(p));
       await remove(p, secretPath(p));
+      try {
+        await remove(p, idPath(p));
+      } catch (error) {
+        if (secret !== null) await secrets.put(secretPath(p), secret.value).catch(() => {});
+        throw error;
+      }
     },
     async dropId(p) {
       await fallback?.dropId(p);
