@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { NexusError } from '../../errors/nexus-error.ts';
-import { createProxy, type ProxyCredential } from './proxy.ts';
+import { createProxy, type ProxyCallInfo, type ProxyCredential, type ProxyObserver } from './proxy.ts';
 
 /**
  * The proxy's upstream pool and the egress guard (decision 0019): a host name is resolved and
@@ -91,6 +91,11 @@ describe('proxy upstream pool and egress guard', () => {
         req.on('end', () => res.writeHead(200).end('{"ok":true}'));
         return;
       }
+      if (req.url === '/charge') {
+        // A call with an effect (a payment, say): carried out once it has arrived.
+        res.writeHead(201, { 'content-type': 'application/json' }).end('{"charged":true}');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
     });
     await new Promise<void>((done) => upstream.listen(0, '127.0.0.1', done));
@@ -111,7 +116,13 @@ describe('proxy upstream pool and egress guard', () => {
    */
   function proxyTo(
     answer: { address: string },
-    { using = credential, timeoutMs = 5000, host = 'svc.example', allowCidrs = ['127.0.0.1/32'] } = {},
+    {
+      using = credential,
+      timeoutMs = 5000,
+      host = 'svc.example',
+      allowCidrs = ['127.0.0.1/32'],
+      observer = undefined as ProxyObserver<null> | undefined,
+    } = {},
   ) {
     const lookups: string[] = [];
     const proxy = createProxy<null>({
@@ -121,6 +132,7 @@ describe('proxy upstream pool and egress guard', () => {
       allowCidrs,
       bodyLimit: 1024,
       timeoutMs,
+      ...(observer === undefined ? {} : { observer }),
       resolve: async (host) => {
         lookups.push(host);
         return [{ address: answer.address, family: 4 }];
@@ -381,6 +393,72 @@ describe('proxy upstream pool and egress guard', () => {
       assert.equal(answer.headers['x-echo'], 'key=');
     } finally {
       proxy.close();
+    }
+  });
+  // The audit event is written once the upstream has answered (it records the status). When that
+  // write fails (the database went away during the call), the caller must not be told to retry a
+  // call the upstream has already carried out: it gets the upstream's answer, and the call is
+  // reported as unrecorded. A failure before anything was sent is still the answer.
+  const databaseGone = Object.assign(new Error('Connection terminated unexpectedly'), { code: '57P01' });
+
+  it('an audit write that fails after the upstream answered leaves the answer, and reports the call', async () => {
+    const unrecorded: ProxyCallInfo[] = [];
+    const { proxy, call } = proxyTo(
+      { address: '127.0.0.1' },
+      {
+        observer: {
+          done: () => Promise.reject(databaseGone),
+          unrecorded: (_caller, info, error) => {
+            assert.equal(error, databaseGone);
+            unrecorded.push(info);
+          },
+        },
+      },
+    );
+    try {
+      const before = seen.length;
+      const res = await call('/charge');
+      assert.equal(res.status, 201);
+      assert.equal(res.body, '{"charged":true}');
+      assert.equal(seen.length - before, 1, 'the upstream carried the call out once');
+      assert.equal(unrecorded.length, 1);
+      assert.equal(unrecorded[0]!.status, 201);
+      assert.equal(unrecorded[0]!.connectionId, credential.connection_id);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('an audit write that fails when nothing was sent upstream is the answer', async () => {
+    let reported = 0;
+    const { proxy } = proxyTo(
+      { address: '127.0.0.1' },
+      {
+        observer: {
+          done: () => Promise.reject(databaseGone),
+          unrecorded: () => {
+            reported++;
+          },
+        },
+      },
+    );
+    try {
+      const before = seen.length;
+      const unknownRoute = proxy.forward({
+        caller: null,
+        route: 'not-a-route',
+        path: '/charge',
+        search: '',
+        publicBase: '/proxy/not-a-route',
+        method: 'POST',
+        headers: { 'x-nexus-connection-id': credential.connection_id },
+        body: undefined,
+      });
+      await assert.rejects(unknownRoute, (error) => error === databaseGone);
+      assert.equal(seen.length, before);
+      assert.equal(reported, 0);
+    } finally {
+      await proxy.close();
     }
   });
 });
