@@ -38,7 +38,7 @@ function destinationChanges(before: StoredProfile, after: StoredProfile): string
   const probe = probeOrigin(after);
   if (probe !== null && probe !== probeOrigin(before))
     fields.push(
-      isObject(after.params.validation) && after.params.validation.url !== undefined
+      (after.params.validation as { url?: unknown } | undefined)?.url !== undefined
         ? 'params.validation'
         : 'user_info_endpoint',
     );
@@ -67,8 +67,6 @@ function destinationPart(profile: StoredProfile, field: (typeof PARAMS_DESTINATI
  * - `connection_parameters`: what a connection may fill into their `{placeholders}` (a host, say).
  */
 const PARAMS_DESTINATIONS = ['revocation_endpoint', 'learnt', 'connection_parameters'] as const;
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null;
 
 /** The origin a provider's capture probe sends captured keys to (validation-probe.ts), or null for none. */
 function probeOrigin(profile: StoredProfile): string | null {
