@@ -3,6 +3,13 @@ import { describe, test } from 'node:test';
 import type { RefreshOutcome } from '../connections/connections.service.ts';
 import { createRefreshWorker } from './refresh-worker.ts';
 
+/** The connections service a scripted worker runs against: one lease id, and `refreshClaimed`. */
+const scriptedConnections = (refreshClaimed: (id: string, leaseId: string) => Promise<RefreshOutcome>) => ({
+  newLeaseId: () => 'me:1',
+  lease: { leaseMs: 1000, graceMs: 1000 },
+  refreshClaimed,
+});
+
 /**
  * Scheduling rules of the worker with a scripted store and service (the database claim and the
  * provider calls are covered by test/refresh-worker.test.ts and test/worker-replicas.test.ts).
@@ -31,24 +38,20 @@ function harness(
         dropped.push(id);
       },
     },
-    connections: {
-      newLeaseId: () => 'me:1',
-      lease: { leaseMs: 1000, graceMs: 1000 },
-      async refreshClaimed(id): Promise<RefreshOutcome> {
-        const item = queue.find((d) => d.id === id)!;
-        active++;
-        peak = Math.max(peak, active);
-        const n = (activeByProvider.get(item.provider) ?? 0) + 1;
-        activeByProvider.set(item.provider, n);
-        peakByProvider.set(item.provider, Math.max(peakByProvider.get(item.provider) ?? 0, n));
-        await new Promise<void>((resolve) => release.push(resolve));
-        active--;
-        activeByProvider.set(item.provider, n - 1);
-        queue.splice(queue.indexOf(item), 1);
-        leased.delete(id);
-        return 'refreshed';
-      },
-    },
+    connections: scriptedConnections(async (id): Promise<RefreshOutcome> => {
+      const item = queue.find((d) => d.id === id)!;
+      active++;
+      peak = Math.max(peak, active);
+      const n = (activeByProvider.get(item.provider) ?? 0) + 1;
+      activeByProvider.set(item.provider, n);
+      peakByProvider.set(item.provider, Math.max(peakByProvider.get(item.provider) ?? 0, n));
+      await new Promise<void>((resolve) => release.push(resolve));
+      active--;
+      activeByProvider.set(item.provider, n - 1);
+      queue.splice(queue.indexOf(item), 1);
+      leased.delete(id);
+      return 'refreshed';
+    }),
     concurrency: options.concurrency,
     providerConcurrency: options.perProvider,
   });
@@ -107,15 +110,13 @@ describe('refresh worker scheduling', () => {
         },
         dropLease: async () => assert.fail('nothing is over the cap here'),
       },
-      connections: {
-        newLeaseId: () => 'me:1',
-        lease: { leaseMs: 1000, graceMs: 1000 },
-        refreshClaimed: (id) =>
+      connections: scriptedConnections(
+        (id) =>
           new Promise<RefreshOutcome>((resolve) => {
             if (id === 'a' || id === 'b') finish.push(() => resolve('refreshed'));
             else setTimeout(() => resolve('refreshed'), 5);
           }),
-      },
+      ),
       concurrency: 3,
       providerConcurrency: 2,
     });
@@ -141,14 +142,10 @@ describe('refresh worker scheduling', () => {
           throw new Error('connection reset');
         },
       },
-      connections: {
-        newLeaseId: () => 'me:1',
-        lease: { leaseMs: 1000, graceMs: 1000 },
-        refreshClaimed: async (id) => {
-          worked.push(id);
-          return 'refreshed';
-        },
-      },
+      connections: scriptedConnections(async (id) => {
+        worked.push(id);
+        return 'refreshed';
+      }),
       concurrency: 4,
       providerConcurrency: 1,
     });
@@ -180,14 +177,10 @@ describe('refresh worker scheduling', () => {
           dropped.push(id);
         },
       },
-      connections: {
-        newLeaseId: () => 'me:1',
-        lease: { leaseMs: 1000, graceMs: 1000 },
-        refreshClaimed: async (id) => {
-          worked.push(id);
-          return 'refreshed';
-        },
-      },
+      connections: scriptedConnections(async (id) => {
+        worked.push(id);
+        return 'refreshed';
+      }),
       concurrency: 2,
       providerConcurrency: 2,
     });
@@ -218,14 +211,10 @@ describe('refresh worker scheduling', () => {
         })(),
         dropLease: async () => {},
       },
-      connections: {
-        newLeaseId: () => 'me:1',
-        lease: { leaseMs: 1000, graceMs: 1000 },
-        refreshClaimed: async (id) => {
-          if (id === 'a') throw new Error('boom');
-          return 'refreshed';
-        },
-      },
+      connections: scriptedConnections(async (id) => {
+        if (id === 'a') throw new Error('boom');
+        return 'refreshed';
+      }),
       concurrency: 4,
       providerConcurrency: 4,
       onError: (_e, id) => errors.push(id),
