@@ -1,3 +1,4 @@
+import { isKeyNotInRing, KEY_MISSING_RETRY_MS } from '../../crypto/crypto.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import type { AuditService } from '../audit/audit.service.ts';
 import type { OAuthClient } from '../providers/oauth-client.ts';
@@ -26,8 +27,6 @@ const RECENT_REFRESH_MS = 2_000;
 const FORCED_FLOOR_MAX_MS = 30_000;
 /** A read of an expired token waits at most this long for another process's refresh of it. */
 const READ_WAIT_MAX_MS = 10_000;
-/** How long a process whose key ring lacks a connection's key leaves its refresh to others. */
-const KEY_MISSING_RETRY_MS = 60_000;
 
 /**
  * Refreshing connections: the single-flight lease shared by on-demand refreshes, the background
@@ -139,7 +138,7 @@ export function createRefresher(c: {
         creds = await credentialsOf(row);
       } catch (error) {
         const t = now();
-        if (error instanceof NexusError && error.code === 'key_not_in_ring') {
+        if (isKeyNotInRing(error)) {
           // This process's key ring lacks the key (a rotation not rolled out here yet): not the
           // connection's failure, which would count towards giving it up. Left for a process
           // that holds the key; this one looks again in a minute.

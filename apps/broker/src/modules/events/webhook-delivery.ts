@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { isKeyNotInRing, KEY_MISSING_RETRY_MS } from '../../crypto/crypto.errors.ts';
 import { open } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { ConnectionEventsTable, WebhookDeliveriesTable, WebhooksTable } from '../../db/schema.ts';
 import { EgressError, type SafeFetch } from '../../egress/safe-fetch.ts';
-import { NexusError } from '../../errors/nexus-error.ts';
 import type { AttemptResult, DeliveriesStore } from './deliveries.store.ts';
 import type { DeliveryOutcome, WebhookMetrics } from './events.metrics.ts';
 import { eventPayload } from './events.service.ts';
@@ -18,8 +18,6 @@ export const MAX_DELAY_MS = 3_600_000;
 const BATCH = 10;
 /** A bound on one `runOnce`, so a flood of events cannot keep one pass going forever. */
 const MAX_BATCHES = 100;
-/** How long a process whose key ring lacks a webhook secret's key leaves its deliveries to others. */
-const KEY_MISSING_RETRY_MS = 60_000;
 
 export interface DeliveryRunResult {
   delivered: number;
@@ -129,7 +127,7 @@ export function createWebhookDelivery(deps: {
     } catch (error) {
       // A key this process lacks (a rotation not rolled out here yet) is no attempt of the
       // delivery's: it is left to a process that holds the key, and looked at again in a minute.
-      if (error instanceof NexusError && error.code === 'key_not_in_ring')
+      if (isKeyNotInRing(error))
         return finish(d, {
           status: 'pending',
           attempts: d.attempts - 1,
