@@ -5,15 +5,17 @@ import { after, before, describe, it } from 'node:test';
 import { buildContainer } from '../src/container.ts';
 import { newKey } from '../src/crypto/key-file.ts';
 import { createKeyRing } from '../src/crypto/keyring.ts';
+import { PER_WEBHOOK } from '../src/modules/events/webhook-delivery.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 
 /**
  * Webhook delivery across a key rotation and a shutdown (SQLite and PostgreSQL), to a real local
  * receiver: a process whose key ring lacks the key of a webhook's secret leaves the delivery to
- * one that has it without spending an attempt, and stopping the delivery loop waits for the
- * deliveries being sent to record their results.
+ * one that has it without spending an attempt, stopping the delivery loop waits for the
+ * deliveries being sent to record their results, and a receiver that hangs holds up only its own
+ * deliveries.
  */
-describe('webhook delivery: key rotation and shutdown', () => {
+describe('webhook delivery: key rotation, shutdown and a hanging receiver', () => {
   let broker: TestBroker;
   let receiver: http.Server;
   let url = '';
@@ -90,6 +92,58 @@ describe('webhook delivery: key rotation and shutdown', () => {
       await lacking.close();
       await broker.request({ method: 'DELETE', url: `/admin/v1/webhooks/${hook.id}` });
     }
+  });
+
+  it('a receiver that hangs holds at most PER_WEBHOOK sends; the rest of the queue goes out past it', async () => {
+    // A receiver that reads each request and answers only when released.
+    const held: http.ServerResponse[] = [];
+    const hangingIds: string[] = [];
+    let hang = true;
+    const hanging = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        hangingIds.push(req.headers['nexus-delivery-id'] as string);
+        if (hang) held.push(res);
+        else res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((done) => hanging.listen(0, '127.0.0.1', done));
+    const hangingUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/stuck`;
+    const create = async (payload: Record<string, unknown>) => {
+      const res = await broker.request({ method: 'POST', url: '/admin/v1/webhooks', payload });
+      assert.equal(res.statusCode, 201, res.body);
+      return json<{ id: string }>(res);
+    };
+    const stuck = await create({ url: hangingUrl, events: ['connection.revoked'] });
+    const healthy = await create({ url, events: ['connection.active'] });
+    const event = (type: 'connection.revoked' | 'connection.active', connectionId: string) =>
+      broker.container.events.emit({ connectionId, workspaceId: 'ws', providerId: 'prov', type });
+    // The stuck receiver's twelve deliveries are older than the healthy one's: in due order they
+    // come first, enough to fill the old lock-step batch of ten.
+    for (let i = 0; i < 12; i++) await event('connection.revoked', `conn-stuck-${i}`);
+    await event('connection.active', 'conn-healthy');
+    const before = received.length;
+    const pass = broker.container.webhookDelivery.runOnce();
+    try {
+      for (let i = 0; i < 500 && received.length === before; i++)
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      assert.equal(received.length, before + 1, 'the healthy receiver got its event while the other hangs');
+      assert.equal(held.length, PER_WEBHOOK, 'the hanging receiver holds only its own share of the sends');
+      const [delivered] = await deliveriesOf(healthy.id);
+      assert.equal(delivered!.status, 'delivered');
+      const waiting = (await deliveriesOf(stuck.id)).filter((d) => d.attempts === 0);
+      assert.equal(waiting.length, 12 - PER_WEBHOOK, 'the rest of its queue waits unsent, no attempt spent');
+    } finally {
+      // The receiver recovers: what it holds is answered, and the rest goes out in the same pass.
+      hang = false;
+      for (const res of held.splice(0)) res.writeHead(204).end();
+      assert.deepEqual(await pass, { delivered: 13, failed: 0, retried: 0 });
+    }
+    assert.equal(new Set(hangingIds).size, 12, 'each of its deliveries sent once');
+    assert.ok((await deliveriesOf(stuck.id)).every((d) => d.status === 'delivered' && d.attempts === 1));
+    await new Promise<void>((done) => hanging.close(() => done()));
+    for (const hook of [stuck, healthy])
+      await broker.request({ method: 'DELETE', url: `/admin/v1/webhooks/${hook.id}` });
   });
 
   it('stopping the delivery loop waits for a delivery being sent to record its result', async () => {

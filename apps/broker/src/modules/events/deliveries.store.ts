@@ -1,6 +1,6 @@
-import type { Kysely } from 'kysely';
+import { sql } from 'kysely';
 import type { Database } from '../../db/client.ts';
-import type { ConnectionEventsTable, DB, WebhookDeliveriesTable, WebhooksTable } from '../../db/schema.ts';
+import type { ConnectionEventsTable, WebhookDeliveriesTable, WebhooksTable } from '../../db/schema.ts';
 
 /** What a finished attempt writes. */
 export type AttemptResult = Pick<
@@ -17,49 +17,75 @@ export function createDeliveriesStore(db: Database) {
      * its end (so the row comes due again by itself if this worker dies) and counts the attempt.
      * The UPDATE repeats the due condition, so a row another claimer took first is never returned.
      *
-     * PostgreSQL: one short transaction locks the due rows with `FOR UPDATE SKIP LOCKED`, so
-     * replicas claiming at the same moment take disjoint rows without waiting for each other.
-     * SQLite: the same as one statement. SQLite has a single writer anyway, and `node:sqlite` is
-     * synchronous: a transaction left open across an `await` would make another connection in the
-     * same process spin on the lock and block the very event loop that would release it.
+     * `quota` bounds what one webhook may have in flight: a webhook with `busy` deliveries in
+     * flight in this process gets at most `perWebhook - busy` more, and one at its cap is left out
+     * of the look-up, so the rest of the queue is claimed past a receiver that hangs (the next
+     * claim skips a webhook this one filled). Of the `limit` oldest due rows of the others, those
+     * within their webhook's room are taken.
+     *
+     * One statement on both databases. PostgreSQL locks the rows looked at with `FOR UPDATE SKIP
+     * LOCKED`, so replicas claiming at the same moment take disjoint rows without waiting for each
+     * other. SQLite has a single writer, and one statement leaves no gap between the look-up and
+     * the UPDATE in which another claimer in this process could take the rows.
      */
     async claim(
       owner: string,
       now: number,
       leaseMs: number,
       limit: number,
+      quota: { perWebhook: number; busy: ReadonlyMap<string, number> } = {
+        perWebhook: limit,
+        busy: new Map(),
+      },
     ): Promise<WebhookDeliveriesTable[]> {
-      const due = (q: Kysely<DB>) =>
-        q
-          .selectFrom('webhook_deliveries')
-          .select('id')
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '<=', now)
-          .orderBy('next_attempt_at')
-          .limit(limit);
-      const take = (q: Kysely<DB>, ids: readonly string[] | ReturnType<typeof due>) =>
-        q
-          .updateTable('webhook_deliveries')
-          .set((eb) => ({
-            attempts: eb('attempts', '+', 1),
-            lease_owner: owner,
-            lease_until: now + leaseMs,
-            next_attempt_at: now + leaseMs,
-            last_attempt_at: now,
-            updated_at: now,
-          }))
-          .where('id', 'in', ids)
-          .where('status', '=', 'pending')
-          .where('next_attempt_at', '<=', now)
-          .returningAll()
-          .execute();
-      if (db.dialect === 'postgres') {
-        return k.transaction().execute(async (trx) => {
-          const ids = (await due(trx).forUpdate().skipLocked().execute()).map((r) => r.id);
-          return ids.length === 0 ? [] : take(trx, ids);
-        });
-      }
-      return take(k, due(k));
+      const busy = [...quota.busy];
+      const full = busy.filter(([, n]) => n >= quota.perWebhook).map(([id]) => id);
+      const head = k
+        .selectFrom('webhook_deliveries')
+        .select(['id', 'webhook_id', 'next_attempt_at'])
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .$if(full.length > 0, (w) => w.where('webhook_id', 'not in', full))
+        .orderBy('next_attempt_at')
+        .orderBy('id')
+        .limit(limit)
+        .$if(db.dialect === 'postgres', (w) => w.forUpdate().skipLocked())
+        .as('head');
+      const partial = busy.filter(([, n]) => n < quota.perWebhook);
+      const room =
+        partial.length === 0
+          ? sql<number>`${quota.perWebhook}`
+          : sql<number>`case ranked.webhook_id ${sql.join(
+              partial.map(([id, n]) => sql`when ${id} then ${quota.perWebhook - n}`),
+              sql` `,
+            )} else ${quota.perWebhook} end`;
+      const ranked = k
+        .selectFrom(head)
+        .select([
+          'head.id',
+          'head.next_attempt_at',
+          'head.webhook_id',
+          sql<number>`row_number() over (partition by head.webhook_id order by head.next_attempt_at, head.id)`.as(
+            'n',
+          ),
+        ])
+        .as('ranked');
+      const chosen = k.selectFrom(ranked).select('ranked.id').where(sql<number>`ranked.n`, '<=', room);
+      return k
+        .updateTable('webhook_deliveries')
+        .set((eb) => ({
+          attempts: eb('attempts', '+', 1),
+          lease_owner: owner,
+          lease_until: now + leaseMs,
+          next_attempt_at: now + leaseMs,
+          last_attempt_at: now,
+          updated_at: now,
+        }))
+        .where('id', 'in', chosen.$asScalar())
+        .where('status', '=', 'pending')
+        .where('next_attempt_at', '<=', now)
+        .returningAll()
+        .execute();
     },
 
     /**

@@ -14,10 +14,15 @@ import { webhookSecretBinding } from './webhooks.service.ts';
 export const MAX_ATTEMPTS = 12;
 export const BASE_DELAY_MS = 30_000;
 export const MAX_DELAY_MS = 3_600_000;
-/** Deliveries claimed and sent concurrently per batch. */
-const BATCH = 10;
+/** Deliveries one process sends at once. */
+export const CONCURRENCY = 16;
+/**
+ * Of which at most this many to one webhook: a receiver that hangs until the timeout holds these
+ * slots, and the rest of the queue goes out past it on the others.
+ */
+export const PER_WEBHOOK = 4;
 /** A bound on one `runOnce`, so a flood of events cannot keep one pass going forever. */
-const MAX_BATCHES = 100;
+const MAX_PER_PASS = 1000;
 
 export interface DeliveryRunResult {
   delivered: number;
@@ -202,30 +207,85 @@ export function createWebhookDelivery(deps: {
     }
   }
 
-  /** Set when the serving loop is told to stop: no further batch is claimed. */
+  /** Set when the serving loop is told to stop: nothing further is claimed. */
   let stopping = false;
 
+  /**
+   * Sends what is due, up to CONCURRENCY at once and PER_WEBHOOK to one webhook, claiming more as
+   * sends finish, until nothing more is due (or MAX_PER_PASS were claimed, or the loop is told to
+   * stop). A failure writing a result (the database went away) ends the pass once the sends in
+   * flight have finished; the lease makes the affected deliveries due again later.
+   */
   async function runOnce(): Promise<DeliveryRunResult> {
     const totals: DeliveryRunResult = { delivered: 0, failed: 0, retried: 0 };
-    for (let batch = 0; batch < MAX_BATCHES && !stopping; batch++) {
-      const claimed = await store.claim(owner, now(), deps.leaseMs, BATCH);
-      if (claimed.length === 0) break;
-      const [webhooks, events] = await Promise.all([
-        store.webhooks([...new Set(claimed.map((d) => d.webhook_id))]),
-        store.events([...new Set(claimed.map((d) => d.event_id))]),
-      ]);
-      const settled = await Promise.allSettled(
-        claimed.map((d) => attempt(d, webhooks.get(d.webhook_id), events.get(d.event_id))),
-      );
-      for (const s of settled) {
-        if (s.status === 'fulfilled' && s.value !== 'lease_lost') totals[s.value]++;
+    const busy = new Map<string, number>();
+    const running = new Set<Promise<void>>();
+    let claimedInPass = 0;
+    let broken: { reason: unknown } | undefined;
+    // Whether due rows may be left that a claim could take now: the last claim was full, or a
+    // webhook's cap held some back. Otherwise the queue was drained as of that claim, and the pass
+    // ends when the sends in flight do.
+    let more = true;
+    // Sends ended that left their webhook under its cap: a claim in flight meanwhile left it out.
+    let uncapped = 0;
+    const send = (
+      d: Claimed,
+      webhook: WebhooksTable | undefined,
+      event: ConnectionEventsTable | undefined,
+    ) => {
+      busy.set(d.webhook_id, (busy.get(d.webhook_id) ?? 0) + 1);
+      const task = attempt(d, webhook, event)
+        .then(
+          (outcome) => {
+            if (outcome !== 'lease_lost') totals[outcome]++;
+          },
+          (reason: unknown) => {
+            broken ??= { reason };
+          },
+        )
+        .finally(() => {
+          running.delete(task);
+          const n = (busy.get(d.webhook_id) ?? 1) - 1;
+          // Rows of this webhook may have been held back by its cap: look again.
+          if (n === PER_WEBHOOK - 1) {
+            more = true;
+            uncapped++;
+          }
+          if (n === 0) busy.delete(d.webhook_id);
+          else busy.set(d.webhook_id, n);
+        });
+      running.add(task);
+    };
+    while (true) {
+      const free = CONCURRENCY - running.size;
+      if (more && free > 0 && claimedInPass < MAX_PER_PASS && !stopping && broken === undefined) {
+        const seen = uncapped;
+        let claimed: Claimed[] = [];
+        try {
+          claimed = await store.claim(owner, now(), deps.leaseMs, free, { perWebhook: PER_WEBHOOK, busy });
+          claimedInPass += claimed.length;
+          if (claimed.length > 0) {
+            const [webhooks, events] = await Promise.all([
+              store.webhooks([...new Set(claimed.map((d) => d.webhook_id))]),
+              store.events([...new Set(claimed.map((d) => d.event_id))]),
+            ]);
+            for (const d of claimed) send(d, webhooks.get(d.webhook_id), events.get(d.event_id));
+          }
+        } catch (reason) {
+          // The sends in flight still record their results before the pass ends.
+          broken ??= { reason };
+          continue;
+        }
+        // Drained as of this claim unless it was full or a webhook's cap held rows back.
+        more =
+          claimed.length === free || uncapped !== seen || [...busy.values()].some((n) => n >= PER_WEBHOOK);
+        if (claimed.length > 0) continue;
       }
-      // A failure writing a result (the database went away) ends the pass; the lease makes the
-      // affected deliveries due again later.
-      const broken = settled.find((s) => s.status === 'rejected');
-      if (broken) throw broken.reason;
-      if (claimed.length < BATCH) break;
+      if (running.size === 0) break;
+      // A send finished: its slot (and its webhook's) may let the next claim take more.
+      await Promise.race(running);
     }
+    if (broken !== undefined) throw broken.reason;
     return totals;
   }
 
