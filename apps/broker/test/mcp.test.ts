@@ -122,6 +122,38 @@ describe(`MCP over Streamable HTTP (${DIALECT})`, () => {
     assert.equal(w.upstream.seen.length, before);
   });
 
+  it('http_request cannot leave the proxy: a provider of `.` or `..` is refused, and no credential comes back', async () => {
+    // Security review (2026-12-07): `provider: ".."` made the in-process request
+    // `/proxy/../v1/token/<id>`, which URL normalisation turned into `/v1/token/<id>`: the agent's
+    // token read the raw credential, past the proxy's allow-list, audit and a pinned caller's user.
+    const before = w.upstream.seen.length;
+    for (const provider of ['..', '.', 'Echo', 'echo.']) {
+      const res = await call(a.client, 'http_request', {
+        provider,
+        path: `/v1/token/${w.connections['user-1']}`,
+      });
+      assert.equal(res.isError, true, provider);
+      assert.match(res.text, /Input validation error.*a route name: lower-case letters, digits and dashes/);
+      assert.ok(!res.text.includes(w.apiKeys['user-1']), 'no credential in the result');
+    }
+    assert.equal(w.upstream.seen.length, before, 'nothing sent upstream');
+    // The in-process call itself refuses a URL that normalisation would move out of the route.
+    const { inProcessProxy } = await import('../src/modules/mcp/mcp.in-process.ts');
+    const proxy = inProcessProxy(w.broker.app);
+    const caller = { proxyToken: async () => w.agents.a.token, ip: '127.0.0.1' };
+    await assert.rejects(
+      proxy(
+        caller as never,
+        { route: '..', path: `/v1/token/${w.connections['user-1']}`, method: 'GET', headers: {} } as never,
+        {
+          maxBytes: 1024,
+          signal: new AbortController().signal,
+        },
+      ),
+      (error: Error & { code?: string }) => error.code === 'invalid_request',
+    );
+  });
+
   it('http_request refuses header values with control or non-Latin-1 characters as invalid arguments', async () => {
     // Security review, MCP defect 5: they reached the proxy and came back as a 502 "the credential
     // could not be applied", logged as a broker failure.

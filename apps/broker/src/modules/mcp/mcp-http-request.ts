@@ -2,6 +2,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import * as z from 'zod';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { proxyErrors } from '../proxy/proxy.errors.ts';
+import { ROUTE_NAME } from '../proxy/proxy-request.ts';
 import type { Audited, McpToolDeps, ToolAnswer } from './mcp.types.ts';
 import { requireUser, userIdArg } from './mcp.types.ts';
 
@@ -54,9 +55,10 @@ export function httpRequestTool(server: McpServer, deps: McpToolDeps, audited: A
       description:
         "Calls a provider's API with the user's connected account, through Nexus's credential proxy: Nexus adds the credential, you never see it. `provider` is the proxy route (the provider's name); `path` is below the route's base URL (with the query). The connection is `connection_id`, else the user's connection to that provider.",
       inputSchema: {
+        // A route name never holds a dot: `..` would climb out of /proxy/ to another route.
         provider: z
           .string()
-          .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+          .regex(ROUTE_NAME, 'a route name: lower-case letters, digits and dashes')
           .describe('The proxy route: a provider name with an API base URL, or a configured route'),
         path: z
           .string()

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, LightMyRequestResponse as InjectResponse } from 'fastify';
+import { commonError } from '../../errors/common.errors.ts';
 import { NexusError } from '../../errors/nexus-error.ts';
 import type { McpCaller } from './mcp.caller.ts';
 import type { ConnectCall, ProxyCall } from './mcp.types.ts';
@@ -82,12 +83,17 @@ async function readBounded(stream: Readable, max: number, signal: AbortSignal) {
 /** `http_request`'s way to the credential proxy: `/proxy/<route><path>` in process. */
 export function inProcessProxy(app: FastifyInstance): ProxyCall {
   return async (caller, r, { maxBytes, signal }) => {
+    const url = `/proxy/${encodeURIComponent(r.route)}${r.path}`;
+    // The in-process request is the agent's, with its token: it goes to that route of the proxy
+    // and nowhere else, whatever URL normalisation (dot segments) would make of it.
+    if (!new URL(url, 'http://in-process').pathname.startsWith(`/proxy/${r.route}/`))
+      throw commonError('invalid_request', { message: 'The path leaves the proxy route.' });
     const headers = { ...r.headers, ...(await asAgent(caller)) };
     // A call cancelled before it starts sends nothing.
     signal.throwIfAborted();
     const pending = app.inject({
       method: r.method,
-      url: `/proxy/${encodeURIComponent(r.route)}${r.path}`,
+      url,
       headers,
       ...(r.body === undefined ? {} : { payload: r.body }),
       remoteAddress: caller.ip,

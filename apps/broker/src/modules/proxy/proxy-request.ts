@@ -29,6 +29,9 @@ export const header = (headers: IncomingHttpHeaders, name: string) => {
   return typeof value === 'string' ? value : undefined;
 };
 
+/** A proxy route's name: a provider's, lower-case letters, digits and dashes (never a dot). */
+export const ROUTE_NAME = /^[a-z0-9-]{1,64}$/;
+
 /** The connection a request names: X-Nexus-Connection-ID, or X-Nexus-User-ID with the route's provider. */
 export function connectionRefOf(headers: IncomingHttpHeaders, route: string): ConnectionRef {
   const id = header(headers, 'x-nexus-connection-id');
@@ -78,7 +81,7 @@ export function routeOf(
     route = /%/.test(raw) ? '' : raw;
     path = slash === -1 ? '/' : pathname.slice(slash);
   }
-  if (!/^[a-z0-9-]{1,64}$/.test(route))
+  if (!ROUTE_NAME.test(route))
     throw errorFrom(proxyErrors, 'unknown_route', {
       message: 'Name a route: /<route>/… or X-Nexus-Provider.',
     });
