@@ -44,6 +44,7 @@ export function createTokenExchangeParts(deps: {
     customScopes,
     signingKeys,
     connections,
+    issuers: trustedIssuers,
     audit,
     issuer: config.http.baseUrl,
     maxTtlSeconds: config.agentSessionMaxTtlSeconds,

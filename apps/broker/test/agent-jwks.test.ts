@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from './cli-helpers.ts';
@@ -125,5 +125,88 @@ describe('agent jwks are checked as keys', () => {
     assert.deepEqual(json<{ jwks: unknown }>(one).jwks, { keys: [good, {}] });
     const all = await broker.request({ method: 'GET', url: '/admin/v1/agents' });
     assert.equal(all.statusCode, 200, all.body);
+  });
+
+  it('an RSA key whose exponent lets anyone sign is refused, and a stored one verifies nothing', async () => {
+    // Security review (2026-12-07): e = 1 passed registration, and with it the "signature" of an
+    // assertion is its padded hash, which anyone can write without a private key.
+    const rsa = publicJwk('rsa', { modulusLength: 2048 });
+    for (const e of ['AQ', 'Aw', 'AQAC']) {
+      const refused = await register([{ ...rsa, e, alg: 'RS256' }]);
+      assert.equal(refused.statusCode, 400, `e=${e}: ${refused.body}`);
+      assert.match(refused.body, /odd public exponent e of at least 65537/);
+    }
+    // A key set stored before the check: the forged assertion gets no token.
+    const created = await register([{ ...rsa, alg: 'RS256', kid: 'k' }]);
+    assert.equal(created.statusCode, 201, created.body);
+    const agent = json<{ id: string; agent_id: string }>(created);
+    await broker.container.db.kysely
+      .updateTable('agents')
+      .set({ jwks: JSON.stringify({ keys: [{ kty: 'RSA', n: rsa.n, e: 'AQ', alg: 'RS256', kid: 'k' }] }) })
+      .where('id', '=', agent.id)
+      .execute();
+    const b64 = (value: Buffer | string) => Buffer.from(value).toString('base64url');
+    const t = Math.floor(Date.now() / 1000);
+    const header = b64(JSON.stringify({ alg: 'RS256', kid: 'k' }));
+    const claims = {
+      iss: agent.agent_id,
+      sub: agent.agent_id,
+      aud: `${broker.container.config.http.baseUrl}/oauth/token`,
+      iat: t,
+      exp: t + 60,
+      jti: randomUUID(),
+    };
+    const payload = b64(JSON.stringify(claims));
+    // PKCS#1 v1.5 padding of the SHA-256 digest, the whole modulus long: with e = 1, that is the signature.
+    const digestInfo = Buffer.concat([
+      Buffer.from('3031300d060960864801650304020105000420', 'hex'),
+      createHash('sha256').update(`${header}.${payload}`).digest(),
+    ]);
+    const padded = Buffer.concat([
+      Buffer.from([0, 1]),
+      Buffer.alloc(256 - 3 - digestInfo.length, 0xff),
+      Buffer.from([0]),
+      digestInfo,
+    ]);
+    const forged = await broker.request({
+      method: 'POST',
+      url: '/oauth/token',
+      key: null,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: `${header}.${payload}.${b64(padded)}`,
+      }).toString(),
+    });
+    assert.equal(forged.statusCode, 401, forged.body);
+    assert.equal(json(forged).error, 'invalid_client');
+  });
+
+  it('refuses keys inline and from a URL at once, where the inline ones would silently win', async () => {
+    const ec = publicJwk('ec', { namedCurve: 'P-256' });
+    const jwksUri = 'https://keys.example.test/jwks.json';
+    const both = await broker.request({
+      method: 'POST',
+      url: '/admin/v1/agents',
+      payload: { agent_id: 'both-keys', allowed_scopes: [], jwks: { keys: [ec] }, jwks_uri: jwksUri },
+    });
+    assert.equal(both.statusCode, 400, both.body);
+    assert.match(both.body, /jwks or jwks_uri, not both/);
+    const created = await register([ec]);
+    assert.equal(created.statusCode, 201, created.body);
+    const { agent_id } = json<{ agent_id: string }>(created);
+    // Moving away from a key (a compromised one) by naming a URL alone would have kept the key.
+    const patch = (payload: Record<string, unknown>) =>
+      broker.request({ method: 'PATCH', url: `/admin/v1/agents/${agent_id}`, payload });
+    const kept = await patch({ jwks_uri: jwksUri });
+    assert.equal(kept.statusCode, 400, kept.body);
+    assert.match(kept.body, /set the other to null/);
+    const moved = await patch({ jwks: null, jwks_uri: jwksUri });
+    assert.equal(moved.statusCode, 200, moved.body);
+    assert.deepEqual(
+      [json<{ jwks: unknown }>(moved).jwks, json<{ jwks_uri: unknown }>(moved).jwks_uri],
+      [null, jwksUri],
+    );
   });
 });

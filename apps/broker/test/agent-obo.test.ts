@@ -28,6 +28,7 @@ describe('on-behalf-of', () => {
   let aliceToken: string;
   let aliceConnection: string;
   let bobConnection: string;
+  let issuerId: string;
 
   const call = (options: Parameters<TestBroker['request']>[0]) => broker.request(options);
   const asAgent = (options: Parameters<TestBroker['request']>[0]) =>
@@ -74,6 +75,7 @@ describe('on-behalf-of', () => {
       },
     });
     assert.equal(trusted.statusCode, 201, trusted.body);
+    issuerId = json<{ id: string }>(trusted).id;
     aliceConnection = await connect('alice');
     bobConnection = await connect('bob');
     agent = await createAgentWithToken(broker, 'assistant', {
@@ -314,6 +316,59 @@ describe('on-behalf-of', () => {
     // The user taken from the agent's grant ends the session.
     await patch({ allowed_workspaces: ['bob'] });
     assert.deepEqual(await introspect(), { active: false });
+  });
+  it("a control character in a user's tenant or clearance claim is stored replaced, and a tenant over 256 characters refused", async () => {
+    // Security review (2026-12-07): a NUL in one user's tenant claim was stored as it was; on
+    // PostgreSQL every later admin listing of sessions by user then failed (jsonb refuses \u0000).
+    const token = await idp.issueUserToken({
+      resource: AUDIENCE,
+      accountId: 'alice',
+      claims: { permissions: ['crm:read'], tenant: 'ac\u0000me', clearance: 'x\u0007' },
+    });
+    const opened = await obo({ user_token: token, scopes: ['crm:read'] });
+    assert.equal(opened.statusCode, 201, opened.body);
+    assert.deepEqual([json(opened).tenant_id, json(opened).clearance_level], ['ac\uFFFDme', 'x\uFFFD']);
+    const listed = await call({ method: 'GET', url: '/admin/v1/agent-sessions?acting_for=bob' });
+    assert.equal(listed.statusCode, 200, listed.body);
+    const mine = await call({ method: 'GET', url: '/admin/v1/agent-sessions?acting_for=alice' });
+    assert.equal(mine.statusCode, 200, mine.body);
+    const long = await idp.issueUserToken({
+      resource: AUDIENCE,
+      accountId: 'alice',
+      claims: { permissions: ['crm:read'], tenant: 't'.repeat(257) },
+    });
+    const refused = await obo({ user_token: long, scopes: ['crm:read'] });
+    assert.equal(refused.statusCode, 400, refused.body);
+    assert.equal(json<{ details: { reason: string } }>(refused).details.reason, 'invalid_tenant');
+  });
+
+  it('ends open sessions when the operator changes or deletes their trusted issuer (last: deletes it)', async () => {
+    // Security review (2026-12-07): sessions opened with an issuer's tokens outlived its removal
+    // (a leaked signing key) for as long as they were opened for, up to 24 h.
+    const open = async () => {
+      const res = await obo({ user_token: aliceToken, scopes: ['crm:read'] });
+      assert.equal(res.statusCode, 201, res.body);
+      return json<{ session_token: string }>(res).session_token;
+    };
+    const active = async (token: string) =>
+      json<{ active: boolean }>(
+        await call({ method: 'POST', url: '/oauth/introspect', headers: FORM, payload: `token=${token}` }),
+      ).active;
+    const before = await open();
+    assert.equal(await active(before), true);
+    const changed = await call({
+      method: 'PATCH',
+      url: `/admin/v1/trusted-issuers/${issuerId}`,
+      payload: { clearance_claim: 'level' },
+    });
+    assert.equal(changed.statusCode, 200, changed.body);
+    assert.equal(await active(before), false, 'a session from before the change has ended');
+    const after = await open();
+    assert.equal(await active(after), true, 'one opened under the issuer as it is now lasts');
+    const removed = await call({ method: 'DELETE', url: `/admin/v1/trusted-issuers/${issuerId}` });
+    assert.equal(removed.statusCode, 200, removed.body);
+    assert.equal(await active(after), false, 'no session outlives its issuer');
+    assert.equal((await obo({ user_token: aliceToken, scopes: ['crm:read'] })).statusCode, 400);
   });
 });
 

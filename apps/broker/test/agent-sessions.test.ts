@@ -17,6 +17,7 @@ describe('agent sessions', () => {
   let aliceConnection: string;
   let bobConnection: string;
   const tokens: Record<string, string> = {};
+  const secrets: Record<string, string> = {};
 
   const call = (options: Parameters<TestBroker['request']>[0]) => broker.request(options);
   const asAgent = (name: string, options: Parameters<TestBroker['request']>[0]) =>
@@ -46,6 +47,24 @@ describe('agent sessions', () => {
       allowed_workspaces: ['alice'],
     });
     tokens[agentId] = created.token;
+    secrets[agentId] = created.secret;
+  }
+
+  /** A new access token for the agent (client credentials). */
+  async function agentToken(agentId: string): Promise<string> {
+    const login = await call({
+      method: 'POST',
+      url: '/oauth/token',
+      key: null,
+      headers: FORM,
+      payload: new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: agentId,
+        client_secret: secrets[agentId]!,
+      }).toString(),
+    });
+    assert.equal(login.statusCode, 200, login.body);
+    return json<{ access_token: string }>(login).access_token;
   }
 
   const open = (name: string, payload: Record<string, unknown>) =>
@@ -206,7 +225,16 @@ describe('agent sessions', () => {
     await call({ method: 'PATCH', url: '/admin/v1/agents/ledger-bot', payload: { active: false } });
     assert.equal((await introspect(b.session_token)).active, false);
     await call({ method: 'PATCH', url: '/admin/v1/agents/ledger-bot', payload: { active: true } });
-    clock -= 61_000;
+    // Reactivation does not bring back the sessions and tokens the agent had (2026-12-07 review).
+    assert.equal((await introspect(b.session_token)).active, false);
+    assert.equal((await introspect(tokens['ledger-bot']!)).active, false);
+    clock += 1_000;
+    tokens['ledger-bot'] = await agentToken('ledger-bot');
+    const c = json<{ session_token: string }>(
+      await open('ledger-bot', { scopes: ['crm:read'], ttl_seconds: 600 }),
+    );
+    assert.equal((await introspect(c.session_token)).active, true);
+    clock -= 62_000;
     // An access token introspects as one (not as a session), and garbage is simply inactive.
     const access = await introspect(tokens['ledger-bot']!);
     assert.deepEqual([access.active, access.token_type, access.client_id], [true, 'Bearer', 'ledger-bot']);

@@ -36,6 +36,13 @@ describe(`MCP: a caller pinned to a person reaches that person only (${DIALECT})
       payload: { name: 'mcp' },
     });
     assert.equal(scope.statusCode, 201, scope.body);
+    // The issuer the sessions' users come from: a session lasts while it is trusted.
+    const trusted = await w.broker.request({
+      method: 'POST',
+      url: '/admin/v1/trusted-issuers',
+      payload: { issuer: IDP, jwks_uri: `${IDP}/jwks`, audience: 'https://desk.example.test' },
+    });
+    assert.equal(trusted.statusCode, 201, trusted.body);
     // An agent serving every person, each pinned to their own connections.
     desk = await createAgentWithToken(w.broker, 'desk', {
       allowed_scopes: ['mcp'],
@@ -99,6 +106,7 @@ describe(`MCP: a caller pinned to a person reaches that person only (${DIALECT})
       verify: async () => ({
         ok: true,
         issuerId: 'idp',
+        issuerVersion: 1,
         issuer: IDP,
         userId: '*',
         tenantId: null,

@@ -206,6 +206,7 @@ describe('trusted issuers and user tokens', () => {
     assert.deepEqual(result, {
       ok: true,
       issuerId: trusted.id,
+      issuerVersion: 1,
       issuer: idp.issuer,
       userId: 'alice',
       tenantId: 'acme',

@@ -180,6 +180,8 @@ export interface AgentsTable {
   jwks: string | null;
   jwks_uri: string | null;
   disabled_at: number | null;
+  /** Tokens issued and sessions opened before this (epoch ms) are refused: set at deactivation. */
+  tokens_not_before: number | null;
   version: number;
   created_at: number;
   updated_at: number;

@@ -7,6 +7,13 @@ import type { SigningKeys } from './signing-keys.ts';
 
 const list = (json: string) => JSON.parse(json) as string[];
 
+/** When a token was issued, in ms: its signed `iat_ms` when that agrees with `iat`, else `iat`. */
+function issuedMs(payload: JWTPayload): number {
+  const seconds = (payload.iat ?? 0) * 1000;
+  const ms = payload.iat_ms;
+  return typeof ms === 'number' && ms >= seconds && ms < seconds + 1000 ? ms : seconds;
+}
+
 /** The principal of an agent row, with the scopes its credential carries. */
 export function principalOf(row: AgentsTable, scopes: readonly string[]): AgentPrincipal {
   return {
@@ -105,6 +112,9 @@ export function createAccessTokenVerifier(deps: {
     // The agent is read on every request (deactivation takes effect at once); nothing is cached.
     const row = await deps.store.findById(payload.sub!);
     if (row === undefined || row.deleted_at !== null || row.disabled_at !== null) return null;
+    // Issued before the agent was last deactivated (or in that very millisecond): reactivation
+    // does not bring it back.
+    if (row.tokens_not_before !== null && issuedMs(payload) <= row.tokens_not_before) return null;
     // Removing a scope from the agent takes it from the tokens already issued, as deactivation does.
     const scopes = scopesStillHeld(payload.scope, row);
     // Introspection shows the same narrowed scopes as the requests get.

@@ -1,3 +1,9 @@
+/** Keys inline and from a URL at once: the inline ones would win, and the URL be ignored. */
+const bothKeySources = () =>
+  commonError('invalid_request', {
+    message: 'Give jwks or jwks_uri, not both (set the other to null to switch).',
+  });
+
 /**
  * The agent registry and the one entry point other code uses for agents. Identities (create,
  * update, delete) live here; the rest is wired in from its own file:
@@ -89,6 +95,7 @@ export function createAgentsService(deps: {
 
   return {
     async create(ctx: AuditContext, input: AgentInput & { generate_secret: boolean }) {
+      if (input.jwks && input.jwks_uri) throw bothKeySources();
       const t = now();
       const id = randomUUID();
       const row: AgentsTable = {
@@ -102,6 +109,7 @@ export function createAgentsService(deps: {
         jwks: input.jwks ? JSON.stringify(input.jwks) : null,
         jwks_uri: input.jwks_uri ?? null,
         disabled_at: input.active === false ? t : null,
+        tokens_not_before: null,
         version: 1,
         created_at: t,
         updated_at: t,
@@ -154,6 +162,10 @@ export function createAgentsService(deps: {
       if (patch.jwks !== undefined) set.jwks = patch.jwks === null ? null : JSON.stringify(patch.jwks);
       if (patch.jwks_uri !== undefined) set.jwks_uri = patch.jwks_uri;
       if (patch.active !== undefined) set.disabled_at = patch.active ? null : (row.disabled_at ?? t);
+      // What the agent held when it was deactivated stays dead when it is reactivated.
+      if (patch.active === false && row.disabled_at === null) set.tokens_not_before = t;
+      const next = { ...row, ...set };
+      if (next.jwks !== null && next.jwks_uri !== null) throw bothKeySources();
       if (!(await store.update(row.id, row.version, set))) throw commonError('version_conflict');
       const changed = Object.keys(patch).sort();
       await deps.audit.record(ctx, {
@@ -167,7 +179,7 @@ export function createAgentsService(deps: {
         resourceId: row.id,
         details: { agent_id: row.agent_id, changed },
       });
-      return view({ ...row, ...set } as AgentsTable);
+      return view(next as AgentsTable);
     },
 
     async remove(ctx: AuditContext, ref: string, ifMatch?: string): Promise<void> {

@@ -7,6 +7,7 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from 'jose';
+import { strongKeysOnly } from '../../crypto/verify-keys.ts';
 import type { AgentsTable } from '../../db/schema.ts';
 import type { AgentsStore } from './agents.store.ts';
 import { CLIENT_ASSERTION_ALGORITHMS } from './jwks.ts';
@@ -45,15 +46,17 @@ export function createClientAuthenticator(deps: {
   const remoteSets = new Map<string, JWTVerifyGetKey>();
 
   function keySetFor(row: AgentsTable): JWTVerifyGetKey | undefined {
-    if (row.jwks !== null) return createLocalJWKSet(JSON.parse(row.jwks));
+    if (row.jwks !== null) return strongKeysOnly(createLocalJWKSet(JSON.parse(row.jwks)));
     if (row.jwks_uri !== null) {
       let set = remoteSets.get(row.jwks_uri);
       if (set === undefined) {
-        set = createRemoteJWKSet(new URL(row.jwks_uri), {
-          timeoutDuration: 5000,
-          cooldownDuration: 30_000,
-          ...(deps.jwksFetch ? { [customFetch]: deps.jwksFetch } : {}),
-        });
+        set = strongKeysOnly(
+          createRemoteJWKSet(new URL(row.jwks_uri), {
+            timeoutDuration: 5000,
+            cooldownDuration: 30_000,
+            ...(deps.jwksFetch ? { [customFetch]: deps.jwksFetch } : {}),
+          }),
+        );
         remoteSets.set(row.jwks_uri, set);
       }
       return set;

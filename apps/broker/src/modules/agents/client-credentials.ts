@@ -34,9 +34,12 @@ export function createClientCredentialsGrant(deps: {
   /** A signed access token (RFC 9068) for an agent row, with these scopes, for `ttlSeconds`. */
   async function sign(row: AgentsTable, scopes: readonly string[], ttlSeconds: number) {
     const signer = await deps.signingKeys.signer();
-    const iat = Math.floor(now() / 1000);
+    const issuedMs = now();
+    const iat = Math.floor(issuedMs / 1000);
     const jti = randomUUID();
-    const token = await new SignJWT({ client_id: row.agent_id, scope: scopes.join(' ') })
+    // `iat_ms`: the issue time to the millisecond, so that a token issued just after the agent was
+    // reactivated is told apart from one it held when deactivated in the same second.
+    const token = await new SignJWT({ client_id: row.agent_id, scope: scopes.join(' '), iat_ms: issuedMs })
       .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'at+jwt' })
       .setIssuer(deps.issuer)
       .setAudience(deps.issuer)

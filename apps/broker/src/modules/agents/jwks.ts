@@ -1,5 +1,6 @@
-import { createPublicKey } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as z from 'zod';
+import { weakKeyProblem } from '../../crypto/verify-keys.ts';
 
 /**
  * The public keys an agent registers for `private_key_jwt` (RFC 7523), checked as keys: a known
@@ -30,7 +31,6 @@ const FITS: Record<(typeof ALGORITHMS)[number], (key: { kty: string; crv?: strin
 };
 /** Coordinate length (base64url characters) of each curve: 32, 48 and 32 bytes. */
 const COORDINATE: Record<string, number> = { 'P-256': 43, 'P-384': 64, Ed25519: 43 };
-const MIN_RSA_BITS = 2048;
 
 const base64url = (min: number, max: number) =>
   z
@@ -108,15 +108,13 @@ function keyProblem(key: z.infer<typeof rsa> | z.infer<typeof ec> | z.infer<type
       : key.kty === 'EC'
         ? { kty: key.kty, crv: key.crv, x: key.x, y: key.y }
         : { kty: key.kty, crv: key.crv, x: key.x };
-  let bits: number | undefined;
+  let imported: KeyObject;
   try {
-    bits = createPublicKey({ key: material, format: 'jwk' }).asymmetricKeyDetails?.modulusLength;
+    imported = createPublicKey({ key: material, format: 'jwk' });
   } catch {
     return 'not a valid public key (it does not import)';
   }
-  if (key.kty === 'RSA' && (bits === undefined || bits < MIN_RSA_BITS))
-    return `an RSA key needs at least ${MIN_RSA_BITS} bits`;
-  return undefined;
+  return weakKeyProblem(imported);
 }
 
 export const MAX_AGENT_KEYS = 10;

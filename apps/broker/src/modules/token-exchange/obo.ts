@@ -36,6 +36,9 @@ export interface UserTokenChecker {
   verifyUserToken(token: string): Promise<
     | {
         ok: true;
+        /** The trusted issuer's row and version; absent for a developer's callback (BACKEND_AUTH_URL). */
+        issuerId?: string;
+        issuerVersion?: number;
         issuer: string;
         userId: string;
         tenantId: string | null;
@@ -110,6 +113,9 @@ export function createOnBehalfOf(deps: {
         tenant_id: user.tenantId,
         clearance_level: user.clearance,
         issuer: user.issuer,
+        ...(user.issuerId === undefined || user.issuerVersion === undefined
+          ? {}
+          : { issuer_id: user.issuerId, issuer_version: user.issuerVersion }),
       },
     });
   };

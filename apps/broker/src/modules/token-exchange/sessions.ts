@@ -25,6 +25,12 @@ export interface OboContext {
   /** As the user's token carried it: a number stays a number in session tokens and introspection. */
   clearance_level: string | number | null;
   issuer: string;
+  /**
+   * The trusted issuer's row and version the user's token was verified under: the session lasts
+   * while that issuer is trusted unchanged. Absent for a developer's callback (BACKEND_AUTH_URL).
+   */
+  issuer_id?: string;
+  issuer_version?: number;
 }
 
 export interface SessionView {
@@ -63,6 +69,8 @@ export function createAgentSessions(deps: {
   customScopes: Pick<CustomScopes, 'namesAmong'>;
   signingKeys: SigningKeys;
   connections: Pick<ConnectionsService, 'describe'>;
+  /** Whether the issuer an on-behalf-of session's user token came from is still trusted, unchanged. */
+  issuers: { stillTrusted(obo: OboContext): Promise<boolean> };
   audit: Pick<AuditService, 'record'>;
   issuer: string;
   maxTtlSeconds: number;
@@ -336,9 +344,15 @@ export function createAgentSessions(deps: {
         if (row === undefined || row.closed_at !== null || row.expires_at <= now()) return inactive;
         const agent = await deps.agents.activeRow(row.agent_uuid);
         if (agent === undefined) return inactive;
+        // Opened before the agent was last deactivated (or in that very millisecond): reactivation
+        // does not bring it back.
+        if (agent.tokens_not_before !== null && row.created_at <= agent.tokens_not_before) return inactive;
         // The agent's grant as it is now: an operator who narrows it narrows the open sessions too.
         // A user no longer in the grant ends the session; scopes no longer granted leave it.
-        const actingFor = row.obo === null ? null : (JSON.parse(row.obo) as OboContext).user_id;
+        const obo = row.obo === null ? null : (JSON.parse(row.obo) as OboContext);
+        // Deleting or changing the trusted issuer ends the sessions its users' tokens opened.
+        if (obo !== null && !(await deps.issuers.stillTrusted(obo))) return inactive;
+        const actingFor = obo?.user_id ?? null;
         const grant = {
           allowedProviders: JSON.parse(agent.allowed_providers) as string[],
           allowedWorkspaces: JSON.parse(agent.allowed_workspaces) as string[],

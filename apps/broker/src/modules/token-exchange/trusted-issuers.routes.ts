@@ -161,7 +161,8 @@ export function trustedIssuersRoutes(
       schema: {
         operationId: 'updateTrustedIssuer',
         tags,
-        summary: 'Change a trusted issuer; `null` clears an optional field',
+        summary:
+          'Change a trusted issuer; `null` clears an optional field. Sessions its users opened before end',
         params,
         headers: z.object({ 'if-match': z.string().max(256).optional() }),
         body: z
@@ -197,7 +198,8 @@ export function trustedIssuersRoutes(
       schema: {
         operationId: 'deleteTrustedIssuer',
         tags,
-        summary: "Stop trusting an issuer: its users' tokens are refused from now on",
+        summary:
+          "Stop trusting an issuer: its users' tokens are refused from now on, and the sessions they opened end",
         params,
         headers: z.object({ 'if-match': z.string().max(256).optional() }),
         response: { 200: z.object({ id: z.string(), message: z.string() }), ...errorResponses(404, 409) },

@@ -252,6 +252,22 @@ export function createTrustedIssuersService(deps: {
     },
 
     /**
+     * Whether the issuer an on-behalf-of session's user token was verified under is still trusted
+     * as it was: the same row, live, at the same version. A developer's callback (`callback:`) is
+     * not a trusted issuer; sessions from before issuers were recorded need the `iss` still trusted.
+     */
+    async stillTrusted(obo: {
+      issuer: string;
+      issuer_id?: string;
+      issuer_version?: number;
+    }): Promise<boolean> {
+      if (obo.issuer.startsWith('callback:')) return true;
+      if (obo.issuer_id === undefined) return (await deps.store.findLiveByIssuer(obo.issuer)) !== undefined;
+      const row = await deps.store.findLive(obo.issuer_id);
+      return row !== undefined && row.version === obo.issuer_version && row.issuer === obo.issuer;
+    },
+
+    /**
      * Verifies a user's access token from a trusted issuer (signature, issuer, audience, expiry,
      * not-before, algorithm allow-list) and maps its claims; never throws for a bad token.
      */

@@ -9,6 +9,7 @@ import {
   type JWTVerifyGetKey,
   jwtVerify,
 } from 'jose';
+import { strongKeysOnly } from '../../crypto/verify-keys.ts';
 import type { TrustedIssuersTable } from '../../db/schema.ts';
 import type { Discovery } from '../providers/discovery.ts';
 
@@ -41,6 +42,8 @@ export type UserTokenRefusal =
   | 'missing_user'
   /** The user claim is not an id a grant can name: `*`, control characters, unpaired surrogates. */
   | 'invalid_user'
+  /** The tenant claim is longer than 256 characters. */
+  | 'invalid_tenant'
   /** The issuer's keys (its JWKS, or the discovery document naming it) could not be fetched. */
   | 'keys_unavailable';
 
@@ -48,8 +51,9 @@ export type UserTokenRefusal =
 export type UserTokenResult =
   | {
       ok: true;
-      /** The trusted issuer's row id, and its `iss`. */
+      /** The trusted issuer's row id and version (what the token was trusted under), and its `iss`. */
       issuerId: string;
+      issuerVersion: number;
       issuer: string;
       userId: string;
       tenantId: string | null;
@@ -87,11 +91,12 @@ export function usableUserId(userId: string): boolean {
 
 /**
  * A claim stored with a session (tenant, clearance) as text every database stores as it is: an
- * unpaired surrogate (half an emoji) becomes U+FFFD, where PostgreSQL would refuse the session's
- * JSON when it is read back (`obo::jsonb`).
+ * unpaired surrogate (half an emoji) and a control character (a NUL) become U+FFFD, where
+ * PostgreSQL would refuse the session's JSON when it is read back (`obo::jsonb`), and with it
+ * every admin listing that reads that row.
  */
 export function storable<T extends string | number | null>(value: T): T {
-  return (typeof value === 'string' ? value.toWellFormed() : value) as T;
+  return (typeof value === 'string' ? value.toWellFormed().replace(/\p{Cc}/gu, '\uFFFD') : value) as T;
 }
 
 /** A claim as text: strings as they are, finite numbers printed; anything else is absent. */
@@ -163,11 +168,13 @@ export function createUserTokenVerifier(deps: {
     let set = keySets.get(url);
     if (set === undefined) {
       if (keySets.size >= MAX_KEY_SETS) keySets.delete(keySets.keys().next().value!);
-      set = createRemoteJWKSet(new URL(url), {
-        timeoutDuration: 5000,
-        cooldownDuration: 30_000,
-        ...(deps.jwksFetch ? { [customFetch]: deps.jwksFetch } : {}),
-      });
+      set = strongKeysOnly(
+        createRemoteJWKSet(new URL(url), {
+          timeoutDuration: 5000,
+          cooldownDuration: 30_000,
+          ...(deps.jwksFetch ? { [customFetch]: deps.jwksFetch } : {}),
+        }),
+      );
       keySets.set(url, set);
     }
     return set;
@@ -241,12 +248,15 @@ export function createUserTokenVerifier(deps: {
       const userId = text(payload[row.user_id_claim]);
       if (userId === null || userId.length > 256) return refuse('missing_user');
       if (!usableUserId(userId)) return refuse('invalid_user');
+      const tenantId = row.tenant_claim === null ? null : storable(text(payload[row.tenant_claim]));
+      if (tenantId !== null && tenantId.length > 256) return refuse('invalid_tenant');
       return {
         ok: true,
         issuerId: row.id,
+        issuerVersion: row.version,
         issuer: row.issuer,
         userId,
-        tenantId: row.tenant_claim === null ? null : storable(text(payload[row.tenant_claim])),
+        tenantId,
         permissions: permissionList(payload[row.permissions_claim]),
         clearance: row.clearance_claim === null ? null : clearanceLevel(payload[row.clearance_claim]),
         expiresAt: (payload.exp as number) * 1000,
