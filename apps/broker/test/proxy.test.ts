@@ -385,7 +385,7 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     assert.equal(upstream.stats().header?.rejected ?? 0, 0, 'nothing refused reached the upstream');
   });
 
-  it('strips hop-by-hop headers, the caller credentials and every X-Nexus header before forwarding', async () => {
+  it('strips hop-by-hop and Proxy-* headers, the caller credentials and every X-Nexus header before forwarding', async () => {
     // fetch() may not send Connection; a raw request can.
     const answer = await new Promise<{ status: number; headers: IncomingMessage['headers']; body: string }>(
       (done, fail) => {
@@ -398,6 +398,7 @@ describe('credential proxy', { timeout: 240_000 }, () => {
             connection: 'keep-alive, x-custom-hop',
             'x-custom-hop': 'drop',
             'x-nexus-trace': 'drop',
+            'proxy-foo': 'drop',
             'x-keep': 'kept',
           },
         });
@@ -415,7 +416,14 @@ describe('credential proxy', { timeout: 240_000 }, () => {
     assert.equal(answer.status, 200, answer.body);
     const seen = JSON.parse(answer.body) as { headers: Record<string, string> };
     const names = Object.keys(seen.headers);
-    for (const name of ['authorization', 'cookie', 'x-custom-hop', 'x-nexus-trace', 'x-nexus-connection-id'])
+    for (const name of [
+      'authorization',
+      'cookie',
+      'x-custom-hop',
+      'x-nexus-trace',
+      'x-nexus-connection-id',
+      'proxy-foo',
+    ])
       assert.ok(!names.includes(name), `${name} was forwarded`);
     assert.match(
       seen.headers['x-api-key']!,

@@ -120,7 +120,8 @@ export function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, s
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || CALLER_ONLY.has(name) || listed.has(name)) continue;
-    if (name.startsWith('x-nexus-')) continue;
+    // Every `Proxy-*` header is meant for a proxy on the way, never for the upstream API.
+    if (name.startsWith('x-nexus-') || name.startsWith('proxy-')) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;

@@ -22,9 +22,12 @@ import type { LimitedBody } from './proxy-request.ts';
 /** What a failed upstream exchange tells the caller; never the request's own data. */
 function upstreamFailure(error: unknown): NexusError {
   if (error instanceof NexusError) return error; // the body's limit, the deadline
+  // Which address a name resolved to stays in the log: an agent could otherwise map the
+  // broker's internal names through a redirect or a templated host.
   if (error instanceof EgressError)
     return errorFrom(proxyErrors, 'upstream_error', {
-      message: `The upstream address is not allowed or not resolvable: ${error.message}.`,
+      message: "The upstream address is not allowed or not resolvable (the broker's log says which).",
+      detail: error.message,
     });
   const code = (error as { code?: unknown } | undefined)?.code;
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT')
