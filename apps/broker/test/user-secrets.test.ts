@@ -393,6 +393,61 @@ describe('user secrets', () => {
     assert.equal((await flaky.put(ctx, owner, { name: 'flaky', value: 'next' })).version, 2);
   });
 
+  it('reads the previous version while a new one is being written, and after its writer died', async () => {
+    // Review (2026-12-07): a put claims version N+1 before the value is stored; a read in between
+    // answered 404, and so did every read after a writer that died there.
+    await put('lee', { name: 'rotating', value: 'v1' });
+    const backend = broker.container.secrets;
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
+    let writing!: () => void;
+    const started = new Promise<void>((done) => {
+      writing = done;
+    });
+    const slow = createUserSecrets({
+      store: createUserSecretsStore(broker.container.db),
+      backend: {
+        ...backend,
+        put: async (path: string, value: Uint8Array) => {
+          writing();
+          await released;
+          return backend.put(path, value);
+        },
+      },
+      ring: broker.container.keys.userSecretsRing,
+      audit: broker.container.audit,
+    });
+    const owner = { userId: 'lee', zone: 'default' };
+    const pending = slow.put({ actor: 'test' }, owner, { name: 'rotating', value: 'v2' });
+    await started;
+    const during = await get('lee', 'rotating');
+    assert.equal(during.statusCode, 200, during.body);
+    assert.deepEqual([json(during).value, json(during).version], ['v1', 1]);
+    const resolved = await call({
+      method: 'POST',
+      url: '/api/v2/secrets/resolve?user_id=lee',
+      payload: { config: { password: 'nexus-secret:rotating' } },
+    });
+    assert.equal(resolved.statusCode, 200, resolved.body);
+    assert.equal(json<{ config: { password: string } }>(resolved).config.password, 'v1');
+    release();
+    assert.equal((await pending).version, 2);
+    assert.deepEqual(
+      [json(await get('lee', 'rotating')).value, json(await get('lee', 'rotating')).version],
+      ['v2', 2],
+    );
+    // A writer that died after claiming version 3 and before storing it.
+    const store = createUserSecretsStore(broker.container.db);
+    const row = await store.find(owner, 'rotating');
+    assert.ok(await store.claimVersion(row!.id, 2, { updated_at: Date.now() }));
+    assert.deepEqual(
+      [json(await get('lee', 'rotating')).value, json(await get('lee', 'rotating')).version],
+      ['v2', 2],
+    );
+    // The next write takes the following number, and is what reads see.
+    assert.equal(json(await put('lee', { name: 'rotating', value: 'v4' })).version, 4);
+    assert.equal(json(await get('lee', 'rotating')).value, 'v4');
+  });
+
   it('rotates the user-secrets key and re-seals every version with nothing lost, leaving the token keys alone', async () => {
     await put('frank', { name: 'rot', value: 'first' });
     await put('frank', { name: 'rot', value: 'second' });

@@ -127,12 +127,36 @@ export function createUserSecrets(deps: {
       details: { user_id: row.user_id, zone: row.zone, name: row.name, ...details },
     });
 
-  async function readValue(ctx: AuditContext, row: UserSecretsTable, version: number): Promise<string> {
-    const stored = await deps.backend.get(versionPath(row.id, version));
+  /** Opens a version's stored value (null: not stored) and audits the read. */
+  async function opened(
+    ctx: AuditContext,
+    row: UserSecretsTable,
+    version: number,
+    stored: { value: Uint8Array } | null,
+  ): Promise<string> {
     if (stored === null) throw errorFrom(userSecretErrors, 'user_secret_not_found');
     const value = openText(ring(), stored.value, versionBinding(row.id, version));
     await record(ctx, 'key_accessed', row, { version });
     return value;
+  }
+
+  const readValue = async (ctx: AuditContext, row: UserSecretsTable, version: number) =>
+    opened(ctx, row, version, await deps.backend.get(versionPath(row.id, version)));
+
+  /**
+   * The current value and its version. A `put` claims its version number before it stores the
+   * value: until it has (or for good, if its process died in between), the current version is
+   * the newest one whose value was stored, so a read during a rotation never finds nothing.
+   */
+  async function currentValue(ctx: AuditContext, row: UserSecretsTable) {
+    let version = row.current_version;
+    let stored = await deps.backend.get(versionPath(row.id, version));
+    const previous = stored === null ? await store.newestStored(row.id, version) : undefined;
+    if (previous !== undefined) {
+      version = previous;
+      stored = await deps.backend.get(versionPath(row.id, version));
+    }
+    return { version, value: await opened(ctx, row, version, stored) };
   }
 
   return {
@@ -210,9 +234,10 @@ export function createUserSecrets(deps: {
       ring();
       const row = await live(owner, name);
       if (row.disabled_at !== null) throw errorFrom(userSecretErrors, 'user_secret_disabled');
-      const v = version ?? row.current_version;
-      if (v < 1 || v > row.current_version) throw errorFrom(userSecretErrors, 'user_secret_not_found');
-      return { name: row.name, zone: row.zone, version: v, value: await readValue(ctx, row, v) };
+      if (version === undefined) return { name: row.name, zone: row.zone, ...(await currentValue(ctx, row)) };
+      if (version < 1 || version > row.current_version)
+        throw errorFrom(userSecretErrors, 'user_secret_not_found');
+      return { name: row.name, zone: row.zone, version, value: await readValue(ctx, row, version) };
     },
 
     async versions(owner: SecretOwner, name: string) {
@@ -304,7 +329,7 @@ export function createUserSecrets(deps: {
         const row = await store.find(owner, name);
         if (row === undefined || row.deleted_at !== null) unresolved.push({ name, reason: 'not_found' });
         else if (row.disabled_at !== null) unresolved.push({ name, reason: 'disabled' });
-        else values.set(name, await readValue(ctx, row, row.current_version));
+        else values.set(name, (await currentValue(ctx, row)).value);
       }
       if (unresolved.length > 0 && !leaveUnresolved)
         throw errorFrom(userSecretErrors, 'unresolved_secrets', { details: { unresolved } });

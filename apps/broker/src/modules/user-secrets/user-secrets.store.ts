@@ -75,6 +75,19 @@ export function createUserSecretsStore(db: Database) {
         .execute();
     },
 
+    /** The newest version below `below` whose value was stored (it has its versions row). */
+    async newestStored(secretId: string, below: number): Promise<number | undefined> {
+      const row = await k
+        .selectFrom('user_secret_versions')
+        .select('version')
+        .where('secret_id', '=', secretId)
+        .where('version', '<', below)
+        .orderBy('version', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      return row?.version;
+    },
+
     async insertVersion(row: UserSecretVersionsTable): Promise<void> {
       await k.insertInto('user_secret_versions').values(row).execute();
     },
