@@ -218,6 +218,8 @@ export async function seedScenario(
   });
   await db.addProvider('weather', {
     auth_type: 'api_key',
+    // What a Go client writes for a field it leaves unset: taken as not given (its default).
+    auth_header: '',
     api_base_url: 'https://api.weather.example',
   });
   await db.addProvider('old-crm', { auth_type: 'api_key' }, true);

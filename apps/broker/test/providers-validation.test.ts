@@ -258,7 +258,7 @@ describe('provider validation', () => {
     });
 
     it('refuses an unknown auth_type', async () => {
-      for (const auth_type of ['saml', 'OAUTH2', 'oauth1', '', null]) {
+      for (const auth_type of ['saml', 'OAUTH2', 'oauth1', null]) {
         await refuseProfile(
           oauth({ auth_type }),
           { error: 'invalid_request', path: 'body.profile.auth_type' },
@@ -268,13 +268,41 @@ describe('provider validation', () => {
     });
 
     it('refuses an unknown auth_header', async () => {
-      for (const auth_header of ['none', 'basic', 'Client_Secret_Post', 'client-secret-post', '']) {
+      for (const auth_header of ['none', 'basic', 'Client_Secret_Post', 'client-secret-post']) {
         await refuseProfile(
           oauth({ auth_header }),
           { error: 'invalid_request', path: 'body.profile.auth_header' },
           auth_header,
         );
       }
+    });
+
+    it('takes auth_type and auth_header of "" (a Go client\'s zero value) as not given: their defaults', async () => {
+      // Review (2026-12-07): the original's Go clients send a string field's zero value; the
+      // original took it as the default, and an import of such a profile failed with its connections.
+      const res = await broker.request({
+        method: 'POST',
+        url: '/providers',
+        payload: { profile: oauth({ name: 'zero-enums', auth_type: '', auth_header: '' }) },
+      });
+      assert.equal(res.statusCode, 201, res.body);
+      const { id } = json<{ id: string }>(res);
+      const view = json<{ auth_type: string; auth_header: string }>(
+        await broker.request({ method: 'GET', url: `/providers/${id}` }),
+      );
+      assert.deepEqual([view.auth_type, view.auth_header], ['oauth2', 'client_secret_post']);
+      const kept = await broker.request({
+        method: 'PATCH',
+        url: `/providers/${id}`,
+        payload: { auth_header: '' },
+      });
+      assert.equal(kept.statusCode, 200, kept.body);
+      assert.equal(
+        json<{ auth_header: string }>(kept).auth_header,
+        'client_secret_post',
+        'a PATCH with "" changes nothing',
+      );
+      assert.equal((await broker.request({ method: 'DELETE', url: `/providers/${id}` })).statusCode, 200);
     });
 
     it('refuses values of the wrong JSON type', async () => {

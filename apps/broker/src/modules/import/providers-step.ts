@@ -1,5 +1,5 @@
 import { NexusError } from '../../errors/nexus-error.ts';
-import { profileInput, providerName } from '../providers/providers.schemas.ts';
+import { profileInput, providerName, withoutZeroEnums } from '../providers/providers.schemas.ts';
 import type { ImportDeps, Tally } from './import.types.ts';
 import type { OriginalAlias, OriginalProvider } from './original-source.ts';
 
@@ -29,7 +29,10 @@ const isNotFound = (error: unknown) => error instanceof NexusError && error.code
 
 /** The original's profile as POST /providers takes it: its columns, with SQL nulls left out. */
 function profileOf(p: OriginalProvider): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(p.profile).filter(([, v]) => v !== null && v !== undefined));
+  const profile = Object.fromEntries(
+    Object.entries(p.profile).filter(([, v]) => v !== null && v !== undefined),
+  );
+  return withoutZeroEnums(profile) as Record<string, unknown>;
 }
 
 /** The fields that decide whether a Nexus provider of the same name is the same provider. */

@@ -12,6 +12,7 @@ import {
   profilePatch,
   providerName,
   providerView,
+  withoutZeroEnums,
 } from './providers.schemas.ts';
 import type { ProvidersService } from './providers.service.ts';
 
@@ -57,6 +58,13 @@ function eitherForm<S>(wrapped: z.ZodType, bare: z.ZodType): FastifySchemaCompil
 /** The profile of either form (neither profile schema has a `profile` field). */
 function unwrap<T extends object>(body: { profile: T } | T): T {
   return 'profile' in body ? (body as { profile: T }).profile : (body as T);
+}
+
+/** `auth_type: ""` and `auth_header: ""` in a body (bare or `{profile}`) are not given (withoutZeroEnums). */
+async function zeroEnumsAbsent(request: FastifyRequest): Promise<void> {
+  const body = request.body;
+  if (typeof body !== 'object' || body === null) return;
+  withoutZeroEnums('profile' in body ? body.profile : body);
 }
 
 /**
@@ -141,7 +149,7 @@ export function providersRoutes(
             ...errorResponses(413, 409, 422),
           },
         },
-        preValidation: [hintUnwrappedProfile, withTemplate],
+        preValidation: [hintUnwrappedProfile, zeroEnumsAbsent, withTemplate],
       },
       async (request, reply) => {
         const created = await providers.create(auditContext(request), request.body.profile);
@@ -247,7 +255,7 @@ export function providersRoutes(
           response: { 200: providerView.extend({ warnings }), ...errorResponses(404, 409, 413, 422) },
         },
         validatorCompiler: eitherForm(wrappedInput, profileInput),
-        preValidation: withTemplate,
+        preValidation: [zeroEnumsAbsent, withTemplate],
       },
       async (request, reply) => {
         const view = await providers.replace(
@@ -274,6 +282,7 @@ export function providersRoutes(
           response: { 200: providerView.extend({ warnings }), ...errorResponses(404, 409, 413, 422) },
         },
         validatorCompiler: eitherForm(wrappedPatch, profilePatch),
+        preValidation: zeroEnumsAbsent,
       },
       async (request, reply) => {
         const view = await providers.patch(

@@ -19,6 +19,17 @@ export const providerName = z
   .regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and dashes only')
   .describe('Unique among live providers and aliases; `^[a-z0-9-]+$`');
 
+/**
+ * A profile with `auth_type: ""` and `auth_header: ""` taken as not given (their defaults then
+ * apply): the original's Go clients send a string field's zero value. Changes the object given.
+ */
+export function withoutZeroEnums(profile: unknown): unknown {
+  if (typeof profile !== 'object' || profile === null || Array.isArray(profile)) return profile;
+  const fields = profile as Record<string, unknown>;
+  for (const name of ['auth_type', 'auth_header']) if (fields[name] === '') delete fields[name];
+  return profile;
+}
+
 /** Accepts "" and null as "not set", as the original's Go clients send zero values. */
 const optionalText = (max: number) => z.string().max(max).nullish();
 /**
