@@ -59,6 +59,29 @@ describe('nexus secrets (user secrets)', { timeout: 90_000 }, () => {
       assert.ok(!result.stdout.includes('sk_'), 'values are not echoed');
   });
 
+  it('refuses a name, zone or user the REST API would refuse, storing nothing', async () => {
+    // Review (2026-12-07): `secrets set "Prod DB/password" --zone Prod` stored a secret that no
+    // agent, REST call or `nexus-secret:` reference could ever name.
+    for (const [args, message] of [
+      [['set', 'Prod DB/password', '--user', 'alice', '--value', 'x'], /the name must be/],
+      [['set', 'db', '--user', 'alice', '--zone', 'Prod', '--value', 'x'], /--zone must be/],
+      [['set', 'db', '--user', '   ', '--value', 'x'], /--user must be/],
+      [['set', 'db', '--user', 'alice', '--value', 'x'.repeat(65_537)], /longer than 65536/],
+      [['get', '../db', '--user', 'alice'], /the name must be/],
+    ] as const) {
+      const refused = await cli([...args]);
+      assert.equal(refused.code, 2, show(refused));
+      assert.match(refused.stderr, message);
+    }
+    const listed = await broker.app.inject({
+      method: 'GET',
+      url: '/api/v2/secrets?user_id=alice&zone=default',
+      headers: { 'x-api-key': env.API_KEY! },
+    });
+    assert.equal(listed.statusCode, 200, listed.body);
+    assert.ok(!listed.body.includes('"db"'), 'nothing was stored');
+  });
+
   it('reads the current or a given version, lists and deletes, as the broker sees it', async () => {
     assert.equal((await cli(['get', 'stripe', '--user', 'alice'])).stdout, 'sk_explicit\n');
     assert.equal(

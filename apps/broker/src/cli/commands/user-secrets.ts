@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs';
-import type { SecretOwner } from '../../modules/user-secrets/user-secrets.service.ts';
+import {
+  MAX_SECRET_VALUE,
+  MAX_USER_ID,
+  SECRET_NAME,
+  SECRET_ZONE,
+  type SecretOwner,
+} from '../../modules/user-secrets/user-secrets.service.ts';
 import { CliExit, configOrExit, containerOrExit, requireMigrated } from '../context.ts';
 import { cliActor, type Io, table } from '../output.ts';
 
@@ -57,13 +63,29 @@ export async function userSecretsCommand(
   if (o.user === undefined) throw new CliExit(`secrets ${o.verb}: --user is required`, 2);
   if (o.verb !== 'list' && o.name === undefined)
     throw new CliExit(`secrets ${o.verb}: give the secret's name`, 2);
-  const owner: SecretOwner = { userId: o.user, zone: o.zone ?? 'default' };
+  // The REST API's rules: a secret the CLI stores must be one agents and references can name.
+  const userId = o.user.trim();
+  if (userId.length === 0 || userId.length > MAX_USER_ID)
+    throw new CliExit(`secrets ${o.verb}: --user must be 1 to ${MAX_USER_ID} characters`, 2);
+  if (o.zone !== undefined && !SECRET_ZONE.test(o.zone))
+    throw new CliExit(
+      `secrets ${o.verb}: --zone must be lower-case letters, digits, dash and underscore (at most 64)`,
+      2,
+    );
+  if (o.name !== undefined && !SECRET_NAME.test(o.name))
+    throw new CliExit(
+      `secrets ${o.verb}: the name must be letters, digits, dot, dash and underscore (at most 128)`,
+      2,
+    );
+  const owner: SecretOwner = { userId, zone: o.zone ?? 'default' };
   let value: string | undefined;
   if (o.verb === 'set') {
     if (o.value !== undefined && o.fromFile !== undefined)
       throw new CliExit('secrets set: give --value or --from-file, not both', 2);
     value = o.value ?? (o.fromFile !== undefined ? readFileSync(o.fromFile, 'utf8') : await readValue(io));
     if (value.length === 0) throw new CliExit('secrets set: the value is empty', 2);
+    if (value.length > MAX_SECRET_VALUE)
+      throw new CliExit(`secrets set: the value is longer than ${MAX_SECRET_VALUE} characters`, 2);
   }
   const container = await containerOrExit(configOrExit(env));
   try {

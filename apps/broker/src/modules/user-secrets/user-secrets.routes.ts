@@ -9,24 +9,28 @@ import { type AgentSessions, sessionHasScope } from '../token-exchange/sessions.
 import { userSecretErrors } from './user-secrets.errors.ts';
 import {
   agentHoldsSecretGrant,
+  MAX_SECRET_VALUE,
+  MAX_USER_ID,
   referencedNames,
+  SECRET_NAME,
+  SECRET_ZONE,
   type SecretOwner,
   type UserSecrets,
 } from './user-secrets.service.ts';
 
 const name = z
   .string()
-  .regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits, dot, dash and underscore; at most 128')
+  .regex(SECRET_NAME, 'letters, digits, dot, dash and underscore; at most 128')
   .describe('Secret name (unique per user and zone)');
 const zone = z
   .string()
-  .regex(/^[a-z0-9_-]{1,64}$/, 'lower-case letters, digits, dash and underscore; at most 64')
+  .regex(SECRET_ZONE, 'lower-case letters, digits, dash and underscore; at most 64')
   .default('default');
 const userId = z
   .string()
   .trim()
   .min(1)
-  .max(200)
+  .max(MAX_USER_ID)
   .optional()
   .describe('The owning user (required with an admin key)');
 const ownerQuery = z.object({ user_id: userId, zone }).strict();
@@ -143,7 +147,7 @@ export function userSecretsRoutes(
         body: z
           .object({
             name,
-            value: z.string().min(1).max(65536).describe('The secret (never returned by lists)'),
+            value: z.string().min(1).max(MAX_SECRET_VALUE).describe('The secret (never returned by lists)'),
             description: z.string().max(500).optional(),
           })
           .strict(),

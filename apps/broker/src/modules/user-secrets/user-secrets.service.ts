@@ -39,7 +39,14 @@ export function agentHoldsSecretGrant(
   );
 }
 
+/** A secret's name, its zone, a user id and a value, as every way in (REST, CLI) takes them. */
+export const SECRET_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
+export const SECRET_ZONE = /^[a-z0-9_-]{1,64}$/;
+export const MAX_USER_ID = 200;
+export const MAX_SECRET_VALUE = 65_536;
+
 export const REFERENCE_PREFIX = 'nexus-secret:';
+/** A reference names a secret as SECRET_NAME does. */
 const REFERENCE = /^nexus-secret:([A-Za-z0-9_.-]{1,128})$/;
 const MAX_RESOLVE_DEPTH = 16;
 const MAX_RESOLVE_NODES = 10_000;
