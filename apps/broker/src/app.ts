@@ -196,6 +196,7 @@ export async function buildApp(
   });
   const inBrokerProxy = proxyRoutes(app, {
     connections: container.connections,
+    agents: container.agents,
     providers: container.providers,
     audit: container.audit,
     metrics: createProxyMetrics(container.metrics.registry),

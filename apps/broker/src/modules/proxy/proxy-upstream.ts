@@ -152,6 +152,30 @@ export function createUpstream(options: UpstreamOptions) {
  * caller that stopped reading), it would hold its pooled connection for ever. A reader that is
  * slow but reading keeps its answer, and so does one waiting on a quiet upstream (an event stream).
  */
+/**
+ * Ends an answer still streaming once `allowed` says no: asked every `ms` while the body is open
+ * (a connection revoked, an agent deactivated since the call began, on any replica). A check
+ * that fails (the database away) leaves the answer going; the next one asks again.
+ */
+export function endedWhenWithdrawn(body: Readable, allowed: () => Promise<boolean>, ms: number): Readable {
+  const timer = setInterval(() => {
+    allowed().then(
+      (yes) => {
+        if (!yes)
+          body.destroy(
+            errorFrom(proxyErrors, 'upstream_error', {
+              detail: 'the connection was revoked or the caller withdrawn while its answer streamed',
+            }),
+          );
+      },
+      () => {},
+    );
+  }, ms);
+  timer.unref();
+  body.once('close', () => clearInterval(timer));
+  return body;
+}
+
 export function releasedWhenUnread(body: Readable, ms: number): Readable {
   let paused = false;
   let timer: NodeJS.Timeout | undefined;

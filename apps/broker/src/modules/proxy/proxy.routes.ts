@@ -4,6 +4,7 @@ import type { Principal } from '../../auth/principal.ts';
 import { NexusError } from '../../errors/nexus-error.ts';
 import { auditContext } from '../../http/context.ts';
 import { errorResponses, errorSchema } from '../../http/schemas.ts';
+import type { AgentsService } from '../agents/agents.service.ts';
 import { principalMaySeeProvider } from '../agents/grants.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
@@ -32,7 +33,9 @@ const ROUTE_CACHE_MS = 5_000;
 export function proxyRoutes(
   app: FastifyInstance,
   deps: {
-    connections: Pick<ConnectionsService, 'getToken' | 'resolve' | 'refresh'>;
+    connections: Pick<ConnectionsService, 'getToken' | 'resolve' | 'refresh' | 'describe'>;
+    /** Whether an agent is still live and active (an answer streaming to it ends when not). */
+    agents: Pick<AgentsService, 'activeRow'>;
     providers: Pick<ProvidersService, 'resolve'>;
     audit: Pick<AuditService, 'record'>;
     metrics: ProxyMetrics;
@@ -97,6 +100,14 @@ export function proxyRoutes(
         return connections.resolve(caller.ctx, caller.principal, ref.workspaceId, provider.id, null);
       },
       refresh: (caller, id) => connections.refresh(caller.ctx, caller.principal, id, null),
+    },
+    // An answer streaming for long (an event stream, a download) ends once its connection is
+    // revoked or its agent deactivated or deleted, as a new request would be refused.
+    async stillAllowed(caller, connectionId) {
+      const connection = await connections.describe(connectionId);
+      if (connection === undefined || connection.status === 'revoked') return false;
+      const principal = caller.principal;
+      return principal?.kind !== 'agent' || (await deps.agents.activeRow(principal.agentUuid)) !== undefined;
     },
     allowCidrs: deps.allowCidrs,
     bodyLimit: deps.bodyLimit,

@@ -20,7 +20,7 @@ import {
   responseHeaders,
   upstreamUrl,
 } from './proxy-request.ts';
-import { createUpstream, releasedWhenUnread } from './proxy-upstream.ts';
+import { createUpstream, endedWhenWithdrawn, releasedWhenUnread } from './proxy-upstream.ts';
 
 export { routeOf } from './proxy-request.ts';
 
@@ -138,6 +138,12 @@ export interface ProxyOptions<Caller> {
    */
   readonly timeoutMs: number;
   readonly maxRedirects?: number;
+  /**
+   * Whether an answer still streaming may go on, asked every `recheckMs` (default 5 s) while its
+   * body is open: false ends it (the connection revoked, the caller withdrawn).
+   */
+  readonly stillAllowed?: (caller: Caller, connectionId: string) => Promise<boolean>;
+  readonly recheckMs?: number;
   readonly observer?: ProxyObserver<Caller>;
   readonly resolve?: (hostname: string) => Promise<readonly { address: string; family: number }[]>;
 }
@@ -340,7 +346,17 @@ export function createProxy<Caller>(options: ProxyOptions<Caller>) {
         queryParam: type === 'query_param' ? (credential.strategy.config.param_name ?? undefined) : undefined,
         secrets: Object.values(credential.credentials),
       });
-      return { status, headers, body: releasedWhenUnread(res.body, options.timeoutMs) };
+      const answer = releasedWhenUnread(res.body, options.timeoutMs);
+      const { stillAllowed } = options;
+      const id = connectionId;
+      return {
+        status,
+        headers,
+        body:
+          stillAllowed === undefined || id === undefined
+            ? answer
+            : endedWhenWithdrawn(answer, () => stillAllowed(request.caller, id), options.recheckMs ?? 5_000),
+      };
     } catch (error) {
       if (error instanceof NexusError) {
         status = error.status;
