@@ -175,14 +175,20 @@ describe('proxy upstream pool and egress guard', () => {
       },
     );
 
-  /** For `assert.rejects`: the broker's error `code`, with `status` and a message matching `message`. */
+  /**
+   * For `assert.rejects`: the broker's error `code`, with `status` and its logged `detail` matching
+   * `detail`; the caller's message never names the address (review, 2026-12-07).
+   */
   const nexusError =
-    (code: string, status: number, message?: RegExp) =>
+    (code: string, status: number, detail?: RegExp) =>
     (error: unknown): true => {
       assert.ok(error instanceof NexusError);
       assert.equal(error.code, code);
       assert.equal(error.status, status);
-      if (message !== undefined) assert.match(error.message, message);
+      if (detail !== undefined) {
+        assert.match(error.detail ?? '', detail);
+        assert.doesNotMatch(error.message, detail);
+      }
       return true;
     };
 
