@@ -20,10 +20,17 @@ describe('proxy answer headers', () => {
     // Pagination as many APIs write it: the request's own URL, page bumped.
     const next = new URL(req.url ?? '/', 'https://api.example.test');
     next.searchParams.set('page', '2');
+    // The key as other encoders write it: RFC 3986 leaving '/' alone (Python's quote()), and
+    // lower-case escapes. Review (2026-12-07): neither matched the three spellings scrubbed.
+    const key = new URL(req.url ?? '/', 'http://x').searchParams.get('api_key') ?? '';
+    const quoted = encodeURIComponent(key).replace(/%2F/g, '/');
+    const lower = encodeURIComponent(key).replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase());
     res.writeHead(200, {
       'content-type': 'application/json',
       link: `<${next.href}>; rel="next"`,
       'x-request-url': req.url,
+      'x-next-quoted': `https://api.example.test/api/items?page=3&api_key=${quoted}`,
+      'x-next-lower': `<https://api.example.test/api/items?api_key=${lower}&page=4>`,
     });
     res.end('{"items":[]}');
   });
@@ -72,5 +79,8 @@ describe('proxy answer headers', () => {
     // The rest of the link is intact: the caller can still follow it (through the proxy).
     assert.equal(res.headers.link, '<https://api.example.test/api/items?per_page=5&page=2>; rel="next"');
     assert.equal(res.headers['x-request-url'], '/api/items?per_page=5');
+    // Whatever its encoding, a query pair whose value decodes to the credential goes whole.
+    assert.equal(res.headers['x-next-quoted'], 'https://api.example.test/api/items?page=3');
+    assert.equal(res.headers['x-next-lower'], '<https://api.example.test/api/items?page=4>');
   });
 });

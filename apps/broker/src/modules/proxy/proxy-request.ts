@@ -167,6 +167,7 @@ export function responseHeaders(headers: IncomingHttpHeaders, context: AnswerCon
   // Only a credential in the query is echoed by headers that repeat the request URL; the forms
   // are worked out only then (the proxy's hot path has no query credential).
   const forms = context.queryParam === undefined ? undefined : credentialForms(context.secrets);
+  const secrets = scrubbed(context.secrets);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || UPSTREAM_ONLY.has(name)) continue;
@@ -180,8 +181,8 @@ export function responseHeaders(headers: IncomingHttpHeaders, context: AnswerCon
       forms === undefined
         ? value
         : Array.isArray(value)
-          ? value.map((v) => withoutCredential(v, forms, context.queryParam))
-          : withoutCredential(value, forms, context.queryParam);
+          ? value.map((v) => withoutCredential(v, forms, secrets, context.queryParam))
+          : withoutCredential(value, forms, secrets, context.queryParam);
   }
   return out;
 }
@@ -206,13 +207,40 @@ function credentialForms(secrets: readonly string[]): string[] {
 
 const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
+/** The credential values looked for in answers: under 4 characters they would hide nothing. */
+const scrubbed = (secrets: readonly string[]) => new Set(secrets.filter((s) => s.length >= 4));
+
+/** A query value as it is and as the ways of decoding one read it (`+` as a space, or as itself). */
+function decodings(raw: string): string[] {
+  const out: string[] = [raw];
+  for (const text of [raw, raw.replace(/\+/g, ' ')])
+    try {
+      out.push(decodeURIComponent(text));
+    } catch {
+      // Not percent-encoding: compared as it is below.
+    }
+  return out;
+}
+
 /**
- * `text` without the credential: a `<param>=<credential>` query pair goes whole, with one of its
- * separators (`?a=1&key=s&b=2` → `?a=1&b=2`), and any other occurrence of a form goes alone.
- * A plain `includes` first: most values hold none.
+ * `text` without the credential: a query pair whose value decodes to a credential, however it
+ * was encoded (RFC 3986 leaving `/` alone, lower-case escapes), goes whole with one of its
+ * separators (`?a=1&key=s&b=2` → `?a=1&b=2`); then any other occurrence of a form goes alone.
  */
-function withoutCredential(text: string, forms: readonly string[], param: string | undefined): string {
-  let out = text;
+function withoutCredential(
+  text: string,
+  forms: readonly string[],
+  secrets: ReadonlySet<string>,
+  param: string | undefined,
+): string {
+  let out = text.replace(/\?([^\s"'<>#]*)/g, (query: string, pairs: string) => {
+    const kept = pairs.split('&').filter((pair) => {
+      const eq = pair.indexOf('=');
+      return eq === -1 || !decodings(pair.slice(eq + 1)).some((v) => secrets.has(v));
+    });
+    if (kept.length === pairs.split('&').length) return query;
+    return kept.length === 0 ? '' : `?${kept.join('&')}`;
+  });
   for (const form of forms) {
     if (!out.includes(form)) continue;
     if (param !== undefined) {
@@ -235,7 +263,7 @@ function location(value: string, c: AnswerContext, forms: readonly string[] | un
     text = `${c.publicPath}${url.pathname.slice(basePath.length) || '/'}${url.search}${url.hash}`;
   } else text = url.href;
   // Whatever the upstream echoed, a credential value never goes back to the caller.
-  return withoutCredential(text, forms ?? credentialForms(c.secrets), c.queryParam);
+  return withoutCredential(text, forms ?? credentialForms(c.secrets), scrubbed(c.secrets), c.queryParam);
 }
 
 /** Reads a body whole, up to `limit` bytes (413 beyond). */
