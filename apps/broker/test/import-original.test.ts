@@ -288,6 +288,12 @@ describe('nexus import original', { timeout: 300_000 }, () => {
 
   it('a re-run imports only what is new, updates what the original changed, and duplicates nothing', async () => {
     const providersBefore = await sqlOn(db, 'SELECT id, name, version FROM providers ORDER BY id');
+    // The original changed a provider during the cut-over: the re-run keeps Nexus's and says which
+    // settings differ (review, 2026-12-07: it said nothing).
+    await original.client.query(
+      `UPDATE provider_profiles SET scopes = $1, params = params || $2::jsonb WHERE name = 'idp'`,
+      [['api:read', 'api:write'], JSON.stringify({ revocation_endpoint: 'https://idp.example/revoke-v2' })],
+    );
     await original.addConnection('late', 'weather', 'heidi', 'active', {
       value: { api_key: 'wk_made_during_cutover' },
     });
@@ -320,6 +326,16 @@ describe('nexus import original', { timeout: 300_000 }, () => {
     assert.match(
       again.stdout,
       new RegExp(`connection ${original.ids.alice} \\(idp\\): already there: Nexus has refreshed it`),
+    );
+    assert.match(
+      again.stdout,
+      new RegExp(
+        `provider ${original.providerIds.idp} \\(idp\\): already there → Nexus id [0-9a-f-]+: these settings differ from the original's, and Nexus's are kept \\(change with PATCH /providers/\\{id\\}\\): scopes, params\\.revocation_endpoint`,
+      ),
+    );
+    assert.doesNotMatch(
+      again.stdout,
+      /provider [0-9a-f-]+ \((idp-basic|weather)\): already there[^\n]*differ/,
     );
     assert.deepEqual(await sqlOn(db, 'SELECT id, name, version FROM providers ORDER BY id'), providersBefore);
     assert.equal(

@@ -1,5 +1,10 @@
 import { NexusError } from '../../errors/nexus-error.ts';
-import { profileInput, providerName, withoutZeroEnums } from '../providers/providers.schemas.ts';
+import {
+  type ProviderView,
+  profileInput,
+  providerName,
+  withoutZeroEnums,
+} from '../providers/providers.schemas.ts';
 import type { ImportDeps, Tally } from './import.types.ts';
 import type { OriginalAlias, OriginalProvider } from './original-source.ts';
 
@@ -37,6 +42,23 @@ function profileOf(p: OriginalProvider): Record<string, unknown> {
 
 /** The fields that decide whether a Nexus provider of the same name is the same provider. */
 const IDENTITY = ['auth_type', 'client_id', 'auth_url', 'token_url', 'issuer'] as const;
+
+/**
+ * What the original may have changed since a previous run took the provider over, by name: its
+ * text settings, its scopes (in any order), and the string entries of its `params` (endpoints
+ * such as `revocation_endpoint`, authorize parameters). Nexus keeps its own; the report says so.
+ */
+function drift(wanted: Record<string, unknown>, existing: ProviderView): string[] {
+  const out: string[] = [];
+  for (const field of ['auth_header', 'api_base_url', 'user_info_endpoint'] as const)
+    if ((wanted[field] || undefined) !== (existing[field] || undefined)) out.push(field);
+  const scopes = (list: unknown) => JSON.stringify([...new Set(Array.isArray(list) ? list : [])].sort());
+  if (scopes(wanted.scopes) !== scopes(existing.scopes)) out.push('scopes');
+  const params = (wanted.params ?? {}) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(params))
+    if (typeof value === 'string' && existing.params[key] !== value) out.push(`params.${key}`);
+  return out;
+}
 
 /**
  * Providers: each live profile goes through the same schema and `create` as POST /providers (in
@@ -110,14 +132,14 @@ export async function importProviders(
         typeof wanted.client_secret === 'string' && wanted.client_secret !== ''
           ? wanted.client_secret
           : undefined;
+      const changed = [...drift(wanted, existing), ...(clientSecret !== secret ? ['client secret'] : [])];
       tally.add({
         ...row,
         outcome: 'unchanged',
         nexus_id: existing.id,
-        ...(clientSecret !== secret
+        ...(changed.length > 0
           ? {
-              reason:
-                "its client secret differs from the original's; Nexus's is kept (change it with PATCH /providers/{id})",
+              reason: `${changed.length === 1 ? 'this setting differs' : 'these settings differ'} from the original's, and Nexus's ${changed.length === 1 ? 'is' : 'are'} kept (change with PATCH /providers/{id}): ${changed.join(', ')}`,
             }
           : {}),
       });
