@@ -4,6 +4,7 @@ import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { ActivationTokens } from '../connections/connections.types.ts';
 import {
   type ConnectionConfig,
+  connectionParameters,
   forConnection,
   learntFrom,
   resolveConnectionConfig,
@@ -11,6 +12,7 @@ import {
 import type { OAuthClient } from '../providers/oauth-client.ts';
 import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
+import { secretHostParameters } from '../providers/secret-hosts.ts';
 import { consentErrors } from './consent.errors.ts';
 import { learntFromApi } from './learnt-api.ts';
 
@@ -24,6 +26,18 @@ export function checkedConnectionConfig(
   given: Readonly<Record<string, unknown>> | undefined,
 ): Record<string, string> | null {
   const { values, problems } = resolveConnectionConfig(provider, given);
+  // A provider registered before its pattern had to pin the host its client secret goes to: only
+  // the operator's default reaches it, never a value the requester chose.
+  for (const { path, name } of secretHostParameters(provider))
+    if (
+      given !== undefined &&
+      Object.hasOwn(given, name) &&
+      given[name] !== connectionParameters(provider.params)[name]?.default
+    )
+      problems.push({
+        name,
+        message: `chooses the host of the provider's ${path}, where its client secret is sent: an operator must pin the parameter's pattern to the provider's domain first`,
+      });
   if (problems.length > 0)
     throw errorFrom(consentErrors, 'invalid_connection_config', {
       message: `connection_config: ${problems.map((p) => `${p.name} ${p.message}`).join('; ')}.`,

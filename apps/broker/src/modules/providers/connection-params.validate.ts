@@ -1,6 +1,7 @@
 import { PLACEHOLDER, placeholdersIn, startsAUrl, TEMPLATED_FIELDS } from './connection-params.ts';
 import { checkUrl, type Problem, type ValidationOptions } from './provider-url-rules.ts';
 import type { StoredProfile } from './providers.schemas.ts';
+import { secretHostParameters } from './secret-hosts.ts';
 
 const MAX_DECLARED = 20;
 const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -237,6 +238,11 @@ export function checkConnectionParams(
     checkUrl(problems, path, sample, options, path !== 'auth_url');
   }
   checkStrategyPlaceholders(problems, profile, declared);
+  for (const { path, name } of secretHostParameters(profile))
+    problems.push({
+      path: `params.connection_parameters.${name}.pattern`,
+      message: `{${name}} fills the host of ${path}, where the client secret is sent, and its pattern lets whoever requests a connection name any host: pin it to the provider's domain (e.g. ^[a-z0-9-]+\\.okta\\.com$), or write the host in the URL`,
+    });
   // Other URLs are used as written: a placeholder there would never be filled.
   for (const field of ['issuer'] as const)
     if (placeholdersIn(profile[field]).length > 0)
