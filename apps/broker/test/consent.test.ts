@@ -171,6 +171,28 @@ describe('consent handshake (no identity provider needed)', () => {
     }
   });
 
+  it("passes on a provider's standard error code, never one posing as the broker's own", async () => {
+    // Review (2026-12-07): any [a-z_] code was passed on, so the provider (or whoever held the
+    // authorization URL) could end a consent with user_mismatch or state_reused.
+    for (const [sent, passed] of [
+      ['login_required', 'login_required'],
+      ['user_mismatch', 'authorization_failed'],
+      ['state_reused', 'authorization_failed'],
+      ['made_up_code', 'authorization_failed'],
+    ] as const) {
+      const { state } = json<{ state: string }>(
+        await start({ user_id: 'u', provider_name: 'acme', return_url: RETURN }),
+      );
+      const res = await broker.request({
+        method: 'GET',
+        url: `/auth/callback?error=${sent}&state=${encodeURIComponent(state)}`,
+        key: null,
+      });
+      assert.equal(res.statusCode, 302, res.body);
+      assert.equal(new URL(res.headers.location as string).searchParams.get('error'), passed, sent);
+    }
+  });
+
   it('passes a provider error back to the return URL, then refuses the replayed state', async () => {
     const { state, connection_id } = json<{ state: string; connection_id: string }>(
       await start({ user_id: 'u', provider_name: 'acme', return_url: RETURN }),

@@ -16,7 +16,7 @@ import { providerErrors } from '../providers/providers.errors.ts';
 import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { CORE_AUTHORIZE_PARAMS } from '../providers/providers.validate.ts';
-import { type CallbackStep, callbackFailure, passedOn } from './callback-failure.ts';
+import { type CallbackStep, callbackFailure, PROVIDER_ERRORS, passedOn } from './callback-failure.ts';
 import { createConfirmService, VERIFIER_GONE } from './confirm.service.ts';
 import { checkedConnectionConfig, loadForConnection, loadForFlow, withLearnt } from './connection-config.ts';
 import { type ConsentReturnCode, consentErrors } from './consent.errors.ts';
@@ -300,8 +300,8 @@ export function createConsentService(deps: {
       }
       const upstreamError = params.get('error');
       if (upstreamError !== null) {
-        // Provider-defined codes (RFC 6749 §4.1.2.1) are passed on only when they look like codes.
-        return fail(/^[a-z_]{1,64}$/.test(upstreamError) ? upstreamError : 'authorization_failed');
+        // Standard codes only: no one holding the authorization URL can send one of the broker's.
+        return fail(PROVIDER_ERRORS.has(upstreamError) ? upstreamError : 'authorization_failed');
       }
       if (flow.verifier === null) return fail('not_an_oauth_flow');
       const exchangeStarted = performance.now();
