@@ -261,6 +261,26 @@ describe('consent callback failures end in a catalogued error= code (issue #23)'
       );
       assert.equal(s.idp.counts.token_requests, before);
     });
+    it('a long error_description or a parameter sent five times still ends as a redirect, never a JSON 400', async () => {
+      // Review (2026-12-07): the callback's schema answered these with a JSON 400 and left the flow open.
+      assert.equal(
+        await failure('idp-discovered', {
+          callback: (url) => {
+            url.searchParams.set('error', 'made_up_code');
+            url.searchParams.set('error_description', 'd'.repeat(2100));
+          },
+        }),
+        'authorization_failed',
+      );
+      assert.equal(
+        await failure('idp-discovered', {
+          callback: (url) => {
+            for (let i = 0; i < 4; i++) url.searchParams.append('state', url.searchParams.get('state')!);
+          },
+        }),
+        'authorization_failed',
+      );
+    });
     it('redirects back with its state repeated: authorization_failed, nothing sent to the token endpoint', async () => {
       // Was token_exchange_failed while failures were matched on message text.
       const before = s.idp.counts.token_requests;

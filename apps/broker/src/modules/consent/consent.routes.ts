@@ -54,8 +54,12 @@ const startResponse = z.object({
   provider_id: z.string(),
 });
 
-const callbackParam = (max: number) =>
-  z.union([z.string().max(max), z.array(z.string().max(max)).max(4)]).optional();
+/**
+ * A callback parameter, as any provider may send it: the handler reads the raw query, so nothing
+ * here may refuse one (a JSON 400 would leave the user on an API answer and the flow open). The
+ * listener's URL limit bounds it.
+ */
+const callbackParam = () => z.union([z.string(), z.array(z.string())]).optional();
 
 const escapeHtml = (text: string) =>
   text.replace(
@@ -171,12 +175,12 @@ export function consentRoutes(
         // The parameters a provider sends (RFC 6749 §4.1.2, RFC 9207 `iss`); others are tolerated.
         // Repeats pass validation so the failure still ends as a redirect (oauth4webapi refuses them).
         querystring: z.looseObject({
-          state: callbackParam(4096),
-          code: callbackParam(8192),
-          iss: callbackParam(2048),
-          error: callbackParam(256),
-          error_description: callbackParam(2048),
-          error_uri: callbackParam(2048),
+          state: callbackParam(),
+          code: callbackParam(),
+          iss: callbackParam(),
+          error: callbackParam(),
+          error_description: callbackParam(),
+          error_uri: callbackParam(),
         }),
       },
     },
