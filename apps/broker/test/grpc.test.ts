@@ -224,6 +224,19 @@ describe('gRPC NexusService', () => {
       admin,
     );
     assert.equal(longAction.code, grpc.status.INVALID_ARGUMENT);
+    // REST's rule for the audit's label (review, 2026-12-07: gRPC stored a forged log line).
+    const forgedLine = await client.fail(
+      'RequestConnection',
+      {
+        user_id: 'user-g',
+        provider_name: 'idp-basic',
+        return_url: RETURN,
+        action: 'sync\r\n2026-12-07 admin connection.revoked OK\u001b[2J',
+      },
+      admin,
+    );
+    assert.equal(forgedLine.code, grpc.status.INVALID_ARGUMENT);
+    assert.deepEqual(JSON.parse(forgedLine.trailers['nexus-error-details']!)[0].path, 'request.action');
     const notAllowed = await client.fail(
       'RequestConnection',
       { user_id: 'user-g', provider_name: 'idp-basic', return_url: 'https://evil.example/x' },

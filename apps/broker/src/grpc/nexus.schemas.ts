@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { commonError } from '../errors/common.errors.ts';
 import { unstorablePath, unstorableRefused } from '../http/unstorable-text.ts';
 import { revocationReason } from '../modules/connections/connection-status.ts';
+import { requestAction } from '../modules/consent/request-action.schema.ts';
 
 /**
  * Edge validation of NexusService requests, with the bounds of the REST route schemas
@@ -41,7 +42,8 @@ export const requestConnectionRequest = z
     provider_name: unlessEmpty(providerRef),
     scopes: z.array(oauthScope).max(100).default([]),
     return_url: z.url({ protocol: /^https?$/ }).max(2048),
-    action: z.string().max(256).optional(),
+    // REST's rules: no control characters in what the audit event records.
+    action: requestAction.optional(),
     // An empty map is no map (proto3 sends none).
     connection_config: z.preprocess(
       (v) => (typeof v === 'object' && v !== null && Object.keys(v).length === 0 ? undefined : v),

@@ -5,6 +5,7 @@ import { auditContext } from '../../http/context.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import { connectionConfig } from './connection-config.schema.ts';
 import type { CallbackOutcome, ConsentService } from './consent.service.ts';
+import { requestAction } from './request-action.schema.ts';
 import { verifyField } from './verify.schema.ts';
 
 const scopes = z
@@ -37,15 +38,6 @@ const metadata = z
   .describe(
     'Any JSON from the caller (the original Go SDK sends it), at most 8 KiB. Accepted, not stored; the audit event records its top-level key names only.',
   );
-/** The original's `action`: a caller's label, recorded in the audit event. */
-const action = z
-  .string()
-  .max(256)
-  // The C0 and C1 ranges spelled out (what \p{Cc} means), so that tools reading the OpenAPI
-  // pattern with other regex engines (Python's, in the fuzzing step) can use it too.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
-  .regex(/^[^\u0000-\u001f\u007f-\u009f]*$/, 'no control characters')
-  .describe("A caller's label for the request (the original's `action`); recorded in the audit event");
 
 const startResponse = z.object({
   authUrl: z.string().describe('Send the user here'),
@@ -95,7 +87,7 @@ export function consentRoutes(
             scopes: requestedScopes,
             return_url: returnUrl,
             metadata: metadata.optional(),
-            action: action.optional(),
+            action: requestAction.optional(),
             connection_config: connectionConfig.optional(),
             verify: verifyField,
           })
