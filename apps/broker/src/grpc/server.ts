@@ -26,6 +26,14 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
 
 /** Largest request message accepted: the REST body limit's default order of magnitude. */
 const MAX_RECEIVE_BYTES = 1024 * 1024;
+/** Calls in flight on one connection (HTTP/2 streams); grpc-js allows 2^32 - 1 by default. */
+const MAX_CONCURRENT_STREAMS = 100;
+/**
+ * How long one connection lasts: every call is unary, so a stream older than this is one whose
+ * message never came (headers sent, then nothing, never authenticated). Clients reconnect after
+ * the GOAWAY without losing a call; the grace lets running calls finish.
+ */
+const MAX_CONNECTION_AGE_MS = 10 * 60_000;
 
 export interface GrpcServer {
   /** Binds `host:port` (0: an ephemeral port) and serves; resolves to the bound port. */
@@ -71,9 +79,19 @@ export function createGrpcServer(
     onBehalfOf: container.onBehalfOf,
     maxTtlSeconds: container.config.agentSessionMaxTtlSeconds,
   });
+  const { timeouts, bodyLimit } = container.config.http;
+  const receiveLimit = Math.min(MAX_RECEIVE_BYTES, bodyLimit);
+  // The REST listener's bounds on what a client may hold without sending (http/timeouts.ts): a
+  // connection with no call closes after the keep-alive timeout, and no connection holds more
+  // than MAX_CONCURRENT_STREAMS calls or lives past MAX_CONNECTION_AGE_MS (2026-12-07 review:
+  // sockets and header-only streams were held for ever, without credentials).
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_RECEIVE_BYTES,
+    'grpc.max_receive_message_length': receiveLimit,
     'grpc.max_send_message_length': 4 * MAX_RECEIVE_BYTES,
+    'grpc.max_concurrent_streams': MAX_CONCURRENT_STREAMS,
+    'grpc.max_connection_idle_ms': timeouts.keepAliveMs,
+    'grpc.max_connection_age_ms': MAX_CONNECTION_AGE_MS,
+    'grpc.max_connection_age_grace_ms': timeouts.requestMs,
   });
   const health = new HealthImplementation({ '': 'NOT_SERVING', [NEXUS_SERVICE_NAME]: 'NOT_SERVING' });
   health.addToServer(server);
