@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { readKeyFile } from '../src/crypto/key-file.ts';
@@ -97,6 +97,31 @@ describe('nexus doctor', { timeout: 120_000 }, () => {
       report.findings.every((f) => f.level === 'ok'),
       asJson.stdout,
     );
+  });
+
+  it('a data directory that cannot be made is a finding with its fix, also in --json, not a crash', async () => {
+    // Review (2026-12-07): doctor died with a bare ENOTDIR and lost every finding.
+    const file = join(db.dataDir, 'a-file');
+    writeFileSync(file, 'not a directory');
+    const env = {
+      ...baseEnv(),
+      NEXUS_ENV: 'production',
+      BASE_URL: 'https://nexus.example',
+      ALLOWED_RETURN_DOMAINS: 'app.example',
+      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      STATE_KEY: randomBytes(32).toString('base64'),
+      NEXUS_DATA_DIR: join(file, 'sub'),
+    };
+    const result = await runCli(['doctor'], env);
+    assert.equal(result.code, 1, show(result));
+    assert.match(result.stdout, /^\[FAIL\] database: .*ENOTDIR/m);
+    assert.match(result.stdout, /fix: check NEXUS_DATA_DIR is writable/);
+    assert.match(result.stdout, /^\[ ok \] keys/m, 'the findings before it are kept');
+    const json = await runCli(['doctor', '--json'], env);
+    assert.equal(json.code, 1, show(json));
+    const findings = JSON.parse(json.stdout) as { findings: Finding[] } | Finding[];
+    const list = Array.isArray(findings) ? findings : findings.findings;
+    assert.ok(list.some((f) => f.check === 'database' && f.level === 'fail'));
   });
 
   it('a missing key file in production: exit 1, says what is wrong and how to fix it', async () => {

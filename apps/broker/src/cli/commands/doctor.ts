@@ -69,9 +69,10 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
       add('fail', 'keys', reason(error), 'generate keys with `nexus keys generate`');
     }
 
-    db = openDatabase(config.database);
     let migrated = false;
     try {
+      // Inside: a data directory that cannot be made is the finding to report, not a crash.
+      db = openDatabase(config.database);
       await db.ping();
       add('ok', 'database', `${db.dialect} reachable`);
       const status = await migrationStatus(db);
@@ -97,7 +98,7 @@ export async function doctor(io: Io, env: NodeJS.ProcessEnv, json: boolean): Pro
       );
     }
 
-    if (keys !== undefined && migrated) {
+    if (keys !== undefined && migrated && db !== undefined) {
       const container = buildContainer(config, { keys, db });
       let backendOk = true;
       try {
