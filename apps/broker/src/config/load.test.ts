@@ -126,6 +126,33 @@ describe('loadConfig', () => {
     assert.deepEqual(problems, ['BASE_URL: must use https in production']);
   });
 
+  it('reads NODE_ENV as other tools do: Production is production, never a silent development mode', () => {
+    // Review (2026-12-07): NODE_ENV=Production ran in development mode and printed an admin key.
+    for (const NODE_ENV of ['Production', ' PRODUCTION ']) {
+      const problems = problemsOf({ NODE_ENV, BASE_URL: 'https://broker.example.com' });
+      assert.match(problems.join('\n'), /ENCRYPTION_KEY: required in production/, NODE_ENV);
+    }
+  });
+
+  it('refuses a gRPC port another listener has, and a trusted proxy range of every address', () => {
+    // Review (2026-12-07): both passed validation and failed only after start-up had run
+    // migrations and printed keys (a /0 crashed it; a shared port could hang it).
+    const clash = problemsOf({ PORT: '8080', GRPC_PORT: '8080' });
+    assert.deepEqual(clash, ['GRPC_PORT: must differ from PORT (gRPC gets a listener of its own)']);
+    assert.deepEqual(problemsOf({ PORT: '8080', ADMIN_PORT: '9000', GRPC_PORT: '9000' }), [
+      'GRPC_PORT: must differ from PORT and ADMIN_PORT (gRPC gets a listener of its own)',
+    ]);
+    assert.doesNotThrow(() => loadConfig({ PORT: '8080', GRPC_PORT: '8080', GRPC_HOST: '10.0.0.5' }, '/srv'));
+    for (const range of ['0.0.0.0/0', '::/0']) {
+      const problems = problemsOf({ TRUSTED_PROXIES: range });
+      assert.equal(problems.length, 1, JSON.stringify(problems));
+      assert.match(problems[0]!, /^TRUSTED_PROXIES: .* trusts every address/);
+    }
+    assert.doesNotThrow(() =>
+      loadConfig({ ALLOWED_CIDRS: '0.0.0.0/0', TRUSTED_PROXIES: '10.0.0.0/8' }, '/srv'),
+    );
+  });
+
   it('accepts explicit production keys, the key ring form and named API keys', () => {
     const [a, b] = [key(), key()];
     const config = loadConfig({

@@ -36,7 +36,12 @@ export class ConfigError extends Error {
   }
 }
 
-function checkCidrs(name: string, entries: readonly string[], problems: string[]): void {
+function checkCidrs(
+  name: string,
+  entries: readonly string[],
+  problems: string[],
+  options: { wholeSpace: boolean } = { wholeSpace: true },
+): void {
   for (const entry of entries) {
     const [addr, prefix, extra] = entry.split('/');
     const family = isIP(addr ?? '');
@@ -44,6 +49,10 @@ function checkCidrs(name: string, entries: readonly string[], problems: string[]
     const bits = prefix === undefined ? max : Number(prefix);
     if (family === 0 || extra !== undefined || !Number.isInteger(bits) || bits < 0 || bits > max) {
       problems.push(`${name}: "${entry.slice(0, 64)}" is not an IP address or CIDR range such as 10.0.0.0/8`);
+    } else if (bits === 0 && !options.wholeSpace) {
+      problems.push(
+        `${name}: "${entry.slice(0, 64)}" trusts every address, so any client could set X-Forwarded-For: list the addresses of your proxies`,
+      );
     }
   }
 }
@@ -125,9 +134,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
     problems.push(`${name}: ${describeIssue(result.error.issues[0])}${shown}`);
   }
   const e = parsed as ParsedEnv;
+  // NODE_ENV as other tools read it: `Production` is production, not a silent development mode.
+  const nodeEnv = e.NODE_ENV?.trim().toLowerCase();
   const mode: RunMode =
-    e.NEXUS_ENV ??
-    (e.NODE_ENV === 'production' ? 'production' : e.NODE_ENV === 'test' ? 'test' : 'development');
+    e.NEXUS_ENV ?? (nodeEnv === 'production' ? 'production' : nodeEnv === 'test' ? 'test' : 'development');
   const dataDir = resolve(cwd, e.NEXUS_DATA_DIR ?? '.nexus');
   const { encryptionKeys, stateKey, userSecretsKeys, explicitKeyFile, transit } = parseKeys(
     e,
@@ -138,7 +148,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
 
   const apiKeys = parseApiKeys(e, problems);
   checkCidrs('ALLOWED_CIDRS', e.ALLOWED_CIDRS ?? [], problems);
-  checkCidrs('TRUSTED_PROXIES', e.TRUSTED_PROXIES ?? [], problems);
+  checkCidrs('TRUSTED_PROXIES', e.TRUSTED_PROXIES ?? [], problems, { wholeSpace: false });
   checkCidrs('NEXUS_EGRESS_ALLOWED_CIDRS', e.NEXUS_EGRESS_ALLOWED_CIDRS ?? [], problems);
   for (const origin of e.CORS_ALLOWED_ORIGINS ?? []) {
     const parsed = URL.parse(origin);
@@ -149,6 +159,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
   }
   if (e.ADMIN_PORT !== undefined && e.ADMIN_PORT !== 0 && e.ADMIN_PORT === e.PORT)
     problems.push('ADMIN_PORT: must differ from PORT (the admin surface gets a listener of its own)');
+  // gRPC binds GRPC_HOST (default HOST): on the same host, a port another listener has fails
+  // only after start-up has migrated and printed keys.
+  if (
+    e.GRPC_PORT !== undefined &&
+    e.GRPC_PORT !== 0 &&
+    (e.GRPC_HOST === undefined || e.GRPC_HOST === e.HOST) &&
+    (e.GRPC_PORT === e.PORT || e.GRPC_PORT === e.ADMIN_PORT)
+  )
+    problems.push(
+      `GRPC_PORT: must differ from PORT${e.ADMIN_PORT === undefined ? '' : ' and ADMIN_PORT'} (gRPC gets a listener of its own)`,
+    );
   const proxyRoutes = parseProxyRoutes('NEXUS_PROXY_ROUTES', e.NEXUS_PROXY_ROUTES ?? [], problems, {
     requireHttps: mode === 'production',
   });

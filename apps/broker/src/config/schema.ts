@@ -23,7 +23,7 @@ export const envSchema = z.object({
     .string()
     .max(32)
     .optional()
-    .describe('Read only to detect `production` when `NEXUS_ENV` is unset.'),
+    .describe('Read only to detect `production` (or `test`) when `NEXUS_ENV` is unset, in any letter case.'),
   NEXUS_DATA_DIR: z
     .string()
     .min(1)
@@ -209,7 +209,7 @@ export const envSchema = z.object({
   TRUSTED_PROXIES: list(8192)
     .default([])
     .describe(
-      'CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed. Empty: the client address is always the socket address.',
+      'CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed. Empty: the client address is always the socket address. A range of every address (`/0`) is refused: any client could then set its own address.',
     ),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
