@@ -101,10 +101,14 @@ describe('loadConfig', () => {
       STATE_KEY: `${planted}!`,
       API_KEY: 'tiny',
       DATABASE_URL: `postgres://u:${planted}@h/db`,
+      // A password in a URL of a variable that is not secret, mistyped (review, 2026-12-07).
+      BACKEND_AUTH_URL: 'ftp://svc:TopS3cretPassw0rd@auth.example/check',
     });
     const text = problems.join('\n');
     assert.ok(!text.includes(planted));
     assert.ok(!text.includes('tiny'));
+    assert.match(text, /BACKEND_AUTH_URL: /, 'the mistyped URL is reported');
+    assert.ok(!text.includes('TopS3cret'), text);
   });
 
   it('refuses production without keys and says how to make them', () => {

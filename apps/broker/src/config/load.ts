@@ -36,6 +36,14 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A value as an error may show it: a password in a URL's userinfo (`scheme://user:secret@host`),
+ * in any variable, is replaced, whether or not the value parses as a URL.
+ */
+function withoutUserinfo(value: string): string {
+  return value.replace(/(\/\/[^/@\s]*?):[^/@\s]*@/g, '$1:***@');
+}
+
 function checkCidrs(
   name: string,
   entries: readonly string[],
@@ -130,7 +138,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       parsed[name] = result.data;
       continue;
     }
-    const shown = SECRET_VARIABLES.has(name) ? '' : ` (got "${String(input[name]).slice(0, 40)}")`;
+    const shown = SECRET_VARIABLES.has(name)
+      ? ''
+      : ` (got "${withoutUserinfo(String(input[name])).slice(0, 40)}")`;
     problems.push(`${name}: ${describeIssue(result.error.issues[0])}${shown}`);
   }
   const e = parsed as ParsedEnv;
