@@ -237,6 +237,22 @@ describe('gRPC NexusService', () => {
     );
     assert.equal(forgedLine.code, grpc.status.INVALID_ARGUMENT);
     assert.deepEqual(JSON.parse(forgedLine.trailers['nexus-error-details']!)[0].path, 'request.action');
+    // The caller's own keys are echoed bounded: a 100 KB key made the trailers too large for the
+    // client, which read INTERNAL (review, 2026-12-07).
+    for (const size of [60_000, 100_000]) {
+      const hugeKey = await client.fail(
+        'RequestConnection',
+        {
+          user_id: 'user-g',
+          provider_name: 'idp-basic',
+          return_url: RETURN,
+          connection_config: { [`k${'x'.repeat(size)}`]: 'v' },
+        },
+        admin,
+      );
+      assert.equal(hugeKey.code, grpc.status.INVALID_ARGUMENT, `${size}: ${hugeKey.details}`);
+      assert.ok(hugeKey.trailers['nexus-error-details']!.length <= 4096, `${size}: trailers bounded`);
+    }
     const notAllowed = await client.fail(
       'RequestConnection',
       { user_id: 'user-g', provider_name: 'idp-basic', return_url: 'https://evil.example/x' },

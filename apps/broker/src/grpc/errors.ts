@@ -70,6 +70,13 @@ function flatten(details: unknown): Record<string, string> {
   return out;
 }
 
+/** Trailers stay small: details whose JSON is over 4 KiB are replaced by a note saying so. */
+const MAX_DETAILS_JSON = 4096;
+const bounded = (details: unknown): unknown =>
+  details === undefined || JSON.stringify(details).length <= MAX_DETAILS_JSON
+    ? details
+    : [{ path: 'request', message: 'more problems than the trailers can carry: fix the first and retry' }];
+
 /** JSON with every character outside printable ASCII escaped: metadata values must be printable ASCII. */
 const asciiJson = (value: unknown) =>
   JSON.stringify(value).replace(
@@ -99,7 +106,7 @@ export function createErrorMapper(types: {
     // stays in the log (server.ts logs it); the caller reads `internal_error` and the request id.
     const reason = error.expose ? error.code : 'internal_error';
     const message = error.expose ? error.message : commonError('internal_error').message;
-    const details = error.expose ? error.details : undefined;
+    const details = error.expose ? bounded(error.details) : undefined;
     const info: Record<string, string> = { ...flatten(details), request_id: requestId };
     const state = (details as { status?: unknown } | undefined)?.status;
     if (code === status.FAILED_PRECONDITION && typeof state === 'string' && REQUIRED_ACTION[state])

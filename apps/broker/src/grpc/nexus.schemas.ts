@@ -94,9 +94,11 @@ export function parseRequest<S extends z.ZodType>(schema: S, request: unknown): 
   if (unstorable !== undefined) throw unstorableRefused(undefined, unstorable);
   const result = schema.safeParse(request);
   if (result.success) return result.data;
+  // Bounded: a path holds the caller's own keys, and trailers over a few KiB break clients and
+  // proxies (a 100 KB key made grpc-js answer INTERNAL; 2026-12-07 review).
   const details = result.error.issues.slice(0, 20).map((issue) => ({
-    path: ['request', ...issue.path.map(String)].join('.'),
-    message: issue.message,
+    path: ['request', ...issue.path.map((p) => String(p).slice(0, 64))].join('.').slice(0, 256),
+    message: issue.message.slice(0, 256),
   }));
   throw commonError('invalid_request', { message: 'The request is not valid.', details });
 }
