@@ -250,7 +250,7 @@ describe('gRPC NexusService', () => {
         },
         admin,
       );
-      assert.equal(hugeKey.code, grpc.status.INVALID_ARGUMENT, `${size}: ${hugeKey.details}`);
+      assert.equal(hugeKey.code, grpc.status.INVALID_ARGUMENT, `${size}: ${hugeKey.message}`);
       assert.ok(hugeKey.trailers['nexus-error-details']!.length <= 4096, `${size}: trailers bounded`);
     }
     const notAllowed = await client.fail(
