@@ -251,6 +251,23 @@ describe('consent confirmed by the app that asked (verifier configured)', () => 
     const ok = json<Confirmed>(await confirm(s, flowId, 'bob', agent.token));
     assert.equal(ok.status, 'active');
 
+    // An agent whose grant no longer names the user (since the request) confirms nothing
+    // (review, 2026-12-07: only the actor string was compared).
+    const narrowed = await createAgentWithToken(s.broker, 'narrowed-agent', {
+      allowed_providers: ['*'],
+      allowed_workspaces: ['dave'],
+    });
+    const daves = await requestConnection(s, 'dave', { verify: true }, narrowed.token);
+    const daveFlow = (await completeAs(s, daves.authUrl, 'dave-account')).searchParams.get('flow_id')!;
+    const patched = await s.call({
+      method: 'PATCH',
+      url: '/admin/v1/agents/narrowed-agent',
+      payload: { allowed_workspaces: ['erin'] },
+    });
+    assert.equal(patched.statusCode, 200, patched.body);
+    assertProblem(await confirm(s, daveFlow, 'dave', narrowed.token), 404, 'confirm_flow_unknown');
+    assert.equal(await status(s, daves.connection_id), 'pending');
+
     // Past the consent's deadline (10 minutes after the request): expired, still pending.
     const late = await requestConnection(s, 'carol');
     const lateFlow = (await completeAs(s, late.authUrl, 'carol-account')).searchParams.get('flow_id')!;

@@ -52,6 +52,11 @@ export function confirmRoutes(
       },
     },
     async (request) =>
-      deps.consent.confirm(auditContext(request), request.body.flow_id, request.body.user_id),
+      deps.consent.confirm(
+        auditContext(request),
+        request.principal,
+        request.body.flow_id,
+        request.body.user_id,
+      ),
   );
 }

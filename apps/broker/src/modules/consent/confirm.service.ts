@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { Principal } from '../../auth/principal.ts';
 import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
 import type { ConsentConfirmationsTable } from '../../db/schema.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
+import { grantNames } from '../agents/grants.ts';
 import type { AuditContext } from '../audit/audit.service.ts';
 import type { ConnectionsService } from '../connections/connections.service.ts';
 import type { ActivationTokens } from '../connections/connections.types.ts';
@@ -217,10 +219,25 @@ export function createConfirmService(deps: {
     },
 
     /** `POST /v1/connect/confirm`: the app's server says who is signed in. */
-    async confirm(ctx: AuditContext, flowId: string, userId: string): Promise<ConfirmResult> {
+    async confirm(
+      ctx: AuditContext,
+      principal: Principal | undefined,
+      flowId: string,
+      userId: string,
+    ): Promise<ConfirmResult> {
       const row = FLOW_ID.test(flowId) ? await store.findByHash(hashFlowId(flowId)) : undefined;
-      // Another caller's flow is unknown, as another tenant's resource is everywhere else.
-      if (row === undefined || row.requested_by !== ctx.actor || row.flow_hash === null)
+      // Another caller's flow is unknown, as another tenant's resource is everywhere else; so is
+      // one an agent's grant no longer covers (its user or provider taken from it since).
+      if (
+        row === undefined ||
+        row.requested_by !== ctx.actor ||
+        row.flow_hash === null ||
+        (principal?.kind === 'agent' &&
+          !(
+            grantNames(principal.allowedWorkspaces, row.workspace_id) &&
+            grantNames(principal.allowedProviders, row.provider_id)
+          ))
+      )
         throw errorFrom(consentErrors, 'confirm_flow_unknown');
       const t = now();
       if (row.used_at !== null) throw errorFrom(consentErrors, 'confirm_flow_used');
