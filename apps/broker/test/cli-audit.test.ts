@@ -83,6 +83,19 @@ describe('nexus audit verify', { timeout: 90_000 }, () => {
     assert.match(String(parsed.headHash), /^[0-9a-f]{64}$/);
   });
 
+  it('a database it cannot reach: exit 3, not the 1 of a broken chain, and --json says so', async () => {
+    // Review (2026-12-07): an outage exited 1 like tampering, so a cron job could not tell them apart.
+    const away = { ...env, DATABASE_URL: 'postgres://nexus@127.0.0.1:1/nexus' };
+    const result = await runCli(['audit', 'verify'], away);
+    assert.equal(result.code, 3, show(result));
+    assert.match(result.stderr, /the chain could not be checked/);
+    const json = await runCli(['audit', 'verify', '--json'], away);
+    assert.equal(json.code, 3, show(json));
+    const body = JSON.parse(json.stdout) as { ok: unknown; error: string };
+    assert.equal(body.ok, null);
+    assert.match(body.error, /ECONNREFUSED|connect/);
+  });
+
   it('an edited action in a middle row: exit 1 naming that event', async () => {
     const original = await rowAt(4);
     await sqlOn(db, 'UPDATE audit_events SET action = ? WHERE seq = ?', ['admin_key.nothing_happened', 4]);

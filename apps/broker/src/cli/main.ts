@@ -86,7 +86,7 @@ Access
   admin-keys revoke ID|NAME         revoke an admin key
 
 Audit
-  audit verify                      verify the audit log's hash chain
+  audit verify                      verify the audit log's hash chain (exit 1: broken; 3: not checked)
 
 Operating a broker over its admin API (the operator CLI, @nexus-broker/cli; \`nexus <command> --help\`)
   validate|plan|apply|export -f FILE  declarative configuration: providers, aliases, agents, scopes, issuers

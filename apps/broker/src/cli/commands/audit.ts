@@ -1,8 +1,27 @@
-import { configOrExit, containerOrExit, requireMigrated } from '../context.ts';
+import { CliExit, configOrExit, containerOrExit, requireMigrated } from '../context.ts';
 import { type Io, progressBar } from '../output.ts';
 
-/** `nexus audit verify`: walks the hash chain; exit 1 and the first broken event when tampered. */
+/** Exit status of `audit verify` when it could not check the chain (the database away, say). */
+export const UNVERIFIED = 3;
+
+/**
+ * `nexus audit verify`: walks the hash chain; exit 1 and the first broken event when tampered,
+ * 3 when it could not check (so that a cron job tells an outage from tampering; `--json` then
+ * prints `{"ok": null, "error": …}`).
+ */
 export async function auditVerify(io: Io, env: NodeJS.ProcessEnv, json: boolean): Promise<number> {
+  try {
+    return await walk(io, env, json);
+  } catch (error) {
+    if (error instanceof CliExit) throw error; // configuration and migrations say so themselves
+    const message = error instanceof Error ? error.message : String(error);
+    if (json) io.out(JSON.stringify({ ok: null, error: message.slice(0, 500) }));
+    io.err(`nexus audit verify: the chain could not be checked: ${message}`);
+    return UNVERIFIED;
+  }
+}
+
+async function walk(io: Io, env: NodeJS.ProcessEnv, json: boolean): Promise<number> {
   const container = await containerOrExit(configOrExit(env));
   try {
     await requireMigrated(container);
