@@ -103,11 +103,39 @@ export function parseKeys(e: ParsedEnv, mode: RunMode, cwd: string, problems: st
     if (e.STATE_KEY === undefined)
       problems.push(`STATE_KEY: required in production (or NEXUS_KEY_FILE); ${KEY_HINT}`);
   }
-  return {
-    encryptionKeys,
-    stateKey: decode(state)?.[0],
-    userSecretsKeys: decode(userSecrets),
-    explicitKeyFile,
-    transit: undefined,
-  };
+  const stateKey = decode(state)?.[0];
+  const userSecretsKeys = decode(userSecrets);
+  if (mode === 'production')
+    checkDistinct(
+      [
+        ...(encryption ?? []).map(([name]) => name),
+        ...(state ?? []).map(([name]) => name),
+        ...(userSecrets ?? []).map(([name]) => name),
+      ],
+      [...(encryptionKeys ?? []), ...(stateKey ? [stateKey] : []), ...(userSecretsKeys ?? [])],
+      problems,
+    );
+  return { encryptionKeys, stateKey, userSecretsKeys, explicitKeyFile, transit: undefined };
+}
+
+/**
+ * In production, keys that are not random or not distinct are refused (2026-12-07 review): one
+ * whose 32 bytes are all the same (`AAAA…=`, a placeholder left in), and a key used twice, in two
+ * roles (ENCRYPTION_KEY and STATE_KEY) or twice in a ring. Names only: a key is never echoed.
+ */
+function checkDistinct(names: readonly string[], keys: readonly SecretBytes[], problems: string[]): void {
+  // Only when every value decoded: otherwise the names and keys do not line up.
+  if (names.length !== keys.length) return;
+  const seen = new Map<string, string>();
+  keys.forEach((key, i) => {
+    const bytes = key.reveal();
+    const name = names[i]!;
+    if (bytes.every((b) => b === bytes[0]))
+      problems.push(`${name}: is not random (all its bytes are the same); ${KEY_HINT}`);
+    const hex = Buffer.from(bytes).toString('hex');
+    const first = seen.get(hex);
+    if (first !== undefined)
+      problems.push(`${name}: is the same key as ${first}; give each role and each ring entry its own key`);
+    else seen.set(hex, name);
+  });
 }

@@ -138,6 +138,27 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses, in production, a key that is not random and a key used twice, naming only the variables', () => {
+    // Review (2026-12-07): an all-zero key in three roles at once was accepted.
+    const zero = Buffer.alloc(32).toString('base64');
+    const [a, b] = [key(), key()];
+    const base = { NEXUS_ENV: 'production', BASE_URL: 'https://broker.example.com' };
+    assert.deepEqual(problemsOf({ ...base, ENCRYPTION_KEY: zero, STATE_KEY: a }), [
+      'ENCRYPTION_KEY: is not random (all its bytes are the same); generate one with `nexus keys generate`',
+    ]);
+    assert.deepEqual(problemsOf({ ...base, ENCRYPTION_KEY: a, STATE_KEY: a }), [
+      'STATE_KEY: is the same key as ENCRYPTION_KEY; give each role and each ring entry its own key',
+    ]);
+    assert.deepEqual(problemsOf({ ...base, ENCRYPTION_KEYS: `${a},${b},${a}`, STATE_KEY: key() }), [
+      'ENCRYPTION_KEYS[2]: is the same key as ENCRYPTION_KEYS[0]; give each role and each ring entry its own key',
+    ]);
+    const text = problemsOf({ ...base, ENCRYPTION_KEY: a, STATE_KEY: a, USER_SECRETS_KEY: a }).join('\n');
+    assert.ok(!text.includes(a), 'no key in the message');
+    assert.doesNotThrow(() =>
+      loadConfig({ ...base, ENCRYPTION_KEYS: `${a},${b}`, STATE_KEY: key() }, '/srv'),
+    );
+  });
+
   it('refuses a gRPC port another listener has, and a trusted proxy range of every address', () => {
     // Review (2026-12-07): both passed validation and failed only after start-up had run
     // migrations and printed keys (a /0 crashed it; a shared port could hang it).
