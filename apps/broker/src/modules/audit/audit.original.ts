@@ -1,4 +1,5 @@
 import type { AuditEventsTable } from '../../db/schema.ts';
+import { AUTHORIZATION_ERRORS } from '../../errors/authorization-errors.ts';
 import type { AuditStore } from './audit.store.ts';
 
 /**
@@ -33,30 +34,12 @@ export interface OriginalMapping {
 const errorOf = (details: Details) => (typeof details?.error === 'string' ? details.error : '');
 
 /**
- * Codes an authorization server sends back in the redirect (RFC 6749 §4.1.2.1, OpenID Connect
- * Core §3.1.2.6): the user or the provider refused; the original logged these as `oauth_error`.
- * `authorization_failed` is Nexus's code for an error answer that did not look like a code, or a
- * redirect that could not be accepted (RFC 9207 `iss` of another issuer, a repeated `state`).
+ * Codes an authorization server sends back in the redirect: the user or the provider refused; the
+ * original logged these as `oauth_error`. `authorization_failed` is Nexus's code for an error
+ * answer that is not one of them, or a redirect that could not be accepted (RFC 9207 `iss` of
+ * another issuer, a repeated `state`).
  */
-const AUTHORIZATION_ERRORS = new Set([
-  'invalid_request',
-  'unauthorized_client',
-  'access_denied',
-  'unsupported_response_type',
-  'invalid_scope',
-  'server_error',
-  'temporarily_unavailable',
-  'interaction_required',
-  'login_required',
-  'account_selection_required',
-  'consent_required',
-  'invalid_request_uri',
-  'invalid_request_object',
-  'request_not_supported',
-  'request_uri_not_supported',
-  'registration_not_supported',
-  'authorization_failed',
-]);
+const OAUTH_ERRORS: ReadonlySet<string> = new Set([...AUTHORIZATION_ERRORS, 'authorization_failed']);
 
 const providerId = (row: { resource_id: string | null }) =>
   row.resource_id === null ? {} : { provider_id: row.resource_id };
@@ -80,7 +63,7 @@ export const ORIGINAL_EVENT_MAP: readonly OriginalMapping[] = [
   {
     action: 'connection.failed',
     original: 'oauth_error',
-    when: (d) => AUTHORIZATION_ERRORS.has(errorOf(d)),
+    when: (d) => OAUTH_ERRORS.has(errorOf(d)),
     data: (row) => (typeof row.details?.detail === 'string' ? { description: row.details.detail } : {}),
   },
   {

@@ -3,29 +3,6 @@ import { NexusError } from '../../errors/nexus-error.ts';
 import { type ConsentReturnCode, consentReturnErrors } from './consent.errors.ts';
 
 /**
- * The error codes an authorization server may send back to the redirect URI (RFC 6749 §4.1.2.1,
- * OpenID Connect Core §3.1.2.6), passed on to the app as they are.
- */
-export const PROVIDER_ERRORS: ReadonlySet<string> = new Set([
-  'invalid_request',
-  'unauthorized_client',
-  'access_denied',
-  'unsupported_response_type',
-  'invalid_scope',
-  'server_error',
-  'temporarily_unavailable',
-  'interaction_required',
-  'login_required',
-  'account_selection_required',
-  'consent_required',
-  'invalid_request_uri',
-  'invalid_request_object',
-  'request_not_supported',
-  'request_uri_not_supported',
-  'registration_not_supported',
-]);
-
-/**
  * The steps of `GET /auth/callback` that can fail, in order. oauth4webapi's codes say what kind of
  * check failed (`OAUTH_INVALID_RESPONSE` is thrown for a token answer without `access_token` and
  * for an id_token without `sub` alike); the step says what was being checked. Together they decide

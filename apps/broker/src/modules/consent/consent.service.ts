@@ -4,6 +4,7 @@ import type { Principal } from '../../auth/principal.ts';
 import type { SecretBytes } from '../../config/secret-value.ts';
 import { openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
+import { AUTHORIZATION_ERRORS } from '../../errors/authorization-errors.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom, NexusError } from '../../errors/nexus-error.ts';
 import { grantNames } from '../agents/grants.ts';
@@ -16,7 +17,7 @@ import { providerErrors } from '../providers/providers.errors.ts';
 import type { ProviderView, StoredProfile } from '../providers/providers.schemas.ts';
 import type { ProvidersService } from '../providers/providers.service.ts';
 import { CORE_AUTHORIZE_PARAMS } from '../providers/providers.validate.ts';
-import { type CallbackStep, callbackFailure, PROVIDER_ERRORS, passedOn } from './callback-failure.ts';
+import { type CallbackStep, callbackFailure, passedOn } from './callback-failure.ts';
 import { createConfirmService, VERIFIER_GONE } from './confirm.service.ts';
 import { checkedConnectionConfig, loadForConnection, loadForFlow, withLearnt } from './connection-config.ts';
 import { type ConsentReturnCode, consentErrors } from './consent.errors.ts';
@@ -301,7 +302,7 @@ export function createConsentService(deps: {
       const upstreamError = params.get('error');
       if (upstreamError !== null) {
         // Standard codes only: no one holding the authorization URL can send one of the broker's.
-        return fail(PROVIDER_ERRORS.has(upstreamError) ? upstreamError : 'authorization_failed');
+        return fail(AUTHORIZATION_ERRORS.has(upstreamError) ? upstreamError : 'authorization_failed');
       }
       if (flow.verifier === null) return fail('not_an_oauth_flow');
       const exchangeStarted = performance.now();
