@@ -50,8 +50,11 @@ describe('agent sessions', () => {
     secrets[agentId] = created.secret;
   }
 
-  /** A new access token for the agent (client credentials). */
-  async function agentToken(agentId: string): Promise<string> {
+  /** A new access token for the agent (client credentials), with its secret or another one. */
+  async function agentToken(
+    agentId: string,
+    extra: { secret?: string; scope?: string } = {},
+  ): Promise<string> {
     const login = await call({
       method: 'POST',
       url: '/oauth/token',
@@ -60,7 +63,8 @@ describe('agent sessions', () => {
       payload: new URLSearchParams({
         grant_type: 'client_credentials',
         client_id: agentId,
-        client_secret: secrets[agentId]!,
+        client_secret: extra.secret ?? secrets[agentId]!,
+        ...(extra.scope === undefined ? {} : { scope: extra.scope }),
       }).toString(),
     });
     assert.equal(login.statusCode, 200, login.body);
@@ -176,20 +180,7 @@ describe('agent sessions', () => {
       }),
     );
     const secret = (narrow as unknown as { client_secret: string }).client_secret;
-    const token = json<{ access_token: string }>(
-      await call({
-        method: 'POST',
-        url: '/oauth/token',
-        key: null,
-        headers: FORM,
-        payload: new URLSearchParams({
-          grant_type: 'client_credentials',
-          client_id: 'ledger-bot',
-          client_secret: secret,
-          scope: 'crm:read',
-        }).toString(),
-      }),
-    ).access_token;
+    const token = await agentToken('ledger-bot', { secret, scope: 'crm:read' });
     const res = await call({
       method: 'POST',
       url: '/v1/agent-sessions',
