@@ -167,7 +167,7 @@ export function responseHeaders(headers: IncomingHttpHeaders, context: AnswerCon
   // Only a credential in the query is echoed by headers that repeat the request URL; the forms
   // are worked out only then (the proxy's hot path has no query credential).
   const forms = context.queryParam === undefined ? undefined : credentialForms(context.secrets);
-  const secrets = scrubbed(context.secrets);
+  const secrets = forms === undefined ? new Set<string>() : scrubbed(context.secrets);
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name) || UPSTREAM_ONLY.has(name)) continue;
