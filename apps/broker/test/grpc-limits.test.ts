@@ -52,4 +52,36 @@ describe('gRPC listener limits', () => {
       session.destroy();
     }
   });
+
+  it('answers a message that is not protobuf with INVALID_ARGUMENT, not INTERNAL', async () => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    try {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/nexus.v1.NexusService/GetToken',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        'x-api-key': broker.adminKey,
+      });
+      // One uncompressed gRPC frame whose payload is not a protobuf message (a truncated varint).
+      const payload = Buffer.from([0x0a, 0xff, 0xff, 0xff]);
+      const frame = Buffer.alloc(5 + payload.length);
+      frame.writeUInt32BE(payload.length, 1);
+      payload.copy(frame, 5);
+      stream.end(frame);
+      stream.resume();
+      // The status comes in trailers, or in the headers of a trailers-only answer.
+      const trailers = await new Promise<http2.IncomingHttpHeaders>((done, fail) => {
+        stream.once('response', (headers) => {
+          if (headers['grpc-status'] !== undefined) done(headers);
+        });
+        stream.once('trailers', done);
+        stream.once('error', fail);
+      });
+      assert.equal(trailers['grpc-status'], String(3), JSON.stringify(trailers));
+      assert.equal(trailers['nexus-error-code'], 'invalid_request');
+    } finally {
+      session.destroy();
+    }
+  });
 });

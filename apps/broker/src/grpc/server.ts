@@ -21,6 +21,9 @@ import { asNexusError, createErrorMapper } from './errors.ts';
 import { type Caller, type NexusHandler, nexusServiceHandlers } from './nexus.service.ts';
 import { loadServiceDefinitions, loadStatusTypes, NEXUS_SERVICE_NAME } from './proto.ts';
 
+/** A request message that did not decode (see `tolerant` below). */
+const MALFORMED: object = Object.freeze({});
+
 /** A caller's request id is kept when it is a plain token, as on REST (app.ts). */
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
 
@@ -150,6 +153,8 @@ export function createGrpcServer(
         const bucket = GRPC_RATE_LIMITED[method];
         if (bucket !== undefined) await container.rateLimiter.check(bucket, clientKey(principal, ip));
         const caller: Caller = { principal, ctx: callerContext(principal, origin) };
+        if (call.request === MALFORMED)
+          throw commonError('invalid_request', { message: 'The request message is not valid protobuf.' });
         return handler(caller, call.request);
       })().then(
         (response) => {
@@ -170,12 +175,25 @@ export function createGrpcServer(
   const service = definitions[NEXUS_SERVICE_NAME] as ServiceDefinition | undefined;
   if (service === undefined) throw new Error(`${NEXUS_SERVICE_NAME} is not in the loaded .proto`);
   const implementation: grpc.UntypedServiceImplementation = {};
-  for (const method of Object.keys(service)) {
+  // grpc-js answers INTERNAL to a message it cannot decode: the caller's fault is told as such,
+  // after authentication, like any other bad request (2026-12-07 review).
+  const tolerant: ServiceDefinition = {};
+  for (const [method, definition] of Object.entries(service)) {
     const handler = handlers[method];
     if (handler === undefined) throw new Error(`no handler for ${NEXUS_SERVICE_NAME}/${method}`);
     implementation[method] = unary(method, handler);
+    tolerant[method] = {
+      ...definition,
+      requestDeserialize: (bytes: Buffer) => {
+        try {
+          return definition.requestDeserialize(bytes);
+        } catch {
+          return MALFORMED;
+        }
+      },
+    };
   }
-  server.addService(service, implementation);
+  server.addService(tolerant, implementation);
 
   return {
     listen(host, port) {
