@@ -52,13 +52,15 @@ export function createDeliveriesStore(db: Database) {
         .$if(db.dialect === 'postgres', (w) => w.forUpdate().skipLocked())
         .as('head');
       const partial = busy.filter(([, n]) => n < quota.perWebhook);
+      // Whole numbers written into the statement (never text from outside): PostgreSQL would type
+      // a CASE of parameters as text and refuse to compare it with row_number()'s bigint.
       const room =
         partial.length === 0
-          ? sql<number>`${quota.perWebhook}`
+          ? sql<number>`${sql.lit(quota.perWebhook)}`
           : sql<number>`case ranked.webhook_id ${sql.join(
-              partial.map(([id, n]) => sql`when ${id} then ${quota.perWebhook - n}`),
+              partial.map(([id, n]) => sql`when ${id} then ${sql.lit(quota.perWebhook - n)}`),
               sql` `,
-            )} else ${quota.perWebhook} end`;
+            )} else ${sql.lit(quota.perWebhook)} end`;
       const ranked = k
         .selectFrom(head)
         .select([

@@ -222,12 +222,12 @@ export function createWebhookDelivery(deps: {
     const running = new Set<Promise<void>>();
     let claimedInPass = 0;
     let broken: { reason: unknown } | undefined;
-    // Whether due rows may be left that a claim could take now: the last claim was full, or a
-    // webhook's cap held some back. Otherwise the queue was drained as of that claim, and the pass
-    // ends when the sends in flight do.
+    // Whether due rows may be left that a claim could take now: the last claim was full, a
+    // webhook's cap held some back, or a send ended since (its webhook has room again). Otherwise
+    // the queue was drained as of that claim, and the pass ends when the sends in flight do.
     let more = true;
-    // Sends ended that left their webhook under its cap: a claim in flight meanwhile left it out.
-    let uncapped = 0;
+    // Sends ended: one that ended while a claim was in flight gave room that claim did not see.
+    let ended = 0;
     const send = (
       d: Claimed,
       webhook: WebhooksTable | undefined,
@@ -246,11 +246,9 @@ export function createWebhookDelivery(deps: {
         .finally(() => {
           running.delete(task);
           const n = (busy.get(d.webhook_id) ?? 1) - 1;
-          // Rows of this webhook may have been held back by its cap: look again.
-          if (n === PER_WEBHOOK - 1) {
-            more = true;
-            uncapped++;
-          }
+          // Rows of this webhook may have been held back by its room: look again.
+          more = true;
+          ended++;
           if (n === 0) busy.delete(d.webhook_id);
           else busy.set(d.webhook_id, n);
         });
@@ -259,7 +257,7 @@ export function createWebhookDelivery(deps: {
     while (true) {
       const free = CONCURRENCY - running.size;
       if (more && free > 0 && claimedInPass < MAX_PER_PASS && !stopping && broken === undefined) {
-        const seen = uncapped;
+        const seen = ended;
         let claimed: Claimed[] = [];
         try {
           claimed = await store.claim(owner, now(), deps.leaseMs, free, { perWebhook: PER_WEBHOOK, busy });
@@ -277,8 +275,7 @@ export function createWebhookDelivery(deps: {
           continue;
         }
         // Drained as of this claim unless it was full or a webhook's cap held rows back.
-        more =
-          claimed.length === free || uncapped !== seen || [...busy.values()].some((n) => n >= PER_WEBHOOK);
+        more = claimed.length === free || ended !== seen || [...busy.values()].some((n) => n >= PER_WEBHOOK);
         if (claimed.length > 0) continue;
       }
       if (running.size === 0) break;
