@@ -6,6 +6,8 @@ import { buildContainer } from '../src/container.ts';
 import { newKey } from '../src/crypto/key-file.ts';
 import { createKeyRing } from '../src/crypto/keyring.ts';
 import { PER_WEBHOOK } from '../src/modules/events/webhook-delivery.ts';
+import { createWebhooksService } from '../src/modules/events/webhooks.service.ts';
+import { createWebhooksStore } from '../src/modules/events/webhooks.store.ts';
 import { json, startBroker, type TestBroker } from './harness.ts';
 
 /**
@@ -153,6 +155,35 @@ describe('webhook delivery: key rotation, shutdown and a hanging receiver', () =
     assert.ok((await deliveriesOf(stuck.id)).every((d) => d.status === 'delivered' && d.attempts === 1));
     for (const hook of [stuck, healthy])
       await broker.request({ method: 'DELETE', url: `/admin/v1/webhooks/${hook.id}` });
+  });
+
+  it('a redelivery racing retention is 404 webhook_delivery_not_found, not a 500', async () => {
+    const hook = await hookWithOneEvent('conn-retention');
+    await broker.container.webhookDelivery.runOnce();
+    const [delivered] = await deliveriesOf(hook.id);
+    assert.equal(delivered!.status, 'delivered');
+    // Retention removes the event and its finished deliveries between the read and the insert.
+    const store = createWebhooksStore(broker.container.db);
+    const racing = createWebhooksService({
+      store: {
+        ...store,
+        async insertDelivery(row) {
+          const k = broker.container.db.kysely;
+          await k.deleteFrom('webhook_deliveries').where('event_id', '=', row.event_id).execute();
+          await k.deleteFrom('connection_events').where('id', '=', row.event_id).execute();
+          return store.insertDelivery(row);
+        },
+      },
+      ring: broker.container.keys.ring,
+      audit: { record: async () => {} },
+      allowLoopbackHttp: true,
+    });
+    await assert.rejects(racing.redeliver({ actor: 'test' } as never, delivered!.id), (error: Error) => {
+      assert.equal((error as { code?: string }).code, 'webhook_delivery_not_found');
+      assert.match(error.message, /removed by retention/);
+      return true;
+    });
+    await broker.request({ method: 'DELETE', url: `/admin/v1/webhooks/${hook.id}` });
   });
 
   it('stopping the delivery loop waits for a delivery being sent to record its result', async () => {

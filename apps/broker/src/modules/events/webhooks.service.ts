@@ -270,7 +270,18 @@ export function createWebhooksService(deps: {
         created_at: t,
         updated_at: t,
       };
-      await store.insertDelivery(row);
+      try {
+        await store.insertDelivery(row);
+      } catch (cause) {
+        // Retention removed the event (with its finished deliveries) since it was read: there is
+        // nothing left to send, as if it had gone a moment earlier.
+        if ((await store.findDelivery(original.id)) === undefined)
+          throw errorFrom(eventErrors, 'webhook_delivery_not_found', {
+            cause,
+            message: 'No webhook delivery with that id: its event was removed by retention.',
+          });
+        throw cause;
+      }
       await audit.record(ctx, {
         action: 'webhook.redelivery_requested',
         resourceType: 'webhook',
