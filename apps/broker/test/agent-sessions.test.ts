@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
+import { agentLogin, createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
 
 /**
  * Agent sessions: bounded scopes and lifetime, custom-scope session tokens verified offline by an
@@ -51,25 +51,13 @@ describe('agent sessions', () => {
   }
 
   /** A new access token for the agent (client credentials), with its secret or another one. */
-  async function agentToken(
-    agentId: string,
-    extra: { secret?: string; scope?: string } = {},
-  ): Promise<string> {
-    const login = await call({
-      method: 'POST',
-      url: '/oauth/token',
-      key: null,
-      headers: FORM,
-      payload: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: agentId,
-        client_secret: extra.secret ?? secrets[agentId]!,
-        ...(extra.scope === undefined ? {} : { scope: extra.scope }),
-      }).toString(),
-    });
-    assert.equal(login.statusCode, 200, login.body);
-    return json<{ access_token: string }>(login).access_token;
-  }
+  const agentToken = (agentId: string, extra: { secret?: string; scope?: string } = {}) =>
+    agentLogin(
+      broker,
+      agentId,
+      extra.secret ?? secrets[agentId]!,
+      extra.scope === undefined ? {} : { scope: extra.scope },
+    );
 
   const open = (name: string, payload: Record<string, unknown>) =>
     asAgent(name, { method: 'POST', url: '/v1/agent-sessions', payload });

@@ -166,6 +166,16 @@ export async function createAgentWithToken(
   });
   if (created.statusCode !== 201) throw new Error(`agent ${agentId}: ${created.statusCode} ${created.body}`);
   const { id, client_secret } = json<{ id: string; client_secret: string }>(created);
+  return { id, secret: client_secret, token: await agentLogin(broker, agentId, client_secret) };
+}
+
+/** An access token for an agent by client credentials (`scope`: the scopes to ask for); throws unless 200. */
+export async function agentLogin(
+  broker: Pick<TestBroker, 'request'>,
+  agentId: string,
+  clientSecret: string,
+  extra: { scope?: string } = {},
+): Promise<string> {
   const login = await broker.request({
     method: 'POST',
     url: '/oauth/token',
@@ -174,11 +184,12 @@ export async function createAgentWithToken(
     payload: new URLSearchParams({
       grant_type: 'client_credentials',
       client_id: agentId,
-      client_secret,
+      client_secret: clientSecret,
+      ...(extra.scope === undefined ? {} : { scope: extra.scope }),
     }).toString(),
   });
   if (login.statusCode !== 200) throw new Error(`agent ${agentId} login: ${login.statusCode} ${login.body}`);
-  return { id, secret: client_secret, token: json<{ access_token: string }>(login).access_token };
+  return json<{ access_token: string }>(login).access_token;
 }
 
 /**

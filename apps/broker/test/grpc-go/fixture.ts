@@ -8,11 +8,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startGrpc } from '../grpc-client.ts';
-import { json } from '../harness.ts';
+import { createAgentWithToken, json } from '../harness.ts';
 import { Scenario } from '../oauth-scenario.ts';
 import type { OidcFault } from '../oidc-fixture.ts';
-
-const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 const s = new Scenario();
 await s.start();
@@ -24,36 +22,12 @@ const basic = providers.find((p) => p.name === 'idp-basic')!.id;
 await s.call({ method: 'POST', url: '/admin/v1/scopes', payload: { name: 'crm:read' } }, 201);
 
 async function agentToken(agentId: string, workspace: string): Promise<string> {
-  const created = json<{ agent_id: string; client_secret: string }>(
-    await s.call(
-      {
-        method: 'POST',
-        url: '/admin/v1/agents',
-        payload: {
-          agent_id: agentId,
-          allowed_scopes: ['crm:read'],
-          allowed_providers: [basic],
-          allowed_workspaces: [workspace],
-        },
-      },
-      201,
-    ),
-  );
-  const res = await s.call(
-    {
-      method: 'POST',
-      url: '/oauth/token',
-      key: null,
-      headers: FORM,
-      payload: new URLSearchParams({
-        grant_type: 'client_credentials',
-        client_id: created.agent_id,
-        client_secret: created.client_secret,
-      }).toString(),
-    },
-    200,
-  );
-  return json<{ access_token: string }>(res).access_token;
+  const agent = await createAgentWithToken(s.broker, agentId, {
+    allowed_scopes: ['crm:read'],
+    allowed_providers: [basic],
+    allowed_workspaces: [workspace],
+  });
+  return agent.token;
 }
 
 const agent = await agentToken('go-bot', 'go-user');
