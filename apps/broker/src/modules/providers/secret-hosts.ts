@@ -36,7 +36,10 @@ export function secretHostParameters(profile: {
   for (const path of SECRET_URLS) {
     const template = urls[path];
     if (template === undefined) continue;
-    for (const name of new Set(placeholdersIn(template))) {
+    const names = placeholdersIn(template);
+    // The other placeholders filled with a plain label, as the URL checks fill them.
+    const others = Object.fromEntries(names.map((n) => [n, 'example']));
+    for (const name of new Set(names)) {
       const spec = declared[name];
       if (spec === undefined || typeof spec.pattern !== 'string') continue;
       let pattern: RegExp;
@@ -45,7 +48,6 @@ export function secretHostParameters(profile: {
       } catch {
         continue; // refused on its own by the declaration checks
       }
-      const others = Object.fromEntries(placeholdersIn(template).map((n) => [n, 'example']));
       const foreign = FOREIGN_HOSTS.some((host) => {
         const value = template.startsWith(`{${name}}`) ? `https://${host}` : host;
         if (!pattern.test(value)) return false;
