@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { agentLogin, createAgentWithToken, json, startBroker, type TestBroker } from './harness.ts';
+import {
+  agentLogin,
+  assertProblem,
+  createAgentWithToken,
+  json,
+  startBroker,
+  type TestBroker,
+} from './harness.ts';
 
 /**
  * Agent sessions: bounded scopes and lifetime, custom-scope session tokens verified offline by an
@@ -268,5 +275,60 @@ describe('agent sessions', () => {
     const types = new Set(audit.events.map((e) => e.event_type));
     for (const t of ['agent.session_opened', 'agent.session_closed', 'agent.session_denied'])
       assert.ok(types.has(t), t);
+  });
+
+  it("revoking one of an agent's client secrets ends the tokens and sessions it was issued until then", async () => {
+    // A leaked secret may have obtained tokens and opened sessions; tokens do not record which
+    // secret obtained them, so the revocation ends all the agent held (2026-12-08: they lived on).
+    await agent('leaky-bot', ['crm:read']);
+    const leakedId = /^nxs_([a-f0-9]{16})_/.exec(secrets['leaky-bot']!)![1]!;
+    const rotated = await call({
+      method: 'POST',
+      url: '/admin/v1/agents/leaky-bot/secrets',
+      payload: { overlap_seconds: 600 },
+    });
+    assert.equal(rotated.statusCode, 201, rotated.body);
+    const next = json<{ secret_id: string; client_secret: string }>(rotated).client_secret;
+    const viaNext = await agentToken('leaky-bot', { secret: next });
+    const session = json<{ session_token: string }>(await open('leaky-bot', { scopes: ['crm:read'] }));
+    for (const token of [tokens['leaky-bot']!, viaNext, session.session_token])
+      assert.equal((await introspect(token)).active, true);
+
+    // An unknown secret id is 404 and ends nothing.
+    const unknown = await call({
+      method: 'DELETE',
+      url: '/admin/v1/agents/leaky-bot/secrets/0123456789abcdef',
+    });
+    assertProblem(unknown, 404, 'agent_secret_not_found');
+    assert.equal((await introspect(viaNext)).active, true);
+
+    const revoked = await call({ method: 'DELETE', url: `/admin/v1/agents/leaky-bot/secrets/${leakedId}` });
+    assert.equal(revoked.statusCode, 200, revoked.body);
+    for (const token of [tokens['leaky-bot']!, viaNext, session.session_token])
+      assert.equal((await introspect(token)).active, false);
+    const refused = await call({
+      method: 'POST',
+      url: '/v1/agent-sessions',
+      key: null,
+      headers: { authorization: `Bearer ${viaNext}` },
+      payload: { scopes: ['crm:read'] },
+    });
+    assert.equal(refused.statusCode, 401, refused.body);
+    await assert.rejects(agentToken('leaky-bot'), /login: 401/);
+
+    // The other secret logs in again, and what it gets now works.
+    clock += 1_000;
+    const fresh = await agentToken('leaky-bot', { secret: next });
+    assert.equal((await introspect(fresh)).active, true);
+    tokens['leaky-bot'] = fresh;
+    assert.equal((await open('leaky-bot', { scopes: ['crm:read'] })).statusCode, 201);
+    const audit = json<{ events: Array<{ event_type: string; details: Record<string, unknown> }> }>(
+      await call({ method: 'GET', url: '/audit?event_type=agent.secret_revoked' }),
+    );
+    assert.deepEqual(audit.events[0]?.details, {
+      agent_id: 'leaky-bot',
+      secret_id: leakedId,
+      tokens_ended: true,
+    });
   });
 });

@@ -56,6 +56,10 @@ export function createAgentSecrets(deps: {
       };
     },
 
+    /**
+     * Revokes a secret at once, and ends the access tokens and sessions the agent holds (a leaked
+     * secret may have obtained some); its other live secrets log in again.
+     */
     async revokeSecret(ctx: AuditContext, ref: string, secretId: string): Promise<void> {
       const row = await views.liveRow(ref);
       if (!(await store.revokeSecret(row.id, secretId, now())))
@@ -64,7 +68,7 @@ export function createAgentSecrets(deps: {
         action: 'agent.secret_revoked',
         resourceType: 'agent',
         resourceId: row.id,
-        details: { agent_id: row.agent_id, secret_id: secretId },
+        details: { agent_id: row.agent_id, secret_id: secretId, tokens_ended: true },
       });
     },
   };

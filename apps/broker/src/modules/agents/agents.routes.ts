@@ -228,7 +228,8 @@ export function agentsRoutes(app: FastifyInstance, deps: { agents: AgentsService
       schema: {
         operationId: 'revokeAgentSecret',
         tags,
-        summary: 'Revoke one client secret now',
+        summary:
+          "Revoke one client secret now; the agent's access tokens and sessions issued until now end with it (its other secrets log in again)",
         params: z.object({ id: ref, secret_id: z.string().regex(/^[a-f0-9]{16}$/) }).strict(),
         response: { 200: z.object({ message: z.string() }), ...errorResponses(404) },
       },

@@ -117,16 +117,28 @@ export function createAgentsStore(db: Database) {
         .execute();
     },
 
-    /** Revokes one unrevoked secret of the agent; false when there is none. */
+    /**
+     * Revokes one unrevoked secret of the live agent and, with it, every access token and session
+     * the agent was issued up to `t` (`tokens_not_before`): tokens do not record which secret
+     * obtained them. False when there is no such secret.
+     */
     async revokeSecret(agentUuid: string, secretId: string, t: number): Promise<boolean> {
-      const result = await k
-        .updateTable('agent_secrets')
-        .set({ revoked_at: t })
-        .where('id', '=', secretId)
-        .where('agent_uuid', '=', agentUuid)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      return Number(result.numUpdatedRows) === 1;
+      return k.transaction().execute(async (trx) => {
+        const result = await trx
+          .updateTable('agent_secrets')
+          .set({ revoked_at: t })
+          .where('id', '=', secretId)
+          .where('agent_uuid', '=', agentUuid)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst();
+        if (Number(result.numUpdatedRows) !== 1) return false;
+        await trx
+          .updateTable('agents')
+          .set((eb) => ({ tokens_not_before: t, updated_at: t, version: eb('version', '+', 1) }))
+          .where('id', '=', agentUuid)
+          .execute();
+        return true;
+      });
     },
 
     /** A secret by its id, with its live agent (one indexed join), for client authentication. */
