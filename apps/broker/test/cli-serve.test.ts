@@ -20,7 +20,7 @@ import {
   show,
   spawnCli,
 } from './cli-helpers.ts';
-import { createTestDatabase, DIALECT, type TestDatabase } from './harness.ts';
+import { createTestDatabase, DIALECT, TEST_PG_URL, type TestDatabase } from './harness.ts';
 
 after(killAllChildren);
 
@@ -252,6 +252,53 @@ describe('nexus serve: production refuses unsafe configuration', { timeout: 60_0
     assert.match(result.stderr, /^ {2}- LOG_LEVEL: must be one of fatal, error, warn, info/m);
     assert.ok(!result.stderr.includes('shortKEY1'), 'echoed the bad ENCRYPTION_KEY');
     assert.ok(!result.stderr.includes(keys.STATE_KEY), 'echoed STATE_KEY');
+  });
+});
+
+describe('nexus serve and migrate: a PostgreSQL they cannot use', { timeout: 60_000 }, () => {
+  const envFor = (url: string) => ({
+    ...baseEnv(),
+    ...envKeys(),
+    NEXUS_DATA_DIR: mkdtempSync(join(tmpdir(), 'nexus-pgfail-')),
+    DATABASE_URL: url,
+  });
+  /** Both commands: exit 1 promptly (runCli's bound), one line naming where and why, no password. */
+  async function refusedWith(url: string, password: string, expected: RegExp): Promise<void> {
+    for (const command of [['serve'], ['migrate']]) {
+      const result = await runCli(command, envFor(url));
+      assert.equal(result.code, 1, show(result));
+      assert.match(
+        result.stderr,
+        /cannot use the PostgreSQL database at \S+ \(DATABASE_URL\): /,
+        show(result),
+      );
+      assert.match(result.stderr, expected, show(result));
+      if (password !== '') assert.ok(!(result.stdout + result.stderr).includes(password), show(result));
+    }
+  }
+
+  it('nothing listening on the port: says so, naming host, port and database', async () => {
+    const port = await freePort();
+    await refusedWith(
+      `postgres://nexus:Pl4ntedPw@127.0.0.1:${port}/nexus`,
+      'Pl4ntedPw',
+      new RegExp(`127\\.0\\.0\\.1:${port}/nexus .*is PostgreSQL running, and on that port\\?`),
+    );
+  });
+
+  it('a missing password or database: says which, and exits instead of waiting on the server', {
+    skip: DIALECT !== 'postgres' && 'needs PostgreSQL (npm run test:pg)',
+  }, async () => {
+    const url = new URL(TEST_PG_URL!);
+    const password = decodeURIComponent(url.password);
+    // pg left the socket open after this failure: the server held it for its authentication
+    // timeout (60 s), and `serve` could not exit until then (2026-12-08).
+    const noPassword = new URL(url);
+    noPassword.password = '';
+    await refusedWith(noPassword.href, '', /the server asks for a password and DATABASE_URL has none/);
+    const noDatabase = new URL(url);
+    noDatabase.pathname = '/nexus_no_such_database';
+    await refusedWith(noDatabase.href, password, /that database does not exist: create it/);
   });
 });
 

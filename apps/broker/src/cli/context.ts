@@ -3,6 +3,7 @@ import { buildContainer, type Container } from '../container.ts';
 import { KeyFileError } from '../crypto/key-file.ts';
 import { resolveTransitKeys, TransitError } from '../crypto/transit.ts';
 import { migrationStatus } from '../db/migrate.ts';
+import { postgresConnectFailure } from '../db/postgres-url.ts';
 import { describeBackendFailure } from '../modules/secrets/secret-backend.factory.ts';
 import type { Io } from './output.ts';
 
@@ -13,6 +14,16 @@ export class CliExit extends Error {
     super(message);
     this.code = code;
   }
+}
+
+/**
+ * A first use of PostgreSQL that failed to connect, as a `CliExit` naming the target (never the
+ * password) and what to do; any other error as it is.
+ */
+export function databaseFailure(error: unknown, database: Config['database']): unknown {
+  if (database.kind !== 'postgres') return error;
+  const message = postgresConnectFailure(error, new TextDecoder().decode(database.url.reveal()));
+  return message === undefined ? error : new CliExit(message, 1);
 }
 
 export function configOrExit(env: NodeJS.ProcessEnv): Config {

@@ -111,6 +111,38 @@ describe('loadConfig', () => {
     assert.ok(!text.includes('TopS3cret'), text);
   });
 
+  it('refuses a DATABASE_URL that pg would misread or refuse late, saying how to fix it', () => {
+    const cases: Array<[string, RegExp]> = [
+      // pg threw "Invalid URL" at the first query, naming nothing (2026-12-08).
+      ['postgres://u:Pl4ntedPw@db:99999/nexus', /is not a valid URL: check the host and the port/],
+      [
+        'postgres://u:Pl4ntedPw@db/nexus?sslmode=require&sslrootcert=/nonexistent/ca.pem',
+        /cannot be read: \/nonexistent\/ca.pem/,
+      ],
+      ['postgres://u:Pl4ntedPw@db:0/nexus', /has port 0/],
+      // pg turned TLS on, verifying, for any sslmode it did not know.
+      ['postgres://u:Pl4ntedPw@db/nexus?sslmode=allow', /sslmode=allow: use one of disable, prefer, require/],
+    ];
+    for (const [url, expected] of cases) {
+      const problems = problemsOf({ DATABASE_URL: url });
+      assert.equal(problems.length, 1, `${url}: ${problems.join('; ')}`);
+      assert.match(problems[0]!, /^DATABASE_URL: /);
+      assert.match(problems[0]!, expected, url);
+      assert.ok(!problems[0]!.includes('Pl4nted'), problems[0]);
+    }
+    // What pg reads well stays accepted: a socket directory, no host, TLS modes, IPv6, encoded text.
+    for (const url of [
+      'postgres:///nexus?host=/var/run/postgresql',
+      'postgresql://nexus@/nexus',
+      'postgres://u:p%40ss%25@db.internal:6432/nexus?sslmode=verify-full',
+      // A literal % that is no escape: pg keeps it as it is.
+      'postgres://u:50%off@db/nexus',
+      'postgres://u:p@[::1]:5432/nexus?sslmode=no-verify',
+      'postgres://db',
+    ])
+      assert.equal(loadConfig({ DATABASE_URL: url }, '/srv').database.kind, 'postgres', url);
+  });
+
   it('refuses production without keys and says how to make them', () => {
     const problems = problemsOf({ NEXUS_ENV: 'production' });
     const text = problems.join('\n');

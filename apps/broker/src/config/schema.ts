@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { postgresUrlProblem } from '../db/postgres-url.ts';
 import { bool, list } from './env-types.ts';
 import { retentionAuditEnv } from './schema-audit.ts';
 import { connectEnv } from './schema-connect.ts';
@@ -93,8 +94,14 @@ export const envSchema = z.object({
     .string()
     .max(4096)
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .superRefine((value, ctx) => {
+      const problem = /^postgres(ql)?:\/\//.test(value) ? postgresUrlProblem(value) : undefined;
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .optional()
-    .describe('PostgreSQL connection string. When unset the broker uses a SQLite file in `NEXUS_DATA_DIR`.'),
+    .describe(
+      'PostgreSQL connection string, checked at start as `pg` reads it (`sslmode`: disable, prefer, require, verify-ca, verify-full or no-verify). When unset the broker uses a SQLite file in `NEXUS_DATA_DIR`.',
+    ),
   DATABASE_POOL_MAX: z.coerce
     .number()
     .int()

@@ -122,8 +122,38 @@ function kyselyPool(pool: pg.Pool): PostgresPool {
   };
 }
 
+/**
+ * `pg`'s Client, closing its socket when the connection fails before it is established. `pg`
+ * leaves it open after some failures (a server asking for a password the URL does not have): the
+ * server then holds it until its authentication timeout, and a failed start-up could not exit.
+ */
+function closingClient(Base: typeof pg.Client): typeof pg.Client {
+  type Callback = Parameters<pg.Client['connect']>[0] & ((err: Error | null, c?: pg.Client) => void);
+  class ClosingClient extends Base {
+    override connect(): Promise<pg.Client>;
+    override connect(callback: Callback): void;
+    override connect(callback?: Callback): Promise<pg.Client> | undefined {
+      const close = () =>
+        (this as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      if (callback === undefined)
+        return super.connect().catch((error: unknown) => {
+          close();
+          throw error;
+        });
+      super.connect((error: Error | null, client?: pg.Client) => {
+        if (error) close();
+        callback(error, client);
+      });
+      return undefined;
+    }
+  }
+  return ClosingClient;
+}
+
 function openPostgres(url: string, config: PostgresConfig): Database {
-  const { Client, Pool, types } = loadPg();
+  const pgModule = loadPg();
+  const { Pool, types } = pgModule;
+  const Client = closingClient(pgModule.Client);
   const common = {
     connectionString: url,
     connectionTimeoutMillis: config.connectTimeoutMs,
@@ -141,6 +171,7 @@ function openPostgres(url: string, config: PostgresConfig): Database {
   };
   const pool = new Pool({
     ...common,
+    Client,
     max: config.poolMax,
     idleTimeoutMillis: 30_000,
     // Bounded statements, a bounded wait for a server that cannot answer (db/availability.ts

@@ -1,6 +1,6 @@
 import { openDatabase } from '../../db/client.ts';
 import { MigrationError, migrate, migrationStatus } from '../../db/migrate.ts';
-import { CliExit, configOrExit } from '../context.ts';
+import { CliExit, configOrExit, databaseFailure } from '../context.ts';
 import type { Io } from '../output.ts';
 
 /** `nexus migrate [--status]`: needs only the database, not the keys. */
@@ -29,7 +29,7 @@ export async function migrateCommand(
     return 0;
   } catch (error) {
     if (error instanceof MigrationError) throw new CliExit(`migrate: ${error.message}`, 1);
-    throw error;
+    throw databaseFailure(error, config.database);
   } finally {
     await db.close();
   }

@@ -15,6 +15,7 @@ import {
   CliExit,
   configOrExit,
   containerOrExit,
+  databaseFailure,
   requireSecretBackend,
   warnDevelopmentKeys,
 } from '../context.ts';
@@ -57,11 +58,15 @@ async function prepareDatabase(
   allowMigrate: boolean,
 ): Promise<void> {
   if (container.config.autoMigrate && allowMigrate) {
-    const result = await migrate(container.db);
+    const result = await migrate(container.db).catch((error: unknown) => {
+      throw databaseFailure(error, container.config.database);
+    });
     if (result.applied.length > 0) logger.info({ applied: result.applied }, 'migrations applied');
     return;
   }
-  const status = await migrationStatus(container.db);
+  const status = await migrationStatus(container.db).catch((error: unknown) => {
+    throw databaseFailure(error, container.config.database);
+  });
   if (status.pending.length > 0) {
     throw new CliExit(
       `pending migrations (${status.pending.join(', ')}) and automatic migration is off: run \`nexus migrate\``,
