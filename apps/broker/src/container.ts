@@ -254,6 +254,7 @@ export function buildContainer(config: Config, overrides: ContainerOverrides = {
       events,
       leaseMs: config.refresh.leaseMs,
       upstreamTimeoutMs: config.upstreamTimeoutMs,
+      readWaitMs: config.refresh.readWaitMs,
       now,
     }),
   );

@@ -105,6 +105,9 @@ export async function startBroker(
     // On by default in every deployment; off here so that suites about other things are not
     // throttled. rate-limit.test.ts turns it on.
     RATE_LIMIT_ENABLED: 'false',
+    // A read waits for its own refresh to finish, however long a loaded machine makes it: suites
+    // assert what the refresh wrote. refresh-read-fallback.test.ts tests the bound itself.
+    NEXUS_REFRESH_READ_WAIT_MS: '120000',
     ...db.env,
     ...options.env,
   };

@@ -105,3 +105,62 @@ describe('a read whose own refresh fails', () => {
     }
   });
 });
+
+describe('a read whose own refresh hangs', () => {
+  const s = new Scenario();
+  // The provider answers after 5 s; the broker gives up on it after 2 s (NEXUS_UPSTREAM_TIMEOUT_SECONDS).
+  before(() => s.start({ env: { NEXUS_REFRESH_READ_WAIT_MS: '300' } }));
+  after(() => s.close());
+  afterEach(() => s.idp.setTokenEndpointFault('none'));
+
+  const row = async (id: string) => (await s.broker.container.connectionsStore.find(id))!;
+
+  it('is served the token that still works while the refresh goes on, whose outcome is recorded', async () => {
+    // It waited for the whole upstream timeout, by when a short-lived token could have expired
+    // and the read failed instead (2026-12-08).
+    const id = await s.connect('idp-basic', 'hanging-provider');
+    const stored = await s.stored(id);
+    const start = s.clock;
+    s.clock = (await row(id)).access_expires_at! - 20_000; // inside the read's refresh window
+    await s.idp.setTokenEndpointFault('slow', 5_000);
+    try {
+      const first = await s.call({ method: 'GET', url: `/v1/token/${id}` }, 200);
+      assert.equal(JSON.parse(first.body).access_token, stored.access_token, 'the token it had');
+      const during = await row(id);
+      assert.notEqual(during.refresh_lease_owner, null, 'served while its refresh still held the lease');
+      assert.equal(during.refresh_failures, 0);
+      // Another read meanwhile is served the same token at once (the lease is held).
+      const second = await s.call({ method: 'GET', url: `/v1/token/${id}` }, 200);
+      assert.equal(JSON.parse(second.body).access_token, stored.access_token);
+      // The refresh runs out its upstream timeout under its lease and records the failure.
+      let after = await row(id);
+      for (let i = 0; i < 100 && after.refresh_lease_owner !== null; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        after = await row(id);
+      }
+      assert.equal(after.refresh_lease_owner, null, 'the lease was given back');
+      assert.equal(after.refresh_failures, 1, 'the failure was recorded: the worker retries on schedule');
+      assert.equal(after.status, 'active');
+    } finally {
+      s.clock = start;
+    }
+  });
+
+  it('a read of a token that has expired still waits for its refresh', async () => {
+    const id = await s.connect('idp-basic', 'expired-waits');
+    const stored = await s.stored(id);
+    const start = s.clock;
+    s.clock = (await row(id)).access_expires_at! + 1_000;
+    await s.idp.setTokenEndpointFault('slow', 500);
+    try {
+      const res = await s.call({ method: 'GET', url: `/v1/token/${id}` }, 200);
+      assert.notEqual(
+        JSON.parse(res.body).access_token,
+        stored.access_token,
+        'a new token, never the expired one',
+      );
+    } finally {
+      s.clock = start;
+    }
+  });
+});

@@ -101,6 +101,8 @@ export interface Config {
     readonly concurrency: number;
     readonly providerConcurrency: number;
     readonly leaseMs: number;
+    /** How long a read whose token still works waits for its own refresh. */
+    readonly readWaitMs: number;
     readonly giveUpMs: number;
     readonly pollMs: number;
   };

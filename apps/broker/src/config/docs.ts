@@ -100,6 +100,7 @@ const groups: Record<string, string> = {
   NEXUS_REFRESH_CONCURRENCY: 'Background worker',
   NEXUS_REFRESH_PROVIDER_CONCURRENCY: 'Background worker',
   NEXUS_REFRESH_LEASE_SECONDS: 'Background worker',
+  NEXUS_REFRESH_READ_WAIT_MS: 'Background worker',
   NEXUS_REFRESH_GIVE_UP_HOURS: 'Background worker',
   NEXUS_WORKER_POLL_MS: 'Background worker',
   NEXUS_AUDIT_BATCH_MAX: 'Audit',

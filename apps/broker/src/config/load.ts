@@ -329,6 +329,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>, cw
       concurrency: e.NEXUS_REFRESH_CONCURRENCY,
       providerConcurrency: e.NEXUS_REFRESH_PROVIDER_CONCURRENCY,
       leaseMs: e.NEXUS_REFRESH_LEASE_SECONDS * 1000,
+      readWaitMs: e.NEXUS_REFRESH_READ_WAIT_MS,
       giveUpMs: e.NEXUS_REFRESH_GIVE_UP_HOURS * 3600_000,
       pollMs: e.NEXUS_WORKER_POLL_MS,
     },

@@ -45,6 +45,15 @@ export const refreshEnv = {
     .describe(
       'How long a refresh lease lasts (timed by the database clock). The holder renews it while its provider call runs; a replica that dies holding one is replaced after this, or after twice this when it died with a provider call in flight. At least `NEXUS_UPSTREAM_TIMEOUT_SECONDS` + 2.',
     ),
+  NEXUS_REFRESH_READ_WAIT_MS: z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(120_000)
+    .default(2000)
+    .describe(
+      "A token read (`GET /v1/token/{id}`) in the last part of a token's life refreshes it first, and waits at most this long for that refresh while the token still works; then it is served the token it has, and the refresh goes on (a provider that hangs does not hold reads for `NEXUS_UPSTREAM_TIMEOUT_SECONDS`, by which time the token may have expired). A read of an expired token always waits for its refresh.",
+    ),
   NEXUS_REFRESH_GIVE_UP_HOURS: z.coerce
     .number()
     .int()

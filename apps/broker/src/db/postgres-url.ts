@@ -4,7 +4,10 @@
  */
 import { parse } from 'pg-connection-string';
 
-/** `sslmode` values `pg` honours (libpq's, less `allow`, which `pg` would treat as `require`; plus `no-verify`). */
+/**
+ * `sslmode` values `pg` knows: libpq's less `allow`, plus `no-verify`. `pg` turns TLS on, with
+ * verification, for any other value.
+ */
 const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'] as const;
 
 /**
@@ -36,10 +39,8 @@ export function postgresUrlProblem(value: string): string | undefined {
 /** Where a URL points, for messages: `host:port/database`, never the user's password. */
 export function postgresTarget(value: string): string {
   try {
-    const url = new URL(value);
-    const host = url.searchParams.get('host') ?? (url.hostname || 'localhost');
-    const database = decodeURIComponent(url.pathname.slice(1)) || '(the user name)';
-    return `${host}:${url.port || '5432'}/${database}`;
+    const { host, port, database } = parse(value);
+    return `${host || 'localhost'}:${port || '5432'}/${database || '(the user name)'}`;
   } catch {
     return 'DATABASE_URL';
   }

@@ -45,7 +45,6 @@ export const adminOnlyAccess: ConnectionAccess = { canUse: (principal) => princi
 
 /** Default lease; longer than the upstream timeout, so a live holder never loses it mid-request. */
 const DEFAULT_LEASE_MS = 45_000;
-
 /** How many times a revocation follows a refresh that stored new tokens while it revoked the old ones. */
 const REVOKE_ROUNDS = 3;
 
@@ -59,10 +58,10 @@ export function createConnectionsService(deps: {
   access?: ConnectionAccess;
   schedule?: RefreshSchedule;
   events?: ConnectionEventSink;
-  /** Refresh lease length (NEXUS_REFRESH_LEASE_SECONDS). */
+  /** NEXUS_REFRESH_LEASE_SECONDS, NEXUS_UPSTREAM_TIMEOUT_SECONDS, NEXUS_REFRESH_READ_WAIT_MS. */
   leaseMs?: number;
-  /** NEXUS_UPSTREAM_TIMEOUT_SECONDS: how long the provider call under the lease may take. */
   upstreamTimeoutMs?: number;
+  readWaitMs?: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }) {
@@ -141,6 +140,7 @@ export function createConnectionsService(deps: {
     owner,
     leaseMs,
     upstreamTimeoutMs,
+    readWaitMs: deps.readWaitMs ?? 2_000,
     now,
     sleep,
     credentialsOf,

@@ -28,6 +28,18 @@ const FORCED_FLOOR_MAX_MS = 30_000;
 /** A read of an expired token waits at most this long for another process's refresh of it. */
 const READ_WAIT_MAX_MS = 10_000;
 
+/** Whether `promise` settles (either way) within `ms`; it is observed, so a later rejection is handled. */
+function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    const settled = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    promise.then(settled, settled);
+  });
+}
+
 /**
  * Refreshing connections: the single-flight lease shared by on-demand refreshes, the background
  * worker's claimed refreshes and down-scoping for agent sessions (decisions 0004, 0006 and 0012).
@@ -58,6 +70,8 @@ export function createRefresher(c: {
   owner: string;
   leaseMs: number;
   upstreamTimeoutMs: number;
+  /** How long a read whose token still works waits for its own refresh before serving that token. */
+  readWaitMs: number;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
   credentialsOf: (row: ConnectionWithProvider) => Promise<StoredCredentials>;
@@ -228,8 +242,18 @@ export function createRefresher(c: {
       }
       const leaseId = newLeaseId();
       if (await store.acquireLease(row.id, leaseId, row.version, lease)) {
+        const call = refreshUpstream(id, leaseId);
+        // A read whose token still works waits only so long: a provider that hangs must not hold
+        // it for the whole upstream timeout, by when the token may have expired. The refresh goes
+        // on under its lease and records its outcome; the read is served the row as it is now.
+        if (!force && liveToken(row) && !(await settlesWithin(call, c.readWaitMs))) {
+          const current = await store.find(id);
+          if (current === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
+          assertUsable(current);
+          if (liveToken(current)) return current;
+        }
         try {
-          await refreshUpstream(id, leaseId);
+          await call;
         } catch (error) {
           // A lazy read whose token still works is served it when the refresh could not be made
           // (no refresh token, the provider failing, the call withheld), as when another process
