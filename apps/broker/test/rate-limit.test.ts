@@ -196,6 +196,44 @@ describe('guessing credentials', () => {
   });
 });
 
+describe('guessing credentials over gRPC', () => {
+  it('counts refused credentials with REST, and refuses the next guess with RESOURCE_EXHAUSTED', async () => {
+    // gRPC calls were never counted: guesses went on without limit (2026-12-08).
+    const broker = await startBroker({
+      env: { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_AUTH_FAILURES_RPM: '3' },
+    });
+    const { server, address } = await startGrpc(broker);
+    const client = new NexusClient(address);
+    try {
+      const wait = 60_000 - (Date.now() % 60_000);
+      if (wait < 3_000) await new Promise((done) => setTimeout(done, wait + 50));
+      const id = '00000000-0000-4000-8000-000000000000';
+      // One refusal on REST from the gRPC client's address, two on gRPC: the same counters.
+      const rest = await broker.request({
+        method: 'GET',
+        url: '/providers',
+        key: 'nxa_guess',
+        remoteAddress: '127.0.0.1',
+      });
+      assert.equal(rest.statusCode, 401);
+      for (const guess of ['nxa_guess2', 'nxa_guess3']) {
+        const refused = await client.fail('GetToken', { connection_id: id }, { 'x-api-key': guess });
+        assert.equal(refused.code, grpc.status.UNAUTHENTICATED);
+      }
+      const limited = await client.fail('GetToken', { connection_id: id }, { 'x-api-key': 'nxa_guess4' });
+      assert.equal(limited.code, grpc.status.RESOURCE_EXHAUSTED);
+      assert.equal(limited.trailers['nexus-error-code'], 'rate_limited');
+      // A key that works is never refused for others' failures at the same address.
+      const served = await client.fail('GetToken', { connection_id: id }, { 'x-api-key': broker.adminKey });
+      assert.equal(served.code, grpc.status.NOT_FOUND, 'authenticated, and told the connection is unknown');
+    } finally {
+      client.close();
+      await server.close();
+      await broker.close();
+    }
+  });
+});
+
 describe('rate limits with Redis unreachable', () => {
   it('lets requests through instead of holding them (fail open)', async () => {
     const broker = await startBroker({

@@ -72,6 +72,6 @@ export const rateLimitEnv = {
     .max(1_000_000)
     .default(30)
     .describe(
-      'Refused credentials (answers 401) per minute per client address and credential (an admin key id, an agent, a client id and secret id at `/oauth/token`, or all unrecognised strings together); past it that credential gets 429 at that address before it is checked. An address also gets 429 for every credential not seen working in the last day after 10 times this many refusals. A credential that worked in the last day (or a key of `API_KEYS`) is never refused for failures. Public routes (`/health`, `/ready`) are never limited. Shared through Redis when `REDIS_URL` is set.',
+      'Refused credentials (answers 401, and gRPC UNAUTHENTICATED) per minute per client address and credential (an admin key id, an agent, a client id and secret id at `/oauth/token`, or all unrecognised strings together); past it that credential gets 429 at that address before it is checked. An address also gets 429 for every credential not seen working in the last day after 10 times this many refusals. A credential that worked in the last day (or a key of `API_KEYS`) is never refused for failures. Public routes (`/health`, `/ready`) are never limited. Shared through Redis when `REDIS_URL` is set.',
     ),
 };

@@ -4,9 +4,12 @@ import type { ServiceDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import type { Logger } from 'pino';
+import { envKeyMatcher } from '../auth/env-keys.ts';
 import type { Container } from '../container.ts';
 import { commonError } from '../errors/common.errors.ts';
+import { NexusError } from '../errors/nexus-error.ts';
 import { credentialFrom, credentialVerifier } from '../http/auth.ts';
+import { credentialFamily } from '../http/credential-family.ts';
 import { createCallLog } from '../http/logger.ts';
 import { clientKey, type RateLimitBucket } from '../http/rate-limit.ts';
 import { type CallOrigin, callerContext } from '../modules/audit/audit-context.ts';
@@ -74,6 +77,13 @@ export function createGrpcServer(
     agents: container.agents,
     allowedCidrs: container.config.http.allowedCidrs,
   });
+  // Refused credentials count as on REST (http/auth-failures.ts): a credential family that failed
+  // too often at an address is refused there before it is checked (2026-12-08: gRPC let guesses
+  // go on unlimited).
+  const limiter = container.rateLimiter;
+  const envKey = envKeyMatcher(container.config.apiKeys);
+  const familyOf = (credential: string | undefined) =>
+    limiter.enabled ? credentialFamily(credential, (c) => envKey(c)?.name) : undefined;
   const handlers = nexusServiceHandlers({
     consent: container.consent,
     connections: container.connections,
@@ -143,7 +153,14 @@ export function createGrpcServer(
           firstValue(call.metadata, 'x-api-key'),
           firstValue(call.metadata, 'authorization'),
         );
-        const principal = await verify(credential, ip, 'agent');
+        const family = familyOf(credential);
+        if (family !== undefined) await limiter.refuseIfFailing(ip, family);
+        const principal = await verify(credential, ip, 'agent').catch(async (error: unknown) => {
+          if (family !== undefined && error instanceof NexusError && error.code === 'unauthorized')
+            await limiter.recordFailure(ip, family);
+          throw error;
+        });
+        if (family !== undefined) limiter.recordSuccess(family).catch(() => {});
         if (options.refuseAdminKeys && principal.kind === 'admin')
           throw commonError('forbidden', {
             message:
