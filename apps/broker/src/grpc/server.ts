@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import proxyAddr from '@fastify/proxy-addr';
 import * as grpc from '@grpc/grpc-js';
 import type { ServiceDefinition } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
@@ -53,10 +55,31 @@ const firstValue = (metadata: grpc.Metadata, key: string): string | undefined =>
   return typeof value === 'string' ? value : undefined;
 };
 
-/** The socket address of the peer (`1.2.3.4:5678`, `::1:5678`): proxies' headers are not read. */
+/** The socket address of the peer (`1.2.3.4:5678`, `::1:5678`), without its port. */
 export function peerAddress(peer: string): string {
   const address = peer.replace(/:\d+$/, '');
   return address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+}
+
+/**
+ * The client's address as REST has it (Fastify's `request.ip`, same library and rule): the peer,
+ * or, when the peer is one of `TRUSTED_PROXIES`, the furthest address of `x-forwarded-for`
+ * reached through trusted proxies only. Used for ALLOWED_CIDRS, the rate limits and the audit.
+ */
+export function clientAddressOf(trustedProxies: readonly string[]) {
+  const trust = trustedProxies.length === 0 ? undefined : proxyAddr.compile([...trustedProxies]);
+  return (peer: string, metadata: grpc.Metadata): string => {
+    const socketAddress = peerAddress(peer);
+    if (trust === undefined) return socketAddress;
+    const forwarded = metadata.get('x-forwarded-for').filter((v): v is string => typeof v === 'string');
+    if (forwarded.length === 0) return socketAddress;
+    const request = {
+      headers: { 'x-forwarded-for': forwarded.join(',') },
+      socket: { remoteAddress: socketAddress },
+    };
+    const addresses = proxyAddr.all(request as unknown as IncomingMessage, trust);
+    return addresses[addresses.length - 1] ?? socketAddress;
+  };
 }
 
 /**
@@ -80,6 +103,7 @@ export function createGrpcServer(
   // Refused credentials count as on REST (http/auth-failures.ts): a credential family that failed
   // too often at an address is refused there before it is checked (2026-12-08: gRPC let guesses
   // go on unlimited).
+  const clientAddress = clientAddressOf(container.config.http.trustedProxies);
   const limiter = container.rateLimiter;
   const envKey = envKeyMatcher(container.config.apiKeys);
   const familyOf = (credential: string | undefined) =>
@@ -118,7 +142,7 @@ export function createGrpcServer(
       const started = performance.now();
       const given = firstValue(call.metadata, 'x-request-id');
       const requestId = given !== undefined && REQUEST_ID.test(given) ? given : randomUUID();
-      const ip = peerAddress(call.getPeer());
+      const ip = clientAddress(call.getPeer(), call.metadata);
       // The response headers go out with the answer (one write), not ahead of it (two).
       const sendHeaders = () => {
         const headers = new grpc.Metadata();
