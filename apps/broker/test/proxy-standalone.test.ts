@@ -56,6 +56,12 @@ describe('nexus proxy', { timeout: 60_000 }, () => {
     seen.push(String(req.headers['x-key']));
     res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
   });
+  /** An event stream: an event every 50 ms for as long as the caller reads. */
+  const events = createHttpServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const timer = setInterval(() => res.write('data: tick\n\n'), 50);
+    res.on('close', () => clearInterval(timer));
+  });
   /** Answers status 600 and keeps its chunked body open. */
   const sockets = new Set<Socket>();
   const odd = createTcpServer((socket) => {
@@ -71,11 +77,13 @@ describe('nexus proxy', { timeout: 60_000 }, () => {
   before(async () => {
     const upstreamUrl = await listenOnLoopback(upstream);
     const oddUrl = await listenOnLoopback(odd);
+    const eventsUrl = await listenOnLoopback(events);
     broker = await startBroker({ env: { NEXUS_EGRESS_ALLOWED_CIDRS: '127.0.0.1/32' } });
     for (const [name, base] of [
       ['svc', upstreamUrl],
       ['other', upstreamUrl],
       ['odd', oddUrl],
+      ['events', eventsUrl],
     ] as const) {
       connections[name] = await headerKeyedConnection(broker, name, base, STRATEGY);
     }
@@ -90,7 +98,7 @@ describe('nexus proxy', { timeout: 60_000 }, () => {
       NEXUS_CLIENT_ID: 'sidecar',
       NEXUS_CLIENT_SECRET: sidecar.secret,
       // The base URLs have no path: the caller's path is all of the upstream's.
-      NEXUS_ROUTES: `svc=${upstreamUrl},other=${upstreamUrl},odd=${oddUrl}`,
+      NEXUS_ROUTES: `svc=${upstreamUrl},other=${upstreamUrl},odd=${oddUrl},events=${eventsUrl}`,
       NEXUS_EGRESS_ALLOWED_CIDRS: '127.0.0.1/32',
       PROXY_PORT: String(proxyPort),
       TOKEN_CACHE_TTL: '60',
@@ -102,6 +110,8 @@ describe('nexus proxy', { timeout: 60_000 }, () => {
     await broker?.close();
     upstream.closeAllConnections();
     upstream.close();
+    events.closeAllConnections();
+    events.close();
     for (const socket of sockets) socket.destroy();
     odd.close();
   });
@@ -121,6 +131,36 @@ describe('nexus proxy', { timeout: 60_000 }, () => {
     assert.equal(after.status, 409, 'the revoked connection is not used');
     assert.equal(((await after.json()) as { error: string }).error, 'connection_not_active');
     assert.deepEqual(seen, [], 'nothing reached the upstream');
+  });
+
+  it('ends an answer still streaming once its connection is revoked at the broker', async () => {
+    // It went on for as long as the upstream sent (2026-12-08); the in-broker proxy's already ended.
+    const res = await call('/events/stream', connections.events!);
+    assert.equal(res.status, 200);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    let chunks = 0;
+    const ended = (async () => {
+      try {
+        while (!(await reader.read()).done) chunks++;
+      } catch {
+        // Broken off: what a caller sees when the proxy ends the answer.
+      }
+    })();
+    /** Whether the stream ends within `ms` (a bound, not a timing goal: the check runs every 5 s). */
+    const endsWithin = (ms: number) =>
+      Promise.race([
+        ended.then(() => true),
+        new Promise<boolean>((done) => setTimeout(() => done(false), ms)),
+      ]);
+    try {
+      assert.equal(await endsWithin(300), false, 'control: it streams');
+      assert.ok(chunks > 0);
+      const revoked = await broker.request({ method: 'DELETE', url: `/connections/${connections.events}` });
+      assert.equal(revoked.statusCode, 200, revoked.body);
+      assert.equal(await endsWithin(15_000), true, 'the answer ended after the revocation');
+    } finally {
+      await reader.cancel().catch(() => {});
+    }
   });
 
   it('answers 400 invalid_request to a request target that is not a path (`*`, absolute-form), in the broker too', async () => {

@@ -132,17 +132,21 @@ function sendError(res: ServerResponse, requestId: string, error: unknown): void
 export async function proxyCommand(env: NodeJS.ProcessEnv): Promise<number> {
   const config = configure(env);
   const logger = createLogger(config.LOG_LEVEL);
+  const credentials = createRemoteCredentials({
+    brokerUrl: config.brokerUrl,
+    own: config.own,
+    cacheTtlMs: config.TOKEN_CACHE_TTL * 1000,
+    timeoutMs: config.PROXY_TIMEOUT_SECONDS * 1000,
+  });
   const proxy = createProxy<RemoteCaller>({
     routes: async (name) => {
       const base = config.routes.get(name);
       return base === undefined ? undefined : { baseUrl: base, providerName: name };
     },
-    credentials: createRemoteCredentials({
-      brokerUrl: config.brokerUrl,
-      own: config.own,
-      cacheTtlMs: config.TOKEN_CACHE_TTL * 1000,
-      timeoutMs: config.PROXY_TIMEOUT_SECONDS * 1000,
-    }),
+    credentials,
+    // An answer still streaming ends once the broker refuses the caller that connection (as the
+    // in-broker proxy's does; 2026-12-08: it went on for as long as the upstream sent).
+    stillAllowed: credentials.stillAllowed,
     allowCidrs: config.NEXUS_EGRESS_ALLOWED_CIDRS,
     bodyLimit: config.REQUEST_BODY_LIMIT,
     timeoutMs: config.PROXY_TIMEOUT_SECONDS * 1000,

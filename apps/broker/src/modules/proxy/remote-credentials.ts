@@ -78,7 +78,10 @@ function freshlyAsked<T>(): (key: string, ask: () => Promise<T>) => Promise<T> {
   };
 }
 
-export function createRemoteCredentials(options: RemoteCredentialOptions): CredentialSource<RemoteCaller> {
+export function createRemoteCredentials(options: RemoteCredentialOptions): CredentialSource<RemoteCaller> & {
+  /** For an answer still streaming: whether the broker still lets the caller use the connection. */
+  stillAllowed(caller: RemoteCaller, connectionId: string): Promise<boolean>;
+} {
   const now = options.now ?? Date.now;
   const tokens = new Map<string, { value: ProxyCredential; until: number }>();
   const inflight = new Map<string, Promise<ProxyCredential>>();
@@ -242,6 +245,17 @@ export function createRemoteCredentials(options: RemoteCredentialOptions): Crede
       return once(`refresh:${id}`, async () =>
         remember(await callOwn('POST', `/v1/refresh/${encodeURIComponent(id)}`)),
       );
+    },
+    async stillAllowed(caller, id) {
+      try {
+        await checkCaller(caller, { connectionId: id });
+        return true;
+      } catch (error) {
+        // Refused by the broker (revoked, not active, outside the grant, the caller's token no
+        // longer valid): no. The broker unreachable or failing: not known, so the answer goes on.
+        if (error instanceof NexusError && error.status < 500 && error.status !== 429) return false;
+        throw error;
+      }
     },
   };
 }
