@@ -189,7 +189,7 @@ export async function keysRewrap(
     const users =
       container.keys.userSecretsRing === undefined || result.interrupted
         ? undefined
-        : await container.userSecrets.rewrap((done, total) => bar.update(done, total));
+        : await container.userSecrets.rewrap((done, total) => bar.update(done, total), controller.signal);
     if (users !== undefined) bar.done();
     if (options.json)
       io.out(
@@ -207,9 +207,11 @@ export async function keysRewrap(
       );
       for (const f of result.failed.slice(0, 20))
         io.err(`  not re-encrypted: ${f.table} ${f.id}: ${f.reason}`);
-      if (result.interrupted) io.out('Interrupted: run `nexus keys rewrap` again to finish.');
+      if (result.interrupted || users?.interrupted)
+        io.out('Interrupted: run `nexus keys rewrap` again to finish.');
     }
-    if (result.interrupted) return 130;
+    // Ctrl-C during the user secrets stopped them too (2026-12-08: they ran on to the end).
+    if (result.interrupted || users?.interrupted) return 130;
     // A broker started meanwhile with an older ring has written under an older key: say so.
     const late = rewrapBlockers(target, await container.brokers.live(Date.now()));
     if (late.length > 0) {

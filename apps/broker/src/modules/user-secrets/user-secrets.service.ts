@@ -294,15 +294,21 @@ export function createUserSecrets(deps: {
     /**
      * Re-seals every stored version under the user-secrets ring's primary key (after a rotation of
      * that key; the OAuth token keys are not involved). Resumable: versions already under the
-     * primary are skipped. Versions that cannot be opened are reported, never overwritten.
+     * primary are skipped. Versions that cannot be opened are reported, never overwritten. Stops
+     * before the next version once `signal` is aborted (`interrupted`: run it again to finish).
      */
-    async rewrap(onProgress?: (done: number, total: number) => void) {
+    async rewrap(onProgress?: (done: number, total: number) => void, signal?: AbortSignal) {
       const keys = ring();
       const rows = await store.allVersions();
       let rewrapped = 0;
       let alreadyCurrent = 0;
       const failed: { secret_id: string; version: number; reason: string }[] = [];
+      let interrupted = false;
       for (const [i, row] of rows.entries()) {
+        if (signal?.aborted) {
+          interrupted = true;
+          break;
+        }
         const path = versionPath(row.secret_id, row.version);
         const binding = versionBinding(row.secret_id, row.version);
         try {
@@ -318,7 +324,7 @@ export function createUserSecrets(deps: {
         }
         onProgress?.(i + 1, rows.length);
       }
-      return { scanned: rows.length, rewrapped, alreadyCurrent, failed };
+      return { scanned: rows.length, rewrapped, alreadyCurrent, failed, interrupted };
     },
 
     /**
