@@ -208,6 +208,30 @@ describe('loadConfig', () => {
     assert.doesNotThrow(() =>
       loadConfig({ ALLOWED_CIDRS: '0.0.0.0/0', TRUSTED_PROXIES: '10.0.0.0/8' }, '/srv'),
     );
+    // Halves of the whole space, or all of IPv4 written as IPv4-mapped IPv6, trust as much as /0
+    // (2026-12-08: only /0 itself was refused).
+    for (const range of [
+      '0.0.0.0/1',
+      '128.0.0.0/1',
+      '::ffff:0:0/96',
+      '::ffff:0.0.0.0/100',
+      '::/80',
+      '2000::/3',
+    ]) {
+      const problems = problemsOf({ TRUSTED_PROXIES: `10.0.0.0/8,${range}` });
+      assert.equal(problems.length, 1, `${range}: ${JSON.stringify(problems)}`);
+      assert.match(problems[0]!, /^TRUSTED_PROXIES: .* so clients in it could set X-Forwarded-For/, range);
+    }
+    // Real proxy fleets pass: private ranges, Cloudflare's widest, one mapped address, loopback.
+    assert.doesNotThrow(() =>
+      loadConfig(
+        {
+          TRUSTED_PROXIES:
+            '10.0.0.0/8,172.16.0.0/12,104.16.0.0/13,2a06:98c0::/29,2400:cb00::/32,::ffff:10.0.0.1,::1,fc00::/7,fe80::/10',
+        },
+        '/srv',
+      ),
+    );
   });
 
   it('accepts explicit production keys, the key ring form and named API keys', () => {

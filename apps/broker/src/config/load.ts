@@ -6,6 +6,7 @@ import { isPlainHttp } from './checks.ts';
 import type { Config, NamedApiKey, RunMode } from './config.types.ts';
 import { parseKeys } from './keys-config.ts';
 import { parseMcpIssuers } from './mcp-issuers.ts';
+import { proxyRangeTooBroad } from './proxy-breadth.ts';
 import { parseMcpGatewayRoutes, parseProxyRoutes } from './proxy-routes.ts';
 import { envSchema, type ParsedEnv, SECRET_VARIABLES } from './schema.ts';
 import { parseSecretBackend } from './secret-backend-config.ts';
@@ -61,6 +62,12 @@ function checkCidrs(
       problems.push(
         `${name}: "${entry.slice(0, 64)}" trusts every address, so any client could set X-Forwarded-For: list the addresses of your proxies`,
       );
+    } else if (!options.wholeSpace) {
+      const broad = proxyRangeTooBroad(addr!, bits);
+      if (broad !== undefined)
+        problems.push(
+          `${name}: "${entry.slice(0, 64)}" is ${broad}, so clients in it could set X-Forwarded-For: list the addresses of your proxies`,
+        );
     }
   }
 }

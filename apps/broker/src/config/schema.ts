@@ -216,7 +216,7 @@ export const envSchema = z.object({
   TRUSTED_PROXIES: list(8192)
     .default([])
     .describe(
-      'CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed. Empty: the client address is always the socket address. A range of every address (`/0`) is refused: any client could then set its own address.',
+      'CIDR ranges of reverse proxies whose `X-Forwarded-For` is believed. Empty: the client address is always the socket address. A range wider than a /8 of IPv4 or a /16 of public IPv6 (all of IPv4 written as `::ffff:0:0/96` included) is refused: any client in it could then set its own address. gRPC reads `x-forwarded-for` metadata the same way.',
     ),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
