@@ -74,6 +74,56 @@ describe('user secrets', () => {
     assert.ok(audit.body.includes('"event_type":"key_accessed"'), 'reads are audited');
   });
 
+  it('pages secrets by name in byte order and versions newest first, past 1000 and with any limit', async () => {
+    // Lists stopped at 1000 with no way to the rest (2026-12-08).
+    const names = ['b-2', 'B', 'a.1', 'a_1', 'a-1', 'A9', 'z', '0'];
+    for (const name of names) assert.equal((await put('pager', { name, value: 'x' })).statusCode, 201);
+    const seen: string[] = [];
+    let url = '/api/v2/secrets?user_id=pager&limit=3';
+    for (let pages = 0; pages < 10; pages++) {
+      const page = json<{ secrets: { name: string }[]; next_cursor: string | null }>(
+        await call({ method: 'GET', url }),
+      );
+      assert.ok(page.secrets.length <= 3);
+      seen.push(...page.secrets.map((s) => s.name));
+      if (page.next_cursor === null) break;
+      url = `/api/v2/secrets?user_id=pager&limit=3&cursor=${encodeURIComponent(page.next_cursor)}`;
+    }
+    assert.deepEqual(seen, [...names].sort(), 'every name once, in byte order, on both databases');
+    const whole = json<{ next_cursor: string | null }>(
+      await call({ method: 'GET', url: '/api/v2/secrets?user_id=pager' }),
+    );
+    assert.equal(whole.next_cursor, null, 'the default page (1000) holds them all');
+
+    for (let i = 2; i <= 5; i++) await put('pager', { name: 'z', value: `v${i}` });
+    const versions: number[] = [];
+    let cursor = '';
+    for (let pages = 0; pages < 10; pages++) {
+      const page = json<{ versions: { version: number }[]; next_cursor: string | null }>(
+        await call({
+          method: 'GET',
+          url: `/admin/v1/user-secrets/z/versions?user_id=pager&limit=2${cursor}`,
+        }),
+      );
+      versions.push(...page.versions.map((v) => v.version));
+      if (page.next_cursor === null) break;
+      cursor = `&cursor=${page.next_cursor}`;
+    }
+    assert.deepEqual(versions, [5, 4, 3, 2, 1]);
+    for (const bad of ['limit=0', 'limit=1001', 'cursor=a%20b', 'cursor=..%2F'])
+      assert.equal(
+        (await call({ method: 'GET', url: `/api/v2/secrets?user_id=pager&${bad}` })).statusCode,
+        400,
+        bad,
+      );
+    for (const bad of ['cursor=0', 'cursor=x', 'cursor=-1'])
+      assert.equal(
+        (await call({ method: 'GET', url: `/api/v2/secrets/z/versions?user_id=pager&${bad}` })).statusCode,
+        400,
+        bad,
+      );
+  });
+
   it('isolates users and zones: another user or zone sees nothing', async () => {
     await put('alice', { name: 'zoned', value: 'in-prod' }, 'prod');
     assert.equal((await get('alice', 'zoned')).statusCode, 404, 'default zone');

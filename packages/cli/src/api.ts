@@ -221,16 +221,42 @@ export class Api {
     );
 
   // User secrets, metadata only (not in the SDK's admin client)
+  /** Every secret of the user and zone, page after page. */
   async listSecrets(user: string, zone: string, includeDeleted = false): Promise<UserSecretMeta[]> {
-    const query = { user_id: user, zone, include_deleted: String(includeDeleted) };
-    return (await this.request<{ secrets: UserSecretMeta[] }>('GET', 'api/v2/secrets', { query })).secrets;
+    const all: UserSecretMeta[] = [];
+    for (let cursor: string | null | undefined; cursor !== null; ) {
+      const query = {
+        user_id: user,
+        zone,
+        include_deleted: String(includeDeleted),
+        ...(cursor === undefined ? {} : { cursor }),
+      };
+      const page = await this.request<{ secrets: UserSecretMeta[]; next_cursor?: string | null }>(
+        'GET',
+        'api/v2/secrets',
+        { query },
+      );
+      all.push(...page.secrets);
+      cursor = page.next_cursor ?? null;
+    }
+    return all;
   }
-  secretVersions = (user: string, zone: string, name: string) =>
-    this.request<{ versions: { version: number; created_at: string; created_by: string }[] }>(
-      'GET',
-      `api/v2/secrets/${enc(name)}/versions`,
-      { query: { user_id: user, zone } },
-    );
+  /** Every version of a secret, newest first, page after page. */
+  async secretVersions(user: string, zone: string, name: string) {
+    type Version = { version: number; created_at: string; created_by: string };
+    const versions: Version[] = [];
+    for (let cursor: string | null | undefined; cursor !== null; ) {
+      const query = { user_id: user, zone, ...(cursor === undefined ? {} : { cursor }) };
+      const page = await this.request<{ versions: Version[]; next_cursor?: string | null }>(
+        'GET',
+        `api/v2/secrets/${enc(name)}/versions`,
+        { query },
+      );
+      versions.push(...page.versions);
+      cursor = page.next_cursor ?? null;
+    }
+    return { versions };
+  }
   deleteSecret = (user: string, zone: string, name: string) =>
     this.request<unknown>('DELETE', `api/v2/secrets/${enc(name)}`, { query: { user_id: user, zone } });
 

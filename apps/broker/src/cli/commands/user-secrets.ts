@@ -108,7 +108,12 @@ export async function userSecretsCommand(
         return 0;
       }
       case 'list': {
-        const items = await secrets.list(owner, false);
+        const items = [];
+        for (let cursor: string | null | undefined; cursor !== null; ) {
+          const page = await secrets.list(owner, false, { cursor });
+          items.push(...page.secrets);
+          cursor = page.next_cursor;
+        }
         io.out(
           o.json ? JSON.stringify(items) : table(items, ['name', 'current_version', 'enabled', 'updated_at']),
         );
@@ -121,7 +126,12 @@ export async function userSecretsCommand(
         );
         return 0;
       case 'versions': {
-        const items = await secrets.versions(owner, o.name!);
+        const items = [];
+        for (let cursor: string | null | undefined; cursor !== null; ) {
+          const page = await secrets.versions(owner, o.name!, { cursor });
+          items.push(...page.versions);
+          cursor = page.next_cursor;
+        }
         io.out(o.json ? JSON.stringify(items) : table(items, ['version', 'created_at', 'created_by']));
         return 0;
       }

@@ -9,6 +9,7 @@ import { type AgentSessions, sessionHasScope } from '../token-exchange/sessions.
 import { userSecretErrors } from './user-secrets.errors.ts';
 import {
   agentHoldsSecretGrant,
+  MAX_PAGE,
   MAX_SECRET_VALUE,
   MAX_USER_ID,
   referencedNames,
@@ -46,10 +47,32 @@ const metadata = z
     updated_at: z.string(),
   })
   .meta({ id: 'UserSecret' });
-const secretList = z.object({ secrets: z.array(metadata) });
+const nextCursor = z.string().nullable().describe('Pass as `cursor` for the next page; null on the last');
+const secretList = z.object({ secrets: z.array(metadata), next_cursor: nextCursor });
 const versionList = z.object({
   versions: z.array(z.object({ version: z.number().int(), created_at: z.string(), created_by: z.string() })),
+  next_cursor: nextCursor,
 });
+const limit = z.coerce
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_PAGE)
+  .optional()
+  .describe(`At most ${MAX_PAGE} (the default)`);
+/** Paging of the secret lists: after a name, in byte order. */
+const namePage = {
+  cursor: z.string().regex(SECRET_NAME, 'a secret name (the `next_cursor` of the page before)').optional(),
+  limit,
+};
+/** Paging of the version lists: below a version, newest first. */
+const versionPage = {
+  cursor: z
+    .string()
+    .regex(/^[1-9][0-9]{0,9}$/, 'a version number (the `next_cursor` of the page before)')
+    .optional(),
+  limit,
+};
 
 export const SESSION_HEADER = 'x-nexus-session';
 /** The scopes an on-behalf-of session needs to read, or to change, the secrets of the user it acts for. */
@@ -172,13 +195,12 @@ export function userSecretsRoutes(
         operationId: 'listUserSecrets',
         tags,
         summary: 'Metadata of the secrets of one user and zone (never values)',
-        querystring: ownerQuery.extend({ include_deleted: z.stringbool().default(false) }),
+        querystring: ownerQuery.extend({ include_deleted: z.stringbool().default(false), ...namePage }),
         response: { 200: secretList, ...errorResponses(), ...notConfigured },
       },
     },
-    async (request) => ({
-      secrets: await deps.secrets.list(await reader(request, request.query), request.query.include_deleted),
-    }),
+    async (request) =>
+      deps.secrets.list(await reader(request, request.query), request.query.include_deleted, request.query),
   );
 
   /*
@@ -200,13 +222,12 @@ export function userSecretsRoutes(
         summary: "Metadata of one user's secrets in a zone, for operators (never values)",
         description:
           'The admin-surface twin of `GET /api/v2/secrets` (the console uses it); needs a key of scope `full`.',
-        querystring: adminOwner.extend({ include_deleted: z.stringbool().default(false) }),
+        querystring: adminOwner.extend({ include_deleted: z.stringbool().default(false), ...namePage }),
         response: { 200: secretList, ...errorResponses(), ...notConfigured },
       },
     },
-    async (request) => ({
-      secrets: await deps.secrets.list(ownerOf(request.query), request.query.include_deleted),
-    }),
+    async (request) =>
+      deps.secrets.list(ownerOf(request.query), request.query.include_deleted, request.query),
   );
   r.get(
     '/admin/v1/user-secrets/:name/versions',
@@ -217,7 +238,7 @@ export function userSecretsRoutes(
         tags,
         summary: 'Versions of a user secret, newest first, for operators (no values)',
         params,
-        querystring: adminOwner,
+        querystring: adminOwner.extend(versionPage),
         response: {
           200: versionList,
           ...errorResponses(404),
@@ -225,9 +246,7 @@ export function userSecretsRoutes(
         },
       },
     },
-    async (request) => ({
-      versions: await deps.secrets.versions(ownerOf(request.query), request.params.name),
-    }),
+    async (request) => deps.secrets.versions(ownerOf(request.query), request.params.name, request.query),
   );
 
   r.get(
@@ -265,7 +284,7 @@ export function userSecretsRoutes(
         tags,
         summary: 'Versions of a secret, newest first (no values)',
         params,
-        querystring: ownerQuery,
+        querystring: ownerQuery.extend(versionPage),
         response: {
           200: versionList,
           ...errorResponses(404),
@@ -273,9 +292,8 @@ export function userSecretsRoutes(
         },
       },
     },
-    async (request) => ({
-      versions: await deps.secrets.versions(await reader(request, request.query), request.params.name),
-    }),
+    async (request) =>
+      deps.secrets.versions(await reader(request, request.query), request.params.name, request.query),
   );
 
   r.delete(

@@ -12,6 +12,14 @@ import { type SecretOwner, type UserSecretsStore, versionPath } from './user-sec
 /** Whose secrets a request reaches: one user, one zone. Everything else answers 404. */
 export type { SecretOwner };
 
+/** The longest page of secrets or versions, and the default one. */
+export const MAX_PAGE = 1000;
+/** Where a page starts (`next_cursor` of the one before) and how long it is. */
+export interface Page {
+  cursor?: string | undefined;
+  limit?: number | undefined;
+}
+
 export interface SecretMetadata {
   name: string;
   zone: string;
@@ -231,9 +239,16 @@ export function createUserSecrets(deps: {
       return { ...metadata(row), version };
     },
 
-    async list(owner: SecretOwner, includeDeleted: boolean): Promise<SecretMetadata[]> {
+    /** A page by name after `cursor` (a name); `next_cursor` names where the next one starts. */
+    async list(owner: SecretOwner, includeDeleted: boolean, page: Page = {}) {
       ring();
-      return (await store.list(owner, includeDeleted)).map(metadata);
+      const limit = page.limit ?? MAX_PAGE;
+      const rows = await store.list(owner, includeDeleted, { after: page.cursor, limit: limit + 1 });
+      const shown = rows.slice(0, limit);
+      return {
+        secrets: shown.map(metadata),
+        next_cursor: rows.length > limit ? shown[shown.length - 1]!.name : null,
+      };
     },
 
     /** The value (current or a given version); audited as `key_accessed`. */
@@ -247,15 +262,22 @@ export function createUserSecrets(deps: {
       return { name: row.name, zone: row.zone, version, value: await readValue(ctx, row, version) };
     },
 
-    async versions(owner: SecretOwner, name: string) {
+    /** A page of versions, newest first, below `cursor` (a version number). */
+    async versions(owner: SecretOwner, name: string, page: Page = {}) {
       ring();
       const row = await live(owner, name);
-      const rows = await store.versions(row.id);
-      return rows.map((r) => ({
-        version: r.version,
-        created_at: iso(r.created_at),
-        created_by: r.created_by,
-      }));
+      const limit = page.limit ?? MAX_PAGE;
+      const before = page.cursor === undefined ? undefined : Number(page.cursor);
+      const rows = await store.versions(row.id, { before, limit: limit + 1 });
+      const shown = rows.slice(0, limit);
+      return {
+        versions: shown.map((r) => ({
+          version: r.version,
+          created_at: iso(r.created_at),
+          created_by: r.created_by,
+        })),
+        next_cursor: rows.length > limit ? String(shown[shown.length - 1]!.version) : null,
+      };
     },
 
     async remove(ctx: AuditContext, owner: SecretOwner, name: string): Promise<void> {

@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import type { Database } from '../../db/client.ts';
 import type { UserSecretsTable, UserSecretVersionsTable } from '../../db/schema.ts';
 
@@ -40,11 +41,20 @@ export function createUserSecretsStore(db: Database) {
       await k.insertInto('user_secrets').values(row).execute();
     },
 
-    /** At most 1000, by name; deleted ones only when asked. */
-    async list(owner: SecretOwner, includeDeleted: boolean): Promise<UserSecretsTable[]> {
+    /**
+     * At most `limit` after the name `after`, by name in byte order on both databases (PostgreSQL's
+     * default collation would order `a-b` and `ab` by its own rules); deleted ones only when asked.
+     */
+    async list(
+      owner: SecretOwner,
+      includeDeleted: boolean,
+      page: { after?: string | undefined; limit: number },
+    ): Promise<UserSecretsTable[]> {
+      const byName = db.dialect === 'postgres' ? sql<string>`name collate "C"` : sql<string>`name`;
       let q = owned(owner);
       if (!includeDeleted) q = q.where('deleted_at', 'is', null);
-      return q.orderBy('name').limit(1000).execute();
+      if (page.after !== undefined) q = q.where(byName, '>', page.after);
+      return q.orderBy(byName).limit(page.limit).execute();
     },
 
     /**
@@ -92,15 +102,17 @@ export function createUserSecretsStore(db: Database) {
       await k.insertInto('user_secret_versions').values(row).execute();
     },
 
-    /** A secret's versions, newest first (at most 1000). */
-    async versions(secretId: string): Promise<Omit<UserSecretVersionsTable, 'secret_id'>[]> {
-      return k
+    /** A secret's versions below `before`, newest first, at most `limit`. */
+    async versions(
+      secretId: string,
+      page: { before?: number | undefined; limit: number },
+    ): Promise<Omit<UserSecretVersionsTable, 'secret_id'>[]> {
+      let q = k
         .selectFrom('user_secret_versions')
         .select(['version', 'created_at', 'created_by'])
-        .where('secret_id', '=', secretId)
-        .orderBy('version', 'desc')
-        .limit(1000)
-        .execute();
+        .where('secret_id', '=', secretId);
+      if (page.before !== undefined) q = q.where('version', '<', page.before);
+      return q.orderBy('version', 'desc').limit(page.limit).execute();
     },
 
     /** Every stored version of every secret, in a stable order (key rewrap). */
