@@ -12,6 +12,7 @@ import { headerKeyedConnection } from './capture-helpers.ts';
 import { freePort, killAllChildren, spawnCli } from './cli-helpers.ts';
 import { listenOnLoopback } from './free-port.ts';
 import { createAgentWithToken, startBroker, type TestBroker } from './harness.ts';
+import { endsWithin, readStream } from './streamed-answer.ts';
 
 after(killAllChildren);
 
@@ -137,29 +138,15 @@ describe('nexus proxy', { timeout: 60_000 }, () => {
     // It went on for as long as the upstream sent (2026-12-08); the in-broker proxy's already ended.
     const res = await call('/events/stream', connections.events!);
     assert.equal(res.status, 200);
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    let chunks = 0;
-    const ended = (async () => {
-      try {
-        while (!(await reader.read()).done) chunks++;
-      } catch {
-        // Broken off: what a caller sees when the proxy ends the answer.
-      }
-    })();
-    /** Whether the stream ends within `ms` (a bound, not a timing goal: the check runs every 5 s). */
-    const endsWithin = (ms: number) =>
-      Promise.race([
-        ended.then(() => true),
-        new Promise<boolean>((done) => setTimeout(() => done(false), ms)),
-      ]);
+    const stream = readStream(res);
     try {
-      assert.equal(await endsWithin(300), false, 'control: it streams');
-      assert.ok(chunks > 0);
+      assert.equal(await endsWithin(stream.ended, 300), false, 'control: it streams');
+      assert.ok(stream.chunks() > 0);
       const revoked = await broker.request({ method: 'DELETE', url: `/connections/${connections.events}` });
       assert.equal(revoked.statusCode, 200, revoked.body);
-      assert.equal(await endsWithin(15_000), true, 'the answer ended after the revocation');
+      assert.equal(await endsWithin(stream.ended, 15_000), true, 'the answer ended after the revocation');
     } finally {
-      await reader.cancel().catch(() => {});
+      await stream.cancel();
     }
   });
 

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { capture, startCapture } from './capture-helpers.ts';
 import { createAgentWithToken, DIALECT, startBroker, type TestBroker } from './harness.ts';
+import { endsWithin, readStream } from './streamed-answer.ts';
 
 describe(`proxy: a streaming answer ends when its access is withdrawn (${DIALECT})`, () => {
   let broker: TestBroker;
@@ -56,21 +57,8 @@ describe(`proxy: a streaming answer ends when its access is withdrawn (${DIALECT
       headers: { authorization: `Bearer ${token}`, 'x-nexus-connection-id': connection },
     });
     assert.equal(res.status, 200);
-    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
-    let chunks = 0;
-    const ended = (async () => {
-      try {
-        while (!(await reader.read()).done) chunks++;
-      } catch {
-        // Broken off: what a caller sees when the proxy ends the answer.
-      }
-    })();
-    return { ended, chunks: () => chunks, cancel: () => reader.cancel().catch(() => {}) };
+    return readStream(res);
   }
-
-  /** Whether `ended` settles within `ms` (a bound, not a timing goal: the check runs every 5 s). */
-  const endsWithin = (ended: Promise<void>, ms: number) =>
-    Promise.race([ended.then(() => true), new Promise<boolean>((done) => setTimeout(() => done(false), ms))]);
 
   it('revoking the connection ends its open stream', async () => {
     const { connection, agent } = await setUp('user-1');
