@@ -100,10 +100,10 @@ export function createGrpcServer(
     agents: container.agents,
     allowedCidrs: container.config.http.allowedCidrs,
   });
+  const clientAddress = clientAddressOf(container.config.http.trustedProxies);
   // Refused credentials count as on REST (http/auth-failures.ts): a credential family that failed
   // too often at an address is refused there before it is checked (2026-12-08: gRPC let guesses
   // go on unlimited).
-  const clientAddress = clientAddressOf(container.config.http.trustedProxies);
   const limiter = container.rateLimiter;
   const envKey = envKeyMatcher(container.config.apiKeys);
   const familyOf = (credential: string | undefined) =>
