@@ -116,7 +116,8 @@ describe('user secrets', () => {
         400,
         bad,
       );
-    for (const bad of ['cursor=0', 'cursor=x', 'cursor=-1'])
+    // 9999999999 is past PostgreSQL's integer: refused before it reaches a query, never a 500.
+    for (const bad of ['cursor=0', 'cursor=x', 'cursor=-1', 'cursor=9999999999'])
       assert.equal(
         (await call({ method: 'GET', url: `/api/v2/secrets/z/versions?user_id=pager&${bad}` })).statusCode,
         400,

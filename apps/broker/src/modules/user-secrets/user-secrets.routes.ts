@@ -69,7 +69,7 @@ const namePage = {
 const versionPage = {
   cursor: z
     .string()
-    .regex(/^[1-9][0-9]{0,9}$/, 'a version number (the `next_cursor` of the page before)')
+    .regex(/^[1-9][0-9]{0,8}$/, 'a version number (the `next_cursor` of the page before)')
     .optional(),
   limit,
 };
