@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../../auth/principal.ts';
+import { keysetPage } from '../../db/page.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import type { AuditContext, AuditService } from '../audit/audit.service.ts';
 import { parseConnectionConfig, strategyForConnection } from '../providers/connection-params.ts';
@@ -292,11 +293,8 @@ export function createConnectionsService(deps: {
       limit: number,
     ) {
       const rows = await store.listPage(filter, cursor, limit + 1);
-      const page = rows.slice(0, limit);
-      return {
-        connections: page.map(connectionViewOf),
-        next_cursor: rows.length > limit ? page[page.length - 1]!.id : null,
-      };
+      const { page, next_cursor } = keysetPage(rows, limit, (last) => last.id);
+      return { connections: page.map(connectionViewOf), next_cursor };
     },
 
     /** `GET /connections/{id}` (admin): one connection as the list shows it, never a credential. */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { keysetPage } from '../../db/page.ts';
 import type { ConnectionEventsTable } from '../../db/schema.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
 import { auditErrors } from '../audit/audit.errors.ts';
@@ -81,21 +82,12 @@ export function decodeCursor(cursor: string): PagePosition {
   return { createdAt: Number(match[1]), id: match[2]! };
 }
 
-/**
- * One page from rows fetched with `limit + 1`: the extra row only says that more follow, and the
- * cursor points after the last row kept.
- */
+/** One page from rows fetched with `limit + 1`, its cursor after the last row kept. */
 export function pageOf<R extends { created_at: number; id: string }>(
   rows: readonly R[],
   limit: number,
 ): { page: R[]; next_cursor: string | null } {
-  const page = rows.slice(0, limit);
-  const last = page.at(-1);
-  return {
-    page,
-    next_cursor:
-      rows.length > limit && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
-  };
+  return keysetPage(rows, limit, (last) => encodeCursor({ createdAt: last.created_at, id: last.id }));
 }
 
 /** Programming errors of a caller of `emit`: thrown as plain errors, they fail loudly in tests. */

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { keyIdOfCiphertext, openText, sealText } from '../../crypto/envelope.ts';
 import type { KeyRing } from '../../crypto/keyring.ts';
+import { keysetPage } from '../../db/page.ts';
 import type { UserSecretsTable } from '../../db/schema.ts';
 import { commonError } from '../../errors/common.errors.ts';
 import { errorFrom } from '../../errors/nexus-error.ts';
@@ -244,11 +245,8 @@ export function createUserSecrets(deps: {
       ring();
       const limit = page.limit ?? MAX_PAGE;
       const rows = await store.list(owner, includeDeleted, { after: page.cursor, limit: limit + 1 });
-      const shown = rows.slice(0, limit);
-      return {
-        secrets: shown.map(metadata),
-        next_cursor: rows.length > limit ? shown[shown.length - 1]!.name : null,
-      };
+      const shown = keysetPage(rows, limit, (last) => last.name);
+      return { secrets: shown.page.map(metadata), next_cursor: shown.next_cursor };
     },
 
     /** The value (current or a given version); audited as `key_accessed`. */
@@ -269,14 +267,14 @@ export function createUserSecrets(deps: {
       const limit = page.limit ?? MAX_PAGE;
       const before = page.cursor === undefined ? undefined : Number(page.cursor);
       const rows = await store.versions(row.id, { before, limit: limit + 1 });
-      const shown = rows.slice(0, limit);
+      const shown = keysetPage(rows, limit, (last) => String(last.version));
       return {
-        versions: shown.map((r) => ({
+        versions: shown.page.map((r) => ({
           version: r.version,
           created_at: iso(r.created_at),
           created_by: r.created_by,
         })),
-        next_cursor: rows.length > limit ? String(shown[shown.length - 1]!.version) : null,
+        next_cursor: shown.next_cursor,
       };
     },
 
