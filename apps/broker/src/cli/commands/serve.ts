@@ -57,16 +57,17 @@ async function prepareDatabase(
   logger: ReturnType<typeof createLogger>,
   allowMigrate: boolean,
 ): Promise<void> {
-  if (container.config.autoMigrate && allowMigrate) {
-    const result = await migrate(container.db).catch((error: unknown) => {
+  // The first use of the database: one that cannot be reached is named, with what to do.
+  const reached = <T>(first: Promise<T>) =>
+    first.catch((error: unknown) => {
       throw databaseFailure(error, container.config.database);
     });
+  if (container.config.autoMigrate && allowMigrate) {
+    const result = await reached(migrate(container.db));
     if (result.applied.length > 0) logger.info({ applied: result.applied }, 'migrations applied');
     return;
   }
-  const status = await migrationStatus(container.db).catch((error: unknown) => {
-    throw databaseFailure(error, container.config.database);
-  });
+  const status = await reached(migrationStatus(container.db));
   if (status.pending.length > 0) {
     throw new CliExit(
       `pending migrations (${status.pending.join(', ')}) and automatic migration is off: run \`nexus migrate\``,

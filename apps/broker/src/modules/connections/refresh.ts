@@ -198,6 +198,14 @@ export function createRefresher(c: {
     }
   }
 
+  /** The connection as stored now; refused (404, or its status's code) when it cannot be used. */
+  async function usableRow(id: string): Promise<ConnectionWithProvider> {
+    const row = await store.find(id);
+    if (row === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
+    assertUsable(row);
+    return row;
+  }
+
   /**
    * Single-flight refresh. In one process, concurrent callers share one promise; across processes
    * the database lease decides who calls the provider. A lazy read whose token is still valid does
@@ -212,9 +220,7 @@ export function createRefresher(c: {
   ): Promise<ConnectionWithProvider> {
     const deadline = monotonic() + Math.min(READ_WAIT_MAX_MS, c.upstreamTimeoutMs + 1_000);
     for (;;) {
-      const row = await store.find(id);
-      if (row === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
-      assertUsable(row);
+      const row = await usableRow(id);
       if (force) {
         // Satisfied by a refresh that completed just before (many agents forcing at once), or
         // within the floor for forced refreshes: an API that keeps answering 401 (a suspended
@@ -247,9 +253,7 @@ export function createRefresher(c: {
         // it for the whole upstream timeout, by when the token may have expired. The refresh goes
         // on under its lease and records its outcome; the read is served the row as it is now.
         if (!force && liveToken(row) && !(await settlesWithin(call, c.readWaitMs))) {
-          const current = await store.find(id);
-          if (current === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
-          assertUsable(current);
+          const current = await usableRow(id);
           if (liveToken(current)) return current;
         }
         try {
@@ -259,17 +263,12 @@ export function createRefresher(c: {
           // (no refresh token, the provider failing, the call withheld), as when another process
           // holds the lease; a grant lost on the way has changed the status, and is refused.
           if (force || !(error instanceof NexusError) || !liveToken(row)) throw error;
-          const after = await store.find(id);
-          if (after === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
-          assertUsable(after);
+          const after = await usableRow(id);
           if (!liveToken(after)) throw error;
           return after;
         }
-        const fresh = await store.find(id);
-        if (fresh === undefined) throw errorFrom(connectionErrors, 'connection_not_found');
         // Revoked between the refresh's write and this read: its credentials are gone.
-        assertUsable(fresh);
-        return fresh;
+        return usableRow(id);
       }
       // Another process holds the lease. A token that still works is served as it is.
       if (!force && liveToken(row)) return row;
