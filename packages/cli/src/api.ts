@@ -221,42 +221,37 @@ export class Api {
     );
 
   // User secrets, metadata only (not in the SDK's admin client)
-  /** Every secret of the user and zone, page after page. */
-  async listSecrets(user: string, zone: string, includeDeleted = false): Promise<UserSecretMeta[]> {
-    const all: UserSecretMeta[] = [];
+  /** Every item of a paged list, following `next_cursor` (a broker that does not page answers one). */
+  private async everyPage<T>(path: string, key: string, query: Record<string, string>): Promise<T[]> {
+    const all: T[] = [];
     for (let cursor: string | null | undefined; cursor !== null; ) {
-      const query = {
-        user_id: user,
-        zone,
-        include_deleted: String(includeDeleted),
-        ...(cursor === undefined ? {} : { cursor }),
-      };
-      const page = await this.request<{ secrets: UserSecretMeta[]; next_cursor?: string | null }>(
+      const page = await this.request<{ [items: string]: unknown; next_cursor?: string | null }>(
         'GET',
-        'api/v2/secrets',
-        { query },
+        path,
+        {
+          query: cursor === undefined ? query : { ...query, cursor },
+        },
       );
-      all.push(...page.secrets);
+      all.push(...((page[key] as T[] | undefined) ?? []));
       cursor = page.next_cursor ?? null;
     }
     return all;
   }
-  /** Every version of a secret, newest first, page after page. */
-  async secretVersions(user: string, zone: string, name: string) {
-    type Version = { version: number; created_at: string; created_by: string };
-    const versions: Version[] = [];
-    for (let cursor: string | null | undefined; cursor !== null; ) {
-      const query = { user_id: user, zone, ...(cursor === undefined ? {} : { cursor }) };
-      const page = await this.request<{ versions: Version[]; next_cursor?: string | null }>(
-        'GET',
-        `api/v2/secrets/${enc(name)}/versions`,
-        { query },
-      );
-      versions.push(...page.versions);
-      cursor = page.next_cursor ?? null;
-    }
-    return { versions };
-  }
+  /** Every secret of the user and zone. */
+  listSecrets = (user: string, zone: string, includeDeleted = false) =>
+    this.everyPage<UserSecretMeta>('api/v2/secrets', 'secrets', {
+      user_id: user,
+      zone,
+      include_deleted: String(includeDeleted),
+    });
+  /** Every version of a secret, newest first. */
+  secretVersions = async (user: string, zone: string, name: string) => ({
+    versions: await this.everyPage<{ version: number; created_at: string; created_by: string }>(
+      `api/v2/secrets/${enc(name)}/versions`,
+      'versions',
+      { user_id: user, zone },
+    ),
+  });
   deleteSecret = (user: string, zone: string, name: string) =>
     this.request<unknown>('DELETE', `api/v2/secrets/${enc(name)}`, { query: { user_id: user, zone } });
 

@@ -20,6 +20,20 @@ export interface UserSecretOptions {
   readonly json: boolean;
 }
 
+/** Every item of a paged list, following `next_cursor` to the last page. */
+async function everyPage<P extends { next_cursor: string | null }, T>(
+  pageAt: (cursor: string | undefined) => Promise<P>,
+  items: (page: P) => T[],
+): Promise<T[]> {
+  const all: T[] = [];
+  for (let cursor: string | null | undefined; cursor !== null; ) {
+    const page = await pageAt(cursor);
+    all.push(...items(page));
+    cursor = page.next_cursor;
+  }
+  return all;
+}
+
 /** Reads the value without echoing it: a prompt on a terminal, otherwise all of standard input. */
 async function readValue(io: Io): Promise<string> {
   const stdin = process.stdin;
@@ -108,12 +122,10 @@ export async function userSecretsCommand(
         return 0;
       }
       case 'list': {
-        const items = [];
-        for (let cursor: string | null | undefined; cursor !== null; ) {
-          const page = await secrets.list(owner, false, { cursor });
-          items.push(...page.secrets);
-          cursor = page.next_cursor;
-        }
+        const items = await everyPage(
+          (cursor) => secrets.list(owner, false, { cursor }),
+          (page) => page.secrets,
+        );
         io.out(
           o.json ? JSON.stringify(items) : table(items, ['name', 'current_version', 'enabled', 'updated_at']),
         );
@@ -126,12 +138,10 @@ export async function userSecretsCommand(
         );
         return 0;
       case 'versions': {
-        const items = [];
-        for (let cursor: string | null | undefined; cursor !== null; ) {
-          const page = await secrets.versions(owner, o.name!, { cursor });
-          items.push(...page.versions);
-          cursor = page.next_cursor;
-        }
+        const items = await everyPage(
+          (cursor) => secrets.versions(owner, o.name!, { cursor }),
+          (page) => page.versions,
+        );
         io.out(o.json ? JSON.stringify(items) : table(items, ['version', 'created_at', 'created_by']));
         return 0;
       }
